@@ -1,0 +1,4 @@
+//! Mount-name globs (stub).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    pattern == name
+}

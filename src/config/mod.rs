@@ -1,0 +1,216 @@
+//! Server configuration: the model, icecast2's defaults, and loading from TOML.
+//!
+//! The embedded defaults equal icecast2's sample `icecast.xml` (port 8000, passwords `hackme`,
+//! admin user `admin`) so every Icecast tutorial works unchanged. Loading never panics: a bad
+//! file yields a `ConfigError` naming the key and line, and the binary exits with code 2.
+
+mod glob;
+mod load;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use glob::glob_match;
+pub use load::ConfigError;
+
+/// The default password of the sample config. The server warns loudly while it is in use.
+pub const DEFAULT_PASSWORD: &str = "hackme";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Used in listen URLs, playlists and stats (`<hostname>`).
+    pub hostname: String,
+    pub location: String,
+    /// Contact address (`<admin>`).
+    pub admin: String,
+    /// The `Server:` header and the `server_id` stat.
+    pub server_id: String,
+    pub listen: Vec<ListenSocket>,
+    pub limits: Limits,
+    pub auth: Auth,
+    pub paths: Paths,
+    pub logging: Logging,
+    /// Extra headers on every response (`<http-headers>`).
+    pub http_headers: Vec<HttpHeader>,
+    /// Per-mount settings; the first whose glob matches a mount applies (file order).
+    pub mounts: Vec<MountConfig>,
+    pub tuning: Tuning,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenSocket {
+    pub port: u16,
+    /// `None` = every address, IPv4 and IPv6.
+    pub bind_address: Option<String>,
+    /// When set, a SHOUTcast v1 source port is opened on `port + 1` feeding this mount.
+    pub shoutcast_mount: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// All concurrent clients: listeners, sources, admin requests.
+    pub clients: usize,
+    pub sources: usize,
+    pub queue_size: usize,
+    pub burst_size: usize,
+    pub header_timeout: Duration,
+    pub source_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Auth {
+    pub source_password: String,
+    pub relay_user: String,
+    pub relay_password: String,
+    pub admin_user: String,
+    pub admin_password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Paths {
+    /// Static files served for paths that are not mounts (`<webroot>`).
+    pub webroot: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Logging {
+    /// Icecast-format access log; `None` sends the lines to the tracing log (target `access`).
+    pub access_log: Option<PathBuf>,
+    /// tracing filter, e.g. "info" or "floecast=debug".
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+    /// Only on responses with this status; `None` = every response, errors included.
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tuning {
+    /// Longest a listener's data waits so that it can be sent in one larger write.
+    /// Fewer, larger writes are what lets one core feed tens of thousands of listeners.
+    pub flush_interval: Duration,
+    /// TCP listen backlog (icecast2 uses 5, which overflows under connect bursts).
+    pub listen_backlog: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MountConfig {
+    /// Mount name or fnmatch-style glob with FNM_PATHNAME semantics (`/live/*`).
+    pub name: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub max_listeners: Option<usize>,
+    pub burst_size: Option<usize>,
+    pub queue_size: Option<usize>,
+    pub source_timeout: Option<Duration>,
+    pub fallback_mount: Option<String>,
+    pub fallback_override: bool,
+    pub fallback_when_full: bool,
+    pub hidden: bool,
+    pub public: Option<bool>,
+    pub stream_name: Option<String>,
+    pub stream_description: Option<String>,
+    pub stream_url: Option<String>,
+    pub genre: Option<String>,
+    pub bitrate: Option<String>,
+    /// Overrides the source's Content-Type (`<type>`).
+    pub content_type: Option<String>,
+    pub subtype: Option<String>,
+    /// Charset of metadata updates without `charset=` (icecast default ISO8859-1).
+    pub charset: Option<String>,
+    /// ICY metadata interval; `Some(0)` disables in-band metadata.
+    pub mp3_metadata_interval: Option<usize>,
+    pub intro: Option<PathBuf>,
+    pub dump_file: Option<PathBuf>,
+    pub on_connect: Option<PathBuf>,
+    pub on_disconnect: Option<PathBuf>,
+    pub http_headers: Vec<HttpHeader>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            hostname: "localhost".into(),
+            location: "Earth".into(),
+            admin: "icemaster@localhost".into(),
+            server_id: format!("Icecast 2.4.4 (floecast {})", env!("CARGO_PKG_VERSION")),
+            listen: vec![ListenSocket {
+                port: 8000,
+                bind_address: None,
+                shoutcast_mount: None,
+            }],
+            limits: Limits::default(),
+            auth: Auth::default(),
+            paths: Paths::default(),
+            logging: Logging::default(),
+            http_headers: vec![HttpHeader {
+                name: "Access-Control-Allow-Origin".into(),
+                value: "*".into(),
+                status: None,
+            }],
+            mounts: Vec::new(),
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            clients: 100,
+            sources: 2,
+            queue_size: 524_288,
+            burst_size: 65_535,
+            header_timeout: Duration::from_secs(15),
+            source_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            source_password: DEFAULT_PASSWORD.into(),
+            relay_user: "relay".into(),
+            relay_password: DEFAULT_PASSWORD.into(),
+            admin_user: "admin".into(),
+            admin_password: DEFAULT_PASSWORD.into(),
+        }
+    }
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            flush_interval: Duration::from_millis(100),
+            listen_backlog: 4096,
+        }
+    }
+}
+
+impl Config {
+    /// The first mount section whose name or glob matches `mount`.
+    pub fn mount(&self, mount: &str) -> Option<&MountConfig> {
+        self.mounts.iter().find(|m| glob_match(&m.name, mount))
+    }
+
+    /// Names of the passwords still at the sample config's default, for the start-up warning.
+    pub fn default_passwords(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.auth.source_password == DEFAULT_PASSWORD {
+            out.push("source-password");
+        }
+        if self.auth.relay_password == DEFAULT_PASSWORD {
+            out.push("relay-password");
+        }
+        if self.auth.admin_password == DEFAULT_PASSWORD {
+            out.push("admin-password");
+        }
+        out
+    }
+}

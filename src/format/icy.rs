@@ -1,0 +1,1 @@
+//! ICY metadata (stub; being written).
