@@ -808,3 +808,453 @@ fn convert_mount(
         http_headers,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../config/floecast.toml");
+
+    fn err(text: &str) -> ConfigError {
+        match Config::from_toml_str(text, "floecast.toml") {
+            Ok(cfg) => panic!("expected an error, got {cfg:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn ok(text: &str) -> Config {
+        match Config::from_toml_str(text, "floecast.toml") {
+            Ok(cfg) => cfg,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+
+    /// The example file with every optional example (`#key`, `#[table]`) enabled.
+    fn example_uncommented() -> String {
+        EXAMPLE
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c == '[' || c.is_ascii_lowercase()) => {
+                    rest
+                }
+                _ => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn empty_file_is_default() {
+        assert_eq!(ok(""), Config::default());
+        assert_eq!(ok("# only a comment\n\n"), Config::default());
+    }
+
+    #[test]
+    fn example_file_as_shipped_equals_defaults() {
+        assert_eq!(ok(EXAMPLE), Config::default());
+    }
+
+    #[test]
+    fn example_file_with_all_examples_enabled() {
+        let cfg = ok(&example_uncommented());
+        assert_eq!(cfg.server_id, "Icecast 2.4.4");
+        assert_eq!(
+            cfg.listen,
+            vec![
+                ListenSocket {
+                    port: 8000,
+                    bind_address: Some("::".into()),
+                    shoutcast_mount: None,
+                },
+                ListenSocket {
+                    port: 8002,
+                    bind_address: Some("127.0.0.1".into()),
+                    shoutcast_mount: Some("/stream".into()),
+                },
+            ]
+        );
+        assert_eq!(
+            cfg.paths.webroot.as_deref(),
+            Some(Path::new("/usr/share/floecast/web"))
+        );
+        assert_eq!(
+            cfg.paths.pidfile.as_deref(),
+            Some(Path::new("/run/floecast.pid"))
+        );
+        assert_eq!(
+            cfg.logging.access_log.as_deref(),
+            Some(Path::new("/var/log/floecast/access.log"))
+        );
+        assert_eq!(cfg.logging.level.as_deref(), Some("info"));
+        assert_eq!(cfg.http_headers[0].status, Some(200));
+        assert_eq!(cfg.mounts.len(), 3);
+
+        let complex = &cfg.mounts[0];
+        assert_eq!(complex.name, "/example-complex.ogg");
+        assert_eq!(complex.username.as_deref(), Some("othersource"));
+        assert_eq!(complex.password.as_deref(), Some("hackmemore"));
+        assert_eq!(complex.max_listeners, Some(1));
+        assert_eq!(
+            complex.dump_file.as_deref(),
+            Some(Path::new("/tmp/dump-example1.ogg"))
+        );
+        assert_eq!(complex.burst_size, Some(65536));
+        assert_eq!(complex.queue_size, Some(524288));
+        assert_eq!(complex.source_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(complex.fallback_mount.as_deref(), Some("/example2.ogg"));
+        assert!(complex.fallback_override && complex.fallback_when_full && complex.hidden);
+        assert_eq!(complex.public, Some(false));
+        assert_eq!(
+            complex.intro.as_deref(),
+            Some(Path::new("/example_intro.ogg"))
+        );
+        assert_eq!(complex.stream_name.as_deref(), Some("My audio stream"));
+        assert_eq!(
+            complex.stream_description.as_deref(),
+            Some("My audio description")
+        );
+        assert_eq!(complex.stream_url.as_deref(), Some("http://some.place.com"));
+        assert_eq!(complex.genre.as_deref(), Some("classical"));
+        assert_eq!(complex.bitrate.as_deref(), Some("64"));
+        assert_eq!(complex.content_type.as_deref(), Some("application/ogg"));
+        assert_eq!(complex.subtype.as_deref(), Some("vorbis"));
+        assert_eq!(
+            complex.on_connect.as_deref(),
+            Some(Path::new("/home/icecast/bin/stream-start"))
+        );
+        assert_eq!(
+            complex.on_disconnect.as_deref(),
+            Some(Path::new("/home/icecast/bin/stream-stop"))
+        );
+        assert_eq!(
+            complex.http_headers,
+            vec![HttpHeader {
+                name: "X-Example".into(),
+                value: "bar".into(),
+                status: None,
+            }]
+        );
+
+        let live = cfg.mount("/live/studio").map(|m| m.name.as_str());
+        assert_eq!(live, Some("/live/*"));
+        let live = &cfg.mounts[1];
+        assert_eq!(live.bitrate.as_deref(), Some("128"));
+        assert_eq!(live.charset.as_deref(), Some("UTF-8"));
+        assert_eq!(live.mp3_metadata_interval, Some(16000));
+        assert_eq!(live.fallback_mount.as_deref(), Some("/fallback.mp3"));
+        assert_eq!(
+            cfg.mount("/fallback.mp3").map(|m| m.stream_name.as_deref()),
+            Some(Some("Off air"))
+        );
+        assert!(cfg.mount("/live").is_none());
+        assert!(cfg.mount("/live/a/b").is_none());
+    }
+
+    #[test]
+    fn file_overrides_only_what_it_sets() {
+        let cfg = ok("hostname = \"radio.example\"\n[limits]\nclients = 5000\n");
+        let defaults = Config::default();
+        let expected = Config {
+            hostname: "radio.example".into(),
+            limits: crate::config::Limits {
+                clients: 5000,
+                ..defaults.limits.clone()
+            },
+            ..defaults
+        };
+        assert_eq!(cfg, expected);
+    }
+
+    #[test]
+    fn lists_replace_defaults() {
+        let cfg = ok("http-header = []\n[[listen]]\nport = 9000\n");
+        assert!(cfg.http_headers.is_empty());
+        assert_eq!(cfg.listen.len(), 1);
+        assert_eq!(cfg.listen[0].port, 9000);
+        assert_eq!(cfg.listen[0].bind_address, None);
+
+        let cfg = ok("[[http-header]]\nname = \"X-A\"\nvalue = \"1\"\nstatus = 404\n");
+        assert_eq!(
+            cfg.http_headers,
+            vec![HttpHeader {
+                name: "X-A".into(),
+                value: "1".into(),
+                status: Some(404),
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = err("hostname = \"x\"\n\n[limits]\nclients = 5\nclient-timeout = 30\n");
+        assert_eq!(e.line(), Some(5));
+        assert_eq!(e.key(), Some("limits.client-timeout"));
+        let text = e.to_string();
+        assert!(
+            text.starts_with(
+                "config error in floecast.toml line 5: limits.client-timeout: unknown field"
+            ),
+            "{text}"
+        );
+
+        let e = err("[[mount]]\nname = \"/a\"\n[[mount]]\nname = \"/b\"\nmount-name = \"/c\"\n");
+        assert_eq!(e.line(), Some(5));
+        assert_eq!(e.key(), Some("mount[1].mount-name"));
+
+        let e = err("port = 8000\n");
+        assert_eq!((e.line(), e.key()), (Some(1), Some("port")));
+    }
+
+    #[test]
+    fn bad_type_names_line() {
+        let e = err("[limits]\nclients = 100\nsources = \"two\"\n");
+        assert_eq!(e.line(), Some(3));
+        assert_eq!(e.key(), Some("limits.sources"));
+        assert!(e.to_string().contains("line 3"), "{e}");
+
+        let e = err("[[mount]]\nname = \"/a\"\nhidden = 1\n");
+        assert_eq!((e.line(), e.key()), (Some(3), Some("mount[0].hidden")));
+
+        let e = err("[[listen]]\nport = 70000\n");
+        assert_eq!((e.line(), e.key()), (Some(2), Some("listen[0].port")));
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let e = err("hostname = \"x\"\n[limits\n");
+        assert_eq!(e.line(), Some(2));
+        assert!(e.column().is_some());
+        assert_eq!(e.key(), None);
+        assert!(e.to_string().contains("line 2, column"), "{e}");
+    }
+
+    #[test]
+    fn missing_mount_name() {
+        let e = err("[[mount]]\nname = \"/a\"\n\n[[mount]]\npassword = \"x\"\n");
+        assert_eq!(e.key(), Some("mount[1]"));
+        assert!(e.message().contains("name"), "{e}");
+        assert_eq!(e.line(), Some(4));
+    }
+
+    #[test]
+    fn queue_smaller_than_burst() {
+        let e = err("[limits]\nclients = 100\nqueue-size = 1000\n");
+        assert_eq!(e.line(), Some(3));
+        assert_eq!(
+            e.to_string(),
+            "config error in floecast.toml line 3: limits.queue-size: \
+             must be at least burst-size (65535)"
+        );
+
+        // Both set: queue-size is blamed.
+        let e = err("[limits]\nburst-size = 2000\nqueue-size = 1000\n");
+        assert_eq!((e.line(), e.key()), (Some(3), Some("limits.queue-size")));
+
+        // Only burst-size set: burst-size is blamed.
+        let e = err("[limits]\nburst-size = 600000\n");
+        assert_eq!((e.line(), e.key()), (Some(2), Some("limits.burst-size")));
+
+        // Per mount, resolved against the global values (from the file).
+        let e =
+            err("[limits]\nqueue-size = 100000\n[[mount]]\nname = \"/a\"\nburst-size = 200000\n");
+        assert_eq!((e.line(), e.key()), (Some(5), Some("mount[0].burst-size")));
+        let e = err("[[mount]]\nname = \"/a\"\nqueue-size = 1000\n");
+        assert_eq!((e.line(), e.key()), (Some(3), Some("mount[0].queue-size")));
+        assert!(e.message().contains("65535"), "{e}");
+
+        // A mount may lower the burst below a global queue it doesn't change.
+        let cfg = ok("[[mount]]\nname = \"/a\"\nqueue-size = 1000\nburst-size = 0\n");
+        assert_eq!(cfg.mounts[0].queue_size, Some(1000));
+        assert_eq!(cfg.mounts[0].burst_size, Some(0));
+
+        let e = err("[limits]\nqueue-size = 0\nburst-size = 0\n");
+        assert_eq!(e.key(), Some("limits.queue-size"));
+    }
+
+    #[test]
+    fn range_checks() {
+        let cases: &[(&str, &str, usize)] = &[
+            ("[[listen]]\nport = 0\n", "listen[0].port", 2),
+            (
+                "[[listen]]\nport = 8000\nbind-address = \"nowhere\"\n",
+                "listen[0].bind-address",
+                3,
+            ),
+            (
+                "[[listen]]\nport = 65535\nshoutcast-mount = \"/s\"\n",
+                "listen[0].shoutcast-mount",
+                3,
+            ),
+            (
+                "[[listen]]\nport = 8000\nshoutcast-mount = \"s\"\n",
+                "listen[0].shoutcast-mount",
+                3,
+            ),
+            ("listen = []\n", "listen", 1),
+            ("[limits]\nheader-timeout = 0\n", "limits.header-timeout", 2),
+            (
+                "[limits]\nsource-timeout = 3601\n",
+                "limits.source-timeout",
+                2,
+            ),
+            ("[limits]\nclients = 0\n", "limits.clients", 2),
+            ("[limits]\nsources = 0\n", "limits.sources", 2),
+            (
+                "[tuning]\nflush-interval-ms = 2001\n",
+                "tuning.flush-interval-ms",
+                2,
+            ),
+            ("[tuning]\nlisten-backlog = 0\n", "tuning.listen-backlog", 2),
+            (
+                "[tuning]\nlisten-backlog = 65536\n",
+                "tuning.listen-backlog",
+                2,
+            ),
+            ("[logging]\nlevel = \"=[\"\n", "logging.level", 2),
+            ("[paths]\nwebroot = \"\"\n", "paths.webroot", 2),
+            ("hostname = \"\"\n", "hostname", 1),
+            (
+                "[[http-header]]\nname = \"Bad Name\"\nvalue = \"x\"\n",
+                "http-header[0].name",
+                2,
+            ),
+            (
+                "[[http-header]]\nname = \"X\"\nvalue = \"a\\r\\nSet-Cookie: x\"\n",
+                "http-header[0].value",
+                3,
+            ),
+            (
+                "[[http-header]]\nname = \"X\"\nvalue = \"a\"\nstatus = 42\n",
+                "http-header[0].status",
+                4,
+            ),
+            ("[[mount]]\nname = \"live\"\n", "mount[0].name", 2),
+            (
+                "[[mount]]\nname = \"/a\"\nfallback-mount = \"b\"\n",
+                "mount[0].fallback-mount",
+                3,
+            ),
+            (
+                "[[mount]]\nname = \"/a\"\nintro = \"\"\n",
+                "mount[0].intro",
+                3,
+            ),
+            (
+                "[[mount]]\nname = \"/a\"\ndump-file = \"\"\n",
+                "mount[0].dump-file",
+                3,
+            ),
+            (
+                "[[mount]]\nname = \"/a\"\nmax-listeners = -2\n",
+                "mount[0].max-listeners",
+                3,
+            ),
+            (
+                "[[mount]]\nname = \"/a\"\nsource-timeout = 0\n",
+                "mount[0].source-timeout",
+                3,
+            ),
+            (
+                "[[mount]]\nname = \"/a\"\n[[mount.http-header]]\nname = \"X:\"\nvalue = \"v\"\n",
+                "mount[0].http-header[0].name",
+                4,
+            ),
+        ];
+        for &(text, key, line) in cases {
+            let e = err(text);
+            assert_eq!(
+                (e.key(), e.line()),
+                (Some(key), Some(line)),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn too_many_listen_sockets() {
+        let mut text = String::new();
+        for port in 8000..8017 {
+            text.push_str(&format!("[[listen]]\nport = {port}\n"));
+        }
+        let e = err(&text);
+        assert_eq!(e.key(), Some("listen[16]"));
+        assert_eq!(e.line(), Some(34));
+        text.truncate(text.rfind("[[listen]]").unwrap_or(0));
+        assert_eq!(ok(&text).listen.len(), 16);
+    }
+
+    #[test]
+    fn bitrate_string_or_integer() {
+        let cfg = ok(concat!(
+            "[[mount]]\nname = \"/a\"\nbitrate = 128\n",
+            "[[mount]]\nname = \"/b\"\nbitrate = \"96\"\n",
+        ));
+        assert_eq!(cfg.mounts[0].bitrate.as_deref(), Some("128"));
+        assert_eq!(cfg.mounts[1].bitrate.as_deref(), Some("96"));
+        let e = err("[[mount]]\nname = \"/a\"\nbitrate = 1.5\n");
+        assert_eq!((e.key(), e.line()), (Some("mount[0].bitrate"), Some(3)));
+        let e = err("[[mount]]\nname = \"/a\"\nbitrate = -1\n");
+        assert_eq!(e.key(), Some("mount[0].bitrate"));
+    }
+
+    #[test]
+    fn minus_one_means_unset() {
+        let cfg = ok("[[mount]]\nname = \"/a\"\nmax-listeners = -1\nmp3-metadata-interval = -1\n");
+        assert_eq!(cfg.mounts[0].max_listeners, None);
+        assert_eq!(cfg.mounts[0].mp3_metadata_interval, None);
+        let cfg = ok("[[mount]]\nname = \"/a\"\nmax-listeners = 0\nmp3-metadata-interval = 0\n");
+        assert_eq!(cfg.mounts[0].max_listeners, Some(0));
+        assert_eq!(cfg.mounts[0].mp3_metadata_interval, Some(0));
+    }
+
+    #[test]
+    fn mount_lookup_first_match_wins() {
+        let cfg = ok(concat!(
+            "[[mount]]\nname = \"/live/special\"\nmax-listeners = 1\n",
+            "[[mount]]\nname = \"/live/*\"\nmax-listeners = 2\n",
+            "[[mount]]\nname = \"/live/special\"\nmax-listeners = 3\n",
+            "[[mount]]\nname = \"/radio[0-9].mp3\"\nmax-listeners = 4\n",
+        ));
+        let max = |m: &str| cfg.mount(m).and_then(|m| m.max_listeners);
+        assert_eq!(max("/live/special"), Some(1));
+        assert_eq!(max("/live/other"), Some(2));
+        assert_eq!(max("/live/a/b"), None);
+        assert_eq!(max("/live"), None);
+        assert_eq!(max("/radio7.mp3"), Some(4));
+        assert_eq!(max("/radiox.mp3"), None);
+    }
+
+    #[test]
+    fn inline_tables_and_dotted_keys_work() {
+        let cfg = ok("limits.clients = 7\nmount = [{ name = \"/a\", bitrate = 64 }]\n");
+        assert_eq!(cfg.limits.clients, 7);
+        assert_eq!(cfg.mounts[0].bitrate.as_deref(), Some("64"));
+        let e = err("mount = [{ name = \"/a\" }, { name = \"/b\", nope = 1 }]\n");
+        assert_eq!((e.key(), e.line()), (Some("mount[1].nope"), Some(1)));
+    }
+
+    #[test]
+    fn load_reads_files_and_reports_io_errors() {
+        let dir = std::env::temp_dir().join(format!("floecast-config-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("floecast.toml");
+        std::fs::write(&file, "[limits]\nqueue-size = 10\n").expect("write temp config");
+        let e = Config::load(&file).expect_err("queue-size < burst-size");
+        assert_eq!(e.origin(), file.display().to_string());
+        assert_eq!(e.line(), Some(2));
+        std::fs::write(&file, EXAMPLE).expect("write temp config");
+        assert_eq!(Config::load(&file).ok(), Some(Config::default()));
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let e = Config::load(&dir.join("missing.toml")).expect_err("missing file");
+        assert_eq!(e.line(), None);
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(e.to_string().contains("missing.toml: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn non_ascii_text_positions() {
+        let e = err("location = \"Zürich ☃\"\nbogus = 1\n");
+        assert_eq!((e.line(), e.column()), (Some(2), Some(1)));
+    }
+}
