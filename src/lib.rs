@@ -1,8 +1,18 @@
 //! floecast: an Icecast-compatible streaming server with a P2PSP backplane.
 //!
-//! The data path, in order: `net` (front door) → `ingest` (sources) → `format` (framing) →
-//! `mount` (queues, fan-out state) → `listen` (the listener hot path). Beside it, `admin` and
-//! `web` serve everything else through axum, and `config` holds the settings.
+//! The data path, in order: `net` (the front door) → `ingest` (sources) → `format` (framing)
+//! → `mount` (queues, fan-out state) → `listen` (the listener hot path). Beside it, `web` and
+//! `admin` serve everything else through axum, and `config` holds the settings.
 
+pub mod access_log;
+pub mod admin;
+pub mod app;
 pub mod config;
 pub mod format;
+pub mod http;
+pub mod ingest;
+pub mod listen;
+pub mod mount;
+pub mod net;
+pub mod server;
+pub mod web;

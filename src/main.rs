@@ -1,1 +1,158 @@
-fn main() {}
+//! The `floecast` binary: parse the command line, load the config (or the embedded
+//! icecast2-equivalent defaults), start the server and handle signals: SIGHUP reloads the
+//! config without dropping anyone, SIGINT/SIGTERM shut down gracefully.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use floecast::app::App;
+use floecast::config::Config;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "floecast",
+    version,
+    about = "Icecast-compatible streaming server with a P2PSP backplane"
+)]
+struct Cli {
+    /// TOML config file. Without one, floecast runs on embedded defaults equal to
+    /// icecast2's sample config (port 8000, passwords "hackme").
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Check the config file and exit: 0 if valid, 2 if not.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("floecast: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(config.logging.level.as_deref().unwrap_or("info")))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!("config OK");
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("floecast: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(config, cli.config))
+        }
+    }
+}
+
+async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
+    let app = match App::start(config, path) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("floecast: cannot listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    banner(&app);
+
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("floecast: cannot install SIGHUP handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("floecast: cannot install SIGTERM handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => match app.reload() {
+                Ok(()) => tracing::info!("config reloaded"),
+                Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
+            },
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    app.shutdown(Duration::from_secs(5)).await;
+    ExitCode::SUCCESS
+}
+
+fn banner(app: &App) {
+    let config = app.server.config();
+    let port = app.server.port();
+    let host = if config.hostname == "localhost" {
+        "localhost".to_string()
+    } else {
+        config.hostname.clone()
+    };
+    tracing::info!(
+        "floecast {} listening on {:?}",
+        env!("CARGO_PKG_VERSION"),
+        app.http_addrs
+    );
+    if !app.icy_addrs.is_empty() {
+        tracing::info!("SHOUTcast v1 source port(s): {:?}", app.icy_addrs);
+    }
+    println!();
+    println!("  floecast is up.");
+    println!("  Status page:  http://{host}:{port}/");
+    println!(
+        "  Source URL:   icecast://source:{}@{host}:{port}/live",
+        config.auth.source_password
+    );
+    println!(
+        "                (e.g. ffmpeg -re -i in.mp3 -c copy -content_type audio/mpeg -f mp3 icecast://source:…@{host}:{port}/live)"
+    );
+    println!("  Listen URL:   http://{host}:{port}/live");
+    println!(
+        "  Admin:        user \"{}\", password \"{}\"",
+        config.auth.admin_user, config.auth.admin_password
+    );
+    println!();
+    let defaults = config.default_passwords();
+    if !defaults.is_empty() {
+        let msg = format!(
+            "DEFAULT PASSWORD IN USE ({}): anyone can take over your streams. Set them in a config file (see config/floecast.toml).",
+            defaults.join(", ")
+        );
+        eprintln!("\n  !!! WARNING: {msg}\n");
+        tracing::warn!("{msg}");
+    }
+}

@@ -1,0 +1,119 @@
+//! Title updates: `/admin/metadata?mode=updinfo` (libshout, ezstream, ices, butt, liquidsoap)
+//! and the SHOUTcast-style `/admin.cgi?pass=…&mode=updinfo&song=…`. Titles reach ICY
+//! listeners on every mount, Ogg included (as RSAS does; icecast2 refuses Opus/FLAC).
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::Request;
+use axum::response::Response;
+
+use super::{Caller, authorize, iceresponse, param, query};
+use crate::http::request::secret_eq;
+use crate::server::Server;
+use crate::web::{IcecastReply, error};
+
+/// Charsets whose titles arrive as single bytes per character.
+fn is_latin1(charset: &str) -> bool {
+    matches!(
+        charset
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "")
+            .as_str(),
+        "iso88591" | "latin1" | "l1" | "cp1252" | "windows1252" | "iso885915"
+    )
+}
+
+/// A parameter decoded with the given charset: explicit Latin-1 bytes are read as Latin-1
+/// even when they happen to form valid UTF-8.
+fn param_in(req: &Request, name: &str, charset: Option<&str>) -> Option<String> {
+    if charset.is_some_and(is_latin1) {
+        let raw = query(req).split('&').find_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k == name).then(|| v.replace('+', " "))
+        })?;
+        return Some(
+            crate::http::percent_decode(&raw)
+                .iter()
+                .map(|&b| b as char)
+                .collect(),
+        );
+    }
+    param(req, name)
+}
+
+/// `(title, artist)` from `song=`, or from `artist=` + `title=`.
+fn title_of(req: &Request) -> (Option<String>, Option<String>) {
+    let charset = param(req, "charset");
+    let charset = charset.as_deref();
+    if let Some(song) = param_in(req, "song", charset) {
+        return (Some(song), None);
+    }
+    (
+        param_in(req, "title", charset),
+        param_in(req, "artist", charset),
+    )
+}
+
+pub async fn metadata(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+    let config = server.config();
+    let Some(mount_name) = param(&req, "mount") else {
+        return error(400, "Unknown admin request");
+    };
+    if authorize(&config, &req, Some(&mount_name)).is_none() {
+        return error(401, "");
+    }
+    let Some(mount) = server.registry.get(&mount_name) else {
+        return error(400, "Source does not exist");
+    };
+    if param(&req, "mode").as_deref() != Some("updinfo") {
+        return iceresponse("No such action", false);
+    }
+    let (title, artist) = title_of(&req);
+    let url = param(&req, "url");
+    tracing::info!(mount = %mount_name, title = ?title, artist = ?artist, "metadata update");
+    mount.set_metadata(title, artist, url);
+    iceresponse("Metadata update successful", true)
+}
+
+/// SHOUTcast DNAS-style update: the password in `pass=`, the mount implied (the configured
+/// shoutcast mount, else `/stream`) unless `mount=` names one.
+pub async fn admin_cgi(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+    let config = server.config();
+    let mount_name = param(&req, "mount").unwrap_or_else(|| {
+        config
+            .listen
+            .iter()
+            .find_map(|l| l.shoutcast_mount.clone())
+            .unwrap_or_else(|| "/stream".into())
+    });
+    let by_pass = param(&req, "pass").is_some_and(|p| {
+        let expected = config
+            .mount(&mount_name)
+            .and_then(|m| m.password.clone())
+            .unwrap_or(config.auth.source_password.clone());
+        !expected.is_empty() && secret_eq(&p, &expected)
+    });
+    let caller = if by_pass {
+        Some(Caller::Source)
+    } else {
+        authorize(&config, &req, Some(&mount_name))
+    };
+    if caller.is_none() {
+        return error(401, "");
+    }
+    if param(&req, "mode").as_deref() != Some("updinfo") {
+        return error(400, "illegal metadata call");
+    }
+    let Some(mount) = server.registry.get(&mount_name) else {
+        return error(400, "Source does not exist");
+    };
+    let (title, artist) = title_of(&req);
+    mount.set_metadata(title, artist, param(&req, "url"));
+    IcecastReply::new(
+        200,
+        "text/html; charset=utf-8",
+        "<html><body>Metadata update successful</body></html>\r\n".into(),
+    )
+    .into()
+}

@@ -1,0 +1,76 @@
+//! Starting and stopping a server: bind the sockets, spawn the accept loops, and drain
+//! connections on shutdown. `main` and the integration tests both start servers this way.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::net::{self, PortKind};
+use crate::server::Server;
+
+pub struct App {
+    pub server: Arc<Server>,
+    /// Bound HTTP addresses, in config order.
+    pub http_addrs: Vec<SocketAddr>,
+    /// Bound SHOUTcast source addresses.
+    pub icy_addrs: Vec<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// Bind every socket of `config` and start accepting.
+    pub fn start(config: Config, config_path: Option<PathBuf>) -> std::io::Result<App> {
+        let sockets = net::bind_all(&config)?;
+        let server = Server::new(config, config_path);
+        let mut http_addrs = Vec::new();
+        let mut icy_addrs = Vec::new();
+        for s in &sockets {
+            let addr = s.listener.local_addr()?;
+            match s.kind {
+                PortKind::Http => http_addrs.push(addr),
+                PortKind::Shoutcast { .. } => icy_addrs.push(addr),
+            }
+        }
+        *crate::mount::write(&server.bound) = http_addrs.clone();
+        let tasks = sockets
+            .into_iter()
+            .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
+            .collect();
+        Ok(App {
+            server,
+            http_addrs,
+            icy_addrs,
+            tasks,
+        })
+    }
+
+    /// Re-read the config file (SIGHUP). Errors keep the running config.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(path) = self.server.config_path.as_ref() else {
+            return Err("no config file to reload (running on the embedded defaults)".into());
+        };
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        if config.listen != self.server.config().listen {
+            tracing::warn!("listen sockets changed; they take effect at the next restart");
+        }
+        self.server.replace_config(config);
+        Ok(())
+    }
+
+    /// Stop accepting, end every source and listener, and wait (bounded) for them to go.
+    pub async fn shutdown(self, grace: Duration) {
+        self.server.begin_shutdown();
+        for t in &self.tasks {
+            t.abort();
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.server.stats.clients.load(Ordering::Acquire) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Sans-IO HTTP pieces the front door needs and hyper cannot provide: a liberal request-head
+//! parser (LF-only lines, `ICE/1.0`, any header case), icecast-exact response bytes, Basic
+//! auth and a chunked-body decoder. Nothing here touches a socket.
+
+pub mod chunked;
+pub mod request;
+pub mod response;
+
+pub use chunked::Dechunker;
+pub use request::{
+    ParseError, RequestHead, basic_auth, find_head_end, find_head_end_or_blank, parse_head,
+    percent_decode,
+};
+pub use response::{ErrorKind, error_response, reason};

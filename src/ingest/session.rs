@@ -1,0 +1,336 @@
+//! A live source session: creates and registers the mount, pumps bytes from the source
+//! through the framer into the mount queue under the source timeout, and on the way out
+//! moves listeners to the fallback, runs on-disconnect and frees the mount name.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::config::Config;
+use crate::format::{self, Family, Framer, icy::IcyDemuxer};
+use crate::http::Dechunker;
+use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
+use crate::server::Server;
+
+/// Largest intro file we load into memory.
+const MAX_INTRO: u64 = 16 * 1024 * 1024;
+/// Read size for source sockets.
+const READ_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StartError {
+    #[error(transparent)]
+    Rejected(#[from] SourceRejected),
+}
+
+/// Why a source session ended, for the log.
+#[derive(Debug)]
+pub enum EndReason {
+    Eof,
+    Timeout,
+    Shutdown,
+    Error(String),
+}
+
+pub struct SourceSession {
+    pub server: Arc<Server>,
+    pub mount: Arc<Mount>,
+    pub config: Arc<Config>,
+    framer: Box<dyn Framer>,
+    dechunk: Option<Dechunker>,
+    icy: Option<IcyDemuxer>,
+    started: Instant,
+}
+
+impl SourceSession {
+    /// Create and register the mount for an accepted source. Fails as icecast does when the
+    /// mount is in use or `<sources>` is reached.
+    pub async fn start(
+        server: &Arc<Server>,
+        mount_name: &str,
+        headers: &[(String, String)],
+        content_type: &str,
+        peer: &SocketAddr,
+        chunked: bool,
+    ) -> Result<SourceSession, StartError> {
+        let config = server.config();
+        if server.registry.contains(mount_name) {
+            return Err(SourceRejected::InUse.into());
+        }
+        let mount_cfg = config.mount(mount_name);
+        let mut info = SourceInfo::from_headers(headers, content_type, mount_cfg);
+        info.source_ip = crate::net::peer_ip(peer);
+        let settings = MountSettings::resolve(&config, mount_name);
+        let intro = match mount_cfg.and_then(|m| m.intro.as_deref()) {
+            Some(p) => load_intro(p).await,
+            None => None,
+        };
+        let family = Family::from_content_type(&info.content_type);
+        let framer = format::framer_for(family, &info.content_type);
+        let icy = info.source_metaint.map(IcyDemuxer::new);
+        let mount = Arc::new(Mount::new(mount_name, info, settings, intro));
+        server
+            .registry
+            .insert(mount.clone(), config.limits.sources)?;
+        server
+            .stats
+            .source_total_connections
+            .fetch_add(1, Ordering::Relaxed);
+        server
+            .stats
+            .source_client_connections
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            mount = mount_name,
+            content_type,
+            family = family.name(),
+            "source connected"
+        );
+
+        if let Some(cmd) = mount_cfg.and_then(|m| m.on_connect.as_deref()) {
+            run_hook(cmd, mount_name);
+        }
+        // fallback-override: a returning source takes back the listeners of its fallback.
+        if mount.settings.fallback_override {
+            if let Some(fb) = mount
+                .settings
+                .fallback_mount
+                .as_deref()
+                .and_then(|f| server.registry.get(f))
+            {
+                if fb.family == mount.family {
+                    tracing::info!(from = %fb.name, to = mount_name, "fallback override: taking listeners back");
+                    fb.move_listeners_to(mount.clone());
+                }
+            }
+        }
+        Ok(SourceSession {
+            server: server.clone(),
+            mount,
+            config,
+            framer,
+            dechunk: chunked.then(Dechunker::new),
+            icy,
+            started: Instant::now(),
+        })
+    }
+
+    /// Pump the source until it ends, then tear the mount down. `initial` holds body bytes
+    /// that arrived together with the request head. Returns bytes read and the reason.
+    pub async fn run<R: AsyncRead + Unpin>(
+        mut self,
+        reader: &mut R,
+        initial: Bytes,
+    ) -> (u64, Duration, EndReason) {
+        let timeout = self.mount.settings.source_timeout;
+        let mut dump = open_dump(&self.config, &self.mount.name).await;
+        let mut total = 0u64;
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut reason = match self.feed(&initial, &mut dump).await {
+            Ok(()) => None,
+            Err(e) => Some(EndReason::Error(e)),
+        };
+        total += initial.len() as u64;
+        while reason.is_none() {
+            buf.clear();
+            buf.reserve(READ_CHUNK);
+            let shutdown = self.server.shutdown_notified();
+            if self.server.is_shutting_down() {
+                reason = Some(EndReason::Shutdown);
+                break;
+            }
+            let read = tokio::select! {
+                r = tokio::time::timeout(timeout, reader.read_buf(&mut buf)) => r,
+                _ = shutdown => { reason = Some(EndReason::Shutdown); break; }
+            };
+            match read {
+                Err(_) => reason = Some(EndReason::Timeout),
+                Ok(Err(e)) => reason = Some(EndReason::Error(e.to_string())),
+                Ok(Ok(0)) => reason = Some(EndReason::Eof),
+                Ok(Ok(n)) => {
+                    total += n as u64;
+                    let data = buf.split().freeze();
+                    if let Err(e) = self.feed(&data, &mut dump).await {
+                        reason = Some(EndReason::Error(e));
+                    }
+                }
+            }
+        }
+        let reason = reason.unwrap_or(EndReason::Eof);
+        self.finish(&reason);
+        (total, self.started.elapsed(), reason)
+    }
+
+    /// De-chunk, strip in-band ICY metadata, frame, and queue one read's worth of bytes.
+    async fn feed(
+        &mut self,
+        data: &[u8],
+        dump: &mut Option<tokio::fs::File>,
+    ) -> Result<(), String> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        // Owned only when a transformation applies; plain sources are framed straight from `data`.
+        let mut owned: Option<Vec<u8>> = None;
+        if let Some(d) = self.dechunk.as_mut() {
+            let mut out = Vec::with_capacity(data.len());
+            d.push(data, &mut out).map_err(|e| e.to_string())?;
+            owned = Some(out);
+        }
+        if let Some(icy) = self.icy.as_mut() {
+            let input = owned.as_deref().unwrap_or(data);
+            let mut audio = Vec::with_capacity(input.len());
+            let mut metas = Vec::new();
+            icy.push(input, &mut audio, &mut metas);
+            for m in metas {
+                if let Some(title) = m.title {
+                    self.mount.set_metadata(Some(title), None, m.url);
+                }
+            }
+            owned = Some(audio);
+        }
+        let data = owned.as_deref().unwrap_or(data);
+        if let Some(f) = dump.as_mut() {
+            if let Err(e) = f.write_all(data).await {
+                tracing::warn!(mount = %self.mount.name, "dump file write failed, closing it: {e}");
+                *dump = None;
+            }
+        }
+        let mut blocks = Vec::new();
+        self.framer
+            .push(data, &mut blocks)
+            .map_err(|e| e.to_string())?;
+        self.mount.push_blocks(blocks);
+        let info = self.framer.info();
+        self.mount.set_codec(info);
+        // In-stream tags (Vorbis comments) become the title when no one set one by hand.
+        if info.title.is_some()
+            && self.mount.metadata().title != info.title
+            && self.mount.meta_version() == 0
+        {
+            self.mount
+                .set_metadata(info.title.clone(), info.artist.clone(), None);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, reason: &EndReason) {
+        let mut rest = Vec::new();
+        self.framer.flush(&mut rest);
+        self.mount.push_blocks(rest);
+        self.server.registry.remove(&self.mount);
+        let config = self.server.config();
+        let fallback = self.server.registry.resolve_fallback(
+            self.mount.settings.fallback_mount.clone(),
+            |name| config.mount(name).and_then(|m| m.fallback_mount.clone()),
+            Some(self.mount.family),
+        );
+        match &fallback {
+            Some(f) => {
+                tracing::info!(mount = %self.mount.name, fallback = %f.name, ?reason, "source ended; moving listeners")
+            }
+            None => tracing::info!(mount = %self.mount.name, ?reason, "source ended"),
+        }
+        self.mount.end(fallback);
+        if let Some(cmd) = config
+            .mount(&self.mount.name)
+            .and_then(|m| m.on_disconnect.as_deref())
+        {
+            run_hook(cmd, &self.mount.name);
+        }
+    }
+}
+
+async fn load_intro(path: &Path) -> Option<Bytes> {
+    match tokio::fs::metadata(path).await {
+        Ok(m) if m.len() > MAX_INTRO => {
+            tracing::warn!(
+                "intro {} is larger than {MAX_INTRO} bytes; ignored",
+                path.display()
+            );
+            None
+        }
+        Ok(_) => match tokio::fs::read(path).await {
+            Ok(b) => Some(Bytes::from(b)),
+            Err(e) => {
+                tracing::warn!("cannot read intro {}: {e}", path.display());
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!("cannot read intro {}: {e}", path.display());
+            None
+        }
+    }
+}
+
+/// Open the mount's dump file (strftime patterns expanded, appended to).
+async fn open_dump(config: &Config, mount: &str) -> Option<tokio::fs::File> {
+    let pattern = config.mount(mount)?.dump_file.as_ref()?;
+    let path = expand_strftime(&pattern.to_string_lossy());
+    match tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(mount, "cannot open dump file {path}: {e}");
+            None
+        }
+    }
+}
+
+/// Expand strftime patterns like icecast does for `<dump-file>`; an invalid pattern is used
+/// literally rather than failing the source.
+fn expand_strftime(pattern: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let items: Vec<_> = chrono::format::StrftimeItems::new(pattern).collect();
+    if items
+        .iter()
+        .any(|i| matches!(i, chrono::format::Item::Error))
+    {
+        return pattern.to_string();
+    }
+    let now = chrono::Local::now();
+    if write!(out, "{}", now.format_with_items(items.into_iter())).is_err() {
+        return pattern.to_string();
+    }
+    out
+}
+
+/// Run an on-connect/on-disconnect script with the mount as argv[1], detached, stdio closed.
+fn run_hook(cmd: &Path, mount: &str) {
+    let mut c = tokio::process::Command::new(cmd);
+    c.arg(mount)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match c.spawn() {
+        Ok(mut child) => {
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+        Err(e) => tracing::warn!(mount, "cannot run {}: {e}", cmd.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strftime_expansion() {
+        let s = expand_strftime("/tmp/dump-%Y.mp3");
+        assert!(s.starts_with("/tmp/dump-2") && s.ends_with(".mp3"));
+        assert_eq!(expand_strftime("/tmp/plain.mp3"), "/tmp/plain.mp3");
+    }
+}

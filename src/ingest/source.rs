@@ -1,0 +1,182 @@
+//! SOURCE and PUT ingest, answering exactly as icecast2 2.4.4 does (spec §1): 401 with
+//! `WWW-Authenticate` for libshout's unauthenticated challenge, 403 texts for busy mounts and
+//! source limits, `HTTP/1.1 100 Continue` when asked, then the bare `HTTP/1.0 200 OK`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{SourceSession, StartError};
+use crate::access_log::AccessEntry;
+use crate::config::Config;
+use crate::http::request::secret_eq;
+use crate::http::{self, RequestHead, basic_auth, response};
+use crate::net::peer_ip;
+use crate::server::Server;
+
+/// Check source credentials: user `source` or the mount's username, password the mount's or
+/// the global source password. `ice-password` (old `ICE/1.0` clients) counts as user `source`.
+pub fn source_authorized(config: &Config, mount: &str, head: &RequestHead) -> Option<String> {
+    let (user, pass) = match head.header("authorization").and_then(basic_auth) {
+        Some(c) => c,
+        None => (
+            "source".to_string(),
+            head.header("ice-password")?.to_string(),
+        ),
+    };
+    let m = config.mount(mount);
+    let user_ok = user == "source" || m.and_then(|m| m.username.as_deref()) == Some(user.as_str());
+    let expected = m
+        .and_then(|m| m.password.as_deref())
+        .unwrap_or(&config.auth.source_password);
+    (user_ok && !expected.is_empty() && secret_eq(&pass, expected)).then_some(user)
+}
+
+pub async fn run(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    head: RequestHead,
+    rest: Bytes,
+    peer: SocketAddr,
+) {
+    let config = server.config();
+    let mount_name = head.path.clone();
+    let mut entry = AccessEntry {
+        ip: peer_ip(&peer),
+        request: head.log_line(),
+        user_agent: Some(head.user_agent().to_string()),
+        referer: head.header("referer").map(str::to_string),
+        ..Default::default()
+    };
+    let mount_cfg = config.mount(&mount_name);
+    let extra_mount = mount_cfg.map(|m| m.http_headers.as_slice()).unwrap_or(&[]);
+    let extra = Server::extra_headers(&config, extra_mount);
+    let reply_error =
+        |code: u16, msg: &str| http::error_response(code, msg, &config.server_id, &extra);
+
+    let user = if mount_name.starts_with('/') {
+        source_authorized(&config, &mount_name, &head)
+    } else {
+        None
+    };
+    let Some(user) = user else {
+        entry.status = 401;
+        let _ = stream.write_all(&reply_error(401, "")).await;
+        server.access_log.log(&entry);
+        return;
+    };
+    entry.user = Some(user);
+
+    let content_type = match head.header("content-type") {
+        Some(ct) if !ct.trim().is_empty() => ct.trim().to_string(),
+        // icecast1-era SOURCE without a type is MP3; PUT must say what it sends.
+        _ if head.method == "SOURCE" => "audio/mpeg".to_string(),
+        _ => {
+            entry.status = 403;
+            let _ = stream
+                .write_all(&reply_error(403, "No Content-type given"))
+                .await;
+            server.access_log.log(&entry);
+            return;
+        }
+    };
+    let chunked = head
+        .header("transfer-encoding")
+        .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
+
+    let session = match SourceSession::start(
+        &server,
+        &mount_name,
+        &head.headers,
+        &content_type,
+        &peer,
+        chunked,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(StartError::Rejected(why)) => {
+            tracing::info!(mount = %mount_name, "source refused: {why}");
+            entry.status = 403;
+            let _ = stream.write_all(&reply_error(403, &why.to_string())).await;
+            server.access_log.log(&entry);
+            return;
+        }
+    };
+
+    let expects_continue = head
+        .header("expect")
+        .is_some_and(|e| e.to_ascii_lowercase().contains("100-continue"));
+    let mut reply = Vec::with_capacity(64);
+    if expects_continue {
+        reply.extend_from_slice(response::CONTINUE);
+    }
+    reply.extend_from_slice(response::SOURCE_OK);
+    if let Err(e) = stream.write_all(&reply).await {
+        tracing::debug!(mount = %mount_name, "source went away before 200: {e}");
+    }
+    drop(head);
+    let (bytes, elapsed, reason) = session.run(&mut stream, rest).await;
+    tracing::debug!(mount = %mount_name, bytes, ?reason, "source session over");
+    entry.status = 200;
+    entry.bytes = bytes;
+    entry.seconds = elapsed.as_secs();
+    server.access_log.log(&entry);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MountConfig;
+
+    fn head(raw: &str) -> RequestHead {
+        http::parse_head(raw.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn source_credentials() {
+        let mut config = Config::default();
+        config.mounts.push(MountConfig {
+            name: "/dj/*".into(),
+            username: Some("dj".into()),
+            password: Some("secret".into()),
+            ..Default::default()
+        });
+        let ok = head("SOURCE /live HTTP/1.0\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\n\r\n");
+        assert_eq!(
+            source_authorized(&config, "/live", &ok).as_deref(),
+            Some("source")
+        );
+        // Wrong user.
+        let bad = head("SOURCE /live HTTP/1.0\r\nAuthorization: Basic YWRtaW46aGFja21l\r\n\r\n");
+        assert_eq!(source_authorized(&config, "/live", &bad), None);
+        // No auth at all: libshout's challenge.
+        assert_eq!(
+            source_authorized(
+                &config,
+                "/live",
+                &head("SOURCE /live HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+            ),
+            None
+        );
+        // Mount user and password (dj:secret).
+        let dj = head("SOURCE /dj/a HTTP/1.0\r\nAuthorization: Basic ZGo6c2VjcmV0\r\n\r\n");
+        assert_eq!(
+            source_authorized(&config, "/dj/a", &dj).as_deref(),
+            Some("dj")
+        );
+        // The global password does not open a mount with its own.
+        let global =
+            head("SOURCE /dj/a HTTP/1.0\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\n\r\n");
+        assert_eq!(source_authorized(&config, "/dj/a", &global), None);
+        // ICE/1.0 with ice-password.
+        let ice = head("SOURCE /live ICE/1.0\r\nice-password: hackme\r\n\r\n");
+        assert_eq!(
+            source_authorized(&config, "/live", &ice).as_deref(),
+            Some("source")
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! The listener hot path: admission (max-listeners, fallback-when-full), the icecast-style
+//! response head, then a loop that sends the mount's shared blocks with vectored writes.
+//!
+//! Per listener there is only a cursor and a few counters; audio is never copied. Writes are
+//! coalesced: once a listener has caught up, it waits up to `flush-interval` before the next
+//! write, so thousands of listeners cost a few large writes a second each rather than one
+//! small write per block. ICY metadata is interleaved by slicing the shared `Bytes`.
+
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::access_log::AccessEntry;
+use crate::config::{Config, HttpHeader};
+use crate::format::Block;
+use crate::http::response::{common_head, push_extra_headers};
+use crate::http::{self, RequestHead};
+use crate::mount::{ListenerEntry, Mount, ReadOutcome, Seq};
+use crate::net::peer_ip;
+use crate::server::Server;
+use writer::{IcyState, write_all};
+
+/// Most bytes gathered for one write (the burst goes out in a few of these).
+const MAX_WRITE: usize = 256 * 1024;
+/// How often a blocked write checks whether the listener fell out of the queue.
+const LAG_CHECK: Duration = Duration::from_secs(1);
+
+/// Response headers that browsers may read from a cross-origin stream (for ICY parsing).
+const EXPOSE_HEADERS: &str =
+    "icy-metaint, icy-br, icy-name, icy-description, icy-genre, icy-url, icy-pub, ice-audio-info";
+
+/// The live mount that serves `path`: the mount itself, or for a configured mount that is
+/// not live, the first live mount down its fallback chain.
+pub fn resolve(server: &Server, path: &str) -> Option<Arc<Mount>> {
+    if let Some(m) = server.registry.get(path) {
+        if !m.is_ended() {
+            return Some(m);
+        }
+    }
+    let config = server.config();
+    let first = config.mount(path)?.fallback_mount.clone()?;
+    server.registry.resolve_fallback(
+        Some(first),
+        |n| config.mount(n).and_then(|m| m.fallback_mount.clone()),
+        None,
+    )
+}
+
+/// Why a listener left, for logs and stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Client,
+    Slow,
+    SourceGone,
+    Kicked,
+    Shutdown,
+}
+
+pub async fn serve(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    head: RequestHead,
+    peer: SocketAddr,
+    mount: Arc<Mount>,
+) {
+    let config = server.config();
+    let mut entry = AccessEntry {
+        ip: peer_ip(&peer),
+        request: head.log_line(),
+        user_agent: Some(head.user_agent().to_string()),
+        referer: head.header("referer").map(str::to_string),
+        ..Default::default()
+    };
+    let started = Instant::now();
+
+    if head.method == "OPTIONS" {
+        let reply = preflight(&config, &mount.settings.http_headers);
+        let _ = stream.write_all(reply.as_bytes()).await;
+        entry.status = 204;
+        server.access_log.log(&entry);
+        return;
+    }
+
+    // Admission: max-listeners, else fallback-when-full, else icecast's 403.
+    let mount = match admit(&server, mount) {
+        Ok(m) => m,
+        Err(()) => {
+            let extra = Server::extra_headers(&config, &[]);
+            let _ = stream
+                .write_all(&http::error_response(
+                    403,
+                    "max listeners reached",
+                    &config.server_id,
+                    &extra,
+                ))
+                .await;
+            entry.status = 403;
+            server.access_log.log(&entry);
+            return;
+        }
+    };
+
+    let metaint = if head.wants_icy_metadata() {
+        mount.settings.metaint
+    } else {
+        0
+    };
+    let response = response_head(&config, &mount, metaint);
+    entry.status = 200;
+    if head.method == "HEAD" {
+        mount.remove_listener();
+        let _ = stream.write_all(response.as_bytes()).await;
+        server.access_log.log(&entry);
+        return;
+    }
+    drop(head);
+
+    server
+        .stats
+        .listener_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let id = server.next_client_id();
+    let kick = Arc::new(tokio::sync::Notify::new());
+    let listener_entry = ListenerEntry {
+        ip: entry.ip.clone(),
+        user_agent: entry.user_agent.clone().unwrap_or_default(),
+        connected: SystemTime::now(),
+        kick: kick.clone(),
+    };
+    mount.register_listener(id, listener_entry.clone());
+
+    let mut session = Session {
+        mount,
+        cursor: 0,
+        need_start: true,
+        epoch: 0,
+        last_header: 0,
+        icy: IcyState::new(metaint),
+        sent: 0,
+        flush_interval: config.tuning.flush_interval,
+    };
+    session.cursor = session.mount.burst_start();
+    session.epoch = session.mount.redirect_epoch();
+    drop(config);
+
+    let exit = session
+        .run(
+            &server,
+            &mut stream,
+            Bytes::from(response),
+            &kick,
+            id,
+            &listener_entry,
+        )
+        .await;
+    session.mount.unregister_listener(id);
+    session.mount.remove_listener();
+    tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
+    entry.bytes = session.sent;
+    entry.seconds = started.elapsed().as_secs();
+    server.access_log.log(&entry);
+}
+
+/// Take a listener slot on `mount` or, when full and configured, on its fallbacks.
+fn admit(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
+    let mut current = mount;
+    for _ in 0..crate::mount::registry::MAX_FALLBACK_DEPTH {
+        if current.try_add_listener() {
+            return Ok(current);
+        }
+        if !current.settings.fallback_when_full {
+            return Err(());
+        }
+        let next = current.settings.fallback_mount.clone().ok_or(())?;
+        current = server
+            .registry
+            .get(&next)
+            .filter(|m| !m.is_ended())
+            .ok_or(())?;
+    }
+    Err(())
+}
+
+/// `HTTP/1.0 200 OK`, the common block, the source-derived `icy-*` lines and, when asked
+/// for, `icy-metaint`.
+fn response_head(config: &Config, mount: &Mount, metaint: usize) -> String {
+    let mut out = String::with_capacity(512);
+    let extra = Server::extra_headers(config, &mount.settings.http_headers);
+    mount.with_info(|info| {
+        common_head(&mut out, 200, &config.server_id, &info.content_type, &extra);
+        out.push_str("Access-Control-Expose-Headers: ");
+        out.push_str(EXPOSE_HEADERS);
+        out.push_str("\r\n");
+        out.push_str(&info.listener_headers);
+    });
+    if metaint > 0 {
+        out.push_str(&format!("icy-metaint:{metaint}\r\n"));
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// The CORS preflight icecast2 lacks: web players may then send `Icy-MetaData` and `Range`.
+fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
+    let extra = Server::extra_headers(config, mount_headers);
+    let mut out = format!(
+        "HTTP/1.0 204 No Content\r\nServer: {}\r\nConnection: Close\r\nDate: {}\r\n",
+        config.server_id,
+        httpdate::fmt_http_date(SystemTime::now())
+    );
+    if !extra
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("access-control-allow-origin"))
+    {
+        out.push_str("Access-Control-Allow-Origin: *\r\n");
+    }
+    out.push_str("Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n");
+    out.push_str("Access-Control-Allow-Headers: Icy-MetaData, Range\r\n");
+    out.push_str(&format!(
+        "Access-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
+    ));
+    out.push_str("Access-Control-Max-Age: 86400\r\n");
+    push_extra_headers(&mut out, 204, &extra);
+    out.push_str("\r\n");
+    out
+}
+
+/// One listener's position and state. Small on purpose: this exists once per listener.
+struct Session {
+    mount: Arc<Mount>,
+    cursor: Seq,
+    /// Skip to the next start point (new listener, or just moved to another mount).
+    need_start: bool,
+    /// The mount's redirect epoch when we joined it.
+    epoch: u64,
+    /// Id of the stream header last sent (0 = none).
+    last_header: u64,
+    icy: IcyState,
+    sent: u64,
+    flush_interval: Duration,
+}
+
+impl Session {
+    async fn run(
+        &mut self,
+        server: &Server,
+        stream: &mut TcpStream,
+        response: Bytes,
+        kick: &tokio::sync::Notify,
+        id: u64,
+        entry: &ListenerEntry,
+    ) -> Exit {
+        // The head, then the intro, then the burst: all in the first write.
+        let mut out: Vec<Bytes> = vec![response];
+        if let Some(intro) = self.mount.intro.clone() {
+            self.icy.push(&self.mount, intro, &mut out);
+        }
+        let mut head_pending = true;
+        let mut batch: Vec<Block> = Vec::new();
+        loop {
+            if server.is_shutting_down() {
+                return Exit::Shutdown;
+            }
+            // Moves (fallback, override, admin) come first: they change what we read.
+            if self.mount.redirect_epoch() != self.epoch {
+                self.epoch = self.mount.redirect_epoch();
+                if let Some(target) = self.mount.redirect_target() {
+                    if !Arc::ptr_eq(&target, &self.mount)
+                        && target.family == self.mount.family
+                        && !target.is_ended()
+                    {
+                        self.move_to(target, id, entry);
+                        continue;
+                    }
+                }
+            }
+            let notified = self.mount.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let shutdown = server.shutdown_notified();
+            tokio::pin!(shutdown);
+            shutdown.as_mut().enable();
+
+            batch.clear();
+            match self
+                .mount
+                .read_blocks(self.cursor, MAX_WRITE, self.need_start, &mut batch)
+            {
+                ReadOutcome::Lagged => {
+                    self.mount
+                        .stats
+                        .slow_listeners
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(mount = %self.mount.name, ip = %entry.ip, "listener fell too far behind, removing");
+                    return Exit::Slow;
+                }
+                ReadOutcome::Advanced(next) => {
+                    self.cursor = next;
+                    if !batch.is_empty() {
+                        self.need_start = false;
+                    }
+                }
+                ReadOutcome::Idle => {}
+            }
+            for block in batch.drain(..) {
+                if let Some(h) = &block.header {
+                    if h.id != self.last_header {
+                        self.last_header = h.id;
+                        self.icy.push(&self.mount, h.data.clone(), &mut out);
+                    }
+                }
+                self.icy.push(&self.mount, block.data, &mut out);
+            }
+            // Don't let a burst's worth of capacity live on for the whole session.
+            if batch.capacity() > 64 {
+                batch = Vec::new();
+            }
+
+            if !out.is_empty() {
+                let written = tokio::select! {
+                    r = write_all(stream, &out, &self.mount, self.cursor, LAG_CHECK) => r,
+                    _ = kick.notified() => return Exit::Kicked,
+                    _ = &mut shutdown => return Exit::Shutdown,
+                };
+                match written {
+                    Ok(n) => {
+                        let body = if head_pending {
+                            n.saturating_sub(out[0].len())
+                        } else {
+                            n
+                        };
+                        head_pending = false;
+                        self.sent += body as u64;
+                        self.mount
+                            .stats
+                            .total_bytes_sent
+                            .fetch_add(body as u64, Ordering::Relaxed);
+                    }
+                    Err(writer::WriteError::Lagged) => {
+                        self.mount
+                            .stats
+                            .slow_listeners
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Exit::Slow;
+                    }
+                    Err(writer::WriteError::Io(e)) => {
+                        tracing::trace!("listener write failed: {e}");
+                        return Exit::Client;
+                    }
+                }
+                out.clear();
+                if out.capacity() > 64 {
+                    out = Vec::new();
+                }
+                // Caught up: give the source time to queue more, so the next write is large.
+                if self.cursor >= self.mount.tail() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.flush_interval) => {}
+                        _ = kick.notified() => return Exit::Kicked,
+                        _ = &mut shutdown => return Exit::Shutdown,
+                    }
+                }
+                continue;
+            }
+
+            if self.mount.is_ended() && self.mount.redirect_epoch() == self.epoch {
+                return Exit::SourceGone;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = kick.notified() => return Exit::Kicked,
+                _ = &mut shutdown => return Exit::Shutdown,
+            }
+        }
+    }
+
+    fn move_to(&mut self, target: Arc<Mount>, id: u64, entry: &ListenerEntry) {
+        tracing::debug!(from = %self.mount.name, to = %target.name, "listener moved");
+        self.mount.unregister_listener(id);
+        self.mount.remove_listener();
+        target.add_moved_listener();
+        target.register_listener(id, entry.clone());
+        self.cursor = target.join_start();
+        self.need_start = true;
+        self.epoch = target.redirect_epoch();
+        self.mount = target;
+    }
+}

@@ -1,0 +1,378 @@
+//! Mounts: one live channel each, fed by one source and read by any number of listeners.
+//!
+//! A `Mount` owns the block queue, the current metadata and the stats. It does not know
+//! whether its source is a push, a relay or a P2PSP team: each of those only calls
+//! `push_blocks`. Listeners never touch each other; they follow the mount's `notify` and,
+//! when told to move (fallback, override, admin), its `redirect`.
+
+pub mod queue;
+pub mod registry;
+pub mod source_info;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::config::{Config, HttpHeader, MountConfig};
+use crate::format::{Block, CodecInfo, Family, icy};
+pub use queue::{Queue, ReadOutcome, Seq};
+pub use registry::{Registry, SourceRejected};
+pub use source_info::SourceInfo;
+
+/// Lock helpers: a poisoned lock only means another task panicked mid-update; the data is
+/// still the best we have, and one bad connection must not take the whole server down.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Per-mount settings resolved from the global config and the matching `[[mount]]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountSettings {
+    pub burst_size: usize,
+    pub queue_size: usize,
+    pub source_timeout: Duration,
+    /// ICY metadata interval for listeners that ask; 0 = never.
+    pub metaint: usize,
+    pub max_listeners: Option<usize>,
+    pub fallback_mount: Option<String>,
+    pub fallback_override: bool,
+    pub fallback_when_full: bool,
+    pub hidden: bool,
+    pub charset: Option<String>,
+    pub http_headers: Vec<HttpHeader>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// icecast's default ICY metadata interval.
+pub const DEFAULT_METAINT: usize = 16_000;
+
+impl MountSettings {
+    pub fn resolve(config: &Config, mount: &str) -> Self {
+        let m = config.mount(mount);
+        let d = MountConfig::default();
+        let m = m.unwrap_or(&d);
+        MountSettings {
+            burst_size: m.burst_size.unwrap_or(config.limits.burst_size),
+            queue_size: m.queue_size.unwrap_or(config.limits.queue_size),
+            source_timeout: m.source_timeout.unwrap_or(config.limits.source_timeout),
+            metaint: m.mp3_metadata_interval.unwrap_or(DEFAULT_METAINT),
+            max_listeners: m.max_listeners,
+            fallback_mount: m.fallback_mount.clone(),
+            fallback_override: m.fallback_override,
+            fallback_when_full: m.fallback_when_full,
+            hidden: m.hidden,
+            charset: m.charset.clone(),
+            http_headers: m.http_headers.clone(),
+            username: m.username.clone(),
+            password: m.password.clone(),
+        }
+    }
+}
+
+/// The current title, and the ICY block that carries it, shared by every listener.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub title: Option<String>,
+    pub artist: Option<String>,
+    pub url: Option<String>,
+    /// Length byte plus padded `StreamTitle='…';` text.
+    pub icy_block: Bytes,
+}
+
+impl Metadata {
+    fn new(title: Option<String>, artist: Option<String>, url: Option<String>) -> Self {
+        let text = match (&artist, &title) {
+            (Some(a), Some(t)) if !a.is_empty() => format!("{a} - {t}"),
+            (Some(a), None) => a.clone(),
+            (_, Some(t)) => t.clone(),
+            (_, None) => String::new(),
+        };
+        let icy_block = icy::metadata_block(&text, url.as_deref());
+        Metadata {
+            title,
+            artist,
+            url,
+            icy_block,
+        }
+    }
+
+    /// The line players show: `artist - title` or the title alone.
+    pub fn display(&self) -> String {
+        match (&self.artist, &self.title) {
+            (Some(a), Some(t)) if !a.is_empty() => format!("{a} - {t}"),
+            (_, Some(t)) => t.clone(),
+            (Some(a), None) => a.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MountStats {
+    pub listeners: AtomicUsize,
+    pub listener_peak: AtomicUsize,
+    pub slow_listeners: AtomicU64,
+    pub listener_connections: AtomicU64,
+    pub total_bytes_read: AtomicU64,
+    pub total_bytes_sent: AtomicU64,
+    pub metadata_updates: AtomicU64,
+}
+
+/// One connected listener as admin commands see it.
+#[derive(Debug, Clone)]
+pub struct ListenerEntry {
+    pub ip: String,
+    pub user_agent: String,
+    pub connected: SystemTime,
+    pub kick: Arc<Notify>,
+}
+
+#[derive(Debug)]
+pub struct Mount {
+    pub name: String,
+    pub family: Family,
+    pub settings: MountSettings,
+    info: RwLock<SourceInfo>,
+    codec: RwLock<CodecInfo>,
+    queue: Mutex<Queue>,
+    /// Woken when blocks arrive, the source ends, or listeners must move.
+    notify: Notify,
+    ended: AtomicBool,
+    redirect: Mutex<Option<Arc<Mount>>>,
+    redirect_epoch: AtomicU64,
+    meta: RwLock<Metadata>,
+    meta_version: AtomicU64,
+    pub intro: Option<Bytes>,
+    pub stats: MountStats,
+    pub started: SystemTime,
+    listeners: Mutex<HashMap<u64, ListenerEntry>>,
+}
+
+impl Mount {
+    pub fn new(
+        name: &str,
+        info: SourceInfo,
+        settings: MountSettings,
+        intro: Option<Bytes>,
+    ) -> Self {
+        let family = Family::from_content_type(&info.content_type);
+        Mount {
+            name: name.to_string(),
+            family,
+            queue: Mutex::new(Queue::new(settings.queue_size.max(1))),
+            settings,
+            info: RwLock::new(info),
+            codec: RwLock::new(CodecInfo::default()),
+            notify: Notify::new(),
+            ended: AtomicBool::new(false),
+            redirect: Mutex::new(None),
+            redirect_epoch: AtomicU64::new(0),
+            meta: RwLock::new(Metadata::new(None, None, None)),
+            meta_version: AtomicU64::new(0),
+            intro,
+            stats: MountStats::default(),
+            started: SystemTime::now(),
+            listeners: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn info(&self) -> SourceInfo {
+        read(&self.info).clone()
+    }
+
+    pub fn with_info<R>(&self, f: impl FnOnce(&SourceInfo) -> R) -> R {
+        f(&read(&self.info))
+    }
+
+    pub fn codec(&self) -> CodecInfo {
+        read(&self.codec).clone()
+    }
+
+    pub fn set_codec(&self, codec: &CodecInfo) {
+        if *read(&self.codec) != *codec {
+            *write(&self.codec) = codec.clone();
+        }
+    }
+
+    /// Append blocks from the source and wake listeners.
+    pub fn push_blocks(&self, blocks: impl IntoIterator<Item = Block>) {
+        let mut any = false;
+        {
+            let mut q = lock(&self.queue);
+            for b in blocks {
+                self.stats
+                    .total_bytes_read
+                    .fetch_add(b.data.len() as u64, Ordering::Relaxed);
+                q.push(b);
+                any = true;
+            }
+        }
+        if any {
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub fn burst_start(&self) -> Seq {
+        lock(&self.queue).burst_start(self.settings.burst_size)
+    }
+
+    /// The latest start point: where a listener moved here from another mount begins,
+    /// since it already has audio buffered.
+    pub fn join_start(&self) -> Seq {
+        lock(&self.queue).burst_start(0)
+    }
+
+    pub fn read_blocks(
+        &self,
+        from: Seq,
+        max_bytes: usize,
+        need_start: bool,
+        out: &mut Vec<Block>,
+    ) -> ReadOutcome {
+        lock(&self.queue).read(from, max_bytes, need_start, out)
+    }
+
+    /// Sequence number the next block will get.
+    pub fn tail(&self) -> Seq {
+        lock(&self.queue).tail()
+    }
+
+    pub fn is_lagged(&self, seq: Seq) -> bool {
+        !lock(&self.queue).holds(seq)
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        lock(&self.queue).queued_bytes()
+    }
+
+    /// A future that completes at the next wake-up. Create it *before* checking for data.
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// The source is gone. Listeners move to `fallback` if given, else they finish what is
+    /// queued and leave.
+    pub fn end(&self, fallback: Option<Arc<Mount>>) {
+        if let Some(f) = fallback {
+            self.move_listeners_to(f);
+        }
+        self.ended.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Ask every current listener to continue on `target` (fallback, override, moveclients).
+    pub fn move_listeners_to(&self, target: Arc<Mount>) {
+        *lock(&self.redirect) = Some(target);
+        self.redirect_epoch.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+
+    pub fn redirect_epoch(&self) -> u64 {
+        self.redirect_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn redirect_target(&self) -> Option<Arc<Mount>> {
+        lock(&self.redirect).clone()
+    }
+
+    pub fn metadata(&self) -> Metadata {
+        read(&self.meta).clone()
+    }
+
+    pub fn meta_version(&self) -> u64 {
+        self.meta_version.load(Ordering::Acquire)
+    }
+
+    /// Current ICY block and its version, for a listener deciding what to insert.
+    pub fn icy_block(&self) -> (u64, Bytes) {
+        let m = read(&self.meta);
+        (
+            self.meta_version.load(Ordering::Acquire),
+            m.icy_block.clone(),
+        )
+    }
+
+    pub fn set_metadata(&self, title: Option<String>, artist: Option<String>, url: Option<String>) {
+        let m = Metadata::new(title, artist, url);
+        *write(&self.meta) = m;
+        self.meta_version.fetch_add(1, Ordering::AcqRel);
+        self.stats.metadata_updates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Try to admit one more listener under `max-listeners`.
+    pub fn try_add_listener(&self) -> bool {
+        let max = self.settings.max_listeners.unwrap_or(usize::MAX);
+        let mut cur = self.stats.listeners.load(Ordering::Acquire);
+        loop {
+            if cur >= max {
+                return false;
+            }
+            match self.stats.listeners.compare_exchange(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.stats
+                        .listener_peak
+                        .fetch_max(cur + 1, Ordering::Relaxed);
+                    self.stats
+                        .listener_connections
+                        .fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Count a listener that arrives by moving, which max-listeners does not refuse.
+    pub fn add_moved_listener(&self) {
+        let n = self.stats.listeners.fetch_add(1, Ordering::AcqRel) + 1;
+        self.stats.listener_peak.fetch_max(n, Ordering::Relaxed);
+    }
+
+    pub fn remove_listener(&self) {
+        let _ = self
+            .stats
+            .listeners
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    pub fn listener_count(&self) -> usize {
+        self.stats.listeners.load(Ordering::Acquire)
+    }
+
+    pub fn register_listener(&self, id: u64, entry: ListenerEntry) {
+        lock(&self.listeners).insert(id, entry);
+    }
+
+    pub fn unregister_listener(&self, id: u64) -> Option<ListenerEntry> {
+        lock(&self.listeners).remove(&id)
+    }
+
+    pub fn listeners(&self) -> Vec<(u64, ListenerEntry)> {
+        let mut v: Vec<_> = lock(&self.listeners)
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+}

@@ -1,0 +1,96 @@
+//! The mount registry: which mounts are live, and the rules for reserving one for a source
+//! (one source per mount, at most `<sources>` sources). Mounts leave the registry when their
+//! source ends; listeners keep their `Arc<Mount>` until they move or close.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Mount, lock};
+use crate::format::Family;
+
+/// Why a source may not have a mount; the texts are icecast2's 403 bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SourceRejected {
+    #[error("Mountpoint in use")]
+    InUse,
+    #[error("too many sources connected")]
+    TooMany,
+}
+
+/// How deep fallback chains may go (icecast: 10).
+pub const MAX_FALLBACK_DEPTH: usize = 10;
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    mounts: Mutex<HashMap<String, Arc<Mount>>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register a new live mount, or refuse as icecast does.
+    pub fn insert(&self, mount: Arc<Mount>, max_sources: usize) -> Result<(), SourceRejected> {
+        let mut map = lock(&self.mounts);
+        if map.contains_key(&mount.name) {
+            return Err(SourceRejected::InUse);
+        }
+        if map.len() >= max_sources {
+            return Err(SourceRejected::TooMany);
+        }
+        map.insert(mount.name.clone(), mount);
+        Ok(())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        lock(&self.mounts).contains_key(name)
+    }
+
+    /// Remove `mount` if it is still the one registered under its name.
+    pub fn remove(&self, mount: &Arc<Mount>) {
+        let mut map = lock(&self.mounts);
+        if map.get(&mount.name).is_some_and(|m| Arc::ptr_eq(m, mount)) {
+            map.remove(&mount.name);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Mount>> {
+        lock(&self.mounts).get(name).cloned()
+    }
+
+    /// All live mounts, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Mount>> {
+        let mut v: Vec<_> = lock(&self.mounts).values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.mounts).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Follow a fallback chain from `start` (whose settings name the first hop) to the first
+    /// live mount, at most [`MAX_FALLBACK_DEPTH`] hops, optionally of the given family only.
+    pub fn resolve_fallback(
+        &self,
+        mut next: Option<String>,
+        fallback_of: impl Fn(&str) -> Option<String>,
+        family: Option<Family>,
+    ) -> Option<Arc<Mount>> {
+        for _ in 0..MAX_FALLBACK_DEPTH {
+            let name = next?;
+            if let Some(m) = self.get(&name) {
+                if !m.is_ended() && family.is_none_or(|f| f == m.family) {
+                    return Some(m);
+                }
+            }
+            next = fallback_of(&name);
+        }
+        None
+    }
+}

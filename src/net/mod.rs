@@ -1,0 +1,249 @@
+//! The front door: our own accept loop. It reads each request head under a size cap and the
+//! header timeout, then runs SOURCE/PUT ingest and the listener hot path itself and hands
+//! everything else to axum through a prefix-replaying IO (hyper cannot read bodies that run
+//! until close, nor send `100 Continue`).
+
+pub mod prefixed;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::access_log::AccessEntry;
+use crate::config::Config;
+use crate::http::{self, RequestHead};
+use crate::server::{ClientGuard, Server};
+use crate::{ingest, listen, web};
+
+/// What a bound socket speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortKind {
+    /// HTTP: listeners, SOURCE/PUT, admin, web.
+    Http,
+    /// SHOUTcast v1 source protocol feeding this mount (icecast's port+1).
+    Shoutcast { mount: String },
+}
+
+pub struct BoundSocket {
+    pub listener: TcpListener,
+    pub kind: PortKind,
+}
+
+/// Bind every configured socket. A socket without `bind-address` listens on IPv6 `::` with
+/// dual-stack, so IPv4 clients work too; if IPv6 is unavailable it falls back to `0.0.0.0`.
+pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
+    let mut out = Vec::new();
+    for l in &config.listen {
+        let addrs: Vec<SocketAddr> = match &l.bind_address {
+            Some(a) => {
+                let ip: IpAddr =
+                    a.trim_matches(|c| c == '[' || c == ']')
+                        .parse()
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidInput,
+                                format!("bad bind-address {a}"),
+                            )
+                        })?;
+                vec![SocketAddr::new(ip, l.port)]
+            }
+            None => vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), l.port)],
+        };
+        for addr in addrs {
+            let listener = match bind_one(addr, config.tuning.listen_backlog) {
+                Ok(s) => s,
+                Err(e) if l.bind_address.is_none() => {
+                    tracing::warn!("IPv6 unavailable ({e}); listening on IPv4 only");
+                    bind_one(
+                        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), l.port),
+                        config.tuning.listen_backlog,
+                    )?
+                }
+                Err(e) => return Err(e),
+            };
+            let port = listener.local_addr()?.port();
+            out.push(BoundSocket {
+                listener,
+                kind: PortKind::Http,
+            });
+            if let Some(mount) = &l.shoutcast_mount {
+                let icy_addr = SocketAddr::new(addr.ip(), port.checked_add(1).unwrap_or(port));
+                let icy = match bind_one(icy_addr, config.tuning.listen_backlog) {
+                    Ok(s) => s,
+                    Err(e) if l.bind_address.is_none() => {
+                        tracing::debug!("IPv6 unavailable for ICY port: {e}");
+                        bind_one(
+                            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), icy_addr.port()),
+                            config.tuning.listen_backlog,
+                        )?
+                    }
+                    Err(e) => return Err(e),
+                };
+                out.push(BoundSocket {
+                    listener: icy,
+                    kind: PortKind::Shoutcast {
+                        mount: mount.clone(),
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        // Dual-stack on `::`; an explicit v6 literal stays v6-only like icecast's.
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Accept until shutdown. Accept errors (EMFILE under load) back off briefly instead of
+/// spinning or exiting: the clients already connected keep being served.
+pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket) {
+    let kind = Arc::new(socket.kind);
+    loop {
+        let shutdown = server.shutdown_notified();
+        if server.is_shutting_down() {
+            return;
+        }
+        let accepted = tokio::select! {
+            r = socket.listener.accept() => r,
+            _ = shutdown => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let server = server.clone();
+                let kind = kind.clone();
+                tokio::spawn(async move {
+                    handle_connection(server, stream, peer, &kind).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Peer IP as icecast logs it (IPv4-mapped IPv6 shown as IPv4).
+pub fn peer_ip(peer: &SocketAddr) -> String {
+    match peer.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        ip => ip.to_string(),
+    }
+}
+
+async fn handle_connection(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    kind: &PortKind,
+) {
+    let config = server.config();
+    let Some(_guard) = ClientGuard::admit(&server, config.limits.clients) else {
+        let extra = Server::extra_headers(&config, &[]);
+        let reply = http::error_response(
+            403,
+            "Icecast connection limit reached",
+            &config.server_id,
+            &extra,
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&reply)).await;
+        return;
+    };
+    if let PortKind::Shoutcast { mount } = kind {
+        ingest::shoutcast::run(server.clone(), stream, peer, mount.clone()).await;
+        return;
+    }
+    let (head, raw, rest) = match read_head(&mut stream, config.limits.header_timeout).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(%peer, "closing: {e}");
+            return;
+        }
+    };
+    match head.method.as_str() {
+        "SOURCE" | "PUT" => ingest::source::run(server.clone(), stream, head, rest, peer).await,
+        _ if head.protocol != "HTTP" => {}
+        // libshout's TLS probe: icecast2 2.4.4 closes it silently and libshout carries on.
+        "OPTIONS" if head.path == "*" => {}
+        "GET" | "HEAD" | "OPTIONS" if !is_admin_path(&head.path) => {
+            match listen::resolve(&server, &head.path) {
+                Some(mount) => listen::serve(server.clone(), stream, head, peer, mount).await,
+                None => web::serve(server.clone(), stream, raw, rest, peer).await,
+            }
+        }
+        "GET" | "HEAD" | "OPTIONS" | "POST" => {
+            web::serve(server.clone(), stream, raw, rest, peer).await
+        }
+        _ => {
+            // Unknown methods are closed without a reply, as icecast2 does.
+            server.access_log.log(&AccessEntry {
+                ip: peer_ip(&peer),
+                request: head.log_line(),
+                status: 400,
+                user_agent: Some(head.user_agent().to_string()),
+                ..Default::default()
+            });
+        }
+    }
+}
+
+fn is_admin_path(path: &str) -> bool {
+    path == "/admin.cgi" || path == "/admin" || path.starts_with("/admin/")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("timed out reading request head")]
+    Timeout,
+    #[error("connection closed before a complete head")]
+    Closed,
+    #[error(transparent)]
+    Parse(#[from] http::ParseError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Read one request head under the size cap and timeout. Returns the parsed head, its raw
+/// bytes and whatever arrived after it (audio sent together with a SOURCE head is kept).
+pub async fn read_head(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Result<(RequestHead, Bytes, Bytes), HeadError> {
+    let mut buf = BytesMut::with_capacity(1024);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(end) = http::find_head_end(&buf) {
+            let head = http::parse_head(&buf[..end])?;
+            let raw = buf.split_to(end).freeze();
+            return Ok((head, raw, buf.freeze()));
+        }
+        if buf.len() >= http::request::MAX_HEAD {
+            return Err(http::ParseError::TooLarge.into());
+        }
+        buf.reserve(1024);
+        let n = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf))
+            .await
+            .map_err(|_| HeadError::Timeout)??;
+        if n == 0 {
+            return Err(HeadError::Closed);
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The shared state of one running server: the live config, the mount registry, global
+//! counters, the access log and the shutdown signal. Every connection task holds an
+//! `Arc<Server>`; nothing in here is held across an `.await`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use tokio::sync::Notify;
+
+use crate::access_log::AccessLog;
+use crate::config::{Config, HttpHeader};
+use crate::mount::{Registry, read, write};
+
+#[derive(Debug, Default)]
+pub struct GlobalStats {
+    /// Clients connected right now (all kinds).
+    pub clients: AtomicUsize,
+    pub connections: AtomicU64,
+    pub client_connections: AtomicU64,
+    pub source_total_connections: AtomicU64,
+    pub source_client_connections: AtomicU64,
+    pub listener_connections: AtomicU64,
+    pub file_connections: AtomicU64,
+    pub stats_connections: AtomicU64,
+    pub config_reloads: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct Server {
+    config: RwLock<Arc<Config>>,
+    pub config_path: Option<PathBuf>,
+    pub registry: Registry,
+    pub stats: GlobalStats,
+    pub access_log: AccessLog,
+    pub started: SystemTime,
+    next_id: AtomicU64,
+    shutting_down: AtomicBool,
+    shutdown: Notify,
+    /// Addresses actually bound, for URLs and tests (port 0 in the config means "any").
+    pub bound: RwLock<Vec<SocketAddr>>,
+}
+
+impl Server {
+    pub fn new(config: Config, config_path: Option<PathBuf>) -> Arc<Self> {
+        let access_log = AccessLog::open(config.logging.access_log.as_deref());
+        Arc::new(Server {
+            config: RwLock::new(Arc::new(config)),
+            config_path,
+            registry: Registry::new(),
+            stats: GlobalStats::default(),
+            access_log,
+            started: SystemTime::now(),
+            next_id: AtomicU64::new(1),
+            shutting_down: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            bound: RwLock::new(Vec::new()),
+        })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.config).clone()
+    }
+
+    /// Swap in a new config. Live mounts keep the settings they started with; limits,
+    /// passwords and headers apply to new connections at once.
+    pub fn replace_config(&self, config: Config) {
+        self.access_log.reopen(config.logging.access_log.as_deref());
+        *write(&self.config) = Arc::new(config);
+        self.stats.config_reloads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Completes when shutdown begins. Create before checking `is_shutting_down`.
+    pub fn shutdown_notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.shutdown.notified()
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+    }
+
+    /// Global extra headers plus a mount's own, for a response.
+    pub fn extra_headers<'a>(config: &'a Config, mount: &'a [HttpHeader]) -> Vec<&'a HttpHeader> {
+        config.http_headers.iter().chain(mount.iter()).collect()
+    }
+
+    /// The first bound port, for listen URLs (icecast uses its first listen socket).
+    pub fn port(&self) -> u16 {
+        let bound = read(&self.bound);
+        bound
+            .first()
+            .map(|a| a.port())
+            .unwrap_or_else(|| self.config().listen.first().map_or(8000, |l| l.port))
+    }
+
+    /// `http://<hostname>:<port><mount>`, icecast's `listenurl`.
+    pub fn listen_url(&self, mount: &str) -> String {
+        format!("http://{}:{}{}", self.config().hostname, self.port(), mount)
+    }
+}
+
+/// Counts a connected client for `<clients>` and releases it on drop.
+pub struct ClientGuard {
+    server: Arc<Server>,
+}
+
+impl ClientGuard {
+    /// Admit a client, or `None` when `<clients>` is reached.
+    pub fn admit(server: &Arc<Server>, limit: usize) -> Option<ClientGuard> {
+        let prev = server.stats.clients.fetch_add(1, Ordering::AcqRel);
+        server.stats.connections.fetch_add(1, Ordering::Relaxed);
+        if prev >= limit {
+            server.stats.clients.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(ClientGuard {
+            server: server.clone(),
+        })
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.server.stats.clients.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,364 @@
+//! Everything the front door does not stream goes through axum: the status page at `/`,
+//! playlists (`.m3u`, `.xspf`), static files from the webroot, admin commands and icecast's
+//! 404. A middleware gives every reply icecast's shape (HTTP/1.0, `Connection: Close`, the
+//! no-cache headers, configured extra headers) and writes the access log line.
+
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+use tower::ServiceExt;
+
+use crate::access_log::AccessEntry;
+use crate::http::response::html_escape;
+use crate::net::peer_ip;
+use crate::net::prefixed::PrefixedIo;
+use crate::server::Server;
+
+/// Admin and web requests are small; bound how long one may hold a connection.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The peer address, put into request extensions by the front door.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// A reply with an icecast-style body and content type.
+pub struct IcecastReply {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+impl IcecastReply {
+    pub fn new(status: u16, content_type: &'static str, body: String) -> Self {
+        IcecastReply {
+            status,
+            content_type,
+            body,
+        }
+    }
+}
+
+impl From<IcecastReply> for Response {
+    fn from(r: IcecastReply) -> Response {
+        let mut resp = Response::new(Body::from(r.body));
+        *resp.status_mut() =
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(r.content_type),
+        );
+        resp
+    }
+}
+
+/// icecast's error bodies: plain text for 401/403, a tiny HTML page otherwise.
+pub fn error(code: u16, message: &str) -> Response {
+    let reply = match code {
+        401 => IcecastReply::new(
+            401,
+            "text/plain; charset=utf-8",
+            "You need to authenticate\r\n".into(),
+        ),
+        403 => IcecastReply::new(403, "text/plain; charset=utf-8", message.into()),
+        _ => IcecastReply::new(
+            code,
+            "text/html; charset=utf-8",
+            format!(
+                "<html><head><title>Error {code}</title></head><body><b>{code} - {}</b></body></html>\r\n",
+                html_escape(message)
+            ),
+        ),
+    };
+    let mut resp: Response = reply.into();
+    if code == 401 {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Icecast2 Server\""),
+        );
+    }
+    resp
+}
+
+/// The routes; the server itself arrives per request as an `Arc<Server>` extension, so one
+/// router serves any number of server instances (tests run several in one process).
+fn router() -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .merge(crate::admin::routes())
+        .fallback(get(files).post(|| async { error(400, "unknown request") }))
+        .layer(middleware::from_fn(icecast_shape))
+}
+
+/// Serve one request over hyper on a connection whose head we already read.
+pub async fn serve(
+    server: Arc<Server>,
+    stream: TcpStream,
+    raw_head: Bytes,
+    rest: Bytes,
+    peer: SocketAddr,
+) {
+    static ROUTER: OnceLock<Router> = OnceLock::new();
+    let router = ROUTER.get_or_init(router).clone();
+    let mut prefix = BytesMut::with_capacity(raw_head.len() + rest.len());
+    prefix.extend_from_slice(&raw_head);
+    prefix.extend_from_slice(&rest);
+    let io = hyper_util::rt::TokioIo::new(PrefixedIo::new(prefix.freeze(), stream));
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        req.extensions_mut().insert(Peer(peer));
+        req.extensions_mut().insert(server.clone());
+        async move {
+            Ok::<_, Infallible>(
+                router
+                    .oneshot(req.map(Body::new))
+                    .await
+                    .unwrap_or_else(|e| match e {}),
+            )
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .title_case_headers(true)
+        .serve_connection(io, service);
+    match tokio::time::timeout(REQUEST_DEADLINE, conn).await {
+        Ok(Err(e)) => tracing::debug!(%peer, "http connection error: {e}"),
+        Err(_) => tracing::debug!(%peer, "http request deadline passed"),
+        Ok(Ok(())) => {}
+    }
+}
+
+/// icecast's response shape and the access log, for every axum reply.
+async fn icecast_shape(
+    Extension(server): Extension<Arc<Server>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let config = server.config();
+    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let version = match req.version() {
+        Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    };
+    let mut entry = AccessEntry {
+        ip: peer.map(|p| peer_ip(&p)).unwrap_or_default(),
+        request: format!("{} {} HTTP/{version}", req.method(), req.uri().path()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        referer: req
+            .headers()
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        ..Default::default()
+    };
+    if let Some((user, _)) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::http::basic_auth)
+    {
+        entry.user = Some(user);
+    }
+    let mut resp = next.run(req).await;
+    *resp.version_mut() = Version::HTTP_10;
+    let status = resp.status().as_u16();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&config.server_id) {
+        h.insert(header::SERVER, v);
+    }
+    h.insert(header::CONNECTION, HeaderValue::from_static("Close"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-cache, no-store"));
+    h.entry(header::EXPIRES)
+        .or_insert(HeaderValue::from_static("Mon, 26 Jul 1997 05:00:00 GMT"));
+    h.entry(header::PRAGMA)
+        .or_insert(HeaderValue::from_static("no-cache"));
+    for extra in &config.http_headers {
+        if extra.status.is_none_or(|s| s == status) {
+            if let (Ok(n), Ok(v)) = (
+                header::HeaderName::from_bytes(extra.name.as_bytes()),
+                HeaderValue::from_str(&extra.value),
+            ) {
+                h.insert(n, v);
+            }
+        }
+    }
+    entry.status = status;
+    entry.bytes = axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .unwrap_or(0);
+    server.access_log.log(&entry);
+    resp
+}
+
+/// Playlists, static files and 404.
+async fn files(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+    let path = match crate::http::request::bytes_to_string(crate::http::percent_decode(
+        req.uri().path(),
+    )) {
+        p if p.contains("/../") || p.ends_with("/..") => {
+            return error(404, "The file you requested could not be found");
+        }
+        p => p,
+    };
+    if let Some(mount) = path.strip_suffix(".m3u") {
+        return m3u(&server, &req, mount);
+    }
+    if let Some(mount) = path.strip_suffix(".xspf") {
+        return xspf(&server, &req, mount);
+    }
+    if let Some(resp) = static_file(&server, &path).await {
+        return resp;
+    }
+    error(404, "The file you requested could not be found")
+}
+
+/// The stream URL for playlists: `http://<Host>/m` when Host carries a port, else
+/// `http://<hostname>:<port>/m`, as icecast builds it.
+fn stream_url(server: &Server, req: &Request, mount: &str) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            h.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+                && !h.contains(['/', ' ', '"', '<', '>'])
+        });
+    match host {
+        Some(h) => format!("http://{h}{mount}"),
+        None => server.listen_url(mount),
+    }
+}
+
+fn m3u(server: &Server, req: &Request, mount: &str) -> Response {
+    IcecastReply::new(
+        200,
+        "audio/x-mpegurl",
+        format!("{}\r\n", stream_url(server, req, mount)),
+    )
+    .into()
+}
+
+fn xspf(server: &Server, req: &Request, mount: &str) -> Response {
+    let url = stream_url(server, req, mount);
+    let (name, desc, title) = match server.registry.get(mount) {
+        Some(m) => {
+            let info = m.info();
+            (
+                info.display_name().to_string(),
+                info.display_description().to_string(),
+                m.metadata().display(),
+            )
+        }
+        None => (String::new(), String::new(), String::new()),
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<playlist xmlns=\"http://xspf.org/ns/0/\" version=\"1\">\n  <title>{}</title>\n  <trackList>\n    <track>\n      <location>{}</location>\n      <title>{}</title>\n      <annotation>{}</annotation>\n    </track>\n  </trackList>\n</playlist>\n",
+        html_escape(&name),
+        html_escape(&url),
+        html_escape(&title),
+        html_escape(&desc)
+    );
+    IcecastReply::new(200, "application/xspf+xml", body).into()
+}
+
+/// A file from the configured webroot, if any.
+async fn static_file(server: &Server, path: &str) -> Option<Response> {
+    let root = server.config().paths.webroot.clone()?;
+    let rel = path.trim_start_matches('/');
+    if rel
+        .split('/')
+        .any(|seg| seg == ".." || seg.starts_with('.'))
+    {
+        return None;
+    }
+    let mut file = root.join(rel);
+    if tokio::fs::metadata(&file).await.ok()?.is_dir() {
+        file = file.join("index.html");
+    }
+    let data = tokio::fs::read(&file).await.ok()?;
+    let mut resp = Response::new(Body::from(data));
+    let mime = mime_for(&file.to_string_lossy());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    Some(resp)
+}
+
+fn mime_for(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "xml" | "xsl" => "text/xml",
+        "mp3" => "audio/mpeg",
+        "ogg" | "oga" => "audio/ogg",
+        "opus" => "audio/ogg",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A plain, server-rendered overview of the live mounts.
+async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResponse {
+    let config = server.config();
+    let mut rows = String::new();
+    for m in server
+        .registry
+        .list()
+        .into_iter()
+        .filter(|m| !m.settings.hidden)
+    {
+        let info = m.info();
+        let codec = m.codec();
+        let _ = write!(
+            rows,
+            "<tr><td><a href=\"{0}\">{0}</a> (<a href=\"{0}.m3u\">m3u</a>)</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>\n",
+            html_escape(&m.name),
+            html_escape(info.display_name()),
+            html_escape(&info.content_type),
+            html_escape(codec.codec.as_deref().unwrap_or("")),
+            m.listener_count(),
+            html_escape(&m.metadata().display()),
+        );
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"6\">No mounts are live.</td></tr>\n");
+    }
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>floecast</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}</style></head>\n<body><h1>floecast</h1><p>{} &middot; {}</p>\n<table><tr><th>Mount</th><th>Name</th><th>Type</th><th>Codec</th><th>Listeners</th><th>Now playing</th></tr>\n{}</table></body></html>\n",
+        html_escape(&config.server_id),
+        html_escape(&config.location),
+        rows
+    );
+    IcecastReply::new(200, "text/html; charset=utf-8", body)
+}
+
+impl IntoResponse for IcecastReply {
+    fn into_response(self) -> Response {
+        self.into()
+    }
+}

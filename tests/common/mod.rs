@@ -1,0 +1,134 @@
+//! Shared helpers for the integration tests: start a real server on 127.0.0.1:0, speak raw
+//! TCP to it like the real clients do, and synthesize media that needs no files.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use floecast::app::App;
+use floecast::config::{Config, ListenSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Base64 of `source:hackme`.
+pub const SOURCE_AUTH: &str = "c291cmNlOmhhY2ttZQ==";
+
+/// A config listening on an ephemeral loopback port, with quick timeouts for tests.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.listen = vec![ListenSocket { port: 0, bind_address: Some("127.0.0.1".into()), shoutcast_mount: None }];
+    c.limits.clients = 1000;
+    c.limits.sources = 16;
+    c.tuning.flush_interval = Duration::from_millis(20);
+    c
+}
+
+pub struct TestServer {
+    pub app: App,
+    pub addr: SocketAddr,
+}
+
+pub async fn start(config: Config) -> TestServer {
+    let app = App::start(config, None).expect("server starts");
+    let addr = app.http_addrs[0];
+    TestServer { app, addr }
+}
+
+pub async fn connect(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).await.expect("connect")
+}
+
+/// Send `request` and read until the server closes (or `timeout`).
+pub async fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Vec<u8> {
+    let mut s = connect(addr).await;
+    s.write_all(request).await.expect("write");
+    read_until_close(&mut s, timeout).await
+}
+
+pub async fn read_until_close(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(timeout, s.read_to_end(&mut out)).await;
+    out
+}
+
+/// Read at least `n` bytes (or until close/timeout).
+pub async fn read_at_least(s: &mut TcpStream, n: usize, timeout: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 64 * 1024];
+    while out.len() < n {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => break,
+            Ok(Ok(k)) => out.extend_from_slice(&buf[..k]),
+        }
+    }
+    out
+}
+
+/// Read a response head (through the blank line); returns (head text, bytes after it).
+pub async fn read_head(s: &mut TcpStream, timeout: Duration) -> (String, Vec<u8>) {
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = out.split_off(i + 4);
+            return (String::from_utf8_lossy(&out).into_owned(), rest);
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), Vec::new()),
+            Ok(Ok(k)) => out.extend_from_slice(&buf[..k]),
+        }
+    }
+}
+
+/// One MPEG-1 Layer III frame, 128 kbit/s, 44.1 kHz, stereo: 417 bytes (418 with padding).
+/// The payload carries `tag` so tests can tell frames apart.
+pub fn mp3_frame(padding: bool, tag: u8) -> Vec<u8> {
+    let len = if padding { 418 } else { 417 };
+    let mut f = vec![tag; len];
+    f[0] = 0xFF;
+    f[1] = 0xFB;
+    f[2] = 0x90 | if padding { 0x02 } else { 0 };
+    f[3] = 0x00;
+    f
+}
+
+/// `n` frames, tagged 0, 1, 2, … (mod 256).
+pub fn mp3_frames(n: usize) -> Vec<u8> {
+    (0..n).flat_map(|i| mp3_frame(i % 3 == 2, (i % 256) as u8)).collect()
+}
+
+/// A source that connected with SOURCE and got `HTTP/1.0 200 OK`.
+pub async fn source(addr: SocketAddr, mount: &str, content_type: &str, extra: &str) -> TcpStream {
+    let mut s = connect(addr).await;
+    let req = format!(
+        "SOURCE {mount} HTTP/1.0\r\nAuthorization: Basic {SOURCE_AUTH}\r\nContent-Type: {content_type}\r\n{extra}\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut reply = [0u8; 19];
+    s.read_exact(&mut reply).await.expect("source reply");
+    assert_eq!(&reply, b"HTTP/1.0 200 OK\r\n\r\n");
+    s
+}
+
+/// Wait until `cond` holds, polling; panics with `what` after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Is an external program on PATH? Tests that need one print a skip reason otherwise.
+pub fn have(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
