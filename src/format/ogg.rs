@@ -433,8 +433,11 @@ impl OggFramer {
         page: Bytes,
         out: &mut Vec<Block>,
     ) -> Result<(), FormatError> {
-        if self.chain.published || self.chain.data_seen || self.chain.all_eos() {
-            if !self.chain.published {
+        // A BOS after data, after the chain ended, or repeating a serial of the chain being
+        // collected (an encoder restarting mid-header) begins a new chain.
+        let repeated = self.chain.streams.iter().any(|s| s.serial == hdr.serial);
+        if self.chain.published || self.chain.data_seen || self.chain.all_eos() || repeated {
+            if !self.chain.published && !self.chain.pending.is_empty() {
                 // The old chain never completed its headers; release its held data pages.
                 self.publish(out);
             }
@@ -466,11 +469,6 @@ impl OggFramer {
         };
         if codec == Codec::Theora {
             self.chain.has_theora = true;
-        }
-        if self.chain.streams.iter().any(|s| s.serial == hdr.serial) {
-            return Err(FormatError::Invalid(
-                "duplicate Ogg serial number in chain".into(),
-            ));
         }
         let mut stream = LogicalStream {
             serial: hdr.serial,
@@ -1047,6 +1045,18 @@ mod tests {
         assert_eq!(out[2].header.as_ref().unwrap().data, b[..2].concat());
         assert_eq!(f.header().unwrap().id, 2);
         assert_eq!(f.info().title.as_deref(), Some("Second"));
+    }
+
+    #[test]
+    fn restart_mid_header_with_same_serial() {
+        let a = vorbis_stream(7, "old", 2);
+        let b = vorbis_stream(7, "new", 2);
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &[a[0].clone(), b.concat()].concat()).unwrap();
+        assert_eq!(out.len(), 2);
+        let h = f.header().unwrap();
+        assert_eq!((h.id, &h.data[..]), (1, &b[..2].concat()[..]));
+        assert_eq!(f.info().title.as_deref(), Some("new"));
     }
 
     #[test]
