@@ -178,6 +178,11 @@ async fn icecast_shape(
     let mut resp = next.run(req).await;
     *resp.version_mut() = Version::HTTP_10;
     let status = resp.status().as_u16();
+    // icecast's reason phrases ("Authentication Required", "File Not Found"), not hyper's.
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(
+            crate::http::reason(status).as_bytes(),
+        ));
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&config.server_id) {
         h.insert(header::SERVER, v);
@@ -334,9 +339,9 @@ async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResp
     {
         let info = m.info();
         let codec = m.codec();
-        let _ = write!(
+        let _ = writeln!(
             rows,
-            "<tr><td><a href=\"{0}\">{0}</a> (<a href=\"{0}.m3u\">m3u</a>)</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>\n",
+            "<tr><td><a href=\"{0}\">{0}</a> (<a href=\"{0}.m3u\">m3u</a>)</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>",
             html_escape(&m.name),
             html_escape(info.display_name()),
             html_escape(&info.content_type),

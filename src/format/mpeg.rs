@@ -225,6 +225,9 @@ fn id3v2_len(b: &[u8]) -> Option<usize> {
     Some(10 + size + footer)
 }
 
+/// Largest run of whole frames (or passthrough bytes) put in one block.
+pub const BLOCK_TARGET: usize = 4096;
+
 /// Framer for MP3/MP2/AAC-ADTS streams: blocks of whole frames are start points.
 pub struct MpegFramer {
     buf: BytesMut,
@@ -290,8 +293,16 @@ impl MpegFramer {
                     if let Some(h) = parse_frame_header(rest) {
                         self.note_frame(&h);
                     }
+                    // Cap frame runs at BLOCK_TARGET so burst-on-connect can start close
+                    // to the requested burst size (icecast's blocks are 1400 bytes).
+                    let run_start = runs.len().checked_sub(2).map_or(0, |i| runs[i].0);
+                    let in_frame_run = runs.last().is_some_and(|r| r.1);
                     pos += n;
-                    mark(&mut runs, pos, true);
+                    if in_frame_run && pos - run_start > BLOCK_TARGET {
+                        runs.push((pos, true));
+                    } else {
+                        mark(&mut runs, pos, true);
+                    }
                 }
                 Unit::Junk(n) => {
                     pos += n;
@@ -375,9 +386,10 @@ impl Default for PassthroughFramer {
 
 impl Framer for PassthroughFramer {
     fn push(&mut self, input: &[u8], out: &mut Vec<Block>) -> Result<(), FormatError> {
-        if !input.is_empty() {
+        let data = Bytes::copy_from_slice(input);
+        for i in (0..data.len()).step_by(BLOCK_TARGET) {
             out.push(Block {
-                data: Bytes::copy_from_slice(input),
+                data: data.slice(i..(i + BLOCK_TARGET).min(data.len())),
                 start: true,
                 header: None,
             });

@@ -232,6 +232,17 @@ fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
     out
 }
 
+/// Has the client hung up? Players send nothing after their request, so readability means
+/// EOF or an error; stray bytes are read and dropped.
+fn client_gone(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    match stream.try_read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
 /// One listener's position and state. Small on purpose: this exists once per listener.
 struct Session {
     mount: Arc<Mount>,
@@ -365,6 +376,7 @@ impl Session {
                         _ = tokio::time::sleep(self.flush_interval) => {}
                         _ = kick.notified() => return Exit::Kicked,
                         _ = &mut shutdown => return Exit::Shutdown,
+                        _ = stream.readable() => if client_gone(stream) { return Exit::Client },
                     }
                 }
                 continue;
@@ -377,6 +389,8 @@ impl Session {
                 _ = &mut notified => {}
                 _ = kick.notified() => return Exit::Kicked,
                 _ = &mut shutdown => return Exit::Shutdown,
+                // A quiet source must not keep a hung-up listener's slot forever.
+                _ = stream.readable() => if client_gone(stream) { return Exit::Client },
             }
         }
     }
