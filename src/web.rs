@@ -327,6 +327,9 @@ fn mime_for(name: &str) -> &'static str {
     }
 }
 
+/// The status page template, embedded so `cargo run` serves it with no files around.
+const STATUS_PAGE: &str = include_str!("../static/status.html");
+
 /// A plain, server-rendered overview of the live mounts.
 async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResponse {
     let config = server.config();
@@ -353,12 +356,11 @@ async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResp
     if rows.is_empty() {
         rows.push_str("<tr><td colspan=\"6\">No mounts are live.</td></tr>\n");
     }
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>floecast</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}</style></head>\n<body><h1>floecast</h1><p>{} &middot; {}</p>\n<table><tr><th>Mount</th><th>Name</th><th>Type</th><th>Codec</th><th>Listeners</th><th>Now playing</th></tr>\n{}</table></body></html>\n",
-        html_escape(&config.server_id),
-        html_escape(&config.location),
-        rows
-    );
+    // Rows carry text from sources; they go in last so they cannot inject a placeholder.
+    let body = STATUS_PAGE
+        .replace("{{server_id}}", &html_escape(&config.server_id))
+        .replace("{{location}}", &html_escape(&config.location))
+        .replace("{{rows}}", &rows);
     IcecastReply::new(200, "text/html; charset=utf-8", body)
 }
 

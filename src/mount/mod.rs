@@ -367,6 +367,13 @@ impl Mount {
         lock(&self.listeners).remove(&id)
     }
 
+    /// Wake every listener's kick (shutdown); each then checks why it was woken.
+    pub fn kick_all(&self) {
+        for entry in lock(&self.listeners).values() {
+            entry.kick.notify_one();
+        }
+    }
+
     pub fn listeners(&self) -> Vec<(u64, ListenerEntry)> {
         let mut v: Vec<_> = lock(&self.listeners)
             .iter()
