@@ -381,3 +381,48 @@ async fn icy_port_is_closed_without_shoutcast_mount() {
         tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(next)).await;
     assert!(matches!(r, Ok(Err(_))), "port+1 must refuse connections");
 }
+
+#[tokio::test]
+async fn on_connect_on_disconnect_and_dump_file() {
+    let dir = std::env::temp_dir().join(format!("floecast-hooks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("hook.sh");
+    let marks = dir.join("marks.txt");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$0 $1\" >> {}\n", marks.display()),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&script, perms).unwrap();
+    let dump = dir.join("dump.mp3");
+    let mut config = test_config();
+    config.mounts.push(floecast::config::MountConfig {
+        name: "/hooked.mp3".into(),
+        on_connect: Some(script.clone()),
+        on_disconnect: Some(script.clone()),
+        dump_file: Some(dump.clone()),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+    let mut s = source(srv.addr, "/hooked.mp3", "audio/mpeg", "").await;
+    let audio = mp3_frames(30);
+    s.write_all(&audio).await.unwrap();
+    wait_for("dump written", T, || {
+        std::fs::metadata(&dump)
+            .map(|m| m.len() as usize >= audio.len())
+            .unwrap_or(false)
+    })
+    .await;
+    drop(s);
+    wait_for("both hooks ran", T, || {
+        std::fs::read_to_string(&marks)
+            .map(|t| t.lines().filter(|l| l.ends_with(" /hooked.mp3")).count() == 2)
+            .unwrap_or(false)
+    })
+    .await;
+    // The dump holds the source's bytes exactly.
+    assert_bytes(&std::fs::read(&dump).unwrap(), &audio, "dump file");
+    let _ = std::fs::remove_dir_all(&dir);
+}

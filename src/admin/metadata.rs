@@ -42,10 +42,11 @@ fn param_in(req: &Request, name: &str, charset: Option<&str>) -> Option<String> 
     param(req, name)
 }
 
-/// `(title, artist)` from `song=`, or from `artist=` + `title=`.
-fn title_of(req: &Request) -> (Option<String>, Option<String>) {
+/// `(title, artist)` from `song=`, or from `artist=` + `title=`. Without `charset=`, the
+/// mount's `charset` setting says how to read the bytes.
+fn title_of(req: &Request, mount_charset: Option<&str>) -> (Option<String>, Option<String>) {
     let charset = param(req, "charset");
-    let charset = charset.as_deref();
+    let charset = charset.as_deref().or(mount_charset);
     if let Some(song) = param_in(req, "song", charset) {
         return (Some(song), None);
     }
@@ -69,7 +70,7 @@ pub async fn metadata(Extension(server): Extension<Arc<Server>>, req: Request) -
     if param(&req, "mode").as_deref() != Some("updinfo") {
         return iceresponse("No such action", false);
     }
-    let (title, artist) = title_of(&req);
+    let (title, artist) = title_of(&req, mount.settings.charset.as_deref());
     let url = param(&req, "url");
     tracing::info!(mount = %mount_name, title = ?title, artist = ?artist, "metadata update");
     mount.set_metadata(title, artist, url);
@@ -108,7 +109,7 @@ pub async fn admin_cgi(Extension(server): Extension<Arc<Server>>, req: Request) 
     let Some(mount) = server.registry.get(&mount_name) else {
         return error(400, "Source does not exist");
     };
-    let (title, artist) = title_of(&req);
+    let (title, artist) = title_of(&req, mount.settings.charset.as_deref());
     mount.set_metadata(title, artist, param(&req, "url"));
     IcecastReply::new(
         200,

@@ -187,7 +187,7 @@ impl Default for Auth {
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
-            flush_interval: Duration::from_millis(100),
+            flush_interval: Duration::from_millis(1000),
             listen_backlog: 4096,
         }
     }

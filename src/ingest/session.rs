@@ -66,8 +66,12 @@ impl SourceSession {
         let mut info = SourceInfo::from_headers(headers, content_type, mount_cfg);
         info.source_ip = crate::net::peer_ip(peer);
         let settings = MountSettings::resolve(&config, mount_name);
+        // A relative intro path is looked up under the webroot, as icecast does.
         let intro = match mount_cfg.and_then(|m| m.intro.as_deref()) {
-            Some(p) => load_intro(p).await,
+            Some(p) => match (&config.paths.webroot, p.is_relative()) {
+                (Some(root), true) => load_intro(&root.join(p)).await,
+                _ => load_intro(p).await,
+            },
             None => None,
         };
         let family = Family::from_content_type(&info.content_type);
@@ -158,6 +162,9 @@ impl SourceSession {
                     if let Err(e) = self.feed(&data, &mut dump).await {
                         reason = Some(EndReason::Error(e));
                     }
+                    // Let listeners run between reads: a source that sends as fast as TCP
+                    // allows must not outrun them all by a whole queue in one scheduler turn.
+                    tokio::task::yield_now().await;
                 }
             }
         }

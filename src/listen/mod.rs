@@ -22,7 +22,7 @@ use crate::config::{Config, HttpHeader};
 use crate::format::Block;
 use crate::http::response::{common_head, push_extra_headers};
 use crate::http::{self, RequestHead};
-use crate::mount::{ListenerEntry, Mount, ReadOutcome, Seq};
+use crate::mount::{Kick, ListenerEntry, Mount, ReadOutcome, Seq};
 use crate::net::peer_ip;
 use crate::server::Server;
 use writer::{IcyState, write_all};
@@ -127,14 +127,16 @@ pub async fn serve(
         .listener_connections
         .fetch_add(1, Ordering::Relaxed);
     let id = server.next_client_id();
-    let kick = Arc::new(tokio::sync::Notify::new());
+    let kick = Arc::new(Kick::default());
+    // The mount's listener table holds the only copy of IP and user agent while the
+    // listener runs (it exists by the thousand); the log line takes them back at the end.
     let listener_entry = ListenerEntry {
-        ip: entry.ip.clone(),
-        user_agent: entry.user_agent.clone().unwrap_or_default(),
+        ip: std::mem::take(&mut entry.ip),
+        user_agent: entry.user_agent.take().unwrap_or_default(),
         connected: SystemTime::now(),
         kick: kick.clone(),
     };
-    mount.register_listener(id, listener_entry.clone());
+    mount.register_listener(id, listener_entry);
 
     let mut session = Session {
         mount,
@@ -145,22 +147,19 @@ pub async fn serve(
         icy: IcyState::new(metaint),
         sent: 0,
         flush_interval: config.tuning.flush_interval,
+        last_pause: config.tuning.flush_interval,
     };
     session.cursor = session.mount.burst_start();
     session.epoch = session.mount.redirect_epoch();
     drop(config);
 
     let exit = session
-        .run(
-            &server,
-            &mut stream,
-            Bytes::from(response),
-            &kick,
-            id,
-            &listener_entry,
-        )
+        .run(&server, &mut stream, Bytes::from(response), &kick, id)
         .await;
-    session.mount.unregister_listener(id);
+    if let Some(le) = session.mount.unregister_listener(id) {
+        entry.ip = le.ip;
+        entry.user_agent = Some(le.user_agent);
+    }
     session.mount.remove_listener();
     tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
     entry.bytes = session.sent;
@@ -232,6 +231,26 @@ fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
     out
 }
 
+/// Bytes a coalesced write aims for: enough to make the syscall worth it, small next to
+/// queue-size so a listener pausing for it never falls behind the queue.
+const COALESCE_TARGET: usize = 64 * 1024;
+
+/// How long to pause before the next write. Audio streams at radio bitrates gather far less
+/// than the target in `flush_interval`, so they pause the full interval; a fast stream
+/// (video, an unpaced source) gets a pause scaled down so each write stays near the target.
+fn coalesce_pause(flush_interval: Duration, last_pause: Duration, last_batch: usize) -> Duration {
+    if last_batch <= COALESCE_TARGET {
+        return flush_interval;
+    }
+    let scaled = last_pause.mul_f64(COALESCE_TARGET as f64 / last_batch as f64);
+    // Below a millisecond a timer costs more than it saves; just let others run.
+    if scaled < Duration::from_millis(1) {
+        Duration::ZERO
+    } else {
+        scaled.min(flush_interval)
+    }
+}
+
 /// Has the client hung up? Players send nothing after their request, so readability means
 /// EOF or an error; stray bytes are read and dropped.
 fn client_gone(stream: &TcpStream) -> bool {
@@ -256,6 +275,8 @@ struct Session {
     icy: IcyState,
     sent: u64,
     flush_interval: Duration,
+    /// The pause before the last write, for sizing the next one.
+    last_pause: Duration,
 }
 
 impl Session {
@@ -264,13 +285,18 @@ impl Session {
         server: &Server,
         stream: &mut TcpStream,
         response: Bytes,
-        kick: &tokio::sync::Notify,
+        kick: &Kick,
         id: u64,
-        entry: &ListenerEntry,
     ) -> Exit {
         // Shutdown reaches listeners through their kick, so no listener sits in a
         // server-wide waiter list.
-        let kicked = || if server.is_shutting_down() { Exit::Shutdown } else { Exit::Kicked };
+        let kicked = || {
+            if server.is_shutting_down() {
+                Exit::Shutdown
+            } else {
+                Exit::Kicked
+            }
+        };
         // The head, then the intro, then the burst: all in the first write.
         let mut out: Vec<Bytes> = vec![response];
         if let Some(intro) = self.mount.intro.clone() {
@@ -282,22 +308,34 @@ impl Session {
             if server.is_shutting_down() {
                 return Exit::Shutdown;
             }
+            if kick.is_kicked() {
+                return Exit::Kicked;
+            }
             // Moves (fallback, override, admin) come first: they change what we read.
             if self.mount.redirect_epoch() != self.epoch {
                 self.epoch = self.mount.redirect_epoch();
                 if let Some(target) = self.mount.redirect_target() {
-                    if !Arc::ptr_eq(&target, &self.mount) && target.family == self.mount.family && !target.is_ended() {
-                        self.move_to(target, id, entry);
+                    if !Arc::ptr_eq(&target, &self.mount)
+                        && target.family == self.mount.family
+                        && !target.is_ended()
+                    {
+                        self.move_to(target, id);
                         continue;
                     }
                 }
             }
 
             batch.clear();
-            match self.mount.read_blocks(self.cursor, MAX_WRITE, self.need_start, &mut batch) {
+            match self
+                .mount
+                .read_blocks(self.cursor, MAX_WRITE, self.need_start, &mut batch)
+            {
                 ReadOutcome::Lagged => {
-                    self.mount.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(mount = %self.mount.name, ip = %entry.ip, "listener fell too far behind, removing");
+                    self.mount
+                        .stats
+                        .slow_listeners
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(mount = %self.mount.name, id, "listener fell too far behind, removing");
                     return Exit::Slow;
                 }
                 ReadOutcome::Advanced(next) => {
@@ -317,78 +355,147 @@ impl Session {
                 }
                 self.icy.push(&self.mount, block.data, &mut out);
             }
-            // Don't let a burst's worth of capacity live on for the whole session.
-            if batch.capacity() > 64 {
-                batch = Vec::new();
-            }
+            // Keep no capacity between writes: it would be held by every idle listener.
+            batch = Vec::new();
 
             if !out.is_empty() {
+                // Biased: the kick's waker is only set up when the write has to wait.
                 let written = tokio::select! {
+                    biased;
                     r = write_all(stream, &out, &self.mount, self.cursor, LAG_CHECK) => r,
                     _ = kick.notified() => return kicked(),
                 };
-                match written {
+                let batch_bytes = match written {
                     Ok(n) => {
-                        let body = if head_pending { n.saturating_sub(out[0].len()) } else { n };
+                        let body = if head_pending {
+                            n.saturating_sub(out[0].len())
+                        } else {
+                            n
+                        };
                         head_pending = false;
                         self.sent += body as u64;
-                        self.mount.stats.total_bytes_sent.fetch_add(body as u64, Ordering::Relaxed);
+                        self.mount
+                            .stats
+                            .total_bytes_sent
+                            .fetch_add(body as u64, Ordering::Relaxed);
+                        body
                     }
                     Err(writer::WriteError::Lagged) => {
-                        self.mount.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
+                        self.mount
+                            .stats
+                            .slow_listeners
+                            .fetch_add(1, Ordering::Relaxed);
                         return Exit::Slow;
                     }
                     Err(writer::WriteError::Io(e)) => {
                         tracing::trace!("listener write failed: {e}");
                         return Exit::Client;
                     }
-                }
-                out.clear();
-                if out.capacity() > 64 {
-                    out = Vec::new();
-                }
+                };
+                out = Vec::new();
                 // Caught up: give the source time to queue more, so the next write is a large
                 // one. This sleep, not the mount's wake-ups, paces a listener while audio
                 // flows. A listener still behind (high bitrate, recovering) goes on at once.
                 if self.cursor >= self.mount.tail() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.flush_interval) => {}
-                        _ = kick.notified() => return kicked(),
-                        _ = stream.readable() => if client_gone(stream) { return Exit::Client },
+                    let pause = coalesce_pause(self.flush_interval, self.last_pause, batch_bytes);
+                    self.last_pause = pause;
+                    // A plain sleep: kicks are seen at the top of the loop and a hang-up by
+                    // the next write, so no other waker is worth registering per write.
+                    if pause.is_zero() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(pause).await;
                     }
                 }
                 continue;
             }
 
-            // Idle: wait for the source. Register for the wake-up first, then look again,
-            // so a block pushed in between is not missed.
-            let notified = self.mount.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.mount.tail() > self.cursor || self.mount.redirect_epoch() != self.epoch {
-                continue;
-            }
-            if self.mount.is_ended() {
-                return Exit::SourceGone;
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = kick.notified() => return kicked(),
-                // A quiet source must not keep a hung-up listener's slot forever.
-                _ = stream.readable() => if client_gone(stream) { return Exit::Client },
+            // Idle (boxed: a quiet source is the rare case, and its wakers would otherwise
+            // enlarge every listener's task).
+            if let Some(exit) = Box::pin(self.wait_for_source(stream, kick)).await {
+                return if exit == Exit::Kicked { kicked() } else { exit };
             }
         }
     }
 
-    fn move_to(&mut self, target: Arc<Mount>, id: u64, entry: &ListenerEntry) {
+    /// Wait until the mount has something new for us, or a reason to leave.
+    async fn wait_for_source(&self, stream: &TcpStream, kick: &Kick) -> Option<Exit> {
+        // Register for the wake-up first, then look again, so a block pushed in between
+        // is not missed.
+        let notified = self.mount.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.mount.tail() > self.cursor || self.mount.redirect_epoch() != self.epoch {
+            return None;
+        }
+        if self.mount.is_ended() {
+            return Some(Exit::SourceGone);
+        }
+        tokio::select! {
+            _ = &mut notified => None,
+            _ = kick.notified() => Some(Exit::Kicked),
+            // A quiet source must not keep a hung-up listener's slot forever.
+            _ = stream.readable() => client_gone(stream).then_some(Exit::Client),
+        }
+    }
+
+    fn move_to(&mut self, target: Arc<Mount>, id: u64) {
         tracing::debug!(from = %self.mount.name, to = %target.name, "listener moved");
-        self.mount.unregister_listener(id);
+        let entry = self.mount.unregister_listener(id);
         self.mount.remove_listener();
         target.add_moved_listener();
-        target.register_listener(id, entry.clone());
+        if let Some(entry) = entry {
+            target.register_listener(id, entry);
+        }
         self.cursor = target.join_start();
         self.need_start = true;
         self.epoch = target.redirect_epoch();
         self.mount = target;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalescing_pause_scales_with_stream_rate() {
+        let fi = Duration::from_millis(500);
+        // 128 kbit/s: 8 KB per 500 ms, well under the target: full interval.
+        assert_eq!(coalesce_pause(fi, fi, 8_000), fi);
+        // 4 MB gathered in 500 ms: aim for 64 KiB next time.
+        let p = coalesce_pause(fi, fi, 4 * 1024 * 1024);
+        assert!(
+            p > Duration::from_millis(7) && p < Duration::from_millis(8),
+            "{p:?}"
+        );
+        // Faster still: no timer at all.
+        assert_eq!(
+            coalesce_pause(fi, Duration::from_millis(1), 1 << 20),
+            Duration::ZERO
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalescing_pause_scales_with_stream_rate() {
+        let fi = Duration::from_millis(500);
+        // 128 kbit/s: 8 KB per 500 ms, well under the target: full interval.
+        assert_eq!(coalesce_pause(fi, fi, 8_000), fi);
+        // 4 MiB gathered in 500 ms: aim for 64 KiB next time.
+        let p = coalesce_pause(fi, fi, 4 * 1024 * 1024);
+        assert!(
+            p > Duration::from_millis(7) && p < Duration::from_millis(8),
+            "{p:?}"
+        );
+        // Faster still: no timer at all.
+        assert_eq!(
+            coalesce_pause(fi, Duration::from_millis(1), 1 << 20),
+            Duration::ZERO
+        );
     }
 }

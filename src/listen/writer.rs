@@ -86,12 +86,42 @@ pub async fn write_all(
     let mut idx = 0;
     let mut off = 0;
     let mut written = 0;
+    // Fast path: a listener that keeps up has room in its socket buffer, so one
+    // non-blocking writev usually takes everything, with no timer and no waker set up.
+    if let Ok(n) = stream.try_write_vectored(&slices_from(bufs, 0, 0)) {
+        if n == 0 {
+            return Err(WriteError::Io(std::io::ErrorKind::WriteZero.into()));
+        }
+        written = n;
+        advance(bufs, &mut idx, &mut off, n);
+    }
+    if idx == bufs.len() {
+        return Ok(written);
+    }
+    // The waiting path is boxed: its timer and write future would otherwise be part of
+    // every listener's task, all the time.
+    Box::pin(write_rest(
+        stream,
+        bufs,
+        mount,
+        cursor,
+        lag_check,
+        (idx, off, written),
+    ))
+    .await
+}
+
+/// The rest of a write the socket could not take at once.
+async fn write_rest(
+    stream: &mut TcpStream,
+    bufs: &[Bytes],
+    mount: &Mount,
+    cursor: Seq,
+    lag_check: Duration,
+    (mut idx, mut off, mut written): (usize, usize, usize),
+) -> Result<usize, WriteError> {
     while idx < bufs.len() {
-        let slices: Vec<IoSlice<'_>> = std::iter::once(&bufs[idx][off..])
-            .chain(bufs[idx + 1..].iter().map(|b| &b[..]))
-            .take(MAX_IOV)
-            .map(IoSlice::new)
-            .collect();
+        let slices = slices_from(bufs, idx, off);
         let n = tokio::select! {
             r = stream.write_vectored(&slices) => r.map_err(WriteError::Io)?,
             _ = tokio::time::sleep(lag_check) => {
@@ -105,25 +135,41 @@ pub async fn write_all(
             return Err(WriteError::Io(std::io::ErrorKind::WriteZero.into()));
         }
         written += n;
-        // Advance past what the kernel took.
-        let mut left = n;
-        while left > 0 && idx < bufs.len() {
-            let avail = bufs[idx].len() - off;
-            if left >= avail {
-                left -= avail;
-                idx += 1;
-                off = 0;
-            } else {
-                off += left;
-                left = 0;
-            }
-        }
-        while idx < bufs.len() && bufs[idx].len() == off {
-            idx += 1;
-            off = 0;
-        }
+        advance(bufs, &mut idx, &mut off, n);
     }
     Ok(written)
+}
+
+/// IoSlices for what is left, from buffer `idx` at offset `off`, at most MAX_IOV of them.
+fn slices_from(bufs: &[Bytes], idx: usize, off: usize) -> Vec<IoSlice<'_>> {
+    let Some(first) = bufs.get(idx) else {
+        return Vec::new();
+    };
+    std::iter::once(&first[off..])
+        .chain(bufs[idx + 1..].iter().map(|b| &b[..]))
+        .take(MAX_IOV)
+        .map(IoSlice::new)
+        .collect()
+}
+
+/// Move the (buffer, offset) position past `n` bytes the kernel took.
+fn advance(bufs: &[Bytes], idx: &mut usize, off: &mut usize, n: usize) {
+    let mut left = n;
+    while left > 0 && *idx < bufs.len() {
+        let avail = bufs[*idx].len() - *off;
+        if left >= avail {
+            left -= avail;
+            *idx += 1;
+            *off = 0;
+        } else {
+            *off += left;
+            left = 0;
+        }
+    }
+    while *idx < bufs.len() && bufs[*idx].len() == *off {
+        *idx += 1;
+        *off = 0;
+    }
 }
 
 #[cfg(test)]

@@ -129,13 +129,36 @@ pub struct MountStats {
     pub metadata_updates: AtomicU64,
 }
 
+/// Asks one listener to leave (admin kill, shutdown). The flag is checked every loop;
+/// the notify wakes a listener that is idle waiting for its source.
+#[derive(Debug, Default)]
+pub struct Kick {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Kick {
+    pub fn kick(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    pub fn is_kicked(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+}
+
 /// One connected listener as admin commands see it.
 #[derive(Debug, Clone)]
 pub struct ListenerEntry {
     pub ip: String,
     pub user_agent: String,
     pub connected: SystemTime,
-    pub kick: Arc<Notify>,
+    pub kick: Arc<Kick>,
 }
 
 #[derive(Debug)]
@@ -370,7 +393,7 @@ impl Mount {
     /// Wake every listener's kick (shutdown); each then checks why it was woken.
     pub fn kick_all(&self) {
         for entry in lock(&self.listeners).values() {
-            entry.kick.notify_one();
+            entry.kick.kick();
         }
     }
 

@@ -168,7 +168,13 @@ async fn handle_connection(
         return;
     };
     if let PortKind::Shoutcast { mount } = kind {
-        ingest::shoutcast::run(server.clone(), stream, peer, mount.clone()).await;
+        Box::pin(ingest::shoutcast::run(
+            server.clone(),
+            stream,
+            peer,
+            mount.clone(),
+        ))
+        .await;
         return;
     }
     let (head, raw, rest) = match read_head(&mut stream, config.limits.header_timeout).await {
@@ -178,19 +184,35 @@ async fn handle_connection(
             return;
         }
     };
+    // Only the listener path runs inline: a task's future is as large as its largest state,
+    // and listeners are the tasks that exist by the thousand. Sources and hyper connections
+    // are boxed so they do not size every listener's allocation.
     match head.method.as_str() {
-        "SOURCE" | "PUT" => ingest::source::run(server.clone(), stream, head, rest, peer).await,
+        "SOURCE" | "PUT" => {
+            Box::pin(ingest::source::run(
+                server.clone(),
+                stream,
+                head,
+                rest,
+                peer,
+            ))
+            .await
+        }
         _ if head.protocol != "HTTP" => {}
         // libshout's TLS probe: icecast2 2.4.4 closes it silently and libshout carries on.
         "OPTIONS" if head.path == "*" => {}
         "GET" | "HEAD" | "OPTIONS" if !is_admin_path(&head.path) => {
             match listen::resolve(&server, &head.path) {
-                Some(mount) => listen::serve(server.clone(), stream, head, peer, mount).await,
-                None => web::serve(server.clone(), stream, raw, rest, peer).await,
+                Some(mount) => {
+                    // The head buffer would otherwise live as long as the listener does.
+                    drop((raw, rest));
+                    listen::serve(server.clone(), stream, head, peer, mount).await
+                }
+                None => Box::pin(web::serve(server.clone(), stream, raw, rest, peer)).await,
             }
         }
         "GET" | "HEAD" | "OPTIONS" | "POST" => {
-            web::serve(server.clone(), stream, raw, rest, peer).await
+            Box::pin(web::serve(server.clone(), stream, raw, rest, peer)).await
         }
         _ => {
             // Unknown methods are closed without a reply, as icecast2 does.
@@ -227,7 +249,8 @@ pub async fn read_head(
     stream: &mut TcpStream,
     timeout: Duration,
 ) -> Result<(RequestHead, Bytes, Bytes), HeadError> {
-    let mut buf = BytesMut::with_capacity(1024);
+    // Players send a few hundred bytes; grow only for the rare large head.
+    let mut buf = BytesMut::with_capacity(512);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(end) = http::find_head_end(&buf) {
@@ -238,7 +261,9 @@ pub async fn read_head(
         if buf.len() >= http::request::MAX_HEAD {
             return Err(http::ParseError::TooLarge.into());
         }
-        buf.reserve(1024);
+        if buf.len() == buf.capacity() {
+            buf.reserve(buf.capacity());
+        }
         let n = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf))
             .await
             .map_err(|_| HeadError::Timeout)??;

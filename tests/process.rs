@@ -1,0 +1,191 @@
+//! The `floecast` binary as an operator runs it: exit code 2 and a key/line message for a bad
+//! config, the loud default-password warning, SIGHUP reloading without dropping listeners,
+//! and SIGTERM shutting down gracefully.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use tokio::io::AsyncWriteExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_floecast");
+
+/// Kills the child on drop so a failing test leaves nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("floecast-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+#[test]
+fn bad_config_exits_2_naming_key_and_line() {
+    let dir = temp_dir("badcfg");
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[limits]\nclients = 10\nqueue-size = 100\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 3") && err.contains("queue-size"),
+        "{err}"
+    );
+    std::fs::write(&path, "[limits]\nclinets = 10\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "serve must refuse a bad config too"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("clinets"), "{err}");
+    std::fs::write(&path, "[limits]\nclients = 10\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_listeners_and_sigterm_is_graceful() {
+    let dir = temp_dir("reload");
+    let port = free_port();
+    let path = dir.join("floecast.toml");
+    let base = format!(
+        "[[listen]]\nport = {port}\nbind-address = \"127.0.0.1\"\n[tuning]\nflush-interval-ms = 20\n"
+    );
+    std::fs::write(&path, &base).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut proc = Proc(child);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut src = source(addr, "/r.mp3", "audio/mpeg", "").await;
+    src.write_all(&mp3_frames(20)).await.unwrap();
+    let mut l = connect(addr).await;
+    l.write_all(b"GET /r.mp3 HTTP/1.0\r\n\r\n").await.unwrap();
+    let (head, _) = read_head(&mut l, Duration::from_secs(3)).await;
+    assert!(
+        head.starts_with("HTTP/1.0 200") && !head.contains("X-Reloaded"),
+        "{head}"
+    );
+
+    // Change the config and send SIGHUP: new replies carry the new header...
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    writeln!(f, "[[http-header]]\nname = \"X-Reloaded\"\nvalue = \"yes\"").unwrap();
+    drop(f);
+    signal(proc.0.id(), "HUP");
+    let mut seen = false;
+    for _ in 0..50 {
+        let r = exchange(
+            addr,
+            b"GET /nothing-here HTTP/1.0\r\n\r\n",
+            Duration::from_secs(2),
+        )
+        .await;
+        if String::from_utf8_lossy(&r).contains("X-Reloaded: yes") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen, "reloaded header never appeared");
+    // ...and the listener from before the reload still gets audio.
+    src.write_all(&mp3_frames(10)).await.unwrap();
+    let more = read_at_least(&mut l, 2000, Duration::from_secs(3)).await;
+    assert!(
+        more.len() >= 2000,
+        "listener must survive a reload (got {} bytes)",
+        more.len()
+    );
+    // A reload with a broken file keeps the running config.
+    std::fs::write(&path, "this is not toml [").unwrap();
+    signal(proc.0.id(), "HUP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = exchange(
+        addr,
+        b"GET /nothing-here HTTP/1.0\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&r).contains("X-Reloaded: yes"));
+
+    // SIGTERM: the process exits cleanly and the listener sees its stream end.
+    signal(proc.0.id(), "TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    let status = loop {
+        if let Some(s) = proc.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let _ = read_until_close(&mut l, Duration::from_secs(2)).await;
+    let mut stderr = String::new();
+    if let Some(mut e) = proc.0.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(
+        stderr.contains("DEFAULT PASSWORD IN USE"),
+        "no loud warning in: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
