@@ -16,7 +16,11 @@ pub const SOURCE_AUTH: &str = "c291cmNlOmhhY2ttZQ==";
 /// A config listening on an ephemeral loopback port, with quick timeouts for tests.
 pub fn test_config() -> Config {
     let mut c = Config::default();
-    c.listen = vec![ListenSocket { port: 0, bind_address: Some("127.0.0.1".into()), shoutcast_mount: None }];
+    c.listen = vec![ListenSocket {
+        port: 0,
+        bind_address: Some("127.0.0.1".into()),
+        shoutcast_mount: None,
+    }];
     c.limits.clients = 1000;
     c.limits.sources = 16;
     c.tuning.flush_interval = Duration::from_millis(20);
@@ -76,7 +80,9 @@ pub async fn read_head(s: &mut TcpStream, timeout: Duration) -> (String, Vec<u8>
             return (String::from_utf8_lossy(&out).into_owned(), rest);
         }
         match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => return (String::from_utf8_lossy(&out).into_owned(), Vec::new()),
+            Ok(Ok(0)) | Err(_) | Ok(Err(_)) => {
+                return (String::from_utf8_lossy(&out).into_owned(), Vec::new());
+            }
             Ok(Ok(k)) => out.extend_from_slice(&buf[..k]),
         }
     }
@@ -96,7 +102,9 @@ pub fn mp3_frame(padding: bool, tag: u8) -> Vec<u8> {
 
 /// `n` frames, tagged 0, 1, 2, … (mod 256).
 pub fn mp3_frames(n: usize) -> Vec<u8> {
-    (0..n).flat_map(|i| mp3_frame(i % 3 == 2, (i % 256) as u8)).collect()
+    (0..n)
+        .flat_map(|i| mp3_frame(i % 3 == 2, (i % 256) as u8))
+        .collect()
 }
 
 /// A source that connected with SOURCE and got `HTTP/1.0 200 OK`.
