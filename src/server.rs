@@ -85,9 +85,13 @@ impl Server {
         self.shutdown.notified()
     }
 
+    /// Stop: sources and accept loops wait on the shutdown signal; each listener is kicked.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
         self.shutdown.notify_waiters();
+        for mount in self.registry.list() {
+            mount.kick_all();
+        }
     }
 
     /// Global extra headers plus a mount's own, for a response.

@@ -178,6 +178,11 @@ async fn icecast_shape(
     let mut resp = next.run(req).await;
     *resp.version_mut() = Version::HTTP_10;
     let status = resp.status().as_u16();
+    // icecast's reason phrases ("Authentication Required", "File Not Found"), not hyper's.
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(
+            crate::http::reason(status).as_bytes(),
+        ));
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&config.server_id) {
         h.insert(header::SERVER, v);
@@ -322,6 +327,9 @@ fn mime_for(name: &str) -> &'static str {
     }
 }
 
+/// The status page template, embedded so `cargo run` serves it with no files around.
+const STATUS_PAGE: &str = include_str!("../static/status.html");
+
 /// A plain, server-rendered overview of the live mounts.
 async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResponse {
     let config = server.config();
@@ -334,9 +342,9 @@ async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResp
     {
         let info = m.info();
         let codec = m.codec();
-        let _ = write!(
+        let _ = writeln!(
             rows,
-            "<tr><td><a href=\"{0}\">{0}</a> (<a href=\"{0}.m3u\">m3u</a>)</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>\n",
+            "<tr><td><a href=\"{0}\">{0}</a> (<a href=\"{0}.m3u\">m3u</a>)</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>",
             html_escape(&m.name),
             html_escape(info.display_name()),
             html_escape(&info.content_type),
@@ -348,12 +356,11 @@ async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResp
     if rows.is_empty() {
         rows.push_str("<tr><td colspan=\"6\">No mounts are live.</td></tr>\n");
     }
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>floecast</title>\n<style>body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}</style></head>\n<body><h1>floecast</h1><p>{} &middot; {}</p>\n<table><tr><th>Mount</th><th>Name</th><th>Type</th><th>Codec</th><th>Listeners</th><th>Now playing</th></tr>\n{}</table></body></html>\n",
-        html_escape(&config.server_id),
-        html_escape(&config.location),
-        rows
-    );
+    // Rows carry text from sources; they go in last so they cannot inject a placeholder.
+    let body = STATUS_PAGE
+        .replace("{{server_id}}", &html_escape(&config.server_id))
+        .replace("{{location}}", &html_escape(&config.location))
+        .replace("{{rows}}", &rows);
     IcecastReply::new(200, "text/html; charset=utf-8", body)
 }
 

@@ -1,35 +1,1227 @@
-//! Ogg framing (stub; being written).
-use super::{Block, CodecInfo, FormatError, Framer, StreamHeader};
+//! Ogg framing: splits a source's Ogg bitstream into pages, takes the codec header pages of
+//! each chain out of the data flow into a [`StreamHeader`], and marks the pages a new listener
+//! may start on (every page, or only Theora keyframe pages when the chain carries video).
+//!
+//! The page parser ([`parse_page`], [`PageHeader`], [`packet_pieces`]) is public so other
+//! sans-IO consumers (the P2PSP chunker) can reuse it.
+
+use std::ops::Range;
 use std::sync::Arc;
-pub struct OggFramer {
-    info: CodecInfo,
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Block, CodecInfo, FormatError, Framer, StreamHeader};
+
+/// Fixed part of a page header, before the lacing table.
+pub const PAGE_HEADER_LEN: usize = 27;
+/// 27 + 255 lacing values + 255 × 255 body bytes.
+pub const MAX_PAGE_SIZE: usize = PAGE_HEADER_LEN + 255 + 255 * 255;
+/// Capture pattern every page begins with.
+pub const CAPTURE: &[u8; 4] = b"OggS";
+
+/// icecast's limit on logical streams per chain.
+const MAX_STREAMS: usize = 10;
+/// Header pages of one chain. Vorbis comments may carry cover art, so this is generous.
+const MAX_HEADER_BYTES: usize = 4 * 1024 * 1024;
+/// Only a prefix of each header packet is kept for parsing; the page bytes are kept whole.
+const MAX_HEADER_PACKET_PREFIX: usize = 64 * 1024;
+/// Data pages held back while another stream's headers are incomplete.
+const MAX_PENDING_BYTES: usize = 256 * 1024;
+/// Upper bound on header packets a stream may announce (Speex extra headers, Kate count).
+const MAX_HEADER_PACKETS: u32 = 64;
+
+const FLAG_CONTINUED: u8 = 0x01;
+const FLAG_BOS: u8 = 0x02;
+const FLAG_EOS: u8 = 0x04;
+
+/// The parsed fixed header of one Ogg page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageHeader {
+    pub header_type: u8,
+    /// -1 when no packet ends on this page.
+    pub granule_position: i64,
+    pub serial: u32,
+    pub sequence: u32,
+    pub checksum: u32,
+    pub segments: u8,
+    /// 27 + number of lacing values.
+    pub header_len: usize,
+    /// Sum of the lacing values.
+    pub body_len: usize,
 }
-impl OggFramer {
-    pub fn new() -> Self {
-        OggFramer {
-            info: CodecInfo::default(),
+
+impl PageHeader {
+    /// The first packet piece continues a packet from the previous page.
+    pub fn is_continued(&self) -> bool {
+        self.header_type & FLAG_CONTINUED != 0
+    }
+    pub fn is_bos(&self) -> bool {
+        self.header_type & FLAG_BOS != 0
+    }
+    pub fn is_eos(&self) -> bool {
+        self.header_type & FLAG_EOS != 0
+    }
+    pub fn total_len(&self) -> usize {
+        self.header_len + self.body_len
+    }
+}
+
+/// Why bytes at the front of a buffer are not a valid page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("no OggS capture pattern")]
+    NoCapture,
+    #[error("unsupported Ogg version {0}")]
+    BadVersion(u8),
+    #[error("Ogg page CRC mismatch")]
+    BadCrc,
+}
+
+/// Parse the page at the start of `buf`. `Ok(None)`: the bytes so far are a plausible page
+/// prefix, more are needed. On success returns the header and the page's total length
+/// (the CRC has been verified).
+pub fn parse_page(buf: &[u8]) -> Result<Option<(PageHeader, usize)>, PageError> {
+    let cap = buf.len().min(4);
+    if buf[..cap] != CAPTURE[..cap] {
+        return Err(PageError::NoCapture);
+    }
+    if buf.len() < PAGE_HEADER_LEN {
+        if buf.len() > 4 && buf[4] != 0 {
+            return Err(PageError::BadVersion(buf[4]));
+        }
+        return Ok(None);
+    }
+    if buf[4] != 0 {
+        return Err(PageError::BadVersion(buf[4]));
+    }
+    let segments = buf[26];
+    let header_len = PAGE_HEADER_LEN + segments as usize;
+    if buf.len() < header_len {
+        return Ok(None);
+    }
+    let body_len: usize = buf[PAGE_HEADER_LEN..header_len]
+        .iter()
+        .map(|&v| v as usize)
+        .sum();
+    let total = header_len + body_len;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let hdr = PageHeader {
+        header_type: buf[5],
+        granule_position: i64::from_le_bytes(le_array(&buf[6..14])),
+        serial: u32::from_le_bytes(le_array(&buf[14..18])),
+        sequence: u32::from_le_bytes(le_array(&buf[18..22])),
+        checksum: u32::from_le_bytes(le_array(&buf[22..26])),
+        segments,
+        header_len,
+        body_len,
+    };
+    if page_crc(&buf[..total]) != hdr.checksum {
+        return Err(PageError::BadCrc);
+    }
+    Ok(Some((hdr, total)))
+}
+
+fn le_array<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[..N]);
+    a
+}
+
+/// Ogg's CRC32: polynomial 0x04C11DB7, not reflected, initial value 0, no final xor.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut r = (i as u32) << 24;
+        let mut bit = 0;
+        while bit < 8 {
+            r = if r & 0x8000_0000 != 0 {
+                (r << 1) ^ 0x04C1_1DB7
+            } else {
+                r << 1
+            };
+            bit += 1;
+        }
+        table[i] = r;
+        i += 1;
+    }
+    table
+};
+
+/// Continue an Ogg CRC over `data`.
+pub fn crc32_update(mut crc: u32, data: &[u8]) -> u32 {
+    for &b in data {
+        crc = (crc << 8) ^ CRC_TABLE[(((crc >> 24) as u8) ^ b) as usize];
+    }
+    crc
+}
+
+/// CRC of a whole page as stored in its header, i.e. computed with the CRC field zeroed.
+/// `page` must be at least 27 bytes; shorter input yields the CRC of what there is.
+pub fn page_crc(page: &[u8]) -> u32 {
+    if page.len() < PAGE_HEADER_LEN {
+        return crc32_update(0, page);
+    }
+    let crc = crc32_update(0, &page[..22]);
+    let crc = crc32_update(crc, &[0; 4]);
+    crc32_update(crc, &page[26..])
+}
+
+/// Position of the next capture pattern in `buf`, if any.
+pub fn find_capture(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == CAPTURE)
+}
+
+/// One packet's share of a page body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketPiece {
+    /// Byte range within the page (not the body).
+    pub range: Range<usize>,
+    /// This piece continues a packet begun on an earlier page.
+    pub continued: bool,
+    /// The packet ends on this page.
+    pub complete: bool,
+}
+
+/// Iterator over the packet pieces of a parsed page.
+pub struct PacketPieces<'a> {
+    lacing: &'a [u8],
+    idx: usize,
+    offset: usize,
+    first: bool,
+    continued: bool,
+}
+
+/// The packet pieces of `page` (which must be the page `hdr` was parsed from).
+pub fn packet_pieces<'a>(page: &'a [u8], hdr: &PageHeader) -> PacketPieces<'a> {
+    let lacing = page
+        .get(PAGE_HEADER_LEN..hdr.header_len)
+        .unwrap_or_default();
+    PacketPieces {
+        lacing,
+        idx: 0,
+        offset: hdr.header_len,
+        first: true,
+        continued: hdr.is_continued(),
+    }
+}
+
+impl Iterator for PacketPieces<'_> {
+    type Item = PacketPiece;
+
+    fn next(&mut self) -> Option<PacketPiece> {
+        if self.idx >= self.lacing.len() {
+            return None;
+        }
+        let start = self.offset;
+        let mut complete = false;
+        while self.idx < self.lacing.len() {
+            let v = self.lacing[self.idx];
+            self.idx += 1;
+            self.offset += v as usize;
+            if v < 255 {
+                complete = true;
+                break;
+            }
+        }
+        let continued = self.first && self.continued;
+        self.first = false;
+        Some(PacketPiece {
+            range: start..self.offset,
+            continued,
+            complete,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    Vorbis,
+    Theora,
+    Opus,
+    Flac,
+    Speex,
+    Skeleton,
+    Kate,
+}
+
+impl Codec {
+    fn identify(packet: &[u8]) -> Option<Codec> {
+        let table: [(&[u8], Codec); 7] = [
+            (b"\x01vorbis", Codec::Vorbis),
+            (b"\x80theora", Codec::Theora),
+            (b"OpusHead", Codec::Opus),
+            (b"\x7fFLAC", Codec::Flac),
+            (b"Speex   ", Codec::Speex),
+            (b"fishead\0", Codec::Skeleton),
+            (b"\x80kate\0\0\0", Codec::Kate),
+        ];
+        table
+            .iter()
+            .find(|(magic, _)| packet.starts_with(magic))
+            .map(|&(_, c)| c)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Vorbis => "Vorbis",
+            Codec::Theora => "Theora",
+            Codec::Opus => "Opus",
+            Codec::Flac => "FLAC",
+            Codec::Speex => "Speex",
+            Codec::Skeleton => "Skeleton",
+            Codec::Kate => "Kate",
+        }
+    }
+
+    fn is_audio(self) -> bool {
+        matches!(
+            self,
+            Codec::Vorbis | Codec::Opus | Codec::Flac | Codec::Speex
+        )
+    }
+}
+
+/// How a stream's header section ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderEnd {
+    /// After this many header packets.
+    Count(u32),
+    /// FLAC with an unknown count: at the first audio packet (first byte 0xFF).
+    FirstAudio,
+    /// Skeleton: at the stream's EOS page.
+    Eos,
+}
+
+struct LogicalStream {
+    serial: u32,
+    codec: Codec,
+    end: HeaderEnd,
+    headers_seen: u32,
+    done: bool,
+    eos: bool,
+    /// Prefix of a header packet spanning pages.
+    partial: Option<Vec<u8>>,
+}
+
+impl LogicalStream {
+    fn check_done(&mut self) {
+        if let HeaderEnd::Count(n) = self.end
+            && self.headers_seen >= n
+        {
+            self.done = true;
         }
     }
 }
+
+/// One chain: the logical streams that started together and their header pages.
+#[derive(Default)]
+struct Chain {
+    streams: Vec<LogicalStream>,
+    header_pages: Vec<Bytes>,
+    header_bytes: usize,
+    published: bool,
+    data_seen: bool,
+    has_theora: bool,
+    /// Data pages (with their start flag) that arrived before the header was complete.
+    pending: Vec<(Bytes, bool)>,
+    pending_bytes: usize,
+}
+
+impl Chain {
+    fn all_eos(&self) -> bool {
+        !self.streams.is_empty() && self.streams.iter().all(|s| s.eos)
+    }
+    fn headers_complete(&self) -> bool {
+        !self.streams.is_empty() && self.streams.iter().all(|s| s.done)
+    }
+}
+
+/// Framer for Ogg streams (Vorbis, Opus, FLAC, Speex, Theora, with Skeleton/Kate).
+pub struct OggFramer {
+    buf: BytesMut,
+    info: CodecInfo,
+    header: Option<Arc<StreamHeader>>,
+    /// Id of the next published header; starts at 1.
+    next_id: u64,
+    chain: Chain,
+    /// Bytes discarded while resyncing or as pages of unknown streams.
+    dropped: u64,
+}
+
+impl OggFramer {
+    pub fn new() -> Self {
+        OggFramer {
+            buf: BytesMut::new(),
+            info: CodecInfo::default(),
+            header: None,
+            next_id: 1,
+            chain: Chain::default(),
+            dropped: 0,
+        }
+    }
+
+    /// Bytes dropped so far: garbage between pages, bad-CRC pages, orphan pages.
+    pub fn dropped_bytes(&self) -> u64 {
+        self.dropped
+    }
+
+    fn process_page(
+        &mut self,
+        hdr: PageHeader,
+        page: Bytes,
+        out: &mut Vec<Block>,
+    ) -> Result<(), FormatError> {
+        if hdr.is_bos() {
+            return self.process_bos(hdr, page, out);
+        }
+        let Some(idx) = self
+            .chain
+            .streams
+            .iter()
+            .position(|s| s.serial == hdr.serial)
+        else {
+            // No BOS seen for this serial: a decoder could not use it either.
+            self.dropped += page.len() as u64;
+            return Ok(());
+        };
+        let is_header = {
+            let s = &mut self.chain.streams[idx];
+            let was_done = s.done;
+            let is_header = if was_done {
+                false
+            } else {
+                collect_headers(s, &hdr, &page, &mut self.info)
+            };
+            if hdr.is_eos() {
+                s.eos = true;
+                s.done = true;
+            }
+            is_header
+        };
+        if is_header {
+            self.add_header_page(page)?;
+        } else {
+            let start = self.is_start_point(idx, &hdr, &page);
+            self.chain.data_seen = true;
+            if self.chain.published {
+                out.push(Block {
+                    data: page,
+                    start,
+                    header: self.header.clone(),
+                });
+            } else {
+                self.chain.pending_bytes += page.len();
+                self.chain.pending.push((page, start));
+                if self.chain.pending_bytes > MAX_PENDING_BYTES {
+                    // Some stream never completes its headers; stop waiting for it.
+                    self.publish(out);
+                }
+            }
+        }
+        if !self.chain.published && self.chain.headers_complete() {
+            self.publish(out);
+        }
+        Ok(())
+    }
+
+    fn process_bos(
+        &mut self,
+        hdr: PageHeader,
+        page: Bytes,
+        out: &mut Vec<Block>,
+    ) -> Result<(), FormatError> {
+        // A BOS after data, after the chain ended, or repeating a serial of the chain being
+        // collected (an encoder restarting mid-header) begins a new chain.
+        let repeated = self.chain.streams.iter().any(|s| s.serial == hdr.serial);
+        if self.chain.published || self.chain.data_seen || self.chain.all_eos() || repeated {
+            if !self.chain.published && !self.chain.pending.is_empty() {
+                // The old chain never completed its headers; release its held data pages.
+                self.publish(out);
+            }
+            self.new_chain();
+        }
+        if self.chain.streams.len() >= MAX_STREAMS {
+            return Err(FormatError::TooManyStreams);
+        }
+        let first = packet_pieces(&page, &hdr)
+            .next()
+            .map(|p| &page[p.range])
+            .unwrap_or_default();
+        let codec = Codec::identify(first).ok_or(FormatError::UnknownOggCodec)?;
+        let end = match codec {
+            Codec::Vorbis | Codec::Theora => HeaderEnd::Count(3),
+            Codec::Opus => HeaderEnd::Count(2),
+            Codec::Speex => {
+                let extra = read_u32le(first, 68).unwrap_or(0).min(MAX_HEADER_PACKETS);
+                HeaderEnd::Count(2 + extra)
+            }
+            Codec::Flac => match read_u16be(first, 7) {
+                Some(n) if n > 0 => HeaderEnd::Count((1 + n as u32).min(MAX_HEADER_PACKETS)),
+                _ => HeaderEnd::FirstAudio,
+            },
+            Codec::Kate => {
+                HeaderEnd::Count((first.get(11).copied().unwrap_or(1) as u32).clamp(1, 255))
+            }
+            Codec::Skeleton => HeaderEnd::Eos,
+        };
+        if codec == Codec::Theora {
+            self.chain.has_theora = true;
+        }
+        let mut stream = LogicalStream {
+            serial: hdr.serial,
+            codec,
+            end,
+            headers_seen: 0,
+            done: false,
+            eos: false,
+            partial: None,
+        };
+        collect_headers(&mut stream, &hdr, &page, &mut self.info);
+        if hdr.is_eos() {
+            stream.eos = true;
+            stream.done = true;
+        }
+        self.chain.streams.push(stream);
+        self.update_codec_names();
+        self.add_header_page(page)
+    }
+
+    fn add_header_page(&mut self, page: Bytes) -> Result<(), FormatError> {
+        self.chain.header_bytes += page.len();
+        if self.chain.header_bytes > MAX_HEADER_BYTES {
+            return Err(FormatError::Invalid("Ogg header pages too large".into()));
+        }
+        self.chain.header_pages.push(page);
+        Ok(())
+    }
+
+    fn new_chain(&mut self) {
+        self.chain = Chain::default();
+        // Stats describe the current chain; the title and format may change with it.
+        self.info = CodecInfo::default();
+    }
+
+    fn publish(&mut self, out: &mut Vec<Block>) {
+        let mut data = BytesMut::with_capacity(self.chain.header_bytes);
+        for p in &self.chain.header_pages {
+            data.extend_from_slice(p);
+        }
+        let header = Arc::new(StreamHeader {
+            id: self.next_id,
+            data: data.freeze(),
+        });
+        self.next_id += 1;
+        self.header = Some(header.clone());
+        self.chain.published = true;
+        self.chain.pending_bytes = 0;
+        // After a forced publish, treat every stream's later pages as data.
+        for s in &mut self.chain.streams {
+            s.done = true;
+            s.partial = None;
+        }
+        for (data, start) in self.chain.pending.drain(..) {
+            out.push(Block {
+                data,
+                start,
+                header: Some(header.clone()),
+            });
+        }
+    }
+
+    fn is_start_point(&self, idx: usize, hdr: &PageHeader, page: &[u8]) -> bool {
+        if !self.chain.has_theora {
+            return true;
+        }
+        if self.chain.streams[idx].codec != Codec::Theora || hdr.is_continued() {
+            return false;
+        }
+        // Theora data packet: bit 0x80 clear; keyframe: bit 0x40 clear too.
+        packet_pieces(page, hdr)
+            .next()
+            .and_then(|p| page.get(p.range.start).filter(|_| !p.range.is_empty()))
+            .is_some_and(|&b| b & 0xC0 == 0)
+    }
+
+    fn update_codec_names(&mut self) {
+        let codecs: Vec<Codec> = self.chain.streams.iter().map(|s| s.codec).collect();
+        let names: Vec<&str> = codecs
+            .iter()
+            .filter(|c| **c != Codec::Skeleton)
+            .map(|c| c.name())
+            .collect();
+        self.info.subtype = (!names.is_empty()).then(|| names.join("/"));
+        let codec = codecs
+            .iter()
+            .find(|c| c.is_audio())
+            .or_else(|| codecs.iter().find(|c| **c == Codec::Theora))
+            .or_else(|| codecs.iter().find(|c| **c != Codec::Skeleton));
+        self.info.codec = codec.map(|c| c.name().to_string());
+    }
+}
+
 impl Default for OggFramer {
     fn default() -> Self {
         Self::new()
     }
 }
+
+/// Feed one page of a stream still collecting headers. Returns whether the page carries any
+/// header packet (then the whole page is a header page: a page that ends the headers and
+/// also starts data is rare and is sent as header).
+fn collect_headers(
+    s: &mut LogicalStream,
+    hdr: &PageHeader,
+    page: &[u8],
+    info: &mut CodecInfo,
+) -> bool {
+    let mut is_header = false;
+    for piece in packet_pieces(page, hdr) {
+        let bytes = &page[piece.range.clone()];
+        if piece.continued {
+            if let Some(partial) = s.partial.as_mut() {
+                is_header = true;
+                let room = MAX_HEADER_PACKET_PREFIX.saturating_sub(partial.len());
+                partial.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                if piece.complete {
+                    let packet = s.partial.take().unwrap_or_default();
+                    finish_header_packet(s, &packet, info);
+                }
+            }
+            continue;
+        }
+        if let Some(lost) = s.partial.take() {
+            // The packet's continuation never came (lost page); count what we have.
+            finish_header_packet(s, &lost, info);
+        }
+        if s.done {
+            continue;
+        }
+        let is_header_packet = match s.end {
+            HeaderEnd::FirstAudio => {
+                if bytes.first() == Some(&0xFF) {
+                    s.done = true;
+                    false
+                } else {
+                    true
+                }
+            }
+            HeaderEnd::Eos | HeaderEnd::Count(_) => true,
+        };
+        if !is_header_packet {
+            continue;
+        }
+        is_header = true;
+        if piece.complete {
+            finish_header_packet(s, bytes, info);
+        } else {
+            s.partial = Some(bytes[..bytes.len().min(MAX_HEADER_PACKET_PREFIX)].to_vec());
+        }
+    }
+    is_header
+}
+
+fn finish_header_packet(s: &mut LogicalStream, packet: &[u8], info: &mut CodecInfo) {
+    let n = s.headers_seen;
+    s.headers_seen += 1;
+    parse_header_packet(s.codec, n, packet, info);
+    s.check_done();
+}
+
+/// Pull stats out of header packet number `n` (0-based) of a stream.
+fn parse_header_packet(codec: Codec, n: u32, p: &[u8], info: &mut CodecInfo) {
+    let audio_first = info.samplerate.is_none();
+    match (codec, n) {
+        (Codec::Vorbis, 0) if audio_first => {
+            info.channels = p.get(11).map(|&c| c as u32);
+            info.samplerate = read_u32le(p, 12);
+            info.bitrate = read_u32le(p, 20)
+                .map(|b| b as i32)
+                .filter(|&b| b > 0)
+                .map(|b| b as u32 / 1000);
+        }
+        (Codec::Vorbis, 1) if p.starts_with(b"\x03vorbis") => read_comments(&p[7..], info),
+        (Codec::Opus, 0) if audio_first => {
+            info.channels = p.get(9).map(|&c| c as u32);
+            // Opus always decodes at 48 kHz; bytes 12..16 only record the input rate.
+            info.samplerate = Some(48000);
+        }
+        (Codec::Opus, 1) if p.starts_with(b"OpusTags") => read_comments(&p[8..], info),
+        (Codec::Flac, 0) if audio_first => {
+            // 0x7F "FLAC" major minor count(2) "fLaC" block-header(4) STREAMINFO(34)
+            if let Some(si) = p.get(17..17 + 18) {
+                let rate = (si[10] as u32) << 12 | (si[11] as u32) << 4 | (si[12] as u32) >> 4;
+                info.samplerate = Some(rate);
+                info.channels = Some(((si[12] as u32 >> 1) & 7) + 1);
+            }
+        }
+        // Later FLAC header packets are metadata blocks; type 4 is VORBIS_COMMENT.
+        (Codec::Flac, _) if n > 0 && p.first().is_some_and(|b| b & 0x7F == 4) => {
+            read_comments(p.get(4..).unwrap_or_default(), info);
+        }
+        (Codec::Speex, 0) if audio_first => {
+            info.samplerate = read_u32le(p, 36);
+            info.channels = read_u32le(p, 48);
+            info.bitrate = read_u32le(p, 52)
+                .map(|b| b as i32)
+                .filter(|&b| b > 0)
+                .map(|b| b as u32 / 1000);
+        }
+        (Codec::Speex, 1) => read_comments(p, info),
+        (Codec::Theora, 0) => {
+            let w = p
+                .get(14..17)
+                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+            let h = p
+                .get(17..20)
+                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+            info.video_width = w;
+            info.video_height = h;
+            if let (Some(num), Some(den)) = (read_u32be(p, 22), read_u32be(p, 26))
+                && den > 0
+            {
+                info.frame_rate = Some(num as f64 / den as f64);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Parse a Vorbis comment block (vendor string, then `KEY=value` entries), tolerating
+/// truncation.
+fn read_comments(p: &[u8], info: &mut CodecInfo) {
+    let Some(vendor_len) = read_u32le(p, 0) else {
+        return;
+    };
+    let mut pos = 4usize.saturating_add(vendor_len as usize);
+    let Some(count) = read_u32le(p, pos) else {
+        return;
+    };
+    pos += 4;
+    for _ in 0..count {
+        let Some(len) = read_u32le(p, pos) else {
+            return;
+        };
+        pos += 4;
+        let Some(entry) = pos
+            .checked_add(len as usize)
+            .and_then(|end| p.get(pos..end))
+        else {
+            return;
+        };
+        pos += len as usize;
+        let Some(eq) = entry.iter().position(|&b| b == b'=') else {
+            continue;
+        };
+        let (key, value) = (&entry[..eq], &entry[eq + 1..]);
+        let value = String::from_utf8_lossy(value).into_owned();
+        if key.eq_ignore_ascii_case(b"TITLE") {
+            info.title = Some(value);
+        } else if key.eq_ignore_ascii_case(b"ARTIST") {
+            info.artist = Some(value);
+        }
+    }
+}
+
+fn read_u32le(p: &[u8], at: usize) -> Option<u32> {
+    let b = p.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u32be(p: &[u8], at: usize) -> Option<u32> {
+    let b = p.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn read_u16be(p: &[u8], at: usize) -> Option<u16> {
+    let b = p.get(at..at.checked_add(2)?)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
 impl Framer for OggFramer {
     fn push(&mut self, input: &[u8], out: &mut Vec<Block>) -> Result<(), FormatError> {
-        out.push(Block {
-            data: bytes::Bytes::copy_from_slice(input),
-            start: true,
-            header: None,
-        });
-        Ok(())
+        self.buf.extend_from_slice(input);
+        loop {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            match parse_page(&self.buf) {
+                Ok(Some((hdr, len))) => {
+                    let page = self.buf.split_to(len).freeze();
+                    self.process_page(hdr, page, out)?;
+                }
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    // Resync: skip to the next capture pattern, keeping a tail that may be
+                    // the start of one. A false "OggS" inside a bad page costs one retry.
+                    let skip = match find_capture(&self.buf[1..]) {
+                        Some(p) => p + 1,
+                        None => self.buf.len().saturating_sub(3).max(1),
+                    };
+                    let _ = self.buf.split_to(skip);
+                    self.dropped += skip as u64;
+                }
+            }
+        }
     }
-    fn flush(&mut self, _out: &mut Vec<Block>) {}
+
+    fn flush(&mut self, _out: &mut Vec<Block>) {
+        // A partial page or an unpublished chain is useless to listeners: drop it.
+        self.dropped += self.buf.len() as u64;
+        self.buf.clear();
+        self.chain = Chain::default();
+        self.header = None;
+    }
+
     fn info(&self) -> &CodecInfo {
         &self.info
     }
+
     fn header(&self) -> Option<Arc<StreamHeader>> {
-        None
+        self.header.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Test-only page builder: `pieces` are (bytes, complete) packet pieces in order.
+    fn page(flags: u8, serial: u32, seq: u32, granule: i64, pieces: &[(&[u8], bool)]) -> Vec<u8> {
+        let mut lacing = Vec::new();
+        let mut body = Vec::new();
+        for (bytes, complete) in pieces {
+            let mut n = bytes.len();
+            while n >= 255 {
+                lacing.push(255);
+                n -= 255;
+            }
+            if *complete {
+                lacing.push(n as u8);
+            } else {
+                assert_eq!(n, 0, "an incomplete piece must be a multiple of 255");
+            }
+            body.extend_from_slice(bytes);
+        }
+        let mut p = Vec::new();
+        p.extend_from_slice(b"OggS");
+        p.push(0);
+        p.push(flags);
+        p.extend_from_slice(&granule.to_le_bytes());
+        p.extend_from_slice(&serial.to_le_bytes());
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&[0; 4]);
+        p.push(lacing.len() as u8);
+        p.extend_from_slice(&lacing);
+        p.extend_from_slice(&body);
+        let crc = page_crc(&p);
+        p[22..26].copy_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    fn full(packets: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
+        packets.iter().map(|p| (p.to_vec(), true)).collect()
+    }
+
+    fn pg(flags: u8, serial: u32, seq: u32, pieces: &[(Vec<u8>, bool)]) -> Vec<u8> {
+        let refs: Vec<(&[u8], bool)> = pieces.iter().map(|(b, c)| (b.as_slice(), *c)).collect();
+        page(flags, serial, seq, 0, &refs)
+    }
+
+    fn comments(vendor: &str, entries: &[&str]) -> Vec<u8> {
+        let mut c = Vec::new();
+        c.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
+        c.extend_from_slice(vendor.as_bytes());
+        c.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+        for e in entries {
+            c.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            c.extend_from_slice(e.as_bytes());
+        }
+        c
+    }
+
+    fn vorbis_ident(channels: u8, rate: u32, nominal: i32) -> Vec<u8> {
+        let mut p = b"\x01vorbis".to_vec();
+        p.extend_from_slice(&0u32.to_le_bytes());
+        p.push(channels);
+        p.extend_from_slice(&rate.to_le_bytes());
+        p.extend_from_slice(&0i32.to_le_bytes());
+        p.extend_from_slice(&nominal.to_le_bytes());
+        p.extend_from_slice(&0i32.to_le_bytes());
+        p.push(0xb8);
+        p.push(1);
+        p
+    }
+
+    fn vorbis_comment(entries: &[&str]) -> Vec<u8> {
+        let mut p = b"\x03vorbis".to_vec();
+        p.extend(comments("test", entries));
+        p.push(1);
+        p
+    }
+
+    fn vorbis_setup(len: usize) -> Vec<u8> {
+        let mut p = b"\x05vorbis".to_vec();
+        p.resize(len, 0x42);
+        p
+    }
+
+    /// A Vorbis stream laid out as libvorbis/ices2 do: ident alone on the BOS page, then
+    /// comment + setup on the second page, then `data_pages` single-packet data pages.
+    fn vorbis_stream(serial: u32, title: &str, data_pages: u32) -> Vec<Vec<u8>> {
+        let t = format!("TITLE={title}");
+        let mut pages = vec![
+            pg(
+                FLAG_BOS,
+                serial,
+                0,
+                &full(&[&vorbis_ident(2, 44100, 128000)]),
+            ),
+            pg(
+                0,
+                serial,
+                1,
+                &full(&[&vorbis_comment(&[&t, "artist=Band"]), &vorbis_setup(100)]),
+            ),
+        ];
+        for i in 0..data_pages {
+            let last = i + 1 == data_pages;
+            pages.push(pg(
+                if last { FLAG_EOS } else { 0 },
+                serial,
+                2 + i,
+                &full(&[&[0x00, i as u8, 1, 2, 3]]),
+            ));
+        }
+        pages
+    }
+
+    fn run(framer: &mut OggFramer, input: &[u8]) -> Result<Vec<Block>, FormatError> {
+        let mut out = Vec::new();
+        framer.push(input, &mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn crc_check_value() {
+        // CRC-32/CKSUM's check value without the final inversion.
+        assert_eq!(crc32_update(0, b"123456789"), 0x765E_7680 ^ 0xFFFF_FFFF);
+    }
+
+    #[test]
+    fn single_page_parse() {
+        let p = page(FLAG_BOS, 0x1234, 7, 99, &[(b"hello", true), (b"ab", true)]);
+        let (hdr, len) = parse_page(&p).unwrap().unwrap();
+        assert_eq!(len, p.len());
+        assert!(hdr.is_bos() && !hdr.is_eos() && !hdr.is_continued());
+        assert_eq!(
+            (hdr.serial, hdr.sequence, hdr.granule_position),
+            (0x1234, 7, 99)
+        );
+        assert_eq!((hdr.segments, hdr.body_len, hdr.header_len), (2, 7, 29));
+        let pieces: Vec<_> = packet_pieces(&p, &hdr).collect();
+        assert_eq!(&p[pieces[0].range.clone()], b"hello");
+        assert_eq!(&p[pieces[1].range.clone()], b"ab");
+        // Any prefix is "need more", never an error.
+        for n in 0..p.len() {
+            assert_eq!(parse_page(&p[..n]), Ok(None), "prefix {n}");
+        }
+        let mut bad = p.clone();
+        bad[30] ^= 1;
+        assert_eq!(parse_page(&bad), Err(PageError::BadCrc));
+        assert_eq!(parse_page(b"OggX"), Err(PageError::NoCapture));
+        assert_eq!(parse_page(b"OggS\x01"), Err(PageError::BadVersion(1)));
+    }
+
+    #[test]
+    fn vorbis_headers_and_data() {
+        let pages = vorbis_stream(5, "Song", 3);
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &pages.concat()).unwrap();
+        assert_eq!(out.len(), 3);
+        let h = f.header().unwrap();
+        assert_eq!(h.id, 1);
+        assert_eq!(h.data, [pages[0].clone(), pages[1].clone()].concat());
+        for (b, p) in out.iter().zip(&pages[2..]) {
+            assert_eq!(&b.data[..], &p[..]);
+            assert!(b.start);
+            assert!(Arc::ptr_eq(b.header.as_ref().unwrap(), &h));
+        }
+        let info = f.info();
+        assert_eq!(info.codec.as_deref(), Some("Vorbis"));
+        assert_eq!(info.subtype.as_deref(), Some("Vorbis"));
+        assert_eq!(
+            (info.samplerate, info.channels, info.bitrate),
+            (Some(44100), Some(2), Some(128))
+        );
+        assert_eq!(info.title.as_deref(), Some("Song"));
+        assert_eq!(info.artist.as_deref(), Some("Band"));
+        assert_eq!(f.dropped_bytes(), 0);
+    }
+
+    #[test]
+    fn corrupted_crc_resyncs() {
+        let pages = vorbis_stream(5, "x", 3);
+        let mut bad = pages[2].clone();
+        let n = bad.len();
+        bad[n - 1] ^= 0xFF;
+        let mut input = b"junkOgjunk".to_vec();
+        input.extend_from_slice(&pages[0]);
+        input.extend_from_slice(&pages[1]);
+        input.extend_from_slice(&bad);
+        input.extend_from_slice(b"more garbage OggS not a page");
+        input.extend_from_slice(&pages[3]);
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &input).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0].data[..], &pages[3][..]);
+        assert_eq!(f.dropped_bytes(), (10 + bad.len() + 28) as u64);
+    }
+
+    #[test]
+    fn opus_stream() {
+        let mut head = b"OpusHead\x01\x02".to_vec();
+        head.extend_from_slice(&312u16.to_le_bytes());
+        head.extend_from_slice(&44100u32.to_le_bytes());
+        head.extend_from_slice(&[0, 0, 0]);
+        let mut tags = b"OpusTags".to_vec();
+        tags.extend(comments("libopus", &["Title=Opus Song"]));
+        let pages = [
+            pg(FLAG_BOS, 1, 0, &full(&[&head])),
+            pg(0, 1, 1, &full(&[&tags])),
+            pg(0, 1, 2, &full(&[&[0xfc, 1, 2], &[0xfc, 3]])),
+        ];
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &pages.concat()).unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].start);
+        assert_eq!(f.header().unwrap().data, pages[..2].concat());
+        let info = f.info();
+        assert_eq!(info.codec.as_deref(), Some("Opus"));
+        assert_eq!((info.samplerate, info.channels), (Some(48000), Some(2)));
+        assert_eq!(info.title.as_deref(), Some("Opus Song"));
+    }
+
+    #[test]
+    fn flac_stream_with_unknown_header_count() {
+        let mut bos = b"\x7fFLAC\x01\x00\x00\x00fLaC".to_vec();
+        bos.extend_from_slice(&[0x00, 0, 0, 34]);
+        let mut si = vec![0u8; 34];
+        // 44100 Hz = 0x0AC44, 2 channels, 16 bits.
+        si[10] = 0x0A;
+        si[11] = 0xC4;
+        si[12] = 0x42;
+        si[13] = 0xF0;
+        bos.extend_from_slice(&si);
+        let mut vc = vec![0x84, 0, 0, 0];
+        vc.extend(comments("flac", &["ARTIST=A"]));
+        let pages = [
+            pg(FLAG_BOS, 9, 0, &full(&[&bos])),
+            pg(0, 9, 1, &full(&[&vc])),
+            pg(0, 9, 2, &full(&[&[0xFF, 0xF8, 1, 2]])),
+        ];
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &pages.concat()).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(f.header().unwrap().data, pages[..2].concat());
+        let info = f.info();
+        assert_eq!(info.codec.as_deref(), Some("FLAC"));
+        assert_eq!((info.samplerate, info.channels), (Some(44100), Some(2)));
+        assert_eq!(info.artist.as_deref(), Some("A"));
+    }
+
+    #[test]
+    fn chain_change_gets_new_header() {
+        let a = vorbis_stream(1, "First", 2);
+        let b = vorbis_stream(2, "Second", 2);
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &[a.concat(), b.concat()].concat()).unwrap();
+        assert_eq!(out.len(), 4);
+        let ids: Vec<u64> = out.iter().map(|b| b.header.as_ref().unwrap().id).collect();
+        assert_eq!(ids, [1, 1, 2, 2]);
+        assert_eq!(out[2].header.as_ref().unwrap().data, b[..2].concat());
+        assert_eq!(f.header().unwrap().id, 2);
+        assert_eq!(f.info().title.as_deref(), Some("Second"));
+    }
+
+    #[test]
+    fn restart_mid_header_with_same_serial() {
+        let a = vorbis_stream(7, "old", 2);
+        let b = vorbis_stream(7, "new", 2);
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &[a[0].clone(), b.concat()].concat()).unwrap();
+        assert_eq!(out.len(), 2);
+        let h = f.header().unwrap();
+        assert_eq!((h.id, &h.data[..]), (1, &b[..2].concat()[..]));
+        assert_eq!(f.info().title.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn theora_vorbis_start_points() {
+        let mut th = b"\x80theora\x03\x02\x01".to_vec();
+        th.extend_from_slice(&[0, 40, 0, 30]); // macroblocks
+        th.extend_from_slice(&[0, 2, 0x80, 0, 1, 0xE0, 0, 0]); // 640x480 at 0,0
+        th.extend_from_slice(&25u32.to_be_bytes());
+        th.extend_from_slice(&1u32.to_be_bytes());
+        th.resize(42, 0);
+        let th_c = b"\x81theora-comments".to_vec();
+        let th_s = b"\x82theora-setup".to_vec();
+        let v = vorbis_stream(2, "t", 0);
+        let pages = vec![
+            pg(FLAG_BOS, 1, 0, &full(&[&th])),
+            v[0].clone(),
+            pg(0, 1, 1, &full(&[&th_c, &th_s])),
+            v[1].clone(),
+            pg(0, 1, 2, &full(&[&[0x00, 1, 2]])), // keyframe
+            pg(0, 2, 2, &full(&[&[0x00, 9]])),    // audio
+            pg(0, 1, 3, &full(&[&[0x40, 1]])),    // inter frame
+            pg(0, 1, 4, &full(&[&[]])),           // dropped frame
+            pg(FLAG_CONTINUED, 1, 5, &full(&[&[0x00, 1]])), // continuation
+            pg(0, 1, 6, &full(&[&[0x00, 7]])),    // keyframe
+        ];
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &pages.concat()).unwrap();
+        let starts: Vec<bool> = out.iter().map(|b| b.start).collect();
+        assert_eq!(starts, [true, false, false, false, false, true]);
+        assert_eq!(f.header().unwrap().data, pages[..4].concat());
+        let info = f.info();
+        assert_eq!(info.subtype.as_deref(), Some("Theora/Vorbis"));
+        assert_eq!(info.codec.as_deref(), Some("Vorbis"));
+        assert_eq!(
+            (info.video_width, info.video_height),
+            (Some(640), Some(480))
+        );
+        assert_eq!(info.frame_rate, Some(25.0));
+    }
+
+    #[test]
+    fn packets_spanning_pages() {
+        // Setup header of 600 bytes split over pages 1..3; a data packet split over 2 pages.
+        let setup = vorbis_setup(600);
+        let pages = [
+            pg(FLAG_BOS, 3, 0, &full(&[&vorbis_ident(1, 22050, 0)])),
+            pg(
+                0,
+                3,
+                1,
+                &[(vorbis_comment(&[]), true), (setup[..255].to_vec(), false)],
+            ),
+            pg(FLAG_CONTINUED, 3, 2, &[(setup[255..510].to_vec(), false)]),
+            pg(FLAG_CONTINUED, 3, 3, &[(setup[510..].to_vec(), true)]),
+            pg(0, 3, 4, &[(vec![0; 255], false)]),
+            pg(
+                FLAG_CONTINUED,
+                3,
+                5,
+                &[(vec![0; 10], true), (vec![0; 3], true)],
+            ),
+        ];
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &pages.concat()).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(f.header().unwrap().data, pages[..4].concat());
+        assert_eq!(f.info().channels, Some(1));
+        assert_eq!(f.info().bitrate, None);
+    }
+
+    #[test]
+    fn byte_at_a_time_equals_one_push() {
+        let mut input = b"xx".to_vec();
+        input.extend(vorbis_stream(1, "a", 3).concat());
+        input.extend(b"garbage");
+        input.extend(vorbis_stream(2, "b", 2).concat());
+        let mut big = OggFramer::new();
+        let a = run(&mut big, &input).unwrap();
+        let mut small = OggFramer::new();
+        let mut b = Vec::new();
+        for byte in &input {
+            small.push(std::slice::from_ref(byte), &mut b).unwrap();
+        }
+        let key = |v: &[Block]| -> Vec<(Bytes, bool, Option<u64>)> {
+            v.iter()
+                .map(|b| (b.data.clone(), b.start, b.header.as_ref().map(|h| h.id)))
+                .collect()
+        };
+        assert_eq!(key(&a), key(&b));
+        assert_eq!(big.header(), small.header());
+        assert_eq!(big.info(), small.info());
+        assert_eq!(big.dropped_bytes(), small.dropped_bytes());
+    }
+
+    #[test]
+    fn unknown_bos_is_refused() {
+        let p = pg(FLAG_BOS, 1, 0, &full(&[b"NotACodec"]));
+        assert_eq!(
+            run(&mut OggFramer::new(), &p).unwrap_err(),
+            FormatError::UnknownOggCodec
+        );
+    }
+
+    #[test]
+    fn too_many_streams() {
+        let mut f = OggFramer::new();
+        let mut input = Vec::new();
+        for serial in 0..11 {
+            input.extend(pg(FLAG_BOS, serial, 0, &full(&[&vorbis_ident(2, 8000, 0)])));
+        }
+        assert_eq!(
+            run(&mut f, &input).unwrap_err(),
+            FormatError::TooManyStreams
+        );
+    }
+
+    #[test]
+    fn truncated_and_garbage_input() {
+        let pages = vorbis_stream(1, "a", 2).concat();
+        for cut in 0..pages.len() {
+            let mut f = OggFramer::new();
+            let mut out = Vec::new();
+            let _ = f.push(&pages[..cut], &mut out);
+            f.flush(&mut out);
+            let _ = f.push(&pages[cut..], &mut out);
+        }
+        let mut f = OggFramer::new();
+        let mut out = Vec::new();
+        f.push(b"OggS\0\x02\xff\xff\xff\xff", &mut out).unwrap();
+        f.push(&[0xff; 100], &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            data in proptest::collection::vec(any::<u8>(), 0..4096),
+            chunk in 1usize..300,
+        ) {
+            let mut f = OggFramer::new();
+            let mut out = Vec::new();
+            for c in data.chunks(chunk) {
+                if f.push(c, &mut out).is_err() {
+                    break;
+                }
+            }
+            f.flush(&mut out);
+        }
+
+        #[test]
+        fn valid_stream_with_noise_never_panics(
+            noise in proptest::collection::vec(any::<u8>(), 0..64),
+            at in 0usize..2000,
+            chunk in 1usize..200,
+        ) {
+            let mut input = vorbis_stream(1, "a", 4).concat();
+            let at = at.min(input.len());
+            input.splice(at..at, noise);
+            let mut f = OggFramer::new();
+            let mut out = Vec::new();
+            for c in input.chunks(chunk) {
+                if f.push(c, &mut out).is_err() {
+                    break;
+                }
+            }
+        }
     }
 }

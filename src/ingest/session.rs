@@ -176,15 +176,15 @@ impl SourceSession {
             return Ok(());
         }
         // Owned only when a transformation applies; plain sources are framed straight from `data`.
-        let mut owned: Option<Vec<u8>> = None;
+        let mut owned: Option<Bytes> = None;
         if let Some(d) = self.dechunk.as_mut() {
             let mut out = Vec::with_capacity(data.len());
             d.push(data, &mut out).map_err(|e| e.to_string())?;
-            owned = Some(out);
+            owned = Some(Bytes::from(out));
         }
         if let Some(icy) = self.icy.as_mut() {
             let input = owned.as_deref().unwrap_or(data);
-            let mut audio = Vec::with_capacity(input.len());
+            let mut audio = bytes::BytesMut::with_capacity(input.len());
             let mut metas = Vec::new();
             icy.push(input, &mut audio, &mut metas);
             for m in metas {
@@ -192,7 +192,7 @@ impl SourceSession {
                     self.mount.set_metadata(Some(title), None, m.url);
                 }
             }
-            owned = Some(audio);
+            owned = Some(audio.freeze());
         }
         let data = owned.as_deref().unwrap_or(data);
         if let Some(f) = dump.as_mut() {

@@ -232,6 +232,17 @@ fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
     out
 }
 
+/// Has the client hung up? Players send nothing after their request, so readability means
+/// EOF or an error; stray bytes are read and dropped.
+fn client_gone(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 256];
+    match stream.try_read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
 /// One listener's position and state. Small on purpose: this exists once per listener.
 struct Session {
     mount: Arc<Mount>,
@@ -257,6 +268,9 @@ impl Session {
         id: u64,
         entry: &ListenerEntry,
     ) -> Exit {
+        // Shutdown reaches listeners through their kick, so no listener sits in a
+        // server-wide waiter list.
+        let kicked = || if server.is_shutting_down() { Exit::Shutdown } else { Exit::Kicked };
         // The head, then the intro, then the burst: all in the first write.
         let mut out: Vec<Bytes> = vec![response];
         if let Some(intro) = self.mount.intro.clone() {
@@ -272,32 +286,17 @@ impl Session {
             if self.mount.redirect_epoch() != self.epoch {
                 self.epoch = self.mount.redirect_epoch();
                 if let Some(target) = self.mount.redirect_target() {
-                    if !Arc::ptr_eq(&target, &self.mount)
-                        && target.family == self.mount.family
-                        && !target.is_ended()
-                    {
+                    if !Arc::ptr_eq(&target, &self.mount) && target.family == self.mount.family && !target.is_ended() {
                         self.move_to(target, id, entry);
                         continue;
                     }
                 }
             }
-            let notified = self.mount.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let shutdown = server.shutdown_notified();
-            tokio::pin!(shutdown);
-            shutdown.as_mut().enable();
 
             batch.clear();
-            match self
-                .mount
-                .read_blocks(self.cursor, MAX_WRITE, self.need_start, &mut batch)
-            {
+            match self.mount.read_blocks(self.cursor, MAX_WRITE, self.need_start, &mut batch) {
                 ReadOutcome::Lagged => {
-                    self.mount
-                        .stats
-                        .slow_listeners
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.mount.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(mount = %self.mount.name, ip = %entry.ip, "listener fell too far behind, removing");
                     return Exit::Slow;
                 }
@@ -326,28 +325,17 @@ impl Session {
             if !out.is_empty() {
                 let written = tokio::select! {
                     r = write_all(stream, &out, &self.mount, self.cursor, LAG_CHECK) => r,
-                    _ = kick.notified() => return Exit::Kicked,
-                    _ = &mut shutdown => return Exit::Shutdown,
+                    _ = kick.notified() => return kicked(),
                 };
                 match written {
                     Ok(n) => {
-                        let body = if head_pending {
-                            n.saturating_sub(out[0].len())
-                        } else {
-                            n
-                        };
+                        let body = if head_pending { n.saturating_sub(out[0].len()) } else { n };
                         head_pending = false;
                         self.sent += body as u64;
-                        self.mount
-                            .stats
-                            .total_bytes_sent
-                            .fetch_add(body as u64, Ordering::Relaxed);
+                        self.mount.stats.total_bytes_sent.fetch_add(body as u64, Ordering::Relaxed);
                     }
                     Err(writer::WriteError::Lagged) => {
-                        self.mount
-                            .stats
-                            .slow_listeners
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.mount.stats.slow_listeners.fetch_add(1, Ordering::Relaxed);
                         return Exit::Slow;
                     }
                     Err(writer::WriteError::Io(e)) => {
@@ -359,24 +347,35 @@ impl Session {
                 if out.capacity() > 64 {
                     out = Vec::new();
                 }
-                // Caught up: give the source time to queue more, so the next write is large.
+                // Caught up: give the source time to queue more, so the next write is a large
+                // one. This sleep, not the mount's wake-ups, paces a listener while audio
+                // flows. A listener still behind (high bitrate, recovering) goes on at once.
                 if self.cursor >= self.mount.tail() {
                     tokio::select! {
                         _ = tokio::time::sleep(self.flush_interval) => {}
-                        _ = kick.notified() => return Exit::Kicked,
-                        _ = &mut shutdown => return Exit::Shutdown,
+                        _ = kick.notified() => return kicked(),
+                        _ = stream.readable() => if client_gone(stream) { return Exit::Client },
                     }
                 }
                 continue;
             }
 
-            if self.mount.is_ended() && self.mount.redirect_epoch() == self.epoch {
+            // Idle: wait for the source. Register for the wake-up first, then look again,
+            // so a block pushed in between is not missed.
+            let notified = self.mount.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.mount.tail() > self.cursor || self.mount.redirect_epoch() != self.epoch {
+                continue;
+            }
+            if self.mount.is_ended() {
                 return Exit::SourceGone;
             }
             tokio::select! {
                 _ = &mut notified => {}
-                _ = kick.notified() => return Exit::Kicked,
-                _ = &mut shutdown => return Exit::Shutdown,
+                _ = kick.notified() => return kicked(),
+                // A quiet source must not keep a hung-up listener's slot forever.
+                _ = stream.readable() => if client_gone(stream) { return Exit::Client },
             }
         }
     }

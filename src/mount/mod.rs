@@ -227,10 +227,10 @@ impl Mount {
         lock(&self.queue).burst_start(self.settings.burst_size)
     }
 
-    /// The latest start point: where a listener moved here from another mount begins,
-    /// since it already has audio buffered.
+    /// Where a listener moved here from another mount begins: the next block to arrive (it
+    /// still has audio buffered, so no burst; it waits for the next start point).
     pub fn join_start(&self) -> Seq {
-        lock(&self.queue).burst_start(0)
+        lock(&self.queue).tail()
     }
 
     pub fn read_blocks(
@@ -365,6 +365,13 @@ impl Mount {
 
     pub fn unregister_listener(&self, id: u64) -> Option<ListenerEntry> {
         lock(&self.listeners).remove(&id)
+    }
+
+    /// Wake every listener's kick (shutdown); each then checks why it was woken.
+    pub fn kick_all(&self) {
+        for entry in lock(&self.listeners).values() {
+            entry.kick.notify_one();
+        }
     }
 
     pub fn listeners(&self) -> Vec<(u64, ListenerEntry)> {

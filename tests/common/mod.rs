@@ -15,12 +15,14 @@ pub const SOURCE_AUTH: &str = "c291cmNlOmhhY2ttZQ==";
 
 /// A config listening on an ephemeral loopback port, with quick timeouts for tests.
 pub fn test_config() -> Config {
-    let mut c = Config::default();
-    c.listen = vec![ListenSocket {
-        port: 0,
-        bind_address: Some("127.0.0.1".into()),
-        shoutcast_mount: None,
-    }];
+    let mut c = Config {
+        listen: vec![ListenSocket {
+            port: 0,
+            bind_address: Some("127.0.0.1".into()),
+            shoutcast_mount: None,
+        }],
+        ..Config::default()
+    };
     c.limits.clients = 1000;
     c.limits.sources = 16;
     c.tuning.flush_interval = Duration::from_millis(20);
@@ -139,4 +141,31 @@ pub fn have(program: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// Compare byte strings, reporting lengths and the first difference instead of dumping both.
+#[track_caller]
+pub fn assert_bytes(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: got {} bytes, want {}; first difference at byte {first}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+/// The part of a synthetic MP3 stream a listener can have received: the MPEG framer holds
+/// the newest frame until the next frame header confirms it.
+pub fn confirmed(audio: &[u8]) -> &[u8] {
+    let last = audio
+        .windows(4)
+        .rposition(|w| w[0] == 0xFF && w[1] == 0xFB && (w[2] == 0x90 || w[2] == 0x92) && w[3] == 0)
+        .unwrap_or(audio.len());
+    &audio[..last]
 }
