@@ -103,7 +103,8 @@ impl Proc {
         Self::spawn_with(name, cmd, log, Stdio::piped())
     }
 
-    fn spawn_with(name: &str, mut cmd: Command, log: PathBuf, stdin: Stdio) -> Proc {
+    /// Spawn `cmd` with the given stdin (e.g. a media file).
+    pub fn spawn_with(name: &str, mut cmd: Command, log: PathBuf, stdin: Stdio) -> Proc {
         let out = fs::File::create(&log).expect("create process log");
         let err = out.try_clone().expect("clone log handle");
         cmd.stdin(stdin).stdout(out).stderr(err);
