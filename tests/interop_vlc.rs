@@ -14,8 +14,8 @@ use interop_support::{
     raw_get, raw_get_ogg, wait_live, wav_peak,
 };
 
-/// Run VLC as a source streaming `media` (looped) to `mount` with `mux`; wait until the
-/// mount is live, check it with `check`, and return.
+/// Run VLC as a source streaming a generated tone (looped) to `mount` with `mux`; the mount
+/// must go live with VLC as its source, start correctly for a raw listener and decode.
 async fn vlc_source(test: &str, mount: &str, media_args: &[&str], sout_extra: &[&str], mux: &str) {
     let Some(vlc) = VlcRunner::detect(test) else {
         return;

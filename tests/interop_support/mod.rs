@@ -392,8 +392,7 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Is `curl` able to do what we need (present); is VLC runnable here? Returns the command
-/// prefix to run VLC with: directly, or via `setpriv` as [`TEST_USER`] when we are root.
+/// How to run VLC here: directly, or via `setpriv` as [`TEST_USER`] when we are root.
 pub struct VlcRunner {
     /// `(uid, gid)` to run as, when we are root.
     pub user: Option<(u32, u32)>,
