@@ -1,0 +1,618 @@
+//! Helpers for the real-client interop tests: temp dirs, external processes that are always
+//! killed (by PID, on drop) and always time-bounded, running VLC as an unprivileged user when
+//! the tests run as root, media generated with ffmpeg at test time, and small parsers for
+//! what the clients receive (HTTP heads, ICY blocks, Ogg pages, WAV files).
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use floecast::server::Server;
+use tokio::io::AsyncWriteExt;
+
+use crate::common;
+
+/// The unprivileged user VLC runs as when the tests run as root (`.ci/run` creates it).
+pub const TEST_USER: &str = "floecast-test";
+
+/// Every program in `programs` is on PATH; otherwise prints `SKIP: <program> not installed`.
+pub fn have_all(test: &str, programs: &[&str]) -> bool {
+    for p in programs {
+        if !common::have(p) {
+            eprintln!("SKIP: {p} not installed ({test})");
+            return false;
+        }
+    }
+    true
+}
+
+/// A fresh directory under the system temp dir (mode 0755), removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "floecast-interop-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&path).expect("create temp dir");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Hand the directory and everything in it to `uid:gid` (so VLC may write its HOME there).
+    pub fn chown_all(&self, uid: u32, gid: u32) {
+        fn walk(p: &Path, uid: u32, gid: u32) {
+            let _ = std::os::unix::fs::chown(p, Some(uid), Some(gid));
+            if p.is_dir() {
+                if let Ok(rd) = fs::read_dir(p) {
+                    for e in rd.flatten() {
+                        walk(&e.path(), uid, gid);
+                    }
+                }
+            }
+        }
+        walk(&self.path, uid, gid);
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A background child process. Its stdout and stderr go to a log file; it is killed by PID
+/// and reaped when dropped, whatever happened in the test.
+pub struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Spawn `cmd` with stdin closed (use [`Proc::spawn_piped`] to feed it).
+    pub fn spawn(name: &str, cmd: Command, log: PathBuf) -> Proc {
+        Self::spawn_with(name, cmd, log, Stdio::null())
+    }
+
+    /// Spawn `cmd` with a stdin pipe; take it with [`Proc::take_stdin`].
+    pub fn spawn_piped(name: &str, cmd: Command, log: PathBuf) -> Proc {
+        Self::spawn_with(name, cmd, log, Stdio::piped())
+    }
+
+    /// Spawn `cmd` with the given stdin (e.g. a media file).
+    pub fn spawn_with(name: &str, mut cmd: Command, log: PathBuf, stdin: Stdio) -> Proc {
+        let out = fs::File::create(&log).expect("create process log");
+        let err = out.try_clone().expect("clone log handle");
+        cmd.stdin(stdin).stdout(out).stderr(err);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn take_stdin(&mut self) -> std::process::ChildStdin {
+        self.child.stdin.take().expect("stdin was piped")
+    }
+
+    /// Everything the process printed so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status if the process has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Wait (polling, bounded) for the process to end by itself.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.exited() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Panic with the process log if it has already ended.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.exited() {
+            panic!(
+                "{} exited early ({status}); its output:\n{}",
+                self.name,
+                self.log_text()
+            );
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// The result of a run-to-completion program.
+#[derive(Debug)]
+pub struct Output {
+    /// `None` when it was killed at the timeout.
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// A one-paragraph description for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            String::from_utf8_lossy(&self.stdout[..self.stdout.len().min(4000)]),
+            self.stderr_text()
+        )
+    }
+}
+
+/// Run `cmd` to completion (stdin closed) on a blocking thread; killed by PID at `timeout`.
+pub async fn run(cmd: Command, timeout: Duration) -> Output {
+    tokio::task::spawn_blocking(move || run_blocking(cmd, timeout))
+        .await
+        .expect("runner thread")
+}
+
+fn run_blocking(mut cmd: Command, timeout: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    Output {
+        status,
+        stdout: t_out.join().unwrap_or_default(),
+        stderr: t_err.join().unwrap_or_default(),
+    }
+}
+
+/// `ffmpeg -nostdin -hide_banner` plus `args`.
+pub fn ffmpeg(args: &[&str]) -> Command {
+    let mut c = Command::new("ffmpeg");
+    c.args(["-nostdin", "-hide_banner"]).args(args);
+    c
+}
+
+/// Generate a media file with ffmpeg from a lavfi sine (stereo, 44.1 kHz), world-readable.
+pub async fn make_tone(path: &Path, seconds: u32, codec_args: &[&str]) {
+    let src = format!("sine=frequency=440:sample_rate=44100:duration={seconds}");
+    let mut args = vec!["-v", "error", "-f", "lavfi", "-i", &src, "-ac", "2"];
+    args.extend_from_slice(codec_args);
+    let p = path.to_str().expect("utf-8 path");
+    args.extend_from_slice(&["-y", p]);
+    let out = run(ffmpeg(&args), Duration::from_secs(60)).await;
+    assert!(
+        out.success(),
+        "ffmpeg could not make {p}: {}",
+        out.describe()
+    );
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).expect("chmod media");
+}
+
+/// The ffmpeg command that streams a 30 s real-time 440 Hz stereo tone to `mount`.
+pub fn ffmpeg_source(addr: SocketAddr, mount: &str, codec_args: &[&str]) -> Command {
+    let url = format!("icecast://source:hackme@{addr}{mount}");
+    let mut args = vec![
+        "-v",
+        "warning",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100:duration=30",
+        "-ac",
+        "2",
+    ];
+    args.extend_from_slice(codec_args);
+    args.push(&url);
+    ffmpeg(&args)
+}
+
+/// Decode `seconds` of `url` with ffmpeg to the null muxer (`-v error`): exit 0 and an empty
+/// stderr mean no decode errors.
+pub async fn ffmpeg_decode(url: &str, seconds: u32) -> Output {
+    let t = seconds.to_string();
+    run(
+        ffmpeg(&["-v", "error", "-i", url, "-t", &t, "-f", "null", "-"]),
+        Duration::from_secs(seconds as u64 + 20),
+    )
+    .await
+}
+
+/// Assert that ffmpeg decodes `seconds` of `url` cleanly.
+pub async fn assert_decodes(url: &str, seconds: u32) {
+    let out = ffmpeg_decode(url, seconds).await;
+    assert!(
+        out.success() && out.stderr.is_empty(),
+        "ffmpeg did not decode {seconds} s of {url} cleanly: {}",
+        out.describe()
+    );
+}
+
+/// Wait until `mount` is live on `server`, panicking early (with its output) if `feeder` dies.
+pub async fn wait_live(server: &Server, mount: &str, feeder: &mut Proc, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if server.registry.get(mount).is_some_and(|m| !m.is_ended()) {
+            return;
+        }
+        feeder.assert_running();
+        if Instant::now() >= deadline {
+            panic!(
+                "{mount} did not go live within {timeout:?}; source output:\n{}",
+                feeder.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Wait until `mount` is gone from the registry (its source ended).
+pub async fn wait_gone(server: &Server, mount: &str, timeout: Duration) {
+    common::wait_for(&format!("{mount} to end"), timeout, || {
+        server.registry.get(mount).is_none_or(|m| m.is_ended())
+    })
+    .await;
+}
+
+/// A raw listener: send a GET (with extra header lines), return (head, body of at least `n`
+/// bytes unless the server closes or `timeout` passes first).
+pub async fn raw_get(
+    addr: SocketAddr,
+    path: &str,
+    extra: &str,
+    n: usize,
+    timeout: Duration,
+) -> (String, Vec<u8>) {
+    let mut s = common::connect(addr).await;
+    let req =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: interop-test\r\n{extra}\r\n");
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let (head, mut body) = common::read_head(&mut s, timeout).await;
+    if body.len() < n {
+        let more = common::read_at_least(&mut s, n - body.len(), timeout).await;
+        body.extend_from_slice(&more);
+    }
+    (head, body)
+}
+
+/// A raw listener without `Icy-MetaData` reading until the body holds at least `min_pages`
+/// whole Ogg pages (or `timeout`). Returns (head, body).
+pub async fn raw_get_ogg(
+    addr: SocketAddr,
+    path: &str,
+    min_pages: usize,
+    timeout: Duration,
+) -> (String, Vec<u8>) {
+    let mut s = common::connect(addr).await;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: interop-test\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (head, mut body) = common::read_head(&mut s, timeout).await;
+    let mut buf = vec![0u8; 16 * 1024];
+    while body.len() < 4 || (&body[..4] == b"OggS" && ogg_pages(&body).len() < min_pages) {
+        match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+            .await
+        {
+            Ok(Ok(n)) if n > 0 => body.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    (head, body)
+}
+
+/// The value of header `name` (case-insensitive) in a response head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// How to run VLC here: directly, or via `setpriv` as [`TEST_USER`] when we are root.
+pub struct VlcRunner {
+    /// `(uid, gid)` to run as, when we are root.
+    pub user: Option<(u32, u32)>,
+}
+
+impl VlcRunner {
+    /// `None` (after printing the SKIP reason) if VLC cannot run here.
+    pub fn detect(test: &str) -> Option<VlcRunner> {
+        if !have_all(test, &["cvlc"]) {
+            return None;
+        }
+        if !running_as_root() {
+            return Some(VlcRunner { user: None });
+        }
+        if !have_all(test, &["setpriv"]) {
+            return None;
+        }
+        match user_ids(TEST_USER) {
+            Some(ids) => Some(VlcRunner { user: Some(ids) }),
+            None => {
+                eprintln!(
+                    "SKIP: running as root and no user {TEST_USER} to run VLC as \
+                     (create it: useradd -r -M {TEST_USER}) ({test})"
+                );
+                None
+            }
+        }
+    }
+
+    /// `cvlc -I dummy --no-video` with `args`, HOME in `home` (which is handed to the user).
+    pub fn command(&self, home: &TempDir, args: &[&str]) -> Command {
+        let mut c = match self.user {
+            Some((uid, gid)) => {
+                home.chown_all(uid, gid);
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .args(["--clear-groups", "--", "cvlc"]);
+                c
+            }
+            None => Command::new("cvlc"),
+        };
+        c.args(["-I", "dummy", "--no-video", "--no-interact"])
+            .args(args)
+            .env("HOME", home.path());
+        c
+    }
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is our effective uid).
+pub fn running_as_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// `(uid, gid)` of `user`, from `id`.
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let o = Command::new("id").args([flag, user]).output().ok()?;
+        if !o.status.success() {
+            return None;
+        }
+        String::from_utf8_lossy(&o.stdout).trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// Where `needle` first occurs in `hay`.
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One parsed Ogg page.
+#[derive(Clone)]
+pub struct OggPage {
+    pub header_type: u8,
+    pub granule: u64,
+    pub serial: u32,
+    pub sequence: u32,
+    /// Concatenated segment data (packet bytes) of the page.
+    pub body: Vec<u8>,
+    pub crc_ok: bool,
+}
+
+impl std::fmt::Debug for OggPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OggPage {{ type: {:#04x}, granule: {}, serial: {:#x}, seq: {}, {} bytes starting {:02x?}, crc_ok: {} }}",
+            self.header_type,
+            self.granule,
+            self.serial,
+            self.sequence,
+            self.body.len(),
+            &self.body[..self.body.len().min(12)],
+            self.crc_ok
+        )
+    }
+}
+
+impl OggPage {
+    pub fn bos(&self) -> bool {
+        self.header_type & 0x02 != 0
+    }
+}
+
+/// Parse consecutive whole Ogg pages from the start of `data`; stops at the first incomplete
+/// page. Panics if the bytes at a page boundary are not `OggS` (the stream lost framing).
+pub fn ogg_pages(data: &[u8]) -> Vec<OggPage> {
+    let mut pages = Vec::new();
+    let mut i = 0;
+    while i + 27 <= data.len() {
+        assert_eq!(
+            &data[i..i + 4],
+            b"OggS",
+            "expected an Ogg page at body offset {i}, found {:02x?}",
+            &data[i..(i + 16).min(data.len())]
+        );
+        let nseg = data[i + 26] as usize;
+        if i + 27 + nseg > data.len() {
+            break;
+        }
+        let body_len: usize = data[i + 27..i + 27 + nseg]
+            .iter()
+            .map(|&b| b as usize)
+            .sum();
+        let end = i + 27 + nseg + body_len;
+        if end > data.len() {
+            break;
+        }
+        let page = &data[i..end];
+        let mut zeroed = page.to_vec();
+        zeroed[22..26].fill(0);
+        let crc = u32::from_le_bytes(page[22..26].try_into().unwrap());
+        pages.push(OggPage {
+            header_type: page[5],
+            granule: u64::from_le_bytes(page[6..14].try_into().unwrap()),
+            serial: u32::from_le_bytes(page[14..18].try_into().unwrap()),
+            sequence: u32::from_le_bytes(page[18..22].try_into().unwrap()),
+            body: page[27 + nseg..].to_vec(),
+            crc_ok: ogg_crc(&zeroed) == crc,
+        });
+        i = end;
+    }
+    pages
+}
+
+/// Ogg's CRC-32 (polynomial 0x04c11db7, not reflected, initial 0).
+pub fn ogg_crc(data: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for &b in data {
+        crc ^= (b as u32) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Assert that an Ogg listener body starts with a BOS page of `codec` (`b"\x01vorbis"`,
+/// `b"OpusHead"`), followed by its comment header, and that all pages are intact.
+pub fn assert_ogg_start(body: &[u8], bos_magic: &[u8], comment_magic: &[u8]) {
+    assert!(
+        body.len() >= 4 && &body[..4] == b"OggS",
+        "Ogg listener body does not start with OggS: {:02x?}",
+        &body[..body.len().min(32)]
+    );
+    let pages = ogg_pages(body);
+    assert!(pages.len() >= 3, "too few whole Ogg pages: {}", pages.len());
+    let first = &pages[0];
+    assert!(first.bos(), "first page lacks the BOS flag: {first:?}");
+    assert!(
+        first.body.starts_with(bos_magic),
+        "first page is not the {} identification header",
+        String::from_utf8_lossy(bos_magic)
+    );
+    assert_eq!(first.sequence, 0, "BOS page must be page 0 of its stream");
+    assert!(
+        pages[1].body.starts_with(comment_magic),
+        "second page does not start with the {} comment header",
+        String::from_utf8_lossy(comment_magic)
+    );
+    for (k, p) in pages.iter().enumerate() {
+        assert!(p.crc_ok, "Ogg page {k} has a bad CRC: {p:?}");
+        assert_eq!(p.serial, first.serial, "page {k} is from another stream");
+        if k > 0 {
+            assert!(!p.bos(), "page {k} has a BOS flag in mid-stream");
+        }
+    }
+}
+
+/// Peak absolute sample of the first `data` chunk of a 16-bit PCM WAV file.
+pub fn wav_peak(wav: &[u8]) -> Option<(usize, i32)> {
+    if wav.len() < 12 || &wav[..4] != b"RIFF" || &wav[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut i = 12;
+    while i + 8 <= wav.len() {
+        let id = &wav[i..i + 4];
+        let len = u32::from_le_bytes(wav[i + 4..i + 8].try_into().unwrap()) as usize;
+        let start = i + 8;
+        if id == b"data" {
+            let end = start.saturating_add(len).min(wav.len());
+            let data = &wav[start..end];
+            let peak = data
+                .chunks_exact(2)
+                .map(|s| (i16::from_le_bytes([s[0], s[1]]) as i32).abs())
+                .max()
+                .unwrap_or(0);
+            return Some((data.len(), peak));
+        }
+        i = start + len + (len & 1);
+    }
+    None
+}
