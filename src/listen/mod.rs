@@ -476,26 +476,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn coalescing_pause_scales_with_stream_rate() {
-        let fi = Duration::from_millis(500);
-        // 128 kbit/s: 8 KB per 500 ms, well under the target: full interval.
-        assert_eq!(coalesce_pause(fi, fi, 8_000), fi);
-        // 4 MiB gathered in 500 ms: aim for 64 KiB next time.
-        let p = coalesce_pause(fi, fi, 4 * 1024 * 1024);
-        assert!(
-            p > Duration::from_millis(7) && p < Duration::from_millis(8),
-            "{p:?}"
-        );
-        // Faster still: no timer at all.
-        assert_eq!(
-            coalesce_pause(fi, Duration::from_millis(1), 1 << 20),
-            Duration::ZERO
-        );
-    }
-}
