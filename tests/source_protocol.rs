@@ -426,3 +426,72 @@ async fn on_connect_on_disconnect_and_dump_file() {
     assert_bytes(&std::fs::read(&dump).unwrap(), &audio, "dump file");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn inband_icy_metadata_is_stripped_and_reinserted() {
+    let srv = start(test_config()).await;
+    // A source (or relay) that sends its own ICY blocks every 1000 bytes.
+    let mut s = connect(srv.addr).await;
+    s.write_all(b"SOURCE /inband.mp3 HTTP/1.0\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\nContent-Type: audio/mpeg\r\nicy-metaint: 1000\r\n\r\n").await.unwrap();
+    let mut reply = [0u8; 19];
+    s.read_exact(&mut reply).await.unwrap();
+    let audio = mp3_frames(10);
+    let meta = {
+        let text = b"StreamTitle='Upstream Song';";
+        let blocks = text.len().div_ceil(16);
+        let mut m = vec![blocks as u8];
+        m.extend_from_slice(text);
+        m.resize(1 + blocks * 16, 0);
+        m
+    };
+    let mut wire = Vec::new();
+    for (i, part) in audio.chunks(1000).enumerate() {
+        wire.extend_from_slice(part);
+        if part.len() == 1000 {
+            if i == 0 {
+                wire.extend_from_slice(&meta)
+            } else {
+                wire.push(0)
+            }
+        }
+    }
+    s.write_all(&wire).await.unwrap();
+    // Listeners without ICY get the audio alone.
+    let body = listen_body(srv.addr, "/inband.mp3", confirmed(&audio).len()).await;
+    assert_bytes(
+        &body,
+        confirmed(&audio),
+        "in-band metadata must be stripped",
+    );
+    let m = srv.app.server.registry.get("/inband.mp3").unwrap();
+    assert_eq!(m.metadata().display(), "Upstream Song");
+    // The source's icy-metaint is not passed on to listeners.
+    assert!(!m.info().listener_headers.contains("metaint"));
+}
+
+#[tokio::test]
+async fn ogg_mounts_offer_icy_metadata_and_codec_stats_reach_the_mount() {
+    let srv = start(test_config()).await;
+    let _ogg = source(srv.addr, "/x.ogg", "application/ogg", "").await;
+    let mut l = connect(srv.addr).await;
+    l.write_all(b"GET /x.ogg HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_head(&mut l, T).await;
+    assert!(
+        head.contains("Content-Type: application/ogg\r\n")
+            && head.contains("\r\nicy-metaint:16000\r\n"),
+        "{head}"
+    );
+    // MP3 codec facts from the frames themselves.
+    let mut mp3 = source(srv.addr, "/c.mp3", "audio/mpeg", "").await;
+    mp3.write_all(&mp3_frames(5)).await.unwrap();
+    let m = srv.app.server.registry.get("/c.mp3").unwrap();
+    wait_for("codec stats", T, || m.codec().samplerate.is_some()).await;
+    let c = m.codec();
+    assert_eq!(c.codec.as_deref(), Some("MP3"));
+    assert_eq!(
+        (c.samplerate, c.channels, c.bitrate),
+        (Some(44_100), Some(2), Some(128))
+    );
+}

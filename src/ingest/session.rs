@@ -162,9 +162,17 @@ impl SourceSession {
                     if let Err(e) = self.feed(&data, &mut dump).await {
                         reason = Some(EndReason::Error(e));
                     }
-                    // Let listeners run between reads: a source that sends as fast as TCP
-                    // allows must not outrun them all by a whole queue in one scheduler turn.
-                    tokio::task::yield_now().await;
+                    // A read that filled the buffer means the source sends faster than real
+                    // time. Such a task is always runnable, and tokio polls sockets only
+                    // every few dozen task polls, so it would fill the whole queue before any
+                    // listener's socket is serviced. Waiting for the next timer tick lets the
+                    // I/O driver run: one read per event-loop round, as icecast2's loop does.
+                    // Live sources send less than a buffer at a time and never wait here.
+                    if n >= READ_CHUNK {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    } else {
+                        tokio::task::yield_now().await;
+                    }
                 }
             }
         }

@@ -131,12 +131,13 @@ pub async fn serve(
     // The mount's listener table holds the only copy of IP and user agent while the
     // listener runs (it exists by the thousand); the log line takes them back at the end.
     let listener_entry = ListenerEntry {
-        ip: std::mem::take(&mut entry.ip),
+        ip: crate::net::peer_addr(&peer),
         user_agent: entry.user_agent.take().unwrap_or_default(),
         connected: SystemTime::now(),
         kick: kick.clone(),
     };
     mount.register_listener(id, listener_entry);
+    entry.ip = String::new();
 
     let mut session = Session {
         mount,
@@ -157,7 +158,7 @@ pub async fn serve(
         .run(&server, &mut stream, Bytes::from(response), &kick, id)
         .await;
     if let Some(le) = session.mount.unregister_listener(id) {
-        entry.ip = le.ip;
+        entry.ip = le.ip.to_string();
         entry.user_agent = Some(le.user_agent);
     }
     session.mount.remove_listener();
@@ -399,12 +400,15 @@ impl Session {
                 if self.cursor >= self.mount.tail() {
                     let pause = coalesce_pause(self.flush_interval, self.last_pause, batch_bytes);
                     self.last_pause = pause;
-                    // A plain sleep: kicks are seen at the top of the loop and a hang-up by
-                    // the next write, so no other waker is worth registering per write.
+                    // Kicks are seen at the top of the loop and a hang-up by the next write;
+                    // only a stream that suddenly runs fast cuts the pause short.
                     if pause.is_zero() {
                         tokio::task::yield_now().await;
                     } else {
-                        tokio::time::sleep(pause).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = self.mount.surged() => {}
+                        }
                     }
                 }
                 continue;

@@ -54,6 +54,9 @@ pub struct MountSettings {
     pub password: Option<String>,
 }
 
+/// Pausing listeners are woken every this many pushed bytes (4 s of a 128 kbit/s stream).
+pub const SURGE_BYTES: u64 = 64 * 1024;
+
 /// icecast's default ICY metadata interval.
 pub const DEFAULT_METAINT: usize = 16_000;
 
@@ -155,7 +158,7 @@ impl Kick {
 /// One connected listener as admin commands see it.
 #[derive(Debug, Clone)]
 pub struct ListenerEntry {
-    pub ip: String,
+    pub ip: std::net::IpAddr,
     pub user_agent: String,
     pub connected: SystemTime,
     pub kick: Arc<Kick>,
@@ -174,6 +177,10 @@ pub struct Mount {
     ended: AtomicBool,
     redirect: Mutex<Option<Arc<Mount>>>,
     redirect_epoch: AtomicU64,
+    /// Woken each time another SURGE_BYTES have been pushed, so listeners pausing to
+    /// coalesce writes notice a stream that suddenly runs fast.
+    surge: Notify,
+    pushed_bytes: AtomicU64,
     meta: RwLock<Metadata>,
     meta_version: AtomicU64,
     pub intro: Option<Bytes>,
@@ -201,6 +208,8 @@ impl Mount {
             ended: AtomicBool::new(false),
             redirect: Mutex::new(None),
             redirect_epoch: AtomicU64::new(0),
+            surge: Notify::new(),
+            pushed_bytes: AtomicU64::new(0),
             meta: RwLock::new(Metadata::new(None, None, None)),
             meta_version: AtomicU64::new(0),
             intro,
@@ -230,20 +239,29 @@ impl Mount {
 
     /// Append blocks from the source and wake listeners.
     pub fn push_blocks(&self, blocks: impl IntoIterator<Item = Block>) {
-        let mut any = false;
+        let mut bytes = 0u64;
         {
             let mut q = lock(&self.queue);
             for b in blocks {
-                self.stats
-                    .total_bytes_read
-                    .fetch_add(b.data.len() as u64, Ordering::Relaxed);
+                bytes += b.data.len() as u64;
                 q.push(b);
-                any = true;
             }
         }
-        if any {
+        if bytes > 0 {
+            self.stats
+                .total_bytes_read
+                .fetch_add(bytes, Ordering::Relaxed);
+            let before = self.pushed_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if before / SURGE_BYTES != (before + bytes) / SURGE_BYTES {
+                self.surge.notify_waiters();
+            }
             self.notify.notify_waiters();
         }
+    }
+
+    /// Completes when the next SURGE_BYTES have been pushed.
+    pub fn surged(&self) -> tokio::sync::futures::Notified<'_> {
+        self.surge.notified()
     }
 
     pub fn burst_start(&self) -> Seq {

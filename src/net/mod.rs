@@ -140,12 +140,14 @@ pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket) {
 
 /// Peer IP as icecast logs it (IPv4-mapped IPv6 shown as IPv4).
 pub fn peer_ip(peer: &SocketAddr) -> String {
+    peer_addr(peer).to_string()
+}
+
+/// The peer's address with IPv4-mapped IPv6 unwrapped.
+pub fn peer_addr(peer: &SocketAddr) -> IpAddr {
     match peer.ip() {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        ip => ip.to_string(),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        ip => ip,
     }
 }
 
