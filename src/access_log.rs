@@ -28,6 +28,19 @@ pub struct AccessEntry {
     pub seconds: u64,
 }
 
+impl AccessEntry {
+    /// The fields known when a request arrives; status, bytes and time are filled in later.
+    pub fn for_request(head: &crate::http::RequestHead, peer: &std::net::SocketAddr) -> Self {
+        AccessEntry {
+            ip: crate::net::peer_ip(peer),
+            request: head.log_line(),
+            user_agent: Some(head.user_agent().to_string()),
+            referer: head.header("referer").map(str::to_string),
+            ..Default::default()
+        }
+    }
+}
+
 impl AccessLog {
     pub fn open(path: Option<&Path>) -> Self {
         let log = AccessLog {

@@ -89,11 +89,8 @@ pub async fn admin_cgi(Extension(server): Extension<Arc<Server>>, req: Request) 
             .unwrap_or_else(|| "/stream".into())
     });
     let by_pass = param(&req, "pass").is_some_and(|p| {
-        let expected = config
-            .mount(&mount_name)
-            .and_then(|m| m.password.clone())
-            .unwrap_or(config.auth.source_password.clone());
-        !expected.is_empty() && secret_eq(&p, &expected)
+        let expected = config.source_password_for(&mount_name);
+        !expected.is_empty() && secret_eq(&p, expected)
     });
     let caller = if by_pass {
         Some(Caller::Source)

@@ -48,12 +48,9 @@ pub fn authorize(config: &Config, req: &Request, mount: Option<&str>) -> Option<
         return Some(Caller::Admin);
     }
     let mount = mount?;
-    let m = config.mount(mount);
-    let user_ok = user == "source" || m.and_then(|m| m.username.as_deref()) == Some(user.as_str());
-    let expected = m
-        .and_then(|m| m.password.as_deref())
-        .unwrap_or(&config.auth.source_password);
-    (user_ok && !expected.is_empty() && secret_eq(&pass, expected)).then_some(Caller::Source)
+    config
+        .source_credentials_ok(mount, &user, &pass)
+        .then_some(Caller::Source)
 }
 
 /// The raw query string of a request.

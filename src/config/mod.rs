@@ -199,6 +199,22 @@ impl Config {
         self.mounts.iter().find(|m| glob_match(&m.name, mount))
     }
 
+    /// The password a source must give for `mount`: the mount's own, else the global one.
+    pub fn source_password_for(&self, mount: &str) -> &str {
+        self.mount(mount)
+            .and_then(|m| m.password.as_deref())
+            .unwrap_or(&self.auth.source_password)
+    }
+
+    /// icecast's source credentials for `mount`: user `source` or the mount's username, and
+    /// the mount's password (else the global one). An empty password never matches.
+    pub fn source_credentials_ok(&self, mount: &str, user: &str, pass: &str) -> bool {
+        let user_ok =
+            user == "source" || self.mount(mount).and_then(|m| m.username.as_deref()) == Some(user);
+        let expected = self.source_password_for(mount);
+        user_ok && !expected.is_empty() && crate::http::request::secret_eq(pass, expected)
+    }
+
     /// Names of the passwords still at the sample config's default, for the start-up warning.
     pub fn default_passwords(&self) -> Vec<&'static str> {
         let mut out = Vec::new();

@@ -59,11 +59,8 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
     let line = line.trim_end_matches(['\r', '\n']);
     // liquidsoap sends `[user:]password[:#sid]`; the password is the part that matters.
     let password = password_from_line(line);
-    let expected = config
-        .mount(&mount)
-        .and_then(|m| m.password.clone())
-        .unwrap_or(config.auth.source_password.clone());
-    if expected.is_empty() || !secret_eq(password, &expected) {
+    let expected = config.source_password_for(&mount);
+    if expected.is_empty() || !secret_eq(password, expected) {
         tracing::info!(%peer, mount, "ICY source refused: bad password");
         return;
     }

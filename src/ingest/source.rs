@@ -12,9 +12,7 @@ use tokio::net::TcpStream;
 use super::{SourceSession, StartError};
 use crate::access_log::AccessEntry;
 use crate::config::Config;
-use crate::http::request::secret_eq;
 use crate::http::{self, RequestHead, basic_auth, response};
-use crate::net::peer_ip;
 use crate::server::Server;
 
 /// Check source credentials: user `source` or the mount's username, password the mount's or
@@ -27,12 +25,9 @@ pub fn source_authorized(config: &Config, mount: &str, head: &RequestHead) -> Op
             head.header("ice-password")?.to_string(),
         ),
     };
-    let m = config.mount(mount);
-    let user_ok = user == "source" || m.and_then(|m| m.username.as_deref()) == Some(user.as_str());
-    let expected = m
-        .and_then(|m| m.password.as_deref())
-        .unwrap_or(&config.auth.source_password);
-    (user_ok && !expected.is_empty() && secret_eq(&pass, expected)).then_some(user)
+    config
+        .source_credentials_ok(mount, &user, &pass)
+        .then_some(user)
 }
 
 pub async fn run(
@@ -44,13 +39,7 @@ pub async fn run(
 ) {
     let config = server.config();
     let mount_name = head.path.clone();
-    let mut entry = AccessEntry {
-        ip: peer_ip(&peer),
-        request: head.log_line(),
-        user_agent: Some(head.user_agent().to_string()),
-        referer: head.header("referer").map(str::to_string),
-        ..Default::default()
-    };
+    let mut entry = AccessEntry::for_request(&head, &peer);
     let mount_cfg = config.mount(&mount_name);
     let extra_mount = mount_cfg.map(|m| m.http_headers.as_slice()).unwrap_or(&[]);
     let extra = Server::extra_headers(&config, extra_mount);

@@ -23,7 +23,6 @@ use crate::format::Block;
 use crate::http::response::{common_head, push_extra_headers};
 use crate::http::{self, RequestHead};
 use crate::mount::{Kick, ListenerEntry, Mount, ReadOutcome, Seq};
-use crate::net::peer_ip;
 use crate::server::Server;
 use writer::{IcyState, write_all};
 
@@ -71,13 +70,7 @@ pub async fn serve(
     mount: Arc<Mount>,
 ) {
     let config = server.config();
-    let mut entry = AccessEntry {
-        ip: peer_ip(&peer),
-        request: head.log_line(),
-        user_agent: Some(head.user_agent().to_string()),
-        referer: head.header("referer").map(str::to_string),
-        ..Default::default()
-    };
+    let mut entry = AccessEntry::for_request(&head, &peer);
     let started = Instant::now();
 
     if head.method == "OPTIONS" {

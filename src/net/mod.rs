@@ -54,36 +54,18 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
             }
             None => vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), l.port)],
         };
+        let fallback = l.bind_address.is_none();
         for addr in addrs {
-            let listener = match bind_one(addr, config.tuning.listen_backlog) {
-                Ok(s) => s,
-                Err(e) if l.bind_address.is_none() => {
-                    tracing::warn!("IPv6 unavailable ({e}); listening on IPv4 only");
-                    bind_one(
-                        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), l.port),
-                        config.tuning.listen_backlog,
-                    )?
-                }
-                Err(e) => return Err(e),
-            };
+            let listener = bind_or_v4(addr, fallback, config.tuning.listen_backlog)?;
             let port = listener.local_addr()?.port();
             out.push(BoundSocket {
                 listener,
                 kind: PortKind::Http,
             });
             if let Some(mount) = &l.shoutcast_mount {
-                let icy_addr = SocketAddr::new(addr.ip(), port.checked_add(1).unwrap_or(port));
-                let icy = match bind_one(icy_addr, config.tuning.listen_backlog) {
-                    Ok(s) => s,
-                    Err(e) if l.bind_address.is_none() => {
-                        tracing::debug!("IPv6 unavailable for ICY port: {e}");
-                        bind_one(
-                            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), icy_addr.port()),
-                            config.tuning.listen_backlog,
-                        )?
-                    }
-                    Err(e) => return Err(e),
-                };
+                // Validation refuses shoutcast-mount on port 65535, so port + 1 exists.
+                let icy_addr = SocketAddr::new(addr.ip(), port.saturating_add(1));
+                let icy = bind_or_v4(icy_addr, fallback, config.tuning.listen_backlog)?;
                 out.push(BoundSocket {
                     listener: icy,
                     kind: PortKind::Shoutcast {
@@ -94,6 +76,23 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
         }
     }
     Ok(out)
+}
+
+/// Bind `addr`; for the default `::` socket, fall back to `0.0.0.0` where IPv6 is missing.
+fn bind_or_v4(addr: SocketAddr, fallback: bool, backlog: u32) -> std::io::Result<TcpListener> {
+    match bind_one(addr, backlog) {
+        Err(e) if fallback && addr.is_ipv6() => {
+            tracing::warn!(
+                "IPv6 unavailable ({e}); port {} listens on IPv4 only",
+                addr.port()
+            );
+            bind_one(
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port()),
+                backlog,
+            )
+        }
+        r => r,
+    }
 }
 
 fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
