@@ -81,6 +81,20 @@ pub async fn serve(
         return;
     }
 
+    let metaint = if head.wants_icy_metadata() {
+        mount.settings.metaint
+    } else {
+        0
+    };
+    // HEAD only asks what the stream is: it takes no listener slot and counts in no stats.
+    if head.method == "HEAD" {
+        let response = response_head(&config, &mount, metaint);
+        let _ = stream.write_all(response.as_bytes()).await;
+        entry.status = 200;
+        server.access_log.log(&entry);
+        return;
+    }
+
     // Admission: max-listeners, else fallback-when-full, else icecast's 403.
     let mount = match admit(&server, mount) {
         Ok(m) => m,
@@ -100,19 +114,8 @@ pub async fn serve(
         }
     };
 
-    let metaint = if head.wants_icy_metadata() {
-        mount.settings.metaint
-    } else {
-        0
-    };
     let response = response_head(&config, &mount, metaint);
     entry.status = 200;
-    if head.method == "HEAD" {
-        mount.remove_listener();
-        let _ = stream.write_all(response.as_bytes()).await;
-        server.access_log.log(&entry);
-        return;
-    }
     drop(head);
 
     server
@@ -133,18 +136,16 @@ pub async fn serve(
     entry.ip = String::new();
 
     let mut session = Session {
+        cursor: mount.burst_start(),
+        epoch: mount.redirect_epoch(),
         mount,
-        cursor: 0,
         need_start: true,
-        epoch: 0,
         last_header: 0,
         icy: IcyState::new(metaint),
         sent: 0,
         flush_interval: config.tuning.flush_interval,
         last_pause: config.tuning.flush_interval,
     };
-    session.cursor = session.mount.burst_start();
-    session.epoch = session.mount.redirect_epoch();
     drop(config);
 
     let exit = session
