@@ -318,7 +318,7 @@ async fn silent_source_times_out_and_mount_is_reusable() {
 async fn shoutcast_v1_port() {
     let mut config = test_config();
     config.listen[0].shoutcast_mount = Some("/icy".into());
-    let srv = start(config).await;
+    let srv = start_with_icy_port(config).await;
     let icy = srv.app.icy_addrs[0];
     assert_eq!(icy.port(), srv.addr.port() + 1);
     // Wrong password and libshout's poke: closed without a reply.

@@ -40,6 +40,19 @@ pub async fn start(config: Config) -> TestServer {
     TestServer { app, addr }
 }
 
+/// Start a server that also binds the ICY port (port+1). With an ephemeral HTTP port,
+/// port+1 may momentarily belong to some other test's outgoing connection, so retry on a
+/// fresh port rather than fail.
+pub async fn start_with_icy_port(config: Config) -> TestServer {
+    for _ in 0..20 {
+        if let Ok(app) = App::start(config.clone(), None) {
+            let addr = app.http_addrs[0];
+            return TestServer { app, addr };
+        }
+    }
+    panic!("could not bind an HTTP port with a free port+1");
+}
+
 pub async fn connect(addr: SocketAddr) -> TcpStream {
     TcpStream::connect(addr).await.expect("connect")
 }
