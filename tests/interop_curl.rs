@@ -79,6 +79,43 @@ async fn curl_listener_headers() {
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "head: {head}");
     assert!(head.contains("\r\nicy-metaint:16000\r\n"), "head: {head}");
 
+    // ICY blocks through curl: set a title with curl, then read a metadata-enabled body.
+    let mut set = Command::new("curl");
+    set.args(["-s", "--max-time", "5"]).arg(format!(
+        "http://source:hackme@{}/admin/metadata?mount=/c.mp3&mode=updinfo&song=Curl%20Title",
+        srv.addr
+    ));
+    let reply = run(set, Duration::from_secs(10)).await;
+    assert!(
+        reply
+            .stdout_text()
+            .contains("<message>Metadata update successful</message>"),
+        "metadata update: {}",
+        reply.describe()
+    );
+    let mount = srv.app.server.registry.get("/c.mp3").expect("mount");
+    common::wait_for("20 kB queued", Duration::from_secs(10), || {
+        mount.queued_bytes() > 20_000
+    })
+    .await;
+    let body_file = std::env::temp_dir().join(format!("floecast-curl-icy-{}", std::process::id()));
+    let mut get = Command::new("curl");
+    get.args(["-s", "--max-time", "2", "-H", "Icy-MetaData: 1", "-o"])
+        .arg(&body_file)
+        .arg(&url);
+    let _ = run(get, Duration::from_secs(10)).await;
+    let body = std::fs::read(&body_file).expect("curl body");
+    let _ = std::fs::remove_file(&body_file);
+    assert!(body.len() > 16_100, "curl got only {} bytes", body.len());
+    // After exactly 16000 audio bytes: the length byte, then the padded title block.
+    let len = body[16_000] as usize * 16;
+    let block = &body[16_001..16_001 + len];
+    assert!(
+        block.starts_with(b"StreamTitle='Curl Title';") && block.ends_with(&[0]),
+        "ICY block: {:?}",
+        String::from_utf8_lossy(block)
+    );
+
     // Range is ignored on a live mount: 200 (not 206/416) and the stream itself.
     let head = curl_head(&url, &["-r", "0-"]).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "head: {head}");
