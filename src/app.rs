@@ -52,11 +52,18 @@ impl App {
         let Some(path) = self.server.config_path.as_ref() else {
             return Err("no config file to reload (running on the embedded defaults)".into());
         };
-        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let config = match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                self.server.metrics.config_reloaded(false);
+                return Err(e.to_string());
+            }
+        };
         if config.listen != self.server.config().listen {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
         }
         self.server.replace_config(config);
+        self.server.metrics.config_reloaded(true);
         Ok(())
     }
 

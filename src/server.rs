@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
 use crate::config::{Config, HttpHeader};
+use crate::metrics::Metrics;
 use crate::mount::{Registry, read, write};
 
 #[derive(Debug, Default)]
@@ -25,7 +26,6 @@ pub struct GlobalStats {
     pub listener_connections: AtomicU64,
     pub file_connections: AtomicU64,
     pub stats_connections: AtomicU64,
-    pub config_reloads: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -41,12 +41,13 @@ pub struct Server {
     shutdown: Notify,
     /// Addresses actually bound, for URLs and tests (port 0 in the config means "any").
     pub bound: RwLock<Vec<SocketAddr>>,
+    pub metrics: Metrics,
 }
 
 impl Server {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Arc<Self> {
         let access_log = AccessLog::open(config.logging.access_log.as_deref());
-        Arc::new(Server {
+        Arc::new_cyclic(|weak| Server {
             config: RwLock::new(Arc::new(config)),
             config_path,
             registry: Registry::new(),
@@ -57,6 +58,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             shutdown: Notify::new(),
             bound: RwLock::new(Vec::new()),
+            metrics: Metrics::new(weak.clone()),
         })
     }
 
@@ -69,7 +71,6 @@ impl Server {
     pub fn replace_config(&self, config: Config) {
         self.access_log.reopen(config.logging.access_log.as_deref());
         *write(&self.config) = Arc::new(config);
-        self.stats.config_reloads.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn next_client_id(&self) -> u64 {

@@ -97,6 +97,7 @@ pub fn error(code: u16, message: &str) -> Response {
 fn router() -> Router {
     Router::new()
         .route("/", get(status_page))
+        .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
         .fallback(get(files).post(|| async { error(400, "unknown request") }))
         .layer(middleware::from_fn(icecast_shape))
@@ -175,9 +176,18 @@ async fn icecast_shape(
     {
         entry.user = Some(user);
     }
+    // The route template, never the raw path, keeps the label set bounded.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        // The fallback route (playlists, static files, 404) has no template of its own.
+        .unwrap_or_else(|| "files".to_string());
+    let method = req.method().as_str().to_string();
     let mut resp = next.run(req).await;
     *resp.version_mut() = Version::HTTP_10;
     let status = resp.status().as_u16();
+    server.metrics.http_request(&route, &method, status);
     // icecast's reason phrases ("Authentication Required", "File Not Found"), not hyper's.
     resp.extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(
@@ -209,6 +219,16 @@ async fn icecast_shape(
         .exact()
         .unwrap_or(0);
     server.access_log.log(&entry);
+    resp
+}
+
+/// The Prometheus text format.
+async fn metrics(Extension(server): Extension<Arc<Server>>) -> Response {
+    let mut resp = Response::new(Body::from(server.metrics.render()));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     resp
 }
 

@@ -74,6 +74,12 @@ pub async fn metadata(Extension(server): Extension<Arc<Server>>, req: Request) -
     let url = param(&req, "url");
     tracing::info!(mount = %mount_name, title = ?title, artist = ?artist, "metadata update");
     mount.set_metadata(title, artist, url);
+    let label = server.metrics.mount_label(&mount_name);
+    server
+        .metrics
+        .metadata_updates
+        .with_label_values(&[&label, "admin"])
+        .inc();
     iceresponse("Metadata update successful", true)
 }
 
@@ -108,6 +114,12 @@ pub async fn admin_cgi(Extension(server): Extension<Arc<Server>>, req: Request) 
     };
     let (title, artist) = title_of(&req, mount.settings.charset.as_deref());
     mount.set_metadata(title, artist, param(&req, "url"));
+    let label = server.metrics.mount_label(&mount_name);
+    server
+        .metrics
+        .metadata_updates
+        .with_label_values(&[&label, "admin"])
+        .inc();
     IcecastReply::new(
         200,
         "text/html; charset=utf-8",

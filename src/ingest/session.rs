@@ -205,6 +205,12 @@ impl SourceSession {
             for m in metas {
                 if let Some(title) = m.title {
                     self.mount.set_metadata(Some(title), None, m.url);
+                    let label = self.server.metrics.mount_label(&self.mount.name);
+                    self.server
+                        .metrics
+                        .metadata_updates
+                        .with_label_values(&[&label, "inband"])
+                        .inc();
                 }
             }
             owned = Some(audio.freeze());
@@ -245,6 +251,15 @@ impl SourceSession {
             |name| config.mount(name).and_then(|m| m.fallback_mount.clone()),
             Some(self.mount.family),
         );
+        if let Some(f) = &fallback {
+            let from = self.server.metrics.mount_label(&self.mount.name);
+            let to = self.server.metrics.mount_label(&f.name);
+            self.server
+                .metrics
+                .fallback_activations
+                .with_label_values(&[&from, &to])
+                .inc();
+        }
         match &fallback {
             Some(f) => {
                 tracing::info!(mount = %self.mount.name, fallback = %f.name, ?reason, "source ended; moving listeners")

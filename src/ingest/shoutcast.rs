@@ -61,6 +61,12 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
     let password = password_from_line(line);
     let expected = config.source_password_for(&mount);
     if expected.is_empty() || !secret_eq(password, expected) {
+        let label = server.metrics.mount_label(&mount);
+        server
+            .metrics
+            .source_connections
+            .with_label_values(&[&label, "icy", "rejected_auth"])
+            .inc();
         tracing::info!(%peer, mount, "ICY source refused: bad password");
         return;
     }
@@ -98,12 +104,24 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
         match SourceSession::start(&server, &mount, &headers, &content_type, &peer, false).await {
             Ok(s) => s,
             Err(e) => {
+                let label = server.metrics.mount_label(&mount);
+                server
+                    .metrics
+                    .source_connections
+                    .with_label_values(&[&label, "icy", "rejected_busy"])
+                    .inc();
                 tracing::info!(mount, "ICY source refused: {e}");
                 entry.status = 403;
                 server.access_log.log(&entry);
                 return;
             }
         };
+    let label = server.metrics.mount_label(&mount);
+    server
+        .metrics
+        .source_connections
+        .with_label_values(&[&label, "icy", "accepted"])
+        .inc();
     let initial: Bytes = buf.split().freeze();
     let (bytes, elapsed, reason) = session.run(&mut stream, initial).await;
     tracing::debug!(mount, bytes, ?reason, "ICY source over");

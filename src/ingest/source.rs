@@ -13,6 +13,7 @@ use super::{SourceSession, StartError};
 use crate::access_log::AccessEntry;
 use crate::config::Config;
 use crate::http::{self, RequestHead, basic_auth, response};
+use crate::mount::SourceRejected;
 use crate::server::Server;
 
 /// Check source credentials: user `source` or the mount's username, password the mount's or
@@ -45,6 +46,19 @@ pub async fn run(
     let extra = Server::extra_headers(&config, extra_mount);
     let reply_error =
         |code: u16, msg: &str| http::error_response(code, msg, &config.server_id, &extra);
+    let protocol = if head.method == "PUT" {
+        "put"
+    } else {
+        "source"
+    };
+    let count = |outcome: &str| {
+        let label = server.metrics.mount_label(&mount_name);
+        server
+            .metrics
+            .source_connections
+            .with_label_values(&[&label, protocol, outcome])
+            .inc();
+    };
 
     let user = if mount_name.starts_with('/') {
         source_authorized(&config, &mount_name, &head)
@@ -52,6 +66,7 @@ pub async fn run(
         None
     };
     let Some(user) = user else {
+        count("rejected_auth");
         entry.status = 401;
         let _ = stream.write_all(&reply_error(401, "")).await;
         server.access_log.log(&entry);
@@ -64,6 +79,7 @@ pub async fn run(
         // icecast1-era SOURCE without a type is MP3; PUT must say what it sends.
         _ if head.method == "SOURCE" => "audio/mpeg".to_string(),
         _ => {
+            count("rejected_type");
             entry.status = 403;
             let _ = stream
                 .write_all(&reply_error(403, "No Content-type given"))
@@ -88,6 +104,10 @@ pub async fn run(
     {
         Ok(s) => s,
         Err(StartError::Rejected(why)) => {
+            count(match why {
+                SourceRejected::InUse => "rejected_busy",
+                SourceRejected::TooMany => "rejected_limit",
+            });
             tracing::info!(mount = %mount_name, "source refused: {why}");
             entry.status = 403;
             let _ = stream.write_all(&reply_error(403, &why.to_string())).await;
@@ -96,6 +116,7 @@ pub async fn run(
         }
     };
 
+    count("accepted");
     let expects_continue = head
         .header("expect")
         .is_some_and(|e| e.to_ascii_lowercase().contains("100-continue"));

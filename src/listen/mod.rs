@@ -96,9 +96,16 @@ pub async fn serve(
     }
 
     // Admission: max-listeners, else fallback-when-full, else icecast's 403.
+    let requested = mount.name.clone();
     let mount = match admit(&server, mount) {
-        Ok(m) => m,
+        Ok(m) => {
+            server.metrics.listener_outcome(&requested, "accepted");
+            m
+        }
         Err(()) => {
+            server
+                .metrics
+                .listener_outcome(&requested, "rejected_limit");
             let extra = Server::extra_headers(&config, &[]);
             let _ = stream
                 .write_all(&http::error_response(
@@ -156,10 +163,29 @@ pub async fn serve(
         entry.user_agent = Some(le.user_agent);
     }
     session.mount.remove_listener();
+    let label = server.metrics.mount_label(&session.mount.name);
+    server
+        .metrics
+        .listener_disconnects
+        .with_label_values(&[&label, exit.label()])
+        .inc();
     tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
     entry.bytes = session.sent;
     entry.seconds = started.elapsed().as_secs();
     server.access_log.log(&entry);
+}
+
+impl Exit {
+    /// The `reason` label of `floecast_listener_disconnects_total`.
+    fn label(self) -> &'static str {
+        match self {
+            Exit::Client => "client",
+            Exit::Slow => "slow",
+            Exit::SourceGone => "source_gone",
+            Exit::Kicked => "kicked",
+            Exit::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// Take a listener slot on `mount` or, when full and configured, on its fallbacks.
