@@ -32,10 +32,19 @@ enum Command {
     Serve,
     /// Check the config file and exit: 0 if valid, 2 if not.
     CheckConfig,
+    /// Print the floecast TOML equivalent of an icecast2 `icecast.xml`, with comments on
+    /// every option that does not carry over.
+    ImportIcecast {
+        /// Path to icecast.xml.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ImportIcecast { file }) = &cli.command {
+        return import_icecast(file);
+    }
     let config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
@@ -55,6 +64,7 @@ fn main() -> ExitCode {
         .init();
 
     match cli.command.unwrap_or(Command::Serve) {
+        Command::ImportIcecast { .. } => ExitCode::SUCCESS,
         Command::CheckConfig => {
             println!("config OK");
             ExitCode::SUCCESS
@@ -84,6 +94,12 @@ async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
         }
     };
     banner(&app);
+    let pidfile = app.server.config().paths.pidfile.clone();
+    if let Some(p) = &pidfile {
+        if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+            tracing::warn!("cannot write pidfile {}: {e}", p.display());
+        }
+    }
 
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -111,6 +127,38 @@ async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
     }
     tracing::info!("shutting down");
     app.shutdown(Duration::from_secs(5)).await;
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `floecast import-icecast FILE`: the converted TOML on stdout, exit 2 if it cannot be read
+/// or the result would not load.
+fn import_icecast(file: &std::path::Path) -> ExitCode {
+    let origin = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("floecast: cannot read {origin}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let converted = match floecast::config::icecast_xml::to_toml(&text, &origin) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("floecast: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = Config::from_toml_str(&converted.toml, &format!("{origin} (converted)")) {
+        eprintln!("floecast: the converted config does not load: {e}");
+        return ExitCode::from(2);
+    }
+    print!("{}", converted.toml);
+    for w in &converted.warnings {
+        eprintln!("floecast: {origin}: {w}");
+    }
     ExitCode::SUCCESS
 }
 

@@ -48,6 +48,18 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error at a known line and key of a file in another format (icecast.xml).
+    pub(crate) fn at(origin: &str, line: Option<usize>, key: &str, message: String) -> Self {
+        ConfigError {
+            origin: origin.to_string(),
+            line,
+            column: None,
+            key: Some(key.to_string()),
+            message,
+            io: None,
+        }
+    }
+
     /// The file name (or other origin) given to the loader.
     pub fn origin(&self) -> &str {
         &self.origin
@@ -113,6 +125,14 @@ impl Config {
             key: None,
             io: Some(e),
         })?;
+        // icecast2's own config runs as it is: converted, then loaded like any TOML file.
+        if super::icecast_xml::looks_like_xml(path, &text) {
+            let converted = super::icecast_xml::to_toml(&text, &origin)?;
+            for w in &converted.warnings {
+                tracing::warn!("{origin}: {w}");
+            }
+            return Config::from_toml_str(&converted.toml, &format!("{origin} (converted)"));
+        }
         Config::from_toml_str(&text, &origin)
     }
 }

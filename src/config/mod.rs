@@ -5,6 +5,7 @@
 //! file yields a `ConfigError` naming the key and line, and the binary exits with code 2.
 
 mod glob;
+pub mod icecast_xml;
 mod load;
 
 use std::path::PathBuf;
