@@ -14,5 +14,6 @@ pub mod ingest;
 pub mod listen;
 pub mod mount;
 pub mod net;
+pub mod p2psp;
 pub mod server;
 pub mod web;
