@@ -15,7 +15,9 @@
 //!
 //! It must never panic on network input, and every queue it keeps is bounded.
 
-// MODS_PENDING
+pub mod buffer;
+pub mod compat;
+pub mod splitter;
 pub mod wire;
 
 use std::net::SocketAddr;
