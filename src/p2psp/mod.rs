@@ -17,6 +17,7 @@
 
 pub mod buffer;
 pub mod compat;
+pub mod peer;
 pub mod splitter;
 pub mod wire;
 

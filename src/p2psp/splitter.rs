@@ -426,6 +426,7 @@ impl Splitter {
                 .keepalive_interval
                 .as_millis()
                 .min(u32::MAX as u128) as u32,
+            team_id: self.team,
             peer_id: id,
             public_endpoint: observed,
             number_of_monitors: monitors as u16,

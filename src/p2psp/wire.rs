@@ -203,7 +203,7 @@ pub struct BurstChunk {
 
 /// The splitter's handshake. Body, in order:
 /// `u8 version, u32 features, u32 max_chunk_payload, u32 buffer_size (chunks),
-/// u32 keepalive_ms, u32 peer_id, endpoint public_endpoint, u16 number_of_monitors,
+/// u32 keepalive_ms, u32 team_id, u32 peer_id, endpoint public_endpoint, u16 number_of_monitors,
 /// u32 n, n × (u32 id, endpoint)` (monitors first), `str content_type, str name,
 /// str description, str genre, str url, u8 has_bitrate, u32 bitrate, u32 header_epoch,
 /// u32 header_len, header bytes, u32 next_chunk, u16 burst_n,
@@ -215,6 +215,8 @@ pub struct JoinReply {
     pub max_chunk_payload: u32,
     pub buffer_size: u32,
     pub keepalive_ms: u32,
+    /// The team cookie every later datagram must carry (also in this frame's header).
+    pub team_id: u32,
     pub peer_id: PeerId,
     /// The new peer's UDP endpoint as the splitter sees it.
     pub public_endpoint: SocketAddr,
@@ -362,6 +364,7 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     b.put_u32(r.max_chunk_payload);
     b.put_u32(r.buffer_size);
     b.put_u32(r.keepalive_ms);
+    b.put_u32(r.team_id);
     b.put_u32(r.peer_id.0);
     put_endpoint(b, &r.public_endpoint);
     b.put_u16(r.number_of_monitors);
@@ -588,6 +591,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
     let max_chunk_payload = r.u32()?;
     let buffer_size = r.u32()?;
     let keepalive_ms = r.u32()?;
+    let team_id = r.u32()?;
     let peer_id = PeerId(r.u32()?);
     let public_endpoint = r.endpoint()?;
     let number_of_monitors = r.u16()?;
@@ -644,6 +648,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         max_chunk_payload,
         buffer_size,
         keepalive_ms,
+        team_id,
         peer_id,
         public_endpoint,
         number_of_monitors,
@@ -725,6 +730,7 @@ mod tests {
             max_chunk_payload: 1400,
             buffer_size: 256,
             keepalive_ms: 1000,
+            team_id: 0xC0FFEE,
             peer_id: PeerId(7),
             public_endpoint: "[2001:db8::1]:4000".parse().unwrap(),
             number_of_monitors: 1,
@@ -884,8 +890,8 @@ mod tests {
         })
         .unwrap();
         let mut v = e.to_vec();
-        // peer count sits after 8 + 1+4+4+4+4+4 + (1+16+2) + 2 bytes.
-        let at = 8 + 21 + 19 + 2;
+        // peer count sits after 8 + 1+4+4+4+4+4+4 + (1+16+2) + 2 bytes.
+        let at = 8 + 25 + 19 + 2;
         v[at..at + 4].copy_from_slice(&10000u32.to_be_bytes());
         // It runs out of well-formed entries (here: reads string bytes as a family) and fails.
         assert!(decode(&v).is_err());
@@ -990,6 +996,7 @@ mod tests {
                         max_chunk_payload: 1200,
                         buffer_size: 64,
                         keepalive_ms: 500,
+                        team_id: next,
                         peer_id: PeerId(next),
                         public_endpoint: ep,
                         number_of_monitors: nm,
