@@ -15,5 +15,6 @@ pub mod listen;
 pub mod metrics;
 pub mod mount;
 pub mod net;
+pub mod p2psp;
 pub mod server;
 pub mod web;

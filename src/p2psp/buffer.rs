@@ -1,0 +1,350 @@
+//! The peer's playout buffer: a ring of `capacity` slots (chunk n at slot n mod capacity) that
+//! turns chunks arriving in any order into the stream, in chunk-number order.
+//!
+//! Start-up: once `start_chunks` consecutive chunks from the play position are present (the
+//! join burst usually provides them at once), or `start_delay` after the first chunk, or when
+//! the window is already `lag` deep. After that a present head slot is delivered at once, and a
+//! missing head slot is skipped (never replayed from stale data, §5/§10) when the newest chunk
+//! is `lag` ahead of it, or when it has blocked later data for `skip_after`.
+//!
+//! It must never hold more than `capacity` chunks, emit more than `capacity` events per call,
+//! or deliver out of order.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{ChunkNo, PeerId};
+
+#[derive(Debug, Clone)]
+pub struct PlayoutConfig {
+    /// Slots in the ring (≥ 2).
+    pub capacity: u32,
+    /// Play (or skip) a slot once the newest chunk is this far ahead (typically capacity/2).
+    pub lag: u32,
+    pub start_chunks: u32,
+    pub start_delay: Duration,
+    pub skip_after: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub no: ChunkNo,
+    pub origin: PeerId,
+    pub payload: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    New,
+    /// Already held (or already played and still in the ring).
+    Duplicate,
+    /// Behind the play position and no longer held.
+    TooOld,
+    /// More than two windows ahead: not believable, dropped.
+    TooFar,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Playout {
+    Deliver { no: ChunkNo, payload: Bytes },
+    Skipped { no: ChunkNo },
+}
+
+#[derive(Debug)]
+pub struct PlayoutBuffer {
+    cfg: PlayoutConfig,
+    slots: Vec<Option<Slot>>,
+    next: ChunkNo,
+    newest: Option<ChunkNo>,
+    started: bool,
+    first_at: Option<Instant>,
+    head_wait_since: Option<Instant>,
+    out: VecDeque<Playout>,
+}
+
+impl PlayoutBuffer {
+    /// `start` is the first chunk number to play.
+    pub fn new(mut cfg: PlayoutConfig, start: ChunkNo) -> PlayoutBuffer {
+        cfg.capacity = cfg.capacity.clamp(2, 1 << 16);
+        cfg.lag = cfg.lag.clamp(1, cfg.capacity - 1);
+        cfg.start_chunks = cfg.start_chunks.clamp(1, cfg.lag);
+        PlayoutBuffer {
+            slots: vec![None; cfg.capacity as usize],
+            cfg,
+            next: start,
+            newest: None,
+            started: false,
+            first_at: None,
+            head_wait_since: None,
+            out: VecDeque::new(),
+        }
+    }
+
+    fn idx(&self, no: ChunkNo) -> usize {
+        (no.0 % self.cfg.capacity) as usize
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.cfg.capacity
+    }
+    pub fn next_to_play(&self) -> ChunkNo {
+        self.next
+    }
+    pub fn newest(&self) -> Option<ChunkNo> {
+        self.newest
+    }
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// The held chunk `no`, if it is still in the ring (played or not).
+    pub fn get(&self, no: ChunkNo) -> Option<&Slot> {
+        self.slots[self.idx(no)].as_ref().filter(|s| s.no == no)
+    }
+
+    /// Chunks held at or after the play position.
+    pub fn fill(&self) -> u32 {
+        let Some(newest) = self.newest else { return 0 };
+        let span = newest.diff(self.next) + 1;
+        if span <= 0 {
+            return 0;
+        }
+        (0..span as u32)
+            .filter(|i| self.get(self.next.plus(*i)).is_some())
+            .count() as u32
+    }
+
+    pub fn insert(&mut self, now: Instant, no: ChunkNo, origin: PeerId, payload: Bytes) -> Insert {
+        let d = no.diff(self.next);
+        if d < 0 {
+            return if self.get(no).is_some() {
+                Insert::Duplicate
+            } else {
+                Insert::TooOld
+            };
+        }
+        let cap = i64::from(self.cfg.capacity);
+        if d >= 2 * cap {
+            return Insert::TooFar;
+        }
+        // Make room: slots a whole ring behind `no` must be played or skipped now (≤ cap).
+        while no.diff(self.next) >= cap {
+            self.force_head();
+        }
+        if self.get(no).is_some() {
+            return Insert::Duplicate;
+        }
+        let i = self.idx(no);
+        self.slots[i] = Some(Slot {
+            no,
+            origin,
+            payload,
+        });
+        if self.newest.is_none_or(|n| no.is_after(n)) {
+            self.newest = Some(no);
+        }
+        self.first_at.get_or_insert(now);
+        Insert::New
+    }
+
+    /// Emit the head slot (deliver if present, else skip) and advance.
+    fn force_head(&mut self) {
+        let no = self.next;
+        let ev = match self.get(no) {
+            Some(s) => Playout::Deliver {
+                no,
+                payload: s.payload.clone(),
+            },
+            None => Playout::Skipped { no },
+        };
+        self.out.push_back(ev);
+        self.next = self.next.plus(1);
+        self.head_wait_since = None;
+        // Forcing means we are past start-up whatever the rules said.
+        self.started = true;
+    }
+
+    fn consecutive_from_head(&self, limit: u32) -> u32 {
+        (0..limit)
+            .take_while(|i| self.get(self.next.plus(*i)).is_some())
+            .count() as u32
+    }
+
+    /// Advance playout as far as the rules allow; then drain with [`Self::pop`].
+    pub fn advance(&mut self, now: Instant) {
+        let Some(newest) = self.newest else { return };
+        if !self.started {
+            let deep = newest.diff(self.next) >= i64::from(self.cfg.lag);
+            let enough = self.consecutive_from_head(self.cfg.start_chunks) >= self.cfg.start_chunks;
+            let waited = self
+                .first_at
+                .is_some_and(|t| now >= t + self.cfg.start_delay);
+            if !(deep || enough || waited) {
+                return;
+            }
+            self.started = true;
+        }
+        // Each iteration advances `next`; holes are only skipped while `newest` is ahead, and
+        // deliveries are bounded by the slots held, so this ends within `capacity` steps.
+        loop {
+            let ahead = newest.diff(self.next);
+            // Present: deliver. Missing and `lag` behind the newest: skip.
+            if self.get(self.next).is_some() || ahead >= i64::from(self.cfg.lag) {
+                self.force_head();
+            } else if ahead > 0 {
+                let since = *self.head_wait_since.get_or_insert(now);
+                if now >= since + self.cfg.skip_after {
+                    self.force_head();
+                    // The next hole gets its own grace period.
+                    self.head_wait_since = Some(now);
+                } else {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<Playout> {
+        self.out.pop_front()
+    }
+
+    /// When [`Self::advance`] would next do something on its own (a time rule), if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if !self.started {
+            return self.first_at.map(|t| t + self.cfg.start_delay);
+        }
+        self.head_wait_since.map(|t| t + self.cfg.skip_after)
+    }
+}
+
+/// Walks slots as they cross a horizon `horizon` chunks behind the newest one and reports those
+/// still empty, each once. Monitors use it for LostChunk, peers for Request.
+#[derive(Debug, Clone)]
+pub struct HoleScanner {
+    cursor: Option<ChunkNo>,
+    horizon: u32,
+}
+
+impl HoleScanner {
+    pub fn new(horizon: u32) -> HoleScanner {
+        HoleScanner {
+            cursor: None,
+            horizon,
+        }
+    }
+
+    pub fn scan(&mut self, buf: &PlayoutBuffer, out: &mut Vec<ChunkNo>) {
+        let Some(newest) = buf.newest() else { return };
+        let limit = newest.minus(self.horizon);
+        let mut c = match self.cursor {
+            Some(c) if !buf.next_to_play().is_after(c) => c,
+            _ => buf.next_to_play(),
+        };
+        let mut steps = 0;
+        while !c.is_after(limit) && steps < buf.capacity() {
+            if buf.get(c).is_none() {
+                out.push(c);
+            }
+            c = c.plus(1);
+            steps += 1;
+        }
+        self.cursor = Some(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> PlayoutConfig {
+        PlayoutConfig {
+            capacity: 8,
+            lag: 4,
+            start_chunks: 2,
+            start_delay: Duration::from_millis(500),
+            skip_after: Duration::from_secs(2),
+        }
+    }
+
+    fn drain(b: &mut PlayoutBuffer) -> Vec<Playout> {
+        std::iter::from_fn(|| b.pop()).collect()
+    }
+
+    fn p(n: u8) -> Bytes {
+        Bytes::from(vec![n])
+    }
+
+    #[test]
+    fn in_order_with_reordering_and_skips() {
+        let t = Instant::now();
+        let mut b = PlayoutBuffer::new(cfg(), ChunkNo(10));
+        assert_eq!(b.insert(t, ChunkNo(11), PeerId(1), p(11)), Insert::New);
+        b.advance(t);
+        assert!(drain(&mut b).is_empty()); // 10 missing, not started
+        b.insert(t, ChunkNo(10), PeerId(1), p(10));
+        assert_eq!(
+            b.insert(t, ChunkNo(10), PeerId(1), p(10)),
+            Insert::Duplicate
+        );
+        b.advance(t);
+        assert_eq!(
+            drain(&mut b),
+            vec![
+                Playout::Deliver {
+                    no: ChunkNo(10),
+                    payload: p(10)
+                },
+                Playout::Deliver {
+                    no: ChunkNo(11),
+                    payload: p(11)
+                }
+            ]
+        );
+        // 12 lost; 13..16 arrive: 16 - 12 = 4 = lag → 12 skipped, 13.. delivered.
+        let mut holes = vec![];
+        let mut sc = HoleScanner::new(2);
+        for n in 13..=16 {
+            b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
+            sc.scan(&b, &mut holes);
+        }
+        assert_eq!(holes, vec![ChunkNo(12)]);
+        b.advance(t);
+        let ev = drain(&mut b);
+        assert_eq!(ev[0], Playout::Skipped { no: ChunkNo(12) });
+        assert_eq!(ev.len(), 5);
+        assert_eq!(b.insert(t, ChunkNo(12), PeerId(1), p(12)), Insert::TooOld);
+        assert_eq!(b.insert(t, ChunkNo(1000), PeerId(1), p(0)), Insert::TooFar);
+    }
+
+    #[test]
+    fn time_rules() {
+        let t = Instant::now();
+        let mut b = PlayoutBuffer::new(cfg(), ChunkNo(0));
+        b.insert(t, ChunkNo(1), PeerId(1), p(1));
+        b.advance(t);
+        assert_eq!(b.next_deadline(), Some(t + Duration::from_millis(500)));
+        b.advance(t + Duration::from_millis(500));
+        assert!(b.started());
+        assert!(drain(&mut b).is_empty()); // waiting on 0
+        let d = b.next_deadline().unwrap();
+        b.advance(d);
+        assert_eq!(drain(&mut b).len(), 2); // skip 0, deliver 1
+    }
+
+    #[test]
+    fn far_chunk_forces_the_window() {
+        let t = Instant::now();
+        let mut b = PlayoutBuffer::new(cfg(), ChunkNo(u32::MAX - 2));
+        b.insert(t, ChunkNo(u32::MAX - 2), PeerId(1), p(0));
+        assert_eq!(b.insert(t, ChunkNo(9), PeerId(1), p(9)), Insert::New);
+        // Wrapped past zero: 12 numbers ahead, 5 had to be forced out to make room.
+        let ev = drain(&mut b);
+        assert_eq!(ev.len(), 5);
+        assert!(matches!(ev[0], Playout::Deliver { .. }));
+        assert!(b.fill() == 1);
+    }
+}

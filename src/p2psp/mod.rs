@@ -1,0 +1,170 @@
+//! P2PSP backplane, sans-IO protocol core: codecs and state machines for a splitter and its peers.
+//!
+//! Everything here is deterministic given its inputs (quinn-proto style): the runtime feeds in
+//! datagrams, join requests and the current time (`Instant` arguments), and drains
+//! [`Transmit`]s, events and the next timeout. Nothing in this module opens a socket, spawns a
+//! task, reads a clock or uses a global RNG; randomness comes from a caller-provided seed
+//! through the tiny [`XorShift`] below.
+//!
+//! Files, one concern each:
+//! - [`wire`]: the native, versioned wire format (UDP datagrams and TCP join frames).
+//! - [`compat`]: the byte-exact P2PSP "Gen C" (2016–18 C++) codec, for interop only.
+//! - [`buffer`]: the peer's playout buffer (in-order delivery, skipping lost slots).
+//! - [`splitter`]: the DBS splitter (round-robin, LRS, ACS, liveness).
+//! - [`peer`]: the DBS peer (flooding with forwarding tables, debts, requests, monitors).
+//!
+//! It must never panic on network input, and every queue it keeps is bounded.
+
+pub mod buffer;
+pub mod compat;
+pub mod peer;
+pub mod splitter;
+pub mod wire;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// A team member's identity, assigned by the splitter at join. `PeerId(0)` is never assigned:
+/// it stands for "the splitter" or "unknown" where a wire field needs a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+impl PeerId {
+    /// The splitter / unknown sender.
+    pub const NONE: PeerId = PeerId(0);
+}
+
+/// A 32-bit chunk number. It wraps (after 2^32 chunks), so compare with [`ChunkNo::diff`],
+/// never with `<` on the raw value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkNo(pub u32);
+
+impl ChunkNo {
+    /// `self + n`, wrapping.
+    pub fn plus(self, n: u32) -> ChunkNo {
+        ChunkNo(self.0.wrapping_add(n))
+    }
+    /// `self - n`, wrapping.
+    pub fn minus(self, n: u32) -> ChunkNo {
+        ChunkNo(self.0.wrapping_sub(n))
+    }
+    /// Signed distance `self - other` in serial-number arithmetic (RFC 1982 style): positive
+    /// when `self` is newer, as long as the two are less than 2^31 apart.
+    pub fn diff(self, other: ChunkNo) -> i64 {
+        i64::from(self.0.wrapping_sub(other.0) as i32)
+    }
+    /// True when `self` comes strictly after `other`.
+    pub fn is_after(self, other: ChunkNo) -> bool {
+        self.diff(other) > 0
+    }
+}
+
+/// A datagram the runtime must send from the team socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    pub data: Bytes,
+}
+
+/// Which UDP codec a team speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Codec {
+    /// [`wire`]: versioned, team cookie, 32-bit numbers, variable-size chunks, IPv4 and IPv6.
+    #[default]
+    Native,
+    /// [`compat`]: Gen C byte layout, fixed-size chunks, 16-bit numbers, IPv4 only.
+    CompatGenC,
+}
+
+/// A member's role. Monitors are operator-run peers, listed first, the only ones whose lost-chunk
+/// complaints the splitter believes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Peer,
+    Monitor,
+}
+
+/// What the source told the server about the stream, passed on to peers at join so that they
+/// can re-serve it to players with the right headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub content_type: String,
+    pub name: String,
+    pub description: String,
+    pub genre: String,
+    pub url: String,
+    /// kbit/s, when the source said.
+    pub bitrate: Option<u32>,
+}
+
+/// Push onto a bounded queue: when full, the oldest entry goes (and the caller counts it).
+/// Returns true when something was dropped.
+pub(crate) fn push_bounded<T>(q: &mut std::collections::VecDeque<T>, cap: usize, item: T) -> bool {
+    let dropped = if q.len() >= cap {
+        q.pop_front();
+        true
+    } else {
+        false
+    };
+    q.push_back(item);
+    dropped
+}
+
+/// A tiny deterministic PRNG (xorshift64*). Not cryptographic: it only picks neighbours for
+/// requests. The seed comes from the caller so tests are reproducible.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> XorShift {
+        // Zero is a fixed point of xorshift; replace it with an arbitrary odd constant.
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// A value in `0..n` (`n > 0`; returns 0 for `n == 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_numbers_wrap() {
+        let a = ChunkNo(u32::MAX);
+        let b = a.plus(2);
+        assert_eq!(b, ChunkNo(1));
+        assert_eq!(b.diff(a), 2);
+        assert_eq!(a.diff(b), -2);
+        assert!(b.is_after(a));
+        assert_eq!(b.minus(2), a);
+    }
+
+    #[test]
+    fn xorshift_is_deterministic() {
+        let mut a = XorShift::new(7);
+        let mut b = XorShift::new(7);
+        for _ in 0..10 {
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+        assert_eq!(XorShift::new(0).below(0), 0);
+    }
+}

@@ -1,0 +1,1169 @@
+//! The DBS peer state machine (native codec): relays the chunks the splitter gives it to the
+//! team, stores everyone's chunks in a [`PlayoutBuffer`], and emits the stream in chunk-number
+//! order.
+//!
+//! Relaying follows Gen D: a splitter chunk is queued on the pending list of every neighbour
+//! (`forward[me]` = all neighbours); a peer chunk is queued for `forward[origin]` (empty until a
+//! neighbour asks with Request). After each received chunk the peer flushes the pending list
+//! of the next neighbour (round-robin) that has one: "send only after receiving", so upload
+//! follows the arrival rate. A pending list older than `max_pending_delay` is flushed on a
+//! timer so the tail of a stream is not held back. Debts (+1 sent, −1 received) drop dead
+//! neighbours; silence drops them too. Monitors complain (LostChunk) about slots still empty
+//! half-way to their play time; every peer asks a random neighbour (Request) a bit later; a
+//! repeated duplicate of a relayed chunk answers with Prune.
+//!
+//! It must never do I/O or read a clock, never accept datagrams without the team cookie, never
+//! replay stale data for a lost slot, and never let a queue grow without bound.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
+use super::wire::{self, JoinReply, Message, Packet};
+use super::{ChunkNo, PeerId, Role, Transmit, XorShift, push_bounded};
+
+const MAX_TRANSMITS: usize = 1 << 16;
+const MAX_EVENTS: usize = 1 << 16;
+
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    pub splitter: SocketAddr,
+    pub role: Role,
+    /// Drop a neighbour that owes us more than this many chunks.
+    pub max_chunk_debt: i32,
+    pub neighbour_timeout: Duration,
+    pub splitter_timeout: Duration,
+    pub keepalive_interval: Duration,
+    /// Start playing once this many consecutive chunks are held (capped by the join burst).
+    pub start_chunks: u32,
+    /// ... or this long after the first chunk.
+    pub start_delay: Duration,
+    /// Give up a missing head slot that blocks later data for this long.
+    pub skip_after: Duration,
+    pub max_neighbours: usize,
+    pub max_pending_delay: Duration,
+    /// Goodbyes sent to the splitter on leave, until it acknowledges.
+    pub goodbye_retries: u32,
+}
+
+impl PeerConfig {
+    pub fn new(splitter: SocketAddr) -> PeerConfig {
+        PeerConfig {
+            splitter,
+            role: Role::Peer,
+            max_chunk_debt: 128,
+            neighbour_timeout: Duration::from_secs(10),
+            splitter_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(1),
+            start_chunks: 4,
+            start_delay: Duration::from_millis(500),
+            skip_after: Duration::from_secs(2),
+            max_neighbours: 1024,
+            max_pending_delay: Duration::from_millis(50),
+            goodbye_retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// The next piece of the stream, in chunk-number order.
+    Deliver {
+        no: ChunkNo,
+        payload: Bytes,
+    },
+    /// Chunk `no` never arrived in time and was given up.
+    Skipped {
+        no: ChunkNo,
+    },
+    /// A new stream header; emitted right before the first chunk of the new chain.
+    HeaderChanged(Bytes),
+    NeighbourAdded {
+        id: PeerId,
+        addr: SocketAddr,
+    },
+    NeighbourRemoved {
+        id: PeerId,
+        addr: SocketAddr,
+    },
+    /// The splitter said goodbye (or expelled us) or fell silent.
+    SplitterGone,
+    /// `leave` finished: the splitter acknowledged or the retries ran out.
+    Left,
+}
+
+#[derive(Debug, Clone)]
+pub struct NeighbourStats {
+    pub id: PeerId,
+    pub addr: SocketAddr,
+    pub debt: i32,
+    pub pending: usize,
+    pub last_seen: Instant,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PeerStats {
+    pub from_splitter: u64,
+    pub from_peers: u64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub skipped: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub out_of_window: u64,
+    pub garbage: u64,
+    pub bad_cookie: u64,
+    pub complaints_sent: u64,
+    pub requests_sent: u64,
+    pub requests_served: u64,
+    pub prunes_sent: u64,
+    pub neighbours_dropped_debt: u64,
+    pub neighbours_dropped_silence: u64,
+    pub transmits_dropped: u64,
+    pub buffer_fill: u32,
+    pub neighbours: Vec<NeighbourStats>,
+}
+
+#[derive(Debug)]
+struct Neighbour {
+    id: PeerId,
+    addr: SocketAddr,
+    debt: i32,
+    last_seen: Instant,
+    last_tx: Instant,
+    pending: VecDeque<ChunkNo>,
+    pending_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct HeaderAssembly {
+    epoch: u32,
+    first: ChunkNo,
+    total: usize,
+    data: Vec<u8>,
+    got: Vec<bool>,
+}
+
+#[derive(Debug)]
+struct Leaving {
+    retries_left: u32,
+    next_at: Instant,
+    done: bool,
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    cfg: PeerConfig,
+    id: PeerId,
+    team: u32,
+    neighbours: Vec<Neighbour>,
+    rr: usize,
+    /// Gen D forwarding table for chunks of other origins: who asked for them.
+    forward: BTreeMap<PeerId, Vec<SocketAddr>>,
+    buffer: PlayoutBuffer,
+    complain: Option<HoleScanner>,
+    request: HoleScanner,
+    holes: Vec<ChunkNo>,
+    header_epoch: u32,
+    assembling: Option<HeaderAssembly>,
+    /// A header waiting for its first chunk to be played.
+    next_header: Option<(ChunkNo, Bytes)>,
+    last_splitter: Instant,
+    splitter_last_tx: Instant,
+    splitter_gone: bool,
+    leaving: Option<Leaving>,
+    rng: XorShift,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<PeerEvent>,
+    stats: PeerStats,
+    now: Instant,
+}
+
+impl Peer {
+    /// Build the peer from the splitter's handshake; schedules a Hello to the splitter (to
+    /// open NAT bindings) and to every listed peer, and plays the join burst at once.
+    pub fn new(config: PeerConfig, reply: JoinReply, local_seed: u64, now: Instant) -> Peer {
+        let b = reply.buffer_size.clamp(4, 1 << 16);
+        let lag = b / 2;
+        let start = reply.burst.first().map_or(reply.next_chunk, |c| c.no);
+        let start_chunks = if reply.burst.is_empty() {
+            config.start_chunks
+        } else {
+            config.start_chunks.min(reply.burst.len() as u32)
+        };
+        let buffer = PlayoutBuffer::new(
+            PlayoutConfig {
+                capacity: b,
+                lag,
+                start_chunks,
+                start_delay: config.start_delay,
+                skip_after: config.skip_after,
+            },
+            start,
+        );
+        let mut p = Peer {
+            id: reply.peer_id,
+            team: reply.team_id,
+            neighbours: Vec::new(),
+            rr: 0,
+            forward: BTreeMap::new(),
+            buffer,
+            complain: (config.role == Role::Monitor).then(|| HoleScanner::new(lag / 2)),
+            request: HoleScanner::new(lag * 3 / 4),
+            holes: Vec::new(),
+            header_epoch: reply.header_epoch,
+            assembling: None,
+            next_header: None,
+            last_splitter: now,
+            splitter_last_tx: now,
+            splitter_gone: false,
+            leaving: None,
+            rng: XorShift::new(local_seed),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: PeerStats::default(),
+            now,
+            cfg: config,
+        };
+        let hello = Message::Hello { from: p.id };
+        p.send_splitter(hello.clone());
+        for (id, addr) in reply.peers.iter().take(p.cfg.max_neighbours) {
+            if *addr != p.cfg.splitter && p.neighbour_index(*addr).is_none() {
+                p.add_neighbour(*id, *addr);
+                let i = p.neighbours.len() - 1;
+                p.send_to(i, hello.clone());
+            }
+        }
+        for c in reply.burst {
+            // Burst chunks are old news for the team: store, never relay.
+            if p.buffer.insert(now, c.no, c.origin, c.payload) == Insert::New {
+                p.stats.from_splitter += 1;
+            }
+        }
+        p.playout(now);
+        p
+    }
+
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    fn neighbour_index(&self, addr: SocketAddr) -> Option<usize> {
+        self.neighbours.iter().position(|n| n.addr == addr)
+    }
+
+    fn add_neighbour(&mut self, id: PeerId, addr: SocketAddr) -> Option<usize> {
+        if self.neighbours.len() >= self.cfg.max_neighbours {
+            return None;
+        }
+        self.neighbours.push(Neighbour {
+            id,
+            addr,
+            debt: 0,
+            last_seen: self.now,
+            last_tx: self.now,
+            pending: VecDeque::new(),
+            pending_since: None,
+        });
+        self.event(PeerEvent::NeighbourAdded { id, addr });
+        Some(self.neighbours.len() - 1)
+    }
+
+    fn remove_neighbour(&mut self, i: usize) {
+        let n = self.neighbours.remove(i);
+        if i < self.rr {
+            self.rr -= 1;
+        }
+        for list in self.forward.values_mut() {
+            list.retain(|a| *a != n.addr);
+        }
+        self.forward.retain(|_, l| !l.is_empty());
+        self.event(PeerEvent::NeighbourRemoved {
+            id: n.id,
+            addr: n.addr,
+        });
+    }
+
+    fn event(&mut self, e: PeerEvent) {
+        push_bounded(&mut self.events, MAX_EVENTS, e);
+    }
+
+    fn encode(&mut self, msg: Message) -> Option<Bytes> {
+        wire::encode(&Packet {
+            team: self.team,
+            msg,
+        })
+        .ok()
+    }
+
+    fn queue(&mut self, to: SocketAddr, data: Bytes) {
+        if push_bounded(&mut self.transmits, MAX_TRANSMITS, Transmit { to, data }) {
+            self.stats.transmits_dropped += 1;
+        }
+    }
+
+    fn send_splitter(&mut self, msg: Message) {
+        if let Some(d) = self.encode(msg) {
+            self.splitter_last_tx = self.now;
+            let to = self.cfg.splitter;
+            self.queue(to, d);
+        }
+    }
+
+    fn send_to(&mut self, i: usize, msg: Message) {
+        if let Some(d) = self.encode(msg) {
+            self.neighbours[i].last_tx = self.now;
+            let to = self.neighbours[i].addr;
+            self.queue(to, d);
+        }
+    }
+
+    /// Send held chunk `no` to neighbour `i` (if still held); counts the debt.
+    fn send_chunk(&mut self, i: usize, no: ChunkNo) {
+        let Some(s) = self.buffer.get(no) else { return };
+        let msg = Message::Chunk {
+            no,
+            origin: s.origin,
+            payload: s.payload.clone(),
+        };
+        self.send_to(i, msg);
+        self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
+        self.stats.sent += 1;
+    }
+
+    fn flush(&mut self, i: usize) {
+        let pending = std::mem::take(&mut self.neighbours[i].pending);
+        self.neighbours[i].pending_since = None;
+        for no in pending {
+            self.send_chunk(i, no);
+        }
+    }
+
+    fn enqueue(&mut self, i: usize, no: ChunkNo) {
+        let cap = self.buffer.capacity() as usize;
+        let n = &mut self.neighbours[i];
+        // Anything older than a buffer is useless to the receiver anyway.
+        push_bounded(&mut n.pending, cap, no);
+        n.pending_since.get_or_insert(self.now);
+    }
+
+    /// "Only if I have received a chunk, I send": flush the next non-empty pending list.
+    fn paced_send(&mut self) {
+        let n = self.neighbours.len();
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            if !self.neighbours[i].pending.is_empty() {
+                self.rr = (i + 1) % n;
+                self.flush(i);
+                return;
+            }
+        }
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.now = now;
+        let p = match wire::decode(data) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.garbage += 1;
+                return;
+            }
+        };
+        if p.team != self.team {
+            self.stats.bad_cookie += 1;
+            return;
+        }
+        if let Some(l) = &mut self.leaving {
+            // Only the splitter's acknowledgement matters now.
+            if from == self.cfg.splitter && matches!(p.msg, Message::Goodbye { .. }) && !l.done {
+                l.done = true;
+                self.event(PeerEvent::Left);
+            }
+            return;
+        }
+        if from == self.cfg.splitter {
+            self.last_splitter = now;
+            self.on_splitter_msg(now, p.msg);
+        } else {
+            self.on_neighbour_msg(now, from, p.msg);
+        }
+    }
+
+    fn on_splitter_msg(&mut self, now: Instant, msg: Message) {
+        match msg {
+            Message::Chunk { no, payload, .. } => {
+                self.stats.from_splitter += 1;
+                let me = self.id;
+                match self.buffer.insert(now, no, me, payload) {
+                    Insert::New => {
+                        for i in 0..self.neighbours.len() {
+                            self.enqueue(i, no);
+                        }
+                    }
+                    other => self.count_insert(other),
+                }
+                self.paced_send();
+                self.playout(now);
+            }
+            Message::Goodbye { .. } => {
+                if !self.splitter_gone {
+                    self.splitter_gone = true;
+                    self.event(PeerEvent::SplitterGone);
+                }
+            }
+            Message::HeaderPiece {
+                epoch,
+                first_chunk,
+                total_len,
+                offset,
+                data,
+            } => self.header_piece(epoch, first_chunk, total_len, offset, data),
+            Message::KeepAlive { .. } | Message::Hello { .. } => {}
+            _ => self.stats.garbage += 1,
+        }
+    }
+
+    fn count_insert(&mut self, r: Insert) {
+        match r {
+            Insert::New => {}
+            Insert::Duplicate => self.stats.duplicates += 1,
+            Insert::TooOld => self.stats.late += 1,
+            Insert::TooFar => self.stats.out_of_window += 1,
+        }
+    }
+
+    fn header_piece(&mut self, epoch: u32, first: ChunkNo, total: u32, off: u32, data: Bytes) {
+        // Acknowledge the current epoch again (our ack may have been lost); ignore older ones.
+        if epoch == self.header_epoch {
+            self.send_splitter(Message::HeaderAck { epoch });
+            return;
+        }
+        if (epoch.wrapping_sub(self.header_epoch) as i32) < 0 {
+            return;
+        }
+        let total = total as usize;
+        let piece = wire::MAX_HEADER_PIECE;
+        let pieces = total.div_ceil(piece).max(1);
+        if self
+            .assembling
+            .as_ref()
+            .is_none_or(|a| a.epoch != epoch || a.total != total)
+        {
+            self.assembling = Some(HeaderAssembly {
+                epoch,
+                first,
+                total,
+                data: vec![0; total],
+                got: vec![false; pieces],
+            });
+        }
+        let Some(a) = self.assembling.as_mut() else {
+            return;
+        };
+        let off = off as usize;
+        // The splitter cuts at fixed piece boundaries; anything else is malformed.
+        let k = off / piece;
+        if off % piece != 0 || k >= pieces || data.len() != (total - off).min(piece) {
+            self.stats.garbage += 1;
+            return;
+        }
+        a.data[off..off + data.len()].copy_from_slice(&data);
+        a.got[k] = true;
+        if a.got.iter().all(|g| *g) {
+            let done = std::mem::take(&mut a.data);
+            let first = a.first;
+            self.assembling = None;
+            self.header_epoch = epoch;
+            self.send_splitter(Message::HeaderAck { epoch });
+            let h = Bytes::from(done);
+            if first.is_after(self.buffer.next_to_play()) {
+                self.next_header = Some((first, h));
+            } else {
+                // Its chain already started playing: switch now.
+                self.next_header = None;
+                self.event(PeerEvent::HeaderChanged(h));
+            }
+        }
+    }
+
+    fn on_neighbour_msg(&mut self, now: Instant, from: SocketAddr, msg: Message) {
+        let i = match self.neighbour_index(from) {
+            Some(i) => i,
+            None => {
+                // A new member greets us, or relays before its hello arrived (as in Gen C).
+                let id = match &msg {
+                    Message::Hello { from } => *from,
+                    _ => PeerId::NONE,
+                };
+                let Some(i) = self.add_neighbour(id, from) else {
+                    return;
+                };
+                // A newcomer missed our splitter chunks of the last round (its join burst
+                // ended before them, and we did not know it yet): queue those for it.
+                if let Some(newest) = self.buffer.newest() {
+                    let round = self.neighbours.len() as u32 + 1;
+                    for k in (0..round.min(self.buffer.capacity() / 2)).rev() {
+                        let no = newest.minus(k);
+                        if self.buffer.get(no).is_some_and(|s| s.origin == self.id) {
+                            self.enqueue(i, no);
+                        }
+                    }
+                }
+                i
+            }
+        };
+        self.neighbours[i].last_seen = now;
+        match msg {
+            Message::Hello { from: id } | Message::KeepAlive { from: id } => {
+                if id != PeerId::NONE {
+                    self.neighbours[i].id = id;
+                }
+            }
+            Message::Goodbye { .. } => self.remove_neighbour(i),
+            Message::Chunk {
+                no,
+                origin,
+                payload,
+            } => {
+                self.stats.from_peers += 1;
+                let n = &mut self.neighbours[i];
+                n.debt = n.debt.saturating_sub(1);
+                let sender = n.id;
+                match self.buffer.insert(now, no, origin, payload) {
+                    Insert::New => {
+                        let targets = self.forward.get(&origin).cloned().unwrap_or_default();
+                        for a in targets {
+                            if a != from
+                                && let Some(j) = self.neighbour_index(a)
+                            {
+                                self.enqueue(j, no);
+                            }
+                        }
+                    }
+                    Insert::Duplicate => {
+                        self.stats.duplicates += 1;
+                        // A relayed copy of something we already get: cut that route.
+                        if sender != origin && origin != self.id {
+                            self.stats.prunes_sent += 1;
+                            self.send_to(i, Message::Prune { origin });
+                        }
+                    }
+                    other => self.count_insert(other),
+                }
+                self.paced_send();
+                self.playout(now);
+            }
+            Message::Request { no } => {
+                let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
+                    return;
+                };
+                self.stats.requests_served += 1;
+                self.send_chunk(i, no);
+                if origin != self.id && origin != self.neighbours[i].id {
+                    self.add_route(origin, from);
+                }
+            }
+            Message::Prune { origin } => {
+                if let Some(l) = self.forward.get_mut(&origin) {
+                    l.retain(|a| *a != from);
+                    if l.is_empty() {
+                        self.forward.remove(&origin);
+                    }
+                }
+            }
+            _ => self.stats.garbage += 1,
+        }
+    }
+
+    fn add_route(&mut self, origin: PeerId, to: SocketAddr) {
+        let max = self.cfg.max_neighbours;
+        if !self.forward.contains_key(&origin) && self.forward.len() >= max {
+            return;
+        }
+        let l = self.forward.entry(origin).or_default();
+        if !l.contains(&to) && l.len() < max {
+            l.push(to);
+        }
+    }
+
+    /// Deliver what the buffer allows, and raise complaints / requests for holes.
+    fn playout(&mut self, now: Instant) {
+        let mut holes = std::mem::take(&mut self.holes);
+        if let Some(sc) = &mut self.complain {
+            holes.clear();
+            sc.scan(&self.buffer, &mut holes);
+            for no in holes.iter().copied() {
+                self.stats.complaints_sent += 1;
+                self.send_splitter(Message::LostChunk { no });
+            }
+        }
+        holes.clear();
+        self.request.scan(&self.buffer, &mut holes);
+        for no in holes.iter().copied() {
+            if self.neighbours.is_empty() {
+                break;
+            }
+            let i = self.rng.below(self.neighbours.len());
+            self.stats.requests_sent += 1;
+            self.send_to(i, Message::Request { no });
+        }
+        self.holes = holes;
+        self.buffer.advance(now);
+        while let Some(ev) = self.buffer.pop() {
+            let no = match &ev {
+                Playout::Deliver { no, .. } | Playout::Skipped { no } => *no,
+            };
+            if let Some((first, _)) = &self.next_header
+                && no.diff(*first) >= 0
+                && let Some((_, h)) = self.next_header.take()
+            {
+                self.event(PeerEvent::HeaderChanged(h));
+            }
+            let e = match ev {
+                Playout::Deliver { no, payload } => {
+                    self.stats.delivered += 1;
+                    PeerEvent::Deliver { no, payload }
+                }
+                Playout::Skipped { no } => {
+                    self.stats.skipped += 1;
+                    PeerEvent::Skipped { no }
+                }
+            };
+            self.event(e);
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(l) = &mut self.leaving {
+            if !l.done && now >= l.next_at {
+                if l.retries_left == 0 {
+                    l.done = true;
+                    self.event(PeerEvent::Left);
+                } else {
+                    l.retries_left -= 1;
+                    l.next_at = now + self.cfg.keepalive_interval;
+                    let id = self.id;
+                    self.send_splitter(Message::Goodbye { from: id });
+                }
+            }
+            return;
+        }
+        if !self.splitter_gone && now >= self.last_splitter + self.cfg.splitter_timeout {
+            self.splitter_gone = true;
+            self.event(PeerEvent::SplitterGone);
+        }
+        let mut i = self.neighbours.len();
+        while i > 0 {
+            i -= 1;
+            let n = &self.neighbours[i];
+            if n.debt > self.cfg.max_chunk_debt {
+                self.stats.neighbours_dropped_debt += 1;
+                self.remove_neighbour(i);
+            } else if now >= n.last_seen + self.cfg.neighbour_timeout {
+                self.stats.neighbours_dropped_silence += 1;
+                self.remove_neighbour(i);
+            }
+        }
+        let id = self.id;
+        if now >= self.splitter_last_tx + self.cfg.keepalive_interval {
+            self.send_splitter(Message::KeepAlive { from: id });
+        }
+        for i in 0..self.neighbours.len() {
+            if self.neighbours[i]
+                .pending_since
+                .is_some_and(|t| now >= t + self.cfg.max_pending_delay)
+            {
+                self.flush(i);
+            }
+            if now >= self.neighbours[i].last_tx + self.cfg.keepalive_interval {
+                self.send_to(i, Message::KeepAlive { from: id });
+            }
+        }
+        self.playout(now);
+    }
+
+    /// Leave politely: flush what we owe, say goodbye to every neighbour and (repeatedly,
+    /// until acknowledged) to the splitter.
+    pub fn leave(&mut self, now: Instant) {
+        self.now = now;
+        if self.leaving.is_some() {
+            return;
+        }
+        let id = self.id;
+        for i in 0..self.neighbours.len() {
+            self.flush(i);
+            self.send_to(i, Message::Goodbye { from: id });
+        }
+        self.send_splitter(Message::Goodbye { from: id });
+        self.leaving = Some(Leaving {
+            retries_left: self.cfg.goodbye_retries.saturating_sub(1),
+            next_at: now + self.cfg.keepalive_interval,
+            done: false,
+        });
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if let Some(l) = &self.leaving {
+            return (!l.done).then_some(l.next_at);
+        }
+        let ka = self.cfg.keepalive_interval;
+        let mut t = self.splitter_last_tx + ka;
+        if !self.splitter_gone {
+            t = t.min(self.last_splitter + self.cfg.splitter_timeout);
+        }
+        for n in &self.neighbours {
+            t = t.min(n.last_tx + ka);
+            t = t.min(n.last_seen + self.cfg.neighbour_timeout);
+            if let Some(p) = n.pending_since {
+                t = t.min(p + self.cfg.max_pending_delay);
+            }
+            if n.debt > self.cfg.max_chunk_debt {
+                t = t.min(self.now);
+            }
+        }
+        if let Some(b) = self.buffer.next_deadline() {
+            t = t.min(b);
+        }
+        Some(t)
+    }
+
+    pub fn stats(&self) -> PeerStats {
+        let mut s = self.stats.clone();
+        s.buffer_fill = self.buffer.fill();
+        s.neighbours = self
+            .neighbours
+            .iter()
+            .map(|n| NeighbourStats {
+                id: n.id,
+                addr: n.addr,
+                debt: n.debt,
+                pending: n.pending.len(),
+                last_seen: n.last_seen,
+            })
+            .collect();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::p2psp::splitter::{LeaveReason, Splitter, SplitterConfig, SplitterEvent};
+    use crate::p2psp::wire::JoinRequest;
+    use std::collections::HashSet;
+
+    type DropFn = Box<dyn FnMut(SocketAddr, &Transmit) -> bool>;
+
+    /// A tiny deterministic network: zero latency, FIFO, optional drop filter.
+    struct Net {
+        now: Instant,
+        saddr: SocketAddr,
+        splitter: Splitter,
+        peers: Vec<(SocketAddr, Peer)>,
+        delivered: Vec<Vec<(ChunkNo, Bytes)>>,
+        skipped: Vec<Vec<ChunkNo>>,
+        headers: Vec<Vec<(usize, Bytes)>>,
+        splitter_events: Vec<SplitterEvent>,
+        dead: HashSet<SocketAddr>,
+        splitter_egress: u64,
+        drop: Option<DropFn>,
+    }
+
+    fn payload(n: u32) -> Bytes {
+        let len = 200 + (n as usize * 37) % 1000;
+        Bytes::from((0..len).map(|i| (n as usize + i) as u8).collect::<Vec<_>>())
+    }
+
+    impl Net {
+        fn new(cfg: SplitterConfig) -> Net {
+            let now = Instant::now();
+            Net {
+                now,
+                saddr: "192.0.2.1:8001".parse().unwrap(),
+                splitter: Splitter::new(cfg, 0x5EED_CAFE, now),
+                peers: vec![],
+                delivered: vec![],
+                skipped: vec![],
+                headers: vec![],
+                splitter_events: vec![],
+                dead: HashSet::new(),
+                splitter_egress: 0,
+                drop: None,
+            }
+        }
+
+        fn join(&mut self, role: Role) -> usize {
+            let k = self.peers.len();
+            let addr: SocketAddr = format!("[2001:db8::{}]:{}", k + 1, 5000 + k)
+                .parse()
+                .unwrap();
+            let (_, reply) = self
+                .splitter
+                .handle_join(self.now, addr, &JoinRequest::new(role))
+                .unwrap();
+            // Through the TCP codec, as the runtime would.
+            let frame = wire::encode_frame(&Packet {
+                team: reply.team_id,
+                msg: Message::JoinReply(Box::new(reply)),
+            })
+            .unwrap();
+            let mut fd = wire::FrameDecoder::new(wire::MAX_FRAME);
+            fd.push(&frame).unwrap();
+            let body = fd.pop_frame().unwrap().unwrap();
+            let Message::JoinReply(reply) = wire::decode(&body).unwrap().msg else {
+                panic!()
+            };
+            let mut cfg = PeerConfig::new(self.saddr);
+            cfg.role = role;
+            let p = Peer::new(cfg, *reply, k as u64 + 1, self.now);
+            self.peers.push((addr, p));
+            self.delivered.push(vec![]);
+            self.skipped.push(vec![]);
+            self.headers.push(vec![]);
+            self.drain_events();
+            k
+        }
+
+        fn drain_events(&mut self) {
+            while let Some(e) = self.splitter.poll_event() {
+                self.splitter_events.push(e);
+            }
+            for (k, (_, p)) in self.peers.iter_mut().enumerate() {
+                while let Some(e) = p.poll_event() {
+                    match e {
+                        PeerEvent::Deliver { no, payload } => self.delivered[k].push((no, payload)),
+                        PeerEvent::Skipped { no } => self.skipped[k].push(no),
+                        PeerEvent::HeaderChanged(h) => {
+                            self.headers[k].push((self.delivered[k].len(), h))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+
+        fn pump(&mut self) {
+            for _ in 0..100_000 {
+                let mut flight = vec![];
+                while let Some(t) = self.splitter.poll_transmit() {
+                    self.splitter_egress += t.data.len() as u64;
+                    flight.push((self.saddr, t));
+                }
+                for (a, p) in &mut self.peers {
+                    while let Some(t) = p.poll_transmit() {
+                        if !self.dead.contains(a) {
+                            flight.push((*a, t));
+                        }
+                    }
+                }
+                if flight.is_empty() {
+                    break;
+                }
+                for (from, t) in flight {
+                    if let Some(d) = &mut self.drop
+                        && d(from, &t)
+                    {
+                        continue;
+                    }
+                    if t.to == self.saddr {
+                        self.splitter.handle_datagram(self.now, from, &t.data);
+                    } else if !self.dead.contains(&t.to)
+                        && let Some((_, p)) = self.peers.iter_mut().find(|(a, _)| *a == t.to)
+                    {
+                        p.handle_datagram(self.now, from, &t.data);
+                    }
+                }
+            }
+            self.drain_events();
+        }
+
+        fn advance(&mut self, dt: Duration) {
+            self.now += dt;
+            if self.splitter.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.splitter.handle_timeout(self.now);
+            }
+            for (a, p) in &mut self.peers {
+                if !self.dead.contains(a) && p.poll_timeout().is_some_and(|t| t <= self.now) {
+                    p.handle_timeout(self.now);
+                }
+            }
+            self.pump();
+        }
+
+        /// Push `n` chunks, one every `dt`, numbering payloads from the splitter's counter.
+        fn stream(&mut self, n: u32, dt: Duration) {
+            for _ in 0..n {
+                let no = self.splitter.next_chunk();
+                self.splitter.push_chunk(self.now, payload(no.0)).unwrap();
+                self.pump();
+                self.advance(dt);
+            }
+        }
+
+        fn settle(&mut self) {
+            for _ in 0..50 {
+                self.advance(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn team_cfg() -> SplitterConfig {
+        SplitterConfig {
+            buffer_size: 64,
+            max_chunk_payload: 1500,
+            ..Default::default()
+        }
+    }
+
+    fn check_in_order(d: &[(ChunkNo, Bytes)]) {
+        for w in d.windows(2) {
+            assert_eq!(w[1].0, w[0].0.plus(1), "out of order");
+        }
+        for (no, p) in d {
+            assert_eq!(*p, payload(no.0), "payload of {no:?} differs");
+        }
+    }
+
+    #[test]
+    fn ten_peers_500_chunks_in_order_with_one_copy_egress() {
+        let mut net = Net::new(team_cfg());
+        net.join(Role::Monitor);
+        for _ in 0..9 {
+            net.join(Role::Peer);
+        }
+        net.pump();
+        net.splitter_egress = 0;
+        net.stream(500, Duration::from_millis(10));
+        net.settle();
+        let pushed = net.splitter.stats().bytes_pushed;
+        for k in 0..10 {
+            assert_eq!(net.delivered[k].len(), 500, "peer {k}");
+            assert_eq!(net.delivered[k][0].0, ChunkNo(0));
+            check_in_order(&net.delivered[k]);
+            assert!(net.skipped[k].is_empty());
+        }
+        let ratio = net.splitter_egress as f64 / pushed as f64;
+        assert!(ratio <= 1.05, "splitter egress {ratio}");
+        // Everyone relays: each peer sent roughly (N-1)/N of the stream.
+        for (_, p) in &net.peers {
+            let s = p.stats();
+            assert!(s.sent > 400 && s.sent < 500, "sent {}", s.sent);
+            assert_eq!(s.neighbours.len(), 9);
+        }
+    }
+
+    #[test]
+    fn goodbye_removes_at_once_and_the_rest_keep_playing() {
+        let mut net = Net::new(team_cfg());
+        net.join(Role::Monitor);
+        for _ in 0..5 {
+            net.join(Role::Peer);
+        }
+        net.stream(100, Duration::from_millis(10));
+        net.peers[3].1.leave(net.now);
+        net.pump();
+        assert_eq!(net.splitter.peer_count(), 5);
+        assert!(net.splitter_events.iter().any(|e| matches!(
+            e,
+            SplitterEvent::PeerLeft {
+                reason: LeaveReason::Goodbye,
+                ..
+            }
+        )));
+        let left_addr = net.peers[3].0;
+        // Neighbours dropped it too, and the leaver saw the splitter's acknowledgement.
+        for (k, (_, p)) in net.peers.iter().enumerate() {
+            if k != 3 {
+                assert!(p.stats().neighbours.iter().all(|n| n.addr != left_addr));
+            }
+        }
+        net.dead.insert(left_addr);
+        net.stream(200, Duration::from_millis(10));
+        net.settle();
+        for k in [0, 1, 2, 4, 5] {
+            assert_eq!(net.delivered[k].len(), 300, "peer {k}");
+            check_in_order(&net.delivered[k]);
+        }
+    }
+
+    #[test]
+    fn silent_peer_is_expelled_after_timeout_and_lrs_covers_its_chunks() {
+        let mut net = Net::new(team_cfg());
+        net.join(Role::Monitor);
+        for _ in 0..9 {
+            net.join(Role::Peer);
+        }
+        net.stream(50, Duration::from_millis(20));
+        let gone = net.peers[4].0;
+        net.dead.insert(gone);
+        net.stream(750, Duration::from_millis(20)); // 15 s
+        net.settle();
+        let ev = net.splitter_events.iter().find_map(|e| match e {
+            SplitterEvent::PeerLeft { addr, reason, .. } if *addr == gone => Some(*reason),
+            _ => None,
+        });
+        assert_eq!(ev, Some(LeaveReason::Timeout));
+        assert_eq!(net.splitter.peer_count(), 9);
+        assert!(net.splitter.stats().lrs_resends > 0);
+        for k in (0..10).filter(|k| *k != 4) {
+            let got = net.delivered[k].len() as f64;
+            assert!(got / 800.0 >= 0.99, "peer {k}: {got}");
+            let d = &net.delivered[k];
+            assert!(d.windows(2).all(|w| w[1].0.is_after(w[0].0)));
+            // The dead neighbour was forgotten (debt or silence).
+            assert!(
+                net.peers[k]
+                    .1
+                    .stats()
+                    .neighbours
+                    .iter()
+                    .all(|n| n.addr != gone)
+            );
+        }
+    }
+
+    #[test]
+    fn dropped_splitter_datagram_is_recovered() {
+        let mut net = Net::new(team_cfg());
+        net.join(Role::Monitor);
+        for _ in 0..4 {
+            net.join(Role::Peer);
+        }
+        let saddr = net.saddr;
+        let mut dropped = false;
+        net.drop = Some(Box::new(move |from, t| {
+            if from == saddr
+                && !dropped
+                && let Ok(p) = wire::decode(&t.data)
+                && let Message::Chunk {
+                    no: ChunkNo(30), ..
+                } = p.msg
+            {
+                dropped = true;
+                return true;
+            }
+            false
+        }));
+        net.stream(200, Duration::from_millis(10));
+        net.settle();
+        for k in 0..5 {
+            assert_eq!(net.delivered[k].len(), 200, "peer {k}");
+            check_in_order(&net.delivered[k]);
+        }
+        assert_eq!(net.splitter.stats().lrs_resends, 1);
+    }
+
+    #[test]
+    fn request_recovers_without_lrs() {
+        // No LRS: a chunk one neighbour missed is fetched from another with Request.
+        let mut net = Net::new(SplitterConfig {
+            lrs: false,
+            ..team_cfg()
+        });
+        for _ in 0..4 {
+            net.join(Role::Peer);
+        }
+        let victim = net.peers[2].0;
+        let mut dropped = false;
+        net.drop = Some(Box::new(move |_, t| {
+            if t.to == victim
+                && !dropped
+                && let Ok(p) = wire::decode(&t.data)
+                && let Message::Chunk {
+                    no: ChunkNo(41), ..
+                } = p.msg
+            {
+                dropped = true;
+                return true;
+            }
+            false
+        }));
+        net.stream(150, Duration::from_millis(10));
+        net.settle();
+        assert_eq!(net.delivered[2].len(), 150);
+        check_in_order(&net.delivered[2]);
+        assert!(net.peers[2].1.stats().requests_sent >= 1);
+    }
+
+    #[test]
+    fn join_burst_plays_at_once() {
+        let mut net = Net::new(team_cfg());
+        for _ in 0..3 {
+            net.join(Role::Peer);
+        }
+        net.stream(100, Duration::from_millis(10));
+        let k = net.join(Role::Peer);
+        // No datagram yet, no time passed: the burst alone is played.
+        assert!(!net.delivered[k].is_empty());
+        assert_eq!(net.delivered[k][0].0, ChunkNo(100 - 32));
+        check_in_order(&net.delivered[k]);
+        net.stream(100, Duration::from_millis(10));
+        net.settle();
+        assert_eq!(net.delivered[k].last().unwrap().0, ChunkNo(199));
+        assert_eq!(net.delivered[k].len(), 132);
+        check_in_order(&net.delivered[k]);
+    }
+
+    #[test]
+    fn header_change_arrives_in_stream_order() {
+        let mut net = Net::new(team_cfg());
+        for _ in 0..4 {
+            net.join(Role::Peer);
+        }
+        net.stream(40, Duration::from_millis(10));
+        let h = Bytes::from(vec![0x4F; 100_000]); // two pieces
+        net.splitter.set_header(h.clone()).unwrap();
+        net.stream(40, Duration::from_millis(10));
+        net.settle();
+        for k in 0..4 {
+            assert_eq!(net.headers[k], vec![(40, h.clone())], "peer {k}");
+            assert_eq!(net.delivered[k].len(), 80);
+        }
+    }
+
+    #[test]
+    fn ignores_foreign_and_garbage_datagrams() {
+        let now = Instant::now();
+        let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
+        let mut s = Splitter::new(team_cfg(), 99, now);
+        let (_, reply) = s
+            .handle_join(
+                now,
+                "192.0.2.9:9".parse().unwrap(),
+                &JoinRequest::new(Role::Peer),
+            )
+            .unwrap();
+        let mut p = Peer::new(PeerConfig::new(splitter), reply, 1, now);
+        while p.poll_transmit().is_some() {}
+        let forged = wire::encode(&Packet {
+            team: 98,
+            msg: Message::Chunk {
+                no: ChunkNo(0),
+                origin: PeerId(1),
+                payload: Bytes::from_static(b"evil"),
+            },
+        })
+        .unwrap();
+        p.handle_datagram(now, splitter, &forged);
+        p.handle_datagram(now, splitter, b"\xF1\x0E\x01");
+        let st = p.stats();
+        assert_eq!((st.bad_cookie, st.garbage, st.from_splitter), (1, 1, 0));
+        assert!(p.poll_event().is_none());
+        // The splitter falls silent: reported once.
+        p.handle_timeout(now + Duration::from_secs(11));
+        let ev: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
+        assert_eq!(ev, vec![PeerEvent::SplitterGone]);
+    }
+}

@@ -1,0 +1,1092 @@
+//! The DBS splitter state machine: numbers the chunks the caller cut, sends each one to exactly
+//! one peer (round-robin, or ACS-weighted), keeps the last `buffer_size` for LRS resends and
+//! join bursts, admits peers (handshake built here, carried over TCP by the runtime), and keeps
+//! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
+//! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
+//!
+//! Egress is one copy of the stream (plus LRS resends, keepalives to idle peers and header
+//! updates), whatever the team size. It must never do I/O, read a clock, send a chunk to more
+//! than one peer, or believe complaints from non-monitors or datagrams from unknown endpoints.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use super::compat::{self, CompatMessage, Direction};
+use super::wire::{self, BurstChunk, JoinReply, JoinRequest, Message, Packet, RefuseReason};
+use super::{ChunkNo, Codec, PeerId, Role, StreamInfo, Transmit, push_bounded};
+
+/// ACS periods never grow past this, so a weighted round always ends.
+pub const MAX_PERIOD: u32 = 32;
+const MAX_TRANSMITS: usize = 1 << 16;
+const MAX_EVENTS: usize = 4096;
+const HEADER_RETRIES: u32 = 5;
+const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct SplitterConfig {
+    pub max_peers: usize,
+    /// Chunks kept for LRS and bursts; also the peers' buffer size. A team holds at most
+    /// `buffer_size - 1` peers (|T| ≤ B; B ≥ 2|T| is what keeps loss low, §8).
+    pub buffer_size: u32,
+    pub max_chunk_payload: usize,
+    /// How many monitors are admitted as monitors; further monitor joins become plain peers.
+    pub number_of_monitors: usize,
+    /// A peer whose (halving) loss counter exceeds this is expelled.
+    pub max_chunk_loss: u32,
+    /// Native codec only: no datagram for this long → removed (Gen C peers never send one).
+    pub peer_timeout: Duration,
+    /// Send a KeepAlive to a peer that got nothing from us for this long (native only).
+    pub keepalive_interval: Duration,
+    pub acs: bool,
+    pub lrs: bool,
+    pub burst_chunks_on_join: usize,
+    pub codec: Codec,
+}
+
+impl Default for SplitterConfig {
+    fn default() -> Self {
+        SplitterConfig {
+            max_peers: 100,
+            buffer_size: 256,
+            max_chunk_payload: 16384,
+            number_of_monitors: 1,
+            max_chunk_loss: 32,
+            peer_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(1),
+            acs: true,
+            lrs: true,
+            burst_chunks_on_join: 64,
+            codec: Codec::Native,
+        }
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum JoinError {
+    #[error("team is full")]
+    Full,
+    #[error("unsupported protocol version {0}")]
+    BadVersion(u8),
+    #[error("the compat codec is IPv4 only")]
+    NotIpv4,
+}
+
+impl JoinError {
+    /// The refusal to send back over TCP.
+    pub fn refusal(&self) -> Message {
+        let reason = match self {
+            JoinError::Full => RefuseReason::Full,
+            JoinError::BadVersion(_) => RefuseReason::BadVersion,
+            JoinError::NotIpv4 => RefuseReason::Other(3),
+        };
+        Message::JoinRefused {
+            reason,
+            detail: self.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PushError {
+    #[error("chunk of {len} bytes exceeds the maximum {max}")]
+    TooBig { len: usize, max: usize },
+    #[error("compat chunks must be exactly {expected} bytes, got {len}")]
+    WrongSize { len: usize, expected: usize },
+    #[error("header of {0} bytes exceeds 1 MiB")]
+    HeaderTooBig(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    Goodbye,
+    Timeout,
+    Expelled,
+    /// The same endpoint joined again.
+    Replaced,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitterEvent {
+    PeerJoined {
+        id: PeerId,
+        addr: SocketAddr,
+        role: Role,
+    },
+    PeerLeft {
+        id: PeerId,
+        addr: SocketAddr,
+        reason: LeaveReason,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PeerStats {
+    pub id: PeerId,
+    pub addr: SocketAddr,
+    pub role: Role,
+    pub chunks_sent: u64,
+    pub bytes_sent: u64,
+    /// The current (halving) loss counter and the total ever blamed.
+    pub losses: u32,
+    pub losses_total: u64,
+    pub acs_period: u32,
+    pub last_seen: Instant,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SplitterStats {
+    pub peers: Vec<PeerStats>,
+    pub chunks_pushed: u64,
+    pub bytes_pushed: u64,
+    pub datagrams_sent: u64,
+    pub bytes_sent: u64,
+    pub lrs_resends: u64,
+    pub left_goodbye: u64,
+    pub expelled_timeout: u64,
+    pub expelled_losses: u64,
+    pub joins: u64,
+    pub joins_refused: u64,
+    pub garbage: u64,
+    pub unknown_sender: u64,
+    pub bad_cookie: u64,
+    pub ignored_complaints: u64,
+    pub transmits_dropped: u64,
+}
+
+#[derive(Debug)]
+struct Member {
+    id: PeerId,
+    addr: SocketAddr,
+    role: Role,
+    last_seen: Instant,
+    last_tx: Instant,
+    chunks_sent: u64,
+    bytes_sent: u64,
+    losses: u32,
+    losses_total: u64,
+    period: u32,
+    period_left: u32,
+    header_acked: u32,
+}
+
+#[derive(Debug)]
+struct RingSlot {
+    no: ChunkNo,
+    payload: Bytes,
+    dest: Option<PeerId>,
+    resent: bool,
+    blamed: bool,
+}
+
+#[derive(Debug)]
+pub struct Splitter {
+    cfg: SplitterConfig,
+    team: u32,
+    members: Vec<Member>,
+    next_id: u32,
+    ring: Vec<Option<RingSlot>>,
+    next_no: ChunkNo,
+    rr: usize,
+    info: StreamInfo,
+    header: Bytes,
+    header_epoch: u32,
+    header_first_chunk: ChunkNo,
+    header_retry_at: Option<Instant>,
+    header_retry_due: bool,
+    header_retries_left: u32,
+    next_tick: Instant,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SplitterEvent>,
+    stats: SplitterStats,
+    /// The latest time any entry point was given (for calls that take no `now`).
+    now: Instant,
+}
+
+impl Splitter {
+    pub fn new(mut config: SplitterConfig, team_id: u32, now: Instant) -> Splitter {
+        config.buffer_size = config.buffer_size.clamp(2, 1 << 16);
+        config.max_chunk_payload = config.max_chunk_payload.clamp(1, wire::MAX_CHUNK_PAYLOAD);
+        Splitter {
+            ring: (0..config.buffer_size).map(|_| None).collect(),
+            cfg: config,
+            team: team_id,
+            members: Vec::new(),
+            next_id: 1,
+            next_no: ChunkNo(0),
+            rr: 0,
+            info: StreamInfo::default(),
+            header: Bytes::new(),
+            header_epoch: 0,
+            header_first_chunk: ChunkNo(0),
+            header_retry_at: None,
+            header_retry_due: false,
+            header_retries_left: 0,
+            next_tick: now + TICK,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SplitterStats::default(),
+            now,
+        }
+    }
+
+    pub fn team_id(&self) -> u32 {
+        self.team
+    }
+    pub fn next_chunk(&self) -> ChunkNo {
+        self.next_no
+    }
+    pub fn peer_count(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn set_stream_info(&mut self, info: StreamInfo) {
+        self.info = info;
+    }
+
+    /// A new stream header (chain change). It applies from the next pushed chunk on; native
+    /// peers get it as HeaderPiece datagrams, repeated until acknowledged.
+    pub fn set_header(&mut self, header: Bytes) -> Result<(), PushError> {
+        if header.len() > wire::MAX_HEADER {
+            return Err(PushError::HeaderTooBig(header.len()));
+        }
+        self.header = header;
+        self.header_epoch = self.header_epoch.wrapping_add(1);
+        self.header_first_chunk = self.next_no;
+        if self.cfg.codec == Codec::Native && !self.members.is_empty() {
+            for i in 0..self.members.len() {
+                self.send_header_to(i);
+            }
+            self.header_retries_left = HEADER_RETRIES;
+            self.header_retry_due = true;
+            self.header_retry_at = None;
+        }
+        Ok(())
+    }
+
+    fn send_header_to(&mut self, i: usize) {
+        let total = self.header.len() as u32;
+        let mut off = 0usize;
+        // An empty header still needs one (empty) piece to announce it.
+        loop {
+            let end = (off + wire::MAX_HEADER_PIECE).min(self.header.len());
+            let msg = Message::HeaderPiece {
+                epoch: self.header_epoch,
+                first_chunk: self.header_first_chunk,
+                total_len: total,
+                offset: off as u32,
+                data: self.header.slice(off..end),
+            };
+            self.send(i, msg);
+            off = end;
+            if off >= self.header.len() {
+                break;
+            }
+        }
+    }
+
+    /// Number the next chunk, keep it, and send it to one peer. Returns its number.
+    pub fn push_chunk(&mut self, now: Instant, payload: Bytes) -> Result<ChunkNo, PushError> {
+        self.now = now;
+        match self.cfg.codec {
+            Codec::Native if payload.len() > self.cfg.max_chunk_payload => {
+                return Err(PushError::TooBig {
+                    len: payload.len(),
+                    max: self.cfg.max_chunk_payload,
+                });
+            }
+            Codec::CompatGenC if payload.len() != self.cfg.max_chunk_payload => {
+                return Err(PushError::WrongSize {
+                    len: payload.len(),
+                    expected: self.cfg.max_chunk_payload,
+                });
+            }
+            _ => {}
+        }
+        let no = self.next_no;
+        self.next_no = no.plus(1);
+        self.stats.chunks_pushed += 1;
+        self.stats.bytes_pushed += payload.len() as u64;
+        let dest = self.pick();
+        let slot = self.slot_index(no);
+        self.ring[slot] = Some(RingSlot {
+            no,
+            payload: payload.clone(),
+            dest: dest.map(|i| self.members[i].id),
+            resent: false,
+            blamed: false,
+        });
+        if let Some(i) = dest {
+            let origin = self.members[i].id;
+            self.members[i].chunks_sent += 1;
+            self.send(
+                i,
+                Message::Chunk {
+                    no,
+                    origin,
+                    payload,
+                },
+            );
+        }
+        Ok(no)
+    }
+
+    fn slot_index(&self, no: ChunkNo) -> usize {
+        (no.0 % self.cfg.buffer_size) as usize
+    }
+
+    /// The next destination: plain round-robin, or ACS weighted round-robin where a peer
+    /// with period p is served once every p turns.
+    fn pick(&mut self) -> Option<usize> {
+        let n = self.members.len();
+        if n == 0 {
+            return None;
+        }
+        if !self.cfg.acs {
+            let i = self.rr % n;
+            self.rr = (i + 1) % n;
+            return Some(i);
+        }
+        // Each visit lowers a counter, so within MAX_PERIOD passes someone is due.
+        for _ in 0..n * (MAX_PERIOD as usize + 1) {
+            let i = self.rr % n;
+            self.rr = (i + 1) % n;
+            let m = &mut self.members[i];
+            if m.period_left <= 1 {
+                m.period_left = m.period;
+                return Some(i);
+            }
+            m.period_left -= 1;
+        }
+        Some(self.rr % n)
+    }
+
+    /// Admit a peer whose join request arrived over TCP; `observed` is its UDP endpoint (the TCP
+    /// remote endpoint, by convention). Returns the reply to send back over TCP.
+    pub fn handle_join(
+        &mut self,
+        now: Instant,
+        observed: SocketAddr,
+        request: &JoinRequest,
+    ) -> Result<(PeerId, JoinReply), JoinError> {
+        self.now = now;
+        let r = self.try_join(now, observed, request);
+        match &r {
+            Ok(_) => self.stats.joins += 1,
+            Err(_) => self.stats.joins_refused += 1,
+        }
+        r
+    }
+
+    fn try_join(
+        &mut self,
+        now: Instant,
+        observed: SocketAddr,
+        request: &JoinRequest,
+    ) -> Result<(PeerId, JoinReply), JoinError> {
+        if request.version != wire::VERSION {
+            return Err(JoinError::BadVersion(request.version));
+        }
+        let observed_v4 = compat::to_v4(observed);
+        if self.cfg.codec == Codec::CompatGenC && observed_v4.is_err() {
+            return Err(JoinError::NotIpv4);
+        }
+        if let Some(i) = self.members.iter().position(|m| m.addr == observed) {
+            self.remove(i, LeaveReason::Replaced);
+        }
+        let n = self.members.len();
+        if n >= self.cfg.max_peers || n + 1 >= self.cfg.buffer_size as usize {
+            return Err(JoinError::Full);
+        }
+        let monitors = self.monitor_count();
+        let role = if request.role == Role::Monitor && monitors < self.cfg.number_of_monitors {
+            Role::Monitor
+        } else {
+            Role::Peer
+        };
+        let id = PeerId(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let mut granted = wire::features::HEADER_UPDATES | wire::features::REQUEST_PRUNE;
+        if self.cfg.lrs {
+            granted |= wire::features::LRS;
+        }
+        if self.cfg.acs {
+            granted |= wire::features::ACS;
+        }
+        let reply = JoinReply {
+            version: wire::VERSION,
+            features: request.features & granted,
+            max_chunk_payload: self.cfg.max_chunk_payload as u32,
+            buffer_size: self.cfg.buffer_size,
+            keepalive_ms: self
+                .cfg
+                .keepalive_interval
+                .as_millis()
+                .min(u32::MAX as u128) as u32,
+            team_id: self.team,
+            peer_id: id,
+            public_endpoint: observed,
+            number_of_monitors: monitors as u16,
+            peers: self.members.iter().map(|m| (m.id, m.addr)).collect(),
+            info: self.info.clone(),
+            header_epoch: self.header_epoch,
+            header: self.header.clone(),
+            next_chunk: self.next_no,
+            burst: self.burst(),
+        };
+        let member = Member {
+            id,
+            addr: observed,
+            role,
+            last_seen: now,
+            last_tx: now,
+            chunks_sent: 0,
+            bytes_sent: 0,
+            losses: 0,
+            losses_total: 0,
+            period: 1,
+            period_left: 1,
+            header_acked: self.header_epoch,
+        };
+        // Monitors first, as in every generation.
+        let at = if role == Role::Monitor { monitors } else { n };
+        if at <= self.rr && n > 0 {
+            self.rr += 1;
+        }
+        self.members.insert(at, member);
+        push_bounded(
+            &mut self.events,
+            MAX_EVENTS,
+            SplitterEvent::PeerJoined {
+                id,
+                addr: observed,
+                role,
+            },
+        );
+        Ok((id, reply))
+    }
+
+    fn monitor_count(&self) -> usize {
+        self.members
+            .iter()
+            .take_while(|m| m.role == Role::Monitor)
+            .count()
+    }
+
+    /// The most recent consecutive chunks, oldest first, within the burst caps.
+    fn burst(&self) -> Vec<BurstChunk> {
+        let want = self
+            .cfg
+            .burst_chunks_on_join
+            .min(wire::MAX_BURST_CHUNKS)
+            .min(self.cfg.buffer_size as usize / 2);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for k in 1..=want as u32 {
+            let no = self.next_no.minus(k);
+            let Some(s) = self.ring[self.slot_index(no)]
+                .as_ref()
+                .filter(|s| s.no == no)
+            else {
+                break;
+            };
+            if bytes + s.payload.len() > wire::MAX_BURST_BYTES {
+                break;
+            }
+            bytes += s.payload.len();
+            out.push(BurstChunk {
+                no,
+                origin: s.dest.unwrap_or(PeerId::NONE),
+                payload: s.payload.clone(),
+            });
+        }
+        out.reverse();
+        out
+    }
+
+    /// One datagram from the team socket.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.now = now;
+        let Some(i) = self.members.iter().position(|m| m.addr == from) else {
+            self.stats.unknown_sender += 1;
+            return;
+        };
+        let msg = match self.cfg.codec {
+            Codec::Native => match wire::decode(data) {
+                Ok(p) if p.team == self.team => p.msg,
+                Ok(_) => {
+                    self.stats.bad_cookie += 1;
+                    return;
+                }
+                Err(_) => {
+                    self.stats.garbage += 1;
+                    return;
+                }
+            },
+            Codec::CompatGenC => {
+                match compat::decode_datagram(
+                    data,
+                    self.cfg.max_chunk_payload,
+                    Direction::ToSplitter,
+                ) {
+                    Ok(CompatMessage::Hello) => Message::Hello { from: PeerId::NONE },
+                    Ok(CompatMessage::Goodbye) => Message::Goodbye { from: PeerId::NONE },
+                    Ok(CompatMessage::LostChunk { no }) => {
+                        let back = compat::narrow(self.next_no).wrapping_sub(no);
+                        Message::LostChunk {
+                            no: self.next_no.minus(u32::from(back)),
+                        }
+                    }
+                    _ => {
+                        self.stats.garbage += 1;
+                        return;
+                    }
+                }
+            }
+        };
+        self.members[i].last_seen = now;
+        match msg {
+            Message::Hello { .. } | Message::KeepAlive { .. } => {}
+            Message::Goodbye { .. } => {
+                // Acknowledge so the leaver can stop repeating, then drop it at once.
+                self.send(i, Message::Goodbye { from: PeerId::NONE });
+                self.remove(i, LeaveReason::Goodbye);
+            }
+            Message::LostChunk { no } => {
+                if self.members[i].role == Role::Monitor {
+                    self.on_lost(i, no);
+                } else {
+                    self.stats.ignored_complaints += 1;
+                }
+            }
+            Message::HeaderAck { epoch } => {
+                if epoch == self.header_epoch {
+                    self.members[i].header_acked = epoch;
+                }
+            }
+            _ => self.stats.garbage += 1,
+        }
+    }
+
+    /// LRS + blame: resend the kept chunk to the complaining monitor (which floods it as its
+    /// own), charge the loss to the peer the chunk was sent to, expel it over the limit.
+    fn on_lost(&mut self, monitor: usize, no: ChunkNo) {
+        let si = self.slot_index(no);
+        let Some(slot) = self.ring[si].as_mut().filter(|s| s.no == no) else {
+            self.stats.ignored_complaints += 1;
+            return;
+        };
+        let payload = slot.payload.clone();
+        let resend = self.cfg.lrs && !slot.resent;
+        slot.resent = true;
+        // One blame per chunk, however many monitors complain.
+        let blame = if slot.blamed { None } else { slot.dest };
+        slot.blamed = true;
+        if resend {
+            let origin = self.members[monitor].id;
+            self.stats.lrs_resends += 1;
+            self.send(
+                monitor,
+                Message::Chunk {
+                    no,
+                    origin,
+                    payload,
+                },
+            );
+        }
+        let Some(bi) = blame.and_then(|id| self.members.iter().position(|m| m.id == id)) else {
+            return;
+        };
+        if self.members[bi].role == Role::Monitor {
+            return;
+        }
+        let m = &mut self.members[bi];
+        m.losses += 1;
+        m.losses_total += 1;
+        if self.cfg.acs {
+            m.period = (m.period + 1).min(MAX_PERIOD);
+        }
+        if m.losses > self.cfg.max_chunk_loss {
+            self.send(bi, Message::Goodbye { from: PeerId::NONE });
+            self.remove(bi, LeaveReason::Expelled);
+        }
+    }
+
+    fn remove(&mut self, i: usize, reason: LeaveReason) {
+        let m = self.members.remove(i);
+        if i < self.rr {
+            self.rr -= 1;
+        }
+        match reason {
+            LeaveReason::Goodbye => self.stats.left_goodbye += 1,
+            LeaveReason::Timeout => self.stats.expelled_timeout += 1,
+            LeaveReason::Expelled => self.stats.expelled_losses += 1,
+            LeaveReason::Replaced => {}
+        }
+        push_bounded(
+            &mut self.events,
+            MAX_EVENTS,
+            SplitterEvent::PeerLeft {
+                id: m.id,
+                addr: m.addr,
+                reason,
+            },
+        );
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.cfg.codec == Codec::Native {
+            let mut i = self.members.len();
+            while i > 0 {
+                i -= 1;
+                if now.saturating_duration_since(self.members[i].last_seen) >= self.cfg.peer_timeout
+                {
+                    self.remove(i, LeaveReason::Timeout);
+                }
+            }
+        }
+        if now >= self.next_tick {
+            // Losses halve and ACS periods shrink once a second (§4.1, §4.4).
+            for m in &mut self.members {
+                m.losses /= 2;
+                m.period = m.period.saturating_sub(1).max(1);
+                m.period_left = m.period_left.min(m.period);
+            }
+            self.next_tick += TICK;
+            if self.next_tick <= now {
+                self.next_tick = now + TICK;
+            }
+        }
+        if self.cfg.codec == Codec::Native {
+            for i in 0..self.members.len() {
+                if now.saturating_duration_since(self.members[i].last_tx)
+                    >= self.cfg.keepalive_interval
+                {
+                    self.send(i, Message::KeepAlive { from: PeerId::NONE });
+                }
+            }
+            if self.header_retry_due {
+                self.header_retry_due = false;
+                self.header_retry_at = Some(now + self.cfg.keepalive_interval);
+            } else if self.header_retry_at.is_some_and(|t| now >= t) {
+                for i in 0..self.members.len() {
+                    if self.members[i].header_acked != self.header_epoch {
+                        self.send_header_to(i);
+                    }
+                }
+                self.header_retries_left = self.header_retries_left.saturating_sub(1);
+                self.header_retry_at = if self.header_retries_left == 0 {
+                    None
+                } else {
+                    Some(now + self.cfg.keepalive_interval)
+                };
+            }
+        }
+    }
+
+    /// Encode per codec and queue; counts egress. Messages a Gen C peer cannot understand
+    /// (keepalives, header pieces) are not sent in compat mode.
+    fn send(&mut self, i: usize, msg: Message) {
+        let data = match self.cfg.codec {
+            Codec::Native => wire::encode(&Packet {
+                team: self.team,
+                msg,
+            })
+            .ok(),
+            Codec::CompatGenC => {
+                let cm = match msg {
+                    Message::Chunk { no, payload, .. } => Some(CompatMessage::Chunk {
+                        no: compat::narrow(no),
+                        payload,
+                    }),
+                    Message::Goodbye { .. } => Some(CompatMessage::Goodbye),
+                    _ => None,
+                };
+                cm.and_then(|m| compat::encode_datagram(&m, self.cfg.max_chunk_payload).ok())
+            }
+        };
+        let Some(data) = data else { return };
+        let m = &mut self.members[i];
+        m.last_tx = self.now;
+        m.bytes_sent += data.len() as u64;
+        self.stats.bytes_sent += data.len() as u64;
+        self.stats.datagrams_sent += 1;
+        let t = Transmit { to: m.addr, data };
+        if push_bounded(&mut self.transmits, MAX_TRANSMITS, t) {
+            self.stats.transmits_dropped += 1;
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SplitterEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.next_tick;
+        if self.cfg.codec == Codec::Native {
+            for m in &self.members {
+                t = t.min(m.last_seen + self.cfg.peer_timeout);
+                t = t.min(m.last_tx + self.cfg.keepalive_interval);
+            }
+            if let Some(h) = self.header_retry_at {
+                t = t.min(h);
+            }
+        }
+        Some(t)
+    }
+
+    pub fn stats(&self) -> SplitterStats {
+        let mut s = self.stats.clone();
+        s.peers = self
+            .members
+            .iter()
+            .map(|m| PeerStats {
+                id: m.id,
+                addr: m.addr,
+                role: m.role,
+                chunks_sent: m.chunks_sent,
+                bytes_sent: m.bytes_sent,
+                losses: m.losses,
+                losses_total: m.losses_total,
+                acs_period: m.period,
+                last_seen: m.last_seen,
+            })
+            .collect();
+        s
+    }
+
+    /// The Gen C configuration block for a compat peer that just joined (the runtime sends it
+    /// after reading the role byte). `source`/`channel`/`header_size` are Gen C's
+    /// header-fetching fields, which the splitter does not know itself.
+    pub fn compat_config(
+        &self,
+        reply: &JoinReply,
+        source: std::net::SocketAddrV4,
+        channel: &str,
+        header_size: u16,
+    ) -> Result<compat::CompatConfig, compat::CompatError> {
+        let peers = reply
+            .peers
+            .iter()
+            .map(|(_, a)| compat::to_v4(*a))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(compat::CompatConfig {
+            source,
+            channel: channel.to_owned(),
+            header_size,
+            chunk_size: self.cfg.max_chunk_payload.min(u16::MAX as usize) as u16,
+            buffer_size: self.cfg.buffer_size.min(u32::from(u16::MAX)) as u16,
+            number_of_monitors: reply.number_of_monitors,
+            peers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], 4000 + n))
+    }
+
+    fn decode_all(s: &mut Splitter) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| s.poll_transmit())
+            .map(|t| (t.to, wire::decode(&t.data).unwrap().msg))
+            .collect()
+    }
+
+    fn enc(team: u32, msg: Message) -> Bytes {
+        wire::encode(&Packet { team, msg }).unwrap()
+    }
+
+    #[test]
+    fn round_robin_one_copy_and_monitors_first() {
+        let t = Instant::now();
+        let cfg = SplitterConfig {
+            acs: false,
+            ..Default::default()
+        };
+        let mut s = Splitter::new(cfg, 42, t);
+        assert_eq!(s.push_chunk(t, Bytes::from_static(b"x")), Ok(ChunkNo(0)));
+        assert!(s.poll_transmit().is_none()); // no peers: stored only
+        let (p1, _) = s
+            .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        let (m, r) = s
+            .handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+        assert_eq!(r.peers, vec![(p1, addr(1))]);
+        assert_eq!(r.burst.len(), 1);
+        assert_eq!(r.next_chunk, ChunkNo(1));
+        let (_, r) = s
+            .handle_join(t, addr(3), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        assert_eq!(r.number_of_monitors, 1);
+        assert_eq!(r.peers[0], (m, addr(2)));
+        for i in 0..6u8 {
+            s.push_chunk(t, Bytes::from(vec![i])).unwrap();
+        }
+        let sent = decode_all(&mut s);
+        assert_eq!(sent.len(), 6);
+        let dests: Vec<_> = sent.iter().map(|(a, _)| a.port() - 4000).collect();
+        // Each peer exactly twice, in a fixed rotation.
+        for p in 1..=3 {
+            assert_eq!(dests.iter().filter(|d| **d == p).count(), 2);
+        }
+        assert_eq!(dests[0..3], dests[3..6]);
+    }
+
+    #[test]
+    fn refuses_when_full_and_bad_version() {
+        let t = Instant::now();
+        let cfg = SplitterConfig {
+            max_peers: 2,
+            ..Default::default()
+        };
+        let mut s = Splitter::new(cfg, 1, t);
+        s.handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        s.handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        assert_eq!(
+            s.handle_join(t, addr(3), &JoinRequest::new(Role::Peer)),
+            Err(JoinError::Full)
+        );
+        // A rejoin from a known endpoint replaces the old entry.
+        assert!(
+            s.handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+                .is_ok()
+        );
+        let mut req = JoinRequest::new(Role::Peer);
+        req.version = 9;
+        assert_eq!(
+            s.handle_join(t, addr(4), &req),
+            Err(JoinError::BadVersion(9))
+        );
+        // |T| ≤ B - 1.
+        let cfg = SplitterConfig {
+            buffer_size: 3,
+            ..Default::default()
+        };
+        let mut s = Splitter::new(cfg, 1, t);
+        s.handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        s.handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        assert!(
+            s.handle_join(t, addr(3), &JoinRequest::new(Role::Peer))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn goodbye_timeout_cookie_and_garbage() {
+        let t = Instant::now();
+        let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+        let (a, _) = s
+            .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        let (b, _) = s
+            .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        while s.poll_event().is_some() {}
+        // Wrong cookie, garbage, unknown sender: all ignored.
+        s.handle_datagram(t, addr(1), &enc(8, Message::Goodbye { from: a }));
+        s.handle_datagram(t, addr(1), b"junk");
+        s.handle_datagram(t, addr(9), &enc(7, Message::Goodbye { from: a }));
+        assert_eq!(s.peer_count(), 2);
+        let st = s.stats();
+        assert_eq!((st.bad_cookie, st.garbage, st.unknown_sender), (1, 1, 1));
+        s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: a }));
+        assert_eq!(s.peer_count(), 1);
+        assert_eq!(
+            s.poll_event(),
+            Some(SplitterEvent::PeerLeft {
+                id: a,
+                addr: addr(1),
+                reason: LeaveReason::Goodbye
+            })
+        );
+        // b stays silent: keepalives go out, then it times out.
+        let later = t + Duration::from_secs(10);
+        assert!(s.poll_timeout().unwrap() <= later);
+        s.handle_timeout(t + Duration::from_secs(5));
+        assert!(
+            decode_all(&mut s)
+                .iter()
+                .any(|(to, m)| *to == addr(2) && matches!(m, Message::KeepAlive { .. }))
+        );
+        s.handle_timeout(later);
+        assert_eq!(s.peer_count(), 0);
+        assert_eq!(
+            s.poll_event(),
+            Some(SplitterEvent::PeerLeft {
+                id: b,
+                addr: addr(2),
+                reason: LeaveReason::Timeout
+            })
+        );
+    }
+
+    #[test]
+    fn lrs_resend_blame_acs_and_expulsion() {
+        let t = Instant::now();
+        let cfg = SplitterConfig {
+            max_chunk_loss: 3,
+            ..Default::default()
+        };
+        let mut s = Splitter::new(cfg, 7, t);
+        let (m, _) = s
+            .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+        let (p, _) = s
+            .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        for i in 0..10u8 {
+            s.push_chunk(t, Bytes::from(vec![i])).unwrap();
+        }
+        let sent = decode_all(&mut s);
+        let to_p: Vec<ChunkNo> = sent
+            .iter()
+            .filter_map(|(a, msg)| match msg {
+                Message::Chunk { no, .. } if *a == addr(2) => Some(*no),
+                _ => None,
+            })
+            .collect();
+        // A non-monitor's complaint is ignored.
+        s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: to_p[0] }));
+        assert!(s.poll_transmit().is_none());
+        // The monitor's complaint: resend to the monitor as its own chunk, blame p.
+        s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: to_p[0] }));
+        let r = decode_all(&mut s);
+        assert_eq!(
+            r,
+            vec![(
+                addr(1),
+                Message::Chunk {
+                    no: to_p[0],
+                    origin: m,
+                    payload: Bytes::from(vec![to_p[0].0 as u8])
+                }
+            )]
+        );
+        // A repeated complaint does not resend or blame again.
+        s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: to_p[0] }));
+        assert!(s.poll_transmit().is_none());
+        let st = s.stats();
+        assert_eq!(st.peers[1].losses, 1);
+        assert_eq!(st.peers[1].acs_period, 2);
+        for no in &to_p[1..4] {
+            s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: *no }));
+        }
+        assert_eq!(s.peer_count(), 1);
+        let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(ev.contains(&SplitterEvent::PeerLeft {
+            id: p,
+            addr: addr(2),
+            reason: LeaveReason::Expelled
+        }));
+    }
+
+    #[test]
+    fn acs_serves_lossy_peers_less() {
+        let t = Instant::now();
+        let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+        for i in 1..=3 {
+            s.handle_join(t, addr(i), &JoinRequest::new(Role::Peer))
+                .unwrap();
+        }
+        s.members[1].period = 3;
+        s.members[2].period = 2;
+        for _ in 0..60 {
+            s.push_chunk(t, Bytes::from_static(b"z")).unwrap();
+        }
+        let st = s.stats();
+        let c: Vec<u64> = st.peers.iter().map(|p| p.chunks_sent).collect();
+        assert!(c[0] > c[2] && c[2] > c[1], "{c:?}");
+        assert_eq!(c.iter().sum::<u64>(), 60);
+    }
+
+    #[test]
+    fn header_update_is_sent_and_retried_until_acked() {
+        let t = Instant::now();
+        let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+        let (a, _) = s
+            .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        s.set_header(Bytes::from(vec![1u8; 70000])).unwrap();
+        let pieces = decode_all(&mut s);
+        assert_eq!(pieces.len(), 2);
+        s.handle_timeout(t + Duration::from_millis(10));
+        let _ = decode_all(&mut s);
+        s.handle_timeout(t + Duration::from_secs(2));
+        let again = decode_all(&mut s);
+        assert!(
+            again
+                .iter()
+                .filter(|(_, m)| matches!(m, Message::HeaderPiece { .. }))
+                .count()
+                == 2
+        );
+        s.handle_datagram(t, addr(1), &enc(7, Message::HeaderAck { epoch: 1 }));
+        let _ = a;
+        s.handle_timeout(t + Duration::from_secs(4));
+        assert!(
+            !decode_all(&mut s)
+                .iter()
+                .any(|(_, m)| matches!(m, Message::HeaderPiece { .. }))
+        );
+        assert!(
+            s.set_header(Bytes::from(vec![0u8; wire::MAX_HEADER + 1]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn compat_mode_speaks_gen_c() {
+        let t = Instant::now();
+        let cfg = SplitterConfig {
+            codec: Codec::CompatGenC,
+            max_chunk_payload: 1024,
+            ..Default::default()
+        };
+        let mut s = Splitter::new(cfg, 0, t);
+        let (_, _) = s
+            .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+        let (_, r) = s
+            .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        let c = s
+            .compat_config(&r, "127.0.0.1:8000".parse().unwrap(), "test.ogg", 8192)
+            .unwrap();
+        assert_eq!(c.peers, vec!["10.0.0.1:4001".parse().unwrap()]);
+        assert_eq!(
+            (c.chunk_size, c.buffer_size, c.number_of_monitors),
+            (1024, 256, 1)
+        );
+        assert!(s.push_chunk(t, Bytes::from_static(b"short")).is_err());
+        s.push_chunk(t, Bytes::from(vec![9u8; 1024])).unwrap();
+        let tx = s.poll_transmit().unwrap();
+        assert_eq!(tx.data.len(), 1026);
+        assert_eq!(&tx.data[..2], &[0, 0]);
+        // A 2-byte complaint from the monitor triggers a resend; no timeouts for Gen C peers.
+        s.handle_datagram(t, addr(1), &[0, 0]);
+        assert_eq!(s.poll_transmit().unwrap().data.len(), 1026);
+        s.handle_timeout(t + Duration::from_secs(60));
+        assert_eq!(s.peer_count(), 2);
+        assert!(s.poll_transmit().is_none());
+        s.handle_datagram(t, addr(2), b"G");
+        assert_eq!(s.peer_count(), 1);
+        assert_eq!(&s.poll_transmit().unwrap().data[..], b"G");
+    }
+}

@@ -1,0 +1,1068 @@
+//! The native P2PSP wire format (floecast's default): versioned, typed, cookie-checked.
+//!
+//! Every message, UDP datagram or TCP frame body, starts with the same 8 bytes:
+//!
+//! | off | size | field |
+//! |---|---|---|
+//! | 0 | 2 | magic `F1 0E` |
+//! | 2 | 1 | version (1) |
+//! | 3 | 1 | type |
+//! | 4 | 4 | team id: a random cookie the splitter hands out at join (0 in a JoinRequest) |
+//!
+//! All integers are big-endian, chunk numbers are 32-bit and wrap. Endpoints are
+//! `u8 family (4|6)`, 4 or 16 address bytes, `u16 port`. Strings are `u16 len` + UTF-8.
+//!
+//! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; Hello / Goodbye /
+//! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
+//! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
+//! HeaderAck `u32 epoch`.
+//!
+//! TCP (join) bodies travel in frames of `u32 len` + message (see [`FrameDecoder`]):
+//! JoinRequest, JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
+//!
+//! Header updates: a chain change mid-stream is sent by the splitter over UDP as
+//! HeaderPiece datagrams (≤ 60000 bytes each, at most 1 MiB in all); the peer reassembles
+//! by epoch, answers HeaderAck, and the splitter repeats unacknowledged pieces. The update
+//! names the first chunk of the new chain so the peer can switch headers in stream order.
+//!
+//! Decoding never panics, checks every length against what is left before allocating, and
+//! rejects trailing bytes, oversize fields and unknown types. It must never trust a length
+//! field for an allocation size.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+use super::{ChunkNo, PeerId, Role, StreamInfo};
+
+pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 8;
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65507;
+pub const MAX_CHUNK_PAYLOAD: usize = 60000;
+pub const MAX_PEERS_IN_LIST: usize = 10000;
+pub const MAX_STRING: usize = 1024;
+pub const MAX_HEADER: usize = 1 << 20;
+pub const MAX_BURST_CHUNKS: usize = 1024;
+pub const MAX_BURST_BYTES: usize = 4 << 20;
+/// Largest TCP frame body: a full header, a full burst and a full peer list fit.
+pub const MAX_FRAME: usize = MAX_HEADER + MAX_BURST_BYTES + (1 << 20);
+/// Largest piece of a header carried in one HeaderPiece datagram.
+pub const MAX_HEADER_PIECE: usize = MAX_CHUNK_PAYLOAD;
+
+/// Feature bits offered in a JoinRequest and granted in a JoinReply.
+pub mod features {
+    /// Lost-chunk recovery (monitors complain, the splitter resends).
+    pub const LRS: u32 = 1;
+    /// Adaptive chunk rate at the splitter.
+    pub const ACS: u32 = 2;
+    /// HeaderPiece / HeaderAck.
+    pub const HEADER_UPDATES: u32 = 4;
+    /// Request / Prune topology repair between peers.
+    pub const REQUEST_PRUNE: u32 = 8;
+    pub const ALL: u32 = LRS | ACS | HEADER_UPDATES | REQUEST_PRUNE;
+}
+
+mod ty {
+    pub const CHUNK: u8 = 0x01;
+    pub const HELLO: u8 = 0x02;
+    pub const GOODBYE: u8 = 0x03;
+    pub const KEEPALIVE: u8 = 0x04;
+    pub const LOST_CHUNK: u8 = 0x05;
+    pub const REQUEST: u8 = 0x06;
+    pub const PRUNE: u8 = 0x07;
+    pub const HEADER_PIECE: u8 = 0x08;
+    pub const HEADER_ACK: u8 = 0x09;
+    pub const JOIN_REQUEST: u8 = 0x20;
+    pub const JOIN_REPLY: u8 = 0x21;
+    pub const JOIN_REFUSED: u8 = 0x22;
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum WireError {
+    #[error("message truncated")]
+    Truncated,
+    #[error("bad magic")]
+    BadMagic,
+    #[error("unsupported version {0}")]
+    BadVersion(u8),
+    #[error("unknown message type {0:#04x}")]
+    UnknownType(u8),
+    #[error("{what} too long: {len} > {max}")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("trailing bytes after message")]
+    TrailingBytes,
+    #[error("bad address family {0}")]
+    BadFamily(u8),
+    #[error("bad role {0}")]
+    BadRole(u8),
+    #[error("string is not UTF-8")]
+    BadUtf8,
+    #[error("invalid field: {0}")]
+    Invalid(&'static str),
+    #[error("frame buffer full")]
+    BufferFull,
+}
+
+/// One decoded message plus the team cookie it carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub team: u32,
+    pub msg: Message,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A piece of the stream. `origin` is the peer the splitter gave it to (the flood root).
+    Chunk {
+        no: ChunkNo,
+        origin: PeerId,
+        payload: Bytes,
+    },
+    Hello {
+        from: PeerId,
+    },
+    Goodbye {
+        from: PeerId,
+    },
+    KeepAlive {
+        from: PeerId,
+    },
+    /// Monitor → splitter: slot `no` is still empty close to its play time.
+    LostChunk {
+        no: ChunkNo,
+    },
+    /// Peer → peer: please send me chunk `no` (and keep sending that origin's chunks).
+    Request {
+        no: ChunkNo,
+    },
+    /// Peer → peer: stop relaying chunks of `origin` to me (I get them elsewhere).
+    Prune {
+        origin: PeerId,
+    },
+    /// Splitter → peer: part of a new stream header that applies from `first_chunk` on.
+    HeaderPiece {
+        epoch: u32,
+        first_chunk: ChunkNo,
+        total_len: u32,
+        offset: u32,
+        data: Bytes,
+    },
+    HeaderAck {
+        epoch: u32,
+    },
+    JoinRequest(JoinRequest),
+    JoinReply(Box<JoinReply>),
+    JoinRefused {
+        reason: RefuseReason,
+        detail: String,
+    },
+}
+
+impl Message {
+    /// True for messages that travel over the join TCP connection rather than UDP.
+    pub fn is_tcp(&self) -> bool {
+        matches!(
+            self,
+            Message::JoinRequest(_) | Message::JoinReply(_) | Message::JoinRefused { .. }
+        )
+    }
+}
+
+/// Body: `u8 version, u8 role (0 peer, 1 monitor), u32 features`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinRequest {
+    pub version: u8,
+    pub role: Role,
+    pub features: u32,
+}
+
+impl JoinRequest {
+    pub fn new(role: Role) -> JoinRequest {
+        JoinRequest {
+            version: VERSION,
+            role,
+            features: features::ALL,
+        }
+    }
+}
+
+/// One chunk of the join burst.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BurstChunk {
+    pub no: ChunkNo,
+    pub origin: PeerId,
+    pub payload: Bytes,
+}
+
+/// The splitter's handshake. Body, in order:
+/// `u8 version, u32 features, u32 max_chunk_payload, u32 buffer_size (chunks),
+/// u32 keepalive_ms, u32 team_id, u32 peer_id, endpoint public_endpoint, u16 number_of_monitors,
+/// u32 n, n × (u32 id, endpoint)` (monitors first), `str content_type, str name,
+/// str description, str genre, str url, u8 has_bitrate, u32 bitrate, u32 header_epoch,
+/// u32 header_len, header bytes, u32 next_chunk, u16 burst_n,
+/// burst_n × (u32 no, u32 origin, u32 len, payload)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinReply {
+    pub version: u8,
+    pub features: u32,
+    pub max_chunk_payload: u32,
+    pub buffer_size: u32,
+    pub keepalive_ms: u32,
+    /// The team cookie every later datagram must carry (also in this frame's header).
+    pub team_id: u32,
+    pub peer_id: PeerId,
+    /// The new peer's UDP endpoint as the splitter sees it.
+    pub public_endpoint: SocketAddr,
+    /// How many entries at the head of `peers` are monitors.
+    pub number_of_monitors: u16,
+    pub peers: Vec<(PeerId, SocketAddr)>,
+    pub info: StreamInfo,
+    pub header_epoch: u32,
+    pub header: Bytes,
+    /// The number the splitter will give the next chunk it pushes.
+    pub next_chunk: ChunkNo,
+    /// The most recent chunks, oldest first, ending at `next_chunk - 1`.
+    pub burst: Vec<BurstChunk>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseReason {
+    Full,
+    BadVersion,
+    Other(u8),
+}
+
+impl RefuseReason {
+    fn code(self) -> u8 {
+        match self {
+            RefuseReason::Full => 1,
+            RefuseReason::BadVersion => 2,
+            RefuseReason::Other(c) => c,
+        }
+    }
+    fn from_code(c: u8) -> RefuseReason {
+        match c {
+            1 => RefuseReason::Full,
+            2 => RefuseReason::BadVersion,
+            c => RefuseReason::Other(c),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- encoding
+
+fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
+    if len > max {
+        Err(WireError::TooLong { what, len, max })
+    } else {
+        Ok(())
+    }
+}
+
+fn put_endpoint(b: &mut BytesMut, a: &SocketAddr) {
+    match a.ip() {
+        IpAddr::V4(ip) => {
+            b.put_u8(4);
+            b.put_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            b.put_u8(6);
+            b.put_slice(&ip.octets());
+        }
+    }
+    b.put_u16(a.port());
+}
+
+fn put_str(b: &mut BytesMut, what: &'static str, s: &str) -> Result<(), WireError> {
+    check_len(what, s.len(), MAX_STRING)?;
+    b.put_u16(s.len() as u16);
+    b.put_slice(s.as_bytes());
+    Ok(())
+}
+
+/// Encode one message. Fails only when a field exceeds the format's caps (the state machines
+/// validate before they encode, so for them this is a "cannot happen" that they count).
+pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
+    let mut b = BytesMut::with_capacity(64);
+    b.put_slice(&MAGIC);
+    b.put_u8(VERSION);
+    let t = type_of(&p.msg);
+    b.put_u8(t);
+    b.put_u32(p.team);
+    match &p.msg {
+        Message::Chunk {
+            no,
+            origin,
+            payload,
+        } => {
+            check_len("chunk payload", payload.len(), MAX_CHUNK_PAYLOAD)?;
+            b.reserve(8 + payload.len());
+            b.put_u32(no.0);
+            b.put_u32(origin.0);
+            b.put_slice(payload);
+        }
+        Message::Hello { from } | Message::Goodbye { from } | Message::KeepAlive { from } => {
+            b.put_u32(from.0)
+        }
+        Message::LostChunk { no } | Message::Request { no } => b.put_u32(no.0),
+        Message::Prune { origin } => b.put_u32(origin.0),
+        Message::HeaderPiece {
+            epoch,
+            first_chunk,
+            total_len,
+            offset,
+            data,
+        } => {
+            check_len("header piece", data.len(), MAX_HEADER_PIECE)?;
+            check_len("header", *total_len as usize, MAX_HEADER)?;
+            b.put_u32(*epoch);
+            b.put_u32(first_chunk.0);
+            b.put_u32(*total_len);
+            b.put_u32(*offset);
+            b.put_slice(data);
+        }
+        Message::HeaderAck { epoch } => b.put_u32(*epoch),
+        Message::JoinRequest(r) => {
+            b.put_u8(r.version);
+            b.put_u8(role_code(r.role));
+            b.put_u32(r.features);
+        }
+        Message::JoinReply(r) => encode_reply(&mut b, r)?,
+        Message::JoinRefused { reason, detail } => {
+            b.put_u8(reason.code());
+            put_str(&mut b, "refusal detail", detail)?;
+        }
+    }
+    let max = if p.msg.is_tcp() {
+        MAX_FRAME
+    } else {
+        MAX_DATAGRAM
+    };
+    check_len("message", b.len(), max)?;
+    Ok(b.freeze())
+}
+
+fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
+    check_len("peer list", r.peers.len(), MAX_PEERS_IN_LIST)?;
+    check_len("header", r.header.len(), MAX_HEADER)?;
+    check_len("burst", r.burst.len(), MAX_BURST_CHUNKS)?;
+    if usize::from(r.number_of_monitors) > r.peers.len() {
+        return Err(WireError::Invalid("more monitors than peers"));
+    }
+    let burst_bytes: usize = r.burst.iter().map(|c| c.payload.len()).sum();
+    check_len("burst bytes", burst_bytes, MAX_BURST_BYTES)?;
+    b.reserve(128 + r.peers.len() * 23 + r.header.len() + burst_bytes + r.burst.len() * 12);
+    b.put_u8(r.version);
+    b.put_u32(r.features);
+    b.put_u32(r.max_chunk_payload);
+    b.put_u32(r.buffer_size);
+    b.put_u32(r.keepalive_ms);
+    b.put_u32(r.team_id);
+    b.put_u32(r.peer_id.0);
+    put_endpoint(b, &r.public_endpoint);
+    b.put_u16(r.number_of_monitors);
+    b.put_u32(r.peers.len() as u32);
+    for (id, ep) in &r.peers {
+        b.put_u32(id.0);
+        put_endpoint(b, ep);
+    }
+    let i = &r.info;
+    put_str(b, "content type", &i.content_type)?;
+    put_str(b, "icy-name", &i.name)?;
+    put_str(b, "icy-description", &i.description)?;
+    put_str(b, "icy-genre", &i.genre)?;
+    put_str(b, "icy-url", &i.url)?;
+    b.put_u8(u8::from(i.bitrate.is_some()));
+    b.put_u32(i.bitrate.unwrap_or(0));
+    b.put_u32(r.header_epoch);
+    b.put_u32(r.header.len() as u32);
+    b.put_slice(&r.header);
+    b.put_u32(r.next_chunk.0);
+    b.put_u16(r.burst.len() as u16);
+    for c in &r.burst {
+        check_len("burst chunk", c.payload.len(), MAX_CHUNK_PAYLOAD)?;
+        b.put_u32(c.no.0);
+        b.put_u32(c.origin.0);
+        b.put_u32(c.payload.len() as u32);
+        b.put_slice(&c.payload);
+    }
+    Ok(())
+}
+
+fn type_of(m: &Message) -> u8 {
+    match m {
+        Message::Chunk { .. } => ty::CHUNK,
+        Message::Hello { .. } => ty::HELLO,
+        Message::Goodbye { .. } => ty::GOODBYE,
+        Message::KeepAlive { .. } => ty::KEEPALIVE,
+        Message::LostChunk { .. } => ty::LOST_CHUNK,
+        Message::Request { .. } => ty::REQUEST,
+        Message::Prune { .. } => ty::PRUNE,
+        Message::HeaderPiece { .. } => ty::HEADER_PIECE,
+        Message::HeaderAck { .. } => ty::HEADER_ACK,
+        Message::JoinRequest(_) => ty::JOIN_REQUEST,
+        Message::JoinReply(_) => ty::JOIN_REPLY,
+        Message::JoinRefused { .. } => ty::JOIN_REFUSED,
+    }
+}
+
+fn role_code(r: Role) -> u8 {
+    match r {
+        Role::Peer => 0,
+        Role::Monitor => 1,
+    }
+}
+
+// ---------------------------------------------------------------- decoding
+
+/// A bounds-checked cursor: every read fails with `Truncated` instead of panicking.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        if n > self.buf.len() {
+            return Err(WireError::Truncated);
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, WireError> {
+        let s = self.take(2)?;
+        Ok(u16::from_be_bytes([s[0], s[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let s = self.take(4)?;
+        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
+    fn remaining(&self) -> usize {
+        self.buf.len()
+    }
+    fn endpoint(&mut self) -> Result<SocketAddr, WireError> {
+        let ip = match self.u8()? {
+            4 => {
+                let s = self.take(4)?;
+                IpAddr::V4(Ipv4Addr::new(s[0], s[1], s[2], s[3]))
+            }
+            6 => {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(self.take(16)?);
+                IpAddr::V6(Ipv6Addr::from(o))
+            }
+            f => return Err(WireError::BadFamily(f)),
+        };
+        Ok(SocketAddr::new(ip, self.u16()?))
+    }
+    fn string(&mut self) -> Result<String, WireError> {
+        let n = usize::from(self.u16()?);
+        check_len("string", n, MAX_STRING)?;
+        let s = self.take(n)?;
+        std::str::from_utf8(s)
+            .map(str::to_owned)
+            .map_err(|_| WireError::BadUtf8)
+    }
+    /// A length-prefixed (u32) byte field, capped before anything is copied.
+    fn blob(&mut self, what: &'static str, max: usize) -> Result<Bytes, WireError> {
+        let n = self.u32()? as usize;
+        check_len(what, n, max)?;
+        Ok(Bytes::copy_from_slice(self.take(n)?))
+    }
+    fn end(&self) -> Result<(), WireError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(WireError::TrailingBytes)
+        }
+    }
+}
+
+/// Decode one message (a whole UDP datagram, or one TCP frame body).
+pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
+    let mut r = Reader { buf: data };
+    let head = r.take(HEADER_LEN)?;
+    if head[0..2] != MAGIC {
+        return Err(WireError::BadMagic);
+    }
+    if head[2] != VERSION {
+        return Err(WireError::BadVersion(head[2]));
+    }
+    let t = head[3];
+    let team = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    let tcp = matches!(t, ty::JOIN_REQUEST | ty::JOIN_REPLY | ty::JOIN_REFUSED);
+    check_len(
+        "message",
+        data.len(),
+        if tcp { MAX_FRAME } else { MAX_DATAGRAM },
+    )?;
+    let msg = match t {
+        ty::CHUNK => {
+            let no = ChunkNo(r.u32()?);
+            let origin = PeerId(r.u32()?);
+            let payload = r.rest();
+            check_len("chunk payload", payload.len(), MAX_CHUNK_PAYLOAD)?;
+            Message::Chunk {
+                no,
+                origin,
+                payload: Bytes::copy_from_slice(payload),
+            }
+        }
+        ty::HELLO => Message::Hello {
+            from: PeerId(r.u32()?),
+        },
+        ty::GOODBYE => Message::Goodbye {
+            from: PeerId(r.u32()?),
+        },
+        ty::KEEPALIVE => Message::KeepAlive {
+            from: PeerId(r.u32()?),
+        },
+        ty::LOST_CHUNK => Message::LostChunk {
+            no: ChunkNo(r.u32()?),
+        },
+        ty::REQUEST => Message::Request {
+            no: ChunkNo(r.u32()?),
+        },
+        ty::PRUNE => Message::Prune {
+            origin: PeerId(r.u32()?),
+        },
+        ty::HEADER_PIECE => {
+            let epoch = r.u32()?;
+            let first_chunk = ChunkNo(r.u32()?);
+            let total_len = r.u32()?;
+            let offset = r.u32()?;
+            let data = r.rest();
+            check_len("header", total_len as usize, MAX_HEADER)?;
+            check_len("header piece", data.len(), MAX_HEADER_PIECE)?;
+            if u64::from(offset) + data.len() as u64 > u64::from(total_len) {
+                return Err(WireError::Invalid("header piece beyond total length"));
+            }
+            Message::HeaderPiece {
+                epoch,
+                first_chunk,
+                total_len,
+                offset,
+                data: Bytes::copy_from_slice(data),
+            }
+        }
+        ty::HEADER_ACK => Message::HeaderAck { epoch: r.u32()? },
+        ty::JOIN_REQUEST => {
+            let version = r.u8()?;
+            let role = match r.u8()? {
+                0 => Role::Peer,
+                1 => Role::Monitor,
+                x => return Err(WireError::BadRole(x)),
+            };
+            let features = r.u32()?;
+            Message::JoinRequest(JoinRequest {
+                version,
+                role,
+                features,
+            })
+        }
+        ty::JOIN_REPLY => Message::JoinReply(Box::new(decode_reply(&mut r)?)),
+        ty::JOIN_REFUSED => {
+            let reason = RefuseReason::from_code(r.u8()?);
+            let detail = r.string()?;
+            Message::JoinRefused { reason, detail }
+        }
+        other => return Err(WireError::UnknownType(other)),
+    };
+    r.end()?;
+    Ok(Packet { team, msg })
+}
+
+fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
+    let version = r.u8()?;
+    let features = r.u32()?;
+    let max_chunk_payload = r.u32()?;
+    let buffer_size = r.u32()?;
+    let keepalive_ms = r.u32()?;
+    let team_id = r.u32()?;
+    let peer_id = PeerId(r.u32()?);
+    let public_endpoint = r.endpoint()?;
+    let number_of_monitors = r.u16()?;
+    let n = r.u32()? as usize;
+    check_len("peer list", n, MAX_PEERS_IN_LIST)?;
+    // 11 bytes is the smallest entry (id + IPv4 endpoint): never reserve more than the input
+    // could possibly hold.
+    let mut peers = Vec::with_capacity(n.min(r.remaining() / 11));
+    for _ in 0..n {
+        let id = PeerId(r.u32()?);
+        peers.push((id, r.endpoint()?));
+    }
+    if usize::from(number_of_monitors) > peers.len() {
+        return Err(WireError::Invalid("more monitors than peers"));
+    }
+    let info = StreamInfo {
+        content_type: r.string()?,
+        name: r.string()?,
+        description: r.string()?,
+        genre: r.string()?,
+        url: r.string()?,
+        bitrate: {
+            let has = r.u8()?;
+            let v = r.u32()?;
+            match has {
+                0 => None,
+                1 => Some(v),
+                _ => return Err(WireError::Invalid("bitrate flag")),
+            }
+        },
+    };
+    let header_epoch = r.u32()?;
+    let header = r.blob("header", MAX_HEADER)?;
+    let next_chunk = ChunkNo(r.u32()?);
+    let bn = usize::from(r.u16()?);
+    check_len("burst", bn, MAX_BURST_CHUNKS)?;
+    let mut burst = Vec::with_capacity(bn.min(r.remaining() / 12));
+    let mut burst_bytes = 0usize;
+    for _ in 0..bn {
+        let no = ChunkNo(r.u32()?);
+        let origin = PeerId(r.u32()?);
+        let payload = r.blob("burst chunk", MAX_CHUNK_PAYLOAD)?;
+        burst_bytes += payload.len();
+        check_len("burst bytes", burst_bytes, MAX_BURST_BYTES)?;
+        burst.push(BurstChunk {
+            no,
+            origin,
+            payload,
+        });
+    }
+    Ok(JoinReply {
+        version,
+        features,
+        max_chunk_payload,
+        buffer_size,
+        keepalive_ms,
+        team_id,
+        peer_id,
+        public_endpoint,
+        number_of_monitors,
+        peers,
+        info,
+        header_epoch,
+        header,
+        next_chunk,
+        burst,
+    })
+}
+
+// ---------------------------------------------------------------- TCP framing
+
+/// Encode a message as one TCP frame: `u32 len` + body.
+pub fn encode_frame(p: &Packet) -> Result<Bytes, WireError> {
+    let body = encode(p)?;
+    let mut b = BytesMut::with_capacity(4 + body.len());
+    b.put_u32(body.len() as u32);
+    b.put_slice(&body);
+    Ok(b.freeze())
+}
+
+/// Sans-IO splitter of a TCP byte stream into frames. Push what the socket gave, pop frames.
+/// A frame longer than `max_frame` is an error (close the connection): the decoder never
+/// buffers more than one maximal frame plus one push.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buf: BytesMut,
+    max_frame: usize,
+}
+
+impl FrameDecoder {
+    pub fn new(max_frame: usize) -> FrameDecoder {
+        FrameDecoder {
+            buf: BytesMut::new(),
+            max_frame: max_frame.min(MAX_FRAME),
+        }
+    }
+
+    /// Append received bytes. Fails when the caller keeps pushing without popping.
+    pub fn push(&mut self, data: &[u8]) -> Result<(), WireError> {
+        if self.buf.len() + data.len() > 2 * (self.max_frame + 4) {
+            return Err(WireError::BufferFull);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The next complete frame body, `Ok(None)` if more bytes are needed.
+    pub fn pop_frame(&mut self) -> Result<Option<Bytes>, WireError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let n = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
+        check_len("frame", n, self.max_frame)?;
+        if self.buf.len() < 4 + n {
+            return Ok(None);
+        }
+        let _ = self.buf.split_to(4);
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+
+    /// Bytes held that do not yet form a frame.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample_reply() -> JoinReply {
+        JoinReply {
+            version: VERSION,
+            features: features::ALL,
+            max_chunk_payload: 1400,
+            buffer_size: 256,
+            keepalive_ms: 1000,
+            team_id: 0xC0FFEE,
+            peer_id: PeerId(7),
+            public_endpoint: "[2001:db8::1]:4000".parse().unwrap(),
+            number_of_monitors: 1,
+            peers: vec![
+                (PeerId(1), "10.0.0.1:4000".parse().unwrap()),
+                (PeerId(2), "[::1]:5000".parse().unwrap()),
+            ],
+            info: StreamInfo {
+                content_type: "audio/ogg".into(),
+                name: "Radio ñ".into(),
+                description: "d".into(),
+                genre: "g".into(),
+                url: "http://x".into(),
+                bitrate: Some(128),
+            },
+            header_epoch: 3,
+            header: Bytes::from_static(b"OggS header"),
+            next_chunk: ChunkNo(10),
+            burst: vec![
+                BurstChunk {
+                    no: ChunkNo(8),
+                    origin: PeerId(1),
+                    payload: Bytes::from_static(b"eight"),
+                },
+                BurstChunk {
+                    no: ChunkNo(9),
+                    origin: PeerId(2),
+                    payload: Bytes::new(),
+                },
+            ],
+        }
+    }
+
+    fn rt(p: Packet) {
+        let e = encode(&p).unwrap();
+        assert_eq!(decode(&e).unwrap(), p);
+    }
+
+    #[test]
+    fn round_trips() {
+        let team = 0xDEAD_BEEF;
+        for msg in [
+            Message::Chunk {
+                no: ChunkNo(u32::MAX),
+                origin: PeerId(3),
+                payload: Bytes::from(vec![0u8; MAX_CHUNK_PAYLOAD]),
+            },
+            Message::Hello { from: PeerId(1) },
+            Message::Goodbye { from: PeerId(2) },
+            Message::KeepAlive { from: PeerId(3) },
+            Message::LostChunk { no: ChunkNo(5) },
+            Message::Request { no: ChunkNo(6) },
+            Message::Prune { origin: PeerId(9) },
+            Message::HeaderPiece {
+                epoch: 2,
+                first_chunk: ChunkNo(77),
+                total_len: 10,
+                offset: 5,
+                data: Bytes::from_static(b"abcde"),
+            },
+            Message::HeaderAck { epoch: 2 },
+            Message::JoinRequest(JoinRequest::new(Role::Monitor)),
+            Message::JoinReply(Box::new(sample_reply())),
+            Message::JoinRefused {
+                reason: RefuseReason::Full,
+                detail: "team full".into(),
+            },
+        ] {
+            rt(Packet { team, msg });
+        }
+    }
+
+    #[test]
+    fn chunk_layout_is_fixed() {
+        let e = encode(&Packet {
+            team: 0x01020304,
+            msg: Message::Chunk {
+                no: ChunkNo(0x0A0B0C0D),
+                origin: PeerId(0x11121314),
+                payload: Bytes::from_static(b"xy"),
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            &e[..],
+            &[
+                0xF1, 0x0E, 1, 1, 1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x',
+                b'y'
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        let good = encode(&Packet {
+            team: 1,
+            msg: Message::Hello { from: PeerId(1) },
+        })
+        .unwrap();
+        for n in 0..good.len() {
+            assert_eq!(decode(&good[..n]), Err(WireError::Truncated), "len {n}");
+        }
+        let mut long = good.to_vec();
+        long.push(0);
+        assert_eq!(decode(&long), Err(WireError::TrailingBytes));
+        let mut bad = good.to_vec();
+        bad[0] = 0;
+        assert_eq!(decode(&bad), Err(WireError::BadMagic));
+        let mut bad = good.to_vec();
+        bad[2] = 2;
+        assert_eq!(decode(&bad), Err(WireError::BadVersion(2)));
+        let mut bad = good.to_vec();
+        bad[3] = 0x7F;
+        assert_eq!(decode(&bad), Err(WireError::UnknownType(0x7F)));
+        // Oversize chunk payload, both directions.
+        let big = Message::Chunk {
+            no: ChunkNo(0),
+            origin: PeerId(0),
+            payload: Bytes::from(vec![0u8; MAX_CHUNK_PAYLOAD + 1]),
+        };
+        assert!(matches!(
+            encode(&Packet { team: 0, msg: big }),
+            Err(WireError::TooLong { .. })
+        ));
+        let mut raw = good[..8].to_vec();
+        raw[3] = 1;
+        raw.extend_from_slice(&[0u8; 8 + MAX_CHUNK_PAYLOAD + 1]);
+        assert!(matches!(decode(&raw), Err(WireError::TooLong { .. })));
+        // A header piece pointing past its header.
+        let hp = encode(&Packet {
+            team: 0,
+            msg: Message::HeaderPiece {
+                epoch: 1,
+                first_chunk: ChunkNo(0),
+                total_len: 4,
+                offset: 0,
+                data: Bytes::from_static(b"abcd"),
+            },
+        })
+        .unwrap();
+        let mut hp = hp.to_vec();
+        hp[19] = 1; // offset = 1 → piece ends at 5 > 4
+        assert!(matches!(decode(&hp), Err(WireError::Invalid(_))));
+    }
+
+    #[test]
+    fn reply_length_fields_do_not_allocate() {
+        // A reply claiming 10000 peers but carrying none must fail fast, not reserve memory.
+        let e = encode(&Packet {
+            team: 1,
+            msg: Message::JoinReply(Box::new(JoinReply {
+                peers: vec![],
+                number_of_monitors: 0,
+                burst: vec![],
+                ..sample_reply()
+            })),
+        })
+        .unwrap();
+        let mut v = e.to_vec();
+        // peer count sits after 8 + 1+4+4+4+4+4+4 + (1+16+2) + 2 bytes.
+        let at = 8 + 25 + 19 + 2;
+        v[at..at + 4].copy_from_slice(&10000u32.to_be_bytes());
+        // It runs out of well-formed entries (here: reads string bytes as a family) and fails.
+        assert!(decode(&v).is_err());
+        v[at..at + 4].copy_from_slice(&10001u32.to_be_bytes());
+        assert!(matches!(decode(&v), Err(WireError::TooLong { .. })));
+        // Header length over 1 MiB.
+        let mut r = sample_reply();
+        r.header = Bytes::from(vec![0u8; MAX_HEADER + 1]);
+        assert!(
+            encode(&Packet {
+                team: 1,
+                msg: Message::JoinReply(Box::new(r))
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn frames() {
+        let p = Packet {
+            team: 0,
+            msg: Message::JoinRequest(JoinRequest::new(Role::Peer)),
+        };
+        let f = encode_frame(&p).unwrap();
+        let mut d = FrameDecoder::new(MAX_FRAME);
+        let mut all = f.to_vec();
+        all.extend_from_slice(&f);
+        // Byte-at-a-time delivery.
+        let mut got = vec![];
+        for b in &all {
+            d.push(&[*b]).unwrap();
+            while let Some(fr) = d.pop_frame().unwrap() {
+                got.push(decode(&fr).unwrap());
+            }
+        }
+        assert_eq!(got, vec![p.clone(), p]);
+        assert_eq!(d.buffered(), 0);
+        let mut d = FrameDecoder::new(100);
+        d.push(&101u32.to_be_bytes()).unwrap();
+        assert!(d.pop_frame().is_err());
+        let mut d = FrameDecoder::new(10);
+        assert_eq!(d.push(&[0u8; 100]), Err(WireError::BufferFull));
+    }
+
+    fn arb_addr() -> impl Strategy<Value = SocketAddr> {
+        prop_oneof![
+            (any::<[u8; 4]>(), any::<u16>())
+                .prop_map(|(a, p)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), p)),
+            (any::<[u8; 16]>(), any::<u16>())
+                .prop_map(|(a, p)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a)), p)),
+        ]
+    }
+
+    fn arb_bytes(max: usize) -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+    }
+
+    fn arb_msg() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (any::<u32>(), any::<u32>(), arb_bytes(2000)).prop_map(|(n, o, p)| Message::Chunk {
+                no: ChunkNo(n),
+                origin: PeerId(o),
+                payload: p
+            }),
+            any::<u32>().prop_map(|x| Message::Hello { from: PeerId(x) }),
+            any::<u32>().prop_map(|x| Message::Goodbye { from: PeerId(x) }),
+            any::<u32>().prop_map(|x| Message::KeepAlive { from: PeerId(x) }),
+            any::<u32>().prop_map(|x| Message::LostChunk { no: ChunkNo(x) }),
+            any::<u32>().prop_map(|x| Message::Request { no: ChunkNo(x) }),
+            any::<u32>().prop_map(|x| Message::Prune { origin: PeerId(x) }),
+            (any::<u32>(), any::<u32>(), arb_bytes(300), 0u32..1000).prop_map(
+                |(e, f, d, extra)| Message::HeaderPiece {
+                    epoch: e,
+                    first_chunk: ChunkNo(f),
+                    total_len: d.len() as u32 + extra,
+                    offset: extra,
+                    data: d
+                }
+            ),
+            any::<u32>().prop_map(|e| Message::HeaderAck { epoch: e }),
+            (any::<u8>(), any::<bool>(), any::<u32>()).prop_map(|(v, m, f)| {
+                Message::JoinRequest(JoinRequest {
+                    version: v,
+                    role: if m { Role::Monitor } else { Role::Peer },
+                    features: f,
+                })
+            }),
+            (
+                proptest::collection::vec((any::<u32>(), arb_addr()), 0..20),
+                arb_addr(),
+                "[a-zé/ ]{0,30}",
+                proptest::option::of(any::<u32>()),
+                arb_bytes(500),
+                proptest::collection::vec((any::<u32>(), arb_bytes(100)), 0..10),
+                any::<u32>(),
+            )
+                .prop_map(|(peers, ep, s, br, header, burst, next)| {
+                    let nm = (peers.len() / 2) as u16;
+                    Message::JoinReply(Box::new(JoinReply {
+                        version: 1,
+                        features: 5,
+                        max_chunk_payload: 1200,
+                        buffer_size: 64,
+                        keepalive_ms: 500,
+                        team_id: next,
+                        peer_id: PeerId(next),
+                        public_endpoint: ep,
+                        number_of_monitors: nm,
+                        peers: peers.into_iter().map(|(i, a)| (PeerId(i), a)).collect(),
+                        info: StreamInfo {
+                            content_type: s.clone(),
+                            name: s.clone(),
+                            description: String::new(),
+                            genre: s,
+                            url: String::new(),
+                            bitrate: br,
+                        },
+                        header_epoch: next ^ 1,
+                        header,
+                        next_chunk: ChunkNo(next),
+                        burst: burst
+                            .into_iter()
+                            .map(|(n, p)| BurstChunk {
+                                no: ChunkNo(n),
+                                origin: PeerId(n / 3),
+                                payload: p,
+                            })
+                            .collect(),
+                    }))
+                }),
+            (any::<u8>(), "[a-z]{0,40}").prop_map(|(c, d)| Message::JoinRefused {
+                reason: RefuseReason::from_code(c),
+                detail: d
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let _ = decode(&data);
+            let mut d = FrameDecoder::new(4096);
+            if d.push(&data).is_ok() {
+                while let Ok(Some(f)) = d.pop_frame() {
+                    let _ = decode(&f);
+                }
+            }
+        }
+
+        #[test]
+        fn valid_header_then_garbage_never_panics(
+            t in any::<u8>(),
+            data in proptest::collection::vec(any::<u8>(), 0..600),
+        ) {
+            let mut v = vec![0xF1, 0x0E, 1, t, 0, 0, 0, 1];
+            v.extend_from_slice(&data);
+            let _ = decode(&v);
+        }
+
+        #[test]
+        fn encode_decode_round_trip(team in any::<u32>(), msg in arb_msg()) {
+            let p = Packet { team, msg };
+            let e = encode(&p).unwrap();
+            prop_assert_eq!(decode(&e).unwrap(), p.clone());
+            // Any strict prefix is rejected, never mis-decoded (Chunk / HeaderPiece bodies
+            // end in a "rest" field, so a prefix may still decode as a shorter payload).
+            if !matches!(p.msg, Message::Chunk { .. } | Message::HeaderPiece { .. }) {
+                for cut in [0, e.len() / 2, e.len() - 1] {
+                    prop_assert!(decode(&e[..cut]).is_err());
+                }
+            }
+        }
+    }
+}
