@@ -35,10 +35,11 @@ impl App {
             }
         }
         *crate::mount::write(&server.bound) = http_addrs.clone();
-        let tasks = sockets
+        let mut tasks: Vec<_> = sockets
             .into_iter()
             .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
             .collect();
+        tasks.extend(crate::team::spawn_all(&server));
         Ok(App {
             server,
             http_addrs,

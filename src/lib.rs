@@ -17,4 +17,5 @@ pub mod mount;
 pub mod net;
 pub mod p2psp;
 pub mod server;
+pub mod team;
 pub mod web;

@@ -42,6 +42,8 @@ pub struct Server {
     /// Addresses actually bound, for URLs and tests (port 0 in the config means "any").
     pub bound: RwLock<Vec<SocketAddr>>,
     pub metrics: Metrics,
+    /// P2PSP team state by mount, for status and metrics.
+    pub teams: crate::team::Teams,
 }
 
 impl Server {
@@ -59,6 +61,7 @@ impl Server {
             shutdown: Notify::new(),
             bound: RwLock::new(Vec::new()),
             metrics: Metrics::new(weak.clone()),
+            teams: crate::team::Teams::default(),
         })
     }
 

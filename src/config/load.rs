@@ -345,6 +345,129 @@ struct RawMount {
     on_connect: Option<Spanned<String>>,
     on_disconnect: Option<Spanned<String>>,
     http_header: Option<Vec<RawHeader>>,
+    p2psp: Option<RawP2psp>,
+}
+
+/// `p2psp = { role = "splitter", port = 8001, ... }` or `{ role = "peer", splitter = "h:p" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawP2psp {
+    role: Spanned<String>,
+    port: Option<Spanned<u16>>,
+    bind_address: Option<Spanned<String>>,
+    max_peers: Option<Spanned<usize>>,
+    buffer: Option<Spanned<u32>>,
+    max_chunk: Option<Spanned<usize>>,
+    codec: Option<Spanned<String>>,
+    splitter: Option<Spanned<String>>,
+}
+
+fn p2psp_config(
+    src: &Source<'_>,
+    raw: RawP2psp,
+    key: &str,
+    mount: &str,
+    mount_span: Range<usize>,
+) -> Result<super::P2pspConfig, ConfigError> {
+    let k = |field: &str| format!("{key}.{field}");
+    if mount.contains(['*', '?', '[']) {
+        let name_key = format!("{}.name", key.strip_suffix(".p2psp").unwrap_or(key));
+        return Err(src.invalid(
+            mount_span,
+            &name_key,
+            "a P2PSP mount needs an exact name, not a glob",
+        ));
+    }
+    match raw.role.get_ref().as_str() {
+        "splitter" => {
+            let Some(port) = raw.port else {
+                return Err(src.invalid(raw.role.span(), &k("port"), "a splitter needs a port"));
+            };
+            let buffer = raw.buffer.as_ref().map_or(256, |b| *b.get_ref());
+            if let Some(b) = &raw.buffer {
+                if !(8..=65_536).contains(b.get_ref()) {
+                    return Err(src.invalid(
+                        b.span(),
+                        &k("buffer"),
+                        "must be between 8 and 65536 chunks",
+                    ));
+                }
+            }
+            // DBS needs the team no larger than the buffer (spec §4.1).
+            let max_peers = raw
+                .max_peers
+                .as_ref()
+                .map_or((buffer as usize - 1).min(100), |m| *m.get_ref());
+            if let Some(m) = &raw.max_peers {
+                if *m.get_ref() == 0 || *m.get_ref() >= buffer as usize {
+                    return Err(src.invalid(
+                        m.span(),
+                        &k("max-peers"),
+                        format!("must be 1 to buffer - 1 ({})", buffer - 1),
+                    ));
+                }
+            }
+            let max_chunk = raw.max_chunk.as_ref().map_or(16_384, |m| *m.get_ref());
+            if let Some(m) = &raw.max_chunk {
+                if !(256..=60_000).contains(m.get_ref()) {
+                    return Err(src.invalid(
+                        m.span(),
+                        &k("max-chunk"),
+                        "must be between 256 and 60000 bytes",
+                    ));
+                }
+            }
+            let compat = match raw.codec.as_ref().map(|c| c.get_ref().as_str()) {
+                None | Some("native") => false,
+                Some("gen-c") => true,
+                Some(other) => {
+                    let span = raw.codec.as_ref().map(|c| c.span()).unwrap_or_default();
+                    return Err(src.invalid(
+                        span,
+                        &k("codec"),
+                        format!("must be \"native\" or \"gen-c\" (got {other:?})"),
+                    ));
+                }
+            };
+            if let Some(b) = &raw.bind_address {
+                if b.get_ref().parse::<IpAddr>().is_err() {
+                    return Err(src.invalid(b.span(), &k("bind-address"), "must be an IP address"));
+                }
+            }
+            Ok(super::P2pspConfig::Splitter {
+                port: port.into_inner(),
+                bind_address: raw.bind_address.map(Spanned::into_inner),
+                max_peers,
+                buffer,
+                max_chunk,
+                compat,
+            })
+        }
+        "peer" => {
+            let Some(splitter) = raw.splitter else {
+                return Err(src.invalid(
+                    raw.role.span(),
+                    &k("splitter"),
+                    "a peer needs splitter = \"host:port\"",
+                ));
+            };
+            let ok = splitter
+                .get_ref()
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(src.invalid(splitter.span(), &k("splitter"), "must be \"host:port\""));
+            }
+            Ok(super::P2pspConfig::Peer {
+                splitter: splitter.into_inner(),
+            })
+        }
+        other => Err(src.invalid(
+            raw.role.span(),
+            &k("role"),
+            format!("must be \"splitter\" or \"peer\" (got {other:?})"),
+        )),
+    }
 }
 
 /// `bitrate = "128"` or `bitrate = 128`; kept as the string icecast would report.
@@ -763,7 +886,12 @@ fn convert_mount(
     cfg: &Config,
 ) -> Result<MountConfig, ConfigError> {
     let k = |field: &str| format!("{key}.{field}");
+    let name_span = m.name.span();
     let name = mount_name(src, m.name, &k("name"))?;
+    let p2psp = m
+        .p2psp
+        .map(|p| p2psp_config(src, p, &k("p2psp"), &name, name_span))
+        .transpose()?;
     let fallback_mount = m
         .fallback_mount
         .map(|f| mount_name(src, f, &k("fallback-mount")))
@@ -826,6 +954,7 @@ fn convert_mount(
         on_connect: optional_path(src, m.on_connect, &k("on-connect"))?,
         on_disconnect: optional_path(src, m.on_disconnect, &k("on-disconnect"))?,
         http_headers,
+        p2psp,
     })
 }
 
@@ -834,6 +963,47 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../config/floecast.toml");
+
+    #[test]
+    fn p2psp_roles() {
+        let c = Config::from_toml_str(
+            "[[mount]]\nname = \"/team.ogg\"\np2psp = { role = \"splitter\", port = 8001, buffer = 128 }\n\
+             [[mount]]\nname = \"/relayed.ogg\"\np2psp = { role = \"peer\", splitter = \"a.example:8001\" }\n",
+            "floecast.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mount("/team.ogg").and_then(|m| m.p2psp.clone()),
+            Some(crate::config::P2pspConfig::Splitter {
+                port: 8001,
+                bind_address: None,
+                max_peers: 100,
+                buffer: 128,
+                max_chunk: 16_384,
+                compat: false
+            })
+        );
+        assert_eq!(
+            c.mount("/relayed.ogg").and_then(|m| m.p2psp.clone()),
+            Some(crate::config::P2pspConfig::Peer {
+                splitter: "a.example:8001".into()
+            })
+        );
+        let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\" }\n");
+        assert_eq!(
+            (e.line(), e.key()),
+            (Some(3), Some("mount[0].p2psp.splitter"))
+        );
+        let e = err(
+            "[[mount]]\nname = \"/t\"\np2psp = { role = \"splitter\", port = 9, buffer = 16, max-peers = 16 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.max-peers"));
+        let e =
+            err("[[mount]]\nname = \"/t/*\"\np2psp = { role = \"peer\", splitter = \"h:1\" }\n");
+        assert_eq!(e.key(), Some("mount[0].name"));
+        let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"boss\" }\n");
+        assert_eq!(e.key(), Some("mount[0].p2psp.role"));
+    }
 
     fn err(text: &str) -> ConfigError {
         match Config::from_toml_str(text, "floecast.toml") {

@@ -131,6 +131,27 @@ pub struct MountConfig {
     pub on_connect: Option<PathBuf>,
     pub on_disconnect: Option<PathBuf>,
     pub http_headers: Vec<HttpHeader>,
+    /// This mount's place in a P2PSP team, if any (exact mount names only).
+    pub p2psp: Option<P2pspConfig>,
+}
+
+/// A mount's role in a P2PSP team.
+#[derive(Debug, Clone, PartialEq)]
+pub enum P2pspConfig {
+    /// Serve a team from this mount: TCP joins and UDP chunks on `port`.
+    Splitter {
+        port: u16,
+        bind_address: Option<String>,
+        max_peers: usize,
+        /// Playout buffer of the team, in chunks.
+        buffer: u32,
+        /// Largest chunk payload; bigger blocks are split.
+        max_chunk: usize,
+        /// Speak the 2018 C++ reference's format (Gen C) instead of the native one.
+        compat: bool,
+    },
+    /// This mount's stream comes from a team: join the splitter at `host:port`.
+    Peer { splitter: String },
 }
 
 impl Default for Config {

@@ -222,6 +222,19 @@ impl SourceSession {
                 *dump = None;
             }
         }
+        self.frame(data)
+    }
+
+    /// Frame stream bytes that need no de-chunking or ICY stripping straight into the mount
+    /// (a P2PSP team's reassembled stream arrives this way).
+    pub fn ingest(&mut self, data: &[u8]) -> Result<(), String> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.frame(data)
+    }
+
+    fn frame(&mut self, data: &[u8]) -> Result<(), String> {
         let mut blocks = Vec::new();
         self.framer
             .push(data, &mut blocks)
@@ -238,6 +251,11 @@ impl SourceSession {
                 .set_metadata(info.title.clone(), info.artist.clone(), None);
         }
         Ok(())
+    }
+
+    /// End the session from outside the read loop (a team's splitter went away).
+    pub fn end(mut self, reason: EndReason) {
+        self.finish(&reason);
     }
 
     fn finish(&mut self, reason: &EndReason) {

@@ -1,0 +1,161 @@
+//! P2PSP teams over real sockets: the tokio runtime around the sans-IO state machines of
+//! [`crate::p2psp`] (as quinn is to quinn-proto).
+//!
+//! A mount configured with `p2psp = { role = "splitter", ... }` feeds its blocks, cut on
+//! container boundaries, to a team ([`splitter`]). A mount with `role = "peer"` joins a remote
+//! team and re-serves the reassembled stream as an ordinary mount ([`peer`]): listeners,
+//! fallbacks, metadata and stats work as for any source, and it can be a splitter itself.
+
+pub mod peer;
+pub mod splitter;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::P2pspConfig;
+use crate::mount::lock;
+use crate::p2psp::peer::PeerStats;
+use crate::p2psp::splitter::SplitterStats;
+use crate::p2psp::wire::{self, FrameDecoder, Packet};
+use crate::server::Server;
+
+/// What the status page and metrics can see of a mount's team.
+#[derive(Debug, Clone)]
+pub enum TeamState {
+    Splitter {
+        local: Option<std::net::SocketAddr>,
+        stats: Option<SplitterStats>,
+    },
+    Peer {
+        splitter: String,
+        joined: bool,
+        stats: Option<PeerStats>,
+    },
+}
+
+/// Team state by mount name, published by the team tasks a few times a second.
+#[derive(Debug, Default)]
+pub struct Teams {
+    by_mount: Mutex<HashMap<String, TeamState>>,
+}
+
+impl Teams {
+    pub fn set_splitter(&self, mount: &str, local: Option<std::net::SocketAddr>) {
+        lock(&self.by_mount).insert(
+            mount.to_string(),
+            TeamState::Splitter { local, stats: None },
+        );
+    }
+
+    pub fn update_splitter(&self, mount: &str, new: SplitterStats) {
+        if let Some(TeamState::Splitter { stats, .. }) = lock(&self.by_mount).get_mut(mount) {
+            *stats = Some(new);
+        }
+    }
+
+    pub fn set_peer(&self, mount: &str, splitter: &str, joined: bool, stats: Option<PeerStats>) {
+        lock(&self.by_mount).insert(
+            mount.to_string(),
+            TeamState::Peer {
+                splitter: splitter.to_string(),
+                joined,
+                stats,
+            },
+        );
+    }
+
+    pub fn remove(&self, mount: &str) {
+        lock(&self.by_mount).remove(mount);
+    }
+
+    pub fn get(&self, mount: &str) -> Option<TeamState> {
+        lock(&self.by_mount).get(mount).cloned()
+    }
+
+    pub fn all(&self) -> Vec<(String, TeamState)> {
+        let mut v: Vec<_> = lock(&self.by_mount)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// How long a join exchange may take over TCP.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Start the splitters and peer mounts the config names. Each runs until shutdown.
+pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
+    let config = server.config();
+    let mut tasks = Vec::new();
+    for m in &config.mounts {
+        match &m.p2psp {
+            Some(P2pspConfig::Splitter { .. }) => {
+                tasks.push(tokio::spawn(splitter::run(server.clone(), m.name.clone())));
+            }
+            Some(P2pspConfig::Peer { splitter }) => {
+                tasks.push(tokio::spawn(peer::run_mount(
+                    server.clone(),
+                    m.name.clone(),
+                    splitter.clone(),
+                )));
+            }
+            None => {}
+        }
+    }
+    tasks
+}
+
+/// A 32-bit value that differs between runs and processes, for team cookies and peer seeds.
+/// (Not cryptographic: it only has to make stray and spoofed datagrams unlikely to match.)
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Read one length-prefixed frame under `max` bytes and the join timeout.
+pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Packet> {
+    let mut decoder = FrameDecoder::new(max);
+    let mut buf = vec![0u8; 16 * 1024];
+    let fut = async {
+        loop {
+            match decoder.pop_frame() {
+                Ok(Some(frame)) => return wire::decode(&frame).map_err(invalid),
+                Ok(None) => {}
+                Err(e) => return Err(invalid(e)),
+            }
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            decoder.push(&buf[..n]).map_err(invalid)?;
+        }
+    };
+    tokio::time::timeout(JOIN_TIMEOUT, fut)
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+/// Write one frame under the join timeout.
+pub async fn write_frame(stream: &mut TcpStream, frame: &Bytes) -> std::io::Result<()> {
+    tokio::time::timeout(JOIN_TIMEOUT, stream.write_all(frame))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+}
+
+fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}

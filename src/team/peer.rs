@@ -1,0 +1,279 @@
+//! A P2PSP team peer over real sockets, and the peer mount that re-serves its stream.
+//!
+//! [`PeerLink`] joins a splitter (TCP, then UDP on the same local port, which is how the
+//! splitter learns the peer's UDP endpoint) and drives the peer state machine, yielding the
+//! reassembled stream. [`run_mount`] turns that stream into an ordinary mount through a source
+//! session, so listeners, fallbacks, metadata and further teams work on it as on any mount;
+//! when the splitter goes away it rejoins with backoff.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpSocket, UdpSocket};
+
+use super::{JOIN_TIMEOUT, random_u64, read_frame, splitter::STATS_EVERY, write_frame};
+use crate::ingest::SourceSession;
+use crate::ingest::session::EndReason;
+use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent};
+use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
+use crate::p2psp::{Role, StreamInfo};
+use crate::server::Server;
+
+/// Largest join reply accepted (header plus burst).
+const MAX_REPLY: usize = 8 << 20;
+/// Rejoin backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What a team gives its peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The next bytes of the stream, in order.
+    Data(Bytes),
+    /// A new stream header (a new Ogg chain): it precedes the data that follows.
+    Header(Bytes),
+    /// A chunk was lost for good; the stream skips it.
+    Skipped,
+    /// The splitter is gone (or told us to go).
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JoinFailed {
+    #[error("cannot reach the splitter: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the splitter refused: {0}")]
+    Refused(String),
+    #[error("unexpected answer from the splitter")]
+    Protocol,
+}
+
+/// A joined peer: its socket and state machine.
+pub struct PeerLink {
+    udp: UdpSocket,
+    peer: Peer,
+    /// Stream facts and the header at join time.
+    pub info: StreamInfo,
+    pub header: Bytes,
+    pub splitter: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl PeerLink {
+    /// Join the team of the splitter at `addr` ("host:port").
+    pub async fn join(addr: &str) -> Result<PeerLink, JoinFailed> {
+        let splitter = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no address for {addr}"),
+            )
+        })?;
+        let any: IpAddr = if splitter.is_ipv4() {
+            Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            Ipv6Addr::UNSPECIFIED.into()
+        };
+        // UDP first: its port is the one the TCP join must come from.
+        let udp = UdpSocket::bind(SocketAddr::new(any, 0)).await?;
+        let port = udp.local_addr()?.port();
+        let socket = if splitter.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::new(any, port))?;
+        let mut tcp = tokio::time::timeout(JOIN_TIMEOUT, socket.connect(splitter))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        let request = Packet {
+            team: 0,
+            msg: Message::JoinRequest(JoinRequest::new(Role::Peer)),
+        };
+        let frame = wire::encode_frame(&request).map_err(|_| JoinFailed::Protocol)?;
+        write_frame(&mut tcp, &frame).await?;
+        let reply: JoinReply = match read_frame(&mut tcp, MAX_REPLY).await?.msg {
+            Message::JoinReply(r) => *r,
+            Message::JoinRefused { reason, detail } => {
+                return Err(JoinFailed::Refused(format!("{reason:?}: {detail}")));
+            }
+            _ => return Err(JoinFailed::Protocol),
+        };
+        let info = reply.info.clone();
+        let header = reply.header.clone();
+        let peer = Peer::new(
+            PeerConfig::new(splitter),
+            reply,
+            random_u64(),
+            Instant::now(),
+        );
+        Ok(PeerLink {
+            udp,
+            peer,
+            info,
+            header,
+            splitter,
+            buf: vec![0u8; 65_536],
+        })
+    }
+
+    /// Drive the peer until it has something for us.
+    pub async fn next(&mut self) -> Output {
+        loop {
+            while let Some(t) = self.peer.poll_transmit() {
+                if let Err(e) = self.udp.send_to(&t.data, t.to).await {
+                    tracing::debug!(to = %t.to, "P2PSP send failed: {e}");
+                }
+            }
+            while let Some(event) = self.peer.poll_event() {
+                match event {
+                    PeerEvent::Deliver { payload, .. } => return Output::Data(payload),
+                    PeerEvent::HeaderChanged(h) => return Output::Header(h),
+                    PeerEvent::Skipped { .. } => return Output::Skipped,
+                    PeerEvent::SplitterGone | PeerEvent::Left => return Output::Gone,
+                    PeerEvent::NeighbourAdded { .. } | PeerEvent::NeighbourRemoved { .. } => {}
+                }
+            }
+            let deadline = self.peer.poll_timeout().map(tokio::time::Instant::from_std);
+            tokio::select! {
+                r = self.udp.recv_from(&mut self.buf) => match r {
+                    Ok((n, from)) => self.peer.handle_datagram(Instant::now(), from, &self.buf[..n]),
+                    Err(e) => tracing::debug!("P2PSP receive error: {e}"),
+                },
+                _ = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d).await,
+                        None => tokio::time::sleep(Duration::from_secs(1)).await,
+                    }
+                } => self.peer.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Say goodbye to the team (best effort) and send what that queues.
+    pub async fn leave(mut self) {
+        self.peer.leave(Instant::now());
+        while let Some(t) = self.peer.poll_transmit() {
+            let _ = self.udp.send_to(&t.data, t.to).await;
+        }
+    }
+
+    pub fn stats(&self) -> crate::p2psp::peer::PeerStats {
+        self.peer.stats()
+    }
+}
+
+/// The mount `mount` is fed by the team of `splitter`, rejoining whenever it is lost.
+pub async fn run_mount(server: Arc<Server>, mount: String, splitter: String) {
+    let mut backoff = BACKOFF_MIN;
+    server.teams.set_peer(&mount, &splitter, false, None);
+    while !server.is_shutting_down() {
+        match PeerLink::join(&splitter).await {
+            Ok(link) => {
+                tracing::info!(mount, splitter, "joined the P2PSP team");
+                backoff = BACKOFF_MIN;
+                serve_team(&server, &mount, &splitter, link).await;
+                server.teams.set_peer(&mount, &splitter, false, None);
+            }
+            Err(e) => tracing::warn!(mount, splitter, "P2PSP join failed: {e}"),
+        }
+        // Jitter spreads the rejoins of many peers after a splitter restart.
+        let jitter = Duration::from_millis(random_u64() % 500);
+        let shutdown = server.shutdown_notified();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff + jitter) => {}
+            _ = shutdown => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    server.teams.remove(&mount);
+}
+
+/// Feed one team membership into the mount until the team is lost or we shut down.
+async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link: PeerLink) {
+    let headers = source_headers(&link.info);
+    let content_type = if link.info.content_type.is_empty() {
+        "audio/mpeg".to_string()
+    } else {
+        link.info.content_type.clone()
+    };
+    let mut session = match SourceSession::start(
+        server,
+        mount,
+        &headers,
+        &content_type,
+        &link.splitter,
+        false,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(mount, "P2PSP peer mount cannot start: {e}");
+            link.leave().await;
+            return;
+        }
+    };
+    let header = link.header.clone();
+    let mut reason = EndReason::Eof;
+    if let Err(e) = session.ingest(&header) {
+        tracing::warn!(mount, "P2PSP stream header refused: {e}");
+    }
+    let mut last_stats = Instant::now();
+    loop {
+        let shutdown = server.shutdown_notified();
+        if server.is_shutting_down() {
+            reason = EndReason::Shutdown;
+            break;
+        }
+        let out = tokio::select! {
+            o = link.next() => o,
+            _ = shutdown => { reason = EndReason::Shutdown; break; }
+        };
+        let fed = match out {
+            Output::Data(d) | Output::Header(d) => session.ingest(&d),
+            Output::Skipped => Ok(()),
+            Output::Gone => {
+                tracing::warn!(mount, splitter, "P2PSP splitter gone");
+                break;
+            }
+        };
+        if let Err(e) = fed {
+            reason = EndReason::Error(e);
+            break;
+        }
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = Instant::now();
+            server
+                .teams
+                .set_peer(mount, splitter, true, Some(link.stats()));
+        }
+    }
+    session.end(reason);
+    link.leave().await;
+}
+
+/// The team's stream facts as the `ice-*` headers a push source would have sent.
+fn source_headers(info: &StreamInfo) -> Vec<(String, String)> {
+    let mut h = Vec::new();
+    for (k, v) in [
+        ("ice-name", &info.name),
+        ("ice-description", &info.description),
+        ("ice-genre", &info.genre),
+        ("ice-url", &info.url),
+    ] {
+        if !v.is_empty() {
+            h.push((k.to_string(), v.clone()));
+        }
+    }
+    if let Some(b) = info.bitrate {
+        h.push(("ice-bitrate".to_string(), b.to_string()));
+    }
+    h.push((
+        "user-agent".to_string(),
+        format!("floecast/{} P2PSP peer", env!("CARGO_PKG_VERSION")),
+    ));
+    h
+}

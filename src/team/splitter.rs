@@ -1,0 +1,287 @@
+//! A mount's P2PSP splitter over real sockets: TCP joins and UDP chunks on one port.
+//!
+//! The splitter reads the mount's queue like a listener does, but sends each block once:
+//! to the next peer in its round, which floods it to the rest of the team. Blocks are cut on
+//! container boundaries already (Ogg pages, MP3 frame runs, WebM clusters); larger ones are
+//! split to the team's chunk size. The stream header travels in the join reply and, when the
+//! chain changes, as header updates. The task outlives source sessions: when the mount's
+//! source comes back, the team carries on with the new stream.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{random_u64, read_frame, write_frame};
+use crate::config::P2pspConfig;
+use crate::format::Block;
+use crate::mount::{Mount, ReadOutcome, Seq};
+use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
+use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
+use crate::p2psp::{Codec, StreamInfo};
+use crate::server::Server;
+
+/// A join request waiting for the splitter task's answer.
+type Join = (SocketAddr, JoinRequest, oneshot::Sender<Bytes>);
+
+/// Most join requests waiting at once; more are refused by closing.
+const JOIN_QUEUE: usize = 64;
+/// How often team state is published for the status page and metrics.
+pub(crate) const STATS_EVERY: Duration = Duration::from_millis(500);
+/// How often an idle splitter looks for its mount coming (back) to life.
+const ATTACH_POLL: Duration = Duration::from_millis(250);
+
+pub async fn run(server: Arc<Server>, mount_name: String) {
+    let Some(P2pspConfig::Splitter {
+        port,
+        bind_address,
+        max_peers,
+        buffer,
+        max_chunk,
+        compat,
+    }) = server
+        .config()
+        .mount(&mount_name)
+        .and_then(|m| m.p2psp.clone())
+    else {
+        return;
+    };
+    let ip: IpAddr = bind_address
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let (tcp, udp) = match bind(SocketAddr::new(ip, port)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(mount = %mount_name, "P2PSP splitter cannot listen on port {port}: {e}");
+            return;
+        }
+    };
+    let local = udp.local_addr().ok();
+    tracing::info!(mount = %mount_name, ?local, "P2PSP splitter listening");
+    let config = SplitterConfig {
+        max_peers,
+        buffer_size: buffer,
+        max_chunk_payload: max_chunk,
+        codec: if compat {
+            Codec::CompatGenC
+        } else {
+            Codec::Native
+        },
+        ..SplitterConfig::default()
+    };
+    let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
+    server.teams.set_splitter(&mount_name, local);
+
+    let (join_tx, mut join_rx) = mpsc::channel::<Join>(JOIN_QUEUE);
+    let acceptor = tokio::spawn(accept_joins(tcp, join_tx));
+    let mut attached: Option<Attached> = None;
+    let mut buf = vec![0u8; 65_536];
+    let mut last_stats = Instant::now();
+    loop {
+        if server.is_shutting_down() {
+            break;
+        }
+        follow_mount(&server, &mount_name, &mut attached, &mut splitter);
+        let mount = attached.as_ref().map(|a| a.mount.clone());
+        let notified = mount.as_ref().map(|m| m.notified());
+        tokio::pin!(notified);
+        if let Some(n) = notified.as_mut().as_pin_mut() {
+            n.enable();
+        }
+        if let Some(a) = attached.as_mut() {
+            a.feed(&mut splitter, max_chunk);
+        }
+        flush(&mut splitter, &udp, &mount_name).await;
+        if last_stats.elapsed() >= STATS_EVERY {
+            last_stats = Instant::now();
+            server.teams.update_splitter(&mount_name, splitter.stats());
+        }
+
+        let deadline = splitter.poll_timeout().map(tokio::time::Instant::from_std);
+        let shutdown = server.shutdown_notified();
+        tokio::select! {
+            r = udp.recv_from(&mut buf) => match r {
+                Ok((n, from)) => splitter.handle_datagram(Instant::now(), from, &buf[..n]),
+                Err(e) => tracing::debug!(mount = %mount_name, "P2PSP receive error: {e}"),
+            },
+            Some((observed, request, reply)) = join_rx.recv() => {
+                // A newcomer must get the current stream's info and header.
+                follow_mount(&server, &mount_name, &mut attached, &mut splitter);
+                if let Some(a) = attached.as_mut() {
+                    a.feed(&mut splitter, max_chunk);
+                }
+                let message = match splitter.handle_join(Instant::now(), observed, &request) {
+                    Ok((_, join)) => Message::JoinReply(Box::new(join)),
+                    Err(e) => {
+                        tracing::info!(mount = %mount_name, %observed, "P2PSP join refused: {e}");
+                        e.refusal()
+                    }
+                };
+                match wire::encode_frame(&Packet { team: splitter.team_id(), msg: message }) {
+                    Ok(frame) => { let _ = reply.send(frame); }
+                    Err(e) => tracing::warn!(mount = %mount_name, "P2PSP join reply does not encode: {e}"),
+                }
+            }
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => splitter.handle_timeout(Instant::now()),
+            _ = async {
+                match notified.as_mut().as_pin_mut() {
+                    Some(n) => n.await,
+                    None => tokio::time::sleep(ATTACH_POLL).await,
+                }
+            } => {}
+            _ = shutdown => break,
+        }
+    }
+    acceptor.abort();
+    server.teams.remove(&mount_name);
+}
+
+/// Follow the mount: attach when a source is live, detach when it ends.
+fn follow_mount(
+    server: &Server,
+    mount: &str,
+    attached: &mut Option<Attached>,
+    splitter: &mut Splitter,
+) {
+    if attached.as_ref().is_none_or(|a| a.mount.is_ended()) {
+        *attached = server
+            .registry
+            .get(mount)
+            .filter(|m| !m.is_ended())
+            .map(|m| {
+                splitter.set_stream_info(stream_info(&m));
+                Attached {
+                    cursor: m.join_start(),
+                    need_start: true,
+                    header: 0,
+                    mount: m,
+                }
+            });
+    }
+}
+
+/// Bind TCP and UDP on the same port (peers find the splitter's UDP endpoint that way).
+async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, UdpSocket)> {
+    let tcp = TcpListener::bind(addr).await?;
+    let port = tcp.local_addr()?.port();
+    let udp = UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await?;
+    Ok((tcp, udp))
+}
+
+/// Send what the splitter queued and note what happened.
+async fn flush(splitter: &mut Splitter, udp: &UdpSocket, mount: &str) {
+    while let Some(t) = splitter.poll_transmit() {
+        if let Err(e) = udp.send_to(&t.data, t.to).await {
+            tracing::debug!(mount, to = %t.to, "P2PSP send failed: {e}");
+        }
+    }
+    while let Some(event) = splitter.poll_event() {
+        match event {
+            SplitterEvent::PeerJoined { id, addr, role } => {
+                tracing::info!(mount, peer = id.0, %addr, ?role, "P2PSP peer joined")
+            }
+            SplitterEvent::PeerLeft { id, addr, reason } => {
+                tracing::info!(mount, peer = id.0, %addr, ?reason, "P2PSP peer left")
+            }
+        }
+    }
+}
+
+/// Accept TCP joins: read the request, hand it to the splitter task, write its answer.
+async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>) {
+    loop {
+        let Ok((mut stream, observed)) = tcp.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let joins = joins.clone();
+        tokio::spawn(async move {
+            let request = match read_frame(&mut stream, 4096).await {
+                Ok(Packet {
+                    msg: Message::JoinRequest(r),
+                    ..
+                }) => r,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::debug!(%observed, "P2PSP join read failed: {e}");
+                    return;
+                }
+            };
+            let (tx, rx) = oneshot::channel();
+            if joins.try_send((observed, request, tx)).is_err() {
+                return;
+            }
+            if let Ok(frame) = rx.await {
+                let _ = write_frame(&mut stream, &frame).await;
+            }
+        });
+    }
+}
+
+/// The splitter's reading position in its mount.
+struct Attached {
+    mount: Arc<Mount>,
+    cursor: Seq,
+    need_start: bool,
+    /// Id of the stream header last given to the splitter.
+    header: u64,
+}
+
+impl Attached {
+    /// Push every block queued since the last call into the team.
+    fn feed(&mut self, splitter: &mut Splitter, max_chunk: usize) {
+        let mut blocks: Vec<Block> = Vec::new();
+        match self
+            .mount
+            .read_blocks(self.cursor, 1 << 20, self.need_start, &mut blocks)
+        {
+            ReadOutcome::Advanced(next) => self.cursor = next,
+            // Fell a whole queue behind (the team task was starved): start again at the tail.
+            ReadOutcome::Lagged => {
+                self.cursor = self.mount.join_start();
+                self.need_start = true;
+                return;
+            }
+            ReadOutcome::Idle => return,
+        }
+        let now = Instant::now();
+        for block in blocks {
+            self.need_start = false;
+            if let Some(h) = &block.header {
+                if h.id != self.header {
+                    self.header = h.id;
+                    if let Err(e) = splitter.set_header(h.data.clone()) {
+                        tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}");
+                    }
+                }
+            }
+            let mut data = block.data;
+            while !data.is_empty() {
+                let piece = data.split_to(data.len().min(max_chunk));
+                if let Err(e) = splitter.push_chunk(now, piece) {
+                    tracing::warn!(mount = %self.mount.name, "P2PSP chunk refused: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// What peers need to re-serve the stream with the right headers.
+fn stream_info(mount: &Mount) -> StreamInfo {
+    mount.with_info(|i| StreamInfo {
+        content_type: i.content_type.clone(),
+        name: i.name.clone().unwrap_or_default(),
+        description: i.description.clone().unwrap_or_default(),
+        genre: i.genre.clone().unwrap_or_default(),
+        url: i.url.clone().unwrap_or_default(),
+        bitrate: i.bitrate.as_deref().and_then(|b| b.trim().parse().ok()),
+    })
+}
