@@ -15,4 +15,5 @@ pub mod listen;
 pub mod mount;
 pub mod net;
 pub mod server;
+pub mod status;
 pub mod web;

@@ -98,6 +98,7 @@ fn router() -> Router {
     Router::new()
         .route("/", get(status_page))
         .merge(crate::admin::routes())
+        .merge(crate::status::routes())
         .fallback(get(files).post(|| async { error(400, "unknown request") }))
         .layer(middleware::from_fn(icecast_shape))
 }

@@ -253,7 +253,8 @@ pub fn listener_elements(m: &Mount) -> Vec<Element> {
 
 /// `listclients`: `<icestats><source mount><Listeners>N</Listeners><listener>…`.
 pub fn listclients(m: &Mount) -> Element {
-    let mut src = source_element(m).with(Element::leaf("Listeners", m.listener_count()));
+    let mut src =
+        source_element(m).with(Element::leaf("Listeners", m.listener_count()).key("listeners"));
     for l in listener_elements(m) {
         src.push(l);
     }
