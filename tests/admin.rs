@@ -191,6 +191,23 @@ async fn auth_rules() {
     assert_eq!(r.status, 401);
     let r = get(srv.addr, "/admin/listmounts", SOURCE).await;
     assert_eq!(r.status, 401, "general commands are admin-only");
+    let r = get(srv.addr, "/admin/listmounts?mount=/a.mp3", SOURCE).await;
+    assert_eq!(
+        r.status, 401,
+        "a mount= does not open the mount list to sources"
+    );
+    let r = get(srv.addr, "/admin/stats?mount=/a.mp3", SOURCE).await;
+    assert_eq!(r.status, 200, "a source may read its own mount's stats");
+    assert!(!r.body.contains("/secret"), "{}", r.body);
+
+    // `/admin/` is the stats page; `<cmd>.xsl` answers with the raw document.
+    let r = get(srv.addr, "/admin/", ADMIN).await;
+    assert!(
+        r.body
+            .starts_with("<?xml version=\"1.0\"?>\n<icestats><admin>")
+    );
+    let r = get(srv.addr, "/admin/listclients.xsl?mount=/a.mp3", ADMIN).await;
+    assert!(r.body.contains("<Listeners>0</Listeners>"), "{}", r.body);
 
     // A mount that is not live.
     let r = get(srv.addr, "/admin/listclients?mount=/gone", ADMIN).await;

@@ -101,7 +101,16 @@ impl Command {
     }
 }
 
-/// How the caller wants the document.
+/// How the caller wants the document. The JSON form of a document is its root's content
+/// as an object: leaves become typed values (numbers stay numbers, `max_listeners`
+/// "unlimited" becomes `null`), attributes become keys, and repeated elements become arrays
+/// with readable names:
+/// - `stats`: `{"admin":…, "listeners":1, …, "sources":[{"mount":"/m", "listeners":1, …}]}`
+/// - `listmounts`/`streamlist`/`moveclients`: `{"sources":[{"mount", "fallback",
+///   "listeners", "connected", "content_type"}], "current_source"?}`
+/// - `listclients`: `{"sources":[{"mount", "listeners", "clients":[{"id", "ip",
+///   "user_agent", "connected"}]}]}`
+/// - replies (`killclient`, `metadata`, `fallbacks`, …): `{"message":"…", "return":1}`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Xml,
@@ -175,7 +184,12 @@ async fn admin(Extension(server): Extension<Arc<Server>>, req: Request) -> Respo
         // Slave relays list the master's mounts with the relay credentials; admin
         // credentials are refused here, as in icecast.
         Command::StreamListTxt => relay_authorized(&config, &req),
-        _ => authorize(&config, &req, mount_name.as_deref()).is_some(),
+        // Source credentials reach only commands about their own mount (and `stats` of
+        // it); the mount lists stay admin-only, so hidden mounts stay hidden from sources.
+        _ if cmd.needs_mount() || cmd == Command::Stats => {
+            authorize(&config, &req, mount_name.as_deref()).is_some()
+        }
+        _ => authorize(&config, &req, None).is_some(),
     };
     if cmd.needs_mount() && mount_name.is_none() {
         // icecast handles it as a general request: admin auth, then refusal.
