@@ -17,5 +17,6 @@ pub mod mount;
 pub mod net;
 pub mod p2psp;
 pub mod server;
+pub mod status;
 pub mod team;
 pub mod web;

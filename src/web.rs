@@ -99,6 +99,7 @@ fn router() -> Router {
         .route("/", get(status_page))
         .route("/metrics", get(metrics))
         .merge(crate::admin::routes())
+        .merge(crate::status::routes())
         .fallback(get(files).post(|| async { error(400, "unknown request") }))
         .layer(middleware::from_fn(icecast_shape))
 }

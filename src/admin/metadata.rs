@@ -8,8 +8,9 @@ use axum::Extension;
 use axum::extract::Request;
 use axum::response::Response;
 
-use super::{Caller, authorize, iceresponse, param, query};
+use super::{Answer, Caller, authorize, param, query};
 use crate::http::request::secret_eq;
+use crate::mount::Mount;
 use crate::server::Server;
 use crate::web::{IcecastReply, error};
 
@@ -56,31 +57,23 @@ fn title_of(req: &Request, mount_charset: Option<&str>) -> (Option<String>, Opti
     )
 }
 
-pub async fn metadata(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
-    let config = server.config();
-    let Some(mount_name) = param(&req, "mount") else {
-        return error(400, "Unknown admin request");
-    };
-    if authorize(&config, &req, Some(&mount_name)).is_none() {
-        return error(401, "");
+/// `metadata?mode=updinfo`, once the dispatcher has authenticated the caller and found the
+/// live mount.
+pub fn update(server: &Server, req: &Request, mount: &Mount) -> Answer {
+    if param(req, "mode").as_deref() != Some("updinfo") {
+        return Answer::ice("No such action", false);
     }
-    let Some(mount) = server.registry.get(&mount_name) else {
-        return error(400, "Source does not exist");
-    };
-    if param(&req, "mode").as_deref() != Some("updinfo") {
-        return iceresponse("No such action", false);
-    }
-    let (title, artist) = title_of(&req, mount.settings.charset.as_deref());
-    let url = param(&req, "url");
-    tracing::info!(mount = %mount_name, title = ?title, artist = ?artist, "metadata update");
+    let (title, artist) = title_of(req, mount.settings.charset.as_deref());
+    let url = param(req, "url");
+    tracing::info!(mount = %mount.name, title = ?title, artist = ?artist, "metadata update");
     mount.set_metadata(title, artist, url);
-    let label = server.metrics.mount_label(&mount_name);
+    let label = server.metrics.mount_label(&mount.name);
     server
         .metrics
         .metadata_updates
         .with_label_values(&[&label, "admin"])
         .inc();
-    iceresponse("Metadata update successful", true)
+    Answer::ice("Metadata update successful", true)
 }
 
 /// SHOUTcast DNAS-style update: the password in `pass=`, the mount implied (the configured

@@ -34,6 +34,8 @@ pub enum EndReason {
     Eof,
     Timeout,
     Shutdown,
+    /// Ended by the admin `killsource` command.
+    Killed,
     Error(String),
 }
 
@@ -102,8 +104,7 @@ impl SourceSession {
         // fallback-override: a returning source takes back the listeners of its fallback.
         if mount.settings.fallback_override {
             if let Some(fb) = mount
-                .settings
-                .fallback_mount
+                .fallback()
                 .as_deref()
                 .and_then(|f| server.registry.get(f))
             {
@@ -151,6 +152,7 @@ impl SourceSession {
             let read = tokio::select! {
                 r = tokio::time::timeout(timeout, reader.read_buf(&mut buf)) => r,
                 _ = shutdown => { reason = Some(EndReason::Shutdown); break; }
+                _ = self.mount.killed() => { reason = Some(EndReason::Killed); break; }
             };
             match read {
                 Err(_) => reason = Some(EndReason::Timeout),
@@ -265,8 +267,8 @@ impl SourceSession {
         self.server.registry.remove(&self.mount);
         let config = self.server.config();
         let fallback = self.server.registry.resolve_fallback(
-            self.mount.settings.fallback_mount.clone(),
-            |name| config.mount(name).and_then(|m| m.fallback_mount.clone()),
+            self.mount.fallback(),
+            |name| fallback_of(&self.server, &config, name),
             Some(self.mount.family),
         );
         if let Some(f) = &fallback {
@@ -291,6 +293,15 @@ impl SourceSession {
         {
             run_hook(cmd, &self.mount.name);
         }
+    }
+}
+
+/// The next hop of a fallback chain: a live mount's own (admin-changeable) fallback, else
+/// the configured one.
+fn fallback_of(server: &Server, config: &Config, name: &str) -> Option<String> {
+    match server.registry.get(name) {
+        Some(m) => m.fallback(),
+        None => config.mount(name).and_then(|m| m.fallback_mount.clone()),
     }
 }
 

@@ -198,7 +198,7 @@ fn admit(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
         if !current.settings.fallback_when_full {
             return Err(());
         }
-        let next = current.settings.fallback_mount.clone().ok_or(())?;
+        let next = current.fallback().ok_or(())?;
         current = server
             .registry
             .get(&next)

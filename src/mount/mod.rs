@@ -187,6 +187,12 @@ pub struct Mount {
     pub stats: MountStats,
     pub started: SystemTime,
     listeners: Mutex<HashMap<u64, ListenerEntry>>,
+    /// Where listeners go when the source leaves: the configured `fallback-mount` until the
+    /// admin `fallbacks` command changes it for this live mount.
+    fallback: RwLock<Option<String>>,
+    /// Set by the admin `killsource` command; the source session ends on it.
+    killed: AtomicBool,
+    kill: Notify,
 }
 
 impl Mount {
@@ -197,6 +203,7 @@ impl Mount {
         intro: Option<Bytes>,
     ) -> Self {
         let family = Family::from_content_type(&info.content_type);
+        let settings_fallback = settings.fallback_mount.clone();
         Mount {
             name: name.to_string(),
             family,
@@ -216,6 +223,38 @@ impl Mount {
             stats: MountStats::default(),
             started: SystemTime::now(),
             listeners: Mutex::new(HashMap::new()),
+            fallback: RwLock::new(settings_fallback),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    /// The mount listeners fall back to when the source leaves (or the mount is full).
+    pub fn fallback(&self) -> Option<String> {
+        read(&self.fallback).clone()
+    }
+
+    /// Change the fallback of this live mount (admin `fallbacks`); `None` clears it.
+    pub fn set_fallback(&self, fallback: Option<String>) {
+        *write(&self.fallback) = fallback;
+    }
+
+    /// Ask the source feeding this mount to stop (admin `killsource`). Its session ends as
+    /// if the source had hung up, so listeners move to the fallback as usual.
+    pub fn kill_source(&self) {
+        self.killed.store(true, Ordering::Release);
+        // notify_one keeps a permit, so a session not yet waiting still sees it.
+        self.kill.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Completes once `kill_source` has been called.
+    pub async fn killed(&self) {
+        if !self.is_killed() {
+            self.kill.notified().await;
         }
     }
 

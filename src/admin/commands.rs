@@ -1,0 +1,184 @@
+//! The admin commands themselves, each answering as icecast2 2.4.4 does (`admin.c`). They
+//! run after the dispatcher has authenticated the caller and found the live mount, and
+//! steer mounts only through `Mount`'s API (moves, kicks, the kill signal, the fallback).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+
+use super::xml::Element;
+use super::{Answer, param, stats};
+use crate::mount::Mount;
+use crate::server::Server;
+use crate::web::{IcecastReply, error};
+
+/// `stats` / `stats.xml`: every stat, hidden mounts included (admin view).
+pub fn stats(server: &Server, mount: Option<&Mount>) -> Answer {
+    Answer::Doc(stats::icestats(
+        server,
+        true,
+        mount.map(|m| m.name.as_str()),
+    ))
+}
+
+/// `listmounts` and `streamlist`: the same document in icecast.
+pub fn listmounts(server: &Server) -> Answer {
+    Answer::Doc(stats::sourcelist(server, None))
+}
+
+/// `streamlist.txt`: one non-hidden mount per line. icecast sends it with no
+/// Content-Length; a streamed body keeps hyper from adding one (the connection closes).
+pub fn streamlist_txt(server: &Server) -> Answer {
+    let body: String = stats::visible_mounts(server, false, None)
+        .iter()
+        .map(|m| format!("{}\r\n", m.name))
+        .collect();
+    let mut resp = Response::new(Body::new(Unsized(Some(bytes::Bytes::from(body)))));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Answer::Reply(resp)
+}
+
+/// A body that does not tell its length, so no Content-Length goes out.
+struct Unsized(Option<bytes::Bytes>);
+
+impl axum::body::HttpBody for Unsized {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// `listclients`: `<Listeners>` with a capital L, then one `<listener>` per client.
+pub fn listclients(mount: &Mount) -> Answer {
+    Answer::Doc(stats::listclients(mount))
+}
+
+/// `moveclients`: without `destination`, the list of other mounts to choose from.
+pub fn moveclients(server: &Server, req: &Request, mount: &Arc<Mount>) -> Answer {
+    let Some(dest_name) = param(req, "destination") else {
+        return Answer::Doc(stats::sourcelist(server, Some(&mount.name)));
+    };
+    let Some(dest) = server.registry.get(&dest_name) else {
+        return Answer::Reply(error(400, "No such destination"));
+    };
+    if dest.name == mount.name {
+        return Answer::Reply(error(400, "supplied mountpoints are identical"));
+    }
+    if dest.is_ended() {
+        return Answer::Reply(error(400, "Destination not running"));
+    }
+    // icecast logs and ignores a move between formats yet reports success; listeners
+    // cannot follow such a move here either, so say so.
+    if dest.family != mount.family {
+        return Answer::ice(
+            format!(
+                "Clients not moved from {} to {}: the stream formats differ",
+                mount.name, dest.name
+            ),
+            false,
+        );
+    }
+    tracing::info!(from = %mount.name, to = %dest.name, "admin: moving listeners");
+    mount.move_listeners_to(dest.clone());
+    Answer::ice(
+        format!("Clients moved from {} to {}", mount.name, dest_name),
+        true,
+    )
+}
+
+/// `killclient?id=N`.
+pub fn killclient(req: &Request, mount: &Mount) -> Answer {
+    let Some(raw) = param(req, "id") else {
+        return Answer::Reply(error(400, "Missing parameter"));
+    };
+    let id = atoi(&raw);
+    match mount.listeners().into_iter().find(|(i, _)| *i == id) {
+        Some((_, entry)) => {
+            tracing::info!(mount = %mount.name, id, "admin: client removed");
+            entry.kick.kick();
+            Answer::ice(format!("Client {id} removed"), true)
+        }
+        None => Answer::ice(format!("Client {id} not found"), false),
+    }
+}
+
+/// C's `atoi`, which icecast uses for ids: leading digits, else 0.
+fn atoi(s: &str) -> u64 {
+    let digits: String = s
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// `killsource`: the source session ends; listeners move to the fallback as when a source
+/// hangs up.
+pub fn killsource(mount: &Mount) -> Answer {
+    tracing::info!(mount = %mount.name, "admin: source killed");
+    mount.kill_source();
+    Answer::ice("Source Removed", true)
+}
+
+/// `fallbacks?fallback=/m`: change this live mount's fallback (empty clears it).
+pub fn fallbacks(req: &Request, mount: &Mount) -> Answer {
+    let Some(fallback) = param(req, "fallback") else {
+        return Answer::Reply(error(400, "Missing parameter"));
+    };
+    tracing::info!(mount = %mount.name, fallback, "admin: fallback set");
+    mount.set_fallback((!fallback.is_empty()).then_some(fallback));
+    Answer::Html("Fallback configured".into())
+}
+
+/// `updatemetadata`: icecast's form page; the raw document names only the mount.
+pub fn updatemetadata(mount: &Mount) -> Answer {
+    Answer::Doc(
+        Element::new("icestats").with(Element::new("source").attr("mount", mount.name.clone())),
+    )
+}
+
+/// `buildm3u?mount=&username=&password=`: a playlist with the credentials in the URL.
+/// icecast's header line is `Content-Disposition = attachment; filename=listen.m3u`, which
+/// has no colon and so is no header at all; hyper cannot write such a line, and we send the
+/// well-formed header icecast meant.
+pub fn buildm3u(server: &Server, req: &Request, mount: &Mount) -> Answer {
+    let (Some(user), Some(pass)) = (param(req, "username"), param(req, "password")) else {
+        return Answer::Reply(error(400, "Missing parameter"));
+    };
+    let body = format!(
+        "http://{user}:{pass}@{}:{}{}\r\n",
+        server.config().hostname,
+        server.port(),
+        mount.name
+    );
+    let mut resp: Response = IcecastReply::new(200, "audio/x-mpegurl", body).into();
+    resp.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=listen.m3u"),
+    );
+    Answer::Reply(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoi_is_cs() {
+        assert_eq!(atoi("12"), 12);
+        assert_eq!(atoi(" 7x"), 7);
+        assert_eq!(atoi("x"), 0);
+        assert_eq!(atoi(""), 0);
+    }
+}
