@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use floecast::config::{MountConfig, P2pspConfig};
+use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
 use floecast::team::TeamState;
 use floecast::team::peer::{Output, PeerLink};
 use tokio::io::AsyncWriteExt;
@@ -16,15 +16,19 @@ const T: Duration = Duration::from_secs(5);
 fn splitter_mount(name: &str) -> MountConfig {
     MountConfig {
         name: name.into(),
-        p2psp: Some(P2pspConfig::Splitter {
-            port: 0,
-            bind_address: Some("127.0.0.1".into()),
-            max_peers: 100,
-            buffer: 256,
-            max_chunk: 16_384,
-            compat: false,
-        }),
+        p2psp: Some(P2pspConfig::Splitter(splitter_settings())),
         ..Default::default()
+    }
+}
+
+fn splitter_settings() -> SplitterSettings {
+    SplitterSettings {
+        port: 0,
+        bind_address: Some("127.0.0.1".into()),
+        max_peers: 100,
+        buffer: 256,
+        max_chunk: 16_384,
+        compat: false,
     }
 }
 
@@ -121,4 +125,202 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
         stats.bytes_sent,
         stats.bytes_pushed
     );
+}
+
+/// ffmpeg decodes `url` for `secs` seconds with no errors.
+async fn ffmpeg_decodes(url: &str, secs: u32) -> Result<(), String> {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-v",
+                "error",
+                "-i",
+                url,
+                "-t",
+                &secs.to_string(),
+                "-f",
+                "null",
+                "-",
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| format!("ffmpeg timed out on {url}"))?
+    .map_err(|e| e.to_string())?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() && err.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("ffmpeg on {url}: {:?} {err}", out.status))
+    }
+}
+
+fn peer_mount(name: &str, splitter: &str, serve: Option<SplitterSettings>) -> MountConfig {
+    MountConfig {
+        name: name.into(),
+        p2psp: Some(P2pspConfig::Peer {
+            splitter: splitter.into(),
+            serve,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The hybrid tree of the issue: a source pushes Ogg Vorbis to A, whose mount splits for a
+/// team; B and C are peer mounts of that team; C splits again for D. HTTP listeners of B, C
+/// and D decode the stream with ffmpeg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_tree_of_icecast_and_p2psp_decodes_everywhere() {
+    if !have("ffmpeg") {
+        eprintln!(
+            "SKIP: ffmpeg not installed (hybrid_tree_of_icecast_and_p2psp_decodes_everywhere)"
+        );
+        return;
+    }
+    let mut ca = test_config();
+    ca.mounts.push(splitter_mount("/tree.ogg"));
+    let a = start(ca).await;
+    let a_team = splitter_addr(&a, "/tree.ogg").await;
+    let mut source = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=60",
+        ])
+        .args([
+            "-c:a",
+            "libvorbis",
+            "-content_type",
+            "application/ogg",
+            "-f",
+            "ogg",
+        ])
+        .arg(format!("icecast://source:hackme@{}/tree.ogg", a.addr))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg source");
+    wait_for("A live", Duration::from_secs(10), || {
+        a.app.server.registry.contains("/tree.ogg")
+    })
+    .await;
+
+    let mut cb = test_config();
+    cb.mounts.push(peer_mount("/tree.ogg", &a_team, None));
+    let b = start(cb).await;
+    let mut cc = test_config();
+    cc.mounts
+        .push(peer_mount("/tree.ogg", &a_team, Some(splitter_settings())));
+    let c = start(cc).await;
+    let c_team = splitter_addr(&c, "/tree.ogg").await;
+    let mut cd = test_config();
+    cd.mounts.push(peer_mount("/tree.ogg", &c_team, None));
+    let d = start(cd).await;
+    for (name, s) in [("B", &b), ("C", &c), ("D", &d)] {
+        wait_for(&format!("{name} live"), Duration::from_secs(15), || {
+            s.app
+                .server
+                .registry
+                .get("/tree.ogg")
+                .is_some_and(|m| m.queued_bytes() > 0)
+        })
+        .await;
+    }
+    // Let a few seconds of audio flow through the tree, then listen everywhere.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (name, s) in [("B", &b), ("C", &c), ("D", &d)] {
+        let url = format!("http://{}/tree.ogg", s.addr);
+        ffmpeg_decodes(&url, 3)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The peer mounts are ordinary mounts: they know the codec from the stream itself.
+    assert_eq!(
+        d.app
+            .server
+            .registry
+            .get("/tree.ogg")
+            .unwrap()
+            .codec()
+            .codec
+            .as_deref(),
+        Some("Vorbis")
+    );
+    let _ = source.kill().await;
+}
+
+/// 30% of a 50-peer team vanish without a goodbye: the splitter drops them within seconds
+/// and the survivors keep at least 99% of the chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_of_thirty_percent_keeps_survivors_continuous() {
+    let mut config = test_config();
+    config.mounts.push(splitter_mount("/churn.mp3"));
+    let srv = start(config).await;
+    let addr = splitter_addr(&srv, "/churn.mp3").await;
+    let mut src = source(srv.addr, "/churn.mp3", "audio/mpeg", "").await;
+    src.write_all(&mp3_frames(20)).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let feeder = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            // About 40 chunks a second for as long as the test runs.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if src.write_all(&mp3_frames(10)).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+    let mut peers = Vec::new();
+    for _ in 0..50 {
+        let mut link = PeerLink::join(&addr).await.expect("join");
+        peers.push(tokio::spawn(async move {
+            let (mut data, mut skipped) = (0u64, 0u64);
+            loop {
+                match tokio::time::timeout(Duration::from_secs(3), link.next()).await {
+                    Ok(Output::Data(_)) => data += 1,
+                    Ok(Output::Skipped) => skipped += 1,
+                    Ok(Output::Header(_)) => {}
+                    Ok(Output::Gone) | Err(_) => return (data, skipped),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // 15 peers vanish: their tasks (and sockets) are gone, no goodbye is sent. They are the
+    // latest joiners, so the three monitors (the first joiners) stay; a team that loses its
+    // monitors loses lost-chunk recovery until monitors can be promoted.
+    for p in peers.drain(35..) {
+        p.abort();
+    }
+    let team_size = |srv: &TestServer| match srv.app.server.teams.get("/churn.mp3") {
+        Some(TeamState::Splitter { stats: Some(s), .. }) => s.peers.len(),
+        _ => usize::MAX,
+    };
+    wait_for("vanished peers dropped", Duration::from_secs(15), || {
+        team_size(&srv) == 35
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    feeder.abort();
+    for (i, p) in peers.into_iter().enumerate() {
+        let (data, skipped) = p.await.unwrap();
+        let continuity = data as f64 / (data + skipped).max(1) as f64;
+        assert!(data > 300, "survivor {i} got only {data} chunks");
+        assert!(
+            continuity >= 0.99,
+            "survivor {i}: {data} delivered, {skipped} lost ({continuity:.4})"
+        );
+    }
 }

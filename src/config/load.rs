@@ -378,72 +378,82 @@ fn p2psp_config(
             "a P2PSP mount needs an exact name, not a glob",
         ));
     }
-    match raw.role.get_ref().as_str() {
-        "splitter" => {
-            let Some(port) = raw.port else {
+    let serve = |raw: &RawP2psp,
+                 required: bool|
+     -> Result<Option<super::SplitterSettings>, ConfigError> {
+        let Some(port) = &raw.port else {
+            if required {
                 return Err(src.invalid(raw.role.span(), &k("port"), "a splitter needs a port"));
-            };
-            let buffer = raw.buffer.as_ref().map_or(256, |b| *b.get_ref());
-            if let Some(b) = &raw.buffer {
-                if !(8..=65_536).contains(b.get_ref()) {
-                    return Err(src.invalid(
-                        b.span(),
-                        &k("buffer"),
-                        "must be between 8 and 65536 chunks",
-                    ));
-                }
             }
-            // DBS needs the team no larger than the buffer (spec §4.1).
-            let max_peers = raw
-                .max_peers
-                .as_ref()
-                .map_or((buffer as usize - 1).min(100), |m| *m.get_ref());
-            if let Some(m) = &raw.max_peers {
-                if *m.get_ref() == 0 || *m.get_ref() >= buffer as usize {
-                    return Err(src.invalid(
-                        m.span(),
-                        &k("max-peers"),
-                        format!("must be 1 to buffer - 1 ({})", buffer - 1),
-                    ));
-                }
+            return Ok(None);
+        };
+        let buffer = raw.buffer.as_ref().map_or(256, |b| *b.get_ref());
+        if let Some(b) = &raw.buffer {
+            if !(8..=65_536).contains(b.get_ref()) {
+                return Err(src.invalid(
+                    b.span(),
+                    &k("buffer"),
+                    "must be between 8 and 65536 chunks",
+                ));
             }
-            let max_chunk = raw.max_chunk.as_ref().map_or(16_384, |m| *m.get_ref());
-            if let Some(m) = &raw.max_chunk {
-                if !(256..=60_000).contains(m.get_ref()) {
-                    return Err(src.invalid(
-                        m.span(),
-                        &k("max-chunk"),
-                        "must be between 256 and 60000 bytes",
-                    ));
-                }
-            }
-            let compat = match raw.codec.as_ref().map(|c| c.get_ref().as_str()) {
-                None | Some("native") => false,
-                Some("gen-c") => true,
-                Some(other) => {
-                    let span = raw.codec.as_ref().map(|c| c.span()).unwrap_or_default();
-                    return Err(src.invalid(
-                        span,
-                        &k("codec"),
-                        format!("must be \"native\" or \"gen-c\" (got {other:?})"),
-                    ));
-                }
-            };
-            if let Some(b) = &raw.bind_address {
-                if b.get_ref().parse::<IpAddr>().is_err() {
-                    return Err(src.invalid(b.span(), &k("bind-address"), "must be an IP address"));
-                }
-            }
-            Ok(super::P2pspConfig::Splitter {
-                port: port.into_inner(),
-                bind_address: raw.bind_address.map(Spanned::into_inner),
-                max_peers,
-                buffer,
-                max_chunk,
-                compat,
-            })
         }
+        // DBS needs the team no larger than the buffer (spec §4.1).
+        let max_peers = raw
+            .max_peers
+            .as_ref()
+            .map_or((buffer as usize - 1).min(100), |m| *m.get_ref());
+        if let Some(m) = &raw.max_peers {
+            if *m.get_ref() == 0 || *m.get_ref() >= buffer as usize {
+                return Err(src.invalid(
+                    m.span(),
+                    &k("max-peers"),
+                    format!("must be 1 to buffer - 1 ({})", buffer - 1),
+                ));
+            }
+        }
+        let max_chunk = raw.max_chunk.as_ref().map_or(16_384, |m| *m.get_ref());
+        if let Some(m) = &raw.max_chunk {
+            if !(256..=60_000).contains(m.get_ref()) {
+                return Err(src.invalid(
+                    m.span(),
+                    &k("max-chunk"),
+                    "must be between 256 and 60000 bytes",
+                ));
+            }
+        }
+        let compat = match raw.codec.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("native") => false,
+            Some("gen-c") => true,
+            Some(other) => {
+                let span = raw.codec.as_ref().map(|c| c.span()).unwrap_or_default();
+                return Err(src.invalid(
+                    span,
+                    &k("codec"),
+                    format!("must be \"native\" or \"gen-c\" (got {other:?})"),
+                ));
+            }
+        };
+        if let Some(b) = &raw.bind_address {
+            if b.get_ref().parse::<IpAddr>().is_err() {
+                return Err(src.invalid(b.span(), &k("bind-address"), "must be an IP address"));
+            }
+        }
+        Ok(Some(super::SplitterSettings {
+            port: *port.get_ref(),
+            bind_address: raw.bind_address.as_ref().map(|b| b.get_ref().clone()),
+            max_peers,
+            buffer,
+            max_chunk,
+            compat,
+        }))
+    };
+    match raw.role.get_ref().as_str() {
+        "splitter" => match serve(&raw, true)? {
+            Some(s) => Ok(super::P2pspConfig::Splitter(s)),
+            None => Err(src.invalid(raw.role.span(), &k("port"), "a splitter needs a port")),
+        },
         "peer" => {
+            let serve = serve(&raw, false)?;
             let Some(splitter) = raw.splitter else {
                 return Err(src.invalid(
                     raw.role.span(),
@@ -460,6 +470,7 @@ fn p2psp_config(
             }
             Ok(super::P2pspConfig::Peer {
                 splitter: splitter.into_inner(),
+                serve,
             })
         }
         other => Err(src.invalid(
@@ -974,19 +985,22 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.mount("/team.ogg").and_then(|m| m.p2psp.clone()),
-            Some(crate::config::P2pspConfig::Splitter {
-                port: 8001,
-                bind_address: None,
-                max_peers: 100,
-                buffer: 128,
-                max_chunk: 16_384,
-                compat: false
-            })
+            Some(crate::config::P2pspConfig::Splitter(
+                crate::config::SplitterSettings {
+                    port: 8001,
+                    bind_address: None,
+                    max_peers: 100,
+                    buffer: 128,
+                    max_chunk: 16_384,
+                    compat: false
+                }
+            ))
         );
         assert_eq!(
             c.mount("/relayed.ogg").and_then(|m| m.p2psp.clone()),
             Some(crate::config::P2pspConfig::Peer {
-                splitter: "a.example:8001".into()
+                splitter: "a.example:8001".into(),
+                serve: None
             })
         );
         let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\" }\n");

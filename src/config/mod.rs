@@ -138,20 +138,38 @@ pub struct MountConfig {
 /// A mount's role in a P2PSP team.
 #[derive(Debug, Clone, PartialEq)]
 pub enum P2pspConfig {
-    /// Serve a team from this mount: TCP joins and UDP chunks on `port`.
-    Splitter {
-        port: u16,
-        bind_address: Option<String>,
-        max_peers: usize,
-        /// Playout buffer of the team, in chunks.
-        buffer: u32,
-        /// Largest chunk payload; bigger blocks are split.
-        max_chunk: usize,
-        /// Speak the 2018 C++ reference's format (Gen C) instead of the native one.
-        compat: bool,
+    /// Serve a team from this mount.
+    Splitter(SplitterSettings),
+    /// This mount's stream comes from a team: join the splitter at `host:port`. With
+    /// `serve`, the mount also splits for a further team (a hybrid tree's inner node).
+    Peer {
+        splitter: String,
+        serve: Option<SplitterSettings>,
     },
-    /// This mount's stream comes from a team: join the splitter at `host:port`.
-    Peer { splitter: String },
+}
+
+impl P2pspConfig {
+    /// The team this mount serves, if it serves one.
+    pub fn splitter(&self) -> Option<&SplitterSettings> {
+        match self {
+            P2pspConfig::Splitter(s) => Some(s),
+            P2pspConfig::Peer { serve, .. } => serve.as_ref(),
+        }
+    }
+}
+
+/// How a mount serves a team: TCP joins and UDP chunks on `port`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitterSettings {
+    pub port: u16,
+    pub bind_address: Option<String>,
+    pub max_peers: usize,
+    /// Playout buffer of the team, in chunks.
+    pub buffer: u32,
+    /// Largest chunk payload; bigger blocks are split.
+    pub max_chunk: usize,
+    /// Speak the 2018 C++ reference's format (Gen C) instead of the native one.
+    pub compat: bool,
 }
 
 impl Default for Config {

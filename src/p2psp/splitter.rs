@@ -428,6 +428,7 @@ impl Splitter {
                 .min(u32::MAX as u128) as u32,
             team_id: self.team,
             peer_id: id,
+            role,
             public_endpoint: observed,
             number_of_monitors: monitors as u16,
             peers: self.members.iter().map(|m| (m.id, m.addr)).collect(),

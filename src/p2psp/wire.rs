@@ -203,7 +203,8 @@ pub struct BurstChunk {
 
 /// The splitter's handshake. Body, in order:
 /// `u8 version, u32 features, u32 max_chunk_payload, u32 buffer_size (chunks),
-/// u32 keepalive_ms, u32 team_id, u32 peer_id, endpoint public_endpoint, u16 number_of_monitors,
+/// u32 keepalive_ms, u32 team_id, u32 peer_id, u8 role (0 peer, 1 monitor: what the splitter
+/// granted), endpoint public_endpoint, u16 number_of_monitors,
 /// u32 n, n × (u32 id, endpoint)` (monitors first), `str content_type, str name,
 /// str description, str genre, str url, u8 has_bitrate, u32 bitrate, u32 header_epoch,
 /// u32 header_len, header bytes, u32 next_chunk, u16 burst_n,
@@ -218,6 +219,8 @@ pub struct JoinReply {
     /// The team cookie every later datagram must carry (also in this frame's header).
     pub team_id: u32,
     pub peer_id: PeerId,
+    /// The role the splitter granted: monitors report lost chunks, which drives LRS.
+    pub role: Role,
     /// The new peer's UDP endpoint as the splitter sees it.
     pub public_endpoint: SocketAddr,
     /// How many entries at the head of `peers` are monitors.
@@ -366,6 +369,10 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     b.put_u32(r.keepalive_ms);
     b.put_u32(r.team_id);
     b.put_u32(r.peer_id.0);
+    b.put_u8(match r.role {
+        Role::Peer => 0,
+        Role::Monitor => 1,
+    });
     put_endpoint(b, &r.public_endpoint);
     b.put_u16(r.number_of_monitors);
     b.put_u32(r.peers.len() as u32);
@@ -593,6 +600,11 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
     let keepalive_ms = r.u32()?;
     let team_id = r.u32()?;
     let peer_id = PeerId(r.u32()?);
+    let role = match r.u8()? {
+        0 => Role::Peer,
+        1 => Role::Monitor,
+        x => return Err(WireError::BadRole(x)),
+    };
     let public_endpoint = r.endpoint()?;
     let number_of_monitors = r.u16()?;
     let n = r.u32()? as usize;
@@ -650,6 +662,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         keepalive_ms,
         team_id,
         peer_id,
+        role,
         public_endpoint,
         number_of_monitors,
         peers,
@@ -732,6 +745,7 @@ mod tests {
             keepalive_ms: 1000,
             team_id: 0xC0FFEE,
             peer_id: PeerId(7),
+            role: Role::Peer,
             public_endpoint: "[2001:db8::1]:4000".parse().unwrap(),
             number_of_monitors: 1,
             peers: vec![
@@ -998,6 +1012,7 @@ mod tests {
                         keepalive_ms: 500,
                         team_id: next,
                         peer_id: PeerId(next),
+                        role: Role::Peer,
                         public_endpoint: ep,
                         number_of_monitors: nm,
                         peers: peers.into_iter().map(|(i, a)| (PeerId(i), a)).collect(),

@@ -95,18 +95,16 @@ pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
     let config = server.config();
     let mut tasks = Vec::new();
     for m in &config.mounts {
-        match &m.p2psp {
-            Some(P2pspConfig::Splitter { .. }) => {
-                tasks.push(tokio::spawn(splitter::run(server.clone(), m.name.clone())));
-            }
-            Some(P2pspConfig::Peer { splitter }) => {
-                tasks.push(tokio::spawn(peer::run_mount(
-                    server.clone(),
-                    m.name.clone(),
-                    splitter.clone(),
-                )));
-            }
-            None => {}
+        let Some(p2psp) = &m.p2psp else { continue };
+        if let P2pspConfig::Peer { splitter, .. } = p2psp {
+            tasks.push(tokio::spawn(peer::run_mount(
+                server.clone(),
+                m.name.clone(),
+                splitter.clone(),
+            )));
+        }
+        if p2psp.splitter().is_some() {
+            tasks.push(tokio::spawn(splitter::run(server.clone(), m.name.clone())));
         }
     }
     tasks

@@ -75,22 +75,15 @@ impl PeerLink {
         } else {
             Ipv6Addr::UNSPECIFIED.into()
         };
-        // UDP first: its port is the one the TCP join must come from.
-        let udp = UdpSocket::bind(SocketAddr::new(any, 0)).await?;
-        let port = udp.local_addr()?.port();
-        let socket = if splitter.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(SocketAddr::new(any, port))?;
+        let (udp, socket) = bind_pair(any, splitter.is_ipv4())?;
         let mut tcp = tokio::time::timeout(JOIN_TIMEOUT, socket.connect(splitter))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        // Offer to monitor: the splitter grants it to the first few peers, whose loss reports
+        // drive its lost-chunk recovery; the rest become plain peers.
         let request = Packet {
             team: 0,
-            msg: Message::JoinRequest(JoinRequest::new(Role::Peer)),
+            msg: Message::JoinRequest(JoinRequest::new(Role::Monitor)),
         };
         let frame = wire::encode_frame(&request).map_err(|_| JoinFailed::Protocol)?;
         write_frame(&mut tcp, &frame).await?;
@@ -103,12 +96,11 @@ impl PeerLink {
         };
         let info = reply.info.clone();
         let header = reply.header.clone();
-        let peer = Peer::new(
-            PeerConfig::new(splitter),
-            reply,
-            random_u64(),
-            Instant::now(),
-        );
+        let config = PeerConfig {
+            role: reply.role,
+            ..PeerConfig::new(splitter)
+        };
+        let peer = Peer::new(config, reply, random_u64(), Instant::now());
         Ok(PeerLink {
             udp,
             peer,
@@ -163,6 +155,31 @@ impl PeerLink {
     pub fn stats(&self) -> crate::p2psp::peer::PeerStats {
         self.peer.stats()
     }
+}
+
+/// A UDP socket and a TCP socket bound to the same local port: the splitter takes the TCP
+/// join's source port as the peer's UDP endpoint. An ephemeral UDP port may be taken on the
+/// TCP side, so a few fresh ports are tried.
+fn bind_pair(any: IpAddr, v4: bool) -> std::io::Result<(UdpSocket, TcpSocket)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let std_udp = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
+        let port = std_udp.local_addr()?.port();
+        let tcp = if v4 {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        tcp.set_reuseaddr(true)?;
+        match tcp.bind(SocketAddr::new(any, port)) {
+            Ok(()) => {
+                std_udp.set_nonblocking(true)?;
+                return Ok((UdpSocket::from_std(std_udp)?, tcp));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
 }
 
 /// The mount `mount` is fed by the team of `splitter`, rejoining whenever it is lost.

@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{random_u64, read_frame, write_frame};
-use crate::config::P2pspConfig;
+use crate::config::SplitterSettings;
 use crate::format::Block;
 use crate::mount::{Mount, ReadOutcome, Seq};
 use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
@@ -27,6 +27,8 @@ use crate::server::Server;
 /// A join request waiting for the splitter task's answer.
 type Join = (SocketAddr, JoinRequest, oneshot::Sender<Bytes>);
 
+/// Peers that report lost chunks (the first ones to join).
+const TEAM_MONITORS: usize = 3;
 /// Most join requests waiting at once; more are refused by closing.
 const JOIN_QUEUE: usize = 64;
 /// How often team state is published for the status page and metrics.
@@ -35,7 +37,7 @@ pub(crate) const STATS_EVERY: Duration = Duration::from_millis(500);
 const ATTACH_POLL: Duration = Duration::from_millis(250);
 
 pub async fn run(server: Arc<Server>, mount_name: String) {
-    let Some(P2pspConfig::Splitter {
+    let Some(SplitterSettings {
         port,
         bind_address,
         max_peers,
@@ -45,7 +47,7 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
     }) = server
         .config()
         .mount(&mount_name)
-        .and_then(|m| m.p2psp.clone())
+        .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
     else {
         return;
     };
@@ -70,6 +72,8 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         } else {
             Codec::Native
         },
+        // Several monitors, so lost-chunk recovery survives one of them leaving.
+        number_of_monitors: TEAM_MONITORS,
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
