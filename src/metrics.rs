@@ -19,6 +19,7 @@ use prometheus::{
 
 use crate::mount::lock;
 use crate::server::Server;
+use crate::team::TeamState;
 
 /// Most distinct mount label values; later mounts are reported as "other".
 const MAX_MOUNT_LABELS: usize = 500;
@@ -218,6 +219,12 @@ struct MountFamilies {
     started: GaugeVec,
     info: IntGaugeVec,
     queued: IntGaugeVec,
+    team_peers: IntGaugeVec,
+    chunks_sent: IntCounterVec,
+    chunks_received: IntCounterVec,
+    chunks_lost: IntCounterVec,
+    expelled: IntCounterVec,
+    buffer: IntGaugeVec,
 }
 
 impl MountFamilies {
@@ -281,10 +288,58 @@ impl MountFamilies {
                 &["mount"],
             )
             .ok()?,
+            team_peers: IntGaugeVec::new(
+                Opts::new(
+                    "floecast_p2psp_team_peers",
+                    "Peers in the mount's team (splitter) or neighbours (peer).",
+                ),
+                &["mount", "role"],
+            )
+            .ok()?,
+            chunks_sent: IntCounterVec::new(
+                Opts::new(
+                    "floecast_p2psp_chunks_sent_total",
+                    "P2PSP chunks sent by this server for the mount.",
+                ),
+                &["mount", "role"],
+            )
+            .ok()?,
+            chunks_received: IntCounterVec::new(
+                Opts::new(
+                    "floecast_p2psp_chunks_received_total",
+                    "P2PSP chunks received by a peer mount.",
+                ),
+                &["mount", "from"],
+            )
+            .ok()?,
+            chunks_lost: IntCounterVec::new(
+                Opts::new(
+                    "floecast_p2psp_chunks_lost_total",
+                    "P2PSP chunks a peer mount gave up on.",
+                ),
+                &["mount"],
+            )
+            .ok()?,
+            expelled: IntCounterVec::new(
+                Opts::new(
+                    "floecast_p2psp_peers_expelled_total",
+                    "Peers removed from the mount's team, by reason.",
+                ),
+                &["mount", "reason"],
+            )
+            .ok()?,
+            buffer: IntGaugeVec::new(
+                Opts::new(
+                    "floecast_p2psp_buffer_chunks",
+                    "Chunks held in a peer mount's playout buffer.",
+                ),
+                &["mount"],
+            )
+            .ok()?,
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 8] {
+    fn collectors(&self) -> [&dyn Collector; 14] {
         [
             &self.listeners,
             &self.sent,
@@ -294,6 +349,12 @@ impl MountFamilies {
             &self.started,
             &self.info,
             &self.queued,
+            &self.team_peers,
+            &self.chunks_sent,
+            &self.chunks_received,
+            &self.chunks_lost,
+            &self.expelled,
+            &self.buffer,
         ]
     }
 }
@@ -353,6 +414,48 @@ impl Collector for MountCollector {
             f.queued
                 .with_label_values(&[l])
                 .set(m.queued_bytes() as i64);
+        }
+        for (mount, team) in server.teams.all() {
+            let label = server.metrics.mount_label(&mount);
+            let l = label.as_str();
+            match team {
+                TeamState::Splitter { stats: Some(s), .. } => {
+                    f.team_peers
+                        .with_label_values(&[l, "splitter"])
+                        .set(s.peers.len() as i64);
+                    let sent: u64 =
+                        s.peers.iter().map(|p| p.chunks_sent).sum::<u64>() + s.lrs_resends;
+                    f.chunks_sent
+                        .with_label_values(&[l, "splitter"])
+                        .inc_by(sent);
+                    f.expelled
+                        .with_label_values(&[l, "goodbye"])
+                        .inc_by(s.left_goodbye);
+                    f.expelled
+                        .with_label_values(&[l, "timeout"])
+                        .inc_by(s.expelled_timeout);
+                    f.expelled
+                        .with_label_values(&[l, "freeriding"])
+                        .inc_by(s.expelled_losses);
+                }
+                TeamState::Peer { stats: Some(s), .. } => {
+                    f.team_peers
+                        .with_label_values(&[l, "peer"])
+                        .set(s.neighbours.len() as i64);
+                    f.chunks_sent.with_label_values(&[l, "peer"]).inc_by(s.sent);
+                    f.chunks_received
+                        .with_label_values(&[l, "splitter"])
+                        .inc_by(s.from_splitter);
+                    f.chunks_received
+                        .with_label_values(&[l, "peers"])
+                        .inc_by(s.from_peers);
+                    f.chunks_lost.with_label_values(&[l]).inc_by(s.skipped);
+                    f.buffer
+                        .with_label_values(&[l])
+                        .set(i64::from(s.buffer_fill));
+                }
+                _ => {}
+            }
         }
         f.collectors().iter().flat_map(|c| c.collect()).collect()
     }

@@ -269,7 +269,10 @@ pub struct ApiMount {
     pub bytes_sent: u64,
     /// Relay details when the mount is fed by a relay (a later issue fills it).
     pub relay: Option<serde_json::Value>,
-    /// P2PSP team details when the mount is shared over P2PSP (a later issue fills it).
+    /// P2PSP team details when the mount splits for a team or is a team's peer: `role`
+    /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint, monitor,
+    /// chunks_sent, bytes_sent, losses, last_seen_ms), chunk and byte totals and `expelled`
+    /// counts; a peer's `splitter`, `joined` and chunk counters.
     pub p2psp: Option<serde_json::Value>,
 }
 
@@ -336,7 +339,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
                 bytes_read: m.stats.total_bytes_read.load(Ordering::Relaxed),
                 bytes_sent: m.stats.total_bytes_sent.load(Ordering::Relaxed),
                 relay: None,
-                p2psp: None,
+                p2psp: server.teams.get(&m.name).map(|t| t.to_json()),
             }
         })
         .collect();

@@ -85,6 +85,41 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
             (got, skipped)
         }));
     }
+    // The team is visible in /metrics and /api/status.
+    wait_for("50 peers in the splitter's stats", T, || {
+        match srv.app.server.teams.get("/team.mp3") {
+            Some(TeamState::Splitter { stats: Some(s), .. }) => s.peers.len() == 50,
+            _ => false,
+        }
+    })
+    .await;
+    let metrics =
+        String::from_utf8_lossy(&exchange(srv.addr, b"GET /metrics HTTP/1.0\r\n\r\n", T).await)
+            .into_owned();
+    assert!(
+        metrics.contains("floecast_p2psp_team_peers{mount=\"/team.mp3\",role=\"splitter\"} 50"),
+        "{metrics}"
+    );
+    let status =
+        String::from_utf8_lossy(&exchange(srv.addr, b"GET /api/status HTTP/1.0\r\n\r\n", T).await)
+            .into_owned();
+    let body = status.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let mounts = json["mounts"].as_array().cloned().unwrap_or_default();
+    let team = mounts
+        .iter()
+        .find(|m| m["mount"] == "/team.mp3")
+        .map(|m| m["p2psp"].clone())
+        .unwrap_or_default();
+    assert_eq!(team["role"], "splitter", "{body}");
+    assert_eq!(
+        team["peers"].as_array().map(|p| p.len()),
+        Some(50),
+        "{body}"
+    );
+    assert_eq!(team["peers"][0]["monitor"], true, "{body}");
+
     // The rest of the stream, at a steady pace, once everyone is in.
     for part in after.chunks(417 * 10) {
         src.write_all(part).await.unwrap();

@@ -87,6 +87,65 @@ impl Teams {
     }
 }
 
+impl TeamState {
+    /// The team as `/api/status` shows it (documented there).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            TeamState::Splitter { local, stats } => {
+                let mut v = json!({ "role": "splitter", "endpoint": local.map(|a| a.to_string()) });
+                if let Some(s) = stats {
+                    let now = std::time::Instant::now();
+                    v["chunks_pushed"] = json!(s.chunks_pushed);
+                    v["bytes_pushed"] = json!(s.bytes_pushed);
+                    v["bytes_sent"] = json!(s.bytes_sent);
+                    v["lrs_resends"] = json!(s.lrs_resends);
+                    v["joins"] = json!(s.joins);
+                    v["expelled"] = json!({
+                        "goodbye": s.left_goodbye,
+                        "timeout": s.expelled_timeout,
+                        "losses": s.expelled_losses,
+                    });
+                    v["peers"] = s
+                        .peers
+                        .iter()
+                        .map(|p| {
+                            json!({
+                                "id": p.id.0,
+                                "endpoint": p.addr.to_string(),
+                                "monitor": p.role == crate::p2psp::Role::Monitor,
+                                "chunks_sent": p.chunks_sent,
+                                "bytes_sent": p.bytes_sent,
+                                "losses": p.losses_total,
+                                "last_seen_ms": now.saturating_duration_since(p.last_seen).as_millis() as u64,
+                            })
+                        })
+                        .collect();
+                }
+                v
+            }
+            TeamState::Peer {
+                splitter,
+                joined,
+                stats,
+            } => {
+                let mut v = json!({ "role": "peer", "splitter": splitter, "joined": joined });
+                if let Some(s) = stats {
+                    v["chunks_from_splitter"] = json!(s.from_splitter);
+                    v["chunks_from_peers"] = json!(s.from_peers);
+                    v["chunks_sent"] = json!(s.sent);
+                    v["chunks_delivered"] = json!(s.delivered);
+                    v["chunks_lost"] = json!(s.skipped);
+                    v["duplicates"] = json!(s.duplicates);
+                    v["buffer_fill"] = json!(s.buffer_fill);
+                    v["neighbours"] = json!(s.neighbours.len());
+                }
+                v
+            }
+        }
+    }
+}
+
 /// How long a join exchange may take over TCP.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
