@@ -32,6 +32,21 @@ enum Command {
     Serve,
     /// Check the config file and exit: 0 if valid, 2 if not.
     CheckConfig,
+    /// Join a P2PSP team and serve its stream to local players (any number of them), like the
+    /// reference peer's port 9999: `floecast peer splitter.example.org:8001`.
+    Peer {
+        /// The splitter's `host:port`.
+        splitter: String,
+        /// Port players connect to.
+        #[arg(long, default_value_t = 9999)]
+        listen: u16,
+        /// Address to listen on (default: all, IPv4 and IPv6).
+        #[arg(long)]
+        bind: Option<String>,
+        /// Mount the stream is served on.
+        #[arg(long, default_value = "/stream")]
+        mount: String,
+    },
     /// Print the floecast TOML equivalent of an icecast2 `icecast.xml`, with comments on
     /// every option that does not carry over.
     ImportIcecast {
@@ -65,6 +80,31 @@ fn main() -> ExitCode {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::ImportIcecast { .. } => ExitCode::SUCCESS,
+        Command::Peer {
+            splitter,
+            listen,
+            bind,
+            mount,
+        } => {
+            let config = match peer_config(config, &splitter, listen, bind, &mount) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("floecast: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            println!("  Serving the team of {splitter} at http://localhost:{listen}{mount}");
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r.block_on(serve(config, None)),
+                Err(e) => {
+                    eprintln!("floecast: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig => {
             println!("config OK");
             ExitCode::SUCCESS
@@ -131,6 +171,43 @@ async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
         let _ = std::fs::remove_file(p);
     }
     ExitCode::SUCCESS
+}
+
+/// The config of a stand-alone peer: one listen socket and one peer mount, on top of the
+/// given config (so `--config` can still set passwords, limits and logging).
+fn peer_config(
+    mut config: Config,
+    splitter: &str,
+    listen: u16,
+    bind: Option<String>,
+    mount: &str,
+) -> Result<Config, String> {
+    if !mount.starts_with('/') {
+        return Err(format!("--mount must start with '/' (got {mount:?})"));
+    }
+    if splitter
+        .rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(format!("the splitter must be host:port (got {splitter:?})"));
+    }
+    config.listen = vec![floecast::config::ListenSocket {
+        port: listen,
+        bind_address: bind,
+        shoutcast_mount: None,
+    }];
+    config.mounts.insert(
+        0,
+        floecast::config::MountConfig {
+            name: mount.to_string(),
+            p2psp: Some(floecast::config::P2pspConfig::Peer {
+                splitter: splitter.to_string(),
+                serve: None,
+            }),
+            ..Default::default()
+        },
+    );
+    Ok(config)
 }
 
 /// `floecast import-icecast FILE`: the converted TOML on stdout, exit 2 if it cannot be read

@@ -291,3 +291,79 @@ async fn runs_directly_from_an_icecast_xml() {
     assert!(head.contains("icy-name:From XML\r\n"), "{head}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_peer_serves_players() {
+    let dir = temp_dir("peercli");
+    let (http, team, player) = (free_port(), free_port(), free_port());
+    let path = dir.join("a.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[listen]]\nport = {http}\nbind-address = \"127.0.0.1\"\n[tuning]\nflush-interval-ms = 20\n\
+             [[mount]]\nname = \"/team.mp3\"\np2psp = {{ role = \"splitter\", port = {team}, bind-address = \"127.0.0.1\" }}\n"
+        ),
+    )
+    .unwrap();
+    let _a = Proc(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server A did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut src = source(addr, "/team.mp3", "audio/mpeg", "ice-name: Peer CLI\r\n").await;
+    src.write_all(&mp3_frames(40)).await.unwrap();
+    let _peer = Proc(
+        Command::new(BIN)
+            .args([
+                "peer",
+                &format!("127.0.0.1:{team}"),
+                "--listen",
+                &player.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let paddr: std::net::SocketAddr = format!("127.0.0.1:{player}").parse().unwrap();
+    // The player gets the team's stream once the peer has joined and received some.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-alone peer never served the stream"
+        );
+        src.write_all(&mp3_frames(10)).await.unwrap();
+        if let Ok(mut l) = tokio::net::TcpStream::connect(paddr).await {
+            l.write_all(b"GET /stream HTTP/1.0\r\n\r\n").await.unwrap();
+            let (head, mut body) = read_head(&mut l, Duration::from_secs(2)).await;
+            if head.starts_with("HTTP/1.0 200 OK") {
+                assert!(head.contains("icy-name:Peer CLI\r\n"), "{head}");
+                body.extend(read_at_least(&mut l, 2000, Duration::from_secs(3)).await);
+                break body;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        body.len() >= 2000 && body.windows(2).any(|w| w == [0xFF, 0xFB]),
+        "got {} bytes",
+        body.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
