@@ -29,6 +29,8 @@ type Join = (SocketAddr, JoinRequest, oneshot::Sender<Bytes>);
 
 /// Peers that report lost chunks (the first ones to join).
 const TEAM_MONITORS: usize = 3;
+/// Most join exchanges in progress at once.
+const MAX_JOINING: usize = 256;
 /// Most join requests waiting at once; more are refused by closing.
 const JOIN_QUEUE: usize = 64;
 /// How often team state is published for the status page and metrics.
@@ -199,15 +201,22 @@ async fn flush(splitter: &mut Splitter, udp: &UdpSocket, mount: &str) {
     }
 }
 
-/// Accept TCP joins: read the request, hand it to the splitter task, write its answer.
+/// Accept TCP joins: read the request, hand it to the splitter task, write its answer. At
+/// most MAX_JOINING exchanges run at once; a flood of connects is closed, not queued.
 async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>) {
+    let joining = Arc::new(tokio::sync::Semaphore::new(MAX_JOINING));
     loop {
         let Ok((mut stream, observed)) = tcp.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let Ok(permit) = joining.clone().try_acquire_owned() else {
+            tracing::debug!(%observed, "P2PSP join refused: too many joins in progress");
+            continue;
+        };
         let joins = joins.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let request = match read_frame(&mut stream, 4096).await {
                 Ok(Packet {
                     msg: Message::JoinRequest(r),
