@@ -333,8 +333,9 @@ async fn churn_of_thirty_percent_keeps_survivors_continuous() {
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     // 15 peers vanish: their tasks (and sockets) are gone, no goodbye is sent. They are the
-    // latest joiners, so the three monitors (the first joiners) stay; a team that loses its
-    // monitors loses lost-chunk recovery until monitors can be promoted.
+    // latest joiners; the monitors (the first joiners) stay. If every monitor vanished at
+    // once, the splitter would promote others at its timeout, but the chunks lost before
+    // that are gone (measured: ~94% continuity; see the issue notes).
     for p in peers.drain(35..) {
         p.abort();
     }

@@ -165,6 +165,8 @@ pub struct Peer {
     forward: BTreeMap<PeerId, Vec<SocketAddr>>,
     buffer: PlayoutBuffer,
     complain: Option<HoleScanner>,
+    /// How far ahead of playout a monitor reports a hole (set by role or promotion).
+    monitor_horizon: u32,
     request: HoleScanner,
     holes: Vec<ChunkNo>,
     header_epoch: u32,
@@ -212,6 +214,7 @@ impl Peer {
             forward: BTreeMap::new(),
             buffer,
             complain: (config.role == Role::Monitor).then(|| HoleScanner::new(lag / 2)),
+            monitor_horizon: lag / 2,
             request: HoleScanner::new(lag * 3 / 4),
             holes: Vec::new(),
             header_epoch: reply.header_epoch,
@@ -422,6 +425,12 @@ impl Peer {
                 data,
             } => self.header_piece(epoch, first_chunk, total_len, offset, data),
             Message::KeepAlive { .. } | Message::Hello { .. } => {}
+            // A monitor left and the splitter chose us: start reporting lost chunks.
+            Message::Promote => {
+                if self.complain.is_none() {
+                    self.complain = Some(HoleScanner::new(self.monitor_horizon));
+                }
+            }
             _ => self.stats.garbage += 1,
         }
     }

@@ -26,6 +26,9 @@ const MAX_EVENTS: usize = 4096;
 const HEADER_RETRIES: u32 = 5;
 const TICK: Duration = Duration::from_secs(1);
 
+/// How many more times a Promote is sent after the first (on keepalive ticks).
+const PROMOTE_REPEATS: u8 = 2;
+
 #[derive(Debug, Clone)]
 pub struct SplitterConfig {
     pub max_peers: usize,
@@ -171,6 +174,8 @@ struct Member {
     period: u32,
     period_left: u32,
     header_acked: u32,
+    /// Promote messages still to repeat (UDP may lose one).
+    promote_left: u8,
 }
 
 #[derive(Debug)]
@@ -338,9 +343,31 @@ impl Splitter {
         (no.0 % self.cfg.buffer_size) as usize
     }
 
-    /// The next destination: plain round-robin, or ACS weighted round-robin where a peer
-    /// with period p is served once every p turns.
+    /// The next destination, passing over peers that look gone: a peer that has missed its
+    /// keepalives is still in the team until its timeout, but a chunk sent only to it would
+    /// be lost to everyone. Being wrong costs nothing: a live peer passed over still gets the
+    /// chunk by flooding.
     fn pick(&mut self) -> Option<usize> {
+        for _ in 0..self.members.len() {
+            let i = self.pick_turn()?;
+            if !self.is_suspect(i) {
+                return Some(i);
+            }
+        }
+        self.pick_turn()
+    }
+
+    fn is_suspect(&self, i: usize) -> bool {
+        self.cfg.codec == Codec::Native
+            && self
+                .now
+                .saturating_duration_since(self.members[i].last_seen)
+                > self.cfg.keepalive_interval.mul_f32(1.5)
+    }
+
+    /// The next turn: plain round-robin, or ACS weighted round-robin where a peer with
+    /// period p is served once every p turns.
+    fn pick_turn(&mut self) -> Option<usize> {
         let n = self.members.len();
         if n == 0 {
             return None;
@@ -451,6 +478,7 @@ impl Splitter {
             period: 1,
             period_left: 1,
             header_acked: self.header_epoch,
+            promote_left: 0,
         };
         // Monitors first, as in every generation.
         let at = if role == Role::Monitor { monitors } else { n };
@@ -621,6 +649,9 @@ impl Splitter {
         if i < self.rr {
             self.rr -= 1;
         }
+        if m.role == Role::Monitor {
+            self.promote_replacement();
+        }
         match reason {
             LeaveReason::Goodbye => self.stats.left_goodbye += 1,
             LeaveReason::Timeout => self.stats.expelled_timeout += 1,
@@ -636,6 +667,26 @@ impl Splitter {
                 reason,
             },
         );
+    }
+
+    /// A monitor left: the oldest plain peer becomes one, so that lost-chunk recovery (which
+    /// runs on monitors' reports) survives monitors leaving. Native teams only: Gen C peers
+    /// have no such message and are monitors only by joining as one.
+    fn promote_replacement(&mut self) {
+        if self.cfg.codec != Codec::Native || self.monitor_count() >= self.cfg.number_of_monitors {
+            return;
+        }
+        let monitors = self.monitor_count();
+        let Some(j) = (monitors..self.members.len()).find(|&j| self.members[j].role == Role::Peer)
+        else {
+            return;
+        };
+        // Monitors stay at the head of the list, as every generation keeps them.
+        let mut m = self.members.remove(j);
+        m.role = Role::Monitor;
+        m.promote_left = PROMOTE_REPEATS;
+        self.members.insert(monitors, m);
+        self.send(monitors, Message::Promote);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -668,6 +719,10 @@ impl Splitter {
                     >= self.cfg.keepalive_interval
                 {
                     self.send(i, Message::KeepAlive { from: PeerId::NONE });
+                    if self.members[i].promote_left > 0 {
+                        self.members[i].promote_left -= 1;
+                        self.send(i, Message::Promote);
+                    }
                 }
             }
             if self.header_retry_due {
@@ -1089,5 +1144,42 @@ mod tests {
         s.handle_datagram(t, addr(2), b"G");
         assert_eq!(s.peer_count(), 1);
         assert_eq!(&s.poll_transmit().unwrap().data[..], b"G");
+    }
+
+    #[test]
+    fn a_departing_monitor_is_replaced_by_promotion() {
+        let t = Instant::now();
+        let mut s = Splitter::new(
+            SplitterConfig {
+                number_of_monitors: 1,
+                ..SplitterConfig::default()
+            },
+            7,
+            t,
+        );
+        s.handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+        s.handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+        s.handle_join(t, addr(3), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        while s.poll_transmit().is_some() {}
+        // The monitor says goodbye: peer 2 (the oldest plain peer) is promoted and told so.
+        s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: PeerId(1) }));
+        let promotes: Vec<_> = std::iter::from_fn(|| s.poll_transmit())
+            .filter(|tx| wire::decode(&tx.data).is_ok_and(|p| p.msg == Message::Promote))
+            .map(|tx| tx.to)
+            .collect();
+        assert_eq!(promotes, vec![addr(2)]);
+        let stats = s.stats();
+        assert_eq!(
+            stats.peers.first().map(|p| (p.addr, p.role)),
+            Some((addr(2), Role::Monitor))
+        );
+        // Complaints from the new monitor now count (the resend goes to it).
+        s.push_chunk(t, Bytes::from_static(b"abc")).unwrap();
+        while s.poll_transmit().is_some() {}
+        s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: ChunkNo(0) }));
+        assert_eq!(s.stats().lrs_resends, 1);
     }
 }

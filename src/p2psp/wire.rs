@@ -75,6 +75,7 @@ mod ty {
     pub const PRUNE: u8 = 0x07;
     pub const HEADER_PIECE: u8 = 0x08;
     pub const HEADER_ACK: u8 = 0x09;
+    pub const PROMOTE: u8 = 0x0A;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -157,6 +158,8 @@ pub enum Message {
     HeaderAck {
         epoch: u32,
     },
+    /// Splitter → peer: you are a monitor now (a monitor left). Monitors report lost chunks.
+    Promote,
     JoinRequest(JoinRequest),
     JoinReply(Box<JoinReply>),
     JoinRefused {
@@ -332,6 +335,7 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_slice(data);
         }
         Message::HeaderAck { epoch } => b.put_u32(*epoch),
+        Message::Promote => {}
         Message::JoinRequest(r) => {
             b.put_u8(r.version);
             b.put_u8(role_code(r.role));
@@ -414,6 +418,7 @@ fn type_of(m: &Message) -> u8 {
         Message::Prune { .. } => ty::PRUNE,
         Message::HeaderPiece { .. } => ty::HEADER_PIECE,
         Message::HeaderAck { .. } => ty::HEADER_ACK,
+        Message::Promote => ty::PROMOTE,
         Message::JoinRequest(_) => ty::JOIN_REQUEST,
         Message::JoinReply(_) => ty::JOIN_REPLY,
         Message::JoinRefused { .. } => ty::JOIN_REFUSED,
@@ -566,6 +571,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             }
         }
         ty::HEADER_ACK => Message::HeaderAck { epoch: r.u32()? },
+        ty::PROMOTE => Message::Promote,
         ty::JOIN_REQUEST => {
             let version = r.u8()?;
             let role = match r.u8()? {
@@ -986,6 +992,7 @@ mod tests {
                 }
             ),
             any::<u32>().prop_map(|e| Message::HeaderAck { epoch: e }),
+            Just(Message::Promote),
             (any::<u8>(), any::<bool>(), any::<u32>()).prop_map(|(v, m, f)| {
                 Message::JoinRequest(JoinRequest {
                     version: v,

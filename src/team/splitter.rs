@@ -27,6 +27,8 @@ use crate::server::Server;
 /// A join request waiting for the splitter task's answer.
 type Join = (SocketAddr, JoinRequest, oneshot::Sender<Bytes>);
 
+/// A peer silent this long is dropped.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Peers that report lost chunks (the first ones to join).
 const TEAM_MONITORS: usize = 3;
 /// Most join exchanges in progress at once.
@@ -76,6 +78,10 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         },
         // Several monitors, so lost-chunk recovery survives one of them leaving.
         number_of_monitors: TEAM_MONITORS,
+        // Three missed keepalives. A vanished peer's chunks are lost to the whole team until
+        // it is dropped (and, if it was a monitor, replaced), so this must stay well inside
+        // the playout window for recovery to catch up.
+        peer_timeout: PEER_TIMEOUT,
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
