@@ -26,6 +26,7 @@ pub fn routes() -> Router {
         .route("/status.xsl", get(status_xsl))
         .route("/server_version.xsl", get(server_version))
         .route("/api/status", get(api_status))
+        .route("/api/events", get(api_events))
 }
 
 /// `/status-json.xsl[?mount=/m]`: the non-hidden stats document through icecast's
@@ -357,6 +358,31 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
         mounts,
     }
 }
+
+/// The `/api/status` document as server-sent events, one a second, for the live page.
+async fn api_events(Extension(server): Extension<Arc<Server>>) -> Response {
+    use axum::response::IntoResponse;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let stream = futures_util::stream::unfold((server, true), |(server, first)| async move {
+        if !first {
+            tokio::time::sleep(EVENT_INTERVAL).await;
+        }
+        if server.is_shutting_down() {
+            return None;
+        }
+        let data = serde_json::to_string(&api_status_of(&server)).unwrap_or_else(|_| "{}".into());
+        Some((
+            Ok::<_, std::convert::Infallible>(Event::default().data(data)),
+            (server, false),
+        ))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// How often the live page is updated.
+const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn api_status(Extension(server): Extension<Arc<Server>>) -> Response {
     match serde_json::to_value(api_status_of(&server)) {

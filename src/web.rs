@@ -4,7 +4,6 @@
 //! no-cache headers, configured extra headers) and writes the access log line.
 
 use std::convert::Infallible;
-use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -29,6 +28,9 @@ use crate::server::Server;
 
 /// Admin and web requests are small; bound how long one may hold a connection.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Upper bound for long-lived web connections (the live page's events).
+const LONG_LIVED: Duration = Duration::from_secs(24 * 3600);
 
 /// The peer address, put into request extensions by the front door.
 #[derive(Debug, Clone, Copy)]
@@ -135,7 +137,13 @@ pub async fn serve(
         .keep_alive(false)
         .title_case_headers(true)
         .serve_connection(io, service);
-    match tokio::time::timeout(REQUEST_DEADLINE, conn).await {
+    // The live page's event stream runs for as long as the page is open.
+    let deadline = if raw_head.starts_with(b"GET /api/events") {
+        LONG_LIVED
+    } else {
+        REQUEST_DEADLINE
+    };
+    match tokio::time::timeout(deadline, conn).await {
         Ok(Err(e)) => tracing::debug!(%peer, "http connection error: {e}"),
         Err(_) => tracing::debug!(%peer, "http request deadline passed"),
         Ok(Ok(())) => {}
@@ -348,41 +356,15 @@ fn mime_for(name: &str) -> &'static str {
     }
 }
 
-/// The status page template, embedded so `cargo run` serves it with no files around.
-const STATUS_PAGE: &str = include_str!("../static/status.html");
+/// The live status page, embedded so `cargo run` serves it with no files around. An
+/// `index.html` in the configured webroot replaces it.
+const LIVE_PAGE: &str = include_str!("../static/index.html");
 
-/// A plain, server-rendered overview of the live mounts.
-async fn status_page(Extension(server): Extension<Arc<Server>>) -> impl IntoResponse {
-    let config = server.config();
-    let mut rows = String::new();
-    for m in server
-        .registry
-        .list()
-        .into_iter()
-        .filter(|m| !m.settings.hidden)
-    {
-        let info = m.info();
-        let codec = m.codec();
-        let _ = writeln!(
-            rows,
-            "<tr><td><a href=\"{0}\">{0}</a> (<a href=\"{0}.m3u\">m3u</a>)</td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td><td>{5}</td></tr>",
-            html_escape(&m.name),
-            html_escape(info.display_name()),
-            html_escape(&info.content_type),
-            html_escape(codec.codec.as_deref().unwrap_or("")),
-            m.listener_count(),
-            html_escape(&m.metadata().display()),
-        );
+async fn status_page(Extension(server): Extension<Arc<Server>>) -> Response {
+    if let Some(resp) = static_file(&server, "/index.html").await {
+        return resp;
     }
-    if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"6\">No mounts are live.</td></tr>\n");
-    }
-    // Rows carry text from sources; they go in last so they cannot inject a placeholder.
-    let body = STATUS_PAGE
-        .replace("{{server_id}}", &html_escape(&config.server_id))
-        .replace("{{location}}", &html_escape(&config.location))
-        .replace("{{rows}}", &rows);
-    IcecastReply::new(200, "text/html; charset=utf-8", body)
+    IcecastReply::new(200, "text/html; charset=utf-8", LIVE_PAGE.to_string()).into()
 }
 
 impl IntoResponse for IcecastReply {
