@@ -37,6 +37,20 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// The address of a floecast process started on `port`, once it accepts connections.
+async fn wait_listening(port: u16) -> std::net::SocketAddr {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server on port {port} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    addr
+}
+
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .arg(format!("-{sig}"))
@@ -104,12 +118,7 @@ async fn reload_keeps_listeners_and_sigterm_is_graceful() {
         .spawn()
         .unwrap();
     let mut proc = Proc(child);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addr = wait_listening(port).await;
     let mut src = source(addr, "/r.mp3", "audio/mpeg", "").await;
     src.write_all(&mp3_frames(20)).await.unwrap();
     let mut l = connect(addr).await;
@@ -262,12 +271,7 @@ async fn runs_directly_from_an_icecast_xml() {
         .spawn()
         .unwrap();
     let _proc = Proc(child);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(std::time::Instant::now() < deadline, "server did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addr = wait_listening(port).await;
     // The XML's password and mount settings are in force: hackme is refused, xmlpw works.
     let r = exchange(
         addr,
@@ -314,15 +318,7 @@ async fn standalone_peer_serves_players() {
             .spawn()
             .unwrap(),
     );
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "server A did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let addr = wait_listening(http).await;
     let mut src = source(addr, "/team.mp3", "audio/mpeg", "ice-name: Peer CLI\r\n").await;
     src.write_all(&mp3_frames(40)).await.unwrap();
     let _peer = Proc(
