@@ -38,6 +38,8 @@ enum Command {
         /// Path to icecast.xml.
         file: PathBuf,
     },
+    /// Run the deterministic P2PSP network simulator (no sockets, virtual time).
+    Simulate(floecast::p2psp::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::ImportIcecast { .. } => ExitCode::SUCCESS,
+        Command::Simulate(args) => floecast::p2psp::sim::run_cli(args),
         Command::CheckConfig => {
             println!("config OK");
             ExitCode::SUCCESS
