@@ -42,6 +42,8 @@ const MAX_EARLY_DATAGRAMS: usize = 256;
 /// A timer that does not move after firing is retried this much later (and counted).
 const TIMER_RETRY_NS: u64 = 1_000_000;
 const TYPE_CHUNK: u8 = 0x01;
+const TYPE_HELLO: u8 = 0x02;
+const TYPE_KEEPALIVE: u8 = 0x04;
 
 // ---------------------------------------------------------------- configuration
 
@@ -97,6 +99,10 @@ pub struct SimConfig {
     pub tail: Duration,
     pub churn: Vec<Churn>,
     pub seed: u64,
+    /// Timers fire at multiples of this (like a runtime's timer wheel; tokio's is 1 ms).
+    /// Coarser ticks batch the per-neighbour keepalive deadlines, which otherwise wake a peer
+    /// up to N times a second, each wake-up costing O(N) in `handle_timeout`/`poll_timeout`.
+    pub timer_granularity: Duration,
 }
 
 impl Default for SimConfig {
@@ -125,6 +131,7 @@ impl Default for SimConfig {
             tail: Duration::from_secs(3),
             churn: Vec::new(),
             seed: 1,
+            timer_granularity: Duration::from_millis(1),
         }
     }
 }
@@ -229,6 +236,8 @@ pub struct Metrics {
     /// Datagrams to a node that was gone (or not there yet, beyond the early buffer).
     pub undeliverable: u64,
     pub events: u64,
+    /// `handle_timeout` calls (splitter and peers).
+    pub timeouts: u64,
     pub timer_retries: u64,
 }
 
@@ -625,18 +634,23 @@ impl Sim {
                 .and_then(|p| p.poll_timeout())
         };
         let Some(next) = next else { return };
-        let t = self.ns(next).max(self.now);
+        let g = dur_ns(self.cfg.timer_granularity).max(1);
+        let t = self.ns(next).max(self.now).div_ceil(g).saturating_mul(g);
         if self.sched[k as usize].is_none_or(|s| t < s) {
             self.sched[k as usize] = Some(t);
             self.push(t, Ev::Timeout { node: k });
         }
     }
 
-    fn after_splitter(&mut self) {
+    /// Drain the splitter's output and re-arm its timer. `passive`: the input was a Hello or
+    /// KeepAlive, which only pushes deadlines later unless it produced output, so the O(N)
+    /// `poll_timeout` can be skipped (it dominates big teams: N² keepalives a second).
+    fn after_splitter_input(&mut self, passive: bool) {
         let mut tx = std::mem::take(&mut self.tx_scratch);
         while let Some(t) = self.splitter.poll_transmit() {
             tx.push(t);
         }
+        let mut quiet = tx.is_empty();
         for t in tx.drain(..) {
             self.send(0, t);
         }
@@ -644,11 +658,24 @@ impl Sim {
         while let Some(e) = self.splitter.poll_event() {
             // Counted from the splitter's stats at the end; nothing to do per event.
             let _: SplitterEvent = e;
+            quiet = false;
         }
-        self.reschedule(0);
+        if !(passive && quiet) {
+            self.reschedule(0);
+        }
+    }
+
+    fn after_splitter(&mut self) {
+        self.after_splitter_input(false);
     }
 
     fn after_peer(&mut self, k: u32) {
+        self.after_peer_input(k, false);
+    }
+
+    /// As [`Self::after_splitter_input`], for peer `k`: a Hello/KeepAlive from a known
+    /// neighbour only refreshes `last_seen`; from a new one it emits NeighbourAdded.
+    fn after_peer_input(&mut self, k: u32, passive: bool) {
         let mut tx = std::mem::take(&mut self.tx_scratch);
         let mut evs = std::mem::take(&mut self.ev_scratch);
         if let Some(p) = self.nodes[k as usize].peer.as_mut() {
@@ -659,6 +686,7 @@ impl Sim {
                 evs.push(e);
             }
         }
+        let quiet = tx.is_empty() && evs.is_empty();
         for t in tx.drain(..) {
             self.send(k, t);
         }
@@ -667,7 +695,9 @@ impl Sim {
         }
         self.tx_scratch = tx;
         self.ev_scratch = evs;
-        self.reschedule(k);
+        if !(passive && quiet) {
+            self.reschedule(k);
+        }
     }
 
     fn peer_event(&mut self, k: u32, e: PeerEvent) {
@@ -756,10 +786,11 @@ impl Sim {
             return;
         }
         let from_addr = Self::node_addr(from);
+        let passive = matches!(data.get(3), Some(&(TYPE_HELLO | TYPE_KEEPALIVE)));
         if to == 0 {
             let now = self.at(self.now);
             self.splitter.handle_datagram(now, from_addr, &data);
-            self.after_splitter();
+            self.after_splitter_input(passive);
             return;
         }
         let now = self.at(self.now);
@@ -767,7 +798,7 @@ impl Sim {
         match (n.state, n.peer.as_mut()) {
             (State::Active | State::Leaving, Some(p)) => {
                 p.handle_datagram(now, from_addr, &data);
-                self.after_peer(to);
+                self.after_peer_input(to, passive);
             }
             (State::Joining, _) if n.early.len() < MAX_EARLY_DATAGRAMS => {
                 n.early.push((from, data));
@@ -781,6 +812,7 @@ impl Sim {
             return; // superseded by an earlier one
         }
         self.sched[k as usize] = None;
+        self.m.timeouts += 1;
         let now = self.at(self.now);
         if k == 0 {
             self.splitter.handle_timeout(now);
@@ -1048,6 +1080,9 @@ pub struct SimArgs {
     /// Peers' skip_after (how long a missing head slot may block playout).
     #[arg(long = "skip-after-ms", default_value_t = 2000)]
     pub skip_after_ms: u64,
+    /// Timer granularity: deadlines are rounded up to a multiple of this.
+    #[arg(long = "timer-ms", default_value_t = 1.0)]
+    pub timer_ms: f64,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -1131,6 +1166,7 @@ impl SimArgs {
             lrs: !self.no_lrs,
             acs: !self.no_acs,
             skip_after: Duration::from_millis(self.skip_after_ms.min(3_600_000)),
+            timer_granularity: ms(self.timer_ms, "timer granularity")?,
             churn: self.churn.clone(),
             seed: self.seed,
             arrivals,
@@ -1226,6 +1262,7 @@ impl Report {
             ("queue_drops", m.queue_drops.to_string()),
             ("undeliverable", m.undeliverable.to_string()),
             ("events", m.events.to_string()),
+            ("timeouts", m.timeouts.to_string()),
             ("timer_retries", m.timer_retries.to_string()),
             ("wall_ms", json_f64(self.wall.as_secs_f64() * 1e3)),
         ];
@@ -1300,8 +1337,9 @@ impl Report {
             m.datagrams, m.net_lost, m.queue_drops, m.undeliverable
         );
         s += &format!(
-            "  simulator          {} events, {} timer retries, wall {:.2} s\n",
+            "  simulator          {} events, {} timeouts, {} timer retries, wall {:.2} s\n",
             m.events,
+            m.timeouts,
             m.timer_retries,
             self.wall.as_secs_f64()
         );
