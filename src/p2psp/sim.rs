@@ -1080,6 +1080,15 @@ pub struct SimArgs {
     /// Peers' skip_after (how long a missing head slot may block playout).
     #[arg(long = "skip-after-ms", default_value_t = 2000)]
     pub skip_after_ms: u64,
+    /// Seconds the source streams before the first arrival (fills the join burst).
+    #[arg(long, default_value_t = 2.0)]
+    pub preroll: f64,
+    /// The measurement window starts this many seconds after the last arrival...
+    #[arg(long, default_value_t = 3.0)]
+    pub warmup: f64,
+    /// ... and ends this many seconds before the end of the run.
+    #[arg(long, default_value_t = 3.0)]
+    pub tail: f64,
     /// Timer granularity: deadlines are rounded up to a multiple of this.
     #[arg(long = "timer-ms", default_value_t = 1.0)]
     pub timer_ms: f64,
@@ -1167,6 +1176,9 @@ impl SimArgs {
             acs: !self.no_acs,
             skip_after: Duration::from_millis(self.skip_after_ms.min(3_600_000)),
             timer_granularity: ms(self.timer_ms, "timer granularity")?,
+            preroll: parse_secs(&self.preroll.to_string())?,
+            warmup: parse_secs(&self.warmup.to_string())?,
+            tail: parse_secs(&self.tail.to_string())?,
             churn: self.churn.clone(),
             seed: self.seed,
             arrivals,
@@ -1347,7 +1359,93 @@ impl Report {
     }
 }
 
+/// One row of the suite: a label, the exact `floecast simulate` flags, and the config.
+fn suite_rows(max_peers: usize, seed: u64) -> Vec<(&'static str, String)> {
+    let rows: Vec<(&'static str, usize, &'static str)> = vec![
+        ("0% loss", 10, "--duration 60"),
+        ("0% loss", 100, "--duration 60"),
+        // Big teams are shortened (the peers' keepalive mesh is N² datagrams a second and
+        // each costs O(N) at the receiver) and use a 10 ms timer tick.
+        ("0% loss (short run)", 1000, "--duration 12 --preroll 1 --spread 1 --warmup 2 --tail 2.5 --timer-ms 10"),
+        ("0% loss (short run)", 2000, "--duration 8 --preroll 0.5 --spread 0.5 --warmup 2 --tail 2.5 --timer-ms 10"),
+        ("1% loss, LRS", 10, "--duration 60 --loss 1%"),
+        ("1% loss, LRS, B=64", 10, "--duration 60 --loss 1% --buffer 64"),
+        ("1% loss, LRS", 100, "--duration 60 --loss 1%"),
+        ("1% loss, LRS, skip-after 6 s", 100, "--duration 60 --loss 1% --skip-after-ms 6000 --tail 8"),
+        ("churn 30% abrupt @20 s", 10, "--duration 60 --churn 30%@20"),
+        ("churn 30% abrupt @20 s", 100, "--duration 60 --churn 30%@20"),
+        ("churn 30% abrupt @20 s, B=64", 10, "--duration 60 --churn 30%@20 --buffer 64"),
+        ("8 KiB chunks, 1 Mbit/s", 100, "--duration 60 --chunk-size 8192 --rate-kbps 1000"),
+    ];
+    rows.into_iter()
+        .filter(|r| r.1 <= max_peers)
+        .map(|(l, n, f)| (l, format!("--peers {n} {f} --seed {seed}")))
+        .collect()
+}
+
 fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
-    let _ = (max_peers, seed);
-    ExitCode::SUCCESS
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: SimArgs,
+    }
+    println!(
+        "| scenario | N | B | sim s | window chunks | loss ratio | start-up p50 / p99 (ms) | \
+         splitter egress ÷ stream | peer upload mean / max ÷ stream (chunks only) | \
+         continuity | dup / chunk | LRS resends / requests | wall s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut cmds = Vec::new();
+    let mut failed = false;
+    for (label, flags) in suite_rows(max_peers, seed) {
+        let argv = std::iter::once("simulate").chain(flags.split_whitespace());
+        let cfg = match Wrap::try_parse_from(argv).map_err(|e| e.to_string()).and_then(|w| w.a.to_config()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("suite: {flags}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        eprintln!("suite: running {label}: {flags}");
+        let r = match simulate(cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("suite: {flags}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        let m = &r.metrics;
+        println!(
+            "| {label} | {} | {} | {:.0} | {} | {:.3}% | {:.0} / {:.0} | {:.3} | {:.2} / {:.2} ({:.2}) | {} | {:.3} | {} / {} | {:.1} |",
+            m.peers,
+            r.config.effective_buffer(),
+            r.config.duration.as_secs_f64(),
+            m.window_chunks,
+            m.loss_ratio * 100.0,
+            m.startup_p50_ms,
+            m.startup_p99_ms,
+            m.splitter_egress_ratio,
+            m.upload_mean,
+            m.upload_max,
+            m.upload_chunks_mean,
+            m.continuity.map_or("–".to_string(), |c| format!("{:.2}%", c * 100.0)),
+            m.duplicate_ratio,
+            m.lrs_resends,
+            m.requests,
+            r.wall.as_secs_f64()
+        );
+        cmds.push(format!("floecast simulate {flags}"));
+    }
+    println!();
+    println!("Commands, in row order:");
+    println!();
+    println!("```");
+    for c in cmds {
+        println!("{c}");
+    }
+    println!("```");
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
