@@ -103,6 +103,8 @@ pub struct SimConfig {
     /// Coarser ticks batch the per-neighbour keepalive deadlines, which otherwise wake a peer
     /// up to N times a second, each wake-up costing O(N) in `handle_timeout`/`poll_timeout`.
     pub timer_granularity: Duration,
+    /// The peers' `max_neighbours`; 0 keeps `PeerConfig`'s default (1024).
+    pub max_neighbours: usize,
 }
 
 impl Default for SimConfig {
@@ -132,6 +134,7 @@ impl Default for SimConfig {
             churn: Vec::new(),
             seed: 1,
             timer_granularity: Duration::from_millis(1),
+            max_neighbours: 0,
         }
     }
 }
@@ -876,6 +879,9 @@ impl Sim {
         let mut pc = PeerConfig::new(SPLITTER_ADDR);
         pc.role = self.nodes[k as usize].role;
         pc.skip_after = self.cfg.skip_after;
+        if self.cfg.max_neighbours > 0 {
+            pc.max_neighbours = self.cfg.max_neighbours;
+        }
         let seed = self.cfg.seed ^ u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut p = Box::new(Peer::new(pc, *reply, seed, now));
         // Datagrams that beat the reply were held by the (modelled) socket buffer.
@@ -1100,6 +1106,9 @@ pub struct SimArgs {
     /// Timer granularity: deadlines are rounded up to a multiple of this.
     #[arg(long = "timer-ms", default_value_t = 1.0)]
     pub timer_ms: f64,
+    /// The peers' neighbour cap (0 = the PeerConfig default, 1024).
+    #[arg(long = "max-neighbours", default_value_t = 0)]
+    pub max_neighbours: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -1193,6 +1202,7 @@ impl SimArgs {
             churn: self.churn.clone(),
             seed: self.seed,
             arrivals,
+            max_neighbours: self.max_neighbours.min(MAX_SIM_PEERS),
         })
     }
 }
@@ -1581,6 +1591,18 @@ mod tests {
         let m = run(SimConfig {
             loss: 0.01,
             ..small(10, 60)
+        });
+        assert!(m.loss_ratio <= 0.001, "loss ratio {}", m.loss_ratio);
+    }
+
+    #[test]
+    #[ignore = "state-machine issue: a peer drops (does not even buffer) chunks from a sender it \
+                cannot add as a neighbour (max_neighbours, default 1024), and the splitter admits \
+                teams larger than that; at N=2000 the measured loss ratio is ≈ 49%"]
+    fn team_larger_than_the_neighbour_cap() {
+        let m = run(SimConfig {
+            max_neighbours: 6,
+            ..small(12, 20)
         });
         assert!(m.loss_ratio <= 0.001, "loss ratio {}", m.loss_ratio);
     }
