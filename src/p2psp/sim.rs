@@ -1435,9 +1435,9 @@ fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
     println!(
         "| scenario | N | B | sim s | window chunks | loss ratio | start-up p50 / p99 (ms) | \
          splitter egress ÷ stream | peer upload mean / max ÷ stream (chunks only) | \
-         continuity | dup / chunk | LRS resends / requests | wall s |"
+         continuity | dup / chunk | LRS resends / requests | order err / corrupt | wall s |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut cmds = Vec::new();
     let mut failed = false;
     for (label, flags) in suite_rows(max_peers, seed) {
@@ -1464,7 +1464,7 @@ fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
         };
         let m = &r.metrics;
         println!(
-            "| {label} | {} | {} | {:.0} | {} | {:.3}% | {:.0} / {:.0} | {:.3} | {:.2} / {:.2} ({:.2}) | {} | {:.3} | {} / {} | {:.1} |",
+            "| {label} | {} | {} | {:.0} | {} | {:.3}% | {:.0} / {:.0} | {:.3} | {:.2} / {:.2} ({:.2}) | {} | {:.3} | {} / {} | {} / {} | {:.1} |",
             m.peers,
             r.config.effective_buffer(),
             r.config.duration.as_secs_f64(),
@@ -1481,6 +1481,8 @@ fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
             m.duplicate_ratio,
             m.lrs_resends,
             m.requests,
+            m.order_errors,
+            m.corrupt,
             r.wall.as_secs_f64()
         );
         cmds.push(format!("floecast simulate {flags}"));
