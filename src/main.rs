@@ -53,6 +53,8 @@ enum Command {
         /// Path to icecast.xml.
         file: PathBuf,
     },
+    /// Run the deterministic P2PSP network simulator (no sockets, virtual time).
+    Simulate(floecast::p2psp::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Simulate(args) => floecast::p2psp::sim::run_cli(args),
         Command::CheckConfig => {
             println!("config OK");
             ExitCode::SUCCESS

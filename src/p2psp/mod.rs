@@ -18,6 +18,7 @@
 pub mod buffer;
 pub mod compat;
 pub mod peer;
+pub mod sim;
 pub mod splitter;
 pub mod wire;
 
