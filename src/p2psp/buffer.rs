@@ -221,38 +221,77 @@ impl PlayoutBuffer {
     }
 }
 
-/// Walks slots as they cross a horizon `horizon` chunks behind the newest one and reports those
-/// still empty, each once. Monitors use it for LostChunk, peers for Request.
+/// Finds the holes (empty slots behind newer chunks) and reports each once: when it falls
+/// `horizon` chunks behind the newest chunk, or `delay` after it was first seen, whichever
+/// comes first. Monitors use it for LostChunk, peers for Request.
+///
+/// The time rule matters because playout skips a hole after a fixed time: a horizon in
+/// chunks alone is reached far too late for low chunk rates (a 128 kbit/s stream in 4 KiB
+/// chunks makes 4 chunks a second), and recovery would never happen.
 #[derive(Debug, Clone)]
 pub struct HoleScanner {
+    /// The next slot not yet examined.
     cursor: Option<ChunkNo>,
     horizon: u32,
+    delay: Duration,
+    /// Holes seen and not yet reported, oldest first, with when they were first seen.
+    seen: std::collections::VecDeque<(ChunkNo, Instant)>,
 }
 
 impl HoleScanner {
+    /// Report by distance only.
     pub fn new(horizon: u32) -> HoleScanner {
+        HoleScanner::with_delay(horizon, Duration::MAX)
+    }
+
+    /// Report by distance or after `delay`, whichever comes first.
+    pub fn with_delay(horizon: u32, delay: Duration) -> HoleScanner {
         HoleScanner {
             cursor: None,
             horizon,
+            delay,
+            seen: std::collections::VecDeque::new(),
         }
     }
 
-    pub fn scan(&mut self, buf: &PlayoutBuffer, out: &mut Vec<ChunkNo>) {
+    pub fn scan(&mut self, now: Instant, buf: &PlayoutBuffer, out: &mut Vec<ChunkNo>) {
         let Some(newest) = buf.newest() else { return };
-        let limit = newest.minus(self.horizon);
+        let start = buf.next_to_play();
+        // Forget holes that were filled or played past.
+        self.seen
+            .retain(|(c, _)| !start.is_after(*c) && buf.get(*c).is_none());
         let mut c = match self.cursor {
-            Some(c) if !buf.next_to_play().is_after(c) => c,
-            _ => buf.next_to_play(),
+            Some(c) if !start.is_after(c) => c,
+            _ => start,
         };
         let mut steps = 0;
-        while !c.is_after(limit) && steps < buf.capacity() {
+        while newest.is_after(c) && steps < buf.capacity() {
             if buf.get(c).is_none() {
-                out.push(c);
+                if self.seen.len() >= buf.capacity() as usize {
+                    self.seen.pop_front();
+                }
+                self.seen.push_back((c, now));
             }
             c = c.plus(1);
             steps += 1;
         }
         self.cursor = Some(c);
+        let limit = newest.minus(self.horizon);
+        let delay = self.delay;
+        self.seen.retain(|&(c, first)| {
+            let due = !c.is_after(limit) || now.saturating_duration_since(first) >= delay;
+            if due {
+                out.push(c);
+            }
+            !due
+        });
+    }
+
+    /// When the oldest unreported hole becomes due by time, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.seen
+            .front()
+            .and_then(|(_, t)| t.checked_add(self.delay))
     }
 }
 
@@ -309,7 +348,7 @@ mod tests {
         let mut sc = HoleScanner::new(2);
         for n in 13..=16 {
             b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
-            sc.scan(&b, &mut holes);
+            sc.scan(t, &b, &mut holes);
         }
         assert_eq!(holes, vec![ChunkNo(12)]);
         b.advance(t);
@@ -346,5 +385,31 @@ mod tests {
         assert_eq!(ev.len(), 5);
         assert!(matches!(ev[0], Playout::Deliver { .. }));
         assert!(b.fill() == 1);
+    }
+
+    #[test]
+    fn holes_are_reported_after_a_delay_even_within_the_horizon() {
+        let t = Instant::now();
+        let mut b = PlayoutBuffer::new(cfg(), ChunkNo(0));
+        let mut sc = HoleScanner::with_delay(100, Duration::from_millis(300));
+        let mut holes = vec![];
+        b.insert(t, ChunkNo(0), PeerId(1), p(0));
+        b.insert(t, ChunkNo(2), PeerId(1), p(2));
+        sc.scan(t, &b, &mut holes);
+        assert!(holes.is_empty(), "not due yet");
+        assert_eq!(sc.next_deadline(), Some(t + Duration::from_millis(300)));
+        sc.scan(t + Duration::from_millis(300), &b, &mut holes);
+        assert_eq!(holes, vec![ChunkNo(1)]);
+        // Reported once only.
+        sc.scan(t + Duration::from_millis(900), &b, &mut holes);
+        assert_eq!(holes, vec![ChunkNo(1)]);
+        // A filled hole is forgotten before it is due.
+        let mut sc = HoleScanner::with_delay(100, Duration::from_millis(300));
+        let mut holes = vec![];
+        b.insert(t, ChunkNo(4), PeerId(1), p(4));
+        sc.scan(t, &b, &mut holes);
+        b.insert(t, ChunkNo(3), PeerId(1), p(3));
+        sc.scan(t + Duration::from_secs(1), &b, &mut holes);
+        assert!(!holes.contains(&ChunkNo(3)), "{holes:?}");
     }
 }

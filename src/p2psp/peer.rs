@@ -28,6 +28,11 @@ use super::{ChunkNo, PeerId, Role, Transmit, XorShift, push_bounded};
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
 
+/// A monitor reports a hole this long after first seeing it (well before playout skips it,
+/// so the splitter's resend can still arrive); a plain peer asks a neighbour a bit later.
+const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
+const REQUEST_AFTER: Duration = Duration::from_millis(600);
+
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
     pub splitter: SocketAddr,
@@ -213,9 +218,10 @@ impl Peer {
             rr: 0,
             forward: BTreeMap::new(),
             buffer,
-            complain: (config.role == Role::Monitor).then(|| HoleScanner::new(lag / 2)),
+            complain: (config.role == Role::Monitor)
+                .then(|| HoleScanner::with_delay(lag / 2, COMPLAIN_AFTER)),
             monitor_horizon: lag / 2,
-            request: HoleScanner::new(lag * 3 / 4),
+            request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER),
             holes: Vec::new(),
             header_epoch: reply.header_epoch,
             assembling: None,
@@ -428,7 +434,10 @@ impl Peer {
             // A monitor left and the splitter chose us: start reporting lost chunks.
             Message::Promote => {
                 if self.complain.is_none() {
-                    self.complain = Some(HoleScanner::new(self.monitor_horizon));
+                    self.complain = Some(HoleScanner::with_delay(
+                        self.monitor_horizon,
+                        COMPLAIN_AFTER,
+                    ));
                 }
             }
             _ => self.stats.garbage += 1,
@@ -603,14 +612,14 @@ impl Peer {
         let mut holes = std::mem::take(&mut self.holes);
         if let Some(sc) = &mut self.complain {
             holes.clear();
-            sc.scan(&self.buffer, &mut holes);
+            sc.scan(now, &self.buffer, &mut holes);
             for no in holes.iter().copied() {
                 self.stats.complaints_sent += 1;
                 self.send_splitter(Message::LostChunk { no });
             }
         }
         holes.clear();
-        self.request.scan(&self.buffer, &mut holes);
+        self.request.scan(now, &self.buffer, &mut holes);
         for no in holes.iter().copied() {
             if self.neighbours.is_empty() {
                 break;
@@ -741,6 +750,15 @@ impl Peer {
             if n.debt > self.cfg.max_chunk_debt {
                 t = t.min(self.now);
             }
+        }
+        for d in [
+            self.complain.as_ref().and_then(HoleScanner::next_deadline),
+            self.request.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t = t.min(d);
         }
         if let Some(b) = self.buffer.next_deadline() {
             t = t.min(b);

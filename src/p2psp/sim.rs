@@ -1586,9 +1586,8 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "state-machine issue: with B=256 at 15.6 chunks/s the complaint (B/4 chunks ≈ 4.1 s) \
-                and request (3B/8 ≈ 6.1 s) horizons lie beyond skip_after (2 s), so holes are \
-                skipped before anyone asks for them; measured loss ratio ≈ 1.6%"]
+    // Once an issue: the complaint and request horizons, counted in chunks only, lay beyond
+    // skip_after at this chunk rate. Holes are now also reported by time (HoleScanner).
     fn one_percent_loss_with_lrs_default_buffer() {
         let m = run(SimConfig {
             loss: 0.01,
