@@ -15,7 +15,7 @@
 //! It must never do I/O or read a clock, never accept datagrams without the team cookie, never
 //! replay stale data for a lost slot, and never let a queue grow without bound.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,14 @@ const MAX_EVENTS: usize = 1 << 16;
 /// so the splitter's resend can still arrive); a plain peer asks a neighbour a bit later.
 const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
 const REQUEST_AFTER: Duration = Duration::from_millis(600);
+
+/// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
+/// bindings commonly last 30 s or more.
+const MAX_MESH_KEEPALIVE: Duration = Duration::from_secs(15);
+/// The chunk rate is sampled each time the newest chunk number advances this far.
+const RATE_SAMPLE_CHUNKS: u32 = 16;
+/// Splitter chunks remembered for late greeters (a round rarely holds more than one).
+const OWN_RECENT: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -66,7 +74,7 @@ impl PeerConfig {
             start_chunks: 4,
             start_delay: Duration::from_millis(500),
             skip_after: Duration::from_secs(2),
-            max_neighbours: 1024,
+            max_neighbours: wire::MAX_PEERS_IN_LIST,
             max_pending_delay: Duration::from_millis(50),
             goodbye_retries: 3,
         }
@@ -165,6 +173,18 @@ pub struct Peer {
     id: PeerId,
     team: u32,
     neighbours: Vec<Neighbour>,
+    /// Neighbour position by endpoint: every datagram is looked up here, so it must not be a
+    /// scan (teams run to thousands of peers).
+    index: HashMap<SocketAddr, usize>,
+    /// How many neighbours have a non-empty pending list, so that pacing with nothing to
+    /// send costs nothing.
+    pending_lists: usize,
+    /// The last few chunks the splitter gave us, for neighbours that greet us late.
+    own_recent: VecDeque<ChunkNo>,
+    /// No neighbour deadline (keepalive, silence, pending delay, debt) falls before this. It
+    /// is recomputed by `handle_timeout` and only ever lowered in between, so that
+    /// `poll_timeout` is O(1) rather than a walk over thousands of neighbours per datagram.
+    nb_deadline: Instant,
     rr: usize,
     /// Gen D forwarding table for chunks of other origins: who asked for them.
     forward: BTreeMap<PeerId, Vec<SocketAddr>>,
@@ -178,8 +198,13 @@ pub struct Peer {
     assembling: Option<HeaderAssembly>,
     /// A header waiting for its first chunk to be played.
     next_header: Option<(ChunkNo, Bytes)>,
+    /// The last sign of a live splitter: a datagram from it, or a chunk new to us (only the
+    /// splitter numbers chunks, so fresh ones prove it is alive however big the round).
     last_splitter: Instant,
     splitter_last_tx: Instant,
+    /// Estimated time between consecutive chunk numbers, and the mark it is sampled from.
+    chunk_interval: Option<Duration>,
+    rate_mark: Option<(ChunkNo, Instant)>,
     splitter_gone: bool,
     leaving: Option<Leaving>,
     rng: XorShift,
@@ -215,6 +240,10 @@ impl Peer {
             id: reply.peer_id,
             team: reply.team_id,
             neighbours: Vec::new(),
+            index: HashMap::new(),
+            pending_lists: 0,
+            own_recent: VecDeque::new(),
+            nb_deadline: now + config.keepalive_interval,
             rr: 0,
             forward: BTreeMap::new(),
             buffer,
@@ -228,6 +257,8 @@ impl Peer {
             next_header: None,
             last_splitter: now,
             splitter_last_tx: now,
+            chunk_interval: None,
+            rate_mark: None,
             splitter_gone: false,
             leaving: None,
             rng: XorShift::new(local_seed),
@@ -261,13 +292,59 @@ impl Peer {
     }
 
     fn neighbour_index(&self, addr: SocketAddr) -> Option<usize> {
-        self.neighbours.iter().position(|n| n.addr == addr)
+        self.index.get(&addr).copied()
+    }
+
+    /// How long one splitter round lasts, as far as we can tell: every neighbour (and we)
+    /// get one splitter chunk per round, so each of them sends us a chunk about that often.
+    fn round_estimate(&self) -> Duration {
+        self.chunk_interval
+            .map_or(Duration::ZERO, |d| d * (self.neighbours.len() as u32 + 1))
+    }
+
+    /// Keepalives to a neighbour only fill the gaps between the chunks we relay to it, once a
+    /// round; in big teams a fixed 1 s would be an N² mesh of datagrams bigger than the stream.
+    fn mesh_keepalive(&self) -> Duration {
+        self.round_estimate().clamp(
+            self.cfg.keepalive_interval,
+            MAX_MESH_KEEPALIVE.max(self.cfg.keepalive_interval),
+        )
+    }
+
+    /// Silence after which a neighbour is dropped: three of its keepalive gaps (which it
+    /// derives from the same round as we do), never less than the configured timeout.
+    fn neighbour_timeout(&self) -> Duration {
+        self.cfg.neighbour_timeout.max(self.mesh_keepalive() * 3)
+    }
+
+    /// A chunk new to us arrived: the splitter is alive, and the chunk rate can be sampled.
+    fn note_fresh_chunk(&mut self, now: Instant, no: ChunkNo) {
+        self.last_splitter = now;
+        match self.rate_mark {
+            Some((mark, at)) if no.is_after(mark) => {
+                let d = no.diff(mark) as u32;
+                if d >= RATE_SAMPLE_CHUNKS {
+                    let sample = now.saturating_duration_since(at) / d;
+                    self.chunk_interval = Some(match self.chunk_interval {
+                        // Smooth over a few samples: arrivals are bursty.
+                        Some(old) => (old * 3 + sample) / 4,
+                        None => sample,
+                    });
+                    self.rate_mark = Some((no, now));
+                }
+            }
+            Some(_) => {}
+            None => self.rate_mark = Some((no, now)),
+        }
     }
 
     fn add_neighbour(&mut self, id: PeerId, addr: SocketAddr) -> Option<usize> {
         if self.neighbours.len() >= self.cfg.max_neighbours {
             return None;
         }
+        self.index.insert(addr, self.neighbours.len());
+        let due = self.now + self.mesh_keepalive();
+        self.nb_deadline = self.nb_deadline.min(due);
         self.neighbours.push(Neighbour {
             id,
             addr,
@@ -283,6 +360,14 @@ impl Peer {
 
     fn remove_neighbour(&mut self, i: usize) {
         let n = self.neighbours.remove(i);
+        self.index.remove(&n.addr);
+        if !n.pending.is_empty() {
+            self.pending_lists -= 1;
+        }
+        // Removals are rare (goodbyes, timeouts); re-number what moved down.
+        for (k, m) in self.neighbours.iter().enumerate().skip(i) {
+            self.index.insert(m.addr, k);
+        }
         if i < self.rr {
             self.rr -= 1;
         }
@@ -340,11 +425,17 @@ impl Peer {
         };
         self.send_to(i, msg);
         self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
+        if self.neighbours[i].debt > self.cfg.max_chunk_debt {
+            self.nb_deadline = self.now;
+        }
         self.stats.sent += 1;
     }
 
     fn flush(&mut self, i: usize) {
         let pending = std::mem::take(&mut self.neighbours[i].pending);
+        if !pending.is_empty() {
+            self.pending_lists -= 1;
+        }
         self.neighbours[i].pending_since = None;
         for no in pending {
             self.send_chunk(i, no);
@@ -354,13 +445,22 @@ impl Peer {
     fn enqueue(&mut self, i: usize, no: ChunkNo) {
         let cap = self.buffer.capacity() as usize;
         let n = &mut self.neighbours[i];
+        if n.pending.is_empty() {
+            self.pending_lists += 1;
+        }
         // Anything older than a buffer is useless to the receiver anyway.
         push_bounded(&mut n.pending, cap, no);
-        n.pending_since.get_or_insert(self.now);
+        if n.pending_since.is_none() {
+            n.pending_since = Some(self.now);
+            self.nb_deadline = self.nb_deadline.min(self.now + self.cfg.max_pending_delay);
+        }
     }
 
     /// "Only if I have received a chunk, I send": flush the next non-empty pending list.
     fn paced_send(&mut self) {
+        if self.pending_lists == 0 {
+            return;
+        }
         let n = self.neighbours.len();
         for k in 0..n {
             let i = (self.rr + k) % n;
@@ -408,6 +508,8 @@ impl Peer {
                 let me = self.id;
                 match self.buffer.insert(now, no, me, payload) {
                     Insert::New => {
+                        self.note_fresh_chunk(now, no);
+                        push_bounded(&mut self.own_recent, OWN_RECENT, no);
                         for i in 0..self.neighbours.len() {
                             self.enqueue(i, no);
                         }
@@ -517,17 +619,22 @@ impl Peer {
                     _ => PeerId::NONE,
                 };
                 let Some(i) = self.add_neighbour(id, from) else {
+                    self.on_stranger_msg(now, from, msg);
                     return;
                 };
                 // A newcomer missed our splitter chunks of the last round (its join burst
                 // ended before them, and we did not know it yet): queue those for it.
                 if let Some(newest) = self.buffer.newest() {
-                    let round = self.neighbours.len() as u32 + 1;
-                    for k in (0..round.min(self.buffer.capacity() / 2)).rev() {
-                        let no = newest.minus(k);
-                        if self.buffer.get(no).is_some_and(|s| s.origin == self.id) {
-                            self.enqueue(i, no);
-                        }
+                    let round = (self.neighbours.len() as u32 + 1).min(self.buffer.capacity() / 2);
+                    let oldest = newest.minus(round);
+                    let recent: Vec<ChunkNo> = self
+                        .own_recent
+                        .iter()
+                        .copied()
+                        .filter(|no| no.is_after(oldest) && self.buffer.get(*no).is_some())
+                        .collect();
+                    for no in recent {
+                        self.enqueue(i, no);
                     }
                 }
                 i
@@ -552,6 +659,7 @@ impl Peer {
                 let sender = n.id;
                 match self.buffer.insert(now, no, origin, payload) {
                     Insert::New => {
+                        self.note_fresh_chunk(now, no);
                         let targets = self.forward.get(&origin).cloned().unwrap_or_default();
                         for a in targets {
                             if a != from
@@ -593,6 +701,48 @@ impl Peer {
                 }
             }
             _ => self.stats.garbage += 1,
+        }
+    }
+
+    /// A team member we have no room to track (`max_neighbours`): its chunks are still the
+    /// stream and its requests are still served, only without debts, routes or keepalives.
+    fn on_stranger_msg(&mut self, now: Instant, from: SocketAddr, msg: Message) {
+        match msg {
+            Message::Chunk {
+                no,
+                origin,
+                payload,
+            } => {
+                self.stats.from_peers += 1;
+                match self.buffer.insert(now, no, origin, payload) {
+                    Insert::New => {
+                        self.note_fresh_chunk(now, no);
+                        let targets = self.forward.get(&origin).cloned().unwrap_or_default();
+                        for a in targets {
+                            if let Some(j) = self.neighbour_index(a) {
+                                self.enqueue(j, no);
+                            }
+                        }
+                    }
+                    other => self.count_insert(other),
+                }
+                self.paced_send();
+                self.playout(now);
+            }
+            Message::Request { no } => {
+                let Some(s) = self.buffer.get(no) else { return };
+                let msg = Message::Chunk {
+                    no,
+                    origin: s.origin,
+                    payload: s.payload.clone(),
+                };
+                if let Some(d) = self.encode(msg) {
+                    self.stats.requests_served += 1;
+                    self.stats.sent += 1;
+                    self.queue(from, d);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -674,6 +824,8 @@ impl Peer {
             self.splitter_gone = true;
             self.event(PeerEvent::SplitterGone);
         }
+        let timeout = self.neighbour_timeout();
+        let ka = self.mesh_keepalive();
         let mut i = self.neighbours.len();
         while i > 0 {
             i -= 1;
@@ -681,7 +833,7 @@ impl Peer {
             if n.debt > self.cfg.max_chunk_debt {
                 self.stats.neighbours_dropped_debt += 1;
                 self.remove_neighbour(i);
-            } else if now >= n.last_seen + self.cfg.neighbour_timeout {
+            } else if now >= n.last_seen + timeout {
                 self.stats.neighbours_dropped_silence += 1;
                 self.remove_neighbour(i);
             }
@@ -697,11 +849,31 @@ impl Peer {
             {
                 self.flush(i);
             }
-            if now >= self.neighbours[i].last_tx + self.cfg.keepalive_interval {
+            if now >= self.neighbours[i].last_tx + ka {
                 self.send_to(i, Message::KeepAlive { from: id });
             }
         }
         self.playout(now);
+        self.nb_deadline = self.neighbour_deadline(now);
+    }
+
+    /// The earliest neighbour deadline, at most a keepalive interval away so that changes to
+    /// the round estimate are picked up.
+    fn neighbour_deadline(&self, now: Instant) -> Instant {
+        let ka = self.mesh_keepalive();
+        let timeout = self.neighbour_timeout();
+        let mut t = now + self.cfg.keepalive_interval;
+        for n in &self.neighbours {
+            t = t.min(n.last_tx + ka);
+            t = t.min(n.last_seen + timeout);
+            if let Some(p) = n.pending_since {
+                t = t.min(p + self.cfg.max_pending_delay);
+            }
+            if n.debt > self.cfg.max_chunk_debt {
+                t = t.min(now);
+            }
+        }
+        t
     }
 
     /// Leave politely: flush what we owe, say goodbye to every neighbour and (repeatedly,
@@ -736,21 +908,11 @@ impl Peer {
         if let Some(l) = &self.leaving {
             return (!l.done).then_some(l.next_at);
         }
-        let ka = self.cfg.keepalive_interval;
-        let mut t = self.splitter_last_tx + ka;
+        let mut t = self.splitter_last_tx + self.cfg.keepalive_interval;
         if !self.splitter_gone {
             t = t.min(self.last_splitter + self.cfg.splitter_timeout);
         }
-        for n in &self.neighbours {
-            t = t.min(n.last_tx + ka);
-            t = t.min(n.last_seen + self.cfg.neighbour_timeout);
-            if let Some(p) = n.pending_since {
-                t = t.min(p + self.cfg.max_pending_delay);
-            }
-            if n.debt > self.cfg.max_chunk_debt {
-                t = t.min(self.now);
-            }
-        }
+        t = t.min(self.nb_deadline);
         for d in [
             self.complain.as_ref().and_then(HoleScanner::next_deadline),
             self.request.next_deadline(),

@@ -4,8 +4,9 @@
 //! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
 //! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
 //!
-//! Egress is one copy of the stream (plus LRS resends, keepalives to idle peers and header
-//! updates), whatever the team size. It must never do I/O, read a clock, send a chunk to more
+//! Egress is one copy of the stream (plus LRS resends and header updates), whatever the team
+//! size: keepalives go out only while the stream is idle, because fresh chunk numbers,
+//! flooded by the team, already prove to every peer that the splitter is alive. It must never do I/O, read a clock, send a chunk to more
 //! than one peer, or believe complaints from non-monitors or datagrams from unknown endpoints.
 
 use std::collections::VecDeque;
@@ -26,7 +27,7 @@ const MAX_EVENTS: usize = 4096;
 const HEADER_RETRIES: u32 = 5;
 const TICK: Duration = Duration::from_secs(1);
 
-/// How many more times a Promote is sent after the first (on keepalive ticks).
+/// How many more times a Promote is sent after the first, a keepalive interval apart.
 const PROMOTE_REPEATS: u8 = 2;
 
 #[derive(Debug, Clone)]
@@ -42,7 +43,8 @@ pub struct SplitterConfig {
     pub max_chunk_loss: u32,
     /// Native codec only: no datagram for this long → removed (Gen C peers never send one).
     pub peer_timeout: Duration,
-    /// Send a KeepAlive to a peer that got nothing from us for this long (native only).
+    /// While no chunk has been pushed for this long, send a KeepAlive to each peer that got
+    /// nothing from us for this long (native only).
     pub keepalive_interval: Duration,
     pub acs: bool,
     pub lrs: bool,
@@ -174,8 +176,9 @@ struct Member {
     period: u32,
     period_left: u32,
     header_acked: u32,
-    /// Promote messages still to repeat (UDP may lose one).
+    /// Promote messages still to repeat (UDP may lose one), and when the last went out.
     promote_left: u8,
+    promoted_at: Instant,
 }
 
 #[derive(Debug)]
@@ -204,6 +207,8 @@ pub struct Splitter {
     header_retry_due: bool,
     header_retries_left: u32,
     next_tick: Instant,
+    /// When the last chunk was pushed: keepalives are only needed while the stream is idle.
+    last_push: Option<Instant>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SplitterEvent>,
     stats: SplitterStats,
@@ -231,6 +236,7 @@ impl Splitter {
             header_retry_due: false,
             header_retries_left: 0,
             next_tick: now + TICK,
+            last_push: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SplitterStats::default(),
@@ -313,6 +319,7 @@ impl Splitter {
         }
         let no = self.next_no;
         self.next_no = no.plus(1);
+        self.last_push = Some(now);
         self.stats.chunks_pushed += 1;
         self.stats.bytes_pushed += payload.len() as u64;
         let dest = self.pick();
@@ -479,6 +486,7 @@ impl Splitter {
             period_left: 1,
             header_acked: self.header_epoch,
             promote_left: 0,
+            promoted_at: now,
         };
         // Monitors first, as in every generation.
         let at = if role == Role::Monitor { monitors } else { n };
@@ -685,6 +693,7 @@ impl Splitter {
         let mut m = self.members.remove(j);
         m.role = Role::Monitor;
         m.promote_left = PROMOTE_REPEATS;
+        m.promoted_at = self.now;
         self.members.insert(monitors, m);
         self.send(monitors, Message::Promote);
     }
@@ -715,14 +724,16 @@ impl Splitter {
         }
         if self.cfg.codec == Codec::Native {
             for i in 0..self.members.len() {
-                if now.saturating_duration_since(self.members[i].last_tx)
-                    >= self.cfg.keepalive_interval
-                {
+                if now >= self.keepalive_due(&self.members[i]) {
                     self.send(i, Message::KeepAlive { from: PeerId::NONE });
-                    if self.members[i].promote_left > 0 {
-                        self.members[i].promote_left -= 1;
-                        self.send(i, Message::Promote);
-                    }
+                }
+                if self.members[i].promote_left > 0
+                    && now >= self.members[i].promoted_at + self.cfg.keepalive_interval
+                {
+                    // Repeated in case the first was lost (UDP).
+                    self.members[i].promote_left -= 1;
+                    self.members[i].promoted_at = now;
+                    self.send(i, Message::Promote);
                 }
             }
             if self.header_retry_due {
@@ -742,6 +753,13 @@ impl Splitter {
                 };
             }
         }
+    }
+
+    /// When member `m` needs a keepalive: once the stream has been idle, and `m` has heard
+    /// nothing from us, for a keepalive interval.
+    fn keepalive_due(&self, m: &Member) -> Instant {
+        let last = self.last_push.map_or(m.last_tx, |p| p.max(m.last_tx));
+        last + self.cfg.keepalive_interval
     }
 
     /// Encode per codec and queue; counts egress. Messages a Gen C peer cannot understand
@@ -790,7 +808,10 @@ impl Splitter {
         if self.cfg.codec == Codec::Native {
             for m in &self.members {
                 t = t.min(m.last_seen + self.cfg.peer_timeout);
-                t = t.min(m.last_tx + self.cfg.keepalive_interval);
+                t = t.min(self.keepalive_due(m));
+                if m.promote_left > 0 {
+                    t = t.min(m.promoted_at + self.cfg.keepalive_interval);
+                }
             }
             if let Some(h) = self.header_retry_at {
                 t = t.min(h);
@@ -899,6 +920,58 @@ mod tests {
             assert_eq!(dests.iter().filter(|d| **d == p).count(), 2);
         }
         assert_eq!(dests[0..3], dests[3..6]);
+    }
+
+    #[test]
+    fn keepalives_only_while_the_stream_is_idle() {
+        let t = Instant::now();
+        let mut s = Splitter::new(SplitterConfig::default(), 42, t);
+        for n in 1..=40 {
+            s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
+                .unwrap();
+        }
+        // 40 peers, 10 chunks a second: each peer gets a chunk every 4 s, yet no keepalive
+        // goes out (the flooded chunk numbers prove to the team that the splitter lives).
+        let mut keepalives = 0;
+        let mut chunks = 0;
+        for k in 1..=100u32 {
+            let now = t + Duration::from_millis(100 * u64::from(k));
+            // Peers keep talking so nobody times out.
+            for n in 1..=40 {
+                s.handle_datagram(
+                    now,
+                    addr(n),
+                    &enc(42, Message::KeepAlive { from: PeerId(1) }),
+                );
+            }
+            s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
+            s.handle_timeout(now);
+            for (_, m) in decode_all(&mut s) {
+                match m {
+                    Message::KeepAlive { .. } => keepalives += 1,
+                    Message::Chunk { .. } => chunks += 1,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!((chunks, keepalives), (100, 0));
+        // The source stops: one keepalive interval later every peer hears from us.
+        let idle = t + Duration::from_millis(10_000) + s.cfg.keepalive_interval;
+        assert!(s.poll_timeout().unwrap() <= idle);
+        for n in 1..=40 {
+            s.handle_datagram(
+                idle,
+                addr(n),
+                &enc(42, Message::KeepAlive { from: PeerId(1) }),
+            );
+        }
+        s.handle_timeout(idle);
+        let to: std::collections::HashSet<_> = decode_all(&mut s)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::KeepAlive { .. }))
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(to.len(), 40);
     }
 
     #[test]
