@@ -46,6 +46,9 @@ enum Command {
         /// Mount the stream is served on.
         #[arg(long, default_value = "/stream")]
         mount: String,
+        /// Wire format of the team: `native` (floecast) or `gen-c` (the 2018 C++ reference).
+        #[arg(long, default_value = "native", value_parser = ["native", "gen-c"])]
+        codec: String,
     },
     /// Print the floecast TOML equivalent of an icecast2 `icecast.xml`, with comments on
     /// every option that does not carry over.
@@ -87,8 +90,10 @@ fn main() -> ExitCode {
             listen,
             bind,
             mount,
+            codec,
         } => {
-            let config = match peer_config(config, &splitter, listen, bind, &mount) {
+            let compat = codec == "gen-c";
+            let config = match peer_config(config, &splitter, listen, bind, &mount, compat) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("floecast: {e}");
@@ -184,6 +189,7 @@ fn peer_config(
     listen: u16,
     bind: Option<String>,
     mount: &str,
+    compat: bool,
 ) -> Result<Config, String> {
     if !mount.starts_with('/') {
         return Err(format!("--mount must start with '/' (got {mount:?})"));
@@ -206,6 +212,7 @@ fn peer_config(
             p2psp: Some(floecast::config::P2pspConfig::Peer {
                 splitter: splitter.to_string(),
                 serve: None,
+                compat,
             }),
             ..Default::default()
         },

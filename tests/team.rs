@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
+use floecast::p2psp::Codec;
 use floecast::team::TeamState;
 use floecast::team::peer::{Output, PeerLink};
 use tokio::io::AsyncWriteExt;
@@ -67,7 +68,7 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
 
     let mut collectors = Vec::new();
     for _ in 0..50 {
-        let mut link = PeerLink::join(&addr).await.expect("join");
+        let mut link = PeerLink::join(&addr, Codec::Native).await.expect("join");
         assert_eq!(link.info.name, "Team Radio");
         assert_eq!(link.info.content_type, "audio/mpeg");
         collectors.push(tokio::spawn(async move {
@@ -197,6 +198,7 @@ fn peer_mount(name: &str, splitter: &str, serve: Option<SplitterSettings>) -> Mo
     MountConfig {
         name: name.into(),
         p2psp: Some(P2pspConfig::Peer {
+            compat: false,
             splitter: splitter.into(),
             serve,
         }),
@@ -318,7 +320,7 @@ async fn churn_of_thirty_percent_keeps_survivors_continuous() {
     };
     let mut peers = Vec::new();
     for _ in 0..50 {
-        let mut link = PeerLink::join(&addr).await.expect("join");
+        let mut link = PeerLink::join(&addr, Codec::Native).await.expect("join");
         peers.push(tokio::spawn(async move {
             let (mut data, mut skipped) = (0u64, 0u64);
             loop {

@@ -359,6 +359,8 @@ struct RawP2psp {
     buffer: Option<Spanned<u32>>,
     max_chunk: Option<Spanned<usize>>,
     codec: Option<Spanned<String>>,
+    /// A peer that also serves a team: that team's codec (`codec` is the joined team's).
+    serve_codec: Option<Spanned<String>>,
     splitter: Option<Spanned<String>>,
 }
 
@@ -378,6 +380,21 @@ fn p2psp_config(
             "a P2PSP mount needs an exact name, not a glob",
         ));
     }
+    let codec = |c: &Option<Spanned<String>>, field: &str| -> Result<bool, ConfigError> {
+        match c.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("native") => Ok(false),
+            Some("gen-c") => Ok(true),
+            Some(other) => {
+                let span = c.as_ref().map(|c| c.span()).unwrap_or_default();
+                Err(src.invalid(
+                    span,
+                    &k(field),
+                    format!("must be \"native\" or \"gen-c\" (got {other:?})"),
+                ))
+            }
+        }
+    };
+    let peer = raw.role.get_ref() == "peer";
     let serve = |raw: &RawP2psp,
                  required: bool|
      -> Result<Option<super::SplitterSettings>, ConfigError> {
@@ -421,17 +438,10 @@ fn p2psp_config(
                 ));
             }
         }
-        let compat = match raw.codec.as_ref().map(|c| c.get_ref().as_str()) {
-            None | Some("native") => false,
-            Some("gen-c") => true,
-            Some(other) => {
-                let span = raw.codec.as_ref().map(|c| c.span()).unwrap_or_default();
-                return Err(src.invalid(
-                    span,
-                    &k("codec"),
-                    format!("must be \"native\" or \"gen-c\" (got {other:?})"),
-                ));
-            }
+        let compat = if peer {
+            codec(&raw.serve_codec, "serve-codec")?
+        } else {
+            codec(&raw.codec, "codec")?
         };
         if let Some(b) = &raw.bind_address {
             if b.get_ref().parse::<IpAddr>().is_err() {
@@ -447,6 +457,13 @@ fn p2psp_config(
             compat,
         }))
     };
+    if !peer && let Some(c) = &raw.serve_codec {
+        return Err(src.invalid(
+            c.span(),
+            &k("serve-codec"),
+            "only a peer has a served team apart from its joined one; use codec",
+        ));
+    }
     match raw.role.get_ref().as_str() {
         "splitter" => match serve(&raw, true)? {
             Some(s) => Ok(super::P2pspConfig::Splitter(s)),
@@ -471,6 +488,7 @@ fn p2psp_config(
             Ok(super::P2pspConfig::Peer {
                 splitter: splitter.into_inner(),
                 serve,
+                compat: codec(&raw.codec, "codec")?,
             })
         }
         other => Err(src.invalid(
@@ -1000,9 +1018,32 @@ mod tests {
             c.mount("/relayed.ogg").and_then(|m| m.p2psp.clone()),
             Some(crate::config::P2pspConfig::Peer {
                 splitter: "a.example:8001".into(),
-                serve: None
+                serve: None,
+                compat: false,
             })
         );
+        // A Gen C peer that serves a native team further down the tree.
+        let c = ok(
+            "[[mount]]\nname = \"/b\"\np2psp = { role = \"peer\", splitter = \"h:1\", \
+                    codec = \"gen-c\", port = 9000 }\n",
+        );
+        let Some(crate::config::P2pspConfig::Peer { compat, serve, .. }) =
+            c.mount("/b").and_then(|m| m.p2psp.clone())
+        else {
+            panic!("a peer")
+        };
+        assert!(compat);
+        assert!(serve.is_some_and(|s| !s.compat));
+        let e = err(
+            "[[mount]]\nname = \"/t\"\np2psp = { role = \"splitter\", port = 9, \
+                     serve-codec = \"gen-c\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.serve-codec"));
+        let e = err(
+            "[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\", splitter = \"h:1\", \
+                     codec = \"gen-d\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.codec"));
         let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\" }\n");
         assert_eq!(
             (e.line(), e.key()),
@@ -1091,7 +1132,19 @@ mod tests {
         );
         assert_eq!(cfg.logging.level.as_deref(), Some("info"));
         assert_eq!(cfg.http_headers[0].status, Some(200));
-        assert_eq!(cfg.mounts.len(), 3);
+        assert_eq!(cfg.mounts.len(), 5);
+        assert!(matches!(
+            cfg.mount("/team.ogg").and_then(|m| m.p2psp.clone()),
+            Some(super::super::P2pspConfig::Splitter(s)) if s.port == 8001
+        ));
+        assert!(matches!(
+            cfg.mount("/from-a.ogg").and_then(|m| m.p2psp.clone()),
+            Some(super::super::P2pspConfig::Peer {
+                compat: false,
+                serve: None,
+                ..
+            })
+        ));
 
         let complex = &cfg.mounts[0];
         assert_eq!(complex.name, "/example-complex.ogg");

@@ -145,6 +145,8 @@ pub enum P2pspConfig {
     Peer {
         splitter: String,
         serve: Option<SplitterSettings>,
+        /// The joined team speaks the 2018 C++ reference's format (Gen C).
+        compat: bool,
     },
 }
 

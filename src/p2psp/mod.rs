@@ -9,6 +9,7 @@
 //! Files, one concern each:
 //! - [`wire`]: the native, versioned wire format (UDP datagrams and TCP join frames).
 //! - [`compat`]: the byte-exact P2PSP "Gen C" (2016–18 C++) codec, for interop only.
+//! - [`compat_peer`]: a Gen C peer, so a mount can join a team of the C++ reference.
 //! - [`buffer`]: the peer's playout buffer (in-order delivery, skipping lost slots).
 //! - [`splitter`]: the DBS splitter (round-robin, LRS, ACS, liveness).
 //! - [`peer`]: the DBS peer (flooding with forwarding tables, debts, requests, monitors).
@@ -17,6 +18,7 @@
 
 pub mod buffer;
 pub mod compat;
+pub mod compat_peer;
 pub mod peer;
 pub mod sim;
 pub mod splitter;

@@ -6,6 +6,7 @@
 //! team and re-serves the reassembled stream as an ordinary mount ([`peer`]): listeners,
 //! fallbacks, metadata and stats work as for any source, and it can be a splitter itself.
 
+pub mod gen_c;
 pub mod peer;
 pub mod splitter;
 
@@ -19,6 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::config::P2pspConfig;
 use crate::mount::lock;
+use crate::p2psp::Codec;
 use crate::p2psp::peer::PeerStats;
 use crate::p2psp::splitter::SplitterStats;
 use crate::p2psp::wire::{self, FrameDecoder, Packet};
@@ -155,11 +157,20 @@ pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     for m in &config.mounts {
         let Some(p2psp) = &m.p2psp else { continue };
-        if let P2pspConfig::Peer { splitter, .. } = p2psp {
+        if let P2pspConfig::Peer {
+            splitter, compat, ..
+        } = p2psp
+        {
+            let codec = if *compat {
+                Codec::CompatGenC
+            } else {
+                Codec::Native
+            };
             tasks.push(tokio::spawn(peer::run_mount(
                 server.clone(),
                 m.name.clone(),
                 splitter.clone(),
+                codec,
             )));
         }
         if p2psp.splitter().is_some() {

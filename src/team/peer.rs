@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::net::{TcpSocket, UdpSocket};
 
-use super::{JOIN_TIMEOUT, random_u64, read_frame, splitter::STATS_EVERY, write_frame};
+use super::{JOIN_TIMEOUT, gen_c, random_u64, read_frame, splitter::STATS_EVERY, write_frame};
 use crate::ingest::SourceSession;
 use crate::ingest::session::EndReason;
-use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent};
+use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
+use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
 use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
-use crate::p2psp::{Role, StreamInfo};
+use crate::p2psp::{Codec, Role, StreamInfo, Transmit};
 use crate::server::Server;
 
 /// Largest join reply accepted (header plus burst).
@@ -48,12 +49,65 @@ pub enum JoinFailed {
     Refused(String),
     #[error("unexpected answer from the splitter")]
     Protocol,
+    #[error("Gen C join: {0}")]
+    GenC(#[from] gen_c::GenCError),
+}
+
+/// The state machine of the team's wire format.
+enum Engine {
+    Native(Box<Peer>),
+    GenC(Box<CompatPeer>),
+}
+
+impl Engine {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
+        match self {
+            Engine::Native(p) => p.poll_transmit(),
+            Engine::GenC(p) => p.poll_transmit(),
+        }
+    }
+    fn poll_event(&mut self) -> Option<PeerEvent> {
+        match self {
+            Engine::Native(p) => p.poll_event(),
+            Engine::GenC(p) => p.poll_event(),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            Engine::Native(p) => p.poll_timeout(),
+            Engine::GenC(p) => p.poll_timeout(),
+        }
+    }
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        match self {
+            Engine::Native(p) => p.handle_datagram(now, from, data),
+            Engine::GenC(p) => p.handle_datagram(now, from, data),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            Engine::Native(p) => p.handle_timeout(now),
+            Engine::GenC(p) => p.handle_timeout(now),
+        }
+    }
+    fn leave(&mut self, now: Instant) {
+        match self {
+            Engine::Native(p) => p.leave(now),
+            Engine::GenC(p) => p.leave(now),
+        }
+    }
+    fn stats(&self) -> PeerStats {
+        match self {
+            Engine::Native(p) => p.stats(),
+            Engine::GenC(p) => p.stats(),
+        }
+    }
 }
 
 /// A joined peer: its socket and state machine.
 pub struct PeerLink {
     udp: UdpSocket,
-    peer: Peer,
+    peer: Engine,
     /// Stream facts and the header at join time.
     pub info: StreamInfo,
     pub header: Bytes,
@@ -62,12 +116,18 @@ pub struct PeerLink {
 }
 
 impl PeerLink {
-    /// Join the team of the splitter at `addr` ("host:port").
-    pub async fn join(addr: &str) -> Result<PeerLink, JoinFailed> {
-        let splitter = tokio::net::lookup_host(addr).await?.next().ok_or_else(|| {
+    /// Join the team of the splitter at `addr` ("host:port") in the given wire format.
+    pub async fn join(addr: &str, codec: Codec) -> Result<PeerLink, JoinFailed> {
+        let mut found = tokio::net::lookup_host(addr).await?;
+        // Gen C is IPv4 only (spec §1).
+        let splitter = match codec {
+            Codec::Native => found.next(),
+            Codec::CompatGenC => found.find(SocketAddr::is_ipv4),
+        }
+        .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::NotFound,
-                format!("no address for {addr}"),
+                format!("no usable address for {addr}"),
             )
         })?;
         let any: IpAddr = if splitter.is_ipv4() {
@@ -79,6 +139,19 @@ impl PeerLink {
         let mut tcp = tokio::time::timeout(JOIN_TIMEOUT, socket.connect(splitter))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if codec == Codec::CompatGenC {
+            // A plain peer: reference splitters take their first member as the monitor.
+            let (config, info, header) = gen_c::join(&mut tcp, splitter, Role::Peer).await?;
+            let peer = CompatPeer::new(CompatPeerConfig::new(splitter), &config, Instant::now());
+            return Ok(PeerLink {
+                udp,
+                peer: Engine::GenC(Box::new(peer)),
+                info,
+                header,
+                splitter,
+                buf: vec![0u8; 65_536],
+            });
+        }
         // Offer to monitor: the splitter grants it to the first few peers, whose loss reports
         // drive its lost-chunk recovery; the rest become plain peers.
         let request = Packet {
@@ -103,7 +176,7 @@ impl PeerLink {
         let peer = Peer::new(config, reply, random_u64(), Instant::now());
         Ok(PeerLink {
             udp,
-            peer,
+            peer: Engine::Native(Box::new(peer)),
             info,
             header,
             splitter,
@@ -152,7 +225,7 @@ impl PeerLink {
         }
     }
 
-    pub fn stats(&self) -> crate::p2psp::peer::PeerStats {
+    pub fn stats(&self) -> PeerStats {
         self.peer.stats()
     }
 }
@@ -183,11 +256,11 @@ fn bind_pair(any: IpAddr, v4: bool) -> std::io::Result<(UdpSocket, TcpSocket)> {
 }
 
 /// The mount `mount` is fed by the team of `splitter`, rejoining whenever it is lost.
-pub async fn run_mount(server: Arc<Server>, mount: String, splitter: String) {
+pub async fn run_mount(server: Arc<Server>, mount: String, splitter: String, codec: Codec) {
     let mut backoff = BACKOFF_MIN;
     server.teams.set_peer(&mount, &splitter, false, None);
     while !server.is_shutting_down() {
-        match PeerLink::join(&splitter).await {
+        match PeerLink::join(&splitter, codec).await {
             Ok(link) => {
                 tracing::info!(mount, splitter, "joined the P2PSP team");
                 backoff = BACKOFF_MIN;

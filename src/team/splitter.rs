@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{random_u64, read_frame, write_frame};
+use super::{gen_c, random_u64, read_frame, write_frame};
 use crate::config::SplitterSettings;
 use crate::format::Block;
 use crate::mount::{Mount, ReadOutcome, Seq};
@@ -24,8 +24,16 @@ use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
 use crate::server::Server;
 
-/// A join request waiting for the splitter task's answer.
-type Join = (SocketAddr, JoinRequest, oneshot::Sender<Bytes>);
+/// A join request waiting for the splitter task's answer (the bytes to send back; empty
+/// means refused). `local` is the address the peer reached us at.
+struct Join {
+    observed: SocketAddr,
+    local: SocketAddr,
+    request: JoinRequest,
+    /// Joined with Gen C's role byte: answer with its configuration block.
+    gen_c: bool,
+    reply: oneshot::Sender<Bytes>,
+}
 
 /// A peer silent this long is dropped.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -88,7 +96,12 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
     server.teams.set_splitter(&mount_name, local);
 
     let (join_tx, mut join_rx) = mpsc::channel::<Join>(JOIN_QUEUE);
-    let acceptor = tokio::spawn(accept_joins(tcp, join_tx));
+    let codec = if compat {
+        Codec::CompatGenC
+    } else {
+        Codec::Native
+    };
+    let acceptor = tokio::spawn(accept_joins(tcp, join_tx, codec));
     let mut attached: Option<Attached> = None;
     let mut buf = vec![0u8; 65_536];
     let mut last_stats = Instant::now();
@@ -104,7 +117,7 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
             n.enable();
         }
         if let Some(a) = attached.as_mut() {
-            a.feed(&mut splitter, max_chunk);
+            a.feed(&mut splitter, max_chunk, codec);
         }
         flush(&mut splitter, &udp, &mount_name).await;
         if last_stats.elapsed() >= STATS_EVERY {
@@ -119,23 +132,14 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
                 Ok((n, from)) => splitter.handle_datagram(Instant::now(), from, &buf[..n]),
                 Err(e) => tracing::debug!(mount = %mount_name, "P2PSP receive error: {e}"),
             },
-            Some((observed, request, reply)) = join_rx.recv() => {
+            Some(join) = join_rx.recv() => {
                 // A newcomer must get the current stream's info and header.
                 follow_mount(&server, &mount_name, &mut attached, &mut splitter);
                 if let Some(a) = attached.as_mut() {
-                    a.feed(&mut splitter, max_chunk);
+                    a.feed(&mut splitter, max_chunk, codec);
                 }
-                let message = match splitter.handle_join(Instant::now(), observed, &request) {
-                    Ok((_, join)) => Message::JoinReply(Box::new(join)),
-                    Err(e) => {
-                        tracing::info!(mount = %mount_name, %observed, "P2PSP join refused: {e}");
-                        e.refusal()
-                    }
-                };
-                match wire::encode_frame(&Packet { team: splitter.team_id(), msg: message }) {
-                    Ok(frame) => { let _ = reply.send(frame); }
-                    Err(e) => tracing::warn!(mount = %mount_name, "P2PSP join reply does not encode: {e}"),
-                }
+                let answer = answer_join(&server, &mount_name, &mut splitter, &join, attached.as_ref());
+                let _ = join.reply.send(answer);
             }
             _ = async {
                 match deadline {
@@ -156,6 +160,62 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
     server.teams.remove(&mount_name);
 }
 
+/// Admit (or refuse) a peer and encode the answer in the team's format: a JoinReply frame,
+/// or Gen C's configuration block (empty when refused: the reference just closes).
+fn answer_join(
+    server: &Server,
+    mount: &str,
+    splitter: &mut Splitter,
+    join: &Join,
+    attached: Option<&Attached>,
+) -> Bytes {
+    let observed = join.observed;
+    let reply = match splitter.handle_join(Instant::now(), observed, &join.request) {
+        Ok((_, reply)) => reply,
+        Err(e) => {
+            tracing::info!(mount, %observed, "P2PSP join refused: {e}");
+            if join.gen_c {
+                return Bytes::new();
+            }
+            let msg = e.refusal();
+            return wire::encode_frame(&Packet {
+                team: splitter.team_id(),
+                msg,
+            })
+            .unwrap_or_default();
+        }
+    };
+    if !join.gen_c {
+        let msg = Message::JoinReply(Box::new(reply));
+        return match wire::encode_frame(&Packet {
+            team: splitter.team_id(),
+            msg,
+        }) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::warn!(mount, "P2PSP join reply does not encode: {e}");
+                Bytes::new()
+            }
+        };
+    }
+    // Gen C peers fetch the stream header from us over HTTP: enough bytes for the whole
+    // Ogg/WebM header, or a frame or two of MP3.
+    let header_size = attached
+        .map_or(0, |a| a.header_len)
+        .clamp(1024, usize::from(u16::MAX)) as u16;
+    let source = gen_c::source_endpoint(join.local, server.port());
+    match splitter
+        .compat_config(&reply, source, mount.trim_start_matches('/'), header_size)
+        .and_then(|c| crate::p2psp::compat::encode_config(&c))
+    {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(mount, %observed, "P2PSP Gen C configuration does not encode: {e}");
+            Bytes::new()
+        }
+    }
+}
+
 /// Follow the mount: attach when a source is live, detach when it ends.
 fn follow_mount(
     server: &Server,
@@ -174,6 +234,8 @@ fn follow_mount(
                     cursor: m.join_start(),
                     need_start: true,
                     header: 0,
+                    header_len: 0,
+                    carry: bytes::BytesMut::new(),
                     mount: m,
                 }
             });
@@ -209,7 +271,7 @@ async fn flush(splitter: &mut Splitter, udp: &UdpSocket, mount: &str) {
 
 /// Accept TCP joins: read the request, hand it to the splitter task, write its answer. At
 /// most MAX_JOINING exchanges run at once; a flood of connects is closed, not queued.
-async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>) {
+async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec) {
     let joining = Arc::new(tokio::sync::Semaphore::new(MAX_JOINING));
     loop {
         let Ok((mut stream, observed)) = tcp.accept().await else {
@@ -221,25 +283,54 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>) {
             continue;
         };
         let joins = joins.clone();
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            let request = match read_frame(&mut stream, 4096).await {
-                Ok(Packet {
-                    msg: Message::JoinRequest(r),
-                    ..
-                }) => r,
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::debug!(%observed, "P2PSP join read failed: {e}");
-                    return;
-                }
+            let request = match codec {
+                Codec::Native => match read_frame(&mut stream, 4096).await {
+                    Ok(Packet {
+                        msg: Message::JoinRequest(r),
+                        ..
+                    }) => r,
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::debug!(%observed, "P2PSP join read failed: {e}");
+                        return;
+                    }
+                },
+                Codec::CompatGenC => match gen_c::read_role(&mut stream).await {
+                    Ok(role) => JoinRequest::new(role),
+                    Err(e) => {
+                        tracing::debug!(%observed, "P2PSP Gen C join read failed: {e}");
+                        return;
+                    }
+                },
             };
-            let (tx, rx) = oneshot::channel();
-            if joins.try_send((observed, request, tx)).is_err() {
+            let (reply, rx) = oneshot::channel();
+            let join = Join {
+                observed,
+                local,
+                request,
+                gen_c: codec == Codec::CompatGenC,
+                reply,
+            };
+            if joins.try_send(join).is_err() {
                 return;
             }
-            if let Ok(frame) = rx.await {
-                let _ = write_frame(&mut stream, &frame).await;
+            let Ok(answer) = rx.await else { return };
+            if answer.is_empty() {
+                return;
+            }
+            let sent = match codec {
+                Codec::Native => write_frame(&mut stream, &answer).await,
+                Codec::CompatGenC => gen_c::finish_join(&mut stream, &answer)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            };
+            if let Err(e) = sent {
+                tracing::debug!(%observed, "P2PSP join answer failed: {e}");
             }
         });
     }
@@ -250,13 +341,16 @@ struct Attached {
     mount: Arc<Mount>,
     cursor: Seq,
     need_start: bool,
-    /// Id of the stream header last given to the splitter.
+    /// Id and size of the stream header last given to the splitter.
     header: u64,
+    header_len: usize,
+    /// Gen C: bytes waiting to fill the next fixed-size chunk.
+    carry: bytes::BytesMut,
 }
 
 impl Attached {
     /// Push every block queued since the last call into the team.
-    fn feed(&mut self, splitter: &mut Splitter, max_chunk: usize) {
+    fn feed(&mut self, splitter: &mut Splitter, max_chunk: usize, codec: Codec) {
         let mut blocks: Vec<Block> = Vec::new();
         match self
             .mount
@@ -277,10 +371,22 @@ impl Attached {
             if let Some(h) = &block.header {
                 if h.id != self.header {
                     self.header = h.id;
+                    self.header_len = h.data.len();
                     if let Err(e) = splitter.set_header(h.data.clone()) {
                         tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}");
                     }
                 }
+            }
+            if codec == Codec::CompatGenC {
+                // Gen C chunks are exactly chunk-size bytes, blind to the container (§3).
+                self.carry.extend_from_slice(&block.data);
+                while self.carry.len() >= max_chunk {
+                    let piece = self.carry.split_to(max_chunk).freeze();
+                    if let Err(e) = splitter.push_chunk(now, piece) {
+                        tracing::warn!(mount = %self.mount.name, "P2PSP chunk refused: {e}");
+                    }
+                }
+                continue;
             }
             let mut data = block.data;
             while !data.is_empty() {

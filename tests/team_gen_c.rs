@@ -1,0 +1,345 @@
+//! Gen C (the 2018 C++ reference's wire format) over real loopback sockets: our Gen C splitter
+//! against a peer that speaks the reference's exact bytes, our Gen C peer mount inside a team
+//! whose splitter and other member speak the reference's exact bytes, and a floecast → floecast
+//! Gen C team whose listeners decode with ffmpeg. The bytes follow spec §2–§3.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::*;
+use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
+use floecast::p2psp::compat::{self, CompatConfig};
+use floecast::team::TeamState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+
+const T: Duration = Duration::from_secs(5);
+const C: usize = 1024;
+
+fn gen_c_splitter() -> SplitterSettings {
+    SplitterSettings {
+        port: 0,
+        bind_address: Some("127.0.0.1".into()),
+        max_peers: 100,
+        buffer: 256,
+        max_chunk: C,
+        compat: true,
+    }
+}
+
+async fn splitter_addr(srv: &TestServer, mount: &str) -> SocketAddr {
+    let mut addr = None;
+    wait_for("splitter bound", T, || {
+        addr = match srv.app.server.teams.get(mount) {
+            Some(TeamState::Splitter { local: Some(a), .. }) => Some(a),
+            _ => None,
+        };
+        addr.is_some()
+    })
+    .await;
+    addr.expect("splitter address")
+}
+
+/// A reference peer, byte by byte (§2 peer side): role byte, configuration, header fetched from
+/// the source endpoint the splitter names, `R`; then 1026-byte chunks arrive over UDP on the
+/// TCP connection's local port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_peer_joins_our_gen_c_splitter() {
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/team.mp3".into(),
+        p2psp: Some(P2pspConfig::Splitter(gen_c_splitter())),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+    let team = splitter_addr(&srv, "/team.mp3").await;
+    let mut src = source(srv.addr, "/team.mp3", "audio/mpeg", "").await;
+    let stream = mp3_frames(2000);
+    src.write_all(&stream[..200 * 417]).await.unwrap();
+    let mount = srv.app.server.registry.get("/team.mp3").unwrap();
+    wait_for("queued", T, || mount.queued_bytes() > 50_000).await;
+
+    // UDP and TCP on the same local port (the reference's ListenToTheTeam).
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpSocket::new_v4().unwrap();
+    tcp.bind(udp.local_addr().unwrap()).unwrap();
+    let mut tcp = tcp.connect(team).await.unwrap();
+    tcp.write_all(b"P").await.unwrap();
+    let mut buf = Vec::new();
+    let cfg: CompatConfig = loop {
+        let mut b = [0u8; 512];
+        let n = tokio::time::timeout(T, tcp.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "splitter closed before its configuration");
+        buf.extend_from_slice(&b[..n]);
+        if let Ok((c, used)) = compat::decode_config(&buf) {
+            assert_eq!(used, buf.len(), "nothing after the configuration");
+            break c;
+        }
+    };
+    assert_eq!(cfg.channel, "team.mp3");
+    assert_eq!((cfg.chunk_size, cfg.buffer_size), (C as u16, 256));
+    assert_eq!(*cfg.source.ip(), Ipv4Addr::LOCALHOST);
+    assert_eq!(cfg.source.port(), srv.addr.port());
+    assert!(cfg.peers.is_empty(), "first member: an empty list");
+    assert!(cfg.header_size >= 1024);
+    // Step 6: the header from the source, exactly as the reference asks for it.
+    let head = exchange_head(
+        SocketAddr::V4(cfg.source),
+        format!("GET /{} HTTP/1.1\r\n\r\n", cfg.channel).as_bytes(),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    tcp.write_all(b"R").await.unwrap();
+    drop(tcp);
+    wait_for("member listed", T, || {
+        matches!(srv.app.server.teams.get("/team.mp3"),
+            Some(TeamState::Splitter { stats: Some(s), .. }) if s.peers.len() == 1)
+    })
+    .await;
+
+    src.write_all(&stream[200 * 417..]).await.unwrap();
+    // The only member gets every chunk: 2-byte big-endian numbers, consecutive, 1024 bytes
+    // of payload each, and the payloads are the source's bytes in order.
+    let mut got = Vec::new();
+    let mut last: Option<u16> = None;
+    let mut d = vec![0u8; 65536];
+    while got.len() < 300 * 417 {
+        let (n, from) = tokio::time::timeout(T, udp.recv_from(&mut d))
+            .await
+            .expect("chunks keep coming")
+            .unwrap();
+        assert_eq!(from, team, "chunks come from the splitter's port");
+        assert_eq!(n, 2 + C, "a Gen C chunk is exactly 2 + 1024 bytes");
+        let no = u16::from_be_bytes([d[0], d[1]]);
+        if let Some(l) = last {
+            assert_eq!(no, l.wrapping_add(1), "consecutive numbers");
+        }
+        last = Some(no);
+        got.extend_from_slice(&d[2..n]);
+    }
+    let at = find(&stream, &got[..4096]).expect("chunk bytes are the source's bytes");
+    assert_bytes(&got, &stream[at..at + got.len()], "the team's stream");
+    // Goodbye: the splitter answers G and drops us.
+    udp.send_to(b"G", team).await.unwrap();
+    loop {
+        let (n, _) = tokio::time::timeout(T, udp.recv_from(&mut d))
+            .await
+            .expect("a goodbye back")
+            .unwrap();
+        if n == 1 {
+            assert_eq!(d[0], b'G');
+            break;
+        }
+    }
+}
+
+/// Our Gen C peer mount inside a team whose splitter and other member are scripted here with
+/// the reference's bytes: it greets the listed member with `H`, relays every splitter chunk to
+/// it (receive-and-feed), and its HTTP listeners get the header and the chunks' bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_gen_c_peer_joins_a_reference_team() {
+    let stream = mp3_frames(1500);
+    // The "Icecast" the reference splitter names as its source: serves the stream head.
+    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source_at = http.local_addr().unwrap();
+    let served = stream.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = http.accept().await {
+            let served = served.clone();
+            tokio::spawn(async move {
+                let mut req = [0u8; 1024];
+                let _ = s.read(&mut req).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\nicy-name: Ref\r\n\r\n",
+                    )
+                    .await;
+                let _ = s.write_all(&served[..8 * 417]).await;
+            });
+        }
+    });
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let other_at = other.local_addr().unwrap();
+    let splitter_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let team = splitter_tcp.local_addr().unwrap();
+    let splitter_udp = UdpSocket::bind(team).await.unwrap();
+
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/ref.mp3".into(),
+        p2psp: Some(P2pspConfig::Peer {
+            splitter: team.to_string(),
+            serve: None,
+            compat: true,
+        }),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+
+    let (mut tcp, peer_at) = tokio::time::timeout(Duration::from_secs(10), splitter_tcp.accept())
+        .await
+        .expect("our peer connects")
+        .unwrap();
+    let mut role = [0u8; 1];
+    tcp.read_exact(&mut role).await.unwrap();
+    assert_eq!(role[0], b'P');
+    let SocketAddr::V4(other_v4) = other_at else {
+        unreachable!()
+    };
+    let SocketAddr::V4(source_v4) = source_at else {
+        unreachable!()
+    };
+    let cfg = CompatConfig {
+        source: source_v4,
+        channel: "ref.mp3".into(),
+        header_size: 1024,
+        chunk_size: C as u16,
+        buffer_size: 256,
+        number_of_monitors: 1,
+        peers: vec![other_v4],
+    };
+    tcp.write_all(&compat::encode_config(&cfg).unwrap())
+        .await
+        .unwrap();
+    let mut ready = [0u8; 1];
+    tokio::time::timeout(T, tcp.read_exact(&mut ready))
+        .await
+        .expect("R after the header fetch")
+        .unwrap();
+    assert_eq!(ready[0], b'R');
+    drop(tcp);
+    // Hello to the listed member, from the UDP socket on the join's port.
+    let mut d = vec![0u8; 65536];
+    let (n, from) = tokio::time::timeout(T, other.recv_from(&mut d))
+        .await
+        .expect("a hello")
+        .unwrap();
+    assert_eq!((&d[..n], from), (&b"H"[..], peer_at));
+
+    // The splitter streams fixed 1024-byte chunks to our peer; the other member sends its
+    // own share too. Our peer relays each splitter chunk to the other member.
+    let body = &stream[8 * 417..];
+    let chunks: Vec<&[u8]> = body.chunks_exact(C).collect();
+    let mut relayed = Vec::new();
+    for (i, c) in chunks.iter().enumerate() {
+        let mut dg = (i as u16).to_be_bytes().to_vec();
+        dg.extend_from_slice(c);
+        if i % 2 == 0 {
+            splitter_udp.send_to(&dg, peer_at).await.unwrap();
+        } else {
+            other.send_to(&dg, peer_at).await.unwrap();
+        }
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(20), other.recv_from(&mut d)).await
+        {
+            assert_eq!(n, 2 + C, "relayed as a Gen C chunk");
+            relayed.push(u16::from_be_bytes([d[0], d[1]]));
+        }
+    }
+    let from_splitter: Vec<u16> = (0..chunks.len() as u16).step_by(2).collect();
+    relayed.sort_unstable();
+    relayed.dedup();
+    assert!(
+        from_splitter.iter().filter(|n| relayed.contains(n)).count() >= from_splitter.len() - 2,
+        "relayed {relayed:?}"
+    );
+    assert!(
+        relayed.iter().all(|n| n % 2 == 0),
+        "peer chunks are never re-relayed"
+    );
+    // An ordinary mount, fed with the header then the team's bytes.
+    let mount = srv.app.server.registry.get("/ref.mp3").expect("peer mount");
+    wait_for("team bytes in the mount", T, || {
+        mount.queued_bytes() > 100 * 1024
+    })
+    .await;
+    let mut l = connect(srv.addr).await;
+    l.write_all(b"GET /ref.mp3 HTTP/1.0\r\n\r\n").await.unwrap();
+    let (head, rest) = read_head(&mut l, T).await;
+    assert!(head.contains("Content-Type: audio/mpeg"), "{head}");
+    assert!(head.contains("icy-name:Ref"), "{head}");
+    let got = [rest, read_at_least(&mut l, 60_000, T).await].concat();
+    let audio = confirmed(&got);
+    assert!(
+        find(&stream, &audio[..2000]).is_some(),
+        "listener bytes are the stream"
+    );
+}
+
+/// floecast → floecast in Gen C: A splits, B joins as a Gen C peer; ffmpeg decodes B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gen_c_team_of_two_floecasts_decodes() {
+    if !have("ffmpeg") {
+        eprintln!("SKIP: ffmpeg not installed (a_gen_c_team_of_two_floecasts_decodes)");
+        return;
+    }
+    let mut ca = test_config();
+    ca.mounts.push(MountConfig {
+        name: "/g.mp3".into(),
+        p2psp: Some(P2pspConfig::Splitter(gen_c_splitter())),
+        ..Default::default()
+    });
+    let a = start(ca).await;
+    let team = splitter_addr(&a, "/g.mp3").await;
+    let mut source = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
+        .args(["-i", "sine=frequency=440:duration=60", "-c:a", "libmp3lame"])
+        .args(["-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"])
+        .arg(format!("icecast://source:hackme@{}/g.mp3", a.addr))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg source");
+    wait_for("A live", Duration::from_secs(10), || {
+        a.app.server.registry.contains("/g.mp3")
+    })
+    .await;
+    let mut cb = test_config();
+    cb.mounts.push(MountConfig {
+        name: "/g.mp3".into(),
+        p2psp: Some(P2pspConfig::Peer {
+            splitter: team.to_string(),
+            serve: None,
+            compat: true,
+        }),
+        ..Default::default()
+    });
+    let b = start(cb).await;
+    wait_for("B live", Duration::from_secs(15), || {
+        b.app
+            .server
+            .registry
+            .get("/g.mp3")
+            .is_some_and(|m| m.queued_bytes() > 32 * 1024)
+    })
+    .await;
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(format!("http://{}/g.mp3", b.addr))
+        .args(["-t", "3", "-f", "null", "-"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("ffmpeg finishes")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let _ = source.kill().await;
+}
+
+async fn exchange_head(addr: SocketAddr, req: &[u8]) -> String {
+    let mut s = connect(addr).await;
+    s.write_all(req).await.unwrap();
+    read_head(&mut s, T).await.0
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
