@@ -273,7 +273,8 @@ pub struct ApiMount {
     /// P2PSP team details when the mount splits for a team or is a team's peer: `role`
     /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint, monitor,
     /// chunks_sent, bytes_sent, losses, last_seen_ms), chunk and byte totals and `expelled`
-    /// counts; a peer's `splitter`, `joined` and chunk counters.
+    /// counts; a peer's `splitter`, `joined` and chunk counters. A mount that is both (an
+    /// inner node of a hybrid tree) shows its served team with the joined one as `upstream`.
     pub p2psp: Option<serde_json::Value>,
 }
 
@@ -340,7 +341,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
                 bytes_read: m.stats.total_bytes_read.load(Ordering::Relaxed),
                 bytes_sent: m.stats.total_bytes_sent.load(Ordering::Relaxed),
                 relay: None,
-                p2psp: server.teams.get(&m.name).map(|t| t.to_json()),
+                p2psp: server.teams.json(&m.name),
             }
         })
         .collect();

@@ -99,6 +99,8 @@ pub struct StreamInfo {
     pub url: String,
     /// kbit/s, when the source said.
     pub bitrate: Option<u32>,
+    /// Now playing, as the mount's ICY title (empty: none). Ogg streams carry it in-band too.
+    pub title: String,
 }
 
 /// Push onto a bounded queue: when full, the oldest entry goes (and the caller counts it).

@@ -94,6 +94,8 @@ pub enum PeerEvent {
     },
     /// A new stream header; emitted right before the first chunk of the new chain.
     HeaderChanged(Bytes),
+    /// The stream's facts or title changed at the splitter.
+    InfoChanged(super::StreamInfo),
     NeighbourAdded {
         id: PeerId,
         addr: SocketAddr,
@@ -195,6 +197,7 @@ pub struct Peer {
     request: HoleScanner,
     holes: Vec<ChunkNo>,
     header_epoch: u32,
+    info_epoch: u32,
     assembling: Option<HeaderAssembly>,
     /// A header waiting for its first chunk to be played.
     next_header: Option<(ChunkNo, Bytes)>,
@@ -253,6 +256,7 @@ impl Peer {
             request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER),
             holes: Vec::new(),
             header_epoch: reply.header_epoch,
+            info_epoch: reply.info_epoch,
             assembling: None,
             next_header: None,
             last_splitter: now,
@@ -533,6 +537,13 @@ impl Peer {
                 data,
             } => self.header_piece(epoch, first_chunk, total_len, offset, data),
             Message::KeepAlive { .. } | Message::Hello { .. } => {}
+            Message::Info { epoch, info } => {
+                // Repeats and reordered older ones are ignored.
+                if epoch.wrapping_sub(self.info_epoch) as i32 > 0 {
+                    self.info_epoch = epoch;
+                    self.event(PeerEvent::InfoChanged(info));
+                }
+            }
             // A monitor left and the splitter chose us: start reporting lost chunks.
             Message::Promote => {
                 if self.complain.is_none() {

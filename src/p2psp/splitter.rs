@@ -27,6 +27,9 @@ const MAX_EVENTS: usize = 4096;
 const HEADER_RETRIES: u32 = 5;
 const TICK: Duration = Duration::from_secs(1);
 
+/// How many more times an Info is sent after the first, a keepalive interval apart.
+const INFO_REPEATS: u8 = 2;
+
 /// How many more times a Promote is sent after the first, a keepalive interval apart.
 const PROMOTE_REPEATS: u8 = 2;
 
@@ -200,6 +203,9 @@ pub struct Splitter {
     next_no: ChunkNo,
     rr: usize,
     info: StreamInfo,
+    info_epoch: u32,
+    info_repeats_left: u8,
+    info_repeat_at: Option<Instant>,
     header: Bytes,
     header_epoch: u32,
     header_first_chunk: ChunkNo,
@@ -229,6 +235,9 @@ impl Splitter {
             next_no: ChunkNo(0),
             rr: 0,
             info: StreamInfo::default(),
+            info_epoch: 0,
+            info_repeats_left: 0,
+            info_repeat_at: None,
             header: Bytes::new(),
             header_epoch: 0,
             header_first_chunk: ChunkNo(0),
@@ -254,8 +263,29 @@ impl Splitter {
         self.members.len()
     }
 
+    /// The stream's facts and title. A change reaches native peers at once as Info (repeated
+    /// twice, since UDP may lose one); newcomers get it in their join reply.
     pub fn set_stream_info(&mut self, info: StreamInfo) {
+        if info == self.info {
+            return;
+        }
         self.info = info;
+        self.info_epoch = self.info_epoch.wrapping_add(1);
+        if self.cfg.codec == Codec::Native && !self.members.is_empty() {
+            self.broadcast_info();
+            self.info_repeats_left = INFO_REPEATS;
+            self.info_repeat_at = Some(self.now + self.cfg.keepalive_interval);
+        }
+    }
+
+    fn broadcast_info(&mut self) {
+        for i in 0..self.members.len() {
+            let msg = Message::Info {
+                epoch: self.info_epoch,
+                info: self.info.clone(),
+            };
+            self.send(i, msg);
+        }
     }
 
     /// A new stream header (chain change). It applies from the next pushed chunk on; native
@@ -467,6 +497,7 @@ impl Splitter {
             number_of_monitors: monitors as u16,
             peers: self.members.iter().map(|m| (m.id, m.addr)).collect(),
             info: self.info.clone(),
+            info_epoch: self.info_epoch,
             header_epoch: self.header_epoch,
             header: self.header.clone(),
             next_chunk: self.next_no,
@@ -736,6 +767,12 @@ impl Splitter {
                     self.send(i, Message::Promote);
                 }
             }
+            if self.info_repeat_at.is_some_and(|t| now >= t) {
+                self.broadcast_info();
+                self.info_repeats_left = self.info_repeats_left.saturating_sub(1);
+                self.info_repeat_at =
+                    (self.info_repeats_left > 0).then(|| now + self.cfg.keepalive_interval);
+            }
             if self.header_retry_due {
                 self.header_retry_due = false;
                 self.header_retry_at = Some(now + self.cfg.keepalive_interval);
@@ -814,6 +851,9 @@ impl Splitter {
                 }
             }
             if let Some(h) = self.header_retry_at {
+                t = t.min(h);
+            }
+            if let Some(h) = self.info_repeat_at {
                 t = t.min(h);
             }
         }
@@ -972,6 +1012,52 @@ mod tests {
             .map(|(a, _)| a)
             .collect();
         assert_eq!(to.len(), 40);
+    }
+
+    #[test]
+    fn info_changes_reach_every_peer_three_times() {
+        let t = Instant::now();
+        let mut s = Splitter::new(SplitterConfig::default(), 42, t);
+        for n in 1..=3 {
+            s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
+                .unwrap();
+        }
+        let info = StreamInfo {
+            content_type: "audio/mpeg".into(),
+            title: "A - B".into(),
+            ..StreamInfo::default()
+        };
+        let infos = |s: &mut Splitter| {
+            decode_all(s)
+                .into_iter()
+                .filter(
+                    |(_, m)| matches!(m, Message::Info { epoch: 1, info: i } if i.title == "A - B"),
+                )
+                .count()
+        };
+        s.set_stream_info(info.clone());
+        assert_eq!(infos(&mut s), 3);
+        // The same info again is no change.
+        s.set_stream_info(info);
+        assert_eq!(infos(&mut s), 0);
+        let mut repeats = 0;
+        for k in 1..=5u64 {
+            let now = t + Duration::from_secs(k);
+            for n in 1..=3 {
+                s.handle_datagram(
+                    now,
+                    addr(n),
+                    &enc(42, Message::KeepAlive { from: PeerId(1) }),
+                );
+            }
+            s.handle_timeout(now);
+            repeats += infos(&mut s);
+        }
+        assert_eq!(repeats, 6, "two repeats to each of 3 peers");
+        let (_, reply) = s
+            .handle_join(t, addr(9), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        assert_eq!((reply.info_epoch, reply.info.title.as_str()), (1, "A - B"));
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
-//! HeaderAck `u32 epoch`.
+//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]).
+//!
+//! Stream info updates: when the source's facts or the now-playing title change, the splitter
+//! sends Info to every peer (three times, a keepalive interval apart: it is idempotent by
+//! epoch), so peer mounts re-serve the new content type and titles.
 //!
 //! TCP (join) bodies travel in frames of `u32 len` + message (see [`FrameDecoder`]):
 //! JoinRequest, JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
@@ -76,6 +80,7 @@ mod ty {
     pub const HEADER_PIECE: u8 = 0x08;
     pub const HEADER_ACK: u8 = 0x09;
     pub const PROMOTE: u8 = 0x0A;
+    pub const INFO: u8 = 0x0B;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -160,6 +165,11 @@ pub enum Message {
     },
     /// Splitter → peer: you are a monitor now (a monitor left). Monitors report lost chunks.
     Promote,
+    /// Splitter → peer: the stream's facts or title changed (newer `epoch` wins).
+    Info {
+        epoch: u32,
+        info: StreamInfo,
+    },
     JoinRequest(JoinRequest),
     JoinReply(Box<JoinReply>),
     JoinRefused {
@@ -209,7 +219,8 @@ pub struct BurstChunk {
 /// u32 keepalive_ms, u32 team_id, u32 peer_id, u8 role (0 peer, 1 monitor: what the splitter
 /// granted), endpoint public_endpoint, u16 number_of_monitors,
 /// u32 n, n × (u32 id, endpoint)` (monitors first), `str content_type, str name,
-/// str description, str genre, str url, u8 has_bitrate, u32 bitrate, u32 header_epoch,
+/// str description, str genre, str url, str title, u8 has_bitrate, u32 bitrate,
+/// u32 info_epoch, u32 header_epoch,
 /// u32 header_len, header bytes, u32 next_chunk, u16 burst_n,
 /// burst_n × (u32 no, u32 origin, u32 len, payload)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +241,8 @@ pub struct JoinReply {
     pub number_of_monitors: u16,
     pub peers: Vec<(PeerId, SocketAddr)>,
     pub info: StreamInfo,
+    /// The epoch of `info`: later Info messages with a newer one replace it.
+    pub info_epoch: u32,
     pub header_epoch: u32,
     pub header: Bytes,
     /// The number the splitter will give the next chunk it pushes.
@@ -336,6 +349,10 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         }
         Message::HeaderAck { epoch } => b.put_u32(*epoch),
         Message::Promote => {}
+        Message::Info { epoch, info } => {
+            b.put_u32(*epoch);
+            put_info(&mut b, info)?;
+        }
         Message::JoinRequest(r) => {
             b.put_u8(r.version);
             b.put_u8(role_code(r.role));
@@ -384,14 +401,8 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
         b.put_u32(id.0);
         put_endpoint(b, ep);
     }
-    let i = &r.info;
-    put_str(b, "content type", &i.content_type)?;
-    put_str(b, "icy-name", &i.name)?;
-    put_str(b, "icy-description", &i.description)?;
-    put_str(b, "icy-genre", &i.genre)?;
-    put_str(b, "icy-url", &i.url)?;
-    b.put_u8(u8::from(i.bitrate.is_some()));
-    b.put_u32(i.bitrate.unwrap_or(0));
+    put_info(b, &r.info)?;
+    b.put_u32(r.info_epoch);
     b.put_u32(r.header_epoch);
     b.put_u32(r.header.len() as u32);
     b.put_slice(&r.header);
@@ -407,6 +418,38 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     Ok(())
 }
 
+fn put_info(b: &mut BytesMut, i: &StreamInfo) -> Result<(), WireError> {
+    put_str(b, "content type", &i.content_type)?;
+    put_str(b, "icy-name", &i.name)?;
+    put_str(b, "icy-description", &i.description)?;
+    put_str(b, "icy-genre", &i.genre)?;
+    put_str(b, "icy-url", &i.url)?;
+    put_str(b, "title", &i.title)?;
+    b.put_u8(u8::from(i.bitrate.is_some()));
+    b.put_u32(i.bitrate.unwrap_or(0));
+    Ok(())
+}
+
+fn read_info(r: &mut Reader<'_>) -> Result<StreamInfo, WireError> {
+    Ok(StreamInfo {
+        content_type: r.string()?,
+        name: r.string()?,
+        description: r.string()?,
+        genre: r.string()?,
+        url: r.string()?,
+        title: r.string()?,
+        bitrate: {
+            let has = r.u8()?;
+            let v = r.u32()?;
+            match has {
+                0 => None,
+                1 => Some(v),
+                _ => return Err(WireError::Invalid("bitrate flag")),
+            }
+        },
+    })
+}
+
 fn type_of(m: &Message) -> u8 {
     match m {
         Message::Chunk { .. } => ty::CHUNK,
@@ -418,6 +461,7 @@ fn type_of(m: &Message) -> u8 {
         Message::Prune { .. } => ty::PRUNE,
         Message::HeaderPiece { .. } => ty::HEADER_PIECE,
         Message::HeaderAck { .. } => ty::HEADER_ACK,
+        Message::Info { .. } => ty::INFO,
         Message::Promote => ty::PROMOTE,
         Message::JoinRequest(_) => ty::JOIN_REQUEST,
         Message::JoinReply(_) => ty::JOIN_REPLY,
@@ -572,6 +616,13 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         }
         ty::HEADER_ACK => Message::HeaderAck { epoch: r.u32()? },
         ty::PROMOTE => Message::Promote,
+        ty::INFO => {
+            let epoch = r.u32()?;
+            Message::Info {
+                epoch,
+                info: read_info(&mut r)?,
+            }
+        }
         ty::JOIN_REQUEST => {
             let version = r.u8()?;
             let role = match r.u8()? {
@@ -625,22 +676,8 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
     if usize::from(number_of_monitors) > peers.len() {
         return Err(WireError::Invalid("more monitors than peers"));
     }
-    let info = StreamInfo {
-        content_type: r.string()?,
-        name: r.string()?,
-        description: r.string()?,
-        genre: r.string()?,
-        url: r.string()?,
-        bitrate: {
-            let has = r.u8()?;
-            let v = r.u32()?;
-            match has {
-                0 => None,
-                1 => Some(v),
-                _ => return Err(WireError::Invalid("bitrate flag")),
-            }
-        },
-    };
+    let info = read_info(r)?;
+    let info_epoch = r.u32()?;
     let header_epoch = r.u32()?;
     let header = r.blob("header", MAX_HEADER)?;
     let next_chunk = ChunkNo(r.u32()?);
@@ -673,6 +710,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         number_of_monitors,
         peers,
         info,
+        info_epoch,
         header_epoch,
         header,
         next_chunk,
@@ -764,8 +802,10 @@ mod tests {
                 description: "d".into(),
                 genre: "g".into(),
                 url: "http://x".into(),
+                title: "Artist - Song".into(),
                 bitrate: Some(128),
             },
+            info_epoch: 2,
             header_epoch: 3,
             header: Bytes::from_static(b"OggS header"),
             next_chunk: ChunkNo(10),
@@ -993,6 +1033,20 @@ mod tests {
             ),
             any::<u32>().prop_map(|e| Message::HeaderAck { epoch: e }),
             Just(Message::Promote),
+            (
+                any::<u32>(),
+                "[a-zé/ ]{0,30}",
+                proptest::option::of(any::<u32>())
+            )
+                .prop_map(|(epoch, s, br)| Message::Info {
+                    epoch,
+                    info: StreamInfo {
+                        content_type: s.clone(),
+                        title: s,
+                        bitrate: br,
+                        ..StreamInfo::default()
+                    },
+                }),
             (any::<u8>(), any::<bool>(), any::<u32>()).prop_map(|(v, m, f)| {
                 Message::JoinRequest(JoinRequest {
                     version: v,
@@ -1029,8 +1083,10 @@ mod tests {
                             description: String::new(),
                             genre: s,
                             url: String::new(),
+                            title: String::new(),
                             bitrate: br,
                         },
+                        info_epoch: next ^ 2,
                         header_epoch: next ^ 1,
                         header,
                         next_chunk: ChunkNo(next),

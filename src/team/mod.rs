@@ -40,49 +40,104 @@ pub enum TeamState {
     },
 }
 
+/// A mount's teams: the one it serves and the one it belongs to (an inner node of a hybrid
+/// tree has both).
+#[derive(Debug, Default, Clone)]
+struct MountTeams {
+    splitter: Option<TeamState>,
+    peer: Option<TeamState>,
+}
+
 /// Team state by mount name, published by the team tasks a few times a second.
 #[derive(Debug, Default)]
 pub struct Teams {
-    by_mount: Mutex<HashMap<String, TeamState>>,
+    by_mount: Mutex<HashMap<String, MountTeams>>,
 }
 
 impl Teams {
     pub fn set_splitter(&self, mount: &str, local: Option<std::net::SocketAddr>) {
-        lock(&self.by_mount).insert(
-            mount.to_string(),
-            TeamState::Splitter { local, stats: None },
-        );
+        lock(&self.by_mount)
+            .entry(mount.to_string())
+            .or_default()
+            .splitter = Some(TeamState::Splitter { local, stats: None });
     }
 
     pub fn update_splitter(&self, mount: &str, new: SplitterStats) {
-        if let Some(TeamState::Splitter { stats, .. }) = lock(&self.by_mount).get_mut(mount) {
+        if let Some(TeamState::Splitter { stats, .. }) = lock(&self.by_mount)
+            .get_mut(mount)
+            .and_then(|t| t.splitter.as_mut())
+        {
             *stats = Some(new);
         }
     }
 
     pub fn set_peer(&self, mount: &str, splitter: &str, joined: bool, stats: Option<PeerStats>) {
-        lock(&self.by_mount).insert(
-            mount.to_string(),
-            TeamState::Peer {
-                splitter: splitter.to_string(),
-                joined,
-                stats,
-            },
-        );
+        lock(&self.by_mount)
+            .entry(mount.to_string())
+            .or_default()
+            .peer = Some(TeamState::Peer {
+            splitter: splitter.to_string(),
+            joined,
+            stats,
+        });
     }
 
-    pub fn remove(&self, mount: &str) {
-        lock(&self.by_mount).remove(mount);
+    pub fn remove_splitter(&self, mount: &str) {
+        self.remove_with(mount, |t| t.splitter = None);
     }
 
+    pub fn remove_peer(&self, mount: &str) {
+        self.remove_with(mount, |t| t.peer = None);
+    }
+
+    fn remove_with(&self, mount: &str, f: impl FnOnce(&mut MountTeams)) {
+        let mut map = lock(&self.by_mount);
+        if let Some(t) = map.get_mut(mount) {
+            f(t);
+            if t.splitter.is_none() && t.peer.is_none() {
+                map.remove(mount);
+            }
+        }
+    }
+
+    /// The team a mount serves, else the one it belongs to.
     pub fn get(&self, mount: &str) -> Option<TeamState> {
-        lock(&self.by_mount).get(mount).cloned()
+        lock(&self.by_mount)
+            .get(mount)
+            .and_then(|t| t.splitter.clone().or_else(|| t.peer.clone()))
     }
 
+    /// The team a mount belongs to (as a peer), if any.
+    pub fn get_peer(&self, mount: &str) -> Option<TeamState> {
+        lock(&self.by_mount).get(mount).and_then(|t| t.peer.clone())
+    }
+
+    /// `/api/status`'s `p2psp` object: the served team, with the joined one as `upstream`
+    /// when the mount is both (or the joined team alone).
+    pub fn json(&self, mount: &str) -> Option<serde_json::Value> {
+        let t = lock(&self.by_mount).get(mount).cloned()?;
+        match (t.splitter, t.peer) {
+            (Some(s), Some(p)) => {
+                let mut v = s.to_json();
+                v["upstream"] = p.to_json();
+                Some(v)
+            }
+            (Some(s), None) => Some(s.to_json()),
+            (None, Some(p)) => Some(p.to_json()),
+            (None, None) => None,
+        }
+    }
+
+    /// Every team state (a mount may appear twice, once per role), by mount name.
     pub fn all(&self) -> Vec<(String, TeamState)> {
         let mut v: Vec<_> = lock(&self.by_mount)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(k, t)| {
+                [t.splitter.clone(), t.peer.clone()]
+                    .into_iter()
+                    .flatten()
+                    .map(move |s| (k.clone(), s))
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

@@ -37,6 +37,8 @@ pub enum Output {
     Header(Bytes),
     /// A chunk was lost for good; the stream skips it.
     Skipped,
+    /// The stream's facts or now-playing title changed at the splitter.
+    Info(StreamInfo),
     /// The splitter is gone (or told us to go).
     Gone,
 }
@@ -197,6 +199,7 @@ impl PeerLink {
                     PeerEvent::Deliver { payload, .. } => return Output::Data(payload),
                     PeerEvent::HeaderChanged(h) => return Output::Header(h),
                     PeerEvent::Skipped { .. } => return Output::Skipped,
+                    PeerEvent::InfoChanged(i) => return Output::Info(i),
                     PeerEvent::SplitterGone | PeerEvent::Left => return Output::Gone,
                     PeerEvent::NeighbourAdded { .. } | PeerEvent::NeighbourRemoved { .. } => {}
                 }
@@ -278,38 +281,29 @@ pub async fn run_mount(server: Arc<Server>, mount: String, splitter: String, cod
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
-    server.teams.remove(&mount);
+    server.teams.remove_peer(&mount);
 }
 
-/// Feed one team membership into the mount until the team is lost or we shut down.
+/// Feed one team membership into the mount until the team is lost or we shut down. The
+/// mount goes live once the team's stream has a content type (a splitter whose own source
+/// has not connected yet has none), and starts afresh when the content type changes.
 async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link: PeerLink) {
-    let headers = source_headers(&link.info);
-    let content_type = if link.info.content_type.is_empty() {
-        "audio/mpeg".to_string()
-    } else {
-        link.info.content_type.clone()
-    };
-    let mut session = match SourceSession::start(
-        server,
-        mount,
-        &headers,
-        &content_type,
-        &link.splitter,
-        false,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(mount, "P2PSP peer mount cannot start: {e}");
+    let mut info = link.info.clone();
+    let mut session = None;
+    let mut reason = EndReason::Eof;
+    if !info.content_type.is_empty() {
+        session = start_session(server, mount, &link, &info).await;
+        if session.is_none() {
             link.leave().await;
             return;
         }
-    };
-    let header = link.header.clone();
-    let mut reason = EndReason::Eof;
-    if let Err(e) = session.ingest(&header) {
-        tracing::warn!(mount, "P2PSP stream header refused: {e}");
+        let header = link.header.clone();
+        if let Some(s) = session.as_mut()
+            && let Err(e) = s.ingest(&header)
+        {
+            tracing::warn!(mount, "P2PSP stream header refused: {e}");
+        }
+        set_title(session.as_ref(), &info.title);
     }
     let mut last_stats = Instant::now();
     loop {
@@ -323,8 +317,29 @@ async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link:
             _ = shutdown => { reason = EndReason::Shutdown; break; }
         };
         let fed = match out {
-            Output::Data(d) | Output::Header(d) => session.ingest(&d),
+            Output::Data(d) | Output::Header(d) => match session.as_mut() {
+                Some(s) => s.ingest(&d),
+                // No stream yet: nothing to frame it as.
+                None => Ok(()),
+            },
             Output::Skipped => Ok(()),
+            Output::Info(new) => {
+                if new.content_type != info.content_type {
+                    tracing::info!(mount, content_type = %new.content_type, "P2PSP stream changed");
+                    if let Some(s) = session.take() {
+                        s.end(EndReason::Eof);
+                    }
+                    if !new.content_type.is_empty() {
+                        session = start_session(server, mount, &link, &new).await;
+                        if session.is_none() {
+                            break;
+                        }
+                    }
+                }
+                set_title(session.as_ref(), &new.title);
+                info = new;
+                Ok(())
+            }
             Output::Gone => {
                 tracing::warn!(mount, splitter, "P2PSP splitter gone");
                 break;
@@ -341,8 +356,44 @@ async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link:
                 .set_peer(mount, splitter, true, Some(link.stats()));
         }
     }
-    session.end(reason);
+    if let Some(s) = session {
+        s.end(reason);
+    }
     link.leave().await;
+}
+
+async fn start_session(
+    server: &Arc<Server>,
+    mount: &str,
+    link: &PeerLink,
+    info: &StreamInfo,
+) -> Option<SourceSession> {
+    let headers = source_headers(info);
+    match SourceSession::start(
+        server,
+        mount,
+        &headers,
+        &info.content_type,
+        &link.splitter,
+        false,
+    )
+    .await
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(mount, "P2PSP peer mount cannot start: {e}");
+            None
+        }
+    }
+}
+
+/// The splitter's now-playing title becomes ours (only when it differs, so listeners get a
+/// new ICY block only for a real change). An empty one leaves in-stream titles alone.
+fn set_title(session: Option<&SourceSession>, title: &str) {
+    let Some(s) = session else { return };
+    if !title.is_empty() && s.mount.metadata().display() != title {
+        s.mount.set_metadata(Some(title.to_string()), None, None);
+    }
 }
 
 /// The team's stream facts as the `ice-*` headers a push source would have sent.

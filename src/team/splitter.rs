@@ -123,6 +123,10 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         if last_stats.elapsed() >= STATS_EVERY {
             last_stats = Instant::now();
             server.teams.update_splitter(&mount_name, splitter.stats());
+            // Titles and source facts change while the stream runs: peers follow them.
+            if let Some(a) = &attached {
+                splitter.set_stream_info(stream_info(&a.mount));
+            }
         }
 
         let deadline = splitter.poll_timeout().map(tokio::time::Instant::from_std);
@@ -157,7 +161,7 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         }
     }
     acceptor.abort();
-    server.teams.remove(&mount_name);
+    server.teams.remove_splitter(&mount_name);
 }
 
 /// Admit (or refuse) a peer and encode the answer in the team's format: a JoinReply frame,
@@ -408,5 +412,6 @@ fn stream_info(mount: &Mount) -> StreamInfo {
         genre: i.genre.clone().unwrap_or_default(),
         url: i.url.clone().unwrap_or_default(),
         bitrate: i.bitrate.as_deref().and_then(|b| b.trim().parse().ok()),
+        title: mount.metadata().display(),
     })
 }
