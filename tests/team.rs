@@ -126,6 +126,21 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
         src.write_all(part).await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // Every peer reports its health with its keepalives: it played the stream, lost nothing
+    // and knows the other 49.
+    wait_for("a report from every peer", T, || {
+        match srv.app.server.teams.get("/team.mp3") {
+            Some(TeamState::Splitter { stats: Some(s), .. }) => {
+                s.peers.len() == 50
+                    && s.peers.iter().all(|p| {
+                        p.report
+                            .is_some_and(|r| r.delivered > 0 && r.lost == 0 && r.neighbours == 49)
+                    })
+            }
+            _ => false,
+        }
+    })
+    .await;
     let pushed_after = confirmed(after).len();
     for (i, c) in collectors.into_iter().enumerate() {
         let (got, skipped) = c.await.unwrap();

@@ -851,7 +851,9 @@ impl Peer {
         }
         let id = self.id;
         if now >= self.splitter_last_tx + self.cfg.keepalive_interval {
-            self.send_splitter(Message::KeepAlive { from: id });
+            // Our keepalive to the splitter says how we are doing.
+            let report = self.report();
+            self.send_splitter(Message::Report(report));
         }
         for i in 0..self.neighbours.len() {
             if self.neighbours[i]
@@ -885,6 +887,17 @@ impl Peer {
             }
         }
         t
+    }
+
+    fn report(&self) -> wire::PeerReport {
+        wire::PeerReport {
+            from: self.id,
+            delivered: self.stats.delivered as u32,
+            lost: self.stats.skipped as u32,
+            buffer_fill: self.buffer.fill(),
+            max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
+            neighbours: self.neighbours.len() as u32,
+        }
     }
 
     /// Leave politely: flush what we owe, say goodbye to every neighbour and (repeatedly,

@@ -44,6 +44,7 @@ const TIMER_RETRY_NS: u64 = 1_000_000;
 const TYPE_CHUNK: u8 = 0x01;
 const TYPE_HELLO: u8 = 0x02;
 const TYPE_KEEPALIVE: u8 = 0x04;
+const TYPE_REPORT: u8 = 0x0C;
 
 // ---------------------------------------------------------------- configuration
 
@@ -798,7 +799,10 @@ impl Sim {
             return;
         }
         let from_addr = Self::node_addr(from);
-        let passive = matches!(data.get(3), Some(&(TYPE_HELLO | TYPE_KEEPALIVE)));
+        let passive = matches!(
+            data.get(3),
+            Some(&(TYPE_HELLO | TYPE_KEEPALIVE | TYPE_REPORT))
+        );
         if to == 0 {
             let now = self.at(self.now);
             self.splitter.handle_datagram(now, from_addr, &data);

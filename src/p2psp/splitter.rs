@@ -17,7 +17,9 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::compat::{self, CompatMessage, Direction};
-use super::wire::{self, BurstChunk, JoinReply, JoinRequest, Message, Packet, RefuseReason};
+use super::wire::{
+    self, BurstChunk, JoinReply, JoinRequest, Message, Packet, PeerReport, RefuseReason,
+};
 use super::{ChunkNo, Codec, PeerId, Role, StreamInfo, Transmit, push_bounded};
 
 /// ACS periods never grow past this, so a weighted round always ends.
@@ -143,6 +145,8 @@ pub struct PeerStats {
     pub losses_total: u64,
     pub acs_period: u32,
     pub last_seen: Instant,
+    /// What the peer last said of itself (native peers report every second).
+    pub report: Option<PeerReport>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -182,6 +186,7 @@ struct Member {
     /// Promote messages still to repeat (UDP may lose one), and when the last went out.
     promote_left: u8,
     promoted_at: Instant,
+    report: Option<PeerReport>,
 }
 
 #[derive(Debug)]
@@ -518,6 +523,7 @@ impl Splitter {
             header_acked: self.header_epoch,
             promote_left: 0,
             promoted_at: now,
+            report: None,
         };
         // Monitors first, as in every generation.
         let at = if role == Role::Monitor { monitors } else { n };
@@ -618,6 +624,7 @@ impl Splitter {
         self.members[i].last_seen = now;
         match msg {
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
+            Message::Report(r) => self.members[i].report = Some(r),
             Message::Goodbye { .. } => {
                 // Acknowledge so the leaver can stop repeating, then drop it at once.
                 self.send(i, Message::Goodbye { from: PeerId::NONE });
@@ -875,6 +882,7 @@ impl Splitter {
                 losses_total: m.losses_total,
                 acs_period: m.period,
                 last_seen: m.last_seen,
+                report: m.report,
             })
             .collect();
         s

@@ -15,7 +15,10 @@
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
-//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]).
+//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Report
+//! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours`
+//! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
+//! every peer's health).
 //!
 //! Stream info updates: when the source's facts or the now-playing title change, the splitter
 //! sends Info to every peer (three times, a keepalive interval apart: it is idempotent by
@@ -81,6 +84,7 @@ mod ty {
     pub const HEADER_ACK: u8 = 0x09;
     pub const PROMOTE: u8 = 0x0A;
     pub const INFO: u8 = 0x0B;
+    pub const REPORT: u8 = 0x0C;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -170,6 +174,8 @@ pub enum Message {
         epoch: u32,
         info: StreamInfo,
     },
+    /// Peer → splitter, in place of a keepalive: how the peer is doing.
+    Report(PeerReport),
     JoinRequest(JoinRequest),
     JoinReply(Box<JoinReply>),
     JoinRefused {
@@ -186,6 +192,20 @@ impl Message {
             Message::JoinRequest(_) | Message::JoinReply(_) | Message::JoinRefused { .. }
         )
     }
+}
+
+/// A peer's health as it reports it to the splitter. Counters wrap at 2^32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerReport {
+    pub from: PeerId,
+    /// Chunks played, and chunks given up, since the peer joined.
+    pub delivered: u32,
+    pub lost: u32,
+    /// Chunks held ahead of the play position.
+    pub buffer_fill: u32,
+    /// The largest debt any neighbour owes it (chunks sent to it minus received from it).
+    pub max_debt: i32,
+    pub neighbours: u32,
 }
 
 /// Body: `u8 version, u8 role (0 peer, 1 monitor), u32 features`.
@@ -353,6 +373,14 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(*epoch);
             put_info(&mut b, info)?;
         }
+        Message::Report(r) => {
+            b.put_u32(r.from.0);
+            b.put_u32(r.delivered);
+            b.put_u32(r.lost);
+            b.put_u32(r.buffer_fill);
+            b.put_i32(r.max_debt);
+            b.put_u32(r.neighbours);
+        }
         Message::JoinRequest(r) => {
             b.put_u8(r.version);
             b.put_u8(role_code(r.role));
@@ -462,6 +490,7 @@ fn type_of(m: &Message) -> u8 {
         Message::HeaderPiece { .. } => ty::HEADER_PIECE,
         Message::HeaderAck { .. } => ty::HEADER_ACK,
         Message::Info { .. } => ty::INFO,
+        Message::Report(_) => ty::REPORT,
         Message::Promote => ty::PROMOTE,
         Message::JoinRequest(_) => ty::JOIN_REQUEST,
         Message::JoinReply(_) => ty::JOIN_REPLY,
@@ -616,6 +645,14 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         }
         ty::HEADER_ACK => Message::HeaderAck { epoch: r.u32()? },
         ty::PROMOTE => Message::Promote,
+        ty::REPORT => Message::Report(PeerReport {
+            from: PeerId(r.u32()?),
+            delivered: r.u32()?,
+            lost: r.u32()?,
+            buffer_fill: r.u32()?,
+            max_debt: r.u32()? as i32,
+            neighbours: r.u32()?,
+        }),
         ty::INFO => {
             let epoch = r.u32()?;
             Message::Info {
@@ -1033,6 +1070,16 @@ mod tests {
             ),
             any::<u32>().prop_map(|e| Message::HeaderAck { epoch: e }),
             Just(Message::Promote),
+            (any::<u32>(), any::<u32>(), any::<i32>()).prop_map(|(a, b, d)| {
+                Message::Report(PeerReport {
+                    from: PeerId(a),
+                    delivered: b,
+                    lost: a ^ b,
+                    buffer_fill: b / 3,
+                    max_debt: d,
+                    neighbours: a / 7,
+                })
+            }),
             (
                 any::<u32>(),
                 "[a-zé/ ]{0,30}",

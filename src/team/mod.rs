@@ -175,6 +175,13 @@ impl TeamState {
                                 "bytes_sent": p.bytes_sent,
                                 "losses": p.losses_total,
                                 "last_seen_ms": now.saturating_duration_since(p.last_seen).as_millis() as u64,
+                                // The peer's own report: chunks played and lost, buffer
+                                // fill, the largest debt a neighbour owes it.
+                                "delivered": p.report.map(|r| r.delivered),
+                                "lost": p.report.map(|r| r.lost),
+                                "buffer_fill": p.report.map(|r| r.buffer_fill),
+                                "debt": p.report.map(|r| r.max_debt),
+                                "neighbours": p.report.map(|r| r.neighbours),
                             })
                         })
                         .collect();
