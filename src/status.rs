@@ -223,6 +223,10 @@ pub struct ApiStatus {
     pub server: ApiServer,
     /// Live mounts, sorted by name.
     pub mounts: Vec<ApiMount>,
+    /// Push relays in config order: `mount`, `remote` (URL without credentials), `protocol`,
+    /// `method`, `state` ("up", "connecting", "waiting", "down"), `attempts`, `last_error`,
+    /// `bytes_sent`, `connected_since`.
+    pub pushes: Vec<crate::relay::push::PushStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -356,6 +360,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
             sources: all.len(),
         },
         mounts,
+        pushes: server.pushes.status(),
     }
 }
 

@@ -2,4 +2,5 @@
 //! A relay only reads or feeds mounts through the mount API; it never reaches into the
 //! ingest or listener internals.
 
+pub mod push;
 pub mod push_proto;

@@ -1,0 +1,476 @@
+//! Push relays over real sockets: floecast A pushes a mount to floecast B (source → A,
+//! A `[[push]]` → B). B's listeners must get exactly the bytes the source sent, titles set on
+//! A must reach B's ICY listeners, a restarted B must get the stream back, a wrong password
+//! must show as a clear error with slow retries, and `auto` must fall back from PUT to SOURCE
+//! like libshout. The ffmpeg tests decode what B serves (they skip without ffmpeg).
+
+mod common;
+mod interop_support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+use floecast::config::{Config, ListenSocket, PushConfig, PushProtocol};
+use floecast::relay::push::PushPhase;
+use floecast::server::Server;
+use interop_support::{
+    Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, header, raw_get,
+    raw_get_ogg, wait_live,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const T: Duration = Duration::from_secs(10);
+
+fn push_to(remote: SocketAddr, mount: &str, remote_mount: &str, password: &str) -> PushConfig {
+    PushConfig {
+        mount: mount.into(),
+        server: remote.ip().to_string(),
+        port: remote.port(),
+        remote_mount: remote_mount.into(),
+        username: "source".into(),
+        password: password.into(),
+        protocol: PushProtocol::Auto,
+        bind: None,
+    }
+}
+
+fn config_with(pushes: Vec<PushConfig>) -> Config {
+    let mut c = test_config();
+    c.pushes = pushes;
+    c
+}
+
+/// MP3 frame `i` (128 kbit/s, 44.1 kHz): its index is in bytes 4..8, so any stretch of the
+/// stream says exactly where in the source it comes from.
+fn frame(i: u32) -> Vec<u8> {
+    let padding = i % 3 == 2;
+    let len = if padding { 418 } else { 417 };
+    let mut f = vec![(i % 251) as u8; len];
+    f[..4].copy_from_slice(&[0xFF, 0xFB, 0x90 | if padding { 0x02 } else { 0 }, 0x00]);
+    f[4..8].copy_from_slice(&i.to_le_bytes());
+    f
+}
+
+/// The source's bytes from frame `first` on, at least `len` of them.
+fn source_from(first: u32, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 418);
+    let mut i = first;
+    while out.len() < len {
+        out.extend_from_slice(&frame(i));
+        i += 1;
+    }
+    out
+}
+
+/// Assert `body` is an unbroken stretch of the source, starting on a frame.
+#[track_caller]
+fn assert_source_stretch(body: &[u8], what: &str) -> u32 {
+    assert!(body.len() > 8, "{what}: only {} bytes", body.len());
+    assert_eq!(
+        &body[..2],
+        &[0xFF, 0xFB],
+        "{what}: does not start on a frame"
+    );
+    let first = u32::from_le_bytes(body[4..8].try_into().unwrap());
+    assert_bytes(body, &source_from(first, body.len())[..body.len()], what);
+    first
+}
+
+/// A SOURCE client on `addr` sending frames 0, 1, 2, … at about 400 frames/s until stopped.
+struct Feeder {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Feeder {
+    async fn start(addr: SocketAddr, mount: &str) -> Feeder {
+        let mut s = source(
+            addr,
+            mount,
+            "audio/mpeg",
+            "ice-name: Push Test\r\nice-genre: Jazz\r\n",
+        )
+        .await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut i = 0u32;
+            while !flag.load(Ordering::Relaxed) {
+                let chunk: Vec<u8> = (i..i + 10).flat_map(frame).collect();
+                i += 10;
+                if s.write_all(&chunk).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        });
+        Feeder { stop, task }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.abort();
+    }
+}
+
+async fn wait_mount(server: &Server, mount: &str, timeout: Duration) {
+    wait_for(&format!("{mount} to be live"), timeout, || {
+        server.registry.get(mount).is_some_and(|m| !m.is_ended())
+    })
+    .await;
+}
+
+async fn http_get(addr: SocketAddr, path: &str, auth: &str) -> String {
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\n\r\n");
+    String::from_utf8_lossy(&exchange(addr, req.as_bytes(), T).await).into_owned()
+}
+
+#[tokio::test]
+async fn pushed_mp3_is_byte_identical_and_titles_follow() {
+    let b = start(test_config()).await;
+    let a = start(config_with(vec![push_to(
+        b.addr,
+        "/live.mp3",
+        "/relayed.mp3",
+        "hackme",
+    )]))
+    .await;
+    let feeder = Feeder::start(a.addr, "/live.mp3").await;
+    wait_mount(&b.app.server, "/relayed.mp3", T).await;
+
+    // A's listener and B's listener both get unbroken stretches of the source.
+    let (head_a, body_a) = raw_get(a.addr, "/live.mp3", "", 60_000, T).await;
+    let (head_b, body_b) = raw_get(b.addr, "/relayed.mp3", "", 60_000, T).await;
+    assert!(head_a.starts_with("HTTP/1.0 200 OK"), "{head_a}");
+    assert!(head_b.starts_with("HTTP/1.0 200 OK"), "{head_b}");
+    assert_source_stretch(&body_a, "A's listener");
+    assert_source_stretch(&body_b, "B's listener");
+    // The source's stream facts travelled as ice-* headers.
+    assert_eq!(header(&head_b, "icy-name"), Some("Push Test"), "{head_b}");
+    assert_eq!(header(&head_b, "icy-genre"), Some("Jazz"), "{head_b}");
+    assert_eq!(header(&head_b, "Content-Type"), Some("audio/mpeg"));
+    let b_mount = b.app.server.registry.get("/relayed.mp3").unwrap();
+    assert!(
+        b_mount.info().user_agent.starts_with("floecast/"),
+        "{:?}",
+        b_mount.info().user_agent
+    );
+
+    // A title set on A (admin metadata) reaches B's mount and its ICY listeners.
+    let reply = http_get(
+        a.addr,
+        "/admin/metadata?mount=/live.mp3&mode=updinfo&song=Hello%20Push%20%C3%A9",
+        SOURCE_AUTH,
+    )
+    .await;
+    assert!(reply.contains("Metadata update successful"), "{reply}");
+    wait_for("the title on B", T, || {
+        b_mount.metadata().display() == "Hello Push é"
+    })
+    .await;
+    let (head, body) = raw_get(b.addr, "/relayed.mp3", "Icy-MetaData: 1\r\n", 40_000, T).await;
+    assert_eq!(header(&head, "icy-metaint"), Some("16000"), "{head}");
+    assert!(
+        interop_support::find(&body, "StreamTitle='Hello Push é';".as_bytes()).is_some(),
+        "no title block in B's ICY stream"
+    );
+
+    // State: /api/status and /metrics on A.
+    let status = http_get(a.addr, "/api/status", SOURCE_AUTH).await;
+    let json: serde_json::Value =
+        serde_json::from_str(&status[status.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    let p = &json["pushes"][0];
+    assert_eq!(p["mount"], "/live.mp3");
+    assert_eq!(p["remote"], format!("http://{}/relayed.mp3", b.addr));
+    assert_eq!(p["state"], "up");
+    assert_eq!(p["method"], "PUT");
+    assert_eq!(p["attempts"], 1);
+    assert!(p["bytes_sent"].as_u64().unwrap() > 60_000, "{p}");
+    assert!(p["connected_since"].is_string(), "{p}");
+    let metrics = http_get(a.addr, "/metrics", SOURCE_AUTH).await;
+    let labels = format!(
+        "{{mount=\"/live.mp3\",remote=\"http://{}/relayed.mp3\"}}",
+        b.addr
+    );
+    assert!(
+        metrics.contains(&format!("floecast_push_up{labels} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("floecast_push_connect_attempts_total{labels} 1")));
+    assert!(metrics.contains(&format!("floecast_push_sent_bytes_total{labels} ")));
+
+    // The source leaves A: the push disconnects, B's mount ends, the push waits.
+    feeder.stop();
+    wait_for("B's mount to end", T, || {
+        b.app.server.registry.get("/relayed.mp3").is_none()
+    })
+    .await;
+    let state = a.app.server.pushes.list()[0].clone();
+    wait_for("the push to wait", T, || {
+        state.phase() == PushPhase::Waiting
+    })
+    .await;
+    // A new source on A is pushed again.
+    let feeder = Feeder::start(a.addr, "/live.mp3").await;
+    wait_mount(&b.app.server, "/relayed.mp3", T).await;
+    let (_, body) = raw_get(b.addr, "/relayed.mp3", "", 20_000, T).await;
+    assert_source_stretch(&body, "B's listener after the source came back");
+    feeder.stop();
+}
+
+/// Bind a server on exactly `addr`, retrying while the previous one's socket goes away.
+async fn start_on(addr: SocketAddr) -> TestServer {
+    let mut c = test_config();
+    c.listen = vec![ListenSocket {
+        port: addr.port(),
+        bind_address: Some(addr.ip().to_string()),
+        shoutcast_mount: None,
+    }];
+    for _ in 0..100 {
+        if let Ok(app) = floecast::app::App::start(c.clone(), None) {
+            return TestServer { app, addr };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("could not bind {addr} again");
+}
+
+#[tokio::test]
+async fn push_reconnects_when_the_remote_restarts() {
+    let b = start(test_config()).await;
+    let b_addr = b.addr;
+    let a = start(config_with(vec![push_to(
+        b_addr, "/r.mp3", "/r.mp3", "hackme",
+    )]))
+    .await;
+    let feeder = Feeder::start(a.addr, "/r.mp3").await;
+    wait_mount(&b.app.server, "/r.mp3", T).await;
+    let (_, body) = raw_get(b_addr, "/r.mp3", "", 20_000, T).await;
+    let before = assert_source_stretch(&body, "B before the restart");
+
+    let state = a.app.server.pushes.list()[0].clone();
+    b.app.shutdown(Duration::from_secs(2)).await;
+    wait_for("the push to notice", T, || state.phase() != PushPhase::Up).await;
+
+    let b2 = start_on(b_addr).await;
+    wait_mount(&b2.app.server, "/r.mp3", Duration::from_secs(20)).await;
+    let (_, body) = raw_get(b_addr, "/r.mp3", "", 20_000, T).await;
+    let after = assert_source_stretch(&body, "B after the restart");
+    assert!(
+        after > before,
+        "audio did not move on: frame {after} <= {before}"
+    );
+    assert_eq!(state.phase(), PushPhase::Up);
+    assert!(state.attempts() >= 2, "attempts {}", state.attempts());
+    feeder.stop();
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_clear_error_retried_slowly() {
+    let b = start(test_config()).await;
+    let a = start(config_with(vec![push_to(
+        b.addr, "/w.mp3", "/w.mp3", "wrong",
+    )]))
+    .await;
+    let feeder = Feeder::start(a.addr, "/w.mp3").await;
+    let state = a.app.server.pushes.list()[0].clone();
+    wait_for("the login to fail", T, || state.phase() == PushPhase::Down).await;
+    let status = state.status();
+    let err = status.last_error.clone().unwrap_or_default();
+    assert!(err.contains("401"), "{err}");
+    assert_eq!(status.attempts, 1);
+    // Refusals back off at least 2.5 s (5 s with jitter); nothing reached B.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(state.attempts(), 1, "retried too soon");
+    assert!(b.app.server.registry.get("/w.mp3").is_none());
+    wait_for("a second attempt", T, || state.attempts() >= 2).await;
+    // A is unharmed: its own listeners still get the stream.
+    let (_, body) = raw_get(a.addr, "/w.mp3", "", 10_000, T).await;
+    assert_source_stretch(&body, "A's listener");
+    feeder.stop();
+}
+
+/// Read one request head from a fake remote's connection.
+async fn read_request(s: &mut TcpStream) -> (String, Vec<u8>) {
+    read_head(s, T).await
+}
+
+#[tokio::test]
+async fn auto_falls_back_to_source_like_libshout() {
+    // A remote that knows only SOURCE: it closes on PUT without a word, as icecast does on
+    // an unknown method, then accepts SOURCE.
+    let remote = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raddr = remote.local_addr().unwrap();
+    let a = start(config_with(vec![push_to(
+        raddr,
+        "/f.mp3",
+        "/remote.mp3",
+        "pw",
+    )]))
+    .await;
+    let feeder = Feeder::start(a.addr, "/f.mp3").await;
+
+    let (mut c1, _) = tokio::time::timeout(T, remote.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (put, _) = read_request(&mut c1).await;
+    assert!(put.starts_with("PUT /remote.mp3 HTTP/1.1\r\n"), "{put}");
+    assert!(put.contains("\r\nExpect: 100-continue\r\n"), "{put}");
+    assert!(
+        put.contains("\r\nAuthorization: Basic c291cmNlOnB3\r\n"),
+        "{put}"
+    );
+    assert!(put.contains("\r\nContent-Type: audio/mpeg\r\n"), "{put}");
+    assert!(put.contains("\r\nice-name: Push Test\r\n"), "{put}");
+    assert!(put.contains(&format!("\r\nHost: {raddr}\r\n")), "{put}");
+    // No body before the 100.
+    let mut probe = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), c1.read(&mut probe))
+            .await
+            .is_err()
+    );
+    drop(c1);
+
+    let (mut c2, _) = tokio::time::timeout(T, remote.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (src, early) = read_request(&mut c2).await;
+    assert!(src.starts_with("SOURCE /remote.mp3 HTTP/1.0\r\n"), "{src}");
+    assert!(!src.contains("Expect"), "{src}");
+    assert!(early.is_empty(), "body before the 200");
+    c2.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+    let body = read_at_least(&mut c2, 20_000, T).await;
+    assert_source_stretch(&body, "the SOURCE body");
+    let state = a.app.server.pushes.list()[0].clone();
+    assert_eq!(state.status().method, Some("SOURCE"));
+    assert_eq!(state.attempts(), 2);
+
+    // Reconnects after the remote drops go straight to SOURCE.
+    drop(c2);
+    let (mut c3, _) = tokio::time::timeout(T, remote.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (again, _) = read_request(&mut c3).await;
+    assert!(again.starts_with("SOURCE "), "{again}");
+    feeder.stop();
+}
+
+#[tokio::test]
+async fn put_only_does_not_fall_back_and_reload_restarts_pushes() {
+    let remote = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raddr = remote.local_addr().unwrap();
+    let mut push = push_to(raddr, "/p.mp3", "/p.mp3", "pw");
+    push.protocol = PushProtocol::Put;
+    let a = start(config_with(vec![push.clone()])).await;
+    let feeder = Feeder::start(a.addr, "/p.mp3").await;
+    let (mut c1, _) = tokio::time::timeout(T, remote.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (put, _) = read_request(&mut c1).await;
+    assert!(put.starts_with("PUT "), "{put}");
+    c1.write_all(b"HTTP/1.0 405 Method Not Allowed\r\n\r\n")
+        .await
+        .unwrap();
+    drop(c1);
+    let state = a.app.server.pushes.list()[0].clone();
+    wait_for("the push to fail", T, || state.phase() == PushPhase::Down).await;
+    let err = state.status().last_error.unwrap_or_default();
+    assert!(err.contains("405"), "{err}");
+    assert_eq!(state.attempts(), 1, "no SOURCE fallback in put mode");
+
+    // Reload: an unchanged push keeps its state; a changed one restarts (here: to SOURCE,
+    // which connects at once instead of after the backoff); a removed one stops.
+    let server = &a.app.server;
+    server.replace_config(config_with(vec![push.clone()]));
+    server.pushes.reconcile(server);
+    assert!(Arc::ptr_eq(&server.pushes.list()[0], &state));
+    push.protocol = PushProtocol::Source;
+    server.replace_config(config_with(vec![push.clone()]));
+    server.pushes.reconcile(server);
+    let (mut c2, _) = tokio::time::timeout(Duration::from_secs(3), remote.accept())
+        .await
+        .expect("the restarted push connects at once")
+        .unwrap();
+    let (src, _) = read_request(&mut c2).await;
+    assert!(src.starts_with("SOURCE /p.mp3 HTTP/1.0"), "{src}");
+    c2.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+    let fresh = server.pushes.list()[0].clone();
+    wait_for("the new push to be up", T, || {
+        fresh.phase() == PushPhase::Up
+    })
+    .await;
+    server.replace_config(config_with(Vec::new()));
+    server.pushes.reconcile(server);
+    assert!(server.pushes.list().is_empty());
+    // The stopped push closed its connection.
+    let rest = read_until_close(&mut c2, T).await;
+    assert!(!rest.is_empty(), "no audio before the stop");
+    feeder.stop();
+}
+
+/// A real encoder (ffmpeg, MP3 and Ogg Vorbis) into A, pushed to B: ffmpeg decodes B's
+/// mount without errors, and an Ogg listener on B starts with the header pages.
+#[tokio::test]
+async fn ffmpeg_decodes_what_b_serves() {
+    if !have_all("ffmpeg_decodes_what_b_serves", &["ffmpeg"]) {
+        return;
+    }
+    let tmp = TempDir::new("push");
+    let b = start(test_config()).await;
+    let a = start(config_with(vec![
+        push_to(b.addr, "/ff.mp3", "/ff.mp3", "hackme"),
+        push_to(b.addr, "/ff.ogg", "/ff.ogg", "hackme"),
+    ]))
+    .await;
+    let mp3_args = [
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        "-content_type",
+        "audio/mpeg",
+        "-f",
+        "mp3",
+    ];
+    let ogg_args = [
+        "-c:a",
+        "libvorbis",
+        "-content_type",
+        "application/ogg",
+        "-f",
+        "ogg",
+    ];
+    let mut mp3 = Proc::spawn(
+        "ffmpeg mp3 source",
+        ffmpeg_source(a.addr, "/ff.mp3", &mp3_args),
+        tmp.join("mp3.log"),
+    );
+    let mut ogg = Proc::spawn(
+        "ffmpeg ogg source",
+        ffmpeg_source(a.addr, "/ff.ogg", &ogg_args),
+        tmp.join("ogg.log"),
+    );
+    wait_live(&a.app.server, "/ff.mp3", &mut mp3, T).await;
+    wait_live(&a.app.server, "/ff.ogg", &mut ogg, T).await;
+    wait_mount(&b.app.server, "/ff.mp3", T).await;
+    wait_mount(&b.app.server, "/ff.ogg", T).await;
+
+    let (head, body) = raw_get_ogg(b.addr, "/ff.ogg", 4, T).await;
+    assert_eq!(
+        header(&head, "Content-Type"),
+        Some("application/ogg"),
+        "{head}"
+    );
+    assert_ogg_start(&body, b"\x01vorbis", b"\x03vorbis");
+    assert_decodes(&format!("http://{}/ff.mp3", b.addr), 3).await;
+    assert_decodes(&format!("http://{}/ff.ogg", b.addr), 3).await;
+}
