@@ -474,3 +474,59 @@ async fn ffmpeg_decodes_what_b_serves() {
     assert_decodes(&format!("http://{}/ff.mp3", b.addr), 3).await;
     assert_decodes(&format!("http://{}/ff.ogg", b.addr), 3).await;
 }
+
+/// The live page lists push relays with their state and last error (headless Chromium).
+#[tokio::test]
+async fn live_page_shows_push_state() {
+    if !have_all("live_page_shows_push_state", &["chromium"]) {
+        return;
+    }
+    let b = start(test_config()).await;
+    let a = start(config_with(vec![push_to(
+        b.addr,
+        "/page.mp3",
+        "/page.mp3",
+        "wrong",
+    )]))
+    .await;
+    let feeder = Feeder::start(a.addr, "/page.mp3").await;
+    let state = a.app.server.pushes.list()[0].clone();
+    wait_for("the login to fail", T, || state.phase() == PushPhase::Down).await;
+    let tmp = TempDir::new("push-page");
+    let out = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", tmp.path().display()))
+        .arg(format!("http://{}/?updates=2", a.addr))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(40), out)
+        .await
+        .expect("chromium finished")
+        .expect("chromium ran");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("data-updates=\"2\""), "no live updates: {dom}");
+    assert!(dom.contains("<h2>Push relays</h2>"), "{dom}");
+    assert!(
+        !dom.contains("id=\"pushes\" hidden"),
+        "section hidden: {dom}"
+    );
+    assert!(
+        dom.contains(&format!("→ http://{}/page.mp3", b.addr)),
+        "{dom}"
+    );
+    assert!(dom.contains("class=\"state-down\">down<"), "{dom}");
+    assert!(dom.contains("last error: PUT 401"), "{dom}");
+    feeder.stop();
+}

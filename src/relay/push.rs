@@ -295,10 +295,8 @@ async fn run(server: Arc<Server>, state: Arc<PushState>) {
             return;
         }
         let Some(mount) = live_mount(&server, &state.config.mount) else {
-            if state.phase() != PushPhase::Waiting && state.phase() != PushPhase::Down {
+            if state.phase() != PushPhase::Waiting {
                 tracing::info!(push = %label, "local mount has no source; waiting");
-            }
-            if state.phase() != PushPhase::Down {
                 state.set_phase(PushPhase::Waiting);
             }
             let shutdown = server.shutdown_notified();
