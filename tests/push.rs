@@ -88,6 +88,11 @@ struct Feeder {
 
 impl Feeder {
     async fn start(addr: SocketAddr, mount: &str) -> Feeder {
+        Self::start_at(addr, mount, 10).await
+    }
+
+    /// Like `start`, with `per_tick` frames every 25 ms.
+    async fn start_at(addr: SocketAddr, mount: &str, per_tick: u32) -> Feeder {
         let mut s = source(
             addr,
             mount,
@@ -100,8 +105,8 @@ impl Feeder {
         let task = tokio::spawn(async move {
             let mut i = 0u32;
             while !flag.load(Ordering::Relaxed) {
-                let chunk: Vec<u8> = (i..i + 10).flat_map(frame).collect();
-                i += 10;
+                let chunk: Vec<u8> = (i..i + per_tick).flat_map(frame).collect();
+                i += per_tick;
                 if s.write_all(&chunk).await.is_err() {
                     return;
                 }
@@ -528,5 +533,52 @@ async fn live_page_shows_push_state() {
     );
     assert!(dom.contains("class=\"state-down\">down<"), "{dom}");
     assert!(dom.contains("last error: PUT 401"), "{dom}");
+    feeder.stop();
+}
+
+/// A remote that accepts the login and then stops reading must not hold the push (or memory)
+/// forever: once the push falls a whole queue behind it gives up and reconnects.
+#[tokio::test]
+async fn a_stuck_remote_is_dropped_and_retried() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let remote = socket.listen(8).unwrap();
+    let raddr = remote.local_addr().unwrap();
+    let mut push = push_to(raddr, "/stuck.mp3", "/stuck.mp3", "pw");
+    push.protocol = PushProtocol::Source;
+    let mut config = config_with(vec![push]);
+    config.limits.queue_size = 128 * 1024;
+    config.limits.burst_size = 16 * 1024;
+    let a = start(config).await;
+    // About 1.7 MB/s, so the queue turns over many times a second.
+    let feeder = Feeder::start_at(a.addr, "/stuck.mp3", 100).await;
+    let (mut c1, _) = tokio::time::timeout(T, remote.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (head, _) = read_request(&mut c1).await;
+    assert!(head.starts_with("SOURCE "), "{head}");
+    c1.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
+    // ... and never read again.
+    let state = a.app.server.pushes.list()[0].clone();
+    wait_for("the push to be up", T, || state.phase() == PushPhase::Up).await;
+    wait_for("the push to give up", Duration::from_secs(30), || {
+        state.phase() != PushPhase::Up
+    })
+    .await;
+    let err = state.status().last_error.unwrap_or_default();
+    assert!(err.contains("too slow"), "{err}");
+    // It comes back (after a short backoff) with a fresh login.
+    let (mut c2, _) = tokio::time::timeout(T, remote.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let (again, _) = read_request(&mut c2).await;
+    assert!(again.starts_with("SOURCE "), "{again}");
+    // A's own listeners were never disturbed.
+    let (_, body) = raw_get(a.addr, "/stuck.mp3", "", 20_000, T).await;
+    assert_source_stretch(&body, "A's listener");
+    drop(c1);
     feeder.stop();
 }
