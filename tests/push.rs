@@ -13,9 +13,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::*;
-use floecast::config::{Config, ListenSocket, PushConfig, PushProtocol};
+use floecast::config::{
+    Config, ListenSocket, MountConfig, P2pspConfig, PushConfig, PushProtocol, SplitterSettings,
+};
 use floecast::relay::push::PushPhase;
 use floecast::server::Server;
+use floecast::team::TeamState;
 use interop_support::{
     Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, header, raw_get,
     raw_get_ogg, wait_live,
@@ -580,5 +583,60 @@ async fn a_stuck_remote_is_dropped_and_retried() {
     let (_, body) = raw_get(a.addr, "/stuck.mp3", "", 20_000, T).await;
     assert_source_stretch(&body, "A's listener");
     drop(c1);
+    feeder.stop();
+}
+
+/// A P2PSP peer mount is pushed like any other: source → A (splitter) → team → C (peer
+/// mount) → push → B, and B's listener gets an unbroken stretch of the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_p2psp_peer_mount_is_pushed() {
+    let mut ca = test_config();
+    ca.mounts.push(MountConfig {
+        name: "/p2p.mp3".into(),
+        p2psp: Some(P2pspConfig::Splitter(SplitterSettings {
+            port: 0,
+            bind_address: Some("127.0.0.1".into()),
+            max_peers: 10,
+            buffer: 256,
+            max_chunk: 16_384,
+            compat: false,
+        })),
+        ..Default::default()
+    });
+    let a = start(ca).await;
+    let mut team = None;
+    wait_for("the splitter to bind", T, || {
+        team = match a.app.server.teams.get("/p2p.mp3") {
+            Some(TeamState::Splitter {
+                local: Some(addr), ..
+            }) => Some(addr),
+            _ => None,
+        };
+        team.is_some()
+    })
+    .await;
+    let feeder = Feeder::start(a.addr, "/p2p.mp3").await;
+
+    let b = start(test_config()).await;
+    let mut cc = config_with(vec![push_to(
+        b.addr,
+        "/p2p.mp3",
+        "/from-team.mp3",
+        "hackme",
+    )]);
+    cc.mounts.push(MountConfig {
+        name: "/p2p.mp3".into(),
+        p2psp: Some(P2pspConfig::Peer {
+            splitter: team.map(|t| t.to_string()).unwrap_or_default(),
+            serve: None,
+        }),
+        ..Default::default()
+    });
+    let c = start(cc).await;
+    wait_mount(&c.app.server, "/p2p.mp3", T).await;
+    wait_mount(&b.app.server, "/from-team.mp3", T).await;
+    let (head, body) = raw_get(b.addr, "/from-team.mp3", "", 30_000, T).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert_source_stretch(&body, "B's listener of the pushed peer mount");
     feeder.stop();
 }
