@@ -313,19 +313,17 @@ async fn auto_falls_back_to_source_like_libshout() {
     // an unknown method, then accepts SOURCE.
     let remote = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let raddr = remote.local_addr().unwrap();
-    let a = start(config_with(vec![push_to(
-        raddr,
-        "/f.mp3",
-        "/remote.mp3",
-        "pw",
-    )]))
-    .await;
+    // `bind` picks the local address the push connects from.
+    let mut push = push_to(raddr, "/f.mp3", "/remote.mp3", "pw");
+    push.bind = Some("127.0.0.2".into());
+    let a = start(config_with(vec![push])).await;
     let feeder = Feeder::start(a.addr, "/f.mp3").await;
 
-    let (mut c1, _) = tokio::time::timeout(T, remote.accept())
+    let (mut c1, from) = tokio::time::timeout(T, remote.accept())
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(from.ip().to_string(), "127.0.0.2");
     let (put, _) = read_request(&mut c1).await;
     assert!(put.starts_with("PUT /remote.mp3 HTTP/1.1\r\n"), "{put}");
     assert!(put.contains("\r\nExpect: 100-continue\r\n"), "{put}");
@@ -638,5 +636,70 @@ async fn a_p2psp_peer_mount_is_pushed() {
     let (head, body) = raw_get(b.addr, "/from-team.mp3", "", 30_000, T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
     assert_source_stretch(&body, "B's listener of the pushed peer mount");
+    feeder.stop();
+}
+
+/// The binary as an operator runs it: `[[push]]` in the TOML file pushes, SIGHUP with a
+/// changed `remote-mount` moves the push, SIGTERM ends it.
+#[tokio::test]
+async fn toml_push_follows_sighup_and_sigterm() {
+    let b = start(test_config()).await;
+    let tmp = TempDir::new("push-process");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let path = tmp.join("floecast.toml");
+    let config = |remote: &str| {
+        format!(
+            "[[listen]]\nport = {port}\nbind-address = \"127.0.0.1\"\n\
+             [[push]]\nmount = \"/proc.mp3\"\nserver = \"127.0.0.1\"\nport = {}\n\
+             remote-mount = \"{remote}\"\npassword = \"hackme\"\n",
+            b.addr.port()
+        )
+    };
+    std::fs::write(&path, config("/first.mp3")).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_floecast"));
+    cmd.arg("--config").arg(&path);
+    let mut proc = Proc::spawn("floecast", cmd, tmp.join("floecast.log"));
+    let a: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = tokio::time::Instant::now() + T;
+    while TcpStream::connect(a).await.is_err() {
+        proc.assert_running();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "floecast did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let feeder = Feeder::start(a, "/proc.mp3").await;
+    wait_mount(&b.app.server, "/first.mp3", T).await;
+
+    std::fs::write(&path, config("/second.mp3")).unwrap();
+    let kill = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(proc.pid().to_string())
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "kill -{sig}");
+    };
+    kill("HUP");
+    wait_mount(&b.app.server, "/second.mp3", T).await;
+    wait_for("the old remote mount to end", T, || {
+        b.app.server.registry.get("/first.mp3").is_none()
+    })
+    .await;
+    let (_, body) = raw_get(b.addr, "/second.mp3", "", 20_000, T).await;
+    assert_source_stretch(&body, "B after the reload");
+
+    kill("TERM");
+    assert!(proc.wait_exit(T).await.is_some(), "floecast did not exit");
+    wait_for("the pushed mount to end", T, || {
+        b.app.server.registry.get("/second.mp3").is_none()
+    })
+    .await;
+    let log = proc.log_text();
+    assert!(log.contains("push relay connected"), "{log}");
     feeder.stop();
 }
