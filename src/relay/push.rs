@@ -1,7 +1,6 @@
-//! Push relays: a local mount sent to a remote Icecast-compatible server as its source.
-//! Each `[[push]]` is one task that follows its mount like an internal listener (clean start
-//! point, header first, shared `Bytes`) and writes to the remote. It must never copy audio,
-//! wait on a stuck remote without a bound, or retry without backoff.
+//! Push relays: each `[[push]]` is a task that follows a local mount like an internal listener
+//! (clean start, header first, shared `Bytes`) and writes it to a remote server as its source.
+//! It never copies audio, never waits on a remote without a bound, never retries without backoff.
 
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};

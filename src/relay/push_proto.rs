@@ -1,6 +1,5 @@
-//! Sans-IO pieces of a push relay: the source request a remote icecast expects (PUT with
-//! `Expect: 100-continue`, or legacy SOURCE), reading and classifying its replies, the
-//! `/admin/metadata` request for title updates, and the reconnect backoff.
+//! Sans-IO pieces of a push relay: the PUT (`Expect: 100-continue`) or SOURCE login, reading
+//! and classifying the remote's replies, `/admin/metadata` title updates and the backoff.
 //! Nothing here touches a socket or a clock.
 
 use std::time::Duration;
