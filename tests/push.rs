@@ -479,6 +479,24 @@ async fn ffmpeg_decodes_what_b_serves() {
     assert_ogg_start(&body, b"\x01vorbis", b"\x03vorbis");
     assert_decodes(&format!("http://{}/ff.mp3", b.addr), 3).await;
     assert_decodes(&format!("http://{}/ff.ogg", b.addr), 3).await;
+
+    // Real MP3: what B's listener gets is byte for byte what A's listener got. B's listener
+    // joins a second later, so its burst starts inside what A's listener reads.
+    let a_listener = raw_get(a.addr, "/ff.mp3", "", 110_000, T);
+    let b_listener = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        raw_get(b.addr, "/ff.mp3", "", 40_000, T).await
+    };
+    let ((_, body_a), (_, body_b)) = tokio::join!(a_listener, b_listener);
+    let at = interop_support::find(&body_a, &body_b[..512])
+        .expect("B's first bytes are not in A's stream");
+    let overlap = (body_a.len() - at).min(body_b.len());
+    assert!(overlap > 20_000, "only {overlap} bytes overlap");
+    assert_bytes(
+        &body_b[..overlap],
+        &body_a[at..at + overlap],
+        "B's listener vs A's",
+    );
 }
 
 /// The live page lists push relays with their state and last error (headless Chromium).
