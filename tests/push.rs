@@ -721,3 +721,28 @@ async fn toml_push_follows_sighup_and_sigterm() {
     assert!(log.contains("push relay connected"), "{log}");
     feeder.stop();
 }
+
+/// Pushes of hidden mounts stay off the public `/api/status`, like the mounts themselves.
+#[tokio::test]
+async fn pushes_of_hidden_mounts_are_not_public() {
+    let closed: SocketAddr = ([127, 0, 0, 1], 9).into();
+    let mut config = config_with(vec![
+        push_to(closed, "/hid.mp3", "/hid.mp3", "pw"),
+        push_to(closed, "/shown.mp3", "/shown.mp3", "pw"),
+    ]);
+    config.mounts.push(MountConfig {
+        name: "/hid.mp3".into(),
+        hidden: true,
+        ..Default::default()
+    });
+    let a = start(config).await;
+    let status = http_get(a.addr, "/api/status", SOURCE_AUTH).await;
+    let json: serde_json::Value =
+        serde_json::from_str(&status[status.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    let pushes = json["pushes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(pushes.len(), 1, "{json}");
+    assert_eq!(pushes[0]["mount"], "/shown.mp3");
+    assert_eq!(pushes[0]["state"], "waiting");
+    assert_eq!(pushes[0]["attempts"], 0);
+    assert!(pushes[0]["connected_since"].is_null());
+}
