@@ -423,8 +423,8 @@ async fn put_only_does_not_fall_back_and_reload_restarts_pushes() {
     feeder.stop();
 }
 
-/// A real encoder (ffmpeg, MP3 and Ogg Vorbis) into A, pushed to B: ffmpeg decodes B's
-/// mount without errors, and an Ogg listener on B starts with the header pages.
+/// A real encoder (ffmpeg: MP3, Ogg Vorbis, WebM Opus) into A, pushed to B: ffmpeg decodes
+/// B's mounts without errors, and Ogg/WebM listeners on B start with the stream header.
 #[tokio::test]
 async fn ffmpeg_decodes_what_b_serves() {
     if !have_all("ffmpeg_decodes_what_b_serves", &["ffmpeg"]) {
@@ -435,6 +435,7 @@ async fn ffmpeg_decodes_what_b_serves() {
     let a = start(config_with(vec![
         push_to(b.addr, "/ff.mp3", "/ff.mp3", "hackme"),
         push_to(b.addr, "/ff.ogg", "/ff.ogg", "hackme"),
+        push_to(b.addr, "/ff.webm", "/ff.webm", "hackme"),
     ]))
     .await;
     let mp3_args = [
@@ -465,6 +466,23 @@ async fn ffmpeg_decodes_what_b_serves() {
         ffmpeg_source(a.addr, "/ff.ogg", &ogg_args),
         tmp.join("ogg.log"),
     );
+    let webm_args = [
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "96k",
+        "-content_type",
+        "audio/webm",
+        "-f",
+        "webm",
+    ];
+    let mut webm = Proc::spawn(
+        "ffmpeg webm source",
+        ffmpeg_source(a.addr, "/ff.webm", &webm_args),
+        tmp.join("webm.log"),
+    );
+    wait_live(&a.app.server, "/ff.webm", &mut webm, T).await;
+    wait_mount(&b.app.server, "/ff.webm", T).await;
     wait_live(&a.app.server, "/ff.mp3", &mut mp3, T).await;
     wait_live(&a.app.server, "/ff.ogg", &mut ogg, T).await;
     wait_mount(&b.app.server, "/ff.mp3", T).await;
@@ -479,6 +497,11 @@ async fn ffmpeg_decodes_what_b_serves() {
     assert_ogg_start(&body, b"\x01vorbis", b"\x03vorbis");
     assert_decodes(&format!("http://{}/ff.mp3", b.addr), 3).await;
     assert_decodes(&format!("http://{}/ff.ogg", b.addr), 3).await;
+    // WebM: B's listener starts with the EBML head A sent first, then decodes cleanly.
+    let (head, body) = raw_get(b.addr, "/ff.webm", "", 2000, T).await;
+    assert_eq!(header(&head, "Content-Type"), Some("audio/webm"), "{head}");
+    assert_eq!(&body[..4], &[0x1A, 0x45, 0xDF, 0xA3], "no EBML head first");
+    assert_decodes(&format!("http://{}/ff.webm", b.addr), 3).await;
 
     // Real MP3: what B's listener gets is byte for byte what A's listener got. B's listener
     // joins a second later, so its burst starts inside what A's listener reads.
