@@ -40,6 +40,7 @@ impl App {
             .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
             .collect();
         tasks.extend(crate::team::spawn_all(&server));
+        server.pushes.reconcile(&server);
         Ok(App {
             server,
             http_addrs,
@@ -64,6 +65,7 @@ impl App {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
         }
         self.server.replace_config(config);
+        self.server.pushes.reconcile(&self.server);
         self.server.metrics.config_reloaded(true);
         Ok(())
     }
@@ -71,6 +73,7 @@ impl App {
     /// Stop accepting, end every source and listener, and wait (bounded) for them to go.
     pub async fn shutdown(self, grace: Duration) {
         self.server.begin_shutdown();
+        self.server.pushes.stop_all();
         for t in &self.tasks {
             t.abort();
         }

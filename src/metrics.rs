@@ -138,6 +138,10 @@ impl Metrics {
             &metrics.registry,
             prometheus::process_collector::ProcessCollector::for_self(),
         );
+        register(
+            &metrics.registry,
+            crate::relay::push::PushCollector::new(server.clone()),
+        );
         register(&metrics.registry, MountCollector::new(server));
         metrics
     }

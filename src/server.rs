@@ -44,6 +44,8 @@ pub struct Server {
     pub metrics: Metrics,
     /// P2PSP team state by mount, for status and metrics.
     pub teams: crate::team::Teams,
+    /// Push relays (`[[push]]`) and their state.
+    pub pushes: crate::relay::push::Pushes,
 }
 
 impl Server {
@@ -62,6 +64,7 @@ impl Server {
             bound: RwLock::new(Vec::new()),
             metrics: Metrics::new(weak.clone()),
             teams: crate::team::Teams::default(),
+            pushes: crate::relay::push::Pushes::default(),
         })
     }
 

@@ -223,6 +223,10 @@ pub struct ApiStatus {
     pub server: ApiServer,
     /// Live mounts, sorted by name.
     pub mounts: Vec<ApiMount>,
+    /// Push relays in config order (those of hidden mounts left out): `mount`, `remote` (URL without credentials), `protocol`,
+    /// `method`, `state` ("up", "connecting", "waiting", "down"), `attempts`, `last_error`,
+    /// `bytes_sent`, `connected_since`.
+    pub pushes: Vec<crate::relay::push::PushStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -357,6 +361,13 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
             sources: all.len(),
         },
         mounts,
+        // Like hidden mounts themselves, pushes of hidden mounts stay off the public document.
+        pushes: server
+            .pushes
+            .status()
+            .into_iter()
+            .filter(|p| !config.mount(&p.mount).is_some_and(|m| m.hidden))
+            .collect(),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Config {
     /// Per-mount settings; the first whose glob matches a mount applies (file order).
     pub mounts: Vec<MountConfig>,
     pub tuning: Tuning,
+    /// Push relays: local mounts sent to remote servers as a source (`[[push]]`).
+    pub pushes: Vec<PushConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +176,47 @@ pub struct SplitterSettings {
     pub compat: bool,
 }
 
+/// One push relay: send local `mount` to `server:port` as the source of `remote_mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushConfig {
+    /// Local mount to send (any live mount: a source, a relay, a P2PSP peer mount).
+    pub mount: String,
+    /// Remote host name or IP address.
+    pub server: String,
+    pub port: u16,
+    /// Mount on the remote server (defaults to `mount`).
+    pub remote_mount: String,
+    /// Source user on the remote (icecast: `source` or the mount's `<username>`).
+    pub username: String,
+    pub password: String,
+    pub protocol: PushProtocol,
+    /// Local IP address to connect from.
+    pub bind: Option<String>,
+}
+
+/// How a push relay logs in as a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PushProtocol {
+    /// `PUT` with `Expect: 100-continue`, falling back to `SOURCE` when the remote refuses
+    /// the method (as libshout does).
+    #[default]
+    Auto,
+    /// `PUT` only (icecast2 >= 2.4).
+    Put,
+    /// The legacy `SOURCE` method only.
+    Source,
+}
+
+impl PushProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            PushProtocol::Auto => "auto",
+            PushProtocol::Put => "put",
+            PushProtocol::Source => "source",
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -197,6 +240,7 @@ impl Default for Config {
             }],
             mounts: Vec::new(),
             tuning: Tuning::default(),
+            pushes: Vec::new(),
         }
     }
 }

@@ -1,0 +1,827 @@
+//! Push relays: each `[[push]]` is a task that follows a local mount like an internal listener
+//! (clean start, header first, shared `Bytes`) and writes it to a remote server as its source.
+//! It never copies audio, never waits on a remote without a bound, never retries without backoff.
+
+use std::io::IoSlice;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Buf, Bytes};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+
+use super::push_proto::{
+    self, Backoff, Login, MetadataReply, Method, ReplyTracker, Target, Verdict,
+};
+use crate::config::{PushConfig, PushProtocol};
+use crate::format::{Block, Family};
+use crate::mount::{Mount, ReadOutcome, Seq, lock};
+use crate::server::Server;
+
+/// Connecting (DNS included) may take this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The remote must answer a source request or a metadata update within this.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a blocked write checks whether the push fell out of the mount's queue.
+const LAG_CHECK: Duration = Duration::from_secs(1);
+/// A remote that accepts no bytes at all for this long is given up on.
+const WRITE_STALL: Duration = Duration::from_secs(20);
+/// How often a push without a live local mount looks for it (the registry has no event
+/// for new mounts; this is a timer, not a spin).
+const ATTACH_POLL: Duration = Duration::from_millis(250);
+/// While idle, title changes are looked for at least this often.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// A connection that streamed this long counts as healthy: backoff starts over.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Most bytes gathered for one write.
+const MAX_WRITE: usize = 256 * 1024;
+/// At most this many buffers per `writev`.
+const MAX_IOV: usize = 64;
+/// Largest metadata reply we read.
+const MAX_METADATA_REPLY: usize = 16 * 1024;
+/// Pause before the first title update of a connection, so the remote has started the mount.
+const TITLE_SETTLE: Duration = Duration::from_millis(300);
+
+/// What a push is doing, as `/api/status` and `/metrics` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushPhase {
+    /// Streaming to the remote.
+    Up,
+    /// Connecting or logging in.
+    Connecting,
+    /// The local mount has no source.
+    Waiting,
+    /// The last attempt failed; waiting out the backoff.
+    Down,
+}
+
+#[derive(Debug)]
+struct Inner {
+    phase: PushPhase,
+    last_error: Option<String>,
+    connected_since: Option<SystemTime>,
+    /// The method of the current or last successful login.
+    method: Option<Method>,
+}
+
+/// One push's live state, shared between its task and the status readers.
+#[derive(Debug)]
+pub struct PushState {
+    pub config: PushConfig,
+    pub target: Target,
+    inner: Mutex<Inner>,
+    attempts: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+/// A push as `/api/status` lists it under `pushes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PushStatus {
+    /// The local mount.
+    pub mount: String,
+    /// `http://host:port/mount` on the remote (no credentials).
+    pub remote: String,
+    /// The configured protocol: "auto", "put" or "source".
+    pub protocol: &'static str,
+    /// The method of the current or last login ("PUT" or "SOURCE"), `null` before any.
+    pub method: Option<&'static str>,
+    /// "up", "connecting", "waiting" (local mount has no source) or "down" (backing off).
+    pub state: PushPhase,
+    /// Connection attempts so far.
+    pub attempts: u64,
+    pub last_error: Option<String>,
+    /// Stream bytes written to the remote.
+    pub bytes_sent: u64,
+    /// ISO 8601, while up.
+    pub connected_since: Option<String>,
+}
+
+impl PushState {
+    fn new(config: PushConfig) -> Self {
+        let target = Target {
+            host: config.server.clone(),
+            port: config.port,
+            mount: config.remote_mount.clone(),
+            username: config.username.clone(),
+            password: config.password.clone(),
+            user_agent: format!("floecast/{}", env!("CARGO_PKG_VERSION")),
+        };
+        PushState {
+            config,
+            target,
+            inner: Mutex::new(Inner {
+                phase: PushPhase::Waiting,
+                last_error: None,
+                connected_since: None,
+                method: None,
+            }),
+            attempts: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
+    pub fn phase(&self) -> PushPhase {
+        lock(&self.inner).phase
+    }
+
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
+    }
+
+    pub fn status(&self) -> PushStatus {
+        let inner = lock(&self.inner);
+        PushStatus {
+            mount: self.config.mount.clone(),
+            remote: self.target.url(),
+            protocol: self.config.protocol.name(),
+            method: inner.method.map(Method::name),
+            state: inner.phase,
+            attempts: self.attempts(),
+            last_error: inner.last_error.clone(),
+            bytes_sent: self.bytes_sent(),
+            connected_since: inner.connected_since.map(crate::admin::stats::iso8601),
+        }
+    }
+
+    fn set_phase(&self, phase: PushPhase) {
+        let mut inner = lock(&self.inner);
+        inner.phase = phase;
+        if phase != PushPhase::Up {
+            inner.connected_since = None;
+        }
+    }
+
+    fn set_up(&self, method: Method) {
+        let mut inner = lock(&self.inner);
+        inner.phase = PushPhase::Up;
+        inner.method = Some(method);
+        inner.connected_since = Some(SystemTime::now());
+    }
+
+    fn set_error(&self, error: &str) {
+        let mut inner = lock(&self.inner);
+        inner.phase = PushPhase::Down;
+        inner.connected_since = None;
+        inner.last_error = Some(error.to_string());
+    }
+
+    /// `/live -> http://host:8000/live`, for logs.
+    fn label(&self) -> String {
+        format!("{} -> {}", self.config.mount, self.target.url())
+    }
+}
+
+struct Running {
+    state: Arc<PushState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The running pushes, in config order.
+#[derive(Default)]
+pub struct Pushes {
+    running: Mutex<Vec<Running>>,
+}
+
+impl std::fmt::Debug for Pushes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pushes")
+    }
+}
+
+impl Pushes {
+    /// Make the running pushes match the config: unchanged ones keep running (and their
+    /// connection), changed ones restart, removed ones stop, new ones start.
+    pub fn reconcile(&self, server: &Arc<Server>) {
+        let config = server.config();
+        let mut running = lock(&self.running);
+        let mut old: Vec<Option<Running>> = running.drain(..).map(Some).collect();
+        for cfg in &config.pushes {
+            let kept = old
+                .iter_mut()
+                .find(|r| r.as_ref().is_some_and(|r| r.state.config == *cfg))
+                .and_then(Option::take);
+            match kept {
+                Some(r) => running.push(r),
+                None => {
+                    let state = Arc::new(PushState::new(cfg.clone()));
+                    tracing::info!(push = %state.label(), "push relay starting");
+                    let task = tokio::spawn(run(server.clone(), state.clone()));
+                    running.push(Running { state, task });
+                }
+            }
+        }
+        for r in old.into_iter().flatten() {
+            tracing::info!(push = %r.state.label(), "push relay stopped (config changed)");
+            r.task.abort();
+        }
+    }
+
+    /// Stop every push (shutdown).
+    pub fn stop_all(&self) {
+        for r in lock(&self.running).drain(..) {
+            r.task.abort();
+        }
+    }
+
+    pub fn list(&self) -> Vec<Arc<PushState>> {
+        lock(&self.running)
+            .iter()
+            .map(|r| r.state.clone())
+            .collect()
+    }
+
+    pub fn status(&self) -> Vec<PushStatus> {
+        self.list().iter().map(|s| s.status()).collect()
+    }
+}
+
+/// How a session ended without a failure.
+enum End {
+    /// The local mount's source left; wait for the next one.
+    SourceGone,
+    Shutdown,
+}
+
+/// Why a connection attempt or session failed.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    /// 401/403: back off longer.
+    refused: bool,
+    /// A PUT the remote did not understand: try SOURCE (auto mode only).
+    method_unsupported: bool,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Failure {
+            message: message.into(),
+            refused: false,
+            method_unsupported: false,
+        }
+    }
+}
+
+/// The live local mount called `name`, if any.
+fn live_mount(server: &Server, name: &str) -> Option<Arc<Mount>> {
+    server.registry.get(name).filter(|m| !m.is_ended())
+}
+
+/// One push, until shutdown or abort.
+async fn run(server: Arc<Server>, state: Arc<PushState>) {
+    let label = state.label();
+    let mut backoff = Backoff::new(crate::team::random_u64());
+    // In auto mode, once the remote refused PUT, go straight to SOURCE.
+    let mut method = match state.config.protocol {
+        PushProtocol::Source => Method::Source,
+        PushProtocol::Auto | PushProtocol::Put => Method::Put,
+    };
+    let bind: Option<IpAddr> = state.config.bind.as_deref().and_then(|b| b.parse().ok());
+    loop {
+        if server.is_shutting_down() {
+            return;
+        }
+        let Some(mount) = live_mount(&server, &state.config.mount) else {
+            if state.phase() != PushPhase::Waiting {
+                tracing::info!(push = %label, "local mount has no source; waiting");
+                state.set_phase(PushPhase::Waiting);
+            }
+            let shutdown = server.shutdown_notified();
+            tokio::select! {
+                _ = tokio::time::sleep(ATTACH_POLL) => {}
+                _ = shutdown => return,
+            }
+            continue;
+        };
+
+        state.set_phase(PushPhase::Connecting);
+        let started = Instant::now();
+        let mut result = session(&server, &state, &mount, method, bind).await;
+        if let Err(f) = &result {
+            if f.method_unsupported && state.config.protocol == PushProtocol::Auto {
+                tracing::info!(push = %label, "remote refused PUT ({}); falling back to SOURCE", f.message);
+                method = Method::Source;
+                result = session(&server, &state, &mount, method, bind).await;
+            }
+        }
+        match result {
+            Ok(End::Shutdown) => return,
+            Ok(End::SourceGone) => {
+                tracing::info!(push = %label, "local source ended; disconnected from the remote");
+                backoff.reset();
+                state.set_phase(PushPhase::Waiting);
+            }
+            Err(f) => {
+                if started.elapsed() >= STABLE_AFTER {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay(f.refused);
+                state.set_error(&f.message);
+                if f.refused {
+                    tracing::error!(
+                        push = %label,
+                        "remote refused the source login: {}; check the push's username, password and remote mount; retrying in {:.1} s",
+                        f.message,
+                        delay.as_secs_f64()
+                    );
+                } else {
+                    tracing::warn!(push = %label, "push failed: {}; retrying in {:.1} s", f.message, delay.as_secs_f64());
+                }
+                let shutdown = server.shutdown_notified();
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown => return,
+                }
+            }
+        }
+    }
+}
+
+/// Connect to `host:port`, from `bind` when given, under the connect timeout.
+async fn connect(host: &str, port: u16, bind: Option<IpAddr>) -> Result<TcpStream, String> {
+    let attempt = async {
+        let addrs = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+        let mut last = format!("{host} has no usable address");
+        for addr in addrs {
+            if bind.is_some_and(|b| b.is_ipv4() != addr.is_ipv4()) {
+                continue;
+            }
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
+            }
+            .map_err(|e| format!("socket: {e}"))?;
+            if let Some(b) = bind {
+                socket
+                    .bind(SocketAddr::new(b, 0))
+                    .map_err(|e| format!("cannot bind to {b}: {e}"))?;
+            }
+            match socket.connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = format!("connect to {addr}: {e}"),
+            }
+        }
+        Err(last)
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| format!("connect to {host}:{port} timed out"))?
+}
+
+/// Log in as the source of the remote mount.
+async fn login(
+    state: &PushState,
+    mount: &Mount,
+    method: Method,
+    bind: Option<IpAddr>,
+) -> Result<(TcpStream, ReplyTracker), Failure> {
+    state.attempts.fetch_add(1, Ordering::Relaxed);
+    let target = &state.target;
+    let mut stream = connect(&target.host, target.port, bind)
+        .await
+        .map_err(Failure::new)?;
+    let request = push_proto::source_request(method, target, &mount.info(), &mount.codec());
+    tokio::time::timeout(REPLY_TIMEOUT, stream.write_all(&request))
+        .await
+        .map_err(|_| Failure::new("sending the source request timed out"))?
+        .map_err(|e| Failure::new(format!("sending the source request: {e}")))?;
+    let mut tracker = ReplyTracker::new();
+    let mut buf = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => {
+                return Err(Failure::new(format!(
+                    "no reply to {} within {REPLY_TIMEOUT:?}",
+                    method.name()
+                )));
+            }
+            Ok(Err(e)) => return Err(Failure::new(format!("reading the reply: {e}"))),
+            Ok(Ok(n)) => n,
+        };
+        if n == 0 {
+            // icecast closes without a word on a method it does not know.
+            return Err(Failure {
+                message: format!(
+                    "remote closed the connection without replying to {}",
+                    method.name()
+                ),
+                refused: false,
+                method_unsupported: method == Method::Put,
+            });
+        }
+        match tracker.push(&buf[..n]) {
+            Err(e) => return Err(Failure::new(format!("bad reply: {e}"))),
+            Ok(Login::Pending) => {}
+            Ok(Login::Streaming) => return Ok((stream, tracker)),
+            Ok(Login::Ended {
+                status,
+                verdict,
+                message,
+            }) => {
+                let mut text = format!("{} {} {}", method.name(), status.code, status.reason);
+                if !message.is_empty() {
+                    text.push_str(&format!(" ({message})"));
+                }
+                return Err(Failure {
+                    message: text,
+                    refused: verdict == Verdict::Refused,
+                    method_unsupported: verdict == Verdict::MethodUnsupported
+                        && method == Method::Put,
+                });
+            }
+        }
+    }
+}
+
+/// Connect, log in and stream until the source goes, the remote fails, or shutdown.
+async fn session(
+    server: &Server,
+    state: &Arc<PushState>,
+    mount: &Arc<Mount>,
+    method: Method,
+    bind: Option<IpAddr>,
+) -> Result<End, Failure> {
+    let shutdown = server.shutdown_notified();
+    let (stream, tracker) = tokio::select! {
+        r = login(state, mount, method, bind) => r?,
+        _ = shutdown => return Ok(End::Shutdown),
+    };
+    tracing::info!(push = %state.label(), method = method.name(), "push relay connected");
+    state.set_up(method);
+
+    // Titles go out on their own connection so a slow admin reply never stalls the audio.
+    let (titles, titles_rx) = watch::channel(None::<String>);
+    let forwards_titles = mount.family != Family::Ogg;
+    let forwarder = forwards_titles.then(|| {
+        let task = tokio::spawn(forward_titles(state.clone(), bind, titles_rx));
+        AbortOnDrop(task)
+    });
+    let mut follow = Follow {
+        cursor: mount.burst_start(),
+        need_start: true,
+        last_header: 0,
+        meta_version: u64::MAX,
+    };
+    let result = stream_to(
+        server,
+        state,
+        mount,
+        stream,
+        tracker,
+        &mut follow,
+        &titles,
+        forwards_titles,
+    )
+    .await;
+    drop(forwarder);
+    result
+}
+
+/// Aborts a helper task when the session that owns it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The push's reading position in its mount (as a listener's).
+struct Follow {
+    cursor: Seq,
+    need_start: bool,
+    /// Id of the stream header last sent (0 = none).
+    last_header: u64,
+    /// The mount's metadata version last looked at.
+    meta_version: u64,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_to(
+    server: &Server,
+    state: &PushState,
+    mount: &Arc<Mount>,
+    mut stream: TcpStream,
+    mut tracker: ReplyTracker,
+    f: &mut Follow,
+    titles: &watch::Sender<Option<String>>,
+    forwards_titles: bool,
+) -> Result<End, Failure> {
+    let mut batch: Vec<Block> = Vec::new();
+    let mut out: Vec<Bytes> = Vec::new();
+    loop {
+        if server.is_shutting_down() {
+            return Ok(End::Shutdown);
+        }
+        let version = mount.meta_version();
+        if version != f.meta_version {
+            f.meta_version = version;
+            let title = mount.metadata().display();
+            if forwards_titles && !title.is_empty() {
+                let _ = titles.send(Some(title));
+            }
+        }
+
+        batch.clear();
+        match mount.read_blocks(f.cursor, MAX_WRITE, f.need_start, &mut batch) {
+            ReadOutcome::Lagged => {
+                // Fell a whole queue behind between writes: skip to the next clean start,
+                // as a slow listener would; what was sent so far ended on a block boundary.
+                tracing::warn!(push = %state.label(), "push fell a queue behind; skipping ahead");
+                f.cursor = mount.join_start();
+                f.need_start = true;
+                continue;
+            }
+            ReadOutcome::Advanced(next) => {
+                f.cursor = next;
+                if !batch.is_empty() {
+                    f.need_start = false;
+                }
+            }
+            ReadOutcome::Idle => {}
+        }
+        for block in batch.drain(..) {
+            if let Some(h) = &block.header {
+                if h.id != f.last_header {
+                    f.last_header = h.id;
+                    out.push(h.data.clone());
+                }
+            }
+            if !block.data.is_empty() {
+                out.push(block.data);
+            }
+        }
+        if !out.is_empty() {
+            write_out(&mut stream, &mut out, mount, f.cursor, state).await?;
+            continue;
+        }
+
+        // Idle: wait for blocks, the end of the source, a word from the remote, or shutdown.
+        let notified = mount.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if mount.tail() > f.cursor {
+            continue;
+        }
+        if mount.is_ended() {
+            return Ok(End::SourceGone);
+        }
+        let shutdown = server.shutdown_notified();
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = shutdown => return Ok(End::Shutdown),
+            _ = tokio::time::sleep(IDLE_TICK) => {}
+            r = stream.readable() => {
+                if r.is_ok() {
+                    check_remote(&stream, &mut tracker)?;
+                }
+            }
+        }
+    }
+}
+
+/// Read what the remote sent while we stream: EOF or a late refusal ends the session, other
+/// bytes (icecast's `200 OK` after the 100) are dropped.
+fn check_remote(stream: &TcpStream, tracker: &mut ReplyTracker) -> Result<(), Failure> {
+    let mut buf = [0u8; 1024];
+    match stream.try_read(&mut buf) {
+        Ok(0) => Err(Failure::new("remote closed the connection")),
+        Ok(n) => match tracker.push(&buf[..n]) {
+            Ok(Login::Ended {
+                status, message, ..
+            }) => Err(Failure::new(format!(
+                "remote ended the stream: {} {} {message}",
+                status.code, status.reason
+            ))),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Failure::new(format!("bad reply: {e}"))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(Failure::new(format!("connection error: {e}"))),
+    }
+}
+
+/// Write every buffer in order with vectored writes. A partial write advances the shared
+/// `Bytes` handles (no copy). While blocked, give up when the mount's queue has moved past
+/// `cursor` (the remote is a queue behind) or nothing was accepted for WRITE_STALL.
+async fn write_out(
+    stream: &mut TcpStream,
+    out: &mut Vec<Bytes>,
+    mount: &Mount,
+    cursor: Seq,
+    state: &PushState,
+) -> Result<(), Failure> {
+    let mut first = 0;
+    let mut stalled = Duration::ZERO;
+    while first < out.len() {
+        let written = {
+            let slices: Vec<IoSlice<'_>> = out[first..]
+                .iter()
+                .take(MAX_IOV)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            tokio::time::timeout(LAG_CHECK, stream.write_vectored(&slices)).await
+        };
+        match written {
+            Ok(Ok(0)) => return Err(Failure::new("remote closed the connection")),
+            Ok(Ok(mut n)) => {
+                stalled = Duration::ZERO;
+                state.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                while n > 0 && first < out.len() {
+                    let len = out[first].len();
+                    if n >= len {
+                        n -= len;
+                        first += 1;
+                    } else {
+                        out[first].advance(n);
+                        n = 0;
+                    }
+                }
+            }
+            Ok(Err(e)) => return Err(Failure::new(format!("write to the remote: {e}"))),
+            Err(_) => {
+                stalled += LAG_CHECK;
+                if mount.is_lagged(cursor) {
+                    return Err(Failure::new(
+                        "remote too slow: the push fell a whole queue behind",
+                    ));
+                }
+                if stalled >= WRITE_STALL {
+                    return Err(Failure::new(format!(
+                        "remote accepted no data for {} s",
+                        WRITE_STALL.as_secs()
+                    )));
+                }
+            }
+        }
+    }
+    out.clear();
+    Ok(())
+}
+
+/// Send each new title to the remote's `/admin/metadata`, latest first: titles that change
+/// while one is in flight collapse into the newest.
+async fn forward_titles(
+    state: Arc<PushState>,
+    bind: Option<IpAddr>,
+    mut titles: watch::Receiver<Option<String>>,
+) {
+    tokio::time::sleep(TITLE_SETTLE).await;
+    let label = state.label();
+    loop {
+        let title = titles.borrow_and_update().clone();
+        if let Some(title) = title {
+            for attempt in 0..3 {
+                match send_title(&state.target, bind, &title).await {
+                    Ok(MetadataReply::Accepted) => {
+                        tracing::debug!(push = %label, %title, "title forwarded");
+                        break;
+                    }
+                    Ok(MetadataReply::NotYet(why)) if attempt < 2 => {
+                        tracing::debug!(push = %label, "remote not ready for titles ({why}); retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if titles.has_changed().unwrap_or(true) {
+                            break;
+                        }
+                    }
+                    Ok(MetadataReply::NotYet(why)) | Ok(MetadataReply::Refused(why)) => {
+                        tracing::warn!(push = %label, %title, "remote refused the title update: {why}");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(push = %label, %title, "title update failed: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        if titles.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One `/admin/metadata` exchange, bounded in size and time.
+async fn send_title(
+    target: &Target,
+    bind: Option<IpAddr>,
+    title: &str,
+) -> Result<MetadataReply, String> {
+    let exchange = async {
+        let mut stream = connect(&target.host, target.port, bind).await?;
+        stream
+            .write_all(&push_proto::metadata_request(target, title))
+            .await
+            .map_err(|e| format!("sending: {e}"))?;
+        let mut reply = Vec::new();
+        let mut limited = (&mut stream).take(MAX_METADATA_REPLY as u64);
+        limited
+            .read_to_end(&mut reply)
+            .await
+            .map_err(|e| format!("reading: {e}"))?;
+        push_proto::metadata_reply(&reply).map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(REPLY_TIMEOUT + CONNECT_TIMEOUT, exchange)
+        .await
+        .map_err(|_| "the remote did not answer in time".to_string())?
+}
+
+/// `floecast_push_*` families, read from the push states at scrape time.
+pub struct PushCollector {
+    server: Weak<Server>,
+    descs: Vec<Desc>,
+}
+
+struct PushFamilies {
+    up: IntGaugeVec,
+    attempts: IntCounterVec,
+    sent: IntCounterVec,
+}
+
+impl PushFamilies {
+    fn new() -> Option<PushFamilies> {
+        let labels = &["mount", "remote"];
+        Some(PushFamilies {
+            up: IntGaugeVec::new(
+                Opts::new(
+                    "floecast_push_up",
+                    "1 while the push relay streams to its remote.",
+                ),
+                labels,
+            )
+            .ok()?,
+            attempts: IntCounterVec::new(
+                Opts::new(
+                    "floecast_push_connect_attempts_total",
+                    "Connection attempts of the push relay.",
+                ),
+                labels,
+            )
+            .ok()?,
+            sent: IntCounterVec::new(
+                Opts::new(
+                    "floecast_push_sent_bytes_total",
+                    "Stream bytes the push relay wrote to its remote.",
+                ),
+                labels,
+            )
+            .ok()?,
+        })
+    }
+
+    fn collectors(&self) -> [&dyn Collector; 3] {
+        [&self.up, &self.attempts, &self.sent]
+    }
+}
+
+impl PushCollector {
+    pub fn new(server: Weak<Server>) -> Self {
+        let descs = PushFamilies::new()
+            .map(|f| {
+                f.collectors()
+                    .iter()
+                    .flat_map(|c| c.desc().into_iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        PushCollector { server, descs }
+    }
+}
+
+impl Collector for PushCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let (Some(server), Some(f)) = (self.server.upgrade(), PushFamilies::new()) else {
+            return Vec::new();
+        };
+        // Labels come from the config, so they are bounded by it.
+        for p in server.pushes.list() {
+            let remote = p.target.url();
+            let labels = [p.config.mount.as_str(), remote.as_str()];
+            f.up.with_label_values(&labels)
+                .set(i64::from(p.phase() == PushPhase::Up));
+            f.attempts.with_label_values(&labels).inc_by(p.attempts());
+            f.sent.with_label_values(&labels).inc_by(p.bytes_sent());
+        }
+        f.collectors().iter().flat_map(|c| c.collect()).collect()
+    }
+}

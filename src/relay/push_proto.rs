@@ -1,0 +1,681 @@
+//! Sans-IO pieces of a push relay: the PUT (`Expect: 100-continue`) or SOURCE login, reading
+//! and classifying the remote's replies, `/admin/metadata` title updates and the backoff.
+//! Nothing here touches a socket or a clock.
+
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::format::CodecInfo;
+use crate::mount::SourceInfo;
+
+/// Longest reply head we read from a remote; a longer one is an error, not a buffer to grow.
+pub const MAX_REPLY_HEAD: usize = 8 * 1024;
+
+/// The method a source request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Put,
+    Source,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Put => "PUT",
+            Method::Source => "SOURCE",
+        }
+    }
+}
+
+/// Where a push logs in, and as whom.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub mount: String,
+    pub username: String,
+    pub password: String,
+    pub user_agent: String,
+}
+
+impl Target {
+    fn authorization(&self) -> String {
+        let pair = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    /// `Host:` value: IPv6 literals in brackets.
+    fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The remote stream's URL without credentials, for logs and status.
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.host_header(), self.mount)
+    }
+}
+
+/// Header values come from other sources' headers: keep them on one line and bounded.
+fn clean(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(1024)
+        .collect()
+}
+
+/// The request head that logs `target` in as the source of its mount. `PUT` is HTTP/1.1 with
+/// `Expect: 100-continue` (what ffmpeg and libshout >= 2.4 send); `SOURCE` is HTTP/1.0 with
+/// no Expect (libshout 2.2, every icecast). Stream facts become `ice-*` headers.
+pub fn source_request(
+    method: Method,
+    target: &Target,
+    info: &SourceInfo,
+    codec: &CodecInfo,
+) -> Vec<u8> {
+    let mut h = String::with_capacity(512);
+    let version = match method {
+        Method::Put => "HTTP/1.1",
+        Method::Source => "HTTP/1.0",
+    };
+    h.push_str(&format!(
+        "{} {} {version}\r\n",
+        method.name(),
+        encode_path(&target.mount)
+    ));
+    h.push_str(&format!("Host: {}\r\n", target.host_header()));
+    h.push_str(&format!("Authorization: {}\r\n", target.authorization()));
+    h.push_str(&format!("User-Agent: {}\r\n", clean(&target.user_agent)));
+    let content_type = if info.content_type.is_empty() {
+        "audio/mpeg"
+    } else {
+        &info.content_type
+    };
+    h.push_str(&format!("Content-Type: {}\r\n", clean(content_type)));
+    let mut ice = |name: &str, value: Option<&str>| {
+        if let Some(v) = value.map(clean).filter(|v| !v.is_empty()) {
+            h.push_str(&format!("{name}: {v}\r\n"));
+        }
+    };
+    ice("ice-name", info.name.as_deref());
+    ice("ice-description", info.description.as_deref());
+    ice("ice-url", info.url.as_deref());
+    ice("ice-genre", info.genre.as_deref());
+    ice("ice-bitrate", info.bitrate.as_deref());
+    ice("ice-public", Some(if info.public { "1" } else { "0" }));
+    let audio_info = info
+        .audio_info_raw
+        .clone()
+        .or_else(|| audio_info_from_codec(codec));
+    ice("ice-audio-info", audio_info.as_deref());
+    if method == Method::Put {
+        h.push_str("Expect: 100-continue\r\n");
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
+/// `samplerate=44100;channels=2;bitrate=128` from what the framer learnt, for mounts whose
+/// source sent no `ice-audio-info` (relays, P2PSP peers).
+fn audio_info_from_codec(codec: &CodecInfo) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(b) = codec.bitrate {
+        parts.push(format!("bitrate={b}"));
+    }
+    if let Some(c) = codec.channels {
+        parts.push(format!("channels={c}"));
+    }
+    if let Some(s) = codec.samplerate {
+        parts.push(format!("samplerate={s}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(";"))
+}
+
+/// `GET /admin/metadata?mount=…&mode=updinfo&song=…&charset=UTF-8` with the source's own
+/// credentials, which icecast2 accepts for that mount (spec §3.1).
+pub fn metadata_request(target: &Target, song: &str) -> Vec<u8> {
+    format!(
+        "GET /admin/metadata?mount={}&mode=updinfo&song={}&charset=UTF-8 HTTP/1.0\r\n\
+         Host: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\r\n",
+        url_encode(&target.mount),
+        url_encode(song),
+        target.host_header(),
+        target.authorization(),
+        clean(&target.user_agent),
+    )
+    .into_bytes()
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters (UTF-8 bytes, `%XX`).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A mount name as a request path: `/` kept, anything unsafe encoded.
+fn encode_path(mount: &str) -> String {
+    mount
+        .split('/')
+        .map(url_encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A reply status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub code: u16,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    #[error("reply head longer than {MAX_REPLY_HEAD} bytes")]
+    TooLong,
+    #[error("not an HTTP reply: {0:?}")]
+    Malformed(String),
+}
+
+/// End of a reply head in `buf` (index just past `\r\n\r\n` or `\n\n`).
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Parse one reply head (`HTTP/1.x NNN reason` or `ICY NNN reason`, headers ignored) from the
+/// front of `buf` and remove it. `Ok(None)`: not complete yet.
+pub fn take_status(buf: &mut Vec<u8>) -> Result<Option<Status>, ReplyError> {
+    let Some(end) = head_end(buf) else {
+        return if buf.len() > MAX_REPLY_HEAD {
+            Err(ReplyError::TooLong)
+        } else {
+            Ok(None)
+        };
+    };
+    if end > MAX_REPLY_HEAD {
+        return Err(ReplyError::TooLong);
+    }
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    buf.drain(..end);
+    let line = head.lines().next().unwrap_or("").trim();
+    let mut parts = line.splitn(3, ' ');
+    let proto = parts.next().unwrap_or("");
+    let code = parts.next().and_then(|c| c.parse::<u16>().ok());
+    let reason = parts.next().unwrap_or("").trim().to_string();
+    match code {
+        Some(code)
+            if (proto.starts_with("HTTP/") || proto == "ICY") && (100..600).contains(&code) =>
+        {
+            Ok(Some(Status { code, reason }))
+        }
+        _ => Err(ReplyError::Malformed(line.chars().take(80).collect())),
+    }
+}
+
+/// What a status means to a source that wants to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// `100 Continue`: send the body; a final status may still follow.
+    Continue,
+    /// 2xx: logged in.
+    Accepted,
+    /// 401/403: wrong credentials, mount in use, source limit. Retried, but slowly.
+    Refused,
+    /// The remote does not know the method (400/405/501): try SOURCE next, as libshout does.
+    MethodUnsupported,
+    /// Anything else.
+    Failed,
+}
+
+pub fn classify(code: u16) -> Verdict {
+    match code {
+        100 => Verdict::Continue,
+        200..=299 => Verdict::Accepted,
+        401 | 403 => Verdict::Refused,
+        400 | 405 | 501 => Verdict::MethodUnsupported,
+        _ => Verdict::Failed,
+    }
+}
+
+/// Follows a remote's replies to a source request: first `100 Continue` or a final status,
+/// and after a 100 the final status that may come later (icecast2 2.4 sends `200 OK` right
+/// after the 100; 2.5 sends nothing until the end). Bytes after the final head are dropped.
+#[derive(Debug, Default)]
+pub struct ReplyTracker {
+    buf: Vec<u8>,
+    continued: bool,
+    done: bool,
+}
+
+/// Where a source login stands after the bytes seen so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Login {
+    /// Nothing decisive yet.
+    Pending,
+    /// The body may be sent (a 100 or a 2xx arrived).
+    Streaming,
+    /// A status that ends the attempt, with the first line of any body that came with it.
+    Ended {
+        status: Status,
+        verdict: Verdict,
+        message: String,
+    },
+}
+
+impl ReplyTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed bytes from the remote; returns the login's state.
+    pub fn push(&mut self, data: &[u8]) -> Result<Login, ReplyError> {
+        if self.done {
+            return Ok(Login::Streaming);
+        }
+        self.buf.extend_from_slice(data);
+        loop {
+            let Some(status) = take_status(&mut self.buf)? else {
+                return Ok(if self.continued {
+                    Login::Streaming
+                } else {
+                    Login::Pending
+                });
+            };
+            match classify(status.code) {
+                Verdict::Continue => self.continued = true,
+                Verdict::Accepted => {
+                    self.done = true;
+                    self.buf = Vec::new();
+                    return Ok(Login::Streaming);
+                }
+                verdict => {
+                    let body = String::from_utf8_lossy(&self.buf);
+                    let message = body
+                        .lines()
+                        .map(str::trim)
+                        .find(|l| !l.is_empty())
+                        .map(strip_tags)
+                        .unwrap_or_default();
+                    self.buf = Vec::new();
+                    self.done = true;
+                    return Ok(Login::Ended {
+                        status,
+                        verdict,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether a 100 Continue was seen.
+    pub fn continued(&self) -> bool {
+        self.continued
+    }
+}
+
+/// `<b>400 - unknown request</b>` → `400 - unknown request` (icecast's HTML error bodies).
+fn strip_tags(s: &str) -> String {
+    // icecast puts the message in bold after a title that repeats the code.
+    let s = match (s.find("<b>"), s.find("</b>")) {
+        (Some(a), Some(b)) if a + 3 <= b => &s[a + 3..b],
+        _ => s,
+    };
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().chars().take(200).collect()
+}
+
+/// How a remote answered a metadata update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataReply {
+    Accepted,
+    /// The mount is not (yet) running there: worth one more try shortly.
+    NotYet(String),
+    /// Refused for good (e.g. icecast2's "Mountpoint will not accept URL updates").
+    Refused(String),
+}
+
+/// Classify a complete `/admin/metadata` reply (head and body).
+pub fn metadata_reply(reply: &[u8]) -> Result<MetadataReply, ReplyError> {
+    let mut buf = reply.to_vec();
+    let Some(status) = take_status(&mut buf)? else {
+        return Err(ReplyError::Malformed("no complete reply".into()));
+    };
+    let body = String::from_utf8_lossy(&buf);
+    let message = match (body.find("<message>"), body.find("</message>")) {
+        (Some(a), Some(b)) if a + 9 <= b => body[a + 9..b].trim().to_string(),
+        _ => body
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(strip_tags)
+            .unwrap_or_default(),
+    };
+    let what = if message.is_empty() {
+        format!("{} {}", status.code, status.reason)
+    } else {
+        format!("{} {}: {message}", status.code, status.reason)
+    };
+    Ok(match status.code {
+        200 if message.contains("successful") => MetadataReply::Accepted,
+        400 if message.contains("Source does not exist")
+            || message.contains("Source is not available") =>
+        {
+            MetadataReply::NotYet(what)
+        }
+        _ => MetadataReply::Refused(what),
+    })
+}
+
+/// Exponential backoff with jitter. Refusals (401/403) start higher and cap higher: retrying
+/// a wrong password every second only fills the remote's log.
+#[derive(Debug)]
+pub struct Backoff {
+    failures: u32,
+    state: u64,
+}
+
+pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+pub const REFUSED_BASE: Duration = Duration::from_secs(5);
+pub const REFUSED_MAX: Duration = Duration::from_secs(300);
+
+impl Backoff {
+    pub fn new(seed: u64) -> Self {
+        Backoff {
+            failures: 0,
+            state: seed | 1,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Count a failure and return how long to wait: base·2^(n-1), capped, times a jitter
+    /// factor in [0.5, 1.0) so many pushes to one remote do not reconnect in step.
+    pub fn next_delay(&mut self, refused: bool) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let (base, max) = if refused {
+            (REFUSED_BASE, REFUSED_MAX)
+        } else {
+            (BACKOFF_BASE, BACKOFF_MAX)
+        };
+        let exp = self.failures.saturating_sub(1).min(16);
+        let nominal = base.saturating_mul(1u32 << exp).min(max);
+        // xorshift64: plenty for jitter, and no rand crate.
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        let frac = (self.state >> 11) as f64 / (1u64 << 53) as f64;
+        nominal.mul_f64(0.5 + 0.5 * frac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            host: "radio.example".into(),
+            port: 8000,
+            mount: "/live.mp3".into(),
+            username: "source".into(),
+            password: "hackme".into(),
+            user_agent: "floecast/0.1.0".into(),
+        }
+    }
+
+    fn info() -> SourceInfo {
+        SourceInfo {
+            content_type: "audio/mpeg".into(),
+            name: Some("My Radio".into()),
+            description: Some("line\r\nInjected: yes".into()),
+            genre: Some("jazz".into()),
+            bitrate: Some("128".into()),
+            public: true,
+            audio_info_raw: Some("bitrate=128;channels=2;samplerate=44100".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn put_request_is_what_icecast_expects() {
+        let req = source_request(Method::Put, &target(), &info(), &CodecInfo::default());
+        let text = String::from_utf8(req).unwrap();
+        assert_eq!(
+            text,
+            "PUT /live.mp3 HTTP/1.1\r\nHost: radio.example:8000\r\n\
+             Authorization: Basic c291cmNlOmhhY2ttZQ==\r\nUser-Agent: floecast/0.1.0\r\n\
+             Content-Type: audio/mpeg\r\nice-name: My Radio\r\n\
+             ice-description: lineInjected: yes\r\nice-genre: jazz\r\nice-bitrate: 128\r\n\
+             ice-public: 1\r\nice-audio-info: bitrate=128;channels=2;samplerate=44100\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        // The request is one the server's own parser accepts, with the same headers.
+        let head = crate::http::parse_head(text.as_bytes()).unwrap();
+        assert_eq!(head.method, "PUT");
+        assert_eq!(head.header("ice-description"), Some("lineInjected: yes"));
+    }
+
+    #[test]
+    fn source_request_is_http10_without_expect() {
+        let mut i = info();
+        i.audio_info_raw = None;
+        i.content_type = String::new();
+        let codec = CodecInfo {
+            samplerate: Some(44100),
+            channels: Some(2),
+            ..Default::default()
+        };
+        let text =
+            String::from_utf8(source_request(Method::Source, &target(), &i, &codec)).unwrap();
+        assert!(text.starts_with("SOURCE /live.mp3 HTTP/1.0\r\n"), "{text}");
+        assert!(!text.contains("Expect"));
+        assert!(text.contains("Content-Type: audio/mpeg\r\n"));
+        assert!(text.contains("ice-audio-info: channels=2;samplerate=44100\r\n"));
+    }
+
+    #[test]
+    fn metadata_url_is_encoded() {
+        assert_eq!(url_encode("/live.mp3"), "%2Flive.mp3");
+        assert_eq!(
+            url_encode("A & B - Ünï=1?"),
+            "A%20%26%20B%20-%20%C3%9Cn%C3%AF%3D1%3F"
+        );
+        let text = String::from_utf8(metadata_request(&target(), "Artist - Title & Co")).unwrap();
+        assert!(text.starts_with(
+            "GET /admin/metadata?mount=%2Flive.mp3&mode=updinfo&song=Artist%20-%20Title%20%26%20Co&charset=UTF-8 HTTP/1.0\r\n"
+        ), "{text}");
+        assert!(text.contains("Authorization: Basic c291cmNlOmhhY2ttZQ==\r\n"));
+        // The server's own query decoding gives the title back.
+        let head = crate::http::parse_head(text.as_bytes()).unwrap();
+        assert_eq!(
+            head.query_param("song").as_deref(),
+            Some("Artist - Title & Co")
+        );
+        assert_eq!(head.query_param("mount").as_deref(), Some("/live.mp3"));
+    }
+
+    #[test]
+    fn ipv6_host_header_has_brackets() {
+        let mut t = target();
+        t.host = "::1".into();
+        assert_eq!(t.url(), "http://[::1]:8000/live.mp3");
+    }
+
+    #[test]
+    fn continue_then_ok_in_one_read() {
+        // icecast2 2.4.4 and floecast send both at once.
+        let mut r = ReplyTracker::new();
+        assert_eq!(
+            r.push(b"HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\nHTTP/1.0 200 OK\r\n\r\n"),
+            Ok(Login::Streaming)
+        );
+        assert!(r.continued());
+        // Later bytes are ignored.
+        assert_eq!(r.push(b"garbage"), Ok(Login::Streaming));
+    }
+
+    #[test]
+    fn continue_alone_allows_streaming_and_a_later_refusal_ends_it() {
+        let mut r = ReplyTracker::new();
+        assert_eq!(r.push(b"HTTP/1.1 100 Cont"), Ok(Login::Pending));
+        assert_eq!(r.push(b"inue\r\n\r\n"), Ok(Login::Streaming));
+        assert_eq!(r.push(b"HTTP/1.0 403 Forbidden\r\n"), Ok(Login::Streaming));
+        match r.push(b"Content-Type: text/plain\r\n\r\nMountpoint in use") {
+            Ok(Login::Ended {
+                status,
+                verdict,
+                message,
+            }) => {
+                assert_eq!(status.code, 403);
+                assert_eq!(verdict, Verdict::Refused);
+                assert_eq!(message, "Mountpoint in use");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn source_ok_and_errors() {
+        let mut r = ReplyTracker::new();
+        assert_eq!(r.push(b"HTTP/1.0 200 OK\r\n\r\n"), Ok(Login::Streaming));
+        assert!(!r.continued());
+
+        let mut r = ReplyTracker::new();
+        let reply = b"HTTP/1.0 401 Authentication Required\r\nWWW-Authenticate: Basic realm=\"Icecast2 Server\"\r\n\r\nYou need to authenticate\r\n";
+        match r.push(reply) {
+            Ok(Login::Ended {
+                verdict, message, ..
+            }) => {
+                assert_eq!(verdict, Verdict::Refused);
+                assert_eq!(message, "You need to authenticate");
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let mut r = ReplyTracker::new();
+        let reply = b"HTTP/1.0 400 Bad Request\r\n\r\n<html><head><title>Error 400</title></head><body><b>400 - unknown request</b></body></html>\r\n";
+        match r.push(reply) {
+            Ok(Login::Ended {
+                verdict, message, ..
+            }) => {
+                assert_eq!(verdict, Verdict::MethodUnsupported);
+                assert_eq!(message, "400 - unknown request");
+            }
+            other => panic!("{other:?}"),
+        }
+        // ICY replies and LF-only heads parse too.
+        let mut r = ReplyTracker::new();
+        assert_eq!(r.push(b"ICY 200 OK\n\n"), Ok(Login::Streaming));
+    }
+
+    #[test]
+    fn replies_are_bounded_and_checked() {
+        let mut r = ReplyTracker::new();
+        assert_eq!(
+            r.push(&vec![b'x'; MAX_REPLY_HEAD + 1]),
+            Err(ReplyError::TooLong)
+        );
+        let mut r = ReplyTracker::new();
+        assert!(matches!(
+            r.push(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(ReplyError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn verdicts() {
+        assert_eq!(classify(100), Verdict::Continue);
+        assert_eq!(classify(200), Verdict::Accepted);
+        assert_eq!(classify(401), Verdict::Refused);
+        assert_eq!(classify(403), Verdict::Refused);
+        assert_eq!(classify(405), Verdict::MethodUnsupported);
+        assert_eq!(classify(501), Verdict::MethodUnsupported);
+        assert_eq!(classify(400), Verdict::MethodUnsupported);
+        assert_eq!(classify(404), Verdict::Failed);
+        assert_eq!(classify(500), Verdict::Failed);
+    }
+
+    #[test]
+    fn metadata_replies() {
+        let ok = b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n";
+        assert_eq!(metadata_reply(ok), Ok(MetadataReply::Accepted));
+        let no = b"HTTP/1.0 200 OK\r\n\r\n<?xml version=\"1.0\"?>\n<iceresponse><message>Mountpoint will not accept URL updates</message><return>1</return></iceresponse>\n";
+        assert_eq!(
+            metadata_reply(no),
+            Ok(MetadataReply::Refused(
+                "200 OK: Mountpoint will not accept URL updates".into()
+            ))
+        );
+        let early = b"HTTP/1.0 400 Bad Request\r\n\r\n<html><body><b>400 - Source does not exist</b></body></html>\r\n";
+        assert!(matches!(
+            metadata_reply(early),
+            Ok(MetadataReply::NotYet(_))
+        ));
+        let auth = b"HTTP/1.0 401 Authentication Required\r\n\r\nYou need to authenticate\r\n";
+        assert!(matches!(metadata_reply(auth), Ok(MetadataReply::Refused(m)) if m.contains("401")));
+        assert!(metadata_reply(b"HTTP/1.0 200 OK\r\n").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let mut b = Backoff::new(42);
+        let d: Vec<Duration> = (0..10).map(|_| b.next_delay(false)).collect();
+        for (i, d) in d.iter().enumerate() {
+            let nominal = BACKOFF_BASE.saturating_mul(1 << i.min(16)).min(BACKOFF_MAX);
+            assert!(
+                *d >= nominal / 2 && *d < nominal,
+                "{i}: {d:?} vs {nominal:?}"
+            );
+        }
+        assert_eq!(b.failures(), 10);
+        b.reset();
+        let first = b.next_delay(true);
+        assert!(
+            first >= REFUSED_BASE / 2 && first < REFUSED_BASE,
+            "{first:?}"
+        );
+        for _ in 0..20 {
+            assert!(b.next_delay(true) < REFUSED_MAX);
+        }
+        // Different seeds give different jitter.
+        let a: Vec<_> = (0..4).map(|_| Backoff::new(1).next_delay(false)).collect();
+        let mut c = Backoff::new(99);
+        assert_ne!(a[0], c.next_delay(false));
+    }
+}
