@@ -21,6 +21,8 @@ use toml::Spanned;
 
 use super::{Config, HttpHeader, ListenSocket, MountConfig};
 
+mod relay;
+
 /// Most `[[listen]]` sockets a configuration may declare.
 pub const MAX_LISTEN_SOCKETS: usize = 16;
 
@@ -255,6 +257,9 @@ struct RawConfig {
     tuning: Option<RawTuning>,
     http_header: Option<Vec<RawHeader>>,
     mount: Option<Vec<RawMount>>,
+    relays_on_demand: Option<bool>,
+    relay: Option<Vec<relay::RawRelay>>,
+    master: Option<relay::RawMaster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -641,6 +646,14 @@ impl RawConfig {
                 .map(|(i, m)| convert_mount(src, m, &format!("mount[{i}]"), &cfg))
                 .collect::<Result<_, _>>()?;
         }
+
+        relay::apply(
+            src,
+            &mut cfg,
+            self.relays_on_demand,
+            self.relay,
+            self.master,
+        )?;
 
         Ok(cfg)
     }
