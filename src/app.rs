@@ -40,6 +40,7 @@ impl App {
             .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
             .collect();
         tasks.extend(crate::team::spawn_all(&server));
+        tasks.extend(crate::relay::spawn_all(&server));
         Ok(App {
             server,
             http_addrs,

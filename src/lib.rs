@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod mount;
 pub mod net;
 pub mod p2psp;
+pub mod relay;
 pub mod server;
 pub mod status;
 pub mod team;

@@ -138,7 +138,11 @@ impl Metrics {
             &metrics.registry,
             prometheus::process_collector::ProcessCollector::for_self(),
         );
-        register(&metrics.registry, MountCollector::new(server));
+        register(&metrics.registry, MountCollector::new(server.clone()));
+        register(
+            &metrics.registry,
+            crate::relay::metrics::RelayCollector::new(server),
+        );
         metrics
     }
 
@@ -398,8 +402,13 @@ impl Collector for MountCollector {
             f.slow
                 .with_label_values(&[l])
                 .inc_by(m.stats.slow_listeners.load(Relaxed));
+            let kind = if server.relays.get(&m.name).is_some() {
+                "relay"
+            } else {
+                "push"
+            };
             f.connected
-                .with_label_values(&[l, "push"])
+                .with_label_values(&[l, kind])
                 .set(i64::from(!m.is_ended()));
             let start = m
                 .started

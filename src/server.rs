@@ -23,6 +23,7 @@ pub struct GlobalStats {
     pub client_connections: AtomicU64,
     pub source_total_connections: AtomicU64,
     pub source_client_connections: AtomicU64,
+    pub source_relay_connections: AtomicU64,
     pub listener_connections: AtomicU64,
     pub file_connections: AtomicU64,
     pub stats_connections: AtomicU64,
@@ -44,6 +45,8 @@ pub struct Server {
     pub metrics: Metrics,
     /// P2PSP team state by mount, for status and metrics.
     pub teams: crate::team::Teams,
+    /// Relay state by local mount, for status and metrics.
+    pub relays: crate::relay::Relays,
 }
 
 impl Server {
@@ -62,6 +65,7 @@ impl Server {
             bound: RwLock::new(Vec::new()),
             metrics: Metrics::new(weak.clone()),
             teams: crate::team::Teams::default(),
+            relays: crate::relay::Relays::default(),
         })
     }
 
