@@ -588,3 +588,50 @@ async fn a_refusing_upstream_is_retried_and_reported() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_shows_relay_state() {
+    if !have("chromium") {
+        eprintln!("SKIP: chromium not installed (status_page_shows_relay_state)");
+        return;
+    }
+    // An on-demand relay reserves its mount without connecting: the page shows it idle.
+    let mut cb = test_config();
+    let mut r = relay(9, "/far", "/od.mp3");
+    r.on_demand = true;
+    cb.relays.push(r);
+    let b = start(cb).await;
+    wait_for("standby mount", T, || {
+        b.app.server.registry.get("/od.mp3").is_some()
+    })
+    .await;
+    let profile =
+        std::env::temp_dir().join(format!("floecast-chromium-relay-{}", std::process::id()));
+    let out = tokio::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=8000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://{}/?updates=2", b.addr))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(40), out)
+        .await
+        .expect("chromium finished")
+        .expect("chromium ran");
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("data-mount=\"/od.mp3\""), "{dom}");
+    assert!(dom.contains("tag relay-idle"), "{dom}");
+    assert!(dom.contains("relay idle (on demand)"), "{dom}");
+    assert!(dom.contains("from http://127.0.0.1:9/far"), "{dom}");
+}
