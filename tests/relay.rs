@@ -635,3 +635,56 @@ async fn status_page_shows_relay_state() {
     assert!(dom.contains("relay idle (on demand)"), "{dom}");
     assert!(dom.contains("from http://127.0.0.1:9/far"), "{dom}");
 }
+
+#[tokio::test]
+async fn lost_upstream_moves_listeners_to_the_fallback_and_override_brings_them_back() {
+    let a = start(test_config()).await;
+    let src = source(a.addr, "/live", "audio/mpeg", "").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = pace_source(src, 0, 5, stop.clone());
+
+    let mut cb = test_config();
+    cb.mounts.push(floecast::config::MountConfig {
+        name: "/relayed".into(),
+        fallback_mount: Some("/fb".into()),
+        fallback_override: true,
+        ..Default::default()
+    });
+    cb.relays.push(relay(a.addr.port(), "/live", "/relayed"));
+    let b = start(cb).await;
+    let fb = source(b.addr, "/fb", "audio/mpeg", "").await;
+    let fb_stop = Arc::new(AtomicBool::new(false));
+    let fb_pacer = pace_source(fb, 0, 5, fb_stop.clone());
+    let (mut l, head, _) = listen_when_up(&b, "/relayed").await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(read_at_least(&mut l, 10_000, T).await.len() >= 10_000);
+    let count = |m: &str| {
+        b.app
+            .server
+            .registry
+            .get(m)
+            .map_or(0, |m| m.listener_count())
+    };
+
+    // The upstream's source goes: the relay's listener moves to the live fallback at once.
+    stop.store(true, Ordering::Relaxed);
+    let _ = pacer.await;
+    wait_for("listener on the fallback", T, || count("/fb") == 1).await;
+    assert!(read_at_least(&mut l, 10_000, T).await.len() >= 10_000);
+
+    // It comes back: fallback-override takes the listener back to the relayed mount.
+    let src = source(a.addr, "/live", "audio/mpeg", "").await;
+    let stop2 = Arc::new(AtomicBool::new(false));
+    let pacer2 = pace_source(src, 0, 5, stop2.clone());
+    wait_for(
+        "listener back on the relay",
+        Duration::from_secs(15),
+        || count("/relayed") == 1 && count("/fb") == 0,
+    )
+    .await;
+    assert!(read_at_least(&mut l, 10_000, T).await.len() >= 10_000);
+    for s in [stop2, fb_stop] {
+        s.store(true, Ordering::Relaxed);
+    }
+    let _ = (pacer2.await, fb_pacer.await);
+}
