@@ -64,6 +64,13 @@ impl App {
         if config.listen != self.server.config().listen {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
         }
+        let old = self.server.config();
+        if config.relays != old.relays
+            || config.master != old.master
+            || config.relays_on_demand != old.relays_on_demand
+        {
+            tracing::warn!("relay settings changed; they take effect at the next restart");
+        }
         self.server.replace_config(config);
         self.server.metrics.config_reloaded(true);
         Ok(())

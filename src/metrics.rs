@@ -409,7 +409,7 @@ impl Collector for MountCollector {
             };
             f.connected
                 .with_label_values(&[l, kind])
-                .set(i64::from(!m.is_ended()));
+                .set(i64::from(!m.is_ended() && !m.is_standby()));
             let start = m
                 .started
                 .duration_since(UNIX_EPOCH)
