@@ -53,8 +53,11 @@ struct Icecast2 {
 
 impl Icecast2 {
     async fn start(tag: &str, extra: &str) -> Icecast2 {
+        Self::start_on(tag, extra, free_port()).await
+    }
+
+    async fn start_on(tag: &str, extra: &str, port: u16) -> Icecast2 {
         let dir = TempDir::new(tag);
-        let port = free_port();
         // icecast2 refuses to run as root unless it can change to its own user.
         let security = if running_as_root() {
             "<security><chroot>0</chroot><changeowner><user>icecast2</user><group>icecast</group></changeowner></security>"
@@ -397,4 +400,85 @@ async fn floecast_to_icecast2_relay_and_master() {
     ff.assert_running();
     let mut ice = ice;
     ice.proc.assert_running();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floecast_listeners_survive_an_icecast2_restart() {
+    if !available("floecast_listeners_survive_an_icecast2_restart") {
+        return;
+    }
+    let ice = Icecast2::start("ice-restart", "").await;
+    let port = ice.addr.port();
+    let tmp = TempDir::new("ice-restart-src");
+    let ff = Proc::spawn(
+        "ffmpeg",
+        ffmpeg_source(ice.addr, "/live.mp3", MP3_ARGS),
+        tmp.join("ffmpeg.log"),
+    );
+    wait_serving(ice.addr, "/live.mp3", T, || ice.error_log()).await;
+    let mut c = test_config();
+    c.relays.push(relay_to(ice.addr, "/live.mp3", "/live.mp3"));
+    let fc = start(c).await;
+    let status = loop {
+        if let Some(r) = fc
+            .app
+            .server
+            .relays
+            .get("/live.mp3")
+            .filter(|r| r.state().name() == "up")
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut l = connect(fc.addr).await;
+    l.write_all(b"GET /live.mp3 HTTP/1.0\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_head(&mut l, T).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(read_at_least(&mut l, 20_000, T).await.len() >= 20_000);
+
+    // icecast2 dies (its source with it) and comes back on the same port 2 s later.
+    drop(ice);
+    drop(ff);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_ne!(status.state().name(), "up");
+    let _ = read_at_least(&mut l, 1 << 20, Duration::from_millis(300)).await;
+    let ice = Icecast2::start_on("ice-restart2", "", port).await;
+    let _ff = Proc::spawn(
+        "ffmpeg",
+        ffmpeg_source(ice.addr, "/live.mp3", MP3_ARGS),
+        tmp.join("ffmpeg2.log"),
+    );
+    let after = read_at_least(&mut l, 40_000, Duration::from_secs(25)).await;
+    assert!(
+        after.len() >= 40_000,
+        "listener got {} bytes after the restart; relay: {}; {}",
+        after.len(),
+        status.to_json(),
+        ice.error_log()
+    );
+    assert_eq!(status.state().name(), "up");
+    assert!(status.attempts.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    // 0 dropped listeners: still one listener, and no disconnect counted.
+    assert_eq!(
+        fc.app
+            .server
+            .registry
+            .get("/live.mp3")
+            .map(|m| m.listener_count()),
+        Some(1)
+    );
+    let metrics = exchange(fc.addr, b"GET /metrics HTTP/1.0\r\n\r\n", T).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        !metrics.lines().any(
+            |l| l.starts_with("floecast_listener_disconnects_total") && l.contains("/live.mp3")
+        ),
+        "a listener was dropped: {metrics}"
+    );
+    // The stream after the restart still decodes.
+    drop(l);
+    assert_decodes(&format!("http://{}/live.mp3", fc.addr), 2).await;
 }

@@ -245,13 +245,19 @@ impl SourceSession {
 
     /// A new upstream connection feeds this session's mount (a relay reconnected): in-band
     /// metadata and chunking follow the new connection, the stream facts its headers.
-    /// The framer stays, so listeners keep their place; it resyncs on the new bytes.
+    /// Ogg and WebM framers stay (their header ids tell listeners a new chain came); a
+    /// frame-based stream gets a fresh framer that drops what precedes its first frame, so
+    /// neither a frame cut off by the lost connection nor the new upstream's ID3 tag reaches
+    /// listeners mid-stream.
     pub fn reset_upstream(
         &mut self,
         headers: &[(String, String)],
         content_type: &str,
         chunked: bool,
     ) {
+        if let Some(f) = format::continuing_framer(self.mount.family, content_type) {
+            self.framer = f;
+        }
         let mut info =
             SourceInfo::from_headers(headers, content_type, self.config.mount(&self.mount.name));
         info.source_ip = self.mount.with_info(|i| i.source_ip.clone());
