@@ -19,7 +19,8 @@ use std::time::Duration;
 use common::*;
 use floecast::config::{MasterConfig, RelayConfig, RelayTiming};
 use interop_support::{
-    Proc, TempDir, assert_decodes, ffmpeg_source, have_all, running_as_root, user_ids,
+    Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, raw_get_ogg,
+    running_as_root, user_ids,
 };
 use tokio::io::AsyncWriteExt;
 
@@ -32,6 +33,16 @@ const MP3_ARGS: &[&str] = &[
     "audio/mpeg",
     "-f",
     "mp3",
+];
+const OGG_ARGS: &[&str] = &[
+    "-c:a",
+    "libvorbis",
+    "-content_type",
+    "application/ogg",
+    "-page_duration",
+    "100000",
+    "-f",
+    "ogg",
 ];
 const ADMIN: &str = "Authorization: Basic YWRtaW46aGFja21l\r\n";
 const T: Duration = Duration::from_secs(20);
@@ -282,6 +293,17 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
     })
     .await;
     ff.assert_running();
+    // An Ogg Vorbis mount too: master relay-all must carry its headers and pages.
+    let mut ff_ogg = Proc::spawn(
+        "ffmpeg",
+        ffmpeg_source(ice.addr, "/live.ogg", OGG_ARGS),
+        tmp.join("ffmpeg-ogg.log"),
+    );
+    wait_serving(ice.addr, "/live.ogg", T, || {
+        format!("{}\n{}", ff_ogg.log_text(), ice.error_log())
+    })
+    .await;
+    ff_ogg.assert_running();
 
     let mut c = test_config();
     c.relays
@@ -300,7 +322,7 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
         timing: RelayTiming::default(),
     });
     let fc = start(c).await;
-    for m in ["/relayed.mp3", "/live.mp3"] {
+    for m in ["/relayed.mp3", "/live.mp3", "/live.ogg"] {
         wait_for(&format!("{m} relayed from icecast2"), T, || {
             fc.app
                 .server
@@ -323,6 +345,10 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
         );
     }
     assert_decodes(&format!("http://{}/relayed.mp3", fc.addr), 2).await;
+    let (head, body) = raw_get_ogg(fc.addr, "/live.ogg", 4, T).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert_ogg_start(&body, b"\x01vorbis", b"\x03vorbis");
+    assert_decodes(&format!("http://{}/live.ogg", fc.addr), 2).await;
 
     // On demand: a listener makes floecast connect to icecast2; leaving lets it go.
     assert!(
