@@ -688,3 +688,41 @@ async fn lost_upstream_moves_listeners_to_the_fallback_and_override_brings_them_
     }
     let _ = (pacer2.await, fb_pacer.await);
 }
+
+#[tokio::test]
+async fn a_relay_waits_while_a_pushed_source_holds_its_mount() {
+    // The upstream has nothing yet, so the relay backs off while a source takes the mount.
+    let a = start(test_config()).await;
+    let mut cb = test_config();
+    cb.relays.push(relay(a.addr.port(), "/live", "/taken"));
+    let b = start(cb).await;
+    let pushed = source(b.addr, "/taken", "audio/mpeg", "").await;
+    let src = source(a.addr, "/live", "audio/mpeg", "").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = pace_source(src, 0, 5, stop.clone());
+    let upstream = a.app.server.registry.get("/live").expect("upstream");
+    wait_for("relay blocked", T, || {
+        b.app.server.relays.get("/taken").is_some_and(|r| {
+            r.last_error()
+                .is_some_and(|e| e.contains("in use by another source"))
+        })
+    })
+    .await;
+    assert_eq!(
+        upstream.listener_count(),
+        0,
+        "the relay fetched a stream it cannot serve"
+    );
+    // The pushed source leaves: the relay takes the mount.
+    drop(pushed);
+    wait_for("relay up", Duration::from_secs(15), || {
+        b.app
+            .server
+            .relays
+            .get("/taken")
+            .is_some_and(|r| r.state().name() == "up")
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let _ = pacer.await;
+}

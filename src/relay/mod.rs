@@ -104,6 +104,12 @@ impl RelayStatus {
         self.set_state(State::Down);
     }
 
+    /// Cannot run for a local reason (the mount is taken): down, but no upstream failure.
+    pub fn blocked(&self, why: String) {
+        *lock(&self.last_error) = Some(why);
+        self.set_state(State::Down);
+    }
+
     pub fn last_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
     }

@@ -49,9 +49,9 @@ pub struct PullRelay {
 
 impl PullRelay {
     pub fn from_config(r: &RelayConfig, server_id: &str) -> Option<PullRelay> {
+        // icecast sends credentials only when both are set.
         let credentials = match (&r.username, &r.password) {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),
-            (None, Some(p)) => Some(("source".to_string(), p.clone())),
             _ => None,
         };
         Some(PullRelay {
@@ -126,6 +126,14 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
                     _ = shutdown => break 'relay,
                 }
             }
+        }
+        // A pushed source holds the name: no point fetching a stream we cannot serve.
+        if standby.is_none() && server.registry.contains(&relay.local_mount) {
+            status.blocked("local mount in use by another source".into());
+            if !pause(&server, &mut stop, backoff.next_delay()).await {
+                break;
+            }
+            continue;
         }
         status.attempt();
         match client::open(&relay.url, &relay.request, relay.bind).await {
