@@ -726,3 +726,45 @@ async fn a_relay_waits_while_a_pushed_source_holds_its_mount() {
     stop.store(true, Ordering::Relaxed);
     let _ = pacer.await;
 }
+
+#[tokio::test]
+async fn on_demand_relay_starts_for_listeners_on_an_overriding_fallback() {
+    let a = start(test_config()).await;
+    let src = source(a.addr, "/live", "audio/mpeg", "").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let pacer = pace_source(src, 0, 5, stop.clone());
+    let mut cb = test_config();
+    cb.mounts.push(floecast::config::MountConfig {
+        name: "/od".into(),
+        fallback_mount: Some("/fb".into()),
+        fallback_override: true,
+        ..Default::default()
+    });
+    let mut r = relay(a.addr.port(), "/live", "/od");
+    r.on_demand = true;
+    cb.relays.push(r);
+    let b = start(cb).await;
+    let fb = source(b.addr, "/fb", "audio/mpeg", "").await;
+    let fb_stop = Arc::new(AtomicBool::new(false));
+    let fb_pacer = pace_source(fb, 0, 5, fb_stop.clone());
+    let upstream = a.app.server.registry.get("/live").expect("upstream");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(upstream.listener_count(), 0);
+    // A listener on the fallback makes the relay connect, and the override takes it over.
+    let (mut l, head, _) = listen(b.addr, "/fb", false).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    wait_for("listener moved to the relay", T, || {
+        b.app
+            .server
+            .registry
+            .get("/od")
+            .is_some_and(|m| !m.is_standby() && m.listener_count() == 1)
+    })
+    .await;
+    assert_eq!(upstream.listener_count(), 1);
+    assert!(read_at_least(&mut l, 10_000, T).await.len() >= 10_000);
+    for s in [stop, fb_stop] {
+        s.store(true, Ordering::Relaxed);
+    }
+    let _ = (pacer.await, fb_pacer.await);
+}

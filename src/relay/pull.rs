@@ -115,7 +115,7 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
                 },
             };
             status.set_state(State::Idle);
-            while s.waiting() == 0 {
+            while s.waiting() == 0 && !override_wanted(&server, &s) {
                 let shutdown = server.shutdown_notified();
                 if stopped(&server, &stop) {
                     break 'relay;
@@ -123,6 +123,7 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
                 tokio::select! {
                     _ = s.demanded() => {}
                     _ = stop.changed() => {}
+                    _ = tokio::time::sleep(IDLE_CHECK) => {}
                     _ = shutdown => break 'relay,
                 }
             }
@@ -389,6 +390,19 @@ fn reserve(server: &Server, relay: &PullRelay, info: Option<SourceInfo>) -> Opti
 fn standby_of(server: &Server, mount: &Mount) -> Arc<Mount> {
     let settings = MountSettings::resolve(&server.config(), &mount.name);
     Arc::new(Mount::standby(&mount.name, mount.info(), settings))
+}
+
+/// icecast also starts an on-demand relay for listeners sitting on its mount's fallback when
+/// fallback-override would bring them back.
+fn override_wanted(server: &Server, standby: &Mount) -> bool {
+    standby.settings.fallback_override
+        && standby
+            .fallback()
+            .and_then(|f| server.registry.get(&f))
+            // Another kind of stream could not take them back: do not connect in vain.
+            .is_some_and(|f| {
+                !f.is_standby() && f.family == standby.family && f.listener_count() > 0
+            })
 }
 
 /// Is there a live mount of the same kind down `mount`'s fallback chain?
