@@ -41,6 +41,7 @@ impl App {
             .collect();
         tasks.extend(crate::team::spawn_all(&server));
         server.pushes.reconcile(&server);
+        tasks.extend(crate::relay::spawn_all(&server));
         Ok(App {
             server,
             http_addrs,
@@ -63,6 +64,13 @@ impl App {
         };
         if config.listen != self.server.config().listen {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
+        }
+        let old = self.server.config();
+        if config.relays != old.relays
+            || config.master != old.master
+            || config.relays_on_demand != old.relays_on_demand
+        {
+            tracing::warn!("relay settings changed; they take effect at the next restart");
         }
         self.server.replace_config(config);
         self.server.pushes.reconcile(&self.server);

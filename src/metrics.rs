@@ -142,7 +142,11 @@ impl Metrics {
             &metrics.registry,
             crate::relay::push::PushCollector::new(server.clone()),
         );
-        register(&metrics.registry, MountCollector::new(server));
+        register(&metrics.registry, MountCollector::new(server.clone()));
+        register(
+            &metrics.registry,
+            crate::relay::metrics::RelayCollector::new(server),
+        );
         metrics
     }
 
@@ -402,9 +406,14 @@ impl Collector for MountCollector {
             f.slow
                 .with_label_values(&[l])
                 .inc_by(m.stats.slow_listeners.load(Relaxed));
+            let kind = if server.relays.get(&m.name).is_some() {
+                "relay"
+            } else {
+                "push"
+            };
             f.connected
-                .with_label_values(&[l, "push"])
-                .set(i64::from(!m.is_ended()));
+                .with_label_values(&[l, kind])
+                .set(i64::from(!m.is_ended() && !m.is_standby()));
             let start = m
                 .started
                 .duration_since(UNIX_EPOCH)

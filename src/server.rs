@@ -23,6 +23,7 @@ pub struct GlobalStats {
     pub client_connections: AtomicU64,
     pub source_total_connections: AtomicU64,
     pub source_client_connections: AtomicU64,
+    pub source_relay_connections: AtomicU64,
     pub listener_connections: AtomicU64,
     pub file_connections: AtomicU64,
     pub stats_connections: AtomicU64,
@@ -46,6 +47,8 @@ pub struct Server {
     pub teams: crate::team::Teams,
     /// Push relays (`[[push]]`) and their state.
     pub pushes: crate::relay::push::Pushes,
+    /// Relay state by local mount, for status and metrics.
+    pub relays: crate::relay::Relays,
 }
 
 impl Server {
@@ -65,6 +68,7 @@ impl Server {
             metrics: Metrics::new(weak.clone()),
             teams: crate::team::Teams::default(),
             pushes: crate::relay::push::Pushes::default(),
+            relays: crate::relay::Relays::default(),
         })
     }
 

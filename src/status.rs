@@ -272,7 +272,9 @@ pub struct ApiMount {
     pub source: ApiSource,
     pub bytes_read: u64,
     pub bytes_sent: u64,
-    /// Relay details when the mount is fed by a relay (a later issue fills it).
+    /// Relay details when the mount is fed by a relay: `state` ("up", "connecting", "down",
+    /// or "idle" for an on-demand relay waiting for listeners), `upstream` URL, `on_demand`,
+    /// `attempts`, `failures`, `last_error`, `bytes_in` and `connected_since` (ISO 8601).
     pub relay: Option<serde_json::Value>,
     /// P2PSP team details when the mount splits for a team or is a team's peer: `role`
     /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint, monitor,
@@ -292,7 +294,7 @@ pub struct ApiListeners {
 
 #[derive(Debug, Serialize)]
 pub struct ApiSource {
-    /// How the stream arrives: "push" (SOURCE/PUT or the ICY port) for now.
+    /// How the stream arrives: "push" (SOURCE/PUT or the ICY port) or "relay".
     pub kind: &'static str,
     pub ip: String,
     pub user_agent: Option<String>,
@@ -310,6 +312,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
             let codec = m.codec();
             let meta = m.metadata();
             let title = meta.display();
+            let relay = server.relays.get(&m.name);
             let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
             ApiMount {
                 listen_url: server.listen_url(&m.name),
@@ -337,14 +340,14 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
                 artist: non_empty(meta.artist),
                 public: info.public,
                 source: ApiSource {
-                    kind: "push",
+                    kind: if relay.is_some() { "relay" } else { "push" },
                     ip: info.source_ip.clone(),
                     user_agent: non_empty(Some(info.user_agent.clone())),
                     fallback: m.fallback(),
                 },
                 bytes_read: m.stats.total_bytes_read.load(Ordering::Relaxed),
                 bytes_sent: m.stats.total_bytes_sent.load(Ordering::Relaxed),
-                relay: None,
+                relay: relay.map(|r| r.to_json()),
                 p2psp: server.teams.json(&m.name),
             }
         })

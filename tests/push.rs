@@ -666,6 +666,7 @@ async fn a_p2psp_peer_mount_is_pushed() {
     cc.mounts.push(MountConfig {
         name: "/p2p.mp3".into(),
         p2psp: Some(P2pspConfig::Peer {
+            compat: false,
             splitter: team.map(|t| t.to_string()).unwrap_or_default(),
             serve: None,
         }),

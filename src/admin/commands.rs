@@ -75,7 +75,8 @@ pub fn moveclients(server: &Server, req: &Request, mount: &Arc<Mount>) -> Answer
     if dest.name == mount.name {
         return Answer::Reply(error(400, "supplied mountpoints are identical"));
     }
-    if dest.is_ended() {
+    // A standby (on-demand relay not connected) has no stream to move listeners onto.
+    if dest.is_ended() || dest.is_standby() {
         return Answer::Reply(error(400, "Destination not running"));
     }
     // icecast logs and ignores a move between formats yet reports success; listeners

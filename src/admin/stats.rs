@@ -54,7 +54,7 @@ pub fn global_stats(server: &Server) -> BTreeMap<String, Value> {
     put("clients", s.clients.load(Ordering::Relaxed).into());
     put("connections", get(&s.connections));
     put("sources", mounts.len().into());
-    // No STATS-method clients exist yet, and no relays: both counters stay 0.
+    // No STATS-method clients exist yet: that counter stays 0.
     put("stats", Value::Int(0));
     put("listeners", listeners.into());
     put("client_connections", get(&s.client_connections));
@@ -62,7 +62,7 @@ pub fn global_stats(server: &Server) -> BTreeMap<String, Value> {
         "source_client_connections",
         get(&s.source_client_connections),
     );
-    put("source_relay_connections", Value::Int(0));
+    put("source_relay_connections", get(&s.source_relay_connections));
     put("source_total_connections", get(&s.source_total_connections));
     put("stats_connections", get(&s.stats_connections));
     put("listener_connections", get(&s.listener_connections));
@@ -126,6 +126,10 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
     put("public", Value::Int(info.public.into()));
     put("listenurl", server.listen_url(&mount.name).into());
     put("listeners", mount.listener_count().into());
+    // icecast sets it for on-demand relays only.
+    if mount.is_on_demand() {
+        put("on_demand", Value::Int(1));
+    }
     put(
         "listener_peak",
         st.listener_peak.load(Ordering::Relaxed).into(),

@@ -267,24 +267,23 @@ pub fn to_toml(text: &str, origin: &str) -> Result<Converted, ConfigError> {
                 "static files get their type from a built-in table",
             ),
             "shoutcast-mount" => {} // used below with shoutcast-compat sockets
-            "relays-on-demand"
-            | "master-server"
+            "relays-on-demand" => w.flag("relays-on-demand", el, "relays-on-demand")?,
+            // Written as [master] and [[relay]] tables after the mounts.
+            "master-server"
             | "master-server-port"
             | "master-username"
             | "master-password"
             | "master-update-interval"
-            | "master-ssl-port"
-            | "master-bind" => {
-                w.warn(
-                    el,
-                    &el.name,
-                    "relays are not implemented in this floecast version yet",
-                );
-            }
-            "relay" => w.warn(
+            | "relay" => {}
+            "master-ssl-port" => w.warn(
                 el,
-                "relay",
-                "relays are not implemented in this floecast version yet",
+                "master-ssl-port",
+                "relays connect over plain HTTP only; the master is polled on master-server-port",
+            ),
+            "master-bind" => w.warn(
+                el,
+                "master-bind",
+                "the master is polled from the default local address",
             ),
             "directory" => w.warn(el, "directory", "YP directory listings are not supported"),
             "security" => w.warn(
@@ -530,10 +529,92 @@ pub fn to_toml(text: &str, origin: &str) -> Result<Converted, ConfigError> {
     for m in root.children_named("mount") {
         write_mount(&mut w, m)?;
     }
+
+    // Relays.
+    write_master(&mut w, &root)?;
+    for r in root.children_named("relay") {
+        write_relay(&mut w, r)?;
+    }
     Ok(Converted {
         toml: w.out,
         warnings: w.warnings,
     })
+}
+
+/// `<master-server>` and friends become `[master]` (relay-all from that server).
+fn write_master(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let keys = [
+        "master-server",
+        "master-server-port",
+        "master-username",
+        "master-password",
+        "master-update-interval",
+    ];
+    let present: Vec<&Element> = root
+        .children
+        .iter()
+        .filter(|c| keys.contains(&c.name.as_str()))
+        .collect();
+    let Some(first) = present.first() else {
+        return Ok(());
+    };
+    let server = root.child("master-server").map(|e| e.value()).unwrap_or("");
+    let password = root
+        .child("master-password")
+        .map(|e| e.value())
+        .unwrap_or("");
+    if server.is_empty() || password.is_empty() {
+        for el in &present {
+            w.warn(
+                el,
+                &el.name,
+                "master relaying needs both <master-server> and <master-password>",
+            );
+        }
+        return Ok(());
+    }
+    let _ = writeln!(
+        w.out,
+        "# Relay every mount the master lists in /admin/streamlist.txt (line {}).\n[master]",
+        first.line
+    );
+    w.string("server", root.child("master-server").unwrap_or(first));
+    if let Some(p) = root.child("master-server-port") {
+        w.number("port", p, "master-server-port")?;
+    }
+    if let Some(u) = root.child("master-username") {
+        w.string("username", u);
+    }
+    w.string("password", root.child("master-password").unwrap_or(first));
+    if let Some(i) = root.child("master-update-interval") {
+        w.number("update-interval", i, "master-update-interval")?;
+    }
+    let _ = writeln!(w.out);
+    Ok(())
+}
+
+/// `<relay>` becomes `[[relay]]`.
+fn write_relay(w: &mut Writer<'_>, r: &Element) -> Result<(), ConfigError> {
+    let _ = writeln!(w.out, "[[relay]]");
+    if r.child("port").is_none() {
+        // icecast has no default here (it would dial port 0); the sample uses 8000.
+        w.warn(r, "relay", "no <port>; using 8000");
+        let _ = writeln!(w.out, "port = 8000");
+    }
+    for c in &r.children {
+        let path = format!("relay.{}", c.name);
+        match c.name.as_str() {
+            "server" | "mount" | "local-mount" | "username" | "password" | "bind" => {
+                w.string(&c.name.clone(), c)
+            }
+            "port" => w.number("port", c, &path)?,
+            "relay-shoutcast-metadata" => w.flag("relay-metadata", c, &path)?,
+            "on-demand" => w.flag("on-demand", c, &path)?,
+            other => w.warn(c, &format!("relay.{other}"), "unknown relay option"),
+        }
+    }
+    let _ = writeln!(w.out);
+    Ok(())
 }
 
 fn write_header(w: &mut Writer<'_>, h: &Element, table: &str) -> Result<(), ConfigError> {
@@ -698,7 +779,13 @@ mod tests {
   <listen-socket><port>9000</port><bind-address>::1</bind-address></listen-socket>
   <http-headers><header name="X-Station" value="Example"/><header name="X-Err" value="1" status="404"/></http-headers>
   <relay><server>up.example.org</server><port>8000</port><mount>/a</mount></relay>
-  <master-server>master.example.org</master-server>
+  <relay><server>10.0.0.2</server><port>8001</port><mount>/b.ogg</mount><local-mount>/c.ogg</local-mount>
+    <username>source</username><password>pw</password><relay-shoutcast-metadata>0</relay-shoutcast-metadata>
+    <on-demand>1</on-demand><bind>127.0.0.1</bind></relay>
+  <relays-on-demand>0</relays-on-demand>
+  <master-server>master.example.org</master-server><master-server-port>8010</master-server-port>
+  <master-username>slave</master-username><master-password>mpw</master-password>
+  <master-update-interval>60</master-update-interval><master-ssl-port>8443</master-ssl-port>
   <mount type="normal">
     <mount-name>/live/*</mount-name><username>dj</username><password>djpw</password>
     <max-listeners>100</max-listeners><max-listener-duration>3600</max-listener-duration>
@@ -767,11 +854,52 @@ mod tests {
             config.paths.webroot.as_deref(),
             Some(Path::new("/usr/share/icecast2/web"))
         );
+        assert_eq!(config.relays.len(), 2);
+        let a = &config.relays[0];
+        assert_eq!(
+            (
+                a.server.as_str(),
+                a.port,
+                a.mount.as_str(),
+                a.local_mount.as_str()
+            ),
+            ("up.example.org", 8000, "/a", "/a")
+        );
+        assert!(a.relay_metadata && !a.on_demand);
+        let b = &config.relays[1];
+        assert_eq!(
+            (b.server.as_str(), b.port, b.local_mount.as_str()),
+            ("10.0.0.2", 8001, "/c.ogg")
+        );
+        assert_eq!(
+            (
+                b.username.as_deref(),
+                b.password.as_deref(),
+                b.bind.as_deref()
+            ),
+            (Some("source"), Some("pw"), Some("127.0.0.1"))
+        );
+        assert!(!b.relay_metadata && b.on_demand);
+        let m = config.master.as_ref().expect("master");
+        assert_eq!(
+            (
+                m.server.as_str(),
+                m.port,
+                m.username.as_str(),
+                m.password.as_str()
+            ),
+            ("master.example.org", 8010, "slave", "mpw")
+        );
+        assert_eq!(m.update_interval.as_secs(), 60);
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("<relay>") || w.contains("<master-server>"))
+        );
         for ignored in [
             "listen-socket.ssl",
             "limits.client-timeout",
-            "relay",
-            "master-server",
+            "master-ssl-port",
             "mount.max-listener-duration",
             "mount.no-yp",
             "mount.authentication",
@@ -792,6 +920,36 @@ mod tests {
         }
         // Every warning is also a comment in the TOML.
         assert!(c.toml.contains("# line "), "{}", c.toml);
+    }
+
+    #[test]
+    fn relays_on_demand_and_incomplete_master() {
+        let c = convert(
+            "<icecast><relays-on-demand>1</relays-on-demand><master-server>m</master-server>\
+             <relay><mount>/x</mount><bogus>1</bogus></relay></icecast>",
+        );
+        let config = Config::from_toml_str(&c.toml, "converted")
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        assert!(config.relays_on_demand);
+        assert!(config.master.is_none());
+        // The relay inherits relays-on-demand and gets the sample's port with a warning.
+        let r = &config.relays[0];
+        assert!(r.on_demand);
+        assert_eq!(
+            (r.server.as_str(), r.port, r.mount.as_str()),
+            ("127.0.0.1", 8000, "/x")
+        );
+        for w in [
+            "<master-server> ignored",
+            "<relay> ignored: no <port>",
+            "<relay.bogus>",
+        ] {
+            assert!(
+                c.warnings.iter().any(|x| x.contains(w)),
+                "{w}: {:?}",
+                c.warnings
+            );
+        }
     }
 
     #[test]

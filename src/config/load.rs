@@ -21,6 +21,8 @@ use toml::Spanned;
 
 use super::{Config, HttpHeader, ListenSocket, MountConfig, PushConfig, PushProtocol};
 
+mod relay;
+
 /// Most `[[listen]]` sockets a configuration may declare.
 pub const MAX_LISTEN_SOCKETS: usize = 16;
 
@@ -256,6 +258,9 @@ struct RawConfig {
     http_header: Option<Vec<RawHeader>>,
     mount: Option<Vec<RawMount>>,
     push: Option<Vec<RawPush>>,
+    relays_on_demand: Option<bool>,
+    relay: Option<Vec<relay::RawRelay>>,
+    master: Option<relay::RawMaster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -798,6 +803,13 @@ impl RawConfig {
         if let Some(pushes) = self.push {
             cfg.pushes = convert_pushes(src, pushes)?;
         }
+        relay::apply(
+            src,
+            &mut cfg,
+            self.relays_on_demand,
+            self.relay,
+            self.master,
+        )?;
 
         Ok(cfg)
     }

@@ -38,6 +38,12 @@ pub struct Config {
     pub tuning: Tuning,
     /// Push relays: local mounts sent to remote servers as a source (`[[push]]`).
     pub pushes: Vec<PushConfig>,
+    /// Pull relays (`[[relay]]`), each feeding a local mount from an upstream server.
+    pub relays: Vec<RelayConfig>,
+    /// Relay every mount of a master server (`[master]`).
+    pub master: Option<MasterConfig>,
+    /// Default `on-demand` of relays (`relays-on-demand`).
+    pub relays_on_demand: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +223,56 @@ impl PushProtocol {
     }
 }
 
+/// One pull relay: `GET mount` from `server:port` feeds `local_mount` (icecast `<relay>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    pub server: String,
+    pub port: u16,
+    pub mount: String,
+    pub local_mount: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Ask for in-band ICY metadata (`Icy-MetaData: 1`) and re-serve its titles.
+    pub relay_metadata: bool,
+    /// Reserve the mount and connect only while listeners want it.
+    pub on_demand: bool,
+    /// Local address to connect from.
+    pub bind: Option<String>,
+    pub timing: RelayTiming,
+}
+
+/// How a relay rides out a lost upstream and how long an idle on-demand relay lingers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelayTiming {
+    /// While the upstream is down, listeners wait this long on the mount (when it has no
+    /// live fallback to go to) before the mount ends.
+    pub grace_period: Duration,
+    /// An on-demand relay disconnects after this long without listeners.
+    pub idle_timeout: Duration,
+}
+
+impl Default for RelayTiming {
+    fn default() -> Self {
+        RelayTiming {
+            grace_period: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Relay all mounts of a master server (icecast `<master-server>` and friends).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterConfig {
+    pub server: String,
+    pub port: u16,
+    pub username: String,
+    pub password: String,
+    /// How often `/admin/streamlist.txt` is polled.
+    pub update_interval: Duration,
+    pub on_demand: bool,
+    pub timing: RelayTiming,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -241,6 +297,9 @@ impl Default for Config {
             mounts: Vec::new(),
             tuning: Tuning::default(),
             pushes: Vec::new(),
+            relays: Vec::new(),
+            master: None,
+            relays_on_demand: false,
         }
     }
 }

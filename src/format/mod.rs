@@ -134,6 +134,19 @@ pub fn framer_for(family: Family, content_type: &str) -> Box<dyn Framer> {
     }
 }
 
+/// The framer for bytes that continue a stream already being served (a relay's new
+/// upstream connection): `None` when the current framer should stay (Ogg and WebM framers
+/// follow a new chain or segment themselves).
+pub fn continuing_framer(family: Family, content_type: &str) -> Option<Box<dyn Framer>> {
+    match family {
+        Family::Generic if mpeg::is_mpeg_audio_type(content_type) => {
+            Some(Box::new(mpeg::MpegFramer::continuing()))
+        }
+        Family::Generic => Some(Box::new(mpeg::PassthroughFramer::new())),
+        Family::Ogg | Family::Webm => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

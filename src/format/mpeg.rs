@@ -236,6 +236,8 @@ pub struct MpegFramer {
     info: CodecInfo,
     /// (kind, samplerate, channels) the info was last taken from.
     info_key: Option<(FrameKind, u32, u32)>,
+    /// Drop everything before the first frame (see [`MpegFramer::continuing`]).
+    drop_leading: bool,
 }
 
 impl MpegFramer {
@@ -245,6 +247,17 @@ impl MpegFramer {
             skip: 0,
             info: CodecInfo::default(),
             info_key: None,
+            drop_leading: false,
+        }
+    }
+
+    /// A framer for bytes that continue a stream listeners are already playing (a relay
+    /// reconnected upstream): whatever precedes the first frame, such as the new upstream's
+    /// ID3 tag or a cut frame, is dropped, since decoders fail on it mid-stream.
+    pub fn continuing() -> Self {
+        MpegFramer {
+            drop_leading: true,
+            ..Self::new()
         }
     }
 
@@ -318,6 +331,14 @@ impl MpegFramer {
         }
         let mut done = 0;
         for (end, frame) in runs {
+            if self.drop_leading {
+                if !frame {
+                    let _ = self.buf.split_to(end - done);
+                    done = end;
+                    continue;
+                }
+                self.drop_leading = false;
+            }
             out.push(Block {
                 data: self.buf.split_to(end - done).freeze(),
                 start: frame,
@@ -453,6 +474,21 @@ mod tests {
         }
         f.flush(&mut out);
         out
+    }
+
+    #[test]
+    fn a_continuing_framer_drops_what_precedes_the_first_frame() {
+        let frames: Vec<u8> = (0..6).flat_map(|i| mp3_frame(i % 3 == 2)).collect();
+        let mut input = mp3_frame(false)[200..].to_vec(); // the tail of a cut frame
+        input.extend(id3_tag(600));
+        input.extend(&frames);
+        for chunk in [1, 7, 500, 10_000] {
+            let out = feed(&mut MpegFramer::continuing(), &input, chunk);
+            assert!(out[0].start, "chunk {chunk}");
+            assert_eq!(concat(&out), frames, "chunk {chunk}");
+            // An ordinary framer passes the same bytes through.
+            assert_eq!(concat(&feed(&mut MpegFramer::new(), &input, chunk)), input);
+        }
     }
 
     fn concat(blocks: &[Block]) -> Vec<u8> {

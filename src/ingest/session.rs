@@ -36,7 +36,18 @@ pub enum EndReason {
     Shutdown,
     /// Ended by the admin `killsource` command.
     Killed,
+    /// Ended by whoever runs the session (a relay going idle or removed).
+    Stopped(&'static str),
     Error(String),
+}
+
+/// How a source other than a pushed one (a relay) takes its mount.
+#[derive(Debug, Default)]
+pub struct StartOptions<'a> {
+    /// Replace this standby mount (an on-demand reservation) instead of requiring a free name.
+    pub replacing: Option<&'a Arc<Mount>>,
+    /// Count as a relay: not limited by `<sources>`, counted in `source_relay_connections`.
+    pub relay: bool,
 }
 
 pub struct SourceSession {
@@ -60,8 +71,30 @@ impl SourceSession {
         peer: &SocketAddr,
         chunked: bool,
     ) -> Result<SourceSession, StartError> {
+        Self::start_with(
+            server,
+            mount_name,
+            headers,
+            content_type,
+            peer,
+            chunked,
+            StartOptions::default(),
+        )
+        .await
+    }
+
+    /// [`SourceSession::start`] for sources that are not pushed (relays).
+    pub async fn start_with(
+        server: &Arc<Server>,
+        mount_name: &str,
+        headers: &[(String, String)],
+        content_type: &str,
+        peer: &SocketAddr,
+        chunked: bool,
+        opts: StartOptions<'_>,
+    ) -> Result<SourceSession, StartError> {
         let config = server.config();
-        if server.registry.contains(mount_name) {
+        if opts.replacing.is_none() && server.registry.contains(mount_name) {
             return Err(SourceRejected::InUse.into());
         }
         let mount_cfg = config.mount(mount_name);
@@ -80,17 +113,28 @@ impl SourceSession {
         let framer = format::framer_for(family, &info.content_type);
         let icy = info.source_metaint.map(IcyDemuxer::new);
         let mount = Arc::new(Mount::new(mount_name, info, settings, intro));
-        server
-            .registry
-            .insert(mount.clone(), config.limits.sources)?;
+        match opts.replacing {
+            Some(standby) => {
+                server.registry.replace(standby, mount.clone())?;
+                // Listeners waiting on the reservation wake, look again and find this mount.
+                standby.end(None);
+            }
+            // icecast does not hold relays to <sources>: they are configured, not clients.
+            None if opts.relay => server.registry.insert(mount.clone(), usize::MAX)?,
+            None => server
+                .registry
+                .insert(mount.clone(), config.limits.sources)?,
+        }
         server
             .stats
             .source_total_connections
             .fetch_add(1, Ordering::Relaxed);
-        server
-            .stats
-            .source_client_connections
-            .fetch_add(1, Ordering::Relaxed);
+        let kind = if opts.relay {
+            &server.stats.source_relay_connections
+        } else {
+            &server.stats.source_client_connections
+        };
+        kind.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             mount = mount_name,
             content_type,
@@ -132,6 +176,23 @@ impl SourceSession {
         reader: &mut R,
         initial: Bytes,
     ) -> (u64, Duration, EndReason) {
+        let (total, reason) = self
+            .pump(reader, initial, std::future::pending::<EndReason>())
+            .await;
+        self.finish(&reason, None);
+        (total, self.started.elapsed(), reason)
+    }
+
+    /// Feed the mount from `reader` until it ends, the mount's source is killed, the server
+    /// shuts down or `until` completes, without ending the session: a relay can then feed the
+    /// same mount from a new upstream connection, so its listeners stay.
+    pub async fn pump<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        initial: Bytes,
+        until: impl std::future::Future<Output = EndReason>,
+    ) -> (u64, EndReason) {
+        tokio::pin!(until);
         let timeout = self.mount.settings.source_timeout;
         let mut dump = open_dump(&self.config, &self.mount.name).await;
         let mut total = 0u64;
@@ -153,6 +214,7 @@ impl SourceSession {
                 r = tokio::time::timeout(timeout, reader.read_buf(&mut buf)) => r,
                 _ = shutdown => { reason = Some(EndReason::Shutdown); break; }
                 _ = self.mount.killed() => { reason = Some(EndReason::Killed); break; }
+                r = &mut until => { reason = Some(r); break; }
             };
             match read {
                 Err(_) => reason = Some(EndReason::Timeout),
@@ -178,9 +240,30 @@ impl SourceSession {
                 }
             }
         }
-        let reason = reason.unwrap_or(EndReason::Eof);
-        self.finish(&reason);
-        (total, self.started.elapsed(), reason)
+        (total, reason.unwrap_or(EndReason::Eof))
+    }
+
+    /// A new upstream connection feeds this session's mount (a relay reconnected): in-band
+    /// metadata and chunking follow the new connection, the stream facts its headers.
+    /// Ogg and WebM framers stay (their header ids tell listeners a new chain came); a
+    /// frame-based stream gets a fresh framer that drops what precedes its first frame, so
+    /// neither a frame cut off by the lost connection nor the new upstream's ID3 tag reaches
+    /// listeners mid-stream.
+    pub fn reset_upstream(
+        &mut self,
+        headers: &[(String, String)],
+        content_type: &str,
+        chunked: bool,
+    ) {
+        if let Some(f) = format::continuing_framer(self.mount.family, content_type) {
+            self.framer = f;
+        }
+        let mut info =
+            SourceInfo::from_headers(headers, content_type, self.config.mount(&self.mount.name));
+        info.source_ip = self.mount.with_info(|i| i.source_ip.clone());
+        self.icy = info.source_metaint.map(IcyDemuxer::new);
+        self.dechunk = chunked.then(Dechunker::new);
+        self.mount.replace_info(info);
     }
 
     /// De-chunk, strip in-band ICY metadata, frame, and queue one read's worth of bytes.
@@ -257,14 +340,27 @@ impl SourceSession {
 
     /// End the session from outside the read loop (a team's splitter went away).
     pub fn end(mut self, reason: EndReason) {
-        self.finish(&reason);
+        self.finish(&reason, None);
     }
 
-    fn finish(&mut self, reason: &EndReason) {
+    /// End the session and put `standby` in the mount's place (an on-demand relay going idle
+    /// keeps its name reserved).
+    pub fn end_into(mut self, reason: EndReason, standby: Arc<Mount>) {
+        self.finish(&reason, Some(standby));
+    }
+
+    fn finish(&mut self, reason: &EndReason, standby: Option<Arc<Mount>>) {
         let mut rest = Vec::new();
         self.framer.flush(&mut rest);
         self.mount.push_blocks(rest);
-        self.server.registry.remove(&self.mount);
+        match standby {
+            Some(s) => {
+                if self.server.registry.replace(&self.mount, s).is_err() {
+                    tracing::warn!(mount = %self.mount.name, "mount taken over; on-demand reservation dropped");
+                }
+            }
+            None => self.server.registry.remove(&self.mount),
+        }
         let config = self.server.config();
         let fallback = self.server.registry.resolve_fallback(
             self.mount.fallback(),

@@ -52,6 +52,45 @@ pub fn resolve(server: &Server, path: &str) -> Option<Arc<Mount>> {
     )
 }
 
+/// Longest a listener waits for an on-demand source to start.
+const STANDBY_WAIT: Duration = Duration::from_secs(20);
+
+/// A standby mount (an on-demand relay not started yet) has no stream to describe: ask for
+/// its source and wait, before any reply, until a live mount takes its place, as icecast's
+/// pending listeners do. `None` when it does not start in time or the client hangs up.
+async fn await_live(
+    server: &Server,
+    mut mount: Arc<Mount>,
+    path: &str,
+    stream: &mut TcpStream,
+) -> Option<Arc<Mount>> {
+    let deadline = tokio::time::Instant::now() + STANDBY_WAIT;
+    while mount.is_standby() {
+        {
+            let notified = mount.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let _waiting = mount.wait_for_source();
+            if !mount.is_ended() {
+                tokio::select! {
+                    _ = &mut notified => {}
+                    _ = tokio::time::sleep_until(deadline) => return None,
+                    _ = stream.readable() => {
+                        if client_gone(stream) {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        mount = resolve(server, path)?;
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+    }
+    Some(mount)
+}
+
 /// Why a listener left, for logs and stats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Exit {
@@ -69,9 +108,24 @@ pub async fn serve(
     peer: SocketAddr,
     mount: Arc<Mount>,
 ) {
-    let config = server.config();
     let mut entry = AccessEntry::for_request(&head, &peer);
     let started = Instant::now();
+    let Some(mount) = await_live(&server, mount, &head.path, &mut stream).await else {
+        let config = server.config();
+        let extra = Server::extra_headers(&config, &[]);
+        let _ = stream
+            .write_all(&http::error_response(
+                404,
+                "The file you requested could not be found",
+                &config.server_id,
+                &extra,
+            ))
+            .await;
+        entry.status = 404;
+        server.access_log.log(&entry);
+        return;
+    };
+    let config = server.config();
 
     if head.method == "OPTIONS" {
         let reply = preflight(&config, &mount.settings.http_headers);

@@ -193,6 +193,29 @@ pub struct Mount {
     /// Set by the admin `killsource` command; the source session ends on it.
     killed: AtomicBool,
     kill: Notify,
+    /// Its source starts when listeners come and stops when they are gone (icecast's
+    /// `on_demand` stat).
+    on_demand: AtomicBool,
+    /// Some when this is a standby: a name reserved for an on-demand source that has not
+    /// started. Listeners wait for the live mount that replaces it.
+    standby: Option<Standby>,
+}
+
+/// The demand side of a standby mount: listeners waiting for it, and the signal its source
+/// starts on.
+#[derive(Debug, Default)]
+pub struct Standby {
+    waiting: AtomicUsize,
+    demand: Notify,
+}
+
+/// A listener waiting on a standby mount; leaving (or giving up) drops the count.
+pub struct Waiting<'a>(&'a Standby);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Mount {
@@ -226,7 +249,60 @@ impl Mount {
             fallback: RwLock::new(settings_fallback),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            on_demand: AtomicBool::new(false),
+            standby: None,
         }
+    }
+
+    /// A standby: `name` reserved for an on-demand source. It carries no stream; listeners
+    /// that find it wait (see [`Mount::wait_for_source`]) until a live mount replaces it.
+    pub fn standby(name: &str, info: SourceInfo, settings: MountSettings) -> Self {
+        let mut m = Mount::new(name, info, settings, None);
+        m.standby = Some(Standby::default());
+        m.on_demand = AtomicBool::new(true);
+        m
+    }
+
+    pub fn is_standby(&self) -> bool {
+        self.standby.is_some()
+    }
+
+    pub fn is_on_demand(&self) -> bool {
+        self.on_demand.load(Ordering::Acquire)
+    }
+
+    pub fn set_on_demand(&self, on: bool) {
+        self.on_demand.store(on, Ordering::Release);
+    }
+
+    /// Register a listener waiting on this standby and ask for its source. `None` when this
+    /// is not a standby.
+    pub fn wait_for_source(&self) -> Option<Waiting<'_>> {
+        let s = self.standby.as_ref()?;
+        s.waiting.fetch_add(1, Ordering::AcqRel);
+        // notify_one keeps a permit: a source task not yet waiting still sees it.
+        s.demand.notify_one();
+        Some(Waiting(s))
+    }
+
+    /// Listeners waiting on this standby right now.
+    pub fn waiting(&self) -> usize {
+        self.standby
+            .as_ref()
+            .map_or(0, |s| s.waiting.load(Ordering::Acquire))
+    }
+
+    /// Completes when a listener asks for this standby's source (never for other mounts).
+    pub async fn demanded(&self) {
+        match &self.standby {
+            Some(s) => s.demand.notified().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// New stream facts from the same source (a relay reconnected upstream).
+    pub fn replace_info(&self, info: SourceInfo) {
+        *write(&self.info) = info;
     }
 
     /// The mount listeners fall back to when the source leaves (or the mount is full).

@@ -43,6 +43,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Put `new` in the place of `old` (a standby reservation and the live mount that takes
+    /// it over, either way round). Refused when another mount holds the name.
+    pub fn replace(&self, old: &Arc<Mount>, new: Arc<Mount>) -> Result<(), SourceRejected> {
+        let mut map = lock(&self.mounts);
+        match map.get(&new.name) {
+            Some(m) if !Arc::ptr_eq(m, old) => Err(SourceRejected::InUse),
+            _ => {
+                map.insert(new.name.clone(), new);
+                Ok(())
+            }
+        }
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         lock(&self.mounts).contains_key(name)
     }
@@ -85,7 +98,8 @@ impl Registry {
         for _ in 0..MAX_FALLBACK_DEPTH {
             let name = next?;
             if let Some(m) = self.get(&name) {
-                if !m.is_ended() && family.is_none_or(|f| f == m.family) {
+                // A standby mount has no stream yet: nothing to fall back on.
+                if !m.is_ended() && !m.is_standby() && family.is_none_or(|f| f == m.family) {
                     return Some(m);
                 }
             }

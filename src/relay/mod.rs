@@ -1,6 +1,310 @@
-//! Relays between servers: streams that leave or enter floecast through another server.
-//! A relay only reads or feeds mounts through the mount API; it never reaches into the
-//! ingest or listener internals.
+//! Relays: floecast as a client of other Icecast-compatible servers. A pull relay
+//! ([`pull`]) feeds a local mount from an upstream stream through an ordinary source session;
+//! the master poller ([`master`]) starts and stops pull relays as a master's mounts come and
+//! go. [`head`] is the sans-IO protocol, [`client`] its I/O. A push relay ([`push`], with
+//! its sans-IO half [`push_proto`]) sends a local mount to a remote server as its source.
+//! Nothing here touches listeners: relays only read or feed mounts through the mount API.
 
+pub mod client;
+pub mod head;
+pub mod master;
+pub mod metrics;
+pub mod pull;
 pub mod push;
 pub mod push_proto;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use crate::mount::lock;
+use crate::server::Server;
+
+/// What a relay is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// On-demand, waiting for a listener.
+    Idle = 0,
+    Connecting = 1,
+    Up = 2,
+    /// Upstream lost or refused; retrying after a backoff.
+    Down = 3,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Connecting => "connecting",
+            State::Up => "up",
+            State::Down => "down",
+        }
+    }
+
+    fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Idle,
+            1 => State::Connecting,
+            2 => State::Up,
+            _ => State::Down,
+        }
+    }
+}
+
+/// One relay's live state, written by its task, read by status and metrics.
+#[derive(Debug)]
+pub struct RelayStatus {
+    pub upstream: String,
+    pub on_demand: bool,
+    state: AtomicU8,
+    pub attempts: AtomicU64,
+    pub failures: AtomicU64,
+    /// Bytes received from upstream (ICY metadata and chunk framing included).
+    pub bytes_in: Arc<AtomicU64>,
+    last_error: Mutex<Option<String>>,
+    connected_since: Mutex<Option<SystemTime>>,
+}
+
+impl RelayStatus {
+    fn new(upstream: String, on_demand: bool) -> Self {
+        RelayStatus {
+            upstream,
+            on_demand,
+            state: AtomicU8::new(State::Connecting as u8),
+            attempts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            bytes_in: Arc::new(AtomicU64::new(0)),
+            last_error: Mutex::new(None),
+            connected_since: Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+        let mut since = lock(&self.connected_since);
+        match s {
+            State::Up => {
+                since.get_or_insert_with(SystemTime::now);
+            }
+            _ => *since = None,
+        }
+    }
+
+    pub fn attempt(&self) {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.set_state(State::Connecting);
+    }
+
+    pub fn failed(&self, error: String) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.last_error) = Some(error);
+        self.set_state(State::Down);
+    }
+
+    /// Cannot run for a local reason (the mount is taken): down, but no upstream failure.
+    pub fn blocked(&self, why: String) {
+        *lock(&self.last_error) = Some(why);
+        self.set_state(State::Down);
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+
+    pub fn connected_since(&self) -> Option<SystemTime> {
+        *lock(&self.connected_since)
+    }
+
+    /// The `relay` object of `/api/status`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "state": self.state().name(),
+            "upstream": self.upstream,
+            "on_demand": self.on_demand,
+            "attempts": self.attempts.load(Ordering::Relaxed),
+            "failures": self.failures.load(Ordering::Relaxed),
+            "last_error": self.last_error(),
+            "bytes_in": self.bytes_in.load(Ordering::Relaxed),
+            "connected_since": self.connected_since().map(crate::admin::stats::iso8601),
+        })
+    }
+}
+
+/// Relay state by local mount.
+#[derive(Debug, Default)]
+pub struct Relays {
+    by_mount: Mutex<HashMap<String, Arc<RelayStatus>>>,
+}
+
+impl Relays {
+    /// Start tracking the relay feeding `mount`. Returns `None` if another relay already does.
+    pub fn register(
+        &self,
+        mount: &str,
+        upstream: String,
+        on_demand: bool,
+    ) -> Option<Arc<RelayStatus>> {
+        let mut map = lock(&self.by_mount);
+        if map.contains_key(mount) {
+            return None;
+        }
+        let s = Arc::new(RelayStatus::new(upstream, on_demand));
+        map.insert(mount.to_string(), s.clone());
+        Some(s)
+    }
+
+    pub fn remove(&self, mount: &str, status: &Arc<RelayStatus>) {
+        let mut map = lock(&self.by_mount);
+        if map.get(mount).is_some_and(|s| Arc::ptr_eq(s, status)) {
+            map.remove(mount);
+        }
+    }
+
+    pub fn get(&self, mount: &str) -> Option<Arc<RelayStatus>> {
+        lock(&self.by_mount).get(mount).cloned()
+    }
+
+    /// Every relay, sorted by local mount.
+    pub fn all(&self) -> Vec<(String, Arc<RelayStatus>)> {
+        let mut v: Vec<_> = lock(&self.by_mount)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// Exponential backoff with jitter, so many relays of one restarted master do not reconnect
+/// in lockstep.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    pub fn new(min: Duration, max: Duration, seed: u64) -> Self {
+        Backoff {
+            min,
+            max,
+            next: min,
+            seed,
+        }
+    }
+
+    /// The next delay: the base doubles up to `max`, plus up to a quarter more as jitter.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(self.max);
+        self.seed = splitmix(self.seed);
+        let quarter = base.as_millis() as u64 / 4;
+        let jitter = if quarter == 0 {
+            0
+        } else {
+            self.seed % (quarter + 1)
+        };
+        base + Duration::from_millis(jitter)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = self.min;
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = x;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A seed for jitter: std's per-process random hash keys over the name and the time.
+pub fn jitter_seed(name: &str) -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(name.as_bytes());
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    h.write_u64(nanos);
+    h.finish()
+}
+
+/// Start the configured relays and the master poller.
+pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
+    let config = server.config();
+    let mut tasks = Vec::new();
+    for r in &config.relays {
+        match pull::PullRelay::from_config(r, &config.server_id) {
+            Some(relay) => {
+                let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+                let server = server.clone();
+                tasks.push(tokio::spawn(async move {
+                    // The sender lives as long as the task: configured relays stop only at
+                    // shutdown.
+                    let _keep = _stop_tx;
+                    pull::run(server, relay, stop).await;
+                }));
+            }
+            None => {
+                tracing::warn!(mount = %r.local_mount, "relay has an unusable upstream; not started")
+            }
+        }
+    }
+    if let Some(m) = &config.master {
+        tasks.push(tokio::spawn(master::run(server.clone(), m.clone())));
+    }
+    tasks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_bounded_jitter() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8), 42);
+        let d: Vec<_> = (0..6).map(|_| b.next_delay()).collect();
+        for (got, base) in d.iter().zip([1u64, 2, 4, 8, 8, 8]) {
+            let base = Duration::from_secs(base);
+            assert!(
+                *got >= base && *got <= base + base / 4,
+                "{got:?} vs {base:?}"
+            );
+        }
+        b.reset();
+        assert!(b.next_delay() < Duration::from_millis(1251));
+        // Different seeds spread out.
+        let spread: std::collections::HashSet<_> = (0..20)
+            .map(|s| Backoff::new(Duration::from_secs(4), Duration::from_secs(4), s).next_delay())
+            .collect();
+        assert!(spread.len() > 5);
+    }
+
+    #[test]
+    fn status_tracks_state() {
+        let s = RelayStatus::new("http://a:1/x".into(), false);
+        s.attempt();
+        assert_eq!(s.state(), State::Connecting);
+        s.failed("refused".into());
+        assert_eq!(s.state(), State::Down);
+        s.set_state(State::Up);
+        assert!(s.connected_since().is_some());
+        let j = s.to_json();
+        assert_eq!(j["state"], "up");
+        assert_eq!(j["attempts"], 1);
+        assert_eq!(j["failures"], 1);
+        assert_eq!(j["last_error"], "refused");
+    }
+}
