@@ -26,6 +26,8 @@ pub struct GlobalStats {
     pub listener_connections: AtomicU64,
     pub file_connections: AtomicU64,
     pub stats_connections: AtomicU64,
+    /// STATS-method clients connected right now (icecast's `stats`).
+    pub stats_clients: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub struct Server {
     pub metrics: Metrics,
     /// P2PSP team state by mount, for status and metrics.
     pub teams: crate::team::Teams,
+    /// Cached htpasswd files of listener authentication.
+    pub htpasswd: crate::listener_auth::HtpasswdFiles,
 }
 
 impl Server {
@@ -62,6 +66,7 @@ impl Server {
             bound: RwLock::new(Vec::new()),
             metrics: Metrics::new(weak.clone()),
             teams: crate::team::Teams::default(),
+            htpasswd: Default::default(),
         })
     }
 
@@ -74,6 +79,8 @@ impl Server {
     pub fn replace_config(&self, config: Config) {
         self.access_log.reopen(config.logging.access_log.as_deref());
         *write(&self.config) = Arc::new(config);
+        // SIGHUP re-reads htpasswd files too, even one edited within the same second.
+        self.htpasswd.invalidate();
     }
 
     pub fn next_client_id(&self) -> u64 {

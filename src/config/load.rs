@@ -346,6 +346,46 @@ struct RawMount {
     on_disconnect: Option<Spanned<String>>,
     http_header: Option<Vec<RawHeader>>,
     p2psp: Option<RawP2psp>,
+    authentication: Option<RawListenerAuth>,
+}
+
+/// `authentication = { type = "htpasswd", filename = "…", allow-duplicate-users = false }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawListenerAuth {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    filename: Option<Spanned<String>>,
+    allow_duplicate_users: Option<bool>,
+}
+
+fn listener_auth(
+    src: &Source<'_>,
+    raw: RawListenerAuth,
+    key: &str,
+) -> Result<super::ListenerAuth, ConfigError> {
+    if raw.kind.get_ref() != "htpasswd" {
+        // icecast's "url" type needs an outbound HTTP auth backend floecast does not have.
+        return Err(src.invalid(
+            raw.kind.span(),
+            &format!("{key}.type"),
+            format!(
+                "only \"htpasswd\" listener authentication is supported (got {:?})",
+                raw.kind.get_ref()
+            ),
+        ));
+    }
+    let Some(filename) = raw.filename else {
+        return Err(src.invalid(
+            raw.kind.span(),
+            &format!("{key}.filename"),
+            "htpasswd authentication needs a filename",
+        ));
+    };
+    Ok(super::ListenerAuth {
+        filename: path(src, filename, &format!("{key}.filename"))?,
+        allow_duplicate_users: raw.allow_duplicate_users.unwrap_or(false),
+    })
 }
 
 /// `p2psp = { role = "splitter", port = 8001, ... }` or `{ role = "peer", splitter = "h:p" }`.
@@ -933,6 +973,10 @@ fn convert_mount(
         Some(h) => convert_headers(src, h, &k("http-header"))?,
         None => Vec::new(),
     };
+    let authentication = m
+        .authentication
+        .map(|a| listener_auth(src, a, &k("authentication")))
+        .transpose()?;
 
     Ok(MountConfig {
         name,
@@ -966,6 +1010,7 @@ fn convert_mount(
         on_disconnect: optional_path(src, m.on_disconnect, &k("on-disconnect"))?,
         http_headers,
         p2psp,
+        authentication,
     })
 }
 

@@ -133,6 +133,18 @@ pub struct MountConfig {
     pub http_headers: Vec<HttpHeader>,
     /// This mount's place in a P2PSP team, if any (exact mount names only).
     pub p2psp: Option<P2pspConfig>,
+    /// Listener authentication (`authentication = { type = "htpasswd", … }`); `None` = open.
+    pub authentication: Option<ListenerAuth>,
+}
+
+/// How listeners of a mount authenticate: icecast2's `htpasswd` authenticator, a file of
+/// `user:md5hex(password)` lines (not Apache's format), re-read when it changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerAuth {
+    pub filename: PathBuf,
+    /// icecast's `allow_duplicate_users`: when false (the default), a user already
+    /// listening on the mount is refused a second concurrent login with 401.
+    pub allow_duplicate_users: bool,
 }
 
 /// A mount's role in a P2PSP team.
