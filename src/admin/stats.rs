@@ -54,14 +54,14 @@ pub fn global_stats(server: &Server) -> BTreeMap<String, Value> {
     put("clients", s.clients.load(Ordering::Relaxed).into());
     put("connections", get(&s.connections));
     put("sources", mounts.len().into());
-    // No STATS-method clients exist yet, and no relays: both counters stay 0.
-    put("stats", Value::Int(0));
+    put("stats", s.stats_clients.load(Ordering::Relaxed).into());
     put("listeners", listeners.into());
     put("client_connections", get(&s.client_connections));
     put(
         "source_client_connections",
         get(&s.source_client_connections),
     );
+    // No relays yet: the counter stays 0.
     put("source_relay_connections", Value::Int(0));
     put("source_total_connections", get(&s.source_total_connections));
     put("stats_connections", get(&s.stats_connections));
@@ -123,6 +123,9 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
         put("server_url", u.into());
     }
     put("server_type", info.content_type.as_str().into());
+    if mount.settings.authentication.is_some() {
+        put("authenticator", "htpasswd".into());
+    }
     put("public", Value::Int(info.public.into()));
     put("listenurl", server.listen_url(&mount.name).into());
     put("listeners", mount.listener_count().into());
@@ -224,6 +227,12 @@ pub fn sourcelist(server: &Server, current: Option<&str>) -> Element {
             source_element(&m)
                 .with(Element::leaf("fallback", m.fallback().unwrap_or_default()))
                 .with(Element::leaf("listeners", m.listener_count()))
+                .with_opt(
+                    m.settings
+                        .authentication
+                        .as_ref()
+                        .map(|_| Element::leaf("authenticator", "htpasswd")),
+                )
                 .with(Element::leaf("Connected", seconds_since(m.started)).key("connected"))
                 .with(Element::leaf("content-type", m.info().content_type).key("content_type")),
         );
@@ -247,6 +256,7 @@ pub fn listener_elements(m: &Mount) -> Vec<Element> {
                 .with(Element::leaf("UserAgent", ua).key("user_agent"))
                 .with(Element::leaf("Connected", seconds_since(l.connected)).key("connected"))
                 .with(Element::leaf("ID", id).key("id"))
+                .with_opt(l.username.as_deref().map(|u| Element::leaf("username", u)))
         })
         .collect()
 }

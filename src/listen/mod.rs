@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::access_log::AccessEntry;
-use crate::config::{Config, HttpHeader};
+use crate::config::{Config, HttpHeader, ListenerAuth};
 use crate::format::Block;
 use crate::http::response::{common_head, push_extra_headers};
 use crate::http::{self, RequestHead};
@@ -81,6 +81,29 @@ pub async fn serve(
         return;
     }
 
+    // Listener authentication, at admit only; an open mount pays one `Option` check.
+    let login = match auth_for(&config, &head.path, &mount) {
+        None => None,
+        Some(auth) => {
+            match crate::listener_auth::authenticate(&server.htpasswd, auth, &head) {
+                // Checked here too (not only at registration) so that a refused duplicate
+                // does not first take a slot and count in listener_peak.
+                Some(user) if auth.allow_duplicate_users || !mount.has_user(&user) => {
+                    Some((user, auth.allow_duplicate_users))
+                }
+                _ => {
+                    server
+                        .metrics
+                        .listener_outcome(&mount.name, "rejected_auth");
+                    refuse_401(&config, &mut stream).await;
+                    entry.status = 401;
+                    server.access_log.log(&entry);
+                    return;
+                }
+            }
+        }
+    };
+
     let metaint = if head.wants_icy_metadata() {
         mount.settings.metaint
     } else {
@@ -121,14 +144,6 @@ pub async fn serve(
         }
     };
 
-    let response = response_head(&config, &mount, metaint);
-    entry.status = 200;
-    drop(head);
-
-    server
-        .stats
-        .listener_connections
-        .fetch_add(1, Ordering::Relaxed);
     let id = server.next_client_id();
     let kick = Arc::new(Kick::default());
     // The mount's listener table holds the only copy of IP and user agent while the
@@ -138,9 +153,35 @@ pub async fn serve(
         user_agent: entry.user_agent.take().unwrap_or_default(),
         connected: SystemTime::now(),
         kick: kick.clone(),
+        username: login.as_ref().map(|(u, _)| u.as_str().into()),
     };
-    mount.register_listener(id, listener_entry);
+    match &login {
+        Some((user, false)) => {
+            if !mount.register_unique_user(id, listener_entry) {
+                // icecast2 answers a second concurrent login of one user with 401.
+                mount.remove_listener();
+                tracing::info!(mount = %mount.name, user, "duplicate login refused");
+                server.metrics.listener_outcome(&requested, "rejected_auth");
+                refuse_401(&config, &mut stream).await;
+                entry.status = 401;
+                entry.user = Some(user.clone());
+                server.access_log.log(&entry);
+                return;
+            }
+        }
+        _ => mount.register_listener(id, listener_entry),
+    }
+    entry.user = login.map(|(u, _)| u);
     entry.ip = String::new();
+
+    let response = response_head(&config, &mount, metaint);
+    entry.status = 200;
+    drop(head);
+
+    server
+        .stats
+        .listener_connections
+        .fetch_add(1, Ordering::Relaxed);
 
     let mut session = Session {
         cursor: mount.burst_start(),
@@ -186,6 +227,23 @@ impl Exit {
             Exit::Shutdown => "shutdown",
         }
     }
+}
+
+/// The listener authentication that guards `path`: the live mount's own (resolved when its
+/// source started), or the configured one of a requested mount that fell back elsewhere.
+fn auth_for<'a>(config: &'a Config, path: &str, mount: &'a Mount) -> Option<&'a ListenerAuth> {
+    if mount.name == path {
+        mount.settings.authentication.as_ref()
+    } else {
+        config.mount(path).and_then(|m| m.authentication.as_ref())
+    }
+}
+
+/// icecast's 401: `WWW-Authenticate: Basic realm="Icecast2 Server"`, `You need to authenticate`.
+async fn refuse_401(config: &Config, stream: &mut TcpStream) {
+    let extra = Server::extra_headers(config, &[]);
+    let reply = http::error_response(401, "", &config.server_id, &extra);
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply)).await;
 }
 
 /// Take a listener slot on `mount` or, when full and configured, on its fallbacks.
@@ -274,7 +332,7 @@ fn coalesce_pause(flush_interval: Duration, last_pause: Duration, last_batch: us
 
 /// Has the client hung up? Players send nothing after their request, so readability means
 /// EOF or an error; stray bytes are read and dropped.
-fn client_gone(stream: &TcpStream) -> bool {
+pub(crate) fn client_gone(stream: &TcpStream) -> bool {
     let mut buf = [0u8; 256];
     match stream.try_read(&mut buf) {
         Ok(0) => true,

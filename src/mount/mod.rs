@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::config::{Config, HttpHeader, MountConfig};
+use crate::config::{Config, HttpHeader, ListenerAuth, MountConfig};
 use crate::format::{Block, CodecInfo, Family, icy};
 pub use queue::{Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
@@ -52,6 +52,8 @@ pub struct MountSettings {
     pub http_headers: Vec<HttpHeader>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Listener authentication; `None` (the usual case) costs listeners nothing.
+    pub authentication: Option<ListenerAuth>,
 }
 
 /// Pausing listeners are woken every this many pushed bytes (4 s of a 128 kbit/s stream).
@@ -79,6 +81,7 @@ impl MountSettings {
             http_headers: m.http_headers.clone(),
             username: m.username.clone(),
             password: m.password.clone(),
+            authentication: m.authentication.clone(),
         }
     }
 }
@@ -162,6 +165,8 @@ pub struct ListenerEntry {
     pub user_agent: String,
     pub connected: SystemTime,
     pub kick: Arc<Kick>,
+    /// The user an authenticated listener logged in as (boxed: most listeners have none).
+    pub username: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -441,6 +446,25 @@ impl Mount {
 
     pub fn register_listener(&self, id: u64, entry: ListenerEntry) {
         lock(&self.listeners).insert(id, entry);
+    }
+
+    /// Is `user` listening here already?
+    pub fn has_user(&self, user: &str) -> bool {
+        lock(&self.listeners)
+            .values()
+            .any(|l| l.username.as_deref() == Some(user))
+    }
+
+    /// Register an authenticated listener unless its user is already listening here
+    /// (icecast's `allow_duplicate_users = 0`). Check and insert share one lock, so two
+    /// concurrent logins of one user cannot both get in.
+    pub fn register_unique_user(&self, id: u64, entry: ListenerEntry) -> bool {
+        let mut table = lock(&self.listeners);
+        if entry.username.is_some() && table.values().any(|l| l.username == entry.username) {
+            return false;
+        }
+        table.insert(id, entry);
+        true
     }
 
     pub fn unregister_listener(&self, id: u64) -> Option<ListenerEntry> {
