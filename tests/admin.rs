@@ -129,7 +129,6 @@ async fn unknown_commands_are_refused_before_auth() {
     let srv = start(test_config()).await;
     for path in [
         "/admin/!POKE",
-        "/admin/manageauth?mount=/a",
         "/admin/nope",
         "/admin/streamlist.txt.json",
     ] {
@@ -137,6 +136,8 @@ async fn unknown_commands_are_refused_before_auth() {
         assert_eq!(r.status, 400, "{path}: {}", r.head);
         assert!(r.body.contains("400 - Unrecognised command"), "{}", r.body);
     }
+    // manageauth is known now (listener authentication exists): auth comes first.
+    assert_eq!(get(srv.addr, "/admin/manageauth?mount=/a", "").await.status, 401);
 }
 
 #[tokio::test]
