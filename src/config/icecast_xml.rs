@@ -564,6 +564,65 @@ fn write_header(w: &mut Writer<'_>, h: &Element, table: &str) -> Result<(), Conf
     Ok(())
 }
 
+/// A mount's `<authentication type="htpasswd">` (options `filename`,
+/// `allow_duplicate_users`) as `authentication = { type = "htpasswd", … }`. Other types
+/// leave the mount open with a warning that says so.
+fn write_listener_auth(w: &mut Writer<'_>, a: &Element, path: &str) -> Result<(), ConfigError> {
+    let kind = a.attr("type").unwrap_or("");
+    if kind != "htpasswd" {
+        let why = match kind {
+            "url" => "type=\"url\" is not supported (it needs an outbound HTTP auth backend, \
+                      which floecast does not have); THE MOUNT IS OPEN to every listener"
+                .to_string(),
+            other => format!("unknown type {other:?}; THE MOUNT IS OPEN to every listener"),
+        };
+        w.warn(a, path, &why);
+        return Ok(());
+    }
+    let mut filename = None;
+    let mut allow_duplicates = None;
+    for o in a.children_named("option") {
+        let opt_path = format!("{path}.option");
+        match (o.attr("name"), o.attr("value")) {
+            (Some("filename"), Some(v)) if !v.is_empty() => filename = Some(v.to_string()),
+            (Some("allow_duplicate_users"), Some(v)) => {
+                let n: i64 = v.trim().parse().map_err(|_| {
+                    ConfigError::at(
+                        w.origin,
+                        Some(o.line),
+                        &opt_path,
+                        format!("allow_duplicate_users: expected 0 or 1, got {v:?}"),
+                    )
+                })?;
+                allow_duplicates = Some(n != 0);
+            }
+            (name, _) => w.warn(
+                o,
+                &format!("{opt_path} name={:?}", name.unwrap_or("")),
+                "not an htpasswd option",
+            ),
+        }
+    }
+    let Some(filename) = filename else {
+        w.warn(
+            a,
+            path,
+            "htpasswd without a filename option; THE MOUNT IS OPEN to every listener",
+        );
+        return Ok(());
+    };
+    let mut line = format!(
+        "authentication = {{ type = \"htpasswd\", filename = {}",
+        q(&filename)
+    );
+    if let Some(b) = allow_duplicates {
+        line.push_str(&format!(", allow-duplicate-users = {b}"));
+    }
+    line.push_str(" }");
+    let _ = writeln!(w.out, "{line}");
+    Ok(())
+}
+
 fn write_mount(w: &mut Writer<'_>, m: &Element) -> Result<(), ConfigError> {
     let name = match (m.attr("type"), m.child("mount-name")) {
         // icecast's default mount applies to every mount without its own section; floecast's
@@ -616,11 +675,7 @@ fn write_mount(w: &mut Writer<'_>, m: &Element) -> Result<(), ConfigError> {
             }
             "no-mount" => w.warn(c, &path, "every mount can be listened to"),
             "no-yp" => w.warn(c, &path, "YP directory listings are not supported"),
-            "authentication" => w.warn(
-                c,
-                &path,
-                "listener authentication is not supported yet; the mount is open",
-            ),
+            "authentication" => write_listener_auth(w, c, &path)?,
             "cluster-password" | "burst-on-connect" => {
                 w.warn(c, &path, "not an icecast 2.4 option floecast uses")
             }
@@ -712,7 +767,7 @@ mod tests {
     <queue-size>262144</queue-size><source-timeout>30</source-timeout>
     <on-connect>/usr/local/bin/on</on-connect><on-disconnect>/usr/local/bin/off</on-disconnect>
     <http-headers><header name="X-Mount" value="live"/></http-headers>
-    <authentication type="htpasswd"><option name="filename" value="x"/></authentication>
+    <authentication type="url"><option name="listener_add" value="http://auth.example/add"/></authentication>
   </mount>
   <mount type="default"><max-listeners>50</max-listeners></mount>
   <paths><basedir>/usr/share/icecast2</basedir><logdir>/var/log/icecast2</logdir>
@@ -840,5 +895,55 @@ mod tests {
             let _ = to_toml(&s, "x");
             let _ = to_toml(&format!("<icecast>{s}</icecast>"), "x");
         }
+    }
+
+    #[test]
+    fn htpasswd_authentication_maps_and_url_warns() {
+        let xml = r#"<icecast>
+  <mount type="normal"><mount-name>/members.mp3</mount-name>
+    <authentication type="htpasswd">
+      <option name="filename" value="/etc/icecast2/members.htpasswd"/>
+      <option name="allow_duplicate_users" value="1"/>
+      <option name="bogus" value="x"/>
+    </authentication>
+    <http-headers><header name="X-M" value="1"/></http-headers>
+  </mount>
+  <mount type="normal"><mount-name>/plain.mp3</mount-name>
+    <authentication type="htpasswd"><option name="filename" value="users"/></authentication>
+  </mount>
+  <mount type="normal"><mount-name>/url.mp3</mount-name>
+    <authentication type="url"><option name="listener_add" value="http://a/b"/></authentication>
+  </mount>
+  <mount type="normal"><mount-name>/nofile.mp3</mount-name>
+    <authentication type="htpasswd"/>
+  </mount>
+</icecast>"#;
+        let c = convert(xml);
+        let config = Config::from_toml_str(&c.toml, "converted")
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let auth = |m: &str| config.mount(m).and_then(|m| m.authentication.clone());
+        assert_eq!(
+            auth("/members.mp3"),
+            Some(crate::config::ListenerAuth {
+                filename: "/etc/icecast2/members.htpasswd".into(),
+                allow_duplicate_users: true,
+            })
+        );
+        // icecast's default: allow_duplicate_users = 0.
+        assert_eq!(
+            auth("/plain.mp3").map(|a| (a.filename, a.allow_duplicate_users)),
+            Some(("users".into(), false))
+        );
+        assert_eq!(
+            config.mount("/members.mp3").map(|m| m.http_headers.len()),
+            Some(1)
+        );
+        assert_eq!(auth("/url.mp3"), None);
+        assert_eq!(auth("/nofile.mp3"), None);
+        let warned = |needle: &str| c.warnings.iter().any(|w| w.contains(needle));
+        assert!(warned("type=\"url\" is not supported"), "{:?}", c.warnings);
+        assert!(warned("THE MOUNT IS OPEN"), "{:?}", c.warnings);
+        assert!(warned("without a filename"), "{:?}", c.warnings);
+        assert!(warned("name=\"bogus\""), "{:?}", c.warnings);
     }
 }

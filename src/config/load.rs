@@ -1064,6 +1064,33 @@ mod tests {
         assert_eq!(e.key(), Some("mount[0].p2psp.role"));
     }
 
+    #[test]
+    fn listener_authentication() {
+        let c = ok(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"htpasswd\", filename = \"u\" }\n",
+        );
+        assert_eq!(
+            c.mount("/m").and_then(|m| m.authentication.clone()),
+            Some(crate::config::ListenerAuth {
+                filename: "u".into(),
+                allow_duplicate_users: false,
+            })
+        );
+        let e = err(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", filename = \"u\" }\n",
+        );
+        assert_eq!(
+            (e.line(), e.key()),
+            (Some(3), Some("mount[0].authentication.type"))
+        );
+        let e = err("[[mount]]\nname = \"/m\"\nauthentication = { type = \"htpasswd\" }\n");
+        assert_eq!(e.key(), Some("mount[0].authentication.filename"));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"htpasswd\", filename = \"\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].authentication.filename"));
+    }
+
     fn err(text: &str) -> ConfigError {
         match Config::from_toml_str(text, "floecast.toml") {
             Ok(cfg) => panic!("expected an error, got {cfg:?}"),
@@ -1182,6 +1209,14 @@ mod tests {
                 value: "bar".into(),
                 status: None,
             }]
+        );
+
+        assert_eq!(
+            complex.authentication,
+            Some(crate::config::ListenerAuth {
+                filename: "/etc/floecast/example-complex.htpasswd".into(),
+                allow_duplicate_users: false,
+            })
         );
 
         let live = cfg.mount("/live/studio").map(|m| m.name.as_str());
