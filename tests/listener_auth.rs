@@ -452,3 +452,28 @@ async fn stats_method_streams_a_dump_then_changes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_reloaded_config_applies_to_live_mounts() {
+    let path = htpasswd("reload", ALICE_LINE);
+    let srv = start(test_config()).await;
+    let mut src = source(srv.addr, "/auth.mp3", "audio/mpeg", "").await;
+    src.write_all(&mp3_frames(5)).await.unwrap();
+    let (head, _open) = listen(srv.addr, "/auth.mp3", "").await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+
+    // As SIGHUP does: the live mount is protected from the next listener on.
+    srv.app.server.replace_config(auth_config(&path, false));
+    let (status, ..) = get(srv.addr, "/auth.mp3", "").await;
+    assert_eq!(status, 401);
+    let (head, _alice) = listen(srv.addr, "/auth.mp3", ALICE).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let (status, ..) = get(srv.addr, "/admin/manageauth?mount=/auth.mp3", ADMIN).await;
+    assert_eq!(status, 200);
+
+    srv.app.server.replace_config(test_config());
+    let (head, _again) = listen(srv.addr, "/auth.mp3", "").await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let (status, ..) = get(srv.addr, "/admin/manageauth?mount=/auth.mp3", ADMIN).await;
+    assert_eq!(status, 400);
+}

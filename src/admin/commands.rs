@@ -177,7 +177,8 @@ pub fn buildm3u(server: &Server, req: &Request, mount: &Mount) -> Answer {
 /// A mount without listener authentication, or a missing parameter, is icecast's 400
 /// "missing parameter"; an unknown action just lists.
 pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
-    let Some(auth) = &mount.settings.authentication else {
+    let config = server.config();
+    let Some(auth) = config.listener_auth(&mount.name) else {
         return Answer::Reply(error(400, "missing parameter"));
     };
     let path = &auth.filename;

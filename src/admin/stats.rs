@@ -123,7 +123,7 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
         put("server_url", u.into());
     }
     put("server_type", info.content_type.as_str().into());
-    if mount.settings.authentication.is_some() {
+    if config.listener_auth(&mount.name).is_some() {
         put("authenticator", "htpasswd".into());
     }
     put("public", Value::Int(info.public.into()));
@@ -215,6 +215,7 @@ fn source_element(m: &Mount) -> Element {
 /// `listmounts` / `streamlist`, and `moveclients` without a destination (which names the
 /// `current_source` and leaves it out of the list).
 pub fn sourcelist(server: &Server, current: Option<&str>) -> Element {
+    let config = server.config();
     let mut root = Element::new("icestats");
     if let Some(c) = current {
         root.push(Element::leaf("current_source", c));
@@ -228,9 +229,8 @@ pub fn sourcelist(server: &Server, current: Option<&str>) -> Element {
                 .with(Element::leaf("fallback", m.fallback().unwrap_or_default()))
                 .with(Element::leaf("listeners", m.listener_count()))
                 .with_opt(
-                    m.settings
-                        .authentication
-                        .as_ref()
+                    config
+                        .listener_auth(&m.name)
                         .map(|_| Element::leaf("authenticator", "htpasswd")),
                 )
                 .with(Element::leaf("Connected", seconds_since(m.started)).key("connected"))

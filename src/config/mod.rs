@@ -251,6 +251,16 @@ impl Config {
         self.mounts.iter().find(|m| glob_match(&m.name, mount))
     }
 
+    /// The listener authentication guarding `mount`, from the live config, so a SIGHUP
+    /// that adds, changes or removes it applies to the next listener (as in icecast). A
+    /// config without any is answered without looking the mount up.
+    pub fn listener_auth(&self, mount: &str) -> Option<&ListenerAuth> {
+        if !self.mounts.iter().any(|m| m.authentication.is_some()) {
+            return None;
+        }
+        self.mount(mount).and_then(|m| m.authentication.as_ref())
+    }
+
     /// The password a source must give for `mount`: the mount's own, else the global one.
     pub fn source_password_for(&self, mount: &str) -> &str {
         self.mount(mount)

@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::access_log::AccessEntry;
-use crate::config::{Config, HttpHeader, ListenerAuth};
+use crate::config::{Config, HttpHeader};
 use crate::format::Block;
 use crate::http::response::{common_head, push_extra_headers};
 use crate::http::{self, RequestHead};
@@ -81,8 +81,10 @@ pub async fn serve(
         return;
     }
 
-    // Listener authentication, at admit only; an open mount pays one `Option` check.
-    let login = match auth_for(&config, &head.path, &mount) {
+    // Listener authentication, at admit only. It guards the requested mount, also when the
+    // listener is then served by a fallback. Without any in the config this costs a scan of
+    // a few flags.
+    let login = match config.listener_auth(&head.path) {
         None => None,
         Some(auth) => {
             match crate::listener_auth::authenticate(&server.htpasswd, auth, &head) {
@@ -226,16 +228,6 @@ impl Exit {
             Exit::Kicked => "kicked",
             Exit::Shutdown => "shutdown",
         }
-    }
-}
-
-/// The listener authentication that guards `path`: the live mount's own (resolved when its
-/// source started), or the configured one of a requested mount that fell back elsewhere.
-fn auth_for<'a>(config: &'a Config, path: &str, mount: &'a Mount) -> Option<&'a ListenerAuth> {
-    if mount.name == path {
-        mount.settings.authentication.as_ref()
-    } else {
-        config.mount(path).and_then(|m| m.authentication.as_ref())
     }
 }
 

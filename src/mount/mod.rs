@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::config::{Config, HttpHeader, ListenerAuth, MountConfig};
+use crate::config::{Config, HttpHeader, MountConfig};
 use crate::format::{Block, CodecInfo, Family, icy};
 pub use queue::{Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
@@ -52,8 +52,6 @@ pub struct MountSettings {
     pub http_headers: Vec<HttpHeader>,
     pub username: Option<String>,
     pub password: Option<String>,
-    /// Listener authentication; `None` (the usual case) costs listeners nothing.
-    pub authentication: Option<ListenerAuth>,
 }
 
 /// Pausing listeners are woken every this many pushed bytes (4 s of a 128 kbit/s stream).
@@ -81,7 +79,6 @@ impl MountSettings {
             http_headers: m.http_headers.clone(),
             username: m.username.clone(),
             password: m.password.clone(),
-            authentication: m.authentication.clone(),
         }
     }
 }
