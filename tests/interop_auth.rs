@@ -40,10 +40,7 @@ async fn ffmpeg_and_curl_as_authenticated_listeners() {
     let mut config = common::test_config();
     config.mounts.push(MountConfig {
         name: "/auth.mp3".into(),
-        authentication: Some(ListenerAuth {
-            filename: users.clone(),
-            allow_duplicate_users: true,
-        }),
+        authentication: Some(ListenerAuth::htpasswd(users.clone(), true)),
         ..Default::default()
     });
     let srv = common::start(config).await;

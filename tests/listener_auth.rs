@@ -1,5 +1,5 @@
-//! Listener authentication (icecast2's htpasswd authenticator), the `manageauth` admin
-//! command and the STATS method, over real TCP against the replies recorded from icecast2
+//! Listener authentication (icecast2's htpasswd and url authenticators, the latter against a
+//! fake backend), the `manageauth` admin command and the STATS method, over real TCP against the replies recorded from icecast2
 //! 2.4.4: the 401 bytes and realm, duplicate logins refused with 401, `<username>` in
 //! `listclients`, `authenticator` in stats and `listmounts`, manageauth's documents and file
 //! rewrites, and the `EVENT <scope> <name> <value>` stream.
@@ -38,10 +38,10 @@ fn auth_config(path: &std::path::Path, allow_duplicate_users: bool) -> floecast:
     let mut config = test_config();
     config.mounts.push(MountConfig {
         name: "/auth.mp3".into(),
-        authentication: Some(ListenerAuth {
-            filename: path.to_path_buf(),
+        authentication: Some(ListenerAuth::htpasswd(
+            path.to_path_buf(),
             allow_duplicate_users,
-        }),
+        )),
         ..Default::default()
     });
     config
@@ -476,4 +476,168 @@ async fn a_reloaded_config_applies_to_live_mounts() {
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     let (status, ..) = get(srv.addr, "/admin/manageauth?mount=/auth.mp3", ADMIN).await;
     assert_eq!(status, 400);
+}
+
+/// A fake icecast URL-auth backend: records each request (head and body) and accepts
+/// `user=alice&pass=secret` with a 1 s time limit.
+async fn auth_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Head, then Content-Length bytes of body.
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break;
+                        }
+                    }
+                }
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let ok = text.contains("action=listener_add")
+                    && text.contains("&user=alice&pass=secret&");
+                let reply = if ok {
+                    "HTTP/1.1 200 OK\r\nicecast-auth-user: 1\r\nicecast-auth-timelimit: 1\r\nContent-Length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nicecast-auth-message: nope\r\nContent-Length: 0\r\n\r\n"
+                };
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = tx.send(text);
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn url_authentication_asks_the_backend() {
+    let (backend, mut requests) = auth_backend().await;
+    let mut url = floecast::config::UrlAuth::new(format!("http://{backend}/add"));
+    url.listener_remove = Some(format!("http://{backend}/remove"));
+    url.username = Some("icecast".into());
+    url.password = Some("b4ck".into());
+    url.headers = vec!["Referer".into()];
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/u.mp3".into(),
+        authentication: Some(ListenerAuth {
+            backend: floecast::config::AuthBackend::Url(url),
+            allow_duplicate_users: false,
+        }),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+    let mut src = source(srv.addr, "/u.mp3", "audio/mpeg", "").await;
+    src.write_all(&mp3_frames(5)).await.unwrap();
+
+    // Refused by the backend: icecast's 401.
+    let (status, head, body) = get(srv.addr, "/u.mp3", ALICE_WRONG).await;
+    assert_eq!(status, 401);
+    assert_icecast_401(&head, &body);
+    let refused = requests.recv().await.unwrap();
+    assert!(refused.starts_with("POST /add HTTP/1.0\r\n"), "{refused}");
+    // The backend's own credentials: icecast:b4ck.
+    assert!(
+        refused.contains("Authorization: Basic aWNlY2FzdDpiNGNr\r\n"),
+        "{refused}"
+    );
+
+    // Accepted, with the fields icecast sends, then cut off after the 1 s time limit.
+    let port = srv.addr.port();
+    let (head, mut alice) = listen(
+        srv.addr,
+        "/u.mp3?x=1",
+        &format!("{ALICE}Referer: http://site/\r\n"),
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    let add = requests.recv().await.unwrap();
+    let body = add.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let client = body
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("client="))
+        .unwrap_or("?")
+        .to_string();
+    assert_eq!(
+        body,
+        format!(
+            "action=listener_add&server=localhost&port={port}&client={client}&mount=%2Fu.mp3%3Fx%3D1\
+             &user=alice&pass=secret&ip=127.0.0.1&agent=test%2F1.0&ClientHeader.Referer=http%3A%2F%2Fsite%2F"
+        )
+    );
+    let (_, _, doc) = get(srv.addr, "/admin/listclients?mount=/u.mp3", ADMIN).await;
+    assert!(doc.contains("<username>alice</username>"), "{doc}");
+    let (_, _, doc) = get(srv.addr, "/admin/stats", ADMIN).await;
+    assert!(doc.contains("<authenticator>url</authenticator>"), "{doc}");
+    // manageauth cannot list a url backend's users: icecast's 400.
+    assert_eq!(
+        get(srv.addr, "/admin/manageauth?mount=/u.mp3", ADMIN)
+            .await
+            .0,
+        400
+    );
+
+    let t0 = std::time::Instant::now();
+    let mut rest = [0u8; 4096];
+    // Read (and drop) audio until the server ends the connection at the time limit.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), alice.read(&mut rest)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("the 1 s time limit did not end the listener"),
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let remove = tokio::time::timeout(T, requests.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let body = remove.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    assert!(remove.starts_with("POST /remove HTTP/1.0\r\n"), "{remove}");
+    assert!(
+        body.starts_with(&format!(
+            "action=listener_remove&server=localhost&port={port}&client={client}&mount=%2Fu.mp3%3Fx%3D1&user=alice&pass=secret&duration="
+        )),
+        "{body}"
+    );
+    assert!(body.ends_with("&ip=127.0.0.1&agent=test%2F1.0"), "{body}");
+}
+
+#[tokio::test]
+async fn url_authentication_refuses_when_the_backend_is_down() {
+    // A port nobody listens on.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = dead.local_addr().unwrap();
+    drop(dead);
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/u.mp3".into(),
+        authentication: Some(ListenerAuth {
+            backend: floecast::config::AuthBackend::Url(floecast::config::UrlAuth::new(format!(
+                "http://{addr}/add"
+            ))),
+            allow_duplicate_users: false,
+        }),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+    let _src = source(srv.addr, "/u.mp3", "audio/mpeg", "").await;
+    let (status, ..) = get(srv.addr, "/u.mp3", ALICE).await;
+    assert_eq!(status, 401);
 }

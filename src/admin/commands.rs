@@ -11,6 +11,7 @@ use axum::response::Response;
 
 use super::xml::Element;
 use super::{Answer, param, stats};
+use crate::config::AuthBackend;
 use crate::listener_auth::{self, Added};
 use crate::mount::Mount;
 use crate::server::Server;
@@ -178,10 +179,12 @@ pub fn buildm3u(server: &Server, req: &Request, mount: &Mount) -> Answer {
 /// "missing parameter"; an unknown action just lists.
 pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
     let config = server.config();
-    let Some(auth) = config.listener_auth(&mount.name) else {
+    // Only htpasswd can list users; icecast answers the rest (url, none) like this too.
+    let Some(AuthBackend::Htpasswd { filename: path }) =
+        config.listener_auth(&mount.name).map(|a| &a.backend)
+    else {
         return Answer::Reply(error(400, "missing parameter"));
     };
-    let path = &auth.filename;
     let action = param(req, "action").unwrap_or_default();
     let username = param(req, "username").filter(|u| !u.is_empty());
     let password = param(req, "password").filter(|p| !p.is_empty());

@@ -123,8 +123,8 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
         put("server_url", u.into());
     }
     put("server_type", info.content_type.as_str().into());
-    if config.listener_auth(&mount.name).is_some() {
-        put("authenticator", "htpasswd".into());
+    if let Some(auth) = config.listener_auth(&mount.name) {
+        put("authenticator", auth.type_name().into());
     }
     put("public", Value::Int(info.public.into()));
     put("listenurl", server.listen_url(&mount.name).into());
@@ -231,7 +231,7 @@ pub fn sourcelist(server: &Server, current: Option<&str>) -> Element {
                 .with_opt(
                     config
                         .listener_auth(&m.name)
-                        .map(|_| Element::leaf("authenticator", "htpasswd")),
+                        .map(|a| Element::leaf("authenticator", a.type_name())),
                 )
                 .with(Element::leaf("Connected", seconds_since(m.started)).key("connected"))
                 .with(Element::leaf("content-type", m.info().content_type).key("content_type")),

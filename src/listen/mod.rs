@@ -84,16 +84,20 @@ pub async fn serve(
     // Listener authentication, at admit only. It guards the requested mount, also when the
     // listener is then served by a fallback. Without any in the config this costs a scan of
     // a few flags.
-    let login = match config.listener_auth(&head.path) {
+    let id = server.next_client_id();
+    let mut login = match config.listener_auth(&head.path) {
         None => None,
         Some(auth) => {
-            match crate::listener_auth::authenticate(&server.htpasswd, auth, &head) {
+            let allow_dup = auth.allow_duplicate_users;
+            // Boxed: the backend exchange must not enlarge every listener's task.
+            match Box::pin(crate::listener_auth::login(&server, auth, &head, &peer, id)).await {
                 // Checked here too (not only at registration) so that a refused duplicate
                 // does not first take a slot and count in listener_peak.
-                Some(user) if auth.allow_duplicate_users || !mount.has_user(&user) => {
-                    Some((user, auth.allow_duplicate_users))
+                Some(l) if allow_dup || l.user.as_deref().is_none_or(|u| !mount.has_user(u)) => {
+                    Some((l, allow_dup))
                 }
-                _ => {
+                refused => {
+                    left_early(refused);
                     server
                         .metrics
                         .listener_outcome(&mount.name, "rejected_auth");
@@ -113,6 +117,7 @@ pub async fn serve(
     };
     // HEAD only asks what the stream is: it takes no listener slot and counts in no stats.
     if head.method == "HEAD" {
+        left_early(login.take().map(|(l, _)| l));
         let response = response_head(&config, &mount, metaint);
         let _ = stream.write_all(response.as_bytes()).await;
         entry.status = 200;
@@ -128,6 +133,7 @@ pub async fn serve(
             m
         }
         Err(()) => {
+            left_early(login.take().map(|(l, _)| l));
             server
                 .metrics
                 .listener_outcome(&requested, "rejected_limit");
@@ -146,8 +152,12 @@ pub async fn serve(
         }
     };
 
-    let id = server.next_client_id();
     let kick = Arc::new(Kick::default());
+    let (login, allow_dup) = match login {
+        Some((l, allow_dup)) => (Some(l), allow_dup),
+        None => (None, true),
+    };
+    let user = login.as_ref().and_then(|l| l.user.clone());
     // The mount's listener table holds the only copy of IP and user agent while the
     // listener runs (it exists by the thousand); the log line takes them back at the end.
     let listener_entry = ListenerEntry {
@@ -155,26 +165,38 @@ pub async fn serve(
         user_agent: entry.user_agent.take().unwrap_or_default(),
         connected: SystemTime::now(),
         kick: kick.clone(),
-        username: login.as_ref().map(|(u, _)| u.as_str().into()),
+        username: user.as_deref().map(Into::into),
     };
-    match &login {
-        Some((user, false)) => {
-            if !mount.register_unique_user(id, listener_entry) {
-                // icecast2 answers a second concurrent login of one user with 401.
-                mount.remove_listener();
-                tracing::info!(mount = %mount.name, user, "duplicate login refused");
-                server.metrics.listener_outcome(&requested, "rejected_auth");
-                refuse_401(&config, &mut stream).await;
-                entry.status = 401;
-                entry.user = Some(user.clone());
-                server.access_log.log(&entry);
-                return;
-            }
+    if user.is_some() && !allow_dup {
+        if !mount.register_unique_user(id, listener_entry) {
+            // icecast2 answers a second concurrent login of one user with 401.
+            mount.remove_listener();
+            left_early(login);
+            tracing::info!(mount = %mount.name, user, "duplicate login refused");
+            server.metrics.listener_outcome(&requested, "rejected_auth");
+            refuse_401(&config, &mut stream).await;
+            entry.status = 401;
+            entry.user = user;
+            server.access_log.log(&entry);
+            return;
         }
-        _ => mount.register_listener(id, listener_entry),
+    } else {
+        mount.register_listener(id, listener_entry);
     }
-    entry.user = login.map(|(u, _)| u);
+    entry.user = user;
     entry.ip = String::new();
+    // A url backend's time limit ends the listener through its kick, like killclient.
+    let (timelimit, on_leave) = match login {
+        Some(l) => (l.timelimit, l.on_leave),
+        None => (None, None),
+    };
+    let limit_timer = timelimit.map(|t| {
+        let kick = kick.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(t).await;
+            kick.kick();
+        })
+    });
 
     let response = response_head(&config, &mount, metaint);
     entry.status = 200;
@@ -206,6 +228,12 @@ pub async fn serve(
         entry.user_agent = Some(le.user_agent);
     }
     session.mount.remove_listener();
+    if let Some(t) = limit_timer {
+        t.abort();
+    }
+    if let Some(r) = on_leave {
+        r.send(started.elapsed().as_secs());
+    }
     let label = server.metrics.mount_label(&session.mount.name);
     server
         .metrics
@@ -228,6 +256,13 @@ impl Exit {
             Exit::Kicked => "kicked",
             Exit::Shutdown => "shutdown",
         }
+    }
+}
+
+/// A listener accepted by a url backend but not served after all: tell the backend it left.
+fn left_early(login: Option<crate::listener_auth::Login>) {
+    if let Some(r) = login.and_then(|l| l.on_leave) {
+        r.send(0);
     }
 }
 

@@ -1,6 +1,8 @@
-//! Listener authentication with icecast2's htpasswd authenticator: a file of
-//! `user:md5hex(password)` lines (icecast's own format, not Apache's), cached and re-read when
-//! it changes on disk; `manageauth` adds and deletes users by rewriting it atomically.
+//! Listener authentication, icecast2's two authenticators: htpasswd, a file of
+//! `user:md5hex(password)` lines (icecast's own format, not Apache's) cached and re-read when
+//! it changes on disk, which `manageauth` edits by rewriting it atomically; and url (`url`).
+
+pub mod url;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use md5::{Digest, Md5};
 
-use crate::config::ListenerAuth;
+use crate::config::{AuthBackend, ListenerAuth};
 use crate::http::RequestHead;
 use crate::http::request::{basic_auth, secret_eq};
 use crate::mount::lock;
@@ -253,15 +255,41 @@ impl HtpasswdFiles {
     }
 }
 
-/// A listener's login on a mount with `auth`: the user name when the request's Basic
-/// credentials match the file, else `None` (the caller answers 401).
-pub fn authenticate(
-    files: &HtpasswdFiles,
+/// An accepted listener.
+#[derive(Debug)]
+pub struct Login {
+    /// The user it logged in as (a url backend may accept anonymous listeners).
+    pub user: Option<String>,
+    /// A url backend's `icecast-auth-timelimit`.
+    pub timelimit: Option<std::time::Duration>,
+    /// Whom to tell when it leaves (url `listener_remove`); boxed, as it lives as long as
+    /// the listener.
+    pub on_leave: Option<Box<url::Removal>>,
+}
+
+/// A listener's login on a mount guarded by `auth`; `None` means refuse with 401.
+pub async fn login(
+    server: &crate::server::Server,
     auth: &ListenerAuth,
     head: &RequestHead,
-) -> Option<String> {
-    let (user, pass) = head.header("authorization").and_then(basic_auth)?;
-    files.check(&auth.filename, &user, &pass).then_some(user)
+    peer: &std::net::SocketAddr,
+    client_id: u64,
+) -> Option<Login> {
+    let creds = head.header("authorization").and_then(basic_auth);
+    match &auth.backend {
+        AuthBackend::Htpasswd { filename } => {
+            let (user, pass) = creds?;
+            server
+                .htpasswd
+                .check(filename, &user, &pass)
+                .then_some(Login {
+                    user: Some(user),
+                    timelimit: None,
+                    on_leave: None,
+                })
+        }
+        AuthBackend::Url(u) => url::listener_add(server, u, head, peer, client_id, creds).await,
+    }
 }
 
 #[cfg(test)]
