@@ -112,7 +112,7 @@ impl Command {
 /// - `listmounts`/`streamlist`/`moveclients`: `{"sources":[{"mount", "fallback",
 ///   "listeners", "connected", "content_type"}], "current_source"?}`
 /// - `listclients`: `{"sources":[{"mount", "listeners", "clients":[{"id", "ip",
-///   "user_agent", "connected"}]}]}`
+///   "user_agent", "connected", "username"?}]}]}` (`username` for authenticated listeners)
 /// - replies (`killclient`, `metadata`, `fallbacks`, …): `{"message":"…", "return":1}`
 /// - `manageauth`: `{"sources":[{"mount", "users":[{"username"}]}], "iceresponse"?:
 ///   {"message"}}`
