@@ -12,6 +12,7 @@ pub mod format;
 pub mod http;
 pub mod ingest;
 pub mod listen;
+pub mod listener_auth;
 pub mod metrics;
 pub mod mount;
 pub mod net;

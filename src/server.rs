@@ -27,6 +27,8 @@ pub struct GlobalStats {
     pub listener_connections: AtomicU64,
     pub file_connections: AtomicU64,
     pub stats_connections: AtomicU64,
+    /// STATS-method clients connected right now (icecast's `stats`).
+    pub stats_clients: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -49,6 +51,8 @@ pub struct Server {
     pub pushes: crate::relay::push::Pushes,
     /// Relay state by local mount, for status and metrics.
     pub relays: crate::relay::Relays,
+    /// Cached htpasswd files of listener authentication.
+    pub htpasswd: crate::listener_auth::HtpasswdFiles,
 }
 
 impl Server {
@@ -69,6 +73,7 @@ impl Server {
             teams: crate::team::Teams::default(),
             pushes: crate::relay::push::Pushes::default(),
             relays: crate::relay::Relays::default(),
+            htpasswd: Default::default(),
         })
     }
 
@@ -81,6 +86,8 @@ impl Server {
     pub fn replace_config(&self, config: Config) {
         self.access_log.reopen(config.logging.access_log.as_deref());
         *write(&self.config) = Arc::new(config);
+        // SIGHUP re-reads htpasswd files too, even one edited within the same second.
+        self.htpasswd.invalidate();
     }
 
     pub fn next_client_id(&self) -> u64 {

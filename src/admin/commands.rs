@@ -11,6 +11,8 @@ use axum::response::Response;
 
 use super::xml::Element;
 use super::{Answer, param, stats};
+use crate::config::AuthBackend;
+use crate::listener_auth::{self, Added};
 use crate::mount::Mount;
 use crate::server::Server;
 use crate::web::{IcecastReply, error};
@@ -169,6 +171,84 @@ pub fn buildm3u(server: &Server, req: &Request, mount: &Mount) -> Answer {
         HeaderValue::from_static("attachment; filename=listen.m3u"),
     );
     Answer::Reply(resp)
+}
+
+/// `manageauth?mount=&action=list|add|delete&username=&password=`: the users of the mount's
+/// htpasswd file, as icecast2 2.4.4 answers. add/delete rewrite the file (atomically) and
+/// the document then also carries `<iceresponse><message>` (no `<return>`, as in icecast).
+/// A mount without listener authentication, or a missing parameter, is icecast's 400
+/// "missing parameter"; an unknown action just lists.
+pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
+    let config = server.config();
+    // Only htpasswd can list users; icecast answers the rest (url, none) like this too.
+    let Some(AuthBackend::Htpasswd { filename: path }) =
+        config.listener_auth(&mount.name).map(|a| &a.backend)
+    else {
+        return Answer::Reply(error(400, "missing parameter"));
+    };
+    let action = param(req, "action").unwrap_or_default();
+    let username = param(req, "username").filter(|u| !u.is_empty());
+    let password = param(req, "password").filter(|p| !p.is_empty());
+    let files = &server.htpasswd;
+    let message = match action.as_str() {
+        "add" => {
+            let (Some(user), Some(pass)) = (username, password) else {
+                return Answer::Reply(error(400, "missing parameter"));
+            };
+            if !listener_auth::valid_username(&user) {
+                return Answer::Reply(error(400, "Invalid username"));
+            }
+            match files.add(path, &user, &pass) {
+                Ok(Added::Added) => {
+                    tracing::info!(mount = %mount.name, user, "admin: listener user added");
+                    Some("User added")
+                }
+                Ok(Added::Exists) => Some("User already exists - not added"),
+                Err(e) => return file_error(path, &e),
+            }
+        }
+        "delete" => {
+            let Some(user) = username else {
+                return Answer::Reply(error(400, "missing parameter"));
+            };
+            // icecast says "User deleted" whether or not the user was there: either way
+            // the user is not in the file afterwards.
+            match files.delete(path, &user) {
+                Ok(found) => {
+                    if found {
+                        tracing::info!(mount = %mount.name, user, "admin: listener user deleted");
+                    }
+                    Some("User deleted")
+                }
+                Err(e) => return file_error(path, &e),
+            }
+        }
+        _ => None,
+    };
+    let users = match files.users(path) {
+        Ok(u) => u,
+        Err(e) => return file_error(path, &e),
+    };
+    let mut src = Element::new("source")
+        .attr("mount", mount.name.clone())
+        .list("sources");
+    for user in users.keys() {
+        src.push(
+            Element::new("User")
+                .list("users")
+                .with(Element::leaf("username", user.as_str())),
+        );
+    }
+    let mut root = Element::new("icestats").with(src);
+    if let Some(m) = message {
+        root.push(Element::new("iceresponse").with(Element::leaf("message", m)));
+    }
+    Answer::Doc(root)
+}
+
+fn file_error(path: &std::path::Path, e: &std::io::Error) -> Answer {
+    tracing::error!(path = %path.display(), "htpasswd file: {e}");
+    Answer::Reply(error(500, "Could not access the authentication file"))
 }
 
 #[cfg(test)]

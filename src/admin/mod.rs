@@ -5,6 +5,7 @@
 //! registry and `Mount`'s API.
 
 mod commands;
+pub mod events;
 mod metadata;
 pub mod stats;
 pub mod xml;
@@ -37,8 +38,7 @@ async fn unknown(_req: Request) -> Response {
     error(400, "Unrecognised command")
 }
 
-/// The commands icecast2 2.4.4 knows (`manageauth` aside: floecast has no listener
-/// authentication yet, so it stays unrecognised until there is something to manage).
+/// The commands icecast2 2.4.4 knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     Stats,
@@ -53,6 +53,7 @@ pub enum Command {
     Metadata,
     UpdateMetadata,
     BuildM3u,
+    ManageAuth,
 }
 
 impl Command {
@@ -72,6 +73,7 @@ impl Command {
             "fallbacks" => Fallbacks,
             "metadata" => Metadata,
             "updatemetadata" => UpdateMetadata,
+            "manageauth" => ManageAuth,
             "streamlist.txt" if base == name => StreamListTxt,
             "buildm3u" if base == name => BuildM3u,
             _ => return None,
@@ -92,6 +94,7 @@ impl Command {
                 | Metadata
                 | UpdateMetadata
                 | BuildM3u
+                | ManageAuth
         )
     }
 
@@ -109,8 +112,10 @@ impl Command {
 /// - `listmounts`/`streamlist`/`moveclients`: `{"sources":[{"mount", "fallback",
 ///   "listeners", "connected", "content_type"}], "current_source"?}`
 /// - `listclients`: `{"sources":[{"mount", "listeners", "clients":[{"id", "ip",
-///   "user_agent", "connected"}]}]}`
+///   "user_agent", "connected", "username"?}]}]}` (`username` for authenticated listeners)
 /// - replies (`killclient`, `metadata`, `fallbacks`, …): `{"message":"…", "return":1}`
+/// - `manageauth`: `{"sources":[{"mount", "users":[{"username"}]}], "iceresponse"?:
+///   {"message"}}`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Xml,
@@ -222,6 +227,7 @@ async fn admin(Extension(server): Extension<Arc<Server>>, req: Request) -> Respo
         (Command::Metadata, Some(m)) => metadata::update(&server, &req, &m),
         (Command::UpdateMetadata, Some(m)) => commands::updatemetadata(&m),
         (Command::BuildM3u, Some(m)) => commands::buildm3u(&server, &req, &m),
+        (Command::ManageAuth, Some(m)) => commands::manageauth(&server, &req, &m),
         // needs_mount() guarantees a mount for the rest.
         _ => Answer::Reply(error(400, "Unknown admin request")),
     };
@@ -305,6 +311,6 @@ mod tests {
         );
         assert_eq!(Command::parse("streamlist.txt.xsl"), None);
         assert_eq!(Command::parse("!POKE"), None);
-        assert_eq!(Command::parse("manageauth"), None);
+        assert_eq!(Command::parse("manageauth"), Some(Command::ManageAuth));
     }
 }

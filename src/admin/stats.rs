@@ -54,8 +54,7 @@ pub fn global_stats(server: &Server) -> BTreeMap<String, Value> {
     put("clients", s.clients.load(Ordering::Relaxed).into());
     put("connections", get(&s.connections));
     put("sources", mounts.len().into());
-    // No STATS-method clients exist yet: that counter stays 0.
-    put("stats", Value::Int(0));
+    put("stats", s.stats_clients.load(Ordering::Relaxed).into());
     put("listeners", listeners.into());
     put("client_connections", get(&s.client_connections));
     put(
@@ -123,6 +122,9 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
         put("server_url", u.into());
     }
     put("server_type", info.content_type.as_str().into());
+    if let Some(auth) = config.listener_auth(&mount.name) {
+        put("authenticator", auth.type_name().into());
+    }
     put("public", Value::Int(info.public.into()));
     put("listenurl", server.listen_url(&mount.name).into());
     put("listeners", mount.listener_count().into());
@@ -216,6 +218,7 @@ fn source_element(m: &Mount) -> Element {
 /// `listmounts` / `streamlist`, and `moveclients` without a destination (which names the
 /// `current_source` and leaves it out of the list).
 pub fn sourcelist(server: &Server, current: Option<&str>) -> Element {
+    let config = server.config();
     let mut root = Element::new("icestats");
     if let Some(c) = current {
         root.push(Element::leaf("current_source", c));
@@ -228,6 +231,11 @@ pub fn sourcelist(server: &Server, current: Option<&str>) -> Element {
             source_element(&m)
                 .with(Element::leaf("fallback", m.fallback().unwrap_or_default()))
                 .with(Element::leaf("listeners", m.listener_count()))
+                .with_opt(
+                    config
+                        .listener_auth(&m.name)
+                        .map(|a| Element::leaf("authenticator", a.type_name())),
+                )
                 .with(Element::leaf("Connected", seconds_since(m.started)).key("connected"))
                 .with(Element::leaf("content-type", m.info().content_type).key("content_type")),
         );
@@ -251,6 +259,7 @@ pub fn listener_elements(m: &Mount) -> Vec<Element> {
                 .with(Element::leaf("UserAgent", ua).key("user_agent"))
                 .with(Element::leaf("Connected", seconds_since(l.connected)).key("connected"))
                 .with(Element::leaf("ID", id).key("id"))
+                .with_opt(l.username.as_deref().map(|u| Element::leaf("username", u)))
         })
         .collect()
 }

@@ -134,6 +134,14 @@ impl Element {
         self
     }
 
+    /// `with` for an element that is only sometimes there.
+    pub fn with_opt(self, child: Option<Element>) -> Self {
+        match child {
+            Some(c) => self.with(c),
+            None => self,
+        }
+    }
+
     pub fn children(&self) -> &[Element] {
         match &self.body {
             Body::Children(c) => c,

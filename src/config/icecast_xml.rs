@@ -645,6 +645,107 @@ fn write_header(w: &mut Writer<'_>, h: &Element, table: &str) -> Result<(), Conf
     Ok(())
 }
 
+/// A mount's `<authentication>`: `type="htpasswd"` (options `filename`,
+/// `allow_duplicate_users`) or `type="url"` (its listener options) as `authentication = {…}`.
+/// What cannot carry over leaves the mount open with a warning that says so.
+fn write_listener_auth(w: &mut Writer<'_>, a: &Element, path: &str) -> Result<(), ConfigError> {
+    let kind = a.attr("type").unwrap_or("");
+    if kind != "htpasswd" && kind != "url" {
+        let why = format!("unknown type {kind:?}; THE MOUNT IS OPEN to every listener");
+        w.warn(a, path, &why);
+        return Ok(());
+    }
+    let opt_path = format!("{path}.option");
+    let mut fields: Vec<String> = vec![format!("type = {}", q(kind))];
+    let mut required = None;
+    for o in a.children_named("option") {
+        let (Some(name), Some(value)) = (o.attr("name"), o.attr("value")) else {
+            w.warn(o, &opt_path, "needs both name and value");
+            continue;
+        };
+        let key = match (kind, name) {
+            ("htpasswd", "filename") | ("url", "listener_add") => {
+                required = Some(value.to_string());
+                name.replace('_', "-")
+            }
+            (
+                "url",
+                "listener_remove" | "username" | "password" | "auth_header" | "timelimit_header"
+                | "header_prefix",
+            ) => name.replace('_', "-"),
+            (_, "allow_duplicate_users") => {
+                let n: i64 = value.trim().parse().map_err(|_| {
+                    ConfigError::at(
+                        w.origin,
+                        Some(o.line),
+                        &opt_path,
+                        format!("allow_duplicate_users: expected 0 or 1, got {value:?}"),
+                    )
+                })?;
+                fields.push(format!("allow-duplicate-users = {}", n != 0));
+                continue;
+            }
+            ("url", "headers") => {
+                let list: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|h| !h.is_empty())
+                    .map(q)
+                    .collect();
+                fields.push(format!("headers = [{}]", list.join(", ")));
+                continue;
+            }
+            ("url", "mount_add" | "mount_remove" | "stream_auth") => {
+                w.warn(
+                    o,
+                    &format!("{opt_path} name={name:?}"),
+                    "source-side URL hooks are not supported (listener_add/listener_remove are)",
+                );
+                continue;
+            }
+            _ => {
+                w.warn(
+                    o,
+                    &format!("{opt_path} name={name:?}"),
+                    &format!("not a {kind} option floecast knows"),
+                );
+                continue;
+            }
+        };
+        if (key == "listener-add" || key == "listener-remove") && !value.starts_with("http://") {
+            let why = format!(
+                "only http:// backends are supported (floecast has no TLS client){}",
+                if key == "listener-add" {
+                    "; THE MOUNT IS OPEN to every listener"
+                } else {
+                    ""
+                }
+            );
+            w.warn(o, &format!("{opt_path} name={name:?}"), &why);
+            if key == "listener-add" {
+                return Ok(());
+            }
+            continue;
+        }
+        fields.push(format!("{key} = {}", q(value)));
+    }
+    if required.filter(|r| !r.is_empty()).is_none() {
+        let what = if kind == "url" {
+            "listener_add"
+        } else {
+            "filename"
+        };
+        w.warn(
+            a,
+            path,
+            &format!("{kind} without a {what} option; THE MOUNT IS OPEN to every listener"),
+        );
+        return Ok(());
+    }
+    let _ = writeln!(w.out, "authentication = {{ {} }}", fields.join(", "));
+    Ok(())
+}
+
 fn write_mount(w: &mut Writer<'_>, m: &Element) -> Result<(), ConfigError> {
     let name = match (m.attr("type"), m.child("mount-name")) {
         // icecast's default mount applies to every mount without its own section; floecast's
@@ -697,11 +798,7 @@ fn write_mount(w: &mut Writer<'_>, m: &Element) -> Result<(), ConfigError> {
             }
             "no-mount" => w.warn(c, &path, "every mount can be listened to"),
             "no-yp" => w.warn(c, &path, "YP directory listings are not supported"),
-            "authentication" => w.warn(
-                c,
-                &path,
-                "listener authentication is not supported yet; the mount is open",
-            ),
+            "authentication" => write_listener_auth(w, c, &path)?,
             "cluster-password" | "burst-on-connect" => {
                 w.warn(c, &path, "not an icecast 2.4 option floecast uses")
             }
@@ -799,7 +896,7 @@ mod tests {
     <queue-size>262144</queue-size><source-timeout>30</source-timeout>
     <on-connect>/usr/local/bin/on</on-connect><on-disconnect>/usr/local/bin/off</on-disconnect>
     <http-headers><header name="X-Mount" value="live"/></http-headers>
-    <authentication type="htpasswd"><option name="filename" value="x"/></authentication>
+    <authentication type="url"><option name="listener_add" value="https://auth.example/add"/></authentication>
   </mount>
   <mount type="default"><max-listeners>50</max-listeners></mount>
   <paths><basedir>/usr/share/icecast2</basedir><logdir>/var/log/icecast2</logdir>
@@ -998,5 +1095,83 @@ mod tests {
             let _ = to_toml(&s, "x");
             let _ = to_toml(&format!("<icecast>{s}</icecast>"), "x");
         }
+    }
+
+    #[test]
+    fn listener_authentication_maps() {
+        let xml = r#"<icecast>
+  <mount type="normal"><mount-name>/members.mp3</mount-name>
+    <authentication type="htpasswd">
+      <option name="filename" value="/etc/icecast2/members.htpasswd"/>
+      <option name="allow_duplicate_users" value="1"/>
+      <option name="bogus" value="x"/>
+    </authentication>
+    <http-headers><header name="X-M" value="1"/></http-headers>
+  </mount>
+  <mount type="normal"><mount-name>/plain.mp3</mount-name>
+    <authentication type="htpasswd"><option name="filename" value="users"/></authentication>
+  </mount>
+  <mount type="normal"><mount-name>/url.mp3</mount-name>
+    <authentication type="url">
+      <option name="listener_add" value="http://auth.example/add.php"/>
+      <option name="listener_remove" value="http://auth.example/remove.php"/>
+      <option name="username" value="u"/><option name="password" value="p"/>
+      <option name="auth_header" value="icecast-auth-user: 1"/>
+      <option name="headers" value="x-forwarded-for, referer"/>
+      <option name="mount_add" value="http://auth.example/mount_add.php"/>
+    </authentication>
+  </mount>
+  <mount type="normal"><mount-name>/tls.mp3</mount-name>
+    <authentication type="url"><option name="listener_add" value="https://a/b"/></authentication>
+  </mount>
+  <mount type="normal"><mount-name>/nofile.mp3</mount-name>
+    <authentication type="htpasswd"/>
+  </mount>
+  <mount type="normal"><mount-name>/ldap.mp3</mount-name>
+    <authentication type="ldap"/>
+  </mount>
+</icecast>"#;
+        let c = convert(xml);
+        let config = Config::from_toml_str(&c.toml, "converted")
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let auth = |m: &str| config.mount(m).and_then(|m| m.authentication.clone());
+        assert_eq!(
+            auth("/members.mp3"),
+            Some(crate::config::ListenerAuth::htpasswd(
+                "/etc/icecast2/members.htpasswd",
+                true
+            ))
+        );
+        // icecast's default: allow_duplicate_users = 0.
+        assert_eq!(
+            auth("/plain.mp3"),
+            Some(crate::config::ListenerAuth::htpasswd("users", false))
+        );
+        assert_eq!(
+            config.mount("/members.mp3").map(|m| m.http_headers.len()),
+            Some(1)
+        );
+        let mut url = crate::config::UrlAuth::new("http://auth.example/add.php");
+        url.listener_remove = Some("http://auth.example/remove.php".into());
+        url.username = Some("u".into());
+        url.password = Some("p".into());
+        url.headers = vec!["x-forwarded-for".into(), "referer".into()];
+        assert_eq!(
+            auth("/url.mp3"),
+            Some(crate::config::ListenerAuth {
+                backend: crate::config::AuthBackend::Url(url),
+                allow_duplicate_users: false,
+            })
+        );
+        assert_eq!(auth("/tls.mp3"), None);
+        assert_eq!(auth("/nofile.mp3"), None);
+        assert_eq!(auth("/ldap.mp3"), None);
+        let warned = |needle: &str| c.warnings.iter().any(|w| w.contains(needle));
+        assert!(warned("name=\"mount_add\""), "{:?}", c.warnings);
+        assert!(warned("no TLS client"), "{:?}", c.warnings);
+        assert!(warned("THE MOUNT IS OPEN"), "{:?}", c.warnings);
+        assert!(warned("without a filename"), "{:?}", c.warnings);
+        assert!(warned("unknown type \"ldap\""), "{:?}", c.warnings);
+        assert!(warned("name=\"bogus\""), "{:?}", c.warnings);
     }
 }

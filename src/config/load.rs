@@ -352,6 +352,120 @@ struct RawMount {
     on_disconnect: Option<Spanned<String>>,
     http_header: Option<Vec<RawHeader>>,
     p2psp: Option<RawP2psp>,
+    authentication: Option<RawListenerAuth>,
+}
+
+/// `authentication = { type = "htpasswd", filename = "…", allow-duplicate-users = false }` or
+/// `{ type = "url", listener-add = "http://…", … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawListenerAuth {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    filename: Option<Spanned<String>>,
+    allow_duplicate_users: Option<bool>,
+    listener_add: Option<Spanned<String>>,
+    listener_remove: Option<Spanned<String>>,
+    username: Option<String>,
+    password: Option<String>,
+    auth_header: Option<String>,
+    timelimit_header: Option<String>,
+    headers: Option<Vec<String>>,
+    header_prefix: Option<String>,
+    timeout: Option<Spanned<u64>>,
+}
+
+/// The URL auth backend is plain HTTP: floecast has no TLS client.
+fn auth_url(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, ConfigError> {
+    if !v.get_ref().starts_with("http://") {
+        return Err(src.invalid(
+            v.span(),
+            key,
+            format!(
+                "must be an http:// URL (got {:?}; https backends are not supported)",
+                v.get_ref()
+            ),
+        ));
+    }
+    Ok(v.into_inner())
+}
+
+fn listener_auth(
+    src: &Source<'_>,
+    raw: RawListenerAuth,
+    key: &str,
+) -> Result<super::ListenerAuth, ConfigError> {
+    let k = |field: &str| format!("{key}.{field}");
+    let kind_span = raw.kind.span();
+    let only = |field: &str, set: bool, for_type: &str| {
+        if set {
+            Err(src.invalid(
+                kind_span.clone(),
+                &k(field),
+                format!("{field} is an option of type \"{for_type}\""),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let backend = match raw.kind.get_ref().as_str() {
+        "htpasswd" => {
+            only("listener-add", raw.listener_add.is_some(), "url")?;
+            only("listener-remove", raw.listener_remove.is_some(), "url")?;
+            let Some(filename) = raw.filename else {
+                return Err(src.invalid(
+                    kind_span,
+                    &k("filename"),
+                    "htpasswd authentication needs a filename",
+                ));
+            };
+            super::AuthBackend::Htpasswd {
+                filename: path(src, filename, &k("filename"))?,
+            }
+        }
+        "url" => {
+            only("filename", raw.filename.is_some(), "htpasswd")?;
+            let Some(add) = raw.listener_add else {
+                return Err(src.invalid(
+                    kind_span,
+                    &k("listener-add"),
+                    "url authentication needs listener-add",
+                ));
+            };
+            let mut u = super::UrlAuth::new(auth_url(src, add, &k("listener-add"))?);
+            u.listener_remove = raw
+                .listener_remove
+                .map(|r| auth_url(src, r, &k("listener-remove")))
+                .transpose()?;
+            u.username = raw.username;
+            u.password = raw.password;
+            if let Some(h) = raw.auth_header {
+                u.auth_header = h;
+            }
+            if let Some(h) = raw.timelimit_header {
+                u.timelimit_header = h;
+            }
+            u.headers = raw.headers.unwrap_or_default();
+            if let Some(p) = raw.header_prefix {
+                u.header_prefix = p;
+            }
+            if let Some(t) = raw.timeout {
+                u.timeout = timeout(src, t, &k("timeout"))?;
+            }
+            super::AuthBackend::Url(u)
+        }
+        other => {
+            return Err(src.invalid(
+                kind_span,
+                &k("type"),
+                format!("must be \"htpasswd\" or \"url\" (got {other:?})"),
+            ));
+        }
+    };
+    Ok(super::ListenerAuth {
+        backend,
+        allow_duplicate_users: raw.allow_duplicate_users.unwrap_or(false),
+    })
 }
 
 /// `p2psp = { role = "splitter", port = 8001, ... }` or `{ role = "peer", splitter = "h:p" }`.
@@ -1102,6 +1216,10 @@ fn convert_mount(
         Some(h) => convert_headers(src, h, &k("http-header"))?,
         None => Vec::new(),
     };
+    let authentication = m
+        .authentication
+        .map(|a| listener_auth(src, a, &k("authentication")))
+        .transpose()?;
 
     Ok(MountConfig {
         name,
@@ -1135,6 +1253,7 @@ fn convert_mount(
         on_disconnect: optional_path(src, m.on_disconnect, &k("on-disconnect"))?,
         http_headers,
         p2psp,
+        authentication,
     })
 }
 
@@ -1209,6 +1328,53 @@ mod tests {
         assert_eq!(e.key(), Some("mount[0].name"));
         let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"boss\" }\n");
         assert_eq!(e.key(), Some("mount[0].p2psp.role"));
+    }
+
+    #[test]
+    fn listener_authentication() {
+        let c = ok(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"htpasswd\", filename = \"u\" }\n",
+        );
+        assert_eq!(
+            c.mount("/m").and_then(|m| m.authentication.clone()),
+            Some(crate::config::ListenerAuth::htpasswd("u", false))
+        );
+        let e = err(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"ldap\", filename = \"u\" }\n",
+        );
+        assert_eq!(
+            (e.line(), e.key()),
+            (Some(3), Some("mount[0].authentication.type"))
+        );
+        let e = err(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", filename = \"u\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].authentication.filename"));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", listener-add = \"https://a/b\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].authentication.listener-add"));
+        let c = ok(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", listener-add = \"http://a/add\", \
+                    listener-remove = \"http://a/rm\", headers = [\"referer\"], timeout = 2, allow-duplicate-users = true }\n",
+        );
+        let mut want = crate::config::UrlAuth::new("http://a/add");
+        want.listener_remove = Some("http://a/rm".into());
+        want.headers = vec!["referer".into()];
+        want.timeout = Duration::from_secs(2);
+        assert_eq!(
+            c.mount("/m").and_then(|m| m.authentication.clone()),
+            Some(crate::config::ListenerAuth {
+                backend: crate::config::AuthBackend::Url(want),
+                allow_duplicate_users: true,
+            })
+        );
+        let e = err("[[mount]]\nname = \"/m\"\nauthentication = { type = \"htpasswd\" }\n");
+        assert_eq!(e.key(), Some("mount[0].authentication.filename"));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"htpasswd\", filename = \"\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].authentication.filename"));
     }
 
     fn err(text: &str) -> ConfigError {
@@ -1343,9 +1509,29 @@ mod tests {
             }]
         );
 
+        assert_eq!(
+            complex.authentication,
+            Some(crate::config::ListenerAuth::htpasswd(
+                "/etc/floecast/example-complex.htpasswd",
+                false
+            ))
+        );
+
         let live = cfg.mount("/live/studio").map(|m| m.name.as_str());
         assert_eq!(live, Some("/live/*"));
         let live = &cfg.mounts[1];
+        let mut url = crate::config::UrlAuth::new("http://127.0.0.1/auth/add");
+        url.listener_remove = Some("http://127.0.0.1/auth/remove".into());
+        url.username = Some("icecast".into());
+        url.password = Some("secret".into());
+        url.headers = vec!["Referer".into()];
+        assert_eq!(
+            live.authentication,
+            Some(crate::config::ListenerAuth {
+                backend: crate::config::AuthBackend::Url(url),
+                allow_duplicate_users: false,
+            })
+        );
         assert_eq!(live.bitrate.as_deref(), Some("128"));
         assert_eq!(live.charset.as_deref(), Some("UTF-8"));
         assert_eq!(live.mp3_metadata_interval, Some(16000));

@@ -141,6 +141,84 @@ pub struct MountConfig {
     pub http_headers: Vec<HttpHeader>,
     /// This mount's place in a P2PSP team, if any (exact mount names only).
     pub p2psp: Option<P2pspConfig>,
+    /// Listener authentication (`authentication = { type = "htpasswd", … }`); `None` = open.
+    pub authentication: Option<ListenerAuth>,
+}
+
+/// How listeners of a mount authenticate (icecast2's mount `<authentication>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerAuth {
+    pub backend: AuthBackend,
+    /// icecast's `allow_duplicate_users`: when false (the default), a user already
+    /// listening on the mount is refused a second concurrent login with 401.
+    pub allow_duplicate_users: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthBackend {
+    /// icecast2's `htpasswd`: a file of `user:md5hex(password)` lines (icecast's format, not
+    /// Apache's), re-read when it changes.
+    Htpasswd { filename: PathBuf },
+    /// icecast2's `url`: each listener is POSTed to an HTTP backend that accepts it with a
+    /// reply header.
+    Url(UrlAuth),
+}
+
+/// icecast2's URL authenticator, listener side (`listener_add` / `listener_remove`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlAuth {
+    /// `http://` URL POSTed `action=listener_add&server&port&client&mount&user&pass&ip&agent`.
+    pub listener_add: String,
+    /// Told `action=listener_remove&…&duration` when an accepted listener leaves.
+    pub listener_remove: Option<String>,
+    /// Basic credentials for the backend itself.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The reply header line that accepts a listener (`icecast-auth-user: 1`).
+    pub auth_header: String,
+    /// The reply header giving a listening time limit in seconds (`icecast-auth-timelimit:`).
+    pub timelimit_header: String,
+    /// Listener request headers passed on as `<header_prefix><name>=<value>`.
+    pub headers: Vec<String>,
+    pub header_prefix: String,
+    /// Longest wait for the backend; a listener it does not answer in time is refused.
+    pub timeout: Duration,
+}
+
+impl ListenerAuth {
+    pub fn htpasswd(filename: impl Into<PathBuf>, allow_duplicate_users: bool) -> Self {
+        ListenerAuth {
+            backend: AuthBackend::Htpasswd {
+                filename: filename.into(),
+            },
+            allow_duplicate_users,
+        }
+    }
+
+    /// icecast's `authenticator` stat.
+    pub fn type_name(&self) -> &'static str {
+        match self.backend {
+            AuthBackend::Htpasswd { .. } => "htpasswd",
+            AuthBackend::Url(_) => "url",
+        }
+    }
+}
+
+impl UrlAuth {
+    /// icecast's defaults for everything but the URL.
+    pub fn new(listener_add: impl Into<String>) -> Self {
+        UrlAuth {
+            listener_add: listener_add.into(),
+            listener_remove: None,
+            username: None,
+            password: None,
+            auth_header: "icecast-auth-user: 1".into(),
+            timelimit_header: "icecast-auth-timelimit:".into(),
+            headers: Vec::new(),
+            header_prefix: "ClientHeader.".into(),
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A mount's role in a P2PSP team.
@@ -342,6 +420,16 @@ impl Config {
     /// The first mount section whose name or glob matches `mount`.
     pub fn mount(&self, mount: &str) -> Option<&MountConfig> {
         self.mounts.iter().find(|m| glob_match(&m.name, mount))
+    }
+
+    /// The listener authentication guarding `mount`, from the live config, so a SIGHUP
+    /// that adds, changes or removes it applies to the next listener (as in icecast). A
+    /// config without any is answered without looking the mount up.
+    pub fn listener_auth(&self, mount: &str) -> Option<&ListenerAuth> {
+        if !self.mounts.iter().any(|m| m.authentication.is_some()) {
+            return None;
+        }
+        self.mount(mount).and_then(|m| m.authentication.as_ref())
     }
 
     /// The password a source must give for `mount`: the mount's own, else the global one.

@@ -135,6 +135,35 @@ pub async fn serve(
         return;
     }
 
+    // Listener authentication, at admit only. It guards the requested mount, also when the
+    // listener is then served by a fallback. Without any in the config this costs a scan of
+    // a few flags.
+    let id = server.next_client_id();
+    let mut login = match config.listener_auth(&head.path) {
+        None => None,
+        Some(auth) => {
+            let allow_dup = auth.allow_duplicate_users;
+            // Boxed: the backend exchange must not enlarge every listener's task.
+            match Box::pin(crate::listener_auth::login(&server, auth, &head, &peer, id)).await {
+                // Checked here too (not only at registration) so that a refused duplicate
+                // does not first take a slot and count in listener_peak.
+                Some(l) if allow_dup || l.user.as_deref().is_none_or(|u| !mount.has_user(u)) => {
+                    Some((l, allow_dup))
+                }
+                refused => {
+                    left_early(refused);
+                    server
+                        .metrics
+                        .listener_outcome(&mount.name, "rejected_auth");
+                    refuse_401(&config, &mut stream).await;
+                    entry.status = 401;
+                    server.access_log.log(&entry);
+                    return;
+                }
+            }
+        }
+    };
+
     let metaint = if head.wants_icy_metadata() {
         mount.settings.metaint
     } else {
@@ -142,6 +171,7 @@ pub async fn serve(
     };
     // HEAD only asks what the stream is: it takes no listener slot and counts in no stats.
     if head.method == "HEAD" {
+        left_early(login.take().map(|(l, _)| l));
         let response = response_head(&config, &mount, metaint);
         let _ = stream.write_all(response.as_bytes()).await;
         entry.status = 200;
@@ -157,6 +187,7 @@ pub async fn serve(
             m
         }
         Err(()) => {
+            left_early(login.take().map(|(l, _)| l));
             server
                 .metrics
                 .listener_outcome(&requested, "rejected_limit");
@@ -175,6 +206,52 @@ pub async fn serve(
         }
     };
 
+    let kick = Arc::new(Kick::default());
+    let (login, allow_dup) = match login {
+        Some((l, allow_dup)) => (Some(l), allow_dup),
+        None => (None, true),
+    };
+    let user = login.as_ref().and_then(|l| l.user.clone());
+    // The mount's listener table holds the only copy of IP and user agent while the
+    // listener runs (it exists by the thousand); the log line takes them back at the end.
+    let listener_entry = ListenerEntry {
+        ip: crate::net::peer_addr(&peer),
+        user_agent: entry.user_agent.take().unwrap_or_default(),
+        connected: SystemTime::now(),
+        kick: kick.clone(),
+        username: user.as_deref().map(Into::into),
+    };
+    if user.is_some() && !allow_dup {
+        if !mount.register_unique_user(id, listener_entry) {
+            // icecast2 answers a second concurrent login of one user with 401.
+            mount.remove_listener();
+            left_early(login);
+            tracing::info!(mount = %mount.name, user, "duplicate login refused");
+            server.metrics.listener_outcome(&requested, "rejected_auth");
+            refuse_401(&config, &mut stream).await;
+            entry.status = 401;
+            entry.user = user;
+            server.access_log.log(&entry);
+            return;
+        }
+    } else {
+        mount.register_listener(id, listener_entry);
+    }
+    entry.user = user;
+    entry.ip = String::new();
+    // A url backend's time limit ends the listener through its kick, like killclient.
+    let (timelimit, on_leave) = match login {
+        Some(l) => (l.timelimit, l.on_leave),
+        None => (None, None),
+    };
+    let limit_timer = timelimit.map(|t| {
+        let kick = kick.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(t).await;
+            kick.kick();
+        })
+    });
+
     let response = response_head(&config, &mount, metaint);
     entry.status = 200;
     drop(head);
@@ -183,18 +260,6 @@ pub async fn serve(
         .stats
         .listener_connections
         .fetch_add(1, Ordering::Relaxed);
-    let id = server.next_client_id();
-    let kick = Arc::new(Kick::default());
-    // The mount's listener table holds the only copy of IP and user agent while the
-    // listener runs (it exists by the thousand); the log line takes them back at the end.
-    let listener_entry = ListenerEntry {
-        ip: crate::net::peer_addr(&peer),
-        user_agent: entry.user_agent.take().unwrap_or_default(),
-        connected: SystemTime::now(),
-        kick: kick.clone(),
-    };
-    mount.register_listener(id, listener_entry);
-    entry.ip = String::new();
 
     let mut session = Session {
         cursor: mount.burst_start(),
@@ -217,6 +282,12 @@ pub async fn serve(
         entry.user_agent = Some(le.user_agent);
     }
     session.mount.remove_listener();
+    if let Some(t) = limit_timer {
+        t.abort();
+    }
+    if let Some(r) = on_leave {
+        r.send(started.elapsed().as_secs());
+    }
     let label = server.metrics.mount_label(&session.mount.name);
     server
         .metrics
@@ -240,6 +311,20 @@ impl Exit {
             Exit::Shutdown => "shutdown",
         }
     }
+}
+
+/// A listener accepted by a url backend but not served after all: tell the backend it left.
+fn left_early(login: Option<crate::listener_auth::Login>) {
+    if let Some(r) = login.and_then(|l| l.on_leave) {
+        r.send(0);
+    }
+}
+
+/// icecast's 401: `WWW-Authenticate: Basic realm="Icecast2 Server"`, `You need to authenticate`.
+async fn refuse_401(config: &Config, stream: &mut TcpStream) {
+    let extra = Server::extra_headers(config, &[]);
+    let reply = http::error_response(401, "", &config.server_id, &extra);
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply)).await;
 }
 
 /// Take a listener slot on `mount` or, when full and configured, on its fallbacks.
@@ -328,7 +413,7 @@ fn coalesce_pause(flush_interval: Duration, last_pause: Duration, last_batch: us
 
 /// Has the client hung up? Players send nothing after their request, so readability means
 /// EOF or an error; stray bytes are read and dropped.
-fn client_gone(stream: &TcpStream) -> bool {
+pub(crate) fn client_gone(stream: &TcpStream) -> bool {
     let mut buf = [0u8; 256];
     match stream.try_read(&mut buf) {
         Ok(0) => true,

@@ -162,6 +162,8 @@ pub struct ListenerEntry {
     pub user_agent: String,
     pub connected: SystemTime,
     pub kick: Arc<Kick>,
+    /// The user an authenticated listener logged in as (boxed: most listeners have none).
+    pub username: Option<Box<str>>,
 }
 
 #[derive(Debug)]
@@ -517,6 +519,25 @@ impl Mount {
 
     pub fn register_listener(&self, id: u64, entry: ListenerEntry) {
         lock(&self.listeners).insert(id, entry);
+    }
+
+    /// Is `user` listening here already?
+    pub fn has_user(&self, user: &str) -> bool {
+        lock(&self.listeners)
+            .values()
+            .any(|l| l.username.as_deref() == Some(user))
+    }
+
+    /// Register an authenticated listener unless its user is already listening here
+    /// (icecast's `allow_duplicate_users = 0`). Check and insert share one lock, so two
+    /// concurrent logins of one user cannot both get in.
+    pub fn register_unique_user(&self, id: u64, entry: ListenerEntry) -> bool {
+        let mut table = lock(&self.listeners);
+        if entry.username.is_some() && table.values().any(|l| l.username == entry.username) {
+            return false;
+        }
+        table.insert(id, entry);
+        true
     }
 
     pub fn unregister_listener(&self, id: u64) -> Option<ListenerEntry> {

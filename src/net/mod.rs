@@ -18,7 +18,7 @@ use crate::access_log::AccessEntry;
 use crate::config::Config;
 use crate::http::{self, RequestHead};
 use crate::server::{ClientGuard, Server};
-use crate::{ingest, listen, web};
+use crate::{admin, ingest, listen, web};
 
 /// What a bound socket speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +200,8 @@ async fn handle_connection(
             .await
         }
         _ if head.protocol != "HTTP" => {}
+        // icecast's stats event stream: long-lived, so it cannot go through axum.
+        "STATS" => Box::pin(admin::events::run(server.clone(), stream, head, peer)).await,
         // libshout's TLS probe: icecast2 2.4.4 closes it silently and libshout carries on.
         "OPTIONS" if head.path == "*" => {}
         "GET" | "HEAD" | "OPTIONS" if !is_admin_path(&head.path) => {
