@@ -715,25 +715,35 @@ impl Splitter {
         );
     }
 
-    /// A monitor left: the oldest plain peer becomes one, so that lost-chunk recovery (which
-    /// runs on monitors' reports) survives monitors leaving. Native teams only: Gen C peers
-    /// have no such message and are monitors only by joining as one.
+    /// Fewer live monitors than configured (one left, or fell silent): the oldest live plain
+    /// peers become monitors, so that lost-chunk recovery (which runs on monitors' reports)
+    /// survives monitors leaving, even all at once. Acting on silence rather than waiting for
+    /// the timeout matters: chunks given to the vanished peers meanwhile are lost to the whole
+    /// team unless a monitor reports them while the splitter still holds them. Native teams
+    /// only: Gen C peers have no such message and are monitors only by joining as one.
     fn promote_replacement(&mut self) {
-        if self.cfg.codec != Codec::Native || self.monitor_count() >= self.cfg.number_of_monitors {
+        if self.cfg.codec != Codec::Native {
             return;
         }
-        let monitors = self.monitor_count();
-        let Some(j) = (monitors..self.members.len()).find(|&j| self.members[j].role == Role::Peer)
-        else {
-            return;
-        };
-        // Monitors stay at the head of the list, as every generation keeps them.
-        let mut m = self.members.remove(j);
-        m.role = Role::Monitor;
-        m.promote_left = PROMOTE_REPEATS;
-        m.promoted_at = self.now;
-        self.members.insert(monitors, m);
-        self.send(monitors, Message::Promote);
+        loop {
+            let monitors = self.monitor_count();
+            let live = (0..monitors).filter(|&i| !self.is_suspect(i)).count();
+            if live >= self.cfg.number_of_monitors {
+                return;
+            }
+            let Some(j) = (monitors..self.members.len())
+                .find(|&j| self.members[j].role == Role::Peer && !self.is_suspect(j))
+            else {
+                return;
+            };
+            // Monitors stay at the head of the list, as every generation keeps them.
+            let mut m = self.members.remove(j);
+            m.role = Role::Monitor;
+            m.promote_left = PROMOTE_REPEATS;
+            m.promoted_at = self.now;
+            self.members.insert(monitors, m);
+            self.send(monitors, Message::Promote);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -747,6 +757,7 @@ impl Splitter {
                     self.remove(i, LeaveReason::Timeout);
                 }
             }
+            self.promote_replacement();
         }
         if now >= self.next_tick {
             // Losses halve and ACS periods shrink once a second (§4.1, §4.4).
@@ -1348,5 +1359,51 @@ mod tests {
         while s.poll_transmit().is_some() {}
         s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: ChunkNo(0) }));
         assert_eq!(s.stats().lrs_resends, 1);
+    }
+
+    #[test]
+    fn a_silent_monitor_is_replaced_before_its_timeout() {
+        let t = Instant::now();
+        let mut s = Splitter::new(
+            SplitterConfig {
+                number_of_monitors: 1,
+                peer_timeout: Duration::from_secs(10),
+                ..SplitterConfig::default()
+            },
+            7,
+            t,
+        );
+        for n in 1..=3 {
+            s.handle_join(t, addr(n), &JoinRequest::new(Role::Monitor))
+                .unwrap();
+        }
+        while s.poll_transmit().is_some() {}
+        // Peers 2 and 3 keep reporting; the monitor (1) vanishes without a word.
+        let mut promoted = None;
+        for ms in (250..=3000).step_by(250) {
+            let now = t + Duration::from_millis(ms);
+            for n in 2..=3 {
+                s.handle_datagram(
+                    now,
+                    addr(n),
+                    &enc(7, Message::KeepAlive { from: PeerId(1) }),
+                );
+            }
+            s.handle_timeout(now);
+            if std::iter::from_fn(|| s.poll_transmit()).any(|tx| {
+                tx.to == addr(2) && wire::decode(&tx.data).is_ok_and(|p| p.msg == Message::Promote)
+            }) {
+                promoted = Some(ms);
+                break;
+            }
+        }
+        // Within about two keepalive intervals, long before the 10 s timeout.
+        assert!(promoted.is_some_and(|ms| ms <= 2500), "{promoted:?}");
+        assert_eq!(s.peer_count(), 3, "the silent monitor is not removed yet");
+        let roles: Vec<_> = s.stats().peers.iter().map(|p| (p.addr, p.role)).collect();
+        assert_eq!(
+            roles[..2],
+            [(addr(1), Role::Monitor), (addr(2), Role::Monitor)]
+        );
     }
 }
