@@ -367,15 +367,19 @@ impl MountFamilies {
     }
 }
 
+/// The descriptions of a set of metric families, which a scrape-time collector must
+/// announce up front (the registry checks names and labels against them).
+pub(crate) fn descs_of(collectors: &[&dyn Collector]) -> Vec<Desc> {
+    collectors
+        .iter()
+        .flat_map(|c| c.desc().into_iter().cloned())
+        .collect()
+}
+
 impl MountCollector {
     fn new(server: Weak<Server>) -> Self {
         let descs = MountFamilies::new()
-            .map(|f| {
-                f.collectors()
-                    .iter()
-                    .flat_map(|c| c.desc().into_iter().cloned())
-                    .collect()
-            })
+            .map(|f| crate::metrics::descs_of(&f.collectors()))
             .unwrap_or_default();
         MountCollector { server, descs }
     }

@@ -33,25 +33,12 @@ fn splitter_settings() -> SplitterSettings {
     }
 }
 
-async fn splitter_addr(srv: &TestServer, mount: &str) -> String {
-    let mut addr = None;
-    wait_for("splitter bound", T, || {
-        addr = match srv.app.server.teams.get(mount) {
-            Some(TeamState::Splitter { local: Some(a), .. }) => Some(a),
-            _ => None,
-        };
-        addr.is_some()
-    })
-    .await;
-    addr.map(|a| a.to_string()).unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
     let mut config = test_config();
     config.mounts.push(splitter_mount("/team.mp3"));
     let srv = start(config).await;
-    let addr = splitter_addr(&srv, "/team.mp3").await;
+    let addr = splitter_addr(&srv, "/team.mp3").await.to_string();
     let mut src = source(
         srv.addr,
         "/team.mp3",
@@ -199,7 +186,7 @@ async fn a_peer_mount_follows_the_splitters_stream_info_and_titles() {
     let mut ca = test_config();
     ca.mounts.push(splitter_mount("/info.mp3"));
     let a = start(ca).await;
-    let team = splitter_addr(&a, "/info.mp3").await;
+    let team = splitter_addr(&a, "/info.mp3").await.to_string();
     let mut cb = test_config();
     cb.mounts.push(peer_mount("/info.mp3", &team, None));
     let b = start(cb).await;
@@ -289,7 +276,7 @@ async fn churn(monitors_too: bool, min_continuity: f64) {
     let mut config = test_config();
     config.mounts.push(splitter_mount("/churn.mp3"));
     let srv = start(config).await;
-    let addr = splitter_addr(&srv, "/churn.mp3").await;
+    let addr = splitter_addr(&srv, "/churn.mp3").await.to_string();
     let mut src = source(srv.addr, "/churn.mp3", "audio/mpeg", "").await;
     src.write_all(&mp3_frames(20)).await.unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

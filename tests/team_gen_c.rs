@@ -29,19 +29,6 @@ fn gen_c_splitter() -> SplitterSettings {
     }
 }
 
-async fn splitter_addr(srv: &TestServer, mount: &str) -> SocketAddr {
-    let mut addr = None;
-    wait_for("splitter bound", T, || {
-        addr = match srv.app.server.teams.get(mount) {
-            Some(TeamState::Splitter { local: Some(a), .. }) => Some(a),
-            _ => None,
-        };
-        addr.is_some()
-    })
-    .await;
-    addr.expect("splitter address")
-}
-
 /// A reference peer, byte by byte (§2 peer side): role byte, configuration, header fetched from
 /// the source endpoint the splitter names, `R`; then 1026-byte chunks arrive over UDP on the
 /// TCP connection's local port.

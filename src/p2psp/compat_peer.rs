@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
+use super::buffer::{HoleScanner, Insert, PlayoutBuffer, PlayoutConfig};
 use super::compat::{self, CompatConfig, CompatMessage, Direction, Widener};
 use super::peer::{NeighbourStats, PeerEvent, PeerStats};
 use super::{ChunkNo, PeerId, Role, Transmit, push_bounded};
@@ -342,16 +342,7 @@ impl CompatPeer {
         }
         self.holes = holes;
         for p in out {
-            let e = match p {
-                Playout::Deliver { no, payload } => {
-                    self.stats.delivered += 1;
-                    PeerEvent::Deliver { no, payload }
-                }
-                Playout::Skipped { no } => {
-                    self.stats.skipped += 1;
-                    PeerEvent::Skipped { no }
-                }
-            };
+            let e = self.stats.count_playout(p);
             self.event(e);
         }
     }

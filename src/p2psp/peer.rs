@@ -142,6 +142,22 @@ pub struct PeerStats {
     pub neighbours: Vec<NeighbourStats>,
 }
 
+impl PeerStats {
+    /// Count what the playout buffer gave, as the event a peer emits for it.
+    pub(crate) fn count_playout(&mut self, p: Playout) -> PeerEvent {
+        match p {
+            Playout::Deliver { no, payload } => {
+                self.delivered += 1;
+                PeerEvent::Deliver { no, payload }
+            }
+            Playout::Skipped { no } => {
+                self.skipped += 1;
+                PeerEvent::Skipped { no }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Neighbour {
     id: PeerId,
@@ -801,16 +817,7 @@ impl Peer {
             {
                 self.event(PeerEvent::HeaderChanged(h));
             }
-            let e = match ev {
-                Playout::Deliver { no, payload } => {
-                    self.stats.delivered += 1;
-                    PeerEvent::Deliver { no, payload }
-                }
-                Playout::Skipped { no } => {
-                    self.stats.skipped += 1;
-                    PeerEvent::Skipped { no }
-                }
-            };
+            let e = self.stats.count_playout(ev);
             self.event(e);
         }
     }

@@ -70,12 +70,7 @@ impl Families {
 impl RelayCollector {
     pub fn new(server: Weak<Server>) -> Self {
         let descs = Families::new()
-            .map(|f| {
-                f.collectors()
-                    .iter()
-                    .flat_map(|c| c.desc().into_iter().cloned())
-                    .collect()
-            })
+            .map(|f| crate::metrics::descs_of(&f.collectors()))
             .unwrap_or_default();
         RelayCollector { server, descs }
     }

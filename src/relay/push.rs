@@ -793,12 +793,7 @@ impl PushFamilies {
 impl PushCollector {
     pub fn new(server: Weak<Server>) -> Self {
         let descs = PushFamilies::new()
-            .map(|f| {
-                f.collectors()
-                    .iter()
-                    .flat_map(|c| c.desc().into_iter().cloned())
-                    .collect()
-            })
+            .map(|f| crate::metrics::descs_of(&f.collectors()))
             .unwrap_or_default();
         PushCollector { server, descs }
     }

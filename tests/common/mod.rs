@@ -182,3 +182,17 @@ pub fn confirmed(audio: &[u8]) -> &[u8] {
         .unwrap_or(audio.len());
     &audio[..last]
 }
+
+/// The UDP/TCP endpoint of the P2PSP splitter serving `mount`, once it is bound.
+pub async fn splitter_addr(srv: &TestServer, mount: &str) -> SocketAddr {
+    let mut addr = None;
+    wait_for("splitter bound", Duration::from_secs(5), || {
+        addr = match srv.app.server.teams.get(mount) {
+            Some(floecast::team::TeamState::Splitter { local: Some(a), .. }) => Some(a),
+            _ => None,
+        };
+        addr.is_some()
+    })
+    .await;
+    addr.expect("splitter address")
+}
