@@ -203,15 +203,6 @@ impl RelaySet {
         }
     }
 
-    /// The local mounts of the configured relays that run, in config order.
-    pub fn mounts(&self) -> Vec<String> {
-        lock(&self.inner)
-            .relays
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect()
-    }
-
     /// Is a master poller running?
     pub fn has_master(&self) -> bool {
         lock(&self.inner).master.is_some()
@@ -297,7 +288,10 @@ mod tests {
         let mut a = Config::default();
         a.relays.push(relay_config(8000));
         let same = a.clone();
-        assert!(plan(&wanted_relays(&a), &wanted_relays(&same)).keep == keys(&["/here"]));
+        assert_eq!(
+            plan(&wanted_relays(&a), &wanted_relays(&same)).keep,
+            keys(&["/here"])
+        );
 
         let mut port = a.clone();
         port.relays[0].port = 8001;
