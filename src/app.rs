@@ -41,7 +41,7 @@ impl App {
             .collect();
         tasks.extend(crate::team::spawn_all(&server));
         server.pushes.reconcile(&server);
-        tasks.extend(crate::relay::spawn_all(&server));
+        server.relay_set.reconcile(&server);
         Ok(App {
             server,
             http_addrs,
@@ -65,15 +65,9 @@ impl App {
         if config.listen != self.server.config().listen {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
         }
-        let old = self.server.config();
-        if config.relays != old.relays
-            || config.master != old.master
-            || config.relays_on_demand != old.relays_on_demand
-        {
-            tracing::warn!("relay settings changed; they take effect at the next restart");
-        }
         self.server.replace_config(config);
         self.server.pushes.reconcile(&self.server);
+        self.server.relay_set.reconcile(&self.server);
         self.server.metrics.config_reloaded(true);
         Ok(())
     }
@@ -82,6 +76,7 @@ impl App {
     pub async fn shutdown(self, grace: Duration) {
         self.server.begin_shutdown();
         self.server.pushes.stop_all();
+        self.server.relay_set.stop_all();
         for t in &self.tasks {
             t.abort();
         }

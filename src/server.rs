@@ -51,6 +51,8 @@ pub struct Server {
     pub pushes: crate::relay::push::Pushes,
     /// Relay state by local mount, for status and metrics.
     pub relays: crate::relay::Relays,
+    /// The configured pull relays and master poller that run, reconciled on reload.
+    pub relay_set: crate::relay::set::RelaySet,
     /// Cached htpasswd files of listener authentication.
     pub htpasswd: crate::listener_auth::HtpasswdFiles,
 }
@@ -73,6 +75,7 @@ impl Server {
             teams: crate::team::Teams::default(),
             pushes: crate::relay::push::Pushes::default(),
             relays: crate::relay::Relays::default(),
+            relay_set: crate::relay::set::RelaySet::default(),
             htpasswd: Default::default(),
         })
     }

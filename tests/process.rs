@@ -1,6 +1,6 @@
 //! The `floecast` binary as an operator runs it: exit code 2 and a key/line message for a bad
 //! config, the loud default-password warning, SIGHUP reloading without dropping listeners,
-//! and SIGTERM shutting down gracefully.
+//! SIGHUP starting and stopping a `[[relay]]`, and SIGTERM shutting down gracefully.
 
 mod common;
 
@@ -361,5 +361,105 @@ async fn standalone_peer_serves_players() {
         "got {} bytes",
         body.len()
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `/api/status` JSON of the server at `addr`.
+async fn api_status(addr: std::net::SocketAddr) -> serde_json::Value {
+    let r = exchange(
+        addr,
+        b"GET /api/status HTTP/1.0\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&r);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// The `relay` object of `mount` in `/api/status`, if the mount is listed.
+async fn relay_of(addr: std::net::SocketAddr, mount: &str) -> Option<serde_json::Value> {
+    let st = api_status(addr).await;
+    st["mounts"]
+        .as_array()?
+        .iter()
+        .find(|m| m["mount"] == mount)
+        .map(|m| m["relay"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_starts_and_stops_a_relay() {
+    // Upstream: an in-process server with a live source.
+    let upstream = start(test_config()).await;
+    let mut src = source(upstream.addr, "/up.mp3", "audio/mpeg", "").await;
+    let feeding = tokio::spawn(async move {
+        while src.write_all(&mp3_frames(5)).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+
+    let dir = temp_dir("relay-hup");
+    let port = free_port();
+    let path = dir.join("floecast.toml");
+    let base = format!(
+        "[[listen]]\nport = {port}\nbind-address = \"127.0.0.1\"\n[tuning]\nflush-interval-ms = 20\n"
+    );
+    std::fs::write(&path, &base).unwrap();
+    let child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let addr = wait_listening(port).await;
+    assert!(relay_of(addr, "/r.mp3").await.is_none());
+
+    // SIGHUP with a [[relay]] added: the mount goes live.
+    let relay = format!(
+        "[[relay]]\nserver = \"127.0.0.1\"\nport = {}\nmount = \"/up.mp3\"\nlocal-mount = \"/r.mp3\"\n",
+        upstream.addr.port()
+    );
+    std::fs::write(&path, format!("{base}{relay}")).unwrap();
+    signal(proc.0.id(), "HUP");
+    let mut up = false;
+    for _ in 0..100 {
+        if relay_of(addr, "/r.mp3")
+            .await
+            .is_some_and(|r| r["state"] == "up")
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the relay added by SIGHUP never came up");
+    let mut l = connect(addr).await;
+    l.write_all(b"GET /r.mp3 HTTP/1.0\r\n\r\n").await.unwrap();
+    let (head, _) = read_head(&mut l, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert!(
+        read_at_least(&mut l, 5000, Duration::from_secs(5))
+            .await
+            .len()
+            >= 5000
+    );
+
+    // SIGHUP with it removed: the mount ends and its listener is let go.
+    std::fs::write(&path, &base).unwrap();
+    signal(proc.0.id(), "HUP");
+    let _ = read_until_close(&mut l, Duration::from_secs(10)).await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if relay_of(addr, "/r.mp3").await.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the relay removed by SIGHUP still runs");
+    feeding.abort();
+    drop(proc);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,7 +1,9 @@
 //! Relays over loopback, floecast to floecast: bytes arrive unchanged, titles set upstream
 //! reach the relay's ICY listeners, listeners survive an upstream restart, on-demand relays
-//! start and stop, 302s are followed, `ICY 200 OK` and chunked upstreams work, and master
-//! relay-all follows the master's stream list.
+//! start and stop, 302s are followed, `ICY 200 OK` and chunked upstreams work, master
+//! relay-all follows the master's stream list, and a reload (`App::reload`, what SIGHUP runs)
+//! starts, restarts and stops `[[relay]]`s and the `[master]` poller while unchanged relays
+//! keep their listeners.
 
 mod common;
 
@@ -767,4 +769,294 @@ async fn on_demand_relay_starts_for_listeners_on_an_overriding_fallback() {
         s.store(true, Ordering::Relaxed);
     }
     let _ = (pacer.await, fb_pacer.await);
+}
+
+/// A server started from a TOML file, so `App::reload` can re-read it. `body` is appended to
+/// a base with a `[[listen]]` on a free loopback port.
+struct Reloadable {
+    srv: TestServer,
+    path: std::path::PathBuf,
+    base: String,
+}
+
+impl Reloadable {
+    async fn start(name: &str, body: &str) -> Reloadable {
+        let dir =
+            std::env::temp_dir().join(format!("floecast-relay-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("floecast.toml");
+        // A free port may be taken again before we bind it: retry on another.
+        for _ in 0..20 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let base = format!(
+                "[[listen]]\nport = {port}\nbind-address = \"127.0.0.1\"\n\
+                 [limits]\nclients = 1000\nsources = 16\n\
+                 [tuning]\nflush-interval-ms = 20\n"
+            );
+            std::fs::write(&path, format!("{base}{body}")).expect("write config");
+            let config = Config::load(&path).expect("config loads");
+            if let Ok(app) = floecast::app::App::start(config, Some(path.clone())) {
+                let addr = app.http_addrs[0];
+                return Reloadable {
+                    srv: TestServer { app, addr },
+                    path,
+                    base,
+                };
+            }
+        }
+        panic!("could not bind a free port");
+    }
+
+    /// Rewrite the file with `body` and reload, as SIGHUP does.
+    fn reload(&self, body: &str) {
+        std::fs::write(&self.path, format!("{}{body}", self.base)).expect("write config");
+        self.srv.app.reload().expect("reload");
+    }
+}
+
+fn relay_toml(port: u16, mount: &str, local: &str) -> String {
+    format!(
+        "[[relay]]\nserver = \"127.0.0.1\"\nport = {port}\nmount = \"{mount}\"\n\
+         local-mount = \"{local}\"\ngrace-period = 20\n"
+    )
+}
+
+/// A live (not standby) mount called `name` on `srv`.
+fn live(srv: &TestServer, name: &str) -> bool {
+    srv.app
+        .server
+        .registry
+        .get(name)
+        .is_some_and(|m| !m.is_standby() && !m.is_ended())
+}
+
+fn relay_up(srv: &TestServer, name: &str, upstream_mount: &str) -> bool {
+    srv.app.server.relays.get(name).is_some_and(|r| {
+        r.state() == floecast::relay::State::Up && r.upstream.ends_with(upstream_mount)
+    })
+}
+
+async fn metrics(addr: SocketAddr) -> String {
+    let r = exchange(addr, b"GET /metrics HTTP/1.0\r\n\r\n", T).await;
+    String::from_utf8_lossy(&r).into_owned()
+}
+
+#[tokio::test]
+async fn reload_starts_restarts_and_stops_a_relay() {
+    let a = start(test_config()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s1 = source(a.addr, "/one", "audio/mpeg", "").await;
+    let p1 = pace_source(s1, 0, 5, stop.clone());
+    let s2 = source(a.addr, "/two", "audio/mpeg", "").await;
+    let p2 = pace_source(s2, 100, 5, stop.clone());
+
+    let b = Reloadable::start("restart", "").await;
+    assert!(b.srv.app.server.relays.all().is_empty());
+    let m = metrics(b.srv.addr).await;
+    assert!(!m.contains("floecast_relay_up{"), "{m}");
+
+    // Added: the mount goes live.
+    b.reload(&relay_toml(a.addr.port(), "/one", "/r"));
+    wait_for("the added relay up", T, || {
+        relay_up(&b.srv, "/r", "/one") && live(&b.srv, "/r")
+    })
+    .await;
+    let (mut l1, head, _) = listen(b.srv.addr, "/r", false).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(read_at_least(&mut l1, 10_000, T).await.len() >= 10_000);
+    let first = b.srv.app.server.relays.get("/r").expect("relay state");
+    let first_mount = b.srv.app.server.registry.get("/r").expect("mount");
+
+    // Changed: the relay restarts against the other upstream mount. This mount has no
+    // fallback, so its listener is let go, as on any relay stop.
+    b.reload(&relay_toml(a.addr.port(), "/two", "/r"));
+    wait_for("the changed relay up on /two", T, || {
+        relay_up(&b.srv, "/r", "/two") && live(&b.srv, "/r")
+    })
+    .await;
+    let second = b.srv.app.server.relays.get("/r").expect("relay state");
+    assert!(
+        !Arc::ptr_eq(&first, &second),
+        "a changed relay is a new relay"
+    );
+    assert_eq!(second.attempts.load(Ordering::Relaxed), 1);
+    assert!(first_mount.is_ended(), "the old relay's mount ended");
+    let _ = read_until_close(&mut l1, T).await;
+    let (mut l2, head, _) = listen(b.srv.addr, "/r", false).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(read_at_least(&mut l2, 10_000, T).await.len() >= 10_000);
+    let m = metrics(b.srv.addr).await;
+    assert!(m.contains("floecast_relay_up{mount=\"/r\"} 1"), "{m}");
+    let st = api_status(b.srv.addr).await;
+    let m = mount_json(&st, "/r").expect("mount in status");
+    assert!(
+        m["relay"]["upstream"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/two")),
+        "{m}"
+    );
+
+    // Removed: the mount ends, its listener is let go, and status and metrics forget it.
+    b.reload("");
+    wait_for("the removed relay gone", T, || {
+        b.srv.app.server.relays.get("/r").is_none() && b.srv.app.server.registry.get("/r").is_none()
+    })
+    .await;
+    let _ = read_until_close(&mut l2, T).await;
+    let st = api_status(b.srv.addr).await;
+    assert!(mount_json(&st, "/r").is_none(), "{st}");
+    // Listener counters keep their history; relay series go with the relay.
+    let m = metrics(b.srv.addr).await;
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("floecast_relay_") && l.contains("mount=\"/r\"")),
+        "{m}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = p1.await;
+    let _ = p2.await;
+}
+
+#[tokio::test]
+async fn an_unchanged_relay_keeps_its_listener_across_reloads() {
+    let a = start(test_config()).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s1 = source(a.addr, "/one", "audio/mpeg", "").await;
+    let pacer = pace_source(s1, 0, 5, stop.clone());
+
+    let kept = relay_toml(a.addr.port(), "/one", "/kept");
+    let b = Reloadable::start("unchanged", &kept).await;
+    wait_for("the relay up", T, || {
+        relay_up(&b.srv, "/kept", "/one") && live(&b.srv, "/kept")
+    })
+    .await;
+    let (mut l, head, _) = listen(b.srv.addr, "/kept", false).await;
+    assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
+    assert!(read_at_least(&mut l, 10_000, T).await.len() >= 10_000);
+    let status = b.srv.app.server.relays.get("/kept").expect("relay state");
+    let mount = b.srv.app.server.registry.get("/kept").expect("mount");
+    let attempts = status.attempts.load(Ordering::Relaxed);
+
+    // Reload twice: once unchanged, once with another relay added next to it.
+    b.reload(&kept);
+    b.reload(&format!(
+        "{kept}{}",
+        relay_toml(a.addr.port(), "/one", "/other")
+    ));
+    wait_for("the added relay up", T, || {
+        relay_up(&b.srv, "/other", "/one")
+    })
+    .await;
+    assert!(read_at_least(&mut l, 30_000, T).await.len() >= 30_000);
+    let now = b.srv.app.server.relays.get("/kept").expect("relay state");
+    assert!(Arc::ptr_eq(&status, &now), "the relay was restarted");
+    assert_eq!(
+        now.attempts.load(Ordering::Relaxed),
+        attempts,
+        "it reconnected"
+    );
+    assert_eq!(now.state(), floecast::relay::State::Up);
+    assert!(Arc::ptr_eq(
+        &mount,
+        &b.srv.app.server.registry.get("/kept").expect("mount")
+    ));
+    assert_eq!(mount.listener_count(), 1);
+    stop.store(true, Ordering::Relaxed);
+    let _ = pacer.await;
+}
+
+#[tokio::test]
+async fn reload_starts_changes_and_removes_the_master() {
+    let mut ca = test_config();
+    ca.auth.relay_password = "r3lay".into();
+    let a = start(ca).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s1 = source(a.addr, "/m1", "audio/mpeg", "").await;
+    let pacer = pace_source(s1, 0, 5, stop.clone());
+    let master = |interval: u64| {
+        format!(
+            "[master]\nserver = \"127.0.0.1\"\nport = {}\nusername = \"relay\"\n\
+             password = \"r3lay\"\nupdate-interval = {interval}\ngrace-period = 1\n",
+            a.addr.port()
+        )
+    };
+
+    let b = Reloadable::start("master", "").await;
+    b.reload(&master(1));
+    wait_for("the master's relay up", T, || {
+        relay_up(&b.srv, "/m1", "/m1") && live(&b.srv, "/m1")
+    })
+    .await;
+    let first = b.srv.app.server.relays.get("/m1").expect("relay state");
+
+    // Unchanged: the master's relay keeps running.
+    b.reload(&master(1));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let same = b.srv.app.server.relays.get("/m1").expect("relay state");
+    assert!(Arc::ptr_eq(&first, &same), "an unchanged master restarted");
+
+    // Changed: the poller restarts, and with it the relays it started.
+    b.reload(&master(2));
+    wait_for("a fresh relay for the changed master", T, || {
+        b.srv
+            .app
+            .server
+            .relays
+            .get("/m1")
+            .is_some_and(|r| !Arc::ptr_eq(&r, &first) && r.state() == floecast::relay::State::Up)
+    })
+    .await;
+
+    // Removed: the poller stops and its relays stop with it.
+    b.reload("");
+    wait_for("the master's relay gone", T, || {
+        b.srv.app.server.relays.get("/m1").is_none()
+            && b.srv.app.server.registry.get("/m1").is_none()
+    })
+    .await;
+    assert!(!b.srv.app.server.relay_set.has_master());
+    stop.store(true, Ordering::Relaxed);
+    let _ = pacer.await;
+}
+
+#[tokio::test]
+async fn a_relay_added_by_reload_takes_a_mount_over_from_the_master() {
+    let mut ca = test_config();
+    ca.auth.relay_password = "r3lay".into();
+    let a = start(ca).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let s1 = source(a.addr, "/m1", "audio/mpeg", "").await;
+    let p1 = pace_source(s1, 0, 5, stop.clone());
+    let s2 = source(a.addr, "/m2", "audio/mpeg", "").await;
+    let p2 = pace_source(s2, 100, 5, stop.clone());
+    let master = format!(
+        "[master]\nserver = \"127.0.0.1\"\nport = {}\nusername = \"relay\"\n\
+         password = \"r3lay\"\nupdate-interval = 1\ngrace-period = 1\n",
+        a.addr.port()
+    );
+    let b = Reloadable::start("takeover", &master).await;
+    wait_for("the master's relay up", T, || {
+        relay_up(&b.srv, "/m1", "/m1")
+    })
+    .await;
+
+    // A configured relay for /m1 wins: the master's relay gives way at its next poll.
+    b.reload(&format!(
+        "{master}{}",
+        relay_toml(a.addr.port(), "/m2", "/m1")
+    ));
+    wait_for("the configured relay on /m1", T, || {
+        relay_up(&b.srv, "/m1", "/m2") && live(&b.srv, "/m1")
+    })
+    .await;
+    assert!(
+        relay_up(&b.srv, "/m2", "/m2"),
+        "the master still relays /m2"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = p1.await;
+    let _ = p2.await;
 }

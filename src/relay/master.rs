@@ -1,6 +1,9 @@
 //! Master relay-all: poll a master's `/admin/streamlist.txt` every update interval and keep
 //! one pull relay per listed mount, starting relays for new lines and stopping those whose
-//! lines disappeared. A failed poll keeps the running relays (icecast does the same).
+//! lines disappeared. A failed poll keeps the running relays (icecast does the same). A
+//! configured `[[relay]]` for the same local mount wins: the master's relay gives way at the
+//! next poll. When the poller stops (the `[master]` section was removed or changed by a
+//! reload), the relays it started stop with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,25 +63,46 @@ struct Running {
     _stop: watch::Sender<bool>,
 }
 
-/// Poll the master until shutdown.
-pub async fn run(server: Arc<Server>, cfg: MasterConfig) {
+fn is_stopped(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
+}
+
+/// Poll the master until shutdown or until `stop` turns true (or its sender is dropped).
+/// The relays it started stop when it returns (their stop senders are dropped with it).
+pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiver<bool>) {
     let mut running: HashMap<String, Running> = HashMap::new();
+    let master = format!("{}:{}", cfg.server, cfg.port);
+    tracing::info!(%master, "master relay poller starting");
     loop {
-        if server.is_shutting_down() {
+        if server.is_shutting_down() || is_stopped(&stop) {
             break;
         }
-        match client::streamlist(
+        let list = client::streamlist(
             &cfg.server,
             cfg.port,
             &cfg.username,
             &cfg.password,
             LIST_TIMEOUT,
-        )
-        .await
-        {
+        );
+        let listed = tokio::select! {
+            r = list => Some(r),
+            r = stop.changed() => if r.is_err() || *stop.borrow() { None } else { continue },
+        };
+        let Some(listed) = listed else { break };
+        match listed {
             Ok(body) => {
                 let wanted = parse_streamlist(&body, &cfg.server, cfg.port);
+                let config = server.config();
+                // A configured [[relay]] for the same mount wins.
+                let configured = |mount: &str| config.relays.iter().any(|r| r.local_mount == mount);
                 running.retain(|mount, r| {
+                    if configured(mount) {
+                        tracing::info!(
+                            mount,
+                            "a configured relay feeds this mount; stopping the master's relay"
+                        );
+                        return false;
+                    }
                     let keep = wanted.iter().any(|(m, u)| m == mount && *u == r.url);
                     if !keep {
                         tracing::info!(
@@ -88,13 +112,9 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig) {
                     }
                     keep
                 });
-                let server_id = server.config().server_id.clone();
+                let server_id = config.server_id.clone();
                 for (mount, url) in wanted {
-                    if running.contains_key(&mount) {
-                        continue;
-                    }
-                    // A configured [[relay]] for the same mount wins.
-                    if server.relays.get(&mount).is_some() {
+                    if running.contains_key(&mount) || configured(&mount) {
                         continue;
                     }
                     let relay = PullRelay {
@@ -115,19 +135,20 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig) {
                     running.insert(mount, Running { url, _stop: tx });
                 }
             }
-            Err(e) => tracing::warn!(
-                master = %format!("{}:{}", cfg.server, cfg.port),
-                "cannot read the master's stream list: {e}"
-            ),
+            Err(e) => tracing::warn!(%master, "cannot read the master's stream list: {e}"),
         }
         let shutdown = server.shutdown_notified();
-        if server.is_shutting_down() {
+        if server.is_shutting_down() || is_stopped(&stop) {
             break;
         }
         tokio::select! {
             _ = tokio::time::sleep(cfg.update_interval) => {}
             _ = shutdown => break,
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
         }
+    }
+    if !running.is_empty() {
+        tracing::info!(%master, relays = running.len(), "master relay poller stopped; stopping its relays");
     }
 }
 

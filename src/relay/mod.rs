@@ -1,7 +1,8 @@
 //! Relays: floecast as a client of other Icecast-compatible servers. A pull relay
 //! ([`pull`]) feeds a local mount from an upstream stream through an ordinary source session;
 //! the master poller ([`master`]) starts and stops pull relays as a master's mounts come and
-//! go. [`head`] is the sans-IO protocol, [`client`] its I/O. A push relay ([`push`], with
+//! go; [`set`] keeps both in step with the config across reloads. [`head`] is the sans-IO
+//! protocol, [`client`] its I/O. A push relay ([`push`], with
 //! its sans-IO half [`push_proto`]) sends a local mount to a remote server as its source.
 //! Nothing here touches listeners: relays only read or feed mounts through the mount API.
 
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod pull;
 pub mod push;
 pub mod push_proto;
+pub mod set;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
@@ -20,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use crate::mount::lock;
-use crate::server::Server;
 
 /// What a relay is doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,33 +240,6 @@ pub fn jitter_seed(name: &str) -> u64 {
         .unwrap_or(0);
     h.write_u64(nanos);
     h.finish()
-}
-
-/// Start the configured relays and the master poller.
-pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
-    let config = server.config();
-    let mut tasks = Vec::new();
-    for r in &config.relays {
-        match pull::PullRelay::from_config(r, &config.server_id) {
-            Some(relay) => {
-                let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-                let server = server.clone();
-                tasks.push(tokio::spawn(async move {
-                    // The sender lives as long as the task: configured relays stop only at
-                    // shutdown.
-                    let _keep = _stop_tx;
-                    pull::run(server, relay, stop).await;
-                }));
-            }
-            None => {
-                tracing::warn!(mount = %r.local_mount, "relay has an unusable upstream; not started")
-            }
-        }
-    }
-    if let Some(m) = &config.master {
-        tasks.push(tokio::spawn(master::run(server.clone(), m.clone())));
-    }
-    tasks
 }
 
 #[cfg(test)]

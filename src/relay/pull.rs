@@ -32,6 +32,8 @@ const GRACE_BACKOFF_MIN: Duration = Duration::from_millis(500);
 const GRACE_BACKOFF_MAX: Duration = Duration::from_secs(4);
 /// How often an on-demand relay looks at its listener count.
 const IDLE_CHECK: Duration = Duration::from_millis(500);
+/// How often a relay waits for the relay it replaces to let go of the mount.
+const REGISTER_RETRY: Duration = Duration::from_millis(100);
 
 const STOP_REMOVED: &str = "relay removed";
 const STOP_IDLE: &str = "no listeners";
@@ -81,13 +83,24 @@ enum Outcome {
 
 /// Run `relay` until shutdown or until `stop` turns true (or its sender is dropped).
 pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receiver<bool>) {
-    let Some(status) =
-        server
-            .relays
-            .register(&relay.local_mount, relay.url.to_string(), relay.on_demand)
-    else {
-        tracing::warn!(mount = %relay.local_mount, "another relay already feeds this mount");
-        return;
+    // A relay being replaced (a reload changed it, or a master relay gives way to a
+    // configured one) still holds the name until it has ended its mount: wait for it.
+    let mut waited = false;
+    let status = loop {
+        if let Some(s) =
+            server
+                .relays
+                .register(&relay.local_mount, relay.url.to_string(), relay.on_demand)
+        {
+            break s;
+        }
+        if !waited {
+            tracing::info!(mount = %relay.local_mount, "another relay still feeds this mount; waiting for it to stop");
+            waited = true;
+        }
+        if !pause(&server, &mut stop, REGISTER_RETRY).await {
+            return;
+        }
     };
     tracing::info!(mount = %relay.local_mount, upstream = %relay.url, on_demand = relay.on_demand, "relay starting");
     let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, jitter_seed(&relay.local_mount));
@@ -137,7 +150,10 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
             continue;
         }
         status.attempt();
-        match client::open(&relay.url, &relay.request, relay.bind).await {
+        let Some(opened) = open_unless_stopped(&server, &relay, &mut stop).await else {
+            break;
+        };
+        match opened {
             Ok(up) => {
                 tracing::info!(mount = %relay.local_mount, upstream = %up.url, "relay connected");
                 backoff.reset();
@@ -284,9 +300,17 @@ async fn serve(
                 break None;
             }
             status.attempt();
-            match client::open(&relay.url, &relay.request, relay.bind).await {
-                Ok(u) => break Some(u),
-                Err(e) => status.failed(e.to_string()),
+            match open_unless_stopped(server, relay, stop).await {
+                Some(Ok(u)) => break Some(u),
+                Some(Err(e)) => status.failed(e.to_string()),
+                None if server.is_shutting_down() => {
+                    session.end(EndReason::Shutdown);
+                    return (Outcome::Stop, info);
+                }
+                None => {
+                    session.end(EndReason::Stopped(STOP_REMOVED));
+                    return (Outcome::Stop, info);
+                }
             }
         };
         match next {
@@ -349,6 +373,31 @@ async fn stop_or_idle(
                     idle_since = None;
                 }
             }
+        }
+    }
+}
+
+/// Connect to the upstream; `None` when the relay is stopped (or the server shuts down)
+/// first, so a removed relay does not sit out a connect timeout.
+async fn open_unless_stopped(
+    server: &Server,
+    relay: &PullRelay,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Result<Upstream, client::FetchError>> {
+    let shutdown = server.shutdown_notified();
+    if stopped(server, stop) {
+        return None;
+    }
+    let open = client::open(&relay.url, &relay.request, relay.bind);
+    tokio::pin!(open);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            r = &mut open => return Some(r),
+            _ = &mut shutdown => return None,
+            r = stop.changed() => if r.is_err() || *stop.borrow() {
+                return None;
+            },
         }
     }
 }
