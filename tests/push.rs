@@ -639,6 +639,7 @@ async fn a_p2psp_peer_mount_is_pushed() {
             buffer: 256,
             max_chunk: 16_384,
             compat: false,
+            ..Default::default()
         })),
         ..Default::default()
     });

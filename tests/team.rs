@@ -30,6 +30,7 @@ fn splitter_settings() -> SplitterSettings {
         buffer: 256,
         max_chunk: 16_384,
         compat: false,
+        ..Default::default()
     }
 }
 

@@ -26,6 +26,7 @@ fn gen_c_splitter() -> SplitterSettings {
         buffer: 256,
         max_chunk: C,
         compat: true,
+        ..Default::default()
     }
 }
 

@@ -478,6 +478,8 @@ struct RawP2psp {
     max_peers: Option<Spanned<usize>>,
     buffer: Option<Spanned<u32>>,
     max_chunk: Option<Spanned<usize>>,
+    monitors: Option<Spanned<usize>>,
+    peer_timeout: Option<Spanned<u64>>,
     codec: Option<Spanned<String>>,
     /// A peer that also serves a team: that team's codec (`codec` is the joined team's).
     serve_codec: Option<Spanned<String>>,
@@ -558,6 +560,27 @@ fn p2psp_config(
                 ));
             }
         }
+        let monitors = raw
+            .monitors
+            .as_ref()
+            .map_or(super::SplitterSettings::DEFAULT_MONITORS, |m| *m.get_ref());
+        if let Some(m) = &raw.monitors {
+            if !(1..=32).contains(m.get_ref()) {
+                return Err(src.invalid(m.span(), &k("monitors"), "must be between 1 and 32"));
+            }
+        }
+        let peer_timeout = match &raw.peer_timeout {
+            None => super::SplitterSettings::DEFAULT_PEER_TIMEOUT,
+            // Peers report every second: below 2 s a single lost report would expel them.
+            Some(t) if (2..=60).contains(t.get_ref()) => Duration::from_secs(*t.get_ref()),
+            Some(t) => {
+                return Err(src.invalid(
+                    t.span(),
+                    &k("peer-timeout"),
+                    "must be between 2 and 60 seconds",
+                ));
+            }
+        };
         let compat = if peer {
             codec(&raw.serve_codec, "serve-codec")?
         } else {
@@ -575,6 +598,8 @@ fn p2psp_config(
             buffer,
             max_chunk,
             compat,
+            monitors,
+            peer_timeout,
         }))
     };
     if !peer && let Some(c) = &raw.serve_codec {
@@ -1280,7 +1305,9 @@ mod tests {
                     max_peers: 100,
                     buffer: 128,
                     max_chunk: 16_384,
-                    compat: false
+                    compat: false,
+                    monitors: 3,
+                    peer_timeout: Duration::from_secs(3)
                 }
             ))
         );
@@ -1314,6 +1341,25 @@ mod tests {
                      codec = \"gen-d\" }\n",
         );
         assert_eq!(e.key(), Some("mount[0].p2psp.codec"));
+        let c = ok(
+            "[[mount]]\nname = \"/m\"\np2psp = { role = \"splitter\", port = 9, \
+                    monitors = 5, peer-timeout = 10 }\n",
+        );
+        let s = c
+            .mount("/m")
+            .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
+            .expect("splitter");
+        assert_eq!((s.monitors, s.peer_timeout), (5, Duration::from_secs(10)));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\np2psp = { role = \"splitter\", port = 9, \
+                     peer-timeout = 1 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.peer-timeout"));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\np2psp = { role = \"splitter\", port = 9, \
+                     monitors = 0 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.monitors"));
         let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\" }\n");
         assert_eq!(
             (e.line(), e.key()),

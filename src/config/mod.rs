@@ -258,6 +258,31 @@ pub struct SplitterSettings {
     pub max_chunk: usize,
     /// Speak the 2018 C++ reference's format (Gen C) instead of the native one.
     pub compat: bool,
+    /// Peers granted the monitor role (their loss reports drive lost-chunk recovery).
+    pub monitors: usize,
+    /// A native peer silent this long is dropped from the team.
+    pub peer_timeout: Duration,
+}
+
+impl SplitterSettings {
+    pub const DEFAULT_MONITORS: usize = 3;
+    pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(3);
+}
+
+/// The config file's defaults, on port 0 (any free port).
+impl Default for SplitterSettings {
+    fn default() -> Self {
+        SplitterSettings {
+            port: 0,
+            bind_address: None,
+            max_peers: 100,
+            buffer: 256,
+            max_chunk: 16_384,
+            compat: false,
+            monitors: Self::DEFAULT_MONITORS,
+            peer_timeout: Self::DEFAULT_PEER_TIMEOUT,
+        }
+    }
 }
 
 /// One push relay: send local `mount` to `server:port` as the source of `remote_mount`.

@@ -35,10 +35,6 @@ struct Join {
     reply: oneshot::Sender<Bytes>,
 }
 
-/// A peer silent this long is dropped.
-const PEER_TIMEOUT: Duration = Duration::from_secs(3);
-/// Peers that report lost chunks (the first ones to join).
-const TEAM_MONITORS: usize = 3;
 /// Most join exchanges in progress at once.
 const MAX_JOINING: usize = 256;
 /// Most join requests waiting at once; more are refused by closing.
@@ -56,6 +52,8 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         buffer,
         max_chunk,
         compat,
+        monitors,
+        peer_timeout,
     }) = server
         .config()
         .mount(&mount_name)
@@ -84,12 +82,11 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         } else {
             Codec::Native
         },
-        // Several monitors, so lost-chunk recovery survives one of them leaving.
-        number_of_monitors: TEAM_MONITORS,
-        // Three missed keepalives. A vanished peer's chunks are lost to the whole team until
-        // it is dropped (and, if it was a monitor, replaced), so this must stay well inside
-        // the playout window for recovery to catch up.
-        peer_timeout: PEER_TIMEOUT,
+        // Several monitors (3 by default), so lost-chunk recovery survives one leaving.
+        number_of_monitors: monitors,
+        // Three missed reports by default. A vanished peer is passed over after 1.5 and its
+        // monitor role handed on, but it stays listed (and counted) until this timeout.
+        peer_timeout,
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
