@@ -15,10 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(3);
-/// `admin:hackme`, `relay:hackme`, `source:hackme`.
-const ADMIN: &str = "Authorization: Basic YWRtaW46aGFja21l\r\n";
+/// `relay:hackme` (`ADMIN` and `SOURCE` come from `common`).
 const RELAY: &str = "Authorization: Basic cmVsYXk6aGFja21l\r\n";
-const SOURCE: &str = "Authorization: Basic c291cmNlOmhhY2ttZQ==\r\n";
 
 struct Reply {
     status: u16,
@@ -41,41 +39,15 @@ impl Reply {
 
 async fn get(addr: SocketAddr, path: &str, headers: &str) -> Reply {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}\r\n");
-    let raw = exchange(addr, req.as_bytes(), T).await;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
+    let (status, head, body) = split_reply(&exchange(addr, req.as_bytes(), T).await);
+    Reply { status, head, body }
 }
 
 /// A listener on `mount` that has read its response head.
 async fn listener(addr: SocketAddr, mount: &str) -> TcpStream {
-    let mut s = connect(addr).await;
-    s.write_all(format!("GET {mount} HTTP/1.0\r\nUser-Agent: test/1.0\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let (head, _) = read_head(&mut s, T).await;
+    let (head, s) = listen(addr, mount, "", T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     s
-}
-
-async fn wait_listeners(srv: &TestServer, mount: &str, n: usize) {
-    wait_for(&format!("{n} listeners on {mount}"), T, || {
-        srv.app
-            .server
-            .registry
-            .get(mount)
-            .is_some_and(|m| m.listener_count() == n)
-    })
-    .await;
 }
 
 /// Element names in document order (`<a>`, not `</a>`), for shape comparisons.
@@ -253,7 +225,7 @@ async fn stats_document() {
     .await;
     src.write_all(&mp3_frames(20)).await.unwrap();
     let _l = listener(srv.addr, "/live.mp3").await;
-    wait_listeners(&srv, "/live.mp3", 1).await;
+    wait_listeners(&srv, "/live.mp3", 1, T).await;
 
     let r = get(srv.addr, "/admin/stats", ADMIN).await;
     assert!(
@@ -375,7 +347,7 @@ async fn listmounts_listclients_and_updatemetadata_shapes() {
     src.write_all(&mp3_frames(10)).await.unwrap();
     let _ogg = source(srv.addr, "/live.ogg", "application/ogg", "").await;
     let _l = listener(srv.addr, "/live.mp3").await;
-    wait_listeners(&srv, "/live.mp3", 1).await;
+    wait_listeners(&srv, "/live.mp3", 1, T).await;
 
     let r = get(srv.addr, "/admin/listmounts", ADMIN).await;
     assert_eq!(
@@ -422,7 +394,7 @@ async fn killclient_drops_exactly_that_listener() {
     src.write_all(&mp3_frames(5)).await.unwrap();
     let mut first = listener(srv.addr, "/k.mp3").await;
     let mut second = listener(srv.addr, "/k.mp3").await;
-    wait_listeners(&srv, "/k.mp3", 2).await;
+    wait_listeners(&srv, "/k.mp3", 2, T).await;
 
     let clients = get(srv.addr, "/admin/listclients.json?mount=/k.mp3", ADMIN)
         .await
@@ -451,7 +423,7 @@ async fn killclient_drops_exactly_that_listener() {
     );
     // The first listener (lowest id) is closed; the other keeps streaming.
     let _ = read_until_close(&mut first, T).await;
-    wait_listeners(&srv, "/k.mp3", 1).await;
+    wait_listeners(&srv, "/k.mp3", 1, T).await;
     let _ = read_at_least(&mut second, 1, Duration::from_millis(200)).await;
     src.write_all(&mp3_frame(false, 0xEE).repeat(4))
         .await
@@ -486,7 +458,7 @@ async fn moveclients_moves_listeners() {
         .await
         .unwrap();
     let mut l = listener(srv.addr, "/a").await;
-    wait_listeners(&srv, "/a", 1).await;
+    wait_listeners(&srv, "/a", 1, T).await;
 
     // Without a destination: the other mounts to choose from.
     let r = get(srv.addr, "/admin/moveclients?mount=/a", ADMIN).await;
@@ -529,8 +501,8 @@ async fn moveclients_moves_listeners() {
         r.body,
         "<?xml version=\"1.0\"?>\n<iceresponse><message>Clients moved from /a to /b</message><return>1</return></iceresponse>\n"
     );
-    wait_listeners(&srv, "/b", 1).await;
-    wait_listeners(&srv, "/a", 0).await;
+    wait_listeners(&srv, "/b", 1, T).await;
+    wait_listeners(&srv, "/a", 0, T).await;
     let _ = read_at_least(&mut l, 1, Duration::from_millis(200)).await;
     b.write_all(&mp3_frame(false, 0xBB).repeat(4))
         .await
@@ -554,7 +526,7 @@ async fn killsource_moves_listeners_to_the_fallback() {
         .await
         .unwrap();
     let mut l = listener(srv.addr, "/main").await;
-    wait_listeners(&srv, "/main", 1).await;
+    wait_listeners(&srv, "/main", 1, T).await;
 
     let r = get(srv.addr, "/admin/killsource?mount=/main", ADMIN).await;
     assert_eq!(
@@ -565,7 +537,7 @@ async fn killsource_moves_listeners_to_the_fallback() {
         !srv.app.server.registry.contains("/main")
     })
     .await;
-    wait_listeners(&srv, "/backup", 1).await;
+    wait_listeners(&srv, "/backup", 1, T).await;
     // The source's connection is closed.
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(T, main.read_to_end(&mut rest)).await;
@@ -591,7 +563,7 @@ async fn fallbacks_command_sets_where_listeners_go() {
     let mut y = source(srv.addr, "/y", "audio/mpeg", "").await;
     x.write_all(&mp3_frames(4)).await.unwrap();
     let mut l = listener(srv.addr, "/x").await;
-    wait_listeners(&srv, "/x", 1).await;
+    wait_listeners(&srv, "/x", 1, T).await;
 
     let r = get(srv.addr, "/admin/fallbacks?mount=/x&fallback=/y", ADMIN).await;
     assert_eq!(r.status, 200);
@@ -609,7 +581,7 @@ async fn fallbacks_command_sets_where_listeners_go() {
 
     // The source leaves: its listener goes to the new fallback.
     drop(x);
-    wait_listeners(&srv, "/y", 1).await;
+    wait_listeners(&srv, "/y", 1, T).await;
     let _ = read_at_least(&mut l, 1, Duration::from_millis(200)).await;
     y.write_all(&mp3_frame(false, 0xCD).repeat(4))
         .await
@@ -660,7 +632,7 @@ async fn json_variants() {
     .await;
     src.write_all(&mp3_frames(10)).await.unwrap();
     let _l = listener(srv.addr, "/j.mp3").await;
-    wait_listeners(&srv, "/j.mp3", 1).await;
+    wait_listeners(&srv, "/j.mp3", 1, T).await;
 
     let r = get(srv.addr, "/admin/stats.json", ADMIN).await;
     assert_eq!(r.status, 200);
@@ -779,7 +751,7 @@ async fn status_json_xsl_with_zero_one_and_two_mounts() {
     a.write_all(&mp3_frames(10)).await.unwrap();
     let _h = source(srv.addr, "/hidden", "audio/mpeg", "").await;
     let _l = listener(srv.addr, "/a").await;
-    wait_listeners(&srv, "/a", 1).await;
+    wait_listeners(&srv, "/a", 1, T).await;
     let r = get(
         srv.addr,
         "/admin/metadata?mount=/a&mode=updinfo&song=Artist%20-%20Title",
@@ -876,7 +848,7 @@ async fn status_pages_and_api_status() {
     .await;
     s.write_all(&mp3_frames(30)).await.unwrap();
     let _l = listener(srv.addr, "/s.mp3").await;
-    wait_listeners(&srv, "/s.mp3", 1).await;
+    wait_listeners(&srv, "/s.mp3", 1, T).await;
     get(
         srv.addr,
         "/admin/metadata?mount=/s.mp3&mode=updinfo&artist=A&title=B",

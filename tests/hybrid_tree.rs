@@ -10,21 +10,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use interop_support::{Proc, TempDir, assert_decodes, ffmpeg_source, have_all};
+use common::free_tcp_udp_port;
+use interop_support::{OGG_VORBIS_ARGS, Proc, TempDir, assert_decodes, ffmpeg_source, have_all};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_floecast");
-
-/// A port free for TCP and UDP on loopback (splitters use both with one number).
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = tcp.local_addr().expect("local addr").port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 fn server(dir: &TempDir, name: &str, port: u16, mounts: &str) -> Proc {
     let path = dir.join(&format!("{name}.toml"));
@@ -92,8 +82,13 @@ async fn three_processes_and_a_stand_alone_peer_decode_everywhere() {
         return;
     }
     let dir = TempDir::new("tree");
-    let (pa, pb, pc, pd) = (free_port(), free_port(), free_port(), free_port());
-    let (team_a, team_c) = (free_port(), free_port());
+    let (pa, pb, pc, pd) = (
+        free_tcp_udp_port(),
+        free_tcp_udp_port(),
+        free_tcp_udp_port(),
+        free_tcp_udp_port(),
+    );
+    let (team_a, team_c) = (free_tcp_udp_port(), free_tcp_udp_port());
 
     let mut a = server(
         &dir,
@@ -141,18 +136,7 @@ async fn three_processes_and_a_stand_alone_peer_decode_everywhere() {
     }
     let mut src = Proc::spawn(
         "ffmpeg source",
-        ffmpeg_source(
-            a_addr,
-            "/tree.ogg",
-            &[
-                "-c:a",
-                "libvorbis",
-                "-content_type",
-                "application/ogg",
-                "-f",
-                "ogg",
-            ],
-        ),
+        ffmpeg_source(a_addr, "/tree.ogg", OGG_VORBIS_ARGS),
         log(&dir, "source"),
     );
     let t = Duration::from_secs(20);

@@ -11,19 +11,8 @@ use std::time::Duration;
 
 use floecast::config::{ListenerAuth, MountConfig};
 use interop_support::{
-    Proc, TempDir, assert_decodes, ffmpeg_decode, ffmpeg_source, have_all, run, wait_live,
+    MP3_ARGS, TempDir, assert_decodes, ffmpeg_decode, ffmpeg_source_live, have_all, run,
 };
-
-const MP3_ARGS: &[&str] = &[
-    "-c:a",
-    "libmp3lame",
-    "-b:a",
-    "128k",
-    "-content_type",
-    "audio/mpeg",
-    "-f",
-    "mp3",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_and_curl_as_authenticated_listeners() {
@@ -44,18 +33,7 @@ async fn ffmpeg_and_curl_as_authenticated_listeners() {
         ..Default::default()
     });
     let srv = common::start(config).await;
-    let mut source = Proc::spawn(
-        "ffmpeg source",
-        ffmpeg_source(srv.addr, "/auth.mp3", MP3_ARGS),
-        tmp.join("source.log"),
-    );
-    wait_live(
-        &srv.app.server,
-        "/auth.mp3",
-        &mut source,
-        Duration::from_secs(15),
-    )
-    .await;
+    let _source = ffmpeg_source_live(&srv, "/auth.mp3", MP3_ARGS, tmp.join("source.log")).await;
 
     // ffmpeg sends the URL's credentials as Basic auth.
     assert_decodes(&format!("http://alice:secret@{}/auth.mp3", srv.addr), 2).await;

@@ -9,22 +9,10 @@ mod interop_support;
 use std::time::Duration;
 
 use interop_support::{
-    Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, header, raw_get,
-    raw_get_ogg, run, wait_gone, wait_live,
+    OGG_VORBIS_SHORT_PAGE_ARGS, Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source,
+    ffmpeg_source_live, have_all, header, mp3_args_named, raw_get, raw_get_ogg, run, wait_gone,
+    wait_live,
 };
-
-const MP3_ARGS: &[&str] = &[
-    "-c:a",
-    "libmp3lame",
-    "-b:a",
-    "128k",
-    "-content_type",
-    "audio/mpeg",
-    "-ice_name",
-    "ff mp3",
-    "-f",
-    "mp3",
-];
 
 /// ffmpeg sources MP3; ffmpeg decodes it cleanly, ffprobe sees mp3/44.1 kHz/stereo, listeners
 /// get `icy-name` from the source's `Ice-Name`, and the mount ends when the source goes.
@@ -35,16 +23,11 @@ async fn ffmpeg_mp3_source_and_listeners() {
     }
     let srv = common::start(common::test_config()).await;
     let tmp = TempDir::new("ffmp3");
-    let mut source = Proc::spawn(
-        "ffmpeg source",
-        ffmpeg_source(srv.addr, "/ff.mp3", MP3_ARGS),
-        tmp.join("source.log"),
-    );
-    wait_live(
-        &srv.app.server,
+    let mut source = ffmpeg_source_live(
+        &srv,
         "/ff.mp3",
-        &mut source,
-        Duration::from_secs(15),
+        &mp3_args_named("ff mp3"),
+        tmp.join("source.log"),
     )
     .await;
     let url = format!("http://{}/ff.mp3", srv.addr);
@@ -175,16 +158,7 @@ async fn ffmpeg_ogg_vorbis_late_listener() {
     ogg_late_join(
         "ffmpeg_ogg_vorbis_late_listener",
         "/ff.ogg",
-        &[
-            "-c:a",
-            "libvorbis",
-            "-content_type",
-            "application/ogg",
-            "-page_duration",
-            "100000",
-            "-f",
-            "ogg",
-        ],
+        OGG_VORBIS_SHORT_PAGE_ARGS,
         b"\x01vorbis",
         b"\x03vorbis",
     )
@@ -224,16 +198,11 @@ async fn ffmpeg_listener_sees_icy_title() {
     }
     let srv = common::start(common::test_config()).await;
     let tmp = TempDir::new("fficy");
-    let mut source = Proc::spawn(
-        "ffmpeg source",
-        ffmpeg_source(srv.addr, "/ff.mp3", MP3_ARGS),
-        tmp.join("source.log"),
-    );
-    wait_live(
-        &srv.app.server,
+    let mut source = ffmpeg_source_live(
+        &srv,
         "/ff.mp3",
-        &mut source,
-        Duration::from_secs(15),
+        &mp3_args_named("ff mp3"),
+        tmp.join("source.log"),
     )
     .await;
 

@@ -7,8 +7,6 @@
 mod common;
 mod interop_support;
 
-use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -16,118 +14,13 @@ use floecast::config::{PushConfig, PushProtocol};
 use floecast::relay::push::{PushPhase, PushState};
 use floecast::server::Server;
 use interop_support::{
-    Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, header, raw_get,
-    raw_get_ogg, running_as_root, user_ids, wait_live,
+    Icecast2, OGG_VORBIS_ARGS, Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source,
+    header, mp3_args_named, raw_get, raw_get_ogg, wait_live,
 };
 
 const T: Duration = Duration::from_secs(15);
 
-/// A running icecast2 on a free loopback port, killed on drop.
-struct Icecast {
-    addr: SocketAddr,
-    proc: Proc,
-    _dir: TempDir,
-}
-
-/// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-impl Icecast {
-    /// Start icecast2 with source password `hackme`. As root it must drop to its own user
-    /// (`<changeowner>`), so its directory is handed to that user. `None` (after a SKIP line)
-    /// when that user does not exist.
-    async fn start(test: &str) -> Option<Icecast> {
-        let owner = if running_as_root() {
-            match user_ids("icecast2") {
-                Some(ids) => Some(ids),
-                None => {
-                    eprintln!(
-                        "SKIP: running as root and no icecast2 user for <changeowner> ({test})"
-                    );
-                    return None;
-                }
-            }
-        } else {
-            None
-        };
-        let dir = TempDir::new("icecast");
-        std::fs::create_dir_all(dir.join("log")).expect("log dir");
-        let security = if owner.is_some() {
-            "<security><chroot>0</chroot><changeowner><user>icecast2</user><group>icecast</group></changeowner></security>"
-        } else {
-            ""
-        };
-        // A port picked here may be taken by the time icecast binds it; try a few.
-        for _ in 0..5 {
-            let port = free_port();
-            let xml = format!(
-                "<icecast><location>test</location><admin>test@localhost</admin>\
-                 <hostname>127.0.0.1</hostname>\
-                 <limits><clients>100</clients><sources>10</sources><queue-size>524288</queue-size>\
-                 <header-timeout>15</header-timeout><source-timeout>10</source-timeout>\
-                 <burst-on-connect>1</burst-on-connect><burst-size>65535</burst-size></limits>\
-                 <authentication><source-password>hackme</source-password>\
-                 <relay-password>hackme</relay-password><admin-user>admin</admin-user>\
-                 <admin-password>hackme</admin-password></authentication>\
-                 <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>\
-                 <fileserve>1</fileserve>\
-                 <paths><basedir>/usr/share/icecast2</basedir><logdir>{log}</logdir>\
-                 <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>\
-                 <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>\
-                 {security}</icecast>\n",
-                log = dir.join("log").display(),
-            );
-            let conf = dir.join(&format!("icecast-{port}.xml"));
-            std::fs::write(&conf, xml).expect("write icecast.xml");
-            if let Some((uid, gid)) = owner {
-                dir.chown_all(uid, gid);
-            }
-            let mut cmd = Command::new("icecast2");
-            cmd.arg("-c").arg(&conf);
-            let mut proc = Proc::spawn("icecast2", cmd, dir.join(&format!("icecast-{port}.out")));
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while tokio::time::Instant::now() < deadline {
-                if proc.exited().is_some() {
-                    break;
-                }
-                if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                    return Some(Icecast {
-                        addr,
-                        proc,
-                        _dir: dir,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            eprintln!(
-                "icecast2 did not come up on port {port}: {}\n{}",
-                proc.log_text(),
-                std::fs::read_to_string(dir.join("log/error.log")).unwrap_or_default()
-            );
-        }
-        panic!("icecast2 would not start");
-    }
-
-    async fn status_json(&self) -> String {
-        let req = format!(
-            "GET /status-json.xsl HTTP/1.0\r\nHost: {}\r\n\r\n",
-            self.addr
-        );
-        String::from_utf8_lossy(&exchange(self.addr, req.as_bytes(), T).await).into_owned()
-    }
-
-    fn error_log(&self) -> String {
-        std::fs::read_to_string(self._dir.join("log/error.log")).unwrap_or_default()
-    }
-}
-
-fn push(ice: &Icecast, mount: &str, password: &str, protocol: PushProtocol) -> PushConfig {
+fn push(ice: &Icecast2, mount: &str, password: &str, protocol: PushProtocol) -> PushConfig {
     PushConfig {
         mount: mount.into(),
         server: "127.0.0.1".into(),
@@ -140,27 +33,6 @@ fn push(ice: &Icecast, mount: &str, password: &str, protocol: PushProtocol) -> P
     }
 }
 
-const MP3_ARGS: &[&str] = &[
-    "-c:a",
-    "libmp3lame",
-    "-b:a",
-    "128k",
-    "-content_type",
-    "audio/mpeg",
-    "-ice_name",
-    "pushed mp3",
-    "-f",
-    "mp3",
-];
-const OGG_ARGS: &[&str] = &[
-    "-c:a",
-    "libvorbis",
-    "-content_type",
-    "application/ogg",
-    "-f",
-    "ogg",
-];
-
 fn push_state(server: &Server, mount: &str) -> std::sync::Arc<PushState> {
     server
         .pushes
@@ -170,7 +42,7 @@ fn push_state(server: &Server, mount: &str) -> std::sync::Arc<PushState> {
         .expect("push configured")
 }
 
-async fn wait_up(server: &Server, mount: &str, ice: &mut Icecast) {
+async fn wait_up(server: &Server, mount: &str, ice: &mut Icecast2) {
     let state = push_state(server, mount);
     let deadline = tokio::time::Instant::now() + T;
     while state.phase() != PushPhase::Up {
@@ -187,16 +59,12 @@ async fn wait_up(server: &Server, mount: &str, ice: &mut Icecast) {
 }
 
 /// Set the title of `mount` on floecast, then wait for icecast2's status-json.xsl to show it.
-async fn title_reaches_icecast(a: &TestServer, ice: &Icecast, mount: &str, title: &str) {
+async fn title_reaches_icecast(a: &TestServer, ice: &Icecast2, mount: &str, title: &str) {
     let enc = title.replace(' ', "%20");
-    let req = format!(
-        "GET /admin/metadata?mount={mount}&mode=updinfo&song={enc} HTTP/1.0\r\nAuthorization: Basic {SOURCE_AUTH}\r\n\r\n"
-    );
-    let reply = String::from_utf8_lossy(&exchange(a.addr, req.as_bytes(), T).await).into_owned();
-    assert!(reply.contains("Metadata update successful"), "{reply}");
+    set_title(a.addr, mount, &enc, SOURCE, T).await;
     let deadline = tokio::time::Instant::now() + T;
     loop {
-        let status = ice.status_json().await;
+        let status = ice.status_json(T).await;
         if status.contains(&format!("\"title\":\"{title}\"")) {
             return;
         }
@@ -216,10 +84,7 @@ async fn title_reaches_icecast(a: &TestServer, ice: &Icecast, mount: &str, title
 #[tokio::test]
 async fn floecast_pushes_mp3_to_icecast2_with_put() {
     let test = "floecast_pushes_mp3_to_icecast2_with_put";
-    if !have_all(test, &["icecast2", "ffmpeg"]) {
-        return;
-    }
-    let Some(mut ice) = Icecast::start(test).await else {
+    let Some(mut ice) = Icecast2::start(test, "").await else {
         return;
     };
     let tmp = TempDir::new("icepush-put");
@@ -231,12 +96,12 @@ async fn floecast_pushes_mp3_to_icecast2_with_put() {
     let a = start(config).await;
     let mut src = Proc::spawn(
         "ffmpeg source",
-        ffmpeg_source(a.addr, "/put.mp3", MP3_ARGS),
+        ffmpeg_source(a.addr, "/put.mp3", &mp3_args_named("pushed mp3")),
         tmp.join("src.log"),
     );
     let mut bad = Proc::spawn(
         "ffmpeg source",
-        ffmpeg_source(a.addr, "/bad.mp3", MP3_ARGS),
+        ffmpeg_source(a.addr, "/bad.mp3", &mp3_args_named("pushed mp3")),
         tmp.join("bad.log"),
     );
     wait_live(&a.app.server, "/put.mp3", &mut src, T).await;
@@ -267,7 +132,7 @@ async fn floecast_pushes_mp3_to_icecast2_with_put() {
     wait_for("the bad push to fail", T, || bad.phase() == PushPhase::Down).await;
     let err = bad.status().last_error.unwrap_or_default();
     assert!(err.contains("401"), "{err}");
-    assert!(!ice.status_json().await.contains("/bad.mp3"));
+    assert!(!ice.status_json(T).await.contains("/bad.mp3"));
 }
 
 /// Legacy SOURCE (forced): Ogg Vorbis and MP3 through floecast to icecast2. The Ogg listener
@@ -276,10 +141,7 @@ async fn floecast_pushes_mp3_to_icecast2_with_put() {
 #[tokio::test]
 async fn floecast_pushes_ogg_and_mp3_to_icecast2_with_source() {
     let test = "floecast_pushes_ogg_and_mp3_to_icecast2_with_source";
-    if !have_all(test, &["icecast2", "ffmpeg"]) {
-        return;
-    }
-    let Some(mut ice) = Icecast::start(test).await else {
+    let Some(mut ice) = Icecast2::start(test, "").await else {
         return;
     };
     let tmp = TempDir::new("icepush-source");
@@ -291,12 +153,12 @@ async fn floecast_pushes_ogg_and_mp3_to_icecast2_with_source() {
     let a = start(config).await;
     let mut ogg = Proc::spawn(
         "ffmpeg ogg source",
-        ffmpeg_source(a.addr, "/legacy.ogg", OGG_ARGS),
+        ffmpeg_source(a.addr, "/legacy.ogg", OGG_VORBIS_ARGS),
         tmp.join("ogg.log"),
     );
     let mut mp3 = Proc::spawn(
         "ffmpeg mp3 source",
-        ffmpeg_source(a.addr, "/legacy.mp3", MP3_ARGS),
+        ffmpeg_source(a.addr, "/legacy.mp3", &mp3_args_named("pushed mp3")),
         tmp.join("mp3.log"),
     );
     wait_live(&a.app.server, "/legacy.ogg", &mut ogg, T).await;

@@ -12,203 +12,19 @@ mod common;
 mod interop_support;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use floecast::config::{MasterConfig, RelayConfig, RelayTiming};
 use interop_support::{
-    Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, raw_get_ogg,
-    running_as_root, user_ids,
+    Icecast2, MP3_ARGS, OGG_VORBIS_SHORT_PAGE_ARGS, Proc, TempDir, assert_decodes,
+    assert_ogg_start, ffmpeg_source, icecast2_available, raw_get_ogg,
 };
 use tokio::io::AsyncWriteExt;
 
-const MP3_ARGS: &[&str] = &[
-    "-c:a",
-    "libmp3lame",
-    "-b:a",
-    "128k",
-    "-content_type",
-    "audio/mpeg",
-    "-f",
-    "mp3",
-];
-const OGG_ARGS: &[&str] = &[
-    "-c:a",
-    "libvorbis",
-    "-content_type",
-    "application/ogg",
-    "-page_duration",
-    "100000",
-    "-f",
-    "ogg",
-];
-const ADMIN: &str = "Authorization: Basic YWRtaW46aGFja21l\r\n";
 const T: Duration = Duration::from_secs(20);
-
-/// A free loopback port (bound then released; icecast2 binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// A running icecast2 on `addr` with `extra` XML (relays, master) in its config.
-struct Icecast2 {
-    proc: Proc,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl Icecast2 {
-    async fn start(tag: &str, extra: &str) -> Icecast2 {
-        Self::start_on(tag, extra, free_port()).await
-    }
-
-    async fn start_on(tag: &str, extra: &str, port: u16) -> Icecast2 {
-        let dir = TempDir::new(tag);
-        // icecast2 refuses to run as root unless it can change to its own user.
-        let security = if running_as_root() {
-            "<security><chroot>0</chroot><changeowner><user>icecast2</user><group>icecast</group></changeowner></security>"
-        } else {
-            "<security><chroot>0</chroot></security>"
-        };
-        let d = dir.path().display();
-        let xml = format!(
-            r#"<icecast>
-  <location>Test</location><admin>test@localhost</admin><hostname>127.0.0.1</hostname>
-  <limits><clients>100</clients><sources>10</sources><queue-size>524288</queue-size>
-    <header-timeout>15</header-timeout><source-timeout>10</source-timeout>
-    <burst-on-connect>1</burst-on-connect><burst-size>65535</burst-size></limits>
-  <authentication><source-password>hackme</source-password><relay-user>relay</relay-user>
-    <relay-password>hackme</relay-password><admin-user>admin</admin-user><admin-password>hackme</admin-password></authentication>
-  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  {extra}
-  <paths><basedir>/usr/share/icecast2</basedir><logdir>{d}</logdir><webroot>/usr/share/icecast2/web</webroot>
-    <adminroot>/usr/share/icecast2/admin</adminroot></paths>
-  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>4</loglevel></logging>
-  {security}
-</icecast>"#
-        );
-        let cfg = dir.join("icecast.xml");
-        std::fs::write(&cfg, xml).expect("write icecast.xml");
-        if running_as_root() {
-            if let Some((uid, gid)) = user_ids("icecast2") {
-                dir.chown_all(uid, gid);
-            }
-        }
-        let mut cmd = Command::new("icecast2");
-        cmd.arg("-c").arg(&cfg);
-        let mut proc = Proc::spawn("icecast2", cmd, dir.join("stdout.log"));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            proc.assert_running();
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "icecast2 did not start listening; {}",
-                error_log(dir.path())
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Icecast2 {
-            proc,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    /// Wait until icecast2 reports `n` listeners on `mount`.
-    async fn wait_listeners(&self, mount: &str, n: u64) {
-        let deadline = tokio::time::Instant::now() + T;
-        loop {
-            let got = self.listeners(mount).await;
-            if got == Some(n) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "icecast2 reports {got:?} listeners on {mount}, want {n}; {}",
-                self.error_log()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-
-    fn error_log(&self) -> String {
-        error_log(self._dir.path())
-    }
-
-    /// Listeners icecast2 reports on `mount` (from its admin stats).
-    async fn listeners(&self, mount: &str) -> Option<u64> {
-        let r = exchange(
-            self.addr,
-            format!("GET /admin/stats HTTP/1.0\r\n{ADMIN}\r\n").as_bytes(),
-            Duration::from_secs(5),
-        )
-        .await;
-        let text = String::from_utf8_lossy(&r);
-        let src = text.split(&format!("<source mount=\"{mount}\">")).nth(1)?;
-        let src = src.split("</source>").next()?;
-        src.split("<listeners>")
-            .nth(1)?
-            .split('<')
-            .next()?
-            .parse()
-            .ok()
-    }
-}
-
-fn error_log(dir: &Path) -> String {
-    let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
-    let tail: Vec<&str> = log.lines().rev().take(40).collect();
-    format!(
-        "icecast2 error.log (last lines):\n{}",
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    )
-}
-
-fn available(test: &str) -> bool {
-    have_all(test, &["icecast2", "ffmpeg"])
-}
-
-async fn set_title(addr: SocketAddr, mount: &str, song: &str) {
-    let r = exchange(
-        addr,
-        format!(
-            "GET /admin/metadata?mount={mount}&mode=updinfo&song={song} HTTP/1.0\r\n{ADMIN}\r\n"
-        )
-        .as_bytes(),
-        Duration::from_secs(5),
-    )
-    .await;
-    let text = String::from_utf8_lossy(&r);
-    assert!(text.contains("Metadata update successful"), "{text}");
-}
-
-/// Wait until `mount` on `addr` answers 200 to a listener (retrying while it 404s).
-async fn wait_serving(addr: SocketAddr, mount: &str, timeout: Duration, what: impl Fn() -> String) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let mut s = connect(addr).await;
-        let _ = s
-            .write_all(format!("GET {mount} HTTP/1.0\r\n\r\n").as_bytes())
-            .await;
-        let (head, _) = read_head(&mut s, Duration::from_secs(5)).await;
-        if head.starts_with("HTTP/1.0 200") {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("{mount} on {addr} not served: {head}\n{}", what());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+/// How long an admin request may take.
+const T5: Duration = Duration::from_secs(5);
 
 /// Listen with `Icy-MetaData: 1` until a metadata block contains `needle`; returns the
 /// blocks seen. Audio between blocks must be exactly `icy-metaint` bytes.
@@ -278,32 +94,23 @@ fn relay_to(addr: SocketAddr, mount: &str, local: &str) -> RelayConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn icecast2_to_floecast_relay_master_and_on_demand() {
-    if !available("icecast2_to_floecast_relay_master_and_on_demand") {
+    let Some(ice) = Icecast2::start("icecast2_to_floecast_relay_master_and_on_demand", "").await
+    else {
         return;
-    }
-    let ice = Icecast2::start("ice-up", "").await;
+    };
     let tmp = TempDir::new("ice-up-src");
-    let mut ff = Proc::spawn(
-        "ffmpeg",
-        ffmpeg_source(ice.addr, "/live.mp3", MP3_ARGS),
-        tmp.join("ffmpeg.log"),
-    );
-    wait_serving(ice.addr, "/live.mp3", T, || {
-        format!("{}\n{}", ff.log_text(), ice.error_log())
-    })
-    .await;
-    ff.assert_running();
+    let mut ff = ice
+        .feed("/live.mp3", MP3_ARGS, tmp.join("ffmpeg.log"), T)
+        .await;
     // An Ogg Vorbis mount too: master relay-all must carry its headers and pages.
-    let mut ff_ogg = Proc::spawn(
-        "ffmpeg",
-        ffmpeg_source(ice.addr, "/live.ogg", OGG_ARGS),
-        tmp.join("ffmpeg-ogg.log"),
-    );
-    wait_serving(ice.addr, "/live.ogg", T, || {
-        format!("{}\n{}", ff_ogg.log_text(), ice.error_log())
-    })
-    .await;
-    ff_ogg.assert_running();
+    let _ff_ogg = ice
+        .feed(
+            "/live.ogg",
+            OGG_VORBIS_SHORT_PAGE_ARGS,
+            tmp.join("ffmpeg-ogg.log"),
+            T,
+        )
+        .await;
 
     let mut c = test_config();
     c.relays
@@ -334,9 +141,9 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
     }
     // icecast2 sees only the two always-on relays as listeners (the probe that found the
     // mount leaves once icecast2 notices it closed).
-    ice.wait_listeners("/live.mp3", 2).await;
+    ice.wait_listeners("/live.mp3", 2, T).await;
 
-    set_title(ice.addr, "/live.mp3", "From%20Icecast2%20%C3%A9").await;
+    set_title(ice.addr, "/live.mp3", "From%20Icecast2%20%C3%A9", ADMIN, T5).await;
     for m in ["/relayed.mp3", "/live.mp3"] {
         let seen = icy_titles_until(fc.addr, m, "From Icecast2 é", T).await;
         assert!(
@@ -365,9 +172,9 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
     let (head, _) = read_head(&mut l, T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
     assert!(read_at_least(&mut l, 20_000, T).await.len() >= 20_000);
-    ice.wait_listeners("/live.mp3", 3).await;
+    ice.wait_listeners("/live.mp3", 3, T).await;
     drop(l);
-    ice.wait_listeners("/live.mp3", 2).await;
+    ice.wait_listeners("/live.mp3", 2, T).await;
     assert!(
         fc.app
             .server
@@ -380,7 +187,7 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floecast_to_icecast2_relay_and_master() {
-    if !available("floecast_to_icecast2_relay_and_master") {
+    if !icecast2_available("floecast_to_icecast2_relay_and_master") {
         return;
     }
     let fc = start(test_config()).await;
@@ -391,7 +198,7 @@ async fn floecast_to_icecast2_relay_and_master() {
         tmp.join("ffmpeg.log"),
     );
     interop_support::wait_live(&fc.app.server, "/live.mp3", &mut ff, T).await;
-    set_title(fc.addr, "/live.mp3", "First%20Title").await;
+    set_title(fc.addr, "/live.mp3", "First%20Title", ADMIN, T5).await;
 
     let port = fc.addr.port();
     let extra = format!(
@@ -401,7 +208,9 @@ async fn floecast_to_icecast2_relay_and_master() {
          <master-username>relay</master-username><master-password>hackme</master-password>\
          <master-update-interval>2</master-update-interval>"
     );
-    let ice = Icecast2::start("ice-slave", &extra).await;
+    let Some(ice) = Icecast2::start("floecast_to_icecast2_relay_and_master", &extra).await else {
+        return;
+    };
     for m in ["/relayed.mp3", "/live.mp3"] {
         wait_serving(ice.addr, m, T, || ice.error_log()).await;
     }
@@ -413,7 +222,7 @@ async fn floecast_to_icecast2_relay_and_master() {
     .await;
     assert!(String::from_utf8_lossy(&relay_stats).contains("<listeners>2</listeners>"));
 
-    set_title(fc.addr, "/live.mp3", "Floecast%20To%20Icecast2").await;
+    set_title(fc.addr, "/live.mp3", "Floecast%20To%20Icecast2", ADMIN, T5).await;
     for m in ["/relayed.mp3", "/live.mp3"] {
         let seen = icy_titles_until(ice.addr, m, "Floecast To Icecast2", T).await;
         assert!(
@@ -430,18 +239,15 @@ async fn floecast_to_icecast2_relay_and_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn floecast_listeners_survive_an_icecast2_restart() {
-    if !available("floecast_listeners_survive_an_icecast2_restart") {
+    let Some(ice) = Icecast2::start("floecast_listeners_survive_an_icecast2_restart", "").await
+    else {
         return;
-    }
-    let ice = Icecast2::start("ice-restart", "").await;
+    };
     let port = ice.addr.port();
     let tmp = TempDir::new("ice-restart-src");
-    let ff = Proc::spawn(
-        "ffmpeg",
-        ffmpeg_source(ice.addr, "/live.mp3", MP3_ARGS),
-        tmp.join("ffmpeg.log"),
-    );
-    wait_serving(ice.addr, "/live.mp3", T, || ice.error_log()).await;
+    let ff = ice
+        .feed("/live.mp3", MP3_ARGS, tmp.join("ffmpeg.log"), T)
+        .await;
     let mut c = test_config();
     c.relays.push(relay_to(ice.addr, "/live.mp3", "/live.mp3"));
     let fc = start(c).await;
@@ -471,7 +277,9 @@ async fn floecast_listeners_survive_an_icecast2_restart() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_ne!(status.state().name(), "up");
     let _ = read_at_least(&mut l, 1 << 20, Duration::from_millis(300)).await;
-    let ice = Icecast2::start_on("ice-restart2", "", port).await;
+    let ice = Icecast2::start_on("floecast_listeners_survive_an_icecast2_restart", "", port)
+        .await
+        .expect("icecast2 started here before");
     let _ff = Proc::spawn(
         "ffmpeg",
         ffmpeg_source(ice.addr, "/live.mp3", MP3_ARGS),

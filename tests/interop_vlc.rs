@@ -10,8 +10,8 @@ mod interop_support;
 use std::time::Duration;
 
 use interop_support::{
-    Proc, TempDir, VlcRunner, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, make_tone,
-    raw_get, raw_get_ogg, wait_live, wav_peak,
+    MP3_ARGS, OGG_VORBIS_ARGS, Proc, TempDir, VlcRunner, assert_decodes, assert_ogg_start,
+    ffmpeg_source_live, have_all, make_tone, raw_get, raw_get_ogg, wait_live, wav_peak,
 };
 
 /// Run VLC as a source streaming a generated tone (looped) to `mount` with `mux`; the mount
@@ -107,12 +107,7 @@ async fn vlc_listener(test: &str, mount: &str, codec_args: &[&str]) {
     }
     let srv = common::start(common::test_config()).await;
     let tmp = TempDir::new(test);
-    let mut source = Proc::spawn(
-        "ffmpeg source",
-        ffmpeg_source(srv.addr, mount, codec_args),
-        tmp.join("source.log"),
-    );
-    wait_live(&srv.app.server, mount, &mut source, Duration::from_secs(15)).await;
+    let mut source = ffmpeg_source_live(&srv, mount, codec_args, tmp.join("source.log")).await;
 
     let wav = tmp.join("out.wav");
     let url = format!("http://{}{mount}", srv.addr);
@@ -155,36 +150,10 @@ async fn vlc_listener(test: &str, mount: &str, codec_args: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vlc_mp3_listener() {
-    vlc_listener(
-        "vlc_mp3_listener",
-        "/ff.mp3",
-        &[
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-            "-content_type",
-            "audio/mpeg",
-            "-f",
-            "mp3",
-        ],
-    )
-    .await;
+    vlc_listener("vlc_mp3_listener", "/ff.mp3", MP3_ARGS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vlc_ogg_vorbis_listener() {
-    vlc_listener(
-        "vlc_ogg_vorbis_listener",
-        "/ff.ogg",
-        &[
-            "-c:a",
-            "libvorbis",
-            "-content_type",
-            "application/ogg",
-            "-f",
-            "ogg",
-        ],
-    )
-    .await;
+    vlc_listener("vlc_ogg_vorbis_listener", "/ff.ogg", OGG_VORBIS_ARGS).await;
 }

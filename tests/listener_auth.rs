@@ -17,8 +17,6 @@ use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(3);
 /// `admin:hackme`, `source:hackme`, `alice:secret`, `alice:wrong`.
-const ADMIN: &str = "Authorization: Basic YWRtaW46aGFja21l\r\n";
-const SOURCE: &str = "Authorization: Basic c291cmNlOmhhY2ttZQ==\r\n";
 const ALICE: &str = "Authorization: Basic YWxpY2U6c2VjcmV0\r\n";
 const ALICE_WRONG: &str = "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n";
 /// `printf secret | md5sum`: icecast's htpasswd line format.
@@ -50,38 +48,7 @@ fn auth_config(path: &std::path::Path, allow_duplicate_users: bool) -> floecast:
 /// Send a GET and return (status, head, body) once the server closes (or after `T`).
 async fn get(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
     let req = format!("GET {path} HTTP/1.0\r\n{headers}\r\n");
-    let raw = exchange(addr, req.as_bytes(), T).await;
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
-}
-
-/// A listener that sent `headers` and read its response head.
-async fn listen(addr: SocketAddr, mount: &str, headers: &str) -> (String, TcpStream) {
-    let mut s = connect(addr).await;
-    s.write_all(
-        format!("GET {mount} HTTP/1.0\r\nUser-Agent: test/1.0\r\n{headers}\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let (head, _) = read_head(&mut s, T).await;
-    (head, s)
-}
-
-async fn wait_listeners(srv: &TestServer, mount: &str, n: usize) {
-    wait_for(&format!("{n} listeners on {mount}"), T, || {
-        srv.app
-            .server
-            .registry
-            .get(mount)
-            .is_some_and(|m| m.listener_count() == n)
-    })
-    .await;
+    split_reply(&exchange(addr, req.as_bytes(), T).await)
 }
 
 /// The 401 as icecast2 2.4.4 sends it (recorded), minus the Date value.
@@ -125,14 +92,14 @@ async fn listeners_need_htpasswd_credentials() {
     assert_eq!(status, 401);
 
     // The open mount next to it needs nothing.
-    let (head, _l) = listen(srv.addr, "/open.mp3", "").await;
+    let (head, _l) = listen(srv.addr, "/open.mp3", "", T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
 
-    let (head, mut alice) = listen(srv.addr, "/auth.mp3", ALICE).await;
+    let (head, mut alice) = listen(srv.addr, "/auth.mp3", ALICE, T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     let audio = read_at_least(&mut alice, 1000, T).await;
     assert!(audio.len() >= 1000, "authenticated listener got audio");
-    wait_listeners(&srv, "/auth.mp3", 1).await;
+    wait_listeners(&srv, "/auth.mp3", 1, T).await;
 
     // A second concurrent login of the same user: 401 (allow_duplicate_users = 0).
     let (status, head, body) = get(srv.addr, "/auth.mp3", ALICE).await;
@@ -180,8 +147,8 @@ async fn listeners_need_htpasswd_credentials() {
     // Once alice leaves, she may log in again.
     drop(alice);
     src.write_all(&mp3_frames(5)).await.unwrap();
-    wait_listeners(&srv, "/auth.mp3", 0).await;
-    let (head, _again) = listen(srv.addr, "/auth.mp3", ALICE).await;
+    wait_listeners(&srv, "/auth.mp3", 0, T).await;
+    let (head, _again) = listen(srv.addr, "/auth.mp3", ALICE, T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
 
     // The playlist command composes with credentials.
@@ -206,10 +173,10 @@ async fn duplicate_logins_when_allowed_and_file_changes_are_seen() {
     let srv = start(auth_config(&path, true)).await;
     let mut src = source(srv.addr, "/auth.mp3", "audio/mpeg", "").await;
     src.write_all(&mp3_frames(5)).await.unwrap();
-    let (h1, _a) = listen(srv.addr, "/auth.mp3", ALICE).await;
-    let (h2, _b) = listen(srv.addr, "/auth.mp3", ALICE).await;
+    let (h1, _a) = listen(srv.addr, "/auth.mp3", ALICE, T).await;
+    let (h2, _b) = listen(srv.addr, "/auth.mp3", ALICE, T).await;
     assert!(h1.starts_with("HTTP/1.0 200 OK\r\n") && h2.starts_with("HTTP/1.0 200 OK\r\n"));
-    wait_listeners(&srv, "/auth.mp3", 2).await;
+    wait_listeners(&srv, "/auth.mp3", 2, T).await;
 
     // Edit the file behind the server's back: the change applies without a restart.
     std::fs::write(&path, "# alice is gone\n").unwrap();
@@ -222,7 +189,7 @@ async fn duplicate_logins_when_allowed_and_file_changes_are_seen() {
 async fn wait_for_status(addr: SocketAddr, headers: &str, want: u16) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let (head, _s) = listen(addr, "/auth.mp3", headers).await;
+        let (head, _s) = listen(addr, "/auth.mp3", headers, T).await;
         if head.starts_with(&format!("HTTP/1.0 {want} ")) {
             return;
         }
@@ -270,7 +237,13 @@ async fn manageauth_lists_adds_and_deletes_like_icecast() {
         format!("{ALICE_LINE}bob:8fe4c11451281c094a6578e6ddbf5eed\n")
     );
     // bob can listen at once.
-    let (head, bob) = listen(srv.addr, "/auth.mp3", "Authorization: Basic Ym9iOnB3\r\n").await;
+    let (head, bob) = listen(
+        srv.addr,
+        "/auth.mp3",
+        "Authorization: Basic Ym9iOnB3\r\n",
+        T,
+    )
+    .await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     drop(bob);
 
@@ -425,7 +398,7 @@ async fn stats_method_streams_a_dump_then_changes() {
         b.contains("EVENT /b.mp3 title Hello World\n")
     })
     .await;
-    let (_, _alice) = listen(srv.addr, "/auth.mp3", ALICE).await;
+    let (_, _alice) = listen(srv.addr, "/auth.mp3", ALICE, T).await;
     read_events(&mut s, &mut buf, |b| {
         b.contains("EVENT /auth.mp3 listeners 1\n")
     })
@@ -459,20 +432,20 @@ async fn a_reloaded_config_applies_to_live_mounts() {
     let srv = start(test_config()).await;
     let mut src = source(srv.addr, "/auth.mp3", "audio/mpeg", "").await;
     src.write_all(&mp3_frames(5)).await.unwrap();
-    let (head, _open) = listen(srv.addr, "/auth.mp3", "").await;
+    let (head, _open) = listen(srv.addr, "/auth.mp3", "", T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
 
     // As SIGHUP does: the live mount is protected from the next listener on.
     srv.app.server.replace_config(auth_config(&path, false));
     let (status, ..) = get(srv.addr, "/auth.mp3", "").await;
     assert_eq!(status, 401);
-    let (head, _alice) = listen(srv.addr, "/auth.mp3", ALICE).await;
+    let (head, _alice) = listen(srv.addr, "/auth.mp3", ALICE, T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     let (status, ..) = get(srv.addr, "/admin/manageauth?mount=/auth.mp3", ADMIN).await;
     assert_eq!(status, 200);
 
     srv.app.server.replace_config(test_config());
-    let (head, _again) = listen(srv.addr, "/auth.mp3", "").await;
+    let (head, _again) = listen(srv.addr, "/auth.mp3", "", T).await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
     let (status, ..) = get(srv.addr, "/admin/manageauth?mount=/auth.mp3", ADMIN).await;
     assert_eq!(status, 400);
@@ -564,6 +537,7 @@ async fn url_authentication_asks_the_backend() {
         srv.addr,
         "/u.mp3?x=1",
         &format!("{ALICE}Referer: http://site/\r\n"),
+        T,
     )
     .await;
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");

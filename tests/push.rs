@@ -20,8 +20,8 @@ use floecast::relay::push::PushPhase;
 use floecast::server::Server;
 use floecast::team::TeamState;
 use interop_support::{
-    Proc, TempDir, assert_decodes, assert_ogg_start, ffmpeg_source, have_all, header, raw_get,
-    raw_get_ogg, wait_live,
+    MP3_ARGS, OGG_VORBIS_ARGS, Proc, TempDir, assert_decodes, assert_ogg_start, chromium_dump_dom,
+    ffmpeg_source, have_all, header, raw_get, raw_get_ogg, wait_live,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -438,32 +438,14 @@ async fn ffmpeg_decodes_what_b_serves() {
         push_to(b.addr, "/ff.webm", "/ff.webm", "hackme"),
     ]))
     .await;
-    let mp3_args = [
-        "-c:a",
-        "libmp3lame",
-        "-b:a",
-        "128k",
-        "-content_type",
-        "audio/mpeg",
-        "-f",
-        "mp3",
-    ];
-    let ogg_args = [
-        "-c:a",
-        "libvorbis",
-        "-content_type",
-        "application/ogg",
-        "-f",
-        "ogg",
-    ];
     let mut mp3 = Proc::spawn(
         "ffmpeg mp3 source",
-        ffmpeg_source(a.addr, "/ff.mp3", &mp3_args),
+        ffmpeg_source(a.addr, "/ff.mp3", MP3_ARGS),
         tmp.join("mp3.log"),
     );
     let mut ogg = Proc::spawn(
         "ffmpeg ogg source",
-        ffmpeg_source(a.addr, "/ff.ogg", &ogg_args),
+        ffmpeg_source(a.addr, "/ff.ogg", OGG_VORBIS_ARGS),
         tmp.join("ogg.log"),
     );
     let webm_args = [
@@ -540,24 +522,8 @@ async fn live_page_shows_push_state() {
     let state = a.app.server.pushes.list()[0].clone();
     wait_for("the login to fail", T, || state.phase() == PushPhase::Down).await;
     let tmp = TempDir::new("push-page");
-    let out = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", tmp.path().display()))
-        .arg(format!("http://{}/?updates=2", a.addr))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let url = format!("http://{}/?updates=2", a.addr);
+    let out = chromium_dump_dom(tmp.path(), 10_000, &[], &url).output();
     let out = tokio::time::timeout(Duration::from_secs(40), out)
         .await
         .expect("chromium finished")

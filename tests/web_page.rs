@@ -3,6 +3,7 @@
 //! without a reload.
 
 mod common;
+mod interop_support;
 
 use std::time::Duration;
 
@@ -64,24 +65,8 @@ async fn page_shows_a_new_mount_and_its_listeners_without_a_reload() {
     let srv = start(test_config()).await;
     let profile = std::env::temp_dir().join(format!("floecast-chromium-{}", std::process::id()));
     // The page stops listening after 6 updates (about 6 s) so headless Chromium can dump it.
-    let browser = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("http://{}/?updates=6", srv.addr))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
+    let url = format!("http://{}/?updates=6", srv.addr);
+    let browser = interop_support::chromium_dump_dom(&profile, 15_000, &["--disable-quic"], &url)
         .spawn()
         .expect("chromium");
     // The page is open and shows no mount yet; now a source and two listeners arrive.

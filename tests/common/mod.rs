@@ -12,6 +12,28 @@ use tokio::net::TcpStream;
 
 /// Base64 of `source:hackme`.
 pub const SOURCE_AUTH: &str = "c291cmNlOmhhY2ttZQ==";
+/// Header lines for `admin:hackme` and `source:hackme`.
+pub const ADMIN: &str = "Authorization: Basic YWRtaW46aGFja21l\r\n";
+pub const SOURCE: &str = "Authorization: Basic c291cmNlOmhhY2ttZQ==\r\n";
+
+/// A loopback TCP port nobody listens on right now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A loopback port free for TCP and UDP (splitters use both with one number).
+pub fn free_tcp_udp_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = tcp.local_addr().expect("local addr").port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
 
 /// A config listening on an ephemeral loopback port, with quick timeouts for tests.
 pub fn test_config() -> Config {
@@ -62,6 +84,36 @@ pub async fn exchange(addr: SocketAddr, request: &[u8], timeout: Duration) -> Ve
     let mut s = connect(addr).await;
     s.write_all(request).await.expect("write");
     read_until_close(&mut s, timeout).await
+}
+
+/// Split a whole response into (status, head, body); status 0 when there is none.
+pub fn split_reply(raw: &[u8]) -> (u16, String, String) {
+    let raw = String::from_utf8_lossy(raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// A listener on `mount` (`User-Agent: test/1.0` plus `headers`) that has read its
+/// response head; returns (head, stream).
+pub async fn listen(
+    addr: SocketAddr,
+    mount: &str,
+    headers: &str,
+    timeout: Duration,
+) -> (String, TcpStream) {
+    let mut s = connect(addr).await;
+    s.write_all(
+        format!("GET {mount} HTTP/1.0\r\nUser-Agent: test/1.0\r\n{headers}\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let (head, _) = read_head(&mut s, timeout).await;
+    (head, s)
 }
 
 pub async fn read_until_close(s: &mut TcpStream, timeout: Duration) -> Vec<u8> {
@@ -144,6 +196,53 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> b
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Set the title of `mount` with `/admin/metadata` (`song` URL-encoded), authorized by the
+/// header line `auth` (e.g. [`ADMIN`]), and assert that the server took it.
+pub async fn set_title(addr: SocketAddr, mount: &str, song: &str, auth: &str, timeout: Duration) {
+    let req = format!(
+        "GET /admin/metadata?mount={mount}&mode=updinfo&song={song} HTTP/1.0\r\n{auth}\r\n"
+    );
+    let reply = exchange(addr, req.as_bytes(), timeout).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("Metadata update successful"), "{text}");
+}
+
+/// Wait until `mount` on `addr` answers 200 to a listener (retrying while it 404s).
+pub async fn wait_serving(
+    addr: SocketAddr,
+    mount: &str,
+    timeout: Duration,
+    what: impl Fn() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut s = connect(addr).await;
+        let _ = s
+            .write_all(format!("GET {mount} HTTP/1.0\r\n\r\n").as_bytes())
+            .await;
+        let (head, _) = read_head(&mut s, Duration::from_secs(5)).await;
+        if head.starts_with("HTTP/1.0 200") {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{mount} on {addr} not served: {head}\n{}", what());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Wait until `mount` on `srv` has exactly `n` listeners.
+pub async fn wait_listeners(srv: &TestServer, mount: &str, n: usize, timeout: Duration) {
+    wait_for(&format!("{n} listeners on {mount}"), timeout, || {
+        srv.app
+            .server
+            .registry
+            .get(mount)
+            .is_some_and(|m| m.listener_count() == n)
+    })
+    .await;
 }
 
 /// Is an external program on PATH? Tests that need one print a skip reason otherwise.

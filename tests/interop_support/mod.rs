@@ -18,6 +18,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::common;
 
+/// The user icecast2 changes to (`<changeowner>`) when the tests run as root.
+pub const ICECAST2_USER: &str = "icecast2";
+
 /// The unprivileged user VLC runs as when the tests run as root (`.ci/run` creates it).
 pub const TEST_USER: &str = "floecast-test";
 
@@ -289,6 +292,65 @@ pub fn ffmpeg_source(addr: SocketAddr, mount: &str, codec_args: &[&str]) -> Comm
     args.extend_from_slice(codec_args);
     args.push(&url);
     ffmpeg(&args)
+}
+
+/// ffmpeg output arguments for a 128 kbit/s MP3 source.
+pub const MP3_ARGS: &[&str] = &[
+    "-c:a",
+    "libmp3lame",
+    "-b:a",
+    "128k",
+    "-content_type",
+    "audio/mpeg",
+    "-f",
+    "mp3",
+];
+
+/// [`MP3_ARGS`] with an `-ice_name` (sent as the source's `Ice-Name`) before `-f mp3`.
+pub fn mp3_args_named(name: &str) -> Vec<&str> {
+    let mut args: Vec<&str> = MP3_ARGS.to_vec();
+    let at = args.len() - 2;
+    args.splice(at..at, ["-ice_name", name]);
+    args
+}
+
+/// ffmpeg output arguments for an Ogg Vorbis source.
+pub const OGG_VORBIS_ARGS: &[&str] = &[
+    "-c:a",
+    "libvorbis",
+    "-content_type",
+    "application/ogg",
+    "-f",
+    "ogg",
+];
+
+/// [`OGG_VORBIS_ARGS`] with 100 ms Ogg pages, so a late listener soon gets a page boundary.
+pub const OGG_VORBIS_SHORT_PAGE_ARGS: &[&str] = &[
+    "-c:a",
+    "libvorbis",
+    "-content_type",
+    "application/ogg",
+    "-page_duration",
+    "100000",
+    "-f",
+    "ogg",
+];
+
+/// Start an ffmpeg source ([`ffmpeg_source`], output in `log`) of `mount` on `srv` and wait
+/// (up to 15 s) until the mount is live.
+pub async fn ffmpeg_source_live(
+    srv: &common::TestServer,
+    mount: &str,
+    codec_args: &[&str],
+    log: PathBuf,
+) -> Proc {
+    let mut source = Proc::spawn(
+        "ffmpeg source",
+        ffmpeg_source(srv.addr, mount, codec_args),
+        log,
+    );
+    wait_live(&srv.app.server, mount, &mut source, Duration::from_secs(15)).await;
+    source
 }
 
 /// Decode `seconds` of `url` with ffmpeg to the null muxer (`-v error`): exit 0 and an empty
@@ -615,4 +677,216 @@ pub fn wav_peak(wav: &[u8]) -> Option<(usize, i32)> {
         i = start + len + (len & 1);
     }
     None
+}
+
+/// Both icecast2 and ffmpeg are on PATH; otherwise prints `SKIP: <program> not installed`.
+pub fn icecast2_available(test: &str) -> bool {
+    have_all(test, &["icecast2", "ffmpeg"])
+}
+
+/// A running icecast2 (the Debian package) on a loopback port, killed on drop. Its source,
+/// relay and admin passwords are `hackme` (users `source`, `relay`, `admin`).
+pub struct Icecast2 {
+    pub addr: SocketAddr,
+    pub proc: Proc,
+    dir: TempDir,
+}
+
+impl Icecast2 {
+    /// Start icecast2 on a free port with `extra` XML (relays, master settings, mounts)
+    /// in its `<icecast>` config. A port picked here may be taken by the time icecast2 binds
+    /// it, so a few are tried. `None` (after a SKIP line) when icecast2 or ffmpeg is not
+    /// installed, or when running as root and there is no icecast2 user to change to.
+    pub async fn start(test: &str, extra: &str) -> Option<Icecast2> {
+        Self::launch(test, extra, None).await
+    }
+
+    /// As [`Icecast2::start`], on `port` (e.g. to come back where a stopped one was).
+    pub async fn start_on(test: &str, extra: &str, port: u16) -> Option<Icecast2> {
+        Self::launch(test, extra, Some(port)).await
+    }
+
+    async fn launch(test: &str, extra: &str, port: Option<u16>) -> Option<Icecast2> {
+        if !icecast2_available(test) {
+            return None;
+        }
+        // As root icecast2 refuses to run unless it can change to its own user, which must
+        // then own its directory.
+        let owner = if running_as_root() {
+            match user_ids(ICECAST2_USER) {
+                Some(ids) => Some(ids),
+                None => {
+                    eprintln!(
+                        "SKIP: running as root and no {ICECAST2_USER} user for <changeowner> ({test})"
+                    );
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
+        let security = if owner.is_some() {
+            "<security><chroot>0</chroot><changeowner><user>icecast2</user><group>icecast</group></changeowner></security>"
+        } else {
+            "<security><chroot>0</chroot></security>"
+        };
+        let dir = TempDir::new("icecast2");
+        fs::create_dir_all(dir.join("log")).expect("log dir");
+        let attempts = if port.is_some() { 1 } else { 5 };
+        for attempt in 1..=attempts {
+            let port = port.unwrap_or_else(common::free_port);
+            let log = dir.join("log");
+            let log = log.display();
+            let xml = format!(
+                r#"<icecast>
+  <location>test</location><admin>test@localhost</admin><hostname>127.0.0.1</hostname>
+  <limits><clients>100</clients><sources>10</sources><queue-size>524288</queue-size>
+    <header-timeout>15</header-timeout><source-timeout>10</source-timeout>
+    <burst-on-connect>1</burst-on-connect><burst-size>65535</burst-size></limits>
+  <authentication><source-password>hackme</source-password><relay-user>relay</relay-user>
+    <relay-password>hackme</relay-password><admin-user>admin</admin-user><admin-password>hackme</admin-password></authentication>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>1</fileserve>
+  {extra}
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{log}</logdir><webroot>/usr/share/icecast2/web</webroot>
+    <adminroot>/usr/share/icecast2/admin</adminroot></paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>4</loglevel></logging>
+  {security}
+</icecast>
+"#
+            );
+            let conf = dir.join(&format!("icecast-{port}.xml"));
+            fs::write(&conf, xml).expect("write icecast.xml");
+            if let Some((uid, gid)) = owner {
+                dir.chown_all(uid, gid);
+            }
+            let mut cmd = Command::new("icecast2");
+            cmd.arg("-c").arg(&conf);
+            let mut proc = Proc::spawn("icecast2", cmd, dir.join(&format!("icecast-{port}.out")));
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && proc.exited().is_none() {
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    return Some(Icecast2 { addr, proc, dir });
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let why = format!(
+                "icecast2 did not come up on port {port} (attempt {attempt} of {attempts}): {}\n{}",
+                proc.log_text(),
+                error_log_tail(&dir)
+            );
+            if attempt == attempts {
+                panic!("{why}");
+            }
+            eprintln!("{why}");
+        }
+        unreachable!("the last attempt panics")
+    }
+
+    /// Start an ffmpeg source ([`ffmpeg_source`], output in `log`) of `mount` on this
+    /// icecast2 and wait until icecast2 serves it to a listener; the source must still run.
+    pub async fn feed(
+        &self,
+        mount: &str,
+        codec_args: &[&str],
+        log: PathBuf,
+        timeout: Duration,
+    ) -> Proc {
+        let mut ff = Proc::spawn("ffmpeg", ffmpeg_source(self.addr, mount, codec_args), log);
+        common::wait_serving(self.addr, mount, timeout, || {
+            format!("{}\n{}", ff.log_text(), self.error_log())
+        })
+        .await;
+        ff.assert_running();
+        ff
+    }
+
+    /// The last lines of icecast2's error log, for failure messages.
+    pub fn error_log(&self) -> String {
+        error_log_tail(&self.dir)
+    }
+
+    /// icecast2's `/status-json.xsl` response (head and body).
+    pub async fn status_json(&self, timeout: Duration) -> String {
+        let req = format!(
+            "GET /status-json.xsl HTTP/1.0\r\nHost: {}\r\n\r\n",
+            self.addr
+        );
+        String::from_utf8_lossy(&common::exchange(self.addr, req.as_bytes(), timeout).await)
+            .into_owned()
+    }
+
+    /// Listeners icecast2 reports on `mount` (from its admin stats).
+    pub async fn listeners(&self, mount: &str) -> Option<u64> {
+        let r = common::exchange(
+            self.addr,
+            format!("GET /admin/stats HTTP/1.0\r\n{}\r\n", common::ADMIN).as_bytes(),
+            Duration::from_secs(5),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&r);
+        let src = text.split(&format!("<source mount=\"{mount}\">")).nth(1)?;
+        let src = src.split("</source>").next()?;
+        src.split("<listeners>")
+            .nth(1)?
+            .split('<')
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Wait until icecast2 reports `n` listeners on `mount`.
+    pub async fn wait_listeners(&self, mount: &str, n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.listeners(mount).await;
+            if got == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "icecast2 reports {got:?} listeners on {mount}, want {n}; {}",
+                self.error_log()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn error_log_tail(dir: &TempDir) -> String {
+    let log = fs::read_to_string(dir.join("log/error.log")).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    format!(
+        "icecast2 error.log (last lines):\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )
+}
+
+/// Headless Chromium that loads `url` with a `--virtual-time-budget` of `budget_ms` and
+/// `--dump-dom`s it to stdout (piped; stderr discarded), profile in `profile`, plus `extra`
+/// flags; killed when dropped.
+pub fn chromium_dump_dom(
+    profile: &Path,
+    budget_ms: u32,
+    extra: &[&str],
+    url: &str,
+) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new("chromium");
+    c.args(["--headless", "--no-sandbox", "--disable-gpu"])
+        .args(extra)
+        .args([
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg("--dump-dom")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    c
 }
