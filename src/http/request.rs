@@ -100,6 +100,20 @@ pub fn bytes_to_string(bytes: Vec<u8>) -> String {
     }
 }
 
+/// Percent-encode everything but RFC 3986 unreserved characters (UTF-8 bytes as `%XX`): safe
+/// in a query value and in `application/x-www-form-urlencoded` bodies.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Percent-decode to raw bytes; malformed escapes are kept literally.
 pub fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();

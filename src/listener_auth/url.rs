@@ -15,23 +15,11 @@ use tokio::net::TcpStream;
 use super::Login;
 use crate::config::UrlAuth;
 use crate::http::RequestHead;
+use crate::http::request::percent_encode;
 use crate::server::Server;
 
 /// Largest reply head read from a backend.
 const MAX_REPLY_HEAD: usize = 16 * 1024;
-
-/// `application/x-www-form-urlencoded` value escaping (everything but unreserved bytes).
-pub fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// `http://host[:port]/path` → (host, port, Host header value, path).
 fn split_url(url: &str) -> Option<(String, u16, String, String)> {
@@ -176,24 +164,24 @@ pub async fn listener_add(
     let ip = crate::net::peer_ip(peer);
     let common = format!(
         "server={}&port={}&client={client_id}&mount={}&user={}&pass={}",
-        form_encode(&config.hostname),
+        percent_encode(&config.hostname),
         server.port(),
-        form_encode(&head.uri),
-        form_encode(&user),
-        form_encode(&pass),
+        percent_encode(&head.uri),
+        percent_encode(&user),
+        percent_encode(&pass),
     );
     let tail = format!(
         "&ip={}&agent={}",
-        form_encode(&ip),
-        form_encode(head.user_agent())
+        percent_encode(&ip),
+        percent_encode(head.user_agent())
     );
     let mut body = format!("action=listener_add&{common}{tail}");
     for name in &auth.headers {
         if let Some(v) = head.header(&name.to_ascii_lowercase()) {
             body.push_str(&format!(
                 "&{}={}",
-                form_encode(&format!("{}{name}", auth.header_prefix)),
-                form_encode(v)
+                percent_encode(&format!("{}{name}", auth.header_prefix)),
+                percent_encode(v)
             ));
         }
     }
@@ -283,10 +271,10 @@ mod tests {
     #[test]
     fn form_values_are_escaped() {
         assert_eq!(
-            form_encode("/live.mp3?a=b c&d"),
+            percent_encode("/live.mp3?a=b c&d"),
             "%2Flive.mp3%3Fa%3Db%20c%26d"
         );
-        assert_eq!(form_encode("VLC/3.0"), "VLC%2F3.0");
+        assert_eq!(percent_encode("VLC/3.0"), "VLC%2F3.0");
     }
 
     #[test]

@@ -687,14 +687,7 @@ impl Peer {
                 match self.buffer.insert(now, no, origin, payload) {
                     Insert::New => {
                         self.note_fresh_chunk(now, no);
-                        let targets = self.forward.get(&origin).cloned().unwrap_or_default();
-                        for a in targets {
-                            if a != from
-                                && let Some(j) = self.neighbour_index(a)
-                            {
-                                self.enqueue(j, no);
-                            }
-                        }
+                        self.route(no, origin, from);
                     }
                     Insert::Duplicate => {
                         self.stats.duplicates += 1;
@@ -731,6 +724,22 @@ impl Peer {
         }
     }
 
+    /// Queue a new peer chunk for the neighbours that asked for its origin's chunks (Gen D's
+    /// `forward[origin]`), except the one it came from.
+    fn route(&mut self, no: ChunkNo, origin: PeerId, from: SocketAddr) {
+        let Some(targets) = self.forward.get(&origin) else {
+            return;
+        };
+        let targets: Vec<usize> = targets
+            .iter()
+            .filter(|a| **a != from)
+            .filter_map(|a| self.neighbour_index(*a))
+            .collect();
+        for j in targets {
+            self.enqueue(j, no);
+        }
+    }
+
     /// A team member we have no room to track (`max_neighbours`): its chunks are still the
     /// stream and its requests are still served, only without debts, routes or keepalives.
     fn on_stranger_msg(&mut self, now: Instant, from: SocketAddr, msg: Message) {
@@ -744,12 +753,7 @@ impl Peer {
                 match self.buffer.insert(now, no, origin, payload) {
                     Insert::New => {
                         self.note_fresh_chunk(now, no);
-                        let targets = self.forward.get(&origin).cloned().unwrap_or_default();
-                        for a in targets {
-                            if let Some(j) = self.neighbour_index(a) {
-                                self.enqueue(j, no);
-                            }
-                        }
+                        self.route(no, origin, from);
                     }
                     other => self.count_insert(other),
                 }

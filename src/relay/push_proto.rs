@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::format::CodecInfo;
+use crate::http::request::percent_encode;
 use crate::mount::SourceInfo;
 
 /// Longest reply head we read from a remote; a longer one is an error, not a buffer to grow.
@@ -145,8 +146,8 @@ pub fn metadata_request(target: &Target, song: &str) -> Vec<u8> {
     format!(
         "GET /admin/metadata?mount={}&mode=updinfo&song={}&charset=UTF-8 HTTP/1.0\r\n\
          Host: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\r\n",
-        url_encode(&target.mount),
-        url_encode(song),
+        percent_encode(&target.mount),
+        percent_encode(song),
         target.host_header(),
         target.authorization(),
         clean(&target.user_agent),
@@ -154,24 +155,11 @@ pub fn metadata_request(target: &Target, song: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Percent-encode everything but RFC 3986 unreserved characters (UTF-8 bytes, `%XX`).
-pub fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A mount name as a request path: `/` kept, anything unsafe encoded.
 fn encode_path(mount: &str) -> String {
     mount
         .split('/')
-        .map(url_encode)
+        .map(percent_encode)
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -511,9 +499,9 @@ mod tests {
 
     #[test]
     fn metadata_url_is_encoded() {
-        assert_eq!(url_encode("/live.mp3"), "%2Flive.mp3");
+        assert_eq!(percent_encode("/live.mp3"), "%2Flive.mp3");
         assert_eq!(
-            url_encode("A & B - Ünï=1?"),
+            percent_encode("A & B - Ünï=1?"),
             "A%20%26%20B%20-%20%C3%9Cn%C3%AF%3D1%3F"
         );
         let text = String::from_utf8(metadata_request(&target(), "Artist - Title & Co")).unwrap();
