@@ -110,7 +110,76 @@ pub async fn serve(
 ) {
     let mut entry = AccessEntry::for_request(&head, &peer);
     let started = Instant::now();
-    let Some(mount) = await_live(&server, mount, &head.path, &mut stream).await else {
+    // Everything up to the stream runs in a future of its own, boxed and freed once the
+    // listener is admitted: its locals (the request head, the config, a login, the standby
+    // wait) would otherwise keep their space in every listener's task for as long as it stays.
+    let Some(Open {
+        mut session,
+        response,
+        kick,
+        id,
+        limit_timer,
+        on_leave,
+    }) = Box::pin(open_session(
+        &server,
+        &mut stream,
+        head,
+        peer,
+        mount,
+        &mut entry,
+    ))
+    .await
+    else {
+        return;
+    };
+
+    let exit = session.run(&server, &mut stream, response, &kick, id).await;
+    if let Some(le) = session.mount.unregister_listener(id) {
+        entry.ip = le.ip.to_string();
+        entry.user_agent = Some(le.user_agent);
+    }
+    session.mount.remove_listener();
+    if let Some(t) = limit_timer {
+        t.abort();
+    }
+    if let Some(r) = on_leave {
+        r.send(started.elapsed().as_secs());
+    }
+    let label = server.metrics.mount_label(&session.mount.name);
+    server
+        .metrics
+        .listener_disconnects
+        .with_label_values(&[&label, exit.label()])
+        .inc();
+    tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
+    entry.bytes = session.sent;
+    entry.seconds = started.elapsed().as_secs();
+    server.access_log.log(&entry);
+}
+
+/// A listener admitted and about to be streamed to.
+struct Open {
+    session: Session,
+    /// The response head, sent with the first data.
+    response: Bytes,
+    kick: Arc<Kick>,
+    id: u64,
+    /// A url backend's time limit, and its leave hook.
+    limit_timer: Option<tokio::task::JoinHandle<()>>,
+    on_leave: Option<Box<crate::listener_auth::url::Removal>>,
+}
+
+/// Wait for a standby mount, answer OPTIONS and HEAD, authenticate, take a listener slot and
+/// register the listener. `None` when the request was answered here (and logged).
+async fn open_session(
+    server: &Arc<Server>,
+    stream: &mut TcpStream,
+    head: RequestHead,
+    peer: SocketAddr,
+    mount: Arc<Mount>,
+    entry: &mut AccessEntry,
+) -> Option<Open> {
+    let Some(mount) = await_live(server, mount, &head.path, stream).await else {
         let config = server.config();
         let extra = Server::extra_headers(&config, &[]);
         let _ = stream
@@ -122,8 +191,8 @@ pub async fn serve(
             ))
             .await;
         entry.status = 404;
-        server.access_log.log(&entry);
-        return;
+        server.access_log.log(entry);
+        return None;
     };
     let config = server.config();
 
@@ -131,8 +200,8 @@ pub async fn serve(
         let reply = preflight(&config, &mount.settings.http_headers);
         let _ = stream.write_all(reply.as_bytes()).await;
         entry.status = 204;
-        server.access_log.log(&entry);
-        return;
+        server.access_log.log(entry);
+        return None;
     }
 
     // Listener authentication, at admit only. It guards the requested mount, also when the
@@ -144,7 +213,7 @@ pub async fn serve(
         Some(auth) => {
             let allow_dup = auth.allow_duplicate_users;
             // Boxed: the backend exchange must not enlarge every listener's task.
-            match Box::pin(crate::listener_auth::login(&server, auth, &head, &peer, id)).await {
+            match Box::pin(crate::listener_auth::login(server, auth, &head, &peer, id)).await {
                 // Checked here too (not only at registration) so that a refused duplicate
                 // does not first take a slot and count in listener_peak.
                 Some(l) if allow_dup || l.user.as_deref().is_none_or(|u| !mount.has_user(u)) => {
@@ -155,10 +224,10 @@ pub async fn serve(
                     server
                         .metrics
                         .listener_outcome(&mount.name, "rejected_auth");
-                    refuse_401(&config, &mut stream).await;
+                    refuse_401(&config, stream).await;
                     entry.status = 401;
-                    server.access_log.log(&entry);
-                    return;
+                    server.access_log.log(entry);
+                    return None;
                 }
             }
         }
@@ -175,13 +244,13 @@ pub async fn serve(
         let response = response_head(&config, &mount, metaint);
         let _ = stream.write_all(response.as_bytes()).await;
         entry.status = 200;
-        server.access_log.log(&entry);
-        return;
+        server.access_log.log(entry);
+        return None;
     }
 
     // Admission: max-listeners, else fallback-when-full, else icecast's 403.
     let requested = mount.name.clone();
-    let mount = match admit(&server, mount) {
+    let mount = match admit(server, mount) {
         Ok(m) => {
             server.metrics.listener_outcome(&requested, "accepted");
             m
@@ -201,8 +270,8 @@ pub async fn serve(
                 ))
                 .await;
             entry.status = 403;
-            server.access_log.log(&entry);
-            return;
+            server.access_log.log(entry);
+            return None;
         }
     };
 
@@ -228,11 +297,11 @@ pub async fn serve(
             left_early(login);
             tracing::info!(mount = %mount.name, user, "duplicate login refused");
             server.metrics.listener_outcome(&requested, "rejected_auth");
-            refuse_401(&config, &mut stream).await;
+            refuse_401(&config, stream).await;
             entry.status = 401;
             entry.user = user;
-            server.access_log.log(&entry);
-            return;
+            server.access_log.log(entry);
+            return None;
         }
     } else {
         mount.register_listener(id, listener_entry);
@@ -261,7 +330,7 @@ pub async fn serve(
         .listener_connections
         .fetch_add(1, Ordering::Relaxed);
 
-    let mut session = Session {
+    let session = Session {
         cursor: mount.burst_start(),
         epoch: mount.redirect_epoch(),
         mount,
@@ -273,31 +342,14 @@ pub async fn serve(
         last_pause: config.tuning.flush_interval,
     };
     drop(config);
-
-    let exit = session
-        .run(&server, &mut stream, Bytes::from(response), &kick, id)
-        .await;
-    if let Some(le) = session.mount.unregister_listener(id) {
-        entry.ip = le.ip.to_string();
-        entry.user_agent = Some(le.user_agent);
-    }
-    session.mount.remove_listener();
-    if let Some(t) = limit_timer {
-        t.abort();
-    }
-    if let Some(r) = on_leave {
-        r.send(started.elapsed().as_secs());
-    }
-    let label = server.metrics.mount_label(&session.mount.name);
-    server
-        .metrics
-        .listener_disconnects
-        .with_label_values(&[&label, exit.label()])
-        .inc();
-    tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
-    entry.bytes = session.sent;
-    entry.seconds = started.elapsed().as_secs();
-    server.access_log.log(&entry);
+    Some(Open {
+        session,
+        response: Bytes::from(response),
+        kick,
+        id,
+        limit_timer,
+        on_leave,
+    })
 }
 
 impl Exit {
