@@ -43,6 +43,8 @@ pub struct MountSettings {
     pub source_timeout: Duration,
     /// ICY metadata interval for listeners that ask; 0 = never.
     pub metaint: usize,
+    /// Ogg mounts interleave ICY metadata too (`icy-metadata-in-ogg`).
+    pub icy_in_ogg: bool,
     pub max_listeners: Option<usize>,
     pub fallback_mount: Option<String>,
     pub fallback_override: bool,
@@ -70,6 +72,7 @@ impl MountSettings {
             queue_size: m.queue_size.unwrap_or(config.limits.queue_size),
             source_timeout: m.source_timeout.unwrap_or(config.limits.source_timeout),
             metaint: m.mp3_metadata_interval.unwrap_or(DEFAULT_METAINT),
+            icy_in_ogg: m.icy_metadata_in_ogg,
             max_listeners: m.max_listeners,
             fallback_mount: m.fallback_mount.clone(),
             fallback_override: m.fallback_override,
@@ -454,6 +457,23 @@ impl Mount {
 
     pub fn meta_version(&self) -> u64 {
         self.meta_version.load(Ordering::Acquire)
+    }
+
+    /// The ICY metadata interval for a listener that did (`asked`) or did not send
+    /// `Icy-MetaData: 1`; 0 = plain stream. As icecast2: only generic streams (MP3, AAC)
+    /// carry ICY metadata, never WebM, and Ogg only where the mount opts in, because a
+    /// player that asks (mplayer) then finds no Ogg demuxer for the interleaved bytes.
+    pub fn listener_metaint(&self, asked: bool) -> usize {
+        let carries_icy = match self.family {
+            Family::Generic => true,
+            Family::Ogg => self.settings.icy_in_ogg,
+            Family::Webm => false,
+        };
+        if asked && carries_icy {
+            self.settings.metaint
+        } else {
+            0
+        }
     }
 
     /// Current ICY block and its version, for a listener deciding what to insert.
