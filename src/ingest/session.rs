@@ -291,7 +291,10 @@ impl SourceSession {
             let mut metas = Vec::new();
             icy.push(input, &mut audio, &mut metas);
             for m in metas {
-                if let Some(title) = m.title {
+                let Some(title) = m.title else { continue };
+                // An upstream repeats its block to each new client; only a change counts.
+                let now = self.mount.metadata();
+                if now.display() != title || now.url != m.url {
                     self.mount.set_metadata(Some(title), None, m.url);
                     self.count_inband_title();
                 }

@@ -580,3 +580,39 @@ impl Mount {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(content_type: &str, icy_in_ogg: bool) -> Mount {
+        let mut settings = MountSettings::resolve(&Config::default(), "/m");
+        settings.icy_in_ogg = icy_in_ogg;
+        let info = SourceInfo {
+            content_type: content_type.into(),
+            ..Default::default()
+        };
+        Mount::new("/m", info, settings, None)
+    }
+
+    #[test]
+    fn icy_metadata_only_where_icecast2_sends_it_or_the_mount_opts_in() {
+        let cases = [
+            ("audio/mpeg", false, DEFAULT_METAINT),
+            ("audio/aac", false, DEFAULT_METAINT),
+            ("application/ogg", false, 0),
+            ("audio/ogg", true, DEFAULT_METAINT),
+            ("video/webm", false, 0),
+            ("video/webm", true, 0),
+        ];
+        for (content_type, opt_in, want) in cases {
+            let m = mount(content_type, opt_in);
+            assert_eq!(
+                m.listener_metaint(true),
+                want,
+                "{content_type} opt-in {opt_in}"
+            );
+            assert_eq!(m.listener_metaint(false), 0, "{content_type} not asked");
+        }
+    }
+}
