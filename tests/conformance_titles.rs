@@ -932,6 +932,10 @@ async fn icecast2_and_floecast_agree_on_admin_titles_flac_version_and_empty_head
     for (server, addr) in servers {
         wait_shown(server, addr, "/m.mp3", "AA - TT", None, T).await;
         wait_shown(server, addr, "/v.ogg", "TT", Some("AA"), T).await;
+        // ICY's single StreamTitle joins them, as it always did.
+        let (_, icy, reader) = icy_listener(addr, "/m.mp3").await;
+        wait_icy_title(&icy, "AA - TT").await;
+        reader.abort();
     }
 
     let flac_version = |s: Option<Value>| s.map(|s| s["FLAC_version"].clone());
