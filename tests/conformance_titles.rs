@@ -643,6 +643,12 @@ async fn chained_ogg_admin_override_lasts_until_the_next_chain_and_reaches_icy()
     )
     .await;
     wait_icy_title(&icy, "Artist 2 - Song 2").await;
+    // The status page writes "artist - title", as icecast's status.xsl does.
+    let page = body_of(srv.addr, "/status.xsl", "").await;
+    assert!(
+        page.contains("Currently playing:</td><td class=\"streamstats\">Artist 2 - Song 2<"),
+        "{page}"
+    );
     curl.assert_running();
 
     // Taking the ICY blocks out at exactly icy-metaint leaves the Ogg stream whole.
