@@ -171,7 +171,6 @@ async fn status_xsl(Extension(server): Extension<Arc<Server>>) -> Response {
             ("Listeners (peak)", "listener_peak"),
             ("Genre", "genre"),
             ("Stream URL", "server_url"),
-            ("Currently playing", "title"),
         ] {
             if let Some(v) = st.get(key) {
                 body.push_str(&format!(
@@ -180,6 +179,16 @@ async fn status_xsl(Extension(server): Extension<Arc<Server>>) -> Response {
                 ));
             }
         }
+        // icecast's status.xsl writes `artist - ` before the title when there is an artist.
+        let playing = match (st.get("artist"), st.get("title")) {
+            (Some(a), Some(t)) => format!("{} - {}", a.text(), t.text()),
+            (Some(a), None) => format!("{} - ", a.text()),
+            (None, t) => t.map(|t| t.text()).unwrap_or_default(),
+        };
+        body.push_str(&format!(
+            "<tr><td>Currently playing:</td><td class=\"streamstats\">{}</td></tr>\n",
+            html_escape(&playing)
+        ));
         body.push_str(&format!(
             "</table><p><a href=\"{0}.m3u\">M3U</a> <a href=\"{0}.xspf\">XSPF</a></p></div>\n",
             html_escape(&m.name)

@@ -1,6 +1,7 @@
 //! Title updates: `/admin/metadata?mode=updinfo` (libshout, ezstream, ices, butt, liquidsoap)
-//! and the SHOUTcast-style `/admin.cgi?pass=…&mode=updinfo&song=…`. Titles reach ICY
-//! listeners on every mount, Ogg included (as RSAS does; icecast2 refuses Opus/FLAC).
+//! and the SHOUTcast-style `/admin.cgi?pass=…&mode=updinfo&song=…`. Every mount takes them
+//! (icecast2 refuses Opus and FLAC); an update on an Ogg mount holds until the next chain
+//! brings its own tags.
 
 use std::sync::Arc;
 

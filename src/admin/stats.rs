@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::xml::{Element, Value};
+use crate::format::Family;
 use crate::mount::Mount;
 use crate::server::Server;
 
@@ -96,11 +97,21 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
     if let Some(c) = codec.channels {
         put("audio_channels", Value::Int(c.into()));
     }
-    if let Some(b) = codec.bitrate {
-        put("audio_bitrate", Value::Int(u64::from(b) * 1000));
+    // Vorbis: the nominal bitrate exactly, and in kbit/s as `ice-bitrate` (format_vorbis.c),
+    // which replaces an `ice-bitrate` key of the source's ice-audio-info as it does there.
+    match (codec.nominal_bitrate, codec.bitrate) {
+        (Some(n), _) => {
+            put("audio_bitrate", Value::Int(n.into()));
+            put("ice-bitrate", Value::Int((n / 1000).into()));
+        }
+        (None, Some(b)) => put("audio_bitrate", Value::Int(u64::from(b) * 1000)),
+        (None, None) => {}
+    }
+    if let Some((major, minor)) = codec.flac_version {
+        put("FLAC_version", format!("{major}.{minor}").into());
     }
     if let (Some(w), Some(h)) = (codec.video_width, codec.video_height) {
-        put("frame_size", format!("{w}x{h}").into());
+        put("frame_size", format!("{w} x {h}").into());
     }
     if let Some(r) = codec.frame_rate {
         put("frame_rate", format!("{r:.2}").into());
@@ -163,11 +174,17 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
     );
     put("source_ip", info.source_ip.as_str().into());
     put("user_agent", info.user_agent.as_str().into());
-    let title = meta.display();
-    if !title.is_empty() {
-        put("title", title.into());
+    // As icecast2 reports them: its Ogg handler keeps a chain's (or an admin update's)
+    // title and artist apart; its generic (MP3, AAC) handler knows only the one StreamTitle,
+    // `artist - title`, and reports that as `title`.
+    let (title, artist) = match mount.family {
+        Family::Generic => (Some(meta.display()), None),
+        Family::Ogg | Family::Webm => (meta.title.clone(), meta.artist.clone()),
+    };
+    if let Some(t) = title.filter(|t| !t.is_empty()) {
+        put("title", t.into());
     }
-    if let Some(a) = meta.artist.filter(|a| !a.is_empty()) {
+    if let Some(a) = artist.filter(|a| !a.is_empty()) {
         put("artist", a.into());
     }
     // `yp_currently_playing` is only set by icecast's YP thread; floecast has no YP

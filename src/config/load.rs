@@ -346,6 +346,7 @@ struct RawMount {
     subtype: Option<String>,
     charset: Option<String>,
     mp3_metadata_interval: Option<Spanned<i64>>,
+    icy_metadata_in_ogg: Option<bool>,
     intro: Option<Spanned<String>>,
     dump_file: Option<Spanned<String>>,
     on_connect: Option<Spanned<String>>,
@@ -1272,6 +1273,7 @@ fn convert_mount(
             m.mp3_metadata_interval,
             &k("mp3-metadata-interval"),
         )?,
+        icy_metadata_in_ogg: m.icy_metadata_in_ogg.unwrap_or(false),
         intro: optional_path(src, m.intro, &k("intro"))?,
         dump_file: optional_path(src, m.dump_file, &k("dump-file"))?,
         on_connect: optional_path(src, m.on_connect, &k("on-connect"))?,
@@ -1523,6 +1525,7 @@ mod tests {
         assert_eq!(complex.source_timeout, Some(Duration::from_secs(10)));
         assert_eq!(complex.fallback_mount.as_deref(), Some("/example2.ogg"));
         assert!(complex.fallback_override && complex.fallback_when_full && complex.hidden);
+        assert!(complex.icy_metadata_in_ogg);
         assert_eq!(complex.public, Some(false));
         assert_eq!(
             complex.intro.as_deref(),

@@ -134,6 +134,10 @@ pub struct MountConfig {
     pub charset: Option<String>,
     /// ICY metadata interval; `Some(0)` disables in-band metadata.
     pub mp3_metadata_interval: Option<usize>,
+    /// Interleave ICY metadata into this Ogg mount for listeners that ask (as RSAS does).
+    /// Off by default, as in icecast2: players such as mplayer that ask for ICY metadata
+    /// then cannot find an Ogg stream in the bytes.
+    pub icy_metadata_in_ogg: bool,
     pub intro: Option<PathBuf>,
     pub dump_file: Option<PathBuf>,
     pub on_connect: Option<PathBuf>,

@@ -86,9 +86,19 @@ pub struct CodecInfo {
     pub video_width: Option<u32>,
     pub video_height: Option<u32>,
     pub frame_rate: Option<f64>,
-    /// From in-stream tags (Vorbis comments), when present.
+    /// Bits/s the Vorbis identification header declares as nominal: icecast's
+    /// `audio_bitrate` stat, and divided by 1000 its `ice-bitrate`.
+    pub nominal_bitrate: Option<u32>,
+    /// Ogg FLAC mapping version `(major, minor)` from the FLAC BOS packet (icecast's
+    /// `FLAC_version` stat).
+    pub flac_version: Option<(u8, u8)>,
+    /// From the in-stream tags (Vorbis comments) of the current Ogg chain, when present.
     pub title: Option<String>,
     pub artist: Option<String>,
+    /// Counts the Ogg chains whose headers are complete. Each new chain brings its own
+    /// comment header, whose tags (or their absence) become the mount's title, as in
+    /// icecast2, even when they repeat the previous chain's.
+    pub chains: u64,
 }
 
 /// Why a framer refuses a stream; the source is then dropped, as icecast drops an Ogg

@@ -501,7 +501,10 @@ impl OggFramer {
     fn new_chain(&mut self) {
         self.chain = Chain::default();
         // Stats describe the current chain; the title and format may change with it.
-        self.info = CodecInfo::default();
+        self.info = CodecInfo {
+            chains: self.info.chains,
+            ..CodecInfo::default()
+        };
     }
 
     fn publish(&mut self, out: &mut Vec<Block>) {
@@ -516,6 +519,8 @@ impl OggFramer {
         self.next_id += 1;
         self.header = Some(header.clone());
         self.chain.published = true;
+        // The chain's comment headers are all in: its tags are final.
+        self.info.chains += 1;
         self.chain.pending_bytes = 0;
         // After a forced publish, treat every stream's later pages as data.
         for s in &mut self.chain.streams {
@@ -637,10 +642,9 @@ fn parse_header_packet(codec: Codec, n: u32, p: &[u8], info: &mut CodecInfo) {
         (Codec::Vorbis, 0) if audio_first => {
             info.channels = p.get(11).map(|&c| c as u32);
             info.samplerate = read_u32le(p, 12);
-            info.bitrate = read_u32le(p, 20)
-                .map(|b| b as i32)
-                .filter(|&b| b > 0)
-                .map(|b| b as u32 / 1000);
+            // Signed in the spec; 0 or -1 means "not set" and is not reported.
+            info.nominal_bitrate = read_u32le(p, 20).filter(|&b| (b as i32) > 0);
+            info.bitrate = info.nominal_bitrate.map(|b| b / 1000);
         }
         (Codec::Vorbis, 1) if p.starts_with(b"\x03vorbis") => read_comments(&p[7..], info),
         (Codec::Opus, 0) if audio_first => {
@@ -649,9 +653,12 @@ fn parse_header_packet(codec: Codec, n: u32, p: &[u8], info: &mut CodecInfo) {
             info.samplerate = Some(48000);
         }
         (Codec::Opus, 1) if p.starts_with(b"OpusTags") => read_comments(&p[8..], info),
-        (Codec::Flac, 0) if audio_first => {
+        (Codec::Flac, 0) => {
             // 0x7F "FLAC" major minor count(2) "fLaC" block-header(4) STREAMINFO(34)
-            if let Some(si) = p.get(17..17 + 18) {
+            if let (Some(&major), Some(&minor)) = (p.get(5), p.get(6)) {
+                info.flac_version = Some((major, minor));
+            }
+            if let Some(si) = p.get(17..17 + 18).filter(|_| audio_first) {
                 let rate = (si[10] as u32) << 12 | (si[11] as u32) << 4 | (si[12] as u32) >> 4;
                 info.samplerate = Some(rate);
                 info.channels = Some(((si[12] as u32 >> 1) & 7) + 1);
@@ -690,39 +697,52 @@ fn parse_header_packet(codec: Codec, n: u32, p: &[u8], info: &mut CodecInfo) {
 }
 
 /// Parse a Vorbis comment block (vendor string, then `KEY=value` entries), tolerating
-/// truncation.
+/// truncation. The first TITLE and the first ARTIST count, as icecast2 queries them; a
+/// block without them leaves what another stream of the chain said.
 fn read_comments(p: &[u8], info: &mut CodecInfo) {
+    let entries = comment_entries(p);
+    let first = |name: &[u8]| {
+        entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    if let Some(t) = first(b"TITLE") {
+        info.title = Some(t);
+    }
+    if let Some(a) = first(b"ARTIST") {
+        info.artist = Some(a);
+    }
+}
+
+/// The `(key, value)` entries of a Vorbis comment block, up to where it is truncated.
+fn comment_entries(p: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let mut out = Vec::new();
     let Some(vendor_len) = read_u32le(p, 0) else {
-        return;
+        return out;
     };
     let mut pos = 4usize.saturating_add(vendor_len as usize);
     let Some(count) = read_u32le(p, pos) else {
-        return;
+        return out;
     };
     pos += 4;
     for _ in 0..count {
         let Some(len) = read_u32le(p, pos) else {
-            return;
+            break;
         };
         pos += 4;
         let Some(entry) = pos
             .checked_add(len as usize)
             .and_then(|end| p.get(pos..end))
         else {
-            return;
+            break;
         };
         pos += len as usize;
-        let Some(eq) = entry.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let (key, value) = (&entry[..eq], &entry[eq + 1..]);
-        let value = String::from_utf8_lossy(value).into_owned();
-        if key.eq_ignore_ascii_case(b"TITLE") {
-            info.title = Some(value);
-        } else if key.eq_ignore_ascii_case(b"ARTIST") {
-            info.artist = Some(value);
+        if let Some(eq) = entry.iter().position(|&b| b == b'=') {
+            out.push((&entry[..eq], &entry[eq + 1..]));
         }
     }
+    out
 }
 
 fn read_u32le(p: &[u8], at: usize) -> Option<u32> {
@@ -957,6 +977,7 @@ mod tests {
             (info.samplerate, info.channels, info.bitrate),
             (Some(44100), Some(2), Some(128))
         );
+        assert_eq!(info.nominal_bitrate, Some(128_000));
         assert_eq!(info.title.as_deref(), Some("Song"));
         assert_eq!(info.artist.as_deref(), Some("Band"));
         assert_eq!(f.dropped_bytes(), 0);
@@ -1031,6 +1052,7 @@ mod tests {
         assert_eq!(info.codec.as_deref(), Some("FLAC"));
         assert_eq!((info.samplerate, info.channels), (Some(44100), Some(2)));
         assert_eq!(info.artist.as_deref(), Some("A"));
+        assert_eq!(info.flac_version, Some((1, 0)));
     }
 
     #[test]
@@ -1045,6 +1067,43 @@ mod tests {
         assert_eq!(out[2].header.as_ref().unwrap().data, b[..2].concat());
         assert_eq!(f.header().unwrap().id, 2);
         assert_eq!(f.info().title.as_deref(), Some("Second"));
+    }
+
+    #[test]
+    fn every_chain_is_counted_even_with_the_same_tags() {
+        let mut f = OggFramer::new();
+        run(&mut f, &vorbis_stream(1, "Same", 1).concat()).unwrap();
+        assert_eq!(
+            (f.info().chains, f.info().title.as_deref()),
+            (1, Some("Same"))
+        );
+        run(&mut f, &vorbis_stream(2, "Same", 1).concat()).unwrap();
+        assert_eq!(
+            (f.info().chains, f.info().title.as_deref()),
+            (2, Some("Same"))
+        );
+        assert_eq!(f.info().artist.as_deref(), Some("Band"));
+    }
+
+    #[test]
+    fn first_title_counts_and_untagged_chain_has_none() {
+        let mut p = b"\x03vorbis".to_vec();
+        p.extend(comments("x", &["title=One", "TITLE=Two", "Artist=A"]));
+        let mut info = CodecInfo::default();
+        read_comments(&p[7..], &mut info);
+        assert_eq!(
+            (info.title.as_deref(), info.artist.as_deref()),
+            (Some("One"), Some("A"))
+        );
+        // A truncated block still yields the entries before the cut.
+        let mut info = CodecInfo::default();
+        read_comments(&p[7..p.len() - 3], &mut info);
+        assert_eq!((info.title.as_deref(), info.artist), (Some("One"), None));
+        // A new chain starts without the old chain's tags.
+        let mut f = OggFramer::new();
+        run(&mut f, &vorbis_stream(1, "Tagged", 1).concat()).unwrap();
+        f.new_chain();
+        assert_eq!((f.info().title.as_deref(), f.info().chains), (None, 1));
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct SourceSession {
     framer: Box<dyn Framer>,
     dechunk: Option<Dechunker>,
     icy: Option<IcyDemuxer>,
+    /// Ogg chains whose tags have been applied to the mount's title.
+    chains_seen: u64,
     started: Instant,
 }
 
@@ -165,6 +167,7 @@ impl SourceSession {
             framer,
             dechunk: chunked.then(Dechunker::new),
             icy,
+            chains_seen: 0,
             started: Instant::now(),
         })
     }
@@ -288,14 +291,12 @@ impl SourceSession {
             let mut metas = Vec::new();
             icy.push(input, &mut audio, &mut metas);
             for m in metas {
-                if let Some(title) = m.title {
+                let Some(title) = m.title else { continue };
+                // An upstream repeats its block to each new client; only a change counts.
+                let now = self.mount.metadata();
+                if now.display() != title || now.url != m.url {
                     self.mount.set_metadata(Some(title), None, m.url);
-                    let label = self.server.metrics.mount_label(&self.mount.name);
-                    self.server
-                        .metrics
-                        .metadata_updates
-                        .with_label_values(&[&label, "inband"])
-                        .inc();
+                    self.count_inband_title();
                 }
             }
             owned = Some(audio.freeze());
@@ -327,15 +328,27 @@ impl SourceSession {
         self.mount.push_blocks(blocks);
         let info = self.framer.info();
         self.mount.set_codec(info);
-        // In-stream tags (Vorbis comments) become the title when no one set one by hand.
-        if info.title.is_some()
-            && self.mount.metadata().title != info.title
-            && self.mount.meta_version() == 0
-        {
-            self.mount
-                .set_metadata(info.title.clone(), info.artist.clone(), None);
+        // Each new Ogg chain's comment header sets the title and artist, as in icecast2
+        // (a chain without tags clears them); an admin update holds until the next chain.
+        if info.chains != self.chains_seen {
+            self.chains_seen = info.chains;
+            let meta = self.mount.metadata();
+            if meta.title != info.title || meta.artist != info.artist {
+                let (title, artist) = (info.title.clone(), info.artist.clone());
+                self.mount.set_metadata(title, artist, None);
+                self.count_inband_title();
+            }
         }
         Ok(())
+    }
+
+    fn count_inband_title(&self) {
+        let label = self.server.metrics.mount_label(&self.mount.name);
+        self.server
+            .metrics
+            .metadata_updates
+            .with_label_values(&[&label, "inband"])
+            .inc();
     }
 
     /// End the session from outside the read loop (a team's splitter went away).

@@ -233,11 +233,7 @@ async fn open_session(
         }
     };
 
-    let metaint = if head.wants_icy_metadata() {
-        mount.settings.metaint
-    } else {
-        0
-    };
+    let metaint = mount.listener_metaint(head.wants_icy_metadata());
     // HEAD only asks what the stream is: it takes no listener slot and counts in no stats.
     if head.method == "HEAD" {
         left_early(login.take().map(|(l, _)| l));

@@ -43,6 +43,8 @@ pub struct MountSettings {
     pub source_timeout: Duration,
     /// ICY metadata interval for listeners that ask; 0 = never.
     pub metaint: usize,
+    /// Ogg mounts interleave ICY metadata too (`icy-metadata-in-ogg`).
+    pub icy_in_ogg: bool,
     pub max_listeners: Option<usize>,
     pub fallback_mount: Option<String>,
     pub fallback_override: bool,
@@ -70,6 +72,7 @@ impl MountSettings {
             queue_size: m.queue_size.unwrap_or(config.limits.queue_size),
             source_timeout: m.source_timeout.unwrap_or(config.limits.source_timeout),
             metaint: m.mp3_metadata_interval.unwrap_or(DEFAULT_METAINT),
+            icy_in_ogg: m.icy_metadata_in_ogg,
             max_listeners: m.max_listeners,
             fallback_mount: m.fallback_mount.clone(),
             fallback_override: m.fallback_override,
@@ -456,6 +459,23 @@ impl Mount {
         self.meta_version.load(Ordering::Acquire)
     }
 
+    /// The ICY metadata interval for a listener that did (`asked`) or did not send
+    /// `Icy-MetaData: 1`; 0 = plain stream. As icecast2: only generic streams (MP3, AAC)
+    /// carry ICY metadata, never WebM, and Ogg only where the mount opts in, because a
+    /// player that asks (mplayer) then finds no Ogg demuxer for the interleaved bytes.
+    pub fn listener_metaint(&self, asked: bool) -> usize {
+        let carries_icy = match self.family {
+            Family::Generic => true,
+            Family::Ogg => self.settings.icy_in_ogg,
+            Family::Webm => false,
+        };
+        if asked && carries_icy {
+            self.settings.metaint
+        } else {
+            0
+        }
+    }
+
     /// Current ICY block and its version, for a listener deciding what to insert.
     pub fn icy_block(&self) -> (u64, Bytes) {
         let m = read(&self.meta);
@@ -558,5 +578,41 @@ impl Mount {
             .collect();
         v.sort_by_key(|(k, _)| *k);
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(content_type: &str, icy_in_ogg: bool) -> Mount {
+        let mut settings = MountSettings::resolve(&Config::default(), "/m");
+        settings.icy_in_ogg = icy_in_ogg;
+        let info = SourceInfo {
+            content_type: content_type.into(),
+            ..Default::default()
+        };
+        Mount::new("/m", info, settings, None)
+    }
+
+    #[test]
+    fn icy_metadata_only_where_icecast2_sends_it_or_the_mount_opts_in() {
+        let cases = [
+            ("audio/mpeg", false, DEFAULT_METAINT),
+            ("audio/aac", false, DEFAULT_METAINT),
+            ("application/ogg", false, 0),
+            ("audio/ogg", true, DEFAULT_METAINT),
+            ("video/webm", false, 0),
+            ("video/webm", true, 0),
+        ];
+        for (content_type, opt_in, want) in cases {
+            let m = mount(content_type, opt_in);
+            assert_eq!(
+                m.listener_metaint(true),
+                want,
+                "{content_type} opt-in {opt_in}"
+            );
+            assert_eq!(m.listener_metaint(false), 0, "{content_type} not asked");
+        }
     }
 }

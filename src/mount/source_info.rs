@@ -35,11 +35,13 @@ impl SourceInfo {
         content_type: &str,
         cfg: Option<&MountConfig>,
     ) -> Self {
+        // An empty header counts as absent, as icecast2's parser never stores one (gst
+        // shout2send sends `ice-description: ` and `ice-genre: ` when they are unset).
         let get = |names: &[&str]| -> Option<String> {
             names.iter().find_map(|n| {
                 headers
                     .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                    .find(|(k, v)| k.eq_ignore_ascii_case(n) && !v.trim().is_empty())
                     .map(|(_, v)| v.clone())
             })
         };
@@ -141,8 +143,11 @@ fn decode(s: &str) -> String {
 /// (icecast can send `icy-br` twice), and a source's request flag `Icy-MetaData` is not
 /// echoed to listeners as `icy-metadata:1` (it describes the source's request, not the stream).
 pub fn derive_listener_headers(headers: &[(String, String)], cfg: &MountConfig) -> String {
+    // Empty values are dropped, as icecast2's header parser drops them: no bare
+    // `icy-genre:` line reaches listeners.
     let mut sorted: Vec<(String, &str)> = headers
         .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
         .collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -280,6 +285,24 @@ mod tests {
         assert_eq!(info.name.as_deref(), Some("Cfg Name"));
         assert!(info.public);
         assert_eq!(info.content_type, "audio/aac");
+    }
+
+    #[test]
+    fn empty_headers_are_absent() {
+        // gst shout2send's head: description and genre unset.
+        let headers = h(&[
+            ("ice-name", "gst"),
+            ("ice-description", ""),
+            ("ice-genre", " "),
+            ("icy-genre", "Jazz"),
+            ("ice-public", "0"),
+        ]);
+        let d = derive_listener_headers(&headers, &MountConfig::default());
+        assert_eq!(d, "icy-name:gst\r\nicy-pub:0\r\nicy-genre:Jazz\r\n");
+        let info = SourceInfo::from_headers(&headers, "audio/mpeg", None);
+        assert_eq!(info.description, None);
+        assert_eq!(info.display_description(), "Unspecified description");
+        assert_eq!(info.genre.as_deref(), Some("Jazz"));
     }
 
     #[test]
