@@ -1667,4 +1667,239 @@ mod tests {
         assert!(warned("unknown type \"ldap\""), "{:?}", c.warnings);
         assert!(warned("name=\"bogus\""), "{:?}", c.warnings);
     }
+
+    #[test]
+    fn default_mount_fills_the_gaps_of_specific_mounts() {
+        let xml = r#"<icecast>
+  <mount type="default">
+    <password>defaultpw</password><max-listeners>3</max-listeners>
+    <stream-name>Default name</stream-name><hidden>1</hidden>
+    <authentication type="htpasswd"><option name="filename" value="users"/></authentication>
+    <http-headers><header name="X-Default" value="1"/></http-headers>
+  </mount>
+  <mount type="normal">
+    <mount-name>/special.mp3</mount-name><password>specialpw</password>
+    <max-listeners>1</max-listeners><stream-name>Special</stream-name><hidden>0</hidden>
+    <http-headers><header name="X-Own" value="1"/></http-headers>
+  </mount>
+  <mount type="normal"><mount-name>/named.mp3</mount-name><stream-name>Named</stream-name></mount>
+  <mount type="normal"><mount-name>/live/*</mount-name><genre>Live</genre></mount>
+  <mount type="normal"><mount-name>/live/studio</mount-name><genre>Studio</genre></mount>
+  <mount type="default"><max-listeners>99</max-listeners></mount>
+  <mount type="odd"><mount-name>/odd</mount-name></mount>
+  <mount><password>nameless</password></mount>
+</icecast>"#;
+        let c = convert(xml);
+        let config = c.load().unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let special = config.mount("/special.mp3").expect("special");
+        assert_eq!(special.password.as_deref(), Some("specialpw"));
+        assert_eq!(special.max_listeners, Some(1));
+        assert_eq!(special.stream_name.as_deref(), Some("Special"));
+        // icecast2 reads <hidden>0 as "not set", so the default's 1 fills it in.
+        assert_eq!(special.hidden, Some(true));
+        // The mount's own headers, then the default's (icecast2 appends them).
+        let names: Vec<&str> = special.http_headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["X-Own", "X-Default"]);
+        let named = config.mount("/named.mp3").expect("named");
+        assert_eq!(
+            (named.max_listeners, named.stream_name.as_deref(), named.password.as_deref()),
+            (Some(3), Some("Named"), Some("defaultpw"))
+        );
+        let other = config.mount("/other.mp3").expect("default");
+        assert_eq!(
+            (other.max_listeners, other.stream_name.as_deref()),
+            (Some(3), Some("Default name"))
+        );
+        assert_eq!(
+            config.mount("/live/studio").and_then(|m| m.genre.clone()).as_deref(),
+            Some("Studio")
+        );
+        assert!(config.mount("/odd").is_some_and(|m| m.name.is_empty()));
+        assert_eq!(config.mounts.len(), 4);
+        // Where floecast deliberately differs from icecast2, it says so.
+        for needle in [
+            "does not apply the default mount's <authentication>",
+            "icecast2 never applies this mount to \"/live/studio\"",
+            "only the first default mount",
+            "unknown type \"odd\"",
+            "<mount> ignored: no <mount-name>",
+        ] {
+            assert!(warned(&c, needle), "{needle}: {:#?}", c.warnings);
+        }
+    }
+
+    #[test]
+    fn repeated_options_keep_the_last_and_never_break_the_toml() {
+        let xml = r#"<icecast>
+  <hostname>first</hostname><hostname>second</hostname>
+  <limits><clients>10</clients></limits><limits><clients>20</clients><sources>3</sources></limits>
+  <authentication><admin-password>a1</admin-password></authentication>
+  <source-password>legacy</source-password>
+  <paths><webroot>/w1</webroot></paths><paths><pidfile>/run/x.pid</pidfile></paths>
+  <mount type="normal"><mount-name>/m</mount-name>
+    <stream-name>one</stream-name><stream-name>two</stream-name>
+    <authentication type="htpasswd"><option name="filename" value="first"/></authentication>
+    <authentication type="htpasswd"><option name="filename" value="second"/></authentication>
+  </mount>
+  <mount type="normal"><mount-name>/n</mount-name>
+    <authentication type="htpasswd"><option name="filename" value="good"/></authentication>
+    <authentication type="ldap"/>
+  </mount>
+</icecast>"#;
+        let c = convert(xml);
+        toml::from_str::<toml::Table>(&c.toml).unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let config = c.load().unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        assert_eq!(config.hostname, "second");
+        assert_eq!((config.limits.clients, config.limits.sources), (20, 3));
+        assert_eq!(config.auth.source_password, "legacy");
+        assert_eq!(config.auth.admin_password, "a1");
+        assert_eq!(config.paths.webroot.as_deref(), Some(Path::new("/w1")));
+        assert_eq!(
+            config.paths.pidfile.as_deref(),
+            Some(Path::new("/run/x.pid"))
+        );
+        let m = config.mount("/m").expect("/m");
+        assert_eq!(m.stream_name.as_deref(), Some("two"));
+        // icecast2 keeps the last <authentication> of a mount ...
+        assert_eq!(
+            m.authentication,
+            Some(crate::config::ListenerAuth::htpasswd("second", false))
+        );
+        // ... even when it is unusable: then the mount is open there, and here.
+        assert_eq!(config.mount("/n").and_then(|m| m.authentication.clone()), None);
+        for needle in [
+            "<hostname> also given at line",
+            "<mount.stream-name> also given at line",
+            "icecast2 uses the last <authentication> (line 10)",
+            "icecast2 uses the last <authentication> (line 14)",
+            "THE MOUNT IS OPEN",
+        ] {
+            assert!(warned(&c, needle), "{needle}: {:#?}", c.warnings);
+        }
+    }
+
+    #[test]
+    fn load_errors_point_at_the_xml() {
+        let xml = "<icecast>\n<mount>\n<mount-name>/a</mount-name>\n<queue-size>1000</queue-size>\n</mount>\n</icecast>";
+        let e = convert(xml).load().expect_err("queue smaller than the burst");
+        assert_eq!(e.origin(), "icecast.xml");
+        assert_eq!(e.line(), Some(4));
+        assert!(
+            e.key().is_some_and(|k| k.starts_with("mount.queue-size")),
+            "{e}"
+        );
+        let e = convert("<icecast>\n<limits>\n<clients>-5</clients>\n</limits>\n</icecast>")
+            .load()
+            .expect_err("negative clients");
+        assert_eq!((e.origin(), e.line()), ("icecast.xml", Some(3)), "{e}");
+        let e = convert("<icecast>\n<mount>\n<mount-name>live</mount-name>\n</mount>\n</icecast>")
+            .load()
+            .expect_err("a mount name needs a slash");
+        assert_eq!((e.origin(), e.line()), ("icecast.xml", Some(3)), "{e}");
+    }
+
+    #[test]
+    fn tls_sockets_are_not_opened_and_said_so_loudly() {
+        let c = convert(
+            "<icecast><listen-socket><port>8000</port></listen-socket>\
+             <listen-socket><port>8443</port><ssl>1</ssl></listen-socket></icecast>",
+        );
+        let config = c.load().expect("loads");
+        assert_eq!(config.listen.iter().map(|l| l.port).collect::<Vec<_>>(), [8000]);
+        let tls = c
+            .warnings
+            .iter()
+            .find(|w| w.option == "listen-socket.ssl")
+            .expect("a TLS warning");
+        assert_eq!(tls.severity, Severity::Danger);
+        assert!(tls.message.contains("8443 is NOT opened"), "{tls}");
+        assert!(tls.message.contains("proxy"), "{tls}");
+        assert!(c.toml.contains("# WARNING: line 1: <listen-socket.ssl>"), "{}", c.toml);
+        // With no plain socket left, there is nothing to serve: an error, not port 8000.
+        let e = to_toml(
+            "<icecast>\n<listen-socket><port>8443</port>\n<ssl>1</ssl></listen-socket></icecast>",
+            "icecast.xml",
+        )
+        .expect_err("TLS only");
+        assert_eq!((e.line(), e.key()), (Some(3), Some("listen-socket.ssl")));
+    }
+
+    /// Any arrangement of icecast's own elements converts to TOML that parses, and loading
+    /// it either works or reports an error in the XML file.
+    fn arbitrary_icecast_xml() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("hostname"),
+            Just("port"),
+            Just("source-password"),
+            Just("mount-name"),
+            Just("password"),
+            Just("max-listeners"),
+            Just("burst-size"),
+            Just("queue-size"),
+            Just("hidden"),
+            Just("public"),
+            Just("no-yp"),
+            Just("stream-name"),
+            Just("intro"),
+            Just("ssl"),
+            Just("shoutcast-compat"),
+            Just("shoutcast-mount"),
+            Just("clients"),
+            Just("burst-on-connect"),
+            Just("accesslog"),
+            Just("logdir"),
+            Just("server"),
+            Just("bogus"),
+        ];
+        let value = prop_oneof![
+            Just(""),
+            Just("0"),
+            Just("1"),
+            Just("-1"),
+            Just("8000"),
+            Just("/a"),
+            Just("/a/*"),
+            Just("x\"y'z\\"),
+        ];
+        let child = (leaf, value).prop_map(|(n, v)| format!("<{n}>{v}</{n}>"));
+        let auth = prop_oneof![
+            Just(r#"<authentication type="htpasswd"><option name="filename" value="f"/></authentication>"#.to_string()),
+            Just(r#"<authentication type="url"/>"#.to_string()),
+            Just(r#"<http-headers><header name="X" value="1"/><bogus/></http-headers>"#.to_string()),
+        ];
+        let children = proptest::collection::vec(prop_oneof![child.clone(), auth], 0..6);
+        let section = (
+            prop_oneof![
+                Just("mount"),
+                Just("mount type=\"default\""),
+                Just("listen-socket"),
+                Just("limits"),
+                Just("paths"),
+                Just("logging"),
+                Just("relay"),
+                Just("authentication"),
+            ],
+            children,
+        )
+            .prop_map(|(tag, body)| {
+                let end = tag.split(' ').next().unwrap_or(tag);
+                format!("<{tag}>{}</{end}>", body.concat())
+            });
+        proptest::collection::vec(prop_oneof![section, child], 0..8)
+            .prop_map(|parts| format!("<icecast>{}</icecast>", parts.concat()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn converted_toml_always_parses(xml in arbitrary_icecast_xml()) {
+            if let Ok(c) = to_toml(&xml, "icecast.xml") {
+                let parsed = toml::from_str::<toml::Table>(&c.toml);
+                proptest::prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), c.toml);
+                if let Err(e) = c.load() {
+                    proptest::prop_assert_eq!(e.origin(), "icecast.xml", "{}\n{}", e, c.toml);
+                }
+            }
+        }
+    }
 }

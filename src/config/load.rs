@@ -1684,8 +1684,14 @@ mod tests {
                 .and_then(|m| m.stream_name.clone()),
             Some("Off air".to_string())
         );
-        assert!(cfg.mount("/live").is_none());
-        assert!(cfg.mount("/live/a/b").is_none());
+        // Mounts no table names get [mount-defaults] alone.
+        let defaults_only = |m: &str| cfg.mount(m).map(|c| (c.name.clone(), c.max_listeners));
+        assert_eq!(defaults_only("/live"), Some((String::new(), Some(1000))));
+        assert_eq!(defaults_only("/live/a/b"), Some((String::new(), Some(1000))));
+        assert_eq!(
+            cfg.mount("/live/studio").and_then(|m| m.genre.clone()).as_deref(),
+            Some("various")
+        );
 
         assert_eq!(
             cfg.pushes,

@@ -191,7 +191,10 @@ fn render_lines(out: &mut Rendered, s: &Section) {
         match line {
             Line::Comment(c) => {
                 for l in c.lines() {
-                    push_line(out, format!("# {l}").trim_end().to_string(), None);
+                    for (i, part) in wrap(l, COMMENT_WIDTH).into_iter().enumerate() {
+                        let indent = if i == 0 { "" } else { "  " };
+                        push_line(out, format!("# {indent}{part}").trim_end().to_string(), None);
+                    }
                 }
             }
             Line::Entry {
@@ -203,6 +206,26 @@ fn render_lines(out: &mut Rendered, s: &Section) {
             }
         }
     }
+}
+
+/// Comment text is wrapped to this many characters.
+const COMMENT_WIDTH: usize = 94;
+
+/// `text` cut at spaces into lines of at most `width` characters (longer words stay whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
 }
 
 fn push_line(out: &mut Rendered, text: String, origin: Option<Origin>) {
@@ -256,6 +279,8 @@ mod tests {
         assert_eq!(mounts[1]["name"].as_str(), Some("/c"));
         assert_eq!(mounts[1]["odd key"].as_str(), Some("q\"uote"));
         assert!(r.text.contains("# two\n# lines\n"), "{}", r.text);
+        assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
+        assert_eq!(wrap("a-very-long-word x", 4), ["a-very-long-word", "x"]);
         // Every line has its origin slot; the root key came first.
         assert_eq!(r.origins.len(), r.text.lines().count());
         assert_eq!(r.origins[0], Some(o(4)));
