@@ -1116,6 +1116,8 @@ fn listener_auth(
     let mut fields = toml::Table::new();
     fields.insert("type".into(), kind.into());
     let mut required = None;
+    // Set when the authenticator cannot work; the other options are still reported.
+    let mut unusable = false;
     for o in &a.children {
         if o.name != "option" {
             w.ignored(
@@ -1186,12 +1188,16 @@ fn listener_auth(
             let why = "only http:// backends are supported (floecast has no TLS client)";
             if key == "listener-add" {
                 w.danger(id, o, &named, format!("ignored: {why}; {open}"));
-                return Ok(());
+                unusable = true;
+                continue;
             }
             w.ignored(id, o, &named, why);
             continue;
         }
         fields.insert(key, value.into());
+    }
+    if unusable {
+        return Ok(());
     }
     if required.filter(|r| !r.is_empty()).is_none() {
         let what = if kind == "url" {
@@ -1698,11 +1704,19 @@ mod tests {
         // icecast2 reads <hidden>0 as "not set", so the default's 1 fills it in.
         assert_eq!(special.hidden, Some(true));
         // The mount's own headers, then the default's (icecast2 appends them).
-        let names: Vec<&str> = special.http_headers.iter().map(|h| h.name.as_str()).collect();
+        let names: Vec<&str> = special
+            .http_headers
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
         assert_eq!(names, ["X-Own", "X-Default"]);
         let named = config.mount("/named.mp3").expect("named");
         assert_eq!(
-            (named.max_listeners, named.stream_name.as_deref(), named.password.as_deref()),
+            (
+                named.max_listeners,
+                named.stream_name.as_deref(),
+                named.password.as_deref()
+            ),
             (Some(3), Some("Named"), Some("defaultpw"))
         );
         let other = config.mount("/other.mp3").expect("default");
@@ -1711,7 +1725,10 @@ mod tests {
             (Some(3), Some("Default name"))
         );
         assert_eq!(
-            config.mount("/live/studio").and_then(|m| m.genre.clone()).as_deref(),
+            config
+                .mount("/live/studio")
+                .and_then(|m| m.genre.clone())
+                .as_deref(),
             Some("Studio")
         );
         assert!(config.mount("/odd").is_some_and(|m| m.name.is_empty()));
@@ -1766,7 +1783,10 @@ mod tests {
             Some(crate::config::ListenerAuth::htpasswd("second", false))
         );
         // ... even when it is unusable: then the mount is open there, and here.
-        assert_eq!(config.mount("/n").and_then(|m| m.authentication.clone()), None);
+        assert_eq!(
+            config.mount("/n").and_then(|m| m.authentication.clone()),
+            None
+        );
         for needle in [
             "<hostname> also given at line",
             "<mount.stream-name> also given at line",
@@ -1781,7 +1801,9 @@ mod tests {
     #[test]
     fn load_errors_point_at_the_xml() {
         let xml = "<icecast>\n<mount>\n<mount-name>/a</mount-name>\n<queue-size>1000</queue-size>\n</mount>\n</icecast>";
-        let e = convert(xml).load().expect_err("queue smaller than the burst");
+        let e = convert(xml)
+            .load()
+            .expect_err("queue smaller than the burst");
         assert_eq!(e.origin(), "icecast.xml");
         assert_eq!(e.line(), Some(4));
         assert!(
@@ -1805,7 +1827,10 @@ mod tests {
              <listen-socket><port>8443</port><ssl>1</ssl></listen-socket></icecast>",
         );
         let config = c.load().expect("loads");
-        assert_eq!(config.listen.iter().map(|l| l.port).collect::<Vec<_>>(), [8000]);
+        assert_eq!(
+            config.listen.iter().map(|l| l.port).collect::<Vec<_>>(),
+            [8000]
+        );
         let tls = c
             .warnings
             .iter()
@@ -1814,7 +1839,11 @@ mod tests {
         assert_eq!(tls.severity, Severity::Danger);
         assert!(tls.message.contains("8443 is NOT opened"), "{tls}");
         assert!(tls.message.contains("proxy"), "{tls}");
-        assert!(c.toml.contains("# WARNING: line 1: <listen-socket.ssl>"), "{}", c.toml);
+        assert!(
+            c.toml.contains("# WARNING: line 1: <listen-socket.ssl>"),
+            "{}",
+            c.toml
+        );
         // With no plain socket left, there is nothing to serve: an error, not port 8000.
         let e = to_toml(
             "<icecast>\n<listen-socket><port>8443</port>\n<ssl>1</ssl></listen-socket></icecast>",

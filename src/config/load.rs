@@ -1687,9 +1687,14 @@ mod tests {
         // Mounts no table names get [mount-defaults] alone.
         let defaults_only = |m: &str| cfg.mount(m).map(|c| (c.name.clone(), c.max_listeners));
         assert_eq!(defaults_only("/live"), Some((String::new(), Some(1000))));
-        assert_eq!(defaults_only("/live/a/b"), Some((String::new(), Some(1000))));
         assert_eq!(
-            cfg.mount("/live/studio").and_then(|m| m.genre.clone()).as_deref(),
+            defaults_only("/live/a/b"),
+            Some((String::new(), Some(1000)))
+        );
+        assert_eq!(
+            cfg.mount("/live/studio")
+                .and_then(|m| m.genre.clone())
+                .as_deref(),
             Some("various")
         );
 

@@ -193,7 +193,11 @@ fn render_lines(out: &mut Rendered, s: &Section) {
                 for l in c.lines() {
                     for (i, part) in wrap(l, COMMENT_WIDTH).into_iter().enumerate() {
                         let indent = if i == 0 { "" } else { "  " };
-                        push_line(out, format!("# {indent}{part}").trim_end().to_string(), None);
+                        push_line(
+                            out,
+                            format!("# {indent}{part}").trim_end().to_string(),
+                            None,
+                        );
                     }
                 }
             }
