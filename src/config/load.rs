@@ -576,16 +576,10 @@ fn p2psp_config(
             }
             return Ok(None);
         };
-        let buffer = raw.buffer.as_ref().map_or(256, |b| *b.get_ref());
-        if let Some(b) = &raw.buffer {
-            if !(8..=65_536).contains(b.get_ref()) {
-                return Err(src.invalid(
-                    b.span(),
-                    &k("buffer"),
-                    "must be between 8 and 65536 chunks",
-                ));
-            }
-        }
+        let buffer = match &raw.buffer {
+            Some(b) => ranged(src, b, &k("buffer"), 8..=65_536, " chunks")?,
+            None => 256,
+        };
         // DBS needs the team no larger than the buffer (spec §4.1).
         let max_peers = raw
             .max_peers
@@ -600,36 +594,18 @@ fn p2psp_config(
                 ));
             }
         }
-        let max_chunk = raw.max_chunk.as_ref().map_or(16_384, |m| *m.get_ref());
-        if let Some(m) = &raw.max_chunk {
-            if !(256..=60_000).contains(m.get_ref()) {
-                return Err(src.invalid(
-                    m.span(),
-                    &k("max-chunk"),
-                    "must be between 256 and 60000 bytes",
-                ));
-            }
-        }
-        let monitors = raw
-            .monitors
-            .as_ref()
-            .map_or(super::SplitterSettings::DEFAULT_MONITORS, |m| *m.get_ref());
-        if let Some(m) = &raw.monitors {
-            if !(1..=32).contains(m.get_ref()) {
-                return Err(src.invalid(m.span(), &k("monitors"), "must be between 1 and 32"));
-            }
-        }
+        let max_chunk = match &raw.max_chunk {
+            Some(m) => ranged(src, m, &k("max-chunk"), 256..=60_000, " bytes")?,
+            None => 16_384,
+        };
+        let monitors = match &raw.monitors {
+            Some(m) => ranged(src, m, &k("monitors"), 1..=32, "")?,
+            None => super::SplitterSettings::DEFAULT_MONITORS,
+        };
         let peer_timeout = match &raw.peer_timeout {
             None => super::SplitterSettings::DEFAULT_PEER_TIMEOUT,
             // Peers report every second: below 2 s a single lost report would expel them.
-            Some(t) if (2..=60).contains(t.get_ref()) => Duration::from_secs(*t.get_ref()),
-            Some(t) => {
-                return Err(src.invalid(
-                    t.span(),
-                    &k("peer-timeout"),
-                    "must be between 2 and 60 seconds",
-                ));
-            }
+            Some(t) => Duration::from_secs(ranged(src, t, &k("peer-timeout"), 2..=60, " seconds")?),
         };
         let compat = if peer {
             codec(&raw.serve_codec, "serve-codec")?
@@ -966,14 +942,8 @@ impl RawConfig {
                 cfg.tuning.flush_interval = Duration::from_millis(v.into_inner());
             }
             if let Some(v) = tuning.listen_backlog {
-                if !(1..=65535).contains(v.get_ref()) {
-                    return Err(src.invalid(
-                        v.span(),
-                        "tuning.listen-backlog",
-                        "must be between 1 and 65535",
-                    ));
-                }
-                cfg.tuning.listen_backlog = v.into_inner();
+                cfg.tuning.listen_backlog =
+                    ranged(src, &v, "tuning.listen-backlog", 1..=65535, "")?;
             }
         }
 
@@ -1045,19 +1015,41 @@ fn at_least_one(src: &Source<'_>, v: &Spanned<usize>, key: &str) -> Result<(), C
     Ok(())
 }
 
-fn timeout(src: &Source<'_>, v: Spanned<u64>, key: &str) -> Result<Duration, ConfigError> {
-    if !TIMEOUT_RANGE.contains(v.get_ref()) {
-        return Err(src.invalid(
-            v.span(),
-            key,
-            format!(
-                "must be between {} and {} seconds",
-                TIMEOUT_RANGE.start(),
-                TIMEOUT_RANGE.end()
-            ),
-        ));
+/// The value of `v` when it lies in `range`, else an error at its line naming `key` and the
+/// range (`unit` follows the numbers, e.g. " seconds").
+fn ranged<T>(
+    src: &Source<'_>,
+    v: &Spanned<T>,
+    key: &str,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + Copy + fmt::Display,
+{
+    let value = *v.get_ref();
+    if range.contains(&value) {
+        return Ok(value);
     }
-    Ok(Duration::from_secs(v.into_inner()))
+    Err(src.invalid(
+        v.span(),
+        key,
+        format!(
+            "must be between {} and {}{unit}",
+            range.start(),
+            range.end()
+        ),
+    ))
+}
+
+fn timeout(src: &Source<'_>, v: Spanned<u64>, key: &str) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(ranged(
+        src,
+        &v,
+        key,
+        TIMEOUT_RANGE,
+        " seconds",
+    )?))
 }
 
 fn path(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
