@@ -279,6 +279,7 @@ const UNSUPPORTED_XML: &str = r#"<icecast>
   <mime-types>/etc/mime.types</mime-types>
   <master-ssl-port>8443</master-ssl-port>
   <bogus-option>1</bogus-option>
+  <shoutcast-mount>/sc.mp3</shoutcast-mount>
   <directory><yp-url>http://dir.xiph.org/cgi-bin/yp-cgi</yp-url></directory>
   <limits><client-timeout>30</client-timeout><threadpool>5</threadpool><sources>4</sources></limits>
   <authentication><source-password mount="/x">pw</source-password><funny>1</funny></authentication>
@@ -311,6 +312,7 @@ const EXPECTED_WARNINGS: &[(&str, &str, Severity)] = &[
     ("mime-types", "built-in", Severity::Notice),
     ("master-ssl-port", "plain HTTP", Severity::Notice),
     ("bogus-option", "unknown", Severity::Notice),
+    ("shoutcast-mount", "shoutcast-compat", Severity::Notice),
     ("directory", "YP", Severity::Notice),
     ("limits.client-timeout", "never uses it", Severity::Notice),
     ("limits.threadpool", "does not use it", Severity::Notice),

@@ -432,6 +432,25 @@ fn last<'a>(el: &'a Element, name: &str) -> Option<&'a Element> {
 
 /// `<listen-socket>`s (or the legacy top-level `<port>`) become `[[listen]]` tables.
 fn listen_sockets(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let global_used = write_sockets(w, root)?;
+    if let Some(global) = last(root, "shoutcast-mount") {
+        if !global_used {
+            w.ignored(
+                ROOT,
+                global,
+                "shoutcast-mount",
+                "it only names the mount of a <listen-socket> with <shoutcast-compat>1 and no \
+                 <shoutcast-mount> of its own, and there is none; give a [[listen]] socket a \
+                 shoutcast-mount to accept SHOUTcast sources on its port + 1",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// [`listen_sockets`]; says whether the top-level `<shoutcast-mount>` was used.
+fn write_sockets(w: &mut Writer<'_>, root: &Element) -> Result<bool, ConfigError> {
+    let mut global_used = false;
     let sockets: Vec<&Element> = root.children_named("listen-socket").collect();
     let legacy_port = last(root, "port");
     let legacy_bind = last(root, "bind-address");
@@ -447,7 +466,7 @@ fn listen_sockets(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError>
                 w.text(id, "bind-address", b, "bind-address");
             }
         }
-        return Ok(());
+        return Ok(global_used);
     }
     for el in [legacy_port, legacy_bind].into_iter().flatten() {
         w.ignored(
@@ -563,9 +582,9 @@ fn listen_sockets(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError>
         let has_mount = last(s, "shoutcast-mount").is_some_and(|m| !m.value().is_empty());
         if !has_mount {
             if let Some((_, m)) = compat_ports.iter().find(|(p, _)| *p == port + 1) {
-                let mount = m
-                    .clone()
-                    .filter(|m| !m.is_empty())
+                let own = m.clone().filter(|m| !m.is_empty());
+                global_used |= own.is_none() && global_sc_mount.is_some();
+                let mount = own
                     .or_else(|| global_sc_mount.clone())
                     .unwrap_or_else(|| "/stream".into());
                 w.set(
@@ -591,7 +610,7 @@ fn listen_sockets(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError>
             ));
         }
     }
-    Ok(())
+    Ok(global_used)
 }
 
 /// `<limits>`, in file order: `<burst-on-connect>0` zeroes the burst size at its place, so a
@@ -1544,6 +1563,17 @@ mod tests {
         );
         assert_eq!(config.listen.len(), 1);
         assert_eq!(config.listen[0].shoutcast_mount.as_deref(), Some("/sc"));
+    }
+
+    #[test]
+    fn unused_global_shoutcast_mount_is_reported() {
+        let c = convert("<icecast><shoutcast-mount>/sc</shoutcast-mount></icecast>");
+        assert!(warned(&c, "<shoutcast-mount> ignored"), "{:?}", c.warnings);
+        let c = convert(
+            "<icecast><shoutcast-mount>/sc</shoutcast-mount><listen-socket><port>8000</port></listen-socket>\
+             <listen-socket><port>8001</port><shoutcast-compat>1</shoutcast-compat></listen-socket></icecast>",
+        );
+        assert!(!warned(&c, "<shoutcast-mount>"), "{:?}", c.warnings);
     }
 
     #[test]
