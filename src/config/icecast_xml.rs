@@ -267,7 +267,7 @@ impl Writer<'_> {
                 option,
                 Severity::Notice,
                 format!(
-                    "also given at line {}; the last one applies, as in icecast2",
+                    "repeated (first at line {}); the last one applies, as in icecast2",
                     earlier.line
                 ),
             );
@@ -1818,8 +1818,8 @@ mod tests {
             None
         );
         for needle in [
-            "<hostname> also given at line",
-            "<mount.stream-name> also given at line",
+            "<hostname> repeated (first at line 2)",
+            "<mount.stream-name> repeated (first at line 8)",
             "icecast2 uses the last <authentication> (line 10)",
             "icecast2 uses the last <authentication> (line 14)",
             "THE MOUNT IS OPEN",
