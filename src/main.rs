@@ -238,7 +238,7 @@ fn import_icecast(file: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = Config::from_toml_str(&converted.toml, &format!("{origin} (converted)")) {
+    if let Err(e) = converted.load() {
         eprintln!("floecast: the converted config does not load: {e}");
         return ExitCode::from(2);
     }

@@ -378,7 +378,11 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
             .pushes
             .status()
             .into_iter()
-            .filter(|p| !config.mount(&p.mount).is_some_and(|m| m.hidden))
+            .filter(|p| {
+                config
+                    .mount(&p.mount)
+                    .is_none_or(|m| m.hidden != Some(true))
+            })
             .collect(),
     }
 }

@@ -121,7 +121,7 @@ async fn auth_rules() {
     });
     config.mounts.push(MountConfig {
         name: "/secret".into(),
-        hidden: true,
+        hidden: Some(true),
         ..Default::default()
     });
     let srv = start(config).await;
@@ -701,7 +701,7 @@ async fn status_json_xsl_with_zero_one_and_two_mounts() {
     let mut config = test_config();
     config.mounts.push(MountConfig {
         name: "/hidden".into(),
-        hidden: true,
+        hidden: Some(true),
         ..Default::default()
     });
     let srv = start(config).await;

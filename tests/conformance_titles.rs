@@ -310,7 +310,7 @@ fn config_with(mounts: Vec<MountConfig>) -> Config {
 fn icy_ogg_mount(name: &str) -> MountConfig {
     MountConfig {
         name: name.into(),
-        icy_metadata_in_ogg: true,
+        icy_metadata_in_ogg: Some(true),
         mp3_metadata_interval: Some(2000),
         ..Default::default()
     }

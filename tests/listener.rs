@@ -250,7 +250,7 @@ async fn max_listeners_and_fallback_when_full() {
         name: "/full".into(),
         max_listeners: Some(1),
         fallback_mount: Some("/overflow".into()),
-        fallback_when_full: true,
+        fallback_when_full: Some(true),
         ..Default::default()
     });
     let srv = start(config).await;
@@ -345,7 +345,7 @@ async fn fallback_and_override_keep_listeners_connected() {
     config.mounts.push(MountConfig {
         name: "/main".into(),
         fallback_mount: Some("/backup".into()),
-        fallback_override: true,
+        fallback_override: Some(true),
         ..Default::default()
     });
     let srv = start(config).await;

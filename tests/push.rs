@@ -723,7 +723,7 @@ async fn pushes_of_hidden_mounts_are_not_public() {
     ]);
     config.mounts.push(MountConfig {
         name: "/hid.mp3".into(),
-        hidden: true,
+        hidden: Some(true),
         ..Default::default()
     });
     let a = start(config).await;

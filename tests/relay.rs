@@ -649,7 +649,7 @@ async fn lost_upstream_moves_listeners_to_the_fallback_and_override_brings_them_
     cb.mounts.push(floecast::config::MountConfig {
         name: "/relayed".into(),
         fallback_mount: Some("/fb".into()),
-        fallback_override: true,
+        fallback_override: Some(true),
         ..Default::default()
     });
     cb.relays.push(relay(a.addr.port(), "/live", "/relayed"));
@@ -739,7 +739,7 @@ async fn on_demand_relay_starts_for_listeners_on_an_overriding_fallback() {
     cb.mounts.push(floecast::config::MountConfig {
         name: "/od".into(),
         fallback_mount: Some("/fb".into()),
-        fallback_override: true,
+        fallback_override: Some(true),
         ..Default::default()
     });
     let mut r = relay(a.addr.port(), "/live", "/od");

@@ -272,7 +272,7 @@ pub enum Caller {
 /// Admin credentials, or (for a command on `mount`) that mount's source credentials.
 pub fn authorize(config: &Config, req: &Request, mount: Option<&str>) -> Option<Caller> {
     let (user, pass) = credentials(req)?;
-    if user == config.auth.admin_user && secret_eq(&pass, &config.auth.admin_password) {
+    if config.admin_credentials_ok(&user, &pass) {
         return Some(Caller::Admin);
     }
     let mount = mount?;

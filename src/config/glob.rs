@@ -41,6 +41,28 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
     next[0]
 }
 
+/// How specific a mount pattern is, to order the `[[mount]]` sections that all match one
+/// mount: greater is more specific. An exact name beats every glob; between globs, the longer
+/// literal start (the text before the first wildcard) wins, then the one with more literal
+/// characters in all. Equal patterns tie (the caller keeps file order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Specificity {
+    exact: bool,
+    literal_prefix: usize,
+    literals: usize,
+}
+
+/// The [`Specificity`] of a `[[mount]]` name or glob.
+pub fn specificity(pattern: &str) -> Specificity {
+    let tokens = tokenize(pattern);
+    let is_literal = |t: &Token| matches!(t, Token::Literal(_));
+    Specificity {
+        exact: tokens.iter().all(is_literal),
+        literal_prefix: tokens.iter().take_while(|t| is_literal(t)).count(),
+        literals: tokens.iter().filter(|t| is_literal(t)).count(),
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Token {
     Literal(char),
@@ -185,7 +207,31 @@ fn parse_class(chars: &[char], start: usize) -> Option<(CharClass, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, specificity};
+
+    #[test]
+    fn specificity_orders_exact_then_prefix_then_literals() {
+        let order = [
+            "/live/special.mp3",
+            "/live/special\\*",
+            "/live/spec*.mp3",
+            "/live/*.mp3",
+            "/live/*",
+            "/l*/*.mp3",
+            "/*",
+        ];
+        for pair in order.windows(2) {
+            assert!(
+                specificity(pair[0]) > specificity(pair[1]),
+                "{} should be more specific than {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        // An escaped wildcard is a literal character, so the name is exact.
+        assert!(specificity("/a\\*") > specificity("/a*"));
+        assert_eq!(specificity("/radio?"), specificity("/radio[0-9]"));
+    }
 
     #[test]
     fn literal() {

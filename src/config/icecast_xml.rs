@@ -1,18 +1,18 @@
 //! Reading icecast2's `icecast.xml`: every option of spec §5 either maps onto floecast's
-//! TOML or draws a warning that names it and says why it is ignored.
+//! TOML or draws a warning that names it and says why it is ignored or handled differently.
 //!
-//! The XML becomes commented TOML (what `floecast import-icecast` prints), which is then
-//! loaded like any other file, so both paths share one set of validation rules. Values of
-//! the wrong type are reported against the XML element and its line, never against the
-//! generated TOML. Nothing here panics on any input.
+//! The XML becomes commented TOML (what `floecast import-icecast` prints), built with a
+//! checked builder so it is always valid TOML, then loaded like any other file, so both paths
+//! share one set of validation rules. Errors are reported against the XML element and its
+//! line, never against the generated TOML. Nothing here panics on any input.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::ConfigError;
+use super::toml_doc::{Origin, SectionId, TomlDoc};
+use super::{Config, ConfigError, ConfigWarning, Severity, glob_match};
 
 /// Deepest element nesting accepted (icecast.xml needs 4).
 const MAX_DEPTH: usize = 16;
@@ -23,7 +23,32 @@ const MAX_ELEMENTS: usize = 20_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Converted {
     pub toml: String,
-    pub warnings: Vec<String>,
+    /// In file order; each is also a comment in `toml`.
+    pub warnings: Vec<ConfigWarning>,
+    /// The XML file's name.
+    origin: String,
+    /// For each line of `toml`, the XML element it came from.
+    origins: Vec<Option<Origin>>,
+}
+
+impl Converted {
+    /// Loads the converted TOML. An error is reported at the XML line and option it came
+    /// from, not at a line of TOML the user never saw.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        Config::from_toml_str(&self.toml, &format!("{} (converted)", self.origin)).map_err(|e| {
+            let at = e.line().and_then(|line| {
+                self.origins[..line.min(self.origins.len())]
+                    .iter()
+                    .rev()
+                    .flatten()
+                    .next()
+            });
+            match at {
+                Some(at) => e.relocate(&self.origin, at.line, &at.option),
+                None => e,
+            }
+        })
+    }
 }
 
 /// Is this file an icecast.xml rather than TOML?
@@ -175,309 +200,554 @@ fn parse(text: &str, origin: &str) -> Result<Element, ConfigError> {
         .ok_or_else(|| err(0, "no <icecast> root element".into()))
 }
 
-/// Builds the TOML text section by section, remembering what was dropped.
+/// Builds the TOML document and the warnings about what does not carry over.
 struct Writer<'a> {
     origin: &'a str,
-    out: String,
-    warnings: Vec<String>,
+    doc: TomlDoc,
+    warnings: Vec<ConfigWarning>,
 }
 
-/// A TOML string literal (toml's own escaping).
-fn q(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}
+const ROOT: SectionId = TomlDoc::ROOT;
 
 impl Writer<'_> {
-    fn warn(&mut self, el: &Element, path: &str, why: &str) {
-        let w = format!("line {}: <{path}> ignored: {why}", el.line);
-        let _ = writeln!(self.out, "# {w}");
+    /// A warning, also written as a comment into the table `at`.
+    fn note(
+        &mut self,
+        at: SectionId,
+        line: usize,
+        option: &str,
+        severity: Severity,
+        message: String,
+    ) {
+        let w = ConfigWarning {
+            line: Some(line),
+            option: option.to_string(),
+            message,
+            severity,
+        };
+        let comment = match severity {
+            Severity::Danger => format!("WARNING: {w}"),
+            Severity::Notice => w.to_string(),
+        };
+        self.doc.section(at).comment(&comment);
         self.warnings.push(w);
     }
 
-    fn int(&self, el: &Element, path: &str) -> Result<i64, ConfigError> {
+    fn ignored(&mut self, at: SectionId, el: &Element, option: &str, why: &str) {
+        self.note(
+            at,
+            el.line,
+            option,
+            Severity::Notice,
+            format!("ignored: {why}"),
+        );
+    }
+
+    fn danger(&mut self, at: SectionId, el: &Element, option: &str, message: String) {
+        self.note(at, el.line, option, Severity::Danger, message);
+    }
+
+    /// Sets `key` from `el`. An option given twice keeps its last value, as in icecast2.
+    fn set(
+        &mut self,
+        at: SectionId,
+        key: &str,
+        value: impl Into<toml::Value>,
+        el: &Element,
+        option: &str,
+    ) {
+        let earlier = self
+            .doc
+            .section(at)
+            .set(key, value, Origin::new(el.line, option));
+        if let Some(earlier) = earlier {
+            self.note(
+                at,
+                el.line,
+                option,
+                Severity::Notice,
+                format!(
+                    "repeated (first at line {}); the last one applies, as in icecast2",
+                    earlier.line
+                ),
+            );
+        }
+    }
+
+    /// A text option. An empty element is "not set" in icecast2, so it is left out.
+    fn text(&mut self, at: SectionId, key: &str, el: &Element, option: &str) {
+        if el.value().is_empty() {
+            self.ignored(at, el, option, "empty, which icecast2 reads as not set");
+        } else {
+            self.set(at, key, el.value(), el, option);
+        }
+    }
+
+    fn int(&self, el: &Element, option: &str) -> Result<i64, ConfigError> {
         el.value().parse::<i64>().map_err(|_| {
             ConfigError::at(
                 self.origin,
                 Some(el.line),
-                path,
+                option,
                 format!("expected a whole number, got {:?}", el.value()),
             )
         })
     }
 
-    fn bool01(&self, el: &Element, path: &str) -> Result<bool, ConfigError> {
-        Ok(self.int(el, path)? != 0)
-    }
-
-    fn string(&mut self, key: &str, el: &Element) {
-        let _ = writeln!(self.out, "{key} = {}", q(el.value()));
-    }
-
-    fn number(&mut self, key: &str, el: &Element, path: &str) -> Result<(), ConfigError> {
-        let n = self.int(el, path)?;
-        let _ = writeln!(self.out, "{key} = {n}");
+    fn number(
+        &mut self,
+        at: SectionId,
+        key: &str,
+        el: &Element,
+        option: &str,
+    ) -> Result<(), ConfigError> {
+        let n = self.int(el, option)?;
+        self.set(at, key, n, el, option);
         Ok(())
     }
 
-    fn flag(&mut self, key: &str, el: &Element, path: &str) -> Result<(), ConfigError> {
-        let b = self.bool01(el, path)?;
-        let _ = writeln!(self.out, "{key} = {b}");
+    fn flag(
+        &mut self,
+        at: SectionId,
+        key: &str,
+        el: &Element,
+        option: &str,
+    ) -> Result<(), ConfigError> {
+        let b = self.int(el, option)? != 0;
+        self.set(at, key, b, el, option);
         Ok(())
     }
 }
 
-/// Convert an icecast.xml document to floecast TOML.
+/// Convert an icecast.xml document to floecast TOML. Options are read in file order and the
+/// last of a repeated one wins, as in icecast2.
 pub fn to_toml(text: &str, origin: &str) -> Result<Converted, ConfigError> {
     let root = parse(text, origin)?;
     let mut w = Writer {
         origin,
-        out: String::new(),
+        doc: TomlDoc::default(),
         warnings: Vec::new(),
     };
-    let _ = writeln!(
-        w.out,
-        "# floecast configuration converted from {origin} (icecast2 format)."
-    );
-    let _ = writeln!(
-        w.out,
-        "# Lines starting with '# line N: <...> ignored' name icecast options floecast does not use.\n"
-    );
+    w.doc.section(ROOT).comment(&format!(
+        "floecast configuration converted from {origin} (icecast2 format).\n\
+         Comments starting with 'line N:' name icecast options that floecast does not carry\n\
+         out as written, and why.\n"
+    ));
+    top_level(&mut w, &root)?;
+    listen_sockets(&mut w, &root)?;
+    limits(&mut w, &root)?;
+    authentication(&mut w, &root);
+    paths_and_logging(&mut w, &root)?;
+    if let Some(list) = headers(&mut w, ROOT, root.children_named("http-headers"), "")? {
+        let line = root.child("http-headers").map_or(1, |h| h.line);
+        w.doc
+            .section(ROOT)
+            .set("http-header", list, Origin::new(line, "http-headers"));
+    }
+    mounts(&mut w, &root)?;
+    master(&mut w, &root)?;
+    relays(&mut w, &root)?;
+    let rendered = w.doc.render();
+    Ok(Converted {
+        toml: rendered.text,
+        warnings: w.warnings,
+        origin: origin.to_string(),
+        origins: rendered.origins,
+    })
+}
 
-    // Top level scalars.
-    let mut legacy_port = None;
-    let mut legacy_bind = None;
-    let mut legacy_source_password = None;
-    let mut fileserve = true;
+/// Top-level scalars, and the options that have no place in floecast.
+fn top_level(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
     for el in &root.children {
-        match el.name.as_str() {
-            "location" | "admin" | "hostname" => w.string(&el.name.clone(), el),
-            "server-id" => w.string("server-id", el),
-            "port" => legacy_port = Some(w.int(el, "port")?),
-            "bind-address" => legacy_bind = Some(el.value().to_string()),
-            "source-password" => legacy_source_password = Some(el.value().to_string()),
-            "fileserve" => fileserve = w.bool01(el, "fileserve")?,
-            "icelogin" => w.warn(
+        let name = el.name.as_str();
+        match name {
+            "location" | "admin" | "hostname" | "server-id" => w.text(ROOT, name, el, name),
+            "relays-on-demand" => w.flag(ROOT, "relays-on-demand", el, name)?,
+            "icelogin" => w.ignored(
+                ROOT,
                 el,
-                "icelogin",
+                name,
                 "ice-password logins (ICE/1.0) are always accepted",
             ),
-            "mime-types" => w.warn(
+            "mime-types" => w.ignored(
+                ROOT,
                 el,
-                "mime-types",
+                name,
                 "static files get their type from a built-in table",
             ),
-            "shoutcast-mount" => {} // used below with shoutcast-compat sockets
-            "relays-on-demand" => w.flag("relays-on-demand", el, "relays-on-demand")?,
-            // Written as [master] and [[relay]] tables after the mounts.
-            "master-server"
+            "master-ssl-port" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "an icecast-kh option: the master is polled over plain HTTP on master-server-port",
+            ),
+            "master-bind" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "an icecast-kh option: the master is polled from the default local address",
+            ),
+            "directory" => w.ignored(ROOT, el, name, "YP directory listings are not supported"),
+            "security" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "floecast neither chroots nor changes its user: start it as the user it should \
+                 run as (systemd User=, docker --user)",
+            ),
+            // Read by the sections they belong to.
+            "fileserve"
+            | "port"
+            | "bind-address"
+            | "shoutcast-mount"
+            | "source-password"
+            | "master-server"
             | "master-server-port"
             | "master-username"
             | "master-password"
             | "master-update-interval"
-            | "relay" => {}
-            "master-ssl-port" => w.warn(
-                el,
-                "master-ssl-port",
-                "relays connect over plain HTTP only; the master is polled on master-server-port",
-            ),
-            "master-bind" => w.warn(
-                el,
-                "master-bind",
-                "the master is polled from the default local address",
-            ),
-            "directory" => w.warn(el, "directory", "YP directory listings are not supported"),
-            "security" => w.warn(
-                el,
-                "security",
-                "start floecast as the intended user instead (chroot/changeowner are not needed)",
-            ),
-            "limits" | "authentication" | "listen-socket" | "http-headers" | "mount" | "paths"
+            | "relay"
+            | "limits"
+            | "authentication"
+            | "listen-socket"
+            | "http-headers"
+            | "mount"
+            | "paths"
             | "logging" => {}
-            other => w.warn(el, other, "unknown icecast option"),
+            other => w.ignored(
+                ROOT,
+                el,
+                other,
+                "unknown icecast option (icecast2 ignores it too)",
+            ),
         }
     }
-    let _ = writeln!(w.out);
+    Ok(())
+}
 
-    // Listen sockets.
-    let global_sc_mount = root.child("shoutcast-mount").map(|e| e.value().to_string());
-    let sockets: Vec<&Element> = root.children_named("listen-socket").collect();
-    if sockets.is_empty() {
-        if let Some(port) = legacy_port {
-            let _ = writeln!(w.out, "[[listen]]\nport = {port}");
-            if let Some(b) = &legacy_bind {
-                let _ = writeln!(w.out, "bind-address = {}", q(b));
-            }
-            let _ = writeln!(w.out);
+/// The last `name` child of `el` (icecast2 reads repeated options in order, so the last wins).
+fn last<'a>(el: &'a Element, name: &str) -> Option<&'a Element> {
+    el.children.iter().rev().find(|c| c.name == name)
+}
+
+/// `<listen-socket>`s (or the legacy top-level `<port>`) become `[[listen]]` tables.
+fn listen_sockets(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let global_used = write_sockets(w, root)?;
+    if let Some(global) = last(root, "shoutcast-mount") {
+        if !global_used {
+            w.ignored(
+                ROOT,
+                global,
+                "shoutcast-mount",
+                "it only names the mount of a <listen-socket> with <shoutcast-compat>1 and no \
+                 <shoutcast-mount> of its own, and there is none; give a [[listen]] socket a \
+                 shoutcast-mount to accept SHOUTcast sources on its port + 1",
+            );
         }
     }
+    Ok(())
+}
+
+/// [`listen_sockets`]; says whether the top-level `<shoutcast-mount>` was used.
+fn write_sockets(w: &mut Writer<'_>, root: &Element) -> Result<bool, ConfigError> {
+    let mut global_used = false;
+    let sockets: Vec<&Element> = root.children_named("listen-socket").collect();
+    let legacy_port = last(root, "port");
+    let legacy_bind = last(root, "bind-address");
+    if sockets.is_empty() {
+        if legacy_port.is_some() || legacy_bind.is_some() {
+            let at_el = legacy_port.or(legacy_bind).unwrap_or(root);
+            let id = w.doc.push("listen", Origin::new(at_el.line, "port"));
+            match legacy_port {
+                Some(p) => w.number(id, "port", p, "port")?,
+                None => w.set(id, "port", 8000, at_el, "port"),
+            }
+            if let Some(b) = legacy_bind {
+                w.text(id, "bind-address", b, "bind-address");
+            }
+        }
+        return Ok(global_used);
+    }
+    for el in [legacy_port, legacy_bind].into_iter().flatten() {
+        w.ignored(
+            ROOT,
+            el,
+            &el.name,
+            "<listen-socket> sections are present (icecast2 ignores it too)",
+        );
+    }
+
+    let global_sc_mount = last(root, "shoutcast-mount")
+        .map(|e| e.value().to_string())
+        .filter(|m| !m.is_empty());
+    let port_of = |w: &Writer<'_>, s: &Element| -> Result<Option<i64>, ConfigError> {
+        match last(s, "port").filter(|p| !p.value().is_empty()) {
+            Some(p) => Ok(Some(w.int(p, "listen-socket.port")?)),
+            None => Ok(None),
+        }
+    };
+    let is_set = |w: &Writer<'_>, s: &Element, name: &str| -> Result<bool, ConfigError> {
+        match last(s, name) {
+            Some(e) => Ok(w.int(e, &format!("listen-socket.{name}"))? != 0),
+            None => Ok(false),
+        }
+    };
     // A socket with <shoutcast-compat>1 *is* an ICY port; floecast opens ICY ports as
-    // port+1 of an HTTP socket, so such a socket maps onto the socket one port below it.
-    let compat_ports: Vec<(i64, Option<String>)> = sockets
-        .iter()
-        .filter(|s| {
-            s.child("shoutcast-compat")
-                .is_some_and(|c| c.value() == "1")
-        })
-        .filter_map(|s| {
-            let port = s.child("port")?.value().parse().ok()?;
-            Some((
-                port,
-                s.child("shoutcast-mount").map(|m| m.value().to_string()),
-            ))
-        })
-        .collect();
+    // port + 1 of an HTTP socket, so such a socket maps onto the socket one port below it.
+    let mut compat_ports: Vec<(i64, Option<String>)> = Vec::new();
+    let mut http_ports: Vec<i64> = Vec::new();
     for s in &sockets {
-        let is_compat = s
-            .child("shoutcast-compat")
-            .is_some_and(|c| c.value() == "1");
-        let Some(port_el) = s.child("port") else {
-            w.warn(s, "listen-socket", "no <port>");
-            continue;
+        let port = port_of(w, s)?.unwrap_or(8000);
+        if is_set(w, s, "shoutcast-compat")? {
+            let mount = last(s, "shoutcast-mount").map(|m| m.value().to_string());
+            compat_ports.push((port, mount));
+        } else if !is_set(w, s, "ssl")? {
+            http_ports.push(port);
+        }
+    }
+
+    let mut opened = 0;
+    let mut first_tls: Option<&Element> = None;
+    for s in &sockets {
+        let port = match port_of(w, s)? {
+            Some(p) => p,
+            None => {
+                w.note(
+                    ROOT,
+                    s.line,
+                    "listen-socket",
+                    Severity::Notice,
+                    "has no <port>: port 8000, as in icecast2".into(),
+                );
+                8000
+            }
         };
-        let port = w.int(port_el, "listen-socket.port")?;
-        // Plain HTTP on a port clients reach with TLS would only confuse them: skip it.
-        if let Some(ssl) = s.child("ssl").filter(|c| c.value() == "1") {
-            w.warn(
+        if is_set(w, s, "ssl")? {
+            let ssl = last(s, "ssl").unwrap_or(s);
+            first_tls.get_or_insert(ssl);
+            w.danger(
+                ROOT,
                 ssl,
                 "listen-socket.ssl",
-                "TLS is not supported yet, so this socket is not opened; put a TLS proxy in front",
+                format!(
+                    "TLS is not supported yet, so port {port} is NOT opened (floecast would \
+                     otherwise serve plain HTTP where clients expect TLS). Terminate TLS in a \
+                     proxy (nginx, haproxy, stunnel) on port {port} that forwards to a plain \
+                     <listen-socket>, or remove this socket."
+                ),
             );
             continue;
         }
-        if is_compat {
-            if !sockets.iter().any(|o| {
-                o.child("port").and_then(|p| p.value().parse::<i64>().ok()) == Some(port - 1)
-            }) {
-                w.warn(
+        if is_set(w, s, "shoutcast-compat")? {
+            if !http_ports.contains(&(port - 1)) {
+                w.ignored(
+                    ROOT,
                     s,
                     "listen-socket",
-                    "a shoutcast-compat socket needs an HTTP socket on the port below it",
+                    &format!(
+                        "a shoutcast-compat socket needs a plain HTTP socket on the port below \
+                         it ({}); floecast opens SHOUTcast ports as port + 1 of one",
+                        port - 1
+                    ),
                 );
+            }
+            for c in &s.children {
+                if !matches!(
+                    c.name.as_str(),
+                    "port" | "shoutcast-compat" | "shoutcast-mount"
+                ) {
+                    w.ignored(
+                        ROOT,
+                        c,
+                        &format!("listen-socket.{}", c.name),
+                        "a shoutcast-compat socket shares the settings of the HTTP socket below it",
+                    );
+                }
             }
             continue;
         }
-        let _ = writeln!(w.out, "[[listen]]\nport = {port}");
+        let id = w.doc.push("listen", Origin::new(s.line, "listen-socket"));
+        let port_el = last(s, "port").unwrap_or(s);
+        w.set(id, "port", port, port_el, "listen-socket.port");
         for c in &s.children {
+            let option = format!("listen-socket.{}", c.name);
             match c.name.as_str() {
-                "port" | "shoutcast-compat" => {}
-                "bind-address" => w.string("bind-address", c),
-                "shoutcast-mount" => w.string("shoutcast-mount", c),
-                "ssl" => {}
-                "so-sndbuf" => w.warn(
-                    c,
-                    "listen-socket.so-sndbuf",
-                    "the kernel's autotuning is used",
-                ),
-                other => w.warn(
-                    c,
-                    &format!("listen-socket.{other}"),
-                    "unknown listen-socket option",
-                ),
+                "port" | "ssl" | "shoutcast-compat" => {}
+                "bind-address" => w.text(id, "bind-address", c, &option),
+                "shoutcast-mount" => w.text(id, "shoutcast-mount", c, &option),
+                "so-sndbuf" => w.ignored(id, c, &option, "the kernel's autotuning is used"),
+                _ => w.ignored(id, c, &option, "unknown listen-socket option"),
             }
         }
-        if s.child("shoutcast-mount").is_none() {
+        let has_mount = last(s, "shoutcast-mount").is_some_and(|m| !m.value().is_empty());
+        if !has_mount {
             if let Some((_, m)) = compat_ports.iter().find(|(p, _)| *p == port + 1) {
-                let mount = m
-                    .clone()
+                let own = m.clone().filter(|m| !m.is_empty());
+                global_used |= own.is_none() && global_sc_mount.is_some();
+                let mount = own
                     .or_else(|| global_sc_mount.clone())
                     .unwrap_or_else(|| "/stream".into());
-                let _ = writeln!(w.out, "shoutcast-mount = {}", q(&mount));
+                w.set(
+                    id,
+                    "shoutcast-mount",
+                    mount,
+                    s,
+                    "listen-socket.shoutcast-compat",
+                );
             }
         }
-        let _ = writeln!(w.out);
+        opened += 1;
     }
+    if opened == 0 {
+        if let Some(tls) = first_tls {
+            return Err(ConfigError::at(
+                w.origin,
+                Some(tls.line),
+                "listen-socket.ssl",
+                "every <listen-socket> is TLS-only (<ssl>1), and floecast cannot serve TLS yet: \
+                 add a plain <listen-socket> (with a TLS proxy in front of it if needed)"
+                    .into(),
+            ));
+        }
+    }
+    Ok(global_used)
+}
 
-    // Limits.
-    if let Some(limits) = root.child("limits") {
-        let _ = writeln!(w.out, "[limits]");
-        let burst_on = limits
-            .child("burst-on-connect")
-            .map(|e| w.bool01(e, "limits.burst-on-connect"))
-            .transpose()?;
-        for c in &limits.children {
+/// `<limits>`, in file order: `<burst-on-connect>0` zeroes the burst size at its place, so a
+/// `<burst-size>` after it wins, exactly as in icecast2.
+fn limits(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let mut burst_off: Option<&Element> = None;
+    for l in root.children_named("limits") {
+        let id = w.doc.table("limits", Origin::new(l.line, "limits"));
+        for c in &l.children {
+            let option = format!("limits.{}", c.name);
             match c.name.as_str() {
                 "clients" | "sources" | "queue-size" | "header-timeout" | "source-timeout" => {
-                    w.number(&c.name.clone(), c, &format!("limits.{}", c.name))?;
+                    w.number(id, &c.name, c, &option)?
                 }
-                "burst-size" if burst_on != Some(false) => {
-                    w.number("burst-size", c, "limits.burst-size")?
+                "burst-on-connect" => {
+                    if w.int(c, &option)? == 0 {
+                        w.doc
+                            .section(id)
+                            .set("burst-size", 0, Origin::new(c.line, &option));
+                        burst_off = Some(c);
+                    }
                 }
-                "burst-size" | "burst-on-connect" => {}
-                "client-timeout" => {
-                    w.warn(c, "limits.client-timeout", "icecast2 itself never uses it")
+                "burst-size" => {
+                    let n = w.int(c, &option)?;
+                    w.doc
+                        .section(id)
+                        .set("burst-size", n, Origin::new(c.line, &option));
+                    if let Some(off) = burst_off.take() {
+                        w.note(
+                            id,
+                            off.line,
+                            "limits.burst-on-connect",
+                            Severity::Notice,
+                            format!(
+                                "0 is overridden by the <burst-size> at line {}, as in icecast2 \
+                                 (which applies them in file order); write \
+                                 <burst-size>0</burst-size> to turn the burst off",
+                                c.line
+                            ),
+                        );
+                    }
                 }
-                other => w.warn(c, &format!("limits.{other}"), "unknown limit"),
+                "client-timeout" => w.ignored(id, c, &option, "icecast2 itself never uses it"),
+                "threadpool" => w.ignored(id, c, &option, "icecast2 2.4 does not use it either"),
+                _ => w.ignored(id, c, &option, "unknown limit"),
             }
         }
-        if burst_on == Some(false) {
-            let _ = writeln!(w.out, "burst-size = 0");
-        }
-        let _ = writeln!(w.out);
     }
+    Ok(())
+}
 
-    // Authentication.
-    let auth = root.child("authentication");
-    if auth.is_some() || legacy_source_password.is_some() {
-        let _ = writeln!(w.out, "[authentication]");
-        if let Some(p) = &legacy_source_password {
-            if auth.and_then(|a| a.child("source-password")).is_none() {
-                let _ = writeln!(w.out, "source-password = {}", q(p));
+/// `<authentication>` and the legacy top-level `<source-password>`, in file order.
+fn authentication(w: &mut Writer<'_>, root: &Element) {
+    for el in &root.children {
+        match el.name.as_str() {
+            "source-password" => {
+                let id = w
+                    .doc
+                    .table("authentication", Origin::new(el.line, "source-password"));
+                w.set(id, "source-password", el.value(), el, "source-password");
             }
-        }
-        for c in auth.map(|a| a.children.as_slice()).unwrap_or(&[]) {
-            match c.name.as_str() {
-                "source-password" | "relay-user" | "relay-password" | "admin-user"
-                | "admin-password" => {
-                    w.string(&c.name.clone(), c);
+            "authentication" => {
+                let id = w
+                    .doc
+                    .table("authentication", Origin::new(el.line, "authentication"));
+                for c in &el.children {
+                    let option = format!("authentication.{}", c.name);
+                    match c.name.as_str() {
+                        "source-password" if c.attr("mount").is_some() => w.ignored(
+                            id,
+                            c,
+                            &option,
+                            "a mount's source password belongs in its <mount><password> \
+                             (icecast2 ignores it too)",
+                        ),
+                        // An empty password is kept: floecast, like icecast2, then refuses
+                        // every login with it (the TOML default would be "hackme").
+                        "source-password" | "relay-user" | "relay-password" | "admin-user"
+                        | "admin-password" => w.set(id, &c.name, c.value(), c, &option),
+                        _ => w.ignored(id, c, &option, "unknown authentication option"),
+                    }
                 }
-                other => w.warn(
-                    c,
-                    &format!("authentication.{other}"),
-                    "unknown authentication option",
-                ),
             }
+            _ => {}
         }
-        let _ = writeln!(w.out);
     }
+}
 
-    // Paths and logging.
-    let paths = root.child("paths");
-    let logdir = paths
-        .and_then(|p| p.child("logdir"))
-        .map(|e| e.value().to_string());
-    if let Some(paths) = paths {
-        let _ = writeln!(w.out, "[paths]");
-        for c in &paths.children {
+/// `<paths>` and `<logging>` (whose file names are relative to `<logdir>`).
+fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let fileserve = match last(root, "fileserve") {
+        Some(f) => w.int(f, "fileserve")? != 0,
+        None => true,
+    };
+    let mut logdir: Option<String> = None;
+    for p in root.children_named("paths") {
+        let id = w.doc.table("paths", Origin::new(p.line, "paths"));
+        for c in &p.children {
+            let option = format!("paths.{}", c.name);
             match c.name.as_str() {
-                "webroot" if fileserve => w.string("webroot", c),
-                "webroot" => w.warn(c, "paths.webroot", "<fileserve> is 0"),
-                "pidfile" => w.string("pidfile", c),
-                "logdir" => {}
-                "basedir" => w.warn(c, "paths.basedir", "only used by icecast for chroot"),
-                "adminroot" => w.warn(c, "paths.adminroot", "floecast's admin pages are built in"),
-                "alias" => w.warn(
+                "webroot" if fileserve => w.text(id, "webroot", c, &option),
+                "webroot" => w.ignored(id, c, &option, "<fileserve> is 0"),
+                "pidfile" => w.text(id, "pidfile", c, &option),
+                "logdir" if !c.value().is_empty() => logdir = Some(c.value().to_string()),
+                "logdir" => w.ignored(id, c, &option, "empty"),
+                "basedir" => w.ignored(id, c, &option, "only used by icecast for chroot"),
+                "adminroot" => w.ignored(id, c, &option, "floecast's admin pages are built in"),
+                "alias" => w.ignored(
+                    id,
                     c,
-                    "paths.alias",
+                    &option,
                     "URL aliases are not supported; `/` is the status page",
                 ),
-                "deny-ip" | "allow-ip" => w.warn(
+                "deny-ip" | "allow-ip" => w.danger(
+                    id,
                     c,
-                    &format!("paths.{}", c.name),
-                    "IP filter files are not supported yet",
+                    &option,
+                    "ignored: IP filter files are not supported yet, so EVERY address may \
+                     connect; filter in a firewall instead"
+                        .into(),
                 ),
-                "ssl-certificate" | "ssl-allowed-ciphers" => {
-                    w.warn(c, &format!("paths.{}", c.name), "TLS is not supported yet")
-                }
-                other => w.warn(c, &format!("paths.{other}"), "unknown path option"),
+                "ssl-certificate" | "ssl-allowed-ciphers" => w.ignored(
+                    id,
+                    c,
+                    &option,
+                    "TLS is not supported yet; terminate TLS in a proxy",
+                ),
+                _ => w.ignored(id, c, &option, "unknown path option"),
             }
         }
-        let _ = writeln!(w.out);
     }
-    if let Some(logging) = root.child("logging") {
-        let _ = writeln!(w.out, "[logging]");
-        for c in &logging.children {
+    for l in root.children_named("logging") {
+        let id = w.doc.table("logging", Origin::new(l.line, "logging"));
+        for c in &l.children {
+            let option = format!("logging.{}", c.name);
             match c.name.as_str() {
-                "accesslog" => {
+                "accesslog" if !c.value().is_empty() => {
                     let file = c.value();
                     let path = match &logdir {
                         Some(d) if !file.starts_with('/') => {
@@ -485,184 +755,403 @@ pub fn to_toml(text: &str, origin: &str) -> Result<Converted, ConfigError> {
                         }
                         _ => file.to_string(),
                     };
-                    let _ = writeln!(w.out, "access-log = {}", q(&path));
+                    w.set(id, "access-log", path.as_str(), c, &option);
+                    w.note(
+                        id,
+                        c.line,
+                        &option,
+                        Severity::Notice,
+                        format!(
+                            "floecast appends to icecast2's own access log {path}. If icecast2 \
+                             still runs, both write to it; icecast2's logrotate rule signals only \
+                             icecast2, so floecast keeps writing to the rotated file; and floecast \
+                             started as root creates files owned by root in icecast2's log \
+                             directory. Unless floecast replaces icecast2 for good, set \
+                             access-log to a file of floecast's own, e.g. \
+                             /var/log/floecast/access.log."
+                        ),
+                    );
                 }
+                "accesslog" => w.ignored(id, c, &option, "empty"),
                 "loglevel" => {
-                    let level = match w.int(c, "logging.loglevel")? {
+                    let level = match w.int(c, &option)? {
                         ..=1 => "error",
                         2 => "warn",
                         3 => "info",
                         _ => "debug",
                     };
-                    let _ = writeln!(w.out, "level = {}", q(level));
+                    w.set(id, "level", level, c, &option);
                 }
-                "errorlog" => w.warn(
+                "errorlog" => w.ignored(
+                    id,
                     c,
-                    "logging.errorlog",
+                    &option,
                     "the error log goes to standard error (journald, docker logs)",
                 ),
-                "playlistlog" => w.warn(c, "logging.playlistlog", "not supported yet"),
-                "logsize" | "logarchive" => w.warn(
+                "playlistlog" => w.ignored(id, c, &option, "not supported yet"),
+                "logsize" | "logarchive" => w.ignored(
+                    id,
                     c,
-                    &format!("logging.{}", c.name),
+                    &option,
                     "rotate with logrotate and SIGHUP, which reopens the log",
                 ),
-                other => w.warn(c, &format!("logging.{other}"), "unknown logging option"),
+                _ => w.ignored(id, c, &option, "unknown logging option"),
             }
         }
-        let _ = writeln!(w.out);
     }
-
-    // Global extra headers.
-    let headers: Vec<&Element> = root
-        .child("http-headers")
-        .map(|h| h.children_named("header").collect())
-        .unwrap_or_default();
-    if root.child("http-headers").is_some() && headers.is_empty() {
-        let _ = writeln!(w.out, "http-header = []\n");
-    }
-    for h in headers {
-        write_header(&mut w, h, "http-header")?;
-    }
-
-    // Mounts.
-    for m in root.children_named("mount") {
-        write_mount(&mut w, m)?;
-    }
-
-    // Relays.
-    write_master(&mut w, &root)?;
-    for r in root.children_named("relay") {
-        write_relay(&mut w, r)?;
-    }
-    Ok(Converted {
-        toml: w.out,
-        warnings: w.warnings,
-    })
+    Ok(())
 }
 
-/// `<master-server>` and friends become `[master]` (relay-all from that server).
-fn write_master(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
-    let keys = [
-        "master-server",
-        "master-server-port",
-        "master-username",
-        "master-password",
-        "master-update-interval",
-    ];
-    let present: Vec<&Element> = root
-        .children
-        .iter()
-        .filter(|c| keys.contains(&c.name.as_str()))
-        .collect();
-    let Some(first) = present.first() else {
-        return Ok(());
+/// The `<header>`s of some `<http-headers>` elements as a TOML array of inline tables, read as
+/// icecast2 reads them: the list ends at the first element that is not a valid static
+/// `<header name value>`. `None` when there is no `<http-headers>` at all.
+fn headers<'a>(
+    w: &mut Writer<'_>,
+    at: SectionId,
+    lists: impl Iterator<Item = &'a Element>,
+    prefix: &str,
+) -> Result<Option<toml::Value>, ConfigError> {
+    let mut any = false;
+    let mut out = Vec::new();
+    for list in lists {
+        any = true;
+        for h in &list.children {
+            let option = format!("{prefix}http-headers.{}", h.name);
+            let bad = if h.name != "header" {
+                Some("not a <header>".to_string())
+            } else if h.attr("name").is_none() || h.attr("value").is_none() {
+                Some("needs both name and value".to_string())
+            } else {
+                match h.attr("type") {
+                    Some(t) if t != "static" => Some(format!("unknown type {t:?}")),
+                    _ => None,
+                }
+            };
+            if let Some(why) = bad {
+                w.ignored(
+                    at,
+                    h,
+                    &option,
+                    &format!("{why}; icecast2 stops reading the list here, and so does floecast"),
+                );
+                break;
+            }
+            let mut t = toml::Table::new();
+            t.insert("name".into(), h.attr("name").unwrap_or_default().into());
+            t.insert("value".into(), h.attr("value").unwrap_or_default().into());
+            if let Some(status) = h.attr("status") {
+                let n: i64 = status.trim().parse().map_err(|_| {
+                    ConfigError::at(
+                        w.origin,
+                        Some(h.line),
+                        &format!("{option}.status"),
+                        format!("expected a status code, got {status:?}"),
+                    )
+                })?;
+                // 0 is icecast's "every status".
+                if n != 0 {
+                    t.insert("status".into(), n.into());
+                }
+            }
+            out.push(toml::Value::Table(t));
+        }
+    }
+    Ok(any.then_some(toml::Value::Array(out)))
+}
+
+/// `<mount>`s: the (first) default mount becomes `[mount-defaults]`, every normal mount a
+/// `[[mount]]`. Where floecast's merge of overlapping mounts differs from icecast2's (which
+/// takes the first matching normal mount and fills it from the default one), a warning says so.
+fn mounts(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let mut default_line: Option<usize> = None;
+    let mut normals: Vec<(String, usize, SectionId)> = Vec::new();
+    for m in root.children_named("mount") {
+        let kind = m.attr("type").unwrap_or("normal");
+        let name_el = last(m, "mount-name").filter(|n| !n.value().is_empty());
+        let id = match (kind, name_el) {
+            ("normal", None) => {
+                w.ignored(
+                    ROOT,
+                    m,
+                    "mount",
+                    "no <mount-name> (icecast2 ignores it too)",
+                );
+                continue;
+            }
+            ("normal", Some(n)) => {
+                let id = w.doc.push("mount", Origin::new(m.line, "mount"));
+                w.set(id, "name", n.value(), n, "mount.mount-name");
+                normals.push((n.value().to_string(), m.line, id));
+                id
+            }
+            ("default", None) => {
+                if let Some(first) = default_line {
+                    w.ignored(
+                        ROOT,
+                        m,
+                        "mount type=\"default\"",
+                        &format!(
+                            "only the first default mount (line {first}) applies, as in icecast2"
+                        ),
+                    );
+                    continue;
+                }
+                default_line = Some(m.line);
+                let id = w.doc.table("mount-defaults", Origin::new(m.line, "mount"));
+                w.doc.section(id).comment(&format!(
+                    "icecast's <mount type=\"default\"> (line {}): every mount gets these keys \
+                     unless its own [[mount]] sets them.",
+                    m.line
+                ));
+                id
+            }
+            ("default", Some(n)) => {
+                let id = w.doc.push("mount", Origin::new(m.line, "mount"));
+                w.set(id, "name", n.value(), n, "mount.mount-name");
+                w.note(
+                    id,
+                    m.line,
+                    "mount type=\"default\"",
+                    Severity::Notice,
+                    format!(
+                        "has a <mount-name>, which icecast2 calls unsupported; it becomes an \
+                         ordinary [[mount]] for {:?}, merged under more specific mounts",
+                        n.value()
+                    ),
+                );
+                id
+            }
+            (other, _) => {
+                w.ignored(
+                    ROOT,
+                    m,
+                    "mount",
+                    &format!("unknown type {other:?} (icecast2 ignores the mount too)"),
+                );
+                continue;
+            }
+        };
+        mount_body(w, id, m)?;
+    }
+    overlap_warnings(w, &normals, default_line);
+    Ok(())
+}
+
+/// Where floecast's merge of overlapping mounts differs from icecast2's, say so.
+fn overlap_warnings(
+    w: &mut Writer<'_>,
+    normals: &[(String, usize, SectionId)],
+    default_line: Option<usize>,
+) {
+    for (j, (later, later_line, later_id)) in normals.iter().enumerate() {
+        for (earlier, earlier_line, _) in &normals[..j] {
+            if glob_match(earlier, later) {
+                w.note(
+                    *later_id,
+                    *later_line,
+                    "mount",
+                    Severity::Notice,
+                    format!(
+                        "icecast2 never applies this mount to {later:?}: the earlier <mount> \
+                         {earlier:?} (line {earlier_line}) matches first. floecast applies \
+                         it, the most specific mount winning key by key"
+                    ),
+                );
+            } else if glob_match(later, earlier) {
+                w.note(
+                    *later_id,
+                    *later_line,
+                    "mount",
+                    Severity::Notice,
+                    format!(
+                        "floecast fills the keys that {earlier:?} (line {earlier_line}) leaves \
+                         unset from this mount; icecast2 takes only the first matching <mount> \
+                         (and the default mount)"
+                    ),
+                );
+            }
+        }
+    }
+    // icecast2 2.4.4 leaves the default mount's authenticator out of its merge (a TODO in
+    // cfgfile.c), so a mount with its own section is open there. floecast applies it.
+    let Some(default_line) = default_line else {
+        return;
     };
-    let server = root.child("master-server").map(|e| e.value()).unwrap_or("");
-    let password = root
-        .child("master-password")
-        .map(|e| e.value())
-        .unwrap_or("");
-    if server.is_empty() || password.is_empty() {
-        for el in &present {
-            w.warn(
-                el,
-                &el.name,
-                "master relaying needs both <master-server> and <master-password>",
+    let defaults = w
+        .doc
+        .table("mount-defaults", Origin::new(default_line, "mount"));
+    if w.doc.section(defaults).get("authentication").is_none() {
+        return;
+    }
+    for (name, line, id) in normals {
+        if w.doc.section(*id).get("authentication").is_none() {
+            w.note(
+                *id,
+                *line,
+                "mount",
+                Severity::Notice,
+                format!(
+                    "icecast2 2.4.4 does not apply the default mount's <authentication> \
+                     (line {default_line}) to a mount with its own <mount>; floecast does, so \
+                     listeners of {name:?} must log in"
+                ),
             );
         }
-        return Ok(());
     }
-    let _ = writeln!(
-        w.out,
-        "# Relay every mount the master lists in /admin/streamlist.txt (line {}).\n[master]",
-        first.line
-    );
-    w.string("server", root.child("master-server").unwrap_or(first));
-    if let Some(p) = root.child("master-server-port") {
-        w.number("port", p, "master-server-port")?;
-    }
-    if let Some(u) = root.child("master-username") {
-        w.string("username", u);
-    }
-    w.string("password", root.child("master-password").unwrap_or(first));
-    if let Some(i) = root.child("master-update-interval") {
-        w.number("update-interval", i, "master-update-interval")?;
-    }
-    let _ = writeln!(w.out);
-    Ok(())
 }
 
-/// `<relay>` becomes `[[relay]]`.
-fn write_relay(w: &mut Writer<'_>, r: &Element) -> Result<(), ConfigError> {
-    let _ = writeln!(w.out, "[[relay]]");
-    if r.child("port").is_none() {
-        // icecast has no default here (it would dial port 0); the sample uses 8000.
-        w.warn(r, "relay", "no <port>; using 8000");
-        let _ = writeln!(w.out, "port = 8000");
-    }
-    for c in &r.children {
-        let path = format!("relay.{}", c.name);
-        match c.name.as_str() {
-            "server" | "mount" | "local-mount" | "username" | "password" | "bind" => {
-                w.string(&c.name.clone(), c)
+/// The options of one `<mount>`, as icecast2 reads them: for the values it merges with the
+/// default mount, 0 (or -1, or empty) means "not set", so such values are left out here too.
+fn mount_body(w: &mut Writer<'_>, id: SectionId, m: &Element) -> Result<(), ConfigError> {
+    let auths: Vec<&Element> = m.children_named("authentication").collect();
+    for c in &m.children {
+        let option = format!("mount.{}", c.name);
+        let key = c.name.as_str();
+        match key {
+            "mount-name" | "http-headers" => {}
+            "username" | "password" | "dump-file" | "intro" | "fallback-mount" | "stream-name"
+            | "stream-description" | "stream-url" | "genre" | "bitrate" | "type" | "subtype"
+            | "charset" | "on-connect" | "on-disconnect" => w.text(id, key, c, &option),
+            "fallback-override" | "fallback-when-full" | "hidden" => {
+                if w.int(c, &option)? != 0 {
+                    w.set(id, key, true, c, &option);
+                } else {
+                    w.doc.section(id).remove(key);
+                }
             }
-            "port" => w.number("port", c, &path)?,
-            "relay-shoutcast-metadata" => w.flag("relay-metadata", c, &path)?,
-            "on-demand" => w.flag("on-demand", c, &path)?,
-            other => w.warn(c, &format!("relay.{other}"), "unknown relay option"),
+            // -1 (any negative value) is "not set".
+            "max-listeners" | "mp3-metadata-interval" | "burst-size" => {
+                let n = w.int(c, &option)?;
+                if n >= 0 {
+                    w.set(id, key, n, c, &option);
+                } else {
+                    w.doc.section(id).remove(key);
+                }
+            }
+            "queue-size" | "source-timeout" => {
+                let n = w.int(c, &option)?;
+                if n > 0 {
+                    w.set(id, key, n, c, &option);
+                } else {
+                    w.doc.section(id).remove(key);
+                }
+            }
+            "public" => {
+                let n = w.int(c, &option)?;
+                if n >= 0 {
+                    w.set(id, "public", n != 0, c, &option);
+                } else {
+                    w.doc.section(id).remove("public");
+                }
+            }
+            // icecast2: <no-yp>1 is public 0, <no-yp>0 unsets public.
+            "no-yp" => {
+                if w.int(c, &option)? != 0 {
+                    w.doc
+                        .section(id)
+                        .set("public", false, Origin::new(c.line, &option));
+                } else {
+                    w.doc.section(id).remove("public");
+                }
+            }
+            "authentication" => {
+                let is_last = auths.last().is_some_and(|a| std::ptr::eq(*a, c));
+                if is_last {
+                    listener_auth(w, id, c, &option)?;
+                } else {
+                    let last_line = auths.last().map_or(c.line, |a| a.line);
+                    w.ignored(
+                        id,
+                        c,
+                        &option,
+                        &format!(
+                            "a mount has one authenticator, and icecast2 uses the last \
+                             <authentication> (line {last_line})"
+                        ),
+                    );
+                }
+            }
+            "max-listener-duration" => w.ignored(
+                id,
+                c,
+                &option,
+                "listening time limits are not supported yet",
+            ),
+            "no-mount" => {
+                if w.int(c, &option)? != 0 {
+                    w.danger(
+                        id,
+                        c,
+                        &option,
+                        "ignored: not supported, so listeners CAN connect to this mount \
+                         (icecast2 refuses them)"
+                            .into(),
+                    );
+                }
+            }
+            "cluster-password" | "burst-on-connect" => {
+                w.ignored(id, c, &option, "not an icecast 2.4 option floecast uses")
+            }
+            _ => w.ignored(
+                id,
+                c,
+                &option,
+                "unknown mount option (icecast2 ignores it too)",
+            ),
         }
     }
-    let _ = writeln!(w.out);
-    Ok(())
-}
-
-fn write_header(w: &mut Writer<'_>, h: &Element, table: &str) -> Result<(), ConfigError> {
-    let (Some(name), Some(value)) = (h.attr("name"), h.attr("value")) else {
-        w.warn(h, "header", "needs both name and value");
-        return Ok(());
-    };
-    let _ = writeln!(
-        w.out,
-        "[[{table}]]\nname = {}\nvalue = {}",
-        q(name),
-        q(value)
-    );
-    if let Some(status) = h.attr("status") {
-        let n: i64 = status.parse().map_err(|_| {
-            ConfigError::at(
-                w.origin,
-                Some(h.line),
-                "header.status",
-                format!("expected a status code, got {status:?}"),
-            )
-        })?;
-        if n != 0 {
-            let _ = writeln!(w.out, "status = {n}");
-        }
+    if let Some(list) = headers(w, id, m.children_named("http-headers"), "mount.")? {
+        let line = m.child("http-headers").map_or(m.line, |h| h.line);
+        w.doc
+            .section(id)
+            .set("http-header", list, Origin::new(line, "mount.http-headers"));
     }
-    let _ = writeln!(w.out);
     Ok(())
 }
 
 /// A mount's `<authentication>`: `type="htpasswd"` (options `filename`,
 /// `allow_duplicate_users`) or `type="url"` (its listener options) as `authentication = {…}`.
-/// What cannot carry over leaves the mount open with a warning that says so.
-fn write_listener_auth(w: &mut Writer<'_>, a: &Element, path: &str) -> Result<(), ConfigError> {
+/// What cannot carry over leaves the mount open, with a warning that says so.
+fn listener_auth(
+    w: &mut Writer<'_>,
+    id: SectionId,
+    a: &Element,
+    option: &str,
+) -> Result<(), ConfigError> {
+    let open = "THE MOUNT IS OPEN to every listener";
+    // A later block replaces an earlier one, even one that failed (as in icecast2).
+    w.doc.section(id).remove("authentication");
     let kind = a.attr("type").unwrap_or("");
     if kind != "htpasswd" && kind != "url" {
-        let why = format!("unknown type {kind:?}; THE MOUNT IS OPEN to every listener");
-        w.warn(a, path, &why);
+        w.danger(
+            id,
+            a,
+            option,
+            format!("ignored: unknown type {kind:?}; {open}"),
+        );
         return Ok(());
     }
-    let opt_path = format!("{path}.option");
-    let mut fields: Vec<String> = vec![format!("type = {}", q(kind))];
+    let opt_path = format!("{option}.option");
+    let mut fields = toml::Table::new();
+    fields.insert("type".into(), kind.into());
     let mut required = None;
-    for o in a.children_named("option") {
+    // Set when the authenticator cannot work; the other options are still reported.
+    let mut unusable = false;
+    for o in &a.children {
+        if o.name != "option" {
+            w.ignored(
+                id,
+                o,
+                &format!("{option}.{}", o.name),
+                "unknown auth setting (icecast2 ignores it too)",
+            );
+            continue;
+        }
         let (Some(name), Some(value)) = (o.attr("name"), o.attr("value")) else {
-            w.warn(o, &opt_path, "needs both name and value");
+            w.ignored(id, o, &opt_path, "needs both name and value");
             continue;
         };
+        let named = format!("{opt_path} name={name:?}");
         let key = match (kind, name) {
             ("htpasswd", "filename") | ("url", "listener_add") => {
                 required = Some(value.to_string());
@@ -682,52 +1171,52 @@ fn write_listener_auth(w: &mut Writer<'_>, a: &Element, path: &str) -> Result<()
                         format!("allow_duplicate_users: expected 0 or 1, got {value:?}"),
                     )
                 })?;
-                fields.push(format!("allow-duplicate-users = {}", n != 0));
+                fields.insert("allow-duplicate-users".into(), (n != 0).into());
                 continue;
             }
             ("url", "headers") => {
-                let list: Vec<String> = value
+                let list: Vec<toml::Value> = value
                     .split(',')
                     .map(str::trim)
                     .filter(|h| !h.is_empty())
-                    .map(q)
+                    .map(toml::Value::from)
                     .collect();
-                fields.push(format!("headers = [{}]", list.join(", ")));
+                fields.insert("headers".into(), toml::Value::Array(list));
                 continue;
             }
             ("url", "mount_add" | "mount_remove" | "stream_auth") => {
-                w.warn(
+                w.ignored(
+                    id,
                     o,
-                    &format!("{opt_path} name={name:?}"),
+                    &named,
                     "source-side URL hooks are not supported (listener_add/listener_remove are)",
                 );
                 continue;
             }
             _ => {
-                w.warn(
+                w.ignored(
+                    id,
                     o,
-                    &format!("{opt_path} name={name:?}"),
+                    &named,
                     &format!("not a {kind} option floecast knows"),
                 );
                 continue;
             }
         };
         if (key == "listener-add" || key == "listener-remove") && !value.starts_with("http://") {
-            let why = format!(
-                "only http:// backends are supported (floecast has no TLS client){}",
-                if key == "listener-add" {
-                    "; THE MOUNT IS OPEN to every listener"
-                } else {
-                    ""
-                }
-            );
-            w.warn(o, &format!("{opt_path} name={name:?}"), &why);
+            let why = "only http:// backends are supported (floecast has no TLS client)";
             if key == "listener-add" {
-                return Ok(());
+                w.danger(id, o, &named, format!("ignored: {why}; {open}"));
+                unusable = true;
+                continue;
             }
+            w.ignored(id, o, &named, why);
             continue;
         }
-        fields.push(format!("{key} = {}", q(value)));
+        fields.insert(key, value.into());
+    }
+    if unusable {
+        return Ok(());
     }
     if required.filter(|r| !r.is_empty()).is_none() {
         let what = if kind == "url" {
@@ -735,79 +1224,109 @@ fn write_listener_auth(w: &mut Writer<'_>, a: &Element, path: &str) -> Result<()
         } else {
             "filename"
         };
-        w.warn(
+        w.danger(
+            id,
             a,
-            path,
-            &format!("{kind} without a {what} option; THE MOUNT IS OPEN to every listener"),
+            option,
+            format!("ignored: {kind} without a {what} option; {open}"),
         );
         return Ok(());
     }
-    let _ = writeln!(w.out, "authentication = {{ {} }}", fields.join(", "));
+    w.set(id, "authentication", toml::Value::Table(fields), a, option);
     Ok(())
 }
 
-fn write_mount(w: &mut Writer<'_>, m: &Element) -> Result<(), ConfigError> {
-    let name = match (m.attr("type"), m.child("mount-name")) {
-        // icecast's default mount applies to every mount without its own section; floecast's
-        // globs cannot express "any depth", so it covers top-level mounts (`/*`).
-        (Some("default"), _) => {
-            w.warn(
-                m,
-                "mount type=\"default\"",
-                "applied as the glob \"/*\" (top-level mounts only)",
-            );
-            "/*".to_string()
-        }
-        (_, Some(n)) => n.value().to_string(),
-        (_, None) => {
-            w.warn(m, "mount", "no <mount-name>");
-            return Ok(());
-        }
+/// `<master-server>` and friends become `[master]` (relay-all from that server).
+fn master(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let keys = [
+        ("master-server", "server"),
+        ("master-server-port", "port"),
+        ("master-username", "username"),
+        ("master-password", "password"),
+        ("master-update-interval", "update-interval"),
+    ];
+    let present: Vec<&Element> = root
+        .children
+        .iter()
+        .filter(|c| keys.iter().any(|(k, _)| *k == c.name))
+        .collect();
+    let Some(first) = present.first() else {
+        return Ok(());
     };
-    let _ = writeln!(w.out, "[[mount]]\nname = {}", q(&name));
-    let mut headers = Vec::new();
-    for c in &m.children {
-        let path = format!("mount.{}", c.name);
-        match c.name.as_str() {
-            "mount-name" => {}
-            "username" | "password" | "dump-file" | "intro" | "fallback-mount" | "stream-name"
-            | "stream-description" | "stream-url" | "genre" | "bitrate" | "type" | "subtype"
-            | "charset" | "on-connect" | "on-disconnect" => {
-                w.string(&c.name.clone(), c);
-            }
-            "fallback-override" | "fallback-when-full" | "hidden" => {
-                w.flag(&c.name.clone(), c, &path)?
-            }
-            // -1 means "not set" in icecast.
-            "max-listeners" | "mp3-metadata-interval" | "public" => {
-                let n = w.int(c, &path)?;
-                if n >= 0 {
-                    if c.name == "public" {
-                        let _ = writeln!(w.out, "public = {}", n != 0);
-                    } else {
-                        let _ = writeln!(w.out, "{} = {n}", c.name);
-                    }
-                }
-            }
-            "burst-size" | "queue-size" | "source-timeout" => {
-                w.number(&c.name.clone(), c, &path)?
-            }
-            "http-headers" => headers.extend(c.children_named("header")),
-            "max-listener-duration" => {
-                w.warn(c, &path, "listening time limits are not supported yet")
-            }
-            "no-mount" => w.warn(c, &path, "every mount can be listened to"),
-            "no-yp" => w.warn(c, &path, "YP directory listings are not supported"),
-            "authentication" => write_listener_auth(w, c, &path)?,
-            "cluster-password" | "burst-on-connect" => {
-                w.warn(c, &path, "not an icecast 2.4 option floecast uses")
-            }
-            other => w.warn(c, &format!("mount.{other}"), "unknown mount option"),
+    let value = |name: &str| last(root, name).map_or("", |e| e.value());
+    if value("master-server").is_empty() || value("master-password").is_empty() {
+        for el in &present {
+            w.ignored(
+                ROOT,
+                el,
+                &el.name,
+                "master relaying needs both <master-server> and <master-password>",
+            );
+        }
+        return Ok(());
+    }
+    let id = w
+        .doc
+        .table("master", Origin::new(first.line, "master-server"));
+    w.doc.section(id).comment(&format!(
+        "Relay every mount the master lists in /admin/streamlist.txt (line {}).",
+        first.line
+    ));
+    for el in present {
+        let Some((_, key)) = keys.iter().find(|(k, _)| *k == el.name) else {
+            continue;
+        };
+        match *key {
+            "port" | "update-interval" => w.number(id, key, el, &el.name)?,
+            _ => w.text(id, key, el, &el.name),
         }
     }
-    let _ = writeln!(w.out);
-    for h in headers {
-        write_header(w, h, "mount.http-header")?;
+    Ok(())
+}
+
+/// `<relay>`s become `[[relay]]` tables.
+fn relays(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let mut local_mounts: Vec<(String, usize)> = Vec::new();
+    for r in root.children_named("relay") {
+        let value = |name: &str| last(r, name).map(|e| e.value()).filter(|v| !v.is_empty());
+        let local = value("local-mount")
+            .or(value("mount"))
+            .unwrap_or("/")
+            .to_string();
+        if let Some((_, line)) = local_mounts.iter().find(|(m, _)| *m == local) {
+            w.ignored(
+                ROOT,
+                r,
+                "relay",
+                &format!("the relay at line {line} already feeds {local}"),
+            );
+            continue;
+        }
+        local_mounts.push((local, r.line));
+        let id = w.doc.push("relay", Origin::new(r.line, "relay"));
+        if last(r, "port").is_none() {
+            // icecast has no default here (it would dial port 0); the sample uses 8000.
+            w.note(
+                id,
+                r.line,
+                "relay",
+                Severity::Notice,
+                "has no <port> (icecast2 has no default for it): using 8000".into(),
+            );
+            w.set(id, "port", 8000, r, "relay");
+        }
+        for c in &r.children {
+            let option = format!("relay.{}", c.name);
+            match c.name.as_str() {
+                "server" | "mount" | "local-mount" | "username" | "password" | "bind" => {
+                    w.text(id, &c.name, c, &option)
+                }
+                "port" => w.number(id, "port", c, &option)?,
+                "relay-shoutcast-metadata" => w.flag(id, "relay-metadata", c, &option)?,
+                "on-demand" => w.flag(id, "on-demand", c, &option)?,
+                _ => w.ignored(id, c, &option, "unknown relay option"),
+            }
+        }
     }
     Ok(())
 }
@@ -823,7 +1342,12 @@ mod tests {
 
     fn load(xml: &str) -> Config {
         let c = convert(xml);
-        Config::from_toml_str(&c.toml, "converted").unwrap_or_else(|e| panic!("{e}\n{}", c.toml))
+        c.load().unwrap_or_else(|e| panic!("{e}\n{}", c.toml))
+    }
+
+    /// Does some warning contain `needle` (as displayed)?
+    fn warned(c: &Converted, needle: &str) -> bool {
+        c.warnings.iter().any(|w| w.to_string().contains(needle))
     }
 
     #[test]
@@ -847,18 +1371,8 @@ mod tests {
                 .as_deref()
                 .is_some_and(|p| p.ends_with("access.log"))
         );
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains("<logging.errorlog> ignored")),
-            "{:?}",
-            c.warnings
-        );
-        assert!(
-            c.warnings.iter().any(|w| w.contains("<security> ignored")),
-            "{:?}",
-            c.warnings
-        );
+        assert!(warned(&c, "<logging.errorlog> ignored"), "{:?}", c.warnings);
+        assert!(warned(&c, "<security> ignored"), "{:?}", c.warnings);
     }
 
     #[test]
@@ -935,8 +1449,12 @@ mod tests {
         assert_eq!(live.stream_name.as_deref(), Some("Live & Loud"));
         assert_eq!(live.content_type.as_deref(), Some("audio/mpeg"));
         assert_eq!(live.mp3_metadata_interval, Some(8192));
-        assert!(live.fallback_override && live.fallback_when_full && live.hidden);
-        assert_eq!(live.public, None);
+        assert_eq!(
+            (live.fallback_override, live.fallback_when_full, live.hidden),
+            (Some(true), Some(true), Some(true))
+        );
+        // <public>-1 leaves it unset, and the <no-yp>1 after it means "not public".
+        assert_eq!(live.public, Some(false));
         assert_eq!(live.http_headers.len(), 1);
         assert_eq!(
             config.mount("/other").and_then(|m| m.max_listeners),
@@ -988,19 +1506,13 @@ mod tests {
             ("master.example.org", 8010, "slave", "mpw")
         );
         assert_eq!(m.update_interval.as_secs(), 60);
-        assert!(
-            !c.warnings
-                .iter()
-                .any(|w| w.contains("<relay>") || w.contains("<master-server>"))
-        );
+        assert!(!warned(&c, "<relay>") && !warned(&c, "<master-server>"));
         for ignored in [
             "listen-socket.ssl",
             "limits.client-timeout",
             "master-ssl-port",
             "mount.max-listener-duration",
-            "mount.no-yp",
             "mount.authentication",
-            "mount type=\"default\"",
             "paths.adminroot",
             "paths.alias",
             "logging.errorlog",
@@ -1008,9 +1520,7 @@ mod tests {
             "security",
         ] {
             assert!(
-                c.warnings
-                    .iter()
-                    .any(|w| w.contains(&format!("<{ignored}"))),
+                warned(&c, &format!("<{ignored}")),
                 "no warning for {ignored}: {:?}",
                 c.warnings
             );
@@ -1038,14 +1548,10 @@ mod tests {
         );
         for w in [
             "<master-server> ignored",
-            "<relay> ignored: no <port>",
+            "<relay> has no <port>",
             "<relay.bogus>",
         ] {
-            assert!(
-                c.warnings.iter().any(|x| x.contains(w)),
-                "{w}: {:?}",
-                c.warnings
-            );
+            assert!(warned(&c, w), "{w}: {:?}", c.warnings);
         }
     }
 
@@ -1060,14 +1566,37 @@ mod tests {
     }
 
     #[test]
+    fn unused_global_shoutcast_mount_is_reported() {
+        let c = convert("<icecast><shoutcast-mount>/sc</shoutcast-mount></icecast>");
+        assert!(warned(&c, "<shoutcast-mount> ignored"), "{:?}", c.warnings);
+        let c = convert(
+            "<icecast><shoutcast-mount>/sc</shoutcast-mount><listen-socket><port>8000</port></listen-socket>\
+             <listen-socket><port>8001</port><shoutcast-compat>1</shoutcast-compat></listen-socket></icecast>",
+        );
+        assert!(!warned(&c, "<shoutcast-mount>"), "{:?}", c.warnings);
+    }
+
+    #[test]
     fn legacy_port_and_burst_off() {
         let config = load(
             "<icecast><port>8100</port><source-password>x</source-password>\
-             <limits><burst-on-connect>0</burst-on-connect><burst-size>65535</burst-size></limits></icecast>",
+             <limits><burst-size>65535</burst-size><burst-on-connect>0</burst-on-connect></limits></icecast>",
         );
         assert_eq!(config.listen[0].port, 8100);
         assert_eq!(config.auth.source_password, "x");
         assert_eq!(config.limits.burst_size, 0);
+        // icecast2 applies the two in file order: a <burst-size> after <burst-on-connect>0
+        // sets the burst again (the sample config's order), which is worth a warning.
+        let c = convert(
+            "<icecast><limits><burst-on-connect>0</burst-on-connect>\
+             <burst-size>65535</burst-size></limits></icecast>",
+        );
+        assert_eq!(c.load().map(|c| c.limits.burst_size).ok(), Some(65535));
+        assert!(
+            warned(&c, "<limits.burst-on-connect> 0 is overridden"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]
@@ -1166,12 +1695,270 @@ mod tests {
         assert_eq!(auth("/tls.mp3"), None);
         assert_eq!(auth("/nofile.mp3"), None);
         assert_eq!(auth("/ldap.mp3"), None);
-        let warned = |needle: &str| c.warnings.iter().any(|w| w.contains(needle));
+        let warned = |needle: &str| warned(&c, needle);
         assert!(warned("name=\"mount_add\""), "{:?}", c.warnings);
         assert!(warned("no TLS client"), "{:?}", c.warnings);
         assert!(warned("THE MOUNT IS OPEN"), "{:?}", c.warnings);
         assert!(warned("without a filename"), "{:?}", c.warnings);
         assert!(warned("unknown type \"ldap\""), "{:?}", c.warnings);
         assert!(warned("name=\"bogus\""), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn default_mount_fills_the_gaps_of_specific_mounts() {
+        let xml = r#"<icecast>
+  <mount type="default">
+    <password>defaultpw</password><max-listeners>3</max-listeners>
+    <stream-name>Default name</stream-name><hidden>1</hidden>
+    <authentication type="htpasswd"><option name="filename" value="users"/></authentication>
+    <http-headers><header name="X-Default" value="1"/></http-headers>
+  </mount>
+  <mount type="normal">
+    <mount-name>/special.mp3</mount-name><password>specialpw</password>
+    <max-listeners>1</max-listeners><stream-name>Special</stream-name><hidden>0</hidden>
+    <http-headers><header name="X-Own" value="1"/></http-headers>
+  </mount>
+  <mount type="normal"><mount-name>/named.mp3</mount-name><stream-name>Named</stream-name></mount>
+  <mount type="normal"><mount-name>/live/*</mount-name><genre>Live</genre></mount>
+  <mount type="normal"><mount-name>/live/studio</mount-name><genre>Studio</genre></mount>
+  <mount type="default"><max-listeners>99</max-listeners></mount>
+  <mount type="odd"><mount-name>/odd</mount-name></mount>
+  <mount><password>nameless</password></mount>
+</icecast>"#;
+        let c = convert(xml);
+        let config = c.load().unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let special = config.mount("/special.mp3").expect("special");
+        assert_eq!(special.password.as_deref(), Some("specialpw"));
+        assert_eq!(special.max_listeners, Some(1));
+        assert_eq!(special.stream_name.as_deref(), Some("Special"));
+        // icecast2 reads <hidden>0 as "not set", so the default's 1 fills it in.
+        assert_eq!(special.hidden, Some(true));
+        // The mount's own headers, then the default's (icecast2 appends them).
+        let names: Vec<&str> = special
+            .http_headers
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect();
+        assert_eq!(names, ["X-Own", "X-Default"]);
+        let named = config.mount("/named.mp3").expect("named");
+        assert_eq!(
+            (
+                named.max_listeners,
+                named.stream_name.as_deref(),
+                named.password.as_deref()
+            ),
+            (Some(3), Some("Named"), Some("defaultpw"))
+        );
+        let other = config.mount("/other.mp3").expect("default");
+        assert_eq!(
+            (other.max_listeners, other.stream_name.as_deref()),
+            (Some(3), Some("Default name"))
+        );
+        assert_eq!(
+            config
+                .mount("/live/studio")
+                .and_then(|m| m.genre.clone())
+                .as_deref(),
+            Some("Studio")
+        );
+        assert!(config.mount("/odd").is_some_and(|m| m.name.is_empty()));
+        assert_eq!(config.mounts.len(), 4);
+        // Where floecast deliberately differs from icecast2, it says so.
+        for needle in [
+            "does not apply the default mount's <authentication>",
+            "icecast2 never applies this mount to \"/live/studio\"",
+            "only the first default mount",
+            "unknown type \"odd\"",
+            "<mount> ignored: no <mount-name>",
+        ] {
+            assert!(warned(&c, needle), "{needle}: {:#?}", c.warnings);
+        }
+    }
+
+    #[test]
+    fn repeated_options_keep_the_last_and_never_break_the_toml() {
+        let xml = r#"<icecast>
+  <hostname>first</hostname><hostname>second</hostname>
+  <limits><clients>10</clients></limits><limits><clients>20</clients><sources>3</sources></limits>
+  <authentication><admin-password>a1</admin-password></authentication>
+  <source-password>legacy</source-password>
+  <paths><webroot>/w1</webroot></paths><paths><pidfile>/run/x.pid</pidfile></paths>
+  <mount type="normal"><mount-name>/m</mount-name>
+    <stream-name>one</stream-name><stream-name>two</stream-name>
+    <authentication type="htpasswd"><option name="filename" value="first"/></authentication>
+    <authentication type="htpasswd"><option name="filename" value="second"/></authentication>
+  </mount>
+  <mount type="normal"><mount-name>/n</mount-name>
+    <authentication type="htpasswd"><option name="filename" value="good"/></authentication>
+    <authentication type="ldap"/>
+  </mount>
+</icecast>"#;
+        let c = convert(xml);
+        toml::from_str::<toml::Table>(&c.toml).unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        let config = c.load().unwrap_or_else(|e| panic!("{e}\n{}", c.toml));
+        assert_eq!(config.hostname, "second");
+        assert_eq!((config.limits.clients, config.limits.sources), (20, 3));
+        assert_eq!(config.auth.source_password, "legacy");
+        assert_eq!(config.auth.admin_password, "a1");
+        assert_eq!(config.paths.webroot.as_deref(), Some(Path::new("/w1")));
+        assert_eq!(
+            config.paths.pidfile.as_deref(),
+            Some(Path::new("/run/x.pid"))
+        );
+        let m = config.mount("/m").expect("/m");
+        assert_eq!(m.stream_name.as_deref(), Some("two"));
+        // icecast2 keeps the last <authentication> of a mount ...
+        assert_eq!(
+            m.authentication,
+            Some(crate::config::ListenerAuth::htpasswd("second", false))
+        );
+        // ... even when it is unusable: then the mount is open there, and here.
+        assert_eq!(
+            config.mount("/n").and_then(|m| m.authentication.clone()),
+            None
+        );
+        for needle in [
+            "<hostname> repeated (first at line 2)",
+            "<mount.stream-name> repeated (first at line 8)",
+            "icecast2 uses the last <authentication> (line 10)",
+            "icecast2 uses the last <authentication> (line 14)",
+            "THE MOUNT IS OPEN",
+        ] {
+            assert!(warned(&c, needle), "{needle}: {:#?}", c.warnings);
+        }
+    }
+
+    #[test]
+    fn load_errors_point_at_the_xml() {
+        let xml = "<icecast>\n<mount>\n<mount-name>/a</mount-name>\n<queue-size>1000</queue-size>\n</mount>\n</icecast>";
+        let e = convert(xml)
+            .load()
+            .expect_err("queue smaller than the burst");
+        assert_eq!(e.origin(), "icecast.xml");
+        assert_eq!(e.line(), Some(4));
+        assert!(
+            e.key().is_some_and(|k| k.starts_with("mount.queue-size")),
+            "{e}"
+        );
+        let e = convert("<icecast>\n<limits>\n<clients>-5</clients>\n</limits>\n</icecast>")
+            .load()
+            .expect_err("negative clients");
+        assert_eq!((e.origin(), e.line()), ("icecast.xml", Some(3)), "{e}");
+        let e = convert("<icecast>\n<mount>\n<mount-name>live</mount-name>\n</mount>\n</icecast>")
+            .load()
+            .expect_err("a mount name needs a slash");
+        assert_eq!((e.origin(), e.line()), ("icecast.xml", Some(3)), "{e}");
+    }
+
+    #[test]
+    fn tls_sockets_are_not_opened_and_said_so_loudly() {
+        let c = convert(
+            "<icecast><listen-socket><port>8000</port></listen-socket>\
+             <listen-socket><port>8443</port><ssl>1</ssl></listen-socket></icecast>",
+        );
+        let config = c.load().expect("loads");
+        assert_eq!(
+            config.listen.iter().map(|l| l.port).collect::<Vec<_>>(),
+            [8000]
+        );
+        let tls = c
+            .warnings
+            .iter()
+            .find(|w| w.option == "listen-socket.ssl")
+            .expect("a TLS warning");
+        assert_eq!(tls.severity, Severity::Danger);
+        assert!(tls.message.contains("8443 is NOT opened"), "{tls}");
+        assert!(tls.message.contains("proxy"), "{tls}");
+        assert!(
+            c.toml.contains("# WARNING: line 1: <listen-socket.ssl>"),
+            "{}",
+            c.toml
+        );
+        // With no plain socket left, there is nothing to serve: an error, not port 8000.
+        let e = to_toml(
+            "<icecast>\n<listen-socket><port>8443</port>\n<ssl>1</ssl></listen-socket></icecast>",
+            "icecast.xml",
+        )
+        .expect_err("TLS only");
+        assert_eq!((e.line(), e.key()), (Some(3), Some("listen-socket.ssl")));
+    }
+
+    /// Any arrangement of icecast's own elements converts to TOML that parses, and loading
+    /// it either works or reports an error in the XML file.
+    fn arbitrary_icecast_xml() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("hostname"),
+            Just("port"),
+            Just("source-password"),
+            Just("mount-name"),
+            Just("password"),
+            Just("max-listeners"),
+            Just("burst-size"),
+            Just("queue-size"),
+            Just("hidden"),
+            Just("public"),
+            Just("no-yp"),
+            Just("stream-name"),
+            Just("intro"),
+            Just("ssl"),
+            Just("shoutcast-compat"),
+            Just("shoutcast-mount"),
+            Just("clients"),
+            Just("burst-on-connect"),
+            Just("accesslog"),
+            Just("logdir"),
+            Just("server"),
+            Just("bogus"),
+        ];
+        let value = prop_oneof![
+            Just(""),
+            Just("0"),
+            Just("1"),
+            Just("-1"),
+            Just("8000"),
+            Just("/a"),
+            Just("/a/*"),
+            Just("x\"y'z\\"),
+        ];
+        let child = (leaf, value).prop_map(|(n, v)| format!("<{n}>{v}</{n}>"));
+        let auth = prop_oneof![
+            Just(r#"<authentication type="htpasswd"><option name="filename" value="f"/></authentication>"#.to_string()),
+            Just(r#"<authentication type="url"/>"#.to_string()),
+            Just(r#"<http-headers><header name="X" value="1"/><bogus/></http-headers>"#.to_string()),
+        ];
+        let children = proptest::collection::vec(prop_oneof![child.clone(), auth], 0..6);
+        let section = (
+            prop_oneof![
+                Just("mount"),
+                Just("mount type=\"default\""),
+                Just("listen-socket"),
+                Just("limits"),
+                Just("paths"),
+                Just("logging"),
+                Just("relay"),
+                Just("authentication"),
+            ],
+            children,
+        )
+            .prop_map(|(tag, body)| {
+                let end = tag.split(' ').next().unwrap_or(tag);
+                format!("<{tag}>{}</{end}>", body.concat())
+            });
+        proptest::collection::vec(prop_oneof![section, child], 0..8)
+            .prop_map(|parts| format!("<icecast>{}</icecast>", parts.concat()))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn converted_toml_always_parses(xml in arbitrary_icecast_xml()) {
+            if let Ok(c) = to_toml(&xml, "icecast.xml") {
+                let parsed = toml::from_str::<toml::Table>(&c.toml);
+                proptest::prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), c.toml);
+                if let Err(e) = c.load() {
+                    proptest::prop_assert_eq!(e.origin(), "icecast.xml", "{}\n{}", e, c.toml);
+                }
+            }
+        }
     }
 }

@@ -116,8 +116,24 @@ impl Config {
         raw.into_config(&src)
     }
 
-    /// Reads, parses and validates the TOML configuration file at `path`.
+    /// Reads, parses and validates the configuration file at `path` (TOML, or icecast2's
+    /// `icecast.xml`), logging its warnings with `tracing`. Used on reload, when logging runs;
+    /// at start-up, before logging is set up, call [`Config::load_with_warnings`] instead.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let loaded = Config::load_with_warnings(path)?;
+        for w in &loaded.warnings {
+            match w.severity {
+                super::Severity::Danger => tracing::error!("{}: {w}", loaded.origin),
+                super::Severity::Notice => tracing::warn!("{}: {w}", loaded.origin),
+            }
+        }
+        Ok(loaded.config)
+    }
+
+    /// Reads, parses and validates the configuration file at `path`, and returns what in it
+    /// floecast accepts but does not carry out as written (icecast.xml options it ignores,
+    /// mounts left open), for the caller to show: `serve` at start-up, `check-config`.
+    pub fn load_with_warnings(path: &Path) -> Result<Loaded, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             message: format!("cannot read: {e}"),
@@ -130,12 +146,44 @@ impl Config {
         // icecast2's own config runs as it is: converted, then loaded like any TOML file.
         if super::icecast_xml::looks_like_xml(path, &text) {
             let converted = super::icecast_xml::to_toml(&text, &origin)?;
-            for w in &converted.warnings {
-                tracing::warn!("{origin}: {w}");
-            }
-            return Config::from_toml_str(&converted.toml, &format!("{origin} (converted)"));
+            let config = converted.load()?;
+            return Ok(Loaded {
+                config,
+                warnings: converted.warnings,
+                origin,
+            });
         }
-        Config::from_toml_str(&text, &origin)
+        Ok(Loaded {
+            config: Config::from_toml_str(&text, &origin)?,
+            warnings: Vec::new(),
+            origin,
+        })
+    }
+}
+
+/// A loaded configuration and the warnings about it.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// Options accepted but not carried out as written, in file order.
+    pub warnings: Vec<super::ConfigWarning>,
+    /// The file name, to prefix the warnings with.
+    pub origin: String,
+}
+
+impl ConfigError {
+    /// The same error reported at another place: `line` and `key` of the file the user wrote,
+    /// for errors found in text generated from it (icecast.xml converted to TOML).
+    pub(crate) fn relocate(mut self, origin: &str, line: usize, key: &str) -> Self {
+        let generated_key = self.key.take();
+        self.origin = origin.to_string();
+        self.line = Some(line);
+        self.column = None;
+        self.key = Some(match generated_key {
+            Some(k) if k != key => format!("{key} (TOML {k})"),
+            _ => key.to_string(),
+        });
+        self
     }
 }
 
@@ -256,7 +304,8 @@ struct RawConfig {
     logging: Option<RawLogging>,
     tuning: Option<RawTuning>,
     http_header: Option<Vec<RawHeader>>,
-    mount: Option<Vec<RawMount>>,
+    mount: Option<Vec<Spanned<RawMount>>>,
+    mount_defaults: Option<Spanned<RawMount>>,
     push: Option<Vec<RawPush>>,
     relays_on_demand: Option<bool>,
     relay: Option<Vec<relay::RawRelay>>,
@@ -324,7 +373,8 @@ struct RawHeader {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawMount {
-    name: Spanned<String>,
+    /// Required in `[[mount]]`, refused in `[mount-defaults]`.
+    name: Option<Spanned<String>>,
     username: Option<String>,
     password: Option<String>,
     max_listeners: Option<Spanned<i64>>,
@@ -527,16 +577,10 @@ fn p2psp_config(
             }
             return Ok(None);
         };
-        let buffer = raw.buffer.as_ref().map_or(256, |b| *b.get_ref());
-        if let Some(b) = &raw.buffer {
-            if !(8..=65_536).contains(b.get_ref()) {
-                return Err(src.invalid(
-                    b.span(),
-                    &k("buffer"),
-                    "must be between 8 and 65536 chunks",
-                ));
-            }
-        }
+        let buffer = match &raw.buffer {
+            Some(b) => ranged(src, b, &k("buffer"), 8..=65_536, " chunks")?,
+            None => 256,
+        };
         // DBS needs the team no larger than the buffer (spec §4.1).
         let max_peers = raw
             .max_peers
@@ -551,36 +595,18 @@ fn p2psp_config(
                 ));
             }
         }
-        let max_chunk = raw.max_chunk.as_ref().map_or(16_384, |m| *m.get_ref());
-        if let Some(m) = &raw.max_chunk {
-            if !(256..=60_000).contains(m.get_ref()) {
-                return Err(src.invalid(
-                    m.span(),
-                    &k("max-chunk"),
-                    "must be between 256 and 60000 bytes",
-                ));
-            }
-        }
-        let monitors = raw
-            .monitors
-            .as_ref()
-            .map_or(super::SplitterSettings::DEFAULT_MONITORS, |m| *m.get_ref());
-        if let Some(m) = &raw.monitors {
-            if !(1..=32).contains(m.get_ref()) {
-                return Err(src.invalid(m.span(), &k("monitors"), "must be between 1 and 32"));
-            }
-        }
+        let max_chunk = match &raw.max_chunk {
+            Some(m) => ranged(src, m, &k("max-chunk"), 256..=60_000, " bytes")?,
+            None => 16_384,
+        };
+        let monitors = match &raw.monitors {
+            Some(m) => ranged(src, m, &k("monitors"), 1..=32, "")?,
+            None => super::SplitterSettings::DEFAULT_MONITORS,
+        };
         let peer_timeout = match &raw.peer_timeout {
             None => super::SplitterSettings::DEFAULT_PEER_TIMEOUT,
             // Peers report every second: below 2 s a single lost report would expel them.
-            Some(t) if (2..=60).contains(t.get_ref()) => Duration::from_secs(*t.get_ref()),
-            Some(t) => {
-                return Err(src.invalid(
-                    t.span(),
-                    &k("peer-timeout"),
-                    "must be between 2 and 60 seconds",
-                ));
-            }
+            Some(t) => Duration::from_secs(ranged(src, t, &k("peer-timeout"), 2..=60, " seconds")?),
         };
         let compat = if peer {
             codec(&raw.serve_codec, "serve-codec")?
@@ -917,14 +943,8 @@ impl RawConfig {
                 cfg.tuning.flush_interval = Duration::from_millis(v.into_inner());
             }
             if let Some(v) = tuning.listen_backlog {
-                if !(1..=65535).contains(v.get_ref()) {
-                    return Err(src.invalid(
-                        v.span(),
-                        "tuning.listen-backlog",
-                        "must be between 1 and 65535",
-                    ));
-                }
-                cfg.tuning.listen_backlog = v.into_inner();
+                cfg.tuning.listen_backlog =
+                    ranged(src, &v, "tuning.listen-backlog", 1..=65535, "")?;
             }
         }
 
@@ -932,12 +952,40 @@ impl RawConfig {
             cfg.http_headers = convert_headers(src, headers, "http-header")?;
         }
 
+        // The defaults first: mount sections are checked against the values they inherit.
+        if let Some(d) = self.mount_defaults {
+            let span = d.span();
+            let d = d.into_inner();
+            if let Some(name) = &d.name {
+                return Err(src.invalid(
+                    name.span(),
+                    "mount-defaults.name",
+                    "[mount-defaults] applies to every mount and has no name; use [[mount]] for one",
+                ));
+            }
+            if d.p2psp.is_some() {
+                return Err(src.invalid(
+                    span,
+                    "mount-defaults.p2psp",
+                    "a P2PSP team needs a [[mount]] with an exact name",
+                ));
+            }
+            cfg.mount_defaults = Some(convert_mount(src, d, "mount-defaults", ("", span), &cfg)?);
+        }
         if let Some(mounts) = self.mount {
-            cfg.mounts = mounts
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| convert_mount(src, m, &format!("mount[{i}]"), &cfg))
-                .collect::<Result<_, _>>()?;
+            let mut out = Vec::with_capacity(mounts.len());
+            for (i, m) in mounts.into_iter().enumerate() {
+                let key = format!("mount[{i}]");
+                let span = m.span();
+                let mut m = m.into_inner();
+                let Some(name) = m.name.take() else {
+                    return Err(src.invalid(span, &key, "missing field `name`"));
+                };
+                let name_span = name.span();
+                let name = mount_name(src, name, &format!("{key}.name"))?;
+                out.push(convert_mount(src, m, &key, (&name, name_span), &cfg)?);
+            }
+            cfg.mounts = out;
         }
 
         if let Some(pushes) = self.push {
@@ -968,19 +1016,41 @@ fn at_least_one(src: &Source<'_>, v: &Spanned<usize>, key: &str) -> Result<(), C
     Ok(())
 }
 
-fn timeout(src: &Source<'_>, v: Spanned<u64>, key: &str) -> Result<Duration, ConfigError> {
-    if !TIMEOUT_RANGE.contains(v.get_ref()) {
-        return Err(src.invalid(
-            v.span(),
-            key,
-            format!(
-                "must be between {} and {} seconds",
-                TIMEOUT_RANGE.start(),
-                TIMEOUT_RANGE.end()
-            ),
-        ));
+/// The value of `v` when it lies in `range`, else an error at its line naming `key` and the
+/// range (`unit` follows the numbers, e.g. " seconds").
+fn ranged<T>(
+    src: &Source<'_>,
+    v: &Spanned<T>,
+    key: &str,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + Copy + fmt::Display,
+{
+    let value = *v.get_ref();
+    if range.contains(&value) {
+        return Ok(value);
     }
-    Ok(Duration::from_secs(v.into_inner()))
+    Err(src.invalid(
+        v.span(),
+        key,
+        format!(
+            "must be between {} and {}{unit}",
+            range.start(),
+            range.end()
+        ),
+    ))
+}
+
+fn timeout(src: &Source<'_>, v: Spanned<u64>, key: &str) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(ranged(
+        src,
+        &v,
+        key,
+        TIMEOUT_RANGE,
+        " seconds",
+    )?))
 }
 
 fn path(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<PathBuf, ConfigError> {
@@ -1199,18 +1269,19 @@ fn optional_path(
     v.map(|v| path(src, v, key)).transpose()
 }
 
+/// One `[[mount]]` (with its checked `name` and the name's span) or `[mount-defaults]`
+/// (name "") section.
 fn convert_mount(
     src: &Source<'_>,
     m: RawMount,
     key: &str,
+    (name, name_span): (&str, Range<usize>),
     cfg: &Config,
 ) -> Result<MountConfig, ConfigError> {
     let k = |field: &str| format!("{key}.{field}");
-    let name_span = m.name.span();
-    let name = mount_name(src, m.name, &k("name"))?;
     let p2psp = m
         .p2psp
-        .map(|p| p2psp_config(src, p, &k("p2psp"), &name, name_span))
+        .map(|p| p2psp_config(src, p, &k("p2psp"), name, name_span))
         .transpose()?;
     let fallback_mount = m
         .fallback_mount
@@ -1221,14 +1292,25 @@ fn convert_mount(
         .map(|t| timeout(src, t, &k("source-timeout")))
         .transpose()?;
 
-    let burst = m
-        .burst_size
-        .as_ref()
-        .map_or(cfg.limits.burst_size, |v| *v.get_ref());
-    let queue = m
-        .queue_size
-        .as_ref()
-        .map_or(cfg.limits.queue_size, |v| *v.get_ref());
+    // What a mount inherits when this section leaves a size out: [mount-defaults], then
+    // [limits]. (A glob section in between is not known here; MountSettings copes.)
+    let defaults = cfg.mount_defaults.as_ref();
+    let burst = m.burst_size.as_ref().map_or_else(
+        || {
+            defaults
+                .and_then(|d| d.burst_size)
+                .unwrap_or(cfg.limits.burst_size)
+        },
+        |v| *v.get_ref(),
+    );
+    let queue = m.queue_size.as_ref().map_or_else(
+        || {
+            defaults
+                .and_then(|d| d.queue_size)
+                .unwrap_or(cfg.limits.queue_size)
+        },
+        |v| *v.get_ref(),
+    );
     check_queue_burst(
         src,
         key,
@@ -1248,7 +1330,7 @@ fn convert_mount(
         .transpose()?;
 
     Ok(MountConfig {
-        name,
+        name: name.to_string(),
         username: m.username,
         password: m.password,
         max_listeners: optional_count(src, m.max_listeners, &k("max-listeners"))?,
@@ -1256,9 +1338,9 @@ fn convert_mount(
         queue_size: m.queue_size.map(Spanned::into_inner),
         source_timeout,
         fallback_mount,
-        fallback_override: m.fallback_override.unwrap_or(false),
-        fallback_when_full: m.fallback_when_full.unwrap_or(false),
-        hidden: m.hidden.unwrap_or(false),
+        fallback_override: m.fallback_override,
+        fallback_when_full: m.fallback_when_full,
+        hidden: m.hidden,
         public: m.public,
         stream_name: m.stream_name,
         stream_description: m.stream_description,
@@ -1273,7 +1355,7 @@ fn convert_mount(
             m.mp3_metadata_interval,
             &k("mp3-metadata-interval"),
         )?,
-        icy_metadata_in_ogg: m.icy_metadata_in_ogg.unwrap_or(false),
+        icy_metadata_in_ogg: m.icy_metadata_in_ogg,
         intro: optional_path(src, m.intro, &k("intro"))?,
         dump_file: optional_path(src, m.dump_file, &k("dump-file"))?,
         on_connect: optional_path(src, m.on_connect, &k("on-connect"))?,
@@ -1524,8 +1606,15 @@ mod tests {
         assert_eq!(complex.queue_size, Some(524288));
         assert_eq!(complex.source_timeout, Some(Duration::from_secs(10)));
         assert_eq!(complex.fallback_mount.as_deref(), Some("/example2.ogg"));
-        assert!(complex.fallback_override && complex.fallback_when_full && complex.hidden);
-        assert!(complex.icy_metadata_in_ogg);
+        assert_eq!(
+            (
+                complex.fallback_override,
+                complex.fallback_when_full,
+                complex.hidden
+            ),
+            (Some(true), Some(true), Some(true))
+        );
+        assert_eq!(complex.icy_metadata_in_ogg, Some(true));
         assert_eq!(complex.public, Some(false));
         assert_eq!(
             complex.intro.as_deref(),
@@ -1566,8 +1655,8 @@ mod tests {
             ))
         );
 
-        let live = cfg.mount("/live/studio").map(|m| m.name.as_str());
-        assert_eq!(live, Some("/live/*"));
+        let live = cfg.mount("/live/studio").map(|m| m.name.clone());
+        assert_eq!(live.as_deref(), Some("/live/*"));
         let live = &cfg.mounts[1];
         let mut url = crate::config::UrlAuth::new("http://127.0.0.1/auth/add");
         url.listener_remove = Some("http://127.0.0.1/auth/remove".into());
@@ -1586,11 +1675,23 @@ mod tests {
         assert_eq!(live.mp3_metadata_interval, Some(16000));
         assert_eq!(live.fallback_mount.as_deref(), Some("/fallback.mp3"));
         assert_eq!(
-            cfg.mount("/fallback.mp3").map(|m| m.stream_name.as_deref()),
-            Some(Some("Off air"))
+            cfg.mount("/fallback.mp3")
+                .and_then(|m| m.stream_name.clone()),
+            Some("Off air".to_string())
         );
-        assert!(cfg.mount("/live").is_none());
-        assert!(cfg.mount("/live/a/b").is_none());
+        // Mounts no table names get [mount-defaults] alone.
+        let defaults_only = |m: &str| cfg.mount(m).map(|c| (c.name.clone(), c.max_listeners));
+        assert_eq!(defaults_only("/live"), Some((String::new(), Some(1000))));
+        assert_eq!(
+            defaults_only("/live/a/b"),
+            Some((String::new(), Some(1000)))
+        );
+        assert_eq!(
+            cfg.mount("/live/studio")
+                .and_then(|m| m.genre.clone())
+                .as_deref(),
+            Some("various")
+        );
 
         assert_eq!(
             cfg.pushes,
@@ -1963,20 +2064,124 @@ mod tests {
     }
 
     #[test]
-    fn mount_lookup_first_match_wins() {
+    fn mount_lookup_most_specific_wins() {
         let cfg = ok(concat!(
-            "[[mount]]\nname = \"/live/special\"\nmax-listeners = 1\n",
             "[[mount]]\nname = \"/live/*\"\nmax-listeners = 2\n",
+            "[[mount]]\nname = \"/live/special\"\nmax-listeners = 1\n",
             "[[mount]]\nname = \"/live/special\"\nmax-listeners = 3\n",
             "[[mount]]\nname = \"/radio[0-9].mp3\"\nmax-listeners = 4\n",
         ));
         let max = |m: &str| cfg.mount(m).and_then(|m| m.max_listeners);
+        // The exact name wins even after a glob; between equals, file order.
         assert_eq!(max("/live/special"), Some(1));
         assert_eq!(max("/live/other"), Some(2));
         assert_eq!(max("/live/a/b"), None);
         assert_eq!(max("/live"), None);
         assert_eq!(max("/radio7.mp3"), Some(4));
         assert_eq!(max("/radiox.mp3"), None);
+    }
+
+    #[test]
+    fn overlapping_mounts_merge_key_by_key() {
+        let cfg = ok(concat!(
+            "[mount-defaults]\nmax-listeners = 50\nstream-name = \"Default\"\n",
+            "genre = \"various\"\nhidden = true\npassword = \"defpw\"\n",
+            "http-header = [{ name = \"X-A\", value = \"default\" }, { name = \"X-D\", value = \"d\" }]\n",
+            "[[mount]]\nname = \"/live/*\"\nstream-name = \"Live\"\nmax-listeners = 5\n",
+            "username = \"dj\"\nhidden = false\n",
+            "http-header = [{ name = \"x-a\", value = \"live\" }]\n",
+            "[[mount]]\nname = \"/live/*.mp3\"\ngenre = \"Rock\"\n",
+            "[[mount]]\nname = \"/live/special.mp3\"\npassword = \"special\"\nmax-listeners = 1\n",
+        ));
+        let special = cfg.mount("/live/special.mp3").expect("matches");
+        assert_eq!(special.name, "/live/special.mp3");
+        assert_eq!(special.max_listeners, Some(1));
+        assert_eq!(special.password.as_deref(), Some("special"));
+        assert_eq!(special.genre.as_deref(), Some("Rock"));
+        assert_eq!(special.stream_name.as_deref(), Some("Live"));
+        assert_eq!(special.username.as_deref(), Some("dj"));
+        // An explicit false in a more specific section beats the defaults' true.
+        assert_eq!(special.hidden, Some(false));
+        let headers: Vec<(&str, &str)> = special
+            .http_headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        assert_eq!(headers, [("x-a", "live"), ("X-D", "d")]);
+
+        let ogg = cfg.mount("/live/show.ogg").expect("matches");
+        assert_eq!(
+            (
+                ogg.max_listeners,
+                ogg.genre.as_deref(),
+                ogg.password.as_deref()
+            ),
+            (Some(5), Some("various"), Some("defpw"))
+        );
+        // A mount no section names still gets the defaults.
+        let other = cfg.mount("/elsewhere").expect("defaults");
+        assert_eq!(
+            (
+                other.max_listeners,
+                other.stream_name.as_deref(),
+                other.hidden
+            ),
+            (Some(50), Some("Default"), Some(true))
+        );
+        assert_eq!(cfg.source_password_for("/elsewhere"), "defpw");
+        assert_eq!(cfg.source_password_for("/live/special.mp3"), "special");
+        assert!(cfg.source_credentials_ok("/live/x.mp3", "dj", "defpw"));
+        assert!(!cfg.source_credentials_ok("/live/x.mp3", "source", "hackme"));
+        let settings = crate::mount::MountSettings::resolve(&cfg, "/live/special.mp3");
+        assert_eq!((settings.max_listeners, settings.hidden), (Some(1), false));
+    }
+
+    #[test]
+    fn mount_defaults_validation() {
+        let e = err("[mount-defaults]\nname = \"/a\"\n");
+        assert_eq!((e.key(), e.line()), (Some("mount-defaults.name"), Some(2)));
+        let e = err("[mount-defaults]\np2psp = { role = \"splitter\", port = 9 }\n");
+        assert_eq!(e.key(), Some("mount-defaults.p2psp"));
+        let e = err("[mount-defaults]\nqueue-size = 1000\n");
+        assert_eq!(
+            (e.key(), e.line()),
+            (Some("mount-defaults.queue-size"), Some(2))
+        );
+        // A mount is checked against the sizes it inherits from the defaults.
+        let e = err(
+            "[mount-defaults]\nqueue-size = 100000\n[[mount]]\nname = \"/a\"\nburst-size = 200000\n",
+        );
+        assert_eq!((e.key(), e.line()), (Some("mount[0].burst-size"), Some(5)));
+        let cfg =
+            ok("[mount-defaults]\nauthentication = { type = \"htpasswd\", filename = \"u\" }\n");
+        assert!(cfg.listener_auth("/any").is_some());
+        assert!(Config::default().mount("/any").is_none());
+    }
+
+    #[test]
+    fn empty_admin_password_disables_admin_logins() {
+        let cfg = ok("[authentication]\nadmin-password = \"\"\n");
+        assert!(!cfg.admin_credentials_ok("admin", ""));
+        assert!(Config::default().admin_credentials_ok("admin", "hackme"));
+    }
+
+    #[test]
+    fn intro_is_under_the_webroot() {
+        let cfg = ok("[paths]\nwebroot = \"/srv/web\"\n");
+        assert_eq!(
+            cfg.intro_path(Path::new("/intro.mp3")),
+            Path::new("/srv/web/intro.mp3")
+        );
+        assert_eq!(
+            cfg.intro_path(Path::new("intros/a.ogg")),
+            Path::new("/srv/web/intros/a.ogg")
+        );
+        // Without a webroot the path is used as written.
+        let cfg = Config::default();
+        assert_eq!(
+            cfg.intro_path(Path::new("/intro.mp3")),
+            Path::new("/intro.mp3")
+        );
     }
 
     #[test]

@@ -7,15 +7,50 @@
 mod glob;
 pub mod icecast_xml;
 mod load;
+mod toml_doc;
 
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use glob::glob_match;
-pub use load::ConfigError;
+pub use glob::{Specificity, glob_match, specificity};
+pub use load::{ConfigError, Loaded};
 
 /// The default password of the sample config. The server warns loudly while it is in use.
 pub const DEFAULT_PASSWORD: &str = "hackme";
+
+/// Something in a config file that floecast accepts but does not carry out as written: an
+/// icecast.xml option it ignores, or one it handles differently from icecast2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// The option, named as in the file: `listen-socket.ssl`, `mount.authentication`.
+    pub option: String,
+    /// What floecast does instead, and what to do about it.
+    pub message: String,
+    pub severity: Severity,
+}
+
+/// How loudly a [`ConfigWarning`] must be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// An option without effect here; the server works as configured otherwise.
+    Notice,
+    /// Listeners or sources are affected in a way the file does not suggest: a mount open
+    /// to everyone, a TLS port not served. Show it where it cannot be missed (log level
+    /// ERROR, and on stderr).
+    Danger,
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        write!(f, "<{}> {}", self.option, self.message)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -33,8 +68,12 @@ pub struct Config {
     pub logging: Logging,
     /// Extra headers on every response (`<http-headers>`).
     pub http_headers: Vec<HttpHeader>,
-    /// Per-mount settings; the first whose glob matches a mount applies (file order).
+    /// Per-mount sections (`[[mount]]`). Every section whose name or glob matches a mount
+    /// applies to it, merged key by key, the most specific first: see [`Config::mount`].
     pub mounts: Vec<MountConfig>,
+    /// `[mount-defaults]`: keys every mount gets unless a matching `[[mount]]` sets them
+    /// (icecast's `<mount type="default">`). Its `name` is unused.
+    pub mount_defaults: Option<MountConfig>,
     pub tuning: Tuning,
     /// Push relays: local mounts sent to remote servers as a source (`[[push]]`).
     pub pushes: Vec<PushConfig>,
@@ -107,6 +146,8 @@ pub struct Tuning {
     pub listen_backlog: u32,
 }
 
+/// One `[[mount]]` section as written: `None` (or an empty list) means "not set here", so
+/// that a less specific section matching the same mount can fill it in ([`Config::mount`]).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MountConfig {
     /// Mount name or fnmatch-style glob with FNM_PATHNAME semantics (`/live/*`).
@@ -118,9 +159,9 @@ pub struct MountConfig {
     pub queue_size: Option<usize>,
     pub source_timeout: Option<Duration>,
     pub fallback_mount: Option<String>,
-    pub fallback_override: bool,
-    pub fallback_when_full: bool,
-    pub hidden: bool,
+    pub fallback_override: Option<bool>,
+    pub fallback_when_full: Option<bool>,
+    pub hidden: Option<bool>,
     pub public: Option<bool>,
     pub stream_name: Option<String>,
     pub stream_description: Option<String>,
@@ -137,16 +178,104 @@ pub struct MountConfig {
     /// Interleave ICY metadata into this Ogg mount for listeners that ask (as RSAS does).
     /// Off by default, as in icecast2: players such as mplayer that ask for ICY metadata
     /// then cannot find an Ogg stream in the bytes.
-    pub icy_metadata_in_ogg: bool,
+    pub icy_metadata_in_ogg: Option<bool>,
+    /// File played to each new listener first: a path under `paths.webroot` (see
+    /// [`Config::intro_path`]).
     pub intro: Option<PathBuf>,
     pub dump_file: Option<PathBuf>,
     pub on_connect: Option<PathBuf>,
     pub on_disconnect: Option<PathBuf>,
+    /// Extra response headers. Headers of every matching section apply; where two set the
+    /// same name, the more specific section's header is sent.
     pub http_headers: Vec<HttpHeader>,
     /// This mount's place in a P2PSP team, if any (exact mount names only).
     pub p2psp: Option<P2pspConfig>,
     /// Listener authentication (`authentication = { type = "htpasswd", … }`); `None` = open.
     pub authentication: Option<ListenerAuth>,
+}
+
+impl MountConfig {
+    /// Fill every key this section leaves unset from `less_specific`, a section that also
+    /// matches the mount (icecast2's `merge_mounts`, applied to any number of sections).
+    ///
+    /// The destructuring is exhaustive on purpose: a new key does not compile until it says
+    /// how it merges.
+    pub fn fill_from(&mut self, less_specific: &MountConfig) {
+        fn fill<T: Clone>(own: &mut Option<T>, other: &Option<T>) {
+            if own.is_none() {
+                own.clone_from(other);
+            }
+        }
+        let MountConfig {
+            name: _,
+            username,
+            password,
+            max_listeners,
+            burst_size,
+            queue_size,
+            source_timeout,
+            fallback_mount,
+            fallback_override,
+            fallback_when_full,
+            hidden,
+            public,
+            stream_name,
+            stream_description,
+            stream_url,
+            genre,
+            bitrate,
+            content_type,
+            subtype,
+            charset,
+            mp3_metadata_interval,
+            icy_metadata_in_ogg,
+            intro,
+            dump_file,
+            on_connect,
+            on_disconnect,
+            http_headers,
+            p2psp,
+            authentication,
+        } = less_specific;
+        fill(&mut self.username, username);
+        fill(&mut self.password, password);
+        fill(&mut self.max_listeners, max_listeners);
+        fill(&mut self.burst_size, burst_size);
+        fill(&mut self.queue_size, queue_size);
+        fill(&mut self.source_timeout, source_timeout);
+        fill(&mut self.fallback_mount, fallback_mount);
+        fill(&mut self.fallback_override, fallback_override);
+        fill(&mut self.fallback_when_full, fallback_when_full);
+        fill(&mut self.hidden, hidden);
+        fill(&mut self.public, public);
+        fill(&mut self.stream_name, stream_name);
+        fill(&mut self.stream_description, stream_description);
+        fill(&mut self.stream_url, stream_url);
+        fill(&mut self.genre, genre);
+        fill(&mut self.bitrate, bitrate);
+        fill(&mut self.content_type, content_type);
+        fill(&mut self.subtype, subtype);
+        fill(&mut self.charset, charset);
+        fill(&mut self.mp3_metadata_interval, mp3_metadata_interval);
+        fill(&mut self.icy_metadata_in_ogg, icy_metadata_in_ogg);
+        fill(&mut self.intro, intro);
+        fill(&mut self.dump_file, dump_file);
+        fill(&mut self.on_connect, on_connect);
+        fill(&mut self.on_disconnect, on_disconnect);
+        // icecast2 appends the default mount's headers to the mount's own; a name the mount
+        // already sets stays the mount's, so a header is never sent twice.
+        for h in http_headers {
+            if !self
+                .http_headers
+                .iter()
+                .any(|own| own.name.eq_ignore_ascii_case(&h.name) && own.status == h.status)
+            {
+                self.http_headers.push(h.clone());
+            }
+        }
+        fill(&mut self.p2psp, p2psp);
+        fill(&mut self.authentication, authentication);
+    }
 }
 
 /// How listeners of a mount authenticate (icecast2's mount `<authentication>`).
@@ -402,6 +531,7 @@ impl Default for Config {
                 status: None,
             }],
             mounts: Vec::new(),
+            mount_defaults: None,
             tuning: Tuning::default(),
             pushes: Vec::new(),
             relays: Vec::new(),
@@ -446,25 +576,66 @@ impl Default for Tuning {
 }
 
 impl Config {
-    /// The first mount section whose name or glob matches `mount`.
-    pub fn mount(&self, mount: &str) -> Option<&MountConfig> {
-        self.mounts.iter().find(|m| glob_match(&m.name, mount))
+    /// The settings of `mount`: every `[[mount]]` section whose name or glob matches it,
+    /// merged key by key, and `[mount-defaults]` under them. For each key the most specific
+    /// section that sets it wins ([`specificity`]: the exact name first, then the glob with
+    /// the longest literal start, then the one with the most literal characters, then file
+    /// order); headers of all of them apply. `None` when nothing matches.
+    pub fn mount(&self, mount: &str) -> Option<Cow<'_, MountConfig>> {
+        let sections = self.mount_sections(mount);
+        let (first, rest) = sections.split_first()?;
+        if rest.is_empty() {
+            return Some(Cow::Borrowed(*first));
+        }
+        let mut merged = (*first).clone();
+        for s in rest {
+            merged.fill_from(s);
+        }
+        Some(Cow::Owned(merged))
+    }
+
+    /// The sections that apply to `mount`, most specific first, `[mount-defaults]` last.
+    pub fn mount_sections(&self, mount: &str) -> Vec<&MountConfig> {
+        let mut hits: Vec<&MountConfig> = self
+            .mounts
+            .iter()
+            .filter(|m| glob_match(&m.name, mount))
+            .collect();
+        if hits.len() > 1 {
+            // Stable: equally specific sections keep their file order.
+            hits.sort_by_key(|m| std::cmp::Reverse(specificity(&m.name)));
+        }
+        hits.extend(self.mount_defaults.as_ref());
+        hits
+    }
+
+    /// The most specific value of one key for `mount`, borrowed from the section that sets it.
+    fn mount_key<'a, T: ?Sized>(
+        &'a self,
+        mount: &str,
+        key: impl Fn(&'a MountConfig) -> Option<&'a T>,
+    ) -> Option<&'a T> {
+        self.mount_sections(mount).into_iter().find_map(key)
     }
 
     /// The listener authentication guarding `mount`, from the live config, so a SIGHUP
     /// that adds, changes or removes it applies to the next listener (as in icecast). A
     /// config without any is answered without looking the mount up.
     pub fn listener_auth(&self, mount: &str) -> Option<&ListenerAuth> {
-        if !self.mounts.iter().any(|m| m.authentication.is_some()) {
+        let any = self
+            .mounts
+            .iter()
+            .chain(&self.mount_defaults)
+            .any(|m| m.authentication.is_some());
+        if !any {
             return None;
         }
-        self.mount(mount).and_then(|m| m.authentication.as_ref())
+        self.mount_key(mount, |m| m.authentication.as_ref())
     }
 
     /// The password a source must give for `mount`: the mount's own, else the global one.
     pub fn source_password_for(&self, mount: &str) -> &str {
-        self.mount(mount)
-            .and_then(|m| m.password.as_deref())
+        self.mount_key(mount, |m| m.password.as_deref())
             .unwrap_or(&self.auth.source_password)
     }
 
@@ -472,9 +643,33 @@ impl Config {
     /// the mount's password (else the global one). An empty password never matches.
     pub fn source_credentials_ok(&self, mount: &str, user: &str, pass: &str) -> bool {
         let user_ok =
-            user == "source" || self.mount(mount).and_then(|m| m.username.as_deref()) == Some(user);
+            user == "source" || self.mount_key(mount, |m| m.username.as_deref()) == Some(user);
         let expected = self.source_password_for(mount);
         user_ok && !expected.is_empty() && crate::http::request::secret_eq(pass, expected)
+    }
+
+    /// The admin credentials. An empty admin password disables admin logins, as in icecast2
+    /// (an icecast.xml may leave `<admin-password>` empty).
+    pub fn admin_credentials_ok(&self, user: &str, pass: &str) -> bool {
+        user == self.auth.admin_user
+            && !self.auth.admin_password.is_empty()
+            && crate::http::request::secret_eq(pass, &self.auth.admin_password)
+    }
+
+    /// Where the intro file `intro` of a mount is read from. As in icecast2, it is a path
+    /// under the webroot, a leading `/` included (`/intro.mp3` is `<webroot>/intro.mp3`);
+    /// without a webroot it is used as written.
+    pub fn intro_path(&self, intro: &Path) -> PathBuf {
+        match &self.paths.webroot {
+            Some(root) => {
+                let inside: PathBuf = intro
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::RootDir))
+                    .collect();
+                root.join(inside)
+            }
+            None => intro.to_path_buf(),
+        }
     }
 
     /// Names of the passwords still at the sample config's default, for the start-up warning.

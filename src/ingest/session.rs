@@ -100,15 +100,12 @@ impl SourceSession {
             return Err(SourceRejected::InUse.into());
         }
         let mount_cfg = config.mount(mount_name);
-        let mut info = SourceInfo::from_headers(headers, content_type, mount_cfg);
+        let mut info = SourceInfo::from_headers(headers, content_type, mount_cfg.as_deref());
         info.source_ip = crate::net::peer_ip(peer);
         let settings = MountSettings::resolve(&config, mount_name);
-        // A relative intro path is looked up under the webroot, as icecast does.
-        let intro = match mount_cfg.and_then(|m| m.intro.as_deref()) {
-            Some(p) => match (&config.paths.webroot, p.is_relative()) {
-                (Some(root), true) => load_intro(&root.join(p)).await,
-                _ => load_intro(p).await,
-            },
+        // The intro is a path under the webroot, as in icecast ("/intro.mp3" included).
+        let intro = match mount_cfg.as_deref().and_then(|m| m.intro.as_deref()) {
+            Some(p) => load_intro(&config.intro_path(p)).await,
             None => None,
         };
         let family = Family::from_content_type(&info.content_type);
@@ -144,7 +141,7 @@ impl SourceSession {
             "source connected"
         );
 
-        if let Some(cmd) = mount_cfg.and_then(|m| m.on_connect.as_deref()) {
+        if let Some(cmd) = mount_cfg.as_deref().and_then(|m| m.on_connect.as_deref()) {
             run_hook(cmd, mount_name);
         }
         // fallback-override: a returning source takes back the listeners of its fallback.
@@ -261,8 +258,11 @@ impl SourceSession {
         if let Some(f) = format::continuing_framer(self.mount.family, content_type) {
             self.framer = f;
         }
-        let mut info =
-            SourceInfo::from_headers(headers, content_type, self.config.mount(&self.mount.name));
+        let mut info = SourceInfo::from_headers(
+            headers,
+            content_type,
+            self.config.mount(&self.mount.name).as_deref(),
+        );
         info.source_ip = self.mount.with_info(|i| i.source_ip.clone());
         self.icy = info.source_metaint.map(IcyDemuxer::new);
         self.dechunk = chunked.then(Dechunker::new);
@@ -398,9 +398,9 @@ impl SourceSession {
         self.mount.end(fallback);
         if let Some(cmd) = config
             .mount(&self.mount.name)
-            .and_then(|m| m.on_disconnect.as_deref())
+            .and_then(|m| m.on_disconnect.clone())
         {
-            run_hook(cmd, &self.mount.name);
+            run_hook(&cmd, &self.mount.name);
         }
     }
 }
@@ -439,7 +439,7 @@ async fn load_intro(path: &Path) -> Option<Bytes> {
 
 /// Open the mount's dump file (strftime patterns expanded, appended to).
 async fn open_dump(config: &Config, mount: &str) -> Option<tokio::fs::File> {
-    let pattern = config.mount(mount)?.dump_file.as_ref()?;
+    let pattern = config.mount(mount)?.dump_file.clone()?;
     let path = expand_strftime(&pattern.to_string_lossy());
     match tokio::fs::OpenOptions::new()
         .create(true)

@@ -42,7 +42,10 @@ pub async fn run(
     let mount_name = head.path.clone();
     let mut entry = AccessEntry::for_request(&head, &peer);
     let mount_cfg = config.mount(&mount_name);
-    let extra_mount = mount_cfg.map(|m| m.http_headers.as_slice()).unwrap_or(&[]);
+    let extra_mount = mount_cfg
+        .as_deref()
+        .map(|m| m.http_headers.as_slice())
+        .unwrap_or(&[]);
     let extra = Server::extra_headers(&config, extra_mount);
     let reply_error =
         |code: u16, msg: &str| http::error_response(code, msg, &config.server_id, &extra);

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::config::{Config, HttpHeader, MountConfig};
+use crate::config::{Config, HttpHeader};
 use crate::format::{Block, CodecInfo, Family, icy};
 pub use queue::{Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
@@ -64,20 +64,24 @@ pub const DEFAULT_METAINT: usize = 16_000;
 
 impl MountSettings {
     pub fn resolve(config: &Config, mount: &str) -> Self {
-        let m = config.mount(mount);
-        let d = MountConfig::default();
-        let m = m.unwrap_or(&d);
+        let m = config.mount(mount).unwrap_or_default();
+        let queue_size = m.queue_size.unwrap_or(config.limits.queue_size);
         MountSettings {
-            burst_size: m.burst_size.unwrap_or(config.limits.burst_size),
-            queue_size: m.queue_size.unwrap_or(config.limits.queue_size),
+            // Sections merged from several places may pair a burst with a smaller queue; a
+            // burst never holds more than the queue.
+            burst_size: m
+                .burst_size
+                .unwrap_or(config.limits.burst_size)
+                .min(queue_size),
+            queue_size,
             source_timeout: m.source_timeout.unwrap_or(config.limits.source_timeout),
             metaint: m.mp3_metadata_interval.unwrap_or(DEFAULT_METAINT),
-            icy_in_ogg: m.icy_metadata_in_ogg,
+            icy_in_ogg: m.icy_metadata_in_ogg.unwrap_or(false),
             max_listeners: m.max_listeners,
             fallback_mount: m.fallback_mount.clone(),
-            fallback_override: m.fallback_override,
-            fallback_when_full: m.fallback_when_full,
-            hidden: m.hidden,
+            fallback_override: m.fallback_override.unwrap_or(false),
+            fallback_when_full: m.fallback_when_full.unwrap_or(false),
+            hidden: m.hidden.unwrap_or(false),
             charset: m.charset.clone(),
             http_headers: m.http_headers.clone(),
             username: m.username.clone(),

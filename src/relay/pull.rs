@@ -427,7 +427,11 @@ fn reserve(server: &Server, relay: &PullRelay, info: Option<SourceInfo>) -> Opti
             .mount(&relay.local_mount)
             .and_then(|m| m.content_type.clone())
             .unwrap_or_else(|| "audio/mpeg".to_string());
-        SourceInfo::from_headers(&[], &content_type, config.mount(&relay.local_mount))
+        SourceInfo::from_headers(
+            &[],
+            &content_type,
+            config.mount(&relay.local_mount).as_deref(),
+        )
     });
     let settings = MountSettings::resolve(&config, &relay.local_mount);
     let s = Arc::new(Mount::standby(&relay.local_mount, info, settings));

@@ -802,6 +802,11 @@ impl Icecast2 {
         ff
     }
 
+    /// The icecast.xml this icecast2 runs with (to run floecast on the very same file).
+    pub fn config_file(&self) -> PathBuf {
+        self.dir.join(&format!("icecast-{}.xml", self.addr.port()))
+    }
+
     /// The last lines of icecast2's error log, for failure messages.
     pub fn error_log(&self) -> String {
         error_log_tail(&self.dir)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Source, mount_name};
+use super::{ConfigError, Source, mount_name, ranged};
 use crate::config::{Config, MasterConfig, RelayConfig, RelayTiming};
 
 /// Accepted `update-interval`, `grace-period` and `idle-timeout`, in seconds.
@@ -175,18 +175,13 @@ fn timing(
 }
 
 fn seconds(src: &Source<'_>, v: Spanned<u64>, key: &str) -> Result<Duration, ConfigError> {
-    if !SECONDS_RANGE.contains(v.get_ref()) {
-        return Err(src.invalid(
-            v.span(),
-            key,
-            format!(
-                "must be between {} and {} seconds",
-                SECONDS_RANGE.start(),
-                SECONDS_RANGE.end()
-            ),
-        ));
-    }
-    Ok(Duration::from_secs(v.into_inner()))
+    Ok(Duration::from_secs(ranged(
+        src,
+        &v,
+        key,
+        SECONDS_RANGE,
+        " seconds",
+    )?))
 }
 
 /// A host name or IP literal that can go into a `Host:` header as it is.
