@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use super::stats;
 use crate::access_log::AccessEntry;
-use crate::http::request::{basic_auth, secret_eq};
+use crate::http::request::basic_auth;
 use crate::http::response::SOURCE_OK;
 use crate::http::{self, RequestHead};
 use crate::server::Server;
@@ -123,9 +123,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, 
     let admin = head
         .header("authorization")
         .and_then(basic_auth)
-        .is_some_and(|(user, pass)| {
-            user == config.auth.admin_user && secret_eq(&pass, &config.auth.admin_password)
-        });
+        .is_some_and(|(user, pass)| super::admin_credentials_ok(&config, &user, &pass));
     if !admin {
         let extra = Server::extra_headers(&config, &[]);
         let reply = http::error_response(401, "", &config.server_id, &extra);

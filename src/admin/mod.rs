@@ -269,10 +269,18 @@ pub enum Caller {
     Source,
 }
 
+/// The admin user and password. An empty password never matches: it switches admin off
+/// (a stand-alone `floecast peer` runs that way unless its config sets one).
+pub fn admin_credentials_ok(config: &Config, user: &str, pass: &str) -> bool {
+    !config.auth.admin_password.is_empty()
+        && user == config.auth.admin_user
+        && secret_eq(pass, &config.auth.admin_password)
+}
+
 /// Admin credentials, or (for a command on `mount`) that mount's source credentials.
 pub fn authorize(config: &Config, req: &Request, mount: Option<&str>) -> Option<Caller> {
     let (user, pass) = credentials(req)?;
-    if user == config.auth.admin_user && secret_eq(&pass, &config.auth.admin_password) {
+    if admin_credentials_ok(config, &user, &pass) {
         return Some(Caller::Admin);
     }
     let mount = mount?;
