@@ -50,6 +50,11 @@ impl App {
         })
     }
 
+    /// Stop `task` with the server (it is aborted at shutdown like the accept loops).
+    pub fn track(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
     /// Re-read the config file (SIGHUP). Errors keep the running config.
     pub fn reload(&self) -> Result<(), String> {
         let Some(path) = self.server.config_path.as_ref() else {

@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod app;
+pub mod banner;
 pub mod config;
 pub mod format;
 pub mod http;

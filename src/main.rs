@@ -2,14 +2,23 @@
 //! icecast2-equivalent defaults), start the server and handle signals: SIGHUP reloads the
 //! config without dropping anyone, SIGINT/SIGTERM shut down gracefully.
 
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use floecast::app::App;
+use floecast::banner;
 use floecast::config::Config;
-use tracing_subscriber::EnvFilter;
+use floecast::p2psp::Codec;
+use floecast::team::peer::TeamSocket;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +31,10 @@ struct Cli {
     /// icecast2's sample config (port 8000, passwords "hackme").
     #[arg(short, long, global = true)]
     config: Option<PathBuf>,
+    /// Listen on this port instead of the config's (its first listen socket; for `peer`,
+    /// the same as --listen). The SHOUTcast port, if configured, follows to port + 1.
+    #[arg(short, long, global = true)]
+    port: Option<u16>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,9 +53,14 @@ enum Command {
         /// Port players connect to.
         #[arg(long, default_value_t = 9999)]
         listen: u16,
-        /// Address to listen on (default: all, IPv4 and IPv6).
+        /// Address for both the players' port and the P2PSP sockets (default: all
+        /// addresses; for players IPv4 and IPv6).
         #[arg(long)]
         bind: Option<String>,
+        /// Local UDP port of the P2PSP sockets (the TCP join uses it too). Default: a fresh
+        /// port for each join.
+        #[arg(long)]
+        udp_port: Option<u16>,
         /// Mount the stream is served on.
         #[arg(long, default_value = "/stream")]
         mount: String,
@@ -65,7 +83,11 @@ fn main() -> ExitCode {
     if let Some(Command::ImportIcecast { file }) = &cli.command {
         return import_icecast(file);
     }
-    let config = match &cli.config {
+    let checking = matches!(cli.command, Some(Command::CheckConfig));
+    // Logging comes first, so that what loading the config reports (every icecast.xml
+    // option that does not carry over) is seen, at start-up and by check-config.
+    let log = Log::init(checking);
+    let mut config = match &cli.config {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
@@ -75,13 +97,7 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(config.logging.level.as_deref().unwrap_or("info")))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    log.set_level(config.logging.level.as_deref());
 
     match cli.command.unwrap_or(Command::Serve) {
         Command::ImportIcecast { .. } => ExitCode::SUCCESS,
@@ -89,59 +105,223 @@ fn main() -> ExitCode {
             splitter,
             listen,
             bind,
+            udp_port,
             mount,
             codec,
         } => {
-            let compat = codec == "gen-c";
-            let config = match peer_config(config, &splitter, listen, bind, &mount, compat) {
+            let args = PeerArgs {
+                splitter,
+                listen: cli.port.unwrap_or(listen),
+                bind,
+                udp_port,
+                mount,
+                codec: if codec == "gen-c" {
+                    Codec::CompatGenC
+                } else {
+                    Codec::Native
+                },
+            };
+            let (config, team_socket) = match peer_config(config, &args) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("floecast: {e}");
                     return ExitCode::from(2);
                 }
             };
-            println!("  Serving the team of {splitter} at http://localhost:{listen}{mount}");
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r.block_on(serve(config, None)),
-                Err(e) => {
-                    eprintln!("floecast: cannot start the runtime: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            run(serve(config, Role::Peer(args, team_socket)))
         }
         Command::Simulate(args) => floecast::p2psp::sim::run_cli(args),
         Command::CheckConfig => {
-            println!("config OK");
+            if let Some(port) = cli.port {
+                set_port(&mut config, port);
+            }
+            match log.warnings() {
+                0 => println!("config OK"),
+                1 => println!("config OK, with the warning above"),
+                n => println!("config OK, with the {n} warnings above"),
+            }
             ExitCode::SUCCESS
         }
         Command::Serve => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("floecast: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            runtime.block_on(serve(config, cli.config))
+            if let Some(port) = cli.port {
+                set_port(&mut config, port);
+            }
+            run(serve(config, Role::Server(cli.config)))
         }
     }
 }
 
-async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
-    let app = match App::start(config, path) {
+/// Run `fut` on a multi-threaded runtime.
+fn run(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r.block_on(fut),
+        Err(e) => {
+            eprintln!("floecast: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--port`: the first listen socket moves there (its SHOUTcast port, if any, follows to
+/// port + 1); other sockets stay where the config puts them.
+fn set_port(config: &mut Config, port: u16) {
+    match config.listen.first_mut() {
+        Some(l) => l.port = port,
+        None => config.listen.push(floecast::config::ListenSocket {
+            port,
+            bind_address: None,
+            shoutcast_mount: None,
+        }),
+    }
+}
+
+/// The tracing log on stderr, set up before the config is read. The filter starts at
+/// `RUST_LOG` (else info) and follows the config's `level` once it is known, unless
+/// `RUST_LOG` is set. Colours only when stderr is a terminal and `NO_COLOR` is unset.
+struct Log {
+    filter: Option<reload::Handle<EnvFilter, Registry>>,
+    warnings: Arc<AtomicUsize>,
+}
+
+impl Log {
+    fn init(checking: bool) -> Log {
+        let from_env = EnvFilter::try_from_default_env().ok();
+        let env_set = from_env.is_some();
+        let (filter, handle) =
+            reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new("info")));
+        let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let warnings = Arc::new(AtomicUsize::new(0));
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .with_target(false);
+        // check-config prints findings, not a running server's log: no timestamps.
+        let fmt = if checking {
+            fmt.without_time().boxed()
+        } else {
+            fmt.boxed()
+        };
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(fmt)
+            .with(WarnCounter(warnings.clone()))
+            .try_init();
+        Log {
+            filter: (!env_set).then_some(handle),
+            warnings,
+        }
+    }
+
+    fn set_level(&self, level: Option<&str>) {
+        let (Some(handle), Some(level)) = (&self.filter, level) else {
+            return;
+        };
+        match EnvFilter::try_new(level) {
+            Ok(f) => {
+                let _ = handle.reload(f);
+            }
+            Err(e) => tracing::warn!("logging level {level:?} not understood ({e}); using info"),
+        }
+    }
+
+    /// Warnings and errors logged so far.
+    fn warnings(&self) -> usize {
+        self.warnings.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts WARN and ERROR events (for check-config's verdict).
+struct WarnCounter(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() <= tracing::Level::WARN {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What `serve` runs: the server, or a stand-alone peer (and its P2PSP socket).
+enum Role {
+    Server(Option<PathBuf>),
+    Peer(PeerArgs, TeamSocket),
+}
+
+struct PeerArgs {
+    splitter: String,
+    listen: u16,
+    bind: Option<String>,
+    udp_port: Option<u16>,
+    mount: String,
+    codec: Codec,
+}
+
+async fn serve(config: Config, role: Role) -> ExitCode {
+    let path = match &role {
+        Role::Server(p) => p.clone(),
+        Role::Peer(..) => None,
+    };
+    let mut app = match App::start(config, path) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("floecast: cannot listen: {e}");
+            eprintln!("floecast: {e}");
             return ExitCode::FAILURE;
         }
     };
-    banner(&app);
+    tracing::info!(
+        "floecast {} listening on {:?}",
+        env!("CARGO_PKG_VERSION"),
+        app.http_addrs
+    );
+    if !app.icy_addrs.is_empty() {
+        tracing::info!("SHOUTcast v1 source port(s): {:?}", app.icy_addrs);
+    }
+    let secrets = if std::io::stdout().is_terminal() {
+        banner::Secrets::Show
+    } else {
+        banner::Secrets::Hide
+    };
+    let config = app.server.config();
+    match &role {
+        Role::Server(_) => {
+            println!("{}", banner::server(&config, &app.http_addrs, secrets));
+            let defaults = config.default_passwords();
+            if !defaults.is_empty() {
+                let msg = format!(
+                    "DEFAULT PASSWORD IN USE ({}): anyone can take over your streams. Set them in a config file (see config/floecast.toml).",
+                    defaults.join(", ")
+                );
+                eprintln!("\n  !!! WARNING: {msg}\n");
+                tracing::warn!("{msg}");
+            }
+        }
+        Role::Peer(p, team_socket) => {
+            let task = tokio::spawn(floecast::team::peer::run_mount(
+                app.server.clone(),
+                p.mount.clone(),
+                p.splitter.clone(),
+                p.codec,
+                *team_socket,
+            ));
+            app.track(task);
+            println!(
+                "{}",
+                banner::peer(&banner::PeerBanner {
+                    splitter: &p.splitter,
+                    mount: &p.mount,
+                    http: &app.http_addrs,
+                    team_socket: *team_socket,
+                    accepts_sources: !config.auth.source_password.is_empty()
+                        || config.mounts.iter().any(|m| m.password.is_some()),
+                    admin: !config.auth.admin_password.is_empty(),
+                })
+            );
+        }
+    }
+    drop(config);
     let pidfile = app.server.config().paths.pidfile.clone();
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
@@ -181,43 +361,61 @@ async fn serve(config: Config, path: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The config of a stand-alone peer: one listen socket and one peer mount, on top of the
-/// given config (so `--config` can still set passwords, limits and logging).
-fn peer_config(
-    mut config: Config,
-    splitter: &str,
-    listen: u16,
-    bind: Option<String>,
-    mount: &str,
-    compat: bool,
-) -> Result<Config, String> {
-    if !mount.starts_with('/') {
-        return Err(format!("--mount must start with '/' (got {mount:?})"));
+/// The config of a stand-alone peer: one listen socket on top of the given config (so
+/// `--config` can still set passwords, limits and logging), and where its P2PSP sockets bind.
+/// A peer's stream comes from its team: passwords still at the sample default are switched
+/// off, so it accepts no sources (nor admin or relay logins) unless a config file sets them.
+fn peer_config(mut config: Config, args: &PeerArgs) -> Result<(Config, TeamSocket), String> {
+    if !args.mount.starts_with('/') {
+        return Err(format!(
+            "--mount must start with '/' (got {:?})",
+            args.mount
+        ));
     }
-    if splitter
+    if args
+        .splitter
         .rsplit_once(':')
         .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
     {
-        return Err(format!("the splitter must be host:port (got {splitter:?})"));
+        return Err(format!(
+            "the splitter must be host:port (got {:?})",
+            args.splitter
+        ));
+    }
+    let ip = match &args.bind {
+        Some(b) => Some(
+            b.trim_matches(|c| c == '[' || c == ']')
+                .parse::<IpAddr>()
+                .map_err(|_| format!("--bind must be an IP address (got {b:?})"))?,
+        ),
+        None => None,
+    };
+    let team = TeamSocket {
+        ip,
+        port: args.udp_port.unwrap_or(0),
+    };
+    // A pinned port is checked now, so that a clash stops the peer with the address named
+    // instead of failing every join in the background.
+    if let Some(port) = args.udp_port {
+        let addr = SocketAddr::new(ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+        std::net::UdpSocket::bind(addr)
+            .map_err(|e| format!("cannot bind the P2PSP UDP socket {addr}: {e}"))?;
     }
     config.listen = vec![floecast::config::ListenSocket {
-        port: listen,
-        bind_address: bind,
+        port: args.listen,
+        bind_address: args.bind.clone(),
         shoutcast_mount: None,
     }];
-    config.mounts.insert(
-        0,
-        floecast::config::MountConfig {
-            name: mount.to_string(),
-            p2psp: Some(floecast::config::P2pspConfig::Peer {
-                splitter: splitter.to_string(),
-                serve: None,
-                compat,
-            }),
-            ..Default::default()
-        },
-    );
-    Ok(config)
+    for password in [
+        &mut config.auth.source_password,
+        &mut config.auth.relay_password,
+        &mut config.auth.admin_password,
+    ] {
+        if password == floecast::config::DEFAULT_PASSWORD {
+            password.clear();
+        }
+    }
+    Ok((config, team))
 }
 
 /// `floecast import-icecast FILE`: the converted TOML on stdout, exit 2 if it cannot be read
@@ -247,47 +445,4 @@ fn import_icecast(file: &std::path::Path) -> ExitCode {
         eprintln!("floecast: {origin}: {w}");
     }
     ExitCode::SUCCESS
-}
-
-fn banner(app: &App) {
-    let config = app.server.config();
-    let port = app.server.port();
-    let host = if config.hostname == "localhost" {
-        "localhost".to_string()
-    } else {
-        config.hostname.clone()
-    };
-    tracing::info!(
-        "floecast {} listening on {:?}",
-        env!("CARGO_PKG_VERSION"),
-        app.http_addrs
-    );
-    if !app.icy_addrs.is_empty() {
-        tracing::info!("SHOUTcast v1 source port(s): {:?}", app.icy_addrs);
-    }
-    println!();
-    println!("  floecast is up.");
-    println!("  Status page:  http://{host}:{port}/");
-    println!(
-        "  Source URL:   icecast://source:{}@{host}:{port}/live",
-        config.auth.source_password
-    );
-    println!(
-        "                (e.g. ffmpeg -re -i in.mp3 -c copy -content_type audio/mpeg -f mp3 icecast://source:…@{host}:{port}/live)"
-    );
-    println!("  Listen URL:   http://{host}:{port}/live");
-    println!(
-        "  Admin:        user \"{}\", password \"{}\"",
-        config.auth.admin_user, config.auth.admin_password
-    );
-    println!();
-    let defaults = config.default_passwords();
-    if !defaults.is_empty() {
-        let msg = format!(
-            "DEFAULT PASSWORD IN USE ({}): anyone can take over your streams. Set them in a config file (see config/floecast.toml).",
-            defaults.join(", ")
-        );
-        eprintln!("\n  !!! WARNING: {msg}\n");
-        tracing::warn!("{msg}");
-    }
 }

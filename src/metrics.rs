@@ -134,10 +134,7 @@ impl Metrics {
             ])
             .set(1);
         register(&metrics.registry, build);
-        register(
-            &metrics.registry,
-            prometheus::process_collector::ProcessCollector::for_self(),
-        );
+        register(&metrics.registry, ProcessCollector::for_self());
         register(
             &metrics.registry,
             crate::relay::push::PushCollector::new(server.clone()),
@@ -202,6 +199,49 @@ impl Metrics {
         }
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// prometheus's `process_*` collector with `process_cpu_seconds_total` to the clock tick.
+/// Its own divides the tick count by `CLK_TCK` in integers, so the counter moves in whole
+/// seconds and `rate()` over half a minute reads 0 on a server that is not busy.
+struct ProcessCollector {
+    inner: prometheus::process_collector::ProcessCollector,
+}
+
+impl ProcessCollector {
+    fn for_self() -> Self {
+        ProcessCollector {
+            inner: prometheus::process_collector::ProcessCollector::for_self(),
+        }
+    }
+}
+
+const CPU_SECONDS: &str = "process_cpu_seconds_total";
+
+impl Collector for ProcessCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.inner.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = self.inner.collect();
+        if let Some(seconds) = cpu_seconds() {
+            for family in families.iter_mut().filter(|f| f.name() == CPU_SECONDS) {
+                for metric in family.mut_metric() {
+                    let mut counter = prometheus::proto::Counter::default();
+                    counter.set_value(seconds);
+                    metric.set_counter(counter);
+                }
+            }
+        }
+        families
+    }
+}
+
+/// User plus system CPU time of this process, in seconds, to the clock tick (10 ms).
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = procfs::process::Process::myself().ok()?.stat().ok()?;
+    Some((stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64)
 }
 
 fn unix_now() -> f64 {

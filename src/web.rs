@@ -223,6 +223,11 @@ async fn icecast_shape(
             }
         }
     }
+    // Only a name that passed authentication is logged: an attempted one may be a typo'd
+    // password, and icecast2 logs a failed login as `-`.
+    if status == 401 {
+        entry.user = None;
+    }
     entry.status = status;
     entry.bytes = axum::body::HttpBody::size_hint(resp.body())
         .exact()

@@ -103,11 +103,15 @@ pub fn error_response(code: u16, message: &str, server_id: &str, extra: &[&HttpH
     out.into_bytes()
 }
 
-/// Escape text for HTML and XML bodies.
+/// Escape text for HTML and XML bodies. Control characters XML 1.0 cannot carry (a title
+/// with `\x01` in it) are dropped: in an XHTML page sent as `text/xml` (`/status.xsl`) one
+/// of them turns the whole page into a browser's XML parse error.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),

@@ -46,7 +46,7 @@ pub enum EndReason {
 pub struct StartOptions<'a> {
     /// Replace this standby mount (an on-demand reservation) instead of requiring a free name.
     pub replacing: Option<&'a Arc<Mount>>,
-    /// Count as a relay: not limited by `<sources>`, counted in `source_relay_connections`.
+    /// Count as a relay (in `source_relay_connections`); relays are held to `<sources>` too.
     pub relay: bool,
 }
 
@@ -112,14 +112,15 @@ impl SourceSession {
         let framer = format::framer_for(family, &info.content_type);
         let icy = info.source_metaint.map(IcyDemuxer::new);
         let mount = Arc::new(Mount::new(mount_name, info, settings, intro));
+        // Relays count against <sources> like pushed sources, as in icecast2.
         match opts.replacing {
             Some(standby) => {
-                server.registry.replace(standby, mount.clone())?;
+                server
+                    .registry
+                    .replace(standby, mount.clone(), config.limits.sources)?;
                 // Listeners waiting on the reservation wake, look again and find this mount.
                 standby.end(None);
             }
-            // icecast does not hold relays to <sources>: they are configured, not clients.
-            None if opts.relay => server.registry.insert(mount.clone(), usize::MAX)?,
             None => server
                 .registry
                 .insert(mount.clone(), config.limits.sources)?,
@@ -368,7 +369,12 @@ impl SourceSession {
         self.mount.push_blocks(rest);
         match standby {
             Some(s) => {
-                if self.server.registry.replace(&self.mount, s).is_err() {
+                if self
+                    .server
+                    .registry
+                    .replace(&self.mount, s, usize::MAX)
+                    .is_err()
+                {
                     tracing::warn!(mount = %self.mount.name, "mount taken over; on-demand reservation dropped");
                 }
             }

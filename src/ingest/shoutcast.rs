@@ -100,17 +100,23 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
             .map(|(_, v)| v.clone()),
         ..Default::default()
     };
+    if server.registry.contains(&mount) {
+        server
+            .registry
+            .wait_until_free(&mount, super::source::RECONNECT_PATIENCE)
+            .await;
+    }
     let session =
         match SourceSession::start(&server, &mount, &headers, &content_type, &peer, false).await {
             Ok(s) => s,
-            Err(e) => {
+            Err(super::StartError::Rejected(why)) => {
                 let label = server.metrics.mount_label(&mount);
                 server
                     .metrics
                     .source_connections
-                    .with_label_values(&[&label, "icy", "rejected_busy"])
+                    .with_label_values(&[&label, "icy", why.outcome()])
                     .inc();
-                tracing::info!(mount, "ICY source refused: {e}");
+                super::source::warn_refused(&config, &mount, &peer, why);
                 entry.status = 403;
                 server.access_log.log(&entry);
                 return;

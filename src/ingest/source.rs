@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
@@ -14,6 +15,7 @@ use crate::access_log::AccessEntry;
 use crate::config::Config;
 use crate::http::{self, RequestHead, basic_auth, response};
 use crate::mount::SourceRejected;
+use crate::net;
 use crate::server::Server;
 
 /// Check source credentials: user `source` or the mount's username, password the mount's or
@@ -29,6 +31,23 @@ pub fn source_authorized(config: &Config, mount: &str, head: &RequestHead) -> Op
     config
         .source_credentials_ok(mount, &user, &pass)
         .then_some(user)
+}
+
+/// How long a new source waits for a mount whose source is ending (see
+/// [`crate::mount::Registry::wait_until_free`]) before it is told "Mountpoint in use".
+pub const RECONNECT_PATIENCE: Duration = Duration::from_millis(500);
+
+/// A refused source, at WARN as icecast2 logs it, with what a user needs to fix it.
+pub fn warn_refused(config: &Config, mount: &str, peer: &SocketAddr, why: SourceRejected) {
+    match why {
+        SourceRejected::TooMany => tracing::warn!(
+            mount,
+            %peer,
+            "source refused: {why} (the limit is sources = {}, relays included)",
+            config.limits.sources
+        ),
+        SourceRejected::InUse => tracing::warn!(mount, %peer, "source refused: {why}"),
+    }
 }
 
 pub async fn run(
@@ -69,9 +88,17 @@ pub async fn run(
         None
     };
     let Some(user) = user else {
-        count("rejected_auth");
+        // libshout asks without credentials first and expects this 401 (spec §1.3): a
+        // challenge, not a refused login.
+        let challenge =
+            head.header("authorization").is_none() && head.header("ice-password").is_none();
+        count(if challenge {
+            "challenged"
+        } else {
+            "rejected_auth"
+        });
         entry.status = 401;
-        let _ = stream.write_all(&reply_error(401, "")).await;
+        net::reply_and_close(&mut stream, &reply_error(401, "")).await;
         server.access_log.log(&entry);
         return;
     };
@@ -84,9 +111,7 @@ pub async fn run(
         _ => {
             count("rejected_type");
             entry.status = 403;
-            let _ = stream
-                .write_all(&reply_error(403, "No Content-type given"))
-                .await;
+            net::reply_and_close(&mut stream, &reply_error(403, "No Content-type given")).await;
             server.access_log.log(&entry);
             return;
         }
@@ -95,6 +120,12 @@ pub async fn run(
         .header("transfer-encoding")
         .is_some_and(|te| te.to_ascii_lowercase().contains("chunked"));
 
+    if server.registry.contains(&mount_name) {
+        server
+            .registry
+            .wait_until_free(&mount_name, RECONNECT_PATIENCE)
+            .await;
+    }
     let session = match SourceSession::start(
         &server,
         &mount_name,
@@ -107,13 +138,10 @@ pub async fn run(
     {
         Ok(s) => s,
         Err(StartError::Rejected(why)) => {
-            count(match why {
-                SourceRejected::InUse => "rejected_busy",
-                SourceRejected::TooMany => "rejected_limit",
-            });
-            tracing::info!(mount = %mount_name, "source refused: {why}");
+            count(why.outcome());
+            warn_refused(&config, &mount_name, &peer, why);
             entry.status = 403;
-            let _ = stream.write_all(&reply_error(403, &why.to_string())).await;
+            net::reply_and_close(&mut stream, &reply_error(403, &why.to_string())).await;
             server.access_log.log(&entry);
             return;
         }

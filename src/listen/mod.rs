@@ -607,14 +607,18 @@ impl Session {
                 if self.cursor >= self.mount.tail() {
                     let pause = coalesce_pause(self.flush_interval, self.last_pause, batch_bytes);
                     self.last_pause = pause;
-                    // Kicks are seen at the top of the loop and a hang-up by the next write;
-                    // only a stream that suddenly runs fast cuts the pause short.
+                    // Kicks are seen at the top of the loop. A hang-up ends the pause at once:
+                    // left to the next write, it would be logged up to two pauses late (the
+                    // first write after it still succeeds), with a longer duration.
                     if pause.is_zero() {
                         tokio::task::yield_now().await;
                     } else {
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
                             _ = self.mount.surged() => {}
+                            _ = stream.readable() => if client_gone(stream) {
+                                return Exit::Client;
+                            },
                         }
                     }
                 }

@@ -17,6 +17,16 @@ pub enum SourceRejected {
     TooMany,
 }
 
+impl SourceRejected {
+    /// The `outcome` label of `floecast_source_connections_total`.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            SourceRejected::InUse => "rejected_busy",
+            SourceRejected::TooMany => "rejected_limit",
+        }
+    }
+}
+
 /// How deep fallback chains may go (icecast: 10).
 pub const MAX_FALLBACK_DEPTH: usize = 10;
 
@@ -30,13 +40,16 @@ impl Registry {
         Self::default()
     }
 
-    /// Register a new live mount, or refuse as icecast does.
+    /// Register a new mount, or refuse as icecast does: one source per mount, and at most
+    /// `max_sources` live ones. Every live source counts, pushed or relayed (icecast2 puts
+    /// relays through the same `connection_complete_source` check); a standby reservation
+    /// (an on-demand relay waiting for a listener) is not a source yet and does not.
     pub fn insert(&self, mount: Arc<Mount>, max_sources: usize) -> Result<(), SourceRejected> {
         let mut map = lock(&self.mounts);
         if map.contains_key(&mount.name) {
             return Err(SourceRejected::InUse);
         }
-        if map.len() >= max_sources {
+        if !mount.is_standby() && live_sources(&map) >= max_sources {
             return Err(SourceRejected::TooMany);
         }
         map.insert(mount.name.clone(), mount);
@@ -44,14 +57,56 @@ impl Registry {
     }
 
     /// Put `new` in the place of `old` (a standby reservation and the live mount that takes
-    /// it over, either way round). Refused when another mount holds the name.
-    pub fn replace(&self, old: &Arc<Mount>, new: Arc<Mount>) -> Result<(), SourceRejected> {
+    /// it over, either way round). Refused when another mount holds the name, or when a
+    /// standby would become a live source beyond `max_sources`.
+    pub fn replace(
+        &self,
+        old: &Arc<Mount>,
+        new: Arc<Mount>,
+        max_sources: usize,
+    ) -> Result<(), SourceRejected> {
         let mut map = lock(&self.mounts);
         match map.get(&new.name) {
             Some(m) if !Arc::ptr_eq(m, old) => Err(SourceRejected::InUse),
+            Some(m) if m.is_standby() && !new.is_standby() && live_sources(&map) >= max_sources => {
+                Err(SourceRejected::TooMany)
+            }
             _ => {
                 map.insert(new.name.clone(), new);
                 Ok(())
+            }
+        }
+    }
+
+    /// Whether one more live source fits under `max_sources`.
+    pub fn has_room(&self, max_sources: usize) -> bool {
+        live_sources(&lock(&self.mounts)) < max_sources
+    }
+
+    /// Wait, at most `patience`, for the source of `name` to let go of it. A source that has
+    /// hit EOF or an error is torn down within moments, and a client reconnecting at once
+    /// (VLC `--loop`) can log in again before that: it gets the mount instead of a 403. A
+    /// live source keeps its mount; the wait then ends at `patience` (icecast2 never takes
+    /// over a connected source either). True when the name is free.
+    pub async fn wait_until_free(&self, name: &str, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let Some(current) = self.get(name) else {
+                return true;
+            };
+            // A standby reservation or a relay riding out an upstream loss stays: waiting
+            // for them is pointless.
+            if current.is_standby() {
+                return false;
+            }
+            let changed = current.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if !self.get(name).is_some_and(|m| Arc::ptr_eq(&m, &current)) {
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return !self.contains(name);
             }
         }
     }
@@ -107,4 +162,9 @@ impl Registry {
         }
         None
     }
+}
+
+/// Live sources among the registered mounts (standby reservations are not sources).
+fn live_sources(map: &HashMap<String, Arc<Mount>>) -> usize {
+    map.values().filter(|m| !m.is_standby()).count()
 }

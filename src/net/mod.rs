@@ -79,19 +79,22 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
 }
 
 /// Bind `addr`; for the default `::` socket, fall back to `0.0.0.0` where IPv6 is missing.
+/// Errors name the address ("cannot listen on [::]:8000: Address already in use").
 fn bind_or_v4(addr: SocketAddr, fallback: bool, backlog: u32) -> std::io::Result<TcpListener> {
+    let named = |addr: SocketAddr, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"))
+    };
     match bind_one(addr, backlog) {
-        Err(e) if fallback && addr.is_ipv6() => {
+        // Only a missing IPv6 stack falls back; a port in use is in use for IPv4 too.
+        Err(e) if fallback && addr.is_ipv6() && e.kind() != std::io::ErrorKind::AddrInUse => {
             tracing::warn!(
                 "IPv6 unavailable ({e}); port {} listens on IPv4 only",
                 addr.port()
             );
-            bind_one(
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port()),
-                backlog,
-            )
+            let v4 = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), addr.port());
+            bind_one(v4, backlog).map_err(|e| named(v4, e))
         }
-        r => r,
+        r => r.map_err(|e| named(addr, e)),
     }
 }
 
@@ -228,6 +231,33 @@ async fn handle_connection(
             });
         }
     }
+}
+
+/// Most bytes read and dropped while closing after a refusal.
+const DRAIN_CAP: usize = 64 * 1024;
+/// Longest a refused client gets to read its reply before the close.
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Send a final reply (a refusal) and close so that the client can read it. A source sends
+/// audio without waiting for our answer; closing a socket with unread input makes the
+/// kernel send a reset, which can destroy the reply before the client reads it (the "403
+/// with an empty body"). So: reply, end our side, then read and drop what the client still
+/// sends until it closes, bounded in bytes and time.
+pub async fn reply_and_close(stream: &mut TcpStream, reply: &[u8]) {
+    let drain = async {
+        stream.write_all(reply).await?;
+        stream.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut drained = 0;
+        while drained < DRAIN_CAP {
+            match stream.read(&mut buf).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
 }
 
 fn is_admin_path(path: &str) -> bool {

@@ -1,13 +1,15 @@
 //! Master relay-all: poll a master's `/admin/streamlist.txt` every update interval and keep
 //! one pull relay per listed mount, starting relays for new lines and stopping those whose
-//! lines disappeared. A failed poll keeps the running relays (icecast does the same). A
+//! lines stay away longer than the grace period (a restarting upstream source leaves the list
+//! for a moment; its relay keeps its listeners through that gap, as a relay whose upstream
+//! drops does). A failed poll keeps the running relays (icecast does the same). A
 //! configured `[[relay]]` for the same local mount wins: the master's relay gives way at the
 //! next poll. When the poller stops (the `[master]` section was removed or changed by a
 //! reload), the relays it started stop with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -61,6 +63,48 @@ struct Running {
     url: UpstreamUrl,
     /// Dropping the sender stops the relay.
     _stop: watch::Sender<bool>,
+    /// Since when the master's list has not named this mount. A restarting upstream source
+    /// drops out of the list for a moment; its relay (and its listeners) stay until the
+    /// mount has been missing for the grace period.
+    missing_since: Option<Instant>,
+}
+
+/// What a poll decides for a running relay.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    Keep,
+    /// Listed again after a gap.
+    Back,
+    /// Not listed; kept within the grace period.
+    Missing,
+    /// Not listed for longer than the grace period.
+    Expired,
+    /// Listed at another upstream URL.
+    Moved,
+}
+
+/// Judge one running relay against the list just read (sans-IO: `now` passed in).
+fn judge(
+    running: &mut Running,
+    listed: Option<&UpstreamUrl>,
+    now: Instant,
+    grace: Duration,
+) -> Verdict {
+    match listed {
+        Some(url) if *url == running.url => match running.missing_since.take() {
+            Some(_) => Verdict::Back,
+            None => Verdict::Keep,
+        },
+        Some(_) => Verdict::Moved,
+        None => {
+            let since = *running.missing_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= grace {
+                Verdict::Expired
+            } else {
+                Verdict::Missing
+            }
+        }
+    }
 }
 
 fn is_stopped(stop: &watch::Receiver<bool>) -> bool {
@@ -95,6 +139,8 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                 let config = server.config();
                 // A configured [[relay]] for the same mount wins.
                 let configured = |mount: &str| config.relays.iter().any(|r| r.local_mount == mount);
+                let now = Instant::now();
+                let grace = cfg.timing.grace_period;
                 running.retain(|mount, r| {
                     if configured(mount) {
                         tracing::info!(
@@ -103,14 +149,37 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                         );
                         return false;
                     }
-                    let keep = wanted.iter().any(|(m, u)| m == mount && *u == r.url);
-                    if !keep {
-                        tracing::info!(
-                            mount,
-                            "master no longer lists this mount; stopping its relay"
-                        );
+                    let listed = wanted.iter().find(|(m, _)| m == mount).map(|(_, u)| u);
+                    match judge(r, listed, now, grace) {
+                        Verdict::Keep => true,
+                        Verdict::Back => {
+                            tracing::info!(mount, "master lists this mount again; its relay kept");
+                            true
+                        }
+                        Verdict::Missing => {
+                            if r.missing_since == Some(now) {
+                                tracing::info!(
+                                    mount,
+                                    "master no longer lists this mount; keeping its relay and listeners for up to {grace:?}"
+                                );
+                            }
+                            true
+                        }
+                        Verdict::Expired => {
+                            tracing::info!(
+                                mount,
+                                "master has not listed this mount for {grace:?}; stopping its relay"
+                            );
+                            false
+                        }
+                        Verdict::Moved => {
+                            tracing::info!(
+                                mount,
+                                "master lists this mount at another upstream; restarting its relay"
+                            );
+                            false
+                        }
                     }
-                    keep
                 });
                 let server_id = config.server_id.clone();
                 for (mount, url) in wanted {
@@ -132,7 +201,14 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                     };
                     let (tx, rx) = watch::channel(false);
                     tokio::spawn(pull::run(server.clone(), relay, rx));
-                    running.insert(mount, Running { url, _stop: tx });
+                    running.insert(
+                        mount,
+                        Running {
+                            url,
+                            _stop: tx,
+                            missing_since: None,
+                        },
+                    );
                 }
             }
             Err(e) => tracing::warn!(%master, "cannot read the master's stream list: {e}"),
@@ -141,8 +217,16 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
         if server.is_shutting_down() || is_stopped(&stop) {
             break;
         }
+        // Poll again at the interval, or sooner when a missing mount's grace runs out, so
+        // that it is stopped on a fresh list, neither early nor an interval late.
+        let next = running
+            .values()
+            .filter_map(|r| r.missing_since.map(|t| t + cfg.timing.grace_period))
+            .chain(std::iter::once(Instant::now() + cfg.update_interval))
+            .min()
+            .unwrap_or_else(Instant::now);
         tokio::select! {
-            _ = tokio::time::sleep(cfg.update_interval) => {}
+            _ = tokio::time::sleep_until(next.into()) => {}
             _ = shutdown => break,
             r = stop.changed() => if r.is_err() || *stop.borrow() { break },
         }
@@ -178,6 +262,35 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert!(parse_streamlist("", "m", 1).is_empty());
+    }
+
+    #[test]
+    fn a_missing_mount_gets_the_grace_period() {
+        let (tx, _rx) = watch::channel(false);
+        let url = UpstreamUrl::new("m", 8000, "/a").unwrap();
+        let mut r = Running {
+            url: url.clone(),
+            _stop: tx,
+            missing_since: None,
+        };
+        let grace = Duration::from_secs(30);
+        let t0 = Instant::now();
+        assert_eq!(judge(&mut r, Some(&url), t0, grace), Verdict::Keep);
+        assert_eq!(judge(&mut r, None, t0, grace), Verdict::Missing);
+        assert_eq!(
+            judge(&mut r, None, t0 + Duration::from_secs(29), grace),
+            Verdict::Missing
+        );
+        // Back in the list: the clock starts afresh next time.
+        assert_eq!(
+            judge(&mut r, Some(&url), t0 + Duration::from_secs(29), grace),
+            Verdict::Back
+        );
+        let t1 = t0 + Duration::from_secs(40);
+        assert_eq!(judge(&mut r, None, t1, grace), Verdict::Missing);
+        assert_eq!(judge(&mut r, None, t1 + grace, grace), Verdict::Expired);
+        let other = UpstreamUrl::new("m", 8000, "/b").unwrap();
+        assert_eq!(judge(&mut r, Some(&other), t1, grace), Verdict::Moved);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use super::{Backoff, RelayStatus, State, jitter_seed};
 use crate::config::{RelayConfig, RelayTiming};
 use crate::format::Family;
 use crate::ingest::SourceSession;
-use crate::ingest::session::{EndReason, StartOptions};
-use crate::mount::{Mount, MountSettings, SourceInfo};
+use crate::ingest::session::{EndReason, StartError, StartOptions};
+use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
 use crate::server::Server;
 
 /// Reconnect backoff between connections (after a failure or a lost stream).
@@ -79,6 +79,9 @@ enum Outcome {
     Lost,
     /// On-demand relay back on standby: wait for the next listener.
     Idle(Arc<Mount>),
+    /// The local mount refused the relay (`<sources>` reached, or the name is taken): try
+    /// again after a growing backoff, keeping the standby if there is one.
+    Refused(Option<Arc<Mount>>),
 }
 
 /// Run `relay` until shutdown or until `stop` turns true (or its sender is dropped).
@@ -141,10 +144,24 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
                 }
             }
         }
-        // A pushed source holds the name: no point fetching a stream we cannot serve.
-        if standby.is_none() && server.registry.contains(&relay.local_mount) {
-            status.blocked("local mount in use by another source".into());
-            if !pause(&server, &mut stop, backoff.next_delay()).await {
+        // A pushed source holds the name, or <sources> is reached: no point fetching a
+        // stream we cannot serve.
+        let limit = server.config().limits.sources;
+        let blocked = if standby.is_none() && server.registry.contains(&relay.local_mount) {
+            Some("local mount in use by another source".to_string())
+        } else if !server.registry.has_room(limit) {
+            Some(format!(
+                "{} (sources = {limit}, relays included)",
+                SourceRejected::TooMany
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = blocked {
+            let delay = backoff.next_delay();
+            tracing::warn!(mount = %relay.local_mount, "relay not started: {why}; retrying in {delay:?}");
+            status.blocked(why);
+            if !pause(&server, &mut stop, delay).await {
                 break;
             }
             continue;
@@ -156,15 +173,20 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
         match opened {
             Ok(up) => {
                 tracing::info!(mount = %relay.local_mount, upstream = %up.url, "relay connected");
-                backoff.reset();
                 let outcome = serve(&server, &relay, &status, up, standby.take(), &mut stop).await;
                 match outcome.0 {
                     Outcome::Stop => break,
                     Outcome::Idle(s) => {
+                        backoff.reset();
                         standby = Some(s);
                         continue;
                     }
-                    Outcome::Lost => last_info = outcome.1,
+                    Outcome::Lost => {
+                        backoff.reset();
+                        last_info = outcome.1;
+                    }
+                    // The backoff keeps growing: the upstream is fine, we have no room.
+                    Outcome::Refused(s) => standby = s,
                 }
             }
             Err(e) => {
@@ -210,12 +232,20 @@ async fn serve(
     .await
     {
         Ok(s) => s,
-        Err(e) => {
-            status.failed(format!("local mount unavailable: {e}"));
-            return match standby {
-                Some(s) => (Outcome::Idle(s), None),
-                None => (Outcome::Lost, None),
-            };
+        Err(StartError::Rejected(why)) => {
+            let limit = server.config().limits.sources;
+            match why {
+                SourceRejected::TooMany => tracing::warn!(
+                    mount = %relay.local_mount,
+                    "relay refused: {why} (sources = {limit}, relays included); retrying with backoff"
+                ),
+                SourceRejected::InUse => tracing::warn!(
+                    mount = %relay.local_mount,
+                    "relay refused: {why}; retrying with backoff"
+                ),
+            }
+            status.failed(format!("local mount refused the relay: {why}"));
+            return (Outcome::Refused(standby), None);
         }
     };
     session.mount.set_on_demand(relay.on_demand);

@@ -233,6 +233,7 @@ pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
                 m.name.clone(),
                 splitter.clone(),
                 codec,
+                peer::TeamSocket::default(),
             )));
         }
         if p2psp.splitter().is_some() {

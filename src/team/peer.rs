@@ -43,8 +43,20 @@ pub enum Output {
     Gone,
 }
 
+/// Where a peer's P2PSP sockets bind: the UDP socket, and the TCP join from the same port
+/// (which is how the splitter learns the UDP endpoint).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TeamSocket {
+    /// `None`: every address of the splitter's family.
+    pub ip: Option<IpAddr>,
+    /// 0: a fresh port for each join.
+    pub port: u16,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum JoinFailed {
+    #[error("{0}")]
+    Bind(String),
     #[error("cannot reach the splitter: {0}")]
     Io(#[from] std::io::Error),
     #[error("the splitter refused: {0}")]
@@ -120,6 +132,15 @@ pub struct PeerLink {
 impl PeerLink {
     /// Join the team of the splitter at `addr` ("host:port") in the given wire format.
     pub async fn join(addr: &str, codec: Codec) -> Result<PeerLink, JoinFailed> {
+        Self::join_from(addr, codec, TeamSocket::default()).await
+    }
+
+    /// [`PeerLink::join`] with the P2PSP sockets bound at `local`.
+    pub async fn join_from(
+        addr: &str,
+        codec: Codec,
+        local: TeamSocket,
+    ) -> Result<PeerLink, JoinFailed> {
         let mut found = tokio::net::lookup_host(addr).await?;
         // Gen C is IPv4 only (spec §1).
         let splitter = match codec {
@@ -137,10 +158,16 @@ impl PeerLink {
         } else {
             Ipv6Addr::UNSPECIFIED.into()
         };
-        let (udp, socket) = bind_pair(any, splitter.is_ipv4())?;
+        let ip = local.ip.unwrap_or(any);
+        let (udp, socket) = bind_pair(ip, splitter.is_ipv4(), local.port)?;
         let mut tcp = tokio::time::timeout(JOIN_TIMEOUT, socket.connect(splitter))
             .await
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        if local.port != 0 {
+            // The join connection's port is the pinned UDP port: close it with a reset, so
+            // no TIME_WAIT keeps the next join (after a splitter restart) from using it.
+            let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
+        }
         if codec == Codec::CompatGenC {
             // A plain peer: reference splitters take their first member as the monitor.
             let (config, info, header) = gen_c::join(&mut tcp, splitter, Role::Peer).await?;
@@ -233,37 +260,51 @@ impl PeerLink {
     }
 }
 
-/// A UDP socket and a TCP socket bound to the same local port: the splitter takes the TCP
-/// join's source port as the peer's UDP endpoint. An ephemeral UDP port may be taken on the
-/// TCP side, so a few fresh ports are tried.
-fn bind_pair(any: IpAddr, v4: bool) -> std::io::Result<(UdpSocket, TcpSocket)> {
+/// A UDP socket and a TCP socket bound to the same local port (`port`, or a fresh one when
+/// 0): the splitter takes the TCP join's source port as the peer's UDP endpoint. A fresh UDP
+/// port may be taken on the TCP side, so a few are tried. Errors name the address.
+fn bind_pair(ip: IpAddr, v4: bool, port: u16) -> Result<(UdpSocket, TcpSocket), JoinFailed> {
+    let failed = |what: &str, addr: SocketAddr, e: std::io::Error| {
+        JoinFailed::Bind(format!("cannot bind the P2PSP {what} socket {addr}: {e}"))
+    };
     let mut last = None;
-    for _ in 0..8 {
-        let std_udp = std::net::UdpSocket::bind(SocketAddr::new(any, 0))?;
-        let port = std_udp.local_addr()?.port();
+    for _ in 0..if port == 0 { 8 } else { 1 } {
+        let addr = SocketAddr::new(ip, port);
+        let std_udp = std::net::UdpSocket::bind(addr).map_err(|e| failed("UDP", addr, e))?;
+        let addr = std_udp.local_addr().map_err(|e| failed("UDP", addr, e))?;
         let tcp = if v4 {
-            TcpSocket::new_v4()?
+            TcpSocket::new_v4()
         } else {
-            TcpSocket::new_v6()?
-        };
-        tcp.set_reuseaddr(true)?;
-        match tcp.bind(SocketAddr::new(any, port)) {
+            TcpSocket::new_v6()
+        }
+        .and_then(|t| t.set_reuseaddr(true).map(|()| t))
+        .map_err(|e| failed("TCP", addr, e))?;
+        match tcp.bind(addr) {
             Ok(()) => {
-                std_udp.set_nonblocking(true)?;
-                return Ok((UdpSocket::from_std(std_udp)?, tcp));
+                let udp = std_udp
+                    .set_nonblocking(true)
+                    .and_then(|()| UdpSocket::from_std(std_udp))
+                    .map_err(|e| failed("UDP", addr, e))?;
+                return Ok((udp, tcp));
             }
-            Err(e) => last = Some(e),
+            Err(e) => last = Some(failed("TCP join", addr, e)),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
+    Err(last.unwrap_or_else(|| JoinFailed::Bind("no free P2PSP port".into())))
 }
 
 /// The mount `mount` is fed by the team of `splitter`, rejoining whenever it is lost.
-pub async fn run_mount(server: Arc<Server>, mount: String, splitter: String, codec: Codec) {
+pub async fn run_mount(
+    server: Arc<Server>,
+    mount: String,
+    splitter: String,
+    codec: Codec,
+    local: TeamSocket,
+) {
     let mut backoff = BACKOFF_MIN;
     server.teams.set_peer(&mount, &splitter, false, None);
     while !server.is_shutting_down() {
-        match PeerLink::join(&splitter, codec).await {
+        match PeerLink::join_from(&splitter, codec, local).await {
             Ok(link) => {
                 tracing::info!(mount, splitter, "joined the P2PSP team");
                 backoff = BACKOFF_MIN;
