@@ -170,8 +170,8 @@ async fn icecast_xml_warnings_show_at_start_up_and_in_check_config() {
     for w in &warnings {
         assert!(
             log.lines()
-                .any(|l| l.contains(" WARN ") && l.contains(w.as_str())),
-            "no WARN line for {w:?} at start-up:\n{log}"
+                .any(|l| (l.contains(" WARN ") || l.contains(" ERROR ")) && l.contains(w.as_str())),
+            "no WARN/ERROR line for {w:?} at start-up:\n{log}"
         );
     }
     assert!(
