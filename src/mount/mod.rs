@@ -287,7 +287,7 @@ impl Mount {
         Mount {
             name: name.to_string(),
             family,
-            queue: Mutex::new(Queue::new(settings.queue_size.max(1))),
+            queue: Mutex::new(Queue::new(settings.queue_size.max(1), settings.burst_size)),
             settings,
             info: RwLock::new(info),
             codec: RwLock::new(CodecInfo::default()),
@@ -450,7 +450,7 @@ impl Mount {
     }
 
     fn burst_start(&self) -> Seq {
-        lock(&self.queue).burst_start(self.settings.burst_size)
+        lock(&self.queue).burst_start()
     }
 
     /// Where a listener moved here from another mount begins: the next block to arrive (it

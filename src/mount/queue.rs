@@ -7,6 +7,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::format::{Block, Start};
 
 /// Sequence number of a block in a mount's queue; increases by one per block, never reused.
@@ -31,6 +33,12 @@ pub struct Queue {
     bytes: usize,
     /// Trim the oldest blocks while more than this many bytes are queued.
     limit: usize,
+    /// How far back from the tail a new listener starts (burst-size).
+    burst: usize,
+    /// Bytes ever pushed: the stream offset of the tail.
+    pushed: u64,
+    /// Sequence number and stream offset of the queued blocks that still hold a start copy.
+    copies: VecDeque<(Seq, u64)>,
     /// When the newest start point (clean or forced) was pushed, or the first block if none
     /// was: measures [`MAX_START_GAP`].
     last_start: Option<Instant>,
@@ -50,12 +58,15 @@ pub enum ReadOutcome {
 }
 
 impl Queue {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, burst: usize) -> Self {
         Queue {
             blocks: VecDeque::new(),
             first: 0,
             bytes: 0,
             limit,
+            burst,
+            pushed: 0,
+            copies: VecDeque::new(),
             last_start: None,
             forced_run: 0,
         }
@@ -99,10 +110,36 @@ impl Queue {
             Start::Forced => self.last_start = Some(now),
             Start::Boundary | Start::No => {}
         }
+        if block.start_data.is_some() {
+            self.copies.push_back((self.tail(), self.pushed));
+        }
+        self.pushed += block.data.len() as u64;
         self.bytes += block.data.len();
         self.blocks.push_back(block);
         self.trim();
+        self.release_copies();
         forced
+    }
+
+    /// Drop the start copies no reader can begin on any more, so a mount holds about a burst
+    /// of them rather than a queue: a new listener starts at the first clean start in the
+    /// burst or the latest one before it, so a copy followed by another copy that lies before
+    /// the burst is out of reach for good.
+    fn release_copies(&mut self) {
+        let burst_from = self.pushed.saturating_sub(self.burst as u64);
+        while let Some(&(seq, _)) = self.copies.front() {
+            let trimmed = seq < self.first;
+            let passed = self.copies.get(1).is_some_and(|&(_, at)| at < burst_from);
+            if !trimmed && !passed {
+                break;
+            }
+            self.copies.pop_front();
+            if !trimmed {
+                if let Some(block) = self.blocks.get_mut((seq - self.first) as usize) {
+                    block.start_data = None;
+                }
+            }
+        }
     }
 
     fn trim(&mut self) {
@@ -119,10 +156,10 @@ impl Queue {
     /// `burst` bytes before the tail; failing that the latest start point before it; failing
     /// that the tail (the listener then waits for the next start point). Clean start points
     /// anywhere in the queue win over forced ones: a longer burst beats decoding errors.
-    pub fn burst_start(&self, burst: usize) -> Seq {
+    pub fn burst_start(&self) -> Seq {
         let mut acc = 0usize;
         let mut pos = self.blocks.len();
-        while pos > 0 && acc + self.blocks[pos - 1].data.len() <= burst {
+        while pos > 0 && acc + self.blocks[pos - 1].data.len() <= self.burst {
             pos -= 1;
             acc += self.blocks[pos].data.len();
         }
@@ -178,16 +215,12 @@ impl Queue {
             && (taken == 0 || taken + self.blocks[i].data.len() <= max_bytes)
         {
             let block = &self.blocks[i];
-            match &block.start_data {
-                Some(start) if need_start && taken == 0 => {
-                    out.push(Block::new(
-                        (**start).clone(),
-                        block.start,
-                        block.header.clone(),
-                    ));
-                }
-                _ => out.push(block.clone()),
-            }
+            // Only a starting reader's first block uses the start copy; no reader keeps it.
+            let data = match &block.start_data {
+                Some(copy) if need_start && taken == 0 => Bytes::clone(copy),
+                _ => block.data.clone(),
+            };
+            out.push(Block::new(data, block.start, block.header.clone()));
             taken += block.data.len();
             i += 1;
         }
@@ -198,7 +231,6 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn block(len: usize, start: bool) -> Block {
         with_start(len, Start::clean_if(start))
@@ -206,6 +238,11 @@ mod tests {
 
     fn with_start(len: usize, start: Start) -> Block {
         Block::new(Bytes::from(vec![0u8; len]), start, None)
+    }
+
+    fn burst_at(q: &mut Queue, burst: usize) -> Seq {
+        q.burst = burst;
+        q.burst_start()
     }
 
     /// A queue that pushes every block at one instant.
@@ -218,7 +255,7 @@ mod tests {
 
     #[test]
     fn trims_by_bytes_and_reports_lag() {
-        let mut q = Queue::new(1000);
+        let mut q = Queue::new(1000, 0);
         for _ in 0..10 {
             push_all(&mut q, [block(300, true)]);
         }
@@ -237,33 +274,33 @@ mod tests {
 
     #[test]
     fn burst_starts_on_a_start_point_within_burst() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         // 10 blocks of 1000 bytes; start points every third block (0, 3, 6, 9).
         for i in 0..10 {
             push_all(&mut q, [block(1000, i % 3 == 0)]);
         }
         // 3500 bytes of burst reaches back to block 7; the next start point is 9.
-        assert_eq!(q.burst_start(3500), 9);
+        assert_eq!(burst_at(&mut q, 3500), 9);
         // 4000 bytes reaches block 6, a start point.
-        assert_eq!(q.burst_start(4000), 6);
+        assert_eq!(burst_at(&mut q, 4000), 6);
         // No burst: the tail block is a start point? block 9 is; burst 1000 reaches it.
-        assert_eq!(q.burst_start(1000), 9);
+        assert_eq!(burst_at(&mut q, 1000), 9);
         // Zero burst and no start at the tail: latest start point before.
-        assert_eq!(q.burst_start(0), 9);
+        assert_eq!(burst_at(&mut q, 0), 9);
     }
 
     #[test]
     fn burst_without_start_points_waits_at_tail() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         for _ in 0..5 {
             push_all(&mut q, [block(100, false)]);
         }
-        assert_eq!(q.burst_start(65_535), 5);
+        assert_eq!(burst_at(&mut q, 65_535), 5);
     }
 
     #[test]
     fn need_start_skips_to_next_start_point() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         push_all(&mut q, [block(10, false)]);
         push_all(&mut q, [block(10, false)]);
         let mut out = Vec::new();
@@ -278,7 +315,7 @@ mod tests {
 
     #[test]
     fn read_respects_max_bytes_but_takes_one() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         push_all(&mut q, [block(5000, true)]);
         push_all(&mut q, [block(5000, true)]);
         let mut out = Vec::new();
@@ -288,7 +325,7 @@ mod tests {
 
     #[test]
     fn a_boundary_becomes_a_start_after_the_gap() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         let t0 = Instant::now();
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         let gap = MAX_START_GAP.as_millis() as u64;
@@ -326,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_stream_without_any_start_gets_one_after_the_gap() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         let t0 = Instant::now();
         for i in 0..20u64 {
             q.push(
@@ -339,12 +376,12 @@ mod tests {
             .filter(|&i| q.blocks[i].start == Start::Forced)
             .collect();
         assert_eq!(forced, [4, 8, 12, 16]);
-        assert_eq!(q.burst_start(25), 16);
+        assert_eq!(burst_at(&mut q, 25), 16);
     }
 
     #[test]
     fn burst_prefers_a_clean_start_over_a_forced_one() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         push_all(
             &mut q,
             [
@@ -355,11 +392,11 @@ mod tests {
             ],
         );
         // The burst reaches only the forced start, but the clean one is still queued.
-        assert_eq!(q.burst_start(2000), 0);
+        assert_eq!(burst_at(&mut q, 2000), 0);
         q.push(with_start(1000, Start::Clean), Instant::now());
-        assert_eq!(q.burst_start(2000), 4);
+        assert_eq!(burst_at(&mut q, 2000), 4);
         // Forced starts are taken when no clean one is queued.
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         push_all(
             &mut q,
             [
@@ -367,12 +404,12 @@ mod tests {
                 with_start(1000, Start::Forced),
             ],
         );
-        assert_eq!(q.burst_start(500), 1);
+        assert_eq!(burst_at(&mut q, 500), 1);
     }
 
     #[test]
     fn a_starting_reader_gets_the_start_copy() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         let mut key = Block::new(Bytes::from_static(b"delta,KEY"), Start::Clean, None);
         key.start_data = Some(std::sync::Arc::new(Bytes::from_static(b"KEY")));
         push_all(&mut q, [block(5, false), key, block(5, false)]);
@@ -385,5 +422,57 @@ mod tests {
         out.clear();
         assert_eq!(q.read(1, 1000, false, &mut out), ReadOutcome::Advanced(3));
         assert_eq!(&out[0].data[..], b"delta,KEY");
+    }
+
+    #[test]
+    fn start_copies_out_of_reach_are_released() {
+        let keyframe = |n: u8| {
+            let mut b = Block::new(Bytes::from(vec![n; 1000]), Start::Clean, None);
+            b.start_data = Some(std::sync::Arc::new(Bytes::from(vec![n; 10])));
+            b
+        };
+        // Burst 2500: a keyframe block with a copy every third block of 1000 bytes.
+        let mut q = Queue::new(100_000, 2500);
+        let now = Instant::now();
+        for i in 0..12u8 {
+            let b = if i % 3 == 0 {
+                keyframe(i)
+            } else {
+                block(1000, false)
+            };
+            q.push(b, now);
+        }
+        // Keyframes at 0, 3, 6, 9; the burst reaches back into block 9... (blocks 10 and 11
+        // whole), so block 9 is the latest start before it and the copies before it go.
+        let kept: Vec<usize> = (0..12)
+            .filter(|&i| q.blocks[i].start_data.is_some())
+            .collect();
+        assert_eq!(kept, [9]);
+        assert_eq!(q.burst_start(), 9);
+        let mut out = Vec::new();
+        q.read(q.burst_start(), 100_000, true, &mut out);
+        assert_eq!(
+            out[0].data.len(),
+            10,
+            "the starting reader still gets the copy"
+        );
+        // With a burst reaching further back, more copies stay.
+        let mut q = Queue::new(100_000, 6500);
+        for i in 0..12u8 {
+            let b = if i % 3 == 0 {
+                keyframe(i)
+            } else {
+                block(1000, false)
+            };
+            q.push(b, now);
+        }
+        let kept: Vec<usize> = (0..12)
+            .filter(|&i| q.blocks[i].start_data.is_some())
+            .collect();
+        assert_eq!(kept, [3, 6, 9]);
+        // Trimmed blocks take their copies with them.
+        q.set_limit(2000);
+        q.push(block(1000, false), now);
+        assert!(q.copies.iter().all(|&(seq, _)| seq >= q.first()));
     }
 }
