@@ -264,8 +264,15 @@ async fn make_theora_video(path: &Path, seconds: u32) {
 }
 
 /// ffmpeg streaming a real-time 320x240 test card with a tone for `seconds` to `mount` with
-/// the output arguments `codec_args` (codecs, `-content_type`, `-f`).
-fn ffmpeg_video_source(addr: SocketAddr, mount: &str, seconds: u32, codec_args: &[&str]) -> Proc {
+/// the output arguments `codec_args` (codecs, `-content_type`, `-f`); its output goes to
+/// `source.log` in `tmp`.
+fn ffmpeg_video_source(
+    tmp: &TempDir,
+    addr: SocketAddr,
+    mount: &str,
+    seconds: u32,
+    codec_args: &[&str],
+) -> Proc {
     let url = format!("icecast://source:hackme@{addr}{mount}");
     let video = format!("testsrc=size=320x240:rate=25:duration={seconds}");
     let audio = format!("sine=frequency=440:sample_rate=48000:duration={seconds}");
@@ -273,12 +280,7 @@ fn ffmpeg_video_source(addr: SocketAddr, mount: &str, seconds: u32, codec_args: 
     args.extend_from_slice(&["-re", "-f", "lavfi", "-i", &audio]);
     args.extend_from_slice(codec_args);
     args.push(&url);
-    let log = std::env::temp_dir().join(format!(
-        "floecast-video-source-{}-{}.log",
-        std::process::id(),
-        mount.trim_start_matches('/')
-    ));
-    Proc::spawn("ffmpeg video source", ffmpeg(&args), log)
+    Proc::spawn("ffmpeg video source", ffmpeg(&args), tmp.join("source.log"))
 }
 
 /// A pull relay of `mount` on `upstream` to the local `local`.
@@ -424,7 +426,7 @@ async fn ffmpeg_theora_vorbis_late_joiner_starts_on_a_keyframe() {
         "-f",
         "ogg",
     ];
-    let mut source = ffmpeg_video_source(srv.addr, "/ff.ogv", 20, &args);
+    let mut source = ffmpeg_video_source(&tmp, srv.addr, "/ff.ogv", 20, &args);
     wait_live(
         &srv.app.server,
         "/ff.ogv",
@@ -457,6 +459,7 @@ async fn without_keyframes_a_late_listener_starts_within_the_bounded_wait() {
     if !have_all(test, &["ffmpeg"]) {
         return;
     }
+    let tmp = TempDir::new("nokey");
     let mut config = common::test_config();
     // About 1.5 s of this stream: the first keyframe is gone before the listener comes.
     config.limits.queue_size = 16 * 1024;
@@ -474,7 +477,7 @@ async fn without_keyframes_a_late_listener_starts_within_the_bounded_wait() {
         "-f",
         "ogg",
     ];
-    let mut source = ffmpeg_video_source(srv.addr, "/nokey.ogv", 20, &args);
+    let mut source = ffmpeg_video_source(&tmp, srv.addr, "/nokey.ogv", 20, &args);
     wait_live(
         &srv.app.server,
         "/nokey.ogv",
@@ -529,7 +532,7 @@ async fn webm_late_joiners(test: &str, mount: &str, codec_args: &[&str]) {
     let srv = common::start(common::test_config()).await;
     let mut args = codec_args.to_vec();
     args.extend_from_slice(&["-content_type", "video/webm", "-f", "webm"]);
-    let mut source = ffmpeg_video_source(srv.addr, mount, 40, &args);
+    let mut source = ffmpeg_video_source(&tmp, srv.addr, mount, 40, &args);
     wait_live(&srv.app.server, mount, &mut source, Duration::from_secs(20)).await;
     // Past the second keyframe (5.12 s): the listener starts inside a Cluster.
     tokio::time::sleep(Duration::from_millis(6500)).await;

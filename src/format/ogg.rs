@@ -1,8 +1,8 @@
 //! Ogg framing: splits a source's Ogg bitstream into pages, takes the codec header pages of
 //! each chain out of the data flow into a [`StreamHeader`], and marks the pages a new listener
 //! may start on: every page, or, when the chain carries Theora video, the pages where a
-//! keyframe begins (with a copy cut down to start at the keyframe when it is not the page's
-//! first packet, see [`start_copy`]).
+//! keyframe begins (with a copy of the page cut down to start at the keyframe when it is not
+//! the page's first packet).
 //!
 //! The page parser ([`parse_page`], [`PageHeader`], [`packet_pieces`]) is public so other
 //! sans-IO consumers (the P2PSP chunker) can reuse it.
@@ -591,7 +591,7 @@ fn theora_keyframe_segment(page: &[u8], hdr: &PageHeader) -> Option<usize> {
 /// begin a packet): same serial, sequence number and flags, minus "continued"; the same
 /// granule position if a packet still ends on it, else -1; CRC recomputed. A decoder starting
 /// on it sees the packet at `segment` first.
-pub fn start_copy(page: &[u8], hdr: &PageHeader, segment: usize) -> Bytes {
+fn start_copy(page: &[u8], hdr: &PageHeader, segment: usize) -> Bytes {
     let lacing = page
         .get(PAGE_HEADER_LEN + segment..hdr.header_len)
         .unwrap_or_default();
