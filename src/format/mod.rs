@@ -62,14 +62,66 @@ pub struct StreamHeader {
     pub data: Bytes,
 }
 
+/// Whether a reader that has not been sent anything yet may begin with a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Never: the block continues something (the rest of a Cluster, bytes between MP3 frames).
+    No,
+    /// A container boundary (an Ogg page, a WebM Cluster) that does not begin with a video
+    /// keyframe: the container parses from here, but video decodes only from the next
+    /// keyframe. The mount queue promotes one to [`Start::Forced`] when no clean start came
+    /// for a while, so no reader waits for ever.
+    Boundary,
+    /// Every decoder starts cleanly here: an MP3 frame, an audio Ogg page, the page where a
+    /// Theora keyframe begins, a WebM video keyframe.
+    Clean,
+    /// A [`Start::Boundary`] the mount queue let readers start on because no clean start
+    /// came in time. Set by the queue only, never by a framer.
+    Forced,
+}
+
+impl Start {
+    /// [`Start::Clean`] if `clean`, else [`Start::No`].
+    pub fn clean_if(clean: bool) -> Start {
+        if clean { Start::Clean } else { Start::No }
+    }
+
+    /// May a new reader begin here?
+    pub fn is_start(self) -> bool {
+        matches!(self, Start::Clean | Start::Forced)
+    }
+
+    pub fn is_clean(self) -> bool {
+        self == Start::Clean
+    }
+}
+
 /// One unit of the mount queue. Shared, never copied, by every listener.
 #[derive(Debug, Clone)]
 pub struct Block {
     pub data: Bytes,
-    /// A new listener may start with this block (a page, a frame run, a cluster start).
-    pub start: bool,
+    /// Whether a new listener may begin with this block.
+    pub start: Start,
     /// The header a listener needs before this block, if the format has one.
     pub header: Option<Arc<StreamHeader>>,
+    /// What a reader beginning with this block is sent instead of `data`, when the clean
+    /// start lies inside it: an Ogg page cut down to the packets from a Theora keyframe on,
+    /// or a WebM Cluster head followed by the blocks from a keyframe on. Built once per
+    /// keyframe by the framer and shared by every reader starting here; continuing readers
+    /// never look at it. Behind an `Arc` so that every other block pays one word for it.
+    pub start_data: Option<Arc<Bytes>>,
+}
+
+impl Block {
+    /// A block without a start copy.
+    pub fn new(data: Bytes, start: Start, header: Option<Arc<StreamHeader>>) -> Block {
+        Block {
+            data,
+            start,
+            header,
+            start_data: None,
+        }
+    }
 }
 
 /// Facts about the stream the framer learnt from the bytes, for the mount's stats.
@@ -160,6 +212,16 @@ pub fn continuing_framer(family: Family, content_type: &str) -> Option<Box<dyn F
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_stays_small() {
+        // Every queued block and every read clones one; the start copy costs a word.
+        assert!(
+            std::mem::size_of::<Block>() <= 56,
+            "{}",
+            std::mem::size_of::<Block>()
+        );
+    }
 
     #[test]
     fn content_type_families() {

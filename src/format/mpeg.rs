@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Block, CodecInfo, FormatError, Framer, StreamHeader};
+use super::{Block, CodecInfo, FormatError, Framer, Start, StreamHeader};
 
 /// Bytes a header needs before it can be parsed (ADTS needs 7, MPEG audio 4).
 const MAX_HEADER_LEN: usize = 7;
@@ -339,11 +339,11 @@ impl MpegFramer {
                 }
                 self.drop_leading = false;
             }
-            out.push(Block {
-                data: self.buf.split_to(end - done).freeze(),
-                start: frame,
-                header: None,
-            });
+            out.push(Block::new(
+                self.buf.split_to(end - done).freeze(),
+                Start::clean_if(frame),
+                None,
+            ));
             done = end;
         }
     }
@@ -369,11 +369,11 @@ impl Framer for MpegFramer {
         // The last frame has no successor to confirm it; accept it if it is whole.
         let start = self.skip == 0
             && parse_frame_header(&self.buf).is_some_and(|h| h.frame_len <= self.buf.len());
-        out.push(Block {
-            data: self.buf.split().freeze(),
-            start,
-            header: None,
-        });
+        out.push(Block::new(
+            self.buf.split().freeze(),
+            Start::clean_if(start),
+            None,
+        ));
         self.skip = 0;
     }
 
@@ -409,11 +409,11 @@ impl Framer for PassthroughFramer {
     fn push(&mut self, input: &[u8], out: &mut Vec<Block>) -> Result<(), FormatError> {
         let data = Bytes::copy_from_slice(input);
         for i in (0..data.len()).step_by(BLOCK_TARGET) {
-            out.push(Block {
-                data: data.slice(i..(i + BLOCK_TARGET).min(data.len())),
-                start: true,
-                header: None,
-            });
+            out.push(Block::new(
+                data.slice(i..(i + BLOCK_TARGET).min(data.len())),
+                Start::Clean,
+                None,
+            ));
         }
         Ok(())
     }
@@ -484,7 +484,7 @@ mod tests {
         input.extend(&frames);
         for chunk in [1, 7, 500, 10_000] {
             let out = feed(&mut MpegFramer::continuing(), &input, chunk);
-            assert!(out[0].start, "chunk {chunk}");
+            assert!(out[0].start.is_clean(), "chunk {chunk}");
             assert_eq!(concat(&out), frames, "chunk {chunk}");
             // An ordinary framer passes the same bytes through.
             assert_eq!(concat(&feed(&mut MpegFramer::new(), &input, chunk)), input);
@@ -540,11 +540,11 @@ mod tests {
         f.push(&input, &mut out).unwrap();
         // The last frame waits for a successor header to confirm it.
         assert_eq!(out.len(), 1);
-        assert!(out[0].start && out[0].header.is_none());
+        assert!(out[0].start.is_clean() && out[0].header.is_none());
         assert_eq!(out[0].data.len(), 835);
         f.flush(&mut out);
         assert_eq!(out.len(), 2);
-        assert!(out[1].start);
+        assert!(out[1].start.is_clean());
         assert_eq!(concat(&out), input);
         let info = f.info();
         assert_eq!(info.codec.as_deref(), Some("MP3"));
@@ -566,9 +566,9 @@ mod tests {
         .concat();
         let out = feed(&mut MpegFramer::new(), &input, input.len());
         assert_eq!(concat(&out), input);
-        assert!(!out[0].start);
+        assert!(!out[0].start.is_clean());
         assert_eq!(out[0].data, tag);
-        assert!(out[1].start);
+        assert!(out[1].start.is_clean());
         assert_eq!(out[1].data.len(), 417 * 2);
     }
 
@@ -584,7 +584,10 @@ mod tests {
         .concat();
         let mut f = MpegFramer::new();
         let out = feed(&mut f, &[input.clone(), mp3_frame(false)].concat(), 10_000);
-        let shape: Vec<(usize, bool)> = out.iter().map(|b| (b.data.len(), b.start)).collect();
+        let shape: Vec<(usize, bool)> = out
+            .iter()
+            .map(|b| (b.data.len(), b.start.is_clean()))
+            .collect();
         // The second frame is not followed by a header, so it is not confirmed; the last
         // frame comes out of flush.
         assert_eq!(
@@ -612,7 +615,7 @@ mod tests {
         .concat();
         let out = feed(&mut MpegFramer::new(), &input, 1);
         assert_eq!(concat(&out), input);
-        for b in out.iter().filter(|b| b.start) {
+        for b in out.iter().filter(|b| b.start.is_clean()) {
             assert!(parse_frame_header(&b.data).is_some());
         }
         let big = feed(&mut MpegFramer::new(), &input, input.len());
@@ -620,7 +623,7 @@ mod tests {
             let mut pos = 0;
             let mut s = Vec::new();
             for b in v {
-                if b.start {
+                if b.start.is_clean() {
                     s.push(pos);
                 }
                 pos += b.data.len();
@@ -633,7 +636,7 @@ mod tests {
             let mut s = Vec::new();
             for b in v {
                 let mut p = 0;
-                while b.start && p < b.data.len() {
+                while b.start.is_clean() && p < b.data.len() {
                     s.push(pos + p);
                     p += parse_frame_header(&b.data[p..]).map_or(b.data.len(), |h| h.frame_len);
                 }
@@ -651,7 +654,7 @@ mod tests {
         let mut f = MpegFramer::new();
         let out = feed(&mut f, &input, 7);
         assert_eq!(concat(&out), input);
-        assert!(out.iter().all(|b| b.start));
+        assert!(out.iter().all(|b| b.start.is_clean()));
         let info = f.info();
         assert_eq!(info.codec.as_deref(), Some("AAC"));
         assert_eq!(
@@ -668,7 +671,7 @@ mod tests {
         f.push(b"", &mut out).unwrap();
         f.flush(&mut out);
         assert_eq!(out.len(), 1);
-        assert!(out[0].start && out[0].header.is_none());
+        assert!(out[0].start.is_clean() && out[0].header.is_none());
         assert_eq!(&out[0].data[..], b"abc");
     }
 
@@ -713,7 +716,7 @@ mod tests {
             }
             let out = feed(&mut MpegFramer::new(), &data, chunk);
             prop_assert_eq!(concat(&out), data);
-            for b in out.iter().filter(|b| b.start) {
+            for b in out.iter().filter(|b| b.start.is_clean()) {
                 prop_assert!(parse_frame_header(&b.data).is_some());
             }
         }

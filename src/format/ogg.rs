@@ -1,6 +1,8 @@
 //! Ogg framing: splits a source's Ogg bitstream into pages, takes the codec header pages of
 //! each chain out of the data flow into a [`StreamHeader`], and marks the pages a new listener
-//! may start on (every page, or only Theora keyframe pages when the chain carries video).
+//! may start on: every page, or, when the chain carries Theora video, the pages where a
+//! keyframe begins (with a copy of the page cut down to start at the keyframe when it is not
+//! the page's first packet).
 //!
 //! The page parser ([`parse_page`], [`PageHeader`], [`packet_pieces`]) is public so other
 //! sans-IO consumers (the P2PSP chunker) can reuse it.
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Block, CodecInfo, FormatError, Framer, StreamHeader};
+use super::{Block, CodecInfo, FormatError, Framer, Start, StreamHeader};
 
 /// Fixed part of a page header, before the lacing table.
 pub const PAGE_HEADER_LEN: usize = 27;
@@ -325,8 +327,9 @@ struct Chain {
     published: bool,
     data_seen: bool,
     has_theora: bool,
-    /// Data pages (with their start flag) that arrived before the header was complete.
-    pending: Vec<(Bytes, bool)>,
+    /// Data pages that arrived before the header was complete (their `header` is set when
+    /// it is published).
+    pending: Vec<Block>,
     pending_bytes: usize,
 }
 
@@ -404,17 +407,14 @@ impl OggFramer {
         if is_header {
             self.add_header_page(page)?;
         } else {
-            let start = self.is_start_point(idx, &hdr, &page);
+            let mut block = self.data_block(idx, &hdr, page);
             self.chain.data_seen = true;
             if self.chain.published {
-                out.push(Block {
-                    data: page,
-                    start,
-                    header: self.header.clone(),
-                });
+                block.header = self.header.clone();
+                out.push(block);
             } else {
-                self.chain.pending_bytes += page.len();
-                self.chain.pending.push((page, start));
+                self.chain.pending_bytes += block.data.len();
+                self.chain.pending.push(block);
                 if self.chain.pending_bytes > MAX_PENDING_BYTES {
                     // Some stream never completes its headers; stop waiting for it.
                     self.publish(out);
@@ -527,27 +527,33 @@ impl OggFramer {
             s.done = true;
             s.partial = None;
         }
-        for (data, start) in self.chain.pending.drain(..) {
-            out.push(Block {
-                data,
-                start,
-                header: Some(header.clone()),
-            });
+        for mut block in self.chain.pending.drain(..) {
+            block.header = Some(header.clone());
+            out.push(block);
         }
     }
 
-    fn is_start_point(&self, idx: usize, hdr: &PageHeader, page: &[u8]) -> bool {
+    /// The block for data page `page` of stream `idx` (header not set). Without video every
+    /// page is a clean start. With Theora, a page is a clean start when a keyframe packet
+    /// begins on it; when that packet is not the page's first, the block carries a start
+    /// copy holding only the packets from the keyframe on. Any other page is a boundary.
+    fn data_block(&self, idx: usize, hdr: &PageHeader, page: Bytes) -> Block {
         if !self.chain.has_theora {
-            return true;
+            return Block::new(page, Start::Clean, None);
         }
-        if self.chain.streams[idx].codec != Codec::Theora || hdr.is_continued() {
-            return false;
+        if self.chain.streams[idx].codec != Codec::Theora {
+            return Block::new(page, Start::Boundary, None);
         }
-        // Theora data packet: bit 0x80 clear; keyframe: bit 0x40 clear too.
-        packet_pieces(page, hdr)
-            .next()
-            .and_then(|p| page.get(p.range.start).filter(|_| !p.range.is_empty()))
-            .is_some_and(|&b| b & 0xC0 == 0)
+        match theora_keyframe_segment(&page, hdr) {
+            Some(0) if !hdr.is_continued() => Block::new(page, Start::Clean, None),
+            Some(segment) => {
+                let copy = start_copy(&page, hdr, segment);
+                let mut block = Block::new(page, Start::Clean, None);
+                block.start_data = Some(Arc::new(copy));
+                block
+            }
+            None => Block::new(page, Start::Boundary, None),
+        }
     }
 
     fn update_codec_names(&mut self) {
@@ -565,6 +571,61 @@ impl OggFramer {
             .or_else(|| codecs.iter().find(|c| **c != Codec::Skeleton));
         self.info.codec = codec.map(|c| c.name().to_string());
     }
+}
+
+/// Index of the lacing value where the first Theora keyframe packet of `page` begins, if one
+/// does. A Theora data packet has bit 0x80 of its first byte clear, a keyframe bit 0x40 too;
+/// an empty packet is a dropped frame.
+fn theora_keyframe_segment(page: &[u8], hdr: &PageHeader) -> Option<usize> {
+    let lacing = page.get(PAGE_HEADER_LEN..hdr.header_len)?;
+    let mut offset = hdr.header_len;
+    // A packet begins at each lacing value that follows one below 255, and at the first
+    // unless the page continues a packet.
+    let mut begins = !hdr.is_continued();
+    for (i, &len) in lacing.iter().enumerate() {
+        if begins && len > 0 && page.get(offset).is_some_and(|&b| b & 0xC0 == 0) {
+            return Some(i);
+        }
+        begins = len < 255;
+        offset += len as usize;
+    }
+    None
+}
+
+/// A copy of `page` that keeps only its packets from lacing value `segment` on (which must
+/// begin a packet): same serial, sequence number and flags, minus "continued"; the same
+/// granule position if a packet still ends on it, else -1; CRC recomputed. A decoder starting
+/// on it sees the packet at `segment` first.
+fn start_copy(page: &[u8], hdr: &PageHeader, segment: usize) -> Bytes {
+    let lacing = page
+        .get(PAGE_HEADER_LEN + segment..hdr.header_len)
+        .unwrap_or_default();
+    let skipped: usize = page
+        .get(PAGE_HEADER_LEN..PAGE_HEADER_LEN + segment)
+        .unwrap_or_default()
+        .iter()
+        .map(|&v| v as usize)
+        .sum();
+    let body = page
+        .get(hdr.header_len + skipped..hdr.total_len())
+        .unwrap_or_default();
+    let granule = if lacing.iter().any(|&v| v < 255) {
+        hdr.granule_position
+    } else {
+        -1
+    };
+    let mut copy = BytesMut::with_capacity(PAGE_HEADER_LEN + lacing.len() + body.len());
+    copy.extend_from_slice(&page[..5]);
+    copy.extend_from_slice(&[hdr.header_type & !FLAG_CONTINUED]);
+    copy.extend_from_slice(&granule.to_le_bytes());
+    copy.extend_from_slice(&page[14..22]);
+    copy.extend_from_slice(&[0; 4]);
+    copy.extend_from_slice(&[lacing.len() as u8]);
+    copy.extend_from_slice(lacing);
+    copy.extend_from_slice(body);
+    let crc = page_crc(&copy);
+    copy[22..26].copy_from_slice(&crc.to_le_bytes());
+    copy.freeze()
 }
 
 impl Default for OggFramer {
@@ -967,7 +1028,7 @@ mod tests {
         assert_eq!(h.data, [pages[0].clone(), pages[1].clone()].concat());
         for (b, p) in out.iter().zip(&pages[2..]) {
             assert_eq!(&b.data[..], &p[..]);
-            assert!(b.start);
+            assert!(b.start.is_clean());
             assert!(Arc::ptr_eq(b.header.as_ref().unwrap(), &h));
         }
         let info = f.info();
@@ -1018,7 +1079,7 @@ mod tests {
         let mut f = OggFramer::new();
         let out = run(&mut f, &pages.concat()).unwrap();
         assert_eq!(out.len(), 1);
-        assert!(out[0].start);
+        assert!(out[0].start.is_clean());
         assert_eq!(f.header().unwrap().data, pages[..2].concat());
         let info = f.info();
         assert_eq!(info.codec.as_deref(), Some("Opus"));
@@ -1143,7 +1204,7 @@ mod tests {
         ];
         let mut f = OggFramer::new();
         let out = run(&mut f, &pages.concat()).unwrap();
-        let starts: Vec<bool> = out.iter().map(|b| b.start).collect();
+        let starts: Vec<bool> = out.iter().map(|b| b.start.is_clean()).collect();
         assert_eq!(starts, [true, false, false, false, false, true]);
         assert_eq!(f.header().unwrap().data, pages[..4].concat());
         let info = f.info();
@@ -1154,6 +1215,157 @@ mod tests {
             (Some(640), Some(480))
         );
         assert_eq!(info.frame_rate, Some(25.0));
+    }
+
+    /// Theora ident, comment and setup header pages of stream `serial` (640x480, 25 fps).
+    fn theora_header_pages(serial: u32) -> Vec<Vec<u8>> {
+        let mut th = b"\x80theora\x03\x02\x01".to_vec();
+        th.extend_from_slice(&[0, 40, 0, 30, 0, 2, 0x80, 0, 1, 0xE0, 0, 0]);
+        th.extend_from_slice(&25u32.to_be_bytes());
+        th.extend_from_slice(&1u32.to_be_bytes());
+        th.resize(42, 0);
+        vec![
+            pg(FLAG_BOS, serial, 0, &full(&[&th])),
+            pg(
+                0,
+                serial,
+                1,
+                &full(&[b"\x81theora-comments", b"\x82theora-setup"]),
+            ),
+        ]
+    }
+
+    fn key(n: u8, len: usize) -> Vec<u8> {
+        let mut p = vec![0x00, n];
+        p.resize(len, n);
+        p
+    }
+
+    fn delta(n: u8, len: usize) -> Vec<u8> {
+        let mut p = vec![0x40, n];
+        p.resize(len, n);
+        p
+    }
+
+    /// The complete packets of one logical stream as a decoder joining at `pages[0]` sees
+    /// them (a packet continued from before the first page is dropped, as libogg does).
+    fn packets(pages: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut partial: Option<Vec<u8>> = None;
+        for p in pages {
+            let (hdr, len) = parse_page(p).unwrap().unwrap();
+            assert_eq!(len, p.len());
+            for piece in packet_pieces(p, &hdr) {
+                let bytes = &p[piece.range.clone()];
+                let mut packet = match (piece.continued, partial.take()) {
+                    (true, Some(mut prev)) => {
+                        prev.extend_from_slice(bytes);
+                        prev
+                    }
+                    (true, None) => continue,
+                    (false, _) => bytes.to_vec(),
+                };
+                if piece.complete {
+                    out.push(std::mem::take(&mut packet));
+                } else {
+                    partial = Some(packet);
+                }
+            }
+        }
+        out
+    }
+
+    /// Frame the Theora header pages plus `data` pages; returns the data blocks.
+    fn theora_blocks(data: &[Vec<u8>]) -> Vec<Block> {
+        let input = [theora_header_pages(4).concat(), data.concat()].concat();
+        let mut f = OggFramer::new();
+        let out = run(&mut f, &input).unwrap();
+        assert_eq!(out.len(), data.len());
+        out
+    }
+
+    #[test]
+    fn vlc_keyframe_at_the_end_of_a_page() {
+        // VLC's Ogg muxer: delta frames, then the keyframe last on the page.
+        let (k, d1, d2) = (key(9, 700), delta(1, 40), delta(2, 50));
+        let page = page(0, 4, 2, 640, &[(&d1, true), (&d2, true), (&k, true)]);
+        let next = pg(0, 4, 3, &full(&[&delta(3, 30)]));
+        let out = theora_blocks(&[page.clone(), next.clone()]);
+        assert_eq!(out[0].start, Start::Clean);
+        assert_eq!(
+            &out[0].data[..],
+            &page[..],
+            "the queue keeps the page as sent"
+        );
+        assert_eq!(out[1].start, Start::Boundary);
+        let copy = out[0].start_data.as_deref().expect("a start copy");
+        let (hdr, len) = parse_page(copy).unwrap().expect("a whole page, CRC valid");
+        assert_eq!(len, copy.len());
+        assert_eq!(
+            (hdr.serial, hdr.sequence, hdr.granule_position),
+            (4, 2, 640)
+        );
+        assert!(!hdr.is_continued() && !hdr.is_bos());
+        assert_eq!(packets(&[copy, &next]), [k, delta(3, 30)]);
+    }
+
+    #[test]
+    fn keyframe_in_the_middle_of_a_page() {
+        let (k, d1, d2) = (key(5, 300), delta(1, 40), delta(2, 600));
+        let page = page(0, 4, 7, 99, &[(&d1, true), (&k, true), (&d2, true)]);
+        let out = theora_blocks(&[page]);
+        let copy = out[0].start_data.as_deref().expect("a start copy");
+        let (hdr, _) = parse_page(copy).unwrap().unwrap();
+        assert_eq!((hdr.sequence, hdr.granule_position), (7, 99));
+        assert_eq!(packets(&[copy]), [k, d2]);
+    }
+
+    #[test]
+    fn keyframe_spanning_pages() {
+        // The keyframe begins after a delta frame and ends on the next page.
+        let k = key(3, 255 * 3 + 20);
+        let d = delta(1, 40);
+        let first = page(0, 4, 5, 320, &[(&d, true), (&k[..510], false)]);
+        let second = page(FLAG_CONTINUED, 4, 6, 384, &[(&k[510..], true)]);
+        let out = theora_blocks(&[first.clone(), second.clone()]);
+        assert_eq!(out[0].start, Start::Clean);
+        assert_eq!(
+            out[1].start,
+            Start::Boundary,
+            "a continued page starts nothing"
+        );
+        let copy = out[0].start_data.as_deref().expect("a start copy");
+        let (hdr, _) = parse_page(copy).unwrap().unwrap();
+        // No packet ends on the copy any more.
+        assert_eq!(hdr.granule_position, -1);
+        assert_eq!(packets(&[copy, &second]), std::slice::from_ref(&k));
+        // Joining on the original page instead would give the delta frame first.
+        assert_eq!(packets(&[&first, &second]), [d, k]);
+    }
+
+    #[test]
+    fn keyframe_after_a_continued_packet() {
+        let tail = delta(1, 30);
+        let k = key(2, 100);
+        let page = page(FLAG_CONTINUED, 4, 9, 200, &[(&tail, true), (&k, true)]);
+        let out = theora_blocks(&[page]);
+        assert_eq!(out[0].start, Start::Clean);
+        let copy = out[0].start_data.as_deref().expect("a start copy");
+        assert!(!parse_page(copy).unwrap().unwrap().0.is_continued());
+        assert_eq!(packets(&[copy]), [k]);
+    }
+
+    #[test]
+    fn keyframe_first_on_its_page_needs_no_copy() {
+        // ffmpeg's Ogg muxer puts each keyframe first on a fresh page.
+        let out = theora_blocks(&[
+            pg(0, 4, 2, &full(&[&key(1, 50), &delta(2, 20)])),
+            pg(0, 4, 3, &full(&[&delta(3, 20), &[]])),
+        ]);
+        assert_eq!(out[0].start, Start::Clean);
+        assert!(out[0].start_data.is_none());
+        assert_eq!(out[1].start, Start::Boundary);
+        assert!(out[1].start_data.is_none());
     }
 
     #[test]
@@ -1199,7 +1411,7 @@ mod tests {
         for byte in &input {
             small.push(std::slice::from_ref(byte), &mut b).unwrap();
         }
-        let key = |v: &[Block]| -> Vec<(Bytes, bool, Option<u64>)> {
+        let key = |v: &[Block]| -> Vec<(Bytes, Start, Option<u64>)> {
             v.iter()
                 .map(|b| (b.data.clone(), b.start, b.header.as_ref().map(|h| h.id)))
                 .collect()

@@ -1,13 +1,16 @@
 //! WebM/Matroska framing: everything before the first Cluster (EBML header, Segment head,
-//! SeekHead, Info, Tracks, ...) is the stream header every listener needs; after it, each
-//! Cluster start is a start point. Elements are walked by ID and size only, never decoded,
-//! except Tracks, which is read for the stats.
+//! SeekHead, Info, Tracks, ...) is the stream header every listener needs. After it, a new
+//! listener starts on a video keyframe: a block is cut where each keyframe's SimpleBlock (or
+//! BlockGroup) begins, carrying a start copy that opens with a Cluster head of the same
+//! timecode, so the listener's first Cluster begins with the keyframe. Without video, each
+//! Cluster start is a start point. Elements are walked by ID and size only; only Tracks, a
+//! Cluster's Timecode and the first bytes of each block are read.
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
-use super::{Block, CodecInfo, FormatError, Framer, StreamHeader};
+use super::{Block, CodecInfo, FormatError, Framer, Start, StreamHeader};
 
 /// Icecast's limit on the bytes before the first Cluster.
 pub const MAX_HEADER_LEN: usize = 128 * 1024;
@@ -33,6 +36,20 @@ const ID_PIXEL_WIDTH: u32 = 0xB0;
 const ID_PIXEL_HEIGHT: u32 = 0xBA;
 const ID_SAMPLING_FREQUENCY: u32 = 0xB5;
 const ID_CHANNELS: u32 = 0x9F;
+const ID_TRACK_NUMBER: u32 = 0xD7;
+const ID_TRACK_TYPE: u32 = 0x83;
+const ID_TIMECODE: u32 = 0xE7;
+const ID_SIMPLE_BLOCK: u32 = 0xA3;
+const ID_BLOCK_GROUP: u32 = 0xA0;
+const ID_BLOCK: u32 = 0xA1;
+const ID_REFERENCE_BLOCK: u32 = 0xFB;
+/// TrackType of a video track.
+const TRACK_TYPE_VIDEO: u64 = 1;
+/// SimpleBlock flag of a keyframe.
+const FLAG_KEYFRAME: u8 = 0x80;
+/// Unknown size, as an 8-byte EBML size: a synthesized Cluster head runs until the next
+/// Cluster, wherever the original one ended.
+const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
 
 /// IDs that end an unknown-size Cluster: the elements that live at segment level or above.
 const SEGMENT_LEVEL: [u32; 10] = [
@@ -99,7 +116,10 @@ pub fn parse_element_header(b: &[u8]) -> Result<Option<ElementHeader>, ()> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
     Segment,
-    Cluster,
+    /// Among a Cluster's children; `left`: content bytes still to come in a known-size one.
+    Cluster {
+        left: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +140,14 @@ pub struct WebmFramer {
     header: Option<Arc<StreamHeader>>,
     next_id: u64,
     info: CodecInfo,
-    /// The next emitted block begins at a Cluster start.
-    next_is_start: bool,
+    /// Track numbers of the video tracks (from Tracks).
+    video_tracks: Vec<u64>,
+    /// Timecode of the Cluster being walked, once its Timecode element has been read.
+    cluster_timecode: Option<u64>,
+    /// What the next emitted block is for a new listener.
+    next_start: Start,
+    /// The Cluster head that a start copy of the next emitted block begins with.
+    next_start_head: Option<Bytes>,
     /// The stream was refused with this message; every later push repeats it.
     failed: Option<String>,
 }
@@ -137,7 +163,10 @@ impl WebmFramer {
             header: None,
             next_id: 1,
             info: CodecInfo::default(),
-            next_is_start: false,
+            video_tracks: Vec::new(),
+            cluster_timecode: None,
+            next_start: Start::No,
+            next_start_head: None,
             failed: None,
         }
     }
@@ -187,7 +216,7 @@ impl WebmFramer {
             let content = &self.buf[walked + el.header_len..end];
             match el.id {
                 ID_EBML => read_ebml_header(content, &mut self.info),
-                ID_TRACKS => read_tracks(content, &mut self.info),
+                ID_TRACKS => self.video_tracks = read_tracks(content, &mut self.info),
                 _ => {}
             }
             walked = end;
@@ -211,16 +240,88 @@ impl WebmFramer {
         if len == 0 {
             return;
         }
-        out.push(Block {
-            data: self.buf.split_to(len).freeze(),
-            start: self.next_is_start,
-            header: self.header.clone(),
+        let data = self.buf.split_to(len).freeze();
+        let start_data = self.next_start_head.take().map(|head| {
+            let mut copy = BytesMut::with_capacity(head.len() + data.len());
+            copy.extend_from_slice(&head);
+            copy.extend_from_slice(&data);
+            Arc::new(copy.freeze())
         });
-        self.next_is_start = false;
+        out.push(Block {
+            data,
+            start: self.next_start,
+            header: self.header.clone(),
+            start_data,
+        });
+        self.next_start = Start::No;
     }
 
-    /// Walk data after the header, cutting a block at each Cluster start and emitting
-    /// everything walked so far at the end.
+    /// A video keyframe's block begins at `pos`: cut there (returns whether it did), and
+    /// give the block that follows a start copy opening with a Cluster head of the current
+    /// timecode.
+    fn cut_at_keyframe(&mut self, pos: usize, out: &mut Vec<Block>) -> bool {
+        let Some(timecode) = self.cluster_timecode else {
+            // No Timecode before the block: nothing to build a Cluster head from.
+            return false;
+        };
+        self.emit(pos, out);
+        let tc = timecode.to_be_bytes();
+        let skip = tc.iter().position(|&b| b != 0).unwrap_or(7);
+        let mut head = Vec::with_capacity(4 + UNKNOWN_SIZE.len() + 2 + 8);
+        head.extend_from_slice(&ID_CLUSTER.to_be_bytes());
+        head.extend_from_slice(&UNKNOWN_SIZE);
+        head.push(ID_TIMECODE as u8);
+        head.push(0x80 | (8 - skip) as u8);
+        head.extend_from_slice(&tc[skip..]);
+        self.next_start = Start::Clean;
+        self.next_start_head = Some(Bytes::from(head));
+        true
+    }
+
+    /// Is the block element `el` at the start of `b` a video keyframe? `None`: more bytes are
+    /// needed to tell.
+    fn is_video_keyframe(&self, el: &ElementHeader, b: &[u8]) -> Option<bool> {
+        let size = el.size.unwrap_or(0);
+        match el.id {
+            ID_SIMPLE_BLOCK => {
+                let content = b.get(el.header_len..)?;
+                let track = match block_track(content, size) {
+                    BlockTrack::NeedMore => return None,
+                    BlockTrack::Invalid => return Some(false),
+                    BlockTrack::Track { number, len } => (number, len),
+                };
+                let flags = *content.get(track.1 + 2)?;
+                Some(self.video_tracks.contains(&track.0) && flags & FLAG_KEYFRAME != 0)
+            }
+            ID_BLOCK_GROUP => {
+                // The keyframe mark of a BlockGroup is the absence of a ReferenceBlock, which
+                // may follow the frame data: only a group that fits in one block is read.
+                if size > MAX_BLOCK_LEN as u64 {
+                    return Some(false);
+                }
+                let end = el.header_len + size as usize;
+                let content = b.get(el.header_len..end)?;
+                let mut video = false;
+                for (id, v) in children(content) {
+                    match id {
+                        ID_BLOCK => {
+                            video = matches!(
+                                block_track(v, v.len() as u64),
+                                BlockTrack::Track { number, .. } if self.video_tracks.contains(&number)
+                            );
+                        }
+                        ID_REFERENCE_BLOCK => return Some(false),
+                        _ => {}
+                    }
+                }
+                Some(video)
+            }
+            _ => Some(false),
+        }
+    }
+
+    /// Walk data after the header, cutting a block at each Cluster start and each video
+    /// keyframe, and emitting everything walked so far at the end.
     fn walk_body(&mut self, out: &mut Vec<Block>) -> Result<(), FormatError> {
         let mut pos = 0;
         loop {
@@ -252,35 +353,89 @@ impl WebmFramer {
                         }
                     };
                 }
-                State::At(level) => {
+                State::At(Level::Cluster { left: Some(0) }) => {
+                    self.state = State::At(Level::Segment);
+                }
+                State::At(Level::Cluster { left }) => {
                     let el = match parse_element_header(&self.buf[pos..]) {
                         Ok(Some(el)) => el,
                         Ok(None) => break,
                         Err(()) => return Err(Self::invalid("bad element header")),
                     };
-                    if level == Level::Cluster && SEGMENT_LEVEL.contains(&el.id) {
+                    if SEGMENT_LEVEL.contains(&el.id) {
                         // An unknown-size Cluster ends where a segment-level element begins.
                         self.state = State::At(Level::Segment);
                         continue;
                     }
+                    let Some(size) = el.size else {
+                        return Err(Self::invalid("unknown-size element"));
+                    };
+                    let total = el.header_len as u64 + size;
+                    let rest = match left {
+                        Some(l) if total > l => {
+                            // A child overruns its Cluster: pass the rest through unread.
+                            self.state = State::Skip {
+                                left: l,
+                                then: Level::Segment,
+                            };
+                            continue;
+                        }
+                        Some(l) => Some(l - total),
+                        None => None,
+                    };
+                    match el.id {
+                        ID_TIMECODE => {
+                            let Some(v) = self.buf.get(pos + el.header_len..pos + total as usize)
+                            else {
+                                break;
+                            };
+                            self.cluster_timecode = read_uint(v);
+                        }
+                        ID_SIMPLE_BLOCK | ID_BLOCK_GROUP if !self.video_tracks.is_empty() => {
+                            match self.is_video_keyframe(&el, &self.buf[pos..]) {
+                                None => break,
+                                Some(true) => {
+                                    if self.cut_at_keyframe(pos, out) {
+                                        pos = 0;
+                                    }
+                                }
+                                Some(false) => {}
+                            }
+                        }
+                        _ => {}
+                    }
+                    pos += el.header_len;
+                    self.state = State::Skip {
+                        left: size,
+                        then: Level::Cluster { left: rest },
+                    };
+                }
+                State::At(Level::Segment) => {
+                    let el = match parse_element_header(&self.buf[pos..]) {
+                        Ok(Some(el)) => el,
+                        Ok(None) => break,
+                        Err(()) => return Err(Self::invalid("bad element header")),
+                    };
                     match (el.id, el.size) {
                         (ID_CLUSTER, size) => {
                             self.emit(pos, out);
-                            self.next_is_start = true;
-                            pos = el.header_len;
-                            self.state = match size {
-                                Some(left) => State::Skip {
-                                    left,
-                                    then: Level::Segment,
-                                },
-                                None => State::At(Level::Cluster),
+                            // With video, a Cluster start is clean only if its first block
+                            // happens to be a keyframe; that block gets a start of its own.
+                            self.next_start = if self.video_tracks.is_empty() {
+                                Start::Clean
+                            } else {
+                                Start::Boundary
                             };
+                            self.cluster_timecode = None;
+                            pos = el.header_len;
+                            self.state = State::At(Level::Cluster { left: size });
                         }
                         (ID_EBML, _) => {
                             // A new segment (encoder restart): collect its header afresh.
                             self.emit(pos, out);
                             pos = 0;
                             self.info = CodecInfo::default();
+                            self.video_tracks.clear();
                             self.state = State::Header {
                                 walked: 0,
                                 in_segment: false,
@@ -290,7 +445,10 @@ impl WebmFramer {
                         (ID_SEGMENT, _) => pos += el.header_len,
                         (_, Some(left)) => {
                             pos += el.header_len;
-                            self.state = State::Skip { left, then: level };
+                            self.state = State::Skip {
+                                left,
+                                then: Level::Segment,
+                            };
                         }
                         (_, None) => return Err(Self::invalid("unknown-size element")),
                     }
@@ -317,6 +475,36 @@ fn children(mut data: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
         data = &data[end..];
         Some((el.id, content))
     })
+}
+
+/// The track number at the start of a Block or SimpleBlock's content (`size` bytes long).
+enum BlockTrack {
+    Track { number: u64, len: usize },
+    NeedMore,
+    Invalid,
+}
+
+fn block_track(content: &[u8], size: u64) -> BlockTrack {
+    let Some(&first) = content.first() else {
+        return if size == 0 {
+            BlockTrack::Invalid
+        } else {
+            BlockTrack::NeedMore
+        };
+    };
+    let len = first.leading_zeros() as usize + 1;
+    // Track number, then a 2-byte relative timecode and the flags byte.
+    if len > 8 || (len + 3) as u64 > size {
+        return BlockTrack::Invalid;
+    }
+    let Some(bytes) = content.get(..len + 3) else {
+        return BlockTrack::NeedMore;
+    };
+    let mut number = (first & (0xFFu8 >> len)) as u64;
+    for &b in &bytes[1..len] {
+        number = (number << 8) | b as u64;
+    }
+    BlockTrack::Track { number, len }
 }
 
 fn read_uint(b: &[u8]) -> Option<u64> {
@@ -346,13 +534,20 @@ fn read_ebml_header(content: &[u8], info: &mut CodecInfo) {
     );
 }
 
-fn read_tracks(content: &[u8], info: &mut CodecInfo) {
+/// Read the stats from Tracks; returns the track numbers of its video tracks.
+fn read_tracks(content: &[u8], info: &mut CodecInfo) -> Vec<u64> {
     let mut names = Vec::new();
+    let mut video_tracks = Vec::new();
     for (_, entry) in children(content).filter(|(id, _)| *id == ID_TRACK_ENTRY) {
+        let mut number = None;
+        let mut is_video = false;
         for (id, v) in children(entry) {
             match id {
+                ID_TRACK_NUMBER => number = read_uint(v),
+                ID_TRACK_TYPE => is_video |= read_uint(v) == Some(TRACK_TYPE_VIDEO),
                 ID_CODEC_ID => {
                     let codec = String::from_utf8_lossy(v);
+                    is_video |= codec.starts_with("V_");
                     names.push(codec_name(codec.trim_end_matches('\0')));
                 }
                 ID_VIDEO if info.video_width.is_none() => {
@@ -378,10 +573,14 @@ fn read_tracks(content: &[u8], info: &mut CodecInfo) {
                 _ => {}
             }
         }
+        if let (true, Some(n)) = (is_video, number) {
+            video_tracks.push(n);
+        }
     }
     if !names.is_empty() {
         info.subtype = Some(names.join("/"));
     }
+    video_tracks
 }
 
 /// A display name for a Matroska codec ID ("V_VP8" → "VP8", "A_VORBIS" → "Vorbis").
@@ -522,13 +721,43 @@ mod tests {
         [ebml_header(), seg, children].concat()
     }
 
+    /// A SimpleBlock of `track` (1 is video, 2 audio in [`tracks`]) with `len` payload bytes.
+    fn simple_block(track: u8, key: bool, fill: u8, len: usize) -> Vec<u8> {
+        let mut content = vec![0x80 | track, 0, 0, if key { FLAG_KEYFRAME } else { 0 }];
+        content.resize(4 + len, fill);
+        el(ID_SIMPLE_BLOCK, &content)
+    }
+
+    /// Timecode `tc`, `blocks` audio SimpleBlocks of `block_len` bytes, an audio BlockGroup.
     fn cluster_body(tc: u8, blocks: usize, block_len: usize) -> Vec<u8> {
-        let mut c = el(0xE7, &[tc]);
+        let mut c = el(ID_TIMECODE, &[tc]);
         for i in 0..blocks {
-            c.extend(el(0xA3, &vec![i as u8; block_len]));
+            c.extend(simple_block(2, true, i as u8, block_len));
         }
-        c.extend(el(0xA0, &el(0xA1, &[1, 2, 3])));
+        c.extend(el(ID_BLOCK_GROUP, &el(ID_BLOCK, &[0x82, 0, 0, 0, 1, 2, 3])));
         c
+    }
+
+    /// The Cluster head a start copy opens with.
+    fn synthesized_head(tc: u8) -> Vec<u8> {
+        [
+            id_bytes(ID_CLUSTER),
+            UNKNOWN.to_vec(),
+            el(ID_TIMECODE, &[tc]),
+        ]
+        .concat()
+    }
+
+    /// What a listener starting on block `from` receives: the header, the start copy (or the
+    /// block), then every later block.
+    fn listener_view(blocks: &[Block], from: usize) -> Vec<u8> {
+        let first = &blocks[from];
+        let mut v = first.header.as_ref().unwrap().data.to_vec();
+        v.extend_from_slice(first.start_data.as_deref().unwrap_or(&first.data));
+        for b in &blocks[from + 1..] {
+            v.extend_from_slice(&b.data);
+        }
+        v
     }
 
     fn run(input: &[u8], chunk: usize) -> (WebmFramer, Vec<Block>) {
@@ -557,11 +786,12 @@ mod tests {
         v
     }
 
+    /// Where blocks that are start points or boundaries begin in the stream after the header.
     fn start_offsets(blocks: &[Block]) -> Vec<usize> {
         let mut pos = 0;
         let mut v = Vec::new();
         for b in blocks {
-            if b.start {
+            if b.start != Start::No {
                 v.push(pos);
             }
             pos += b.data.len();
@@ -602,7 +832,8 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].data, c1);
         assert_eq!(out[1].data, c2);
-        assert!(out.iter().all(|b| b.start));
+        // With video, a Cluster start is only a boundary.
+        assert!(out.iter().all(|b| b.start == Start::Boundary));
         assert_eq!(reassemble(&out), input);
         let info = f.info();
         assert_eq!(info.codec.as_deref(), Some("WebM"));
@@ -626,7 +857,8 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].data, [c1, cues].concat());
         assert_eq!(out[1].data, c2);
-        assert!(out.iter().all(|b| b.start));
+        // With video, a Cluster start is only a boundary.
+        assert!(out.iter().all(|b| b.start == Start::Boundary));
     }
 
     #[test]
@@ -636,7 +868,7 @@ mod tests {
         let input = [head.clone(), c1, el_unknown(ID_CLUSTER, &[])].concat();
         let (_, out) = run(&input, 16 * 1024);
         assert!(out.len() > 5);
-        assert!(out[0].start);
+        assert_eq!(out[0].start, Start::Boundary);
         assert!(out.iter().all(|b| b.data.len() <= 16 * 1024 + 12));
         assert_eq!(reassemble(&out), input);
         // One huge push is still cut into bounded blocks.
@@ -679,11 +911,154 @@ mod tests {
             assert_eq!(reassemble(&out), input);
             let ids: Vec<u64> = out
                 .iter()
-                .filter(|b| b.start)
+                .filter(|b| b.start != Start::No)
                 .map(|b| b.header.as_ref().unwrap().id)
                 .collect();
             assert_eq!(ids, [1, 2]);
         }
+    }
+
+    /// Head of an audio-only stream (one Vorbis track).
+    fn audio_head() -> Vec<u8> {
+        let audio = el(
+            ID_TRACK_ENTRY,
+            &[el(0xD7, &[1]), el(ID_CODEC_ID, b"A_VORBIS")].concat(),
+        );
+        [
+            ebml_header(),
+            id_bytes(ID_SEGMENT),
+            UNKNOWN.to_vec(),
+            el(ID_TRACKS, &audio),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn audio_only_clusters_are_clean_starts() {
+        let head = audio_head();
+        let c1 = el(ID_CLUSTER, &cluster_body(0, 3, 50));
+        let c2 = el_unknown(ID_CLUSTER, &cluster_body(1, 2, 20));
+        let input = [head, c1.clone(), c2.clone()].concat();
+        let (f, out) = run(&input, 7);
+        assert_eq!(f.info().subtype.as_deref(), Some("Vorbis"));
+        assert_eq!(reassemble(&out), input);
+        let starts: Vec<usize> = out
+            .iter()
+            .scan(0, |pos, b| {
+                let at = *pos;
+                *pos += b.data.len();
+                Some((at, b.start))
+            })
+            .filter(|(_, s)| *s == Start::Clean)
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(starts, [0, c1.len()]);
+        assert!(out.iter().all(|b| b.start_data.is_none()));
+    }
+
+    #[test]
+    fn video_keyframe_at_cluster_start_is_a_start() {
+        let key = simple_block(1, true, 0xAA, 300);
+        let body = [
+            el(ID_TIMECODE, &[0x12, 0x34]),
+            key.clone(),
+            simple_block(2, true, 1, 30),
+            simple_block(1, false, 2, 40),
+        ]
+        .concat();
+        let cluster = el(ID_CLUSTER, &body);
+        let input = [head(true), cluster.clone()].concat();
+        for chunk in [1, 5, input.len()] {
+            let (_, out) = run(&input, chunk);
+            assert_eq!(reassemble(&out), input);
+            let clean: Vec<usize> = (0..out.len())
+                .filter(|&i| out[i].start.is_clean())
+                .collect();
+            assert_eq!(clean.len(), 1, "chunk {chunk}");
+            let view = listener_view(&out, clean[0]);
+            // The header, a Cluster head with the same timecode, then the keyframe on.
+            let mut want = head(true);
+            want.extend([id_bytes(ID_CLUSTER), UNKNOWN.to_vec()].concat());
+            want.extend(el(ID_TIMECODE, &[0x12, 0x34]));
+            want.extend(&body[4..]);
+            assert_eq!(view, want, "chunk {chunk}");
+            // Blocks before the keyframe: the Cluster start is a boundary.
+            assert_eq!(out[0].start, Start::Boundary);
+        }
+    }
+
+    #[test]
+    fn video_keyframe_inside_a_cluster_is_a_start() {
+        // As ffmpeg's live WebM: Clusters cut by time, keyframes anywhere inside.
+        let before = [
+            el(ID_TIMECODE, &[7]),
+            simple_block(2, true, 1, 30),
+            simple_block(1, false, 2, 40),
+            simple_block(2, true, 3, 30),
+        ]
+        .concat();
+        let from_key = [
+            simple_block(1, true, 0xAA, 5000),
+            simple_block(2, true, 4, 30),
+            simple_block(1, false, 5, 40),
+        ]
+        .concat();
+        let c1 = el_unknown(ID_CLUSTER, &[before, from_key.clone()].concat());
+        let c2 = el_unknown(ID_CLUSTER, &cluster_body(9, 2, 10));
+        let input = [head(true), c1, c2.clone()].concat();
+        for chunk in [1, 3, 100, input.len()] {
+            let (_, out) = run(&input, chunk);
+            assert_eq!(reassemble(&out), input);
+            let clean: Vec<usize> = (0..out.len())
+                .filter(|&i| out[i].start.is_clean())
+                .collect();
+            assert_eq!(clean.len(), 1, "chunk {chunk}");
+            let want = [
+                head(true),
+                synthesized_head(7),
+                from_key.clone(),
+                c2.clone(),
+            ]
+            .concat();
+            assert_eq!(listener_view(&out, clean[0]), want, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn block_groups_are_keyframes_without_a_reference_block() {
+        let group = |track: u8, reference: bool| {
+            let mut c = el(ID_BLOCK, &[0x80 | track, 0, 0, 0, 9, 9, 9]);
+            if reference {
+                c.extend(el(ID_REFERENCE_BLOCK, &[0xFF]));
+            }
+            el(ID_BLOCK_GROUP, &c)
+        };
+        let body = [
+            el(ID_TIMECODE, &[1]),
+            group(2, false), // audio: never a video start
+            group(1, true),  // video inter frame
+            group(1, false), // video keyframe
+        ]
+        .concat();
+        let input = [head(true), el(ID_CLUSTER, &body)].concat();
+        for chunk in [1, input.len()] {
+            let (_, out) = run(&input, chunk);
+            let clean: Vec<usize> = (0..out.len())
+                .filter(|&i| out[i].start.is_clean())
+                .collect();
+            assert_eq!(clean.len(), 1);
+            let want = [head(true), synthesized_head(1), group(1, false)].concat();
+            assert_eq!(listener_view(&out, clean[0]), want);
+        }
+    }
+
+    #[test]
+    fn video_without_keyframes_has_only_boundaries() {
+        let body = [el(ID_TIMECODE, &[1]), simple_block(1, false, 0, 100)].concat();
+        let input = [head(false), el(ID_CLUSTER, &body), el(ID_CLUSTER, &body)].concat();
+        let (_, out) = run(&input, 10);
+        assert!(out.iter().all(|b| !b.start.is_start()));
+        assert_eq!(start_offsets(&out).len(), 2);
     }
 
     #[test]

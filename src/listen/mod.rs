@@ -22,7 +22,7 @@ use crate::config::{Config, HttpHeader};
 use crate::format::Block;
 use crate::http::response::{common_head, push_extra_headers};
 use crate::http::{self, RequestHead};
-use crate::mount::{Kick, ListenerEntry, Mount, ReadOutcome, Seq};
+use crate::mount::{Cursor, Kick, ListenerEntry, Mount, ReadOutcome};
 use crate::server::Server;
 use writer::{IcyState, write_all};
 
@@ -327,10 +327,9 @@ async fn open_session(
         .fetch_add(1, Ordering::Relaxed);
 
     let session = Session {
-        cursor: mount.burst_start(),
+        cursor: Cursor::burst(&mount),
         epoch: mount.redirect_epoch(),
         mount,
-        need_start: true,
         last_header: 0,
         icy: IcyState::new(metaint),
         sent: 0,
@@ -473,9 +472,8 @@ pub(crate) fn client_gone(stream: &TcpStream) -> bool {
 /// One listener's position and state. Small on purpose: this exists once per listener.
 struct Session {
     mount: Arc<Mount>,
-    cursor: Seq,
-    /// Skip to the next start point (new listener, or just moved to another mount).
-    need_start: bool,
+    /// Where we read; it begins on a start point (new listener, or just moved).
+    cursor: Cursor,
     /// The mount's redirect epoch when we joined it.
     epoch: u64,
     /// Id of the stream header last sent (0 = none).
@@ -534,10 +532,7 @@ impl Session {
             }
 
             batch.clear();
-            match self
-                .mount
-                .read_blocks(self.cursor, MAX_WRITE, self.need_start, &mut batch)
-            {
+            match self.cursor.read(&self.mount, MAX_WRITE, &mut batch) {
                 ReadOutcome::Lagged => {
                     self.mount
                         .stats
@@ -546,13 +541,7 @@ impl Session {
                     tracing::info!(mount = %self.mount.name, id, "listener fell too far behind, removing");
                     return Exit::Slow;
                 }
-                ReadOutcome::Advanced(next) => {
-                    self.cursor = next;
-                    if !batch.is_empty() {
-                        self.need_start = false;
-                    }
-                }
-                ReadOutcome::Idle => {}
+                ReadOutcome::Advanced(_) | ReadOutcome::Idle => {}
             }
             for block in batch.drain(..) {
                 if let Some(h) = &block.header {
@@ -570,7 +559,7 @@ impl Session {
                 // Biased: the kick's waker is only set up when the write has to wait.
                 let written = tokio::select! {
                     biased;
-                    r = write_all(stream, &out, &self.mount, self.cursor, LAG_CHECK) => r,
+                    r = write_all(stream, &out, &self.mount, self.cursor.seq(), LAG_CHECK) => r,
                     _ = kick.notified() => return kicked(),
                 };
                 let batch_bytes = match written {
@@ -604,7 +593,7 @@ impl Session {
                 // Caught up: give the source time to queue more, so the next write is a large
                 // one. This sleep, not the mount's wake-ups, paces a listener while audio
                 // flows. A listener still behind (high bitrate, recovering) goes on at once.
-                if self.cursor >= self.mount.tail() {
+                if self.cursor.seq() >= self.mount.tail() {
                     let pause = coalesce_pause(self.flush_interval, self.last_pause, batch_bytes);
                     self.last_pause = pause;
                     // Kicks are seen at the top of the loop. A hang-up ends the pause at once:
@@ -640,7 +629,7 @@ impl Session {
         let notified = self.mount.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if self.mount.tail() > self.cursor || self.mount.redirect_epoch() != self.epoch {
+        if self.mount.tail() > self.cursor.seq() || self.mount.redirect_epoch() != self.epoch {
             return None;
         }
         if self.mount.is_ended() {
@@ -662,8 +651,7 @@ impl Session {
         if let Some(entry) = entry {
             target.register_listener(id, entry);
         }
-        self.cursor = target.join_start();
-        self.need_start = true;
+        self.cursor = Cursor::join(&target);
         self.epoch = target.redirect_epoch();
         self.mount = target;
     }

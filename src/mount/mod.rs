@@ -12,13 +12,13 @@ pub mod source_info;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::config::{Config, HttpHeader};
-use crate::format::{Block, CodecInfo, Family, icy};
+use crate::format::{Block, CodecInfo, Family, Start, icy};
 pub use queue::{Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
 pub use source_info::SourceInfo;
@@ -227,6 +227,61 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// A reader's place in a mount's queue: a listener's, a push relay's, a team splitter's. It
+/// begins on a start point, so the reader's first bytes are the stream header and then data
+/// a decoder can start on (a keyframe's page or Cluster, or its start copy), and from then
+/// on takes every block in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    seq: Seq,
+    /// Nothing read yet: skip to the next start point.
+    need_start: bool,
+}
+
+impl Cursor {
+    /// A new reader, given a burst of what is queued (icecast's burst-on-connect).
+    pub fn burst(mount: &Mount) -> Cursor {
+        Cursor {
+            seq: mount.burst_start(),
+            need_start: true,
+        }
+    }
+
+    /// A reader that joins at the next start point to arrive: moved here from another mount
+    /// (it still has data buffered), or starting over after falling a queue behind.
+    pub fn join(mount: &Mount) -> Cursor {
+        Cursor {
+            seq: mount.join_start(),
+            need_start: true,
+        }
+    }
+
+    /// The next block to read.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// Append the next blocks (about `max_bytes`, at least one) to `out` and move past them.
+    pub fn read(&mut self, mount: &Mount, max_bytes: usize, out: &mut Vec<Block>) -> ReadOutcome {
+        let before = out.len();
+        let outcome = mount.read_blocks(self.seq, max_bytes, self.need_start, out);
+        if let ReadOutcome::Advanced(next) = outcome {
+            self.seq = next;
+            if let Some(first) = out.get(before) {
+                if self.need_start && first.start == Start::Forced {
+                    tracing::debug!(
+                        mount = %mount.name,
+                        "reader starts without a keyframe: none came for {} s",
+                        queue::MAX_START_GAP.as_secs()
+                    );
+                }
+                self.need_start = false;
+            }
+        }
+        outcome
+    }
+}
+
 impl Mount {
     pub fn new(
         name: &str,
@@ -239,7 +294,7 @@ impl Mount {
         Mount {
             name: name.to_string(),
             family,
-            queue: Mutex::new(Queue::new(settings.queue_size.max(1))),
+            queue: Mutex::new(Queue::new(settings.queue_size.max(1), settings.burst_size)),
             settings,
             info: RwLock::new(info),
             codec: RwLock::new(CodecInfo::default()),
@@ -364,12 +419,25 @@ impl Mount {
     /// Append blocks from the source and wake listeners.
     pub fn push_blocks(&self, blocks: impl IntoIterator<Item = Block>) {
         let mut bytes = 0u64;
+        let mut forced = None;
         {
+            let now = Instant::now();
             let mut q = lock(&self.queue);
             for b in blocks {
                 bytes += b.data.len() as u64;
-                q.push(b);
+                forced = q.push(b, now).or(forced);
             }
+        }
+        match forced {
+            Some(1) => tracing::info!(
+                mount = %self.name,
+                "no keyframe for {} s: new listeners start on a page or Cluster boundary until one comes",
+                queue::MAX_START_GAP.as_secs()
+            ),
+            Some(run) => {
+                tracing::debug!(mount = %self.name, run, "forced start point, still no keyframe")
+            }
+            None => {}
         }
         if bytes > 0 {
             self.stats
@@ -388,17 +456,18 @@ impl Mount {
         self.surge.notified()
     }
 
-    pub fn burst_start(&self) -> Seq {
-        lock(&self.queue).burst_start(self.settings.burst_size)
+    fn burst_start(&self) -> Seq {
+        lock(&self.queue).burst_start()
     }
 
     /// Where a listener moved here from another mount begins: the next block to arrive (it
     /// still has audio buffered, so no burst; it waits for the next start point).
-    pub fn join_start(&self) -> Seq {
+    fn join_start(&self) -> Seq {
         lock(&self.queue).tail()
     }
 
-    pub fn read_blocks(
+    /// Read with a [`Cursor`], which keeps the start-point rules in one place.
+    fn read_blocks(
         &self,
         from: Seq,
         max_bytes: usize,

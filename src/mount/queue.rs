@@ -1,14 +1,28 @@
 //! The per-mount block queue: refcounted blocks with sequence numbers, trimmed by bytes.
 //!
 //! Listeners hold only a sequence number into it; reading clones `Bytes` handles (a refcount
-//! increment), never audio data. Sans-IO and lock-free of its own: `Mount` wraps it in a mutex.
+//! increment), never audio data. Sans-IO (the caller passes the time in) and lock-free of its
+//! own: `Mount` wraps it in a mutex.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use crate::format::Block;
+use bytes::Bytes;
+
+use crate::format::{Block, Start};
 
 /// Sequence number of a block in a mount's queue; increases by one per block, never reused.
 pub type Seq = u64;
+
+/// How long a stream may go without a start point before the queue lets readers start on a
+/// container boundary anyway ([`Start::Forced`]), so that no listener is held silently for
+/// ever by a stream that has no keyframes, or too few. Long enough that streams with keyframes
+/// get clean starts: ffmpeg's libvpx default puts one every 128 frames (5.1 s at 25 fps, 5.3 s
+/// at 24 fps), libtheora's every 64 frames or less, and streaming services ask for one every
+/// 2 s. Short enough that the first byte after the response head (this gap, plus at most one
+/// Ogg page or WebM Cluster, about a second with ffmpeg's live WebM) comes before the 10 s
+/// `source-timeout` with which icecast2 and floecast relays give up on a silent upstream.
+pub const MAX_START_GAP: Duration = Duration::from_secs(7);
 
 #[derive(Debug)]
 pub struct Queue {
@@ -19,6 +33,17 @@ pub struct Queue {
     bytes: usize,
     /// Trim the oldest blocks while more than this many bytes are queued.
     limit: usize,
+    /// How far back from the tail a new listener starts (burst-size).
+    burst: usize,
+    /// Bytes ever pushed: the stream offset of the tail.
+    pushed: u64,
+    /// Sequence number and stream offset of the queued blocks that still hold a start copy.
+    copies: VecDeque<(Seq, u64)>,
+    /// When the newest start point (clean or forced) was pushed, or the first block if none
+    /// was: measures [`MAX_START_GAP`].
+    last_start: Option<Instant>,
+    /// Forced start points pushed since the last clean one.
+    forced_run: u32,
 }
 
 /// Where a reader stands after a read.
@@ -33,12 +58,17 @@ pub enum ReadOutcome {
 }
 
 impl Queue {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, burst: usize) -> Self {
         Queue {
             blocks: VecDeque::new(),
             first: 0,
             bytes: 0,
             limit,
+            burst,
+            pushed: 0,
+            copies: VecDeque::new(),
+            last_start: None,
+            forced_run: 0,
         }
     }
 
@@ -60,10 +90,56 @@ impl Queue {
         self.bytes
     }
 
-    pub fn push(&mut self, block: Block) {
+    /// Append a block that arrived at `now`. A [`Start::Boundary`] more than
+    /// [`MAX_START_GAP`] after the last start point becomes a [`Start::Forced`] one; then the
+    /// number of forced starts in a row is returned (for the log).
+    pub fn push(&mut self, mut block: Block, now: Instant) -> Option<u32> {
+        let last = *self.last_start.get_or_insert(now);
+        let mut forced = None;
+        match block.start {
+            Start::Clean => {
+                self.last_start = Some(now);
+                self.forced_run = 0;
+            }
+            Start::Boundary if now.saturating_duration_since(last) >= MAX_START_GAP => {
+                block.start = Start::Forced;
+                self.last_start = Some(now);
+                self.forced_run += 1;
+                forced = Some(self.forced_run);
+            }
+            Start::Forced => self.last_start = Some(now),
+            Start::Boundary | Start::No => {}
+        }
+        if block.start_data.is_some() {
+            self.copies.push_back((self.tail(), self.pushed));
+        }
+        self.pushed += block.data.len() as u64;
         self.bytes += block.data.len();
         self.blocks.push_back(block);
         self.trim();
+        self.release_copies();
+        forced
+    }
+
+    /// Drop the start copies no reader can begin on any more, so a mount holds about a burst
+    /// of them rather than a queue: a new listener starts at the first clean start in the
+    /// burst or the latest one before it, so a copy followed by another copy that lies before
+    /// the burst is out of reach for good.
+    fn release_copies(&mut self) {
+        let burst_from = self.pushed.saturating_sub(self.burst as u64);
+        while let Some(&(seq, _)) = self.copies.front() {
+            let trimmed = seq < self.first;
+            let passed = self.copies.get(1).is_some_and(|&(_, at)| at < burst_from);
+            if !trimmed && !passed {
+                break;
+            }
+            self.copies.pop_front();
+            if !trimmed {
+                if let Some(block) = self.blocks.get_mut((seq - self.first) as usize) {
+                    block.start_data = None;
+                }
+            }
+        }
     }
 
     fn trim(&mut self) {
@@ -78,19 +154,23 @@ impl Queue {
 
     /// Where a new listener starts: the first start point at or after the position
     /// `burst` bytes before the tail; failing that the latest start point before it; failing
-    /// that the tail (the listener then waits for the next start point).
-    pub fn burst_start(&self, burst: usize) -> Seq {
+    /// that the tail (the listener then waits for the next start point). Clean start points
+    /// anywhere in the queue win over forced ones: a longer burst beats decoding errors.
+    pub fn burst_start(&self) -> Seq {
         let mut acc = 0usize;
         let mut pos = self.blocks.len();
-        while pos > 0 && acc + self.blocks[pos - 1].data.len() <= burst {
+        while pos > 0 && acc + self.blocks[pos - 1].data.len() <= self.burst {
             pos -= 1;
             acc += self.blocks[pos].data.len();
         }
-        if let Some(i) = (pos..self.blocks.len()).find(|&i| self.blocks[i].start) {
-            return self.first + i as Seq;
-        }
-        if let Some(i) = (0..pos).rev().find(|&i| self.blocks[i].start) {
-            return self.first + i as Seq;
+        let kinds: [fn(Start) -> bool; 2] = [Start::is_clean, Start::is_start];
+        for wanted in kinds {
+            if let Some(i) = (pos..self.blocks.len()).find(|&i| wanted(self.blocks[i].start)) {
+                return self.first + i as Seq;
+            }
+            if let Some(i) = (0..pos).rev().find(|&i| wanted(self.blocks[i].start)) {
+                return self.first + i as Seq;
+            }
         }
         self.tail()
     }
@@ -101,7 +181,9 @@ impl Queue {
     }
 
     /// Append clones of the blocks from `from` on, up to about `max_bytes` (always at least
-    /// one block), to `out`. With `need_start`, blocks before the next start point are skipped.
+    /// one block), to `out`. With `need_start`, blocks before the next start point are
+    /// skipped, and the start block is given with its start copy (`start_data`) as its data
+    /// when it has one.
     pub fn read(
         &self,
         from: Seq,
@@ -114,7 +196,7 @@ impl Queue {
         }
         let mut i = (from - self.first) as usize;
         if need_start {
-            while i < self.blocks.len() && !self.blocks[i].start {
+            while i < self.blocks.len() && !self.blocks[i].start.is_start() {
                 i += 1;
             }
             if i == self.blocks.len() {
@@ -132,8 +214,14 @@ impl Queue {
         while i < self.blocks.len()
             && (taken == 0 || taken + self.blocks[i].data.len() <= max_bytes)
         {
-            taken += self.blocks[i].data.len();
-            out.push(self.blocks[i].clone());
+            let block = &self.blocks[i];
+            // Only a starting reader's first block uses the start copy; no reader keeps it.
+            let data = match &block.start_data {
+                Some(copy) if need_start && taken == 0 => Bytes::clone(copy),
+                _ => block.data.clone(),
+            };
+            out.push(Block::new(data, block.start, block.header.clone()));
+            taken += block.data.len();
             i += 1;
         }
         ReadOutcome::Advanced(self.first + i as Seq)
@@ -143,21 +231,33 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn block(len: usize, start: bool) -> Block {
-        Block {
-            data: Bytes::from(vec![0u8; len]),
-            start,
-            header: None,
+        with_start(len, Start::clean_if(start))
+    }
+
+    fn with_start(len: usize, start: Start) -> Block {
+        Block::new(Bytes::from(vec![0u8; len]), start, None)
+    }
+
+    fn burst_at(q: &mut Queue, burst: usize) -> Seq {
+        q.burst = burst;
+        q.burst_start()
+    }
+
+    /// A queue that pushes every block at one instant.
+    fn push_all(q: &mut Queue, blocks: impl IntoIterator<Item = Block>) {
+        let now = Instant::now();
+        for b in blocks {
+            q.push(b, now);
         }
     }
 
     #[test]
     fn trims_by_bytes_and_reports_lag() {
-        let mut q = Queue::new(1000);
+        let mut q = Queue::new(1000, 0);
         for _ in 0..10 {
-            q.push(block(300, true));
+            push_all(&mut q, [block(300, true)]);
         }
         assert_eq!(q.queued_bytes(), 900);
         assert_eq!(q.first(), 7);
@@ -174,52 +274,205 @@ mod tests {
 
     #[test]
     fn burst_starts_on_a_start_point_within_burst() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         // 10 blocks of 1000 bytes; start points every third block (0, 3, 6, 9).
         for i in 0..10 {
-            q.push(block(1000, i % 3 == 0));
+            push_all(&mut q, [block(1000, i % 3 == 0)]);
         }
         // 3500 bytes of burst reaches back to block 7; the next start point is 9.
-        assert_eq!(q.burst_start(3500), 9);
+        assert_eq!(burst_at(&mut q, 3500), 9);
         // 4000 bytes reaches block 6, a start point.
-        assert_eq!(q.burst_start(4000), 6);
+        assert_eq!(burst_at(&mut q, 4000), 6);
         // No burst: the tail block is a start point? block 9 is; burst 1000 reaches it.
-        assert_eq!(q.burst_start(1000), 9);
+        assert_eq!(burst_at(&mut q, 1000), 9);
         // Zero burst and no start at the tail: latest start point before.
-        assert_eq!(q.burst_start(0), 9);
+        assert_eq!(burst_at(&mut q, 0), 9);
     }
 
     #[test]
     fn burst_without_start_points_waits_at_tail() {
-        let mut q = Queue::new(100_000);
+        let mut q = Queue::new(100_000, 0);
         for _ in 0..5 {
-            q.push(block(100, false));
+            push_all(&mut q, [block(100, false)]);
         }
-        assert_eq!(q.burst_start(65_535), 5);
+        assert_eq!(burst_at(&mut q, 65_535), 5);
     }
 
     #[test]
     fn need_start_skips_to_next_start_point() {
-        let mut q = Queue::new(100_000);
-        q.push(block(10, false));
-        q.push(block(10, false));
+        let mut q = Queue::new(100_000, 0);
+        push_all(&mut q, [block(10, false)]);
+        push_all(&mut q, [block(10, false)]);
         let mut out = Vec::new();
         assert_eq!(q.read(0, 1000, true, &mut out), ReadOutcome::Advanced(2));
         assert!(out.is_empty());
-        q.push(block(10, true));
-        q.push(block(10, false));
+        push_all(&mut q, [block(10, true)]);
+        push_all(&mut q, [block(10, false)]);
         assert_eq!(q.read(2, 1000, true, &mut out), ReadOutcome::Advanced(4));
         assert_eq!(out.len(), 2);
-        assert!(out[0].start);
+        assert!(out[0].start.is_clean());
     }
 
     #[test]
     fn read_respects_max_bytes_but_takes_one() {
-        let mut q = Queue::new(100_000);
-        q.push(block(5000, true));
-        q.push(block(5000, true));
+        let mut q = Queue::new(100_000, 0);
+        push_all(&mut q, [block(5000, true)]);
+        push_all(&mut q, [block(5000, true)]);
         let mut out = Vec::new();
         assert_eq!(q.read(0, 100, false, &mut out), ReadOutcome::Advanced(1));
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn a_boundary_becomes_a_start_after_the_gap() {
+        let mut q = Queue::new(100_000, 0);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let gap = MAX_START_GAP.as_millis() as u64;
+        // A clean start, then boundaries and mid-unit blocks with no keyframe.
+        assert_eq!(q.push(with_start(10, Start::Clean), at(0)), None);
+        assert_eq!(q.push(with_start(10, Start::No), at(gap)), None);
+        assert_eq!(q.push(with_start(10, Start::Boundary), at(gap - 1)), None);
+        assert_eq!(q.push(with_start(10, Start::Boundary), at(gap)), Some(1));
+        // The next forced start is a whole gap later again.
+        assert_eq!(
+            q.push(with_start(10, Start::Boundary), at(2 * gap - 1)),
+            None
+        );
+        assert_eq!(
+            q.push(with_start(10, Start::Boundary), at(2 * gap)),
+            Some(2)
+        );
+        // A keyframe resets the run.
+        assert_eq!(q.push(with_start(10, Start::Clean), at(2 * gap + 1)), None);
+        assert_eq!(
+            q.push(with_start(10, Start::Boundary), at(3 * gap + 1)),
+            Some(1)
+        );
+        let kinds: Vec<Start> = q.blocks.iter().map(|b| b.start).collect();
+        use Start::*;
+        assert_eq!(
+            kinds,
+            [Clean, No, Boundary, Forced, Boundary, Forced, Clean, Forced]
+        );
+        // A waiting reader takes a forced start like a clean one.
+        let mut out = Vec::new();
+        assert_eq!(q.read(1, 10, true, &mut out), ReadOutcome::Advanced(4));
+        assert_eq!(out[0].start, Forced);
+    }
+
+    #[test]
+    fn a_stream_without_any_start_gets_one_after_the_gap() {
+        let mut q = Queue::new(100_000, 0);
+        let t0 = Instant::now();
+        for i in 0..20u64 {
+            q.push(
+                with_start(10, Start::Boundary),
+                t0 + MAX_START_GAP * i as u32 / 4,
+            );
+        }
+        // Forced at 4/4 (block 4), 8/4, 12/4, 16/4 of the gap after the first block.
+        let forced: Vec<usize> = (0..20)
+            .filter(|&i| q.blocks[i].start == Start::Forced)
+            .collect();
+        assert_eq!(forced, [4, 8, 12, 16]);
+        assert_eq!(burst_at(&mut q, 25), 16);
+    }
+
+    #[test]
+    fn burst_prefers_a_clean_start_over_a_forced_one() {
+        let mut q = Queue::new(100_000, 0);
+        push_all(
+            &mut q,
+            [
+                with_start(1000, Start::Clean),
+                with_start(1000, Start::No),
+                with_start(1000, Start::Forced),
+                with_start(1000, Start::Boundary),
+            ],
+        );
+        // The burst reaches only the forced start, but the clean one is still queued.
+        assert_eq!(burst_at(&mut q, 2000), 0);
+        q.push(with_start(1000, Start::Clean), Instant::now());
+        assert_eq!(burst_at(&mut q, 2000), 4);
+        // Forced starts are taken when no clean one is queued.
+        let mut q = Queue::new(100_000, 0);
+        push_all(
+            &mut q,
+            [
+                with_start(1000, Start::Boundary),
+                with_start(1000, Start::Forced),
+            ],
+        );
+        assert_eq!(burst_at(&mut q, 500), 1);
+    }
+
+    #[test]
+    fn a_starting_reader_gets_the_start_copy() {
+        let mut q = Queue::new(100_000, 0);
+        let mut key = Block::new(Bytes::from_static(b"delta,KEY"), Start::Clean, None);
+        key.start_data = Some(std::sync::Arc::new(Bytes::from_static(b"KEY")));
+        push_all(&mut q, [block(5, false), key, block(5, false)]);
+        let mut out = Vec::new();
+        assert_eq!(q.read(0, 1000, true, &mut out), ReadOutcome::Advanced(3));
+        assert_eq!(&out[0].data[..], b"KEY");
+        assert!(out[0].start_data.is_none());
+        assert_eq!(out.len(), 2);
+        // A reader already streaming gets the whole block.
+        out.clear();
+        assert_eq!(q.read(1, 1000, false, &mut out), ReadOutcome::Advanced(3));
+        assert_eq!(&out[0].data[..], b"delta,KEY");
+    }
+
+    #[test]
+    fn start_copies_out_of_reach_are_released() {
+        let keyframe = |n: u8| {
+            let mut b = Block::new(Bytes::from(vec![n; 1000]), Start::Clean, None);
+            b.start_data = Some(std::sync::Arc::new(Bytes::from(vec![n; 10])));
+            b
+        };
+        // Burst 2500: a keyframe block with a copy every third block of 1000 bytes.
+        let mut q = Queue::new(100_000, 2500);
+        let now = Instant::now();
+        for i in 0..12u8 {
+            let b = if i % 3 == 0 {
+                keyframe(i)
+            } else {
+                block(1000, false)
+            };
+            q.push(b, now);
+        }
+        // Keyframes at 0, 3, 6, 9; the burst reaches back into block 9... (blocks 10 and 11
+        // whole), so block 9 is the latest start before it and the copies before it go.
+        let kept: Vec<usize> = (0..12)
+            .filter(|&i| q.blocks[i].start_data.is_some())
+            .collect();
+        assert_eq!(kept, [9]);
+        assert_eq!(q.burst_start(), 9);
+        let mut out = Vec::new();
+        q.read(q.burst_start(), 100_000, true, &mut out);
+        assert_eq!(
+            out[0].data.len(),
+            10,
+            "the starting reader still gets the copy"
+        );
+        // With a burst reaching further back, more copies stay.
+        let mut q = Queue::new(100_000, 6500);
+        for i in 0..12u8 {
+            let b = if i % 3 == 0 {
+                keyframe(i)
+            } else {
+                block(1000, false)
+            };
+            q.push(b, now);
+        }
+        let kept: Vec<usize> = (0..12)
+            .filter(|&i| q.blocks[i].start_data.is_some())
+            .collect();
+        assert_eq!(kept, [3, 6, 9]);
+        // Trimmed blocks take their copies with them.
+        q.set_limit(2000);
+        q.push(block(1000, false), now);
+        assert!(q.copies.iter().all(|&(seq, _)| seq >= q.first()));
     }
 }

@@ -22,7 +22,7 @@ use super::push_proto::{
 };
 use crate::config::{PushConfig, PushProtocol};
 use crate::format::{Block, Family};
-use crate::mount::{Mount, ReadOutcome, Seq, lock};
+use crate::mount::{Cursor, Mount, ReadOutcome, Seq, lock};
 use crate::server::Server;
 
 /// Connecting (DNS included) may take this long.
@@ -473,8 +473,7 @@ async fn session(
         AbortOnDrop(task)
     });
     let mut follow = Follow {
-        cursor: mount.burst_start(),
-        need_start: true,
+        cursor: Cursor::burst(mount),
         last_header: 0,
         meta_version: u64::MAX,
     };
@@ -504,8 +503,7 @@ impl Drop for AbortOnDrop {
 
 /// The push's reading position in its mount (as a listener's).
 struct Follow {
-    cursor: Seq,
-    need_start: bool,
+    cursor: Cursor,
     /// Id of the stream header last sent (0 = none).
     last_header: u64,
     /// The mount's metadata version last looked at.
@@ -539,22 +537,15 @@ async fn stream_to(
         }
 
         batch.clear();
-        match mount.read_blocks(f.cursor, MAX_WRITE, f.need_start, &mut batch) {
+        match f.cursor.read(mount, MAX_WRITE, &mut batch) {
             ReadOutcome::Lagged => {
                 // Fell a whole queue behind between writes: skip to the next clean start,
                 // as a slow listener would; what was sent so far ended on a block boundary.
                 tracing::warn!(push = %state.label(), "push fell a queue behind; skipping ahead");
-                f.cursor = mount.join_start();
-                f.need_start = true;
+                f.cursor = Cursor::join(mount);
                 continue;
             }
-            ReadOutcome::Advanced(next) => {
-                f.cursor = next;
-                if !batch.is_empty() {
-                    f.need_start = false;
-                }
-            }
-            ReadOutcome::Idle => {}
+            ReadOutcome::Advanced(_) | ReadOutcome::Idle => {}
         }
         for block in batch.drain(..) {
             if let Some(h) = &block.header {
@@ -568,7 +559,7 @@ async fn stream_to(
             }
         }
         if !out.is_empty() {
-            write_out(&mut stream, &mut out, mount, f.cursor, state).await?;
+            write_out(&mut stream, &mut out, mount, f.cursor.seq(), state).await?;
             continue;
         }
 
@@ -576,7 +567,7 @@ async fn stream_to(
         let notified = mount.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if mount.tail() > f.cursor {
+        if mount.tail() > f.cursor.seq() {
             continue;
         }
         if mount.is_ended() {

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{gen_c, random_u64, read_frame, write_frame};
 use crate::config::SplitterSettings;
 use crate::format::Block;
-use crate::mount::{Mount, ReadOutcome, Seq};
+use crate::mount::{Cursor, Mount, ReadOutcome};
 use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
 use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
@@ -232,8 +232,7 @@ fn follow_mount(
             .map(|m| {
                 splitter.set_stream_info(stream_info(&m));
                 Attached {
-                    cursor: m.join_start(),
-                    need_start: true,
+                    cursor: Cursor::join(&m),
                     header: 0,
                     header_len: 0,
                     carry: bytes::BytesMut::new(),
@@ -340,8 +339,7 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec)
 /// The splitter's reading position in its mount.
 struct Attached {
     mount: Arc<Mount>,
-    cursor: Seq,
-    need_start: bool,
+    cursor: Cursor,
     /// Id and size of the stream header last given to the splitter.
     header: u64,
     header_len: usize,
@@ -353,22 +351,17 @@ impl Attached {
     /// Push every block queued since the last call into the team.
     fn feed(&mut self, splitter: &mut Splitter, max_chunk: usize, codec: Codec) {
         let mut blocks: Vec<Block> = Vec::new();
-        match self
-            .mount
-            .read_blocks(self.cursor, 1 << 20, self.need_start, &mut blocks)
-        {
-            ReadOutcome::Advanced(next) => self.cursor = next,
+        match self.cursor.read(&self.mount, 1 << 20, &mut blocks) {
+            ReadOutcome::Advanced(_) => {}
             // Fell a whole queue behind (the team task was starved): start again at the tail.
             ReadOutcome::Lagged => {
-                self.cursor = self.mount.join_start();
-                self.need_start = true;
+                self.cursor = Cursor::join(&self.mount);
                 return;
             }
             ReadOutcome::Idle => return,
         }
         let now = Instant::now();
         for block in blocks {
-            self.need_start = false;
             if let Some(h) = &block.header {
                 if h.id != self.header {
                     self.header = h.id;
