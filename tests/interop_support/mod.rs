@@ -24,11 +24,13 @@ pub const ICECAST2_USER: &str = "icecast2";
 /// The unprivileged user VLC runs as when the tests run as root (`.ci/run` creates it).
 pub const TEST_USER: &str = "floecast-test";
 
-/// Every program in `programs` is on PATH; otherwise prints `SKIP: <program> not installed`.
+/// Every program in `programs` is on PATH; otherwise prints `SKIP: <program> not installed`
+/// (or panics, when `FLOECAST_REQUIRE_CLIENTS=1`: see [`common::skip`]).
+#[track_caller]
 pub fn have_all(test: &str, programs: &[&str]) -> bool {
     for p in programs {
-        if !common::have(p) {
-            eprintln!("SKIP: {p} not installed ({test})");
+        if !common::on_path(p) {
+            common::skip(&format!("{p} not installed ({test})"));
             return false;
         }
     }
@@ -475,10 +477,10 @@ impl VlcRunner {
         match user_ids(TEST_USER) {
             Some(ids) => Some(VlcRunner { user: Some(ids) }),
             None => {
-                eprintln!(
-                    "SKIP: running as root and no user {TEST_USER} to run VLC as \
+                common::skip(&format!(
+                    "running as root and no user {TEST_USER} to run VLC as \
                      (create it: useradd -r -M {TEST_USER}) ({test})"
-                );
+                ));
                 None
             }
         }
@@ -716,9 +718,9 @@ impl Icecast2 {
             match user_ids(ICECAST2_USER) {
                 Some(ids) => Some(ids),
                 None => {
-                    eprintln!(
-                        "SKIP: running as root and no {ICECAST2_USER} user for <changeowner> ({test})"
-                    );
+                    common::skip(&format!(
+                        "running as root and no {ICECAST2_USER} user for <changeowner> ({test})"
+                    ));
                     return None;
                 }
             }
