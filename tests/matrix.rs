@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use floecast::config::ListenSocket;
 use interop_support::{
-    Proc, TempDir, TitleWatcher, VlcRunner, WatchLog, have_all, json_text, run,
-    status_json_source, unprivileged, wav_peak,
+    Proc, TempDir, TitleWatcher, VlcRunner, WatchLog, have_all, json_text, run, status_json_source,
+    unprivileged, wav_peak,
 };
 use media::{Kind, Media, Track};
 use tokio::sync::Semaphore;
@@ -528,8 +528,10 @@ output.icecast({encoder}, host="{host}", port={port}, password="hackme", mount="
             };
             let mut cmd = Command::new("shout");
             // `--usage` must come before `--format` for MP3.
-            cmd.args(["--usage", "audio", "--format", format, "-H", host, "-P", &port])
-                .args(["--mount", mount, "--user", "source", "--pass", "hackme"]);
+            cmd.args([
+                "--usage", "audio", "--format", format, "-H", host, "-P", &port,
+            ])
+            .args(["--mount", mount, "--user", "source", "--pass", "hackme"]);
             let input = std::fs::File::open(&file).map_err(|e| format!("open media: {e}"))?;
             Ok((
                 Proc::spawn_with("shout", cmd, log, Stdio::from(input)),
@@ -546,11 +548,7 @@ fn set_mode(path: &std::path::Path, mode: u32) {
 }
 
 /// Wait until `mount` is live (with a source that has sent data), or explain why not.
-async fn wait_live(
-    srv: &common::TestServer,
-    mount: &str,
-    source: &mut Proc,
-) -> Result<(), String> {
+async fn wait_live(srv: &common::TestServer, mount: &str, source: &mut Proc) -> Result<(), String> {
     let deadline = Instant::now() + LIVE_TIMEOUT;
     loop {
         if srv
@@ -591,15 +589,22 @@ fn tail(text: &str, n: usize) -> String {
 
 /// ffmpeg decodes 3 s of `url` to a WAV file without errors, and it is not silence. With
 /// `chain_end_ok`, an error at an Ogg chain boundary after at least 1 s of clean audio passes.
-async fn decode_check(
-    url: &str,
-    wav: &std::path::Path,
-    chain_end_ok: bool,
-) -> Result<(), String> {
+async fn decode_check(url: &str, wav: &std::path::Path, chain_end_ok: bool) -> Result<(), String> {
     let w = wav.to_str().expect("utf-8 path");
     let out = run(
         interop_support::ffmpeg(&[
-            "-v", "error", "-i", url, "-t", "3", "-ac", "2", "-c:a", "pcm_s16le", "-y", w,
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-t",
+            "3",
+            "-ac",
+            "2",
+            "-c:a",
+            "pcm_s16le",
+            "-y",
+            w,
         ]),
         Duration::from_secs(25),
     )
@@ -615,7 +620,10 @@ async fn decode_check(
         return Err(format!("exit {:?}: {}", out.status, out.stderr_text()));
     }
     if !out.stderr.is_empty() {
-        return Err(format!("decode errors: {}", first_lines(&out.stderr_text(), 5)));
+        return Err(format!(
+            "decode errors: {}",
+            first_lines(&out.stderr_text(), 5)
+        ));
     }
     silence_check(wav, 2.0)
 }
@@ -663,10 +671,14 @@ async fn follow_tracks(
     let mut json_seen: Vec<(Option<String>, Option<String>)> = Vec::new();
     let which_track = |artist: &Option<String>, title: &Option<String>| -> Option<usize> {
         let t = title.as_deref().unwrap_or("");
-        tracks.iter().position(|k| t.contains(&k.title)).filter(|&i| {
-            // The artist must be there too, in `artist` or joined into `title`.
-            artist.as_deref() == Some(tracks[i].artist.as_str()) || t.contains(&tracks[i].artist)
-        })
+        tracks
+            .iter()
+            .position(|k| t.contains(&k.title))
+            .filter(|&i| {
+                // The artist must be there too, in `artist` or joined into `title`.
+                artist.as_deref() == Some(tracks[i].artist.as_str())
+                    || t.contains(&tracks[i].artist)
+            })
     };
     loop {
         if let Some(pair) = status_titles(srv.addr, mount).await {
@@ -719,7 +731,10 @@ async fn follow_tracks(
     if case.format.is_ogg() {
         for (artist, title) in &json_seen {
             if let Some(i) = which_track(artist, title) {
-                let want = (Some(tracks[i].artist.clone()), Some(tracks[i].title.clone()));
+                let want = (
+                    Some(tracks[i].artist.clone()),
+                    Some(tracks[i].title.clone()),
+                );
                 if (artist.clone(), title.clone()) != want {
                     errors.push(format!(
                         "status-json fields for an Ogg track: artist {artist:?}, title {title:?}; icecast2 reports artist {:?}, title {:?}",
@@ -845,11 +860,9 @@ async fn follow_signal(
                 .ogg
                 .iter()
                 .any(|(_, t)| t.as_deref() == Some(title.as_str()));
-            let json_ok = json
-                .as_ref()
-                .is_some_and(|(a, t)| {
-                    t.as_deref() == Some(title.as_str()) && a.as_deref() == Some("Signal Artist")
-                });
+            let json_ok = json.as_ref().is_some_and(|(a, t)| {
+                t.as_deref() == Some(title.as_str()) && a.as_deref() == Some("Signal Artist")
+            });
             if json_ok && stream {
                 break;
             }
@@ -1239,18 +1252,33 @@ async fn play(
             // `-endpos` is a stream position, and a joiner's Ogg positions start wherever the
             // stream is: play for a wall-clock time instead and stop mplayer with SIGTERM.
             let mut cmd = Command::new("mplayer");
-            cmd.args(["-noconfig", "all", "-nolirc", "-nocache", "-vo", "null", "-vc", "null"])
-                .args(["-af", "format=s16le,resample=44100,channels=2"])
-                .args(["-ao", &format!("pcm:fast:file={w}")])
-                .arg(url)
-                .env("HOME", dir);
+            cmd.args([
+                "-noconfig",
+                "all",
+                "-nolirc",
+                "-nocache",
+                "-vo",
+                "null",
+                "-vc",
+                "null",
+            ])
+            .args(["-af", "format=s16le,resample=44100,channels=2"])
+            .args(["-ao", &format!("pcm:fast:file={w}")])
+            .arg(url)
+            .env("HOME", dir);
             let out = run_for(cmd, Duration::from_secs(5)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
             // mplayer's SIGTERM interrupts a read ("Interrupted system call"), and it tries
             // to seek back in every stream it opens: neither is a playback error.
             let errors: Vec<String> = error_lines(
                 &text,
-                &["error", "failed", "cannot", "no stream found", "not recognized"],
+                &[
+                    "error",
+                    "failed",
+                    "cannot",
+                    "no stream found",
+                    "not recognized",
+                ],
             )
             .into_iter()
             .filter(|l| {
@@ -1260,8 +1288,7 @@ async fn play(
             if !errors.is_empty() {
                 return Err(format!("errors: {errors:?}"));
             }
-            if family == Family::Mp3 && !text.contains(&format!("StreamTitle='{PLAYER_TITLE}';"))
-            {
+            if family == Family::Mp3 && !text.contains(&format!("StreamTitle='{PLAYER_TITLE}';")) {
                 return Err(format!(
                     "mplayer did not show the ICY title {PLAYER_TITLE:?}: {}",
                     first_lines(&text, 12)
@@ -1350,21 +1377,28 @@ async fn chromium_plays(url: &str, dir: &std::path::Path) -> Result<(), String> 
     )
     .map_err(|e| format!("write page: {e}"))?;
     let mut cmd = tokio::process::Command::new("chromium");
-    cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"])
-        .args([
-            "--autoplay-policy=no-user-gesture-required",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-        .arg(format!("file://{}", page.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("chromium did not start: {e}"))?;
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+    ])
+    .args([
+        "--autoplay-policy=no-user-gesture-required",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", dir.join("profile").display()))
+    .arg(format!("file://{}", page.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("chromium did not start: {e}"))?;
     // Stop early once it has played enough, or on a media error.
     let deadline = Instant::now() + Duration::from_secs(CHROMIUM_PLAY_SECONDS);
     let mut last = String::new();
@@ -1525,7 +1559,9 @@ async fn run_for(cmd: Command, play: Duration) -> interop_support::Output {
         Ok(s) => s.ok(),
         Err(_) => {
             if let Some(pid) = child.id() {
-                let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+                let _ = Command::new("kill")
+                    .args(["-TERM", &pid.to_string()])
+                    .status();
             }
             match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
                 Ok(s) => s.ok(),

@@ -234,7 +234,10 @@ fn run_blocking(mut cmd: Command, timeout: Duration) -> Output {
             loop {
                 match pipe.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => sink.lock().expect("pipe buffer").extend_from_slice(&buf[..n]),
+                    Ok(n) => sink
+                        .lock()
+                        .expect("pipe buffer")
+                        .extend_from_slice(&buf[..n]),
                 }
             }
             let _ = tx.send(());

@@ -22,7 +22,7 @@ pub const TRACK_SECONDS: u32 = 4;
 /// How many tagged tracks a playlist (and a chained Ogg file) has.
 pub const TRACKS: usize = 3;
 /// How many times the chained Ogg file goes through its tracks.
-pub const CHAIN_ROUNDS: usize = 3;
+pub const CHAIN_ROUNDS: usize = 5;
 
 /// One kind of generated file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,7 +56,10 @@ pub struct Track {
 
 /// The artist and title of track `i` (0-based): distinct, so every change is visible.
 pub fn track_tags(i: usize) -> (String, String) {
-    (format!("Floe Artist {}", i + 1), format!("Pink Title {}", i + 1))
+    (
+        format!("Floe Artist {}", i + 1),
+        format!("Pink Title {}", i + 1),
+    )
 }
 
 /// The generated media of one test run, made lazily (each file once) in a temp dir.
@@ -167,17 +170,30 @@ impl Media {
     async fn generate(&self, kind: Kind) -> PathBuf {
         let s = LOOP_SECONDS;
         let (name, args): (&str, Vec<String>) = match kind {
-            Kind::PinkMp3 => ("pink.mp3", audio(s, &["-c:a", "libmp3lame", "-b:a", "128k"])),
+            Kind::PinkMp3 => (
+                "pink.mp3",
+                audio(s, &["-c:a", "libmp3lame", "-b:a", "128k"]),
+            ),
             Kind::PinkVorbis => ("pink.ogg", audio(s, &["-c:a", "libvorbis", "-b:a", "128k"])),
             Kind::PinkOpus => ("pink.opus", audio(s, &["-c:a", "libopus", "-b:a", "96k"])),
             Kind::PinkFlac => ("pink.oga", audio(s, &["-c:a", "flac", "-f", "ogg"])),
+            // The size and quality of the lab set-up that showed break 1 (big Theora frames:
+            // few packets per page, so VLC's muxer rarely starts a page with a keyframe).
             Kind::TheoraVorbis => (
                 "video.ogv",
-                video(s, &["-c:v", "libtheora", "-q:v", "6", "-c:a", "libvorbis"]),
+                video(
+                    s,
+                    "640x360",
+                    &["-c:v", "libtheora", "-q:v", "6", "-c:a", "libvorbis"],
+                ),
             ),
             Kind::WebmVp8 => (
                 "vp8.webm",
-                video(s, &["-c:v", "libvpx", "-b:v", "400k", "-c:a", "libvorbis"]),
+                video(
+                    s,
+                    "320x240",
+                    &["-c:v", "libvpx", "-b:v", "400k", "-c:a", "libvorbis"],
+                ),
             ),
             // The encoder speed options only make the encode cheap on a shared CI machine;
             // the WebM muxing (clusters, cues) is ffmpeg's default.
@@ -185,6 +201,7 @@ impl Media {
                 "vp9.webm",
                 video(
                     s,
+                    "320x240",
                     &[
                         "-c:v",
                         "libvpx-vp9",
@@ -285,14 +302,16 @@ fn audio(seconds: u32, codec: &[&str]) -> Vec<String> {
     v
 }
 
-/// ffmpeg input and codec arguments for `seconds` of a moving test picture with pink noise.
-fn video(seconds: u32, codec: &[&str]) -> Vec<String> {
+/// ffmpeg input and codec arguments for `seconds` of a moving test picture of `size` (25
+/// frames per second) with pink noise.
+fn video(seconds: u32, size: &str, codec: &[&str]) -> Vec<String> {
     let t = seconds.to_string();
+    let picture = format!("testsrc=size={size}:rate=25");
     let mut v: Vec<String> = [
         "-f",
         "lavfi",
         "-i",
-        "testsrc=size=320x240:rate=25",
+        &picture,
         "-f",
         "lavfi",
         "-i",
