@@ -978,9 +978,17 @@ const ALL_FAMILIES: &[Family] = &[
 /// its Vorbis module (FLAC and Opus work from files only); Chromium dropped Theora; VLC's
 /// file audio output (`--aout=afile`, the only one without a sound card) often stops with
 /// "buffer deadlock prevented" on a late-joined Ogg FLAC or Theora stream from either server
-/// (ffmpeg and mpv cover those).
+/// (ffmpeg and mpv cover those); mplayer stops after the first Cluster of a live (unsized)
+/// WebM stream, even from a stream's start.
 fn families_of(player: &str) -> Vec<Family> {
     match player {
+        "mplayer" => vec![
+            Family::Mp3,
+            Family::Vorbis,
+            Family::Opus,
+            Family::Flac,
+            Family::Theora,
+        ],
         "mpg123" => vec![Family::Mp3],
         "ogg123" => vec![Family::Vorbis],
         "cvlc" => vec![Family::Mp3, Family::Vorbis, Family::Opus, Family::WebmVp8],
@@ -1214,6 +1222,8 @@ async fn play(
             silence_check(&wav, 3.0)
         }
         "mpv" => {
+            // `--length` counts stream time, which jumps when a joiner's first Ogg FLAC
+            // timestamp was a guess: play for a wall-clock time and stop mpv with SIGTERM.
             let mut cmd = Command::new("mpv");
             cmd.args([
                 "--no-config",
@@ -1222,22 +1232,20 @@ async fn play(
                 "--audio-format=s16",
                 "--audio-samplerate=44100",
                 "--audio-channels=stereo",
-                "--length=4",
                 "--msg-level=all=info",
             ])
             .arg(format!("--ao-pcm-file={w}"))
             .arg(url)
             .env("HOME", dir);
-            let out = run(cmd, limit).await;
+            let out = run_for(cmd, Duration::from_secs(5)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
-            // "Invalid audio PTS" is mpv noticing that a joiner's first Ogg FLAC timestamp
-            // was a guess (it is, on icecast2 too); it plays on.
+            // "Invalid audio PTS" is mpv noticing that guess (on icecast2 too); it plays on.
             let errors: Vec<String> =
                 error_lines(&text, &["error", "failed", "corrupt", "invalid"])
                     .into_iter()
                     .filter(|l| !l.contains("Invalid audio PTS"))
                     .collect();
-            if !out.success() || !errors.is_empty() {
+            if !errors.is_empty() {
                 return Err(format!("exit {:?}; errors: {errors:?}", out.status));
             }
             if family == Family::Mp3 && !text.contains(&format!("icy-title: {PLAYER_TITLE}")) {
@@ -1268,8 +1276,10 @@ async fn play(
             .env("HOME", dir);
             let out = run_for(cmd, Duration::from_secs(5)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
-            // mplayer's SIGTERM interrupts a read ("Interrupted system call"), and it tries
-            // to seek back in every stream it opens: neither is a playback error.
+            // mplayer's SIGTERM interrupts a read ("Interrupted system call"), it tries to
+            // seek back in every stream it opens, and its own Ogg demuxer hands the Opus
+            // decoder a bad first packet on any join (icecast2 too): none stops playback,
+            // which the decoded sound checks.
             let errors: Vec<String> = error_lines(
                 &text,
                 &[
@@ -1282,7 +1292,9 @@ async fn play(
             )
             .into_iter()
             .filter(|l| {
-                !l.contains("Interrupted system call") && !l.contains("Cannot seek backward")
+                !l.contains("Interrupted system call")
+                    && !l.contains("Cannot seek backward")
+                    && !(family == Family::Opus && l.contains("Error parsing the packet header"))
             })
             .collect();
             if !errors.is_empty() {
