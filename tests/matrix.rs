@@ -144,6 +144,8 @@ fn all_source_cases() -> Vec<SourceCase> {
         c("ffmpeg", Vorbis, "http"),
         c("ffmpeg", Opus, "http"),
         c("vlc", Mp3, "http"),
+        // VLC (libshout) tries the ICY port first when there is one.
+        c("vlc", Mp3, "icy"),
         c("vlc", Vorbis, "http"),
         c("vlc", Opus, "http"),
         c("liquidsoap", Mp3, "http"),
@@ -152,13 +154,16 @@ fn all_source_cases() -> Vec<SourceCase> {
         c("liquidsoap", Vorbis, "icy"),
         c("liquidsoap", Opus, "http"),
         c("ezstream", Mp3, "http"),
+        c("ezstream", Mp3, "icy"),
         c("ezstream", Vorbis, "http"),
         c("ices2 playlist", Vorbis, "http"),
         c("ices2 stdinpcm", Vorbis, "http"),
         c("gstreamer", Mp3, "http"),
+        c("gstreamer", Mp3, "icy"),
         c("gstreamer", Vorbis, "http"),
         c("gstreamer", Opus, "http"),
         c("shout", Mp3, "http"),
+        c("shout", Mp3, "icy"),
         c("shout", Vorbis, "http"),
     ]
 }
@@ -406,13 +411,14 @@ output.icecast({encoder}, host="{host}", port={port}, password="hackme", mount="
                 &conf,
                 format!(
                     r#"<ezstream>
-  <servers><server><protocol>HTTP</protocol><hostname>{host}</hostname><port>{port}</port>
+  <servers><server><protocol>{}</protocol><hostname>{host}</hostname><port>{port}</port>
     <user>source</user><password>hackme</password><tls>None</tls></server></servers>
   <streams><stream><mountpoint>{mount}</mountpoint><format>{fmt}</format><public>No</public>
     <stream_name>ezstream matrix</stream_name></stream></streams>
   <intakes><intake><type>playlist</type><filename>{}</filename></intake></intakes>
 </ezstream>
 "#,
+                    case.protocol.to_ascii_uppercase(),
                     playlist.display()
                 ),
             )
@@ -509,7 +515,9 @@ output.icecast({encoder}, host="{host}", port={port}, password="hackme", mount="
             };
             let pipeline = format!(
                 "audiotestsrc is-live=true wave=pink-noise volume=0.25 ! {enc} ! \
-                 shout2send ip={host} port={port} password=hackme mount={mount} streamname=gst-matrix"
+                 shout2send ip={host} port={port} password=hackme mount={mount} streamname=gst-matrix \
+                 protocol={}",
+                case.protocol
             );
             let mut cmd = Command::new("gst-launch-1.0");
             cmd.arg("-q").args(pipeline.split_whitespace());
@@ -531,7 +539,8 @@ output.icecast({encoder}, host="{host}", port={port}, password="hackme", mount="
             cmd.args([
                 "--usage", "audio", "--format", format, "-H", host, "-P", &port,
             ])
-            .args(["--mount", mount, "--user", "source", "--pass", "hackme"]);
+            .args(["--mount", mount, "--user", "source", "--pass", "hackme"])
+            .args(["--proto", case.protocol]);
             let input = std::fs::File::open(&file).map_err(|e| format!("open media: {e}"))?;
             Ok((
                 Proc::spawn_with("shout", cmd, log, Stdio::from(input)),
