@@ -1301,9 +1301,11 @@ async fn play(
             )
             .into_iter()
             .filter(|l| {
-                !l.contains("Interrupted system call")
-                    && !l.contains("Cannot seek backward")
-                    && !(family == Family::Opus && l.contains("Error parsing the packet header"))
+                let opus_join =
+                    family == Family::Opus && l.contains("Error parsing the packet header");
+                !(l.contains("Interrupted system call")
+                    || l.contains("Cannot seek backward")
+                    || opus_join)
             })
             .collect();
             if !errors.is_empty() {
