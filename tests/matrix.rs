@@ -655,6 +655,26 @@ fn silence_check(path: &std::path::Path, seconds: f32) -> Result<(), String> {
     Ok(())
 }
 
+/// As [`silence_check`], for headerless 16-bit stereo PCM at 44.1 kHz.
+fn raw_silence_check(pcm: &[u8], seconds: f32) -> Result<(), String> {
+    let want = (seconds * 44_100.0 * 4.0) as usize;
+    if pcm.len() < want {
+        return Err(format!(
+            "only {} bytes of PCM decoded, want at least {want} ({seconds} s)",
+            pcm.len()
+        ));
+    }
+    let peak = pcm
+        .chunks_exact(2)
+        .map(|s| (i16::from_le_bytes([s[0], s[1]]) as i32).abs())
+        .max()
+        .unwrap_or(0);
+    if peak < NOT_SILENT {
+        return Err(format!("decoded audio is silence (peak {peak})"));
+    }
+    Ok(())
+}
+
 fn first_lines(text: &str, n: usize) -> String {
     text.lines().take(n).collect::<Vec<_>>().join(" | ")
 }
@@ -899,8 +919,8 @@ async fn follow_signal(
 async fn admin_metadata(addr: SocketAddr, mount: &str, song: &str) -> Result<(), String> {
     let req = format!(
         "GET /admin/metadata?mount={}&mode=updinfo&charset=UTF-8&song={} HTTP/1.0\r\n{}\r\n",
-        url_encode(mount),
-        url_encode(song),
+        floecast::http::request::percent_encode(mount),
+        floecast::http::request::percent_encode(song),
         common::SOURCE
     );
     let reply = common::exchange(addr, req.as_bytes(), Duration::from_secs(5)).await;
@@ -910,18 +930,6 @@ async fn admin_metadata(addr: SocketAddr, mount: &str, song: &str) -> Result<(),
     } else {
         Err(format!("status {status}: {}", body.trim()))
     }
-}
-
-/// Percent-encode everything but unreserved characters.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1338,15 +1346,19 @@ async fn play(
             silence_check(&wav, 3.0)
         }
         "ogg123" => {
+            // `--end` counts stream time, which for a joiner starts wherever the stream is:
+            // play for a wall-clock time into a raw PCM file (no header to finish) instead.
+            let raw = dir.join("out.raw");
             let mut cmd = Command::new("ogg123");
-            cmd.args(["-q", "-d", "wav", "-f", &w, "-K", "4", url]);
-            let out = run(cmd, limit).await;
+            cmd.args(["-q", "-d", "raw", "-f"]).arg(&raw).arg(url);
+            let out = run_for(cmd, Duration::from_secs(5)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
             let errors = error_lines(&text, &["error", "corrupt", "failed"]);
-            if !out.success() || !errors.is_empty() {
+            if !errors.is_empty() {
                 return Err(format!("exit {:?}; errors: {errors:?}", out.status));
             }
-            silence_check(&wav, 2.0)
+            let pcm = std::fs::read(&raw).map_err(|e| format!("no decoded output: {e}"))?;
+            raw_silence_check(&pcm, 2.0)
         }
         "cvlc" => {
             let home = TempDir::new("matrix-vlc-player");
@@ -1484,7 +1496,9 @@ impl Reports {
                         .nth(1)
                         .and_then(|p| p.split_once('?'))
                     {
-                        *keep.lock().expect("report") = percent_decode(q.1);
+                        *keep.lock().expect("report") =
+                            String::from_utf8_lossy(&floecast::http::percent_decode(q.1))
+                                .into_owned();
                     }
                     let _ = tokio::io::AsyncWriteExt::write_all(
                         &mut s,
@@ -1506,25 +1520,6 @@ impl Drop for Reports {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Decode `%xx` escapes (the page's `encodeURIComponent`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The page Chromium loads: the media element, and a report of its state every 500 ms
