@@ -148,6 +148,8 @@ async fn floecast_matches_icecast2_or_the_readme_says_why() {
 
     // The same feeds into both servers, started together.
     let started = Instant::now();
+    // VLC's HOME directories, which must outlive it (declared first, so dropped last).
+    let mut vlc_homes = Vec::new();
     let mut feeders = Vec::new();
     for feed in Feed::ALL {
         for (server, addr) in [("icecast2", pair.ice), ("floecast", pair.floe)] {
@@ -162,8 +164,7 @@ async fn floecast_matches_icecast2_or_the_readme_says_why() {
                     let file = theora_file.to_str().expect("utf-8 path");
                     let cmd = vlc.command(&home, &["--loop", file, "--sout", &sout]);
                     let p = Proc::spawn("vlc", cmd, log);
-                    // VLC's HOME must outlive it.
-                    std::mem::forget(home);
+                    vlc_homes.push(home);
                     p
                 }
                 Feed::Chained => {
