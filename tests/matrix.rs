@@ -259,12 +259,15 @@ async fn run_source_case(case: &SourceCase, media: &Media, vlc: &VlcRunner, repo
     // A player-like listener from the start, recording titles (ICY and in-stream Ogg tags).
     let watcher = TitleWatcher::start(srv.addr, &mount).await;
 
-    // Decodable, and not silence. ffmpeg 5.1 cannot follow a chained Ogg Opus stream across
-    // a chain boundary (it fails the same way on icecast2), so there a shorter clean decode
-    // before the first boundary is enough.
+    // Decodable, and not silence. Not for liquidsoap's chained Ogg Opus: ffmpeg 5.1 (and mpv,
+    // which uses it) fail to join that stream with "Packet processing failed" on icecast2
+    // just the same, while VLC decodes it; there the listener's Ogg framing (checked below)
+    // stands in for decoding.
     let chained_opus = case.format == Format::Opus && matches!(titles, Titles::Tracks(_));
-    if let Err(e) = decode_check(&url, &tmp.join("decoded.wav"), chained_opus).await {
-        report.fail(&label, format!("ffmpeg as listener: {e}"));
+    if !chained_opus {
+        if let Err(e) = decode_check(&url, &tmp.join("decoded.wav")).await {
+            report.fail(&label, format!("ffmpeg as listener: {e}"));
+        }
     }
 
     // Titles follow every change.
@@ -281,6 +284,14 @@ async fn run_source_case(case: &SourceCase, media: &Media, vlc: &VlcRunner, repo
     let log = watcher.log();
     if let Some(e) = &log.error {
         report.fail(&label, format!("listener stream broken: {e}"));
+    }
+    // At least three seconds have passed: more than a second of the slowest stream (Opus at
+    // 96 kbit/s).
+    if log.bytes < 16 * 1024 {
+        report.fail(
+            &label,
+            format!("the listener received only {} bytes of stream", log.bytes),
+        );
     }
     let want_type: &[&str] = match case.format {
         Format::Mp3 => &["audio/mpeg"],
@@ -596,9 +607,8 @@ fn tail(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-/// ffmpeg decodes 3 s of `url` to a WAV file without errors, and it is not silence. With
-/// `chain_end_ok`, an error at an Ogg chain boundary after at least 1 s of clean audio passes.
-async fn decode_check(url: &str, wav: &std::path::Path, chain_end_ok: bool) -> Result<(), String> {
+/// ffmpeg decodes 3 s of `url` to a WAV file without errors, and it is not silence.
+async fn decode_check(url: &str, wav: &std::path::Path) -> Result<(), String> {
     let w = wav.to_str().expect("utf-8 path");
     let out = run(
         interop_support::ffmpeg(&[
@@ -610,6 +620,8 @@ async fn decode_check(url: &str, wav: &std::path::Path, chain_end_ok: bool) -> R
             "3",
             "-ac",
             "2",
+            "-ar",
+            "44100",
             "-c:a",
             "pcm_s16le",
             "-y",
@@ -618,13 +630,6 @@ async fn decode_check(url: &str, wav: &std::path::Path, chain_end_ok: bool) -> R
         Duration::from_secs(25),
     )
     .await;
-    let err = out.stderr_text();
-    let at_chain_boundary = err
-        .lines()
-        .all(|l| l.contains("Packet processing failed") || l.contains("Invalid data found"));
-    if chain_end_ok && at_chain_boundary && silence_check(wav, 1.0).is_ok() {
-        return Ok(());
-    }
     if !out.success() {
         return Err(format!("exit {:?}: {}", out.status, out.stderr_text()));
     }
