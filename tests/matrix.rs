@@ -5,7 +5,9 @@
 //!
 //! Each combination runs independently (its own server, its own temp dir) and concurrently with
 //! the others; every failing combination is collected and printed as "client / format: what
-//! differed", and the test fails once, at the end, listing them all.
+//! differed", and the test fails once, at the end, listing them all. A failing player
+//! combination is replayed against icecast2 fed the same way, and the report says whether
+//! icecast2 does better (a floecast bug) or fails too (a player limit, or a bug both share).
 
 mod common;
 mod interop_support;
