@@ -245,8 +245,39 @@ pub async fn wait_listeners(srv: &TestServer, mount: &str, n: usize, timeout: Du
     .await;
 }
 
-/// Is an external program on PATH? Tests that need one print a skip reason otherwise.
+/// The environment variable that turns every "skip: program missing" into a failure. CI
+/// (`.ci/run`) sets it, so a client that failed to install cannot pass as a skipped test.
+pub const REQUIRE_CLIENTS_VAR: &str = "FLOECAST_REQUIRE_CLIENTS";
+
+/// Whether missing programs must fail the test instead of skipping it (see
+/// [`REQUIRE_CLIENTS_VAR`]).
+pub fn clients_required() -> bool {
+    std::env::var(REQUIRE_CLIENTS_VAR).is_ok_and(|v| v == "1")
+}
+
+/// Report a test (or part of one) that cannot run here: `SKIP: <reason>` on stderr, or a
+/// panic when [`clients_required`] (in CI nothing may skip).
+#[track_caller]
+pub fn skip(reason: &str) {
+    if clients_required() {
+        panic!("{reason}, and {REQUIRE_CLIENTS_VAR}=1 forbids skipping: install it (see .ci/run)");
+    }
+    eprintln!("SKIP: {reason}");
+}
+
+/// Is an external program on PATH? Tests that need one print a skip reason otherwise. When
+/// [`clients_required`], a missing program panics here instead.
+#[track_caller]
 pub fn have(program: &str) -> bool {
+    let found = on_path(program);
+    if !found && clients_required() {
+        skip(&format!("{program} not installed"));
+    }
+    found
+}
+
+/// Is an external program on PATH (never panics)?
+pub fn on_path(program: &str) -> bool {
     std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {program}"))

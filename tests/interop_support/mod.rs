@@ -24,11 +24,13 @@ pub const ICECAST2_USER: &str = "icecast2";
 /// The unprivileged user VLC runs as when the tests run as root (`.ci/run` creates it).
 pub const TEST_USER: &str = "floecast-test";
 
-/// Every program in `programs` is on PATH; otherwise prints `SKIP: <program> not installed`.
+/// Every program in `programs` is on PATH; otherwise prints `SKIP: <program> not installed`
+/// (or panics, when `FLOECAST_REQUIRE_CLIENTS=1`: see [`common::skip`]).
+#[track_caller]
 pub fn have_all(test: &str, programs: &[&str]) -> bool {
     for p in programs {
-        if !common::have(p) {
-            eprintln!("SKIP: {p} not installed ({test})");
+        if !common::on_path(p) {
+            common::skip(&format!("{p} not installed ({test})"));
             return false;
         }
     }
@@ -221,18 +223,29 @@ fn run_blocking(mut cmd: Command, timeout: Duration) -> Output {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
+    // Readers hand back what they read through channels, so a grandchild that keeps the
+    // pipes open (mplayer forks its cache process) cannot hold this call past the timeout.
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = shared.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sink
+                        .lock()
+                        .expect("pipe buffer")
+                        .extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = tx.send(());
+        });
+        (rx, shared)
+    };
+    let (out_done, out_buf) = reader(Box::new(child.stdout.take().expect("stdout")));
+    let (err_done, err_buf) = reader(Box::new(child.stderr.take().expect("stderr")));
     let deadline = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -245,10 +258,17 @@ fn run_blocking(mut cmd: Command, timeout: Duration) -> Output {
             }
         }
     };
+    let grace = Instant::now() + Duration::from_secs(2);
+    for done in [&out_done, &err_done] {
+        let _ = done.recv_timeout(grace.saturating_duration_since(Instant::now()));
+    }
+    let take = |b: &std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+        std::mem::take(&mut *b.lock().expect("pipe buffer"))
+    };
     Output {
         status,
-        stdout: t_out.join().unwrap_or_default(),
-        stderr: t_err.join().unwrap_or_default(),
+        stdout: take(&out_buf),
+        stderr: take(&err_buf),
     }
 }
 
@@ -475,10 +495,10 @@ impl VlcRunner {
         match user_ids(TEST_USER) {
             Some(ids) => Some(VlcRunner { user: Some(ids) }),
             None => {
-                eprintln!(
-                    "SKIP: running as root and no user {TEST_USER} to run VLC as \
+                common::skip(&format!(
+                    "running as root and no user {TEST_USER} to run VLC as \
                      (create it: useradd -r -M {TEST_USER}) ({test})"
-                );
+                ));
                 None
             }
         }
@@ -716,9 +736,9 @@ impl Icecast2 {
             match user_ids(ICECAST2_USER) {
                 Some(ids) => Some(ids),
                 None => {
-                    eprintln!(
-                        "SKIP: running as root and no {ICECAST2_USER} user for <changeowner> ({test})"
-                    );
+                    common::skip(&format!(
+                        "running as root and no {ICECAST2_USER} user for <changeowner> ({test})"
+                    ));
                     return None;
                 }
             }
@@ -894,4 +914,297 @@ pub fn chromium_dump_dom(
         .stderr(Stdio::null())
         .kill_on_drop(true);
     c
+}
+
+/// `program` as a command that runs as [`TEST_USER`] through `setpriv` when we are root (for
+/// programs that refuse root: VLC, liquidsoap); `None` after a skip when that is impossible.
+pub fn unprivileged(test: &str, program: &str) -> Option<Command> {
+    if !have_all(test, &[program]) {
+        return None;
+    }
+    if !running_as_root() {
+        return Some(Command::new(program));
+    }
+    if !have_all(test, &["setpriv"]) {
+        return None;
+    }
+    let Some((uid, gid)) = user_ids(TEST_USER) else {
+        common::skip(&format!(
+            "running as root and no user {TEST_USER} to run {program} as ({test})"
+        ));
+        return None;
+    };
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "--", program]);
+    Some(c)
+}
+
+/// The `source` object of `/status-json.xsl` on `addr` (floecast or icecast2) whose
+/// `listenurl` ends with `mount`; `None` when the mount is not listed or the reply is not JSON.
+pub async fn status_json_source(addr: SocketAddr, mount: &str) -> Option<serde_json::Value> {
+    let doc = status_json(addr).await?;
+    let sources = match doc.get("icestats")?.get("source")? {
+        serde_json::Value::Array(a) => a.clone(),
+        one => vec![one.clone()],
+    };
+    sources.into_iter().find(|s| {
+        s.get("listenurl")
+            .and_then(|u| u.as_str())
+            .is_some_and(|u| u.ends_with(mount))
+    })
+}
+
+/// `/status-json.xsl` on `addr`, parsed; `None` when it cannot be fetched or parsed.
+pub async fn status_json(addr: SocketAddr) -> Option<serde_json::Value> {
+    let req = format!("GET /status-json.xsl HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let reply = common::exchange(addr, req.as_bytes(), Duration::from_secs(5)).await;
+    let (status, _, body) = common::split_reply(&reply);
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+/// A string field of a status-json source (numbers are shown as text, null as `None`).
+pub fn json_text(source: &serde_json::Value, key: &str) -> Option<String> {
+    match source.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// A listener that records what a player would show as the title while it runs: each ICY
+/// `StreamTitle` (when the server sends `icy-metaint`) and the TITLE/ARTIST of each Ogg
+/// comment header (Vorbis, Opus) in the body. Stops when dropped.
+pub struct TitleWatcher {
+    seen: std::sync::Arc<std::sync::Mutex<WatchLog>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What a [`TitleWatcher`] saw.
+#[derive(Clone, Debug, Default)]
+pub struct WatchLog {
+    /// The response head.
+    pub head: String,
+    /// Each non-empty ICY block's `StreamTitle` value, in order.
+    pub icy: Vec<String>,
+    /// Each Ogg comment header's (ARTIST, TITLE), in order.
+    pub ogg: Vec<(Option<String>, Option<String>)>,
+    /// Body bytes received.
+    pub bytes: usize,
+    /// The stream broke its own framing (bad ICY block or lost Ogg sync).
+    pub error: Option<String>,
+}
+
+impl TitleWatcher {
+    /// Listen to `mount` on `addr`, sending `Icy-MetaData: 1` (as players do).
+    pub async fn start(addr: SocketAddr, mount: &str) -> TitleWatcher {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(WatchLog::default()));
+        let log = seen.clone();
+        let mount = mount.to_string();
+        let task = tokio::spawn(async move {
+            let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                log.lock().expect("watch log").error = Some("connect failed".into());
+                return;
+            };
+            let req = format!(
+                "GET {mount} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: title-watcher\r\nIcy-MetaData: 1\r\n\r\n"
+            );
+            if s.write_all(req.as_bytes()).await.is_err() {
+                return;
+            }
+            let (head, first) = common::read_head(&mut s, Duration::from_secs(10)).await;
+            let metaint = header(&head, "icy-metaint").and_then(|v| v.parse::<usize>().ok());
+            log.lock().expect("watch log").head = head;
+            let mut decoder = StreamTitles::new(metaint);
+            decoder.feed(&first, &log);
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut s, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => decoder.feed(&buf[..n], &log),
+                }
+            }
+        });
+        TitleWatcher { seen, task }
+    }
+
+    /// A copy of what was seen so far.
+    pub fn log(&self) -> WatchLog {
+        self.seen.lock().expect("watch log").clone()
+    }
+}
+
+impl Drop for TitleWatcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Splits a listener body into audio and ICY blocks, and Ogg audio into pages, recording
+/// titles into a [`WatchLog`].
+struct StreamTitles {
+    metaint: Option<usize>,
+    /// Audio bytes left before the next ICY length byte.
+    until_meta: usize,
+    /// A partial ICY block: (expected length, bytes so far).
+    meta: Option<(usize, Vec<u8>)>,
+    /// Audio not yet parsed into whole Ogg pages.
+    ogg: Vec<u8>,
+    is_ogg: Option<bool>,
+}
+
+impl StreamTitles {
+    fn new(metaint: Option<usize>) -> StreamTitles {
+        StreamTitles {
+            metaint,
+            until_meta: metaint.unwrap_or(usize::MAX),
+            meta: None,
+            ogg: Vec::new(),
+            is_ogg: None,
+        }
+    }
+
+    fn feed(&mut self, mut data: &[u8], log: &std::sync::Mutex<WatchLog>) {
+        let mut log = log.lock().expect("watch log");
+        while !data.is_empty() {
+            if let Some((want, got)) = &mut self.meta {
+                let take = (*want - got.len()).min(data.len());
+                got.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                if got.len() == *want {
+                    let text = String::from_utf8_lossy(got)
+                        .trim_end_matches('\0')
+                        .to_string();
+                    match text
+                        .strip_prefix("StreamTitle='")
+                        .and_then(|t| t.split("';").next())
+                    {
+                        Some(t) => log.icy.push(t.to_string()),
+                        None if log.error.is_none() => {
+                            log.error = Some(format!("bad ICY block {text:?}"));
+                        }
+                        None => {}
+                    }
+                    self.meta = None;
+                    self.until_meta = self.metaint.unwrap_or(usize::MAX);
+                }
+                continue;
+            }
+            if self.until_meta == 0 {
+                let len = data[0] as usize * 16;
+                data = &data[1..];
+                if len == 0 {
+                    self.until_meta = self.metaint.unwrap_or(usize::MAX);
+                } else {
+                    self.meta = Some((len, Vec::with_capacity(len)));
+                }
+                continue;
+            }
+            let take = self.until_meta.min(data.len());
+            self.audio(&data[..take], &mut log);
+            if self.metaint.is_some() {
+                self.until_meta -= take;
+            }
+            data = &data[take..];
+        }
+    }
+
+    fn audio(&mut self, audio: &[u8], log: &mut WatchLog) {
+        log.bytes += audio.len();
+        if self.is_ogg.is_none() && !audio.is_empty() {
+            self.ogg.extend_from_slice(audio);
+            if self.ogg.len() >= 4 {
+                self.is_ogg = Some(&self.ogg[..4] == b"OggS");
+            }
+            if self.is_ogg != Some(true) {
+                self.ogg.clear();
+            }
+            self.ogg_pages(log);
+            return;
+        }
+        if self.is_ogg == Some(true) {
+            self.ogg.extend_from_slice(audio);
+            self.ogg_pages(log);
+        }
+    }
+
+    fn ogg_pages(&mut self, log: &mut WatchLog) {
+        if self.is_ogg != Some(true) {
+            return;
+        }
+        let mut at = 0;
+        loop {
+            let rest = &self.ogg[at..];
+            if rest.len() < 27 {
+                break;
+            }
+            if &rest[..4] != b"OggS" {
+                if log.error.is_none() {
+                    log.error = Some(format!(
+                        "Ogg framing lost: {:02x?}",
+                        &rest[..rest.len().min(8)]
+                    ));
+                }
+                self.is_ogg = Some(false);
+                self.ogg.clear();
+                return;
+            }
+            let nseg = rest[26] as usize;
+            if rest.len() < 27 + nseg {
+                break;
+            }
+            let body: usize = rest[27..27 + nseg].iter().map(|&b| b as usize).sum();
+            let end = 27 + nseg + body;
+            if rest.len() < end {
+                break;
+            }
+            let payload = &rest[27 + nseg..end];
+            let comments = payload
+                .strip_prefix(b"\x03vorbis")
+                .or_else(|| payload.strip_prefix(b"OpusTags"));
+            if let Some(c) = comments {
+                log.ogg.push(vorbis_comment_tags(c));
+            }
+            at += end;
+        }
+        self.ogg.drain(..at);
+    }
+}
+
+/// (ARTIST, TITLE) of a Vorbis comment block (the part after the packet magic). Comment
+/// headers that span pages are cut short: the tags of interest come early.
+pub fn vorbis_comment_tags(c: &[u8]) -> (Option<String>, Option<String>) {
+    let u32_at = |i: usize| -> Option<usize> {
+        c.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let (mut artist, mut title) = (None, None);
+    let Some(vendor) = u32_at(0) else {
+        return (None, None);
+    };
+    let mut i = 4 + vendor;
+    let Some(n) = u32_at(i) else {
+        return (None, None);
+    };
+    i += 4;
+    for _ in 0..n.min(1000) {
+        let Some(len) = u32_at(i) else { break };
+        let Some(field) = c.get(i + 4..i + 4 + len) else {
+            break;
+        };
+        i += 4 + len;
+        let field = String::from_utf8_lossy(field);
+        if let Some((k, v)) = field.split_once('=') {
+            if k.eq_ignore_ascii_case("title") {
+                title = Some(v.to_string());
+            } else if k.eq_ignore_ascii_case("artist") {
+                artist = Some(v.to_string());
+            }
+        }
+    }
+    (artist, title)
 }
