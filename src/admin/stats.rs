@@ -110,6 +110,12 @@ pub fn mount_stats(server: &Server, mount: &Mount) -> BTreeMap<String, Value> {
     if let Some((major, minor)) = codec.flac_version {
         put("FLAC_version", format!("{major}.{minor}").into());
     }
+    if let Some(b) = codec.video_bitrate {
+        put("video_bitrate", Value::Int(b.into()));
+    }
+    if let Some(q) = codec.video_quality {
+        put("video_quality", Value::Int(q.into()));
+    }
     if let (Some(w), Some(h)) = (codec.video_width, codec.video_height) {
         put("frame_size", format!("{w} x {h}").into());
     }

@@ -138,6 +138,10 @@ pub struct CodecInfo {
     pub video_width: Option<u32>,
     pub video_height: Option<u32>,
     pub frame_rate: Option<f64>,
+    /// Theora's declared target bitrate (bits/s, 0 when the encoder aimed at a quality) and
+    /// quality (0–63): icecast's `video_bitrate` and `video_quality`.
+    pub video_bitrate: Option<u32>,
+    pub video_quality: Option<u32>,
     /// Bits/s the Vorbis identification header declares as nominal: icecast's
     /// `audio_bitrate` stat, and divided by 1000 its `ice-bitrate`.
     pub nominal_bitrate: Option<u32>,

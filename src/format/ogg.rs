@@ -558,8 +558,11 @@ impl OggFramer {
 
     fn update_codec_names(&mut self) {
         let codecs: Vec<Codec> = self.chain.streams.iter().map(|s| s.codec).collect();
+        // icecast2 prepends each new logical stream to its codec list, so its `subtype`
+        // names them in reverse BOS order ("Vorbis/Theora" for Theora first).
         let names: Vec<&str> = codecs
             .iter()
+            .rev()
             .filter(|c| **c != Codec::Skeleton)
             .map(|c| c.name())
             .collect();
@@ -752,6 +755,12 @@ fn parse_header_packet(codec: Codec, n: u32, p: &[u8], info: &mut CodecInfo) {
             {
                 info.frame_rate = Some(num as f64 / den as f64);
             }
+            // NOMBR (24 bits) follows the pixel aspect ratio and colour space; QUAL is the top
+            // 6 bits of the next byte.
+            info.video_bitrate = p
+                .get(37..40)
+                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+            info.video_quality = p.get(40).map(|b| u32::from(b >> 2));
         }
         _ => {}
     }
@@ -1186,6 +1195,9 @@ mod tests {
         th.extend_from_slice(&[0, 2, 0x80, 0, 1, 0xE0, 0, 0]); // 640x480 at 0,0
         th.extend_from_slice(&25u32.to_be_bytes());
         th.extend_from_slice(&1u32.to_be_bytes());
+        th.extend_from_slice(&[0, 0, 1, 0, 0, 1, 0]); // aspect 1:1, colour space
+        th.extend_from_slice(&[0x01, 0xE2, 0x40]); // target bitrate 123456
+        th.push(37 << 2); // quality 37
         th.resize(42, 0);
         let th_c = b"\x81theora-comments".to_vec();
         let th_s = b"\x82theora-setup".to_vec();
@@ -1208,13 +1220,17 @@ mod tests {
         assert_eq!(starts, [true, false, false, false, false, true]);
         assert_eq!(f.header().unwrap().data, pages[..4].concat());
         let info = f.info();
-        assert_eq!(info.subtype.as_deref(), Some("Theora/Vorbis"));
+        assert_eq!(info.subtype.as_deref(), Some("Vorbis/Theora"));
         assert_eq!(info.codec.as_deref(), Some("Vorbis"));
         assert_eq!(
             (info.video_width, info.video_height),
             (Some(640), Some(480))
         );
         assert_eq!(info.frame_rate, Some(25.0));
+        assert_eq!(
+            (info.video_bitrate, info.video_quality),
+            (Some(123456), Some(37))
+        );
     }
 
     /// Theora ident, comment and setup header pages of stream `serial` (640x480, 25 fps).
