@@ -9,8 +9,9 @@ use std::time::Duration;
 use super::Login;
 use crate::config::UrlAuth;
 use crate::http::RequestHead;
-use crate::http::client::{Request, ResponseHead, Url, Version, parse_response_at_close};
+use crate::http::client::{Request, ResponseHead, Version, parse_response_at_close};
 use crate::http::request::percent_encode;
+use crate::http::url::Url;
 use crate::net::client::{self, ClientError, Options};
 use crate::server::Server;
 

@@ -11,9 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::http::client::{
-    Body, BodyError, HeadError, RedirectError, RedirectPolicy, Request, ResponseHead, Url,
+    Body, BodyError, HeadError, RedirectError, RedirectPolicy, Request, ResponseHead,
     parse_response,
 };
+use crate::http::url::Url;
 
 /// icecast's relay connect timeout; the default for every caller.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

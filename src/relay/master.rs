@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use super::pull::{self, PullRelay};
 use super::upstream::StreamRequest;
 use crate::config::MasterConfig;
-use crate::http::client::{Protocol, Request, Url, Version};
+use crate::http::client::{Protocol, Request, Version};
+use crate::http::url::Url;
 use crate::net::client::{self, ClientError, Options};
 use crate::server::Server;
 

@@ -18,7 +18,7 @@ use super::upstream::{self, StreamRequest};
 use super::{Backoff, RelayStatus, State, jitter_seed};
 use crate::config::{RelayConfig, RelayTiming};
 use crate::format::Family;
-use crate::http::client::Url;
+use crate::http::url::Url;
 use crate::ingest::SourceSession;
 use crate::ingest::session::{EndReason, StartError, StartOptions};
 use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};

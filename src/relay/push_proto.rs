@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::format::CodecInfo;
 use crate::http::client::{
-    self, HeadError, Request, ResponseHead, Url, Version, basic_credentials, header_value,
-    parse_response,
+    HeadError, Request, ResponseHead, Version, basic_credentials, header_value, parse_response,
 };
 use crate::http::request::percent_encode;
+use crate::http::url::{self, Url};
 use crate::mount::SourceInfo;
 
 /// The method a source request uses.
@@ -46,7 +46,7 @@ impl Target {
 
     /// `Host:` value: IPv6 literals in brackets.
     fn host_header(&self) -> String {
-        client::authority(&self.host, self.port)
+        url::authority(&self.host, self.port)
     }
 
     /// The remote stream's URL without credentials, for logs and status.
@@ -561,7 +561,7 @@ mod tests {
     fn replies_are_bounded_and_checked() {
         let mut r = ReplyTracker::new();
         let mut long = b"HTTP/1.0 200 OK\r\nx: ".to_vec();
-        long.resize(client::MAX_RESPONSE_HEAD + 1, b'y');
+        long.resize(crate::http::client::MAX_RESPONSE_HEAD + 1, b'y');
         assert_eq!(r.push(&long), Err(HeadError::TooLarge));
         let mut r = ReplyTracker::new();
         assert_eq!(

@@ -4,7 +4,8 @@
 
 use std::net::IpAddr;
 
-use crate::http::client::{MAX_REDIRECTS, RedirectPolicy, Request, Url, Version};
+use crate::http::client::{MAX_REDIRECTS, RedirectPolicy, Request, Version};
+use crate::http::url::Url;
 use crate::net::client::{self, ClientError, Options, Response};
 
 /// What to ask an upstream for.

@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::JOIN_TIMEOUT;
-use crate::http::client::{Request, ResponseHead, Url, Version};
+use crate::http::client::{Request, ResponseHead, Version};
+use crate::http::url::Url;
 use crate::net::client::{self, ClientError, Options};
 use crate::p2psp::compat::{self, CompatConfig, CompatError};
 use crate::p2psp::{Role, StreamInfo};
