@@ -1,10 +1,13 @@
 //! Sans-IO HTTP pieces the front door needs and hyper cannot provide: a liberal request-head
 //! parser (LF-only lines, `ICE/1.0`, any header case), icecast-exact response bytes, Basic
-//! auth and a chunked-body decoder. Nothing here touches a socket.
+//! auth and a chunked-body decoder; and the protocol half of the one HTTP/1 client
+//! ([`client`], [`url`]). Nothing here touches a socket.
 
 pub mod chunked;
+pub mod client;
 pub mod request;
 pub mod response;
+pub mod url;
 
 pub use chunked::Dechunker;
 pub use request::{

@@ -1,117 +1,67 @@
 //! icecast2's URL authenticator, listener side: each new listener is POSTed to an HTTP
 //! backend (`listener_add`), which accepts it with a reply header (`icecast-auth-user: 1`)
-//! and may limit its listening time; `listener_remove` is told when it leaves. A small
-//! HTTP/1.0 client of our own (plain http only), with a timeout and a capped reply head.
+//! and may limit its listening time; `listener_remove` is told when it leaves. The POSTs go
+//! through the one HTTP client, within the configured timeout.
 
-use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use base64::Engine;
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::Login;
 use crate::config::UrlAuth;
 use crate::http::RequestHead;
+use crate::http::client::{Request, ResponseHead, Version, parse_response_at_close};
 use crate::http::request::percent_encode;
+use crate::http::url::Url;
+use crate::net::client::{self, ClientError, Options};
 use crate::server::Server;
 
-/// Largest reply head read from a backend.
-const MAX_REPLY_HEAD: usize = 16 * 1024;
-
-/// `http://host[:port]/path` → (host, port, Host header value, path).
-fn split_url(url: &str) -> Option<(String, u16, String, String)> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+/// The form POST icecast's URL authenticator sends.
+fn post_request(
+    url: &Url,
+    credentials: Option<(&str, &str)>,
+    body: &str,
+    user_agent: &str,
+) -> Request {
+    let req = Request::new("POST", &url.path, Version::Http10)
+        .header("Host", &url.host_header())
+        .header("User-Agent", user_agent)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Content-Length", &body.len().to_string());
+    let req = match credentials {
+        Some((u, p)) => req.basic_auth(u, p),
+        None => req,
     };
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']')?;
-        let port = match after {
-            "" => 80,
-            p => p.strip_prefix(':')?.parse().ok()?,
-        };
-        (h, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, 80),
-        }
-    };
-    Some((
-        host.to_string(),
-        port,
-        authority.to_string(),
-        path.to_string(),
-    ))
+    req.header("Connection", "close").body(body)
 }
 
-/// POST `body` to `url` and return the reply's status code and header lines.
+/// POST `body` to `url` and return the reply's head.
 pub async fn post(
     url: &str,
     credentials: Option<(&str, &str)>,
     body: &str,
     user_agent: &str,
     timeout: Duration,
-) -> io::Result<(u16, Vec<(String, String)>)> {
-    let (host, port, authority, path) = split_url(url)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not an http:// URL"))?;
+) -> Result<ResponseHead, ClientError> {
+    let url = Url::parse(url).ok_or_else(|| ClientError::Url(url.to_string()))?;
+    let opts = Options {
+        connect_timeout: timeout,
+        response_timeout: timeout,
+        ..Options::default()
+    };
     let exchange = async {
-        let mut stream = TcpStream::connect((host.as_str(), port)).await?;
-        let mut req = format!(
-            "POST {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\n\
-             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some((u, p)) = credentials {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            req.push_str(&format!("Authorization: Basic {token}\r\n"));
-        }
-        req.push_str("Connection: close\r\n\r\n");
-        req.push_str(body);
-        stream.write_all(req.as_bytes()).await?;
-        let mut buf = BytesMut::with_capacity(1024);
-        loop {
-            if let Some(end) = crate::http::find_head_end(&buf) {
-                return parse_reply(&buf[..end]);
+        let request = |u: &Url| post_request(u, credentials, body, user_agent);
+        match client::request(&url, request, &opts).await {
+            Ok(reply) => Ok(reply.head),
+            // A reply cut short still counts for the headers that came.
+            Err(ClientError::Closed(partial)) => {
+                parse_response_at_close(&partial)?.ok_or(ClientError::Closed(partial))
             }
-            if buf.len() >= MAX_REPLY_HEAD {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "reply head too large",
-                ));
-            }
-            if stream.read_buf(&mut buf).await? == 0 {
-                // A reply cut short still counts for the headers that came.
-                return parse_reply(&buf);
-            }
+            Err(e) => Err(e),
         }
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no reply in time"))?
-}
-
-fn parse_reply(head: &[u8]) -> io::Result<(u16, Vec<(String, String)>)> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.lines();
-    let status = lines
-        .next()
-        .filter(|l| l.starts_with("HTTP/"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no HTTP status line"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Ok((status, headers))
+        .map_err(|_| ClientError::Timeout)?
 }
 
 /// A configured `name: value` header line as (lower-cased name, value).
@@ -189,7 +139,7 @@ pub async fn listener_add(
         .username
         .as_deref()
         .map(|u| (u, auth.password.as_deref().unwrap_or("")));
-    let (status, headers) = match post(
+    let reply = match post(
         &auth.listener_add,
         backend_creds,
         &body,
@@ -205,23 +155,17 @@ pub async fn listener_add(
         }
     };
     let (want_name, want_value) = header_spec(&auth.auth_header);
-    let accepted = headers
-        .iter()
-        .any(|(k, v)| *k == want_name && *v == want_value);
+    let accepted = reply.header_values(&want_name).any(|v| v == want_value);
     if !accepted {
-        let message = headers
-            .iter()
-            .find(|(k, _)| k == "icecast-auth-message")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("");
+        let status = reply.status;
+        let message = reply.header("icecast-auth-message").unwrap_or("");
         tracing::info!(status, %ip, user, message, "auth backend refused listener");
         return None;
     }
     let (limit_name, _) = header_spec(&auth.timelimit_header);
-    let timelimit = headers
-        .iter()
-        .find(|(k, _)| *k == limit_name)
-        .and_then(|(_, v)| v.parse::<u64>().ok())
+    let timelimit = reply
+        .header(&limit_name)
+        .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs);
     let on_leave = auth.listener_remove.as_ref().map(|url| {
         Box::new(Removal {
@@ -245,27 +189,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split() {
+    fn post_bytes_are_icecasts() {
+        let url = Url::parse("http://auth.example/add?x=1").unwrap();
+        let req = post_request(&url, Some(("icecast", "b4ck")), "a=1&b=2", "Icecast 2.4.4");
         assert_eq!(
-            split_url("http://auth.example:8080/add?x=1"),
-            Some((
-                "auth.example".into(),
-                8080,
-                "auth.example:8080".into(),
-                "/add?x=1".into()
-            ))
+            req.to_bytes(),
+            b"POST /add?x=1 HTTP/1.0\r\nHost: auth.example\r\nUser-Agent: Icecast 2.4.4\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\
+              Authorization: Basic aWNlY2FzdDpiNGNr\r\nConnection: close\r\n\r\na=1&b=2"
         );
-        assert_eq!(
-            split_url("http://h"),
-            Some(("h".into(), 80, "h".into(), "/".into()))
-        );
-        assert_eq!(
-            split_url("http://[::1]:81/a"),
-            Some(("::1".into(), 81, "[::1]:81".into(), "/a".into()))
-        );
-        assert_eq!(split_url("https://h/"), None);
-        assert_eq!(split_url("http://u:p@h/"), None);
-        assert_eq!(split_url("http://h:x/"), None);
+        // The Host header is the URL's authority as written.
+        for (written, host) in [
+            ("http://auth.example:8080/add", "auth.example:8080"),
+            ("http://h", "h"),
+            ("http://h:80/", "h:80"),
+            ("http://[::1]:81/a", "[::1]:81"),
+        ] {
+            let url = Url::parse(written).unwrap();
+            let bytes = post_request(&url, None, "", "ua").to_bytes();
+            let text = String::from_utf8(bytes).unwrap();
+            assert!(text.contains(&format!("\r\nHost: {host}\r\n")), "{text}");
+            assert!(!text.contains("Authorization"), "{text}");
+        }
     }
 
     #[test]
@@ -278,17 +223,11 @@ mod tests {
     }
 
     #[test]
-    fn reply_heads_parse() {
-        let (status, h) = parse_reply(
-            b"HTTP/1.1 200 OK\r\nIcecast-Auth-User: 1\r\nicecast-auth-timelimit: 30\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!(status, 200);
-        assert_eq!(h[0], ("icecast-auth-user".into(), "1".into()));
+    fn header_specs() {
         assert_eq!(
             header_spec("icecast-auth-user: 1"),
             ("icecast-auth-user".into(), "1".into())
         );
-        assert!(parse_reply(b"garbage\r\n\r\n").is_err());
+        assert_eq!(header_spec(" X-Ok "), ("x-ok".into(), String::new()));
     }
 }

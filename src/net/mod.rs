@@ -1,8 +1,10 @@
 //! The front door: our own accept loop. It reads each request head under a size cap and the
 //! header timeout, then runs SOURCE/PUT ingest and the listener hot path itself and hands
 //! everything else to axum through a prefix-replaying IO (hyper cannot read bodies that run
-//! until close, nor send `100 Continue`).
+//! until close, nor send `100 Continue`). [`client`] is the outgoing side: the I/O of the one
+//! HTTP/1 client.
 
+pub mod client;
 pub mod prefixed;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -13,35 +13,54 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::client;
-use super::head::{StreamRequest, UpstreamUrl};
 use super::pull::{self, PullRelay};
+use super::upstream::StreamRequest;
 use crate::config::MasterConfig;
+use crate::http::client::{Protocol, Request, Version};
+use crate::http::url::Url;
+use crate::net::client::{self, ClientError, Options};
 use crate::server::Server;
 
 /// Most mounts taken from one stream list.
 pub const MAX_MOUNTS: usize = 1000;
 /// Longest wait for a stream list body.
 const LIST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest stream list body read from a master.
+const MAX_STREAMLIST: usize = 1 << 20;
+
+/// The exact bytes an icecast slave polls its master with (spec §4).
+fn streamlist_request(user: &str, password: &str) -> Request {
+    Request::new("GET", "/admin/streamlist.txt", Version::Http10).basic_auth(user, password)
+}
+
+/// Fetch the master's `/admin/streamlist.txt`. Only `HTTP/1.0 200` and `HTTP/1.1 200` count
+/// as success, as in icecast.
+async fn fetch_streamlist(cfg: &MasterConfig) -> Result<String, ClientError> {
+    let url = Url::new(&cfg.server, cfg.port, "/admin/streamlist.txt")
+        .ok_or_else(|| ClientError::Resolve(cfg.server.clone()))?;
+    let request = |_: &Url| streamlist_request(&cfg.username, &cfg.password);
+    let mut list = client::request(&url, request, &Options::default()).await?;
+    if list.head.status != 200 || list.head.protocol == Protocol::Icy {
+        return Err(ClientError::Status(list.head.status, list.head.reason));
+    }
+    let body = list.body(MAX_STREAMLIST, LIST_TIMEOUT).await?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
 
 /// The mounts a stream list names: `/m` is on the master itself, `http://h:p/m` elsewhere
 /// (port 80 by default). The local mount is the path. Unusable lines are skipped; the
 /// first line for a local mount wins.
-pub fn parse_streamlist(
-    body: &str,
-    master_host: &str,
-    master_port: u16,
-) -> Vec<(String, UpstreamUrl)> {
-    let mut out: Vec<(String, UpstreamUrl)> = Vec::new();
+pub fn parse_streamlist(body: &str, master_host: &str, master_port: u16) -> Vec<(String, Url)> {
+    let mut out: Vec<(String, Url)> = Vec::new();
     for line in body.lines() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
         let url = if line.starts_with('/') {
-            UpstreamUrl::new(master_host, master_port, line)
+            Url::new(master_host, master_port, line)
         } else {
-            UpstreamUrl::parse(line)
+            Url::parse(line)
         };
         let Some(url) = url else {
             tracing::debug!("stream list line skipped: {line:?}");
@@ -60,7 +79,7 @@ pub fn parse_streamlist(
 }
 
 struct Running {
-    url: UpstreamUrl,
+    url: Url,
     /// Dropping the sender stops the relay.
     _stop: watch::Sender<bool>,
     /// Since when the master's list has not named this mount. A restarting upstream source
@@ -84,12 +103,7 @@ enum Verdict {
 }
 
 /// Judge one running relay against the list just read (sans-IO: `now` passed in).
-fn judge(
-    running: &mut Running,
-    listed: Option<&UpstreamUrl>,
-    now: Instant,
-    grace: Duration,
-) -> Verdict {
+fn judge(running: &mut Running, listed: Option<&Url>, now: Instant, grace: Duration) -> Verdict {
     match listed {
         Some(url) if *url == running.url => match running.missing_since.take() {
             Some(_) => Verdict::Back,
@@ -121,13 +135,7 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
         if server.is_shutting_down() || is_stopped(&stop) {
             break;
         }
-        let list = client::streamlist(
-            &cfg.server,
-            cfg.port,
-            &cfg.username,
-            &cfg.password,
-            LIST_TIMEOUT,
-        );
+        let list = fetch_streamlist(&cfg);
         let listed = tokio::select! {
             r = list => Some(r),
             r = stop.changed() => if r.is_err() || *stop.borrow() { None } else { continue },
@@ -241,24 +249,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn streamlist_request_is_icecasts() {
+        assert_eq!(
+            streamlist_request("relay", "hackme").to_bytes(),
+            b"GET /admin/streamlist.txt HTTP/1.0\r\nAuthorization: Basic cmVsYXk6aGFja21l\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn streamlist_lines() {
         let body = "/live.mp3\r\n/live.ogg\r\n\r\nhttp://other.example:9000/x.mp3\r\nhttp://third/y\n\
                     garbage line\n/bad path\n/live.mp3\n/\nhttps://z/q\n";
         let got = parse_streamlist(body, "master", 8000);
-        let want: Vec<(String, UpstreamUrl)> = vec![
+        let want: Vec<(String, Url)> = vec![
             (
                 "/live.mp3".into(),
-                UpstreamUrl::new("master", 8000, "/live.mp3").unwrap(),
+                Url::new("master", 8000, "/live.mp3").unwrap(),
             ),
             (
                 "/live.ogg".into(),
-                UpstreamUrl::new("master", 8000, "/live.ogg").unwrap(),
+                Url::new("master", 8000, "/live.ogg").unwrap(),
             ),
             (
                 "/x.mp3".into(),
-                UpstreamUrl::new("other.example", 9000, "/x.mp3").unwrap(),
+                Url::new("other.example", 9000, "/x.mp3").unwrap(),
             ),
-            ("/y".into(), UpstreamUrl::new("third", 80, "/y").unwrap()),
+            ("/y".into(), Url::new("third", 80, "/y").unwrap()),
         ];
         assert_eq!(got, want);
         assert!(parse_streamlist("", "m", 1).is_empty());
@@ -267,7 +283,7 @@ mod tests {
     #[test]
     fn a_missing_mount_gets_the_grace_period() {
         let (tx, _rx) = watch::channel(false);
-        let url = UpstreamUrl::new("m", 8000, "/a").unwrap();
+        let url = Url::new("m", 8000, "/a").unwrap();
         let mut r = Running {
             url: url.clone(),
             _stop: tx,
@@ -289,7 +305,7 @@ mod tests {
         let t1 = t0 + Duration::from_secs(40);
         assert_eq!(judge(&mut r, None, t1, grace), Verdict::Missing);
         assert_eq!(judge(&mut r, None, t1 + grace, grace), Verdict::Expired);
-        let other = UpstreamUrl::new("m", 8000, "/b").unwrap();
+        let other = Url::new("m", 8000, "/b").unwrap();
         assert_eq!(judge(&mut r, Some(&other), t1, grace), Verdict::Moved);
     }
 

@@ -1,19 +1,19 @@
 //! Relays: floecast as a client of other Icecast-compatible servers. A pull relay
 //! ([`pull`]) feeds a local mount from an upstream stream through an ordinary source session;
 //! the master poller ([`master`]) starts and stops pull relays as a master's mounts come and
-//! go; [`set`] keeps both in step with the config across reloads. [`head`] is the sans-IO
-//! protocol, [`client`] its I/O. A push relay ([`push`], with
-//! its sans-IO half [`push_proto`]) sends a local mount to a remote server as its source.
+//! go; [`set`] keeps both in step with the config across reloads. [`upstream`] is what a
+//! relay asks its upstream for, over the one HTTP client (`http::client`, `net::client`). A
+//! push relay ([`push`], with its sans-IO half [`push_proto`]) sends a local mount to a remote
+//! server as its source.
 //! Nothing here touches listeners: relays only read or feed mounts through the mount API.
 
-pub mod client;
-pub mod head;
 pub mod master;
 pub mod metrics;
 pub mod pull;
 pub mod push;
 pub mod push_proto;
 pub mod set;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};

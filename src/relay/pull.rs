@@ -14,14 +14,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::watch;
 
-use super::client::{self, Upstream};
-use super::head::{StreamRequest, UpstreamUrl};
+use super::upstream::{self, StreamRequest};
 use super::{Backoff, RelayStatus, State, jitter_seed};
 use crate::config::{RelayConfig, RelayTiming};
 use crate::format::Family;
+use crate::http::url::Url;
 use crate::ingest::SourceSession;
 use crate::ingest::session::{EndReason, StartError, StartOptions};
 use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
+use crate::net::client::{ClientError, Response};
 use crate::server::Server;
 
 /// Reconnect backoff between connections (after a failure or a lost stream).
@@ -42,7 +43,7 @@ const STOP_IDLE: &str = "no listeners";
 #[derive(Debug, Clone, PartialEq)]
 pub struct PullRelay {
     pub local_mount: String,
-    pub url: UpstreamUrl,
+    pub url: Url,
     pub request: StreamRequest,
     pub on_demand: bool,
     pub bind: Option<IpAddr>,
@@ -58,7 +59,7 @@ impl PullRelay {
         };
         Some(PullRelay {
             local_mount: r.local_mount.clone(),
-            url: UpstreamUrl::new(&r.server, r.port, &r.mount)?,
+            url: Url::new(&r.server, r.port, &r.mount)?,
             request: StreamRequest {
                 user_agent: server_id.to_string(),
                 icy_metadata: r.relay_metadata,
@@ -212,7 +213,7 @@ async fn serve(
     server: &Arc<Server>,
     relay: &PullRelay,
     status: &RelayStatus,
-    mut up: Upstream,
+    mut up: Response,
     standby: Option<Arc<Mount>>,
     stop: &mut watch::Receiver<bool>,
 ) -> (Outcome, Option<SourceInfo>) {
@@ -413,12 +414,12 @@ async fn open_unless_stopped(
     server: &Server,
     relay: &PullRelay,
     stop: &mut watch::Receiver<bool>,
-) -> Option<Result<Upstream, client::FetchError>> {
+) -> Option<Result<Response, ClientError>> {
     let shutdown = server.shutdown_notified();
     if stopped(server, stop) {
         return None;
     }
-    let open = client::open(&relay.url, &relay.request, relay.bind);
+    let open = upstream::open(&relay.url, &relay.request, relay.bind);
     tokio::pin!(open);
     tokio::pin!(shutdown);
     loop {

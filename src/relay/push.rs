@@ -3,7 +3,7 @@
 //! It never copies audio, never waits on a remote without a bound, never retries without backoff.
 
 use std::io::IoSlice;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,8 +13,8 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::push_proto::{
@@ -23,10 +23,9 @@ use super::push_proto::{
 use crate::config::{PushConfig, PushProtocol};
 use crate::format::{Block, Family};
 use crate::mount::{Cursor, Mount, ReadOutcome, Seq, lock};
+use crate::net::client::{self, CONNECT_TIMEOUT, ClientError, Options};
 use crate::server::Server;
 
-/// Connecting (DNS included) may take this long.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The remote must answer a source request or a metadata update within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a blocked write checks whether the push fell out of the mount's queue.
@@ -349,41 +348,8 @@ async fn run(server: Arc<Server>, state: Arc<PushState>) {
     }
 }
 
-/// Connect to `host:port`, from `bind` when given, under the connect timeout.
-async fn connect(host: &str, port: u16, bind: Option<IpAddr>) -> Result<TcpStream, String> {
-    let attempt = async {
-        let addrs = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
-        let mut last = format!("{host} has no usable address");
-        for addr in addrs {
-            if bind.is_some_and(|b| b.is_ipv4() != addr.is_ipv4()) {
-                continue;
-            }
-            let socket = if addr.is_ipv4() {
-                TcpSocket::new_v4()
-            } else {
-                TcpSocket::new_v6()
-            }
-            .map_err(|e| format!("socket: {e}"))?;
-            if let Some(b) = bind {
-                socket
-                    .bind(SocketAddr::new(b, 0))
-                    .map_err(|e| format!("cannot bind to {b}: {e}"))?;
-            }
-            match socket.connect(addr).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last = format!("connect to {addr}: {e}"),
-            }
-        }
-        Err(last)
-    };
-    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
-        .await
-        .map_err(|_| format!("connect to {host}:{port} timed out"))?
-}
-
-/// Log in as the source of the remote mount.
+/// Log in as the source of the remote mount. The body waits for the remote's first reply:
+/// a `100 Continue` to PUT, or the final status.
 async fn login(
     state: &PushState,
     mount: &Mount,
@@ -392,60 +358,60 @@ async fn login(
 ) -> Result<(TcpStream, ReplyTracker), Failure> {
     state.attempts.fetch_add(1, Ordering::Relaxed);
     let target = &state.target;
-    let mut stream = connect(&target.host, target.port, bind)
-        .await
-        .map_err(Failure::new)?;
+    let url = target
+        .endpoint()
+        .ok_or_else(|| Failure::new(format!("not a usable remote: {}", target.url())))?;
     let request = push_proto::source_request(method, target, &mount.info(), &mount.codec());
-    tokio::time::timeout(REPLY_TIMEOUT, stream.write_all(&request))
+    let opts = Options {
+        bind,
+        response_timeout: REPLY_TIMEOUT,
+        ..Options::default()
+    };
+    let reply = client::request(&url, |_| request.clone(), &opts)
         .await
-        .map_err(|_| Failure::new("sending the source request timed out"))?
-        .map_err(|e| Failure::new(format!("sending the source request: {e}")))?;
+        .map_err(|e| login_failure(method, e))?;
     let mut tracker = ReplyTracker::new();
-    let mut buf = [0u8; 2048];
-    let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-    loop {
-        let n = match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => {
-                return Err(Failure::new(format!(
-                    "no reply to {} within {REPLY_TIMEOUT:?}",
-                    method.name()
-                )));
+    match tracker.first_head(reply.head, &reply.initial) {
+        Err(e) => Err(Failure::new(format!("bad reply: {e}"))),
+        Ok(Login::Pending | Login::Streaming) => Ok((reply.stream, tracker)),
+        Ok(Login::Ended {
+            head,
+            verdict,
+            message,
+        }) => {
+            let mut text = format!("{} {} {}", method.name(), head.status, head.reason);
+            if !message.is_empty() {
+                text.push_str(&format!(" ({message})"));
             }
-            Ok(Err(e)) => return Err(Failure::new(format!("reading the reply: {e}"))),
-            Ok(Ok(n)) => n,
-        };
-        if n == 0 {
-            // icecast closes without a word on a method it does not know.
-            return Err(Failure {
-                message: format!(
-                    "remote closed the connection without replying to {}",
-                    method.name()
-                ),
-                refused: false,
-                method_unsupported: method == Method::Put,
-            });
+            Err(Failure {
+                message: text,
+                refused: verdict == Verdict::Refused,
+                method_unsupported: verdict == Verdict::MethodUnsupported && method == Method::Put,
+            })
         }
-        match tracker.push(&buf[..n]) {
-            Err(e) => return Err(Failure::new(format!("bad reply: {e}"))),
-            Ok(Login::Pending) => {}
-            Ok(Login::Streaming) => return Ok((stream, tracker)),
-            Ok(Login::Ended {
-                status,
-                verdict,
-                message,
-            }) => {
-                let mut text = format!("{} {} {}", method.name(), status.code, status.reason);
-                if !message.is_empty() {
-                    text.push_str(&format!(" ({message})"));
-                }
-                return Err(Failure {
-                    message: text,
-                    refused: verdict == Verdict::Refused,
-                    method_unsupported: verdict == Verdict::MethodUnsupported
-                        && method == Method::Put,
-                });
-            }
-        }
+    }
+}
+
+/// A login that got no decisive reply, in the push's words.
+fn login_failure(method: Method, e: ClientError) -> Failure {
+    match e {
+        // icecast closes without a word on a method it does not know.
+        ClientError::Closed(_) => Failure {
+            message: format!(
+                "remote closed the connection without replying to {}",
+                method.name()
+            ),
+            refused: false,
+            method_unsupported: method == Method::Put,
+        },
+        ClientError::Timeout => Failure::new(format!(
+            "no reply to {} within {REPLY_TIMEOUT:?}",
+            method.name()
+        )),
+        ClientError::Head(e) => Failure::new(format!("bad reply: {e}")),
+        ClientError::Send(e) => Failure::new(format!("sending the source request: {e}")),
+        ClientError::Receive(e) => Failure::new(format!("reading the reply: {e}")),
+        e => Failure::new(e.to_string()),
     }
 }
 
@@ -594,11 +560,9 @@ fn check_remote(stream: &TcpStream, tracker: &mut ReplyTracker) -> Result<(), Fa
     match stream.try_read(&mut buf) {
         Ok(0) => Err(Failure::new("remote closed the connection")),
         Ok(n) => match tracker.push(&buf[..n]) {
-            Ok(Login::Ended {
-                status, message, ..
-            }) => Err(Failure::new(format!(
+            Ok(Login::Ended { head, message, .. }) => Err(Failure::new(format!(
                 "remote ended the stream: {} {} {message}",
-                status.code, status.reason
+                head.status, head.reason
             ))),
             Ok(_) => Ok(()),
             Err(e) => Err(Failure::new(format!("bad reply: {e}"))),
@@ -714,23 +678,24 @@ async fn send_title(
     bind: Option<IpAddr>,
     title: &str,
 ) -> Result<MetadataReply, String> {
+    let url = target
+        .endpoint()
+        .ok_or_else(|| format!("not a usable remote: {}", target.url()))?;
     let exchange = async {
-        let mut stream = connect(&target.host, target.port, bind).await?;
-        stream
-            .write_all(&push_proto::metadata_request(target, title))
-            .await
-            .map_err(|e| format!("sending: {e}"))?;
-        let mut reply = Vec::new();
-        let mut limited = (&mut stream).take(MAX_METADATA_REPLY as u64);
-        limited
-            .read_to_end(&mut reply)
-            .await
-            .map_err(|e| format!("reading: {e}"))?;
-        push_proto::metadata_reply(&reply).map_err(|e| e.to_string())
+        let opts = Options {
+            bind,
+            response_timeout: REPLY_TIMEOUT,
+            ..Options::default()
+        };
+        let request = |_: &_| push_proto::metadata_request(target, title);
+        let mut reply = client::request(&url, request, &opts).await?;
+        let body = reply.body(MAX_METADATA_REPLY, REPLY_TIMEOUT).await?;
+        Ok::<_, ClientError>(push_proto::metadata_reply(&reply.head, &body))
     };
     tokio::time::timeout(REPLY_TIMEOUT + CONNECT_TIMEOUT, exchange)
         .await
         .map_err(|_| "the remote did not answer in time".to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// `floecast_push_*` families, read from the push states at scrape time.

@@ -1,17 +1,16 @@
-//! Sans-IO pieces of a push relay: the PUT (`Expect: 100-continue`) or SOURCE login, reading
-//! and classifying the remote's replies, `/admin/metadata` title updates and the backoff.
-//! Nothing here touches a socket or a clock.
+//! Sans-IO pieces of a push relay: the PUT (`Expect: 100-continue`) or SOURCE login request,
+//! classifying the remote's replies, `/admin/metadata` title updates and the backoff. Bytes
+//! and heads are the HTTP client's (`http::client`). Nothing here touches a socket or a clock.
 
 use std::time::Duration;
 
-use base64::Engine;
-
 use crate::format::CodecInfo;
+use crate::http::client::{
+    HeadError, Request, ResponseHead, Version, basic_credentials, header_value, parse_response,
+};
 use crate::http::request::percent_encode;
+use crate::http::url::{self, Url};
 use crate::mount::SourceInfo;
-
-/// Longest reply head we read from a remote; a longer one is an error, not a buffer to grow.
-pub const MAX_REPLY_HEAD: usize = 8 * 1024;
 
 /// The method a source request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,35 +41,29 @@ pub struct Target {
 
 impl Target {
     fn authorization(&self) -> String {
-        let pair = format!("{}:{}", self.username, self.password);
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        )
+        basic_credentials(&self.username, &self.password)
     }
 
     /// `Host:` value: IPv6 literals in brackets.
     fn host_header(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        url::authority(&self.host, self.port)
     }
 
     /// The remote stream's URL without credentials, for logs and status.
     pub fn url(&self) -> String {
         format!("http://{}{}", self.host_header(), self.mount)
     }
+
+    /// Where to connect: the remote mount as a request path. `None` when the host is not
+    /// one a URL can name.
+    pub fn endpoint(&self) -> Option<Url> {
+        Url::new(&self.host, self.port, &encode_path(&self.mount))
+    }
 }
 
 /// Header values come from other sources' headers: keep them on one line and bounded.
 fn clean(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(1024)
-        .collect()
+    header_value(value).chars().take(1024).collect()
 }
 
 /// The request head that logs `target` in as the source of its mount. `PUT` is HTTP/1.1 with
@@ -81,47 +74,43 @@ pub fn source_request(
     target: &Target,
     info: &SourceInfo,
     codec: &CodecInfo,
-) -> Vec<u8> {
-    let mut h = String::with_capacity(512);
+) -> Request {
     let version = match method {
-        Method::Put => "HTTP/1.1",
-        Method::Source => "HTTP/1.0",
+        Method::Put => Version::Http11,
+        Method::Source => Version::Http10,
     };
-    h.push_str(&format!(
-        "{} {} {version}\r\n",
-        method.name(),
-        encode_path(&target.mount)
-    ));
-    h.push_str(&format!("Host: {}\r\n", target.host_header()));
-    h.push_str(&format!("Authorization: {}\r\n", target.authorization()));
-    h.push_str(&format!("User-Agent: {}\r\n", clean(&target.user_agent)));
     let content_type = if info.content_type.is_empty() {
         "audio/mpeg"
     } else {
         &info.content_type
     };
-    h.push_str(&format!("Content-Type: {}\r\n", clean(content_type)));
-    let mut ice = |name: &str, value: Option<&str>| {
-        if let Some(v) = value.map(clean).filter(|v| !v.is_empty()) {
-            h.push_str(&format!("{name}: {v}\r\n"));
-        }
-    };
-    ice("ice-name", info.name.as_deref());
-    ice("ice-description", info.description.as_deref());
-    ice("ice-url", info.url.as_deref());
-    ice("ice-genre", info.genre.as_deref());
-    ice("ice-bitrate", info.bitrate.as_deref());
-    ice("ice-public", Some(if info.public { "1" } else { "0" }));
+    let mut h = Request::new(method.name(), &encode_path(&target.mount), version)
+        .header("Host", &target.host_header())
+        .header("Authorization", &target.authorization())
+        .header("User-Agent", &clean(&target.user_agent))
+        .header("Content-Type", &clean(content_type));
     let audio_info = info
         .audio_info_raw
         .clone()
         .or_else(|| audio_info_from_codec(codec));
-    ice("ice-audio-info", audio_info.as_deref());
-    if method == Method::Put {
-        h.push_str("Expect: 100-continue\r\n");
+    let ice = [
+        ("ice-name", info.name.as_deref()),
+        ("ice-description", info.description.as_deref()),
+        ("ice-url", info.url.as_deref()),
+        ("ice-genre", info.genre.as_deref()),
+        ("ice-bitrate", info.bitrate.as_deref()),
+        ("ice-public", Some(if info.public { "1" } else { "0" })),
+        ("ice-audio-info", audio_info.as_deref()),
+    ];
+    for (name, value) in ice {
+        if let Some(v) = value.map(clean).filter(|v| !v.is_empty()) {
+            h = h.header(name, &v);
+        }
     }
-    h.push_str("\r\n");
-    h.into_bytes()
+    if method == Method::Put {
+        h = h.header("Expect", "100-continue");
+    }
+    h
 }
 
 /// `samplerate=44100;channels=2;bitrate=128` from what the framer learnt, for mounts whose
@@ -142,17 +131,16 @@ fn audio_info_from_codec(codec: &CodecInfo) -> Option<String> {
 
 /// `GET /admin/metadata?mount=…&mode=updinfo&song=…&charset=UTF-8` with the source's own
 /// credentials, which icecast2 accepts for that mount (spec §3.1).
-pub fn metadata_request(target: &Target, song: &str) -> Vec<u8> {
-    format!(
-        "GET /admin/metadata?mount={}&mode=updinfo&song={}&charset=UTF-8 HTTP/1.0\r\n\
-         Host: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\r\n",
+pub fn metadata_request(target: &Target, song: &str) -> Request {
+    let path = format!(
+        "/admin/metadata?mount={}&mode=updinfo&song={}&charset=UTF-8",
         percent_encode(&target.mount),
         percent_encode(song),
-        target.host_header(),
-        target.authorization(),
-        clean(&target.user_agent),
-    )
-    .into_bytes()
+    );
+    Request::new("GET", &path, Version::Http10)
+        .header("Host", &target.host_header())
+        .header("Authorization", &target.authorization())
+        .header("User-Agent", &clean(&target.user_agent))
 }
 
 /// A mount name as a request path: `/` kept, anything unsafe encoded.
@@ -162,61 +150,6 @@ fn encode_path(mount: &str) -> String {
         .map(percent_encode)
         .collect::<Vec<_>>()
         .join("/")
-}
-
-/// A reply status line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Status {
-    pub code: u16,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplyError {
-    #[error("reply head longer than {MAX_REPLY_HEAD} bytes")]
-    TooLong,
-    #[error("not an HTTP reply: {0:?}")]
-    Malformed(String),
-}
-
-/// End of a reply head in `buf` (index just past `\r\n\r\n` or `\n\n`).
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// Parse one reply head (`HTTP/1.x NNN reason` or `ICY NNN reason`, headers ignored) from the
-/// front of `buf` and remove it. `Ok(None)`: not complete yet.
-pub fn take_status(buf: &mut Vec<u8>) -> Result<Option<Status>, ReplyError> {
-    let Some(end) = head_end(buf) else {
-        return if buf.len() > MAX_REPLY_HEAD {
-            Err(ReplyError::TooLong)
-        } else {
-            Ok(None)
-        };
-    };
-    if end > MAX_REPLY_HEAD {
-        return Err(ReplyError::TooLong);
-    }
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    buf.drain(..end);
-    let line = head.lines().next().unwrap_or("").trim();
-    let mut parts = line.splitn(3, ' ');
-    let proto = parts.next().unwrap_or("");
-    let code = parts.next().and_then(|c| c.parse::<u16>().ok());
-    let reason = parts.next().unwrap_or("").trim().to_string();
-    match code {
-        Some(code)
-            if (proto.starts_with("HTTP/") || proto == "ICY") && (100..600).contains(&code) =>
-        {
-            Ok(Some(Status { code, reason }))
-        }
-        _ => Err(ReplyError::Malformed(line.chars().take(80).collect())),
-    }
 }
 
 /// What a status means to a source that wants to send.
@@ -263,7 +196,7 @@ pub enum Login {
     Streaming,
     /// A status that ends the attempt, with the first line of any body that came with it.
     Ended {
-        status: Status,
+        head: ResponseHead,
         verdict: Verdict,
         message: String,
     },
@@ -274,43 +207,58 @@ impl ReplyTracker {
         Self::default()
     }
 
+    /// The first reply head, as the client read it, and the bytes that came after it.
+    /// Returns `Streaming` or `Ended`: a head always decides.
+    pub fn first_head(&mut self, head: ResponseHead, after: &[u8]) -> Result<Login, HeadError> {
+        self.buf.extend_from_slice(after);
+        match self.on_head(head) {
+            Some(login) => Ok(login),
+            None => self.push(&[]),
+        }
+    }
+
     /// Feed bytes from the remote; returns the login's state.
-    pub fn push(&mut self, data: &[u8]) -> Result<Login, ReplyError> {
+    pub fn push(&mut self, data: &[u8]) -> Result<Login, HeadError> {
         if self.done {
             return Ok(Login::Streaming);
         }
         self.buf.extend_from_slice(data);
         loop {
-            let Some(status) = take_status(&mut self.buf)? else {
+            let Some((head, n)) = parse_response(&self.buf)? else {
                 return Ok(if self.continued {
                     Login::Streaming
                 } else {
                     Login::Pending
                 });
             };
-            match classify(status.code) {
-                Verdict::Continue => self.continued = true,
-                Verdict::Accepted => {
-                    self.done = true;
-                    self.buf = Vec::new();
-                    return Ok(Login::Streaming);
-                }
-                verdict => {
-                    let body = String::from_utf8_lossy(&self.buf);
-                    let message = body
-                        .lines()
-                        .map(str::trim)
-                        .find(|l| !l.is_empty())
-                        .map(strip_tags)
-                        .unwrap_or_default();
-                    self.buf = Vec::new();
-                    self.done = true;
-                    return Ok(Login::Ended {
-                        status,
-                        verdict,
-                        message,
-                    });
-                }
+            self.buf.drain(..n);
+            if let Some(login) = self.on_head(head) {
+                return Ok(login);
+            }
+        }
+    }
+
+    /// What a complete head means; `None` after a 100 (more may follow).
+    fn on_head(&mut self, head: ResponseHead) -> Option<Login> {
+        match classify(head.status) {
+            Verdict::Continue => {
+                self.continued = true;
+                None
+            }
+            Verdict::Accepted => {
+                self.done = true;
+                self.buf = Vec::new();
+                Some(Login::Streaming)
+            }
+            verdict => {
+                let message = first_line(&String::from_utf8_lossy(&self.buf));
+                self.buf = Vec::new();
+                self.done = true;
+                Some(Login::Ended {
+                    head,
+                    verdict,
+                    message,
+                })
             }
         }
     }
@@ -319,6 +267,15 @@ impl ReplyTracker {
     pub fn continued(&self) -> bool {
         self.continued
     }
+}
+
+/// The first non-blank line of an error body, as text.
+fn first_line(body: &str) -> String {
+    body.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(strip_tags)
+        .unwrap_or_default()
 }
 
 /// `<b>400 - unknown request</b>` → `400 - unknown request` (icecast's HTML error bodies).
@@ -351,28 +308,19 @@ pub enum MetadataReply {
     Refused(String),
 }
 
-/// Classify a complete `/admin/metadata` reply (head and body).
-pub fn metadata_reply(reply: &[u8]) -> Result<MetadataReply, ReplyError> {
-    let mut buf = reply.to_vec();
-    let Some(status) = take_status(&mut buf)? else {
-        return Err(ReplyError::Malformed("no complete reply".into()));
-    };
-    let body = String::from_utf8_lossy(&buf);
+/// Classify a complete `/admin/metadata` reply.
+pub fn metadata_reply(head: &ResponseHead, body: &[u8]) -> MetadataReply {
+    let body = String::from_utf8_lossy(body);
     let message = match (body.find("<message>"), body.find("</message>")) {
         (Some(a), Some(b)) if a + 9 <= b => body[a + 9..b].trim().to_string(),
-        _ => body
-            .lines()
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(strip_tags)
-            .unwrap_or_default(),
+        _ => first_line(&body),
     };
     let what = if message.is_empty() {
-        format!("{} {}", status.code, status.reason)
+        format!("{} {}", head.status, head.reason)
     } else {
-        format!("{} {}: {message}", status.code, status.reason)
+        format!("{} {}: {message}", head.status, head.reason)
     };
-    Ok(match status.code {
+    match head.status {
         200 if message.contains("successful") => MetadataReply::Accepted,
         400 if message.contains("Source does not exist")
             || message.contains("Source is not available") =>
@@ -380,7 +328,7 @@ pub fn metadata_reply(reply: &[u8]) -> Result<MetadataReply, ReplyError> {
             MetadataReply::NotYet(what)
         }
         _ => MetadataReply::Refused(what),
-    })
+    }
 }
 
 /// Exponential backoff with jitter. Refusals (401/403) start higher and cap higher: retrying
@@ -463,7 +411,7 @@ mod tests {
     #[test]
     fn put_request_is_what_icecast_expects() {
         let req = source_request(Method::Put, &target(), &info(), &CodecInfo::default());
-        let text = String::from_utf8(req).unwrap();
+        let text = String::from_utf8(req.to_bytes()).unwrap();
         assert_eq!(
             text,
             "PUT /live.mp3 HTTP/1.1\r\nHost: radio.example:8000\r\n\
@@ -490,7 +438,8 @@ mod tests {
             ..Default::default()
         };
         let text =
-            String::from_utf8(source_request(Method::Source, &target(), &i, &codec)).unwrap();
+            String::from_utf8(source_request(Method::Source, &target(), &i, &codec).to_bytes())
+                .unwrap();
         assert!(text.starts_with("SOURCE /live.mp3 HTTP/1.0\r\n"), "{text}");
         assert!(!text.contains("Expect"));
         assert!(text.contains("Content-Type: audio/mpeg\r\n"));
@@ -504,11 +453,14 @@ mod tests {
             percent_encode("A & B - Ünï=1?"),
             "A%20%26%20B%20-%20%C3%9Cn%C3%AF%3D1%3F"
         );
-        let text = String::from_utf8(metadata_request(&target(), "Artist - Title & Co")).unwrap();
-        assert!(text.starts_with(
-            "GET /admin/metadata?mount=%2Flive.mp3&mode=updinfo&song=Artist%20-%20Title%20%26%20Co&charset=UTF-8 HTTP/1.0\r\n"
-        ), "{text}");
-        assert!(text.contains("Authorization: Basic c291cmNlOmhhY2ttZQ==\r\n"));
+        let text = String::from_utf8(metadata_request(&target(), "Artist - Title & Co").to_bytes())
+            .unwrap();
+        assert_eq!(
+            text,
+            "GET /admin/metadata?mount=%2Flive.mp3&mode=updinfo&song=Artist%20-%20Title%20%26%20Co&charset=UTF-8 HTTP/1.0\r\n\
+             Host: radio.example:8000\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\n\
+             User-Agent: floecast/0.1.0\r\n\r\n"
+        );
         // The server's own query decoding gives the title back.
         let head = crate::http::parse_head(text.as_bytes()).unwrap();
         assert_eq!(
@@ -523,6 +475,19 @@ mod tests {
         let mut t = target();
         t.host = "::1".into();
         assert_eq!(t.url(), "http://[::1]:8000/live.mp3");
+        let url = t.endpoint().unwrap();
+        assert_eq!(
+            (url.authority(), url.path.as_str()),
+            ("[::1]:8000".into(), "/live.mp3")
+        );
+        t.mount = "/a b/ü.mp3".into();
+        assert_eq!(t.endpoint().unwrap().path, "/a%20b/%C3%BC.mp3");
+        let head = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+        let put = head(&source_request(Method::Put, &t, &info(), &CodecInfo::default()).to_bytes());
+        assert!(
+            put.starts_with("PUT /a%20b/%C3%BC.mp3 HTTP/1.1\r\nHost: [::1]:8000\r\n"),
+            "{put}"
+        );
     }
 
     #[test]
@@ -546,11 +511,11 @@ mod tests {
         assert_eq!(r.push(b"HTTP/1.0 403 Forbidden\r\n"), Ok(Login::Streaming));
         match r.push(b"Content-Type: text/plain\r\n\r\nMountpoint in use") {
             Ok(Login::Ended {
-                status,
+                head,
                 verdict,
                 message,
             }) => {
-                assert_eq!(status.code, 403);
+                assert_eq!(head.status, 403);
                 assert_eq!(verdict, Verdict::Refused);
                 assert_eq!(message, "Mountpoint in use");
             }
@@ -595,14 +560,40 @@ mod tests {
     #[test]
     fn replies_are_bounded_and_checked() {
         let mut r = ReplyTracker::new();
+        let mut long = b"HTTP/1.0 200 OK\r\nx: ".to_vec();
+        long.resize(crate::http::client::MAX_RESPONSE_HEAD + 1, b'y');
+        assert_eq!(r.push(&long), Err(HeadError::TooLarge));
+        let mut r = ReplyTracker::new();
         assert_eq!(
-            r.push(&vec![b'x'; MAX_REPLY_HEAD + 1]),
-            Err(ReplyError::TooLong)
+            r.push(b"SSH-2.0-OpenSSH\r\n\r\n"),
+            Err(HeadError::BadStatusLine)
         );
+    }
+
+    #[test]
+    fn first_head_from_the_client() {
+        let head = |b: &[u8]| parse_response(b).unwrap().unwrap();
+        // A 100 and the 200 right behind it.
+        let buf = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 200 OK\r\n\r\n";
+        let (h, n) = head(buf);
+        let mut r = ReplyTracker::new();
+        assert_eq!(r.first_head(h, &buf[n..]), Ok(Login::Streaming));
+        assert!(r.continued());
+        // A 100 alone: stream; a refusal may still come.
+        let (h, _) = head(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let mut r = ReplyTracker::new();
+        assert_eq!(r.first_head(h, b"HTTP/1.0 40"), Ok(Login::Streaming));
+        assert!(matches!(
+            r.push(b"3 Forbidden\r\n\r\nMountpoint in use\r\n"),
+            Ok(Login::Ended { verdict: Verdict::Refused, message, .. }) if message == "Mountpoint in use"
+        ));
+        // A refusal with its body in the same read.
+        let buf = b"HTTP/1.0 405 Method Not Allowed\r\n\r\n<b>no PUT</b>";
+        let (h, n) = head(buf);
         let mut r = ReplyTracker::new();
         assert!(matches!(
-            r.push(b"SSH-2.0-OpenSSH\r\n\r\n"),
-            Err(ReplyError::Malformed(_))
+            r.first_head(h, &buf[n..]),
+            Ok(Login::Ended { verdict: Verdict::MethodUnsupported, message, .. }) if message == "no PUT"
         ));
     }
 
@@ -619,25 +610,26 @@ mod tests {
         assert_eq!(classify(500), Verdict::Failed);
     }
 
+    fn metadata_reply_of(reply: &[u8]) -> MetadataReply {
+        let (head, n) = parse_response(reply).unwrap().unwrap();
+        metadata_reply(&head, &reply[n..])
+    }
+
     #[test]
     fn metadata_replies() {
         let ok = b"HTTP/1.0 200 OK\r\nContent-Type: text/xml\r\n\r\n<?xml version=\"1.0\"?>\n<iceresponse><message>Metadata update successful</message><return>1</return></iceresponse>\n";
-        assert_eq!(metadata_reply(ok), Ok(MetadataReply::Accepted));
+        assert_eq!(metadata_reply_of(ok), MetadataReply::Accepted);
         let no = b"HTTP/1.0 200 OK\r\n\r\n<?xml version=\"1.0\"?>\n<iceresponse><message>Mountpoint will not accept URL updates</message><return>1</return></iceresponse>\n";
         assert_eq!(
-            metadata_reply(no),
-            Ok(MetadataReply::Refused(
-                "200 OK: Mountpoint will not accept URL updates".into()
-            ))
+            metadata_reply_of(no),
+            MetadataReply::Refused("200 OK: Mountpoint will not accept URL updates".into())
         );
         let early = b"HTTP/1.0 400 Bad Request\r\n\r\n<html><body><b>400 - Source does not exist</b></body></html>\r\n";
-        assert!(matches!(
-            metadata_reply(early),
-            Ok(MetadataReply::NotYet(_))
-        ));
+        assert!(matches!(metadata_reply_of(early), MetadataReply::NotYet(_)));
         let auth = b"HTTP/1.0 401 Authentication Required\r\n\r\nYou need to authenticate\r\n";
-        assert!(matches!(metadata_reply(auth), Ok(MetadataReply::Refused(m)) if m.contains("401")));
-        assert!(metadata_reply(b"HTTP/1.0 200 OK\r\n").is_err());
+        assert!(matches!(metadata_reply_of(auth), MetadataReply::Refused(m) if m.contains("401")));
+        // An incomplete reply is the client's to refuse.
+        assert_eq!(parse_response(b"HTTP/1.0 200 OK\r\n"), Ok(None));
     }
 
     #[test]

@@ -13,14 +13,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::JOIN_TIMEOUT;
-use crate::http::request::find_head_end;
+use crate::http::client::{Request, ResponseHead, Version};
+use crate::http::url::Url;
+use crate::net::client::{self, ClientError, Options};
 use crate::p2psp::compat::{self, CompatConfig, CompatError};
 use crate::p2psp::{Role, StreamInfo};
 
 /// Largest configuration block read (the peer list dominates: 6 bytes a member).
 const MAX_CONFIG: usize = 16 + compat::MAX_CHANNEL + 6 * compat::MAX_PEERS;
-/// Largest HTTP response head accepted from the source.
-const MAX_HEAD: usize = 16 * 1024;
 /// Most header bytes taken from the source, whatever `header_size` says.
 const MAX_STREAM_HEADER: usize = 1 << 20;
 /// How long the splitter waits for a peer's `R` (it fetches the header first).
@@ -34,6 +34,8 @@ pub enum GenCError {
     Config(#[from] CompatError),
     #[error("the source answered {0:?}")]
     Source(String),
+    #[error("fetching the stream header: {0}")]
+    Fetch(#[from] ClientError),
     #[error("timed out")]
     Timeout,
 }
@@ -83,6 +85,12 @@ pub async fn join(
     Ok((config, info, header))
 }
 
+/// The request reference peers send for the header.
+fn header_request(url: &Url) -> Request {
+    let user_agent = format!("floecast/{} (P2PSP Gen C peer)", env!("CARGO_PKG_VERSION"));
+    Request::new("GET", &url.path, Version::Http11).header("User-Agent", &user_agent)
+}
+
 /// `GET /<channel>` from the source: the response's stream facts and the first `header_size`
 /// bytes of its body (whole reads, as the reference takes them).
 async fn fetch_header(
@@ -90,58 +98,32 @@ async fn fetch_header(
     channel: &str,
     header_size: u16,
 ) -> Result<(StreamInfo, Bytes), GenCError> {
-    let mut s = timed(TcpStream::connect(source)).await?;
-    let req = format!(
-        "GET /{} HTTP/1.1\r\nUser-Agent: floecast/{} (P2PSP Gen C peer)\r\n\r\n",
-        channel.trim_start_matches('/'),
-        env!("CARGO_PKG_VERSION")
-    );
-    timed(s.write_all(req.as_bytes())).await?;
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(end) = find_head_end(&buf) {
-            break end;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(GenCError::Source("an oversized response head".into()));
-        }
-        let mut chunk = [0u8; 4096];
-        let n = timed(s.read(&mut chunk)).await?;
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    let path = format!("/{}", channel.trim_start_matches('/'));
+    let url = Url::new(&source.ip().to_string(), source.port(), &path)
+        .ok_or_else(|| ClientError::Url(format!("http://{source}{path}")))?;
+    let opts = Options {
+        connect_timeout: JOIN_TIMEOUT,
+        response_timeout: JOIN_TIMEOUT,
+        ..Options::default()
     };
-    let info = parse_head(&buf[..head_end])?;
+    let mut reply = client::request(&url, header_request, &opts).await?;
+    let info = stream_info(&reply.head)?;
     let want = usize::from(header_size).min(MAX_STREAM_HEADER);
-    let mut body = buf.split_off(head_end);
-    while body.len() < want {
-        let mut chunk = [0u8; 4096];
-        let n = timed(s.read(&mut chunk)).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Ok((info, Bytes::from(body)))
+    let header = reply.body_prefix(want, JOIN_TIMEOUT).await?;
+    Ok((info, header))
 }
 
 /// The stream facts of a source's `200` response head (Icecast, SHOUTcast or floecast).
-fn parse_head(head: &[u8]) -> Result<StreamInfo, GenCError> {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.lines();
-    let status = lines.next().unwrap_or_default();
-    let code = status.split_whitespace().nth(1).unwrap_or_default();
-    if code != "200" {
-        return Err(GenCError::Source(status.chars().take(80).collect()));
+fn stream_info(head: &ResponseHead) -> Result<StreamInfo, GenCError> {
+    if head.status != 200 {
+        return Err(GenCError::Source(
+            head.status_line().chars().take(80).collect(),
+        ));
     }
     let mut info = StreamInfo::default();
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = value.trim().to_string();
-        match name.trim().to_ascii_lowercase().as_str() {
+    for (name, value) in &head.headers {
+        let value = value.clone();
+        match name.to_ascii_lowercase().as_str() {
             "content-type" => info.content_type = value,
             "icy-name" | "ice-name" => info.name = value,
             "icy-description" | "ice-description" => info.description = value,
@@ -184,9 +166,16 @@ pub fn source_endpoint(local: SocketAddr, http_port: u16) -> SocketAddrV4 {
 mod tests {
     use super::*;
 
+    fn info_of(reply: &[u8]) -> Result<StreamInfo, GenCError> {
+        let (head, _) = crate::http::client::parse_response(reply)
+            .expect("a head")
+            .expect("complete");
+        stream_info(&head)
+    }
+
     #[test]
     fn source_heads() {
-        let i = parse_head(
+        let i = info_of(
             b"HTTP/1.0 200 OK\r\nContent-Type: audio/ogg\r\nicy-name: Radio\r\nicy-br: 128\r\n\r\n",
         )
         .unwrap();
@@ -194,11 +183,25 @@ mod tests {
             (i.content_type.as_str(), i.name.as_str(), i.bitrate),
             ("audio/ogg", "Radio", Some(128))
         );
-        assert!(parse_head(b"ICY 200 OK\r\ncontent-type: audio/mpeg\r\n\r\n").is_ok());
+        assert!(info_of(b"ICY 200 OK\r\ncontent-type: audio/mpeg\r\n\r\n").is_ok());
         assert!(matches!(
-            parse_head(b"HTTP/1.0 404 File Not Found\r\n\r\n"),
-            Err(GenCError::Source(_))
+            info_of(b"HTTP/1.0 404 File Not Found\r\n\r\n"),
+            Err(GenCError::Source(s)) if s == "HTTP/1.0 404 File Not Found"
         ));
-        assert!(parse_head(b"\xff\xfe garbage").is_err());
+        // Garbage never reaches here: the client refuses it as a bad status line.
+        assert!(crate::http::client::parse_response_at_close(b"\xff\xfe garbage").is_err());
+    }
+
+    #[test]
+    fn header_request_is_the_references() {
+        let url = Url::new("10.0.0.1", 8000, "/BBB-134.ogg").unwrap();
+        assert_eq!(
+            header_request(&url).to_bytes(),
+            format!(
+                "GET /BBB-134.ogg HTTP/1.1\r\nUser-Agent: floecast/{} (P2PSP Gen C peer)\r\n\r\n",
+                env!("CARGO_PKG_VERSION")
+            )
+            .into_bytes()
+        );
     }
 }
