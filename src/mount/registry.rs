@@ -1,9 +1,12 @@
 //! The mount registry: which mounts are live, and the rules for reserving one for a source
 //! (one source per mount, at most `<sources>` sources). Mounts leave the registry when their
-//! source ends; listeners keep their `Arc<Mount>` until they move or close.
+//! source ends; listeners keep their `Arc<Mount>` until they move or close. Tasks waiting for
+//! a mount to appear (push relays, splitters) subscribe to its changes instead of polling.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use super::{Mount, lock};
 use crate::format::Family;
@@ -30,14 +33,36 @@ impl SourceRejected {
 /// How deep fallback chains may go (icecast: 10).
 pub const MAX_FALLBACK_DEPTH: usize = 10;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     mounts: Mutex<HashMap<String, Arc<Mount>>>,
+    /// Marked changed whenever a mount is added, replaced or removed.
+    changes: watch::Sender<()>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            mounts: Mutex::default(),
+            changes: watch::Sender::new(()),
+        }
+    }
 }
 
 impl Registry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A receiver that sees every later change of the registry (a mount added, replaced or
+    /// removed). To wait for a mount: mark the receiver seen (`borrow_and_update`), look
+    /// for the mount, and if it is not there, wait for `changed()` and look again.
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self) {
+        self.changes.send_modify(|_| {});
     }
 
     /// Register a new mount, or refuse as icecast does: one source per mount, and at most
@@ -53,6 +78,8 @@ impl Registry {
             return Err(SourceRejected::TooMany);
         }
         map.insert(mount.name.clone(), mount);
+        drop(map);
+        self.announce();
         Ok(())
     }
 
@@ -73,6 +100,8 @@ impl Registry {
             }
             _ => {
                 map.insert(new.name.clone(), new);
+                drop(map);
+                self.announce();
                 Ok(())
             }
         }
@@ -120,6 +149,8 @@ impl Registry {
         let mut map = lock(&self.mounts);
         if map.get(&mount.name).is_some_and(|m| Arc::ptr_eq(m, mount)) {
             map.remove(&mount.name);
+            drop(map);
+            self.announce();
         }
     }
 
