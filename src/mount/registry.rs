@@ -199,3 +199,39 @@ impl Registry {
 fn live_sources(map: &HashMap<String, Arc<Mount>>) -> usize {
     map.values().filter(|m| !m.is_standby()).count()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::mount::{MountSettings, SourceInfo};
+
+    fn mount(name: &str) -> Arc<Mount> {
+        let settings = MountSettings::resolve(&Config::default(), name);
+        let info = SourceInfo::from_headers(&[], "audio/mpeg", None);
+        Arc::new(Mount::new(name, info, settings, None))
+    }
+
+    #[test]
+    fn subscribers_see_mounts_come_and_go() {
+        let r = Registry::new();
+        let mut events = r.subscribe();
+        assert!(!events.has_changed().unwrap_or(true));
+        let a = mount("/a");
+        r.insert(a.clone(), 10).unwrap();
+        assert!(events.has_changed().unwrap_or(false));
+        events.borrow_and_update();
+        // A refused insert changes nothing.
+        assert!(r.insert(mount("/a"), 10).is_err());
+        assert!(!events.has_changed().unwrap_or(true));
+        let b = mount("/a");
+        r.replace(&a, b.clone(), 10).unwrap();
+        assert!(events.has_changed().unwrap_or(false));
+        events.borrow_and_update();
+        // Removing a mount no longer registered changes nothing; removing the live one does.
+        r.remove(&a);
+        assert!(!events.has_changed().unwrap_or(true));
+        r.remove(&b);
+        assert!(events.has_changed().unwrap_or(false));
+    }
+}

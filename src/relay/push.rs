@@ -240,16 +240,22 @@ fn live_mount(server: &Server, name: &str) -> Option<Arc<Mount>> {
     server.registry.get(name).filter(|m| !m.is_ended())
 }
 
-/// One push, until shutdown or until it is asked to stop (which closes its connection).
+/// One push, until shutdown or until it is asked to stop. Either closes its connection at
+/// once, whatever it was waiting for.
 pub(crate) async fn run(server: Arc<Server>, state: Arc<PushState>, mut stop: Stop) {
+    let shutdown = server.shutdown_notified();
+    if server.is_shutting_down() {
+        return;
+    }
     tokio::select! {
-        _ = follow(&server, &state) => {}
+        _ = keep_pushing(&server, &state) => {}
         _ = stop.requested() => {}
+        _ = shutdown => {}
     }
 }
 
 /// Push the local mount whenever it is live, reconnecting with backoff.
-async fn follow(server: &Arc<Server>, state: &Arc<PushState>) {
+async fn keep_pushing(server: &Arc<Server>, state: &Arc<PushState>) {
     let label = state.label();
     let mut backoff = Backoff::new(
         BACKOFF_BASE,

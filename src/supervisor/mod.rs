@@ -9,6 +9,7 @@
 pub mod tasks;
 pub mod wanted;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
@@ -94,17 +95,15 @@ impl Supervisor {
         let server = &self.server;
         let mut g = lock(&self.groups);
 
-        let wanted = wanted::relays(&config);
-        let plan = g.relays.plan(&wanted);
-        for mount in &plan.stop {
-            tracing::info!(mount = %mount, "relay removed from the config; stopping it");
-        }
-        for mount in &plan.restart {
-            tracing::info!(mount = %mount, "relay settings changed; restarting it");
-        }
-        g.relays.apply(&plan, wanted, |_, relay, stop| {
-            ((), pull::run(server.clone(), relay.clone(), stop))
-        });
+        by_mount(
+            &mut g.relays,
+            wanted::relays(&config),
+            Logs {
+                removed: "relay removed from the config; stopping it",
+                changed: "relay settings changed; restarting it",
+            },
+            |_, relay, stop| pull::run(server.clone(), relay.clone(), stop),
+        );
 
         let wanted = wanted::master(&config);
         let plan = g.master.plan(&wanted);
@@ -136,32 +135,29 @@ impl Supervisor {
         let states = g.pushes.iter().map(|(_, _, s)| s.clone()).collect();
         server.tasks.pushes.publish(states);
 
-        let wanted = wanted::splitters(&config);
-        let plan = g.splitters.plan(&wanted);
-        for mount in &plan.stop {
-            tracing::info!(mount = %mount, "P2PSP splitter removed from the config; stopping it");
-        }
-        for mount in &plan.restart {
-            tracing::info!(mount = %mount, "P2PSP splitter settings changed; restarting it");
-        }
-        g.splitters.apply(&plan, wanted, |mount, settings, stop| {
-            let task = splitter::run(server.clone(), mount.clone(), settings.clone(), stop);
-            ((), task)
-        });
+        by_mount(
+            &mut g.splitters,
+            wanted::splitters(&config),
+            Logs {
+                removed: "P2PSP splitter removed from the config; stopping it",
+                changed: "P2PSP splitter settings changed; restarting it",
+            },
+            |mount, settings, stop| {
+                splitter::run(server.clone(), mount.clone(), settings.clone(), stop)
+            },
+        );
 
         let mut wanted = g.pinned_peers.clone();
         wanted.extend(wanted::peers(&config));
-        let plan = g.peers.plan(&wanted);
-        for mount in &plan.stop {
-            tracing::info!(mount = %mount, "P2PSP peer mount removed from the config; leaving its team");
-        }
-        for mount in &plan.restart {
-            tracing::info!(mount = %mount, "P2PSP peer settings changed; rejoining");
-        }
-        g.peers.apply(&plan, wanted, |mount, team, stop| {
-            let task = peer::run_mount(server.clone(), mount.clone(), team.clone(), stop);
-            ((), task)
-        });
+        by_mount(
+            &mut g.peers,
+            wanted,
+            Logs {
+                removed: "P2PSP peer mount removed from the config; leaving its team",
+                changed: "P2PSP peer settings changed; rejoining",
+            },
+            |mount, team, stop| peer::run_mount(server.clone(), mount.clone(), team.clone(), stop),
+        );
     }
 
     /// Feed `mount` from a team that no config names (the stand-alone `floecast peer`): it
@@ -194,4 +190,27 @@ impl Supervisor {
             g.abort_all();
         }
     }
+}
+
+/// What a reconcile logs for a task stopped or restarted, by mount.
+struct Logs {
+    removed: &'static str,
+    changed: &'static str,
+}
+
+/// Reconcile tasks keyed by mount that publish nothing through the set.
+fn by_mount<W: PartialEq, F: Future<Output = ()> + Send + 'static>(
+    set: &mut TaskSet<String, W>,
+    wanted: Vec<(String, W)>,
+    logs: Logs,
+    mut start: impl FnMut(&String, &W, Stop) -> F,
+) {
+    let plan = set.plan(&wanted);
+    for mount in &plan.stop {
+        tracing::info!(mount = %mount, "{}", logs.removed);
+    }
+    for mount in &plan.restart {
+        tracing::info!(mount = %mount, "{}", logs.changed);
+    }
+    set.apply(&plan, wanted, |mount, w, stop| ((), start(mount, w, stop)));
 }

@@ -248,3 +248,83 @@ impl<K: PartialEq + Clone, W, S> TaskSet<K, W, S> {
         self.stopping.retain(|(_, d)| !d.is_done());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::*;
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A task that logs its start, waits for its stop, lingers a little, and logs its end.
+    fn task(log: &Log, name: String, mut stop: Stop) -> impl Future<Output = ()> + use<> {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(format!("start {name}"));
+            stop.requested().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            log.lock().unwrap().push(format!("end {name}"));
+        }
+    }
+
+    fn entries(log: &Log) -> Vec<String> {
+        log.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn reconcile_keeps_restarts_stops_and_starts_in_order() {
+        let log: Log = Log::default();
+        let mut set: TaskSet<&str, u32> = TaskSet::default();
+        let apply = |set: &mut TaskSet<&str, u32>, wanted: Vec<(&'static str, u32)>| {
+            let plan = set.plan(&wanted);
+            set.apply(&plan, wanted, |k, v, stop| {
+                ((), task(&log, format!("{k}{v}"), stop))
+            });
+        };
+        apply(&mut set, vec![("a", 1), ("b", 1)]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(entries(&log), ["start a1", "start b1"]);
+
+        // b changes, a stays, c comes: b's successor waits until b1 has finished.
+        apply(&mut set, vec![("c", 1), ("a", 1), ("b", 2)]);
+        let keys: Vec<&str> = set.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(keys, ["c", "a", "b"]);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let got = entries(&log);
+        let at = |e: &str| got.iter().position(|g| g == e).unwrap_or(usize::MAX);
+        assert!(at("end b1") < at("start b2"), "{got:?}");
+        assert_eq!(at("end a1"), usize::MAX, "a was kept: {got:?}");
+        assert!(at("start c1") < got.len(), "{got:?}");
+
+        // Everything removed: all stop, and join_all returns once they have finished.
+        apply(&mut set, Vec::new());
+        assert!(set.is_empty());
+        tokio::time::timeout(Duration::from_secs(2), set.join_all())
+            .await
+            .expect("every task finished");
+        let got = entries(&log);
+        for e in ["end a1", "end b2", "end c1"] {
+            assert!(got.iter().any(|g| g == e), "{e}: {got:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dropped_owner_stops_its_tasks_and_abort_ends_stragglers() {
+        let (tx, mut stop) = Stop::new();
+        assert!(!stop.is_requested());
+        drop(tx);
+        assert!(stop.is_requested());
+        tokio::time::timeout(Duration::from_secs(1), stop.requested())
+            .await
+            .expect("a dropped sender asks for the stop");
+
+        let mut set: TaskSet<u8, ()> = TaskSet::default();
+        set.start(1, (), (), |_stop| std::future::pending::<()>());
+        set.abort_all();
+        tokio::time::timeout(Duration::from_secs(1), set.join_all())
+            .await
+            .expect("aborted tasks count as finished");
+    }
+}
