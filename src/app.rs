@@ -1,23 +1,26 @@
-//! Starting and stopping a server: bind the sockets, spawn the accept loops, and drain
-//! connections on shutdown. `main` and the integration tests both start servers this way.
+//! Starting and stopping a server: bind the sockets, spawn the accept loops, start the
+//! supervised tasks, and on shutdown wait (bounded) for all of them and every connection to
+//! finish. `main` and the integration tests both start servers this way.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::net::{self, PortKind};
 use crate::server::Server;
+use crate::supervisor::Supervisor;
 
 pub struct App {
     pub server: Arc<Server>,
+    /// Relays, pushes and teams, kept in step with the config.
+    pub supervisor: Supervisor,
     /// Bound HTTP addresses, in config order.
     pub http_addrs: Vec<SocketAddr>,
     /// Bound SHOUTcast source addresses.
     pub icy_addrs: Vec<SocketAddr>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    accept_loops: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl App {
@@ -35,24 +38,19 @@ impl App {
             }
         }
         *crate::mount::write(&server.bound) = http_addrs.clone();
-        let mut tasks: Vec<_> = sockets
+        let accept_loops = sockets
             .into_iter()
             .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
             .collect();
-        tasks.extend(crate::team::spawn_all(&server));
-        server.pushes.reconcile(&server);
-        server.relay_set.reconcile(&server);
+        let supervisor = Supervisor::new(server.clone());
+        supervisor.reconcile();
         Ok(App {
             server,
+            supervisor,
             http_addrs,
             icy_addrs,
-            tasks,
+            accept_loops,
         })
-    }
-
-    /// Stop `task` with the server (it is aborted at shutdown like the accept loops).
-    pub fn track(&mut self, task: tokio::task::JoinHandle<()>) {
-        self.tasks.push(task);
     }
 
     /// Re-read the config file (SIGHUP). Errors keep the running config.
@@ -71,25 +69,25 @@ impl App {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
         }
         self.server.replace_config(config);
-        self.server.pushes.reconcile(&self.server);
-        self.server.relay_set.reconcile(&self.server);
+        self.supervisor.reconcile();
         self.server.metrics.config_reloaded(true);
         Ok(())
     }
 
-    /// Stop accepting, end every source and listener, and wait (bounded) for them to go.
+    /// Stop accepting, end every source, listener and background task, and wait for them to
+    /// finish, at most `grace`; what still runs then is aborted.
     pub async fn shutdown(self, grace: Duration) {
-        self.server.begin_shutdown();
-        self.server.pushes.stop_all();
-        self.server.relay_set.stop_all();
-        for t in &self.tasks {
-            t.abort();
-        }
         let deadline = tokio::time::Instant::now() + grace;
-        while self.server.stats.clients.load(Ordering::Acquire) > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // Everything follows this signal: accept loops, sources, listeners (kicked), relays,
+        // pushes and teams.
+        self.server.begin_shutdown();
+        for t in self.accept_loops {
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                abort.abort();
+            }
         }
+        self.supervisor.shutdown(deadline).await;
+        let _ = tokio::time::timeout_at(deadline, self.server.clients_gone()).await;
     }
 }

@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod app;
+pub mod backoff;
 pub mod banner;
 pub mod config;
 pub mod format;
@@ -18,8 +19,10 @@ pub mod metrics;
 pub mod mount;
 pub mod net;
 pub mod p2psp;
+pub mod reconcile;
 pub mod relay;
 pub mod server;
 pub mod status;
+pub mod supervisor;
 pub mod team;
 pub mod web;

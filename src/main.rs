@@ -264,7 +264,7 @@ async fn serve(config: Config, role: Role) -> ExitCode {
         Role::Server(p) => p.clone(),
         Role::Peer(..) => None,
     };
-    let mut app = match App::start(config, path) {
+    let app = match App::start(config, path) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("floecast: {e}");
@@ -299,14 +299,14 @@ async fn serve(config: Config, role: Role) -> ExitCode {
             }
         }
         Role::Peer(p, team_socket) => {
-            let task = tokio::spawn(floecast::team::peer::run_mount(
-                app.server.clone(),
-                p.mount.clone(),
-                p.splitter.clone(),
-                p.codec,
-                *team_socket,
-            ));
-            app.track(task);
+            app.supervisor.pin_peer(
+                &p.mount,
+                floecast::team::peer::PeerMount {
+                    splitter: p.splitter.clone(),
+                    codec: p.codec,
+                    local: *team_socket,
+                },
+            );
             println!(
                 "{}",
                 banner::peer(&banner::PeerBanner {

@@ -450,7 +450,7 @@ impl Collector for MountCollector {
             f.slow
                 .with_label_values(&[l])
                 .inc_by(m.stats.slow_listeners.load(Relaxed));
-            let kind = if server.relays.get(&m.name).is_some() {
+            let kind = if server.tasks.relays.get(&m.name).is_some() {
                 "relay"
             } else {
                 "push"
@@ -472,7 +472,7 @@ impl Collector for MountCollector {
                 .with_label_values(&[l])
                 .set(m.queued_bytes() as i64);
         }
-        for (mount, team) in server.teams.all() {
+        for (mount, team) in server.tasks.teams.all() {
             let label = server.metrics.mount_label(&mount);
             let l = label.as_str();
             match team {

@@ -45,14 +45,10 @@ pub struct Server {
     /// Addresses actually bound, for URLs and tests (port 0 in the config means "any").
     pub bound: RwLock<Vec<SocketAddr>>,
     pub metrics: Metrics,
-    /// P2PSP team state by mount, for status and metrics.
-    pub teams: crate::team::Teams,
-    /// Push relays (`[[push]]`) and their state.
-    pub pushes: crate::relay::push::Pushes,
-    /// Relay state by local mount, for status and metrics.
-    pub relays: crate::relay::Relays,
-    /// The configured pull relays and master poller that run, reconciled on reload.
-    pub relay_set: crate::relay::set::RelaySet,
+    /// What the supervised tasks (relays, pushes, teams) publish, for status and metrics.
+    pub tasks: crate::supervisor::Supervised,
+    /// Woken when the last client leaves.
+    clients_gone: Notify,
     /// Cached htpasswd files of listener authentication.
     pub htpasswd: crate::listener_auth::HtpasswdFiles,
 }
@@ -72,10 +68,8 @@ impl Server {
             shutdown: Notify::new(),
             bound: RwLock::new(Vec::new()),
             metrics: Metrics::new(weak.clone()),
-            teams: crate::team::Teams::default(),
-            pushes: crate::relay::push::Pushes::default(),
-            relays: crate::relay::Relays::default(),
-            relay_set: crate::relay::set::RelaySet::default(),
+            tasks: Default::default(),
+            clients_gone: Notify::new(),
             htpasswd: Default::default(),
         })
     }
@@ -115,6 +109,26 @@ impl Server {
         }
     }
 
+    /// Completes once no client is connected.
+    pub async fn clients_gone(&self) {
+        loop {
+            let gone = self.clients_gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.stats.clients.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            gone.await;
+        }
+    }
+
+    /// One client fewer; the last one wakes [`Server::clients_gone`].
+    fn release_client(&self) {
+        if self.stats.clients.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.clients_gone.notify_waiters();
+        }
+    }
+
     /// Global extra headers plus a mount's own, for a response.
     pub fn extra_headers<'a>(config: &'a Config, mount: &'a [HttpHeader]) -> Vec<&'a HttpHeader> {
         config.http_headers.iter().chain(mount.iter()).collect()
@@ -146,7 +160,7 @@ impl ClientGuard {
         let prev = server.stats.clients.fetch_add(1, Ordering::AcqRel);
         server.stats.connections.fetch_add(1, Ordering::Relaxed);
         if prev >= limit {
-            server.stats.clients.fetch_sub(1, Ordering::AcqRel);
+            server.release_client();
             return None;
         }
         Some(ClientGuard {
@@ -157,6 +171,6 @@ impl ClientGuard {
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.server.stats.clients.fetch_sub(1, Ordering::AcqRel);
+        self.server.release_client();
     }
 }

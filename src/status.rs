@@ -321,7 +321,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
             let codec = m.codec();
             let meta = m.metadata();
             let title = meta.display();
-            let relay = server.relays.get(&m.name);
+            let relay = server.tasks.relays.get(&m.name);
             let non_empty = |s: Option<String>| s.filter(|s| !s.is_empty());
             ApiMount {
                 listen_url: server.listen_url(&m.name),
@@ -357,7 +357,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
                 bytes_read: m.stats.total_bytes_read.load(Ordering::Relaxed),
                 bytes_sent: m.stats.total_bytes_sent.load(Ordering::Relaxed),
                 relay: relay.map(|r| r.to_json()),
-                p2psp: server.teams.json(&m.name),
+                p2psp: server.tasks.teams.json(&m.name),
             }
         })
         .collect();
@@ -375,6 +375,7 @@ pub fn api_status_of(server: &Server) -> ApiStatus {
         mounts,
         // Like hidden mounts themselves, pushes of hidden mounts stay off the public document.
         pushes: server
+            .tasks
             .pushes
             .status()
             .into_iter()

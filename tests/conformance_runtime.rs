@@ -414,7 +414,7 @@ async fn floecast_peer_is_only_a_peer() {
     let want: SocketAddr = ([127, 0, 0, 1], udp).into();
     wait_for("the peer in the team from its pinned port", T, || {
         matches!(
-            srv.app.server.teams.get("/team.mp3"),
+            srv.app.server.tasks.teams.get("/team.mp3"),
             Some(floecast::team::TeamState::Splitter { stats: Some(s), .. })
                 if s.peers.iter().any(|p| p.addr == want)
         )
@@ -869,6 +869,7 @@ async fn master_relay_keeps_listeners_while_the_upstream_source_restarts() {
     wait_for("the master's mount relayed", T, || {
         fc.app
             .server
+            .tasks
             .relays
             .get(mount)
             .is_some_and(|r| r.state().name() == "up")

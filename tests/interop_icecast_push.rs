@@ -35,6 +35,7 @@ fn push(ice: &Icecast2, mount: &str, password: &str, protocol: PushProtocol) -> 
 
 fn push_state(server: &Server, mount: &str) -> std::sync::Arc<PushState> {
     server
+        .tasks
         .pushes
         .list()
         .into_iter()

@@ -133,6 +133,7 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
         wait_for(&format!("{m} relayed from icecast2"), T, || {
             fc.app
                 .server
+                .tasks
                 .relays
                 .get(m)
                 .is_some_and(|r| r.state().name() == "up")
@@ -255,6 +256,7 @@ async fn floecast_listeners_survive_an_icecast2_restart() {
         if let Some(r) = fc
             .app
             .server
+            .tasks
             .relays
             .get("/live.mp3")
             .filter(|r| r.state().name() == "up")

@@ -217,7 +217,7 @@ async fn pushed_mp3_is_byte_identical_and_titles_follow() {
         b.app.server.registry.get("/relayed.mp3").is_none()
     })
     .await;
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     wait_for("the push to wait", T, || {
         state.phase() == PushPhase::Waiting
     })
@@ -260,7 +260,7 @@ async fn push_reconnects_when_the_remote_restarts() {
     let (_, body) = raw_get(b_addr, "/r.mp3", "", 20_000, T).await;
     let before = assert_source_stretch(&body, "B before the restart");
 
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     b.app.shutdown(Duration::from_secs(2)).await;
     wait_for("the push to notice", T, || state.phase() != PushPhase::Up).await;
 
@@ -285,7 +285,7 @@ async fn wrong_password_is_a_clear_error_retried_slowly() {
     )]))
     .await;
     let feeder = Feeder::start(a.addr, "/w.mp3").await;
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     wait_for("the login to fail", T, || state.phase() == PushPhase::Down).await;
     let status = state.status();
     let err = status.last_error.clone().unwrap_or_default();
@@ -354,7 +354,7 @@ async fn auto_falls_back_to_source_like_libshout() {
     c2.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
     let body = read_at_least(&mut c2, 20_000, T).await;
     assert_source_stretch(&body, "the SOURCE body");
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     assert_eq!(state.status().method, Some("SOURCE"));
     assert_eq!(state.attempts(), 2);
 
@@ -387,7 +387,7 @@ async fn put_only_does_not_fall_back_and_reload_restarts_pushes() {
         .await
         .unwrap();
     drop(c1);
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     wait_for("the push to fail", T, || state.phase() == PushPhase::Down).await;
     let err = state.status().last_error.unwrap_or_default();
     assert!(err.contains("405"), "{err}");
@@ -397,11 +397,11 @@ async fn put_only_does_not_fall_back_and_reload_restarts_pushes() {
     // which connects at once instead of after the backoff); a removed one stops.
     let server = &a.app.server;
     server.replace_config(config_with(vec![push.clone()]));
-    server.pushes.reconcile(server);
-    assert!(Arc::ptr_eq(&server.pushes.list()[0], &state));
+    a.app.supervisor.reconcile();
+    assert!(Arc::ptr_eq(&server.tasks.pushes.list()[0], &state));
     push.protocol = PushProtocol::Source;
     server.replace_config(config_with(vec![push.clone()]));
-    server.pushes.reconcile(server);
+    a.app.supervisor.reconcile();
     let (mut c2, _) = tokio::time::timeout(Duration::from_secs(3), remote.accept())
         .await
         .expect("the restarted push connects at once")
@@ -409,14 +409,14 @@ async fn put_only_does_not_fall_back_and_reload_restarts_pushes() {
     let (src, _) = read_request(&mut c2).await;
     assert!(src.starts_with("SOURCE /p.mp3 HTTP/1.0"), "{src}");
     c2.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
-    let fresh = server.pushes.list()[0].clone();
+    let fresh = server.tasks.pushes.list()[0].clone();
     wait_for("the new push to be up", T, || {
         fresh.phase() == PushPhase::Up
     })
     .await;
     server.replace_config(config_with(Vec::new()));
-    server.pushes.reconcile(server);
-    assert!(server.pushes.list().is_empty());
+    a.app.supervisor.reconcile();
+    assert!(server.tasks.pushes.list().is_empty());
     // The stopped push closed its connection.
     let rest = read_until_close(&mut c2, T).await;
     assert!(!rest.is_empty(), "no audio before the stop");
@@ -519,7 +519,7 @@ async fn live_page_shows_push_state() {
     )]))
     .await;
     let feeder = Feeder::start(a.addr, "/page.mp3").await;
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     wait_for("the login to fail", T, || state.phase() == PushPhase::Down).await;
     let tmp = TempDir::new("push-page");
     let url = format!("http://{}/?updates=2", a.addr);
@@ -569,7 +569,7 @@ async fn a_stuck_remote_is_dropped_and_retried() {
     assert!(head.starts_with("SOURCE "), "{head}");
     c1.write_all(b"HTTP/1.0 200 OK\r\n\r\n").await.unwrap();
     // ... and never read again.
-    let state = a.app.server.pushes.list()[0].clone();
+    let state = a.app.server.tasks.pushes.list()[0].clone();
     wait_for("the push to be up", T, || state.phase() == PushPhase::Up).await;
     wait_for("the push to give up", Duration::from_secs(30), || {
         state.phase() != PushPhase::Up
@@ -612,7 +612,7 @@ async fn a_p2psp_peer_mount_is_pushed() {
     let a = start(ca).await;
     let mut team = None;
     wait_for("the splitter to bind", T, || {
-        team = match a.app.server.teams.get("/p2p.mp3") {
+        team = match a.app.server.tasks.teams.get("/p2p.mp3") {
             Some(TeamState::Splitter {
                 local: Some(addr), ..
             }) => Some(addr),

@@ -252,7 +252,13 @@ async fn listeners_survive_an_upstream_restart() {
     let _ = pacer.await;
     a.app.shutdown(Duration::from_secs(2)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let relay_status = b.app.server.relays.get("/live").expect("relay status");
+    let relay_status = b
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/live")
+        .expect("relay status");
     assert_ne!(relay_status.state().name(), "up");
     // Drain what B still had queued; the listener must still be connected.
     let _ = read_at_least(&mut l, 1 << 20, Duration::from_millis(300)).await;
@@ -439,6 +445,7 @@ async fn listen_when_up(b: &TestServer, mount: &str) -> (TcpStream, String, Vec<
     wait_for("relay up", T, || {
         b.app
             .server
+            .tasks
             .relays
             .get(mount)
             .is_some_and(|r| r.state().name() == "up")
@@ -551,16 +558,17 @@ async fn master_relay_all_follows_the_stream_list() {
     let stop2 = Arc::new(AtomicBool::new(false));
     let p2 = pace_source(s2, 0, 5, stop2.clone());
     wait_for("second relay", T, || {
-        b.app.server.relays.get("/two").is_some()
+        b.app.server.tasks.relays.get("/two").is_some()
     })
     .await;
     stop.store(true, Ordering::Relaxed);
     let _ = p1.await;
     wait_for("first relay stopped", Duration::from_secs(15), || {
-        b.app.server.relays.get("/one").is_none() && b.app.server.registry.get("/one").is_none()
+        b.app.server.tasks.relays.get("/one").is_none()
+            && b.app.server.registry.get("/one").is_none()
     })
     .await;
-    assert!(b.app.server.relays.get("/two").is_some());
+    assert!(b.app.server.tasks.relays.get("/two").is_some());
     stop2.store(true, Ordering::Relaxed);
     let _ = p2.await;
 }
@@ -581,7 +589,7 @@ async fn a_refusing_upstream_is_retried_and_reported() {
     // No mount while the upstream refuses (not on demand), so status has no entry; the
     // relay state is still visible to metrics.
     assert!(mount_json(&st, "/nope").is_none());
-    let r = b.app.server.relays.get("/nope").expect("relay");
+    let r = b.app.server.tasks.relays.get("/nope").expect("relay");
     assert!(r.last_error().unwrap_or_default().contains("404"));
     let metrics = exchange(b.addr, b"GET /metrics HTTP/1.0\r\n\r\n", T).await;
     let metrics = String::from_utf8_lossy(&metrics);
@@ -704,7 +712,7 @@ async fn a_relay_waits_while_a_pushed_source_holds_its_mount() {
     let pacer = pace_source(src, 0, 5, stop.clone());
     let upstream = a.app.server.registry.get("/live").expect("upstream");
     wait_for("relay blocked", T, || {
-        b.app.server.relays.get("/taken").is_some_and(|r| {
+        b.app.server.tasks.relays.get("/taken").is_some_and(|r| {
             r.last_error()
                 .is_some_and(|e| e.contains("in use by another source"))
         })
@@ -720,6 +728,7 @@ async fn a_relay_waits_while_a_pushed_source_holds_its_mount() {
     wait_for("relay up", Duration::from_secs(15), || {
         b.app
             .server
+            .tasks
             .relays
             .get("/taken")
             .is_some_and(|r| r.state().name() == "up")
@@ -834,7 +843,7 @@ fn live(srv: &TestServer, name: &str) -> bool {
 }
 
 fn relay_up(srv: &TestServer, name: &str, upstream_mount: &str) -> bool {
-    srv.app.server.relays.get(name).is_some_and(|r| {
+    srv.app.server.tasks.relays.get(name).is_some_and(|r| {
         r.state() == floecast::relay::State::Up && r.upstream.ends_with(upstream_mount)
     })
 }
@@ -854,7 +863,7 @@ async fn reload_starts_restarts_and_stops_a_relay() {
     let p2 = pace_source(s2, 100, 5, stop.clone());
 
     let b = Reloadable::start("restart", "").await;
-    assert!(b.srv.app.server.relays.all().is_empty());
+    assert!(b.srv.app.server.tasks.relays.all().is_empty());
     let m = metrics(b.srv.addr).await;
     assert!(!m.contains("floecast_relay_up{"), "{m}");
 
@@ -867,7 +876,14 @@ async fn reload_starts_restarts_and_stops_a_relay() {
     let (mut l1, head, _) = listen(b.srv.addr, "/r", false).await;
     assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
     assert!(read_at_least(&mut l1, 10_000, T).await.len() >= 10_000);
-    let first = b.srv.app.server.relays.get("/r").expect("relay state");
+    let first = b
+        .srv
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/r")
+        .expect("relay state");
     let first_mount = b.srv.app.server.registry.get("/r").expect("mount");
 
     // Changed: the relay restarts against the other upstream mount. This mount has no
@@ -877,7 +893,14 @@ async fn reload_starts_restarts_and_stops_a_relay() {
         relay_up(&b.srv, "/r", "/two") && live(&b.srv, "/r")
     })
     .await;
-    let second = b.srv.app.server.relays.get("/r").expect("relay state");
+    let second = b
+        .srv
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/r")
+        .expect("relay state");
     assert!(
         !Arc::ptr_eq(&first, &second),
         "a changed relay is a new relay"
@@ -902,7 +925,8 @@ async fn reload_starts_restarts_and_stops_a_relay() {
     // Removed: the mount ends, its listener is let go, and status and metrics forget it.
     b.reload("");
     wait_for("the removed relay gone", T, || {
-        b.srv.app.server.relays.get("/r").is_none() && b.srv.app.server.registry.get("/r").is_none()
+        b.srv.app.server.tasks.relays.get("/r").is_none()
+            && b.srv.app.server.registry.get("/r").is_none()
     })
     .await;
     let _ = read_until_close(&mut l2, T).await;
@@ -936,7 +960,14 @@ async fn an_unchanged_relay_keeps_its_listener_across_reloads() {
     let (mut l, head, _) = listen(b.srv.addr, "/kept", false).await;
     assert!(head.starts_with("HTTP/1.0 200 OK"), "{head}");
     assert!(read_at_least(&mut l, 10_000, T).await.len() >= 10_000);
-    let status = b.srv.app.server.relays.get("/kept").expect("relay state");
+    let status = b
+        .srv
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/kept")
+        .expect("relay state");
     let mount = b.srv.app.server.registry.get("/kept").expect("mount");
     let attempts = status.attempts.load(Ordering::Relaxed);
 
@@ -951,7 +982,14 @@ async fn an_unchanged_relay_keeps_its_listener_across_reloads() {
     })
     .await;
     assert!(read_at_least(&mut l, 30_000, T).await.len() >= 30_000);
-    let now = b.srv.app.server.relays.get("/kept").expect("relay state");
+    let now = b
+        .srv
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/kept")
+        .expect("relay state");
     assert!(Arc::ptr_eq(&status, &now), "the relay was restarted");
     assert_eq!(
         now.attempts.load(Ordering::Relaxed),
@@ -990,12 +1028,26 @@ async fn reload_starts_changes_and_removes_the_master() {
         relay_up(&b.srv, "/m1", "/m1") && live(&b.srv, "/m1")
     })
     .await;
-    let first = b.srv.app.server.relays.get("/m1").expect("relay state");
+    let first = b
+        .srv
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/m1")
+        .expect("relay state");
 
     // Unchanged: the master's relay keeps running.
     b.reload(&master(1));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let same = b.srv.app.server.relays.get("/m1").expect("relay state");
+    let same = b
+        .srv
+        .app
+        .server
+        .tasks
+        .relays
+        .get("/m1")
+        .expect("relay state");
     assert!(Arc::ptr_eq(&first, &same), "an unchanged master restarted");
 
     // Changed: the poller restarts, and with it the relays it started.
@@ -1004,6 +1056,7 @@ async fn reload_starts_changes_and_removes_the_master() {
         b.srv
             .app
             .server
+            .tasks
             .relays
             .get("/m1")
             .is_some_and(|r| !Arc::ptr_eq(&r, &first) && r.state() == floecast::relay::State::Up)
@@ -1013,11 +1066,11 @@ async fn reload_starts_changes_and_removes_the_master() {
     // Removed: the poller stops and its relays stop with it.
     b.reload("");
     wait_for("the master's relay gone", T, || {
-        b.srv.app.server.relays.get("/m1").is_none()
+        b.srv.app.server.tasks.relays.get("/m1").is_none()
             && b.srv.app.server.registry.get("/m1").is_none()
     })
     .await;
-    assert!(!b.srv.app.server.relay_set.has_master());
+    assert!(!b.srv.app.supervisor.has_master());
     stop.store(true, Ordering::Relaxed);
     let _ = pacer.await;
 }

@@ -76,7 +76,7 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
     }
     // The team is visible in /metrics and /api/status.
     wait_for("50 peers in the splitter's stats", T, || {
-        match srv.app.server.teams.get("/team.mp3") {
+        match srv.app.server.tasks.teams.get("/team.mp3") {
             Some(TeamState::Splitter { stats: Some(s), .. }) => s.peers.len() == 50,
             _ => false,
         }
@@ -117,7 +117,7 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
     // Every peer reports its health with its keepalives: it played the stream, lost nothing
     // and knows the other 49.
     wait_for("a report from every peer", T, || {
-        match srv.app.server.teams.get("/team.mp3") {
+        match srv.app.server.tasks.teams.get("/team.mp3") {
             Some(TeamState::Splitter { stats: Some(s), .. }) => {
                 s.peers.len() == 50
                     && s.peers.iter().all(|p| {
@@ -152,7 +152,7 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
         );
     }
     // One copy: the splitter's egress is the stream once (plus a little protocol).
-    let stats = match srv.app.server.teams.get("/team.mp3") {
+    let stats = match srv.app.server.tasks.teams.get("/team.mp3") {
         Some(TeamState::Splitter { stats: Some(s), .. }) => s,
         other => panic!("no splitter stats: {other:?}"),
     };
@@ -193,7 +193,7 @@ async fn a_peer_mount_follows_the_splitters_stream_info_and_titles() {
     let b = start(cb).await;
     wait_for("B joined", T, || {
         matches!(
-            b.app.server.teams.get("/info.mp3"),
+            b.app.server.tasks.teams.get("/info.mp3"),
             Some(TeamState::Peer { .. })
         )
     })
@@ -321,7 +321,7 @@ async fn churn(monitors_too: bool, min_continuity: f64) {
             p.abort();
         }
     }
-    let team_size = |srv: &TestServer| match srv.app.server.teams.get("/churn.mp3") {
+    let team_size = |srv: &TestServer| match srv.app.server.tasks.teams.get("/churn.mp3") {
         Some(TeamState::Splitter { stats: Some(s), .. }) => s.peers.len(),
         _ => usize::MAX,
     };
@@ -329,7 +329,7 @@ async fn churn(monitors_too: bool, min_continuity: f64) {
         team_size(&srv) == 35
     })
     .await;
-    match srv.app.server.teams.get("/churn.mp3") {
+    match srv.app.server.tasks.teams.get("/churn.mp3") {
         Some(TeamState::Splitter { stats: Some(s), .. }) => {
             let monitors = s
                 .peers
@@ -351,4 +351,147 @@ async fn churn(monitors_too: bool, min_continuity: f64) {
             "survivor {i}: {data} delivered, {skipped} lost ({continuity:.4})"
         );
     }
+}
+
+/// Teams follow the config on reload as relays do (the supervisor's one rule): a splitter
+/// added to a live mount serves a team a peer mount joins; a removed peer mount leaves its
+/// team; a changed splitter restarts on the same port once the old one let go of it; a
+/// removed splitter stops and its peers lose it. The mount's own listener never notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_starts_restarts_and_stops_teams() {
+    let port = free_tcp_udp_port();
+    let settings = SplitterSettings {
+        port,
+        ..splitter_settings()
+    };
+    let with_team = |settings: &SplitterSettings| {
+        let mut c = test_config();
+        c.mounts.push(MountConfig {
+            name: "/reload.mp3".into(),
+            p2psp: Some(P2pspConfig::Splitter(settings.clone())),
+            ..Default::default()
+        });
+        c
+    };
+    let reload = |srv: &TestServer, config| {
+        srv.app.server.replace_config(config);
+        srv.app.supervisor.reconcile();
+    };
+    let a = start(test_config()).await;
+    let mut src = source(a.addr, "/reload.mp3", "audio/mpeg", "").await;
+    let feeder = tokio::spawn(async move {
+        loop {
+            if src.write_all(&mp3_frames(5)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    let mut l = connect(a.addr).await;
+    l.write_all(b"GET /reload.mp3 HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, _) = read_head(&mut l, T).await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    // Reading stays ahead of the feeder, so the listener is never dropped as slow.
+    let (got_tx, got) = tokio::sync::watch::channel(0usize);
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut total = 0;
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut l, &mut buf).await {
+            if n == 0 {
+                break;
+            }
+            total += n;
+            got_tx.send_replace(total);
+        }
+    });
+    assert!(a.app.server.tasks.teams.get("/reload.mp3").is_none());
+
+    // Added: the splitter serves the live mount, and a peer mount joins it.
+    reload(&a, with_team(&settings));
+    assert_eq!(splitter_addr(&a, "/reload.mp3").await.port(), port);
+    let mut cb = test_config();
+    cb.mounts.push(peer_mount(
+        "/reload.mp3",
+        &format!("127.0.0.1:{port}"),
+        None,
+    ));
+    let b = start(cb).await;
+    wait_for("B's peer mount live", Duration::from_secs(10), || {
+        b.app
+            .server
+            .registry
+            .get("/reload.mp3")
+            .is_some_and(|m| m.queued_bytes() > 4096)
+    })
+    .await;
+    let team_size = |srv: &TestServer| match srv.app.server.tasks.teams.get("/reload.mp3") {
+        Some(TeamState::Splitter { stats: Some(s), .. }) => Some(s.peers.len()),
+        _ => None,
+    };
+    wait_for("B in A's team", T, || team_size(&a) == Some(1)).await;
+
+    // B's peer mount removed: it leaves the team and its mount ends.
+    reload(&b, test_config());
+    wait_for("B's peer mount gone", T, || {
+        !b.app.server.registry.contains("/reload.mp3")
+            && b.app.server.tasks.teams.get("/reload.mp3").is_none()
+    })
+    .await;
+    wait_for("B out of A's team", Duration::from_secs(10), || {
+        team_size(&a) == Some(0)
+    })
+    .await;
+
+    // Changed: a fresh splitter (no joins yet) on the same port.
+    let changed = SplitterSettings {
+        max_peers: 50,
+        ..settings.clone()
+    };
+    reload(&a, with_team(&changed));
+    wait_for("a fresh splitter", T, || {
+        match a.app.server.tasks.teams.get("/reload.mp3") {
+            Some(TeamState::Splitter { local, stats }) => {
+                local.is_some_and(|l| l.port() == port) && stats.is_none_or(|s| s.joins == 0)
+            }
+            _ => false,
+        }
+    })
+    .await;
+    let mut link = PeerLink::join(&format!("127.0.0.1:{port}"), Codec::Native)
+        .await
+        .expect("join the restarted splitter");
+    wait_for("the new splitter streams", T, || team_size(&a) == Some(1)).await;
+
+    // Removed: the splitter stops; its peer loses it (the splitter falls silent).
+    reload(&a, test_config());
+    wait_for("A's team gone", T, || {
+        a.app.server.tasks.teams.get("/reload.mp3").is_none()
+    })
+    .await;
+    let lost = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if link.next().await == Output::Gone {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(lost.is_ok(), "the peer did not notice its splitter stopped");
+    assert!(
+        PeerLink::join(&format!("127.0.0.1:{port}"), Codec::Native)
+            .await
+            .is_err()
+    );
+
+    // The listener of the mount streamed throughout.
+    let before = *got.borrow();
+    let mut got = got;
+    tokio::time::timeout(T, got.wait_for(|n| *n > before + 8192))
+        .await
+        .expect("the listener still streams")
+        .expect("the listener is still connected");
+    feeder.abort();
+    reader.abort();
 }

@@ -85,7 +85,7 @@ async fn a_reference_peer_joins_our_gen_c_splitter() {
     tcp.write_all(b"R").await.unwrap();
     drop(tcp);
     wait_for("member listed", T, || {
-        matches!(srv.app.server.teams.get("/team.mp3"),
+        matches!(srv.app.server.tasks.teams.get("/team.mp3"),
             Some(TeamState::Splitter { stats: Some(s), .. }) if s.peers.len() == 1)
     })
     .await;

@@ -330,7 +330,6 @@ async fn open_session(
         cursor: Cursor::burst(&mount),
         epoch: mount.redirect_epoch(),
         mount,
-        last_header: 0,
         icy: IcyState::new(metaint),
         sent: 0,
         flush_interval: config.tuning.flush_interval,
@@ -476,8 +475,6 @@ struct Session {
     cursor: Cursor,
     /// The mount's redirect epoch when we joined it.
     epoch: u64,
-    /// Id of the stream header last sent (0 = none).
-    last_header: u64,
     icy: IcyState,
     sent: u64,
     flush_interval: Duration,
@@ -544,11 +541,8 @@ impl Session {
                 ReadOutcome::Advanced(_) | ReadOutcome::Idle => {}
             }
             for block in batch.drain(..) {
-                if let Some(h) = &block.header {
-                    if h.id != self.last_header {
-                        self.last_header = h.id;
-                        self.icy.push(&self.mount, h.data.clone(), &mut out);
-                    }
+                if let Some(h) = self.cursor.new_header(&block) {
+                    self.icy.push(&self.mount, h.clone(), &mut out);
                 }
                 self.icy.push(&self.mount, block.data, &mut out);
             }
@@ -651,7 +645,7 @@ impl Session {
         if let Some(entry) = entry {
             target.register_listener(id, entry);
         }
-        self.cursor = Cursor::join(&target);
+        self.cursor.rejoin(&target);
         self.epoch = target.redirect_epoch();
         self.mount = target;
     }

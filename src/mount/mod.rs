@@ -230,10 +230,13 @@ impl Drop for Waiting<'_> {
 /// A reader's place in a mount's queue: a listener's, a push relay's, a team splitter's. It
 /// begins on a start point, so the reader's first bytes are the stream header and then data
 /// a decoder can start on (a keyframe's page or Cluster, or its start copy), and from then
-/// on takes every block in order.
+/// on takes every block in order. It remembers the stream header the reader last had, so
+/// that [`Cursor::new_header`] yields each header once, before the data that needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Cursor {
     seq: Seq,
+    /// Id of the stream header last yielded (0 = none).
+    last_header: u64,
     /// Nothing read yet: skip to the next start point.
     need_start: bool,
 }
@@ -243,17 +246,37 @@ impl Cursor {
     pub fn burst(mount: &Mount) -> Cursor {
         Cursor {
             seq: mount.burst_start(),
+            last_header: 0,
             need_start: true,
         }
     }
 
-    /// A reader that joins at the next start point to arrive: moved here from another mount
-    /// (it still has data buffered), or starting over after falling a queue behind.
+    /// A reader that joins at the next start point to arrive.
     pub fn join(mount: &Mount) -> Cursor {
         Cursor {
             seq: mount.join_start(),
+            last_header: 0,
             need_start: true,
         }
+    }
+
+    /// Go on at the next start point of `mount` to arrive: moved there from another mount
+    /// (the reader still has data buffered), or starting over after falling a queue behind.
+    /// The header already yielded is remembered: it is not sent again unless it changed.
+    pub fn rejoin(&mut self, mount: &Mount) {
+        self.seq = mount.join_start();
+        self.need_start = true;
+    }
+
+    /// The stream header of `block` when this reader has not had it yet: send it before the
+    /// block's data.
+    pub fn new_header<'b>(&mut self, block: &'b Block) -> Option<&'b Bytes> {
+        let h = block.header.as_ref()?;
+        if h.id == self.last_header {
+            return None;
+        }
+        self.last_header = h.id;
+        Some(&h.data)
     }
 
     /// The next block to read.

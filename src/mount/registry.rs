@@ -1,9 +1,12 @@
 //! The mount registry: which mounts are live, and the rules for reserving one for a source
 //! (one source per mount, at most `<sources>` sources). Mounts leave the registry when their
-//! source ends; listeners keep their `Arc<Mount>` until they move or close.
+//! source ends; listeners keep their `Arc<Mount>` until they move or close. Tasks waiting for
+//! a mount to appear (push relays, splitters) subscribe to its changes instead of polling.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use super::{Mount, lock};
 use crate::format::Family;
@@ -30,14 +33,36 @@ impl SourceRejected {
 /// How deep fallback chains may go (icecast: 10).
 pub const MAX_FALLBACK_DEPTH: usize = 10;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     mounts: Mutex<HashMap<String, Arc<Mount>>>,
+    /// Marked changed whenever a mount is added, replaced or removed.
+    changes: watch::Sender<()>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            mounts: Mutex::default(),
+            changes: watch::Sender::new(()),
+        }
+    }
 }
 
 impl Registry {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A receiver that sees every later change of the registry (a mount added, replaced or
+    /// removed). To wait for a mount: mark the receiver seen (`borrow_and_update`), look
+    /// for the mount, and if it is not there, wait for `changed()` and look again.
+    pub fn subscribe(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self) {
+        self.changes.send_modify(|_| {});
     }
 
     /// Register a new mount, or refuse as icecast does: one source per mount, and at most
@@ -53,6 +78,8 @@ impl Registry {
             return Err(SourceRejected::TooMany);
         }
         map.insert(mount.name.clone(), mount);
+        drop(map);
+        self.announce();
         Ok(())
     }
 
@@ -73,6 +100,8 @@ impl Registry {
             }
             _ => {
                 map.insert(new.name.clone(), new);
+                drop(map);
+                self.announce();
                 Ok(())
             }
         }
@@ -120,6 +149,8 @@ impl Registry {
         let mut map = lock(&self.mounts);
         if map.get(&mount.name).is_some_and(|m| Arc::ptr_eq(m, mount)) {
             map.remove(&mount.name);
+            drop(map);
+            self.announce();
         }
     }
 
@@ -167,4 +198,40 @@ impl Registry {
 /// Live sources among the registered mounts (standby reservations are not sources).
 fn live_sources(map: &HashMap<String, Arc<Mount>>) -> usize {
     map.values().filter(|m| !m.is_standby()).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::mount::{MountSettings, SourceInfo};
+
+    fn mount(name: &str) -> Arc<Mount> {
+        let settings = MountSettings::resolve(&Config::default(), name);
+        let info = SourceInfo::from_headers(&[], "audio/mpeg", None);
+        Arc::new(Mount::new(name, info, settings, None))
+    }
+
+    #[test]
+    fn subscribers_see_mounts_come_and_go() {
+        let r = Registry::new();
+        let mut events = r.subscribe();
+        assert!(!events.has_changed().unwrap_or(true));
+        let a = mount("/a");
+        r.insert(a.clone(), 10).unwrap();
+        assert!(events.has_changed().unwrap_or(false));
+        events.borrow_and_update();
+        // A refused insert changes nothing.
+        assert!(r.insert(mount("/a"), 10).is_err());
+        assert!(!events.has_changed().unwrap_or(true));
+        let b = mount("/a");
+        r.replace(&a, b.clone(), 10).unwrap();
+        assert!(events.has_changed().unwrap_or(false));
+        events.borrow_and_update();
+        // Removing a mount no longer registered changes nothing; removing the live one does.
+        r.remove(&a);
+        assert!(!events.has_changed().unwrap_or(true));
+        r.remove(&b);
+        assert!(events.has_changed().unwrap_or(false));
+    }
 }

@@ -5,13 +5,10 @@
 //! drops does). A failed poll keeps the running relays (icecast does the same). A
 //! configured `[[relay]]` for the same local mount wins: the master's relay gives way at the
 //! next poll. When the poller stops (the `[master]` section was removed or changed by a
-//! reload), the relays it started stop with it.
+//! reload, or shutdown), the relays it started stop with it, and it ends once they have.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::sync::watch;
 
 use super::pull::{self, PullRelay};
 use super::upstream::StreamRequest;
@@ -20,6 +17,7 @@ use crate::http::client::{Protocol, Request, Version};
 use crate::http::url::Url;
 use crate::net::client::{self, ClientError, Options};
 use crate::server::Server;
+use crate::supervisor::{Stop, TaskSet};
 
 /// Most mounts taken from one stream list.
 pub const MAX_MOUNTS: usize = 1000;
@@ -78,10 +76,8 @@ pub fn parse_streamlist(body: &str, master_host: &str, master_port: u16) -> Vec<
     out
 }
 
-struct Running {
-    url: Url,
-    /// Dropping the sender stops the relay.
-    _stop: watch::Sender<bool>,
+/// What the poller remembers of a relay it runs.
+struct Listed {
     /// Since when the master's list has not named this mount. A restarting upstream source
     /// drops out of the list for a moment; its relay (and its listeners) stay until the
     /// mount has been missing for the grace period.
@@ -102,10 +98,17 @@ enum Verdict {
     Moved,
 }
 
-/// Judge one running relay against the list just read (sans-IO: `now` passed in).
-fn judge(running: &mut Running, listed: Option<&Url>, now: Instant, grace: Duration) -> Verdict {
+/// Judge one running relay (started from `url`) against the list just read (sans-IO: `now`
+/// passed in).
+fn judge(
+    url: &Url,
+    running: &mut Listed,
+    listed: Option<&Url>,
+    now: Instant,
+    grace: Duration,
+) -> Verdict {
     match listed {
-        Some(url) if *url == running.url => match running.missing_since.take() {
+        Some(l) if l == url => match running.missing_since.take() {
             Some(_) => Verdict::Back,
             None => Verdict::Keep,
         },
@@ -121,24 +124,22 @@ fn judge(running: &mut Running, listed: Option<&Url>, now: Instant, grace: Durat
     }
 }
 
-fn is_stopped(stop: &watch::Receiver<bool>) -> bool {
-    *stop.borrow() || stop.has_changed().is_err()
-}
-
-/// Poll the master until shutdown or until `stop` turns true (or its sender is dropped).
-/// The relays it started stop when it returns (their stop senders are dropped with it).
-pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiver<bool>) {
-    let mut running: HashMap<String, Running> = HashMap::new();
+/// Poll the master until shutdown or until it is asked to stop. The relays it started stop
+/// with it, and it returns once they have finished.
+pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: Stop) {
+    let mut running: TaskSet<String, Url, Listed> = TaskSet::default();
     let master = format!("{}:{}", cfg.server, cfg.port);
     tracing::info!(%master, "master relay poller starting");
     loop {
-        if server.is_shutting_down() || is_stopped(&stop) {
+        let shutdown = server.shutdown_notified();
+        if server.is_shutting_down() || stop.is_requested() {
             break;
         }
         let list = fetch_streamlist(&cfg);
         let listed = tokio::select! {
             r = list => Some(r),
-            r = stop.changed() => if r.is_err() || *stop.borrow() { None } else { continue },
+            _ = stop.requested() => None,
+            _ = shutdown => None,
         };
         let Some(listed) = listed else { break };
         match listed {
@@ -149,7 +150,7 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                 let configured = |mount: &str| config.relays.iter().any(|r| r.local_mount == mount);
                 let now = Instant::now();
                 let grace = cfg.timing.grace_period;
-                running.retain(|mount, r| {
+                running.retain(|mount, url, r| {
                     if configured(mount) {
                         tracing::info!(
                             mount,
@@ -158,7 +159,7 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                         return false;
                     }
                     let listed = wanted.iter().find(|(m, _)| m == mount).map(|(_, u)| u);
-                    match judge(r, listed, now, grace) {
+                    match judge(url, r, listed, now, grace) {
                         Verdict::Keep => true,
                         Verdict::Back => {
                             tracing::info!(mount, "master lists this mount again; its relay kept");
@@ -191,7 +192,7 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                 });
                 let server_id = config.server_id.clone();
                 for (mount, url) in wanted {
-                    if running.contains_key(&mount) || configured(&mount) {
+                    if running.contains(&mount) || configured(&mount) {
                         continue;
                     }
                     let relay = PullRelay {
@@ -207,41 +208,38 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: watch::Receiv
                         bind: None,
                         timing: cfg.timing,
                     };
-                    let (tx, rx) = watch::channel(false);
-                    tokio::spawn(pull::run(server.clone(), relay, rx));
-                    running.insert(
-                        mount,
-                        Running {
-                            url,
-                            _stop: tx,
-                            missing_since: None,
-                        },
-                    );
+                    let listed = Listed {
+                        missing_since: None,
+                    };
+                    let server = server.clone();
+                    running.start(mount, url, listed, |stop| pull::run(server, relay, stop));
                 }
             }
             Err(e) => tracing::warn!(%master, "cannot read the master's stream list: {e}"),
         }
         let shutdown = server.shutdown_notified();
-        if server.is_shutting_down() || is_stopped(&stop) {
+        if server.is_shutting_down() || stop.is_requested() {
             break;
         }
         // Poll again at the interval, or sooner when a missing mount's grace runs out, so
         // that it is stopped on a fresh list, neither early nor an interval late.
         let next = running
-            .values()
-            .filter_map(|r| r.missing_since.map(|t| t + cfg.timing.grace_period))
+            .iter()
+            .filter_map(|(_, _, r)| r.missing_since.map(|t| t + cfg.timing.grace_period))
             .chain(std::iter::once(Instant::now() + cfg.update_interval))
             .min()
             .unwrap_or_else(Instant::now);
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
             _ = shutdown => break,
-            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+            _ = stop.requested() => break,
         }
     }
     if !running.is_empty() {
         tracing::info!(%master, relays = running.len(), "master relay poller stopped; stopping its relays");
     }
+    running.stop_all();
+    running.join_all().await;
 }
 
 #[cfg(test)]
@@ -282,31 +280,37 @@ mod tests {
 
     #[test]
     fn a_missing_mount_gets_the_grace_period() {
-        let (tx, _rx) = watch::channel(false);
         let url = Url::new("m", 8000, "/a").unwrap();
-        let mut r = Running {
-            url: url.clone(),
-            _stop: tx,
+        let mut r = Listed {
             missing_since: None,
         };
         let grace = Duration::from_secs(30);
         let t0 = Instant::now();
-        assert_eq!(judge(&mut r, Some(&url), t0, grace), Verdict::Keep);
-        assert_eq!(judge(&mut r, None, t0, grace), Verdict::Missing);
+        assert_eq!(judge(&url, &mut r, Some(&url), t0, grace), Verdict::Keep);
+        assert_eq!(judge(&url, &mut r, None, t0, grace), Verdict::Missing);
         assert_eq!(
-            judge(&mut r, None, t0 + Duration::from_secs(29), grace),
+            judge(&url, &mut r, None, t0 + Duration::from_secs(29), grace),
             Verdict::Missing
         );
         // Back in the list: the clock starts afresh next time.
         assert_eq!(
-            judge(&mut r, Some(&url), t0 + Duration::from_secs(29), grace),
+            judge(
+                &url,
+                &mut r,
+                Some(&url),
+                t0 + Duration::from_secs(29),
+                grace
+            ),
             Verdict::Back
         );
         let t1 = t0 + Duration::from_secs(40);
-        assert_eq!(judge(&mut r, None, t1, grace), Verdict::Missing);
-        assert_eq!(judge(&mut r, None, t1 + grace, grace), Verdict::Expired);
+        assert_eq!(judge(&url, &mut r, None, t1, grace), Verdict::Missing);
+        assert_eq!(
+            judge(&url, &mut r, None, t1 + grace, grace),
+            Verdict::Expired
+        );
         let other = Url::new("m", 8000, "/b").unwrap();
-        assert_eq!(judge(&mut r, Some(&other), t1, grace), Verdict::Moved);
+        assert_eq!(judge(&url, &mut r, Some(&other), t1, grace), Verdict::Moved);
     }
 
     #[test]

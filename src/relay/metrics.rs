@@ -85,7 +85,7 @@ impl Collector for RelayCollector {
         let (Some(server), Some(f)) = (self.server.upgrade(), Families::new()) else {
             return Vec::new();
         };
-        for (mount, r) in server.relays.all() {
+        for (mount, r) in server.tasks.relays.all() {
             // Mount labels share the server-wide cap (bounded cardinality).
             let label = server.metrics.mount_label(&mount);
             let l = [label.as_str()];

@@ -1,10 +1,10 @@
 //! Relays: floecast as a client of other Icecast-compatible servers. A pull relay
 //! ([`pull`]) feeds a local mount from an upstream stream through an ordinary source session;
 //! the master poller ([`master`]) starts and stops pull relays as a master's mounts come and
-//! go; [`set`] keeps both in step with the config across reloads. [`upstream`] is what a
-//! relay asks its upstream for, over the one HTTP client (`http::client`, `net::client`). A
-//! push relay ([`push`], with its sans-IO half [`push_proto`]) sends a local mount to a remote
-//! server as its source.
+//! go; the [`crate::supervisor`] keeps both in step with the config across reloads.
+//! [`upstream`] is what a relay asks its upstream for, over the one HTTP client
+//! (`http::client`, `net::client`). A push relay ([`push`], with its sans-IO half
+//! [`push_proto`]) sends a local mount to a remote server as its source.
 //! Nothing here touches listeners: relays only read or feed mounts through the mount API.
 
 pub mod master;
@@ -12,14 +12,13 @@ pub mod metrics;
 pub mod pull;
 pub mod push;
 pub mod push_proto;
-pub mod set;
 pub mod upstream;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::mount::lock;
 
@@ -138,7 +137,7 @@ impl RelayStatus {
     }
 }
 
-/// Relay state by local mount.
+/// Relay state by local mount, written by the relay tasks, read by status and metrics.
 #[derive(Debug, Default)]
 pub struct Relays {
     by_mount: Mutex<HashMap<String, Arc<RelayStatus>>>,
@@ -146,7 +145,7 @@ pub struct Relays {
 
 impl Relays {
     /// Start tracking the relay feeding `mount`. Returns `None` if another relay already does.
-    pub fn register(
+    pub(in crate::relay) fn register(
         &self,
         mount: &str,
         upstream: String,
@@ -161,7 +160,7 @@ impl Relays {
         Some(s)
     }
 
-    pub fn remove(&self, mount: &str, status: &Arc<RelayStatus>) {
+    pub(in crate::relay) fn remove(&self, mount: &str, status: &Arc<RelayStatus>) {
         let mut map = lock(&self.by_mount);
         if map.get(mount).is_some_and(|s| Arc::ptr_eq(s, status)) {
             map.remove(mount);
@@ -183,53 +182,6 @@ impl Relays {
     }
 }
 
-/// Exponential backoff with jitter, so many relays of one restarted master do not reconnect
-/// in lockstep.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-    seed: u64,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration, seed: u64) -> Self {
-        Backoff {
-            min,
-            max,
-            next: min,
-            seed,
-        }
-    }
-
-    /// The next delay: the base doubles up to `max`, plus up to a quarter more as jitter.
-    pub fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        self.seed = splitmix(self.seed);
-        let quarter = base.as_millis() as u64 / 4;
-        let jitter = if quarter == 0 {
-            0
-        } else {
-            self.seed % (quarter + 1)
-        };
-        base + Duration::from_millis(jitter)
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A seed for jitter: std's per-process random hash keys over the name and the time.
 pub fn jitter_seed(name: &str) -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -245,26 +197,6 @@ pub fn jitter_seed(name: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_bounded_jitter() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8), 42);
-        let d: Vec<_> = (0..6).map(|_| b.next_delay()).collect();
-        for (got, base) in d.iter().zip([1u64, 2, 4, 8, 8, 8]) {
-            let base = Duration::from_secs(base);
-            assert!(
-                *got >= base && *got <= base + base / 4,
-                "{got:?} vs {base:?}"
-            );
-        }
-        b.reset();
-        assert!(b.next_delay() < Duration::from_millis(1251));
-        // Different seeds spread out.
-        let spread: std::collections::HashSet<_> = (0..20)
-            .map(|s| Backoff::new(Duration::from_secs(4), Duration::from_secs(4), s).next_delay())
-            .collect();
-        assert!(spread.len() > 5);
-    }
 
     #[test]
     fn status_tracks_state() {

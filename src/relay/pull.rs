@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::watch;
 
 use super::upstream::{self, StreamRequest};
-use super::{Backoff, RelayStatus, State, jitter_seed};
+use super::{RelayStatus, State, jitter_seed};
+use crate::backoff::{Backoff, Jitter};
 use crate::config::{RelayConfig, RelayTiming};
 use crate::format::Family;
 use crate::http::url::Url;
@@ -24,6 +24,7 @@ use crate::ingest::session::{EndReason, StartError, StartOptions};
 use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
 use crate::net::client::{ClientError, Response};
 use crate::server::Server;
+use crate::supervisor::Stop;
 
 /// Reconnect backoff between connections (after a failure or a lost stream).
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -85,14 +86,15 @@ enum Outcome {
     Refused(Option<Arc<Mount>>),
 }
 
-/// Run `relay` until shutdown or until `stop` turns true (or its sender is dropped).
-pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receiver<bool>) {
+/// Run `relay` until shutdown or until it is asked to stop.
+pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: Stop) {
     // A relay being replaced (a reload changed it, or a master relay gives way to a
     // configured one) still holds the name until it has ended its mount: wait for it.
     let mut waited = false;
     let status = loop {
         if let Some(s) =
             server
+                .tasks
                 .relays
                 .register(&relay.local_mount, relay.url.to_string(), relay.on_demand)
         {
@@ -107,7 +109,12 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
         }
     };
     tracing::info!(mount = %relay.local_mount, upstream = %relay.url, on_demand = relay.on_demand, "relay starting");
-    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX, jitter_seed(&relay.local_mount));
+    let mut backoff = Backoff::new(
+        BACKOFF_MIN,
+        BACKOFF_MAX,
+        Jitter::UpToQuarterMore,
+        jitter_seed(&relay.local_mount),
+    );
     let mut standby: Option<Arc<Mount>> = None;
     let mut last_info: Option<SourceInfo> = None;
     'relay: loop {
@@ -139,7 +146,7 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
                 }
                 tokio::select! {
                     _ = s.demanded() => {}
-                    _ = stop.changed() => {}
+                    _ = stop.requested() => {}
                     _ = tokio::time::sleep(IDLE_CHECK) => {}
                     _ = shutdown => break 'relay,
                 }
@@ -203,7 +210,7 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: watch::Receive
         server.registry.remove(&s);
         s.end(None);
     }
-    server.relays.remove(&relay.local_mount, &status);
+    server.tasks.relays.remove(&relay.local_mount, &status);
     tracing::info!(mount = %relay.local_mount, "relay stopped");
 }
 
@@ -215,7 +222,7 @@ async fn serve(
     status: &RelayStatus,
     mut up: Response,
     standby: Option<Arc<Mount>>,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut Stop,
 ) -> (Outcome, Option<SourceInfo>) {
     let opts = StartOptions {
         replacing: standby.as_ref(),
@@ -302,7 +309,12 @@ async fn serve(
         }
         let deadline = Instant::now() + relay.timing.grace_period;
         seed = seed.wrapping_add(1);
-        let mut grace = Backoff::new(GRACE_BACKOFF_MIN, GRACE_BACKOFF_MAX, seed);
+        let mut grace = Backoff::new(
+            GRACE_BACKOFF_MIN,
+            GRACE_BACKOFF_MAX,
+            Jitter::UpToQuarterMore,
+            seed,
+        );
         let next = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -322,10 +334,10 @@ async fn serve(
                 _ = mount.killed() => {
                     return end_lost(server, relay, session, EndReason::Killed, info);
                 }
-                r = stop.changed() => if r.is_err() || *stop.borrow() {
+                _ = stop.requested() => {
                     session.end(EndReason::Stopped(STOP_REMOVED));
                     return (Outcome::Stop, info);
-                },
+                }
             }
             if has_live_fallback(server, &session.mount) {
                 break None;
@@ -380,20 +392,12 @@ fn end_lost(
 
 /// Completes when the relay is removed or, on demand, has had no listeners for the idle
 /// timeout.
-async fn stop_or_idle(
-    mount: &Mount,
-    relay: &PullRelay,
-    stop: &mut watch::Receiver<bool>,
-) -> EndReason {
+async fn stop_or_idle(mount: &Mount, relay: &PullRelay, stop: &mut Stop) -> EndReason {
     let mut idle_since: Option<Instant> = None;
     let mut tick = tokio::time::interval(IDLE_CHECK);
     loop {
         tokio::select! {
-            r = stop.changed() => {
-                if r.is_err() || *stop.borrow() {
-                    return EndReason::Stopped(STOP_REMOVED);
-                }
-            }
+            _ = stop.requested() => return EndReason::Stopped(STOP_REMOVED),
             _ = tick.tick() => {
                 if relay.on_demand && mount.listener_count() == 0 {
                     let since = *idle_since.get_or_insert_with(Instant::now);
@@ -413,32 +417,25 @@ async fn stop_or_idle(
 async fn open_unless_stopped(
     server: &Server,
     relay: &PullRelay,
-    stop: &mut watch::Receiver<bool>,
+    stop: &mut Stop,
 ) -> Option<Result<Response, ClientError>> {
     let shutdown = server.shutdown_notified();
     if stopped(server, stop) {
         return None;
     }
-    let open = upstream::open(&relay.url, &relay.request, relay.bind);
-    tokio::pin!(open);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            r = &mut open => return Some(r),
-            _ = &mut shutdown => return None,
-            r = stop.changed() => if r.is_err() || *stop.borrow() {
-                return None;
-            },
-        }
+    tokio::select! {
+        r = upstream::open(&relay.url, &relay.request, relay.bind) => Some(r),
+        _ = shutdown => None,
+        _ = stop.requested() => None,
     }
 }
 
-fn stopped(server: &Server, stop: &watch::Receiver<bool>) -> bool {
-    server.is_shutting_down() || *stop.borrow() || stop.has_changed().is_err()
+fn stopped(server: &Server, stop: &Stop) -> bool {
+    server.is_shutting_down() || stop.is_requested()
 }
 
 /// Sleep `d`; false when the relay should stop instead.
-async fn pause(server: &Server, stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+async fn pause(server: &Server, stop: &mut Stop, d: Duration) -> bool {
     let shutdown = server.shutdown_notified();
     if stopped(server, stop) {
         return false;
@@ -446,7 +443,7 @@ async fn pause(server: &Server, stop: &mut watch::Receiver<bool>, d: Duration) -
     tokio::select! {
         _ = tokio::time::sleep(d) => !stopped(server, stop),
         _ = shutdown => false,
-        r = stop.changed() => r.is_ok() && !*stop.borrow(),
+        _ = stop.requested() => false,
     }
 }
 

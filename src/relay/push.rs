@@ -17,14 +17,14 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::push_proto::{
-    self, Backoff, Login, MetadataReply, Method, ReplyTracker, Target, Verdict,
-};
+use super::push_proto::{self, Login, MetadataReply, Method, ReplyTracker, Target, Verdict};
+use crate::backoff::{Backoff, Jitter};
 use crate::config::{PushConfig, PushProtocol};
 use crate::format::{Block, Family};
 use crate::mount::{Cursor, Mount, ReadOutcome, Seq, lock};
 use crate::net::client::{self, CONNECT_TIMEOUT, ClientError, Options};
 use crate::server::Server;
+use crate::supervisor::Stop;
 
 /// The remote must answer a source request or a metadata update within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,13 +32,17 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 const LAG_CHECK: Duration = Duration::from_secs(1);
 /// A remote that accepts no bytes at all for this long is given up on.
 const WRITE_STALL: Duration = Duration::from_secs(20);
-/// How often a push without a live local mount looks for it (the registry has no event
-/// for new mounts; this is a timer, not a spin).
-const ATTACH_POLL: Duration = Duration::from_millis(250);
 /// While idle, title changes are looked for at least this often.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// A connection that streamed this long counts as healthy: backoff starts over.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Reconnect backoff: from a second up to a minute, jittered to half or all of it.
+const BACKOFF_BASE: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// After a refusal (401/403) the backoff starts higher and caps higher: retrying a wrong
+/// password every second only fills the remote's log.
+const REFUSED_BASE: Duration = Duration::from_secs(5);
+const REFUSED_MAX: Duration = Duration::from_secs(300);
 /// Most bytes gathered for one write.
 const MAX_WRITE: usize = 256 * 1024;
 /// At most this many buffers per `writev`.
@@ -104,7 +108,7 @@ pub struct PushStatus {
 }
 
 impl PushState {
-    fn new(config: PushConfig) -> Self {
+    pub(crate) fn new(config: PushConfig) -> Self {
         let target = Target {
             host: config.server.clone(),
             port: config.port,
@@ -177,68 +181,25 @@ impl PushState {
     }
 
     /// `/live -> http://host:8000/live`, for logs.
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!("{} -> {}", self.config.mount, self.target.url())
     }
 }
 
-struct Running {
-    state: Arc<PushState>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// The running pushes, in config order.
-#[derive(Default)]
+/// The running pushes' states, in config order, as the supervisor last started them.
+#[derive(Debug, Default)]
 pub struct Pushes {
-    running: Mutex<Vec<Running>>,
-}
-
-impl std::fmt::Debug for Pushes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Pushes")
-    }
+    running: Mutex<Vec<Arc<PushState>>>,
 }
 
 impl Pushes {
-    /// Make the running pushes match the config: unchanged ones keep running (and their
-    /// connection), changed ones restart, removed ones stop, new ones start.
-    pub fn reconcile(&self, server: &Arc<Server>) {
-        let config = server.config();
-        let mut running = lock(&self.running);
-        let mut old: Vec<Option<Running>> = running.drain(..).map(Some).collect();
-        for cfg in &config.pushes {
-            let kept = old
-                .iter_mut()
-                .find(|r| r.as_ref().is_some_and(|r| r.state.config == *cfg))
-                .and_then(Option::take);
-            match kept {
-                Some(r) => running.push(r),
-                None => {
-                    let state = Arc::new(PushState::new(cfg.clone()));
-                    tracing::info!(push = %state.label(), "push relay starting");
-                    let task = tokio::spawn(run(server.clone(), state.clone()));
-                    running.push(Running { state, task });
-                }
-            }
-        }
-        for r in old.into_iter().flatten() {
-            tracing::info!(push = %r.state.label(), "push relay stopped (config changed)");
-            r.task.abort();
-        }
-    }
-
-    /// Stop every push (shutdown).
-    pub fn stop_all(&self) {
-        for r in lock(&self.running).drain(..) {
-            r.task.abort();
-        }
+    /// Replace the list (the supervisor, after each reconcile).
+    pub(crate) fn publish(&self, states: Vec<Arc<PushState>>) {
+        *lock(&self.running) = states;
     }
 
     pub fn list(&self) -> Vec<Arc<PushState>> {
-        lock(&self.running)
-            .iter()
-            .map(|r| r.state.clone())
-            .collect()
+        lock(&self.running).clone()
     }
 
     pub fn status(&self) -> Vec<PushStatus> {
@@ -278,10 +239,31 @@ fn live_mount(server: &Server, name: &str) -> Option<Arc<Mount>> {
     server.registry.get(name).filter(|m| !m.is_ended())
 }
 
-/// One push, until shutdown or abort.
-async fn run(server: Arc<Server>, state: Arc<PushState>) {
+/// One push, until shutdown or until it is asked to stop. Either closes its connection at
+/// once, whatever it was waiting for.
+pub(crate) async fn run(server: Arc<Server>, state: Arc<PushState>, mut stop: Stop) {
+    let shutdown = server.shutdown_notified();
+    if server.is_shutting_down() {
+        return;
+    }
+    tokio::select! {
+        _ = keep_pushing(&server, &state) => {}
+        _ = stop.requested() => {}
+        _ = shutdown => {}
+    }
+}
+
+/// Push the local mount whenever it is live, reconnecting with backoff.
+async fn keep_pushing(server: &Arc<Server>, state: &Arc<PushState>) {
     let label = state.label();
-    let mut backoff = Backoff::new(crate::team::random_u64());
+    let mut backoff = Backoff::new(
+        BACKOFF_BASE,
+        BACKOFF_MAX,
+        Jitter::HalfToFull,
+        super::jitter_seed(&label),
+    )
+    .with_refused(REFUSED_BASE, REFUSED_MAX);
+    let mut mounts = server.registry.subscribe();
     // In auto mode, once the remote refused PUT, go straight to SOURCE.
     let mut method = match state.config.protocol {
         PushProtocol::Source => Method::Source,
@@ -292,14 +274,16 @@ async fn run(server: Arc<Server>, state: Arc<PushState>) {
         if server.is_shutting_down() {
             return;
         }
-        let Some(mount) = live_mount(&server, &state.config.mount) else {
+        // Seen now: a mount registered after this look wakes the wait below.
+        mounts.borrow_and_update();
+        let Some(mount) = live_mount(server, &state.config.mount) else {
             if state.phase() != PushPhase::Waiting {
                 tracing::info!(push = %label, "local mount has no source; waiting");
                 state.set_phase(PushPhase::Waiting);
             }
             let shutdown = server.shutdown_notified();
             tokio::select! {
-                _ = tokio::time::sleep(ATTACH_POLL) => {}
+                _ = mounts.changed() => {}
                 _ = shutdown => return,
             }
             continue;
@@ -307,12 +291,12 @@ async fn run(server: Arc<Server>, state: Arc<PushState>) {
 
         state.set_phase(PushPhase::Connecting);
         let started = Instant::now();
-        let mut result = session(&server, &state, &mount, method, bind).await;
+        let mut result = session(server, state, &mount, method, bind).await;
         if let Err(f) = &result {
             if f.method_unsupported && state.config.protocol == PushProtocol::Auto {
                 tracing::info!(push = %label, "remote refused PUT ({}); falling back to SOURCE", f.message);
                 method = Method::Source;
-                result = session(&server, &state, &mount, method, bind).await;
+                result = session(server, state, &mount, method, bind).await;
             }
         }
         match result {
@@ -326,7 +310,11 @@ async fn run(server: Arc<Server>, state: Arc<PushState>) {
                 if started.elapsed() >= STABLE_AFTER {
                     backoff.reset();
                 }
-                let delay = backoff.next_delay(f.refused);
+                let delay = if f.refused {
+                    backoff.next_refused_delay()
+                } else {
+                    backoff.next_delay()
+                };
                 state.set_error(&f.message);
                 if f.refused {
                     tracing::error!(
@@ -440,7 +428,6 @@ async fn session(
     });
     let mut follow = Follow {
         cursor: Cursor::burst(mount),
-        last_header: 0,
         meta_version: u64::MAX,
     };
     let result = stream_to(
@@ -470,8 +457,6 @@ impl Drop for AbortOnDrop {
 /// The push's reading position in its mount (as a listener's).
 struct Follow {
     cursor: Cursor,
-    /// Id of the stream header last sent (0 = none).
-    last_header: u64,
     /// The mount's metadata version last looked at.
     meta_version: u64,
 }
@@ -508,17 +493,14 @@ async fn stream_to(
                 // Fell a whole queue behind between writes: skip to the next clean start,
                 // as a slow listener would; what was sent so far ended on a block boundary.
                 tracing::warn!(push = %state.label(), "push fell a queue behind; skipping ahead");
-                f.cursor = Cursor::join(mount);
+                f.cursor.rejoin(mount);
                 continue;
             }
             ReadOutcome::Advanced(_) | ReadOutcome::Idle => {}
         }
         for block in batch.drain(..) {
-            if let Some(h) = &block.header {
-                if h.id != f.last_header {
-                    f.last_header = h.id;
-                    out.push(h.data.clone());
-                }
+            if let Some(h) = f.cursor.new_header(&block) {
+                out.push(h.clone());
             }
             if !block.data.is_empty() {
                 out.push(block.data);
@@ -765,7 +747,7 @@ impl Collector for PushCollector {
             return Vec::new();
         };
         // Labels come from the config, so they are bounded by it.
-        for p in server.pushes.list() {
+        for p in server.tasks.pushes.list() {
             let remote = p.target.url();
             let labels = [p.config.mount.as_str(), remote.as_str()];
             f.up.with_label_values(&labels)

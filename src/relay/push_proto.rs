@@ -1,8 +1,7 @@
 //! Sans-IO pieces of a push relay: the PUT (`Expect: 100-continue`) or SOURCE login request,
-//! classifying the remote's replies, `/admin/metadata` title updates and the backoff. Bytes
-//! and heads are the HTTP client's (`http::client`). Nothing here touches a socket or a clock.
-
-use std::time::Duration;
+//! classifying the remote's replies and `/admin/metadata` title updates (the backoff is
+//! [`crate::backoff`]). Bytes and heads are the HTTP client's (`http::client`). Nothing here
+//! touches a socket or a clock.
 
 use crate::format::CodecInfo;
 use crate::http::client::{
@@ -331,55 +330,6 @@ pub fn metadata_reply(head: &ResponseHead, body: &[u8]) -> MetadataReply {
     }
 }
 
-/// Exponential backoff with jitter. Refusals (401/403) start higher and cap higher: retrying
-/// a wrong password every second only fills the remote's log.
-#[derive(Debug)]
-pub struct Backoff {
-    failures: u32,
-    state: u64,
-}
-
-pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
-pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
-pub const REFUSED_BASE: Duration = Duration::from_secs(5);
-pub const REFUSED_MAX: Duration = Duration::from_secs(300);
-
-impl Backoff {
-    pub fn new(seed: u64) -> Self {
-        Backoff {
-            failures: 0,
-            state: seed | 1,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-
-    /// Count a failure and return how long to wait: base·2^(n-1), capped, times a jitter
-    /// factor in [0.5, 1.0) so many pushes to one remote do not reconnect in step.
-    pub fn next_delay(&mut self, refused: bool) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let (base, max) = if refused {
-            (REFUSED_BASE, REFUSED_MAX)
-        } else {
-            (BACKOFF_BASE, BACKOFF_MAX)
-        };
-        let exp = self.failures.saturating_sub(1).min(16);
-        let nominal = base.saturating_mul(1u32 << exp).min(max);
-        // xorshift64: plenty for jitter, and no rand crate.
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        let frac = (self.state >> 11) as f64 / (1u64 << 53) as f64;
-        nominal.mul_f64(0.5 + 0.5 * frac)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -630,32 +580,5 @@ mod tests {
         assert!(matches!(metadata_reply_of(auth), MetadataReply::Refused(m) if m.contains("401")));
         // An incomplete reply is the client's to refuse.
         assert_eq!(parse_response(b"HTTP/1.0 200 OK\r\n"), Ok(None));
-    }
-
-    #[test]
-    fn backoff_grows_caps_and_jitters() {
-        let mut b = Backoff::new(42);
-        let d: Vec<Duration> = (0..10).map(|_| b.next_delay(false)).collect();
-        for (i, d) in d.iter().enumerate() {
-            let nominal = BACKOFF_BASE.saturating_mul(1 << i.min(16)).min(BACKOFF_MAX);
-            assert!(
-                *d >= nominal / 2 && *d < nominal,
-                "{i}: {d:?} vs {nominal:?}"
-            );
-        }
-        assert_eq!(b.failures(), 10);
-        b.reset();
-        let first = b.next_delay(true);
-        assert!(
-            first >= REFUSED_BASE / 2 && first < REFUSED_BASE,
-            "{first:?}"
-        );
-        for _ in 0..20 {
-            assert!(b.next_delay(true) < REFUSED_MAX);
-        }
-        // Different seeds give different jitter.
-        let a: Vec<_> = (0..4).map(|_| Backoff::new(1).next_delay(false)).collect();
-        let mut c = Backoff::new(99);
-        assert_ne!(a[0], c.next_delay(false));
     }
 }

@@ -5,26 +5,24 @@
 //! container boundaries, to a team ([`splitter`]). A mount with `role = "peer"` joins a remote
 //! team and re-serves the reassembled stream as an ordinary mount ([`peer`]): listeners,
 //! fallbacks, metadata and stats work as for any source, and it can be a splitter itself.
+//! The [`crate::supervisor`] starts, restarts and stops both from the config.
 
 pub mod gen_c;
 pub mod peer;
 pub mod splitter;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::P2pspConfig;
 use crate::mount::lock;
-use crate::p2psp::Codec;
 use crate::p2psp::peer::PeerStats;
 use crate::p2psp::splitter::SplitterStats;
 use crate::p2psp::wire::{self, FrameDecoder, Packet};
-use crate::server::Server;
 
 /// What the status page and metrics can see of a mount's team.
 #[derive(Debug, Clone)]
@@ -48,21 +46,22 @@ struct MountTeams {
     peer: Option<TeamState>,
 }
 
-/// Team state by mount name, published by the team tasks a few times a second.
+/// Team state by mount name, published by the team tasks a few times a second, read by
+/// status and metrics.
 #[derive(Debug, Default)]
 pub struct Teams {
     by_mount: Mutex<HashMap<String, MountTeams>>,
 }
 
 impl Teams {
-    pub fn set_splitter(&self, mount: &str, local: Option<std::net::SocketAddr>) {
+    pub(in crate::team) fn set_splitter(&self, mount: &str, local: Option<std::net::SocketAddr>) {
         lock(&self.by_mount)
             .entry(mount.to_string())
             .or_default()
             .splitter = Some(TeamState::Splitter { local, stats: None });
     }
 
-    pub fn update_splitter(&self, mount: &str, new: SplitterStats) {
+    pub(in crate::team) fn update_splitter(&self, mount: &str, new: SplitterStats) {
         if let Some(TeamState::Splitter { stats, .. }) = lock(&self.by_mount)
             .get_mut(mount)
             .and_then(|t| t.splitter.as_mut())
@@ -71,7 +70,13 @@ impl Teams {
         }
     }
 
-    pub fn set_peer(&self, mount: &str, splitter: &str, joined: bool, stats: Option<PeerStats>) {
+    pub(in crate::team) fn set_peer(
+        &self,
+        mount: &str,
+        splitter: &str,
+        joined: bool,
+        stats: Option<PeerStats>,
+    ) {
         lock(&self.by_mount)
             .entry(mount.to_string())
             .or_default()
@@ -82,11 +87,11 @@ impl Teams {
         });
     }
 
-    pub fn remove_splitter(&self, mount: &str) {
+    pub(in crate::team) fn remove_splitter(&self, mount: &str) {
         self.remove_with(mount, |t| t.splitter = None);
     }
 
-    pub fn remove_peer(&self, mount: &str) {
+    pub(in crate::team) fn remove_peer(&self, mount: &str) {
         self.remove_with(mount, |t| t.peer = None);
     }
 
@@ -212,36 +217,6 @@ impl TeamState {
 
 /// How long a join exchange may take over TCP.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Start the splitters and peer mounts the config names. Each runs until shutdown.
-pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
-    let config = server.config();
-    let mut tasks = Vec::new();
-    for m in &config.mounts {
-        let Some(p2psp) = &m.p2psp else { continue };
-        if let P2pspConfig::Peer {
-            splitter, compat, ..
-        } = p2psp
-        {
-            let codec = if *compat {
-                Codec::CompatGenC
-            } else {
-                Codec::Native
-            };
-            tasks.push(tokio::spawn(peer::run_mount(
-                server.clone(),
-                m.name.clone(),
-                splitter.clone(),
-                codec,
-                peer::TeamSocket::default(),
-            )));
-        }
-        if p2psp.splitter().is_some() {
-            tasks.push(tokio::spawn(splitter::run(server.clone(), m.name.clone())));
-        }
-    }
-    tasks
-}
 
 /// A 32-bit value that differs between runs and processes, for team cookies and peer seeds.
 /// (Not cryptographic: it only has to make stray and spoofed datagrams unlikely to match.)

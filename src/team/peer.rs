@@ -4,7 +4,7 @@
 //! splitter learns the peer's UDP endpoint) and drives the peer state machine, yielding the
 //! reassembled stream. [`run_mount`] turns that stream into an ordinary mount through a source
 //! session, so listeners, fallbacks, metadata and further teams work on it as on any mount;
-//! when the splitter goes away it rejoins with backoff.
+//! when the splitter goes away it rejoins with backoff, until the supervisor stops it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use bytes::Bytes;
 use tokio::net::{TcpSocket, UdpSocket};
 
 use super::{JOIN_TIMEOUT, gen_c, random_u64, read_frame, splitter::STATS_EVERY, write_frame};
+use crate::backoff::{Backoff, Jitter};
 use crate::ingest::SourceSession;
 use crate::ingest::session::EndReason;
 use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
@@ -21,12 +22,17 @@ use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
 use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, Role, StreamInfo, Transmit};
 use crate::server::Server;
+use crate::supervisor::Stop;
 
 /// Largest join reply accepted (header plus burst).
 const MAX_REPLY: usize = 8 << 20;
 /// Rejoin backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Rejoin jitter: spreads the rejoins of many peers after a splitter restart.
+const BACKOFF_JITTER: Duration = Duration::from_millis(500);
+/// Why a peer mount's source ends when the supervisor stops it.
+const STOP_REMOVED: &str = "P2PSP team removed";
 
 /// What a team gives its peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +47,15 @@ pub enum Output {
     Info(StreamInfo),
     /// The splitter is gone (or told us to go).
     Gone,
+}
+
+/// The team a peer mount joins, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerMount {
+    /// The splitter, `host:port`.
+    pub splitter: String,
+    pub codec: Codec,
+    pub local: TeamSocket,
 }
 
 /// Where a peer's P2PSP sockets bind: the UDP socket, and the TCP join from the same port
@@ -293,42 +308,61 @@ fn bind_pair(ip: IpAddr, v4: bool, port: u16) -> Result<(UdpSocket, TcpSocket), 
     Err(last.unwrap_or_else(|| JoinFailed::Bind("no free P2PSP port".into())))
 }
 
-/// The mount `mount` is fed by the team of `splitter`, rejoining whenever it is lost.
-pub async fn run_mount(
-    server: Arc<Server>,
-    mount: String,
-    splitter: String,
-    codec: Codec,
-    local: TeamSocket,
-) {
-    let mut backoff = BACKOFF_MIN;
-    server.teams.set_peer(&mount, &splitter, false, None);
-    while !server.is_shutting_down() {
-        match PeerLink::join_from(&splitter, codec, local).await {
+/// The mount `mount` is fed by `team`, rejoining whenever it is lost, until shutdown or until
+/// it is asked to stop.
+pub async fn run_mount(server: Arc<Server>, mount: String, team: PeerMount, mut stop: Stop) {
+    let PeerMount {
+        splitter,
+        codec,
+        local,
+    } = team;
+    let mut backoff = Backoff::new(
+        BACKOFF_MIN,
+        BACKOFF_MAX,
+        Jitter::UpTo(BACKOFF_JITTER),
+        random_u64(),
+    );
+    let teams = &server.tasks.teams;
+    teams.set_peer(&mount, &splitter, false, None);
+    loop {
+        let shutdown = server.shutdown_notified();
+        if server.is_shutting_down() || stop.is_requested() {
+            break;
+        }
+        let joined = tokio::select! {
+            r = PeerLink::join_from(&splitter, codec, local) => r,
+            _ = shutdown => break,
+            _ = stop.requested() => break,
+        };
+        match joined {
             Ok(link) => {
                 tracing::info!(mount, splitter, "joined the P2PSP team");
-                backoff = BACKOFF_MIN;
-                serve_team(&server, &mount, &splitter, link).await;
-                server.teams.set_peer(&mount, &splitter, false, None);
+                backoff.reset();
+                serve_team(&server, &mount, &splitter, link, &mut stop).await;
+                teams.set_peer(&mount, &splitter, false, None);
             }
             Err(e) => tracing::warn!(mount, splitter, "P2PSP join failed: {e}"),
         }
-        // Jitter spreads the rejoins of many peers after a splitter restart.
-        let jitter = Duration::from_millis(random_u64() % 500);
         let shutdown = server.shutdown_notified();
         tokio::select! {
-            _ = tokio::time::sleep(backoff + jitter) => {}
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
             _ = shutdown => break,
+            _ = stop.requested() => break,
         }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
-    server.teams.remove_peer(&mount);
+    teams.remove_peer(&mount);
 }
 
 /// Feed one team membership into the mount until the team is lost or we shut down. The
 /// mount goes live once the team's stream has a content type (a splitter whose own source
 /// has not connected yet has none), and starts afresh when the content type changes.
-async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link: PeerLink) {
+async fn serve_team(
+    server: &Arc<Server>,
+    mount: &str,
+    splitter: &str,
+    mut link: PeerLink,
+    stop: &mut Stop,
+) {
     let mut info = link.info.clone();
     let mut session = None;
     let mut reason = EndReason::Eof;
@@ -356,6 +390,7 @@ async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link:
         let out = tokio::select! {
             o = link.next() => o,
             _ = shutdown => { reason = EndReason::Shutdown; break; }
+            _ = stop.requested() => { reason = EndReason::Stopped(STOP_REMOVED); break; }
         };
         let fed = match out {
             Output::Data(d) | Output::Header(d) => match session.as_mut() {
@@ -393,6 +428,7 @@ async fn serve_team(server: &Arc<Server>, mount: &str, splitter: &str, mut link:
         if last_stats.elapsed() >= STATS_EVERY {
             last_stats = Instant::now();
             server
+                .tasks
                 .teams
                 .set_peer(mount, splitter, true, Some(link.stats()));
         }

@@ -5,7 +5,8 @@
 //! container boundaries already (Ogg pages, MP3 frame runs, WebM clusters); larger ones are
 //! split to the team's chunk size. The stream header travels in the join reply and, when the
 //! chain changes, as header updates. The task outlives source sessions: when the mount's
-//! source comes back, the team carries on with the new stream.
+//! source comes back (the registry announces it), the team carries on with the new stream.
+//! It runs until shutdown or until the supervisor stops it.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
 use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
 use crate::server::Server;
+use crate::supervisor::Stop;
 
 /// A join request waiting for the splitter task's answer (the bytes to send back; empty
 /// means refused). `local` is the address the peer reached us at.
@@ -41,11 +43,14 @@ const MAX_JOINING: usize = 256;
 const JOIN_QUEUE: usize = 64;
 /// How often team state is published for the status page and metrics.
 pub(crate) const STATS_EVERY: Duration = Duration::from_millis(500);
-/// How often an idle splitter looks for its mount coming (back) to life.
-const ATTACH_POLL: Duration = Duration::from_millis(250);
-
-pub async fn run(server: Arc<Server>, mount_name: String) {
-    let Some(SplitterSettings {
+/// Serve the team of `mount_name` with `settings`, until shutdown or until asked to stop.
+pub async fn run(
+    server: Arc<Server>,
+    mount_name: String,
+    settings: SplitterSettings,
+    mut stop: Stop,
+) {
+    let SplitterSettings {
         port,
         bind_address,
         max_peers,
@@ -54,13 +59,7 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         compat,
         monitors,
         peer_timeout,
-    }) = server
-        .config()
-        .mount(&mount_name)
-        .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
-    else {
-        return;
-    };
+    } = settings;
     let ip: IpAddr = bind_address
         .and_then(|b| b.parse().ok())
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -90,7 +89,8 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
-    server.teams.set_splitter(&mount_name, local);
+    let teams = &server.tasks.teams;
+    teams.set_splitter(&mount_name, local);
 
     let (join_tx, mut join_rx) = mpsc::channel::<Join>(JOIN_QUEUE);
     let codec = if compat {
@@ -102,10 +102,13 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
     let mut attached: Option<Attached> = None;
     let mut buf = vec![0u8; 65_536];
     let mut last_stats = Instant::now();
+    let mut mounts = server.registry.subscribe();
     loop {
-        if server.is_shutting_down() {
+        if server.is_shutting_down() || stop.is_requested() {
             break;
         }
+        // Seen now: a mount registered after this look wakes the wait below.
+        mounts.borrow_and_update();
         follow_mount(&server, &mount_name, &mut attached, &mut splitter);
         let mount = attached.as_ref().map(|a| a.mount.clone());
         let notified = mount.as_ref().map(|m| m.notified());
@@ -119,7 +122,7 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
         flush(&mut splitter, &udp, &mount_name).await;
         if last_stats.elapsed() >= STATS_EVERY {
             last_stats = Instant::now();
-            server.teams.update_splitter(&mount_name, splitter.stats());
+            teams.update_splitter(&mount_name, splitter.stats());
             // Titles and source facts change while the stream runs: peers follow them.
             if let Some(a) = &attached {
                 splitter.set_stream_info(stream_info(&a.mount));
@@ -151,14 +154,17 @@ pub async fn run(server: Arc<Server>, mount_name: String) {
             _ = async {
                 match notified.as_mut().as_pin_mut() {
                     Some(n) => n.await,
-                    None => tokio::time::sleep(ATTACH_POLL).await,
+                    None => {
+                        let _ = mounts.changed().await;
+                    }
                 }
             } => {}
             _ = shutdown => break,
+            _ = stop.requested() => break,
         }
     }
     acceptor.abort();
-    server.teams.remove_splitter(&mount_name);
+    teams.remove_splitter(&mount_name);
 }
 
 /// Admit (or refuse) a peer and encode the answer in the team's format: a JoinReply frame,
@@ -233,7 +239,6 @@ fn follow_mount(
                 splitter.set_stream_info(stream_info(&m));
                 Attached {
                     cursor: Cursor::join(&m),
-                    header: 0,
                     header_len: 0,
                     carry: bytes::BytesMut::new(),
                     mount: m,
@@ -340,8 +345,7 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec)
 struct Attached {
     mount: Arc<Mount>,
     cursor: Cursor,
-    /// Id and size of the stream header last given to the splitter.
-    header: u64,
+    /// Size of the stream header last given to the splitter.
     header_len: usize,
     /// Gen C: bytes waiting to fill the next fixed-size chunk.
     carry: bytes::BytesMut,
@@ -355,20 +359,17 @@ impl Attached {
             ReadOutcome::Advanced(_) => {}
             // Fell a whole queue behind (the team task was starved): start again at the tail.
             ReadOutcome::Lagged => {
-                self.cursor = Cursor::join(&self.mount);
+                self.cursor.rejoin(&self.mount);
                 return;
             }
             ReadOutcome::Idle => return,
         }
         let now = Instant::now();
         for block in blocks {
-            if let Some(h) = &block.header {
-                if h.id != self.header {
-                    self.header = h.id;
-                    self.header_len = h.data.len();
-                    if let Err(e) = splitter.set_header(h.data.clone()) {
-                        tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}");
-                    }
+            if let Some(h) = self.cursor.new_header(&block) {
+                self.header_len = h.len();
+                if let Err(e) = splitter.set_header(h.clone()) {
+                    tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}");
                 }
             }
             if codec == Codec::CompatGenC {

@@ -317,7 +317,7 @@ pub fn confirmed(audio: &[u8]) -> &[u8] {
 pub async fn splitter_addr(srv: &TestServer, mount: &str) -> SocketAddr {
     let mut addr = None;
     wait_for("splitter bound", Duration::from_secs(5), || {
-        addr = match srv.app.server.teams.get(mount) {
+        addr = match srv.app.server.tasks.teams.get(mount) {
             Some(floecast::team::TeamState::Splitter { local: Some(a), .. }) => Some(a),
             _ => None,
         };
