@@ -185,7 +185,7 @@ pub trait Framer: Send {
     fn header(&self) -> Option<Arc<StreamHeader>>;
 
     /// Write an admin title update into the stream itself, where the format carries titles
-    /// in-stream (a single-stream Ogg Vorbis or Opus chain: a new chain with a rebuilt comment
+    /// in-stream (a single-stream Ogg Vorbis chain: a new chain with a rebuilt comment
     /// header), appending any block that must go out first to `out`. Returns whether the
     /// stream will carry it; other formats say `false` and the title reaches listeners
     /// through ICY and the status documents only.
