@@ -612,11 +612,11 @@ impl OggFramer {
 
     /// The admin title update of [`Framer::retitle`]. Only a chain of one Vorbis stream whose
     /// headers all came is re-sent, as icecast2 rewrites single-stream Vorbis only and leaves
-    /// multi-stream Ogg (Theora+Vorbis) alone. The new chain has the
-    /// chain's own header packets under a fresh serial, the comment header rebuilt with its
-    /// vendor string and other tags kept and TITLE / ARTIST replaced; it is published as a
-    /// new header, so every listener gets it before the next data page, which `rewrite`
-    /// renumbers into the new chain, one copy per page shared by all listeners. Its granule
+    /// multi-stream Ogg (Theora+Vorbis) alone. The new chain has the chain's own header
+    /// packets under a fresh serial, the comment header rebuilt with its vendor string and
+    /// other tags kept and TITLE / ARTIST replaced; it is published as a new header, so every
+    /// listener gets it before the next data page, which `Retitled::rewrite` renumbers into
+    /// the new chain, one copy per page shared by all listeners. Its granule
     /// positions count from where it begins, as in a chain a source starts: players take a
     /// new chain's time as starting near 0 (ffmpeg, and mpv with it, carry on from there;
     /// VLC adds it to the time played so far), so the source's running positions would
@@ -692,9 +692,10 @@ impl OggFramer {
             sequence_delta: None,
             granule_base: self.chain.last_granule.unwrap_or(0),
         });
-        // The stream now says what the admin said.
-        self.info.title = title.map(str::to_string);
-        self.info.artist = artist.map(str::to_string);
+        // The stream now says what the admin said (an empty value is left out of it).
+        let tag = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string);
+        self.info.title = tag(title);
+        self.info.artist = tag(artist);
         true
     }
 
