@@ -1,7 +1,8 @@
 //! Title updates: `/admin/metadata?mode=updinfo` (libshout, ezstream, ices, butt, liquidsoap)
 //! and the SHOUTcast-style `/admin.cgi?pass=…&mode=updinfo&song=…`. Every mount takes them
 //! (icecast2 refuses Opus and FLAC); an update on an Ogg mount holds until the next chain
-//! brings its own tags.
+//! brings its own tags, and on a single-stream Vorbis mount the source session also writes it
+//! into the stream as a new chain.
 
 use std::sync::Arc;
 

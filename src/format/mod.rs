@@ -183,6 +183,20 @@ pub trait Framer: Send {
 
     /// The current stream header, if any.
     fn header(&self) -> Option<Arc<StreamHeader>>;
+
+    /// Write an admin title update into the stream itself, where the format carries titles
+    /// in-stream (a single-stream Ogg Vorbis chain: a new chain with a rebuilt comment
+    /// header), appending any block that must go out first to `out`. Returns whether the
+    /// stream will carry it; other formats say `false` and the title reaches listeners
+    /// through ICY and the status documents only.
+    fn retitle(
+        &mut self,
+        _title: Option<&str>,
+        _artist: Option<&str>,
+        _out: &mut Vec<Block>,
+    ) -> bool {
+        false
+    }
 }
 
 /// Choose the framer for a source from its family and Content-Type.

@@ -4,6 +4,10 @@
 //! keyframe begins (with a copy of the page cut down to start at the keyframe when it is not
 //! the page's first packet).
 //!
+//! An admin title update on a single-stream Vorbis or Opus chain starts a new chain in the
+//! framer, as icecast2 does for Vorbis: the same codec headers under a new serial with a
+//! rebuilt comment header, then the source's pages re-serialised ([`OggFramer::retitle`]).
+//!
 //! The page parser ([`parse_page`], [`PageHeader`], [`packet_pieces`]) is public so other
 //! sans-IO consumers (the P2PSP chunker) can reuse it.
 
@@ -331,6 +335,28 @@ struct Chain {
     /// it is published).
     pending: Vec<Block>,
     pending_bytes: usize,
+    /// Set after an admin title update: the chain listeners get instead of the source's.
+    /// The source's next chain ends it (a new `Chain` has none).
+    retitled: Option<Retitled>,
+    /// Granule position of the source's latest data page that had one.
+    last_granule: Option<i64>,
+    /// Serial and sequence number of the latest data page listeners were sent.
+    last_sent: Option<(u32, u32)>,
+}
+
+/// The chain an admin title update started in place of the source's single-stream chain:
+/// listeners get its header pages, then each data page of the source renumbered into it.
+struct Retitled {
+    /// The serial listeners see.
+    serial: u32,
+    /// Sequence number of the first data page (after the new header pages).
+    first_sequence: u32,
+    /// Added to the source's page sequence numbers, once the first data page has gone out
+    /// (so a gap in the source's numbering stays a gap).
+    sequence_delta: Option<u32>,
+    /// Taken from the source's granule positions: the source's position where the new chain
+    /// begins, so the new chain's time starts near 0 as a new chain's does.
+    granule_base: i64,
 }
 
 impl Chain {
@@ -352,6 +378,8 @@ pub struct OggFramer {
     chain: Chain,
     /// Bytes discarded while resyncing or as pages of unknown streams.
     dropped: u64,
+    /// Admin title updates written into the stream so far; each picks a fresh serial.
+    retitles: u32,
 }
 
 impl OggFramer {
@@ -363,6 +391,7 @@ impl OggFramer {
             next_id: 1,
             chain: Chain::default(),
             dropped: 0,
+            retitles: 0,
         }
     }
 
@@ -407,6 +436,25 @@ impl OggFramer {
         if is_header {
             self.add_header_page(page)?;
         } else {
+            if hdr.granule_position >= 0 {
+                self.chain.last_granule = Some(hdr.granule_position);
+            }
+            let page = match self.chain.retitled.as_mut() {
+                Some(r) => match r.rewrite(&page, &hdr) {
+                    Some(copy) => copy,
+                    None => {
+                        // Only the tail of a packet begun before the new chain: no decoder
+                        // of the new chain could use it.
+                        self.dropped += page.len() as u64;
+                        return Ok(());
+                    }
+                },
+                None => page,
+            };
+            self.chain.last_sent = Some((
+                u32::from_le_bytes(le_array(&page[14..18])),
+                u32::from_le_bytes(le_array(&page[18..22])),
+            ));
             let mut block = self.data_block(idx, &hdr, page);
             self.chain.data_seen = true;
             if self.chain.published {
@@ -547,13 +595,108 @@ impl OggFramer {
         match theora_keyframe_segment(&page, hdr) {
             Some(0) if !hdr.is_continued() => Block::new(page, Start::Clean, None),
             Some(segment) => {
-                let copy = start_copy(&page, hdr, segment);
+                let copy = copy_page(
+                    &page,
+                    hdr,
+                    segment,
+                    (hdr.serial, hdr.sequence),
+                    hdr.granule_position,
+                );
                 let mut block = Block::new(page, Start::Clean, None);
                 block.start_data = Some(Arc::new(copy));
                 block
             }
             None => Block::new(page, Start::Boundary, None),
         }
+    }
+
+    /// The admin title update of [`Framer::retitle`]. Only a chain of one Vorbis stream whose
+    /// headers all came is re-sent, as icecast2 rewrites single-stream Vorbis only and leaves
+    /// multi-stream Ogg (Theora+Vorbis) alone. The new chain has the chain's own header
+    /// packets under a fresh serial, the comment header rebuilt with its vendor string and
+    /// other tags kept and TITLE / ARTIST replaced; it is published as a new header, so every
+    /// listener gets it before the next data page, which `Retitled::rewrite` renumbers into
+    /// the new chain, one copy per page shared by all listeners. Its granule
+    /// positions count from where it begins, as in a chain a source starts: players take a
+    /// new chain's time as starting near 0 (ffmpeg, and mpv with it, carry on from there;
+    /// VLC adds it to the time played so far), so the source's running positions would
+    /// make their clocks jump ahead.
+    fn start_retitled_chain(
+        &mut self,
+        title: Option<&str>,
+        artist: Option<&str>,
+        out: &mut Vec<Block>,
+    ) -> bool {
+        let chain = &self.chain;
+        let [stream] = chain.streams.as_slice() else {
+            return false;
+        };
+        // Not Opus, though its OpusTags would be rebuilt the same way and ffmpeg, mpv and
+        // GStreamer follow the new chain: mplayer's Ogg demuxer stops at an Opus chain
+        // change ("we met an unknown stream"), and icecast2 leaves Opus streams alone.
+        // A forced publish leaves `headers_seen` short: the header packets are not all there.
+        if stream.codec != Codec::Vorbis
+            || !chain.published
+            || stream.eos
+            || stream.headers_seen < 3
+        {
+            return false;
+        }
+        let packets = header_packets(&chain.header_pages);
+        let Some(headers) = packets.get(..3) else {
+            return false;
+        };
+        let Some(comment) = retitled_comment(&headers[1], title, artist) else {
+            return false;
+        };
+        let source = stream.serial;
+        let previous = chain.retitled.as_ref().map_or(source, |r| r.serial);
+        self.retitles = self.retitles.wrapping_add(1);
+        // Any serial other than the two listeners may have seen will do; spread them out.
+        let mut serial = source ^ self.retitles.wrapping_mul(0x9E37_79B9);
+        while serial == source || serial == previous {
+            serial = serial.wrapping_add(1);
+        }
+        let mut data = BytesMut::new();
+        // The identification header alone on the BOS page, the others after it, as libogg
+        // and every Ogg mapping lay them out.
+        let next = write_packets(&mut data, &[&headers[0]], serial, 0, FLAG_BOS);
+        let mut rest: Vec<&[u8]> = vec![&comment];
+        rest.extend(headers[2..].iter().map(Vec::as_slice));
+        let first_sequence = write_packets(&mut data, &rest, serial, next, 0);
+        // The stream listeners have now ends, as a chain must before the next begins: an
+        // empty page with the end-of-stream flag. Players treat the change like any chain a
+        // source starts (VLC 3.0 stops at those too). Without one nothing went out since
+        // the last chain began, so there is nothing to end.
+        if let Some((old_serial, sequence)) = self.chain.last_sent.take() {
+            let mut eos = BytesMut::with_capacity(PAGE_HEADER_LEN);
+            write_page(
+                &mut eos,
+                FLAG_EOS,
+                -1,
+                old_serial,
+                sequence.wrapping_add(1),
+                &[],
+                &[],
+            );
+            out.push(Block::new(eos.freeze(), Start::No, self.header.clone()));
+        }
+        self.header = Some(Arc::new(StreamHeader {
+            id: self.next_id,
+            data: data.freeze(),
+        }));
+        self.next_id += 1;
+        self.chain.retitled = Some(Retitled {
+            serial,
+            first_sequence,
+            sequence_delta: None,
+            granule_base: self.chain.last_granule.unwrap_or(0),
+        });
+        // The stream now says what the admin said (an empty value is left out of it).
+        let tag = |v: Option<&str>| v.filter(|v| !v.is_empty()).map(str::to_string);
+        self.info.title = tag(title);
+        self.info.artist = tag(artist);
+        true
     }
 
     fn update_codec_names(&mut self) {
@@ -595,11 +738,18 @@ fn theora_keyframe_segment(page: &[u8], hdr: &PageHeader) -> Option<usize> {
     None
 }
 
-/// A copy of `page` that keeps only its packets from lacing value `segment` on (which must
-/// begin a packet): same serial, sequence number and flags, minus "continued"; the same
-/// granule position if a packet still ends on it, else -1; CRC recomputed. A decoder starting
-/// on it sees the packet at `segment` first.
-fn start_copy(page: &[u8], hdr: &PageHeader, segment: usize) -> Bytes {
+/// A copy of `page` renumbered as `(serial, sequence)` that keeps only its packets from
+/// lacing value `segment` on. When `segment` > 0 it must begin a packet, and the copy loses
+/// the "continued" flag: a decoder starting on it sees the packet at `segment` first (the
+/// Theora start copy). Other flags stay; the granule position is `granule` if a packet still
+/// ends on the copy, else -1; the CRC is recomputed.
+fn copy_page(
+    page: &[u8],
+    hdr: &PageHeader,
+    segment: usize,
+    (serial, sequence): (u32, u32),
+    granule: i64,
+) -> Bytes {
     let lacing = page
         .get(PAGE_HEADER_LEN + segment..hdr.header_len)
         .unwrap_or_default();
@@ -613,22 +763,124 @@ fn start_copy(page: &[u8], hdr: &PageHeader, segment: usize) -> Bytes {
         .get(hdr.header_len + skipped..hdr.total_len())
         .unwrap_or_default();
     let granule = if lacing.iter().any(|&v| v < 255) {
-        hdr.granule_position
+        granule
     } else {
         -1
     };
+    let flags = if segment > 0 {
+        hdr.header_type & !FLAG_CONTINUED
+    } else {
+        hdr.header_type
+    };
     let mut copy = BytesMut::with_capacity(PAGE_HEADER_LEN + lacing.len() + body.len());
-    copy.extend_from_slice(&page[..5]);
-    copy.extend_from_slice(&[hdr.header_type & !FLAG_CONTINUED]);
-    copy.extend_from_slice(&granule.to_le_bytes());
-    copy.extend_from_slice(&page[14..22]);
-    copy.extend_from_slice(&[0; 4]);
-    copy.extend_from_slice(&[lacing.len() as u8]);
-    copy.extend_from_slice(lacing);
-    copy.extend_from_slice(body);
-    let crc = page_crc(&copy);
-    copy[22..26].copy_from_slice(&crc.to_le_bytes());
+    write_page(&mut copy, flags, granule, serial, sequence, lacing, body);
     copy.freeze()
+}
+
+/// Append one page to `out`: the fixed header with its CRC, the lacing values, the body.
+/// `lacing` has at most 255 values and sums to `body.len()`.
+fn write_page(
+    out: &mut BytesMut,
+    flags: u8,
+    granule: i64,
+    serial: u32,
+    sequence: u32,
+    lacing: &[u8],
+    body: &[u8],
+) {
+    let start = out.len();
+    out.extend_from_slice(CAPTURE);
+    out.extend_from_slice(&[0, flags]);
+    out.extend_from_slice(&granule.to_le_bytes());
+    out.extend_from_slice(&serial.to_le_bytes());
+    out.extend_from_slice(&sequence.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[lacing.len() as u8]);
+    out.extend_from_slice(lacing);
+    out.extend_from_slice(body);
+    let crc = page_crc(&out[start..]);
+    out[start + 22..start + 26].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Append `packets` to `out` as pages of stream `serial`, numbered from `sequence`, the
+/// first with `flags`, as libogg flushes header packets: each page holds up to 255 lacing
+/// values, a packet continues on the next page where it does not fit, and the last packet
+/// ends the last page. Pages where a packet ends get granule position 0 (header packets),
+/// others -1. Returns the next sequence number.
+fn write_packets(
+    out: &mut BytesMut,
+    packets: &[&[u8]],
+    serial: u32,
+    sequence: u32,
+    flags: u8,
+) -> u32 {
+    let mut lacing = Vec::new();
+    for p in packets {
+        lacing.extend(std::iter::repeat_n(255u8, p.len() / 255));
+        lacing.push((p.len() % 255) as u8);
+    }
+    let body: Vec<u8> = packets.concat();
+    let (mut sequence, mut flags, mut at) = (sequence, flags, 0usize);
+    for values in lacing.chunks(255) {
+        let len: usize = values.iter().map(|&v| v as usize).sum();
+        let ends = values.iter().any(|&v| v < 255);
+        let granule = if ends { 0 } else { -1 };
+        write_page(
+            out,
+            flags,
+            granule,
+            serial,
+            sequence,
+            values,
+            &body[at..at + len],
+        );
+        at += len;
+        sequence = sequence.wrapping_add(1);
+        // The next page continues a packet when this one's last lacing value is 255.
+        flags = if values.last() == Some(&255) {
+            FLAG_CONTINUED
+        } else {
+            0
+        };
+    }
+    sequence
+}
+
+impl Retitled {
+    /// The source's data page `page` as a page of the new chain, or `None` when it holds
+    /// nothing the new chain can use. The new chain must begin on a packet: a continued
+    /// packet piece leading the first data page is cut off, as its beginning went out in the
+    /// old chain (the granule stays right: it marks the end of the last packet on the page).
+    /// Granule positions count from the chain's beginning.
+    fn rewrite(&mut self, page: &[u8], hdr: &PageHeader) -> Option<Bytes> {
+        let segment = match self.sequence_delta {
+            Some(_) => 0,
+            None if hdr.is_continued() => {
+                let lacing = page.get(PAGE_HEADER_LEN..hdr.header_len)?;
+                // The continued piece ends at the first lacing value below 255.
+                let end = lacing.iter().position(|&v| v < 255)? + 1;
+                if end >= lacing.len() {
+                    return None;
+                }
+                end
+            }
+            None => 0,
+        };
+        let delta = *self
+            .sequence_delta
+            .get_or_insert(self.first_sequence.wrapping_sub(hdr.sequence));
+        let granule = match hdr.granule_position {
+            -1 => -1,
+            g => g.saturating_sub(self.granule_base).max(0),
+        };
+        Some(copy_page(
+            page,
+            hdr,
+            segment,
+            (self.serial, hdr.sequence.wrapping_add(delta)),
+            granule,
+        ))
+    }
 }
 
 impl Default for OggFramer {
@@ -766,6 +1018,73 @@ fn parse_header_packet(codec: Codec, n: u32, p: &[u8], info: &mut CodecInfo) {
     }
 }
 
+/// The complete packets of the header pages of a single-stream chain, in order.
+fn header_packets(pages: &[Bytes]) -> Vec<Vec<u8>> {
+    let mut packets = Vec::new();
+    let mut partial: Option<Vec<u8>> = None;
+    for page in pages {
+        let Ok(Some((hdr, _))) = parse_page(page) else {
+            continue;
+        };
+        for piece in packet_pieces(page, &hdr) {
+            let bytes = &page[piece.range.clone()];
+            let mut packet = match (piece.continued, partial.take()) {
+                (true, Some(mut begun)) => {
+                    begun.extend_from_slice(bytes);
+                    begun
+                }
+                (true, None) => continue,
+                (false, _) => bytes.to_vec(),
+            };
+            if piece.complete {
+                packets.push(std::mem::take(&mut packet));
+            } else {
+                partial = Some(packet);
+            }
+        }
+    }
+    packets
+}
+
+/// Vorbis comment header `packet` with every TITLE and ARTIST entry replaced by `title` and
+/// `artist`; the vendor string, the other entries and what follows them (the framing bit)
+/// stay. `None` when the packet is not a well-formed comment header.
+fn retitled_comment(packet: &[u8], title: Option<&str>, artist: Option<&str>) -> Option<Vec<u8>> {
+    const MAGIC: &[u8] = b"\x03vorbis";
+    let block = packet.strip_prefix(MAGIC)?;
+    let vendor_end = 4usize.checked_add(read_u32le(block, 0)? as usize)?;
+    let vendor = block.get(..vendor_end)?;
+    let count = read_u32le(block, vendor_end)?;
+    let mut pos = vendor_end + 4;
+    let mut entries: Vec<&[u8]> = Vec::new();
+    for _ in 0..count {
+        let len = read_u32le(block, pos)? as usize;
+        let entry = block.get(pos + 4..(pos + 4).checked_add(len)?)?;
+        pos += 4 + len;
+        let key = entry.split(|&b| b == b'=').next().unwrap_or_default();
+        if !key.eq_ignore_ascii_case(b"TITLE") && !key.eq_ignore_ascii_case(b"ARTIST") {
+            entries.push(entry);
+        }
+    }
+    let tail = &block[pos..];
+    let added: Vec<String> = [("ARTIST", artist), ("TITLE", title)]
+        .into_iter()
+        .filter_map(|(key, value)| Some(format!("{key}={}", value.filter(|v| !v.is_empty())?)))
+        .collect();
+    entries.extend(added.iter().map(String::as_bytes));
+    let mut out =
+        Vec::with_capacity(packet.len() + added.iter().map(|a| a.len() + 4).sum::<usize>());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(vendor);
+    out.extend_from_slice(&u32::try_from(entries.len()).ok()?.to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&u32::try_from(e.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(e);
+    }
+    out.extend_from_slice(tail);
+    Some(out)
+}
+
 /// Parse a Vorbis comment block (vendor string, then `KEY=value` entries), tolerating
 /// truncation. The first TITLE and the first ARTIST count, as icecast2 queries them; a
 /// block without them leaves what another stream of the chain said.
@@ -871,6 +1190,10 @@ impl Framer for OggFramer {
 
     fn header(&self) -> Option<Arc<StreamHeader>> {
         self.header.clone()
+    }
+
+    fn retitle(&mut self, title: Option<&str>, artist: Option<&str>, out: &mut Vec<Block>) -> bool {
+        self.start_retitled_chain(title, artist, out)
     }
 }
 
@@ -1382,6 +1705,344 @@ mod tests {
         assert!(out[0].start_data.is_none());
         assert_eq!(out[1].start, Start::Boundary);
         assert!(out[1].start_data.is_none());
+    }
+
+    /// The pages of `data` (whole pages back to back), each checked: CRC valid, nothing left.
+    fn split_pages(data: &[u8]) -> Vec<(PageHeader, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (hdr, len) = parse_page(rest)
+                .expect("a valid page, CRC included")
+                .expect("a whole page");
+            out.push((hdr, rest[..len].to_vec()));
+            rest = &rest[len..];
+        }
+        out
+    }
+
+    /// The comment entries of a Vorbis comment header packet.
+    fn entries_of(packet: &[u8]) -> Vec<String> {
+        comment_entries(&packet[7..])
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                )
+            })
+            .collect()
+    }
+
+    /// A Vorbis chain with a GENRE tag besides TITLE and ARTIST, headers as libvorbis lays
+    /// them out, and data pages with granule positions.
+    fn tagged_vorbis(serial: u32, data_pages: u32) -> (Vec<Vec<u8>>, [Vec<u8>; 3]) {
+        let ident = vorbis_ident(2, 44100, 128000);
+        let comment = vorbis_comment(&["TITLE=Old", "GENRE=Noise", "artist=Band"]);
+        let setup = vorbis_setup(300);
+        let mut pages = vec![
+            pg(FLAG_BOS, serial, 0, &full(&[&ident])),
+            pg(0, serial, 1, &full(&[&comment, &setup])),
+        ];
+        for i in 0..data_pages {
+            let packet = [0x00, i as u8, 7, 7, 7];
+            pages.push(page(
+                0,
+                serial,
+                2 + i,
+                1024 * (i as i64 + 1),
+                &[(&packet, true)],
+            ));
+        }
+        (pages, [ident, comment, setup])
+    }
+
+    #[test]
+    fn retitle_starts_a_new_vorbis_chain_with_the_new_tags() {
+        let (pages, [ident, comment, setup]) = tagged_vorbis(5, 4);
+        let mut f = OggFramer::new();
+        let before = run(&mut f, &pages[..3].concat()).unwrap();
+        assert_eq!(before[0].header.as_ref().unwrap().id, 1);
+        let mut eos = Vec::new();
+        assert!(f.retitle(Some("New Song"), Some("New Artist"), &mut eos));
+        // The stream listeners have ends first: an empty page, still under the old header.
+        assert_eq!(eos.len(), 1);
+        let (end, len) = parse_page(&eos[0].data).unwrap().unwrap();
+        assert_eq!(len, eos[0].data.len());
+        assert_eq!(
+            (end.serial, end.sequence, end.granule_position, end.segments),
+            (5, 3, -1, 0)
+        );
+        assert!(end.is_eos() && !end.is_bos());
+        assert_eq!(eos[0].header.as_ref().unwrap().id, 1);
+        assert!(
+            !eos[0].start.is_start(),
+            "nobody starts listening on an end"
+        );
+        let h = f.header().unwrap();
+        assert_eq!(h.id, 2, "listeners are sent the new header");
+        assert_eq!(f.info().chains, 1, "an admin title is not a source chain");
+        assert_eq!(
+            (f.info().title.as_deref(), f.info().artist.as_deref()),
+            (Some("New Song"), Some("New Artist"))
+        );
+
+        let header = split_pages(&h.data);
+        let serial = header[0].0.serial;
+        assert_ne!(serial, 5);
+        assert!(header[0].0.is_bos() && header[0].0.granule_position == 0);
+        assert!(header[1..].iter().all(|(hdr, _)| !hdr.is_bos()));
+        for (i, (hdr, _)) in header.iter().enumerate() {
+            assert_eq!((hdr.serial, hdr.sequence), (serial, i as u32));
+        }
+        let first: Vec<&[u8]> = header[..1].iter().map(|(_, p)| &p[..]).collect();
+        assert_eq!(
+            packets(&first),
+            [ident],
+            "the ident packet alone on the BOS page"
+        );
+        let rest: Vec<&[u8]> = header[1..].iter().map(|(_, p)| &p[..]).collect();
+        let rest = packets(&rest);
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest[1], setup);
+        let new_comment = &rest[0];
+        assert!(
+            new_comment.starts_with(b"\x03vorbis\x04\0\0\0test"),
+            "vendor kept"
+        );
+        assert_eq!(new_comment.last(), Some(&1), "framing bit kept");
+        assert_eq!(
+            entries_of(new_comment),
+            ["GENRE=Noise", "ARTIST=New Artist", "TITLE=New Song"]
+        );
+        assert_eq!(entries_of(&comment)[0], "TITLE=Old");
+        let mut info = CodecInfo::default();
+        read_comments(&new_comment[7..], &mut info);
+        assert_eq!(info.title.as_deref(), Some("New Song"));
+
+        // Every later page of the source becomes a page of the new chain: same packets, the
+        // new serial, sequence numbers following the header pages, granule positions
+        // counted from the new chain's start (the last one before it was 1024).
+        let after = run(&mut f, &pages[3..].concat()).unwrap();
+        assert_eq!(after.len(), 3);
+        let next_seq = header.len() as u32;
+        for (i, (block, src)) in after.iter().zip(&pages[3..]).enumerate() {
+            assert!(Arc::ptr_eq(block.header.as_ref().unwrap(), &h));
+            assert!(block.start.is_clean());
+            let (hdr, len) = parse_page(&block.data).unwrap().unwrap();
+            let (orig, _) = parse_page(src).unwrap().unwrap();
+            assert_eq!(len, block.data.len());
+            assert_eq!(
+                (
+                    hdr.serial,
+                    hdr.sequence,
+                    hdr.granule_position,
+                    hdr.header_type
+                ),
+                (
+                    serial,
+                    next_seq + i as u32,
+                    orig.granule_position - 1024,
+                    orig.header_type
+                )
+            );
+            assert_eq!(packets(&[&block.data]), packets(&[src]));
+        }
+    }
+
+    #[test]
+    fn retitle_with_song_only_drops_the_artist() {
+        let (pages, _) = tagged_vorbis(5, 1);
+        let mut f = OggFramer::new();
+        run(&mut f, &pages.concat()).unwrap();
+        assert!(f.retitle(Some("A - B"), None, &mut Vec::new()));
+        let header = split_pages(&f.header().unwrap().data);
+        let rest: Vec<&[u8]> = header[1..].iter().map(|(_, p)| &p[..]).collect();
+        assert_eq!(
+            entries_of(&packets(&rest)[0]),
+            ["GENRE=Noise", "TITLE=A - B"]
+        );
+    }
+
+    #[test]
+    fn retitled_chain_begins_on_a_packet() {
+        let (mut pages, _) = tagged_vorbis(5, 0);
+        // A 600-byte packet over three pages, the last also carrying the next packet.
+        let long = vec![0x00; 600];
+        let next = [0x00, 1, 2];
+        pages.push(page(0, 5, 2, -1, &[(&long[..255], false)]));
+        pages.push(page(FLAG_CONTINUED, 5, 3, -1, &[(&long[255..510], false)]));
+        pages.push(page(
+            FLAG_CONTINUED,
+            5,
+            4,
+            4096,
+            &[(&long[510..], true), (&next, true)],
+        ));
+        pages.push(page(0, 5, 5, 5120, &[(&[0x00, 9], true)]));
+        let mut f = OggFramer::new();
+        run(&mut f, &pages[..3].concat()).unwrap();
+        assert!(f.retitle(Some("T"), None, &mut Vec::new()));
+        let header_pages = split_pages(&f.header().unwrap().data).len() as u32;
+        let out = run(&mut f, &pages[3..].concat()).unwrap();
+        // The page holding only the middle of the packet is dropped; the next one is cut to
+        // begin with the packet after it.
+        assert_eq!(out.len(), 2);
+        let (hdr, _) = parse_page(&out[0].data).unwrap().unwrap();
+        assert!(!hdr.is_continued(), "the new chain begins on a packet");
+        assert_eq!((hdr.sequence, hdr.granule_position), (header_pages, 4096));
+        assert_eq!(packets(&[&out[0].data]), [next.to_vec()]);
+        let (hdr2, _) = parse_page(&out[1].data).unwrap().unwrap();
+        assert_eq!(hdr2.sequence, header_pages + 1);
+        assert_eq!(packets(&[&out[1].data]), [vec![0x00, 9]]);
+        assert_eq!(f.dropped_bytes(), pages[3].len() as u64);
+
+        // Once the new chain runs, continued pages pass with their flag.
+        let mut f = OggFramer::new();
+        run(&mut f, &pages[..2].concat()).unwrap();
+        assert!(f.retitle(Some("T"), None, &mut Vec::new()));
+        let out = run(&mut f, &pages[2..].concat()).unwrap();
+        assert_eq!(out.len(), 4);
+        let flags: Vec<bool> = out
+            .iter()
+            .map(|b| parse_page(&b.data).unwrap().unwrap().0.is_continued())
+            .collect();
+        assert_eq!(flags, [false, true, true, false]);
+        let data: Vec<&[u8]> = out.iter().map(|b| &b.data[..]).collect();
+        assert_eq!(packets(&data), [long, next.to_vec(), vec![0x00, 9]]);
+    }
+
+    #[test]
+    fn a_source_chain_ends_the_rewriting() {
+        let (mut pages, _) = tagged_vorbis(5, 2);
+        pages.push(page(FLAG_EOS, 5, 4, 4096, &[(&[0x00, 3], true)]));
+        let mut f = OggFramer::new();
+        run(&mut f, &pages[..3].concat()).unwrap();
+        let mut eos = Vec::new();
+        assert!(f.retitle(Some("Admin"), None, &mut eos));
+        assert_eq!(eos.len(), 1);
+        let first = f.header().unwrap().data.clone();
+        // A second update picks yet another serial and starts over. Nothing of the first
+        // new chain went out, so there is nothing more to end.
+        assert!(f.retitle(Some("Admin 2"), None, &mut eos));
+        assert_eq!(eos.len(), 1);
+        let second = split_pages(&f.header().unwrap().data);
+        let serials = [5, split_pages(&first)[0].0.serial, second[0].0.serial];
+        assert!(serials[0] != serials[1] && serials[1] != serials[2] && serials[0] != serials[2]);
+        let out = run(&mut f, &pages[3..].concat()).unwrap();
+        let (hdr, _) = parse_page(&out[0].data).unwrap().unwrap();
+        assert_eq!(
+            (hdr.serial, hdr.sequence),
+            (serials[2], second.len() as u32)
+        );
+        // The source's own end of stream ends the new chain too.
+        let (last, _) = parse_page(&out[1].data).unwrap().unwrap();
+        assert!(last.is_eos() && last.serial == serials[2]);
+
+        let next = vorbis_stream(6, "Source Title", 2);
+        let out = run(&mut f, &next.concat()).unwrap();
+        assert_eq!(f.header().unwrap().id, 4);
+        assert_eq!(
+            f.header().unwrap().data,
+            next[..2].concat(),
+            "the source's own header"
+        );
+        for (block, src) in out.iter().zip(&next[2..]) {
+            assert_eq!(&block.data[..], &src[..], "passed through untouched");
+        }
+        assert_eq!(
+            (f.info().chains, f.info().title.as_deref()),
+            (2, Some("Source Title"))
+        );
+    }
+
+    #[test]
+    fn retitle_is_refused_where_icecast2_leaves_the_stream_alone() {
+        // Theora+Vorbis: two streams.
+        let v = vorbis_stream(2, "t", 0);
+        let th = theora_header_pages(1);
+        let input = [th[0].clone(), v[0].clone(), th[1].clone(), v[1].clone()].concat();
+        let mut f = OggFramer::new();
+        run(&mut f, &input).unwrap();
+        assert!(f.header().is_some());
+        let mut out = Vec::new();
+        assert!(!f.retitle(Some("x"), None, &mut out));
+        assert_eq!(f.header().unwrap().id, 1);
+        assert!(out.is_empty());
+        // Opus: mplayer cannot follow an Opus chain change.
+        let mut head = b"OpusHead\x01\x02".to_vec();
+        head.extend_from_slice(&[0x38, 1, 0x80, 0xbb, 0, 0, 0, 0, 0]);
+        let mut tags = b"OpusTags".to_vec();
+        tags.extend(comments("libopus", &["TITLE=Old"]));
+        let opus = [
+            pg(FLAG_BOS, 1, 0, &full(&[&head])),
+            pg(0, 1, 1, &full(&[&tags])),
+            page(0, 1, 2, 960, &[(&[0xfc, 1], true)]),
+        ];
+        let mut f = OggFramer::new();
+        assert_eq!(run(&mut f, &opus.concat()).unwrap().len(), 1);
+        assert!(!f.retitle(Some("x"), None, &mut out));
+        // Headers not complete yet.
+        let mut f = OggFramer::new();
+        run(&mut f, &vorbis_stream(3, "a", 0)[0]).unwrap();
+        assert!(!f.retitle(Some("x"), None, &mut Vec::new()));
+        // FLAC passes through.
+        let mut bos = b"\x7fFLAC\x01\x00\x00\x01fLaC".to_vec();
+        bos.extend_from_slice(&[0x00, 0, 0, 34]);
+        bos.resize(bos.len() + 34, 0);
+        let mut vc = vec![0x84, 0, 0, 0];
+        vc.extend(comments("flac", &["TITLE=A"]));
+        let mut f = OggFramer::new();
+        run(
+            &mut f,
+            &[
+                pg(FLAG_BOS, 9, 0, &full(&[&bos])),
+                pg(0, 9, 1, &full(&[&vc])),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert!(f.header().is_some());
+        assert!(!f.retitle(Some("x"), None, &mut Vec::new()));
+    }
+
+    #[test]
+    fn retitle_with_a_comment_larger_than_a_page() {
+        // Cover art makes the comment header span pages; the rebuilt one must too.
+        let art = format!("METADATA_BLOCK_PICTURE={}", "A".repeat(70_000));
+        let ident = vorbis_ident(2, 44100, 0);
+        let comment = vorbis_comment(&[&art, "TITLE=Old"]);
+        let setup = vorbis_setup(4000);
+        let mut input = pg(FLAG_BOS, 8, 0, &full(&[&ident]));
+        let mut seq = 1;
+        // Each packet in pieces of 200 lacing values, a page each.
+        for p in [&comment, &setup] {
+            for (i, piece) in p.chunks(255 * 200).enumerate() {
+                let done = (i + 1) * 255 * 200 >= p.len();
+                let flags = if i > 0 { FLAG_CONTINUED } else { 0 };
+                let granule = if done { 0 } else { -1 };
+                input.extend(page(flags, 8, seq, granule, &[(piece, done)]));
+                seq += 1;
+            }
+        }
+        input.extend(page(0, 8, seq, 2048, &[(&[0x00, 1], true)]));
+        let mut f = OggFramer::new();
+        assert_eq!(run(&mut f, &input).unwrap().len(), 1);
+        assert!(f.retitle(Some("Art Song"), None, &mut Vec::new()));
+        let header = split_pages(&f.header().unwrap().data);
+        assert!(header.len() >= 3);
+        assert!(header.iter().all(|(h, _)| h.segments as usize <= 255));
+        let all: Vec<&[u8]> = header.iter().map(|(_, p)| &p[..]).collect();
+        let got = packets(&all);
+        assert_eq!(got.len(), 3);
+        assert_eq!((&got[0], &got[2]), (&ident, &setup));
+        assert_eq!(entries_of(&got[1]), [art, "TITLE=Art Song".to_string()]);
+        // Pages where no packet ends carry granule -1, the others 0.
+        for (h, p) in &header {
+            let ends = packet_pieces(p, h).any(|piece| piece.complete);
+            assert_eq!(h.granule_position, if ends { 0 } else { -1 });
+        }
     }
 
     #[test]

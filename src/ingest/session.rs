@@ -12,9 +12,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
-use crate::format::{self, Family, Framer, icy::IcyDemuxer};
+use crate::format::{self, Block, Family, Framer, icy::IcyDemuxer};
 use crate::http::Dechunker;
-use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
+use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected, display_line};
 use crate::server::Server;
 
 /// Largest intro file we load into memory.
@@ -59,6 +59,9 @@ pub struct SourceSession {
     icy: Option<IcyDemuxer>,
     /// Ogg chains whose tags have been applied to the mount's title.
     chains_seen: u64,
+    /// The mount's metadata version as of the session's own last title change or its last
+    /// look: any other value means an admin update came in since.
+    meta_version_seen: u64,
     started: Instant,
 }
 
@@ -166,6 +169,7 @@ impl SourceSession {
             dechunk: chunked.then(Dechunker::new),
             icy,
             chains_seen: 0,
+            meta_version_seen: 0,
             started: Instant::now(),
         })
     }
@@ -296,7 +300,7 @@ impl SourceSession {
                 // An upstream repeats its block to each new client; only a change counts.
                 let now = self.mount.metadata();
                 if now.display() != title || now.url != m.url {
-                    self.mount.set_metadata(Some(title), None, m.url);
+                    self.meta_version_seen = self.mount.set_metadata(Some(title), None, m.url);
                     self.count_inband_title();
                 }
             }
@@ -323,6 +327,7 @@ impl SourceSession {
 
     fn frame(&mut self, data: &[u8]) -> Result<(), String> {
         let mut blocks = Vec::new();
+        self.follow_admin_title(&mut blocks);
         self.framer
             .push(data, &mut blocks)
             .map_err(|e| e.to_string())?;
@@ -336,11 +341,37 @@ impl SourceSession {
             let meta = self.mount.metadata();
             if meta.title != info.title || meta.artist != info.artist {
                 let (title, artist) = (info.title.clone(), info.artist.clone());
-                self.mount.set_metadata(title, artist, None);
+                self.meta_version_seen = self.mount.set_metadata(title, artist, None);
                 self.count_inband_title();
             }
         }
         Ok(())
+    }
+
+    /// An admin title update (any change the session did not make itself) goes into the
+    /// stream where the format carries titles there, as icecast2 does for Ogg Vorbis: the
+    /// framer starts a new chain whose comment header has the new title, so players that
+    /// show in-stream tags follow it. Looked at before each push, so the pages of that push
+    /// already belong to the new chain.
+    fn follow_admin_title(&mut self, blocks: &mut Vec<Block>) {
+        let version = self.mount.meta_version();
+        if version == self.meta_version_seen {
+            return;
+        }
+        self.meta_version_seen = version;
+        let meta = self.mount.metadata();
+        let info = self.framer.info();
+        // Nothing to rewrite when the stream already says it (a P2PSP peer taking on its
+        // splitter's title, which came in-stream).
+        if meta.display() == display_line(info.title.as_deref(), info.artist.as_deref()) {
+            return;
+        }
+        if self
+            .framer
+            .retitle(meta.title.as_deref(), meta.artist.as_deref(), blocks)
+        {
+            tracing::info!(mount = %self.mount.name, title = %meta.display(), "title written into the stream as a new Ogg chain");
+        }
     }
 
     fn count_inband_title(&self) {

@@ -100,14 +100,19 @@ pub struct Metadata {
     pub icy_block: Bytes,
 }
 
+/// The line players show for a title and artist: `artist - title` or the one there is.
+pub fn display_line(title: Option<&str>, artist: Option<&str>) -> String {
+    match (artist, title) {
+        (Some(a), Some(t)) if !a.is_empty() => format!("{a} - {t}"),
+        (_, Some(t)) => t.to_string(),
+        (Some(a), None) => a.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
 impl Metadata {
     fn new(title: Option<String>, artist: Option<String>, url: Option<String>) -> Self {
-        let text = match (&artist, &title) {
-            (Some(a), Some(t)) if !a.is_empty() => format!("{a} - {t}"),
-            (Some(a), None) => a.clone(),
-            (_, Some(t)) => t.clone(),
-            (_, None) => String::new(),
-        };
+        let text = display_line(title.as_deref(), artist.as_deref());
         let icy_block = icy::metadata_block(&text, url.as_deref());
         Metadata {
             title,
@@ -119,12 +124,7 @@ impl Metadata {
 
     /// The line players show: `artist - title` or the title alone.
     pub fn display(&self) -> String {
-        match (&self.artist, &self.title) {
-            (Some(a), Some(t)) if !a.is_empty() => format!("{a} - {t}"),
-            (_, Some(t)) => t.clone(),
-            (Some(a), None) => a.clone(),
-            _ => String::new(),
-        }
+        display_line(self.title.as_deref(), self.artist.as_deref())
     }
 }
 
@@ -581,11 +581,18 @@ impl Mount {
         )
     }
 
-    pub fn set_metadata(&self, title: Option<String>, artist: Option<String>, url: Option<String>) {
+    /// Set the title; returns the new metadata version (see [`Mount::meta_version`]), by which
+    /// the source session tells its own updates from admin ones.
+    pub fn set_metadata(
+        &self,
+        title: Option<String>,
+        artist: Option<String>,
+        url: Option<String>,
+    ) -> u64 {
         let m = Metadata::new(title, artist, url);
         *write(&self.meta) = m;
-        self.meta_version.fetch_add(1, Ordering::AcqRel);
         self.stats.metadata_updates.fetch_add(1, Ordering::Relaxed);
+        self.meta_version.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Try to admit one more listener under `max-listeners`.
