@@ -29,7 +29,7 @@ use bytes::Bytes;
 use super::peer::{Peer, PeerConfig, PeerEvent};
 use super::splitter::{Splitter, SplitterConfig, SplitterEvent};
 use super::wire::{JoinReply, JoinRequest, MAX_CHUNK_PAYLOAD, MAX_PEERS_IN_LIST};
-use super::{ChunkNo, Role, Transmit, XorShift};
+use super::{ChunkNo, PeerMachine, Role, Transmit, XorShift};
 
 /// IPv4 + UDP headers, charged on the uplink (not in the byte metrics, which count payloads).
 const IP_UDP_OVERHEAD: u64 = 28;
