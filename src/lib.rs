@@ -20,6 +20,7 @@ pub mod net;
 pub mod p2psp;
 pub mod relay;
 pub mod server;
+pub mod sim;
 pub mod status;
 pub mod team;
 pub mod web;

@@ -22,7 +22,6 @@ pub mod buffer;
 pub mod compat;
 pub mod compat_peer;
 pub mod peer;
-pub mod sim;
 pub mod splitter;
 pub mod wire;
 
