@@ -22,6 +22,7 @@ pub mod p2psp;
 pub mod reconcile;
 pub mod relay;
 pub mod server;
+pub mod sim;
 pub mod status;
 pub mod supervisor;
 pub mod team;

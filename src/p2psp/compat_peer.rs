@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::buffer::{HoleScanner, Insert, PlayoutBuffer, PlayoutConfig};
 use super::compat::{self, CompatConfig, CompatMessage, Direction, Widener};
 use super::peer::{NeighbourStats, PeerEvent, PeerStats};
-use super::{ChunkNo, PeerId, Role, Transmit, push_bounded};
+use super::{ChunkNo, PeerId, PeerMachine, Role, Transmit, push_bounded};
 
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
@@ -248,19 +248,6 @@ impl CompatPeer {
         r
     }
 
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.now = now;
-        let Ok(msg) = compat::decode_datagram(data, self.chunk_size, Direction::ToPeer) else {
-            self.stats.garbage += 1;
-            return;
-        };
-        if from == self.cfg.splitter {
-            self.on_splitter(now, msg);
-        } else {
-            self.on_neighbour(now, from, msg);
-        }
-    }
-
     fn on_splitter(&mut self, now: Instant, msg: CompatMessage) {
         match msg {
             CompatMessage::Chunk { no, payload } if self.leaving.is_none() => {
@@ -347,7 +334,38 @@ impl CompatPeer {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn farewell(&mut self) {
+        if self.leaving.as_ref().is_some_and(|l| l.done) {
+            return;
+        }
+        self.flush_prev();
+        let addrs: Vec<SocketAddr> = self.neighbours.iter().map(|n| n.addr).collect();
+        for a in addrs {
+            self.send(a, &CompatMessage::Goodbye);
+        }
+        // No more retries, no second farewell.
+        if let Some(l) = &mut self.leaving {
+            l.done = true;
+        }
+        self.event(PeerEvent::Left);
+    }
+}
+
+impl PeerMachine for CompatPeer {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.now = now;
+        let Ok(msg) = compat::decode_datagram(data, self.chunk_size, Direction::ToPeer) else {
+            self.stats.garbage += 1;
+            return;
+        };
+        if from == self.cfg.splitter {
+            self.on_splitter(now, msg);
+        } else {
+            self.on_neighbour(now, from, msg);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(l) = &mut self.leaving {
             if !l.done && now >= l.next_at {
@@ -371,7 +389,7 @@ impl CompatPeer {
 
     /// Leave as the reference does: goodbye to the splitter until it answers, then the rest
     /// of the last splitter chunk to the neighbours not reached and a goodbye to each.
-    pub fn leave(&mut self, now: Instant) {
+    fn leave(&mut self, now: Instant) {
         self.now = now;
         if self.leaving.is_some() {
             return;
@@ -385,31 +403,15 @@ impl CompatPeer {
         });
     }
 
-    fn farewell(&mut self) {
-        if self.leaving.as_ref().is_some_and(|l| l.done) {
-            return;
-        }
-        self.flush_prev();
-        let addrs: Vec<SocketAddr> = self.neighbours.iter().map(|n| n.addr).collect();
-        for a in addrs {
-            self.send(a, &CompatMessage::Goodbye);
-        }
-        // No more retries, no second farewell.
-        if let Some(l) = &mut self.leaving {
-            l.done = true;
-        }
-        self.event(PeerEvent::Left);
-    }
-
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+    fn poll_event(&mut self) -> Option<PeerEvent> {
         self.events.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         if let Some(l) = &self.leaving {
             return (!l.done).then_some(l.next_at);
         }
@@ -425,7 +427,7 @@ impl CompatPeer {
         Some(t)
     }
 
-    pub fn stats(&self) -> PeerStats {
+    fn stats(&self) -> PeerStats {
         let mut s = self.stats.clone();
         s.buffer_fill = self.buffer.as_ref().map_or(0, PlayoutBuffer::fill);
         s.neighbours = self

@@ -14,19 +14,23 @@
 //! - [`splitter`]: the DBS splitter (round-robin, LRS, ACS, liveness).
 //! - [`peer`]: the DBS peer (flooding with forwarding tables, debts, requests, monitors).
 //!
+//! Both peers, native and Gen C, implement [`PeerMachine`], so a runtime drives either.
+//!
 //! It must never panic on network input, and every queue it keeps is bounded.
 
 pub mod buffer;
 pub mod compat;
 pub mod compat_peer;
 pub mod peer;
-pub mod sim;
 pub mod splitter;
 pub mod wire;
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use bytes::Bytes;
+
+use peer::{PeerEvent, PeerStats};
 
 /// A team member's identity, assigned by the splitter at join. `PeerId(0)` is never assigned:
 /// it stands for "the splitter" or "unknown" where a wire field needs a value.
@@ -68,6 +72,27 @@ impl ChunkNo {
 pub struct Transmit {
     pub to: SocketAddr,
     pub data: Bytes,
+}
+
+/// A team peer state machine, whatever its wire format ([`peer::Peer`] for the native codec,
+/// [`compat_peer::CompatPeer`] for Gen C), in quinn-proto's shape: datagrams and timeouts go
+/// in with the current time; transmits, events and the next deadline come out.
+pub trait PeerMachine {
+    /// A datagram `from` someone arrived on the team socket.
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]);
+    /// The deadline of [`PeerMachine::poll_timeout`] passed (an early call does nothing due).
+    fn handle_timeout(&mut self, now: Instant);
+    /// Leave the team politely; [`PeerEvent::Left`] follows once the splitter has answered
+    /// or the retries ran out.
+    fn leave(&mut self, now: Instant);
+    /// The next datagram to send.
+    fn poll_transmit(&mut self) -> Option<Transmit>;
+    /// The next thing that happened (stream data first of all).
+    fn poll_event(&mut self) -> Option<PeerEvent>;
+    /// When [`PeerMachine::handle_timeout`] is next due.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Counters and the neighbour list, for status pages.
+    fn stats(&self) -> PeerStats;
 }
 
 /// Which UDP codec a team speaks.

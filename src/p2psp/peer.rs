@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
 use super::wire::{self, JoinReply, Message, Packet};
-use super::{ChunkNo, PeerId, Role, Transmit, XorShift, push_bounded};
+use super::{ChunkNo, PeerId, PeerMachine, Role, Transmit, XorShift, push_bounded};
 
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
@@ -492,35 +492,6 @@ impl Peer {
         }
     }
 
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        self.now = now;
-        let p = match wire::decode(data) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.garbage += 1;
-                return;
-            }
-        };
-        if p.team != self.team {
-            self.stats.bad_cookie += 1;
-            return;
-        }
-        if let Some(l) = &mut self.leaving {
-            // Only the splitter's acknowledgement matters now.
-            if from == self.cfg.splitter && matches!(p.msg, Message::Goodbye { .. }) && !l.done {
-                l.done = true;
-                self.event(PeerEvent::Left);
-            }
-            return;
-        }
-        if from == self.cfg.splitter {
-            self.last_splitter = now;
-            self.on_splitter_msg(now, p.msg);
-        } else {
-            self.on_neighbour_msg(now, from, p.msg);
-        }
-    }
-
     fn on_splitter_msg(&mut self, now: Instant, msg: Message) {
         match msg {
             Message::Chunk { no, payload, .. } => {
@@ -826,7 +797,68 @@ impl Peer {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// The earliest neighbour deadline, at most a keepalive interval away so that changes to
+    /// the round estimate are picked up.
+    fn neighbour_deadline(&self, now: Instant) -> Instant {
+        let ka = self.mesh_keepalive();
+        let timeout = self.neighbour_timeout();
+        let mut t = now + self.cfg.keepalive_interval;
+        for n in &self.neighbours {
+            t = t.min(n.last_tx + ka);
+            t = t.min(n.last_seen + timeout);
+            if let Some(p) = n.pending_since {
+                t = t.min(p + self.cfg.max_pending_delay);
+            }
+            if n.debt > self.cfg.max_chunk_debt {
+                t = t.min(now);
+            }
+        }
+        t
+    }
+
+    fn report(&self) -> wire::PeerReport {
+        wire::PeerReport {
+            from: self.id,
+            delivered: self.stats.delivered as u32,
+            lost: self.stats.skipped as u32,
+            buffer_fill: self.buffer.fill(),
+            max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
+            neighbours: self.neighbours.len() as u32,
+        }
+    }
+}
+
+impl PeerMachine for Peer {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.now = now;
+        let p = match wire::decode(data) {
+            Ok(p) => p,
+            Err(_) => {
+                self.stats.garbage += 1;
+                return;
+            }
+        };
+        if p.team != self.team {
+            self.stats.bad_cookie += 1;
+            return;
+        }
+        if let Some(l) = &mut self.leaving {
+            // Only the splitter's acknowledgement matters now.
+            if from == self.cfg.splitter && matches!(p.msg, Message::Goodbye { .. }) && !l.done {
+                l.done = true;
+                self.event(PeerEvent::Left);
+            }
+            return;
+        }
+        if from == self.cfg.splitter {
+            self.last_splitter = now;
+            self.on_splitter_msg(now, p.msg);
+        } else {
+            self.on_neighbour_msg(now, from, p.msg);
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(l) = &mut self.leaving {
             if !l.done && now >= l.next_at {
@@ -881,39 +913,9 @@ impl Peer {
         self.nb_deadline = self.neighbour_deadline(now);
     }
 
-    /// The earliest neighbour deadline, at most a keepalive interval away so that changes to
-    /// the round estimate are picked up.
-    fn neighbour_deadline(&self, now: Instant) -> Instant {
-        let ka = self.mesh_keepalive();
-        let timeout = self.neighbour_timeout();
-        let mut t = now + self.cfg.keepalive_interval;
-        for n in &self.neighbours {
-            t = t.min(n.last_tx + ka);
-            t = t.min(n.last_seen + timeout);
-            if let Some(p) = n.pending_since {
-                t = t.min(p + self.cfg.max_pending_delay);
-            }
-            if n.debt > self.cfg.max_chunk_debt {
-                t = t.min(now);
-            }
-        }
-        t
-    }
-
-    fn report(&self) -> wire::PeerReport {
-        wire::PeerReport {
-            from: self.id,
-            delivered: self.stats.delivered as u32,
-            lost: self.stats.skipped as u32,
-            buffer_fill: self.buffer.fill(),
-            max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
-            neighbours: self.neighbours.len() as u32,
-        }
-    }
-
     /// Leave politely: flush what we owe, say goodbye to every neighbour and (repeatedly,
     /// until acknowledged) to the splitter.
-    pub fn leave(&mut self, now: Instant) {
+    fn leave(&mut self, now: Instant) {
         self.now = now;
         if self.leaving.is_some() {
             return;
@@ -931,15 +933,15 @@ impl Peer {
         });
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
-    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+    fn poll_event(&mut self) -> Option<PeerEvent> {
         self.events.pop_front()
     }
 
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         if let Some(l) = &self.leaving {
             return (!l.done).then_some(l.next_at);
         }
@@ -963,7 +965,7 @@ impl Peer {
         Some(t)
     }
 
-    pub fn stats(&self) -> PeerStats {
+    fn stats(&self) -> PeerStats {
         let mut s = self.stats.clone();
         s.buffer_fill = self.buffer.fill();
         s.neighbours = self

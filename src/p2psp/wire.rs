@@ -72,7 +72,8 @@ pub mod features {
     pub const ALL: u32 = LRS | ACS | HEADER_UPDATES | REQUEST_PRUNE;
 }
 
-mod ty {
+/// Message type codes: byte 3 of every message (see [`peek_type`]).
+pub mod ty {
     pub const CHUNK: u8 = 0x01;
     pub const HELLO: u8 = 0x02;
     pub const GOODBYE: u8 = 0x03;
@@ -576,6 +577,12 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The type code ([`ty`]) of a native message, read without decoding it; `None` when `data`
+/// is too short or not native. Lets a driver classify traffic cheaply.
+pub fn peek_type(data: &[u8]) -> Option<u8> {
+    (data.len() >= HEADER_LEN && data[0..2] == MAGIC).then(|| data[3])
+}
+
 /// Decode one message (a whole UDP datagram, or one TCP frame body).
 pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
     let mut r = Reader { buf: data };
@@ -898,6 +905,20 @@ mod tests {
         ] {
             rt(Packet { team, msg });
         }
+    }
+
+    #[test]
+    fn peek_type_reads_the_type_byte_of_native_messages_only() {
+        let ka = encode(&Packet {
+            team: 1,
+            msg: Message::KeepAlive { from: PeerId(3) },
+        })
+        .expect("encode");
+        assert_eq!(peek_type(&ka), Some(ty::KEEPALIVE));
+        assert_eq!(peek_type(&ka[..HEADER_LEN - 1]), None);
+        let mut foreign = ka.to_vec();
+        foreign[0] ^= 1;
+        assert_eq!(peek_type(&foreign), None);
     }
 
     #[test]

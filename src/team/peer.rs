@@ -20,7 +20,7 @@ use crate::ingest::session::EndReason;
 use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
 use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
-use crate::p2psp::{Codec, Role, StreamInfo, Transmit};
+use crate::p2psp::{Codec, PeerMachine, Role, StreamInfo};
 use crate::server::Server;
 use crate::supervisor::Stop;
 
@@ -82,61 +82,11 @@ pub enum JoinFailed {
     GenC(#[from] gen_c::GenCError),
 }
 
-/// The state machine of the team's wire format.
-enum Engine {
-    Native(Box<Peer>),
-    GenC(Box<CompatPeer>),
-}
-
-impl Engine {
-    fn poll_transmit(&mut self) -> Option<Transmit> {
-        match self {
-            Engine::Native(p) => p.poll_transmit(),
-            Engine::GenC(p) => p.poll_transmit(),
-        }
-    }
-    fn poll_event(&mut self) -> Option<PeerEvent> {
-        match self {
-            Engine::Native(p) => p.poll_event(),
-            Engine::GenC(p) => p.poll_event(),
-        }
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        match self {
-            Engine::Native(p) => p.poll_timeout(),
-            Engine::GenC(p) => p.poll_timeout(),
-        }
-    }
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
-        match self {
-            Engine::Native(p) => p.handle_datagram(now, from, data),
-            Engine::GenC(p) => p.handle_datagram(now, from, data),
-        }
-    }
-    fn handle_timeout(&mut self, now: Instant) {
-        match self {
-            Engine::Native(p) => p.handle_timeout(now),
-            Engine::GenC(p) => p.handle_timeout(now),
-        }
-    }
-    fn leave(&mut self, now: Instant) {
-        match self {
-            Engine::Native(p) => p.leave(now),
-            Engine::GenC(p) => p.leave(now),
-        }
-    }
-    fn stats(&self) -> PeerStats {
-        match self {
-            Engine::Native(p) => p.stats(),
-            Engine::GenC(p) => p.stats(),
-        }
-    }
-}
-
 /// A joined peer: its socket and state machine.
 pub struct PeerLink {
     udp: UdpSocket,
-    peer: Engine,
+    /// The state machine of the team's wire format (native or Gen C).
+    peer: Box<dyn PeerMachine + Send + Sync>,
     /// Stream facts and the header at join time.
     pub info: StreamInfo,
     pub header: Bytes,
@@ -189,7 +139,7 @@ impl PeerLink {
             let peer = CompatPeer::new(CompatPeerConfig::new(splitter), &config, Instant::now());
             return Ok(PeerLink {
                 udp,
-                peer: Engine::GenC(Box::new(peer)),
+                peer: Box::new(peer),
                 info,
                 header,
                 splitter,
@@ -220,7 +170,7 @@ impl PeerLink {
         let peer = Peer::new(config, reply, random_u64(), Instant::now());
         Ok(PeerLink {
             udp,
-            peer: Engine::Native(Box::new(peer)),
+            peer: Box::new(peer),
             info,
             header,
             splitter,

@@ -2,13 +2,13 @@
 //! into [`RelayConfig`] and [`MasterConfig`]. Values that end up in request bytes (hosts,
 //! mounts) are checked here so the relay client never sends a malformed request.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Source, mount_name, ranged};
+use super::error::{ConfigError, Source};
+use super::value::{ip_address, mount_name, port, ranged};
 use crate::config::{Config, MasterConfig, RelayConfig, RelayTiming};
 
 /// Accepted `update-interval`, `grace-period` and `idle-timeout`, in seconds.
@@ -89,9 +89,7 @@ fn convert_relay(
         Some(s) => host(src, s, &k("server"))?,
         None => "127.0.0.1".to_string(),
     };
-    if *r.port.get_ref() == 0 {
-        return Err(src.invalid(r.port.span(), &k("port"), "must not be 0"));
-    }
+    let port = port(src, &r.port, &k("port"))?;
     let mount = match r.mount {
         Some(m) => request_path(src, m, &k("mount"))?,
         None => "/".to_string(),
@@ -100,18 +98,10 @@ fn convert_relay(
         Some(m) => request_path(src, m, &k("local-mount"))?,
         None => mount.clone(),
     };
-    let bind = match r.bind {
-        Some(b) => {
-            if b.get_ref().parse::<IpAddr>().is_err() {
-                return Err(src.invalid(b.span(), &k("bind"), "must be an IP address"));
-            }
-            Some(b.into_inner())
-        }
-        None => None,
-    };
+    let bind = r.bind.map(|b| ip_address(src, b, &k("bind"))).transpose()?;
     Ok(RelayConfig {
         server,
-        port: r.port.into_inner(),
+        port,
         mount,
         local_mount,
         username: r.username,
@@ -130,10 +120,7 @@ fn convert_master(
 ) -> Result<MasterConfig, ConfigError> {
     let server = host(src, m.server, "master.server")?;
     let port = match m.port {
-        Some(p) if *p.get_ref() == 0 => {
-            return Err(src.invalid(p.span(), "master.port", "must not be 0"));
-        }
-        Some(p) => p.into_inner(),
+        Some(p) => port(src, &p, "master.port")?,
         None => 8000,
     };
     if m.password.get_ref().is_empty() {

@@ -1,0 +1,265 @@
+//! The top-level options (`<hostname>`, `<location>`, …, and those with no place in floecast),
+//! `<limits>`, `<authentication>`, `<paths>` and `<logging>`.
+
+use super::writer::{ROOT, Writer};
+use super::xml::{Element, last};
+use crate::config::toml_doc::Origin;
+use crate::config::{ConfigError, Severity};
+
+/// Top-level scalars, and the options that have no place in floecast.
+pub(super) fn top_level(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    for el in &root.children {
+        let name = el.name.as_str();
+        match name {
+            "location" | "admin" | "hostname" | "server-id" => w.text(ROOT, name, el, name),
+            "relays-on-demand" => w.flag(ROOT, "relays-on-demand", el, name)?,
+            "icelogin" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "ice-password logins (ICE/1.0) are always accepted",
+            ),
+            "mime-types" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "static files get their type from a built-in table",
+            ),
+            "master-ssl-port" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "an icecast-kh option: the master is polled over plain HTTP on master-server-port",
+            ),
+            "master-bind" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "an icecast-kh option: the master is polled from the default local address",
+            ),
+            "directory" => w.ignored(ROOT, el, name, "YP directory listings are not supported"),
+            "security" => w.ignored(
+                ROOT,
+                el,
+                name,
+                "floecast neither chroots nor changes its user: start it as the user it should \
+                 run as (systemd User=, docker --user)",
+            ),
+            // Read by the sections they belong to.
+            "fileserve"
+            | "port"
+            | "bind-address"
+            | "shoutcast-mount"
+            | "source-password"
+            | "master-server"
+            | "master-server-port"
+            | "master-username"
+            | "master-password"
+            | "master-update-interval"
+            | "relay"
+            | "limits"
+            | "authentication"
+            | "listen-socket"
+            | "http-headers"
+            | "mount"
+            | "paths"
+            | "logging" => {}
+            other => w.ignored(
+                ROOT,
+                el,
+                other,
+                "unknown icecast option (icecast2 ignores it too)",
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// `<limits>`, in file order: `<burst-on-connect>0` zeroes the burst size at its place, so a
+/// `<burst-size>` after it wins, exactly as in icecast2.
+pub(super) fn limits(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let mut burst_off: Option<&Element> = None;
+    for l in root.children_named("limits") {
+        let id = w.doc.table("limits", Origin::new(l.line, "limits"));
+        for c in &l.children {
+            let option = format!("limits.{}", c.name);
+            match c.name.as_str() {
+                "clients" | "sources" | "queue-size" | "header-timeout" | "source-timeout" => {
+                    w.number(id, &c.name, c, &option)?
+                }
+                "burst-on-connect" => {
+                    if w.int(c, &option)? == 0 {
+                        w.doc
+                            .section(id)
+                            .set("burst-size", 0, Origin::new(c.line, &option));
+                        burst_off = Some(c);
+                    }
+                }
+                "burst-size" => {
+                    let n = w.int(c, &option)?;
+                    w.doc
+                        .section(id)
+                        .set("burst-size", n, Origin::new(c.line, &option));
+                    if let Some(off) = burst_off.take() {
+                        w.note(
+                            id,
+                            off.line,
+                            "limits.burst-on-connect",
+                            Severity::Notice,
+                            format!(
+                                "0 is overridden by the <burst-size> at line {}, as in icecast2 \
+                                 (which applies them in file order); write \
+                                 <burst-size>0</burst-size> to turn the burst off",
+                                c.line
+                            ),
+                        );
+                    }
+                }
+                "client-timeout" => w.ignored(id, c, &option, "icecast2 itself never uses it"),
+                "threadpool" => w.ignored(id, c, &option, "icecast2 2.4 does not use it either"),
+                _ => w.ignored(id, c, &option, "unknown limit"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `<authentication>` and the legacy top-level `<source-password>`, in file order.
+pub(super) fn authentication(w: &mut Writer<'_>, root: &Element) {
+    for el in &root.children {
+        match el.name.as_str() {
+            "source-password" => {
+                let id = w
+                    .doc
+                    .table("authentication", Origin::new(el.line, "source-password"));
+                w.set(id, "source-password", el.value(), el, "source-password");
+            }
+            "authentication" => {
+                let id = w
+                    .doc
+                    .table("authentication", Origin::new(el.line, "authentication"));
+                for c in &el.children {
+                    let option = format!("authentication.{}", c.name);
+                    match c.name.as_str() {
+                        "source-password" if c.attr("mount").is_some() => w.ignored(
+                            id,
+                            c,
+                            &option,
+                            "a mount's source password belongs in its <mount><password> \
+                             (icecast2 ignores it too)",
+                        ),
+                        // An empty password is kept: floecast, like icecast2, then refuses
+                        // every login with it (the TOML default would be "hackme").
+                        "source-password" | "relay-user" | "relay-password" | "admin-user"
+                        | "admin-password" => w.set(id, &c.name, c.value(), c, &option),
+                        _ => w.ignored(id, c, &option, "unknown authentication option"),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `<paths>` and `<logging>` (whose file names are relative to `<logdir>`).
+pub(super) fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigError> {
+    let fileserve = match last(root, "fileserve") {
+        Some(f) => w.int(f, "fileserve")? != 0,
+        None => true,
+    };
+    let mut logdir: Option<String> = None;
+    for p in root.children_named("paths") {
+        let id = w.doc.table("paths", Origin::new(p.line, "paths"));
+        for c in &p.children {
+            let option = format!("paths.{}", c.name);
+            match c.name.as_str() {
+                "webroot" if fileserve => w.text(id, "webroot", c, &option),
+                "webroot" => w.ignored(id, c, &option, "<fileserve> is 0"),
+                "pidfile" => w.text(id, "pidfile", c, &option),
+                "logdir" if !c.value().is_empty() => logdir = Some(c.value().to_string()),
+                "logdir" => w.ignored(id, c, &option, "empty"),
+                "basedir" => w.ignored(id, c, &option, "only used by icecast for chroot"),
+                "adminroot" => w.ignored(id, c, &option, "floecast's admin pages are built in"),
+                "alias" => w.ignored(
+                    id,
+                    c,
+                    &option,
+                    "URL aliases are not supported; `/` is the status page",
+                ),
+                "deny-ip" | "allow-ip" => w.danger(
+                    id,
+                    c,
+                    &option,
+                    "ignored: IP filter files are not supported yet, so EVERY address may \
+                     connect; filter in a firewall instead"
+                        .into(),
+                ),
+                "ssl-certificate" | "ssl-allowed-ciphers" => w.ignored(
+                    id,
+                    c,
+                    &option,
+                    "TLS is not supported yet; terminate TLS in a proxy",
+                ),
+                _ => w.ignored(id, c, &option, "unknown path option"),
+            }
+        }
+    }
+    for l in root.children_named("logging") {
+        let id = w.doc.table("logging", Origin::new(l.line, "logging"));
+        for c in &l.children {
+            let option = format!("logging.{}", c.name);
+            match c.name.as_str() {
+                "accesslog" if !c.value().is_empty() => {
+                    let file = c.value();
+                    let path = match &logdir {
+                        Some(d) if !file.starts_with('/') => {
+                            format!("{}/{file}", d.trim_end_matches('/'))
+                        }
+                        _ => file.to_string(),
+                    };
+                    w.set(id, "access-log", path.as_str(), c, &option);
+                    w.note(
+                        id,
+                        c.line,
+                        &option,
+                        Severity::Notice,
+                        format!(
+                            "floecast appends to icecast2's own access log {path}. If icecast2 \
+                             still runs, both write to it; icecast2's logrotate rule signals only \
+                             icecast2, so floecast keeps writing to the rotated file; and floecast \
+                             started as root creates files owned by root in icecast2's log \
+                             directory. Unless floecast replaces icecast2 for good, set \
+                             access-log to a file of floecast's own, e.g. \
+                             /var/log/floecast/access.log."
+                        ),
+                    );
+                }
+                "accesslog" => w.ignored(id, c, &option, "empty"),
+                "loglevel" => {
+                    let level = match w.int(c, &option)? {
+                        ..=1 => "error",
+                        2 => "warn",
+                        3 => "info",
+                        _ => "debug",
+                    };
+                    w.set(id, "level", level, c, &option);
+                }
+                "errorlog" => w.ignored(
+                    id,
+                    c,
+                    &option,
+                    "the error log goes to standard error (journald, docker logs)",
+                ),
+                "playlistlog" => w.ignored(id, c, &option, "not supported yet"),
+                "logsize" | "logarchive" => w.ignored(
+                    id,
+                    c,
+                    &option,
+                    "rotate with logrotate and SIGHUP, which reopens the log",
+                ),
+                _ => w.ignored(id, c, &option, "unknown logging option"),
+            }
+        }
+    }
+    Ok(())
+}

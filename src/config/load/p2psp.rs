@@ -1,0 +1,253 @@
+//! A mount's `p2psp = { role = "splitter" | "peer", … }`: the P2PSP team it serves or joins,
+//! with the buffer, team size, chunk size and wire format ("native" or "gen-c").
+
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, Source};
+use super::value::{ip_address, ranged};
+use crate::config::{P2pspConfig, SplitterSettings};
+
+/// `p2psp = { role = "splitter", port = 8001, ... }` or `{ role = "peer", splitter = "h:p" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawP2psp {
+    role: Spanned<String>,
+    port: Option<Spanned<u16>>,
+    bind_address: Option<Spanned<String>>,
+    max_peers: Option<Spanned<usize>>,
+    buffer: Option<Spanned<u32>>,
+    max_chunk: Option<Spanned<usize>>,
+    monitors: Option<Spanned<usize>>,
+    peer_timeout: Option<Spanned<u64>>,
+    codec: Option<Spanned<String>>,
+    /// A peer that also serves a team: that team's codec (`codec` is the joined team's).
+    serve_codec: Option<Spanned<String>>,
+    splitter: Option<Spanned<String>>,
+}
+
+pub(super) fn convert(
+    src: &Source<'_>,
+    raw: RawP2psp,
+    key: &str,
+    mount: &str,
+    mount_span: Range<usize>,
+) -> Result<P2pspConfig, ConfigError> {
+    let k = |field: &str| format!("{key}.{field}");
+    if mount.contains(['*', '?', '[']) {
+        let name_key = format!("{}.name", key.strip_suffix(".p2psp").unwrap_or(key));
+        return Err(src.invalid(
+            mount_span,
+            &name_key,
+            "a P2PSP mount needs an exact name, not a glob",
+        ));
+    }
+    let codec = |c: &Option<Spanned<String>>, field: &str| -> Result<bool, ConfigError> {
+        match c.as_ref().map(|c| c.get_ref().as_str()) {
+            None | Some("native") => Ok(false),
+            Some("gen-c") => Ok(true),
+            Some(other) => {
+                let span = c.as_ref().map(|c| c.span()).unwrap_or_default();
+                Err(src.invalid(
+                    span,
+                    &k(field),
+                    format!("must be \"native\" or \"gen-c\" (got {other:?})"),
+                ))
+            }
+        }
+    };
+    let peer = raw.role.get_ref() == "peer";
+    let serve = |raw: &RawP2psp, required: bool| -> Result<Option<SplitterSettings>, ConfigError> {
+        let Some(port) = &raw.port else {
+            if required {
+                return Err(src.invalid(raw.role.span(), &k("port"), "a splitter needs a port"));
+            }
+            return Ok(None);
+        };
+        let buffer = match &raw.buffer {
+            Some(b) => ranged(src, b, &k("buffer"), 8..=65_536, " chunks")?,
+            None => 256,
+        };
+        // DBS needs the team no larger than the buffer (spec §4.1).
+        let max_peers = raw
+            .max_peers
+            .as_ref()
+            .map_or((buffer as usize - 1).min(100), |m| *m.get_ref());
+        if let Some(m) = &raw.max_peers {
+            ranged(src, m, &k("max-peers"), 1..=buffer as usize - 1, "")
+                .map_err(|e| e.reworded(format!("must be 1 to buffer - 1 ({})", buffer - 1)))?;
+        }
+        let max_chunk = match &raw.max_chunk {
+            Some(m) => ranged(src, m, &k("max-chunk"), 256..=60_000, " bytes")?,
+            None => 16_384,
+        };
+        let monitors = match &raw.monitors {
+            Some(m) => ranged(src, m, &k("monitors"), 1..=32, "")?,
+            None => SplitterSettings::DEFAULT_MONITORS,
+        };
+        let peer_timeout = match &raw.peer_timeout {
+            None => SplitterSettings::DEFAULT_PEER_TIMEOUT,
+            // Peers report every second: below 2 s a single lost report would expel them.
+            Some(t) => Duration::from_secs(ranged(src, t, &k("peer-timeout"), 2..=60, " seconds")?),
+        };
+        let compat = if peer {
+            codec(&raw.serve_codec, "serve-codec")?
+        } else {
+            codec(&raw.codec, "codec")?
+        };
+        let bind_address = raw
+            .bind_address
+            .clone()
+            .map(|b| ip_address(src, b, &k("bind-address")))
+            .transpose()?;
+        Ok(Some(SplitterSettings {
+            port: *port.get_ref(),
+            bind_address,
+            max_peers,
+            buffer,
+            max_chunk,
+            compat,
+            monitors,
+            peer_timeout,
+        }))
+    };
+    if !peer && let Some(c) = &raw.serve_codec {
+        return Err(src.invalid(
+            c.span(),
+            &k("serve-codec"),
+            "only a peer has a served team apart from its joined one; use codec",
+        ));
+    }
+    match raw.role.get_ref().as_str() {
+        "splitter" => match serve(&raw, true)? {
+            Some(s) => Ok(P2pspConfig::Splitter(s)),
+            None => Err(src.invalid(raw.role.span(), &k("port"), "a splitter needs a port")),
+        },
+        "peer" => {
+            let serve = serve(&raw, false)?;
+            let Some(splitter) = raw.splitter else {
+                return Err(src.invalid(
+                    raw.role.span(),
+                    &k("splitter"),
+                    "a peer needs splitter = \"host:port\"",
+                ));
+            };
+            let ok = splitter
+                .get_ref()
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(src.invalid(splitter.span(), &k("splitter"), "must be \"host:port\""));
+            }
+            Ok(P2pspConfig::Peer {
+                splitter: splitter.into_inner(),
+                serve,
+                compat: codec(&raw.codec, "codec")?,
+            })
+        }
+        other => Err(src.invalid(
+            raw.role.span(),
+            &k("role"),
+            format!("must be \"splitter\" or \"peer\" (got {other:?})"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::Config;
+    use crate::config::load::tests::{err, ok};
+
+    #[test]
+    fn p2psp_roles() {
+        let c = Config::from_toml_str(
+            "[[mount]]\nname = \"/team.ogg\"\np2psp = { role = \"splitter\", port = 8001, buffer = 128 }\n\
+             [[mount]]\nname = \"/relayed.ogg\"\np2psp = { role = \"peer\", splitter = \"a.example:8001\" }\n",
+            "floecast.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mount("/team.ogg").and_then(|m| m.p2psp.clone()),
+            Some(crate::config::P2pspConfig::Splitter(
+                crate::config::SplitterSettings {
+                    port: 8001,
+                    bind_address: None,
+                    max_peers: 100,
+                    buffer: 128,
+                    max_chunk: 16_384,
+                    compat: false,
+                    monitors: 3,
+                    peer_timeout: Duration::from_secs(3)
+                }
+            ))
+        );
+        assert_eq!(
+            c.mount("/relayed.ogg").and_then(|m| m.p2psp.clone()),
+            Some(crate::config::P2pspConfig::Peer {
+                splitter: "a.example:8001".into(),
+                serve: None,
+                compat: false,
+            })
+        );
+        // A Gen C peer that serves a native team further down the tree.
+        let c = ok(
+            "[[mount]]\nname = \"/b\"\np2psp = { role = \"peer\", splitter = \"h:1\", \
+                    codec = \"gen-c\", port = 9000 }\n",
+        );
+        let Some(crate::config::P2pspConfig::Peer { compat, serve, .. }) =
+            c.mount("/b").and_then(|m| m.p2psp.clone())
+        else {
+            panic!("a peer")
+        };
+        assert!(compat);
+        assert!(serve.is_some_and(|s| !s.compat));
+        let e = err(
+            "[[mount]]\nname = \"/t\"\np2psp = { role = \"splitter\", port = 9, \
+                     serve-codec = \"gen-c\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.serve-codec"));
+        let e = err(
+            "[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\", splitter = \"h:1\", \
+                     codec = \"gen-d\" }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.codec"));
+        let c = ok(
+            "[[mount]]\nname = \"/m\"\np2psp = { role = \"splitter\", port = 9, \
+                    monitors = 5, peer-timeout = 10 }\n",
+        );
+        let s = c
+            .mount("/m")
+            .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
+            .expect("splitter");
+        assert_eq!((s.monitors, s.peer_timeout), (5, Duration::from_secs(10)));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\np2psp = { role = \"splitter\", port = 9, \
+                     peer-timeout = 1 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.peer-timeout"));
+        let e = err(
+            "[[mount]]\nname = \"/m\"\np2psp = { role = \"splitter\", port = 9, \
+                     monitors = 0 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.monitors"));
+        let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"peer\" }\n");
+        assert_eq!(
+            (e.line(), e.key()),
+            (Some(3), Some("mount[0].p2psp.splitter"))
+        );
+        let e = err(
+            "[[mount]]\nname = \"/t\"\np2psp = { role = \"splitter\", port = 9, buffer = 16, max-peers = 16 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.max-peers"));
+        let e =
+            err("[[mount]]\nname = \"/t/*\"\np2psp = { role = \"peer\", splitter = \"h:1\" }\n");
+        assert_eq!(e.key(), Some("mount[0].name"));
+        let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"boss\" }\n");
+        assert_eq!(e.key(), Some("mount[0].p2psp.role"));
+    }
+}

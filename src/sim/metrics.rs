@@ -1,0 +1,69 @@
+//! What a simulation run measured, over its measurement window.
+//!
+//! Plain numbers; the simulator fills them in, the report formats them.
+
+use serde::Serialize;
+
+/// What one run measured. Every field is a pure function of the config (wall time is kept
+/// apart in [`super::Report`]), so two runs with the same seed compare equal. Serialized in
+/// field order into the JSON report.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Metrics {
+    /// Written first in the JSON report, ahead of the config.
+    #[serde(skip)]
+    pub peers: usize,
+    pub joined: usize,
+    pub joins_refused: u64,
+    /// Peers present for the whole window (the population of the ratios below).
+    pub measured: usize,
+    pub window_chunks: u64,
+    #[serde(rename = "window_s")]
+    pub window_secs: f64,
+    /// 1 − delivered ÷ expected over the measured peers and the window's chunks (skipped and
+    /// never-played chunks both count as lost).
+    pub loss_ratio: f64,
+    /// The skipped part of it.
+    pub skip_ratio: f64,
+    /// Join request sent → first Deliver, over all peers that started.
+    pub startup_p50_ms: f64,
+    pub startup_p99_ms: f64,
+    pub startup_max_ms: f64,
+    pub never_started: usize,
+    /// Splitter UDP payload bytes sent in the window ÷ stream bytes pushed in the window.
+    pub splitter_egress_ratio: f64,
+    /// Join replies (TCP) over the whole run, ÷ stream bytes of the whole run.
+    pub join_bytes_ratio: f64,
+    /// Per measured peer: UDP payload bytes sent in the window ÷ stream bytes in the window.
+    pub upload_mean: f64,
+    pub upload_max: f64,
+    /// The chunk-datagram part of `upload_mean` (the rest is control: keepalives, hellos…).
+    pub upload_chunks_mean: f64,
+    pub churned: usize,
+    /// Measured peers that were not churned.
+    pub survivors: usize,
+    /// Survivors: delivered ÷ expected for chunks pushed from the first churn event to the
+    /// window's end.
+    pub continuity: Option<f64>,
+    /// Duplicate chunk receptions at measured peers ÷ chunks they delivered.
+    pub duplicate_ratio: f64,
+    pub order_errors: u64,
+    pub corrupt: u64,
+    /// Peers that wrongly concluded the splitter was gone while it streamed.
+    pub splitter_gone: u64,
+    pub lrs_resends: u64,
+    pub complaints: u64,
+    pub requests: u64,
+    pub prunes: u64,
+    pub left_goodbye: u64,
+    pub expelled_timeout: u64,
+    pub expelled_losses: u64,
+    pub datagrams: u64,
+    pub net_lost: u64,
+    pub queue_drops: u64,
+    /// Datagrams to a node that was gone (or not there yet, beyond the early buffer).
+    pub undeliverable: u64,
+    pub events: u64,
+    /// `handle_timeout` calls (splitter and peers).
+    pub timeouts: u64,
+    pub timer_retries: u64,
+}

@@ -1,0 +1,118 @@
+//! The benchmark suite: the scenarios of BENCHMARKS.md's simulator table, and that table in
+//! markdown. Builds strings only; the CLI runs the scenarios and prints.
+
+use super::Report;
+
+/// The suite's rows, up to teams of `max_peers`: a label and the exact `floecast simulate`
+/// flags of each.
+pub fn rows(max_peers: usize, seed: u64) -> Vec<(&'static str, String)> {
+    let rows: Vec<(&'static str, usize, &'static str)> = vec![
+        ("0% loss", 10, "--duration 60"),
+        ("0% loss", 100, "--duration 60"),
+        // Big teams run shorter: each peer's splitter round is N x 64 ms, and the flood is N²
+        // datagrams per round.
+        ("0% loss", 1000, "--duration 30"),
+        ("0% loss", 2000, "--duration 30"),
+        ("1% loss, LRS", 10, "--duration 60 --loss 1%"),
+        (
+            "1% loss, LRS, B=64",
+            10,
+            "--duration 60 --loss 1% --buffer 64",
+        ),
+        ("1% loss, LRS", 100, "--duration 60 --loss 1%"),
+        ("1% loss, LRS", 1000, "--duration 30 --loss 1%"),
+        (
+            "1% loss, LRS, skip-after 6 s",
+            100,
+            "--duration 60 --loss 1% --skip-after-ms 6000 --tail 8",
+        ),
+        ("churn 30% abrupt @20 s", 10, "--duration 60 --churn 30%@20"),
+        (
+            "churn 30% abrupt @20 s",
+            100,
+            "--duration 60 --churn 30%@20",
+        ),
+        (
+            "churn 30% abrupt @20 s, B=64",
+            10,
+            "--duration 60 --churn 30%@20 --buffer 64",
+        ),
+        (
+            "8 KiB chunks, 1 Mbit/s",
+            100,
+            "--duration 60 --chunk-size 8192 --rate-kbps 1000",
+        ),
+    ];
+    rows.into_iter()
+        .filter(|r| r.1 <= max_peers)
+        .map(|(l, n, f)| (l, format!("--peers {n} {f} --seed {seed}")))
+        .collect()
+}
+
+/// The table's header and separator lines.
+pub fn table_head() -> [&'static str; 2] {
+    [
+        "| scenario | N | B | sim s | window chunks | loss ratio | start-up p50 / p99 (ms) | \
+         splitter egress ÷ stream | peer upload mean / max ÷ stream (chunks only) | \
+         continuity | dup / chunk | LRS resends / requests | order err / corrupt | wall s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+}
+
+/// The table line of one run.
+pub fn table_row(label: &str, r: &Report) -> String {
+    let m = &r.metrics;
+    format!(
+        "| {label} | {} | {} | {:.0} | {} | {:.3}% | {:.0} / {:.0} | {:.3} | {:.2} / {:.2} ({:.2}) | {} | {:.3} | {} / {} | {} / {} | {:.1} |",
+        m.peers,
+        r.config.effective_buffer(),
+        r.config.duration.as_secs_f64(),
+        m.window_chunks,
+        m.loss_ratio * 100.0,
+        m.startup_p50_ms,
+        m.startup_p99_ms,
+        m.splitter_egress_ratio,
+        m.upload_mean,
+        m.upload_max,
+        m.upload_chunks_mean,
+        m.continuity
+            .map_or("–".to_string(), |c| format!("{:.2}%", c * 100.0)),
+        m.duplicate_ratio,
+        m.lrs_resends,
+        m.requests,
+        m.order_errors,
+        m.corrupt,
+        r.wall.as_secs_f64()
+    )
+}
+
+/// What follows the table: the command of every row, in row order.
+pub fn commands(flags: &[String]) -> String {
+    let mut s = String::from("\nCommands, in row order:\n\n```\n");
+    for f in flags {
+        s += &format!("floecast simulate {f}\n");
+    }
+    s += "```";
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_carry_the_seed_and_respect_the_size_cap() {
+        let all = rows(2000, 1);
+        assert_eq!(all.len(), 13);
+        assert_eq!(all[0].1, "--peers 10 --duration 60 --seed 1");
+        assert!(
+            rows(10, 7)
+                .iter()
+                .all(|(_, f)| f.starts_with("--peers 10 ") && f.ends_with(" --seed 7"))
+        );
+        assert_eq!(
+            commands(&["--peers 1".to_string()]),
+            "\nCommands, in row order:\n\n```\nfloecast simulate --peers 1\n```"
+        );
+    }
+}
