@@ -34,7 +34,7 @@ impl App {
                 PortKind::Shoutcast { .. } => icy_addrs.push(addr),
             }
         }
-        *crate::mount::write(&server.bound) = http_addrs.clone();
+        *crate::sync::write(&server.bound) = http_addrs.clone();
         let mut tasks: Vec<_> = sockets
             .into_iter()
             .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))

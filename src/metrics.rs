@@ -17,8 +17,8 @@ use prometheus::{
     Encoder, Gauge, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::mount::lock;
 use crate::server::Server;
+use crate::sync::lock;
 use crate::team::TeamState;
 
 /// Most distinct mount label values; later mounts are reported as "other".

@@ -13,7 +13,8 @@ use tokio::sync::Notify;
 use crate::access_log::AccessLog;
 use crate::config::{Config, HttpHeader};
 use crate::metrics::Metrics;
-use crate::mount::{Registry, read, write};
+use crate::mount::Registry;
+use crate::sync::{read, write};
 
 #[derive(Debug, Default)]
 pub struct GlobalStats {

@@ -17,7 +17,7 @@ use md5::{Digest, Md5};
 use crate::config::{AuthBackend, ListenerAuth};
 use crate::http::RequestHead;
 use crate::http::request::{basic_auth, secret_eq};
-use crate::mount::lock;
+use crate::sync::lock;
 
 /// Largest htpasswd file read; a user list is a few KiB, so anything near this is a mistake.
 pub const MAX_FILE: u64 = 4 << 20;

@@ -19,21 +19,10 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, HttpHeader};
 use crate::format::{Block, CodecInfo, Family, Start, icy};
+use crate::sync::{lock, read, write};
 pub use queue::{Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
 pub use source_info::SourceInfo;
-
-/// Lock helpers: a poisoned lock only means another task panicked mid-update; the data is
-/// still the best we have, and one bad connection must not take the whole server down.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Per-mount settings resolved from the global config and the matching `[[mount]]` section.
 #[derive(Debug, Clone, PartialEq)]

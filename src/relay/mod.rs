@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use crate::mount::lock;
+use crate::sync::lock;
 
 /// What a relay is doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,8 +22,9 @@ use super::push_proto::{
 };
 use crate::config::{PushConfig, PushProtocol};
 use crate::format::{Block, Family};
-use crate::mount::{Cursor, Mount, ReadOutcome, Seq, lock};
+use crate::mount::{Cursor, Mount, ReadOutcome, Seq};
 use crate::server::Server;
+use crate::sync::lock;
 
 /// Connecting (DNS included) may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -282,7 +283,7 @@ fn live_mount(server: &Server, name: &str) -> Option<Arc<Mount>> {
 /// One push, until shutdown or abort.
 async fn run(server: Arc<Server>, state: Arc<PushState>) {
     let label = state.label();
-    let mut backoff = Backoff::new(crate::team::random_u64());
+    let mut backoff = Backoff::new(crate::random::random_u64());
     // In auto mode, once the remote refused PUT, go straight to SOURCE.
     let mut method = match state.config.protocol {
         PushProtocol::Source => Method::Source,

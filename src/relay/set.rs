@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 use super::master;
 use super::pull::{self, PullRelay};
 use crate::config::{Config, MasterConfig};
-use crate::mount::lock;
 use crate::server::Server;
+use crate::sync::lock;
 
 /// What reconciling a running set with a wanted one does, by key. Each wanted key is in
 /// exactly one of `keep`, `restart` and `start` (in wanted order); `stop` holds running keys

@@ -19,12 +19,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::P2pspConfig;
-use crate::mount::lock;
 use crate::p2psp::Codec;
 use crate::p2psp::peer::PeerStats;
 use crate::p2psp::splitter::SplitterStats;
 use crate::p2psp::wire::{self, FrameDecoder, Packet};
 use crate::server::Server;
+use crate::sync::lock;
 
 /// What the status page and metrics can see of a mount's team.
 #[derive(Debug, Clone)]
@@ -241,20 +241,6 @@ pub fn spawn_all(server: &Arc<Server>) -> Vec<tokio::task::JoinHandle<()>> {
         }
     }
     tasks
-}
-
-/// A 32-bit value that differs between runs and processes, for team cookies and peer seeds.
-/// (Not cryptographic: it only has to make stray and spoofed datagrams unlikely to match.)
-pub fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// Read one length-prefixed frame under `max` bytes and the join timeout.
