@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
 use crate::config::{Config, HttpHeader};
+use crate::documents::GlobalCounters;
 use crate::metrics::Metrics;
 use crate::mount::Registry;
 use crate::sync::{read, write};
@@ -32,6 +33,25 @@ pub struct GlobalStats {
     pub stats_clients: AtomicUsize,
 }
 
+impl GlobalStats {
+    /// The counters now, for status documents.
+    pub fn snapshot(&self) -> GlobalCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GlobalCounters {
+            clients: self.clients.load(Ordering::Relaxed),
+            connections: get(&self.connections),
+            client_connections: get(&self.client_connections),
+            source_total_connections: get(&self.source_total_connections),
+            source_client_connections: get(&self.source_client_connections),
+            source_relay_connections: get(&self.source_relay_connections),
+            listener_connections: get(&self.listener_connections),
+            file_connections: get(&self.file_connections),
+            stats_connections: get(&self.stats_connections),
+            stats_clients: self.stats_clients.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Server {
     config: RwLock<Arc<Config>>,
@@ -39,7 +59,7 @@ pub struct Server {
     pub registry: Registry,
     pub stats: GlobalStats,
     pub access_log: AccessLog,
-    pub started: SystemTime,
+    started: SystemTime,
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     shutdown: Notify,
@@ -61,7 +81,7 @@ pub struct Server {
 impl Server {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Arc<Self> {
         let access_log = AccessLog::open(config.logging.access_log.as_deref());
-        Arc::new_cyclic(|weak| Server {
+        Arc::new_cyclic(|weak: &Weak<Server>| Server {
             config: RwLock::new(Arc::new(config)),
             config_path,
             registry: Registry::new(),
@@ -92,6 +112,11 @@ impl Server {
         *write(&self.config) = Arc::new(config);
         // SIGHUP re-reads htpasswd files too, even one edited within the same second.
         self.htpasswd.invalidate();
+    }
+
+    /// When this server started.
+    pub fn started(&self) -> SystemTime {
+        self.started
     }
 
     pub fn next_client_id(&self) -> u64 {

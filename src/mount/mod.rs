@@ -18,6 +18,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::config::{Config, HttpHeader};
+use crate::documents::MountCounters;
 use crate::format::{Block, CodecInfo, Family, Start, icy};
 use crate::sync::{lock, read, write};
 pub use queue::{Queue, ReadOutcome, Seq};
@@ -126,6 +127,19 @@ pub struct MountStats {
     pub total_bytes_read: AtomicU64,
     pub total_bytes_sent: AtomicU64,
     pub metadata_updates: AtomicU64,
+}
+
+impl MountStats {
+    /// The counters status documents show.
+    pub fn snapshot(&self) -> MountCounters {
+        MountCounters {
+            listener_peak: self.listener_peak.load(Ordering::Relaxed),
+            slow_listeners: self.slow_listeners.load(Ordering::Relaxed),
+            listener_connections: self.listener_connections.load(Ordering::Relaxed),
+            total_bytes_read: self.total_bytes_read.load(Ordering::Relaxed),
+            total_bytes_sent: self.total_bytes_sent.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Asks one listener to leave (admin kill, shutdown). The flag is checked every loop;
