@@ -1,9 +1,12 @@
 //! The shared state of one running server: the live config, the mount registry, global
-//! counters, the access log and the shutdown signal. Every connection task holds an
-//! `Arc<Server>`; nothing in here is held across an `.await`.
+//! counters and the shutdown signal, plus the three things every request path shares (the
+//! access log, the metrics registry, the bound addresses). Every connection task holds an
+//! `Arc<Server>`; nothing in here is held across an `.await`. Domain state (relays, pushes,
+//! teams, the htpasswd cache) belongs to its owners, and status readers see it through
+//! `crate::snapshot`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::SystemTime;
@@ -54,17 +57,25 @@ impl GlobalStats {
 
 #[derive(Debug)]
 pub struct Server {
+    /// The live config, swapped whole on reload.
     config: RwLock<Arc<Config>>,
-    pub config_path: Option<PathBuf>,
+    config_path: Option<PathBuf>,
+    /// The live mounts.
     pub registry: Registry,
+    /// icecast's global counters.
     pub stats: GlobalStats,
+    /// Server-wide: one file, reopened on reload, written by every request path.
     pub access_log: AccessLog,
     started: SystemTime,
+    /// Client ids, unique across mounts (admin `killclient` names them).
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     shutdown: Notify,
-    /// Addresses actually bound, for URLs and tests (port 0 in the config means "any").
-    pub bound: RwLock<Vec<SocketAddr>>,
+    /// Addresses actually bound (port 0 in the config means "any"): server-wide, as listen
+    /// URLs on every path name the first one.
+    bound: RwLock<Vec<SocketAddr>>,
+    /// Server-wide: one Prometheus registry, counted into by every request path; its
+    /// scrape-time half reads snapshots of this server (see `crate::snapshot`).
     pub metrics: Metrics,
     /// P2PSP team state by mount, for status and metrics.
     pub teams: crate::team::Teams,
@@ -74,8 +85,6 @@ pub struct Server {
     pub relays: crate::relay::Relays,
     /// The configured pull relays and master poller that run, reconciled on reload.
     pub relay_set: crate::relay::set::RelaySet,
-    /// Cached htpasswd files of listener authentication.
-    pub htpasswd: crate::listener_auth::HtpasswdFiles,
 }
 
 impl Server {
@@ -97,7 +106,6 @@ impl Server {
             pushes: crate::relay::push::Pushes::default(),
             relays: crate::relay::Relays::default(),
             relay_set: crate::relay::set::RelaySet::default(),
-            htpasswd: Default::default(),
         })
     }
 
@@ -110,8 +118,16 @@ impl Server {
     pub fn replace_config(&self, config: Config) {
         self.access_log.reopen(config.logging.access_log.as_deref());
         *write(&self.config) = Arc::new(config);
-        // SIGHUP re-reads htpasswd files too, even one edited within the same second.
-        self.htpasswd.invalidate();
+    }
+
+    /// The config file, which SIGHUP re-reads (`None` on the embedded defaults).
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// Record the HTTP addresses actually bound, in config order.
+    pub fn set_bound(&self, addrs: Vec<SocketAddr>) {
+        *write(&self.bound) = addrs;
     }
 
     /// When this server started.
@@ -157,7 +173,7 @@ impl Server {
 
     /// `http://<hostname>:<port><mount>`, icecast's `listenurl`.
     pub fn listen_url(&self, mount: &str) -> String {
-        format!("http://{}:{}{}", self.config().hostname, self.port(), mount)
+        crate::documents::icestats::listen_url(&self.config().hostname, self.port(), mount)
     }
 }
 

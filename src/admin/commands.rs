@@ -193,7 +193,7 @@ pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
     let action = param(req, "action").unwrap_or_default();
     let username = param(req, "username").filter(|u| !u.is_empty());
     let password = param(req, "password").filter(|p| !p.is_empty());
-    let files = &server.htpasswd;
+    let files = listener_auth::htpasswd_files();
     let message = match action.as_str() {
         "add" => {
             let (Some(user), Some(pass)) = (username, password) else {
@@ -229,7 +229,7 @@ pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
         }
         _ => None,
     };
-    let users = match files.users(path) {
+    let users = match files.users(path, &config) {
         Ok(u) => u,
         Err(e) => return file_error(path, &e),
     };

@@ -140,7 +140,7 @@ pub fn api_status(snap: &ServerSnapshot) -> ApiStatus {
             let relay = snap.relays.iter().find(|r| r.mount == m.name);
             let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
             ApiMount {
-                listen_url: listen_url(snap, &m.name),
+                listen_url: listen_url(&snap.identity.host, snap.identity.port, &m.name),
                 mount: m.name.clone(),
                 name: non_empty(&info.name),
                 description: non_empty(&info.description),

@@ -52,11 +52,8 @@ pub fn global_stats(snap: &ServerSnapshot) -> BTreeMap<String, Value> {
 }
 
 /// `http://<hostname>:<port><mount>`, icecast's `listenurl`.
-pub fn listen_url(snap: &ServerSnapshot, mount: &str) -> String {
-    format!(
-        "http://{}:{}{}",
-        snap.identity.host, snap.identity.port, mount
-    )
+pub fn listen_url(host: &str, port: u16, mount: &str) -> String {
+    format!("http://{host}:{port}{mount}")
 }
 
 /// One mount's stats, sorted by name. `audio_info` keys come first so that the well-known
@@ -130,7 +127,11 @@ pub fn mount_stats(snap: &ServerSnapshot, mount: &MountSnapshot) -> BTreeMap<Str
         put("authenticator", auth.into());
     }
     put("public", Value::Int(info.public.into()));
-    put("listenurl", listen_url(snap, &mount.name).into());
+    let id = &snap.identity;
+    put(
+        "listenurl",
+        listen_url(&id.host, id.port, &mount.name).into(),
+    );
     put("listeners", mount.listeners.into());
     // icecast sets it for on-demand relays only.
     if mount.on_demand {
