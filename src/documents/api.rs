@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::icestats::{listen_url, visible_mounts};
-use super::snapshot::{PushPhase, PushSnapshot, RelaySnapshot, ServerSnapshot, TeamState};
+use super::snapshot::{PushSnapshot, RelaySnapshot, ServerSnapshot, TeamState};
 use super::{iso8601, seconds_between};
 use crate::p2psp::Role;
 
@@ -18,7 +18,7 @@ pub struct ApiStatus {
     /// Push relays in config order (those of hidden mounts left out): `mount`, `remote` (URL without credentials), `protocol`,
     /// `method`, `state` ("up", "connecting", "waiting", "down"), `attempts`, `last_error`,
     /// `bytes_sent`, `connected_since`.
-    pub pushes: Vec<ApiPush>,
+    pub pushes: Vec<PushSnapshot>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,44 +93,6 @@ pub struct ApiSource {
     pub fallback: Option<String>,
 }
 
-/// A push as `/api/status` lists it under `pushes`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApiPush {
-    /// The local mount.
-    pub mount: String,
-    /// `http://host:port/mount` on the remote (no credentials).
-    pub remote: String,
-    /// The configured protocol: "auto", "put" or "source".
-    pub protocol: &'static str,
-    /// The method of the current or last login ("PUT" or "SOURCE"), `null` before any.
-    pub method: Option<&'static str>,
-    /// "up", "connecting", "waiting" (local mount has no source) or "down" (backing off).
-    pub state: PushPhase,
-    /// Connection attempts so far.
-    pub attempts: u64,
-    pub last_error: Option<String>,
-    /// Stream bytes written to the remote.
-    pub bytes_sent: u64,
-    /// ISO 8601, while up.
-    pub connected_since: Option<String>,
-}
-
-impl From<&PushSnapshot> for ApiPush {
-    fn from(p: &PushSnapshot) -> Self {
-        ApiPush {
-            mount: p.mount.clone(),
-            remote: p.remote.clone(),
-            protocol: p.protocol,
-            method: p.method,
-            state: p.state,
-            attempts: p.attempts,
-            last_error: p.last_error.clone(),
-            bytes_sent: p.bytes_sent,
-            connected_since: p.connected_since.as_ref().map(iso8601),
-        }
-    }
-}
-
 /// The document.
 pub fn api_status(snap: &ServerSnapshot) -> ApiStatus {
     let mounts = visible_mounts(snap, false, None)
@@ -195,7 +157,7 @@ pub fn api_status(snap: &ServerSnapshot) -> ApiStatus {
             .pushes
             .iter()
             .filter(|p| !p.mount_hidden)
-            .map(|p| ApiPush::from(&p.push))
+            .map(|p| p.push.clone())
             .collect(),
     }
 }

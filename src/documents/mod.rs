@@ -27,6 +27,14 @@ pub fn iso8601(t: &Timestamp) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%z").to_string()
 }
 
+/// An optional time as `iso8601` text (or `null`), for serde.
+fn serialize_iso8601<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&iso8601(t)),
+        None => s.serialize_none(),
+    }
+}
+
 /// Whole seconds from `then` to `now` (0 if the clock went backwards).
 pub fn seconds_between(then: &Timestamp, now: &Timestamp) -> u64 {
     u64::try_from((*now - *then).num_seconds()).unwrap_or(0)

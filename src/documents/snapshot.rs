@@ -204,8 +204,8 @@ pub enum PushPhase {
     Down,
 }
 
-/// One push relay.
-#[derive(Debug, Clone)]
+/// One push relay, which is also how `/api/status` lists it under `pushes`.
+#[derive(Debug, Clone, Serialize)]
 pub struct PushSnapshot {
     /// The local mount.
     pub mount: String,
@@ -213,15 +213,17 @@ pub struct PushSnapshot {
     pub remote: String,
     /// The configured protocol: "auto", "put" or "source".
     pub protocol: &'static str,
-    /// The method of the current or last login ("PUT" or "SOURCE"), `None` before any.
+    /// The method of the current or last login ("PUT" or "SOURCE"), `null` before any.
     pub method: Option<&'static str>,
+    /// "up", "connecting", "waiting" (local mount has no source) or "down" (backing off).
     pub state: PushPhase,
     /// Connection attempts so far.
     pub attempts: u64,
     pub last_error: Option<String>,
     /// Stream bytes written to the remote.
     pub bytes_sent: u64,
-    /// While up.
+    /// While up; ISO 8601 in documents.
+    #[serde(serialize_with = "super::serialize_iso8601")]
     pub connected_since: Option<Timestamp>,
 }
 
