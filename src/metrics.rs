@@ -2,7 +2,7 @@
 //! base units, `_total` only on counters, no unbounded labels.
 //!
 //! Two kinds of metric: per-mount state (listeners, bytes, source, relays, teams) is read
-//! from a snapshot of the server at scrape time ([`scrape`]), so the hot path pays nothing;
+//! from a snapshot of the server at scrape time (`scrape`), so the hot path pays nothing;
 //! events that leave no state behind (connections, disconnect reasons, HTTP requests,
 //! reloads) are counted when they happen. Mount labels are capped so a flood of ad-hoc mount
 //! names cannot blow up the series count. Never reaches into the server: the snapshot comes
