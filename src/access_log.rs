@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::mount::lock;
+use crate::sync::lock;
 
 #[derive(Debug)]
 pub struct AccessLog {

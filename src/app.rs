@@ -37,7 +37,7 @@ impl App {
                 PortKind::Shoutcast { .. } => icy_addrs.push(addr),
             }
         }
-        *crate::mount::write(&server.bound) = http_addrs.clone();
+        server.set_bound(http_addrs.clone());
         let accept_loops = sockets
             .into_iter()
             .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
@@ -55,7 +55,7 @@ impl App {
 
     /// Re-read the config file (SIGHUP). Errors keep the running config.
     pub fn reload(&self) -> Result<(), String> {
-        let Some(path) = self.server.config_path.as_ref() else {
+        let Some(path) = self.server.config_path() else {
             return Err("no config file to reload (running on the embedded defaults)".into());
         };
         let config = match Config::load(path) {

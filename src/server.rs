@@ -1,19 +1,24 @@
 //! The shared state of one running server: the live config, the mount registry, global
-//! counters, the access log and the shutdown signal. Every connection task holds an
-//! `Arc<Server>`; nothing in here is held across an `.await`.
+//! counters and the shutdown signal, plus the three things every request path shares (the
+//! access log, the metrics registry, the bound addresses). Every connection task holds an
+//! `Arc<Server>`; nothing in here is held across an `.await`. Domain state (relays, pushes,
+//! teams, the htpasswd cache) belongs to its owners, and status readers see it through
+//! `crate::snapshot`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
 
 use crate::access_log::AccessLog;
 use crate::config::{Config, HttpHeader};
+use crate::documents::GlobalCounters;
 use crate::metrics::Metrics;
-use crate::mount::{Registry, read, write};
+use crate::mount::Registry;
+use crate::sync::{read, write};
 
 #[derive(Debug, Default)]
 pub struct GlobalStats {
@@ -31,32 +36,57 @@ pub struct GlobalStats {
     pub stats_clients: AtomicUsize,
 }
 
+impl GlobalStats {
+    /// The counters now, for status documents.
+    pub fn snapshot(&self) -> GlobalCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        GlobalCounters {
+            clients: self.clients.load(Ordering::Relaxed),
+            connections: get(&self.connections),
+            client_connections: get(&self.client_connections),
+            source_total_connections: get(&self.source_total_connections),
+            source_client_connections: get(&self.source_client_connections),
+            source_relay_connections: get(&self.source_relay_connections),
+            listener_connections: get(&self.listener_connections),
+            file_connections: get(&self.file_connections),
+            stats_connections: get(&self.stats_connections),
+            stats_clients: self.stats_clients.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Server {
+    /// The live config, swapped whole on reload.
     config: RwLock<Arc<Config>>,
-    pub config_path: Option<PathBuf>,
+    config_path: Option<PathBuf>,
+    /// The live mounts.
     pub registry: Registry,
+    /// icecast's global counters.
     pub stats: GlobalStats,
+    /// Server-wide: one file, reopened on reload, written by every request path.
     pub access_log: AccessLog,
-    pub started: SystemTime,
+    started: SystemTime,
+    /// Client ids, unique across mounts (admin `killclient` names them).
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     shutdown: Notify,
-    /// Addresses actually bound, for URLs and tests (port 0 in the config means "any").
-    pub bound: RwLock<Vec<SocketAddr>>,
+    /// Addresses actually bound (port 0 in the config means "any"): server-wide, as listen
+    /// URLs on every path name the first one.
+    bound: RwLock<Vec<SocketAddr>>,
+    /// Server-wide: one Prometheus registry, counted into by every request path; its
+    /// scrape-time half reads snapshots of this server (see `crate::snapshot`).
     pub metrics: Metrics,
     /// What the supervised tasks (relays, pushes, teams) publish, for status and metrics.
     pub tasks: crate::supervisor::Supervised,
     /// Woken when the last client leaves.
     clients_gone: Notify,
-    /// Cached htpasswd files of listener authentication.
-    pub htpasswd: crate::listener_auth::HtpasswdFiles,
 }
 
 impl Server {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Arc<Self> {
         let access_log = AccessLog::open(config.logging.access_log.as_deref());
-        Arc::new_cyclic(|weak| Server {
+        Arc::new_cyclic(|weak: &Weak<Server>| Server {
             config: RwLock::new(Arc::new(config)),
             config_path,
             registry: Registry::new(),
@@ -70,7 +100,6 @@ impl Server {
             metrics: Metrics::new(weak.clone()),
             tasks: Default::default(),
             clients_gone: Notify::new(),
-            htpasswd: Default::default(),
         })
     }
 
@@ -83,8 +112,21 @@ impl Server {
     pub fn replace_config(&self, config: Config) {
         self.access_log.reopen(config.logging.access_log.as_deref());
         *write(&self.config) = Arc::new(config);
-        // SIGHUP re-reads htpasswd files too, even one edited within the same second.
-        self.htpasswd.invalidate();
+    }
+
+    /// The config file, which SIGHUP re-reads (`None` on the embedded defaults).
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// Record the HTTP addresses actually bound, in config order.
+    pub fn set_bound(&self, addrs: Vec<SocketAddr>) {
+        *write(&self.bound) = addrs;
+    }
+
+    /// When this server started.
+    pub fn started(&self) -> SystemTime {
+        self.started
     }
 
     pub fn next_client_id(&self) -> u64 {
@@ -145,7 +187,7 @@ impl Server {
 
     /// `http://<hostname>:<port><mount>`, icecast's `listenurl`.
     pub fn listen_url(&self, mount: &str) -> String {
-        format!("http://{}:{}{}", self.config().hostname, self.port(), mount)
+        crate::documents::icestats::listen_url(&self.config().hostname, self.port(), mount)
     }
 }
 

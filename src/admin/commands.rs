@@ -9,33 +9,33 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
-use super::xml::Element;
-use super::{Answer, param, stats};
+use super::{Answer, param};
+use crate::clock;
 use crate::config::AuthBackend;
+use crate::documents::icestats;
+use crate::documents::xml::Element;
 use crate::listener_auth::{self, Added};
 use crate::mount::Mount;
 use crate::server::Server;
+use crate::snapshot::{self, capture};
 use crate::web::{IcecastReply, error};
 
 /// `stats` / `stats.xml`: every stat, hidden mounts included (admin view).
+/// With a mount, only that mount, followed by its listeners.
 pub fn stats(server: &Server, mount: Option<&Mount>) -> Answer {
-    Answer::Doc(stats::icestats(
-        server,
-        true,
-        mount.map(|m| m.name.as_str()),
-    ))
+    let only = mount.map(|m| m.name.as_str());
+    Answer::Doc(icestats::icestats(&capture(server, only), true, only))
 }
 
 /// `listmounts` and `streamlist`: the same document in icecast.
 pub fn listmounts(server: &Server) -> Answer {
-    Answer::Doc(stats::sourcelist(server, None))
+    Answer::Doc(icestats::sourcelist(&capture(server, None), None))
 }
 
 /// `streamlist.txt`: one non-hidden mount per line. icecast sends it with no
 /// Content-Length; a streamed body keeps hyper from adding one (the connection closes).
 pub fn streamlist_txt(server: &Server) -> Answer {
-    let body: String = stats::visible_mounts(server, false, None)
-        .iter()
+    let body: String = icestats::visible_mounts(&capture(server, None), false, None)
         .map(|m| format!("{}\r\n", m.name))
         .collect();
     let mut resp = Response::new(Body::new(Unsized(Some(bytes::Bytes::from(body)))));
@@ -62,14 +62,18 @@ impl axum::body::HttpBody for Unsized {
 }
 
 /// `listclients`: `<Listeners>` with a capital L, then one `<listener>` per client.
-pub fn listclients(mount: &Mount) -> Answer {
-    Answer::Doc(stats::listclients(mount))
+pub fn listclients(server: &Server, mount: &Mount) -> Answer {
+    let m = snapshot::mount(&server.config(), mount, true);
+    Answer::Doc(icestats::listclients(&clock::now(), &m))
 }
 
 /// `moveclients`: without `destination`, the list of other mounts to choose from.
 pub fn moveclients(server: &Server, req: &Request, mount: &Arc<Mount>) -> Answer {
     let Some(dest_name) = param(req, "destination") else {
-        return Answer::Doc(stats::sourcelist(server, Some(&mount.name)));
+        return Answer::Doc(icestats::sourcelist(
+            &capture(server, None),
+            Some(&mount.name),
+        ));
     };
     let Some(dest) = server.registry.get(&dest_name) else {
         return Answer::Reply(error(400, "No such destination"));
@@ -189,7 +193,7 @@ pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
     let action = param(req, "action").unwrap_or_default();
     let username = param(req, "username").filter(|u| !u.is_empty());
     let password = param(req, "password").filter(|p| !p.is_empty());
-    let files = &server.htpasswd;
+    let files = listener_auth::htpasswd_files();
     let message = match action.as_str() {
         "add" => {
             let (Some(user), Some(pass)) = (username, password) else {
@@ -225,7 +229,7 @@ pub fn manageauth(server: &Server, req: &Request, mount: &Mount) -> Answer {
         }
         _ => None,
     };
-    let users = match files.users(path) {
+    let users = match files.users(path, &config) {
         Ok(u) => u,
         Err(e) => return file_error(path, &e),
     };

@@ -4,9 +4,9 @@
 //! `EVENT <mount> null null` for a mount that went away), until the client or server leaves.
 //!
 //! Changes are found by diffing snapshots of the same stats `/admin/stats` shows, taken
-//! every `TICK`: nothing on the source or listener paths has to publish anything.
+//! every `TICK`: nothing on the source or listener paths has to publish anything. The lines
+//! themselves are written by [`crate::documents::stats_events`].
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::stats;
 use crate::access_log::AccessEntry;
+use crate::documents::stats_events::{self, StatsTable};
 use crate::http::request::basic_auth;
 use crate::http::response::SOURCE_OK;
 use crate::http::{self, RequestHead};
@@ -28,70 +28,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// A client that does not take its events for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Stats by scope (`global` or a mount name), then by name.
-type Snapshot = BTreeMap<String, BTreeMap<String, String>>;
-
-const GLOBAL: &str = "global";
-
-/// Everything `/admin/stats` shows (hidden mounts included, as for any admin).
-fn snapshot(server: &Server) -> Snapshot {
-    let mut snap = Snapshot::new();
-    let global = stats::global_stats(server)
-        .into_iter()
-        .map(|(k, v)| (k, v.text()))
-        .collect();
-    snap.insert(GLOBAL.to_string(), global);
-    for m in stats::visible_mounts(server, true, None) {
-        let values = stats::mount_stats(server, &m)
-            .into_iter()
-            .map(|(k, v)| (k, v.text()))
-            .collect();
-        snap.insert(m.name.clone(), values);
-    }
-    snap
-}
-
-/// One protocol line. Values are single-line by construction of the protocol; a title with
-/// a line break must not inject events, so breaks become spaces.
-fn push_event(out: &mut String, scope: &str, name: &str, value: &str) {
-    out.push_str("EVENT ");
-    out.push_str(scope);
-    out.push(' ');
-    out.push_str(name);
-    out.push(' ');
-    out.extend(
-        value
-            .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c }),
-    );
-    out.push('\n');
-}
-
-/// The events that turn `old` into `new`: global scope first, then mounts by name.
-fn diff(old: &Snapshot, new: &Snapshot, out: &mut String) {
-    let scopes = new
-        .keys()
-        .filter(|k| *k == GLOBAL)
-        .chain(new.keys().filter(|k| *k != GLOBAL));
-    for scope in scopes {
-        let now = &new[scope];
-        let before = old.get(scope);
-        for (name, value) in now {
-            if before.and_then(|b| b.get(name)) != Some(value) {
-                push_event(out, scope, name, value);
-            }
-        }
-        for name in before.into_iter().flat_map(|b| b.keys()) {
-            if !now.contains_key(name) {
-                push_event(out, scope, name, "null");
-            }
-        }
-    }
-    for scope in old.keys() {
-        if !new.contains_key(scope) {
-            push_event(out, scope, "null", "null");
-        }
-    }
+/// Everything `/admin/stats` shows, as the STATS events compare it.
+fn snapshot(server: &Server) -> StatsTable {
+    stats_events::stats_table(&crate::snapshot::capture(server, None))
 }
 
 /// Counts a connected STATS client in the `stats` stat while it lives.
@@ -140,7 +79,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, 
     let _counted = Counted::new(&server);
     let mut sent = 0u64;
     let mut pending = SOURCE_OK.to_vec();
-    let mut prev = Snapshot::new();
+    let mut prev = StatsTable::new();
     loop {
         let shutdown = server.shutdown_notified();
         tokio::pin!(shutdown);
@@ -150,7 +89,7 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, 
         }
         let snap = snapshot(&server);
         let mut events = String::new();
-        diff(&prev, &snap, &mut events);
+        stats_events::diff(&prev, &snap, &mut events);
         prev = snap;
         pending.extend_from_slice(events.as_bytes());
         if !pending.is_empty() {
@@ -182,66 +121,4 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, 
     entry.bytes = sent;
     entry.seconds = started.elapsed().as_secs();
     server.access_log.log(&entry);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn snap(entries: &[(&str, &[(&str, &str)])]) -> Snapshot {
-        entries
-            .iter()
-            .map(|(scope, kv)| {
-                (
-                    scope.to_string(),
-                    kv.iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn first_diff_is_a_full_dump_global_first() {
-        let new = snap(&[
-            ("/a", &[("listeners", "1")]),
-            ("global", &[("admin", "x"), ("clients", "2")]),
-        ]);
-        let mut out = String::new();
-        diff(&Snapshot::new(), &new, &mut out);
-        assert_eq!(
-            out,
-            "EVENT global admin x\nEVENT global clients 2\nEVENT /a listeners 1\n"
-        );
-    }
-
-    #[test]
-    fn changes_removals_and_gone_mounts() {
-        let old = snap(&[
-            ("global", &[("sources", "2")]),
-            ("/a", &[("listeners", "1"), ("title", "Old")]),
-            ("/b", &[("listeners", "0")]),
-        ]);
-        let new = snap(&[
-            ("global", &[("sources", "1")]),
-            ("/a", &[("listeners", "2")]),
-        ]);
-        let mut out = String::new();
-        diff(&old, &new, &mut out);
-        assert_eq!(
-            out,
-            "EVENT global sources 1\nEVENT /a listeners 2\nEVENT /a title null\nEVENT /b null null\n"
-        );
-        let mut none = String::new();
-        diff(&new, &new, &mut none);
-        assert!(none.is_empty());
-    }
-
-    #[test]
-    fn line_breaks_cannot_inject_events() {
-        let mut out = String::new();
-        push_event(&mut out, "/a", "title", "x\nEVENT global admin evil");
-        assert_eq!(out, "EVENT /a title x EVENT global admin evil\n");
-    }
 }

@@ -1,14 +1,13 @@
 //! icecast2's admin API over axum: `/admin/<command>` with icecast's auth rules and raw XML
 //! replies, plus clean JSON (`/admin/<command>.json` or `Accept: application/json`, as
 //! Icecast 2.5 does). An unknown command is refused with 400 before auth, which libshout's
-//! `GET /admin/!POKE` probe relies on. Commands read and steer mounts only through the
-//! registry and `Mount`'s API.
+//! `GET /admin/!POKE` probe relies on. Commands steer mounts only through the registry and
+//! `Mount`'s API, and answer with documents rendered from a snapshot
+//! ([`crate::documents`]).
 
 mod commands;
 pub mod events;
 mod metadata;
-pub mod stats;
-pub mod xml;
 
 use std::sync::Arc;
 
@@ -20,11 +19,11 @@ use axum::response::Response;
 use axum::routing::get;
 
 use crate::config::Config;
+use crate::documents::xml::{self, Element};
 use crate::http::basic_auth;
 use crate::http::request::secret_eq;
 use crate::server::Server;
 use crate::web::{IcecastReply, error};
-use xml::Element;
 
 pub fn routes() -> Router {
     Router::new()
@@ -219,7 +218,7 @@ async fn admin(Extension(server): Extension<Arc<Server>>, req: Request) -> Respo
         (Command::Stats, m) => commands::stats(&server, m.as_deref()),
         (Command::ListMounts | Command::StreamList, _) => commands::listmounts(&server),
         (Command::StreamListTxt, _) => commands::streamlist_txt(&server),
-        (Command::ListClients, Some(m)) => commands::listclients(&m),
+        (Command::ListClients, Some(m)) => commands::listclients(&server, &m),
         (Command::MoveClients, Some(m)) => commands::moveclients(&server, &req, &m),
         (Command::KillClient, Some(m)) => commands::killclient(&req, &m),
         (Command::KillSource, Some(m)) => commands::killsource(&m),

@@ -1,6 +1,8 @@
 //! Listener authentication, icecast2's two authenticators: htpasswd, a file of
 //! `user:md5hex(password)` lines (icecast's own format, not Apache's) cached and re-read when
-//! it changes on disk, which `manageauth` edits by rewriting it atomically; and url (`url`).
+//! it changes on disk or the config is reloaded, which `manageauth` edits by rewriting it
+//! atomically; and url (`url`). The htpasswd cache is this module's own, reached through
+//! [`htpasswd_files`]; nothing else holds it.
 
 pub mod url;
 
@@ -9,15 +11,15 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use md5::{Digest, Md5};
 
-use crate::config::{AuthBackend, ListenerAuth};
+use crate::config::{AuthBackend, Config, ListenerAuth};
 use crate::http::RequestHead;
 use crate::http::request::{basic_auth, secret_eq};
-use crate::mount::lock;
+use crate::sync::lock;
 
 /// Largest htpasswd file read; a user list is a few KiB, so anything near this is a mistake.
 pub const MAX_FILE: u64 = 4 << 20;
@@ -34,10 +36,21 @@ type Stamp = Option<(SystemTime, u64)>;
 struct Cached {
     stamp: Stamp,
     checked: Instant,
+    /// The config the file was read under; a reloaded config reads it afresh (SIGHUP re-reads
+    /// htpasswd files, even one edited within the same second). Held weakly, so the address
+    /// cannot be reused by a later config.
+    config: Weak<Config>,
     users: Arc<Users>,
 }
 
-/// Every htpasswd file in use, by path. Shared by all mounts (two mounts may share a file).
+/// The htpasswd files of the process, shared by every mount and server (two mounts may
+/// share a file).
+pub fn htpasswd_files() -> &'static HtpasswdFiles {
+    static FILES: LazyLock<HtpasswdFiles> = LazyLock::new(HtpasswdFiles::default);
+    &FILES
+}
+
+/// Every htpasswd file in use, by path.
 #[derive(Default)]
 pub struct HtpasswdFiles {
     files: Mutex<HashMap<PathBuf, Cached>>,
@@ -131,13 +144,15 @@ fn line_user(line: &str) -> Option<&str> {
 }
 
 impl HtpasswdFiles {
-    /// The users of `path`, from the cache while the file is unchanged.
-    pub fn users(&self, path: &Path) -> io::Result<Arc<Users>> {
+    /// The users of `path`, from the cache while the file is unchanged and `config` is the
+    /// one it was read under.
+    pub fn users(&self, path: &Path, config: &Arc<Config>) -> io::Result<Arc<Users>> {
         let now = Instant::now();
+        let same_config = |c: &Cached| std::ptr::eq(c.config.as_ptr(), Arc::as_ptr(config));
         {
             let files = lock(&self.files);
             if let Some(c) = files.get(path) {
-                if now.duration_since(c.checked) < RECHECK {
+                if same_config(c) && now.duration_since(c.checked) < RECHECK {
                     return Ok(c.users.clone());
                 }
             }
@@ -146,7 +161,7 @@ impl HtpasswdFiles {
         {
             let mut files = lock(&self.files);
             if let Some(c) = files.get_mut(path) {
-                if c.stamp == current {
+                if same_config(c) && c.stamp == current {
                     c.checked = now;
                     return Ok(c.users.clone());
                 }
@@ -159,6 +174,7 @@ impl HtpasswdFiles {
             Cached {
                 stamp: current,
                 checked: now,
+                config: Arc::downgrade(config),
                 users: users.clone(),
             },
         );
@@ -166,8 +182,8 @@ impl HtpasswdFiles {
     }
 
     /// Does `user` with `password` appear in `path`? An unreadable file refuses everyone.
-    pub fn check(&self, path: &Path, user: &str, password: &str) -> bool {
-        match self.users(path) {
+    pub fn check(&self, path: &Path, config: &Arc<Config>, user: &str, password: &str) -> bool {
+        match self.users(path, config) {
             Ok(users) => {
                 // Hash first and compare in constant time whether or not the user exists.
                 let given = md5_hex(password);
@@ -180,11 +196,6 @@ impl HtpasswdFiles {
                 false
             }
         }
-    }
-
-    /// Forget every cached file (SIGHUP): the next login reads them afresh.
-    pub fn invalidate(&self) {
-        lock(&self.files).clear();
     }
 
     /// `manageauth add`: append `user:md5hex(password)` unless the user exists.
@@ -279,9 +290,8 @@ pub async fn login(
     match &auth.backend {
         AuthBackend::Htpasswd { filename } => {
             let (user, pass) = creds?;
-            server
-                .htpasswd
-                .check(filename, &user, &pass)
+            htpasswd_files()
+                .check(filename, &server.config(), &user, &pass)
                 .then_some(Login {
                     user: Some(user),
                     timelimit: None,
@@ -319,17 +329,35 @@ mod tests {
         let _ = fs::remove_file(&path);
         fs::write(&path, "# keep me\nalice:5ebe2294ecd0e0f08eab7690d2a6ee69").unwrap();
         let files = HtpasswdFiles::default();
-        assert!(files.check(&path, "alice", "secret"));
-        assert!(!files.check(&path, "alice", "wrong"));
-        assert!(!files.check(&path, "nobody", "secret"));
+        let config = Arc::new(Config::default());
+        assert!(files.check(&path, &config, "alice", "secret"));
+        assert!(!files.check(&path, &config, "alice", "wrong"));
+        assert!(!files.check(&path, &config, "nobody", "secret"));
         assert_eq!(files.add(&path, "bob", "pw").unwrap(), Added::Added);
         assert_eq!(files.add(&path, "bob", "other").unwrap(), Added::Exists);
-        assert!(files.check(&path, "bob", "pw"));
+        assert!(files.check(&path, &config, "bob", "pw"));
         assert!(files.delete(&path, "alice").unwrap());
         assert!(!files.delete(&path, "alice").unwrap());
-        assert!(!files.check(&path, "alice", "secret"));
+        assert!(!files.check(&path, &config, "alice", "secret"));
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("# keep me\nbob:{}\n", md5_hex("pw")));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_new_config_reads_the_file_afresh() {
+        let dir = std::env::temp_dir().join(format!("floecast-htreload-{}", std::process::id()));
+        let _ = fs::create_dir_all(&dir);
+        let path = dir.join("users");
+        fs::write(&path, "alice:5ebe2294ecd0e0f08eab7690d2a6ee69\n").unwrap();
+        let files = HtpasswdFiles::default();
+        let old = Arc::new(Config::default());
+        assert!(files.check(&path, &old, "alice", "secret"));
+        // Edited behind the cache's back, within its recheck interval, same length.
+        fs::write(&path, "alice:0000000000000000000000000000000e\n").unwrap();
+        assert!(files.check(&path, &old, "alice", "secret"), "cached");
+        let reloaded = Arc::new(Config::default());
+        assert!(!files.check(&path, &reloaded, "alice", "secret"));
         let _ = fs::remove_dir_all(&dir);
     }
 

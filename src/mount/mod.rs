@@ -18,22 +18,12 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::config::{Config, HttpHeader};
+use crate::documents::MountCounters;
 use crate::format::{Block, CodecInfo, Family, Start, icy};
+use crate::sync::{lock, read, write};
 pub use queue::{Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
 pub use source_info::SourceInfo;
-
-/// Lock helpers: a poisoned lock only means another task panicked mid-update; the data is
-/// still the best we have, and one bad connection must not take the whole server down.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-pub(crate) fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-pub(crate) fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Per-mount settings resolved from the global config and the matching `[[mount]]` section.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +129,19 @@ pub struct MountStats {
     pub metadata_updates: AtomicU64,
 }
 
+impl MountStats {
+    /// The counters status documents show.
+    pub fn snapshot(&self) -> MountCounters {
+        MountCounters {
+            listener_peak: self.listener_peak.load(Ordering::Relaxed),
+            slow_listeners: self.slow_listeners.load(Ordering::Relaxed),
+            listener_connections: self.listener_connections.load(Ordering::Relaxed),
+            total_bytes_read: self.total_bytes_read.load(Ordering::Relaxed),
+            total_bytes_sent: self.total_bytes_sent.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Asks one listener to leave (admin kill, shutdown). The flag is checked every loop;
 /// the notify wakes a listener that is idle waiting for its source.
 #[derive(Debug, Default)]
@@ -173,32 +176,70 @@ pub struct ListenerEntry {
     pub username: Option<Box<str>>,
 }
 
+/// One live channel. Its parts, each with its own lock or atomics: what the stream is
+/// (`description`), the fan-out queue and the signals readers wait on (`feed`), the current
+/// title (`titles`), where listeners are sent (`moves`), who is listening (`listeners`) and
+/// how the source is steered (`source`).
 #[derive(Debug)]
 pub struct Mount {
     pub name: String,
     pub family: Family,
     pub settings: MountSettings,
+    pub intro: Option<Bytes>,
+    pub stats: MountStats,
+    pub started: SystemTime,
+    description: Description,
+    feed: Feed,
+    titles: Titles,
+    moves: Moves,
+    /// The connected listeners by client id, for admin commands (list, kick, users).
+    listeners: Mutex<HashMap<u64, ListenerEntry>>,
+    source: SourceControl,
+}
+
+/// What the stream is: what its source said, and what the framer found in it.
+#[derive(Debug)]
+struct Description {
     info: RwLock<SourceInfo>,
     codec: RwLock<CodecInfo>,
+}
+
+/// The fan-out: the block queue and the signals its readers wait on. A reader takes the
+/// queue's one lock to read; nothing else is locked on that path.
+#[derive(Debug)]
+struct Feed {
     queue: Mutex<Queue>,
     /// Woken when blocks arrive, the source ends, or listeners must move.
     notify: Notify,
     ended: AtomicBool,
-    redirect: Mutex<Option<Arc<Mount>>>,
-    redirect_epoch: AtomicU64,
     /// Woken each time another SURGE_BYTES have been pushed, so listeners pausing to
     /// coalesce writes notice a stream that suddenly runs fast.
     surge: Notify,
     pushed_bytes: AtomicU64,
-    meta: RwLock<Metadata>,
-    meta_version: AtomicU64,
-    pub intro: Option<Bytes>,
-    pub stats: MountStats,
-    pub started: SystemTime,
-    listeners: Mutex<HashMap<u64, ListenerEntry>>,
-    /// Where listeners go when the source leaves: the configured `fallback-mount` until the
-    /// admin `fallbacks` command changes it for this live mount.
+}
+
+/// The current title, and a version readers compare to notice a new one.
+#[derive(Debug)]
+struct Titles {
+    current: RwLock<Metadata>,
+    version: AtomicU64,
+}
+
+/// Where listeners go: a move asked for now (fallback, override, `moveclients`), which
+/// readers notice by its epoch, and the mount they fall back to when the source leaves.
+#[derive(Debug)]
+struct Moves {
+    redirect: Mutex<Option<Arc<Mount>>>,
+    epoch: AtomicU64,
+    /// The configured `fallback-mount` until the admin `fallbacks` command changes it for
+    /// this live mount.
     fallback: RwLock<Option<String>>,
+}
+
+/// How the source is steered from outside: the admin `killsource` switch and on-demand
+/// starts.
+#[derive(Debug)]
+struct SourceControl {
     /// Set by the admin `killsource` command; the source session ends on it.
     killed: AtomicBool,
     kill: Notify,
@@ -317,27 +358,37 @@ impl Mount {
         Mount {
             name: name.to_string(),
             family,
-            queue: Mutex::new(Queue::new(settings.queue_size.max(1), settings.burst_size)),
+            feed: Feed {
+                queue: Mutex::new(Queue::new(settings.queue_size.max(1), settings.burst_size)),
+                notify: Notify::new(),
+                ended: AtomicBool::new(false),
+                surge: Notify::new(),
+                pushed_bytes: AtomicU64::new(0),
+            },
             settings,
-            info: RwLock::new(info),
-            codec: RwLock::new(CodecInfo::default()),
-            notify: Notify::new(),
-            ended: AtomicBool::new(false),
-            redirect: Mutex::new(None),
-            redirect_epoch: AtomicU64::new(0),
-            surge: Notify::new(),
-            pushed_bytes: AtomicU64::new(0),
-            meta: RwLock::new(Metadata::new(None, None, None)),
-            meta_version: AtomicU64::new(0),
+            description: Description {
+                info: RwLock::new(info),
+                codec: RwLock::new(CodecInfo::default()),
+            },
+            titles: Titles {
+                current: RwLock::new(Metadata::new(None, None, None)),
+                version: AtomicU64::new(0),
+            },
+            moves: Moves {
+                redirect: Mutex::new(None),
+                epoch: AtomicU64::new(0),
+                fallback: RwLock::new(settings_fallback),
+            },
             intro,
             stats: MountStats::default(),
             started: SystemTime::now(),
             listeners: Mutex::new(HashMap::new()),
-            fallback: RwLock::new(settings_fallback),
-            killed: AtomicBool::new(false),
-            kill: Notify::new(),
-            on_demand: AtomicBool::new(false),
-            standby: None,
+            source: SourceControl {
+                killed: AtomicBool::new(false),
+                kill: Notify::new(),
+                on_demand: AtomicBool::new(false),
+                standby: None,
+            },
         }
     }
 
@@ -345,27 +396,27 @@ impl Mount {
     /// that find it wait (see [`Mount::wait_for_source`]) until a live mount replaces it.
     pub fn standby(name: &str, info: SourceInfo, settings: MountSettings) -> Self {
         let mut m = Mount::new(name, info, settings, None);
-        m.standby = Some(Standby::default());
-        m.on_demand = AtomicBool::new(true);
+        m.source.standby = Some(Standby::default());
+        m.source.on_demand = AtomicBool::new(true);
         m
     }
 
     pub fn is_standby(&self) -> bool {
-        self.standby.is_some()
+        self.source.standby.is_some()
     }
 
     pub fn is_on_demand(&self) -> bool {
-        self.on_demand.load(Ordering::Acquire)
+        self.source.on_demand.load(Ordering::Acquire)
     }
 
     pub fn set_on_demand(&self, on: bool) {
-        self.on_demand.store(on, Ordering::Release);
+        self.source.on_demand.store(on, Ordering::Release);
     }
 
     /// Register a listener waiting on this standby and ask for its source. `None` when this
     /// is not a standby.
     pub fn wait_for_source(&self) -> Option<Waiting<'_>> {
-        let s = self.standby.as_ref()?;
+        let s = self.source.standby.as_ref()?;
         s.waiting.fetch_add(1, Ordering::AcqRel);
         // notify_one keeps a permit: a source task not yet waiting still sees it.
         s.demand.notify_one();
@@ -374,14 +425,15 @@ impl Mount {
 
     /// Listeners waiting on this standby right now.
     pub fn waiting(&self) -> usize {
-        self.standby
+        self.source
+            .standby
             .as_ref()
             .map_or(0, |s| s.waiting.load(Ordering::Acquire))
     }
 
     /// Completes when a listener asks for this standby's source (never for other mounts).
     pub async fn demanded(&self) {
-        match &self.standby {
+        match &self.source.standby {
             Some(s) => s.demand.notified().await,
             None => std::future::pending().await,
         }
@@ -389,53 +441,53 @@ impl Mount {
 
     /// New stream facts from the same source (a relay reconnected upstream).
     pub fn replace_info(&self, info: SourceInfo) {
-        *write(&self.info) = info;
+        *write(&self.description.info) = info;
     }
 
     /// The mount listeners fall back to when the source leaves (or the mount is full).
     pub fn fallback(&self) -> Option<String> {
-        read(&self.fallback).clone()
+        read(&self.moves.fallback).clone()
     }
 
     /// Change the fallback of this live mount (admin `fallbacks`); `None` clears it.
     pub fn set_fallback(&self, fallback: Option<String>) {
-        *write(&self.fallback) = fallback;
+        *write(&self.moves.fallback) = fallback;
     }
 
     /// Ask the source feeding this mount to stop (admin `killsource`). Its session ends as
     /// if the source had hung up, so listeners move to the fallback as usual.
     pub fn kill_source(&self) {
-        self.killed.store(true, Ordering::Release);
+        self.source.killed.store(true, Ordering::Release);
         // notify_one keeps a permit, so a session not yet waiting still sees it.
-        self.kill.notify_one();
+        self.source.kill.notify_one();
     }
 
     pub fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::Acquire)
+        self.source.killed.load(Ordering::Acquire)
     }
 
     /// Completes once `kill_source` has been called.
     pub async fn killed(&self) {
         if !self.is_killed() {
-            self.kill.notified().await;
+            self.source.kill.notified().await;
         }
     }
 
     pub fn info(&self) -> SourceInfo {
-        read(&self.info).clone()
+        read(&self.description.info).clone()
     }
 
     pub fn with_info<R>(&self, f: impl FnOnce(&SourceInfo) -> R) -> R {
-        f(&read(&self.info))
+        f(&read(&self.description.info))
     }
 
     pub fn codec(&self) -> CodecInfo {
-        read(&self.codec).clone()
+        read(&self.description.codec).clone()
     }
 
     pub fn set_codec(&self, codec: &CodecInfo) {
-        if *read(&self.codec) != *codec {
-            *write(&self.codec) = codec.clone();
+        if *read(&self.description.codec) != *codec {
+            *write(&self.description.codec) = codec.clone();
         }
     }
 
@@ -445,7 +497,7 @@ impl Mount {
         let mut forced = None;
         {
             let now = Instant::now();
-            let mut q = lock(&self.queue);
+            let mut q = lock(&self.feed.queue);
             for b in blocks {
                 bytes += b.data.len() as u64;
                 forced = q.push(b, now).or(forced);
@@ -466,27 +518,27 @@ impl Mount {
             self.stats
                 .total_bytes_read
                 .fetch_add(bytes, Ordering::Relaxed);
-            let before = self.pushed_bytes.fetch_add(bytes, Ordering::Relaxed);
+            let before = self.feed.pushed_bytes.fetch_add(bytes, Ordering::Relaxed);
             if before / SURGE_BYTES != (before + bytes) / SURGE_BYTES {
-                self.surge.notify_waiters();
+                self.feed.surge.notify_waiters();
             }
-            self.notify.notify_waiters();
+            self.feed.notify.notify_waiters();
         }
     }
 
     /// Completes when the next SURGE_BYTES have been pushed.
     pub fn surged(&self) -> tokio::sync::futures::Notified<'_> {
-        self.surge.notified()
+        self.feed.surge.notified()
     }
 
     fn burst_start(&self) -> Seq {
-        lock(&self.queue).burst_start()
+        lock(&self.feed.queue).burst_start()
     }
 
     /// Where a listener moved here from another mount begins: the next block to arrive (it
     /// still has audio buffered, so no burst; it waits for the next start point).
     fn join_start(&self) -> Seq {
-        lock(&self.queue).tail()
+        lock(&self.feed.queue).tail()
     }
 
     /// Read with a [`Cursor`], which keeps the start-point rules in one place.
@@ -497,29 +549,29 @@ impl Mount {
         need_start: bool,
         out: &mut Vec<Block>,
     ) -> ReadOutcome {
-        lock(&self.queue).read(from, max_bytes, need_start, out)
+        lock(&self.feed.queue).read(from, max_bytes, need_start, out)
     }
 
     /// Sequence number the next block will get.
     pub fn tail(&self) -> Seq {
-        lock(&self.queue).tail()
+        lock(&self.feed.queue).tail()
     }
 
     pub fn is_lagged(&self, seq: Seq) -> bool {
-        !lock(&self.queue).holds(seq)
+        !lock(&self.feed.queue).holds(seq)
     }
 
     pub fn queued_bytes(&self) -> usize {
-        lock(&self.queue).queued_bytes()
+        lock(&self.feed.queue).queued_bytes()
     }
 
     /// A future that completes at the next wake-up. Create it *before* checking for data.
     pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
-        self.notify.notified()
+        self.feed.notify.notified()
     }
 
     pub fn is_ended(&self) -> bool {
-        self.ended.load(Ordering::Acquire)
+        self.feed.ended.load(Ordering::Acquire)
     }
 
     /// The source is gone. Listeners move to `fallback` if given, else they finish what is
@@ -528,31 +580,31 @@ impl Mount {
         if let Some(f) = fallback {
             self.move_listeners_to(f);
         }
-        self.ended.store(true, Ordering::Release);
-        self.notify.notify_waiters();
+        self.feed.ended.store(true, Ordering::Release);
+        self.feed.notify.notify_waiters();
     }
 
     /// Ask every current listener to continue on `target` (fallback, override, moveclients).
     pub fn move_listeners_to(&self, target: Arc<Mount>) {
-        *lock(&self.redirect) = Some(target);
-        self.redirect_epoch.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_waiters();
+        *lock(&self.moves.redirect) = Some(target);
+        self.moves.epoch.fetch_add(1, Ordering::AcqRel);
+        self.feed.notify.notify_waiters();
     }
 
     pub fn redirect_epoch(&self) -> u64 {
-        self.redirect_epoch.load(Ordering::Acquire)
+        self.moves.epoch.load(Ordering::Acquire)
     }
 
     pub fn redirect_target(&self) -> Option<Arc<Mount>> {
-        lock(&self.redirect).clone()
+        lock(&self.moves.redirect).clone()
     }
 
     pub fn metadata(&self) -> Metadata {
-        read(&self.meta).clone()
+        read(&self.titles.current).clone()
     }
 
     pub fn meta_version(&self) -> u64 {
-        self.meta_version.load(Ordering::Acquire)
+        self.titles.version.load(Ordering::Acquire)
     }
 
     /// The ICY metadata interval for a listener that did (`asked`) or did not send
@@ -574,9 +626,9 @@ impl Mount {
 
     /// Current ICY block and its version, for a listener deciding what to insert.
     pub fn icy_block(&self) -> (u64, Bytes) {
-        let m = read(&self.meta);
+        let m = read(&self.titles.current);
         (
-            self.meta_version.load(Ordering::Acquire),
+            self.titles.version.load(Ordering::Acquire),
             m.icy_block.clone(),
         )
     }
@@ -590,9 +642,9 @@ impl Mount {
         url: Option<String>,
     ) -> u64 {
         let m = Metadata::new(title, artist, url);
-        *write(&self.meta) = m;
+        *write(&self.titles.current) = m;
         self.stats.metadata_updates.fetch_add(1, Ordering::Relaxed);
-        self.meta_version.fetch_add(1, Ordering::AcqRel) + 1
+        self.titles.version.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Try to admit one more listener under `max-listeners`.

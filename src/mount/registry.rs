@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::{Mount, lock};
+use super::Mount;
 use crate::format::Family;
+use crate::sync::lock;
 
 /// Why a source may not have a mount; the texts are icecast2's 403 bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

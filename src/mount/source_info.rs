@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use crate::config::MountConfig;
+use crate::documents::snapshot;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceInfo {
@@ -111,24 +112,15 @@ impl SourceInfo {
 
     /// `name` with icecast's default.
     pub fn display_name(&self) -> &str {
-        self.name
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("Unspecified name")
+        snapshot::display_name(self.name.as_deref())
     }
 
     pub fn display_description(&self) -> &str {
-        self.description
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("Unspecified description")
+        snapshot::display_description(self.description.as_deref())
     }
 
     pub fn display_genre(&self) -> &str {
-        self.genre
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("various")
+        snapshot::display_genre(self.genre.as_deref())
     }
 }
 

@@ -8,7 +8,6 @@
 //! Nothing here touches listeners: relays only read or feed mounts through the mount API.
 
 pub mod master;
-pub mod metrics;
 pub mod pull;
 pub mod push;
 pub mod push_proto;
@@ -20,43 +19,26 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use crate::mount::lock;
+use crate::documents::RelaySnapshot;
+use crate::sync::lock;
 
-/// What a relay is doing now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum State {
-    /// On-demand, waiting for a listener.
-    Idle = 0,
-    Connecting = 1,
-    Up = 2,
-    /// Upstream lost or refused; retrying after a backoff.
-    Down = 3,
-}
+/// What a relay is doing now (`Idle`, `Connecting`, `Up`, `Down`).
+pub use crate::documents::RelayState as State;
 
-impl State {
-    pub fn name(self) -> &'static str {
-        match self {
-            State::Idle => "idle",
-            State::Connecting => "connecting",
-            State::Up => "up",
-            State::Down => "down",
-        }
-    }
-
-    fn from_u8(v: u8) -> State {
-        match v {
-            0 => State::Idle,
-            1 => State::Connecting,
-            2 => State::Up,
-            _ => State::Down,
-        }
+fn state_from_u8(v: u8) -> State {
+    match v {
+        0 => State::Idle,
+        1 => State::Connecting,
+        2 => State::Up,
+        _ => State::Down,
     }
 }
 
 /// One relay's live state, written by its task, read by status and metrics.
 #[derive(Debug)]
 pub struct RelayStatus {
+    /// The local mount the relay feeds.
+    pub mount: String,
     pub upstream: String,
     pub on_demand: bool,
     state: AtomicU8,
@@ -69,8 +51,9 @@ pub struct RelayStatus {
 }
 
 impl RelayStatus {
-    fn new(upstream: String, on_demand: bool) -> Self {
+    fn new(mount: String, upstream: String, on_demand: bool) -> Self {
         RelayStatus {
+            mount,
             upstream,
             on_demand,
             state: AtomicU8::new(State::Connecting as u8),
@@ -83,7 +66,7 @@ impl RelayStatus {
     }
 
     pub fn state(&self) -> State {
-        State::from_u8(self.state.load(Ordering::Acquire))
+        state_from_u8(self.state.load(Ordering::Acquire))
     }
 
     pub fn set_state(&self, s: State) {
@@ -122,18 +105,24 @@ impl RelayStatus {
         *lock(&self.connected_since)
     }
 
-    /// The `relay` object of `/api/status`.
+    /// The relay now, for status documents and metrics.
+    pub fn snapshot(&self) -> RelaySnapshot {
+        RelaySnapshot {
+            mount: self.mount.clone(),
+            upstream: self.upstream.clone(),
+            on_demand: self.on_demand,
+            state: self.state(),
+            attempts: self.attempts.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            last_error: self.last_error(),
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            connected_since: self.connected_since().map(crate::clock::local),
+        }
+    }
+
+    /// The relay as `/api/status` shows it, for logs.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "state": self.state().name(),
-            "upstream": self.upstream,
-            "on_demand": self.on_demand,
-            "attempts": self.attempts.load(Ordering::Relaxed),
-            "failures": self.failures.load(Ordering::Relaxed),
-            "last_error": self.last_error(),
-            "bytes_in": self.bytes_in.load(Ordering::Relaxed),
-            "connected_since": self.connected_since().map(crate::admin::stats::iso8601),
-        })
+        crate::documents::api::relay_json(&self.snapshot())
     }
 }
 
@@ -155,7 +144,7 @@ impl Relays {
         if map.contains_key(mount) {
             return None;
         }
-        let s = Arc::new(RelayStatus::new(upstream, on_demand));
+        let s = Arc::new(RelayStatus::new(mount.to_string(), upstream, on_demand));
         map.insert(mount.to_string(), s.clone());
         Some(s)
     }
@@ -180,6 +169,11 @@ impl Relays {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
+
+    /// Every relay now, sorted by local mount.
+    pub fn snapshot(&self) -> Vec<RelaySnapshot> {
+        self.all().iter().map(|(_, r)| r.snapshot()).collect()
+    }
 }
 
 /// A seed for jitter: std's per-process random hash keys over the name and the time.
@@ -200,7 +194,7 @@ mod tests {
 
     #[test]
     fn status_tracks_state() {
-        let s = RelayStatus::new("http://a:1/x".into(), false);
+        let s = RelayStatus::new("/x".into(), "http://a:1/x".into(), false);
         s.attempt();
         assert_eq!(s.state(), State::Connecting);
         s.failed("refused".into());

@@ -5,14 +5,10 @@
 use std::io::IoSlice;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Buf, Bytes};
-use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
-use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -20,11 +16,13 @@ use tokio::sync::watch;
 use super::push_proto::{self, Login, MetadataReply, Method, ReplyTracker, Target, Verdict};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{PushConfig, PushProtocol};
+use crate::documents::PushSnapshot;
 use crate::format::{Block, Family};
-use crate::mount::{Cursor, Mount, ReadOutcome, Seq, lock};
+use crate::mount::{Cursor, Mount, ReadOutcome, Seq};
 use crate::net::client::{self, CONNECT_TIMEOUT, ClientError, Options};
 use crate::server::Server;
 use crate::supervisor::Stop;
+use crate::sync::lock;
 
 /// The remote must answer a source request or a metadata update within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,18 +51,7 @@ const MAX_METADATA_REPLY: usize = 16 * 1024;
 const TITLE_SETTLE: Duration = Duration::from_millis(300);
 
 /// What a push is doing, as `/api/status` and `/metrics` show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PushPhase {
-    /// Streaming to the remote.
-    Up,
-    /// Connecting or logging in.
-    Connecting,
-    /// The local mount has no source.
-    Waiting,
-    /// The last attempt failed; waiting out the backoff.
-    Down,
-}
+pub use crate::documents::PushPhase;
 
 #[derive(Debug)]
 struct Inner {
@@ -83,28 +70,6 @@ pub struct PushState {
     inner: Mutex<Inner>,
     attempts: AtomicU64,
     bytes_sent: AtomicU64,
-}
-
-/// A push as `/api/status` lists it under `pushes`.
-#[derive(Debug, Clone, Serialize)]
-pub struct PushStatus {
-    /// The local mount.
-    pub mount: String,
-    /// `http://host:port/mount` on the remote (no credentials).
-    pub remote: String,
-    /// The configured protocol: "auto", "put" or "source".
-    pub protocol: &'static str,
-    /// The method of the current or last login ("PUT" or "SOURCE"), `null` before any.
-    pub method: Option<&'static str>,
-    /// "up", "connecting", "waiting" (local mount has no source) or "down" (backing off).
-    pub state: PushPhase,
-    /// Connection attempts so far.
-    pub attempts: u64,
-    pub last_error: Option<String>,
-    /// Stream bytes written to the remote.
-    pub bytes_sent: u64,
-    /// ISO 8601, while up.
-    pub connected_since: Option<String>,
 }
 
 impl PushState {
@@ -143,9 +108,10 @@ impl PushState {
         self.bytes_sent.load(Ordering::Relaxed)
     }
 
-    pub fn status(&self) -> PushStatus {
+    /// The push now, for status documents and metrics.
+    pub fn status(&self) -> PushSnapshot {
         let inner = lock(&self.inner);
-        PushStatus {
+        PushSnapshot {
             mount: self.config.mount.clone(),
             remote: self.target.url(),
             protocol: self.config.protocol.name(),
@@ -154,7 +120,7 @@ impl PushState {
             attempts: self.attempts(),
             last_error: inner.last_error.clone(),
             bytes_sent: self.bytes_sent(),
-            connected_since: inner.connected_since.map(crate::admin::stats::iso8601),
+            connected_since: inner.connected_since.map(crate::clock::local),
         }
     }
 
@@ -200,10 +166,6 @@ impl Pushes {
 
     pub fn list(&self) -> Vec<Arc<PushState>> {
         lock(&self.running).clone()
-    }
-
-    pub fn status(&self) -> Vec<PushStatus> {
-        self.list().iter().map(|s| s.status()).collect()
     }
 }
 
@@ -678,83 +640,4 @@ async fn send_title(
         .await
         .map_err(|_| "the remote did not answer in time".to_string())?
         .map_err(|e| e.to_string())
-}
-
-/// `floecast_push_*` families, read from the push states at scrape time.
-pub struct PushCollector {
-    server: Weak<Server>,
-    descs: Vec<Desc>,
-}
-
-struct PushFamilies {
-    up: IntGaugeVec,
-    attempts: IntCounterVec,
-    sent: IntCounterVec,
-}
-
-impl PushFamilies {
-    fn new() -> Option<PushFamilies> {
-        let labels = &["mount", "remote"];
-        Some(PushFamilies {
-            up: IntGaugeVec::new(
-                Opts::new(
-                    "floecast_push_up",
-                    "1 while the push relay streams to its remote.",
-                ),
-                labels,
-            )
-            .ok()?,
-            attempts: IntCounterVec::new(
-                Opts::new(
-                    "floecast_push_connect_attempts_total",
-                    "Connection attempts of the push relay.",
-                ),
-                labels,
-            )
-            .ok()?,
-            sent: IntCounterVec::new(
-                Opts::new(
-                    "floecast_push_sent_bytes_total",
-                    "Stream bytes the push relay wrote to its remote.",
-                ),
-                labels,
-            )
-            .ok()?,
-        })
-    }
-
-    fn collectors(&self) -> [&dyn Collector; 3] {
-        [&self.up, &self.attempts, &self.sent]
-    }
-}
-
-impl PushCollector {
-    pub fn new(server: Weak<Server>) -> Self {
-        let descs = PushFamilies::new()
-            .map(|f| crate::metrics::descs_of(&f.collectors()))
-            .unwrap_or_default();
-        PushCollector { server, descs }
-    }
-}
-
-impl Collector for PushCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let (Some(server), Some(f)) = (self.server.upgrade(), PushFamilies::new()) else {
-            return Vec::new();
-        };
-        // Labels come from the config, so they are bounded by it.
-        for p in server.tasks.pushes.list() {
-            let remote = p.target.url();
-            let labels = [p.config.mount.as_str(), remote.as_str()];
-            f.up.with_label_values(&labels)
-                .set(i64::from(p.phase() == PushPhase::Up));
-            f.attempts.with_label_values(&labels).inc_by(p.attempts());
-            f.sent.with_label_values(&labels).inc_by(p.bytes_sent());
-        }
-        f.collectors().iter().flat_map(|c| c.collect()).collect()
-    }
 }

@@ -18,11 +18,11 @@ pub use tasks::{Stop, TaskSet};
 use wanted::MasterWanted;
 
 use crate::config::{PushConfig, SplitterSettings};
-use crate::mount::lock;
 use crate::relay::pull::PullRelay;
 use crate::relay::push::{PushState, Pushes};
 use crate::relay::{Relays, master, pull, push};
 use crate::server::Server;
+use crate::sync::lock;
 use crate::team::peer::PeerMount;
 use crate::team::{Teams, peer, splitter};
 

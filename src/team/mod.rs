@@ -19,24 +19,13 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::mount::lock;
 use crate::p2psp::peer::PeerStats;
 use crate::p2psp::splitter::SplitterStats;
 use crate::p2psp::wire::{self, FrameDecoder, Packet};
+use crate::sync::lock;
 
 /// What the status page and metrics can see of a mount's team.
-#[derive(Debug, Clone)]
-pub enum TeamState {
-    Splitter {
-        local: Option<std::net::SocketAddr>,
-        stats: Option<SplitterStats>,
-    },
-    Peer {
-        splitter: String,
-        joined: bool,
-        stats: Option<PeerStats>,
-    },
-}
+pub use crate::documents::TeamState;
 
 /// A mount's teams: the one it serves and the one it belongs to (an inner node of a hybrid
 /// tree has both).
@@ -117,23 +106,8 @@ impl Teams {
         lock(&self.by_mount).get(mount).and_then(|t| t.peer.clone())
     }
 
-    /// `/api/status`'s `p2psp` object: the served team, with the joined one as `upstream`
-    /// when the mount is both (or the joined team alone).
-    pub fn json(&self, mount: &str) -> Option<serde_json::Value> {
-        let t = lock(&self.by_mount).get(mount).cloned()?;
-        match (t.splitter, t.peer) {
-            (Some(s), Some(p)) => {
-                let mut v = s.to_json();
-                v["upstream"] = p.to_json();
-                Some(v)
-            }
-            (Some(s), None) => Some(s.to_json()),
-            (None, Some(p)) => Some(p.to_json()),
-            (None, None) => None,
-        }
-    }
-
-    /// Every team state (a mount may appear twice, once per role), by mount name.
+    /// Every team state (a mount may appear twice, once per role), by mount name: the
+    /// teams' snapshot for status documents and metrics.
     pub fn all(&self) -> Vec<(String, TeamState)> {
         let mut v: Vec<_> = lock(&self.by_mount)
             .iter()
@@ -149,88 +123,8 @@ impl Teams {
     }
 }
 
-impl TeamState {
-    /// The team as `/api/status` shows it (documented there).
-    pub fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        match self {
-            TeamState::Splitter { local, stats } => {
-                let mut v = json!({ "role": "splitter", "endpoint": local.map(|a| a.to_string()) });
-                if let Some(s) = stats {
-                    let now = std::time::Instant::now();
-                    v["chunks_pushed"] = json!(s.chunks_pushed);
-                    v["bytes_pushed"] = json!(s.bytes_pushed);
-                    v["bytes_sent"] = json!(s.bytes_sent);
-                    v["lrs_resends"] = json!(s.lrs_resends);
-                    v["joins"] = json!(s.joins);
-                    v["expelled"] = json!({
-                        "goodbye": s.left_goodbye,
-                        "timeout": s.expelled_timeout,
-                        "losses": s.expelled_losses,
-                    });
-                    v["peers"] = s
-                        .peers
-                        .iter()
-                        .map(|p| {
-                            json!({
-                                "id": p.id.0,
-                                "endpoint": p.addr.to_string(),
-                                "monitor": p.role == crate::p2psp::Role::Monitor,
-                                "chunks_sent": p.chunks_sent,
-                                "bytes_sent": p.bytes_sent,
-                                "losses": p.losses_total,
-                                "last_seen_ms": now.saturating_duration_since(p.last_seen).as_millis() as u64,
-                                // The peer's own report: chunks played and lost, buffer
-                                // fill, the largest debt a neighbour owes it.
-                                "delivered": p.report.map(|r| r.delivered),
-                                "lost": p.report.map(|r| r.lost),
-                                "buffer_fill": p.report.map(|r| r.buffer_fill),
-                                "debt": p.report.map(|r| r.max_debt),
-                                "neighbours": p.report.map(|r| r.neighbours),
-                            })
-                        })
-                        .collect();
-                }
-                v
-            }
-            TeamState::Peer {
-                splitter,
-                joined,
-                stats,
-            } => {
-                let mut v = json!({ "role": "peer", "splitter": splitter, "joined": joined });
-                if let Some(s) = stats {
-                    v["chunks_from_splitter"] = json!(s.from_splitter);
-                    v["chunks_from_peers"] = json!(s.from_peers);
-                    v["chunks_sent"] = json!(s.sent);
-                    v["chunks_delivered"] = json!(s.delivered);
-                    v["chunks_lost"] = json!(s.skipped);
-                    v["duplicates"] = json!(s.duplicates);
-                    v["buffer_fill"] = json!(s.buffer_fill);
-                    v["neighbours"] = json!(s.neighbours.len());
-                }
-                v
-            }
-        }
-    }
-}
-
 /// How long a join exchange may take over TCP.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A 32-bit value that differs between runs and processes, for team cookies and peer seeds.
-/// (Not cryptographic: it only has to make stray and spoofed datagrams unlikely to match.)
-pub fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
-}
 
 /// Read one length-prefixed frame under `max` bytes and the join timeout.
 pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Packet> {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::net::{TcpSocket, UdpSocket};
 
-use super::{JOIN_TIMEOUT, gen_c, random_u64, read_frame, splitter::STATS_EVERY, write_frame};
+use super::{JOIN_TIMEOUT, gen_c, read_frame, splitter::STATS_EVERY, write_frame};
 use crate::backoff::{Backoff, Jitter};
 use crate::ingest::SourceSession;
 use crate::ingest::session::EndReason;
@@ -21,6 +21,7 @@ use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
 use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, PeerMachine, Role, StreamInfo};
+use crate::random::random_u64;
 use crate::server::Server;
 use crate::supervisor::Stop;
 

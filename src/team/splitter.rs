@@ -16,13 +16,14 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{gen_c, random_u64, read_frame, write_frame};
+use super::{gen_c, read_frame, write_frame};
 use crate::config::SplitterSettings;
 use crate::format::Block;
 use crate::mount::{Cursor, Mount, ReadOutcome};
 use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
 use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
+use crate::random::random_u64;
 use crate::server::Server;
 use crate::supervisor::Stop;
 

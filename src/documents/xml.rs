@@ -1,7 +1,7 @@
 //! The documents admin commands answer with, as a small element tree that renders three ways:
 //! icecast2's raw XML (`xmlDocDumpMemory` bytes), clean JSON for `.json` / `Accept:
-//! application/json`, and icecast's `status-json.xsl` JSON (see `crate::status`). Pure data
-//! and text: no server state, no I/O.
+//! application/json`, and icecast's `status-json.xsl` JSON (see [`super::status_json`]).
+//! Pure data and text: no server state, no I/O.
 
 use std::fmt::Write;
 
