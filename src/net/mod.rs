@@ -305,3 +305,37 @@ pub async fn read_head(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listener's task is the one that exists by the thousand: its future must not grow.
+    #[tokio::test]
+    async fn listener_task_size() {
+        let server = Server::new(Config::default(), None);
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = socket.accept().await.unwrap();
+        let settings = crate::mount::MountSettings::resolve(&Config::default(), "/m");
+        let mount = Arc::new(crate::mount::Mount::new(
+            "/m",
+            Default::default(),
+            settings,
+            None,
+        ));
+        let head = http::parse_head(b"GET /m HTTP/1.0\r\n\r\n").unwrap();
+        let serve = listen::serve(server.clone(), stream, head, peer, mount);
+        let serve_size = std::mem::size_of_val(&serve);
+        drop(serve);
+        let (stream, peer) = {
+            let _c = TcpStream::connect(addr).await.unwrap();
+            socket.accept().await.unwrap()
+        };
+        let task = handle_connection(server, stream, peer, &PortKind::Http);
+        let task_size = std::mem::size_of_val(&task);
+        eprintln!("listen::serve future: {serve_size} bytes; connection task: {task_size} bytes");
+        drop(client);
+    }
+}
