@@ -1,5 +1,7 @@
-//! The listener hot path: admission (max-listeners, fallback-when-full), the icecast-style
-//! response head, then a loop that sends the mount's shared blocks with vectored writes.
+//! The listener hot path, in phases: admission (standby wait, OPTIONS/HEAD, listener auth,
+//! max-listeners, fallback-when-full), the icecast-style response head, then the body: a
+//! loop that sends the mount's shared blocks with vectored writes. The request's record logs
+//! it when it is done; nothing here writes the access log.
 //!
 //! Per listener there is only a cursor and a few counters; audio is never copied. Writes are
 //! coalesced: once a listener has caught up, it waits up to `flush-interval` before the next
@@ -11,18 +13,16 @@ mod writer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::access_log::AccessEntry;
 use crate::config::{Config, HttpHeader};
 use crate::format::Block;
-use crate::http::response::{common_head, push_extra_headers};
-use crate::http::{self, RequestHead};
+use crate::http::{IcecastHead, RequestHead};
 use crate::mount::{Cursor, Kick, ListenerEntry, Mount, ReadOutcome};
+use crate::net::{Reply, RequestRecord};
 use crate::server::Server;
 use writer::{IcyState, write_all};
 
@@ -101,6 +101,12 @@ enum Exit {
     Shutdown,
 }
 
+/// The longest a client gets to take a reply that ends its request (a refusal, HEAD).
+const REPLY_TIME: Duration = Duration::from_secs(5);
+
+/// One listener request, in phases: admission (standby wait, OPTIONS and HEAD, listener
+/// authentication, a listener slot), the reply head, the body (the stream), and done: the
+/// request's record, dropped on the way out whatever happened, writes its access-log line.
 pub async fn serve(
     server: Arc<Server>,
     mut stream: TcpStream,
@@ -108,11 +114,11 @@ pub async fn serve(
     peer: SocketAddr,
     mount: Arc<Mount>,
 ) {
-    let mut entry = AccessEntry::for_request(&head, &peer);
-    let started = Instant::now();
-    // Everything up to the stream runs in a future of its own, boxed and freed once the
-    // listener is admitted: its locals (the request head, the config, a login, the standby
-    // wait) would otherwise keep their space in every listener's task for as long as it stays.
+    let mut record = RequestRecord::for_head(&server, &head, &peer);
+    // Admission, and the reply of a request answered without a stream, run in a future of
+    // their own, boxed and freed once the listener is admitted: their locals (the request
+    // head, the config, a login, the standby wait, a reply's write) would otherwise keep
+    // their space in every listener's task for as long as it stays.
     let Some(Open {
         mut session,
         response,
@@ -126,24 +132,24 @@ pub async fn serve(
         head,
         peer,
         mount,
-        &mut entry,
+        &mut record,
     ))
     .await
     else {
         return;
     };
 
+    // The reply head goes out with the first data.
     let exit = session.run(&server, &mut stream, response, &kick, id).await;
     if let Some(le) = session.mount.unregister_listener(id) {
-        entry.ip = le.ip.to_string();
-        entry.user_agent = Some(le.user_agent);
+        record.user_agent = Some(le.user_agent.into());
     }
     session.mount.remove_listener();
     if let Some(t) = limit_timer {
         t.abort();
     }
     if let Some(r) = on_leave {
-        r.send(started.elapsed().as_secs());
+        r.send(record.elapsed().as_secs());
     }
     let label = server.metrics.mount_label(&session.mount.name);
     server
@@ -151,10 +157,38 @@ pub async fn serve(
         .listener_disconnects
         .with_label_values(&[&label, exit.label()])
         .inc();
-    tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
-    entry.bytes = session.sent;
-    entry.seconds = started.elapsed().as_secs();
-    server.access_log.log(&entry);
+    tracing::debug!(mount = %session.mount.name, ip = %record.peer(), ?exit, bytes = session.sent, "listener left");
+    record.bytes = session.sent;
+}
+
+/// Admission and, for a request answered without a stream, its reply.
+async fn open_session(
+    server: &Arc<Server>,
+    stream: &mut TcpStream,
+    head: RequestHead,
+    peer: SocketAddr,
+    mount: Arc<Mount>,
+    record: &mut RequestRecord,
+) -> Option<Open> {
+    match admit(server, stream, head, peer, mount, record).await {
+        Admission::Listen(open) => {
+            record.status = 200;
+            Some(open)
+        }
+        Admission::Answered(reply) => {
+            record.status = reply.status;
+            reply.send(stream, REPLY_TIME).await;
+            None
+        }
+    }
+}
+
+/// What admission decided.
+enum Admission {
+    /// A listener admitted and about to be streamed to.
+    Listen(Open),
+    /// Answered without a stream: a refusal, or the answer to HEAD or OPTIONS.
+    Answered(Reply),
 }
 
 /// A listener admitted and about to be streamed to.
@@ -169,39 +203,28 @@ struct Open {
     on_leave: Option<Box<crate::listener_auth::url::Removal>>,
 }
 
+const NOT_FOUND: &str = "The file you requested could not be found";
+
 /// Wait for a standby mount, answer OPTIONS and HEAD, authenticate, take a listener slot and
-/// register the listener. `None` when the request was answered here (and logged).
-async fn open_session(
+/// register the listener. Fills in the record's user; outcome metrics are counted here.
+async fn admit(
     server: &Arc<Server>,
     stream: &mut TcpStream,
     head: RequestHead,
     peer: SocketAddr,
     mount: Arc<Mount>,
-    entry: &mut AccessEntry,
-) -> Option<Open> {
+    record: &mut RequestRecord,
+) -> Admission {
     let Some(mount) = await_live(server, mount, &head.path, stream).await else {
-        let config = server.config();
-        let extra = Server::extra_headers(&config, &[]);
-        let _ = stream
-            .write_all(&http::error_response(
-                404,
-                "The file you requested could not be found",
-                &config.server_id,
-                &extra,
-            ))
-            .await;
-        entry.status = 404;
-        server.access_log.log(entry);
-        return None;
+        return Admission::Answered(Reply::error(&server.config(), &[], 404, NOT_FOUND));
     };
     let config = server.config();
 
     if head.method == "OPTIONS" {
-        let reply = preflight(&config, &mount.settings.http_headers);
-        let _ = stream.write_all(reply.as_bytes()).await;
-        entry.status = 204;
-        server.access_log.log(entry);
-        return None;
+        return Admission::Answered(Reply {
+            status: 204,
+            bytes: preflight(&config, &mount.settings.http_headers).into_bytes(),
+        });
     }
 
     // Listener authentication, at admit only. It guards the requested mount, also when the
@@ -224,10 +247,7 @@ async fn open_session(
                     server
                         .metrics
                         .listener_outcome(&mount.name, "rejected_auth");
-                    refuse_401(&config, stream).await;
-                    entry.status = 401;
-                    server.access_log.log(entry);
-                    return None;
+                    return Admission::Answered(Reply::error(&config, &[], 401, ""));
                 }
             }
         }
@@ -237,39 +257,22 @@ async fn open_session(
     // HEAD only asks what the stream is: it takes no listener slot and counts in no stats.
     if head.method == "HEAD" {
         left_early(login.take().map(|(l, _)| l));
-        let response = response_head(&config, &mount, metaint);
-        let _ = stream.write_all(response.as_bytes()).await;
-        entry.status = 200;
-        server.access_log.log(entry);
-        return None;
+        return Admission::Answered(Reply {
+            status: 200,
+            bytes: response_head(&config, &mount, metaint).into_bytes(),
+        });
     }
 
-    // Admission: max-listeners, else fallback-when-full, else icecast's 403.
+    // Max-listeners, else fallback-when-full, else icecast's 403.
     let requested = mount.name.clone();
-    let mount = match admit(server, mount) {
-        Ok(m) => {
-            server.metrics.listener_outcome(&requested, "accepted");
-            m
-        }
-        Err(()) => {
-            left_early(login.take().map(|(l, _)| l));
-            server
-                .metrics
-                .listener_outcome(&requested, "rejected_limit");
-            let extra = Server::extra_headers(&config, &[]);
-            let _ = stream
-                .write_all(&http::error_response(
-                    403,
-                    "max listeners reached",
-                    &config.server_id,
-                    &extra,
-                ))
-                .await;
-            entry.status = 403;
-            server.access_log.log(entry);
-            return None;
-        }
+    let Ok(mount) = take_slot(server, mount) else {
+        left_early(login.take().map(|(l, _)| l));
+        server
+            .metrics
+            .listener_outcome(&requested, "rejected_limit");
+        return Admission::Answered(Reply::error(&config, &[], 403, "max listeners reached"));
     };
+    server.metrics.listener_outcome(&requested, "accepted");
 
     let kick = Arc::new(Kick::default());
     let (login, allow_dup) = match login {
@@ -277,15 +280,20 @@ async fn open_session(
         None => (None, true),
     };
     let user = login.as_ref().and_then(|l| l.user.clone());
-    // The mount's listener table holds the only copy of IP and user agent while the
-    // listener runs (it exists by the thousand); the log line takes them back at the end.
+    // The mount's listener table holds the only copy of the user agent while the listener
+    // runs (it exists by the thousand); the record takes it back at the end.
     let listener_entry = ListenerEntry {
         ip: crate::net::peer_addr(&peer),
-        user_agent: entry.user_agent.take().unwrap_or_default(),
+        user_agent: record
+            .user_agent
+            .take()
+            .map(String::from)
+            .unwrap_or_default(),
         connected: SystemTime::now(),
         kick: kick.clone(),
         username: user.as_deref().map(Into::into),
     };
+    record.set_user(user.as_deref());
     if user.is_some() && !allow_dup {
         if !mount.register_unique_user(id, listener_entry) {
             // icecast2 answers a second concurrent login of one user with 401.
@@ -293,17 +301,11 @@ async fn open_session(
             left_early(login);
             tracing::info!(mount = %mount.name, user, "duplicate login refused");
             server.metrics.listener_outcome(&requested, "rejected_auth");
-            refuse_401(&config, stream).await;
-            entry.status = 401;
-            entry.user = user;
-            server.access_log.log(entry);
-            return None;
+            return Admission::Answered(Reply::error(&config, &[], 401, ""));
         }
     } else {
         mount.register_listener(id, listener_entry);
     }
-    entry.user = user;
-    entry.ip = String::new();
     // A url backend's time limit ends the listener through its kick, like killclient.
     let (timelimit, on_leave) = match login {
         Some(l) => (l.timelimit, l.on_leave),
@@ -318,7 +320,6 @@ async fn open_session(
     });
 
     let response = response_head(&config, &mount, metaint);
-    entry.status = 200;
     drop(head);
 
     server
@@ -337,7 +338,7 @@ async fn open_session(
         last_pause: config.tuning.flush_interval,
     };
     drop(config);
-    Some(Open {
+    Admission::Listen(Open {
         session,
         response: Bytes::from(response),
         kick,
@@ -367,15 +368,8 @@ fn left_early(login: Option<crate::listener_auth::Login>) {
     }
 }
 
-/// icecast's 401: `WWW-Authenticate: Basic realm="Icecast2 Server"`, `You need to authenticate`.
-async fn refuse_401(config: &Config, stream: &mut TcpStream) {
-    let extra = Server::extra_headers(config, &[]);
-    let reply = http::error_response(401, "", &config.server_id, &extra);
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply)).await;
-}
-
 /// Take a listener slot on `mount` or, when full and configured, on its fallbacks.
-fn admit(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
+fn take_slot(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
     let mut current = mount;
     for _ in 0..crate::mount::registry::MAX_FALLBACK_DEPTH {
         if current.try_add_listener() {
@@ -394,13 +388,21 @@ fn admit(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
     Err(())
 }
 
-/// `HTTP/1.0 200 OK`, the common block, the source-derived `icy-*` lines and, when asked
-/// for, `icy-metaint`.
+/// `HTTP/1.0 200 OK`, icecast's lines, the configured headers, the source-derived `icy-*`
+/// lines and, when asked for, `icy-metaint`.
 fn response_head(config: &Config, mount: &Mount, metaint: usize) -> String {
     let mut out = String::with_capacity(512);
     let extra = Server::extra_headers(config, &mount.settings.http_headers);
     mount.with_info(|info| {
-        common_head(&mut out, 200, &config.server_id, &info.content_type, &extra);
+        let head = IcecastHead {
+            code: 200,
+            server_id: &config.server_id,
+            date: Some(SystemTime::now()),
+            content_type: Some(&info.content_type),
+            extra: &extra,
+        };
+        head.write(&mut out);
+        head.write_extra(&mut out);
         out.push_str("Access-Control-Expose-Headers: ");
         out.push_str(EXPOSE_HEADERS);
         out.push_str("\r\n");
@@ -416,11 +418,15 @@ fn response_head(config: &Config, mount: &Mount, metaint: usize) -> String {
 /// The CORS preflight icecast2 lacks: web players may then send `Icy-MetaData` and `Range`.
 fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
     let extra = Server::extra_headers(config, mount_headers);
-    let mut out = format!(
-        "HTTP/1.0 204 No Content\r\nServer: {}\r\nConnection: Close\r\nDate: {}\r\n",
-        config.server_id,
-        httpdate::fmt_http_date(SystemTime::now())
-    );
+    let head = IcecastHead {
+        code: 204,
+        server_id: &config.server_id,
+        date: Some(SystemTime::now()),
+        content_type: None,
+        extra: &extra,
+    };
+    let mut out = String::with_capacity(512);
+    head.write(&mut out);
     if !extra
         .iter()
         .any(|h| h.name.eq_ignore_ascii_case("access-control-allow-origin"))
@@ -433,7 +439,7 @@ fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
         "Access-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
     ));
     out.push_str("Access-Control-Max-Age: 86400\r\n");
-    push_extra_headers(&mut out, 204, &extra);
+    head.write_extra(&mut out);
     out.push_str("\r\n");
     out
 }
