@@ -1,7 +1,9 @@
 //! Everything the front door does not stream goes through axum: the status page at `/`,
 //! playlists (`.m3u`, `.xspf`), static files from the webroot, admin commands and icecast's
-//! 404. A middleware gives every reply icecast's shape (HTTP/1.0, `Connection: Close`, the
-//! no-cache headers, configured extra headers) and writes the access log line.
+//! 404. A middleware opens each request's record, gives every reply icecast's head (HTTP/1.0,
+//! icecast's reason phrase, the lines of `http::IcecastHead`) and hands the record to the
+//! reply body, whose end logs the request. hyper still parses and writes HTTP/1 here (see
+//! `net::prefixed` for why).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -413,5 +415,40 @@ async fn status_page(Extension(server): Extension<Arc<Server>>) -> Response {
 impl IntoResponse for IcecastReply {
     fn into_response(self) -> Response {
         self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn icecast_head_follows_the_handlers_headers() {
+        let server = Server::new(Config::default(), None);
+        let mut resp = error(401, "");
+        icecast_head(&server, &mut resp);
+        assert_eq!(resp.version(), Version::HTTP_10);
+        assert_eq!(
+            resp.extensions()
+                .get::<hyper::ext::ReasonPhrase>()
+                .map(|r| r.as_bytes()),
+            Some(&b"Authentication Required"[..])
+        );
+        let names: Vec<&str> = resp.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "www-authenticate",
+                "server",
+                "connection",
+                "cache-control",
+                "expires",
+                "pragma",
+                "access-control-allow-origin"
+            ]
+        );
+        assert_eq!(resp.headers()[header::CONNECTION], "Close");
     }
 }

@@ -119,6 +119,19 @@ pub async fn serve(
     // their own, boxed and freed once the listener is admitted: their locals (the request
     // head, the config, a login, the standby wait, a reply's write) would otherwise keep
     // their space in every listener's task for as long as it stays.
+    let admitted = Box::pin(async {
+        match admit(&server, &mut stream, head, peer, mount, &mut record).await {
+            Admission::Listen(open) => {
+                record.status = 200;
+                Some(open)
+            }
+            Admission::Answered(reply) => {
+                record.status = reply.status;
+                reply.send(&mut stream, REPLY_TIME).await;
+                None
+            }
+        }
+    });
     let Some(Open {
         mut session,
         response,
@@ -126,15 +139,7 @@ pub async fn serve(
         id,
         limit_timer,
         on_leave,
-    }) = Box::pin(open_session(
-        &server,
-        &mut stream,
-        head,
-        peer,
-        mount,
-        &mut record,
-    ))
-    .await
+    }) = admitted.await
     else {
         return;
     };
@@ -159,28 +164,6 @@ pub async fn serve(
         .inc();
     tracing::debug!(mount = %session.mount.name, ip = %record.peer(), ?exit, bytes = session.sent, "listener left");
     record.bytes = session.sent;
-}
-
-/// Admission and, for a request answered without a stream, its reply.
-async fn open_session(
-    server: &Arc<Server>,
-    stream: &mut TcpStream,
-    head: RequestHead,
-    peer: SocketAddr,
-    mount: Arc<Mount>,
-    record: &mut RequestRecord,
-) -> Option<Open> {
-    match admit(server, stream, head, peer, mount, record).await {
-        Admission::Listen(open) => {
-            record.status = 200;
-            Some(open)
-        }
-        Admission::Answered(reply) => {
-            record.status = reply.status;
-            reply.send(stream, REPLY_TIME).await;
-            None
-        }
-    }
 }
 
 /// What admission decided.

@@ -1,7 +1,8 @@
 //! The front door: our own accept loop. It reads each request head under a size cap and the
 //! header timeout, then runs SOURCE/PUT ingest and the listener hot path itself and hands
 //! everything else to axum through a prefix-replaying IO (hyper cannot read bodies that run
-//! until close, nor send `100 Continue`).
+//! until close, nor send `100 Continue`). Every path takes its request through admission,
+//! reply head and body; the request's [`RequestRecord`] logs it when done.
 
 pub mod prefixed;
 pub mod record;

@@ -95,3 +95,38 @@ impl Drop for RequestRecord {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn dropping_the_record_logs_it_once() {
+        let dir = std::env::temp_dir().join(format!("floecast-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("access.log");
+        let _ = std::fs::remove_file(&log);
+        let mut config = Config::default();
+        config.logging.access_log = Some(log.clone());
+        let server = Server::new(config, None);
+        let head = crate::http::parse_head(
+            b"GET /live HTTP/1.1\r\nUser-Agent: VLC\r\nReferer: http://r/\r\n\r\n",
+        )
+        .unwrap();
+        let peer: SocketAddr = "[::ffff:192.0.2.7]:5000".parse().unwrap();
+        let mut record = RequestRecord::for_head(&server, &head, &peer);
+        record.status = 200;
+        record.bytes = 1234;
+        record.set_user(Some("u"));
+        drop(record);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.starts_with("192.0.2.7 - u ["), "{text}");
+        assert!(
+            text.ends_with("] \"GET /live HTTP/1.1\" 200 1234 \"http://r/\" \"VLC\" 0\n"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
