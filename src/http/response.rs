@@ -7,8 +7,6 @@ use std::borrow::Cow;
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use crate::config::HttpHeader;
-
 /// The bare success reply every source client accepts (icecast2 2.4.4 sends exactly this).
 pub const SOURCE_OK: &[u8] = b"HTTP/1.0 200 OK\r\n\r\n";
 /// The interim reply to `Expect: 100-continue`, byte for byte as icecast2 sends it.
@@ -34,6 +32,15 @@ pub fn reason(code: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Unknown",
     }
+}
+
+/// An extra header from the config (icecast's `<http-headers>`), global or a mount's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpHeader {
+    pub name: String,
+    pub value: String,
+    /// Only on responses with this status; `None` = every response, errors included.
+    pub status: Option<u16>,
 }
 
 /// The icecast header rules, in one place: which lines a reply carries and in what order.
