@@ -223,8 +223,8 @@ async fn handle_connection(
             Box::pin(web::serve(server.clone(), stream, raw, rest, peer)).await
         }
         _ => {
-            // Unknown methods are closed without a reply, as icecast2 does, and logged with
-            // their request line and user agent.
+            // Unknown methods are closed without a reply, as icecast2 does, and logged (as
+            // the record goes) with their request line and user agent.
             let mut record = RequestRecord::new(&server, &peer, head.log_line());
             record.user_agent = Some(head.user_agent().into());
             record.status = 400;

@@ -23,6 +23,7 @@ pub struct RequestRecord {
     pub user: Option<Box<str>>,
     pub referer: Option<Box<str>>,
     pub user_agent: Option<Box<str>>,
+    /// The reply's status; 0 until one is decided.
     pub status: u16,
     /// Body bytes: sent to a listener or web client, received from a source.
     pub bytes: u64,
@@ -76,8 +77,13 @@ impl RequestRecord {
 }
 
 impl Drop for RequestRecord {
-    /// The done phase: one access-log line and the request's metrics.
+    /// The done phase: one access-log line and the request's metrics. A request dropped
+    /// before any reply was decided (cancelled at shutdown, or by the web deadline while its
+    /// handler ran) has no status and leaves no line.
     fn drop(&mut self) {
+        if self.status == 0 {
+            return;
+        }
         let server = &self.server;
         if let Some(route) = &self.route {
             let method = self.request.split(' ').next().unwrap_or("");
@@ -115,6 +121,8 @@ mod tests {
         )
         .unwrap();
         let peer: SocketAddr = "[::ffff:192.0.2.7]:5000".parse().unwrap();
+        // Never answered (cancelled): no line.
+        drop(RequestRecord::for_head(&server, &head, &peer));
         let mut record = RequestRecord::for_head(&server, &head, &peer);
         record.status = 200;
         record.bytes = 1234;
