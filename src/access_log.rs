@@ -1,9 +1,11 @@
 //! The access log in icecast's format (spec §6), one line per client at close:
 //! `IP - USER [dd/Mon/YYYY:HH:MM:SS +zzzz] "METHOD URI PROTO/VER" STATUS BYTES "REFERER" "UA" SECONDS`.
-//! Log analysers written for icecast2 read it unchanged.
+//! Log analysers written for icecast2 read it unchanged. Only a request's record
+//! (`net::record`) writes here, once, when the request is done.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -14,31 +16,18 @@ pub struct AccessLog {
     file: Mutex<Option<(PathBuf, File)>>,
 }
 
-/// What one finished client contributes to the log.
-#[derive(Debug, Clone, Default)]
-pub struct AccessEntry {
-    pub ip: String,
-    pub user: Option<String>,
+/// What one finished request contributes to the log (see `net::record`, which writes it).
+#[derive(Debug, Clone, Copy)]
+pub struct AccessEntry<'a> {
+    pub ip: IpAddr,
+    pub user: Option<&'a str>,
     /// `METHOD PATH PROTO/VER`.
-    pub request: String,
+    pub request: &'a str,
     pub status: u16,
     pub bytes: u64,
-    pub referer: Option<String>,
-    pub user_agent: Option<String>,
+    pub referer: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
     pub seconds: u64,
-}
-
-impl AccessEntry {
-    /// The fields known when a request arrives; status, bytes and time are filled in later.
-    pub fn for_request(head: &crate::http::RequestHead, peer: &std::net::SocketAddr) -> Self {
-        AccessEntry {
-            ip: crate::net::peer_ip(peer),
-            request: head.log_line(),
-            user_agent: Some(head.user_agent().to_string()),
-            referer: head.header("referer").map(str::to_string),
-            ..Default::default()
-        }
-    }
 }
 
 impl AccessLog {
@@ -93,24 +82,17 @@ fn clean(s: &str) -> String {
 pub fn format_line(e: &AccessEntry, now: chrono::DateTime<chrono::FixedOffset>) -> String {
     format!(
         "{} - {} [{}] \"{}\" {} {} \"{}\" \"{}\" {}\n",
-        clean(&e.ip),
+        e.ip,
         e.user
-            .as_deref()
             .filter(|u| !u.is_empty())
             .map(clean)
             .unwrap_or_else(|| "-".into()),
         now.format("%d/%b/%Y:%H:%M:%S %z"),
-        clean(&e.request),
+        clean(e.request),
         e.status,
         e.bytes,
-        e.referer
-            .as_deref()
-            .map(clean)
-            .unwrap_or_else(|| "-".into()),
-        e.user_agent
-            .as_deref()
-            .map(clean)
-            .unwrap_or_else(|| "-".into()),
+        e.referer.map(clean).unwrap_or_else(|| "-".into()),
+        e.user_agent.map(clean).unwrap_or_else(|| "-".into()),
         e.seconds
     )
 }
@@ -125,13 +107,13 @@ mod tests {
         let tz = chrono::FixedOffset::east_opt(0).unwrap();
         let now = tz.with_ymd_and_hms(2023, 6, 6, 9, 40, 0).unwrap();
         let e = AccessEntry {
-            ip: "192.0.2.7".into(),
+            ip: [192, 0, 2, 7].into(),
             user: None,
-            request: "GET /live HTTP/1.1".into(),
+            request: "GET /live HTTP/1.1",
             status: 200,
             bytes: 3215892,
             referer: None,
-            user_agent: Some("VLC/3.0.18 LibVLC/3.0.18".into()),
+            user_agent: Some("VLC/3.0.18 LibVLC/3.0.18"),
             seconds: 201,
         };
         assert_eq!(
@@ -139,8 +121,8 @@ mod tests {
             "192.0.2.7 - - [06/Jun/2023:09:40:00 +0000] \"GET /live HTTP/1.1\" 200 3215892 \"-\" \"VLC/3.0.18 LibVLC/3.0.18\" 201\n"
         );
         let e = AccessEntry {
-            user_agent: Some("a\"b\\c".into()),
-            user: Some("source".into()),
+            user_agent: Some("a\"b\\c"),
+            user: Some("source"),
             ..e
         };
         assert!(

@@ -1,28 +1,33 @@
 //! Everything the front door does not stream goes through axum: the status page at `/`,
 //! playlists (`.m3u`, `.xspf`), static files from the webroot, admin commands and icecast's
-//! 404. A middleware gives every reply icecast's shape (HTTP/1.0, `Connection: Close`, the
-//! no-cache headers, configured extra headers) and writes the access log line.
+//! 404. A middleware opens each request's record, gives every reply icecast's head (HTTP/1.0,
+//! icecast's reason phrase, the lines of `http::IcecastHead`) and hands the record to the
+//! reply body, whose end logs the request. hyper still parses and writes HTTP/1 here (see
+//! `net::prefixed` for why).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::{Bytes, BytesMut};
+use hyper::body::{Frame, SizeHint};
 use tokio::net::TcpStream;
 use tower::ServiceExt;
 
-use crate::access_log::AccessEntry;
-use crate::http::response::html_escape;
-use crate::net::peer_ip;
+use crate::http::IcecastHead;
+use crate::http::response::{CHALLENGE, error_page, html_escape};
+use crate::net::RequestRecord;
 use crate::net::prefixed::PrefixedIo;
 use crate::server::Server;
 
@@ -66,29 +71,15 @@ impl From<IcecastReply> for Response {
     }
 }
 
-/// icecast's error bodies: plain text for 401/403, a tiny HTML page otherwise.
+/// icecast's error page (the front door's, from [`error_page`]).
 pub fn error(code: u16, message: &str) -> Response {
-    let reply = match code {
-        401 => IcecastReply::new(
-            401,
-            "text/plain; charset=utf-8",
-            "You need to authenticate\r\n".into(),
-        ),
-        403 => IcecastReply::new(403, "text/plain; charset=utf-8", message.into()),
-        _ => IcecastReply::new(
-            code,
-            "text/html; charset=utf-8",
-            format!(
-                "<html><head><title>Error {code}</title></head><body><b>{code} - {}</b></body></html>\r\n",
-                html_escape(message)
-            ),
-        ),
-    };
-    let mut resp: Response = reply.into();
+    let (content_type, body) = error_page(code, message);
+    let mut resp: Response = IcecastReply::new(code, content_type, body).into();
     if code == 401 {
+        // Set here, not left to `icecast_head`, so that it follows Content-Type.
         resp.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"Icecast2 Server\""),
+            HeaderValue::from_static(CHALLENGE.1),
         );
     }
     resp
@@ -150,90 +141,139 @@ pub async fn serve(
     }
 }
 
-/// icecast's response shape and the access log, for every axum reply.
+/// Every axum request, in phases: its record is opened from the request as hyper parsed it,
+/// the handler answers, the reply head gets icecast's shape, and the record rides along with
+/// the body: when hyper is done with it (sent, or the connection ended), the record's drop
+/// logs and counts the request.
 async fn icecast_shape(
     Extension(server): Extension<Arc<Server>>,
+    Extension(Peer(peer)): Extension<Peer>,
     req: Request,
     next: Next,
 ) -> Response {
-    let config = server.config();
-    let peer = req.extensions().get::<Peer>().map(|p| p.0);
+    let mut record = open_record(&server, peer, &req);
+    let mut resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    icecast_head(&server, &mut resp);
+    // Only a name that passed authentication is logged: an attempted one may be a typo'd
+    // password, and icecast2 logs a failed login as `-`.
+    if status == 401 {
+        record.user = None;
+    }
+    record.status = status;
+    // A body of known length is logged at that length (also for HEAD); one that streams
+    // (the live page's events) is counted as it goes.
+    let known = axum::body::HttpBody::size_hint(resp.body()).exact();
+    record.bytes = known.unwrap_or(0);
+    resp.map(|body| {
+        Body::new(RecordedBody {
+            body,
+            record,
+            count: known.is_none(),
+        })
+    })
+}
+
+/// The record of an axum request, from the request as hyper parsed it: the raw path, and `-`
+/// for a missing User-Agent.
+fn open_record(server: &Arc<Server>, peer: SocketAddr, req: &Request) -> RequestRecord {
     let version = match req.version() {
         Version::HTTP_10 => "1.0",
         _ => "1.1",
     };
-    let mut entry = AccessEntry {
-        ip: peer.map(|p| peer_ip(&p)).unwrap_or_default(),
-        request: format!("{} {} HTTP/{version}", req.method(), req.uri().path()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        referer: req
-            .headers()
-            .get(header::REFERER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        ..Default::default()
-    };
-    if let Some((user, _)) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::http::basic_auth)
-    {
-        entry.user = Some(user);
-    }
+    let mut record = RequestRecord::new(
+        server,
+        &peer,
+        format!("{} {} HTTP/{version}", req.method(), req.uri().path()),
+    );
+    let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    record.user_agent = text(header::USER_AGENT).map(Into::into);
+    record.referer = text(header::REFERER).map(Into::into);
+    record.set_user(
+        text(header::AUTHORIZATION)
+            .and_then(crate::http::basic_auth)
+            .map(|(user, _)| user),
+    );
     // The route template, never the raw path, keeps the label set bounded.
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        // The fallback route (playlists, static files, 404) has no template of its own.
-        .unwrap_or_else(|| "files".to_string());
-    let method = req.method().as_str().to_string();
-    let mut resp = next.run(req).await;
-    *resp.version_mut() = Version::HTTP_10;
+    record.count_as_route(
+        req.extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|p| p.as_str().to_string())
+            // The fallback route (playlists, static files, 404) has no template of its own.
+            .unwrap_or_else(|| "files".to_string()),
+    );
+    record
+}
+
+/// icecast's head on an axum reply: hyper writes the status line, `Content-Length` and
+/// `Date`; the version, the reason phrase and icecast's lines are set here from the same
+/// [`IcecastHead`] the front door writes as bytes. Handlers' own headers come first.
+fn icecast_head(server: &Server, resp: &mut Response) {
+    let config = server.config();
+    let extra = Server::extra_headers(&config, &[]);
     let status = resp.status().as_u16();
-    server.metrics.http_request(&route, &method, status);
-    // icecast's reason phrases ("Authentication Required", "File Not Found"), not hyper's.
+    let head = IcecastHead {
+        code: status,
+        server_id: &config.server_id,
+        date: None,
+        content_type: None,
+        extra: &extra,
+    };
+    *resp.version_mut() = Version::HTTP_10;
     resp.extensions_mut()
         .insert(hyper::ext::ReasonPhrase::from_static(
             crate::http::reason(status).as_bytes(),
         ));
     let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&config.server_id) {
-        h.insert(header::SERVER, v);
-    }
-    h.insert(header::CONNECTION, HeaderValue::from_static("Close"));
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-cache, no-store"));
-    h.entry(header::EXPIRES)
-        .or_insert(HeaderValue::from_static("Mon, 26 Jul 1997 05:00:00 GMT"));
-    h.entry(header::PRAGMA)
-        .or_insert(HeaderValue::from_static("no-cache"));
-    for extra in &config.http_headers {
-        if extra.status.is_none_or(|s| s == status) {
-            if let (Ok(n), Ok(v)) = (
-                header::HeaderName::from_bytes(extra.name.as_bytes()),
-                HeaderValue::from_str(&extra.value),
-            ) {
-                h.insert(n, v);
-            }
+    for line in head.lines().into_iter().chain(head.extra_lines()) {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(line.name.as_bytes()),
+            HeaderValue::from_str(&line.value),
+        ) else {
+            continue;
+        };
+        if line.default {
+            h.entry(name).or_insert(value);
+        } else {
+            h.insert(name, value);
         }
     }
-    // Only a name that passed authentication is logged: an attempted one may be a typo'd
-    // password, and icecast2 logs a failed login as `-`.
-    if status == 401 {
-        entry.user = None;
+}
+
+/// An axum reply body on its way out, carrying its request's record. hyper drops it once it
+/// has taken the last bytes or the connection ended: that drop is the request's done phase.
+struct RecordedBody {
+    body: Body,
+    record: RequestRecord,
+    /// Count the bytes as they go (a body of unknown length).
+    count: bool,
+}
+
+impl axum::body::HttpBody for RecordedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let (true, Poll::Ready(Some(Ok(f)))) = (this.count, &frame) {
+            if let Some(data) = f.data_ref() {
+                this.record.bytes += data.len() as u64;
+            }
+        }
+        frame
     }
-    entry.status = status;
-    entry.bytes = axum::body::HttpBody::size_hint(resp.body())
-        .exact()
-        .unwrap_or(0);
-    server.access_log.log(&entry);
-    resp
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The Prometheus text format.
@@ -375,5 +415,40 @@ async fn status_page(Extension(server): Extension<Arc<Server>>) -> Response {
 impl IntoResponse for IcecastReply {
     fn into_response(self) -> Response {
         self.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn icecast_head_follows_the_handlers_headers() {
+        let server = Server::new(Config::default(), None);
+        let mut resp = error(401, "");
+        icecast_head(&server, &mut resp);
+        assert_eq!(resp.version(), Version::HTTP_10);
+        assert_eq!(
+            resp.extensions()
+                .get::<hyper::ext::ReasonPhrase>()
+                .map(|r| r.as_bytes()),
+            Some(&b"Authentication Required"[..])
+        );
+        let names: Vec<&str> = resp.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "www-authenticate",
+                "server",
+                "connection",
+                "cache-control",
+                "expires",
+                "pragma",
+                "access-control-allow-origin"
+            ]
+        );
+        assert_eq!(resp.headers()[header::CONNECTION], "Close");
     }
 }

@@ -10,16 +10,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::access_log::AccessEntry;
 use crate::documents::stats_events::{self, StatsTable};
+use crate::http::RequestHead;
 use crate::http::request::basic_auth;
 use crate::http::response::SOURCE_OK;
-use crate::http::{self, RequestHead};
+use crate::net::{Reply, RequestRecord};
 use crate::server::Server;
 
 /// How often stats are compared. icecast sends most changes at once; a quarter second is
@@ -54,25 +54,22 @@ impl Drop for Counted<'_> {
 }
 
 /// Serve one `STATS <any path>` request (icecast ignores the path). Admin credentials only;
-/// anything else gets icecast's 401.
+/// anything else gets icecast's 401. The request's record logs it when it is done.
 pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, peer: SocketAddr) {
-    let started = Instant::now();
+    let mut record = RequestRecord::for_head(&server, &head, &peer);
     let config = server.config();
-    let mut entry = AccessEntry::for_request(&head, &peer);
     let admin = head
         .header("authorization")
         .and_then(basic_auth)
         .is_some_and(|(user, pass)| config.admin_credentials_ok(&user, &pass));
     if !admin {
-        let extra = Server::extra_headers(&config, &[]);
-        let reply = http::error_response(401, "", &config.server_id, &extra);
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&reply)).await;
-        entry.status = 401;
-        server.access_log.log(&entry);
+        let reply = Reply::error(&config, &[], 401, "");
+        record.status = reply.status;
+        reply.send(&mut stream, WRITE_TIMEOUT).await;
         return;
     }
-    entry.user = Some(config.auth.admin_user.clone());
-    entry.status = 200;
+    record.set_user(Some(config.auth.admin_user.as_str()));
+    record.status = 200;
     drop(config);
     drop(head);
 
@@ -118,7 +115,5 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, 
             _ = &mut shutdown => break,
         }
     }
-    entry.bytes = sent;
-    entry.seconds = started.elapsed().as_secs();
-    server.access_log.log(&entry);
+    record.bytes = sent;
 }

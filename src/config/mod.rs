@@ -129,13 +129,8 @@ pub struct Logging {
     pub level: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct HttpHeader {
-    pub name: String,
-    pub value: String,
-    /// Only on responses with this status; `None` = every response, errors included.
-    pub status: Option<u16>,
-}
+/// A configured extra response header; defined with the reply heads that send it.
+pub use crate::http::response::HttpHeader;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tuning {

@@ -14,4 +14,4 @@ pub use request::{
     ParseError, RequestHead, basic_auth, find_head_end, find_head_end_or_blank, parse_head,
     percent_decode,
 };
-pub use response::{ErrorKind, error_response, reason};
+pub use response::{IcecastHead, error_response, reason};

@@ -11,10 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::SourceSession;
-use crate::access_log::AccessEntry;
 use crate::http::request::secret_eq;
 use crate::http::response::ICY_OK;
-use crate::net::peer_ip;
+use crate::net::RequestRecord;
 use crate::server::Server;
 
 /// Cap on the password line plus the header block.
@@ -47,6 +46,10 @@ fn line_end(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n').map(|i| i + 1)
 }
 
+/// One ICY source connection, in phases: admission (the password line, then after `OK2` the
+/// header block, then a free mount), the body (the stream) and done: once the header block
+/// is in, the request has a record, and dropping it writes the access-log line. A wrong
+/// password or an unfinished handshake is closed unlogged.
 pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, mount: String) {
     let config = server.config();
     let deadline = tokio::time::Instant::now() + config.limits.header_timeout;
@@ -90,16 +93,13 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "audio/mpeg".into());
-    let mut entry = AccessEntry {
-        ip: peer_ip(&peer),
-        user: Some("source".into()),
-        request: format!("SOURCE {mount} ICY/1.0"),
-        user_agent: headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
-            .map(|(_, v)| v.clone()),
-        ..Default::default()
-    };
+    // From here the request is logged, when its record is dropped.
+    let mut record = RequestRecord::new(&server, &peer, format!("SOURCE {mount} ICY/1.0"));
+    record.set_user(Some("source"));
+    record.user_agent = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+        .map(|(_, v)| v.as_str().into());
     if server.registry.contains(&mount) {
         server
             .registry
@@ -117,8 +117,8 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
                     .with_label_values(&[&label, "icy", why.outcome()])
                     .inc();
                 super::source::warn_refused(&config, &mount, &peer, why);
-                entry.status = 403;
-                server.access_log.log(&entry);
+                // Refused without a reply, as icecast2 does.
+                record.status = 403;
                 return;
             }
         };
@@ -129,12 +129,10 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
         .with_label_values(&[&label, "icy", "accepted"])
         .inc();
     let initial: Bytes = buf.split().freeze();
-    let (bytes, elapsed, reason) = session.run(&mut stream, initial).await;
+    record.status = 200;
+    let (bytes, _, reason) = session.run(&mut stream, initial).await;
     tracing::debug!(mount, bytes, ?reason, "ICY source over");
-    entry.status = 200;
-    entry.bytes = bytes;
-    entry.seconds = elapsed.as_secs();
-    server.access_log.log(&entry);
+    record.bytes = bytes;
 }
 
 fn password_from_line(line: &str) -> &str {

@@ -11,11 +11,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::{SourceSession, StartError};
-use crate::access_log::AccessEntry;
 use crate::config::Config;
-use crate::http::{self, RequestHead, basic_auth, response};
+use crate::http::{RequestHead, basic_auth, response};
 use crate::mount::SourceRejected;
-use crate::net;
+use crate::net::{self, Reply, RequestRecord};
 use crate::server::Server;
 
 /// Check source credentials: user `source` or the mount's username, password the mount's or
@@ -50,6 +49,10 @@ pub fn warn_refused(config: &Config, mount: &str, peer: &SocketAddr, why: Source
     }
 }
 
+/// One SOURCE or PUT request, in phases: admission (credentials, content type, a free mount),
+/// the reply head (`100 Continue` when asked, then `200 OK`), the body (the stream, until
+/// the source leaves), and done: the request's record, dropped on the way out whatever
+/// happened, writes its access-log line.
 pub async fn run(
     server: Arc<Server>,
     mut stream: TcpStream,
@@ -57,17 +60,52 @@ pub async fn run(
     rest: Bytes,
     peer: SocketAddr,
 ) {
+    let mut record = RequestRecord::for_head(&server, &head, &peer);
+    let (session, mount_name) = match admit(&server, &head, &peer, &mut record).await {
+        Ok(admitted) => admitted,
+        Err(reply) => {
+            record.status = reply.status;
+            net::reply_and_close(&mut stream, &reply.bytes).await;
+            return;
+        }
+    };
+
+    let expects_continue = head
+        .header("expect")
+        .is_some_and(|e| e.to_ascii_lowercase().contains("100-continue"));
+    let mut reply = Vec::with_capacity(64);
+    if expects_continue {
+        reply.extend_from_slice(response::CONTINUE);
+    }
+    reply.extend_from_slice(response::SOURCE_OK);
+    if let Err(e) = stream.write_all(&reply).await {
+        tracing::debug!(mount = %mount_name, "source went away before 200: {e}");
+    }
+    record.status = 200;
+    drop(head);
+
+    let (bytes, _, reason) = session.run(&mut stream, rest).await;
+    tracing::debug!(mount = %mount_name, bytes, ?reason, "source session over");
+    record.bytes = bytes;
+}
+
+/// Check the credentials and the content type, wait for a mount still held by a source that
+/// is leaving, and start the session. Fills in the record's user; outcome metrics are
+/// counted here. A refusal is icecast's reply, with the mount's configured headers.
+async fn admit(
+    server: &Arc<Server>,
+    head: &RequestHead,
+    peer: &SocketAddr,
+    record: &mut RequestRecord,
+) -> Result<(SourceSession, String), Reply> {
     let config = server.config();
     let mount_name = head.path.clone();
-    let mut entry = AccessEntry::for_request(&head, &peer);
     let mount_cfg = config.mount(&mount_name);
-    let extra_mount = mount_cfg
+    let mount_headers = mount_cfg
         .as_deref()
         .map(|m| m.http_headers.as_slice())
         .unwrap_or(&[]);
-    let extra = Server::extra_headers(&config, extra_mount);
-    let reply_error =
-        |code: u16, msg: &str| http::error_response(code, msg, &config.server_id, &extra);
+    let refuse = |code: u16, msg: &str| Reply::error(&config, mount_headers, code, msg);
     let protocol = if head.method == "PUT" {
         "put"
     } else {
@@ -83,7 +121,7 @@ pub async fn run(
     };
 
     let user = if mount_name.starts_with('/') {
-        source_authorized(&config, &mount_name, &head)
+        source_authorized(&config, &mount_name, head)
     } else {
         None
     };
@@ -97,12 +135,9 @@ pub async fn run(
         } else {
             "rejected_auth"
         });
-        entry.status = 401;
-        net::reply_and_close(&mut stream, &reply_error(401, "")).await;
-        server.access_log.log(&entry);
-        return;
+        return Err(refuse(401, ""));
     };
-    entry.user = Some(user);
+    record.set_user(Some(user));
 
     let content_type = match head.header("content-type") {
         Some(ct) if !ct.trim().is_empty() => ct.trim().to_string(),
@@ -110,10 +145,7 @@ pub async fn run(
         _ if head.method == "SOURCE" => "audio/mpeg".to_string(),
         _ => {
             count("rejected_type");
-            entry.status = 403;
-            net::reply_and_close(&mut stream, &reply_error(403, "No Content-type given")).await;
-            server.access_log.log(&entry);
-            return;
+            return Err(refuse(403, "No Content-type given"));
         }
     };
     let chunked = head
@@ -126,46 +158,26 @@ pub async fn run(
             .wait_until_free(&mount_name, RECONNECT_PATIENCE)
             .await;
     }
-    let session = match SourceSession::start(
-        &server,
+    match SourceSession::start(
+        server,
         &mount_name,
         &head.headers,
         &content_type,
-        &peer,
+        peer,
         chunked,
     )
     .await
     {
-        Ok(s) => s,
+        Ok(session) => {
+            count("accepted");
+            Ok((session, mount_name))
+        }
         Err(StartError::Rejected(why)) => {
             count(why.outcome());
-            warn_refused(&config, &mount_name, &peer, why);
-            entry.status = 403;
-            net::reply_and_close(&mut stream, &reply_error(403, &why.to_string())).await;
-            server.access_log.log(&entry);
-            return;
+            warn_refused(&config, &mount_name, peer, why);
+            Err(refuse(403, &why.to_string()))
         }
-    };
-
-    count("accepted");
-    let expects_continue = head
-        .header("expect")
-        .is_some_and(|e| e.to_ascii_lowercase().contains("100-continue"));
-    let mut reply = Vec::with_capacity(64);
-    if expects_continue {
-        reply.extend_from_slice(response::CONTINUE);
     }
-    reply.extend_from_slice(response::SOURCE_OK);
-    if let Err(e) = stream.write_all(&reply).await {
-        tracing::debug!(mount = %mount_name, "source went away before 200: {e}");
-    }
-    drop(head);
-    let (bytes, elapsed, reason) = session.run(&mut stream, rest).await;
-    tracing::debug!(mount = %mount_name, bytes, ?reason, "source session over");
-    entry.status = 200;
-    entry.bytes = bytes;
-    entry.seconds = elapsed.as_secs();
-    server.access_log.log(&entry);
 }
 
 #[cfg(test)]
@@ -174,7 +186,7 @@ mod tests {
     use crate::config::MountConfig;
 
     fn head(raw: &str) -> RequestHead {
-        http::parse_head(raw.as_bytes()).unwrap()
+        crate::http::parse_head(raw.as_bytes()).unwrap()
     }
 
     #[test]

@@ -1,95 +1,36 @@
-//! The listener hot path: admission (max-listeners, fallback-when-full), the icecast-style
-//! response head, then a loop that sends the mount's shared blocks with vectored writes.
+//! The listener hot path, in phases: admission and the response head (`admit.rs`), then the
+//! body: a loop that sends the mount's shared blocks with vectored writes (`writer.rs`).
+//! The request's record logs it when it is done; nothing here writes the access log.
 //!
 //! Per listener there is only a cursor and a few counters; audio is never copied. Writes are
 //! coalesced: once a listener has caught up, it waits up to `flush-interval` before the next
 //! write, so thousands of listeners cost a few large writes a second each rather than one
 //! small write per block. ICY metadata is interleaved by slicing the shared `Bytes`.
 
+mod admit;
 mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::access_log::AccessEntry;
-use crate::config::{Config, HttpHeader};
 use crate::format::Block;
-use crate::http::response::{common_head, push_extra_headers};
-use crate::http::{self, RequestHead};
-use crate::mount::{Cursor, Kick, ListenerEntry, Mount, ReadOutcome};
+use crate::http::RequestHead;
+use crate::mount::{Cursor, Kick, Mount, ReadOutcome};
+use crate::net::RequestRecord;
 use crate::server::Server;
+pub use admit::resolve;
+use admit::{Admission, Open, admit};
 use writer::{IcyState, write_all};
 
 /// Most bytes gathered for one write (the burst goes out in a few of these).
 const MAX_WRITE: usize = 256 * 1024;
 /// How often a blocked write checks whether the listener fell out of the queue.
 const LAG_CHECK: Duration = Duration::from_secs(1);
-
-/// Response headers that browsers may read from a cross-origin stream (for ICY parsing).
-const EXPOSE_HEADERS: &str =
-    "icy-metaint, icy-br, icy-name, icy-description, icy-genre, icy-url, icy-pub, ice-audio-info";
-
-/// The live mount that serves `path`: the mount itself, or for a configured mount that is
-/// not live, the first live mount down its fallback chain.
-pub fn resolve(server: &Server, path: &str) -> Option<Arc<Mount>> {
-    if let Some(m) = server.registry.get(path) {
-        if !m.is_ended() {
-            return Some(m);
-        }
-    }
-    let config = server.config();
-    let first = config.mount(path)?.fallback_mount.clone()?;
-    server.registry.resolve_fallback(
-        Some(first),
-        |n| config.mount(n).and_then(|m| m.fallback_mount.clone()),
-        None,
-    )
-}
-
-/// Longest a listener waits for an on-demand source to start.
-const STANDBY_WAIT: Duration = Duration::from_secs(20);
-
-/// A standby mount (an on-demand relay not started yet) has no stream to describe: ask for
-/// its source and wait, before any reply, until a live mount takes its place, as icecast's
-/// pending listeners do. `None` when it does not start in time or the client hangs up.
-async fn await_live(
-    server: &Server,
-    mut mount: Arc<Mount>,
-    path: &str,
-    stream: &mut TcpStream,
-) -> Option<Arc<Mount>> {
-    let deadline = tokio::time::Instant::now() + STANDBY_WAIT;
-    while mount.is_standby() {
-        {
-            let notified = mount.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let _waiting = mount.wait_for_source();
-            if !mount.is_ended() {
-                tokio::select! {
-                    _ = &mut notified => {}
-                    _ = tokio::time::sleep_until(deadline) => return None,
-                    _ = stream.readable() => {
-                        if client_gone(stream) {
-                            return None;
-                        }
-                    }
-                }
-            }
-        }
-        mount = resolve(server, path)?;
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-    }
-    Some(mount)
-}
 
 /// Why a listener left, for logs and stats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +42,12 @@ enum Exit {
     Shutdown,
 }
 
+/// The longest a client gets to take a reply that ends its request (a refusal, HEAD).
+const REPLY_TIME: Duration = Duration::from_secs(5);
+
+/// One listener request, in phases: admission (standby wait, OPTIONS and HEAD, listener
+/// authentication, a listener slot), the reply head, the body (the stream), and done: the
+/// request's record, dropped on the way out whatever happened, writes its access-log line.
 pub async fn serve(
     server: Arc<Server>,
     mut stream: TcpStream,
@@ -108,11 +55,24 @@ pub async fn serve(
     peer: SocketAddr,
     mount: Arc<Mount>,
 ) {
-    let mut entry = AccessEntry::for_request(&head, &peer);
-    let started = Instant::now();
-    // Everything up to the stream runs in a future of its own, boxed and freed once the
-    // listener is admitted: its locals (the request head, the config, a login, the standby
-    // wait) would otherwise keep their space in every listener's task for as long as it stays.
+    let mut record = RequestRecord::for_head(&server, &head, &peer);
+    // Admission, and the reply of a request answered without a stream, run in a future of
+    // their own, boxed and freed once the listener is admitted: their locals (the request
+    // head, the config, a login, the standby wait, a reply's write) would otherwise keep
+    // their space in every listener's task for as long as it stays.
+    let admitted = Box::pin(async {
+        match admit(&server, &mut stream, head, peer, mount, &mut record).await {
+            Admission::Listen(open) => {
+                record.status = 200;
+                Some(open)
+            }
+            Admission::Answered(reply) => {
+                record.status = reply.status;
+                reply.send(&mut stream, REPLY_TIME).await;
+                None
+            }
+        }
+    });
     let Some(Open {
         mut session,
         response,
@@ -120,30 +80,22 @@ pub async fn serve(
         id,
         limit_timer,
         on_leave,
-    }) = Box::pin(open_session(
-        &server,
-        &mut stream,
-        head,
-        peer,
-        mount,
-        &mut entry,
-    ))
-    .await
+    }) = admitted.await
     else {
         return;
     };
 
+    // The reply head goes out with the first data.
     let exit = session.run(&server, &mut stream, response, &kick, id).await;
     if let Some(le) = session.mount.unregister_listener(id) {
-        entry.ip = le.ip.to_string();
-        entry.user_agent = Some(le.user_agent);
+        record.user_agent = Some(le.user_agent.into());
     }
     session.mount.remove_listener();
     if let Some(t) = limit_timer {
         t.abort();
     }
     if let Some(r) = on_leave {
-        r.send(started.elapsed().as_secs());
+        r.send(record.elapsed().as_secs());
     }
     let label = server.metrics.mount_label(&session.mount.name);
     server
@@ -151,199 +103,8 @@ pub async fn serve(
         .listener_disconnects
         .with_label_values(&[&label, exit.label()])
         .inc();
-    tracing::debug!(mount = %session.mount.name, ip = %entry.ip, ?exit, bytes = session.sent, "listener left");
-    entry.bytes = session.sent;
-    entry.seconds = started.elapsed().as_secs();
-    server.access_log.log(&entry);
-}
-
-/// A listener admitted and about to be streamed to.
-struct Open {
-    session: Session,
-    /// The response head, sent with the first data.
-    response: Bytes,
-    kick: Arc<Kick>,
-    id: u64,
-    /// A url backend's time limit, and its leave hook.
-    limit_timer: Option<tokio::task::JoinHandle<()>>,
-    on_leave: Option<Box<crate::listener_auth::url::Removal>>,
-}
-
-/// Wait for a standby mount, answer OPTIONS and HEAD, authenticate, take a listener slot and
-/// register the listener. `None` when the request was answered here (and logged).
-async fn open_session(
-    server: &Arc<Server>,
-    stream: &mut TcpStream,
-    head: RequestHead,
-    peer: SocketAddr,
-    mount: Arc<Mount>,
-    entry: &mut AccessEntry,
-) -> Option<Open> {
-    let Some(mount) = await_live(server, mount, &head.path, stream).await else {
-        let config = server.config();
-        let extra = Server::extra_headers(&config, &[]);
-        let _ = stream
-            .write_all(&http::error_response(
-                404,
-                "The file you requested could not be found",
-                &config.server_id,
-                &extra,
-            ))
-            .await;
-        entry.status = 404;
-        server.access_log.log(entry);
-        return None;
-    };
-    let config = server.config();
-
-    if head.method == "OPTIONS" {
-        let reply = preflight(&config, &mount.settings.http_headers);
-        let _ = stream.write_all(reply.as_bytes()).await;
-        entry.status = 204;
-        server.access_log.log(entry);
-        return None;
-    }
-
-    // Listener authentication, at admit only. It guards the requested mount, also when the
-    // listener is then served by a fallback. Without any in the config this costs a scan of
-    // a few flags.
-    let id = server.next_client_id();
-    let mut login = match config.listener_auth(&head.path) {
-        None => None,
-        Some(auth) => {
-            let allow_dup = auth.allow_duplicate_users;
-            // Boxed: the backend exchange must not enlarge every listener's task.
-            match Box::pin(crate::listener_auth::login(server, auth, &head, &peer, id)).await {
-                // Checked here too (not only at registration) so that a refused duplicate
-                // does not first take a slot and count in listener_peak.
-                Some(l) if allow_dup || l.user.as_deref().is_none_or(|u| !mount.has_user(u)) => {
-                    Some((l, allow_dup))
-                }
-                refused => {
-                    left_early(refused);
-                    server
-                        .metrics
-                        .listener_outcome(&mount.name, "rejected_auth");
-                    refuse_401(&config, stream).await;
-                    entry.status = 401;
-                    server.access_log.log(entry);
-                    return None;
-                }
-            }
-        }
-    };
-
-    let metaint = mount.listener_metaint(head.wants_icy_metadata());
-    // HEAD only asks what the stream is: it takes no listener slot and counts in no stats.
-    if head.method == "HEAD" {
-        left_early(login.take().map(|(l, _)| l));
-        let response = response_head(&config, &mount, metaint);
-        let _ = stream.write_all(response.as_bytes()).await;
-        entry.status = 200;
-        server.access_log.log(entry);
-        return None;
-    }
-
-    // Admission: max-listeners, else fallback-when-full, else icecast's 403.
-    let requested = mount.name.clone();
-    let mount = match admit(server, mount) {
-        Ok(m) => {
-            server.metrics.listener_outcome(&requested, "accepted");
-            m
-        }
-        Err(()) => {
-            left_early(login.take().map(|(l, _)| l));
-            server
-                .metrics
-                .listener_outcome(&requested, "rejected_limit");
-            let extra = Server::extra_headers(&config, &[]);
-            let _ = stream
-                .write_all(&http::error_response(
-                    403,
-                    "max listeners reached",
-                    &config.server_id,
-                    &extra,
-                ))
-                .await;
-            entry.status = 403;
-            server.access_log.log(entry);
-            return None;
-        }
-    };
-
-    let kick = Arc::new(Kick::default());
-    let (login, allow_dup) = match login {
-        Some((l, allow_dup)) => (Some(l), allow_dup),
-        None => (None, true),
-    };
-    let user = login.as_ref().and_then(|l| l.user.clone());
-    // The mount's listener table holds the only copy of IP and user agent while the
-    // listener runs (it exists by the thousand); the log line takes them back at the end.
-    let listener_entry = ListenerEntry {
-        ip: crate::net::peer_addr(&peer),
-        user_agent: entry.user_agent.take().unwrap_or_default(),
-        connected: SystemTime::now(),
-        kick: kick.clone(),
-        username: user.as_deref().map(Into::into),
-    };
-    if user.is_some() && !allow_dup {
-        if !mount.register_unique_user(id, listener_entry) {
-            // icecast2 answers a second concurrent login of one user with 401.
-            mount.remove_listener();
-            left_early(login);
-            tracing::info!(mount = %mount.name, user, "duplicate login refused");
-            server.metrics.listener_outcome(&requested, "rejected_auth");
-            refuse_401(&config, stream).await;
-            entry.status = 401;
-            entry.user = user;
-            server.access_log.log(entry);
-            return None;
-        }
-    } else {
-        mount.register_listener(id, listener_entry);
-    }
-    entry.user = user;
-    entry.ip = String::new();
-    // A url backend's time limit ends the listener through its kick, like killclient.
-    let (timelimit, on_leave) = match login {
-        Some(l) => (l.timelimit, l.on_leave),
-        None => (None, None),
-    };
-    let limit_timer = timelimit.map(|t| {
-        let kick = kick.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(t).await;
-            kick.kick();
-        })
-    });
-
-    let response = response_head(&config, &mount, metaint);
-    entry.status = 200;
-    drop(head);
-
-    server
-        .stats
-        .listener_connections
-        .fetch_add(1, Ordering::Relaxed);
-
-    let session = Session {
-        cursor: Cursor::burst(&mount),
-        epoch: mount.redirect_epoch(),
-        mount,
-        icy: IcyState::new(metaint),
-        sent: 0,
-        flush_interval: config.tuning.flush_interval,
-        last_pause: config.tuning.flush_interval,
-    };
-    drop(config);
-    Some(Open {
-        session,
-        response: Bytes::from(response),
-        kick,
-        id,
-        limit_timer,
-        on_leave,
-    })
+    tracing::debug!(mount = %session.mount.name, ip = %record.peer(), ?exit, bytes = session.sent, "listener left");
+    record.bytes = session.sent;
 }
 
 impl Exit {
@@ -357,84 +118,6 @@ impl Exit {
             Exit::Shutdown => "shutdown",
         }
     }
-}
-
-/// A listener accepted by a url backend but not served after all: tell the backend it left.
-fn left_early(login: Option<crate::listener_auth::Login>) {
-    if let Some(r) = login.and_then(|l| l.on_leave) {
-        r.send(0);
-    }
-}
-
-/// icecast's 401: `WWW-Authenticate: Basic realm="Icecast2 Server"`, `You need to authenticate`.
-async fn refuse_401(config: &Config, stream: &mut TcpStream) {
-    let extra = Server::extra_headers(config, &[]);
-    let reply = http::error_response(401, "", &config.server_id, &extra);
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(&reply)).await;
-}
-
-/// Take a listener slot on `mount` or, when full and configured, on its fallbacks.
-fn admit(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
-    let mut current = mount;
-    for _ in 0..crate::mount::registry::MAX_FALLBACK_DEPTH {
-        if current.try_add_listener() {
-            return Ok(current);
-        }
-        if !current.settings.fallback_when_full {
-            return Err(());
-        }
-        let next = current.fallback().ok_or(())?;
-        current = server
-            .registry
-            .get(&next)
-            .filter(|m| !m.is_ended())
-            .ok_or(())?;
-    }
-    Err(())
-}
-
-/// `HTTP/1.0 200 OK`, the common block, the source-derived `icy-*` lines and, when asked
-/// for, `icy-metaint`.
-fn response_head(config: &Config, mount: &Mount, metaint: usize) -> String {
-    let mut out = String::with_capacity(512);
-    let extra = Server::extra_headers(config, &mount.settings.http_headers);
-    mount.with_info(|info| {
-        common_head(&mut out, 200, &config.server_id, &info.content_type, &extra);
-        out.push_str("Access-Control-Expose-Headers: ");
-        out.push_str(EXPOSE_HEADERS);
-        out.push_str("\r\n");
-        out.push_str(&info.listener_headers);
-    });
-    if metaint > 0 {
-        out.push_str(&format!("icy-metaint:{metaint}\r\n"));
-    }
-    out.push_str("\r\n");
-    out
-}
-
-/// The CORS preflight icecast2 lacks: web players may then send `Icy-MetaData` and `Range`.
-fn preflight(config: &Config, mount_headers: &[HttpHeader]) -> String {
-    let extra = Server::extra_headers(config, mount_headers);
-    let mut out = format!(
-        "HTTP/1.0 204 No Content\r\nServer: {}\r\nConnection: Close\r\nDate: {}\r\n",
-        config.server_id,
-        httpdate::fmt_http_date(SystemTime::now())
-    );
-    if !extra
-        .iter()
-        .any(|h| h.name.eq_ignore_ascii_case("access-control-allow-origin"))
-    {
-        out.push_str("Access-Control-Allow-Origin: *\r\n");
-    }
-    out.push_str("Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n");
-    out.push_str("Access-Control-Allow-Headers: Icy-MetaData, Range\r\n");
-    out.push_str(&format!(
-        "Access-Control-Expose-Headers: {EXPOSE_HEADERS}\r\n"
-    ));
-    out.push_str("Access-Control-Max-Age: 86400\r\n");
-    push_extra_headers(&mut out, 204, &extra);
-    out.push_str("\r\n");
-    out
 }
 
 /// Bytes a coalesced write aims for: enough to make the syscall worth it, small next to

@@ -1,26 +1,28 @@
 //! The front door: our own accept loop. It reads each request head under a size cap and the
 //! header timeout, then runs SOURCE/PUT ingest and the listener hot path itself and hands
 //! everything else to axum through a prefix-replaying IO (hyper cannot read bodies that run
-//! until close, nor send `100 Continue`). [`client`] is the outgoing side: the I/O of the one
-//! HTTP/1 client.
+//! until close, nor send `100 Continue`). Every path takes its request through admission,
+//! reply head and body; the request's [`RequestRecord`] logs it when done. [`client`] is the
+//! outgoing side: the I/O of the one HTTP/1 client.
 
 pub mod client;
 pub mod prefixed;
+pub mod record;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::access_log::AccessEntry;
-use crate::config::Config;
+use crate::config::{Config, HttpHeader};
 use crate::http::{self, RequestHead};
 use crate::server::{ClientGuard, Server};
 use crate::{admin, ingest, listen, web};
+pub use record::RequestRecord;
 
 /// What a bound socket speaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,14 +165,9 @@ async fn handle_connection(
 ) {
     let config = server.config();
     let Some(_guard) = ClientGuard::admit(&server, config.limits.clients) else {
-        let extra = Server::extra_headers(&config, &[]);
-        let reply = http::error_response(
-            403,
-            "Icecast connection limit reached",
-            &config.server_id,
-            &extra,
-        );
-        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(&reply)).await;
+        Reply::error(&config, &[], 403, "Icecast connection limit reached")
+            .send(&mut stream, Duration::from_secs(2))
+            .await;
         return;
     };
     if let PortKind::Shoutcast { mount } = kind {
@@ -183,16 +180,21 @@ async fn handle_connection(
         .await;
         return;
     }
-    let (head, raw, rest) = match read_head(&mut stream, config.limits.header_timeout).await {
+    let header_timeout = config.limits.header_timeout;
+    // Not held for as long as the request runs: a listener would keep an old config alive.
+    drop(config);
+    let (head, raw, rest) = match read_head(&mut stream, header_timeout).await {
         Ok(v) => v,
         Err(e) => {
             tracing::debug!(%peer, "closing: {e}");
             return;
         }
     };
-    // Only the listener path runs inline: a task's future is as large as its largest state,
-    // and listeners are the tasks that exist by the thousand. Sources and hyper connections
-    // are boxed so they do not size every listener's allocation.
+    // Each path runs its request through admission, reply head and body, filling its
+    // `RequestRecord`; the record's drop is the done phase that logs it. Only the listener
+    // path runs inline: a task's future is as large as its largest state, and listeners are
+    // the tasks that exist by the thousand. Sources and hyper connections are boxed so they
+    // do not size every listener's allocation.
     match head.method.as_str() {
         "SOURCE" | "PUT" => {
             Box::pin(ingest::source::run(
@@ -223,15 +225,42 @@ async fn handle_connection(
             Box::pin(web::serve(server.clone(), stream, raw, rest, peer)).await
         }
         _ => {
-            // Unknown methods are closed without a reply, as icecast2 does.
-            server.access_log.log(&AccessEntry {
-                ip: peer_ip(&peer),
-                request: head.log_line(),
-                status: 400,
-                user_agent: Some(head.user_agent().to_string()),
-                ..Default::default()
-            });
+            // Unknown methods are closed without a reply, as icecast2 does, and logged (as
+            // the record goes) with their request line and user agent.
+            let mut record = RequestRecord::new(&server, &peer, head.log_line());
+            record.user_agent = Some(head.user_agent().into());
+            record.status = 400;
         }
+    }
+}
+
+/// A reply that ends a request before any body: a refusal, or a complete answer (HEAD,
+/// OPTIONS). The path that decided it sends it and puts its status in the request's record.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub bytes: Vec<u8>,
+}
+
+impl Reply {
+    /// icecast's error reply, with the configured headers (global, then the mount's).
+    pub fn error(config: &Config, mount_headers: &[HttpHeader], code: u16, message: &str) -> Self {
+        let extra = Server::extra_headers(config, mount_headers);
+        Reply {
+            status: code,
+            bytes: http::error_response(
+                code,
+                message,
+                &config.server_id,
+                &extra,
+                SystemTime::now(),
+            ),
+        }
+    }
+
+    /// Send it, giving up on a client that does not take it `within` that time.
+    pub async fn send(&self, stream: &mut TcpStream, within: Duration) {
+        let _ = tokio::time::timeout(within, stream.write_all(&self.bytes)).await;
     }
 }
 
@@ -304,6 +333,52 @@ pub async fn read_head(
             .map_err(|_| HeadError::Timeout)??;
         if n == 0 {
             return Err(HeadError::Closed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listener's task is the one that exists by the thousand: its future must not grow.
+    #[tokio::test]
+    async fn listener_task_size() {
+        let server = Server::new(Config::default(), None);
+        let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = socket.accept().await.unwrap();
+        let settings = crate::mount::MountSettings::resolve(&Config::default(), "/m");
+        let mount = Arc::new(crate::mount::Mount::new(
+            "/m",
+            Default::default(),
+            settings,
+            None,
+        ));
+        let head = http::parse_head(b"GET /m HTTP/1.0\r\n\r\n").unwrap();
+        let serve = listen::serve(server.clone(), stream, head, peer, mount);
+        let serve_size = std::mem::size_of_val(&serve);
+        drop(serve);
+        let (stream, peer) = {
+            let _c = TcpStream::connect(addr).await.unwrap();
+            socket.accept().await.unwrap()
+        };
+        let task = handle_connection(server, stream, peer, &PortKind::Http);
+        let task_size = std::mem::size_of_val(&task);
+        eprintln!("listen::serve future: {serve_size} bytes; connection task: {task_size} bytes");
+        drop(client);
+        // What they were before request handling went into phases (issue 10), in a debug
+        // build; a new toolchain may shift both, then measure again before moving the bounds.
+        if cfg!(debug_assertions) {
+            assert!(
+                serve_size <= 1368,
+                "listen::serve grew to {serve_size} bytes"
+            );
+            assert!(
+                task_size <= 1768,
+                "the connection task grew to {task_size} bytes"
+            );
         }
     }
 }

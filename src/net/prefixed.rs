@@ -1,6 +1,16 @@
 //! An IO wrapper that replays bytes already read (the request head we sniffed) before
 //! reading from the socket, so hyper sees the request from its first byte.
 //! (`hyper_util::common::Rewind` does this but is private.)
+//!
+//! Why hyper parses the head a second time instead of axum getting a request built from
+//! ours: what web clients see comes from hyper's parse, and it differs from our liberal
+//! parser's. hyper answers a head we accept but it does not (a raw non-ASCII target, a
+//! control byte in a header value, `HTTP/1.2`, doubled spaces, a bad `Content-Length`) with
+//! its own `HTTP/1.1 400` and no log line; it logs the target still percent-encoded and the
+//! method as sent (`get`); and it places `Content-Length` and `Date` after the handler's
+//! headers. Replacing it would change those bytes, so only the status line and icecast's
+//! lines are set on hyper's replies (`web::icecast_head`), from the same builder the front
+//! door writes.
 
 use std::io;
 use std::pin::Pin;
