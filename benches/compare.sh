@@ -10,6 +10,9 @@
 #   --keep DIR        keep the raw generator JSON (one file per scenario and server) in DIR
 #   --no-write        print the table instead of writing it into BENCHMARKS.md
 #
+# Environment: FLOECAST and LOADGEN name other binaries than target/release's (an older
+# build, to compare versions back to back); NO_BUILD=1 skips `cargo build`.
+#
 # Scenarios, each run against icecast2 and then floecast, with a fresh server every time:
 #   (a) burst:   N listeners connecting at once on 1 mount, real-time 128 kbit/s source,
 #                20 s hold (10 s with --quick), for each N in --listeners
@@ -26,8 +29,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ICECAST=${ICECAST:-/usr/bin/icecast2}
-FLOECAST="$ROOT/target/release/floecast"
-LOADGEN="$ROOT/target/release/floecast-loadgen"
+FLOECAST=${FLOECAST:-"$ROOT/target/release/floecast"}
+LOADGEN=${LOADGEN:-"$ROOT/target/release/floecast-loadgen"}
 MD="$ROOT/BENCHMARKS.md"
 FD_LIMIT=20000
 
@@ -41,7 +44,7 @@ while [[ $# -gt 0 ]]; do
         --quick) QUICK=1; shift ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
         --no-write) WRITE=0; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^#!\{0,1\} \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,27p' "$0" | sed 's/^#!\{0,1\} \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -101,8 +104,10 @@ trap 'exit 130' INT TERM
 
 log() { printf '[compare %s] %s\n' "$(date +%T)" "$*" >&2; }
 
-echo "building floecast (release)..." >&2
-(cd "$ROOT" && cargo build --release --bins) >&2
+if [[ -z ${NO_BUILD:-} ]]; then
+    echo "building floecast (release)..." >&2
+    (cd "$ROOT" && cargo build --release --workspace --bins) >&2
+fi
 
 NEXT_PORT=18100
 free_port() { # prints a TCP port with no listener on it

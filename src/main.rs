@@ -75,7 +75,7 @@ enum Command {
         file: PathBuf,
     },
     /// Run the deterministic P2PSP network simulator (no sockets, virtual time).
-    Simulate(floecast::sim::SimArgs),
+    Simulate(floecast_sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
             };
             run(serve(config, Role::Peer(args, team_socket)))
         }
-        Command::Simulate(args) => floecast::sim::run_cli(args),
+        Command::Simulate(args) => floecast_sim::run_cli(args),
         Command::CheckConfig => {
             if let Some(port) = cli.port {
                 set_port(&mut config, port);

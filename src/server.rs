@@ -78,7 +78,7 @@ pub struct Server {
     /// scrape-time half reads snapshots of this server (see `crate::snapshot`).
     pub metrics: Metrics,
     /// What the supervised tasks (relays, pushes, teams) publish, for status and metrics.
-    pub tasks: crate::supervisor::Supervised,
+    pub tasks: crate::supervisor::state::Supervised,
     /// Woken when the last client leaves.
     clients_gone: Notify,
 }

@@ -12,11 +12,12 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::admin::{json_reply, param};
+use crate::admin::param;
 use crate::documents::{api, pages, status_json};
+use crate::reply::IcecastReply;
+use crate::reply::json_reply;
 use crate::server::Server;
 use crate::snapshot::{capture, identity};
-use crate::web::IcecastReply;
 
 pub fn routes() -> Router {
     Router::new()
@@ -77,6 +78,6 @@ const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 async fn api_status(Extension(server): Extension<Arc<Server>>) -> Response {
     match serde_json::to_value(api::api_status(&capture(&server, None))) {
         Ok(v) => json_reply(&v),
-        Err(e) => crate::web::error(500, &format!("status encoding failed: {e}")),
+        Err(e) => crate::reply::error(500, &format!("status encoding failed: {e}")),
     }
 }

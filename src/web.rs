@@ -16,7 +16,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderName, HeaderValue, Version, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,9 +26,10 @@ use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::http::IcecastHead;
-use crate::http::response::{CHALLENGE, error_page, html_escape};
+use crate::http::response::html_escape;
 use crate::net::RequestRecord;
 use crate::net::prefixed::PrefixedIo;
+use crate::reply::{IcecastReply, error};
 use crate::server::Server;
 
 /// Admin and web requests are small; bound how long one may hold a connection.
@@ -40,50 +41,6 @@ const LONG_LIVED: Duration = Duration::from_secs(24 * 3600);
 /// The peer address, put into request extensions by the front door.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
-
-/// A reply with an icecast-style body and content type.
-pub struct IcecastReply {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-}
-
-impl IcecastReply {
-    pub fn new(status: u16, content_type: &'static str, body: String) -> Self {
-        IcecastReply {
-            status,
-            content_type,
-            body,
-        }
-    }
-}
-
-impl From<IcecastReply> for Response {
-    fn from(r: IcecastReply) -> Response {
-        let mut resp = Response::new(Body::from(r.body));
-        *resp.status_mut() =
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(r.content_type),
-        );
-        resp
-    }
-}
-
-/// icecast's error page (the front door's, from [`error_page`]).
-pub fn error(code: u16, message: &str) -> Response {
-    let (content_type, body) = error_page(code, message);
-    let mut resp: Response = IcecastReply::new(code, content_type, body).into();
-    if code == 401 {
-        // Set here, not left to `icecast_head`, so that it follows Content-Type.
-        resp.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(CHALLENGE.1),
-        );
-    }
-    resp
-}
 
 /// The routes; the server itself arrives per request as an `Arc<Server>` extension, so one
 /// router serves any number of server instances (tests run several in one process).

@@ -16,9 +16,9 @@ use crate::documents::icestats;
 use crate::documents::xml::Element;
 use crate::listener_auth::{self, Added};
 use crate::mount::Mount;
+use crate::reply::{IcecastReply, error};
 use crate::server::Server;
 use crate::snapshot::{self, capture};
-use crate::web::{IcecastReply, error};
 
 /// `stats` / `stats.xml`: every stat, hidden mounts included (admin view).
 /// With a mount, only that mount, followed by its listeners.

@@ -13,8 +13,8 @@ use axum::response::Response;
 use super::{Answer, Caller, authorize, param, query};
 use crate::http::request::secret_eq;
 use crate::mount::Mount;
+use crate::reply::{IcecastReply, error};
 use crate::server::Server;
-use crate::web::{IcecastReply, error};
 
 /// Charsets whose titles arrive as single bytes per character.
 fn is_latin1(charset: &str) -> bool {

@@ -22,8 +22,8 @@ use crate::config::Config;
 use crate::documents::xml::{self, Element};
 use crate::http::basic_auth;
 use crate::http::request::secret_eq;
+use crate::reply::{IcecastReply, error, json_reply};
 use crate::server::Server;
-use crate::web::{IcecastReply, error};
 
 pub fn routes() -> Router {
     Router::new()
@@ -156,10 +156,6 @@ impl Answer {
             }
         }
     }
-}
-
-pub fn json_reply(value: &serde_json::Value) -> Response {
-    IcecastReply::new(200, "application/json; charset=utf-8", value.to_string()).into()
 }
 
 /// `/admin/<command>`: recognise, authenticate, find the mount, run.

@@ -15,7 +15,7 @@ use super::writer::IcyState;
 use super::{Session, client_gone};
 use crate::config::{Config, HttpHeader};
 use crate::http::{IcecastHead, RequestHead};
-use crate::mount::{Cursor, Kick, ListenerEntry, Mount};
+use crate::mount::{Kick, ListenerEntry, Mount};
 use crate::net::{Reply, RequestRecord};
 use crate::server::Server;
 
@@ -224,7 +224,7 @@ pub(super) async fn admit(
         .fetch_add(1, Ordering::Relaxed);
 
     let session = Session {
-        cursor: Cursor::burst(&mount),
+        cursor: mount.burst_cursor(),
         epoch: mount.redirect_epoch(),
         mount,
         icy: IcyState::new(metaint),

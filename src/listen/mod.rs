@@ -212,7 +212,7 @@ impl Session {
             }
 
             batch.clear();
-            match self.cursor.read(&self.mount, MAX_WRITE, &mut batch) {
+            match self.mount.read(&mut self.cursor, MAX_WRITE, &mut batch) {
                 ReadOutcome::Lagged => {
                     self.mount
                         .stats
@@ -328,7 +328,7 @@ impl Session {
         if let Some(entry) = entry {
             target.register_listener(id, entry);
         }
-        self.cursor.rejoin(&target);
+        target.rejoin(&mut self.cursor);
         self.epoch = target.redirect_epoch();
         self.mount = target;
     }

@@ -5,7 +5,7 @@
 //! `push_blocks`. Listeners never touch each other; they follow the mount's `notify` and,
 //! when told to move (fallback, override, admin), its `redirect`.
 
-pub mod queue;
+pub use floecast_core::queue;
 pub mod registry;
 pub mod source_info;
 
@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, HttpHeader};
 use crate::documents::MountCounters;
-use crate::format::{Block, CodecInfo, Family, Start, icy};
+use crate::format::{Block, CodecInfo, Family, icy};
 use crate::sync::{lock, read, write};
-pub use queue::{Queue, ReadOutcome, Seq};
+pub use queue::{Cursor, Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
 pub use source_info::SourceInfo;
 
@@ -268,84 +268,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// A reader's place in a mount's queue: a listener's, a push relay's, a team splitter's. It
-/// begins on a start point, so the reader's first bytes are the stream header and then data
-/// a decoder can start on (a keyframe's page or Cluster, or its start copy), and from then
-/// on takes every block in order. It remembers the stream header the reader last had, so
-/// that [`Cursor::new_header`] yields each header once, before the data that needs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Cursor {
-    seq: Seq,
-    /// Id of the stream header last yielded (0 = none).
-    last_header: u64,
-    /// Nothing read yet: skip to the next start point.
-    need_start: bool,
-}
-
-impl Cursor {
-    /// A new reader, given a burst of what is queued (icecast's burst-on-connect).
-    pub fn burst(mount: &Mount) -> Cursor {
-        Cursor {
-            seq: mount.burst_start(),
-            last_header: 0,
-            need_start: true,
-        }
-    }
-
-    /// A reader that joins at the next start point to arrive.
-    pub fn join(mount: &Mount) -> Cursor {
-        Cursor {
-            seq: mount.join_start(),
-            last_header: 0,
-            need_start: true,
-        }
-    }
-
-    /// Go on at the next start point of `mount` to arrive: moved there from another mount
-    /// (the reader still has data buffered), or starting over after falling a queue behind.
-    /// The header already yielded is remembered: it is not sent again unless it changed.
-    pub fn rejoin(&mut self, mount: &Mount) {
-        self.seq = mount.join_start();
-        self.need_start = true;
-    }
-
-    /// The stream header of `block` when this reader has not had it yet: send it before the
-    /// block's data.
-    pub fn new_header<'b>(&mut self, block: &'b Block) -> Option<&'b Bytes> {
-        let h = block.header.as_ref()?;
-        if h.id == self.last_header {
-            return None;
-        }
-        self.last_header = h.id;
-        Some(&h.data)
-    }
-
-    /// The next block to read.
-    pub fn seq(&self) -> Seq {
-        self.seq
-    }
-
-    /// Append the next blocks (about `max_bytes`, at least one) to `out` and move past them.
-    pub fn read(&mut self, mount: &Mount, max_bytes: usize, out: &mut Vec<Block>) -> ReadOutcome {
-        let before = out.len();
-        let outcome = mount.read_blocks(self.seq, max_bytes, self.need_start, out);
-        if let ReadOutcome::Advanced(next) = outcome {
-            self.seq = next;
-            if let Some(first) = out.get(before) {
-                if self.need_start && first.start == Start::Forced {
-                    tracing::debug!(
-                        mount = %mount.name,
-                        "reader starts without a keyframe: none came for {} s",
-                        queue::MAX_START_GAP.as_secs()
-                    );
-                }
-                self.need_start = false;
-            }
-        }
-        outcome
-    }
-}
-
 impl Mount {
     pub fn new(
         name: &str,
@@ -531,25 +453,33 @@ impl Mount {
         self.feed.surge.notified()
     }
 
-    fn burst_start(&self) -> Seq {
-        lock(&self.feed.queue).burst_start()
+    /// A reader that starts with a burst of what is queued (icecast's burst-on-connect).
+    pub fn burst_cursor(&self) -> Cursor {
+        Cursor::burst(&lock(&self.feed.queue))
     }
 
-    /// Where a listener moved here from another mount begins: the next block to arrive (it
-    /// still has audio buffered, so no burst; it waits for the next start point).
-    fn join_start(&self) -> Seq {
-        lock(&self.feed.queue).tail()
+    /// A reader that starts at the next start point to arrive (a listener moved here from
+    /// another mount still has audio buffered, so it gets no burst).
+    pub fn join_cursor(&self) -> Cursor {
+        Cursor::join(&lock(&self.feed.queue))
     }
 
-    /// Read with a [`Cursor`], which keeps the start-point rules in one place.
-    fn read_blocks(
-        &self,
-        from: Seq,
-        max_bytes: usize,
-        need_start: bool,
-        out: &mut Vec<Block>,
-    ) -> ReadOutcome {
-        lock(&self.feed.queue).read(from, max_bytes, need_start, out)
+    /// Move `cursor` here, or start it over here after it fell a queue behind.
+    pub fn rejoin(&self, cursor: &mut Cursor) {
+        cursor.rejoin(&lock(&self.feed.queue));
+    }
+
+    /// Read the next blocks (about `max_bytes`, at least one) with `cursor`.
+    pub fn read(&self, cursor: &mut Cursor, max_bytes: usize, out: &mut Vec<Block>) -> ReadOutcome {
+        let (outcome, forced) = cursor.read(&lock(&self.feed.queue), max_bytes, out);
+        if forced {
+            tracing::debug!(
+                mount = %self.name,
+                "reader starts without a keyframe: none came for {} s",
+                queue::MAX_START_GAP.as_secs()
+            );
+        }
+        outcome
     }
 
     /// Sequence number the next block will get.

@@ -17,7 +17,7 @@ use crate::http::client::{Protocol, Request, Version};
 use crate::http::url::Url;
 use crate::net::client::{self, ClientError, Options};
 use crate::server::Server;
-use crate::supervisor::{Stop, TaskSet};
+use crate::supervisor::tasks::{Stop, TaskSet};
 
 /// Most mounts taken from one stream list.
 pub const MAX_MOUNTS: usize = 1000;

@@ -11,6 +11,7 @@ pub mod master;
 pub mod pull;
 pub mod push;
 pub mod push_proto;
+pub mod push_state;
 pub mod upstream;
 
 use std::collections::HashMap;

@@ -24,7 +24,7 @@ use crate::ingest::session::{EndReason, StartError, StartOptions};
 use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
 use crate::net::client::{ClientError, Response};
 use crate::server::Server;
-use crate::supervisor::Stop;
+use crate::supervisor::tasks::Stop;
 
 /// Reconnect backoff between connections (after a failure or a lost stream).
 const BACKOFF_MIN: Duration = Duration::from_secs(1);

@@ -4,9 +4,8 @@
 
 use std::io::IoSlice;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
@@ -14,15 +13,14 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::push_proto::{self, Login, MetadataReply, Method, ReplyTracker, Target, Verdict};
+pub use super::push_state::{PushPhase, PushState, Pushes};
 use crate::backoff::{Backoff, Jitter};
-use crate::config::{PushConfig, PushProtocol};
-use crate::documents::PushSnapshot;
+use crate::config::PushProtocol;
 use crate::format::{Block, Family};
 use crate::mount::{Cursor, Mount, ReadOutcome, Seq};
 use crate::net::client::{self, CONNECT_TIMEOUT, ClientError, Options};
 use crate::server::Server;
-use crate::supervisor::Stop;
-use crate::sync::lock;
+use crate::supervisor::tasks::Stop;
 
 /// The remote must answer a source request or a metadata update within this.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,125 +47,6 @@ const MAX_IOV: usize = 64;
 const MAX_METADATA_REPLY: usize = 16 * 1024;
 /// Pause before the first title update of a connection, so the remote has started the mount.
 const TITLE_SETTLE: Duration = Duration::from_millis(300);
-
-/// What a push is doing, as `/api/status` and `/metrics` show it.
-pub use crate::documents::PushPhase;
-
-#[derive(Debug)]
-struct Inner {
-    phase: PushPhase,
-    last_error: Option<String>,
-    connected_since: Option<SystemTime>,
-    /// The method of the current or last successful login.
-    method: Option<Method>,
-}
-
-/// One push's live state, shared between its task and the status readers.
-#[derive(Debug)]
-pub struct PushState {
-    pub config: PushConfig,
-    pub target: Target,
-    inner: Mutex<Inner>,
-    attempts: AtomicU64,
-    bytes_sent: AtomicU64,
-}
-
-impl PushState {
-    pub(crate) fn new(config: PushConfig) -> Self {
-        let target = Target {
-            host: config.server.clone(),
-            port: config.port,
-            mount: config.remote_mount.clone(),
-            username: config.username.clone(),
-            password: config.password.clone(),
-            user_agent: format!("floecast/{}", env!("CARGO_PKG_VERSION")),
-        };
-        PushState {
-            config,
-            target,
-            inner: Mutex::new(Inner {
-                phase: PushPhase::Waiting,
-                last_error: None,
-                connected_since: None,
-                method: None,
-            }),
-            attempts: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-        }
-    }
-
-    pub fn phase(&self) -> PushPhase {
-        lock(&self.inner).phase
-    }
-
-    pub fn attempts(&self) -> u64 {
-        self.attempts.load(Ordering::Relaxed)
-    }
-
-    pub fn bytes_sent(&self) -> u64 {
-        self.bytes_sent.load(Ordering::Relaxed)
-    }
-
-    /// The push now, for status documents and metrics.
-    pub fn status(&self) -> PushSnapshot {
-        let inner = lock(&self.inner);
-        PushSnapshot {
-            mount: self.config.mount.clone(),
-            remote: self.target.url(),
-            protocol: self.config.protocol.name(),
-            method: inner.method.map(Method::name),
-            state: inner.phase,
-            attempts: self.attempts(),
-            last_error: inner.last_error.clone(),
-            bytes_sent: self.bytes_sent(),
-            connected_since: inner.connected_since.map(crate::clock::local),
-        }
-    }
-
-    fn set_phase(&self, phase: PushPhase) {
-        let mut inner = lock(&self.inner);
-        inner.phase = phase;
-        if phase != PushPhase::Up {
-            inner.connected_since = None;
-        }
-    }
-
-    fn set_up(&self, method: Method) {
-        let mut inner = lock(&self.inner);
-        inner.phase = PushPhase::Up;
-        inner.method = Some(method);
-        inner.connected_since = Some(SystemTime::now());
-    }
-
-    fn set_error(&self, error: &str) {
-        let mut inner = lock(&self.inner);
-        inner.phase = PushPhase::Down;
-        inner.connected_since = None;
-        inner.last_error = Some(error.to_string());
-    }
-
-    /// `/live -> http://host:8000/live`, for logs.
-    pub(crate) fn label(&self) -> String {
-        format!("{} -> {}", self.config.mount, self.target.url())
-    }
-}
-
-/// The running pushes' states, in config order, as the supervisor last started them.
-#[derive(Debug, Default)]
-pub struct Pushes {
-    running: Mutex<Vec<Arc<PushState>>>,
-}
-
-impl Pushes {
-    /// Replace the list (the supervisor, after each reconcile).
-    pub(crate) fn publish(&self, states: Vec<Arc<PushState>>) {
-        *lock(&self.running) = states;
-    }
-
-    pub fn list(&self) -> Vec<Arc<PushState>> {
-        lock(&self.running).clone()
-    }
-}
 
 /// How a session ended without a failure.
 enum End {
@@ -306,7 +185,7 @@ async fn login(
     method: Method,
     bind: Option<IpAddr>,
 ) -> Result<(TcpStream, ReplyTracker), Failure> {
-    state.attempts.fetch_add(1, Ordering::Relaxed);
+    state.count_attempt();
     let target = &state.target;
     let url = target
         .endpoint()
@@ -389,7 +268,7 @@ async fn session(
         AbortOnDrop(task)
     });
     let mut follow = Follow {
-        cursor: Cursor::burst(mount),
+        cursor: mount.burst_cursor(),
         meta_version: u64::MAX,
     };
     let result = stream_to(
@@ -450,12 +329,12 @@ async fn stream_to(
         }
 
         batch.clear();
-        match f.cursor.read(mount, MAX_WRITE, &mut batch) {
+        match mount.read(&mut f.cursor, MAX_WRITE, &mut batch) {
             ReadOutcome::Lagged => {
                 // Fell a whole queue behind between writes: skip to the next clean start,
                 // as a slow listener would; what was sent so far ended on a block boundary.
                 tracing::warn!(push = %state.label(), "push fell a queue behind; skipping ahead");
-                f.cursor.rejoin(mount);
+                mount.rejoin(&mut f.cursor);
                 continue;
             }
             ReadOutcome::Advanced(_) | ReadOutcome::Idle => {}
@@ -541,7 +420,7 @@ async fn write_out(
             Ok(Ok(0)) => return Err(Failure::new("remote closed the connection")),
             Ok(Ok(mut n)) => {
                 stalled = Duration::ZERO;
-                state.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
+                state.count_sent(n as u64);
                 while n > 0 && first < out.len() {
                     let len = out[first].len();
                     if n >= len {

@@ -6,6 +6,7 @@
 //! removed one is stopped, a new one is started. It owns their handles and stop signals;
 //! status and metrics read what the tasks publish through [`Supervised`], never the tasks.
 
+pub mod state;
 pub mod tasks;
 pub mod wanted;
 
@@ -14,29 +15,18 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
+pub use state::Supervised;
 pub use tasks::{Stop, TaskSet};
 use wanted::MasterWanted;
 
 use crate::config::{PushConfig, SplitterSettings};
 use crate::relay::pull::PullRelay;
-use crate::relay::push::{PushState, Pushes};
-use crate::relay::{Relays, master, pull, push};
+use crate::relay::push::PushState;
+use crate::relay::{master, pull, push};
 use crate::server::Server;
 use crate::sync::lock;
 use crate::team::peer::PeerMount;
-use crate::team::{Teams, peer, splitter};
-
-/// What the supervised tasks publish, for status and metrics: the one handle on the
-/// supervised tasks that `Server` carries. Read-only outside the tasks that write it.
-#[derive(Debug, Default)]
-pub struct Supervised {
-    /// Relay state by local mount (configured relays and the master's).
-    pub relays: Relays,
-    /// The running push relays, in config order.
-    pub pushes: Pushes,
-    /// P2PSP team state by mount.
-    pub teams: Teams,
-}
+use crate::team::{peer, splitter};
 
 /// The running tasks, by kind.
 #[derive(Default)]

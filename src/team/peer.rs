@@ -23,7 +23,7 @@ use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, PeerMachine, Role, StreamInfo};
 use crate::random::random_u64;
 use crate::server::Server;
-use crate::supervisor::Stop;
+use crate::supervisor::tasks::Stop;
 
 /// Largest join reply accepted (header plus burst).
 const MAX_REPLY: usize = 8 << 20;

@@ -25,7 +25,7 @@ use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
 use crate::random::random_u64;
 use crate::server::Server;
-use crate::supervisor::Stop;
+use crate::supervisor::tasks::Stop;
 
 /// A join request waiting for the splitter task's answer (the bytes to send back; empty
 /// means refused). `local` is the address the peer reached us at.
@@ -239,7 +239,7 @@ fn follow_mount(
             .map(|m| {
                 splitter.set_stream_info(stream_info(&m));
                 Attached {
-                    cursor: Cursor::join(&m),
+                    cursor: m.join_cursor(),
                     header_len: 0,
                     carry: bytes::BytesMut::new(),
                     mount: m,
@@ -356,11 +356,11 @@ impl Attached {
     /// Push every block queued since the last call into the team.
     fn feed(&mut self, splitter: &mut Splitter, max_chunk: usize, codec: Codec) {
         let mut blocks: Vec<Block> = Vec::new();
-        match self.cursor.read(&self.mount, 1 << 20, &mut blocks) {
+        match self.mount.read(&mut self.cursor, 1 << 20, &mut blocks) {
             ReadOutcome::Advanced(_) => {}
             // Fell a whole queue behind (the team task was starved): start again at the tail.
             ReadOutcome::Lagged => {
-                self.cursor.rejoin(&self.mount);
+                self.mount.rejoin(&mut self.cursor);
                 return;
             }
             ReadOutcome::Idle => return,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::SimError;
-use crate::p2psp::wire::{MAX_CHUNK_PAYLOAD, MAX_PEERS_IN_LIST};
+use floecast_core::p2psp::wire::{MAX_CHUNK_PAYLOAD, MAX_PEERS_IN_LIST};
 
 /// Largest team the simulator accepts (the join reply lists at most this many peers).
 pub const MAX_SIM_PEERS: usize = MAX_PEERS_IN_LIST;

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::{SimConfig, dur_ns};
-use crate::p2psp::XorShift;
+use floecast_core::p2psp::XorShift;
 
 /// IPv4 + UDP headers, charged on the uplink (not in the byte metrics, which count payloads).
 const IP_UDP_OVERHEAD: u64 = 28;

@@ -984,6 +984,7 @@ impl PeerMachine for Peer {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock
 mod tests {
     use super::*;
     use crate::p2psp::splitter::{LeaveReason, Splitter, SplitterConfig, SplitterEvent};

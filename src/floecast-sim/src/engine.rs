@@ -17,10 +17,10 @@ use bytes::Bytes;
 
 use super::network::{Fate, Network, SPLITTER_ADDR, node_addr, peer_addr, unit_f64};
 use super::{Arrivals, Metrics, SimConfig, SimError, dur_ns};
-use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent};
-use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
-use crate::p2psp::wire::{self, JoinReply, JoinRequest};
-use crate::p2psp::{ChunkNo, PeerMachine, Role, Transmit, XorShift};
+use floecast_core::p2psp::peer::{Peer, PeerConfig, PeerEvent};
+use floecast_core::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
+use floecast_core::p2psp::wire::{self, JoinReply, JoinRequest};
+use floecast_core::p2psp::{ChunkNo, PeerMachine, Role, Transmit, XorShift};
 
 /// The event queue is bounded: a run that would exceed it stops with an error.
 const MAX_QUEUED_EVENTS: usize = 1 << 27;

@@ -228,7 +228,88 @@ impl Queue {
     }
 }
 
+/// A reader's place in a mount's queue, and the one way to read it: a listener's, a push
+/// relay's, a team splitter's. It begins on a start point, so the reader's first bytes are the stream header and then data
+/// a decoder can start on (a keyframe's page or Cluster, or its start copy), and from then
+/// on takes every block in order. It remembers the stream header the reader last had, so
+/// that [`Cursor::new_header`] yields each header once, before the data that needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cursor {
+    seq: Seq,
+    /// Id of the stream header last yielded (0 = none).
+    last_header: u64,
+    /// Nothing read yet: skip to the next start point.
+    need_start: bool,
+}
+
+impl Cursor {
+    /// A new reader, given a burst of what is queued (icecast's burst-on-connect).
+    pub fn burst(queue: &Queue) -> Cursor {
+        Cursor {
+            seq: queue.burst_start(),
+            last_header: 0,
+            need_start: true,
+        }
+    }
+
+    /// A reader that joins at the next start point to arrive.
+    pub fn join(queue: &Queue) -> Cursor {
+        Cursor {
+            seq: queue.tail(),
+            last_header: 0,
+            need_start: true,
+        }
+    }
+
+    /// Go on at the next start point of `queue` to arrive: moved there from another mount
+    /// (the reader still has data buffered), or starting over after falling a queue behind.
+    /// The header already yielded is remembered: it is not yielded again unless it changed.
+    pub fn rejoin(&mut self, queue: &Queue) {
+        self.seq = queue.tail();
+        self.need_start = true;
+    }
+
+    /// The stream header of `block` when this reader has not had it yet: send it before the
+    /// block's data.
+    pub fn new_header<'b>(&mut self, block: &'b Block) -> Option<&'b Bytes> {
+        let h = block.header.as_ref()?;
+        if h.id == self.last_header {
+            return None;
+        }
+        self.last_header = h.id;
+        Some(&h.data)
+    }
+
+    /// The next block to read.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// Append the next blocks (about `max_bytes`, at least one) to `out` and move past them.
+    /// The second value tells that this read started the reader on a [`Start::Forced`]
+    /// point (no keyframe came for [`MAX_START_GAP`]), for the caller to log.
+    pub fn read(
+        &mut self,
+        queue: &Queue,
+        max_bytes: usize,
+        out: &mut Vec<Block>,
+    ) -> (ReadOutcome, bool) {
+        let before = out.len();
+        let outcome = queue.read(self.seq, max_bytes, self.need_start, out);
+        let mut forced = false;
+        if let ReadOutcome::Advanced(next) = outcome {
+            self.seq = next;
+            if let Some(first) = out.get(before) {
+                forced = self.need_start && first.start == Start::Forced;
+                self.need_start = false;
+            }
+        }
+        (outcome, forced)
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock
 mod tests {
     use super::*;
 

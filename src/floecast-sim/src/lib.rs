@@ -6,7 +6,7 @@
 //! `Instant` that virtual time 0 stands for). Around it, [`report`] formats one run (text,
 //! JSON), [`suite`] the benchmark table (markdown), and [`cli`] is `floecast simulate`, the
 //! only part that reads the clock (wall time) and prints. It depends on nothing of floecast
-//! but `p2psp`, so it can become its own crate.
+//! but floecast-core's `p2psp`.
 //!
 //! Metrics are measured over a window that starts after the last arrival plus a warm-up and
 //! ends `tail` before the end of the run (so every chunk in it had time to be played or
@@ -64,7 +64,7 @@ fn dur_ns(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::p2psp::wire::MAX_CHUNK_PAYLOAD;
+    use floecast_core::p2psp::wire::MAX_CHUNK_PAYLOAD;
 
     fn small(peers: usize, secs: u64) -> SimConfig {
         SimConfig {
