@@ -190,7 +190,7 @@ async fn login(
     let url = target
         .endpoint()
         .ok_or_else(|| Failure::new(format!("not a usable remote: {}", target.url())))?;
-    let request = push_proto::source_request(method, target, &mount.info(), &mount.codec());
+    let request = push_proto::source_request(method, target, &mount.info().stream, &mount.codec());
     let opts = Options {
         bind,
         response_timeout: REPLY_TIMEOUT,
