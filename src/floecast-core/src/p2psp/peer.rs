@@ -23,7 +23,9 @@ use bytes::Bytes;
 
 use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
 use super::wire::{self, JoinReply, Message, Packet};
-use super::{ChunkNo, PeerId, PeerMachine, Role, Transmit, XorShift, push_bounded};
+use super::{
+    ChunkNo, LeaveStep, Leaving, PeerId, PeerMachine, Role, Transmit, XorShift, push_bounded,
+};
 
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
@@ -156,6 +158,16 @@ impl PeerStats {
             }
         }
     }
+
+    /// Count a chunk the playout buffer did not take as new.
+    pub(crate) fn count_insert(&mut self, r: Insert) {
+        match r {
+            Insert::New => {}
+            Insert::Duplicate => self.duplicates += 1,
+            Insert::TooOld => self.late += 1,
+            Insert::TooFar => self.out_of_window += 1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -176,13 +188,6 @@ struct HeaderAssembly {
     total: usize,
     data: Vec<u8>,
     got: Vec<bool>,
-}
-
-#[derive(Debug)]
-struct Leaving {
-    retries_left: u32,
-    next_at: Instant,
-    done: bool,
 }
 
 #[derive(Debug)]
@@ -505,7 +510,7 @@ impl Peer {
                             self.enqueue(i, no);
                         }
                     }
-                    other => self.count_insert(other),
+                    other => self.stats.count_insert(other),
                 }
                 self.paced_send();
                 self.playout(now);
@@ -541,15 +546,6 @@ impl Peer {
                 }
             }
             _ => self.stats.garbage += 1,
-        }
-    }
-
-    fn count_insert(&mut self, r: Insert) {
-        match r {
-            Insert::New => {}
-            Insert::Duplicate => self.stats.duplicates += 1,
-            Insert::TooOld => self.stats.late += 1,
-            Insert::TooFar => self.stats.out_of_window += 1,
         }
     }
 
@@ -651,24 +647,14 @@ impl Peer {
                 origin,
                 payload,
             } => {
-                self.stats.from_peers += 1;
                 let n = &mut self.neighbours[i];
                 n.debt = n.debt.saturating_sub(1);
                 let sender = n.id;
-                match self.buffer.insert(now, no, origin, payload) {
-                    Insert::New => {
-                        self.note_fresh_chunk(now, no);
-                        self.route(no, origin, from);
-                    }
-                    Insert::Duplicate => {
-                        self.stats.duplicates += 1;
-                        // A relayed copy of something we already get: cut that route.
-                        if sender != origin && origin != self.id {
-                            self.stats.prunes_sent += 1;
-                            self.send_to(i, Message::Prune { origin });
-                        }
-                    }
-                    other => self.count_insert(other),
+                let inserted = self.insert_peer_chunk(now, from, no, origin, payload);
+                // A relayed copy of something we already get: cut that route.
+                if inserted == Insert::Duplicate && sender != origin && origin != self.id {
+                    self.stats.prunes_sent += 1;
+                    self.send_to(i, Message::Prune { origin });
                 }
                 self.paced_send();
                 self.playout(now);
@@ -693,6 +679,28 @@ impl Peer {
             }
             _ => self.stats.garbage += 1,
         }
+    }
+
+    /// A chunk another team member (`from`) sent: counted, into the buffer, and routed on
+    /// when new. Returns what the buffer made of it.
+    fn insert_peer_chunk(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        no: ChunkNo,
+        origin: PeerId,
+        payload: Bytes,
+    ) -> Insert {
+        self.stats.from_peers += 1;
+        let inserted = self.buffer.insert(now, no, origin, payload);
+        match inserted {
+            Insert::New => {
+                self.note_fresh_chunk(now, no);
+                self.route(no, origin, from);
+            }
+            other => self.stats.count_insert(other),
+        }
+        inserted
     }
 
     /// Queue a new peer chunk for the neighbours that asked for its origin's chunks (Gen D's
@@ -720,14 +728,7 @@ impl Peer {
                 origin,
                 payload,
             } => {
-                self.stats.from_peers += 1;
-                match self.buffer.insert(now, no, origin, payload) {
-                    Insert::New => {
-                        self.note_fresh_chunk(now, no);
-                        self.route(no, origin, from);
-                    }
-                    other => self.count_insert(other),
-                }
+                self.insert_peer_chunk(now, from, no, origin, payload);
                 self.paced_send();
                 self.playout(now);
             }
@@ -861,16 +862,16 @@ impl PeerMachine for Peer {
     fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(l) = &mut self.leaving {
-            if !l.done && now >= l.next_at {
-                if l.retries_left == 0 {
+            match l.on_timeout(now) {
+                LeaveStep::GiveUp => {
                     l.done = true;
                     self.event(PeerEvent::Left);
-                } else {
-                    l.retries_left -= 1;
-                    l.next_at = now + self.cfg.keepalive_interval;
+                }
+                LeaveStep::Resend => {
                     let id = self.id;
                     self.send_splitter(Message::Goodbye { from: id });
                 }
+                LeaveStep::Wait => {}
             }
             return;
         }
@@ -926,11 +927,11 @@ impl PeerMachine for Peer {
             self.send_to(i, Message::Goodbye { from: id });
         }
         self.send_splitter(Message::Goodbye { from: id });
-        self.leaving = Some(Leaving {
-            retries_left: self.cfg.goodbye_retries.saturating_sub(1),
-            next_at: now + self.cfg.keepalive_interval,
-            done: false,
-        });
+        self.leaving = Some(Leaving::new(
+            now,
+            self.cfg.goodbye_retries,
+            self.cfg.keepalive_interval,
+        ));
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -943,7 +944,7 @@ impl PeerMachine for Peer {
 
     fn poll_timeout(&self) -> Option<Instant> {
         if let Some(l) = &self.leaving {
-            return (!l.done).then_some(l.next_at);
+            return l.deadline();
         }
         let mut t = self.splitter_last_tx + self.cfg.keepalive_interval;
         if !self.splitter_gone {
