@@ -13,6 +13,11 @@ fn decode_all(s: &mut Splitter) -> Vec<(SocketAddr, Message)> {
         .collect()
 }
 
+/// A plain peer at `addr(n)` joins at `t`.
+fn join_peer(s: &mut Splitter, t: Instant, n: u16) -> Result<(PeerId, JoinReply), JoinError> {
+    s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
+}
+
 fn enc(team: u32, msg: Message) -> Bytes {
     wire::encode(&Packet { team, msg }).unwrap()
 }
@@ -27,18 +32,14 @@ fn round_robin_one_copy_and_monitors_first() {
     let mut s = Splitter::new(cfg, 42, t);
     assert_eq!(s.push_chunk(t, Bytes::from_static(b"x")), Ok(ChunkNo(0)));
     assert!(s.poll_transmit().is_none()); // no peers: stored only
-    let (p1, _) = s
-        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (p1, _) = join_peer(&mut s, t, 1).unwrap();
     let (m, r) = s
         .handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
         .unwrap();
     assert_eq!(r.peers, vec![(p1, addr(1))]);
     assert_eq!(r.burst.len(), 1);
     assert_eq!(r.next_chunk, ChunkNo(1));
-    let (_, r) = s
-        .handle_join(t, addr(3), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (_, r) = join_peer(&mut s, t, 3).unwrap();
     assert_eq!(r.number_of_monitors, 1);
     assert_eq!(r.peers[0], (m, addr(2)));
     for i in 0..6u8 {
@@ -59,8 +60,7 @@ fn keepalives_only_while_the_stream_is_idle() {
     let t = Instant::now();
     let mut s = Splitter::new(SplitterConfig::default(), 42, t);
     for n in 1..=40 {
-        s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
-            .unwrap();
+        join_peer(&mut s, t, n).unwrap();
     }
     // 40 peers, 10 chunks a second: each peer gets a chunk every 4 s, yet no keepalive
     // goes out (the flooded chunk numbers prove to the team that the splitter lives).
@@ -111,8 +111,7 @@ fn info_changes_reach_every_peer_three_times() {
     let t = Instant::now();
     let mut s = Splitter::new(SplitterConfig::default(), 42, t);
     for n in 1..=3 {
-        s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
-            .unwrap();
+        join_peer(&mut s, t, n).unwrap();
     }
     let info = StreamInfo {
         content_type: "audio/mpeg".into(),
@@ -144,9 +143,7 @@ fn info_changes_reach_every_peer_three_times() {
         repeats += infos(&mut s);
     }
     assert_eq!(repeats, 6, "two repeats to each of 3 peers");
-    let (_, reply) = s
-        .handle_join(t, addr(9), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (_, reply) = join_peer(&mut s, t, 9).unwrap();
     assert_eq!((reply.info_epoch, reply.info.title.as_str()), (1, "A - B"));
 }
 
@@ -158,19 +155,11 @@ fn refuses_when_full_and_bad_version() {
         ..Default::default()
     };
     let mut s = Splitter::new(cfg, 1, t);
-    s.handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
-        .unwrap();
-    s.handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
-        .unwrap();
-    assert_eq!(
-        s.handle_join(t, addr(3), &JoinRequest::new(Role::Peer)),
-        Err(JoinError::Full)
-    );
+    join_peer(&mut s, t, 1).unwrap();
+    join_peer(&mut s, t, 2).unwrap();
+    assert_eq!(join_peer(&mut s, t, 3), Err(JoinError::Full));
     // A rejoin from a known endpoint replaces the old entry.
-    assert!(
-        s.handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
-            .is_ok()
-    );
+    assert!(join_peer(&mut s, t, 2).is_ok());
     let mut req = JoinRequest::new(Role::Peer);
     req.version = 9;
     assert_eq!(
@@ -183,26 +172,17 @@ fn refuses_when_full_and_bad_version() {
         ..Default::default()
     };
     let mut s = Splitter::new(cfg, 1, t);
-    s.handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
-        .unwrap();
-    s.handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
-        .unwrap();
-    assert!(
-        s.handle_join(t, addr(3), &JoinRequest::new(Role::Peer))
-            .is_err()
-    );
+    join_peer(&mut s, t, 1).unwrap();
+    join_peer(&mut s, t, 2).unwrap();
+    assert!(join_peer(&mut s, t, 3).is_err());
 }
 
 #[test]
 fn goodbye_timeout_cookie_and_garbage() {
     let t = Instant::now();
     let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    let (a, _) = s
-        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
-        .unwrap();
-    let (b, _) = s
-        .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (a, _) = join_peer(&mut s, t, 1).unwrap();
+    let (b, _) = join_peer(&mut s, t, 2).unwrap();
     while s.poll_event().is_some() {}
     // Wrong cookie, garbage, unknown sender: all ignored.
     s.handle_datagram(t, addr(1), &enc(8, Message::Goodbye { from: a }));
@@ -253,9 +233,7 @@ fn lrs_resend_blame_acs_and_expulsion() {
     let (m, _) = s
         .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
         .unwrap();
-    let (p, _) = s
-        .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (p, _) = join_peer(&mut s, t, 2).unwrap();
     for i in 0..10u8 {
         s.push_chunk(t, Bytes::from(vec![i])).unwrap();
     }
@@ -307,8 +285,7 @@ fn acs_serves_lossy_peers_less() {
     let t = Instant::now();
     let mut s = Splitter::new(SplitterConfig::default(), 7, t);
     for i in 1..=3 {
-        s.handle_join(t, addr(i), &JoinRequest::new(Role::Peer))
-            .unwrap();
+        join_peer(&mut s, t, i).unwrap();
     }
     s.members[1].period = 3;
     s.members[2].period = 2;
@@ -325,9 +302,7 @@ fn acs_serves_lossy_peers_less() {
 fn header_update_is_sent_and_retried_until_acked() {
     let t = Instant::now();
     let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    let (a, _) = s
-        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (a, _) = join_peer(&mut s, t, 1).unwrap();
     s.set_header(Bytes::from(vec![1u8; 70000])).unwrap();
     let pieces = decode_all(&mut s);
     assert_eq!(pieces.len(), 2);
@@ -368,9 +343,7 @@ fn compat_mode_speaks_gen_c() {
     let (_, _) = s
         .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
         .unwrap();
-    let (_, r) = s
-        .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (_, r) = join_peer(&mut s, t, 2).unwrap();
     let c = s
         .compat_config(&r, "127.0.0.1:8000".parse().unwrap(), "test.ogg", 8192)
         .unwrap();
@@ -410,8 +383,7 @@ fn a_departing_monitor_is_replaced_by_promotion() {
         .unwrap();
     s.handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
         .unwrap();
-    s.handle_join(t, addr(3), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    join_peer(&mut s, t, 3).unwrap();
     while s.poll_transmit().is_some() {}
     // The monitor says goodbye: peer 2 (the oldest plain peer) is promoted and told so.
     s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: PeerId(1) }));
