@@ -326,3 +326,34 @@ pub(super) fn write_packets(
     }
     sequence
 }
+
+/// The complete packets of `pages` (one logical stream's), in order, as a decoder joining at
+/// `pages[0]` sees them: a packet continued from before the first page is dropped, as libogg
+/// does, and so is one still unfinished at the end. A page that does not parse is skipped.
+pub(super) fn packets_of<P: AsRef<[u8]>>(pages: &[P]) -> Vec<Vec<u8>> {
+    let mut packets = Vec::new();
+    let mut partial: Option<Vec<u8>> = None;
+    for page in pages {
+        let page = page.as_ref();
+        let Ok(Some((hdr, _))) = parse_page(page) else {
+            continue;
+        };
+        for piece in packet_pieces(page, &hdr) {
+            let bytes = &page[piece.range.clone()];
+            let mut packet = match (piece.continued, partial.take()) {
+                (true, Some(mut begun)) => {
+                    begun.extend_from_slice(bytes);
+                    begun
+                }
+                (true, None) => continue,
+                (false, _) => bytes.to_vec(),
+            };
+            if piece.complete {
+                packets.push(std::mem::take(&mut packet));
+            } else {
+                partial = Some(packet);
+            }
+        }
+    }
+    packets
+}

@@ -8,8 +8,8 @@ use bytes::{Bytes, BytesMut};
 
 use super::codec::{Codec, read_u32le};
 use super::page::{
-    FLAG_BOS, FLAG_EOS, PAGE_HEADER_LEN, PageHeader, copy_page, packet_pieces, parse_page,
-    write_packets, write_page,
+    FLAG_BOS, FLAG_EOS, PAGE_HEADER_LEN, PageHeader, copy_page, packets_of, write_packets,
+    write_page,
 };
 use super::{Block, OggFramer, Start, StreamHeader};
 
@@ -98,7 +98,7 @@ impl OggFramer {
         {
             return false;
         }
-        let packets = header_packets(&chain.header_pages);
+        let packets = packets_of(&chain.header_pages);
         let Some(headers) = packets.get(..3) else {
             return false;
         };
@@ -154,34 +154,6 @@ impl OggFramer {
         self.info.artist = tag(artist);
         true
     }
-}
-
-/// The complete packets of the header pages of a single-stream chain, in order.
-fn header_packets(pages: &[Bytes]) -> Vec<Vec<u8>> {
-    let mut packets = Vec::new();
-    let mut partial: Option<Vec<u8>> = None;
-    for page in pages {
-        let Ok(Some((hdr, _))) = parse_page(page) else {
-            continue;
-        };
-        for piece in packet_pieces(page, &hdr) {
-            let bytes = &page[piece.range.clone()];
-            let mut packet = match (piece.continued, partial.take()) {
-                (true, Some(mut begun)) => {
-                    begun.extend_from_slice(bytes);
-                    begun
-                }
-                (true, None) => continue,
-                (false, _) => bytes.to_vec(),
-            };
-            if piece.complete {
-                packets.push(std::mem::take(&mut packet));
-            } else {
-                partial = Some(packet);
-            }
-        }
-    }
-    packets
 }
 
 /// Vorbis comment header `packet` with every TITLE and ARTIST entry replaced by `title` and

@@ -2,7 +2,7 @@
 //! admin title rewrite, on pages built byte by byte here.
 
 use super::codec::{comment_entries, read_comments};
-use super::page::{FLAG_BOS, FLAG_CONTINUED, FLAG_EOS};
+use super::page::{FLAG_BOS, FLAG_CONTINUED, FLAG_EOS, packets_of};
 use super::*;
 use proptest::prelude::*;
 
@@ -393,31 +393,13 @@ fn delta(n: u8, len: usize) -> Vec<u8> {
 }
 
 /// The complete packets of one logical stream as a decoder joining at `pages[0]` sees
-/// them (a packet continued from before the first page is dropped, as libogg does).
+/// them, each page checked to parse whole.
 fn packets(pages: &[&[u8]]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut partial: Option<Vec<u8>> = None;
     for p in pages {
-        let (hdr, len) = parse_page(p).unwrap().unwrap();
+        let (_, len) = parse_page(p).unwrap().unwrap();
         assert_eq!(len, p.len());
-        for piece in packet_pieces(p, &hdr) {
-            let bytes = &p[piece.range.clone()];
-            let mut packet = match (piece.continued, partial.take()) {
-                (true, Some(mut prev)) => {
-                    prev.extend_from_slice(bytes);
-                    prev
-                }
-                (true, None) => continue,
-                (false, _) => bytes.to_vec(),
-            };
-            if piece.complete {
-                out.push(std::mem::take(&mut packet));
-            } else {
-                partial = Some(packet);
-            }
-        }
     }
-    out
+    packets_of(pages)
 }
 
 /// Frame the Theora header pages plus `data` pages; returns the data blocks.
