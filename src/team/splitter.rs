@@ -164,7 +164,10 @@ pub async fn run(
             _ = stop.requested() => break,
         }
     }
+    // Wait until the aborted acceptor has dropped the listener: a restarted splitter binds
+    // the same port as soon as this task ends.
     acceptor.abort();
+    let _ = acceptor.await;
     teams.remove_splitter(&mount_name);
 }
 
