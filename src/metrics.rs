@@ -182,6 +182,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Count a source connection's outcome (`protocol`: "source", "put" or "icy").
+    pub fn source_outcome(&self, mount: &str, protocol: &str, outcome: &str) {
+        self.source_connections
+            .with_label_values(&[&self.mount_label(mount), protocol, outcome])
+            .inc();
+    }
+
     pub fn config_reloaded(&self, ok: bool) {
         self.config_reloads
             .with_label_values(&[if ok { "success" } else { "failure" }])

@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use crate::clock::{self, local};
 use crate::config::Config;
-use crate::documents::{
-    Identity, ListenerSnapshot, MountSnapshot, PushEntry, ServerSnapshot, StreamFacts,
-};
+use crate::documents::{Identity, ListenerSnapshot, MountSnapshot, PushEntry, ServerSnapshot};
 use crate::mount::Mount;
 use crate::server::Server;
 
@@ -62,7 +60,6 @@ pub fn identity(server: &Server, config: &Config) -> Identity {
 /// One mount now, with its listeners when asked.
 pub fn mount(config: &Config, m: &Mount, with_listeners: bool) -> MountSnapshot {
     let meta = m.metadata();
-    let info = m.info();
     MountSnapshot {
         name: m.name.clone(),
         family: m.family,
@@ -72,19 +69,7 @@ pub fn mount(config: &Config, m: &Mount, with_listeners: bool) -> MountSnapshot 
         hidden: m.settings.hidden,
         max_listeners: m.settings.max_listeners,
         started: local(m.started),
-        stream: StreamFacts {
-            content_type: info.content_type,
-            name: info.name,
-            description: info.description,
-            url: info.url,
-            genre: info.genre,
-            bitrate: info.bitrate,
-            public: info.public,
-            audio_info: info.audio_info,
-            audio_info_raw: info.audio_info_raw,
-            source_ip: info.source_ip,
-            user_agent: info.user_agent,
-        },
+        stream: m.with_info(|i| i.stream.clone()),
         codec: m.codec(),
         now_playing: meta.display(),
         title: meta.title,

@@ -296,7 +296,7 @@ fn xspf(server: &Server, req: &Request, mount: &str) -> Response {
     let url = stream_url(server, req, mount);
     let (name, desc, title) = match server.registry.get(mount) {
         Some(m) => {
-            let info = m.info();
+            let info = m.info().stream;
             (
                 info.display_name().to_string(),
                 info.display_description().to_string(),

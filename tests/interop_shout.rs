@@ -246,7 +246,7 @@ async fn libshout_source_dance_and_stream() {
     eprintln!("libshout conversation:\n{dump}");
 
     let m = srv.app.server.registry.get("/shout.ogg").expect("mount");
-    let (ua, ct) = m.with_info(|i| (i.user_agent.clone(), i.content_type.clone()));
+    let (ua, ct) = m.with_info(|i| (i.stream.user_agent.clone(), i.stream.content_type.clone()));
     assert!(ua.starts_with("libshout/"), "user agent {ua:?}");
     assert_eq!(ct, "application/ogg");
 

@@ -42,7 +42,7 @@ async fn vlc_source(test: &str, mount: &str, media_args: &[&str], sout_extra: &[
     wait_live(&srv.app.server, mount, &mut source, Duration::from_secs(20)).await;
 
     let m = srv.app.server.registry.get(mount).expect("mount");
-    let ua = m.with_info(|i| i.user_agent.clone());
+    let ua = m.with_info(|i| i.stream.user_agent.clone());
     assert!(
         ua.contains("VLC"),
         "the source on {mount} is not VLC (user agent {ua:?})"

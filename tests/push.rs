@@ -163,9 +163,9 @@ async fn pushed_mp3_is_byte_identical_and_titles_follow() {
     assert_eq!(header(&head_b, "Content-Type"), Some("audio/mpeg"));
     let b_mount = b.app.server.registry.get("/relayed.mp3").unwrap();
     assert!(
-        b_mount.info().user_agent.starts_with("floecast/"),
+        b_mount.info().stream.user_agent.starts_with("floecast/"),
         "{:?}",
-        b_mount.info().user_agent
+        b_mount.info().stream.user_agent
     );
 
     // A title set on A (admin metadata) reaches B's mount and its ICY listeners.

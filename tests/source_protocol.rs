@@ -83,7 +83,7 @@ async fn libshout_24_probe_dance_vlc_transcript() {
     );
     assert!(srv.app.server.registry.contains("/vlc.ogg"));
     let m = srv.app.server.registry.get("/vlc.ogg").unwrap();
-    assert_eq!(m.info().name.as_deref(), Some("vlc ogg"));
+    assert_eq!(m.info().stream.name.as_deref(), Some("vlc ogg"));
     assert_eq!(m.family, floecast::format::Family::Ogg);
 }
 
@@ -108,7 +108,7 @@ async fn libshout_22_source_with_mp3() {
         "listener must get the stream from its first frame (all of it fits the burst)",
     );
     let m = srv.app.server.registry.get("/old.mp3").unwrap();
-    assert_eq!(m.info().audio_info.len(), 3);
+    assert_eq!(m.info().stream.audio_info.len(), 3);
 }
 
 #[tokio::test]
@@ -154,8 +154,8 @@ async fn darkice_lf_only_head() {
     s.read_exact(&mut reply).await.unwrap();
     assert!(reply.starts_with(b"HTTP/1.0 200"));
     let m = srv.app.server.registry.get("/dark.mp3").unwrap();
-    assert_eq!(m.info().name.as_deref(), Some("DarkIce"));
-    assert!(m.info().public);
+    assert_eq!(m.info().stream.name.as_deref(), Some("DarkIce"));
+    assert!(m.info().stream.public);
 }
 
 #[tokio::test]
@@ -177,7 +177,7 @@ async fn butt_put_then_liquidsoap_put_without_expect() {
     l.read_exact(&mut reply).await.unwrap();
     assert_eq!(&reply, b"HTTP/1.0 200 OK\r\n\r\n");
     let info = srv.app.server.registry.get("/liq.mp3").unwrap().info();
-    assert_eq!(info.bitrate.as_deref(), Some("128"));
+    assert_eq!(info.stream.bitrate.as_deref(), Some("128"));
 }
 
 #[tokio::test]
@@ -191,7 +191,7 @@ async fn liquidsoap_source_ogg_transcript() {
     let m = srv.app.server.registry.get("/liq.ogg").unwrap();
     assert_eq!(m.family, floecast::format::Family::Ogg);
     let info = m.info();
-    assert!(info.public);
+    assert!(info.stream.public);
     assert!(
         info.listener_headers
             .contains("ice-audio-info: channels=2;quality=0.3;samplerate=44100\r\n")
@@ -277,6 +277,7 @@ async fn refusals_match_icecast() {
             .get("/b")
             .unwrap()
             .info()
+            .stream
             .content_type,
         "audio/mpeg"
     );
@@ -342,8 +343,8 @@ async fn shoutcast_v1_port() {
     let body = listen_body(srv.addr, "/icy", confirmed(&audio).len()).await;
     assert_bytes(&body, confirmed(&audio), "listener body");
     let info = srv.app.server.registry.get("/icy").unwrap().info();
-    assert_eq!(info.name.as_deref(), Some("Shout DSP"));
-    assert_eq!(info.bitrate.as_deref(), Some("128"));
+    assert_eq!(info.stream.name.as_deref(), Some("Shout DSP"));
+    assert_eq!(info.stream.bitrate.as_deref(), Some("128"));
     // admin.cgi updates the ICY mount's title with the source password.
     let r = exchange(
         srv.addr,

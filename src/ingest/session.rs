@@ -104,15 +104,15 @@ impl SourceSession {
         }
         let mount_cfg = config.mount(mount_name);
         let mut info = SourceInfo::from_headers(headers, content_type, mount_cfg.as_deref());
-        info.source_ip = crate::net::peer_ip(peer);
+        info.stream.source_ip = crate::net::peer_ip(peer);
         let settings = MountSettings::resolve(&config, mount_name);
         // The intro is a path under the webroot, as in icecast ("/intro.mp3" included).
         let intro = match mount_cfg.as_deref().and_then(|m| m.intro.as_deref()) {
             Some(p) => load_intro(&config.intro_path(p)).await,
             None => None,
         };
-        let family = Family::from_content_type(&info.content_type);
-        let framer = format::framer_for(family, &info.content_type);
+        let family = Family::from_content_type(&info.stream.content_type);
+        let framer = format::framer_for(family, &info.stream.content_type);
         let icy = info.source_metaint.map(IcyDemuxer::new);
         let mount = Arc::new(Mount::new(mount_name, info, settings, intro));
         // Relays count against <sources> like pushed sources, as in icecast2.
@@ -268,7 +268,7 @@ impl SourceSession {
             content_type,
             self.config.mount(&self.mount.name).as_deref(),
         );
-        info.source_ip = self.mount.with_info(|i| i.source_ip.clone());
+        info.stream.source_ip = self.mount.with_info(|i| i.stream.source_ip.clone());
         self.icy = info.source_metaint.map(IcyDemuxer::new);
         self.dechunk = chunked.then(Dechunker::new);
         self.mount.replace_info(info);

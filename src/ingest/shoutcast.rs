@@ -64,12 +64,9 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
     let password = password_from_line(line);
     let expected = config.source_password_for(&mount);
     if expected.is_empty() || !secret_eq(password, expected) {
-        let label = server.metrics.mount_label(&mount);
         server
             .metrics
-            .source_connections
-            .with_label_values(&[&label, "icy", "rejected_auth"])
-            .inc();
+            .source_outcome(&mount, "icy", "rejected_auth");
         tracing::info!(%peer, mount, "ICY source refused: bad password");
         return;
     }
@@ -110,24 +107,14 @@ pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, m
         match SourceSession::start(&server, &mount, &headers, &content_type, &peer, false).await {
             Ok(s) => s,
             Err(super::StartError::Rejected(why)) => {
-                let label = server.metrics.mount_label(&mount);
-                server
-                    .metrics
-                    .source_connections
-                    .with_label_values(&[&label, "icy", why.outcome()])
-                    .inc();
+                server.metrics.source_outcome(&mount, "icy", why.outcome());
                 super::source::warn_refused(&config, &mount, &peer, why);
                 // Refused without a reply, as icecast2 does.
                 record.status = 403;
                 return;
             }
         };
-    let label = server.metrics.mount_label(&mount);
-    server
-        .metrics
-        .source_connections
-        .with_label_values(&[&label, "icy", "accepted"])
-        .inc();
+    server.metrics.source_outcome(&mount, "icy", "accepted");
     let initial: Bytes = buf.split().freeze();
     record.status = 200;
     let (bytes, _, reason) = session.run(&mut stream, initial).await;

@@ -112,12 +112,9 @@ async fn admit(
         "source"
     };
     let count = |outcome: &str| {
-        let label = server.metrics.mount_label(&mount_name);
         server
             .metrics
-            .source_connections
-            .with_label_values(&[&label, protocol, outcome])
-            .inc();
+            .source_outcome(&mount_name, protocol, outcome)
     };
 
     let user = if mount_name.starts_with('/') {

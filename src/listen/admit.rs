@@ -280,7 +280,7 @@ fn response_head(config: &Config, mount: &Mount, metaint: usize) -> String {
             code: 200,
             server_id: &config.server_id,
             date: Some(SystemTime::now()),
-            content_type: Some(&info.content_type),
+            content_type: Some(&info.stream.content_type),
             extra: &extra,
         };
         head.write(&mut out);

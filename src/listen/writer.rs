@@ -175,6 +175,7 @@ fn advance(bufs: &[Bytes], idx: &mut usize, off: &mut usize, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::documents::StreamFacts;
     use crate::mount::{MountSettings, SourceInfo};
 
     fn mount() -> Mount {
@@ -182,7 +183,10 @@ mod tests {
         Mount::new(
             "/t",
             SourceInfo {
-                content_type: "audio/mpeg".into(),
+                stream: StreamFacts {
+                    content_type: "audio/mpeg".into(),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             settings,

@@ -275,7 +275,7 @@ impl Mount {
         settings: MountSettings,
         intro: Option<Bytes>,
     ) -> Self {
-        let family = Family::from_content_type(&info.content_type);
+        let family = Family::from_content_type(&info.stream.content_type);
         let settings_fallback = settings.fallback_mount.clone();
         Mount {
             name: name.to_string(),
@@ -674,7 +674,10 @@ mod tests {
         let mut settings = MountSettings::resolve(&Config::default(), "/m");
         settings.icy_in_ogg = icy_in_ogg;
         let info = SourceInfo {
-            content_type: content_type.into(),
+            stream: crate::documents::StreamFacts {
+                content_type: content_type.into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         Mount::new("/m", info, settings, None)

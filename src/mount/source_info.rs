@@ -5,27 +5,17 @@
 use std::fmt::Write;
 
 use crate::config::MountConfig;
-use crate::documents::snapshot;
+use crate::documents::StreamFacts;
 
+/// A source's stream as the mount keeps it: what the source said (shared with the status
+/// documents), and what listeners are sent from it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SourceInfo {
-    pub content_type: String,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub url: Option<String>,
-    pub genre: Option<String>,
-    pub bitrate: Option<String>,
-    pub public: bool,
-    /// `ice-audio-info` split into url-decoded `key=value` pairs.
-    pub audio_info: Vec<(String, String)>,
-    /// The raw `ice-audio-info` value.
-    pub audio_info_raw: Option<String>,
+    pub stream: StreamFacts,
     /// `icy-metaint` of a source or relay that sends in-band metadata.
     pub source_metaint: Option<usize>,
     /// Listener-facing `icy-*` header lines, derived once per source.
     pub listener_headers: String,
-    pub source_ip: String,
-    pub user_agent: String,
 }
 
 impl SourceInfo {
@@ -64,7 +54,7 @@ impl SourceInfo {
                 .map(|v| v.trim() == "1")
                 .unwrap_or(false),
         };
-        let mut info = SourceInfo {
+        let stream = StreamFacts {
             content_type: cfg
                 .content_type
                 .clone()
@@ -99,28 +89,16 @@ impl SourceInfo {
             public,
             audio_info,
             audio_info_raw,
-            source_metaint: get(&["icy-metaint"])
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|&n: &usize| n > 0),
-            listener_headers: String::new(),
             source_ip: String::new(),
             user_agent: get(&["user-agent"]).unwrap_or_default(),
         };
-        info.listener_headers = derive_listener_headers(headers, cfg);
-        info
-    }
-
-    /// `name` with icecast's default.
-    pub fn display_name(&self) -> &str {
-        snapshot::display_name(self.name.as_deref())
-    }
-
-    pub fn display_description(&self) -> &str {
-        snapshot::display_description(self.description.as_deref())
-    }
-
-    pub fn display_genre(&self) -> &str {
-        snapshot::display_genre(self.genre.as_deref())
+        SourceInfo {
+            stream,
+            source_metaint: get(&["icy-metaint"])
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|&n: &usize| n > 0),
+            listener_headers: derive_listener_headers(headers, cfg),
+        }
     }
 }
 
@@ -247,9 +225,9 @@ mod tests {
             "icy-br:128\r\nice-audio-info: bitrate=128\r\nicy-name:b\r\n"
         );
         let info = SourceInfo::from_headers(&headers, "audio/mpeg", None);
-        assert_eq!(info.bitrate.as_deref(), Some("128"));
+        assert_eq!(info.stream.bitrate.as_deref(), Some("128"));
         assert_eq!(
-            info.audio_info,
+            info.stream.audio_info,
             vec![("bitrate".to_string(), "128".to_string())]
         );
     }
@@ -274,9 +252,9 @@ mod tests {
             "icy-name:Cfg Name\r\nicy-pub:1\r\nicy-url:http://x\r\nicy-genre:Jazz\r\n"
         );
         let info = SourceInfo::from_headers(&headers, "audio/mpeg", Some(&cfg));
-        assert_eq!(info.name.as_deref(), Some("Cfg Name"));
-        assert!(info.public);
-        assert_eq!(info.content_type, "audio/aac");
+        assert_eq!(info.stream.name.as_deref(), Some("Cfg Name"));
+        assert!(info.stream.public);
+        assert_eq!(info.stream.content_type, "audio/aac");
     }
 
     #[test]
@@ -292,9 +270,9 @@ mod tests {
         let d = derive_listener_headers(&headers, &MountConfig::default());
         assert_eq!(d, "icy-name:gst\r\nicy-pub:0\r\nicy-genre:Jazz\r\n");
         let info = SourceInfo::from_headers(&headers, "audio/mpeg", None);
-        assert_eq!(info.description, None);
-        assert_eq!(info.display_description(), "Unspecified description");
-        assert_eq!(info.genre.as_deref(), Some("Jazz"));
+        assert_eq!(info.stream.description, None);
+        assert_eq!(info.stream.display_description(), "Unspecified description");
+        assert_eq!(info.stream.genre.as_deref(), Some("Jazz"));
     }
 
     #[test]
@@ -307,7 +285,7 @@ mod tests {
         ]);
         let info = SourceInfo::from_headers(&headers, "audio/mpeg", None);
         assert_eq!(info.source_metaint, Some(8192));
-        assert!(info.public);
+        assert!(info.stream.public);
         assert_eq!(
             info.listener_headers,
             "icy-br:64\r\nicy-name:Shout\r\nicy-pub:1\r\n"

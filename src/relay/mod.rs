@@ -15,7 +15,6 @@ pub mod push_state;
 pub mod upstream;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -175,18 +174,6 @@ impl Relays {
     pub fn snapshot(&self) -> Vec<RelaySnapshot> {
         self.all().iter().map(|(_, r)| r.snapshot()).collect()
     }
-}
-
-/// A seed for jitter: std's per-process random hash keys over the name and the time.
-pub fn jitter_seed(name: &str) -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write(name.as_bytes());
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    h.write_u64(nanos);
-    h.finish()
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::upstream::{self, StreamRequest};
-use super::{RelayStatus, State, jitter_seed};
+use super::{RelayStatus, State};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{RelayConfig, RelayTiming};
 use crate::format::Family;
@@ -23,6 +23,7 @@ use crate::ingest::SourceSession;
 use crate::ingest::session::{EndReason, StartError, StartOptions};
 use crate::mount::{Mount, MountSettings, SourceInfo, SourceRejected};
 use crate::net::client::{ClientError, Response};
+use crate::random::random_u64;
 use crate::server::Server;
 use crate::supervisor::tasks::Stop;
 
@@ -113,7 +114,7 @@ pub async fn run(server: Arc<Server>, relay: PullRelay, mut stop: Stop) {
         BACKOFF_MIN,
         BACKOFF_MAX,
         Jitter::UpToQuarterMore,
-        jitter_seed(&relay.local_mount),
+        random_u64(),
     );
     let mut standby: Option<Arc<Mount>> = None;
     let mut last_info: Option<SourceInfo> = None;
@@ -259,7 +260,7 @@ async fn serve(
     session.mount.set_on_demand(relay.on_demand);
     // Our own handle, so waiting on the mount does not borrow the session.
     let mount = session.mount.clone();
-    let mut seed = jitter_seed(&relay.url.to_string());
+    let mut seed = random_u64();
     loop {
         status.set_state(State::Up);
         status

@@ -19,6 +19,7 @@ use crate::config::PushProtocol;
 use crate::format::{Block, Family};
 use crate::mount::{Cursor, Mount, ReadOutcome, Seq};
 use crate::net::client::{self, CONNECT_TIMEOUT, ClientError, Options};
+use crate::random::random_u64;
 use crate::server::Server;
 use crate::supervisor::tasks::Stop;
 
@@ -97,13 +98,8 @@ pub(crate) async fn run(server: Arc<Server>, state: Arc<PushState>, mut stop: St
 /// Push the local mount whenever it is live, reconnecting with backoff.
 async fn keep_pushing(server: &Arc<Server>, state: &Arc<PushState>) {
     let label = state.label();
-    let mut backoff = Backoff::new(
-        BACKOFF_BASE,
-        BACKOFF_MAX,
-        Jitter::HalfToFull,
-        super::jitter_seed(&label),
-    )
-    .with_refused(REFUSED_BASE, REFUSED_MAX);
+    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_MAX, Jitter::HalfToFull, random_u64())
+        .with_refused(REFUSED_BASE, REFUSED_MAX);
     let mut mounts = server.registry.subscribe();
     // In auto mode, once the remote refused PUT, go straight to SOURCE.
     let mut method = match state.config.protocol {
@@ -190,7 +186,7 @@ async fn login(
     let url = target
         .endpoint()
         .ok_or_else(|| Failure::new(format!("not a usable remote: {}", target.url())))?;
-    let request = push_proto::source_request(method, target, &mount.info(), &mount.codec());
+    let request = push_proto::source_request(method, target, &mount.info().stream, &mount.codec());
     let opts = Options {
         bind,
         response_timeout: REPLY_TIMEOUT,

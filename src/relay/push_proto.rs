@@ -3,13 +3,13 @@
 //! [`crate::backoff`]). Bytes and heads are the HTTP client's (`http::client`). Nothing here
 //! touches a socket or a clock.
 
+use crate::documents::StreamFacts;
 use crate::format::CodecInfo;
 use crate::http::client::{
     HeadError, Request, ResponseHead, Version, basic_credentials, header_value, parse_response,
 };
 use crate::http::request::percent_encode;
 use crate::http::url::{self, Url};
-use crate::mount::SourceInfo;
 
 /// The method a source request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,7 @@ fn clean(value: &str) -> String {
 pub fn source_request(
     method: Method,
     target: &Target,
-    info: &SourceInfo,
+    info: &StreamFacts,
     codec: &CodecInfo,
 ) -> Request {
     let version = match method {
@@ -345,8 +345,8 @@ mod tests {
         }
     }
 
-    fn info() -> SourceInfo {
-        SourceInfo {
+    fn info() -> StreamFacts {
+        StreamFacts {
             content_type: "audio/mpeg".into(),
             name: Some("My Radio".into()),
             description: Some("line\r\nInjected: yes".into()),

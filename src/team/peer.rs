@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpSocket, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 use super::{JOIN_TIMEOUT, gen_c, read_frame, splitter::STATS_EVERY, write_frame};
 use crate::backoff::{Backoff, Jitter};
@@ -83,6 +83,44 @@ pub enum JoinFailed {
     GenC(#[from] gen_c::GenCError),
 }
 
+/// What a join gives: the state machine of the team's wire format, the stream facts and the
+/// stream header at join time.
+type Joined = (Box<dyn PeerMachine + Send + Sync>, StreamInfo, Bytes);
+
+/// The Gen C join over `tcp`, as a plain peer: reference splitters take their first member as
+/// the monitor.
+async fn join_gen_c(tcp: &mut TcpStream, splitter: SocketAddr) -> Result<Joined, JoinFailed> {
+    let (config, info, header) = gen_c::join(tcp, splitter, Role::Peer).await?;
+    let peer = CompatPeer::new(CompatPeerConfig::new(splitter), &config, Instant::now());
+    Ok((Box::new(peer), info, header))
+}
+
+/// The native join over `tcp`, offering to monitor: the splitter grants it to the first few
+/// peers, whose loss reports drive its lost-chunk recovery; the rest become plain peers.
+async fn join_native(tcp: &mut TcpStream, splitter: SocketAddr) -> Result<Joined, JoinFailed> {
+    let request = Packet {
+        team: 0,
+        msg: Message::JoinRequest(JoinRequest::new(Role::Monitor)),
+    };
+    let frame = wire::encode_frame(&request).map_err(|_| JoinFailed::Protocol)?;
+    write_frame(tcp, &frame).await?;
+    let reply: JoinReply = match read_frame(tcp, MAX_REPLY).await?.msg {
+        Message::JoinReply(r) => *r,
+        Message::JoinRefused { reason, detail } => {
+            return Err(JoinFailed::Refused(format!("{reason:?}: {detail}")));
+        }
+        _ => return Err(JoinFailed::Protocol),
+    };
+    let info = reply.info.clone();
+    let header = reply.header.clone();
+    let config = PeerConfig {
+        role: reply.role,
+        ..PeerConfig::new(splitter)
+    };
+    let peer = Peer::new(config, reply, random_u64(), Instant::now());
+    Ok((Box::new(peer), info, header))
+}
+
 /// A joined peer: its socket and state machine.
 pub struct PeerLink {
     udp: UdpSocket,
@@ -134,44 +172,13 @@ impl PeerLink {
             // no TIME_WAIT keeps the next join (after a splitter restart) from using it.
             let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
         }
-        if codec == Codec::CompatGenC {
-            // A plain peer: reference splitters take their first member as the monitor.
-            let (config, info, header) = gen_c::join(&mut tcp, splitter, Role::Peer).await?;
-            let peer = CompatPeer::new(CompatPeerConfig::new(splitter), &config, Instant::now());
-            return Ok(PeerLink {
-                udp,
-                peer: Box::new(peer),
-                info,
-                header,
-                splitter,
-                buf: vec![0u8; 65_536],
-            });
-        }
-        // Offer to monitor: the splitter grants it to the first few peers, whose loss reports
-        // drive its lost-chunk recovery; the rest become plain peers.
-        let request = Packet {
-            team: 0,
-            msg: Message::JoinRequest(JoinRequest::new(Role::Monitor)),
+        let (peer, info, header) = match codec {
+            Codec::CompatGenC => join_gen_c(&mut tcp, splitter).await?,
+            Codec::Native => join_native(&mut tcp, splitter).await?,
         };
-        let frame = wire::encode_frame(&request).map_err(|_| JoinFailed::Protocol)?;
-        write_frame(&mut tcp, &frame).await?;
-        let reply: JoinReply = match read_frame(&mut tcp, MAX_REPLY).await?.msg {
-            Message::JoinReply(r) => *r,
-            Message::JoinRefused { reason, detail } => {
-                return Err(JoinFailed::Refused(format!("{reason:?}: {detail}")));
-            }
-            _ => return Err(JoinFailed::Protocol),
-        };
-        let info = reply.info.clone();
-        let header = reply.header.clone();
-        let config = PeerConfig {
-            role: reply.role,
-            ..PeerConfig::new(splitter)
-        };
-        let peer = Peer::new(config, reply, random_u64(), Instant::now());
         Ok(PeerLink {
             udp,
-            peer: Box::new(peer),
+            peer,
             info,
             header,
             splitter,

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{gen_c, read_frame, write_frame};
 use crate::config::SplitterSettings;
 use crate::format::Block;
-use crate::mount::{Cursor, Mount, ReadOutcome};
+use crate::mount::{Cursor, Mount, ReadOutcome, SourceInfo};
 use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
 use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
@@ -164,7 +164,10 @@ pub async fn run(
             _ = stop.requested() => break,
         }
     }
+    // Wait until the aborted acceptor has dropped the listener: a restarted splitter binds
+    // the same port as soon as this task ends.
     acceptor.abort();
+    let _ = acceptor.await;
     teams.remove_splitter(&mount_name);
 }
 
@@ -397,7 +400,7 @@ impl Attached {
 
 /// What peers need to re-serve the stream with the right headers.
 fn stream_info(mount: &Mount) -> StreamInfo {
-    mount.with_info(|i| StreamInfo {
+    mount.with_info(|SourceInfo { stream: i, .. }| StreamInfo {
         content_type: i.content_type.clone(),
         name: i.name.clone().unwrap_or_default(),
         description: i.description.clone().unwrap_or_default(),

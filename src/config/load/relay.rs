@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::error::{ConfigError, Source};
 use super::value::{ip_address, mount_name, port, ranged};
 use crate::config::{Config, MasterConfig, RelayConfig, RelayTiming};
+use crate::http::url::host_safe;
 
 /// Accepted `update-interval`, `grace-period` and `idle-timeout`, in seconds.
 const SECONDS_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
@@ -174,12 +175,7 @@ fn seconds(src: &Source<'_>, v: Spanned<u64>, key: &str) -> Result<Duration, Con
 /// A host name or IP literal that can go into a `Host:` header as it is.
 fn host(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, ConfigError> {
     let h = v.get_ref();
-    let ok = !h.is_empty()
-        && h.len() <= 253
-        && h.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
-        });
-    if !ok {
+    if !host_safe(h) {
         return Err(src.invalid(
             v.span(),
             key,

@@ -512,17 +512,21 @@ mod tests {
             b.start_data = Some(std::sync::Arc::new(Bytes::from(vec![n; 10])));
             b
         };
-        // Burst 2500: a keyframe block with a copy every third block of 1000 bytes.
-        let mut q = Queue::new(100_000, 2500);
+        // A keyframe block with a copy every third block of 1000 bytes.
         let now = Instant::now();
-        for i in 0..12u8 {
-            let b = if i % 3 == 0 {
-                keyframe(i)
-            } else {
-                block(1000, false)
-            };
-            q.push(b, now);
-        }
+        let fill = |q: &mut Queue| {
+            for i in 0..12u8 {
+                let b = if i % 3 == 0 {
+                    keyframe(i)
+                } else {
+                    block(1000, false)
+                };
+                q.push(b, now);
+            }
+        };
+        // Burst 2500.
+        let mut q = Queue::new(100_000, 2500);
+        fill(&mut q);
         // Keyframes at 0, 3, 6, 9; the burst reaches back into block 9... (blocks 10 and 11
         // whole), so block 9 is the latest start before it and the copies before it go.
         let kept: Vec<usize> = (0..12)
@@ -539,14 +543,7 @@ mod tests {
         );
         // With a burst reaching further back, more copies stay.
         let mut q = Queue::new(100_000, 6500);
-        for i in 0..12u8 {
-            let b = if i % 3 == 0 {
-                keyframe(i)
-            } else {
-                block(1000, false)
-            };
-            q.push(b, now);
-        }
+        fill(&mut q);
         let kept: Vec<usize> = (0..12)
             .filter(|&i| q.blocks[i].start_data.is_some())
             .collect();

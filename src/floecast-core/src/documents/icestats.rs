@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::snapshot::{
-    MountSnapshot, ServerSnapshot, Timestamp, display_description, display_genre, display_name,
-};
+use super::snapshot::{MountSnapshot, ServerSnapshot, Timestamp};
 use super::xml::{Element, Value};
 use super::{iso8601, rfc822, seconds_between};
 use crate::format::Family;
@@ -113,12 +111,9 @@ pub fn mount_stats(snap: &ServerSnapshot, mount: &MountSnapshot) -> BTreeMap<Str
     if let Some(b) = &info.bitrate {
         put("bitrate", Value::guess(b));
     }
-    put("genre", display_genre(info.genre.as_deref()).into());
-    put("server_name", display_name(info.name.as_deref()).into());
-    put(
-        "server_description",
-        display_description(info.description.as_deref()).into(),
-    );
+    put("genre", info.display_genre().into());
+    put("server_name", info.display_name().into());
+    put("server_description", info.display_description().into());
     if let Some(u) = info.url.as_deref().filter(|u| !u.is_empty()) {
         put("server_url", u.into());
     }

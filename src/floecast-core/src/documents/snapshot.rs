@@ -98,8 +98,10 @@ pub struct MountSnapshot {
     pub clients: Option<Vec<ListenerSnapshot>>,
 }
 
-/// What the source said about its stream (its `ice-*` headers, merged with the config).
-#[derive(Debug, Clone, Default)]
+/// What a source said about its stream (its `ice-*`/`icy-*` headers and Content-Type,
+/// merged with the mount's config overrides). The driver's `SourceInfo` holds one, and the
+/// status documents show it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamFacts {
     pub content_type: String,
     pub name: Option<String>,
@@ -108,26 +110,36 @@ pub struct StreamFacts {
     pub genre: Option<String>,
     pub bitrate: Option<String>,
     pub public: bool,
-    /// `ice-audio-info` as url-decoded `key=value` pairs, and raw.
+    /// `ice-audio-info` split into url-decoded `key=value` pairs.
     pub audio_info: Vec<(String, String)>,
+    /// The raw `ice-audio-info` value.
     pub audio_info_raw: Option<String>,
     pub source_ip: String,
     pub user_agent: String,
 }
 
 /// icecast's words for a stream name, description and genre the source left unsaid.
-pub fn display_name(name: Option<&str>) -> &str {
-    name.filter(|s| !s.is_empty()).unwrap_or("Unspecified name")
-}
+impl StreamFacts {
+    pub fn display_name(&self) -> &str {
+        self.name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("Unspecified name")
+    }
 
-pub fn display_description(description: Option<&str>) -> &str {
-    description
-        .filter(|s| !s.is_empty())
-        .unwrap_or("Unspecified description")
-}
+    pub fn display_description(&self) -> &str {
+        self.description
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("Unspecified description")
+    }
 
-pub fn display_genre(genre: Option<&str>) -> &str {
-    genre.filter(|s| !s.is_empty()).unwrap_or("various")
+    pub fn display_genre(&self) -> &str {
+        self.genre
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("various")
+    }
 }
 
 /// A mount's counters (icecast's per-mount stats).

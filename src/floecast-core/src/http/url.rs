@@ -81,7 +81,7 @@ impl Url {
 
     /// `http://host:port` plus a path starting with `/` (config values, a stream-list line).
     pub fn new(host: &str, port: u16, path: &str) -> Option<Url> {
-        if host.is_empty() || !host_safe(host) || !path.starts_with('/') || !request_safe(path) {
+        if !host_safe(host) || !path.starts_with('/') || !request_safe(path) {
             return None;
         }
         Some(Url {
@@ -139,8 +139,11 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-fn host_safe(host: &str) -> bool {
-    host.len() <= 253
+/// A host name or IP literal that can go into a `Host:` header and a request as it is: not
+/// empty, at most 253 bytes of letters, digits and `.-_:[]`.
+pub fn host_safe(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
         && host.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
         })
@@ -174,7 +177,7 @@ fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
         Some(p) => Some(p.parse::<u16>().ok().filter(|&p| p > 0)?),
         None => None,
     };
-    (!host.is_empty() && host_safe(&host)).then_some((host, port))
+    host_safe(&host).then_some((host, port))
 }
 
 #[cfg(test)]

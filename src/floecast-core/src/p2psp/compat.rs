@@ -110,20 +110,8 @@ pub fn to_v4(a: SocketAddr) -> Result<SocketAddrV4, CompatError> {
 }
 
 pub fn encode_config(c: &CompatConfig) -> Result<Bytes, CompatError> {
-    if c.channel.len() > MAX_CHANNEL {
-        return Err(CompatError::TooLong {
-            what: "channel",
-            len: c.channel.len(),
-            max: MAX_CHANNEL,
-        });
-    }
-    if c.peers.len() > MAX_PEERS {
-        return Err(CompatError::TooLong {
-            what: "peer list",
-            len: c.peers.len(),
-            max: MAX_PEERS,
-        });
-    }
+    check_len("channel", c.channel.len(), MAX_CHANNEL)?;
+    check_len("peer list", c.peers.len(), MAX_PEERS)?;
     if usize::from(c.number_of_monitors) > c.peers.len() {
         return Err(CompatError::BadMonitorCount);
     }
@@ -142,6 +130,15 @@ pub fn encode_config(c: &CompatConfig) -> Result<Bytes, CompatError> {
     Ok(b.freeze())
 }
 
+/// `TooLong` when a length field exceeds what the format allows.
+fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), CompatError> {
+    if len > max {
+        Err(CompatError::TooLong { what, len, max })
+    } else {
+        Ok(())
+    }
+}
+
 /// Parse a configuration block from the start of `data` (a TCP stream prefix). Returns the
 /// config and the bytes it used; `Truncated` means "read more and try again".
 pub fn decode_config(data: &[u8]) -> Result<(CompatConfig, usize), CompatError> {
@@ -154,13 +151,7 @@ pub fn decode_config(data: &[u8]) -> Result<(CompatConfig, usize), CompatError> 
     let v4 = |s: &[u8]| SocketAddrV4::new(Ipv4Addr::new(s[0], s[1], s[2], s[3]), be16(&s[4..6]));
     let source = v4(take(6)?);
     let l = usize::from(be16(take(2)?));
-    if l > MAX_CHANNEL {
-        return Err(CompatError::TooLong {
-            what: "channel",
-            len: l,
-            max: MAX_CHANNEL,
-        });
-    }
+    check_len("channel", l, MAX_CHANNEL)?;
     let channel = std::str::from_utf8(take(l)?)
         .map_err(|_| CompatError::BadUtf8)?
         .to_owned();
@@ -169,13 +160,7 @@ pub fn decode_config(data: &[u8]) -> Result<(CompatConfig, usize), CompatError> 
     let buffer_size = be16(take(2)?);
     let number_of_monitors = be16(take(2)?);
     let n = usize::from(be16(take(2)?));
-    if n > MAX_PEERS {
-        return Err(CompatError::TooLong {
-            what: "peer list",
-            len: n,
-            max: MAX_PEERS,
-        });
-    }
+    check_len("peer list", n, MAX_PEERS)?;
     if usize::from(number_of_monitors) > n {
         return Err(CompatError::BadMonitorCount);
     }

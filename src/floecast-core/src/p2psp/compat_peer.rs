@@ -20,7 +20,7 @@ use bytes::Bytes;
 use super::buffer::{HoleScanner, Insert, PlayoutBuffer, PlayoutConfig};
 use super::compat::{self, CompatConfig, CompatMessage, Direction, Widener};
 use super::peer::{NeighbourStats, PeerEvent, PeerStats};
-use super::{ChunkNo, PeerId, PeerMachine, Role, Transmit, push_bounded};
+use super::{ChunkNo, LeaveStep, Leaving, PeerId, PeerMachine, Role, Transmit, push_bounded};
 
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
@@ -65,13 +65,6 @@ struct Neighbour {
     addr: SocketAddr,
     debt: i32,
     last_seen: Instant,
-}
-
-#[derive(Debug)]
-struct Leaving {
-    retries_left: u32,
-    next_at: Instant,
-    done: bool,
 }
 
 #[derive(Debug)]
@@ -241,9 +234,7 @@ impl CompatPeer {
         let r = buffer.insert(now, no, PeerId::NONE, payload);
         match r {
             Insert::New => self.last_chunk = now,
-            Insert::Duplicate => self.stats.duplicates += 1,
-            Insert::TooOld => self.stats.late += 1,
-            Insert::TooFar => self.stats.out_of_window += 1,
+            other => self.stats.count_insert(other),
         }
         r
     }
@@ -368,15 +359,13 @@ impl PeerMachine for CompatPeer {
     fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(l) = &mut self.leaving {
-            if !l.done && now >= l.next_at {
-                if l.retries_left == 0 {
-                    self.farewell();
-                } else {
-                    l.retries_left -= 1;
-                    l.next_at = now + Duration::from_secs(1);
+            match l.on_timeout(now) {
+                LeaveStep::GiveUp => self.farewell(),
+                LeaveStep::Resend => {
                     let s = self.cfg.splitter;
                     self.send(s, &CompatMessage::Goodbye);
                 }
+                LeaveStep::Wait => {}
             }
             return;
         }
@@ -396,11 +385,11 @@ impl PeerMachine for CompatPeer {
         }
         let s = self.cfg.splitter;
         self.send(s, &CompatMessage::Goodbye);
-        self.leaving = Some(Leaving {
-            retries_left: self.cfg.goodbye_retries.saturating_sub(1),
-            next_at: now + Duration::from_secs(1),
-            done: false,
-        });
+        self.leaving = Some(Leaving::new(
+            now,
+            self.cfg.goodbye_retries,
+            Duration::from_secs(1),
+        ));
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -413,7 +402,7 @@ impl PeerMachine for CompatPeer {
 
     fn poll_timeout(&self) -> Option<Instant> {
         if let Some(l) = &self.leaving {
-            return (!l.done).then_some(l.next_at);
+            return l.deadline();
         }
         let mut t = self.last_chunk + self.cfg.team_timeout;
         if let Some(b) = &self.buffer {

@@ -26,7 +26,7 @@ pub mod splitter;
 pub mod wire;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -72,6 +72,59 @@ impl ChunkNo {
 pub struct Transmit {
     pub to: SocketAddr,
     pub data: Bytes,
+}
+
+/// A peer on its way out of a team: its goodbye to the splitter is sent again every
+/// `interval` until the splitter answers or the retries run out. Both peer machines leave
+/// this way.
+#[derive(Debug)]
+pub(crate) struct Leaving {
+    retries_left: u32,
+    next_at: Instant,
+    interval: Duration,
+    /// The peer has left ([`PeerEvent::Left`] went out): nothing more is due.
+    pub(crate) done: bool,
+}
+
+/// What a [`Leaving`] peer does when its timer is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeaveStep {
+    /// Nothing due yet, or the peer has left.
+    Wait,
+    /// Say goodbye to the splitter again.
+    Resend,
+    /// The retries ran out: leave without the splitter's answer.
+    GiveUp,
+}
+
+impl Leaving {
+    /// Leaving from `now`, the first of `goodbyes` goodbyes just sent.
+    pub(crate) fn new(now: Instant, goodbyes: u32, interval: Duration) -> Leaving {
+        Leaving {
+            retries_left: goodbyes.saturating_sub(1),
+            next_at: now + interval,
+            interval,
+            done: false,
+        }
+    }
+
+    /// The timer at `now`: what to do, with the next retry scheduled when it is a resend.
+    pub(crate) fn on_timeout(&mut self, now: Instant) -> LeaveStep {
+        if self.done || now < self.next_at {
+            return LeaveStep::Wait;
+        }
+        if self.retries_left == 0 {
+            return LeaveStep::GiveUp;
+        }
+        self.retries_left -= 1;
+        self.next_at = now + self.interval;
+        LeaveStep::Resend
+    }
+
+    /// When [`Leaving::on_timeout`] is next due; none once the peer has left.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        (!self.done).then_some(self.next_at)
+    }
 }
 
 /// A team peer state machine, whatever its wire format ([`peer::Peer`] for the native codec,

@@ -23,7 +23,9 @@ use bytes::Bytes;
 
 use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
 use super::wire::{self, JoinReply, Message, Packet};
-use super::{ChunkNo, PeerId, PeerMachine, Role, Transmit, XorShift, push_bounded};
+use super::{
+    ChunkNo, LeaveStep, Leaving, PeerId, PeerMachine, Role, Transmit, XorShift, push_bounded,
+};
 
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 1 << 16;
@@ -156,6 +158,16 @@ impl PeerStats {
             }
         }
     }
+
+    /// Count a chunk the playout buffer did not take as new.
+    pub(crate) fn count_insert(&mut self, r: Insert) {
+        match r {
+            Insert::New => {}
+            Insert::Duplicate => self.duplicates += 1,
+            Insert::TooOld => self.late += 1,
+            Insert::TooFar => self.out_of_window += 1,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -176,13 +188,6 @@ struct HeaderAssembly {
     total: usize,
     data: Vec<u8>,
     got: Vec<bool>,
-}
-
-#[derive(Debug)]
-struct Leaving {
-    retries_left: u32,
-    next_at: Instant,
-    done: bool,
 }
 
 #[derive(Debug)]
@@ -505,7 +510,7 @@ impl Peer {
                             self.enqueue(i, no);
                         }
                     }
-                    other => self.count_insert(other),
+                    other => self.stats.count_insert(other),
                 }
                 self.paced_send();
                 self.playout(now);
@@ -541,15 +546,6 @@ impl Peer {
                 }
             }
             _ => self.stats.garbage += 1,
-        }
-    }
-
-    fn count_insert(&mut self, r: Insert) {
-        match r {
-            Insert::New => {}
-            Insert::Duplicate => self.stats.duplicates += 1,
-            Insert::TooOld => self.stats.late += 1,
-            Insert::TooFar => self.stats.out_of_window += 1,
         }
     }
 
@@ -651,24 +647,14 @@ impl Peer {
                 origin,
                 payload,
             } => {
-                self.stats.from_peers += 1;
                 let n = &mut self.neighbours[i];
                 n.debt = n.debt.saturating_sub(1);
                 let sender = n.id;
-                match self.buffer.insert(now, no, origin, payload) {
-                    Insert::New => {
-                        self.note_fresh_chunk(now, no);
-                        self.route(no, origin, from);
-                    }
-                    Insert::Duplicate => {
-                        self.stats.duplicates += 1;
-                        // A relayed copy of something we already get: cut that route.
-                        if sender != origin && origin != self.id {
-                            self.stats.prunes_sent += 1;
-                            self.send_to(i, Message::Prune { origin });
-                        }
-                    }
-                    other => self.count_insert(other),
+                let inserted = self.insert_peer_chunk(now, from, no, origin, payload);
+                // A relayed copy of something we already get: cut that route.
+                if inserted == Insert::Duplicate && sender != origin && origin != self.id {
+                    self.stats.prunes_sent += 1;
+                    self.send_to(i, Message::Prune { origin });
                 }
                 self.paced_send();
                 self.playout(now);
@@ -693,6 +679,28 @@ impl Peer {
             }
             _ => self.stats.garbage += 1,
         }
+    }
+
+    /// A chunk another team member (`from`) sent: counted, into the buffer, and routed on
+    /// when new. Returns what the buffer made of it.
+    fn insert_peer_chunk(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        no: ChunkNo,
+        origin: PeerId,
+        payload: Bytes,
+    ) -> Insert {
+        self.stats.from_peers += 1;
+        let inserted = self.buffer.insert(now, no, origin, payload);
+        match inserted {
+            Insert::New => {
+                self.note_fresh_chunk(now, no);
+                self.route(no, origin, from);
+            }
+            other => self.stats.count_insert(other),
+        }
+        inserted
     }
 
     /// Queue a new peer chunk for the neighbours that asked for its origin's chunks (Gen D's
@@ -720,14 +728,7 @@ impl Peer {
                 origin,
                 payload,
             } => {
-                self.stats.from_peers += 1;
-                match self.buffer.insert(now, no, origin, payload) {
-                    Insert::New => {
-                        self.note_fresh_chunk(now, no);
-                        self.route(no, origin, from);
-                    }
-                    other => self.count_insert(other),
-                }
+                self.insert_peer_chunk(now, from, no, origin, payload);
                 self.paced_send();
                 self.playout(now);
             }
@@ -861,16 +862,16 @@ impl PeerMachine for Peer {
     fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if let Some(l) = &mut self.leaving {
-            if !l.done && now >= l.next_at {
-                if l.retries_left == 0 {
+            match l.on_timeout(now) {
+                LeaveStep::GiveUp => {
                     l.done = true;
                     self.event(PeerEvent::Left);
-                } else {
-                    l.retries_left -= 1;
-                    l.next_at = now + self.cfg.keepalive_interval;
+                }
+                LeaveStep::Resend => {
                     let id = self.id;
                     self.send_splitter(Message::Goodbye { from: id });
                 }
+                LeaveStep::Wait => {}
             }
             return;
         }
@@ -926,11 +927,11 @@ impl PeerMachine for Peer {
             self.send_to(i, Message::Goodbye { from: id });
         }
         self.send_splitter(Message::Goodbye { from: id });
-        self.leaving = Some(Leaving {
-            retries_left: self.cfg.goodbye_retries.saturating_sub(1),
-            next_at: now + self.cfg.keepalive_interval,
-            done: false,
-        });
+        self.leaving = Some(Leaving::new(
+            now,
+            self.cfg.goodbye_retries,
+            self.cfg.keepalive_interval,
+        ));
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -943,7 +944,7 @@ impl PeerMachine for Peer {
 
     fn poll_timeout(&self) -> Option<Instant> {
         if let Some(l) = &self.leaving {
-            return (!l.done).then_some(l.next_at);
+            return l.deadline();
         }
         let mut t = self.splitter_last_tx + self.cfg.keepalive_interval;
         if !self.splitter_gone {
@@ -985,412 +986,4 @@ impl PeerMachine for Peer {
 
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock
-mod tests {
-    use super::*;
-    use crate::p2psp::splitter::{LeaveReason, Splitter, SplitterConfig, SplitterEvent};
-    use crate::p2psp::wire::JoinRequest;
-    use std::collections::HashSet;
-
-    type DropFn = Box<dyn FnMut(SocketAddr, &Transmit) -> bool>;
-
-    /// A tiny deterministic network: zero latency, FIFO, optional drop filter.
-    struct Net {
-        now: Instant,
-        saddr: SocketAddr,
-        splitter: Splitter,
-        peers: Vec<(SocketAddr, Peer)>,
-        delivered: Vec<Vec<(ChunkNo, Bytes)>>,
-        skipped: Vec<Vec<ChunkNo>>,
-        headers: Vec<Vec<(usize, Bytes)>>,
-        splitter_events: Vec<SplitterEvent>,
-        dead: HashSet<SocketAddr>,
-        splitter_egress: u64,
-        drop: Option<DropFn>,
-    }
-
-    fn payload(n: u32) -> Bytes {
-        let len = 200 + (n as usize * 37) % 1000;
-        Bytes::from((0..len).map(|i| (n as usize + i) as u8).collect::<Vec<_>>())
-    }
-
-    impl Net {
-        fn new(cfg: SplitterConfig) -> Net {
-            let now = Instant::now();
-            Net {
-                now,
-                saddr: "192.0.2.1:8001".parse().unwrap(),
-                splitter: Splitter::new(cfg, 0x5EED_CAFE, now),
-                peers: vec![],
-                delivered: vec![],
-                skipped: vec![],
-                headers: vec![],
-                splitter_events: vec![],
-                dead: HashSet::new(),
-                splitter_egress: 0,
-                drop: None,
-            }
-        }
-
-        fn join(&mut self, role: Role) -> usize {
-            let k = self.peers.len();
-            let addr: SocketAddr = format!("[2001:db8::{}]:{}", k + 1, 5000 + k)
-                .parse()
-                .unwrap();
-            let (_, reply) = self
-                .splitter
-                .handle_join(self.now, addr, &JoinRequest::new(role))
-                .unwrap();
-            // Through the TCP codec, as the runtime would.
-            let frame = wire::encode_frame(&Packet {
-                team: reply.team_id,
-                msg: Message::JoinReply(Box::new(reply)),
-            })
-            .unwrap();
-            let mut fd = wire::FrameDecoder::new(wire::MAX_FRAME);
-            fd.push(&frame).unwrap();
-            let body = fd.pop_frame().unwrap().unwrap();
-            let Message::JoinReply(reply) = wire::decode(&body).unwrap().msg else {
-                panic!()
-            };
-            let mut cfg = PeerConfig::new(self.saddr);
-            cfg.role = role;
-            let p = Peer::new(cfg, *reply, k as u64 + 1, self.now);
-            self.peers.push((addr, p));
-            self.delivered.push(vec![]);
-            self.skipped.push(vec![]);
-            self.headers.push(vec![]);
-            self.drain_events();
-            k
-        }
-
-        fn drain_events(&mut self) {
-            while let Some(e) = self.splitter.poll_event() {
-                self.splitter_events.push(e);
-            }
-            for (k, (_, p)) in self.peers.iter_mut().enumerate() {
-                while let Some(e) = p.poll_event() {
-                    match e {
-                        PeerEvent::Deliver { no, payload } => self.delivered[k].push((no, payload)),
-                        PeerEvent::Skipped { no } => self.skipped[k].push(no),
-                        PeerEvent::HeaderChanged(h) => {
-                            self.headers[k].push((self.delivered[k].len(), h))
-                        }
-                        _ => {}
-                    }
-                }
-            }
-        }
-
-        fn pump(&mut self) {
-            for _ in 0..100_000 {
-                let mut flight = vec![];
-                while let Some(t) = self.splitter.poll_transmit() {
-                    self.splitter_egress += t.data.len() as u64;
-                    flight.push((self.saddr, t));
-                }
-                for (a, p) in &mut self.peers {
-                    while let Some(t) = p.poll_transmit() {
-                        if !self.dead.contains(a) {
-                            flight.push((*a, t));
-                        }
-                    }
-                }
-                if flight.is_empty() {
-                    break;
-                }
-                for (from, t) in flight {
-                    if let Some(d) = &mut self.drop
-                        && d(from, &t)
-                    {
-                        continue;
-                    }
-                    if t.to == self.saddr {
-                        self.splitter.handle_datagram(self.now, from, &t.data);
-                    } else if !self.dead.contains(&t.to)
-                        && let Some((_, p)) = self.peers.iter_mut().find(|(a, _)| *a == t.to)
-                    {
-                        p.handle_datagram(self.now, from, &t.data);
-                    }
-                }
-            }
-            self.drain_events();
-        }
-
-        fn advance(&mut self, dt: Duration) {
-            self.now += dt;
-            if self.splitter.poll_timeout().is_some_and(|t| t <= self.now) {
-                self.splitter.handle_timeout(self.now);
-            }
-            for (a, p) in &mut self.peers {
-                if !self.dead.contains(a) && p.poll_timeout().is_some_and(|t| t <= self.now) {
-                    p.handle_timeout(self.now);
-                }
-            }
-            self.pump();
-        }
-
-        /// Push `n` chunks, one every `dt`, numbering payloads from the splitter's counter.
-        fn stream(&mut self, n: u32, dt: Duration) {
-            for _ in 0..n {
-                let no = self.splitter.next_chunk();
-                self.splitter.push_chunk(self.now, payload(no.0)).unwrap();
-                self.pump();
-                self.advance(dt);
-            }
-        }
-
-        fn settle(&mut self) {
-            for _ in 0..50 {
-                self.advance(Duration::from_millis(20));
-            }
-        }
-    }
-
-    fn team_cfg() -> SplitterConfig {
-        SplitterConfig {
-            buffer_size: 64,
-            max_chunk_payload: 1500,
-            ..Default::default()
-        }
-    }
-
-    fn check_in_order(d: &[(ChunkNo, Bytes)]) {
-        for w in d.windows(2) {
-            assert_eq!(w[1].0, w[0].0.plus(1), "out of order");
-        }
-        for (no, p) in d {
-            assert_eq!(*p, payload(no.0), "payload of {no:?} differs");
-        }
-    }
-
-    #[test]
-    fn ten_peers_500_chunks_in_order_with_one_copy_egress() {
-        let mut net = Net::new(team_cfg());
-        net.join(Role::Monitor);
-        for _ in 0..9 {
-            net.join(Role::Peer);
-        }
-        net.pump();
-        net.splitter_egress = 0;
-        net.stream(500, Duration::from_millis(10));
-        net.settle();
-        let pushed = net.splitter.stats().bytes_pushed;
-        for k in 0..10 {
-            assert_eq!(net.delivered[k].len(), 500, "peer {k}");
-            assert_eq!(net.delivered[k][0].0, ChunkNo(0));
-            check_in_order(&net.delivered[k]);
-            assert!(net.skipped[k].is_empty());
-        }
-        let ratio = net.splitter_egress as f64 / pushed as f64;
-        assert!(ratio <= 1.05, "splitter egress {ratio}");
-        // Everyone relays: each peer sent roughly (N-1)/N of the stream.
-        for (_, p) in &net.peers {
-            let s = p.stats();
-            assert!(s.sent > 400 && s.sent < 500, "sent {}", s.sent);
-            assert_eq!(s.neighbours.len(), 9);
-        }
-    }
-
-    #[test]
-    fn goodbye_removes_at_once_and_the_rest_keep_playing() {
-        let mut net = Net::new(team_cfg());
-        net.join(Role::Monitor);
-        for _ in 0..5 {
-            net.join(Role::Peer);
-        }
-        net.stream(100, Duration::from_millis(10));
-        net.peers[3].1.leave(net.now);
-        net.pump();
-        assert_eq!(net.splitter.peer_count(), 5);
-        assert!(net.splitter_events.iter().any(|e| matches!(
-            e,
-            SplitterEvent::PeerLeft {
-                reason: LeaveReason::Goodbye,
-                ..
-            }
-        )));
-        let left_addr = net.peers[3].0;
-        // Neighbours dropped it too, and the leaver saw the splitter's acknowledgement.
-        for (k, (_, p)) in net.peers.iter().enumerate() {
-            if k != 3 {
-                assert!(p.stats().neighbours.iter().all(|n| n.addr != left_addr));
-            }
-        }
-        net.dead.insert(left_addr);
-        net.stream(200, Duration::from_millis(10));
-        net.settle();
-        for k in [0, 1, 2, 4, 5] {
-            assert_eq!(net.delivered[k].len(), 300, "peer {k}");
-            check_in_order(&net.delivered[k]);
-        }
-    }
-
-    #[test]
-    fn silent_peer_is_expelled_after_timeout_and_lrs_covers_its_chunks() {
-        let mut net = Net::new(team_cfg());
-        net.join(Role::Monitor);
-        for _ in 0..9 {
-            net.join(Role::Peer);
-        }
-        net.stream(50, Duration::from_millis(20));
-        let gone = net.peers[4].0;
-        net.dead.insert(gone);
-        net.stream(750, Duration::from_millis(20)); // 15 s
-        net.settle();
-        let ev = net.splitter_events.iter().find_map(|e| match e {
-            SplitterEvent::PeerLeft { addr, reason, .. } if *addr == gone => Some(*reason),
-            _ => None,
-        });
-        assert_eq!(ev, Some(LeaveReason::Timeout));
-        assert_eq!(net.splitter.peer_count(), 9);
-        assert!(net.splitter.stats().lrs_resends > 0);
-        for k in (0..10).filter(|k| *k != 4) {
-            let got = net.delivered[k].len() as f64;
-            assert!(got / 800.0 >= 0.99, "peer {k}: {got}");
-            let d = &net.delivered[k];
-            assert!(d.windows(2).all(|w| w[1].0.is_after(w[0].0)));
-            // The dead neighbour was forgotten (debt or silence).
-            assert!(
-                net.peers[k]
-                    .1
-                    .stats()
-                    .neighbours
-                    .iter()
-                    .all(|n| n.addr != gone)
-            );
-        }
-    }
-
-    #[test]
-    fn dropped_splitter_datagram_is_recovered() {
-        let mut net = Net::new(team_cfg());
-        net.join(Role::Monitor);
-        for _ in 0..4 {
-            net.join(Role::Peer);
-        }
-        let saddr = net.saddr;
-        let mut dropped = false;
-        net.drop = Some(Box::new(move |from, t| {
-            if from == saddr
-                && !dropped
-                && let Ok(p) = wire::decode(&t.data)
-                && let Message::Chunk {
-                    no: ChunkNo(30), ..
-                } = p.msg
-            {
-                dropped = true;
-                return true;
-            }
-            false
-        }));
-        net.stream(200, Duration::from_millis(10));
-        net.settle();
-        for k in 0..5 {
-            assert_eq!(net.delivered[k].len(), 200, "peer {k}");
-            check_in_order(&net.delivered[k]);
-        }
-        assert_eq!(net.splitter.stats().lrs_resends, 1);
-    }
-
-    #[test]
-    fn request_recovers_without_lrs() {
-        // No LRS: a chunk one neighbour missed is fetched from another with Request.
-        let mut net = Net::new(SplitterConfig {
-            lrs: false,
-            ..team_cfg()
-        });
-        for _ in 0..4 {
-            net.join(Role::Peer);
-        }
-        let victim = net.peers[2].0;
-        let mut dropped = false;
-        net.drop = Some(Box::new(move |_, t| {
-            if t.to == victim
-                && !dropped
-                && let Ok(p) = wire::decode(&t.data)
-                && let Message::Chunk {
-                    no: ChunkNo(41), ..
-                } = p.msg
-            {
-                dropped = true;
-                return true;
-            }
-            false
-        }));
-        net.stream(150, Duration::from_millis(10));
-        net.settle();
-        assert_eq!(net.delivered[2].len(), 150);
-        check_in_order(&net.delivered[2]);
-        assert!(net.peers[2].1.stats().requests_sent >= 1);
-    }
-
-    #[test]
-    fn join_burst_plays_at_once() {
-        let mut net = Net::new(team_cfg());
-        for _ in 0..3 {
-            net.join(Role::Peer);
-        }
-        net.stream(100, Duration::from_millis(10));
-        let k = net.join(Role::Peer);
-        // No datagram yet, no time passed: the burst alone is played.
-        assert!(!net.delivered[k].is_empty());
-        assert_eq!(net.delivered[k][0].0, ChunkNo(100 - 32));
-        check_in_order(&net.delivered[k]);
-        net.stream(100, Duration::from_millis(10));
-        net.settle();
-        assert_eq!(net.delivered[k].last().unwrap().0, ChunkNo(199));
-        assert_eq!(net.delivered[k].len(), 132);
-        check_in_order(&net.delivered[k]);
-    }
-
-    #[test]
-    fn header_change_arrives_in_stream_order() {
-        let mut net = Net::new(team_cfg());
-        for _ in 0..4 {
-            net.join(Role::Peer);
-        }
-        net.stream(40, Duration::from_millis(10));
-        let h = Bytes::from(vec![0x4F; 100_000]); // two pieces
-        net.splitter.set_header(h.clone()).unwrap();
-        net.stream(40, Duration::from_millis(10));
-        net.settle();
-        for k in 0..4 {
-            assert_eq!(net.headers[k], vec![(40, h.clone())], "peer {k}");
-            assert_eq!(net.delivered[k].len(), 80);
-        }
-    }
-
-    #[test]
-    fn ignores_foreign_and_garbage_datagrams() {
-        let now = Instant::now();
-        let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
-        let mut s = Splitter::new(team_cfg(), 99, now);
-        let (_, reply) = s
-            .handle_join(
-                now,
-                "192.0.2.9:9".parse().unwrap(),
-                &JoinRequest::new(Role::Peer),
-            )
-            .unwrap();
-        let mut p = Peer::new(PeerConfig::new(splitter), reply, 1, now);
-        while p.poll_transmit().is_some() {}
-        let forged = wire::encode(&Packet {
-            team: 98,
-            msg: Message::Chunk {
-                no: ChunkNo(0),
-                origin: PeerId(1),
-                payload: Bytes::from_static(b"evil"),
-            },
-        })
-        .unwrap();
-        p.handle_datagram(now, splitter, &forged);
-        p.handle_datagram(now, splitter, b"\xF1\x0E\x01");
-        let st = p.stats();
-        assert_eq!((st.bad_cookie, st.garbage, st.from_splitter), (1, 1, 0));
-        assert!(p.poll_event().is_none());
-        // The splitter falls silent: reported once.
-        p.handle_timeout(now + Duration::from_secs(11));
-        let ev: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
-        assert_eq!(ev, vec![PeerEvent::SplitterGone]);
-    }
-}
+mod tests;

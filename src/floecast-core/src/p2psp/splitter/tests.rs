@@ -1,0 +1,451 @@
+//! Tests of the splitter state machine, driven by hand: datagrams and times in, transmits and
+//! events out, with the clock read here as the driver would.
+
+use super::*;
+
+fn addr(n: u16) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 4000 + n))
+}
+
+fn decode_all(s: &mut Splitter) -> Vec<(SocketAddr, Message)> {
+    std::iter::from_fn(|| s.poll_transmit())
+        .map(|t| (t.to, wire::decode(&t.data).unwrap().msg))
+        .collect()
+}
+
+/// A plain peer at `addr(n)` joins at `t`.
+fn join_peer(s: &mut Splitter, t: Instant, n: u16) -> Result<(PeerId, JoinReply), JoinError> {
+    s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
+}
+
+fn enc(team: u32, msg: Message) -> Bytes {
+    wire::encode(&Packet { team, msg }).unwrap()
+}
+
+#[test]
+fn round_robin_one_copy_and_monitors_first() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        acs: false,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 42, t);
+    assert_eq!(s.push_chunk(t, Bytes::from_static(b"x")), Ok(ChunkNo(0)));
+    assert!(s.poll_transmit().is_none()); // no peers: stored only
+    let (p1, _) = join_peer(&mut s, t, 1).unwrap();
+    let (m, r) = s
+        .handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
+        .unwrap();
+    assert_eq!(r.peers, vec![(p1, addr(1))]);
+    assert_eq!(r.burst.len(), 1);
+    assert_eq!(r.next_chunk, ChunkNo(1));
+    let (_, r) = join_peer(&mut s, t, 3).unwrap();
+    assert_eq!(r.number_of_monitors, 1);
+    assert_eq!(r.peers[0], (m, addr(2)));
+    for i in 0..6u8 {
+        s.push_chunk(t, Bytes::from(vec![i])).unwrap();
+    }
+    let sent = decode_all(&mut s);
+    assert_eq!(sent.len(), 6);
+    let dests: Vec<_> = sent.iter().map(|(a, _)| a.port() - 4000).collect();
+    // Each peer exactly twice, in a fixed rotation.
+    for p in 1..=3 {
+        assert_eq!(dests.iter().filter(|d| **d == p).count(), 2);
+    }
+    assert_eq!(dests[0..3], dests[3..6]);
+}
+
+#[test]
+fn keepalives_only_while_the_stream_is_idle() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 42, t);
+    for n in 1..=40 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    // 40 peers, 10 chunks a second: each peer gets a chunk every 4 s, yet no keepalive
+    // goes out (the flooded chunk numbers prove to the team that the splitter lives).
+    let mut keepalives = 0;
+    let mut chunks = 0;
+    for k in 1..=100u32 {
+        let now = t + Duration::from_millis(100 * u64::from(k));
+        // Peers keep talking so nobody times out.
+        for n in 1..=40 {
+            s.handle_datagram(
+                now,
+                addr(n),
+                &enc(42, Message::KeepAlive { from: PeerId(1) }),
+            );
+        }
+        s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
+        s.handle_timeout(now);
+        for (_, m) in decode_all(&mut s) {
+            match m {
+                Message::KeepAlive { .. } => keepalives += 1,
+                Message::Chunk { .. } => chunks += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((chunks, keepalives), (100, 0));
+    // The source stops: one keepalive interval later every peer hears from us.
+    let idle = t + Duration::from_millis(10_000) + s.cfg.keepalive_interval;
+    assert!(s.poll_timeout().unwrap() <= idle);
+    for n in 1..=40 {
+        s.handle_datagram(
+            idle,
+            addr(n),
+            &enc(42, Message::KeepAlive { from: PeerId(1) }),
+        );
+    }
+    s.handle_timeout(idle);
+    let to: std::collections::HashSet<_> = decode_all(&mut s)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::KeepAlive { .. }))
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(to.len(), 40);
+}
+
+#[test]
+fn info_changes_reach_every_peer_three_times() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 42, t);
+    for n in 1..=3 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    let info = StreamInfo {
+        content_type: "audio/mpeg".into(),
+        title: "A - B".into(),
+        ..StreamInfo::default()
+    };
+    let infos = |s: &mut Splitter| {
+        decode_all(s)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::Info { epoch: 1, info: i } if i.title == "A - B"))
+            .count()
+    };
+    s.set_stream_info(info.clone());
+    assert_eq!(infos(&mut s), 3);
+    // The same info again is no change.
+    s.set_stream_info(info);
+    assert_eq!(infos(&mut s), 0);
+    let mut repeats = 0;
+    for k in 1..=5u64 {
+        let now = t + Duration::from_secs(k);
+        for n in 1..=3 {
+            s.handle_datagram(
+                now,
+                addr(n),
+                &enc(42, Message::KeepAlive { from: PeerId(1) }),
+            );
+        }
+        s.handle_timeout(now);
+        repeats += infos(&mut s);
+    }
+    assert_eq!(repeats, 6, "two repeats to each of 3 peers");
+    let (_, reply) = join_peer(&mut s, t, 9).unwrap();
+    assert_eq!((reply.info_epoch, reply.info.title.as_str()), (1, "A - B"));
+}
+
+#[test]
+fn refuses_when_full_and_bad_version() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        max_peers: 2,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 1, t);
+    join_peer(&mut s, t, 1).unwrap();
+    join_peer(&mut s, t, 2).unwrap();
+    assert_eq!(join_peer(&mut s, t, 3), Err(JoinError::Full));
+    // A rejoin from a known endpoint replaces the old entry.
+    assert!(join_peer(&mut s, t, 2).is_ok());
+    let mut req = JoinRequest::new(Role::Peer);
+    req.version = 9;
+    assert_eq!(
+        s.handle_join(t, addr(4), &req),
+        Err(JoinError::BadVersion(9))
+    );
+    // |T| ≤ B - 1.
+    let cfg = SplitterConfig {
+        buffer_size: 3,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 1, t);
+    join_peer(&mut s, t, 1).unwrap();
+    join_peer(&mut s, t, 2).unwrap();
+    assert!(join_peer(&mut s, t, 3).is_err());
+}
+
+#[test]
+fn goodbye_timeout_cookie_and_garbage() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    let (a, _) = join_peer(&mut s, t, 1).unwrap();
+    let (b, _) = join_peer(&mut s, t, 2).unwrap();
+    while s.poll_event().is_some() {}
+    // Wrong cookie, garbage, unknown sender: all ignored.
+    s.handle_datagram(t, addr(1), &enc(8, Message::Goodbye { from: a }));
+    s.handle_datagram(t, addr(1), b"junk");
+    s.handle_datagram(t, addr(9), &enc(7, Message::Goodbye { from: a }));
+    assert_eq!(s.peer_count(), 2);
+    let st = s.stats();
+    assert_eq!((st.bad_cookie, st.garbage, st.unknown_sender), (1, 1, 1));
+    s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: a }));
+    assert_eq!(s.peer_count(), 1);
+    assert_eq!(
+        s.poll_event(),
+        Some(SplitterEvent::PeerLeft {
+            id: a,
+            addr: addr(1),
+            reason: LeaveReason::Goodbye
+        })
+    );
+    // b stays silent: keepalives go out, then it times out.
+    let later = t + Duration::from_secs(10);
+    assert!(s.poll_timeout().unwrap() <= later);
+    s.handle_timeout(t + Duration::from_secs(5));
+    assert!(
+        decode_all(&mut s)
+            .iter()
+            .any(|(to, m)| *to == addr(2) && matches!(m, Message::KeepAlive { .. }))
+    );
+    s.handle_timeout(later);
+    assert_eq!(s.peer_count(), 0);
+    assert_eq!(
+        s.poll_event(),
+        Some(SplitterEvent::PeerLeft {
+            id: b,
+            addr: addr(2),
+            reason: LeaveReason::Timeout
+        })
+    );
+}
+
+#[test]
+fn lrs_resend_blame_acs_and_expulsion() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        max_chunk_loss: 3,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    let (m, _) = s
+        .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+        .unwrap();
+    let (p, _) = join_peer(&mut s, t, 2).unwrap();
+    for i in 0..10u8 {
+        s.push_chunk(t, Bytes::from(vec![i])).unwrap();
+    }
+    let sent = decode_all(&mut s);
+    let to_p: Vec<ChunkNo> = sent
+        .iter()
+        .filter_map(|(a, msg)| match msg {
+            Message::Chunk { no, .. } if *a == addr(2) => Some(*no),
+            _ => None,
+        })
+        .collect();
+    // A non-monitor's complaint is ignored.
+    s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: to_p[0] }));
+    assert!(s.poll_transmit().is_none());
+    // The monitor's complaint: resend to the monitor as its own chunk, blame p.
+    s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: to_p[0] }));
+    let r = decode_all(&mut s);
+    assert_eq!(
+        r,
+        vec![(
+            addr(1),
+            Message::Chunk {
+                no: to_p[0],
+                origin: m,
+                payload: Bytes::from(vec![to_p[0].0 as u8])
+            }
+        )]
+    );
+    // A repeated complaint does not resend or blame again.
+    s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: to_p[0] }));
+    assert!(s.poll_transmit().is_none());
+    let st = s.stats();
+    assert_eq!(st.peers[1].losses, 1);
+    assert_eq!(st.peers[1].acs_period, 2);
+    for no in &to_p[1..4] {
+        s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: *no }));
+    }
+    assert_eq!(s.peer_count(), 1);
+    let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(ev.contains(&SplitterEvent::PeerLeft {
+        id: p,
+        addr: addr(2),
+        reason: LeaveReason::Expelled
+    }));
+}
+
+#[test]
+fn acs_serves_lossy_peers_less() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    for i in 1..=3 {
+        join_peer(&mut s, t, i).unwrap();
+    }
+    s.members[1].period = 3;
+    s.members[2].period = 2;
+    for _ in 0..60 {
+        s.push_chunk(t, Bytes::from_static(b"z")).unwrap();
+    }
+    let st = s.stats();
+    let c: Vec<u64> = st.peers.iter().map(|p| p.chunks_sent).collect();
+    assert!(c[0] > c[2] && c[2] > c[1], "{c:?}");
+    assert_eq!(c.iter().sum::<u64>(), 60);
+}
+
+#[test]
+fn header_update_is_sent_and_retried_until_acked() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    let (a, _) = join_peer(&mut s, t, 1).unwrap();
+    s.set_header(Bytes::from(vec![1u8; 70000])).unwrap();
+    let pieces = decode_all(&mut s);
+    assert_eq!(pieces.len(), 2);
+    s.handle_timeout(t + Duration::from_millis(10));
+    let _ = decode_all(&mut s);
+    s.handle_timeout(t + Duration::from_secs(2));
+    let again = decode_all(&mut s);
+    assert!(
+        again
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::HeaderPiece { .. }))
+            .count()
+            == 2
+    );
+    s.handle_datagram(t, addr(1), &enc(7, Message::HeaderAck { epoch: 1 }));
+    let _ = a;
+    s.handle_timeout(t + Duration::from_secs(4));
+    assert!(
+        !decode_all(&mut s)
+            .iter()
+            .any(|(_, m)| matches!(m, Message::HeaderPiece { .. }))
+    );
+    assert!(
+        s.set_header(Bytes::from(vec![0u8; wire::MAX_HEADER + 1]))
+            .is_err()
+    );
+}
+
+#[test]
+fn compat_mode_speaks_gen_c() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        codec: Codec::CompatGenC,
+        max_chunk_payload: 1024,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 0, t);
+    let (_, _) = s
+        .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+        .unwrap();
+    let (_, r) = join_peer(&mut s, t, 2).unwrap();
+    let c = s
+        .compat_config(&r, "127.0.0.1:8000".parse().unwrap(), "test.ogg", 8192)
+        .unwrap();
+    assert_eq!(c.peers, vec!["10.0.0.1:4001".parse().unwrap()]);
+    assert_eq!(
+        (c.chunk_size, c.buffer_size, c.number_of_monitors),
+        (1024, 256, 1)
+    );
+    assert!(s.push_chunk(t, Bytes::from_static(b"short")).is_err());
+    s.push_chunk(t, Bytes::from(vec![9u8; 1024])).unwrap();
+    let tx = s.poll_transmit().unwrap();
+    assert_eq!(tx.data.len(), 1026);
+    assert_eq!(&tx.data[..2], &[0, 0]);
+    // A 2-byte complaint from the monitor triggers a resend; no timeouts for Gen C peers.
+    s.handle_datagram(t, addr(1), &[0, 0]);
+    assert_eq!(s.poll_transmit().unwrap().data.len(), 1026);
+    s.handle_timeout(t + Duration::from_secs(60));
+    assert_eq!(s.peer_count(), 2);
+    assert!(s.poll_transmit().is_none());
+    s.handle_datagram(t, addr(2), b"G");
+    assert_eq!(s.peer_count(), 1);
+    assert_eq!(&s.poll_transmit().unwrap().data[..], b"G");
+}
+
+#[test]
+fn a_departing_monitor_is_replaced_by_promotion() {
+    let t = Instant::now();
+    let mut s = Splitter::new(
+        SplitterConfig {
+            number_of_monitors: 1,
+            ..SplitterConfig::default()
+        },
+        7,
+        t,
+    );
+    s.handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+        .unwrap();
+    s.handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
+        .unwrap();
+    join_peer(&mut s, t, 3).unwrap();
+    while s.poll_transmit().is_some() {}
+    // The monitor says goodbye: peer 2 (the oldest plain peer) is promoted and told so.
+    s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: PeerId(1) }));
+    let promotes: Vec<_> = std::iter::from_fn(|| s.poll_transmit())
+        .filter(|tx| wire::decode(&tx.data).is_ok_and(|p| p.msg == Message::Promote))
+        .map(|tx| tx.to)
+        .collect();
+    assert_eq!(promotes, vec![addr(2)]);
+    let stats = s.stats();
+    assert_eq!(
+        stats.peers.first().map(|p| (p.addr, p.role)),
+        Some((addr(2), Role::Monitor))
+    );
+    // Complaints from the new monitor now count (the resend goes to it).
+    s.push_chunk(t, Bytes::from_static(b"abc")).unwrap();
+    while s.poll_transmit().is_some() {}
+    s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: ChunkNo(0) }));
+    assert_eq!(s.stats().lrs_resends, 1);
+}
+
+#[test]
+fn a_silent_monitor_is_replaced_before_its_timeout() {
+    let t = Instant::now();
+    let mut s = Splitter::new(
+        SplitterConfig {
+            number_of_monitors: 1,
+            peer_timeout: Duration::from_secs(10),
+            ..SplitterConfig::default()
+        },
+        7,
+        t,
+    );
+    for n in 1..=3 {
+        s.handle_join(t, addr(n), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+    }
+    while s.poll_transmit().is_some() {}
+    // Peers 2 and 3 keep reporting; the monitor (1) vanishes without a word.
+    let mut promoted = None;
+    for ms in (250..=3000).step_by(250) {
+        let now = t + Duration::from_millis(ms);
+        for n in 2..=3 {
+            s.handle_datagram(
+                now,
+                addr(n),
+                &enc(7, Message::KeepAlive { from: PeerId(1) }),
+            );
+        }
+        s.handle_timeout(now);
+        if std::iter::from_fn(|| s.poll_transmit()).any(|tx| {
+            tx.to == addr(2) && wire::decode(&tx.data).is_ok_and(|p| p.msg == Message::Promote)
+        }) {
+            promoted = Some(ms);
+            break;
+        }
+    }
+    // Within about two keepalive intervals, long before the 10 s timeout.
+    assert!(promoted.is_some_and(|ms| ms <= 2500), "{promoted:?}");
+    assert_eq!(s.peer_count(), 3, "the silent monitor is not removed yet");
+    let roles: Vec<_> = s.stats().peers.iter().map(|p| (p.addr, p.role)).collect();
+    assert_eq!(
+        roles[..2],
+        [(addr(1), Role::Monitor), (addr(2), Role::Monitor)]
+    );
+}

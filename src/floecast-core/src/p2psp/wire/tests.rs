@@ -1,0 +1,393 @@
+//! Tests of the P2PSP wire codecs: every message encodes and decodes back, and malformed or
+//! truncated datagrams are refused without panicking.
+
+use super::*;
+use proptest::prelude::*;
+
+fn sample_reply() -> JoinReply {
+    JoinReply {
+        version: VERSION,
+        features: features::ALL,
+        max_chunk_payload: 1400,
+        buffer_size: 256,
+        keepalive_ms: 1000,
+        team_id: 0xC0FFEE,
+        peer_id: PeerId(7),
+        role: Role::Peer,
+        public_endpoint: "[2001:db8::1]:4000".parse().unwrap(),
+        number_of_monitors: 1,
+        peers: vec![
+            (PeerId(1), "10.0.0.1:4000".parse().unwrap()),
+            (PeerId(2), "[::1]:5000".parse().unwrap()),
+        ],
+        info: StreamInfo {
+            content_type: "audio/ogg".into(),
+            name: "Radio ñ".into(),
+            description: "d".into(),
+            genre: "g".into(),
+            url: "http://x".into(),
+            title: "Artist - Song".into(),
+            bitrate: Some(128),
+        },
+        info_epoch: 2,
+        header_epoch: 3,
+        header: Bytes::from_static(b"OggS header"),
+        next_chunk: ChunkNo(10),
+        burst: vec![
+            BurstChunk {
+                no: ChunkNo(8),
+                origin: PeerId(1),
+                payload: Bytes::from_static(b"eight"),
+            },
+            BurstChunk {
+                no: ChunkNo(9),
+                origin: PeerId(2),
+                payload: Bytes::new(),
+            },
+        ],
+    }
+}
+
+fn rt(p: Packet) {
+    let e = encode(&p).unwrap();
+    assert_eq!(decode(&e).unwrap(), p);
+}
+
+#[test]
+fn round_trips() {
+    let team = 0xDEAD_BEEF;
+    for msg in [
+        Message::Chunk {
+            no: ChunkNo(u32::MAX),
+            origin: PeerId(3),
+            payload: Bytes::from(vec![0u8; MAX_CHUNK_PAYLOAD]),
+        },
+        Message::Hello { from: PeerId(1) },
+        Message::Goodbye { from: PeerId(2) },
+        Message::KeepAlive { from: PeerId(3) },
+        Message::LostChunk { no: ChunkNo(5) },
+        Message::Request { no: ChunkNo(6) },
+        Message::Prune { origin: PeerId(9) },
+        Message::HeaderPiece {
+            epoch: 2,
+            first_chunk: ChunkNo(77),
+            total_len: 10,
+            offset: 5,
+            data: Bytes::from_static(b"abcde"),
+        },
+        Message::HeaderAck { epoch: 2 },
+        Message::JoinRequest(JoinRequest::new(Role::Monitor)),
+        Message::JoinReply(Box::new(sample_reply())),
+        Message::JoinRefused {
+            reason: RefuseReason::Full,
+            detail: "team full".into(),
+        },
+    ] {
+        rt(Packet { team, msg });
+    }
+}
+
+#[test]
+fn peek_type_reads_the_type_byte_of_native_messages_only() {
+    let ka = encode(&Packet {
+        team: 1,
+        msg: Message::KeepAlive { from: PeerId(3) },
+    })
+    .expect("encode");
+    assert_eq!(peek_type(&ka), Some(ty::KEEPALIVE));
+    assert_eq!(peek_type(&ka[..HEADER_LEN - 1]), None);
+    let mut foreign = ka.to_vec();
+    foreign[0] ^= 1;
+    assert_eq!(peek_type(&foreign), None);
+}
+
+#[test]
+fn chunk_layout_is_fixed() {
+    let e = encode(&Packet {
+        team: 0x01020304,
+        msg: Message::Chunk {
+            no: ChunkNo(0x0A0B0C0D),
+            origin: PeerId(0x11121314),
+            payload: Bytes::from_static(b"xy"),
+        },
+    })
+    .unwrap();
+    assert_eq!(
+        &e[..],
+        &[
+            0xF1, 0x0E, 1, 1, 1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x',
+            b'y'
+        ]
+    );
+}
+
+#[test]
+fn rejects_malformed() {
+    let good = encode(&Packet {
+        team: 1,
+        msg: Message::Hello { from: PeerId(1) },
+    })
+    .unwrap();
+    for n in 0..good.len() {
+        assert_eq!(decode(&good[..n]), Err(WireError::Truncated), "len {n}");
+    }
+    let mut long = good.to_vec();
+    long.push(0);
+    assert_eq!(decode(&long), Err(WireError::TrailingBytes));
+    let mut bad = good.to_vec();
+    bad[0] = 0;
+    assert_eq!(decode(&bad), Err(WireError::BadMagic));
+    let mut bad = good.to_vec();
+    bad[2] = 2;
+    assert_eq!(decode(&bad), Err(WireError::BadVersion(2)));
+    let mut bad = good.to_vec();
+    bad[3] = 0x7F;
+    assert_eq!(decode(&bad), Err(WireError::UnknownType(0x7F)));
+    // Oversize chunk payload, both directions.
+    let big = Message::Chunk {
+        no: ChunkNo(0),
+        origin: PeerId(0),
+        payload: Bytes::from(vec![0u8; MAX_CHUNK_PAYLOAD + 1]),
+    };
+    assert!(matches!(
+        encode(&Packet { team: 0, msg: big }),
+        Err(WireError::TooLong { .. })
+    ));
+    let mut raw = good[..8].to_vec();
+    raw[3] = 1;
+    raw.extend_from_slice(&[0u8; 8 + MAX_CHUNK_PAYLOAD + 1]);
+    assert!(matches!(decode(&raw), Err(WireError::TooLong { .. })));
+    // A header piece pointing past its header.
+    let hp = encode(&Packet {
+        team: 0,
+        msg: Message::HeaderPiece {
+            epoch: 1,
+            first_chunk: ChunkNo(0),
+            total_len: 4,
+            offset: 0,
+            data: Bytes::from_static(b"abcd"),
+        },
+    })
+    .unwrap();
+    let mut hp = hp.to_vec();
+    hp[19] = 1; // offset = 1 → piece ends at 5 > 4
+    assert!(matches!(decode(&hp), Err(WireError::Invalid(_))));
+}
+
+#[test]
+fn reply_length_fields_do_not_allocate() {
+    // A reply claiming 10000 peers but carrying none must fail fast, not reserve memory.
+    let e = encode(&Packet {
+        team: 1,
+        msg: Message::JoinReply(Box::new(JoinReply {
+            peers: vec![],
+            number_of_monitors: 0,
+            burst: vec![],
+            ..sample_reply()
+        })),
+    })
+    .unwrap();
+    let mut v = e.to_vec();
+    // peer count sits after 8 + 1+4+4+4+4+4+4 + (1+16+2) + 2 bytes.
+    let at = 8 + 25 + 19 + 2;
+    v[at..at + 4].copy_from_slice(&10000u32.to_be_bytes());
+    // It runs out of well-formed entries (here: reads string bytes as a family) and fails.
+    assert!(decode(&v).is_err());
+    v[at..at + 4].copy_from_slice(&10001u32.to_be_bytes());
+    assert!(matches!(decode(&v), Err(WireError::TooLong { .. })));
+    // Header length over 1 MiB.
+    let mut r = sample_reply();
+    r.header = Bytes::from(vec![0u8; MAX_HEADER + 1]);
+    assert!(
+        encode(&Packet {
+            team: 1,
+            msg: Message::JoinReply(Box::new(r))
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn frames() {
+    let p = Packet {
+        team: 0,
+        msg: Message::JoinRequest(JoinRequest::new(Role::Peer)),
+    };
+    let f = encode_frame(&p).unwrap();
+    let mut d = FrameDecoder::new(MAX_FRAME);
+    let mut all = f.to_vec();
+    all.extend_from_slice(&f);
+    // Byte-at-a-time delivery.
+    let mut got = vec![];
+    for b in &all {
+        d.push(&[*b]).unwrap();
+        while let Some(fr) = d.pop_frame().unwrap() {
+            got.push(decode(&fr).unwrap());
+        }
+    }
+    assert_eq!(got, vec![p.clone(), p]);
+    assert_eq!(d.buffered(), 0);
+    let mut d = FrameDecoder::new(100);
+    d.push(&101u32.to_be_bytes()).unwrap();
+    assert!(d.pop_frame().is_err());
+    let mut d = FrameDecoder::new(10);
+    assert_eq!(d.push(&[0u8; 100]), Err(WireError::BufferFull));
+}
+
+fn arb_addr() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(a, p)| SocketAddr::new(IpAddr::V4(Ipv4Addr::from(a)), p)),
+        (any::<[u8; 16]>(), any::<u16>())
+            .prop_map(|(a, p)| SocketAddr::new(IpAddr::V6(Ipv6Addr::from(a)), p)),
+    ]
+}
+
+fn arb_bytes(max: usize) -> impl Strategy<Value = Bytes> {
+    proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from)
+}
+
+fn arb_msg() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (any::<u32>(), any::<u32>(), arb_bytes(2000)).prop_map(|(n, o, p)| Message::Chunk {
+            no: ChunkNo(n),
+            origin: PeerId(o),
+            payload: p
+        }),
+        any::<u32>().prop_map(|x| Message::Hello { from: PeerId(x) }),
+        any::<u32>().prop_map(|x| Message::Goodbye { from: PeerId(x) }),
+        any::<u32>().prop_map(|x| Message::KeepAlive { from: PeerId(x) }),
+        any::<u32>().prop_map(|x| Message::LostChunk { no: ChunkNo(x) }),
+        any::<u32>().prop_map(|x| Message::Request { no: ChunkNo(x) }),
+        any::<u32>().prop_map(|x| Message::Prune { origin: PeerId(x) }),
+        (any::<u32>(), any::<u32>(), arb_bytes(300), 0u32..1000).prop_map(|(e, f, d, extra)| {
+            Message::HeaderPiece {
+                epoch: e,
+                first_chunk: ChunkNo(f),
+                total_len: d.len() as u32 + extra,
+                offset: extra,
+                data: d,
+            }
+        }),
+        any::<u32>().prop_map(|e| Message::HeaderAck { epoch: e }),
+        Just(Message::Promote),
+        (any::<u32>(), any::<u32>(), any::<i32>()).prop_map(|(a, b, d)| {
+            Message::Report(PeerReport {
+                from: PeerId(a),
+                delivered: b,
+                lost: a ^ b,
+                buffer_fill: b / 3,
+                max_debt: d,
+                neighbours: a / 7,
+            })
+        }),
+        (
+            any::<u32>(),
+            "[a-zé/ ]{0,30}",
+            proptest::option::of(any::<u32>())
+        )
+            .prop_map(|(epoch, s, br)| Message::Info {
+                epoch,
+                info: StreamInfo {
+                    content_type: s.clone(),
+                    title: s,
+                    bitrate: br,
+                    ..StreamInfo::default()
+                },
+            }),
+        (any::<u8>(), any::<bool>(), any::<u32>()).prop_map(|(v, m, f)| {
+            Message::JoinRequest(JoinRequest {
+                version: v,
+                role: if m { Role::Monitor } else { Role::Peer },
+                features: f,
+            })
+        }),
+        (
+            proptest::collection::vec((any::<u32>(), arb_addr()), 0..20),
+            arb_addr(),
+            "[a-zé/ ]{0,30}",
+            proptest::option::of(any::<u32>()),
+            arb_bytes(500),
+            proptest::collection::vec((any::<u32>(), arb_bytes(100)), 0..10),
+            any::<u32>(),
+        )
+            .prop_map(|(peers, ep, s, br, header, burst, next)| {
+                let nm = (peers.len() / 2) as u16;
+                Message::JoinReply(Box::new(JoinReply {
+                    version: 1,
+                    features: 5,
+                    max_chunk_payload: 1200,
+                    buffer_size: 64,
+                    keepalive_ms: 500,
+                    team_id: next,
+                    peer_id: PeerId(next),
+                    role: Role::Peer,
+                    public_endpoint: ep,
+                    number_of_monitors: nm,
+                    peers: peers.into_iter().map(|(i, a)| (PeerId(i), a)).collect(),
+                    info: StreamInfo {
+                        content_type: s.clone(),
+                        name: s.clone(),
+                        description: String::new(),
+                        genre: s,
+                        url: String::new(),
+                        title: String::new(),
+                        bitrate: br,
+                    },
+                    info_epoch: next ^ 2,
+                    header_epoch: next ^ 1,
+                    header,
+                    next_chunk: ChunkNo(next),
+                    burst: burst
+                        .into_iter()
+                        .map(|(n, p)| BurstChunk {
+                            no: ChunkNo(n),
+                            origin: PeerId(n / 3),
+                            payload: p,
+                        })
+                        .collect(),
+                }))
+            }),
+        (any::<u8>(), "[a-z]{0,40}").prop_map(|(c, d)| Message::JoinRefused {
+            reason: RefuseReason::from_code(c),
+            detail: d
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..3000)) {
+        let _ = decode(&data);
+        let mut d = FrameDecoder::new(4096);
+        if d.push(&data).is_ok() {
+            while let Ok(Some(f)) = d.pop_frame() {
+                let _ = decode(&f);
+            }
+        }
+    }
+
+    #[test]
+    fn valid_header_then_garbage_never_panics(
+        t in any::<u8>(),
+        data in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let mut v = vec![0xF1, 0x0E, 1, t, 0, 0, 0, 1];
+        v.extend_from_slice(&data);
+        let _ = decode(&v);
+    }
+
+    #[test]
+    fn encode_decode_round_trip(team in any::<u32>(), msg in arb_msg()) {
+        let p = Packet { team, msg };
+        let e = encode(&p).unwrap();
+        prop_assert_eq!(decode(&e).unwrap(), p.clone());
+        // Any strict prefix is rejected, never mis-decoded (Chunk / HeaderPiece bodies
+        // end in a "rest" field, so a prefix may still decode as a shorter payload).
+        if !matches!(p.msg, Message::Chunk { .. } | Message::HeaderPiece { .. }) {
+            for cut in [0, e.len() / 2, e.len() - 1] {
+                prop_assert!(decode(&e[..cut]).is_err());
+            }
+        }
+    }
+}
