@@ -537,3 +537,72 @@ async fn icecast2_moveclients_for_comparison() {
         "floecast lost no less than icecast2"
     );
 }
+
+/// `/main` has `fallback-after-silence = 1`: its source stalls for 3 s without hanging up.
+/// The listener hears the fallback about a second into the silence (not after the 10 s
+/// source timeout), and, with fallback-override, the main source again once it speaks.
+async fn silence_fallback(flush_ms: u64) {
+    if !have_all("silence_fallback", &["ffmpeg"]) {
+        return;
+    }
+    let dir = TempDir::new("moves");
+    let clips = clips(dir.path(), 2, 12).await;
+    let mut c = config(flush_ms);
+    c.mounts.push(MountConfig {
+        name: "/main".into(),
+        fallback_mount: Some("/fb".into()),
+        fallback_override: Some(true),
+        fallback_after_silence: Some(Duration::from_secs(1)),
+        ..Default::default()
+    });
+    let srv = common::start(c).await;
+    let fb = Pacer::start(srv.addr, "/fb", 0, clips[0].frames.clone()).await;
+    let main = Pacer::start(srv.addr, "/main", 1, clips[1].frames.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let cap = Capture::start(srv.addr, "/main").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    main.set(STALL);
+    let stalled = Instant::now();
+    common::wait_listeners(&srv, "/fb", 1, T).await;
+    let moved_after = stalled.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        srv.app.server.registry.get("/main").is_some(),
+        "the silent source stays connected"
+    );
+    main.set(RUN);
+    common::wait_listeners(&srv, "/main", 1, T).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (data, reads) = cap.stop();
+    let (fb, main) = (fb.close().await, main.close().await);
+    let m = Measured::of(&dir, "silence.mp3", &data, &clips, &[&fb, &main]).await;
+    let what = format!("floecast fallback-after-silence, flush {flush_ms} ms");
+    m.assert_lossless(&what, 2);
+    assert_eq!(
+        m.splices.iter().map(|s| (s.from, s.to)).collect::<Vec<_>>(),
+        [(1, 0), (0, 1)],
+        "{what}: to the fallback and back"
+    );
+    // When the listener got its first fallback frame, counted from the stall.
+    let got = identify(&data, &clips);
+    let first_fb = got.frames.iter().find(|f| f.0 == 0).map(|f| f.2);
+    let heard = first_fb
+        .and_then(|at| reads.iter().find(|(off, _)| *off + 1 > at).or(reads.last()))
+        .map(|(_, t)| t.saturating_duration_since(stalled));
+    eprintln!("{what}: moved {moved_after:?} and first fallback audio {heard:?} after the stall");
+    let heard = heard.expect("fallback audio heard");
+    assert!(
+        heard >= Duration::from_millis(900) && heard < Duration::from_millis(1800),
+        "{what}: fallback heard {heard:?} after the stall"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_source_falls_back_and_returns_at_the_default_flush_interval() {
+    silence_fallback(Config::default().tuning.flush_interval.as_millis() as u64).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_source_falls_back_and_returns_without_coalescing() {
+    silence_fallback(0).await;
+}

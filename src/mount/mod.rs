@@ -38,6 +38,8 @@ pub struct MountSettings {
     pub max_listeners: Option<usize>,
     pub fallback_mount: Option<String>,
     pub fallback_override: bool,
+    /// Silence after which listeners move to the fallback while the source stays.
+    pub fallback_after_silence: Option<Duration>,
     pub fallback_when_full: bool,
     pub hidden: bool,
     pub charset: Option<String>,
@@ -70,6 +72,7 @@ impl MountSettings {
             max_listeners: m.max_listeners,
             fallback_mount: m.fallback_mount.clone(),
             fallback_override: m.fallback_override.unwrap_or(false),
+            fallback_after_silence: m.fallback_after_silence,
             fallback_when_full: m.fallback_when_full.unwrap_or(false),
             hidden: m.hidden.unwrap_or(false),
             charset: m.charset.clone(),

@@ -28,6 +28,7 @@ pub(super) struct RawMount {
     source_timeout: Option<Spanned<u64>>,
     fallback_mount: Option<Spanned<String>>,
     fallback_override: Option<bool>,
+    fallback_after_silence: Option<Spanned<u64>>,
     fallback_when_full: Option<bool>,
     hidden: Option<bool>,
     public: Option<bool>,
@@ -172,6 +173,10 @@ fn convert(
         .source_timeout
         .map(|t| timeout(src, t, &k("source-timeout")))
         .transpose()?;
+    let fallback_after_silence = m
+        .fallback_after_silence
+        .map(|t| timeout(src, t, &k("fallback-after-silence")))
+        .transpose()?;
 
     // What a mount inherits when this section leaves a size out: [mount-defaults], then
     // [limits]. (A glob section in between is not known here; MountSettings copes.)
@@ -220,6 +225,7 @@ fn convert(
         source_timeout,
         fallback_mount,
         fallback_override: m.fallback_override,
+        fallback_after_silence,
         fallback_when_full: m.fallback_when_full,
         hidden: m.hidden,
         public: m.public,
