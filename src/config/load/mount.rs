@@ -255,6 +255,8 @@ fn convert(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::Config;
     use crate::config::load::tests::{err, ok};
 
@@ -278,6 +280,21 @@ mod tests {
         assert_eq!((e.key(), e.line()), (Some("mount[0].bitrate"), Some(3)));
         let e = err("[[mount]]\nname = \"/a\"\nbitrate = -1\n");
         assert_eq!(e.key(), Some("mount[0].bitrate"));
+    }
+
+    #[test]
+    fn fallback_after_silence_is_whole_seconds_and_inherited() {
+        let cfg = ok(concat!(
+            "[mount-defaults]\nfallback-after-silence = 3\n",
+            "[[mount]]\nname = \"/a\"\n",
+        ));
+        let a = cfg.mount("/a").expect("matches");
+        assert_eq!(a.fallback_after_silence, Some(Duration::from_secs(3)));
+        let e = err("[[mount]]\nname = \"/a\"\nfallback-after-silence = 0\n");
+        assert_eq!(
+            (e.key(), e.line()),
+            (Some("mount[0].fallback-after-silence"), Some(3))
+        );
     }
 
     #[test]
