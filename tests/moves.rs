@@ -606,3 +606,61 @@ async fn a_silent_source_falls_back_and_returns_at_the_default_flush_interval() 
 async fn a_silent_source_falls_back_and_returns_without_coalescing() {
     silence_fallback(0).await;
 }
+
+/// Ogg Vorbis moves between two ffmpeg sources: each splice falls on a page boundary and
+/// starts with the new stream's header pages (a new chain), and ffmpeg decodes it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ogg_moves_start_a_new_chain_on_a_page_boundary() {
+    if !have_all(
+        "ogg_moves_start_a_new_chain_on_a_page_boundary",
+        &["ffmpeg"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("moves");
+    let srv = common::start(config(1000)).await;
+    let args = interop_support::OGG_VORBIS_SHORT_PAGE_ARGS;
+    let _a = interop_support::ffmpeg_source_live(&srv, "/a.ogg", args, dir.join("a.log")).await;
+    let _b = interop_support::ffmpeg_source_live(&srv, "/b.ogg", args, dir.join("b.log")).await;
+    let cap = Capture::start(srv.addr, "/a.ogg").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for n in 0..6 {
+        let (from, to) = if n % 2 == 0 {
+            ("/a.ogg", "/b.ogg")
+        } else {
+            ("/b.ogg", "/a.ogg")
+        };
+        let reply = admin(
+            srv.addr,
+            &format!("/admin/moveclients?mount={from}&destination={to}"),
+        )
+        .await;
+        assert!(reply.contains("moved"), "{reply}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (data, _) = cap.stop();
+    let pages = interop_support::ogg_pages(&data);
+    assert!(pages.iter().all(|p| p.crc_ok), "every page whole");
+    let mut splices = 0;
+    for w in pages.windows(2) {
+        if w[1].serial != w[0].serial {
+            splices += 1;
+            assert!(w[1].bos(), "a new stream begins with its header: {w:?}");
+        }
+    }
+    assert_eq!(splices, 6, "one new chain per move");
+    let path = dir.join("ogg-moves.ogg");
+    std::fs::write(&path, &data).expect("write capture");
+    let p = path.to_str().expect("utf-8 path");
+    let out = run(
+        ffmpeg(&["-v", "error", "-i", p, "-f", "null", "-"]),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(
+        out.success() && out.stderr.is_empty(),
+        "ffmpeg decodes the moved Ogg listener cleanly: {}",
+        out.describe()
+    );
+}
