@@ -195,9 +195,12 @@ async fn wait_task(task: &tokio::task::JoinHandle<()>) {
     }
 }
 
+/// The bytes a listener received, and (offset, time) of each read.
+type Reads = (Vec<u8>, Vec<(usize, Instant)>);
+
 /// A listener reading `mount` into memory, with the time each read came in.
 struct Capture {
-    data: Arc<Mutex<(Vec<u8>, Vec<(usize, Instant)>)>>,
+    data: Arc<Mutex<Reads>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -225,7 +228,7 @@ impl Capture {
         Capture { data, task }
     }
 
-    fn stop(self) -> (Vec<u8>, Vec<(usize, Instant)>) {
+    fn stop(self) -> Reads {
         self.task.abort();
         std::mem::take(&mut *self.data.lock().unwrap())
     }
@@ -474,7 +477,7 @@ async fn fallback_flaps(flush_ms: u64) {
     let mut mains = vec![Pacer::start(srv.addr, "/main", 1, clips[1].frames.clone()).await];
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let cap = Capture::start(srv.addr, "/main").await;
-    for session in 2..=4 {
+    for (session, clip) in clips.iter().enumerate().skip(2) {
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let gone = mains.pop().expect("a main source").close().await;
         mains.push(gone);
@@ -483,7 +486,7 @@ async fn fallback_flaps(flush_ms: u64) {
             srv.app.server.registry.get("/main").is_none()
         })
         .await;
-        let back = Pacer::start(srv.addr, "/main", session, clips[session].frames.clone()).await;
+        let back = Pacer::start(srv.addr, "/main", session, clip.frames.clone()).await;
         mains.push(back);
     }
     tokio::time::sleep(Duration::from_millis(1200)).await;
