@@ -567,7 +567,8 @@ async fn icecast2_fallback_flaps_for_comparison() {
 
 /// `/main` has `fallback-after-silence = 1`: its source stalls for 3 s without hanging up.
 /// The listener hears the fallback about a second into the silence (not after the 10 s
-/// source timeout), and, with fallback-override, the main source again once it speaks.
+/// source timeout), one arriving during the silence follows it, and with fallback-override
+/// both hear the main source again once it speaks.
 async fn silence_fallback(flush_ms: u64) {
     if !have_all("silence_fallback", &["ffmpeg"]) {
         return;
@@ -592,13 +593,18 @@ async fn silence_fallback(flush_ms: u64) {
     let stalled = Instant::now();
     common::wait_listeners(&srv, "/fb", 1, T).await;
     let moved_after = stalled.elapsed();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A listener arriving during the silence follows within about a second.
+    let late = Capture::start(srv.addr, "/main").await;
+    common::wait_listeners(&srv, "/fb", 2, Duration::from_millis(1600)).await;
     assert!(
         srv.app.server.registry.get("/main").is_some(),
         "the silent source stays connected"
     );
     main.set(RUN);
-    common::wait_listeners(&srv, "/main", 1, T).await;
+    common::wait_listeners(&srv, "/main", 2, T).await;
+    let (late, _) = late.stop();
+    let late_errors = decode_errors(&dir, "late.mp3", &late).await;
+    assert!(late_errors.is_empty(), "late listener: {late_errors:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (data, reads) = cap.stop();
     let (fb, main) = (fb.close().await, main.close().await);

@@ -469,8 +469,8 @@ impl Mount {
         Cursor::burst(&lock(&self.feed.queue))
     }
 
-    /// A reader that starts at the next start point to arrive (a listener moved here from
-    /// another mount still has audio buffered, so it gets no burst).
+    /// A reader that starts at the next start point to arrive, with no burst (a team
+    /// splitter sends live chunks only).
     pub fn join_cursor(&self) -> Cursor {
         Cursor::join(&lock(&self.feed.queue))
     }
@@ -486,7 +486,7 @@ impl Mount {
         cursor.splice(&lock(&self.feed.queue), left);
     }
 
-    /// Move `cursor` here, or start it over here after it fell a queue behind.
+    /// Start `cursor` over here after it fell a queue behind.
     pub fn rejoin(&self, cursor: &mut Cursor) {
         cursor.rejoin(&lock(&self.feed.queue));
     }

@@ -293,8 +293,9 @@ impl Cursor {
         }
     }
 
-    /// Go on at the next start point of `queue` to arrive: moved there from another mount
-    /// (the reader still has data buffered), or starting over after falling a queue behind.
+    /// Go on at the next start point of `queue` to arrive: starting over after falling a
+    /// queue behind (a push relay, a team splitter). Listeners moved between mounts use
+    /// [`Cursor::depart`] and [`Cursor::splice`] instead, which lose nothing.
     /// The header already yielded is remembered: it is not yielded again unless it changed.
     pub fn rejoin(&mut self, queue: &Queue) {
         self.seq = queue.tail();
