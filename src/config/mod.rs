@@ -155,6 +155,9 @@ pub struct MountConfig {
     pub source_timeout: Option<Duration>,
     pub fallback_mount: Option<String>,
     pub fallback_override: Option<bool>,
+    /// Move listeners to the fallback when the source has sent nothing for this long,
+    /// while it stays connected (it has until `source_timeout` to speak again).
+    pub fallback_after_silence: Option<Duration>,
     pub fallback_when_full: Option<bool>,
     pub hidden: Option<bool>,
     pub public: Option<bool>,
@@ -211,6 +214,7 @@ impl MountConfig {
             source_timeout,
             fallback_mount,
             fallback_override,
+            fallback_after_silence,
             fallback_when_full,
             hidden,
             public,
@@ -240,6 +244,7 @@ impl MountConfig {
         fill(&mut self.source_timeout, source_timeout);
         fill(&mut self.fallback_mount, fallback_mount);
         fill(&mut self.fallback_override, fallback_override);
+        fill(&mut self.fallback_after_silence, fallback_after_silence);
         fill(&mut self.fallback_when_full, fallback_when_full);
         fill(&mut self.hidden, hidden);
         fill(&mut self.public, public);

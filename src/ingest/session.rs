@@ -21,6 +21,9 @@ use crate::server::Server;
 const MAX_INTRO: u64 = 16 * 1024 * 1024;
 /// Read size for source sockets.
 const READ_CHUNK: usize = 16 * 1024;
+/// While a silent source's listeners are on the fallback (`fallback-after-silence`), how
+/// often listeners that joined the silent mount since are sent after them.
+const SILENCE_RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StartError {
@@ -148,19 +151,7 @@ impl SourceSession {
         if let Some(cmd) = mount_cfg.as_deref().and_then(|m| m.on_connect.as_deref()) {
             run_hook(cmd, mount_name);
         }
-        // fallback-override: a returning source takes back the listeners of its fallback.
-        if mount.settings.fallback_override {
-            if let Some(fb) = mount
-                .fallback()
-                .as_deref()
-                .and_then(|f| server.registry.get(f))
-            {
-                if fb.family == mount.family {
-                    tracing::info!(from = %fb.name, to = mount_name, "fallback override: taking listeners back");
-                    fb.move_listeners_to(mount.clone());
-                }
-            }
-        }
+        take_listeners_back(server, &mount);
         Ok(SourceSession {
             server: server.clone(),
             mount,
@@ -199,6 +190,11 @@ impl SourceSession {
     ) -> (u64, EndReason) {
         tokio::pin!(until);
         let timeout = self.mount.settings.source_timeout;
+        // fallback-after-silence: listeners go to the fallback while the source, still
+        // connected, sends nothing; `silent` says they were sent.
+        let silence = (self.mount.settings.fallback_after_silence).filter(|s| *s < timeout);
+        let mut last_data = tokio::time::Instant::now();
+        let mut silent = false;
         let mut dump = open_dump(&self.config, &self.mount.name).await;
         let mut total = 0u64;
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -215,17 +211,35 @@ impl SourceSession {
                 reason = Some(EndReason::Shutdown);
                 break;
             }
+            let deadline = match silence {
+                Some(_) if silent => {
+                    (tokio::time::Instant::now() + SILENCE_RECHECK).min(last_data + timeout)
+                }
+                Some(s) => last_data + s,
+                None => last_data + timeout,
+            };
             let read = tokio::select! {
-                r = tokio::time::timeout(timeout, reader.read_buf(&mut buf)) => r,
+                r = tokio::time::timeout_at(deadline, reader.read_buf(&mut buf)) => r,
                 _ = shutdown => { reason = Some(EndReason::Shutdown); break; }
                 _ = self.mount.killed() => { reason = Some(EndReason::Killed); break; }
                 r = &mut until => { reason = Some(r); break; }
             };
             match read {
+                Err(_) if last_data.elapsed() < timeout => {
+                    if let Some(s) = silence {
+                        self.silence_fallback(s, !silent);
+                        silent = true;
+                    }
+                }
                 Err(_) => reason = Some(EndReason::Timeout),
                 Ok(Err(e)) => reason = Some(EndReason::Error(e.to_string())),
                 Ok(Ok(0)) => reason = Some(EndReason::Eof),
                 Ok(Ok(n)) => {
+                    last_data = tokio::time::Instant::now();
+                    if std::mem::take(&mut silent) {
+                        tracing::info!(mount = %self.mount.name, "silent source speaks again");
+                        take_listeners_back(&self.server, &self.mount);
+                    }
                     total += n as u64;
                     let data = buf.split().freeze();
                     if let Err(e) = self.feed(&data, &mut dump).await {
@@ -412,19 +426,9 @@ impl SourceSession {
             None => self.server.registry.remove(&self.mount),
         }
         let config = self.server.config();
-        let fallback = self.server.registry.resolve_fallback(
-            self.mount.fallback(),
-            |name| fallback_of(&self.server, &config, name),
-            Some(self.mount.family),
-        );
+        let fallback = self.fallback_mount(&config);
         if let Some(f) = &fallback {
-            let from = self.server.metrics.mount_label(&self.mount.name);
-            let to = self.server.metrics.mount_label(&f.name);
-            self.server
-                .metrics
-                .fallback_activations
-                .with_label_values(&[&from, &to])
-                .inc();
+            self.count_fallback(f);
         }
         match &fallback {
             Some(f) => {
@@ -438,6 +442,66 @@ impl SourceSession {
             .and_then(|m| m.on_disconnect.clone())
         {
             run_hook(&cmd, &self.mount.name);
+        }
+    }
+}
+
+impl SourceSession {
+    /// The first live mount of this mount's fallback chain, of its family.
+    fn fallback_mount(&self, config: &Config) -> Option<Arc<Mount>> {
+        self.server
+            .registry
+            .resolve_fallback(
+                self.mount.fallback(),
+                |name| fallback_of(&self.server, config, name),
+                Some(self.mount.family),
+            )
+            .filter(|f| !Arc::ptr_eq(f, &self.mount))
+    }
+
+    fn count_fallback(&self, to: &Mount) {
+        let from = self.server.metrics.mount_label(&self.mount.name);
+        let to = self.server.metrics.mount_label(&to.name);
+        self.server
+            .metrics
+            .fallback_activations
+            .with_label_values(&[&from, &to])
+            .inc();
+    }
+
+    /// The source has sent nothing for `fallback-after-silence` (`first`), or is still
+    /// silent: its listeners, and any that joined since, continue on the fallback while it
+    /// stays connected.
+    fn silence_fallback(&self, after: Duration, first: bool) {
+        if !first && self.mount.listener_count() == 0 {
+            return;
+        }
+        let config = self.server.config();
+        let Some(fallback) = self.fallback_mount(&config) else {
+            return;
+        };
+        if first {
+            self.count_fallback(&fallback);
+            tracing::info!(mount = %self.mount.name, fallback = %fallback.name, "source silent for {} s; moving listeners", after.as_secs());
+        }
+        self.mount.move_listeners_to(fallback);
+    }
+}
+
+/// fallback-override: a source that returns (or speaks again after a silence) takes back the
+/// listeners of its fallback mount.
+fn take_listeners_back(server: &Server, mount: &Arc<Mount>) {
+    if !mount.settings.fallback_override {
+        return;
+    }
+    if let Some(fb) = mount
+        .fallback()
+        .as_deref()
+        .and_then(|f| server.registry.get(f))
+    {
+        if fb.family == mount.family && !Arc::ptr_eq(&fb, mount) {
+            tracing::info!(from = %fb.name, to = %mount.name, "fallback override: taking listeners back");
+            fb.move_listeners_to(mount.clone());
         }
     }
 }

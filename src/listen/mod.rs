@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::format::Block;
 use crate::http::RequestHead;
-use crate::mount::{Cursor, Kick, Mount, ReadOutcome};
+use crate::mount::{Cursor, Kick, Mount, ReadOutcome, Redirect};
 use crate::net::RequestRecord;
 use crate::server::Server;
 pub use admit::resolve;
@@ -200,12 +200,12 @@ impl Session {
             // Moves (fallback, override, admin) come first: they change what we read.
             if self.mount.redirect_epoch() != self.epoch {
                 self.epoch = self.mount.redirect_epoch();
-                if let Some(target) = self.mount.redirect_target() {
-                    if !Arc::ptr_eq(&target, &self.mount)
-                        && target.family == self.mount.family
-                        && !target.is_ended()
+                if let Some(to) = self.mount.redirect() {
+                    if !Arc::ptr_eq(&to.target, &self.mount)
+                        && to.target.family == self.mount.family
+                        && !to.target.is_ended()
                     {
-                        self.move_to(target, id);
+                        self.move_to(to, id, &mut batch, &mut out);
                         continue;
                     }
                 }
@@ -320,15 +320,27 @@ impl Session {
         }
     }
 
-    fn move_to(&mut self, target: Arc<Mount>, id: u64) {
+    /// Splice over to another mount: what this one queued before the move goes out first,
+    /// then the other's blocks from the same moment on (see `Cursor::splice`).
+    fn move_to(&mut self, to: Redirect, id: u64, batch: &mut Vec<Block>, out: &mut Vec<Bytes>) {
+        let Redirect { target, until } = to;
         tracing::debug!(from = %self.mount.name, to = %target.name, "listener moved");
+        batch.clear();
+        let left = self.mount.depart(&mut self.cursor, until, batch);
+        for block in batch.drain(..) {
+            if let Some(h) = self.cursor.new_header(&block) {
+                self.icy.push(&self.mount, h.clone(), out);
+            }
+            self.icy.push(&self.mount, block.data, out);
+        }
         let entry = self.mount.unregister_listener(id);
         self.mount.remove_listener();
         target.add_moved_listener();
         if let Some(entry) = entry {
             target.register_listener(id, entry);
         }
-        target.rejoin(&mut self.cursor);
+        target.splice(&mut self.cursor, &left);
+        self.icy.moved();
         self.epoch = target.redirect_epoch();
         self.mount = target;
     }

@@ -56,6 +56,12 @@ impl IcyState {
         }
     }
 
+    /// The listener moved to another mount, whose title versions are its own: send its
+    /// title in full at the next metadata point.
+    pub fn moved(&mut self) {
+        self.sent_version = u64::MAX;
+    }
+
     /// The full title block when it changed since we last sent it, else a single zero byte.
     fn block(&mut self, mount: &Mount) -> Bytes {
         if mount.meta_version() == self.sent_version {

@@ -21,7 +21,7 @@ use crate::config::{Config, HttpHeader};
 use crate::documents::MountCounters;
 use crate::format::{Block, CodecInfo, Family, icy};
 use crate::sync::{lock, read, write};
-pub use queue::{Cursor, Queue, ReadOutcome, Seq};
+pub use queue::{Cursor, Departure, Queue, ReadOutcome, Seq};
 pub use registry::{Registry, SourceRejected};
 pub use source_info::SourceInfo;
 
@@ -38,6 +38,8 @@ pub struct MountSettings {
     pub max_listeners: Option<usize>,
     pub fallback_mount: Option<String>,
     pub fallback_override: bool,
+    /// Silence after which listeners move to the fallback while the source stays.
+    pub fallback_after_silence: Option<Duration>,
     pub fallback_when_full: bool,
     pub hidden: bool,
     pub charset: Option<String>,
@@ -70,6 +72,7 @@ impl MountSettings {
             max_listeners: m.max_listeners,
             fallback_mount: m.fallback_mount.clone(),
             fallback_override: m.fallback_override.unwrap_or(false),
+            fallback_after_silence: m.fallback_after_silence,
             fallback_when_full: m.fallback_when_full.unwrap_or(false),
             hidden: m.hidden.unwrap_or(false),
             charset: m.charset.clone(),
@@ -213,7 +216,7 @@ struct Feed {
     notify: Notify,
     ended: AtomicBool,
     /// Woken each time another SURGE_BYTES have been pushed, so listeners pausing to
-    /// coalesce writes notice a stream that suddenly runs fast.
+    /// coalesce writes notice a stream that suddenly runs fast, and when they must move.
     surge: Notify,
     pushed_bytes: AtomicU64,
 }
@@ -229,11 +232,19 @@ struct Titles {
 /// readers notice by its epoch, and the mount they fall back to when the source leaves.
 #[derive(Debug)]
 struct Moves {
-    redirect: Mutex<Option<Arc<Mount>>>,
+    redirect: Mutex<Option<Redirect>>,
     epoch: AtomicU64,
     /// The configured `fallback-mount` until the admin `fallbacks` command changes it for
     /// this live mount.
     fallback: RwLock<Option<String>>,
+}
+
+/// A move of this mount's listeners to `target`: each takes what was queued here before
+/// `until` (the tail when the move was asked), then continues on `target` at the same moment.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    pub target: Arc<Mount>,
+    pub until: Seq,
 }
 
 /// How the source is steered from outside: the admin `killsource` switch and on-demand
@@ -448,7 +459,7 @@ impl Mount {
         }
     }
 
-    /// Completes when the next SURGE_BYTES have been pushed.
+    /// Completes when the next SURGE_BYTES have been pushed, or listeners must move.
     pub fn surged(&self) -> tokio::sync::futures::Notified<'_> {
         self.feed.surge.notified()
     }
@@ -458,13 +469,24 @@ impl Mount {
         Cursor::burst(&lock(&self.feed.queue))
     }
 
-    /// A reader that starts at the next start point to arrive (a listener moved here from
-    /// another mount still has audio buffered, so it gets no burst).
+    /// A reader that starts at the next start point to arrive, with no burst (a team
+    /// splitter sends live chunks only).
     pub fn join_cursor(&self) -> Cursor {
         Cursor::join(&lock(&self.feed.queue))
     }
 
-    /// Move `cursor` here, or start it over here after it fell a queue behind.
+    /// Leave this mount: take what was queued before `until` with `cursor`, and say where it
+    /// left (see [`Cursor::depart`]).
+    pub fn depart(&self, cursor: &mut Cursor, until: Seq, out: &mut Vec<Block>) -> Departure {
+        cursor.depart(&lock(&self.feed.queue), until, out)
+    }
+
+    /// Continue `cursor` here at the moment it left another mount (see [`Cursor::splice`]).
+    pub fn splice(&self, cursor: &mut Cursor, left: &Departure) {
+        cursor.splice(&lock(&self.feed.queue), left);
+    }
+
+    /// Start `cursor` over here after it fell a queue behind.
     pub fn rejoin(&self, cursor: &mut Cursor) {
         cursor.rejoin(&lock(&self.feed.queue));
     }
@@ -514,18 +536,21 @@ impl Mount {
         self.feed.notify.notify_waiters();
     }
 
-    /// Ask every current listener to continue on `target` (fallback, override, moveclients).
+    /// Ask every current listener to continue on `target` (fallback, override, moveclients),
+    /// after what is queued here now. Listeners pausing between writes are woken at once.
     pub fn move_listeners_to(&self, target: Arc<Mount>) {
-        *lock(&self.moves.redirect) = Some(target);
+        let until = self.tail();
+        *lock(&self.moves.redirect) = Some(Redirect { target, until });
         self.moves.epoch.fetch_add(1, Ordering::AcqRel);
         self.feed.notify.notify_waiters();
+        self.feed.surge.notify_waiters();
     }
 
     pub fn redirect_epoch(&self) -> u64 {
         self.moves.epoch.load(Ordering::Acquire)
     }
 
-    pub fn redirect_target(&self) -> Option<Arc<Mount>> {
+    pub fn redirect(&self) -> Option<Redirect> {
         lock(&self.moves.redirect).clone()
     }
 

@@ -309,6 +309,7 @@ mod tests {
             ),
             (Some(true), Some(true), Some(true))
         );
+        assert_eq!(complex.fallback_after_silence, Some(Duration::from_secs(2)));
         assert_eq!(complex.icy_metadata_in_ogg, Some(true));
         assert_eq!(complex.public, Some(false));
         assert_eq!(

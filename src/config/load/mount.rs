@@ -28,6 +28,7 @@ pub(super) struct RawMount {
     source_timeout: Option<Spanned<u64>>,
     fallback_mount: Option<Spanned<String>>,
     fallback_override: Option<bool>,
+    fallback_after_silence: Option<Spanned<u64>>,
     fallback_when_full: Option<bool>,
     hidden: Option<bool>,
     public: Option<bool>,
@@ -172,6 +173,10 @@ fn convert(
         .source_timeout
         .map(|t| timeout(src, t, &k("source-timeout")))
         .transpose()?;
+    let fallback_after_silence = m
+        .fallback_after_silence
+        .map(|t| timeout(src, t, &k("fallback-after-silence")))
+        .transpose()?;
 
     // What a mount inherits when this section leaves a size out: [mount-defaults], then
     // [limits]. (A glob section in between is not known here; MountSettings copes.)
@@ -220,6 +225,7 @@ fn convert(
         source_timeout,
         fallback_mount,
         fallback_override: m.fallback_override,
+        fallback_after_silence,
         fallback_when_full: m.fallback_when_full,
         hidden: m.hidden,
         public: m.public,
@@ -249,6 +255,8 @@ fn convert(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use crate::config::Config;
     use crate::config::load::tests::{err, ok};
 
@@ -272,6 +280,21 @@ mod tests {
         assert_eq!((e.key(), e.line()), (Some("mount[0].bitrate"), Some(3)));
         let e = err("[[mount]]\nname = \"/a\"\nbitrate = -1\n");
         assert_eq!(e.key(), Some("mount[0].bitrate"));
+    }
+
+    #[test]
+    fn fallback_after_silence_is_whole_seconds_and_inherited() {
+        let cfg = ok(concat!(
+            "[mount-defaults]\nfallback-after-silence = 3\n",
+            "[[mount]]\nname = \"/a\"\n",
+        ));
+        let a = cfg.mount("/a").expect("matches");
+        assert_eq!(a.fallback_after_silence, Some(Duration::from_secs(3)));
+        let e = err("[[mount]]\nname = \"/a\"\nfallback-after-silence = 0\n");
+        assert_eq!(
+            (e.key(), e.line()),
+            (Some("mount[0].fallback-after-silence"), Some(3))
+        );
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //!
 //! Listeners hold only a sequence number into it; reading clones `Bytes` handles (a refcount
 //! increment), never audio data. Sans-IO (the caller passes the time in) and lock-free of its
-//! own: `Mount` wraps it in a mutex.
+//! own: `Mount` wraps it in a mutex. Each block keeps its arrival time, so a reader moved
+//! from one mount to another can continue at the same moment of the other stream.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::format::{Block, Start};
+use crate::format::{Block, Start, StreamHeader};
 
 /// Sequence number of a block in a mount's queue; increases by one per block, never reused.
 pub type Seq = u64;
@@ -27,6 +29,9 @@ pub const MAX_START_GAP: Duration = Duration::from_secs(7);
 #[derive(Debug)]
 pub struct Queue {
     blocks: VecDeque<Block>,
+    /// When each queued block arrived, in step with `blocks`: where a reader moved here from
+    /// another mount splices in ([`Cursor::splice`]).
+    arrived: VecDeque<Instant>,
     /// Sequence number of `blocks[0]`.
     first: Seq,
     /// Bytes of all queued blocks.
@@ -61,6 +66,7 @@ impl Queue {
     pub fn new(limit: usize, burst: usize) -> Self {
         Queue {
             blocks: VecDeque::new(),
+            arrived: VecDeque::new(),
             first: 0,
             bytes: 0,
             limit,
@@ -116,6 +122,7 @@ impl Queue {
         self.pushed += block.data.len() as u64;
         self.bytes += block.data.len();
         self.blocks.push_back(block);
+        self.arrived.push_back(now);
         self.trim();
         self.release_copies();
         forced
@@ -146,6 +153,7 @@ impl Queue {
         // Keep at least one block so a new listener always has somewhere to start.
         while self.bytes > self.limit && self.blocks.len() > 1 {
             if let Some(old) = self.blocks.pop_front() {
+                self.arrived.pop_front();
                 self.bytes -= old.data.len();
                 self.first += 1;
             }
@@ -191,29 +199,44 @@ impl Queue {
         need_start: bool,
         out: &mut Vec<Block>,
     ) -> ReadOutcome {
+        self.read_before(from, Seq::MAX, max_bytes, need_start, out)
+    }
+
+    /// [`Queue::read`] of the blocks before `until` only.
+    fn read_before(
+        &self,
+        from: Seq,
+        until: Seq,
+        max_bytes: usize,
+        need_start: bool,
+        out: &mut Vec<Block>,
+    ) -> ReadOutcome {
         if from < self.first {
             return ReadOutcome::Lagged;
         }
+        let end = self
+            .blocks
+            .len()
+            .min(until.saturating_sub(self.first) as usize);
         let mut i = (from - self.first) as usize;
         if need_start {
-            while i < self.blocks.len() && !self.blocks[i].start.is_start() {
+            while i < end && !self.blocks[i].start.is_start() {
                 i += 1;
             }
-            if i == self.blocks.len() {
-                return if from == self.tail() {
+            if i >= end {
+                let stop = self.first + end as Seq;
+                return if from >= stop {
                     ReadOutcome::Idle
                 } else {
-                    ReadOutcome::Advanced(self.tail())
+                    ReadOutcome::Advanced(stop)
                 };
             }
         }
-        if i >= self.blocks.len() {
+        if i >= end {
             return ReadOutcome::Idle;
         }
         let mut taken = 0usize;
-        while i < self.blocks.len()
-            && (taken == 0 || taken + self.blocks[i].data.len() <= max_bytes)
-        {
+        while i < end && (taken == 0 || taken + self.blocks[i].data.len() <= max_bytes) {
             let block = &self.blocks[i];
             // Only a starting reader's first block uses the start copy; no reader keeps it.
             let data = match &block.start_data {
@@ -226,6 +249,15 @@ impl Queue {
         }
         ReadOutcome::Advanced(self.first + i as Seq)
     }
+}
+
+/// Where a reader left a queue: what [`Cursor::splice`] needs to continue in another one.
+#[derive(Debug, Clone, Default)]
+pub struct Departure {
+    /// When the last block the reader took arrived; `None` when it took none.
+    pub last_arrival: Option<Instant>,
+    /// The stream header that block belonged to.
+    pub header: Option<Arc<StreamHeader>>,
 }
 
 /// A reader's place in a mount's queue, and the one way to read it: a listener's, a push
@@ -261,12 +293,68 @@ impl Cursor {
         }
     }
 
-    /// Go on at the next start point of `queue` to arrive: moved there from another mount
-    /// (the reader still has data buffered), or starting over after falling a queue behind.
+    /// Go on at the next start point of `queue` to arrive: starting over after falling a
+    /// queue behind (a push relay, a team splitter). Listeners moved between mounts use
+    /// [`Cursor::depart`] and [`Cursor::splice`] instead, which lose nothing.
     /// The header already yielded is remembered: it is not yielded again unless it changed.
     pub fn rejoin(&mut self, queue: &Queue) {
         self.seq = queue.tail();
         self.need_start = true;
+    }
+
+    /// Leave `queue` for another mount: take the blocks queued before `until` (the queue's
+    /// tail when the move was asked) into `out`, so nothing sent before the move is lost,
+    /// and say where the reader left, for [`Cursor::splice`].
+    pub fn depart(&mut self, queue: &Queue, until: Seq, out: &mut Vec<Block>) -> Departure {
+        let before = out.len();
+        match queue.read_before(self.seq, until, usize::MAX, self.need_start, out) {
+            ReadOutcome::Lagged => return Departure::default(),
+            ReadOutcome::Advanced(next) => {
+                self.seq = next;
+                if out.len() > before {
+                    self.need_start = false;
+                }
+            }
+            ReadOutcome::Idle => {}
+        }
+        if self.need_start || self.seq <= queue.first {
+            // Nothing taken from this queue, or it is gone: no moment to continue from.
+            return Departure::default();
+        }
+        let last = (self.seq - 1 - queue.first) as usize;
+        Departure {
+            last_arrival: queue.arrived.get(last).copied(),
+            header: queue.blocks.get(last).and_then(|b| b.header.clone()),
+        }
+    }
+
+    /// Continue in `queue`, another mount's, where the reader left the old one (`left`): at
+    /// the first start point that arrived after the last block it took, so that no audio
+    /// is skipped or repeated, beginning on a frame or page; with the new stream header
+    /// unless it is the one the reader has. Failing a matching point (it took nothing, or
+    /// this queue no longer reaches back to that moment) it gets a burst, as a new reader.
+    pub fn splice(&mut self, queue: &Queue, left: &Departure) {
+        self.need_start = true;
+        let at = left
+            .last_arrival
+            .map(|at| queue.arrived.partition_point(|&t| t <= at));
+        let i = match at {
+            // Every queued block is newer, and older ones were trimmed: the moment is gone.
+            Some(0) if queue.first > 0 => None,
+            other => other,
+        };
+        let Some(i) = i else {
+            self.seq = queue.burst_start();
+            self.last_header = 0;
+            return;
+        };
+        self.seq = queue.first + i as Seq;
+        let next = queue.blocks.range(i..).find(|b| b.start.is_start());
+        let header = next.or(queue.blocks.back()).and_then(|b| b.header.as_ref());
+        self.last_header = match (header, &left.header) {
+            (Some(new), Some(old)) if new.data == old.data => new.id,
+            _ => 0,
+        };
     }
 
     /// The stream header of `block` when this reader has not had it yet: send it before the
@@ -552,5 +640,113 @@ mod tests {
         q.set_limit(2000);
         q.push(block(1000, false), now);
         assert!(q.copies.iter().all(|&(seq, _)| seq >= q.first()));
+    }
+
+    fn header(id: u64, data: &'static [u8]) -> Option<Arc<StreamHeader>> {
+        Some(Arc::new(StreamHeader {
+            id,
+            data: Bytes::from_static(data),
+        }))
+    }
+
+    #[test]
+    fn a_departing_reader_takes_what_was_queued_before_the_move() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut q = Queue::new(100_000, 1000);
+        for i in 0..6u64 {
+            q.push(block(10, true), ms(i * 10));
+        }
+        let mut c = Cursor::burst(&q);
+        let mut out = Vec::new();
+        c.read(&q, 25, &mut out);
+        assert_eq!(c.seq(), 2);
+        // The move was asked when the tail was 4: blocks 2 and 3 still go out, 4 and 5 not.
+        out.clear();
+        let left = c.depart(&q, 4, &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(c.seq(), 4);
+        assert_eq!(left.last_arrival, Some(ms(30)));
+        // A reader that took nothing has no moment to continue from.
+        let mut fresh = Cursor::join(&q);
+        assert!(fresh.depart(&q, 6, &mut out).last_arrival.is_none());
+        // Nor has one that fell out of the queue.
+        let mut lagged = Cursor::burst(&q);
+        q.set_limit(20);
+        assert!(lagged.depart(&q, 6, &mut out).last_arrival.is_none());
+    }
+
+    #[test]
+    fn a_moved_reader_continues_at_the_same_moment_on_a_start_point() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut to = Queue::new(100_000, 15);
+        // Blocks every 10 ms from 5 ms on; a start point every other block.
+        for i in 0..10u64 {
+            let mut b = block(10, i % 2 == 0);
+            b.data = Bytes::from(vec![i as u8; 10]);
+            to.push(b, ms(5 + i * 10));
+        }
+        let left = Departure {
+            last_arrival: Some(ms(30)),
+            header: None,
+        };
+        let mut c = Cursor::join(&to);
+        c.splice(&to, &left);
+        // Block 3 (35 ms) is the first newer one; block 4 the first start point from there.
+        let mut out = Vec::new();
+        c.read(&to, 1, &mut out);
+        assert_eq!(out[0].data[0], 4);
+        // Nothing newer queued yet: wait at the tail for the next start point.
+        let late = Departure {
+            last_arrival: Some(ms(500)),
+            header: None,
+        };
+        c.splice(&to, &late);
+        assert_eq!(c.seq(), to.tail());
+        // A reader that took nothing gets a burst.
+        c.splice(&to, &Departure::default());
+        assert_eq!(c.seq(), to.burst_start());
+        // A moment older than the queue: the whole of a queue never trimmed...
+        let early = Departure {
+            last_arrival: Some(t0),
+            header: None,
+        };
+        c.splice(&to, &early);
+        assert_eq!(c.seq(), 0);
+        // ...but a burst from one that was: the matching point is gone.
+        to.set_limit(50);
+        c.splice(&to, &early);
+        assert_eq!(c.seq(), to.burst_start());
+        assert!(to.first() > 0);
+    }
+
+    #[test]
+    fn a_moved_reader_gets_the_new_header_only_when_it_differs() {
+        let now = Instant::now();
+        let mut to = Queue::new(100_000, 0);
+        let h = header(1, b"OggS B");
+        to.push(
+            Block::new(Bytes::from_static(b"p1"), Start::Clean, h.clone()),
+            now,
+        );
+        let mut out = Vec::new();
+        let mut c = Cursor::join(&to);
+        let other = Departure {
+            last_arrival: Some(now - Duration::from_millis(1)),
+            header: header(7, b"OggS A"),
+        };
+        c.splice(&to, &other);
+        c.read(&to, 100, &mut out);
+        assert_eq!(c.new_header(&out[0]).map(|b| &b[..]), Some(&b"OggS B"[..]));
+        // The same header bytes under another id (two relays of one stream): not again.
+        let same = Departure {
+            last_arrival: Some(now - Duration::from_millis(1)),
+            header: header(9, b"OggS B"),
+        };
+        c.splice(&to, &same);
+        out.clear();
+        c.read(&to, 100, &mut out);
+        assert_eq!(c.new_header(&out[0]), None);
     }
 }
