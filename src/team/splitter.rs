@@ -31,10 +31,12 @@ use crate::supervisor::tasks::Stop;
 enum ToTask {
     /// Answer a join request.
     Join(Join),
-    /// A Gen C joiner completed its join (sent `R` and hung up): admit it now.
+    /// A Gen C joiner's join ended: completed (it sent `R` and hung up), admit it now; or
+    /// not, forget it.
     Joined {
         observed: SocketAddr,
         request: JoinRequest,
+        completed: bool,
     },
 }
 
@@ -116,6 +118,8 @@ pub async fn run(
     let mut buf = vec![0u8; 65_536];
     let mut last_stats = Instant::now();
     let mut mounts = server.registry.subscribe();
+    // Gen C joiners offered a configuration, until their joins end (at most MAX_JOINING).
+    let mut joining: Vec<SocketAddr> = Vec::new();
     loop {
         if server.is_shutting_down() || stop.is_requested() {
             break;
@@ -156,12 +160,24 @@ pub async fn run(
                     if let Some(a) = attached.as_mut() {
                         a.feed(&mut splitter, max_chunk, codec);
                     }
-                    let answer =
-                        answer_join(&server, &mount_name, &mut splitter, &join, attached.as_ref());
+                    let answer = answer_join(
+                        &server,
+                        &mount_name,
+                        &mut splitter,
+                        &join,
+                        attached.as_ref(),
+                        &joining,
+                    );
+                    if join.gen_c && !answer.is_empty() && joining.len() < MAX_JOINING {
+                        joining.push(join.observed);
+                    }
                     let _ = join.reply.send(answer);
                 }
-                ToTask::Joined { observed, request } => {
-                    if let Err(e) = splitter.handle_join(Instant::now(), observed, &request) {
+                ToTask::Joined { observed, request, completed } => {
+                    joining.retain(|a| *a != observed);
+                    if completed
+                        && let Err(e) = splitter.handle_join(Instant::now(), observed, &request)
+                    {
                         tracing::info!(mount = %mount_name, %observed, "P2PSP join refused: {e}");
                     }
                 }
@@ -200,10 +216,11 @@ fn answer_join(
     splitter: &mut Splitter,
     join: &Join,
     attached: Option<&Attached>,
+    joining: &[SocketAddr],
 ) -> Bytes {
     let observed = join.observed;
     if join.gen_c {
-        return offer_gen_c(server, mount, splitter, join, attached);
+        return offer_gen_c(server, mount, splitter, join, attached, joining);
     }
     let reply = match splitter.handle_join(Instant::now(), observed, &join.request) {
         Ok((_, reply)) => reply,
@@ -240,6 +257,7 @@ fn offer_gen_c(
     splitter: &Splitter,
     join: &Join,
     attached: Option<&Attached>,
+    joining: &[SocketAddr],
 ) -> Bytes {
     let observed = join.observed;
     let header_size = attached.map_or(0, |a| {
@@ -247,7 +265,8 @@ fn offer_gen_c(
     });
     let header_size = header_size.clamp(1, usize::from(u16::MAX)) as u16;
     let source = gen_c::source_endpoint(join.local, server.port());
-    let offer = splitter.compat_offer(observed, source, mount.trim_start_matches('/'), header_size);
+    let channel = mount.trim_start_matches('/');
+    let offer = splitter.compat_offer(observed, joining, source, channel, header_size);
     match offer.map(|c| crate::p2psp::compat::encode_config(&c)) {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => {
@@ -386,18 +405,26 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Code
             }
             let sent = match codec {
                 Codec::Native => write_frame(&mut stream, &answer).await,
-                Codec::CompatGenC => match gen_c::finish_join(&mut stream, &answer).await {
+                Codec::CompatGenC => {
+                    let done = gen_c::finish_join(&mut stream, &answer).await;
                     // Completed: only now is it a member.
-                    Ok(()) => {
-                        let _ = joins.send(ToTask::Joined { observed, request }).await;
-                        Ok(())
+                    let completed = done.is_ok();
+                    let _ = joins
+                        .send(ToTask::Joined {
+                            observed,
+                            request,
+                            completed,
+                        })
+                        .await;
+                    match done {
+                        Ok(()) => Ok(()),
+                        Err(e @ gen_c::GenCError::NtsPeer) => {
+                            tracing::warn!(%observed, "P2PSP Gen C join refused: {e}");
+                            Ok(())
+                        }
+                        Err(e) => Err(std::io::Error::other(e.to_string())),
                     }
-                    Err(e @ gen_c::GenCError::NtsPeer) => {
-                        tracing::warn!(%observed, "P2PSP Gen C join refused: {e}");
-                        Ok(())
-                    }
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
-                },
+                }
             };
             if let Err(e) = sent {
                 tracing::debug!(%observed, "P2PSP join not completed: {e}");

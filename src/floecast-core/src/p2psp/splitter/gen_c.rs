@@ -19,9 +19,15 @@ impl Splitter {
     /// Gen C: the configuration block a joiner at `observed` would get now, without admitting
     /// it. `source`/`channel`/`header_size` are Gen C's header-fetching fields. Refused as
     /// [`Splitter::handle_join`] would refuse it (team full, not IPv4).
+    ///
+    /// `joining` are the joiners offered a configuration whose joins have not completed yet:
+    /// they are listed after the members. Gen C cannot tell a member of a later newcomer, so
+    /// two peers joining at once meet only if the later one's list names the earlier one (it
+    /// then says hello); one that never completes is dropped by its neighbours' debts.
     pub fn compat_offer(
         &self,
         observed: SocketAddr,
+        joining: &[SocketAddr],
         source: SocketAddrV4,
         channel: &str,
         header_size: u16,
@@ -33,8 +39,15 @@ impl Splitter {
         if n >= self.cfg.max_peers || n + 1 >= self.cfg.buffer_size as usize {
             return Err(JoinError::Full);
         }
+        let listed = |a: &SocketAddr| self.members.iter().any(|m| m.addr == *a);
+        let pending = joining
+            .iter()
+            .filter(|a| **a != observed && !listed(a))
+            .take(self.cfg.max_peers);
         let peers = others()
-            .map(|m| compat::to_v4(m.addr))
+            .map(|m| m.addr)
+            .chain(pending.copied())
+            .map(compat::to_v4)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| JoinError::NotIpv4)?;
         let monitors = others().filter(|m| m.role == Role::Monitor).count();
