@@ -7,7 +7,6 @@
 //! leaves politely when its server shuts down.
 
 mod common;
-#[allow(dead_code)]
 mod interop_support;
 
 use std::net::{SocketAddr, SocketAddrV4};

@@ -127,7 +127,9 @@ fn header_request(url: &Url) -> Request {
 }
 
 /// `GET /<channel>` from the source: the response's stream facts and the first `header_size`
-/// bytes of its body (whole reads, as the reference takes them).
+/// bytes of its body. A reference splitter counts the response head in `header_size`, so this
+/// is that much more than the stream header (Gen C joins splice at an arbitrary point anyway);
+/// never the whole first reads, which from a source with burst-on-connect are tens of KiB.
 async fn fetch_header(
     source: SocketAddr,
     channel: &str,
@@ -144,7 +146,8 @@ async fn fetch_header(
     let mut reply = client::request(&url, header_request, &opts).await?;
     let info = stream_info(&reply.head)?;
     let want = usize::from(header_size).min(MAX_STREAM_HEADER);
-    let header = reply.body_prefix(want, JOIN_TIMEOUT).await?;
+    let mut header = reply.body_prefix(want, JOIN_TIMEOUT).await?;
+    header.truncate(want);
     Ok((info, header))
 }
 

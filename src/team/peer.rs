@@ -17,6 +17,7 @@ use super::{JOIN_TIMEOUT, gen_c, read_frame, splitter::STATS_EVERY, write_frame}
 use crate::backoff::{Backoff, Jitter};
 use crate::ingest::SourceSession;
 use crate::ingest::session::EndReason;
+use crate::p2psp::compat;
 use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
 use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
@@ -181,10 +182,18 @@ impl PeerLink {
             // no TIME_WAIT keeps the next join (after a splitter restart) from using it.
             let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
         }
-        let (peer, info, header) = match codec {
-            Codec::CompatGenC => join_gen_c(&mut tcp, splitter).await?,
-            Codec::Native => join_native(&mut tcp, splitter).await?,
+        let joined = match codec {
+            Codec::CompatGenC => join_gen_c(&mut tcp, splitter).await,
+            Codec::Native => join_native(&mut tcp, splitter).await,
         };
+        if let Err(JoinFailed::GenC(gen_c::GenCError::NtsSplitter(_))) = &joined {
+            // An NTS splitter takes an offer to monitor into its team at once: take our
+            // entry back (it answers goodbyes at its next round; UDP may lose one).
+            for _ in 0..3 {
+                let _ = udp.send_to(&[compat::GOODBYE], splitter).await;
+            }
+        }
+        let (peer, info, header) = joined?;
         Ok(PeerLink {
             udp,
             peer,

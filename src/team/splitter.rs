@@ -392,7 +392,7 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Code
             let join = Join {
                 observed,
                 local,
-                request: request.clone(),
+                request,
                 gen_c: codec == Codec::CompatGenC,
                 reply,
             };

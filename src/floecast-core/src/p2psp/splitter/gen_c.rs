@@ -115,3 +115,77 @@ impl Splitter {
         run
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::p2psp::Codec;
+    use crate::p2psp::splitter::SplitterConfig;
+    use crate::p2psp::wire::JoinRequest;
+
+    fn a(n: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 4000 + n))
+    }
+
+    #[test]
+    fn an_offer_lists_members_then_joiners_and_admits_nobody() {
+        let t = Instant::now();
+        let cfg = SplitterConfig {
+            codec: Codec::CompatGenC,
+            max_chunk_payload: 1024,
+            max_peers: 3,
+            ..SplitterConfig::default()
+        };
+        let mut s = Splitter::new(cfg, 0, t);
+        let src: SocketAddrV4 = "127.0.0.1:8000".parse().unwrap();
+        // The reference's first-join shape is what a first joiner gets, less the phantom.
+        let c = s.compat_offer(a(1), &[], src, "x.ogg", 4000).unwrap();
+        assert_eq!((c.number_of_monitors, c.peers.len()), (0, 0));
+        assert_eq!((c.chunk_size, c.header_size), (1024, 4000));
+        s.handle_join(t, a(1), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+        // Joiners in progress come after the members; the joiner itself is never listed.
+        let c = s
+            .compat_offer(a(3), &[a(2), a(3), a(1)], src, "x.ogg", 4000)
+            .unwrap();
+        let listed: Vec<SocketAddr> = c.peers.iter().map(|p| SocketAddr::V4(*p)).collect();
+        assert_eq!(listed, vec![a(1), a(2)]);
+        assert_eq!(c.number_of_monitors, 1);
+        assert_eq!(s.peer_count(), 1, "an offer admits nobody");
+        let v6: SocketAddr = "[2001:db8::1]:4000".parse().unwrap();
+        assert_eq!(
+            s.compat_offer(v6, &[], src, "x.ogg", 1),
+            Err(JoinError::NotIpv4)
+        );
+        s.handle_join(t, a(2), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        s.handle_join(t, a(3), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        assert_eq!(
+            s.compat_offer(a(4), &[], src, "x.ogg", 1),
+            Err(JoinError::Full)
+        );
+        // The same endpoint again replaces its entry: not full.
+        assert!(s.compat_offer(a(3), &[], src, "x.ogg", 1).is_ok());
+    }
+
+    #[test]
+    fn the_dead_run_shrinks_with_the_team() {
+        let t = Instant::now();
+        let cfg = SplitterConfig {
+            codec: Codec::CompatGenC,
+            buffer_size: 256,
+            ..SplitterConfig::default()
+        };
+        let mut s = Splitter::new(cfg, 0, t);
+        assert_eq!(s.dead_run(), DEAD_RUN_MAX);
+        for n in 0..40 {
+            s.handle_join(t, a(n), &JoinRequest::new(Role::Peer))
+                .unwrap();
+        }
+        assert_eq!(s.dead_run(), DEAD_RUN_MIN);
+    }
+}
