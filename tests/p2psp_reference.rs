@@ -530,3 +530,48 @@ async fn a_sigkilled_gen_c_peer_is_expelled_and_the_others_play_on() {
     }
     feeding.abort();
 }
+
+/// Issue 12 §1.3, native codec: a floecast peer mount whose server shuts down leaves its team
+/// with a goodbye (the splitter counts it as one, well before its silence timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_peer_says_goodbye_on_shutdown() {
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/nat.mp3".into(),
+        p2psp: Some(P2pspConfig::Splitter(SplitterSettings {
+            port: 0,
+            bind_address: Some("127.0.0.1".into()),
+            ..Default::default()
+        })),
+        ..Default::default()
+    });
+    let a = start(config).await;
+    let team = splitter_addr(&a, "/nat.mp3").await;
+    let feeding = mp3_source(&a, "/nat.mp3").await;
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/nat.mp3".into(),
+        p2psp: Some(P2pspConfig::Peer {
+            splitter: team.to_string(),
+            serve: None,
+            compat: false,
+        }),
+        ..Default::default()
+    });
+    let b = start(config).await;
+    wait_for("B joined", Duration::from_secs(10), || {
+        members(&a, "/nat.mp3") == Some(1)
+    })
+    .await;
+    let left = |a: &TestServer| match a.app.server.tasks.teams.get("/nat.mp3") {
+        Some(TeamState::Splitter { stats: Some(s), .. }) => (s.peers.len(), s.left_goodbye),
+        _ => (usize::MAX, 0),
+    };
+    b.app.shutdown(Duration::from_secs(5)).await;
+    // Well inside the 3 s silence timeout; stats are published every 0.5 s.
+    wait_for("B left with a goodbye", Duration::from_millis(1500), || {
+        left(&a) == (0, 1)
+    })
+    .await;
+    feeding.abort();
+}
