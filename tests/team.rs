@@ -70,7 +70,7 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
                     Ok(Output::Gone) | Err(_) => break,
                 }
             }
-            link.leave().await;
+            link.leave(Duration::from_secs(2)).await;
             (got, skipped)
         }));
     }

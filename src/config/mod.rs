@@ -387,7 +387,7 @@ pub struct SplitterSettings {
     pub max_peers: usize,
     /// Playout buffer of the team, in chunks.
     pub buffer: u32,
-    /// Largest chunk payload; bigger blocks are split.
+    /// Largest chunk payload; bigger blocks are split. Gen C: the exact chunk size.
     pub max_chunk: usize,
     /// Speak the 2018 C++ reference's format (Gen C) instead of the native one.
     pub compat: bool,
@@ -400,6 +400,23 @@ pub struct SplitterSettings {
 impl SplitterSettings {
     pub const DEFAULT_MONITORS: usize = 3;
     pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Native chunk payload by default: with the native chunk header and IPv6+UDP headers a
+    /// datagram stays near 1,264 bytes, under the ~1,400-byte path MTU of the internet (no IP
+    /// fragments), with room left for per-chunk additions.
+    pub const DEFAULT_MAX_CHUNK: usize = 1200;
+    /// Gen C chunk size by default: the reference's own (1024 bytes, 1,054 on the wire).
+    pub const DEFAULT_MAX_CHUNK_GEN_C: usize = 1024;
+    /// Datagrams (IP and UDP headers included) above this may be fragmented off loopback.
+    pub const PATH_MTU: usize = 1400;
+
+    /// The default chunk size for a codec.
+    pub fn default_max_chunk(compat: bool) -> usize {
+        if compat {
+            Self::DEFAULT_MAX_CHUNK_GEN_C
+        } else {
+            Self::DEFAULT_MAX_CHUNK
+        }
+    }
 }
 
 /// The config file's defaults, on port 0 (any free port).
@@ -410,7 +427,7 @@ impl Default for SplitterSettings {
             bind_address: None,
             max_peers: 100,
             buffer: 256,
-            max_chunk: 16_384,
+            max_chunk: Self::DEFAULT_MAX_CHUNK,
             compat: false,
             monitors: Self::DEFAULT_MONITORS,
             peer_timeout: Self::DEFAULT_PEER_TIMEOUT,

@@ -270,6 +270,12 @@ fn take_slot(server: &Server, mount: Arc<Mount>) -> Result<Arc<Mount>, ()> {
     Err(())
 }
 
+/// The length of the head a listener asking without `Icy-MetaData` gets now (Gen C peers
+/// count it in the header size they read from us).
+pub fn listener_head_len(config: &Config, mount: &Mount) -> usize {
+    response_head(config, mount, mount.listener_metaint(false)).len()
+}
+
 /// `HTTP/1.0 200 OK`, icecast's lines, the configured headers, the source-derived `icy-*`
 /// lines and, when asked for, `icy-metaint`.
 fn response_head(config: &Config, mount: &Mount, metaint: usize) -> String {

@@ -23,8 +23,8 @@ use crate::http::RequestHead;
 use crate::mount::{Cursor, Kick, Mount, ReadOutcome, Redirect};
 use crate::net::RequestRecord;
 use crate::server::Server;
-pub use admit::resolve;
 use admit::{Admission, Open, admit};
+pub use admit::{listener_head_len, resolve};
 use writer::{IcyState, write_all};
 
 /// Most bytes gathered for one write (the burst goes out in a few of these).

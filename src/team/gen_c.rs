@@ -25,6 +25,17 @@ const MAX_CONFIG: usize = 16 + compat::MAX_CHANNEL + 6 * compat::MAX_PEERS;
 const MAX_STREAM_HEADER: usize = 1 << 20;
 /// How long the splitter waits for a peer's `R` (it fetches the header first).
 const READY_WAIT: Duration = Duration::from_secs(10);
+/// After `R`, a DBS peer hangs up at once; one still connected this long later waits for
+/// something more: an NTS peer waiting for its ID.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+/// How long a peer looks for bytes after the configuration (an NTS splitter's peer ID follows
+/// it at once; a DBS splitter sends nothing more).
+const NTS_PEEK: Duration = Duration::from_millis(200);
+/// Length of an NTS peer ID (spec §4.5: 7 characters of [0-9A-Z]).
+const NTS_ID_LEN: usize = 7;
+/// What to tell the operator of a reference built with NTS rules.
+const REBUILD: &str = "floecast speaks the DBS rule set: rebuild the reference \
+                       (p2psp-console src/common.h) without __NTS__";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenCError {
@@ -38,6 +49,19 @@ pub enum GenCError {
     Fetch(#[from] ClientError),
     #[error("timed out")]
     Timeout,
+    #[error("the joiner hung up before its ready byte 'R'")]
+    HungUp,
+    #[error("expected the ready byte 'R', got {0:#04x}")]
+    NotReady(u8),
+    #[error(
+        "a reference peer built with the NTS rule set (still connected after 'R', waiting for a \
+         peer ID); {REBUILD}"
+    )]
+    NtsPeer,
+    #[error(
+        "the splitter speaks the reference's NTS rule set (it sent the peer ID {0:?}); {REBUILD}"
+    )]
+    NtsSplitter(String),
 }
 
 async fn timed<T>(
@@ -58,9 +82,9 @@ pub async fn join(
 ) -> Result<(CompatConfig, StreamInfo, Bytes), GenCError> {
     timed(tcp.write_all(&[compat::encode_role(role)])).await?;
     let mut buf = Vec::new();
-    let config = loop {
+    let (config, used) = loop {
         match compat::decode_config(&buf) {
-            Ok((c, _)) => break c,
+            Ok(c) => break c,
             Err(CompatError::Truncated) if buf.len() < MAX_CONFIG => {}
             Err(e) => return Err(e.into()),
         }
@@ -80,6 +104,17 @@ pub async fn join(
         _ => SocketAddr::V4(config.source),
     };
     let (info, header) = fetch_header(source, &config.channel, config.header_size).await?;
+    // By now an NTS splitter has sent our peer ID after the configuration.
+    let mut extra = buf.split_off(used);
+    if extra.len() < NTS_ID_LEN {
+        let mut b = [0u8; 64];
+        if let Ok(Ok(n)) = tokio::time::timeout(NTS_PEEK, tcp.read(&mut b)).await {
+            extra.extend_from_slice(&b[..n]);
+        }
+    }
+    if let Some(id) = nts_peer_id(&extra) {
+        return Err(GenCError::NtsSplitter(id));
+    }
     // The splitter may already have closed (it reads one byte): ignore a failed write.
     let _ = tcp.write_all(&[compat::READY]).await;
     Ok((config, info, header))
@@ -92,7 +127,9 @@ fn header_request(url: &Url) -> Request {
 }
 
 /// `GET /<channel>` from the source: the response's stream facts and the first `header_size`
-/// bytes of its body (whole reads, as the reference takes them).
+/// bytes of its body. A reference splitter counts the response head in `header_size`, so this
+/// is that much more than the stream header (Gen C joins splice at an arbitrary point anyway);
+/// never the whole first reads, which from a source with burst-on-connect are tens of KiB.
 async fn fetch_header(
     source: SocketAddr,
     channel: &str,
@@ -109,7 +146,8 @@ async fn fetch_header(
     let mut reply = client::request(&url, header_request, &opts).await?;
     let info = stream_info(&reply.head)?;
     let want = usize::from(header_size).min(MAX_STREAM_HEADER);
-    let header = reply.body_prefix(want, JOIN_TIMEOUT).await?;
+    let mut header = reply.body_prefix(want, JOIN_TIMEOUT).await?;
+    header.truncate(want);
     Ok((info, header))
 }
 
@@ -143,12 +181,33 @@ pub async fn read_role(tcp: &mut TcpStream) -> Result<Role, GenCError> {
     Ok(compat::decode_role(b[0])?)
 }
 
-/// Splitter side, step two: send the configuration and wait (a while) for `R` or a close.
+/// An NTS splitter's peer ID at the start of what followed the configuration, if that is
+/// what it is.
+fn nts_peer_id(extra: &[u8]) -> Option<String> {
+    let id = extra.get(..NTS_ID_LEN)?;
+    id.iter()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        .then(|| String::from_utf8_lossy(id).into_owned())
+}
+
+/// Splitter side, step two: send the configuration and wait for the peer's `R` (it fetches
+/// the header first), then for its close. Only then has the join completed: a joiner that
+/// hangs up before `R`, or stays connected after it as an NTS peer does, is refused.
 pub async fn finish_join(tcp: &mut TcpStream, config: &[u8]) -> Result<(), GenCError> {
     timed(tcp.write_all(config)).await?;
     let mut b = [0u8; 1];
-    let _ = tokio::time::timeout(READY_WAIT, tcp.read(&mut b)).await;
-    Ok(())
+    match tokio::time::timeout(READY_WAIT, tcp.read(&mut b)).await {
+        Err(_) => return Err(GenCError::Timeout),
+        Ok(Ok(0)) => return Err(GenCError::HungUp),
+        Ok(Ok(_)) if b[0] == compat::READY => {}
+        Ok(Ok(_)) => return Err(GenCError::NotReady(b[0])),
+        Ok(Err(e)) => return Err(e.into()),
+    }
+    // Data after `R`, EOF or a reset all mean the peer is done with this connection.
+    match tokio::time::timeout(CLOSE_WAIT, tcp.read(&mut b)).await {
+        Err(_) => Err(GenCError::NtsPeer),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// The IPv4 address peers should fetch the header from: the one they reached the splitter at.
@@ -190,6 +249,15 @@ mod tests {
         ));
         // Garbage never reaches here: the client refuses it as a bad status line.
         assert!(crate::http::client::parse_response_at_close(b"\xff\xfe garbage").is_err());
+    }
+
+    #[test]
+    fn nts_peer_ids() {
+        assert_eq!(nts_peer_id(b"A1B2C3Z"), Some("A1B2C3Z".into()));
+        assert_eq!(nts_peer_id(b"0000000 and more"), Some("0000000".into()));
+        assert_eq!(nts_peer_id(b"A1B2C3"), None);
+        assert_eq!(nts_peer_id(b"a1b2c3z"), None);
+        assert_eq!(nts_peer_id(b""), None);
     }
 
     #[test]

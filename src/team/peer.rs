@@ -17,6 +17,7 @@ use super::{JOIN_TIMEOUT, gen_c, read_frame, splitter::STATS_EVERY, write_frame}
 use crate::backoff::{Backoff, Jitter};
 use crate::ingest::SourceSession;
 use crate::ingest::session::EndReason;
+use crate::p2psp::compat;
 use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
 use crate::p2psp::wire::{self, JoinReply, JoinRequest, Message, Packet};
@@ -32,6 +33,8 @@ const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Rejoin jitter: spreads the rejoins of many peers after a splitter restart.
 const BACKOFF_JITTER: Duration = Duration::from_millis(500);
+/// How long a leaving peer keeps saying goodbye: well inside the server's shutdown grace.
+pub const LEAVE_WITHIN: Duration = Duration::from_secs(2);
 /// Why a peer mount's source ends when the supervisor stops it.
 const STOP_REMOVED: &str = "P2PSP team removed";
 
@@ -87,11 +90,18 @@ pub enum JoinFailed {
 /// stream header at join time.
 type Joined = (Box<dyn PeerMachine + Send + Sync>, StreamInfo, Bytes);
 
-/// The Gen C join over `tcp`, as a plain peer: reference splitters take their first member as
-/// the monitor.
+/// The Gen C join over `tcp`, offering to monitor. Gen C members send the splitter nothing
+/// while alive, so monitors' lost-chunk complaints are its only news of a dead member: we
+/// complain whether or not the splitter granted the role (Gen C never says). A floecast
+/// splitter believes its first few monitors; a reference splitter ignores the role byte and
+/// counts every complaint.
 async fn join_gen_c(tcp: &mut TcpStream, splitter: SocketAddr) -> Result<Joined, JoinFailed> {
-    let (config, info, header) = gen_c::join(tcp, splitter, Role::Peer).await?;
-    let peer = CompatPeer::new(CompatPeerConfig::new(splitter), &config, Instant::now());
+    let (config, info, header) = gen_c::join(tcp, splitter, Role::Monitor).await?;
+    let cfg = CompatPeerConfig {
+        role: Role::Monitor,
+        ..CompatPeerConfig::new(splitter)
+    };
+    let peer = CompatPeer::new(cfg, &config, Instant::now());
     Ok((Box::new(peer), info, header))
 }
 
@@ -172,10 +182,18 @@ impl PeerLink {
             // no TIME_WAIT keeps the next join (after a splitter restart) from using it.
             let _ = socket2::SockRef::from(&tcp).set_linger(Some(Duration::ZERO));
         }
-        let (peer, info, header) = match codec {
-            Codec::CompatGenC => join_gen_c(&mut tcp, splitter).await?,
-            Codec::Native => join_native(&mut tcp, splitter).await?,
+        let joined = match codec {
+            Codec::CompatGenC => join_gen_c(&mut tcp, splitter).await,
+            Codec::Native => join_native(&mut tcp, splitter).await,
         };
+        if let Err(JoinFailed::GenC(gen_c::GenCError::NtsSplitter(_))) = &joined {
+            // An NTS splitter takes an offer to monitor into its team at once: take our
+            // entry back (it answers goodbyes at its next round; UDP may lose one).
+            for _ in 0..3 {
+                let _ = udp.send_to(&[compat::GOODBYE], splitter).await;
+            }
+        }
+        let (peer, info, header) = joined?;
         Ok(PeerLink {
             udp,
             peer,
@@ -220,11 +238,40 @@ impl PeerLink {
         }
     }
 
-    /// Say goodbye to the team (best effort) and send what that queues.
-    pub async fn leave(mut self) {
+    /// Leave the team politely: goodbye to the splitter, repeated until it answers, then
+    /// goodbyes to the neighbours; within `within` at most (UDP may lose every one of them).
+    /// Returns whether the farewell completed.
+    pub async fn leave(mut self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
         self.peer.leave(Instant::now());
-        while let Some(t) = self.peer.poll_transmit() {
-            let _ = self.udp.send_to(&t.data, t.to).await;
+        loop {
+            while let Some(t) = self.peer.poll_transmit() {
+                let _ = self.udp.send_to(&t.data, t.to).await;
+            }
+            while let Some(event) = self.peer.poll_event() {
+                if event == PeerEvent::Left {
+                    while let Some(t) = self.peer.poll_transmit() {
+                        let _ = self.udp.send_to(&t.data, t.to).await;
+                    }
+                    return true;
+                }
+            }
+            let next = self.peer.poll_timeout().map_or(deadline, |d| {
+                tokio::time::Instant::from_std(d).min(deadline)
+            });
+            tokio::select! {
+                r = self.udp.recv_from(&mut self.buf) => {
+                    if let Ok((n, from)) = r {
+                        self.peer.handle_datagram(Instant::now(), from, &self.buf[..n]);
+                    }
+                }
+                _ = tokio::time::sleep_until(next) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    self.peer.handle_timeout(Instant::now());
+                }
+            }
         }
     }
 
@@ -327,7 +374,7 @@ async fn serve_team(
     if !info.content_type.is_empty() {
         session = start_session(server, mount, &link, &info).await;
         if session.is_none() {
-            link.leave().await;
+            link.leave(LEAVE_WITHIN).await;
             return;
         }
         let header = link.header.clone();
@@ -394,7 +441,9 @@ async fn serve_team(
     if let Some(s) = session {
         s.end(reason);
     }
-    link.leave().await;
+    if !link.leave(LEAVE_WITHIN).await {
+        tracing::info!(mount, splitter, "P2PSP farewell not answered in time");
+    }
 }
 
 async fn start_session(

@@ -27,6 +27,19 @@ use crate::random::random_u64;
 use crate::server::Server;
 use crate::supervisor::tasks::Stop;
 
+/// What the join acceptor asks of the splitter task.
+enum ToTask {
+    /// Answer a join request.
+    Join(Join),
+    /// A Gen C joiner's join ended: completed (it sent `R` and hung up), admit it now; or
+    /// not, forget it.
+    Joined {
+        observed: SocketAddr,
+        request: JoinRequest,
+        completed: bool,
+    },
+}
+
 /// A join request waiting for the splitter task's answer (the bytes to send back; empty
 /// means refused). `local` is the address the peer reached us at.
 struct Join {
@@ -73,6 +86,7 @@ pub async fn run(
     };
     let local = udp.local_addr().ok();
     tracing::info!(mount = %mount_name, ?local, "P2PSP splitter listening");
+    warn_above_mtu(&mount_name, max_chunk, compat);
     let config = SplitterConfig {
         max_peers,
         buffer_size: buffer,
@@ -93,7 +107,7 @@ pub async fn run(
     let teams = &server.tasks.teams;
     teams.set_splitter(&mount_name, local);
 
-    let (join_tx, mut join_rx) = mpsc::channel::<Join>(JOIN_QUEUE);
+    let (join_tx, mut join_rx) = mpsc::channel::<ToTask>(JOIN_QUEUE);
     let codec = if compat {
         Codec::CompatGenC
     } else {
@@ -104,6 +118,8 @@ pub async fn run(
     let mut buf = vec![0u8; 65_536];
     let mut last_stats = Instant::now();
     let mut mounts = server.registry.subscribe();
+    // Gen C joiners offered a configuration, until their joins end (at most MAX_JOINING).
+    let mut joining: Vec<SocketAddr> = Vec::new();
     loop {
         if server.is_shutting_down() || stop.is_requested() {
             break;
@@ -137,15 +153,35 @@ pub async fn run(
                 Ok((n, from)) => splitter.handle_datagram(Instant::now(), from, &buf[..n]),
                 Err(e) => tracing::debug!(mount = %mount_name, "P2PSP receive error: {e}"),
             },
-            Some(join) = join_rx.recv() => {
-                // A newcomer must get the current stream's info and header.
-                follow_mount(&server, &mount_name, &mut attached, &mut splitter);
-                if let Some(a) = attached.as_mut() {
-                    a.feed(&mut splitter, max_chunk, codec);
+            Some(step) = join_rx.recv() => match step {
+                ToTask::Join(join) => {
+                    // A newcomer must get the current stream's info and header.
+                    follow_mount(&server, &mount_name, &mut attached, &mut splitter);
+                    if let Some(a) = attached.as_mut() {
+                        a.feed(&mut splitter, max_chunk, codec);
+                    }
+                    let answer = answer_join(
+                        &server,
+                        &mount_name,
+                        &mut splitter,
+                        &join,
+                        attached.as_ref(),
+                        &joining,
+                    );
+                    if join.gen_c && !answer.is_empty() && joining.len() < MAX_JOINING {
+                        joining.push(join.observed);
+                    }
+                    let _ = join.reply.send(answer);
                 }
-                let answer = answer_join(&server, &mount_name, &mut splitter, &join, attached.as_ref());
-                let _ = join.reply.send(answer);
-            }
+                ToTask::Joined { observed, request, completed } => {
+                    joining.retain(|a| *a != observed);
+                    if completed
+                        && let Err(e) = splitter.handle_join(Instant::now(), observed, &request)
+                    {
+                        tracing::info!(mount = %mount_name, %observed, "P2PSP join refused: {e}");
+                    }
+                }
+            },
             _ = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -172,22 +208,24 @@ pub async fn run(
 }
 
 /// Admit (or refuse) a peer and encode the answer in the team's format: a JoinReply frame,
-/// or Gen C's configuration block (empty when refused: the reference just closes).
+/// or Gen C's configuration block (empty when refused: the reference just closes). A Gen C
+/// joiner is only offered its configuration here; it is admitted once its join completes.
 fn answer_join(
     server: &Server,
     mount: &str,
     splitter: &mut Splitter,
     join: &Join,
     attached: Option<&Attached>,
+    joining: &[SocketAddr],
 ) -> Bytes {
     let observed = join.observed;
+    if join.gen_c {
+        return offer_gen_c(server, mount, splitter, join, attached, joining);
+    }
     let reply = match splitter.handle_join(Instant::now(), observed, &join.request) {
         Ok((_, reply)) => reply,
         Err(e) => {
             tracing::info!(mount, %observed, "P2PSP join refused: {e}");
-            if join.gen_c {
-                return Bytes::new();
-            }
             let msg = e.refusal();
             return wire::encode_frame(&Packet {
                 team: splitter.team_id(),
@@ -196,34 +234,67 @@ fn answer_join(
             .unwrap_or_default();
         }
     };
-    if !join.gen_c {
-        let msg = Message::JoinReply(Box::new(reply));
-        return match wire::encode_frame(&Packet {
-            team: splitter.team_id(),
-            msg,
-        }) {
-            Ok(frame) => frame,
-            Err(e) => {
-                tracing::warn!(mount, "P2PSP join reply does not encode: {e}");
-                Bytes::new()
-            }
-        };
-    }
-    // Gen C peers fetch the stream header from us over HTTP: enough bytes for the whole
-    // Ogg/WebM header, or a frame or two of MP3.
-    let header_size = attached
-        .map_or(0, |a| a.header_len)
-        .clamp(1024, usize::from(u16::MAX)) as u16;
-    let source = gen_c::source_endpoint(join.local, server.port());
-    match splitter
-        .compat_config(&reply, source, mount.trim_start_matches('/'), header_size)
-        .and_then(|c| crate::p2psp::compat::encode_config(&c))
-    {
-        Ok(b) => b,
+    let msg = Message::JoinReply(Box::new(reply));
+    match wire::encode_frame(&Packet {
+        team: splitter.team_id(),
+        msg,
+    }) {
+        Ok(frame) => frame,
         Err(e) => {
+            tracing::warn!(mount, "P2PSP join reply does not encode: {e}");
+            Bytes::new()
+        }
+    }
+}
+
+/// The Gen C configuration block for a joiner, without admitting it. Reference peers fetch the
+/// stream header from us over HTTP and count our response head in `header_size` (they copy
+/// bytes to their player until that many have passed), so it announces the head a plain
+/// `GET` gets now plus the stream header (Ogg/WebM header pages; none for MP3).
+fn offer_gen_c(
+    server: &Server,
+    mount: &str,
+    splitter: &Splitter,
+    join: &Join,
+    attached: Option<&Attached>,
+    joining: &[SocketAddr],
+) -> Bytes {
+    let observed = join.observed;
+    let header_size = attached.map_or(0, |a| {
+        crate::listen::listener_head_len(&server.config(), &a.mount) + a.header_len
+    });
+    let header_size = header_size.clamp(1, usize::from(u16::MAX)) as u16;
+    let source = gen_c::source_endpoint(join.local, server.port());
+    let channel = mount.trim_start_matches('/');
+    let offer = splitter.compat_offer(observed, joining, source, channel, header_size);
+    match offer.map(|c| crate::p2psp::compat::encode_config(&c)) {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => {
             tracing::warn!(mount, %observed, "P2PSP Gen C configuration does not encode: {e}");
             Bytes::new()
         }
+        Err(e) => {
+            tracing::info!(mount, %observed, "P2PSP join refused: {e}");
+            Bytes::new()
+        }
+    }
+}
+
+/// Say so when a chunk (headers included) will not fit the internet's path MTU: such
+/// datagrams are IP-fragmented off loopback, and one lost fragment loses the chunk.
+fn warn_above_mtu(mount: &str, max_chunk: usize, compat: bool) {
+    // Gen C: 2-byte number, IPv4 only. Native: its chunk header, IPv6 at worst.
+    let overhead = if compat { 2 + 28 } else { 16 + 48 };
+    if max_chunk + overhead > SplitterSettings::PATH_MTU {
+        tracing::warn!(
+            mount,
+            max_chunk,
+            "P2PSP datagrams of up to {} bytes exceed the ~{}-byte path MTU of the internet and \
+             will be fragmented off loopback; consider max-chunk = {}",
+            max_chunk + overhead,
+            SplitterSettings::PATH_MTU,
+            SplitterSettings::default_max_chunk(compat)
+        );
     }
 }
 
@@ -280,7 +351,7 @@ async fn flush(splitter: &mut Splitter, udp: &UdpSocket, mount: &str) {
 
 /// Accept TCP joins: read the request, hand it to the splitter task, write its answer. At
 /// most MAX_JOINING exchanges run at once; a flood of connects is closed, not queued.
-async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec) {
+async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Codec) {
     let joining = Arc::new(tokio::sync::Semaphore::new(MAX_JOINING));
     loop {
         let Ok((mut stream, observed)) = tcp.accept().await else {
@@ -325,7 +396,7 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec)
                 gen_c: codec == Codec::CompatGenC,
                 reply,
             };
-            if joins.try_send(join).is_err() {
+            if joins.try_send(ToTask::Join(join)).is_err() {
                 return;
             }
             let Ok(answer) = rx.await else { return };
@@ -334,12 +405,29 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec)
             }
             let sent = match codec {
                 Codec::Native => write_frame(&mut stream, &answer).await,
-                Codec::CompatGenC => gen_c::finish_join(&mut stream, &answer)
-                    .await
-                    .map_err(|e| std::io::Error::other(e.to_string())),
+                Codec::CompatGenC => {
+                    let done = gen_c::finish_join(&mut stream, &answer).await;
+                    // Completed: only now is it a member.
+                    let completed = done.is_ok();
+                    let _ = joins
+                        .send(ToTask::Joined {
+                            observed,
+                            request,
+                            completed,
+                        })
+                        .await;
+                    match done {
+                        Ok(()) => Ok(()),
+                        Err(e @ gen_c::GenCError::NtsPeer) => {
+                            tracing::warn!(%observed, "P2PSP Gen C join refused: {e}");
+                            Ok(())
+                        }
+                        Err(e) => Err(std::io::Error::other(e.to_string())),
+                    }
+                }
             };
             if let Err(e) = sent {
-                tracing::debug!(%observed, "P2PSP join answer failed: {e}");
+                tracing::debug!(%observed, "P2PSP join not completed: {e}");
             }
         });
     }

@@ -80,10 +80,6 @@ pub(super) fn convert(
             ranged(src, m, &k("max-peers"), 1..=buffer as usize - 1, "")
                 .map_err(|e| e.reworded(format!("must be 1 to buffer - 1 ({})", buffer - 1)))?;
         }
-        let max_chunk = match &raw.max_chunk {
-            Some(m) => ranged(src, m, &k("max-chunk"), 256..=60_000, " bytes")?,
-            None => 16_384,
-        };
         let monitors = match &raw.monitors {
             Some(m) => ranged(src, m, &k("monitors"), 1..=32, "")?,
             None => SplitterSettings::DEFAULT_MONITORS,
@@ -97,6 +93,11 @@ pub(super) fn convert(
             codec(&raw.serve_codec, "serve-codec")?
         } else {
             codec(&raw.codec, "codec")?
+        };
+        // Under the path MTU by default, whatever the codec (see SplitterSettings).
+        let max_chunk = match &raw.max_chunk {
+            Some(m) => ranged(src, m, &k("max-chunk"), 256..=60_000, " bytes")?,
+            None => SplitterSettings::default_max_chunk(compat),
         };
         let bind_address = raw
             .bind_address
@@ -179,7 +180,7 @@ mod tests {
                     bind_address: None,
                     max_peers: 100,
                     buffer: 128,
-                    max_chunk: 16_384,
+                    max_chunk: 1200,
                     compat: false,
                     monitors: 3,
                     peer_timeout: Duration::from_secs(3)
@@ -205,7 +206,16 @@ mod tests {
             panic!("a peer")
         };
         assert!(compat);
-        assert!(serve.is_some_and(|s| !s.compat));
+        assert!(serve.is_some_and(|s| !s.compat && s.max_chunk == 1200));
+        // A Gen C splitter cuts the reference's 1024-byte chunks by default.
+        let c = ok(
+            "[[mount]]\nname = \"/g\"\np2psp = { role = \"splitter\", port = 9, codec = \"gen-c\" }\n",
+        );
+        let s = c
+            .mount("/g")
+            .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
+            .expect("splitter");
+        assert_eq!((s.compat, s.max_chunk), (true, 1024));
         let e = err(
             "[[mount]]\nname = \"/t\"\np2psp = { role = \"splitter\", port = 9, \
                      serve-codec = \"gen-c\" }\n",

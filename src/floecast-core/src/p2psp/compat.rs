@@ -60,8 +60,6 @@ pub enum CompatError {
     BadUtf8,
     #[error("malformed datagram of {0} bytes")]
     Malformed(usize),
-    #[error("more monitors than peers")]
-    BadMonitorCount,
 }
 
 pub fn encode_role(r: Role) -> u8 {
@@ -88,9 +86,18 @@ pub struct CompatConfig {
     pub header_size: u16,
     pub chunk_size: u16,
     pub buffer_size: u16,
+    /// The splitter's monitor count, which may exceed the list's length: a reference splitter
+    /// tells its first joiner `1` with an empty list (it counts the monitor it expects).
     pub number_of_monitors: u16,
     /// Monitors first, in join order.
     pub peers: Vec<SocketAddrV4>,
+}
+
+impl CompatConfig {
+    /// How many of the listed members are monitors.
+    pub fn listed_monitors(&self) -> usize {
+        usize::from(self.number_of_monitors).min(self.peers.len())
+    }
 }
 
 fn put_v4(b: &mut BytesMut, a: &SocketAddrV4) {
@@ -112,9 +119,6 @@ pub fn to_v4(a: SocketAddr) -> Result<SocketAddrV4, CompatError> {
 pub fn encode_config(c: &CompatConfig) -> Result<Bytes, CompatError> {
     check_len("channel", c.channel.len(), MAX_CHANNEL)?;
     check_len("peer list", c.peers.len(), MAX_PEERS)?;
-    if usize::from(c.number_of_monitors) > c.peers.len() {
-        return Err(CompatError::BadMonitorCount);
-    }
     let mut b = BytesMut::with_capacity(18 + c.channel.len() + 6 * c.peers.len());
     put_v4(&mut b, &c.source);
     b.put_u16(c.channel.len() as u16);
@@ -161,9 +165,6 @@ pub fn decode_config(data: &[u8]) -> Result<(CompatConfig, usize), CompatError> 
     let number_of_monitors = be16(take(2)?);
     let n = usize::from(be16(take(2)?));
     check_len("peer list", n, MAX_PEERS)?;
-    if usize::from(number_of_monitors) > n {
-        return Err(CompatError::BadMonitorCount);
-    }
     // The whole list must be present before anything is allocated for it.
     let list = take(6 * n)?;
     let peers = list.chunks_exact(6).map(v4).collect();
@@ -312,12 +313,29 @@ mod tests {
         assert_eq!(decode_role(b'R'), Err(CompatError::BadRole(b'R')));
     }
 
+    /// What a reference DBS splitter (as shipped, defaults) sends its first joiner, byte for
+    /// byte: `number_of_monitors = 1` and an empty list. It must be accepted (issue 12 §1.1).
     #[test]
-    fn config_rejects_bad_counts() {
+    fn the_reference_first_join_shape_is_accepted() {
+        let mut v = vec![127, 0, 0, 1, 0x1F, 0x40, 0, 8];
+        v.extend_from_slice(b"test.ogg");
+        v.extend_from_slice(&[0x20, 0x00, 0x04, 0x00, 0x01, 0x00]); // header, chunk, buffer
+        v.extend_from_slice(&[0, 1, 0, 0]); // 1 monitor, 0 peers
+        let (c, used) = decode_config(&v).unwrap();
+        assert_eq!(used, v.len());
+        assert_eq!((c.number_of_monitors, c.peers.len()), (1, 0));
+        assert_eq!(c.listed_monitors(), 0);
+        assert_eq!(&encode_config(&c).unwrap()[..], &v[..]);
+        // And a team smaller than its monitor count.
         let mut v = vec![127, 0, 0, 1, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0];
         v.extend_from_slice(&[0, 3, 0, 2]); // 3 monitors, 2 peers
         v.extend_from_slice(&[0; 12]);
-        assert_eq!(decode_config(&v), Err(CompatError::BadMonitorCount));
+        let (c, _) = decode_config(&v).unwrap();
+        assert_eq!((c.listed_monitors(), c.peers.len()), (2, 2));
+    }
+
+    #[test]
+    fn config_rejects_bad_counts() {
         let v = [127, 0, 0, 1, 0, 80, 0xFF, 0xFF];
         assert!(matches!(
             decode_config(&v),

@@ -28,6 +28,9 @@ const MAX_EVENTS: usize = 1 << 16;
 const MAX_NEIGHBOURS: usize = compat::MAX_PEERS;
 /// A monitor reports a hole this long after first seeing it (before playout gives it up).
 const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
+/// A leaving peer repeats its goodbye this often while the splitter has not answered: eight
+/// of them fit in the two seconds a shutting-down server gives its teams.
+pub const GOODBYE_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct CompatPeerConfig {
@@ -41,7 +44,8 @@ pub struct CompatPeerConfig {
     pub start_chunks: u32,
     pub start_delay: Duration,
     pub skip_after: Duration,
-    /// Goodbyes sent to the splitter on leave (a second apart) until it answers with its own.
+    /// Goodbyes sent to the splitter on leave ([`GOODBYE_EVERY`] apart, and one more at every
+    /// splitter chunk) until it answers with its own; then the peer leaves anyway.
     pub goodbye_retries: u32,
 }
 
@@ -55,7 +59,7 @@ impl CompatPeerConfig {
             start_chunks: 4,
             start_delay: Duration::from_millis(500),
             skip_after: Duration::from_secs(2),
-            goodbye_retries: 5,
+            goodbye_retries: 8,
         }
     }
 }
@@ -241,7 +245,7 @@ impl CompatPeer {
 
     fn on_splitter(&mut self, now: Instant, msg: CompatMessage) {
         match msg {
-            CompatMessage::Chunk { no, payload } if self.leaving.is_none() => {
+            CompatMessage::Chunk { no, payload } if !self.has_left() => {
                 self.stats.from_splitter += 1;
                 let no = self.widener.widen(no);
                 self.flush_prev();
@@ -251,6 +255,12 @@ impl CompatPeer {
                 }
                 self.feed_next();
                 self.playout(now);
+                // Leaving: keep relaying and repeat the goodbye at every splitter chunk, as
+                // the reference does (its splitter answers at the start of its next round).
+                if self.leaving.is_some() {
+                    let s = self.cfg.splitter;
+                    self.send(s, &CompatMessage::Goodbye);
+                }
             }
             CompatMessage::Goodbye => {
                 if self.leaving.is_some() {
@@ -285,7 +295,7 @@ impl CompatPeer {
                 }
                 let no = self.widener.widen(no);
                 self.store(now, no, payload);
-                if self.leaving.is_none() {
+                if !self.has_left() {
                     self.feed_next();
                 }
                 self.playout(now);
@@ -323,6 +333,11 @@ impl CompatPeer {
             let e = self.stats.count_playout(p);
             self.event(e);
         }
+    }
+
+    /// The farewell went out: nothing more is relayed.
+    fn has_left(&self) -> bool {
+        self.leaving.as_ref().is_some_and(|l| l.done)
     }
 
     fn farewell(&mut self) {
@@ -385,11 +400,7 @@ impl PeerMachine for CompatPeer {
         }
         let s = self.cfg.splitter;
         self.send(s, &CompatMessage::Goodbye);
-        self.leaving = Some(Leaving::new(
-            now,
-            self.cfg.goodbye_retries,
-            Duration::from_secs(1),
-        ));
+        self.leaving = Some(Leaving::new(now, self.cfg.goodbye_retries, GOODBYE_EVERY));
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -469,11 +480,16 @@ mod tests {
 
     impl Team {
         fn new() -> Team {
+            Team::with_monitors(1)
+        }
+
+        fn with_monitors(number_of_monitors: usize) -> Team {
             let now = Instant::now();
             let cfg = SplitterConfig {
                 codec: Codec::CompatGenC,
                 max_chunk_payload: C,
                 buffer_size: 64,
+                number_of_monitors,
                 ..SplitterConfig::default()
             };
             Team {
@@ -487,12 +503,18 @@ mod tests {
         }
 
         fn join(&mut self) {
-            let me = addr(self.peers.len() as u16 + 1);
             let role = if self.peers.is_empty() {
                 Role::Monitor
             } else {
                 Role::Peer
             };
+            self.join_as(role);
+        }
+
+        /// Join asking for `role`; the splitter grants the monitor role to the first few only
+        /// (a Gen C peer is never told, and complains either way).
+        fn join_as(&mut self, role: Role) {
+            let me = addr(self.peers.len() as u16 + 1);
             let (_, reply) = self
                 .splitter
                 .handle_join(self.now, me, &JoinRequest::new(role))
@@ -647,6 +669,54 @@ mod tests {
         assert_eq!(goodbyes, leaver.stats().neighbours.len());
         assert!(std::iter::from_fn(|| leaver.poll_event()).any(|e| e == PeerEvent::Left));
     }
+
+    /// Issue 12 §1.4: Gen C members send the splitter nothing while alive, so a dead one is
+    /// known only by the monitors' complaints. It is expelled after a few lost chunks in a row,
+    /// a monitor as well as a plain peer, and LRS resends keep every survivor's stream whole.
+    #[test]
+    fn a_dead_member_is_expelled_and_the_survivors_lose_nothing() {
+        for victim in [4usize, 0] {
+            let mut t = Team::with_monitors(3);
+            for _ in 0..5 {
+                t.join_as(Role::Monitor);
+            }
+            t.settle();
+            t.run(0, 100);
+            let roles: Vec<Role> = t.splitter.stats().peers.iter().map(|p| p.role).collect();
+            assert_eq!(roles.iter().filter(|r| **r == Role::Monitor).count(), 3);
+            t.dead[victim] = true;
+            let sent_before = t.splitter.stats().peers[victim].chunks_sent;
+            let mut expelled_at = None;
+            for n in 100..400 {
+                t.run(n, n + 1);
+                if expelled_at.is_none() && t.splitter.peer_count() == 4 {
+                    expelled_at = Some(n);
+                }
+            }
+            let at = expelled_at.expect("the dead member is expelled");
+            // Bounded: the dead run, plus the complaint horizon (16 chunks of 5 members).
+            assert!(
+                at < 100 + 5 * (DEAD + 16 + 4),
+                "victim {victim} expelled at chunk {at}"
+            );
+            let s = t.splitter.stats();
+            assert_eq!(s.expelled_losses, 1);
+            assert!(s.peers.iter().all(|p| p.addr != addr(victim as u16 + 1)));
+            assert!(sent_before > 0);
+            for (k, d) in t.delivered.iter().enumerate() {
+                if k == victim {
+                    continue;
+                }
+                assert!(d.len() >= 350, "peer {k} played {}", d.len());
+                assert!(
+                    d.windows(2).all(|w| w[1] == w[0].plus(1)),
+                    "peer {k} lost nothing: LRS resent what the dead member had"
+                );
+            }
+        }
+    }
+
+    const DEAD: u32 = 8;
 
     #[test]
     fn garbage_is_counted_not_fatal() {

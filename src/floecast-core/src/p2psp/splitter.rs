@@ -675,6 +675,10 @@ impl Splitter {
         let Some(bi) = blame.and_then(|id| self.members.iter().position(|m| m.id == id)) else {
             return;
         };
+        if self.cfg.codec == Codec::CompatGenC {
+            self.compat_blame(monitor, bi, no);
+            return;
+        }
         if self.members[bi].role == Role::Monitor {
             return;
         }
@@ -925,6 +929,8 @@ impl Splitter {
         })
     }
 }
+
+mod gen_c;
 
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock
