@@ -634,11 +634,17 @@ impl Config {
             .unwrap_or(&self.auth.source_password)
     }
 
-    /// icecast's source credentials for `mount`: user `source` or the mount's username, and
-    /// the mount's password (else the global one). An empty password never matches.
+    /// The source user of `mount`: its own `username`, else `source`.
+    pub fn source_user_for(&self, mount: &str) -> &str {
+        self.mount_key(mount, |m| m.username.as_deref())
+            .unwrap_or("source")
+    }
+
+    /// icecast's source credentials for `mount`: the mount's username (else `source`; a mount
+    /// with its own username refuses `source`, as icecast2 does), and the mount's password
+    /// (else the global one). An empty password never matches.
     pub fn source_credentials_ok(&self, mount: &str, user: &str, pass: &str) -> bool {
-        let user_ok =
-            user == "source" || self.mount_key(mount, |m| m.username.as_deref()) == Some(user);
+        let user_ok = user == self.source_user_for(mount);
         let expected = self.source_password_for(mount);
         user_ok && !expected.is_empty() && crate::http::request::secret_eq(pass, expected)
     }

@@ -91,13 +91,20 @@ fn convert_relay(
         None => "127.0.0.1".to_string(),
     };
     let port = port(src, &r.port, &k("port"))?;
-    let mount = match r.mount {
-        Some(m) => request_path(src, m, &k("mount"))?,
-        None => "/".to_string(),
+    // The upstream's path may be anything it serves; the local mount (by default the
+    // same name) must be a name this server can mount.
+    let local_mount = match (r.local_mount, r.mount.clone()) {
+        (Some(m), _) => mount_name(
+            src,
+            request_path(src, m, &k("local-mount"))?,
+            &k("local-mount"),
+        )?,
+        (None, Some(m)) => mount_name(src, request_path(src, m, &k("mount"))?, &k("mount"))?,
+        (None, None) => "/".to_string(),
     };
-    let local_mount = match r.local_mount {
-        Some(m) => request_path(src, m, &k("local-mount"))?,
-        None => mount.clone(),
+    let mount = match r.mount {
+        Some(m) => request_path(src, m, &k("mount"))?.into_inner(),
+        None => "/".to_string(),
     };
     let bind = r.bind.map(|b| ip_address(src, b, &k("bind"))).transpose()?;
     Ok(RelayConfig {
@@ -186,7 +193,11 @@ fn host(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, Confi
 }
 
 /// A mount path that can go into a request line: starts with '/', no spaces or controls.
-fn request_path(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, ConfigError> {
+fn request_path(
+    src: &Source<'_>,
+    v: Spanned<String>,
+    key: &str,
+) -> Result<Spanned<String>, ConfigError> {
     if v.get_ref().bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(src.invalid(
             v.span(),
@@ -194,7 +205,14 @@ fn request_path(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<Strin
             "must not contain spaces or control characters",
         ));
     }
-    mount_name(src, v, key)
+    if !v.get_ref().starts_with('/') {
+        return Err(src.invalid(
+            v.span(),
+            key,
+            format!("must start with '/' (got {:?})", v.get_ref()),
+        ));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
