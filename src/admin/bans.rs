@@ -89,12 +89,9 @@ pub fn listbans(server: &Server) -> Answer {
     let now = Instant::now();
     let mut doc = Element::new("bans");
     for b in server.door.bans.list() {
-        let left = b.until.map(|u| {
-            Element::leaf(
-                "seconds_left",
-                u.saturating_duration_since(now).as_secs().to_string(),
-            )
-        });
+        let left = b
+            .until
+            .map(|u| Element::leaf("seconds_left", u.saturating_duration_since(now).as_secs()));
         doc.push(
             Element::new("ban")
                 .list("bans")

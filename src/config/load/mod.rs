@@ -267,6 +267,9 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(cfg.access.proxy_protocol_sockets, [1]);
+        assert_eq!(cfg.access.max_connections_per_ip, 0);
+        assert_eq!(cfg.access.trusted_proxies.len(), 2);
         assert_eq!(
             cfg.paths.webroot.as_deref(),
             Some(Path::new("/usr/share/floecast/web"))
