@@ -12,9 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use floecast::config::{Config, MountConfig};
+use floecast::config::{AuthBackend, Config, ListenerAuth, MountConfig, UrlAuth};
 use interop_support::{TempDir, have_all, run};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const T: Duration = Duration::from_secs(5);
@@ -472,4 +472,65 @@ async fn accept_failures_at_fd_exhaustion_are_bounded_in_the_log() {
             .any(|l| l.contains("accept works again") && l.contains("similar messages suppressed")),
         "{log}"
     );
+}
+
+/// A URL-auth backend that accepts everyone and hands over each request's body.
+async fn accepting_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if body.len() >= len || n == 0 {
+                        break body.to_string();
+                    }
+                }
+                if n == 0 {
+                    break String::new();
+                }
+            };
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nicecast-auth-user: 1\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            let _ = tx.send(body);
+        }
+    });
+    (addr, rx)
+}
+
+/// Listener authentication gets the real address: a URL backend's `ip=` is the client that
+/// the trusted proxy named, not the proxy.
+#[tokio::test]
+async fn url_auth_is_told_the_real_address() {
+    let (backend, mut requests) = accepting_backend().await;
+    let mut config = trusting(&["127.0.0.1"]);
+    config.mounts.push(MountConfig {
+        name: "/m.mp3".into(),
+        authentication: Some(ListenerAuth {
+            backend: AuthBackend::Url(UrlAuth::new(format!("http://{backend}/add"))),
+            allow_duplicate_users: true,
+        }),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+    let _src = live_mount(srv.addr).await;
+    let (head, _l) = listener_via(srv.addr, b"", "X-Forwarded-For: 198.51.100.4\r\n").await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    let body = tokio::time::timeout(T, requests.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(body.contains("&ip=198.51.100.4&"), "{body}");
 }
