@@ -14,6 +14,7 @@ use super::{SourceSession, StartError};
 use crate::config::Config;
 use crate::http::mount_name::{self, Escaped, MountNameError};
 use crate::http::{RequestHead, basic_auth, response};
+use crate::log_throttle::LogThrottle;
 use crate::mount::SourceRejected;
 use crate::net::{self, Reply, RequestRecord};
 use crate::server::Server;
@@ -38,16 +39,23 @@ pub fn source_authorized(config: &Config, mount: &str, head: &RequestHead) -> Op
 /// [`crate::mount::Registry::wait_until_free`]) before it is told "Mountpoint in use".
 pub const RECONNECT_PATIENCE: Duration = Duration::from_millis(500);
 
+/// Refused sources are logged at most this often: a client retrying in a loop (or an
+/// attacker) must not fill the log.
+static REFUSED_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+
 /// A refused source, at WARN as icecast2 logs it, with what a user needs to fix it.
 pub fn warn_refused(config: &Config, mount: &str, peer: &SocketAddr, why: SourceRejected) {
+    let Some(suppressed) = REFUSED_LOG.allow() else {
+        return;
+    };
     match why {
         SourceRejected::TooMany => tracing::warn!(
             mount,
             %peer,
-            "source refused: {why} (the limit is sources = {}, relays included)",
+            "source refused: {why} (the limit is sources = {}, relays included){suppressed}",
             config.limits.sources
         ),
-        SourceRejected::InUse => tracing::warn!(mount, %peer, "source refused: {why}"),
+        SourceRejected::InUse => tracing::warn!(mount, %peer, "source refused: {why}{suppressed}"),
     }
 }
 

@@ -27,6 +27,10 @@ use crate::random::random_u64;
 use crate::server::Server;
 use crate::supervisor::tasks::Stop;
 
+/// Refused joins are logged at most this often.
+static JOIN_REFUSED_LOG: crate::log_throttle::LogThrottle =
+    crate::log_throttle::LogThrottle::new(std::time::Duration::from_secs(10));
+
 /// A join request waiting for the splitter task's answer (the bytes to send back; empty
 /// means refused). `local` is the address the peer reached us at.
 struct Join {
@@ -184,7 +188,10 @@ fn answer_join(
     let reply = match splitter.handle_join(Instant::now(), observed, &join.request) {
         Ok((_, reply)) => reply,
         Err(e) => {
-            tracing::info!(mount, %observed, "P2PSP join refused: {e}");
+            // Anyone can knock: at most one line per interval.
+            if let Some(suppressed) = JOIN_REFUSED_LOG.allow() {
+                tracing::info!(mount, %observed, "P2PSP join refused: {e}{suppressed}");
+            }
             if join.gen_c {
                 return Bytes::new();
             }
