@@ -287,6 +287,24 @@ async fn connections_per_address_are_limited() {
     assert!(head.starts_with("HTTP/1.0 200"), "{head}");
 }
 
+/// A client that never finishes its request head counts against its address too: a
+/// slowloris from one address holds no more than its share.
+#[tokio::test]
+async fn idle_connections_count_against_the_address() {
+    let mut config = test_config();
+    config.access.max_connections_per_ip = 2;
+    let srv = start(config).await;
+    let _idle1 = connect(srv.addr).await;
+    let _idle2 = connect(srv.addr).await;
+    wait_for("two connections counted", T, || {
+        srv.app.server.door.connections_of([127, 0, 0, 1].into()) == 2
+    })
+    .await;
+    let (status, _, body) =
+        split_reply(&exchange(srv.addr, b"GET /status-json.xsl HTTP/1.0\r\n\r\n", T).await);
+    assert_eq!(status, 403, "{body}");
+}
+
 /// `max-listener-duration`: curl, listening, is disconnected after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_are_ended_after_max_listener_duration() {

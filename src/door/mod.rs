@@ -111,9 +111,15 @@ impl Door {
     }
 }
 
-/// The door for one connection, once its request head (if its protocol has one) is read:
-/// the real address (`X-Forwarded-For` from a trusted proxy) goes into `peer`, then
-/// [`Door::check`]. A
+/// Whether `peer` is a trusted proxy, whose requests name their client (so the door is
+/// passed again with the request head).
+pub fn speaks_for_others(server: &Server, peer: &SocketAddr) -> bool {
+    server.config().access.is_trusted_proxy(peer.ip())
+}
+
+/// The door for one connection: without a head, as it arrives (a trusted proxy is let
+/// through, to be checked with its client's address); with the request head, the real
+/// address (`X-Forwarded-For` from a trusted proxy) goes into `peer`, then [`Door::check`]. A
 /// refusal comes back as the reply to send, or `None` to close without one (bans and the
 /// deny/allow files, as icecast2 closes those); the too-many refusal is logged, throttled,
 /// and written to the access log.
@@ -123,8 +129,10 @@ pub fn admit(
     head: Option<&RequestHead>,
 ) -> Result<Slot, Option<Reply>> {
     let config = server.config();
-    if let Some(head) = head {
-        *peer = forwarded_for(&config, *peer, head);
+    match head {
+        Some(head) => *peer = forwarded_for(&config, *peer, head),
+        None if config.access.is_trusted_proxy(peer.ip()) => return Ok(Slot { door: None }),
+        None => {}
     }
     let peer = *peer;
     match server.door.check(&config, peer.ip()) {

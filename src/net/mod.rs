@@ -191,10 +191,18 @@ async fn handle_connection(
             .await;
         return;
     };
-    if let PortKind::Shoutcast { mount } = kind {
-        let Ok(_slot) = door::admit(&server, &mut peer, None) else {
+    // The door (bans, access lists, per-address limit), before the head is read: a client
+    // that never finishes its head still counts. A trusted proxy's clients are let in (or
+    // not) once its X-Forwarded-For is read, below.
+    let mut _slot = match door::admit(&server, &mut peer, None) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            // On its own task: awaiting it here would enlarge every connection's task.
+            tokio::spawn(refuse(stream, refusal));
             return;
-        };
+        }
+    };
+    if let PortKind::Shoutcast { mount } = kind {
         Box::pin(ingest::shoutcast::run(
             server.clone(),
             stream,
@@ -214,16 +222,17 @@ async fn handle_connection(
             return;
         }
     };
-    // The real address (X-Forwarded-For), bans, access lists, per-address limit: from here
-    // on `peer` is the client's address everywhere.
-    let _slot = match door::admit(&server, &mut peer, Some(&head)) {
-        Ok(slot) => slot,
-        Err(refusal) => {
-            // On its own task: awaiting it here would enlarge every connection's task.
-            tokio::spawn(refuse(stream, refusal));
-            return;
-        }
-    };
+    // Behind a trusted proxy: the client's address (X-Forwarded-For) goes through the door.
+    // From here on `peer` is the client's address everywhere.
+    if door::speaks_for_others(&server, &peer) {
+        _slot = match door::admit(&server, &mut peer, Some(&head)) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tokio::spawn(refuse(stream, refusal));
+                return;
+            }
+        };
+    }
     // Each path runs its request through admission, reply head and body, filling its
     // `RequestRecord`; the record's drop is the done phase that logs it. Only the listener
     // path runs inline: a task's future is as large as its largest state, and listeners are
