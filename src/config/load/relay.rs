@@ -100,13 +100,23 @@ fn convert_relay(
             &k("local-mount"),
         )?,
         (None, Some(m)) => mount_name(src, request_path(src, m, &k("mount"))?, &k("mount"))?,
-        (None, None) => "/".to_string(),
+        // Checked last, so that the other keys' errors come first.
+        (None, None) => String::new(),
     };
     let mount = match r.mount {
         Some(m) => request_path(src, m, &k("mount"))?.into_inner(),
         None => "/".to_string(),
     };
     let bind = r.bind.map(|b| ip_address(src, b, &k("bind"))).transpose()?;
+    let timing = timing(src, key, r.grace_period, r.idle_timeout)?;
+    if local_mount.is_empty() {
+        return Err(src.invalid(
+            r.port.span(),
+            &k("mount"),
+            "is required (or local-mount): the upstream's default `/` would shadow this \
+             server's status page",
+        ));
+    }
     Ok(RelayConfig {
         server,
         port,
@@ -117,7 +127,7 @@ fn convert_relay(
         relay_metadata: r.relay_metadata.unwrap_or(true),
         on_demand: r.on_demand.unwrap_or(default_on_demand),
         bind,
-        timing: timing(src, key, r.grace_period, r.idle_timeout)?,
+        timing,
     })
 }
 
