@@ -89,11 +89,9 @@ impl AccessList {
     /// or a file never read), so an allow list that cannot be read does not lock everyone
     /// out, and a deny list that cannot be read denies no one (both logged).
     pub fn matches(&self, path: Option<&Path>, ip: IpAddr) -> Option<bool> {
+        // No lock taken without a list: this runs for every connection.
+        let path = path?;
         let mut state = lock(&self.state);
-        let Some(path) = path else {
-            *state = Loaded::default();
-            return None;
-        };
         let now = Instant::now();
         let changed_path = state.path.as_deref() != Some(path);
         if changed_path
