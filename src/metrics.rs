@@ -49,6 +49,16 @@ impl MountLabels {
         }
         "other".to_string()
     }
+
+    /// The mount as a label value only if it already is one: for requests that were not
+    /// authenticated, which must never create label values.
+    fn existing(&self, mount: &str) -> String {
+        if lock(&self.seen).contains(mount) {
+            mount.to_string()
+        } else {
+            "other".to_string()
+        }
+    }
 }
 
 /// The registry of every metric, and the event counters, incremented where things happen.
@@ -182,10 +192,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Count a source connection's outcome (`protocol`: "source", "put" or "icy").
+    /// Count a source connection's outcome (`protocol`: "source", "put" or "icy"). Refusals
+    /// before authentication ("challenged", "rejected_auth") are labelled by the mount only
+    /// if it already has a label, else "other": anyone can send them, to any name.
     pub fn source_outcome(&self, mount: &str, protocol: &str, outcome: &str) {
+        let label = match outcome {
+            "challenged" | "rejected_auth" => self.mount_labels.existing(mount),
+            _ => self.mount_label(mount),
+        };
         self.source_connections
-            .with_label_values(&[&self.mount_label(mount), protocol, outcome])
+            .with_label_values(&[&label, protocol, outcome])
             .inc();
     }
 

@@ -81,6 +81,8 @@ pub struct Server {
     pub tasks: crate::supervisor::state::Supervised,
     /// Woken when the last client leaves.
     clients_gone: Notify,
+    /// Bans, the deny/allow files as last read, connections per address.
+    pub door: Arc<crate::door::Door>,
 }
 
 impl Server {
@@ -100,6 +102,7 @@ impl Server {
             metrics: Metrics::new(weak.clone()),
             tasks: Default::default(),
             clients_gone: Notify::new(),
+            door: Default::default(),
         })
     }
 

@@ -2,7 +2,7 @@
 //! quirks included), `/status.xsl` and `/server_version.xsl` (small XHTML pages), and
 //! floecast's own `/api/status` (clean JSON) with its live events. Each handler takes a
 //! snapshot and renders it with [`crate::documents`]. Hidden mounts never appear; nothing
-//! here needs credentials or changes state.
+//! here changes state. Admin credentials only add P2PSP peers' addresses to `/api/…`.
 
 use std::sync::Arc;
 
@@ -48,17 +48,18 @@ async fn server_version(Extension(server): Extension<Arc<Server>>) -> Response {
 }
 
 /// The `/api/status` document as server-sent events, one a second, for the live page.
-async fn api_events(Extension(server): Extension<Arc<Server>>) -> Response {
+async fn api_events(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
     use axum::response::IntoResponse;
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let stream = futures_util::stream::unfold((server, true), |(server, first)| async move {
+    let reader = reader(&server, &req);
+    let stream = futures_util::stream::unfold((server, true), move |(server, first)| async move {
         if !first {
             tokio::time::sleep(EVENT_INTERVAL).await;
         }
         if server.is_shutting_down() {
             return None;
         }
-        let status = api::api_status(&capture(&server, None));
+        let status = api::api_status(&capture(&server, None), reader);
         let data = serde_json::to_string(&status).unwrap_or_else(|_| "{}".into());
         Some((
             Ok::<_, std::convert::Infallible>(Event::default().data(data)),
@@ -75,9 +76,18 @@ const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET /api/status`: stable field names, numbers as numbers, absent values `null` (schema
 /// in [`crate::documents::api`]).
-async fn api_status(Extension(server): Extension<Arc<Server>>) -> Response {
-    match serde_json::to_value(api::api_status(&capture(&server, None))) {
+async fn api_status(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+    let reader = reader(&server, &req);
+    match serde_json::to_value(api::api_status(&capture(&server, None), reader)) {
         Ok(v) => json_reply(&v),
         Err(e) => crate::reply::error(500, &format!("status encoding failed: {e}")),
+    }
+}
+
+/// The admin (by its credentials) sees P2PSP peers' addresses; anyone else does not.
+fn reader(server: &Server, req: &Request) -> api::Reader {
+    match crate::admin::authorize(&server.config(), req, None) {
+        Some(crate::admin::Caller::Admin) => api::Reader::Admin,
+        _ => api::Reader::Anonymous,
     }
 }

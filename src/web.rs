@@ -277,10 +277,21 @@ fn stream_url(server: &Server, req: &Request, mount: &str) -> String {
                 .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
                 && !h.contains(['/', ' ', '"', '<', '>'])
         });
+    // The decoded name goes back out encoded: a name with spaces, `<`, `%` or line breaks
+    // must not break the playlist line or the XML around it.
+    let mount = &encode_path(mount);
     match host {
         Some(h) => format!("http://{h}{mount}"),
         None => server.listen_url(mount),
     }
+}
+
+/// Percent-encode each segment of a path, keeping its slashes.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(crate::http::request::percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn m3u(server: &Server, req: &Request, mount: &str) -> Response {
@@ -292,18 +303,21 @@ fn m3u(server: &Server, req: &Request, mount: &str) -> Response {
     .into()
 }
 
+/// icecast2's XSPF for a mount that does not exist: an empty track list.
+const EMPTY_XSPF: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<playlist xmlns=\"http://xspf.org/ns/0/\" version=\"1\">\n  <title/>\n  <creator/>\n  <trackList/>\n</playlist>\n";
+
 fn xspf(server: &Server, req: &Request, mount: &str) -> Response {
+    let Some(m) = server.registry.get(mount) else {
+        return IcecastReply::new(200, "application/xspf+xml", EMPTY_XSPF.to_string()).into();
+    };
     let url = stream_url(server, req, mount);
-    let (name, desc, title) = match server.registry.get(mount) {
-        Some(m) => {
-            let info = m.info().stream;
-            (
-                info.display_name().to_string(),
-                info.display_description().to_string(),
-                m.metadata().display(),
-            )
-        }
-        None => (String::new(), String::new(), String::new()),
+    let (name, desc, title) = {
+        let info = m.info().stream;
+        (
+            info.display_name().to_string(),
+            info.display_description().to_string(),
+            m.metadata().display(),
+        )
     };
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<playlist xmlns=\"http://xspf.org/ns/0/\" version=\"1\">\n  <title>{}</title>\n  <trackList>\n    <track>\n      <location>{}</location>\n      <title>{}</title>\n      <annotation>{}</annotation>\n    </track>\n  </trackList>\n</playlist>\n",

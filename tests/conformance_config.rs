@@ -330,11 +330,6 @@ const EXPECTED_WARNINGS: &[(&str, &str, Severity)] = &[
         "unknown type \"cors\"",
         Severity::Notice,
     ),
-    (
-        "mount.max-listener-duration",
-        "not supported",
-        Severity::Notice,
-    ),
     ("mount.no-mount", "CAN connect", Severity::Danger),
     (
         "mount.cluster-password",
@@ -356,8 +351,6 @@ const EXPECTED_WARNINGS: &[(&str, &str, Severity)] = &[
     ("paths.basedir", "chroot", Severity::Notice),
     ("paths.adminroot", "built in", Severity::Notice),
     ("paths.alias", "aliases", Severity::Notice),
-    ("paths.deny-ip", "EVERY address", Severity::Danger),
-    ("paths.allow-ip", "EVERY address", Severity::Danger),
     ("paths.ssl-certificate", "TLS", Severity::Notice),
     ("paths.ssl-allowed-ciphers", "TLS", Severity::Notice),
     ("logging.errorlog", "standard error", Severity::Notice),

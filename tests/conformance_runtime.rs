@@ -1011,16 +1011,18 @@ async fn libshout_challenge_is_not_counted_as_a_rejected_login() {
     )
     .await;
     assert!(!bad.success(), "{}", bad.describe());
+    // Requests before authentication create no mount labels (issue 11): both mounts were
+    // unknown when they were refused, so they count as "other".
     let m = srv.app.server.metrics.render();
     let challenged = sample(
         &m,
-        r#"floecast_source_connections_total{mount="/shout.ogg",outcome="challenged",protocol="source"}"#,
+        r#"floecast_source_connections_total{mount="other",outcome="challenged",protocol="source"}"#,
     );
     assert!(challenged >= Some(1.0), "no challenge counted:\n{m}");
     assert_eq!(
         sample(
             &m,
-            r#"floecast_source_connections_total{mount="/shout.ogg",outcome="rejected_auth",protocol="source"}"#
+            r#"floecast_source_connections_total{mount="other",outcome="rejected_auth",protocol="source"}"#
         ),
         None,
         "{m}"
@@ -1028,11 +1030,12 @@ async fn libshout_challenge_is_not_counted_as_a_rejected_login() {
     assert_eq!(
         sample(
             &m,
-            r#"floecast_source_connections_total{mount="/bad.ogg",outcome="rejected_auth",protocol="put"}"#
+            r#"floecast_source_connections_total{mount="other",outcome="rejected_auth",protocol="put"}"#
         ),
         Some(1.0),
         "{m}"
     );
+    assert!(!m.contains("mount=\"/bad.ogg\""), "{m}");
 }
 
 /// A failed admin login is logged with user `-`, as icecast2 logs it.

@@ -227,10 +227,11 @@ async fn not_found_and_playlists() {
         String::from_utf8_lossy(&r)
             .ends_with(&format!("http://localhost:{}/live\r\n", srv.addr.port()))
     );
+    // The XSPF of a mount that is not live is icecast2's empty playlist.
     let r = exchange(srv.addr, b"GET /live.xspf HTTP/1.0\r\n\r\n", T).await;
     let r = String::from_utf8_lossy(&r);
     assert!(
-        r.contains("application/xspf+xml") && r.contains("<location>http://localhost:"),
+        r.contains("application/xspf+xml") && r.contains("<trackList/>"),
         "{r}"
     );
     // The status page.

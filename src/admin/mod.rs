@@ -5,6 +5,7 @@
 //! `Mount`'s API, and answer with documents rendered from a snapshot
 //! ([`crate::documents`]).
 
+mod bans;
 mod commands;
 pub mod events;
 mod metadata;
@@ -53,6 +54,10 @@ pub enum Command {
     UpdateMetadata,
     BuildM3u,
     ManageAuth,
+    /// floecast's own: `ban`, `unban`, `listbans` (admin only).
+    Ban,
+    Unban,
+    ListBans,
 }
 
 impl Command {
@@ -73,6 +78,9 @@ impl Command {
             "metadata" => Metadata,
             "updatemetadata" => UpdateMetadata,
             "manageauth" => ManageAuth,
+            "ban" => Ban,
+            "unban" => Unban,
+            "listbans" => ListBans,
             "streamlist.txt" if base == name => StreamListTxt,
             "buildm3u" if base == name => BuildM3u,
             _ => return None,
@@ -223,6 +231,9 @@ async fn admin(Extension(server): Extension<Arc<Server>>, req: Request) -> Respo
         (Command::UpdateMetadata, Some(m)) => commands::updatemetadata(&m),
         (Command::BuildM3u, Some(m)) => commands::buildm3u(&server, &req, &m),
         (Command::ManageAuth, Some(m)) => commands::manageauth(&server, &req, &m),
+        (Command::Ban, _) => bans::ban(&server, &req),
+        (Command::Unban, _) => bans::unban(&server, &req),
+        (Command::ListBans, _) => bans::listbans(&server),
         // needs_mount() guarantees a mount for the rest.
         _ => Answer::Reply(error(400, "Unknown admin request")),
     };

@@ -63,6 +63,7 @@ pub struct Config {
     pub server_id: String,
     pub listen: Vec<ListenSocket>,
     pub limits: Limits,
+    pub access: Access,
     pub auth: Auth,
     pub paths: Paths,
     pub logging: Logging,
@@ -92,6 +93,31 @@ pub struct ListenSocket {
     pub bind_address: Option<String>,
     /// When set, a SHOUTcast v1 source port is opened on `port + 1` feeding this mount.
     pub shoutcast_mount: Option<String>,
+}
+
+/// `[access]`: who may connect, and whose word on the client's address is believed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Access {
+    /// Proxies and load balancers whose `X-Forwarded-For` and PROXY headers are believed
+    /// (`trusted-proxies`; icecast's `<x-forwarded-for>`).
+    pub trusted_proxies: Vec<crate::door::Cidr>,
+    /// Indices into [`Config::listen`] of the sockets that expect a PROXY protocol header
+    /// from trusted proxies (`[[listen]] proxy-protocol = true`). Kept here so that a
+    /// socket's description stays as it is for those that never use it.
+    pub proxy_protocol_sockets: Vec<usize>,
+    /// icecast's `<deny-ip>` file: connections from these addresses are closed.
+    pub deny_ip_file: Option<PathBuf>,
+    /// icecast's `<allow-ip>` file: when set, only these addresses may connect.
+    pub allow_ip_file: Option<PathBuf>,
+    /// Most concurrent connections from one address; 0: no limit.
+    pub max_connections_per_ip: usize,
+}
+
+impl Access {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(ip))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -150,6 +176,8 @@ pub struct MountConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub max_listeners: Option<usize>,
+    /// Listeners are disconnected after this long (icecast's `max-listener-duration`).
+    pub max_listener_duration: Option<Duration>,
     pub burst_size: Option<usize>,
     pub queue_size: Option<usize>,
     pub source_timeout: Option<Duration>,
@@ -209,6 +237,7 @@ impl MountConfig {
             username,
             password,
             max_listeners,
+            max_listener_duration,
             burst_size,
             queue_size,
             source_timeout,
@@ -239,6 +268,7 @@ impl MountConfig {
         fill(&mut self.username, username);
         fill(&mut self.password, password);
         fill(&mut self.max_listeners, max_listeners);
+        fill(&mut self.max_listener_duration, max_listener_duration);
         fill(&mut self.burst_size, burst_size);
         fill(&mut self.queue_size, queue_size);
         fill(&mut self.source_timeout, source_timeout);
@@ -539,6 +569,7 @@ impl Default for Config {
                 shoutcast_mount: None,
             }],
             limits: Limits::default(),
+            access: Access::default(),
             auth: Auth::default(),
             paths: Paths::default(),
             logging: Logging::default(),
@@ -656,11 +687,17 @@ impl Config {
             .unwrap_or(&self.auth.source_password)
     }
 
-    /// icecast's source credentials for `mount`: user `source` or the mount's username, and
-    /// the mount's password (else the global one). An empty password never matches.
+    /// The source user of `mount`: its own `username`, else `source`.
+    pub fn source_user_for(&self, mount: &str) -> &str {
+        self.mount_key(mount, |m| m.username.as_deref())
+            .unwrap_or("source")
+    }
+
+    /// icecast's source credentials for `mount`: the mount's username (else `source`; a mount
+    /// with its own username refuses `source`, as icecast2 does), and the mount's password
+    /// (else the global one). An empty password never matches.
     pub fn source_credentials_ok(&self, mount: &str, user: &str, pass: &str) -> bool {
-        let user_ok =
-            user == "source" || self.mount_key(mount, |m| m.username.as_deref()) == Some(user);
+        let user_ok = user == self.source_user_for(mount);
         let expected = self.source_password_for(mount);
         user_ok && !expected.is_empty() && crate::http::request::secret_eq(pass, expected)
     }

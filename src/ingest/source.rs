@@ -12,18 +12,21 @@ use tokio::net::TcpStream;
 
 use super::{SourceSession, StartError};
 use crate::config::Config;
+use crate::http::mount_name::{self, Escaped, MountNameError};
 use crate::http::{RequestHead, basic_auth, response};
+use crate::log_throttle::LogThrottle;
 use crate::mount::SourceRejected;
 use crate::net::{self, Reply, RequestRecord};
 use crate::server::Server;
 
-/// Check source credentials: user `source` or the mount's username, password the mount's or
-/// the global source password. `ice-password` (old `ICE/1.0` clients) counts as user `source`.
+/// Check source credentials: the mount's username (else `source`), password the mount's or
+/// the global source password. `ice-password` (old `ICE/1.0` clients) counts as that user.
 pub fn source_authorized(config: &Config, mount: &str, head: &RequestHead) -> Option<String> {
     let (user, pass) = match head.header("authorization").and_then(basic_auth) {
         Some(c) => c,
+        // ICE/1.0 sends only a password: it stands for the mount's source user.
         None => (
-            "source".to_string(),
+            config.source_user_for(mount).to_string(),
             head.header("ice-password")?.to_string(),
         ),
     };
@@ -36,16 +39,23 @@ pub fn source_authorized(config: &Config, mount: &str, head: &RequestHead) -> Op
 /// [`crate::mount::Registry::wait_until_free`]) before it is told "Mountpoint in use".
 pub const RECONNECT_PATIENCE: Duration = Duration::from_millis(500);
 
+/// Refused sources are logged at most this often: a client retrying in a loop (or an
+/// attacker) must not fill the log.
+static REFUSED_LOG: LogThrottle = LogThrottle::new(Duration::from_secs(10));
+
 /// A refused source, at WARN as icecast2 logs it, with what a user needs to fix it.
 pub fn warn_refused(config: &Config, mount: &str, peer: &SocketAddr, why: SourceRejected) {
+    let Some(suppressed) = REFUSED_LOG.allow() else {
+        return;
+    };
     match why {
         SourceRejected::TooMany => tracing::warn!(
             mount,
             %peer,
-            "source refused: {why} (the limit is sources = {}, relays included)",
+            "source refused: {why} (the limit is sources = {}, relays included){suppressed}",
             config.limits.sources
         ),
-        SourceRejected::InUse => tracing::warn!(mount, %peer, "source refused: {why}"),
+        SourceRejected::InUse => tracing::warn!(mount, %peer, "source refused: {why}{suppressed}"),
     }
 }
 
@@ -117,11 +127,16 @@ async fn admit(
             .source_outcome(&mount_name, protocol, outcome)
     };
 
-    let user = if mount_name.starts_with('/') {
-        source_authorized(&config, &mount_name, head)
-    } else {
-        None
-    };
+    // Before credentials, and uncounted: a name that can never be a mount creates no label.
+    if let Err(why) = mount_name_allowed(&config, &mount_name).await {
+        tracing::info!(mount = %Escaped(&mount_name), %peer, "source refused: {why}");
+        return Err(match why {
+            MountNameError::NoSlash => refuse(401, ""),
+            MountNameError::Control => refuse(400, &why.to_string()),
+            MountNameError::Reserved(_) => refuse(403, &why.to_string()),
+        });
+    }
+    let user = source_authorized(&config, &mount_name, head);
     let Some(user) = user else {
         // libshout asks without credentials first and expects this 401 (spec §1.3): a
         // challenge, not a refused login.
@@ -177,6 +192,21 @@ async fn admit(
     }
 }
 
+/// A name a source may mount: [`mount_name::check`], and no file of the web root (which the
+/// mount would otherwise shadow).
+async fn mount_name_allowed(config: &Config, name: &str) -> Result<(), MountNameError> {
+    mount_name::check(name)?;
+    if let Some(root) = &config.paths.webroot {
+        let rel = name.trim_start_matches('/');
+        if !rel.split('/').any(|seg| seg == "..")
+            && tokio::fs::metadata(root.join(rel)).await.is_ok()
+        {
+            return Err(MountNameError::Reserved("a file of the web root"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +252,16 @@ mod tests {
         let global =
             head("SOURCE /dj/a HTTP/1.0\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\n\r\n");
         assert_eq!(source_authorized(&config, "/dj/a", &global), None);
+        // Nor does user `source` with the mount's password (icecast2: 401).
+        let source_user =
+            head("SOURCE /dj/a HTTP/1.0\r\nAuthorization: Basic c291cmNlOnNlY3JldA==\r\n\r\n");
+        assert_eq!(source_authorized(&config, "/dj/a", &source_user), None);
+        // ICE/1.0 sends the password alone: it is the mount's user's.
+        let ice = head("SOURCE /dj/a ICE/1.0\r\nice-password: secret\r\n\r\n");
+        assert_eq!(
+            source_authorized(&config, "/dj/a", &ice).as_deref(),
+            Some("dj")
+        );
         // ICE/1.0 with ice-password.
         let ice = head("SOURCE /live ICE/1.0\r\nice-password: hackme\r\n\r\n");
         assert_eq!(

@@ -202,10 +202,18 @@ pub(super) async fn admit(
     } else {
         mount.register_listener(id, listener_entry);
     }
-    // A url backend's time limit ends the listener through its kick, like killclient.
+    // A url backend's time limit, or the mount's `max-listener-duration` (the shorter),
+    // ends the listener through its kick, like killclient.
     let (timelimit, on_leave) = match login {
         Some(l) => (l.timelimit, l.on_leave),
         None => (None, None),
+    };
+    let most = config
+        .mount(&requested)
+        .and_then(|m| m.max_listener_duration);
+    let timelimit = match (timelimit, most) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     let limit_timer = timelimit.map(|t| {
         let kick = kick.clone();

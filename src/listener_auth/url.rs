@@ -159,7 +159,7 @@ pub async fn listener_add(
     if !accepted {
         let status = reply.status;
         let message = reply.header("icecast-auth-message").unwrap_or("");
-        tracing::info!(status, %ip, user, message, "auth backend refused listener");
+        tracing::info!(status, %ip, user, backend_message = ?message, "auth backend refused listener");
         return None;
     }
     let (limit_name, _) = header_spec(&auth.timelimit_header);

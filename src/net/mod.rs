@@ -20,8 +20,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::config::{Config, HttpHeader};
 use crate::http::{self, RequestHead};
+use crate::log_throttle::LogThrottle;
 use crate::server::{ClientGuard, Server};
-use crate::{admin, ingest, listen, web};
+use crate::{admin, door, ingest, listen, web};
 pub use record::RequestRecord;
 
 /// What a bound socket speaks.
@@ -36,13 +37,16 @@ pub enum PortKind {
 pub struct BoundSocket {
     pub listener: TcpListener,
     pub kind: PortKind,
+    /// Trusted proxies' connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 /// Bind every configured socket. A socket without `bind-address` listens on IPv6 `::` with
 /// dual-stack, so IPv4 clients work too; if IPv6 is unavailable it falls back to `0.0.0.0`.
 pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
     let mut out = Vec::new();
-    for l in &config.listen {
+    for (index, l) in config.listen.iter().enumerate() {
+        let proxy_protocol = config.access.proxy_protocol_sockets.contains(&index);
         let addrs: Vec<SocketAddr> = match &l.bind_address {
             Some(a) => {
                 let ip: IpAddr =
@@ -65,6 +69,7 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
             out.push(BoundSocket {
                 listener,
                 kind: PortKind::Http,
+                proxy_protocol,
             });
             if let Some(mount) = &l.shoutcast_mount {
                 // Validation refuses shoutcast-mount on port 65535, so port + 1 exists.
@@ -75,6 +80,7 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
                     kind: PortKind::Shoutcast {
                         mount: mount.clone(),
                     },
+                    proxy_protocol,
                 });
             }
         }
@@ -119,6 +125,9 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// spinning or exiting: the clients already connected keep being served.
 pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket) {
     let kind = Arc::new(socket.kind);
+    let proxy_protocol = socket.proxy_protocol;
+    // At fd exhaustion accept fails every 50 ms: log the first, then one per interval.
+    let accept_errors = LogThrottle::new(Duration::from_secs(10));
     loop {
         let shutdown = server.shutdown_notified();
         if server.is_shutting_down() {
@@ -130,14 +139,19 @@ pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket) {
         };
         match accepted {
             Ok((stream, peer)) => {
+                if let Some(suppressed) = accept_errors.take_suppressed() {
+                    tracing::warn!("accept works again; earlier failures{suppressed}");
+                }
                 let server = server.clone();
                 let kind = kind.clone();
                 tokio::spawn(async move {
-                    handle_connection(server, stream, peer, &kind).await;
+                    handle_connection(server, stream, peer, &kind, proxy_protocol).await;
                 });
             }
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
+                if let Some(suppressed) = accept_errors.allow() {
+                    tracing::warn!("accept failed: {e}{suppressed}");
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -160,15 +174,33 @@ pub fn peer_addr(peer: &SocketAddr) -> IpAddr {
 async fn handle_connection(
     server: Arc<Server>,
     mut stream: TcpStream,
-    peer: SocketAddr,
+    mut peer: SocketAddr,
     kind: &PortKind,
+    proxy_protocol: bool,
 ) {
+    // Who is really there, from a trusted balancer's PROXY header (it precedes TLS and HTTP).
+    // `peer` is reassigned, not shadowed: every copy would stay in the task's state.
+    peer = match door::arrival(&server, &mut stream, peer, proxy_protocol).await {
+        Some(real) => real,
+        None => return,
+    };
     let config = server.config();
     let Some(_guard) = ClientGuard::admit(&server, config.limits.clients) else {
         Reply::error(&config, &[], 403, "Icecast connection limit reached")
             .send(&mut stream, Duration::from_secs(2))
             .await;
         return;
+    };
+    // The door (bans, access lists, per-address limit), before the head is read: a client
+    // that never finishes its head still counts. A trusted proxy's clients are let in (or
+    // not) once its X-Forwarded-For is read, below.
+    let mut _slot = match door::admit(&server, &mut peer, None) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            // On its own task: awaiting it here would enlarge every connection's task.
+            tokio::spawn(refuse(stream, refusal));
+            return;
+        }
     };
     if let PortKind::Shoutcast { mount } = kind {
         Box::pin(ingest::shoutcast::run(
@@ -190,6 +222,17 @@ async fn handle_connection(
             return;
         }
     };
+    // Behind a trusted proxy: the client's address (X-Forwarded-For) goes through the door.
+    // From here on `peer` is the client's address everywhere.
+    if door::speaks_for_others(&server, &peer) {
+        _slot = match door::admit(&server, &mut peer, Some(&head)) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tokio::spawn(refuse(stream, refusal));
+                return;
+            }
+        };
+    }
     // Each path runs its request through admission, reply head and body, filling its
     // `RequestRecord`; the record's drop is the done phase that logs it. Only the listener
     // path runs inline: a task's future is as large as its largest state, and listeners are
@@ -261,6 +304,13 @@ impl Reply {
     /// Send it, giving up on a client that does not take it `within` that time.
     pub async fn send(&self, stream: &mut TcpStream, within: Duration) {
         let _ = tokio::time::timeout(within, stream.write_all(&self.bytes)).await;
+    }
+}
+
+/// Answer a refusal from the door, or close without a word.
+async fn refuse(mut stream: TcpStream, reply: Option<Reply>) {
+    if let Some(reply) = reply {
+        reply_and_close(&mut stream, &reply.bytes).await;
     }
 }
 
@@ -364,7 +414,7 @@ mod tests {
             let _c = TcpStream::connect(addr).await.unwrap();
             socket.accept().await.unwrap()
         };
-        let task = handle_connection(server, stream, peer, &PortKind::Http);
+        let task = handle_connection(server, stream, peer, &PortKind::Http, false);
         let task_size = std::mem::size_of_val(&task);
         eprintln!("listen::serve future: {serve_size} bytes; connection task: {task_size} bytes");
         drop(client);

@@ -65,7 +65,11 @@ pub fn parse_streamlist(body: &str, master_host: &str, master_port: u16) -> Vec<
             continue;
         };
         let local = url.path.split('?').next().unwrap_or("").to_string();
-        if local.len() < 2 || out.iter().any(|(m, _)| *m == local) {
+        // A master cannot shadow this server's own paths, nor log a broken line.
+        if local.len() < 2
+            || crate::http::mount_name::check(&local).is_err()
+            || out.iter().any(|(m, _)| *m == local)
+        {
             continue;
         }
         out.push((local, url));

@@ -464,7 +464,7 @@ async fn forward_titles(
             for attempt in 0..3 {
                 match send_title(&state.target, bind, &title).await {
                     Ok(MetadataReply::Accepted) => {
-                        tracing::debug!(push = %label, %title, "title forwarded");
+                        tracing::debug!(push = %label, ?title, "title forwarded");
                         break;
                     }
                     Ok(MetadataReply::NotYet(why)) if attempt < 2 => {
@@ -475,11 +475,11 @@ async fn forward_titles(
                         }
                     }
                     Ok(MetadataReply::NotYet(why)) | Ok(MetadataReply::Refused(why)) => {
-                        tracing::warn!(push = %label, %title, "remote refused the title update: {why}");
+                        tracing::warn!(push = %label, ?title, "remote refused the title update: {why}");
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(push = %label, %title, "title update failed: {e}");
+                        tracing::warn!(push = %label, ?title, "title update failed: {e}");
                         break;
                     }
                 }

@@ -40,6 +40,10 @@ enum ToTask {
     },
 }
 
+/// Refused joins are logged at most this often.
+static JOIN_REFUSED_LOG: crate::log_throttle::LogThrottle =
+    crate::log_throttle::LogThrottle::new(std::time::Duration::from_secs(10));
+
 /// A join request waiting for the splitter task's answer (the bytes to send back; empty
 /// means refused). `local` is the address the peer reached us at.
 struct Join {
@@ -178,7 +182,9 @@ pub async fn run(
                     if completed
                         && let Err(e) = splitter.handle_join(Instant::now(), observed, &request)
                     {
-                        tracing::info!(mount = %mount_name, %observed, "P2PSP join refused: {e}");
+                        if let Some(suppressed) = JOIN_REFUSED_LOG.allow() {
+                            tracing::info!(mount = %mount_name, %observed, "P2PSP join refused: {e}{suppressed}");
+                        }
                     }
                 }
             },
@@ -225,7 +231,10 @@ fn answer_join(
     let reply = match splitter.handle_join(Instant::now(), observed, &join.request) {
         Ok((_, reply)) => reply,
         Err(e) => {
-            tracing::info!(mount, %observed, "P2PSP join refused: {e}");
+            // Anyone can knock: at most one line per interval.
+            if let Some(suppressed) = JOIN_REFUSED_LOG.allow() {
+                tracing::info!(mount, %observed, "P2PSP join refused: {e}{suppressed}");
+            }
             let msg = e.refusal();
             return wire::encode_frame(&Packet {
                 team: splitter.team_id(),
@@ -274,7 +283,9 @@ fn offer_gen_c(
             Bytes::new()
         }
         Err(e) => {
-            tracing::info!(mount, %observed, "P2PSP join refused: {e}");
+            if let Some(suppressed) = JOIN_REFUSED_LOG.allow() {
+                tracing::info!(mount, %observed, "P2PSP join refused: {e}{suppressed}");
+            }
             Bytes::new()
         }
     }
@@ -419,7 +430,9 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Code
                     match done {
                         Ok(()) => Ok(()),
                         Err(e @ gen_c::GenCError::NtsPeer) => {
-                            tracing::warn!(%observed, "P2PSP Gen C join refused: {e}");
+                            if let Some(suppressed) = JOIN_REFUSED_LOG.allow() {
+                                tracing::warn!(%observed, "P2PSP Gen C join refused: {e}{suppressed}");
+                            }
                             Ok(())
                         }
                         Err(e) => Err(std::io::Error::other(e.to_string())),

@@ -38,6 +38,8 @@ pub(super) fn top_level(w: &mut Writer<'_>, root: &Element) -> Result<(), Config
                 "an icecast-kh option: the master is polled from the default local address",
             ),
             "directory" => w.ignored(ROOT, el, name, "YP directory listings are not supported"),
+            // icecast-kh: a proxy whose X-Forwarded-For is believed; each one adds to the list.
+            "x-forwarded-for" => trusted_proxy(w, el),
             "security" => w.ignored(
                 ROOT,
                 el,
@@ -73,6 +75,32 @@ pub(super) fn top_level(w: &mut Writer<'_>, root: &Element) -> Result<(), Config
         }
     }
     Ok(())
+}
+
+/// One `<x-forwarded-for>` address (or network) added to `access.trusted-proxies`.
+fn trusted_proxy(w: &mut Writer<'_>, el: &Element) {
+    let value = el.value().trim();
+    if value.parse::<crate::door::Cidr>().is_err() {
+        w.ignored(
+            ROOT,
+            el,
+            "x-forwarded-for",
+            "not an IP address or network; list trusted proxies as addresses",
+        );
+        return;
+    }
+    let access = w.doc.table("access", Origin::new(el.line, "access"));
+    let section = w.doc.section(access);
+    let mut list = match section.get("trusted-proxies") {
+        Some(toml::Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    list.push(value.into());
+    section.set(
+        "trusted-proxies",
+        toml::Value::Array(list),
+        Origin::new(el.line, "x-forwarded-for"),
+    );
 }
 
 /// `<limits>`, in file order: `<burst-on-connect>0` zeroes the burst size at its place, so a
@@ -186,14 +214,12 @@ pub(super) fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<()
                     &option,
                     "URL aliases are not supported; `/` is the status page",
                 ),
-                "deny-ip" | "allow-ip" => w.danger(
-                    id,
-                    c,
-                    &option,
-                    "ignored: IP filter files are not supported yet, so EVERY address may \
-                     connect; filter in a firewall instead"
-                        .into(),
-                ),
+                "deny-ip" | "allow-ip" if !c.value().is_empty() => {
+                    let access = w.doc.table("access", Origin::new(c.line, "access"));
+                    let key = format!("{}-file", c.name);
+                    w.set(access, &key, c.value(), c, &option);
+                }
+                "deny-ip" | "allow-ip" => w.ignored(id, c, &option, "empty"),
                 "ssl-certificate" | "ssl-allowed-ciphers" => w.ignored(
                     id,
                     c,

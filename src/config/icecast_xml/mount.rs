@@ -220,12 +220,13 @@ fn mount_body(w: &mut Writer<'_>, id: SectionId, m: &Element) -> Result<(), Conf
                     );
                 }
             }
-            "max-listener-duration" => w.ignored(
-                id,
-                c,
-                &option,
-                "listening time limits are not supported yet",
-            ),
+            "max-listener-duration" => {
+                // 0 or less: no limit, as in icecast2.
+                let seconds = w.int(c, &option)?;
+                if seconds > 0 {
+                    w.set(id, "max-listener-duration", seconds, c, &option);
+                }
+            }
             "no-mount" => {
                 if w.int(c, &option)? != 0 {
                     w.danger(

@@ -113,6 +113,10 @@ fn rich_config_maps_every_option() {
     let live = config.mount("/live/a").expect("glob mount");
     assert_eq!(live.username.as_deref(), Some("dj"));
     assert_eq!(live.max_listeners, Some(100));
+    assert_eq!(
+        live.max_listener_duration,
+        Some(std::time::Duration::from_secs(3600))
+    );
     assert_eq!(live.stream_name.as_deref(), Some("Live & Loud"));
     assert_eq!(live.content_type.as_deref(), Some("audio/mpeg"));
     assert_eq!(live.mp3_metadata_interval, Some(8192));
@@ -178,7 +182,6 @@ fn rich_config_maps_every_option() {
         "listen-socket.ssl",
         "limits.client-timeout",
         "master-ssl-port",
-        "mount.max-listener-duration",
         "mount.authentication",
         "paths.adminroot",
         "paths.alias",
@@ -194,6 +197,38 @@ fn rich_config_maps_every_option() {
     }
     // Every warning is also a comment in the TOML.
     assert!(c.toml.contains("# line "), "{}", c.toml);
+}
+
+#[test]
+fn access_options_map_onto_the_access_section() {
+    let xml = "<icecast><x-forwarded-for>10.0.0.1</x-forwarded-for>\
+        <x-forwarded-for>192.168.0.0/16</x-forwarded-for><x-forwarded-for>proxy</x-forwarded-for>\
+        <paths><deny-ip>/etc/icecast2/deny</deny-ip><allow-ip>/etc/icecast2/allow</allow-ip></paths>\
+        <mount><mount-name>/m</mount-name><max-listener-duration>60</max-listener-duration></mount>\
+        <mount><mount-name>/n</mount-name><max-listener-duration>0</max-listener-duration></mount>\
+        </icecast>";
+    let c = convert(xml);
+    let config = c.load().unwrap();
+    let a = &config.access;
+    assert!(a.is_trusted_proxy("10.0.0.1".parse().unwrap()));
+    assert!(a.is_trusted_proxy("192.168.7.7".parse().unwrap()));
+    assert!(!a.is_trusted_proxy("10.0.0.2".parse().unwrap()));
+    assert_eq!(
+        a.deny_ip_file.as_deref(),
+        Some(Path::new("/etc/icecast2/deny"))
+    );
+    assert_eq!(
+        a.allow_ip_file.as_deref(),
+        Some(Path::new("/etc/icecast2/allow"))
+    );
+    assert!(warned(&c, "<x-forwarded-for>"), "{:?}", c.warnings);
+    assert!(!warned(&c, "<paths.deny-ip>") && !warned(&c, "<paths.allow-ip>"));
+    let m = config.mount("/m").unwrap();
+    assert_eq!(
+        m.max_listener_duration,
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_eq!(config.mount("/n").unwrap().max_listener_duration, None);
 }
 
 #[test]

@@ -19,12 +19,17 @@ pub(super) struct RawListen {
     port: Spanned<u16>,
     bind_address: Option<Spanned<String>>,
     shoutcast_mount: Option<Spanned<String>>,
+    /// Expect a PROXY protocol header (v1 or v2) from `access.trusted-proxies`.
+    proxy_protocol: Option<Spanned<bool>>,
 }
 
+/// The sockets, and the indices of those with `proxy-protocol = true` (which needs
+/// `trusted`: some `access.trusted-proxies`).
 pub(super) fn convert(
     src: &Source<'_>,
     listen: Spanned<Vec<Spanned<RawListen>>>,
-) -> Result<Vec<ListenSocket>, ConfigError> {
+    trusted: bool,
+) -> Result<(Vec<ListenSocket>, Vec<usize>), ConfigError> {
     let span = listen.span();
     let listen = listen.into_inner();
     if listen.is_empty() {
@@ -38,6 +43,7 @@ pub(super) fn convert(
         ));
     }
     let mut out = Vec::with_capacity(listen.len());
+    let mut proxied = Vec::new();
     for (i, l) in listen.into_iter().enumerate() {
         let l = l.into_inner();
         let key = format!("listen[{i}]");
@@ -68,13 +74,25 @@ pub(super) fn convert(
             }
             None => None,
         };
+        if let Some(p) = l.proxy_protocol {
+            if *p.get_ref() {
+                if !trusted {
+                    return Err(src.invalid(
+                        p.span(),
+                        &format!("{key}.proxy-protocol"),
+                        "needs access.trusted-proxies: PROXY headers are believed from those only",
+                    ));
+                }
+                proxied.push(i);
+            }
+        }
         out.push(ListenSocket {
             port,
             bind_address,
             shoutcast_mount,
         });
     }
-    Ok(out)
+    Ok((out, proxied))
 }
 
 #[cfg(test)]

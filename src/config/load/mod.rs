@@ -12,6 +12,7 @@
 //! errors and their positions in `error`. Nothing here panics on any input; every failure is a
 //! [`ConfigError`].
 
+mod access;
 mod error;
 mod headers;
 mod limits;
@@ -105,6 +106,7 @@ struct RawConfig {
     server_id: Option<String>,
     listen: Option<Spanned<Vec<Spanned<listen::RawListen>>>>,
     limits: Option<limits::RawLimits>,
+    access: Option<access::RawAccess>,
     authentication: Option<RawAuth>,
     paths: Option<paths::RawPaths>,
     logging: Option<logging::RawLogging>,
@@ -145,8 +147,13 @@ impl RawConfig {
         set(&mut cfg.admin, self.admin);
         set(&mut cfg.server_id, self.server_id);
 
+        // Before the sockets: a PROXY protocol socket needs trusted proxies.
+        if let Some(a) = self.access {
+            access::apply(src, a, &mut cfg.access)?;
+        }
         if let Some(l) = self.listen {
-            cfg.listen = listen::convert(src, l)?;
+            let trusted = !cfg.access.trusted_proxies.is_empty();
+            (cfg.listen, cfg.access.proxy_protocol_sockets) = listen::convert(src, l, trusted)?;
         }
         if let Some(l) = self.limits {
             limits::apply(src, l, &mut cfg.limits)?;
@@ -260,6 +267,9 @@ mod tests {
                 },
             ]
         );
+        assert_eq!(cfg.access.proxy_protocol_sockets, [1]);
+        assert_eq!(cfg.access.max_connections_per_ip, 0);
+        assert_eq!(cfg.access.trusted_proxies.len(), 2);
         assert_eq!(
             cfg.paths.webroot.as_deref(),
             Some(Path::new("/usr/share/floecast/web"))

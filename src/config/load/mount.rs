@@ -4,6 +4,10 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
+
+/// Longest `max-listener-duration`: 31 days.
+const MAX_DURATION: u64 = 31 * 24 * 3600;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -11,7 +15,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::limits::check_queue_burst;
-use super::value::{mount_name, optional_path, timeout};
+use super::value::{mount_name, optional_path, ranged, timeout};
 use super::{headers, listener_auth, p2psp};
 use crate::config::{Config, MountConfig};
 
@@ -23,6 +27,7 @@ pub(super) struct RawMount {
     username: Option<String>,
     password: Option<String>,
     max_listeners: Option<Spanned<i64>>,
+    max_listener_duration: Option<Spanned<u64>>,
     burst_size: Option<Spanned<usize>>,
     queue_size: Option<Spanned<usize>>,
     source_timeout: Option<Spanned<u64>>,
@@ -220,6 +225,19 @@ fn convert(
         username: m.username,
         password: m.password,
         max_listeners: optional_count(src, m.max_listeners, &k("max-listeners"))?,
+        max_listener_duration: match m.max_listener_duration {
+            // 0: no limit, as in icecast.
+            Some(v) => Some(ranged(
+                src,
+                &v,
+                &k("max-listener-duration"),
+                0..=MAX_DURATION,
+                " seconds",
+            )?)
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+            None => None,
+        },
         burst_size: m.burst_size.map(Spanned::into_inner),
         queue_size: m.queue_size.map(Spanned::into_inner),
         source_timeout,

@@ -91,15 +91,32 @@ fn convert_relay(
         None => "127.0.0.1".to_string(),
     };
     let port = port(src, &r.port, &k("port"))?;
+    // The upstream's path may be anything it serves; the local mount (by default the
+    // same name) must be a name this server can mount.
+    let local_mount = match (r.local_mount, r.mount.clone()) {
+        (Some(m), _) => mount_name(
+            src,
+            request_path(src, m, &k("local-mount"))?,
+            &k("local-mount"),
+        )?,
+        (None, Some(m)) => mount_name(src, request_path(src, m, &k("mount"))?, &k("mount"))?,
+        // Checked last, so that the other keys' errors come first.
+        (None, None) => String::new(),
+    };
     let mount = match r.mount {
-        Some(m) => request_path(src, m, &k("mount"))?,
+        Some(m) => request_path(src, m, &k("mount"))?.into_inner(),
         None => "/".to_string(),
     };
-    let local_mount = match r.local_mount {
-        Some(m) => request_path(src, m, &k("local-mount"))?,
-        None => mount.clone(),
-    };
     let bind = r.bind.map(|b| ip_address(src, b, &k("bind"))).transpose()?;
+    let timing = timing(src, key, r.grace_period, r.idle_timeout)?;
+    if local_mount.is_empty() {
+        return Err(src.invalid(
+            r.port.span(),
+            &k("mount"),
+            "is required (or local-mount): the upstream's default `/` would shadow this \
+             server's status page",
+        ));
+    }
     Ok(RelayConfig {
         server,
         port,
@@ -110,7 +127,7 @@ fn convert_relay(
         relay_metadata: r.relay_metadata.unwrap_or(true),
         on_demand: r.on_demand.unwrap_or(default_on_demand),
         bind,
-        timing: timing(src, key, r.grace_period, r.idle_timeout)?,
+        timing,
     })
 }
 
@@ -186,7 +203,11 @@ fn host(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, Confi
 }
 
 /// A mount path that can go into a request line: starts with '/', no spaces or controls.
-fn request_path(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, ConfigError> {
+fn request_path(
+    src: &Source<'_>,
+    v: Spanned<String>,
+    key: &str,
+) -> Result<Spanned<String>, ConfigError> {
     if v.get_ref().bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(src.invalid(
             v.span(),
@@ -194,7 +215,14 @@ fn request_path(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<Strin
             "must not contain spaces or control characters",
         ));
     }
-    mount_name(src, v, key)
+    if !v.get_ref().starts_with('/') {
+        return Err(src.invalid(
+            v.span(),
+            key,
+            format!("must start with '/' (got {:?})", v.get_ref()),
+        ));
+    }
+    Ok(v)
 }
 
 #[cfg(test)]

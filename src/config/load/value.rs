@@ -92,20 +92,27 @@ pub(super) fn optional_path(
     v.map(|v| path(src, v, key)).transpose()
 }
 
-/// A mount name: a path starting with '/'.
+/// A mount name: a path starting with '/', without control characters, and none of the
+/// server's own paths (`/admin/…`, `/api/…`, `/metrics`, the status documents, `/`).
 pub(super) fn mount_name(
     src: &Source<'_>,
     v: Spanned<String>,
     key: &str,
 ) -> Result<String, ConfigError> {
-    if !v.get_ref().starts_with('/') {
-        return Err(src.invalid(
+    use crate::http::mount_name::{MountNameError, check};
+    match check(v.get_ref()) {
+        Ok(()) => Ok(v.into_inner()),
+        Err(MountNameError::NoSlash) => Err(src.invalid(
             v.span(),
             key,
             format!("must start with '/' (got {:?})", v.get_ref()),
-        ));
+        )),
+        Err(why) => Err(src.invalid(
+            v.span(),
+            key,
+            format!("cannot be a mount: {why} (got {:?})", v.get_ref()),
+        )),
     }
-    Ok(v.into_inner())
 }
 
 /// An IPv4 or IPv6 address to bind to.

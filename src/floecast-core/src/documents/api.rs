@@ -69,7 +69,8 @@ pub struct ApiMount {
     /// `attempts`, `failures`, `last_error`, `bytes_in` and `connected_since` (ISO 8601).
     pub relay: Option<serde_json::Value>,
     /// P2PSP team details when the mount splits for a team or is a team's peer: `role`
-    /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint, monitor,
+    /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint (null unless the
+    /// reader is the admin), monitor,
     /// chunks_sent, bytes_sent, losses, last_seen_ms), chunk and byte totals and `expelled`
     /// counts; a peer's `splitter`, `joined` and chunk counters. A mount that is both (an
     /// inner node of a hybrid tree) shows its served team with the joined one as `upstream`.
@@ -93,8 +94,16 @@ pub struct ApiSource {
     pub fallback: Option<String>,
 }
 
+/// Whose eyes the document is for: P2PSP peers' addresses are for the admin only; anyone
+/// else sees their ids, roles and statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Anonymous,
+    Admin,
+}
+
 /// The document.
-pub fn api_status(snap: &ServerSnapshot) -> ApiStatus {
+pub fn api_status(snap: &ServerSnapshot, reader: Reader) -> ApiStatus {
     let mounts = visible_mounts(snap, false, None)
         .map(|m| {
             let info = &m.stream;
@@ -135,7 +144,7 @@ pub fn api_status(snap: &ServerSnapshot) -> ApiStatus {
                 bytes_read: m.counters.total_bytes_read,
                 bytes_sent: m.counters.total_bytes_sent,
                 relay: relay.map(relay_json),
-                p2psp: team_json(snap, &m.name),
+                p2psp: team_json(snap, &m.name, reader),
             }
         })
         .collect();
@@ -178,7 +187,7 @@ pub fn relay_json(r: &RelaySnapshot) -> serde_json::Value {
 
 /// The `p2psp` object of a mount: the served team, with the joined one as `upstream` when
 /// the mount is both (or the joined team alone).
-pub fn team_json(snap: &ServerSnapshot, mount: &str) -> Option<serde_json::Value> {
+pub fn team_json(snap: &ServerSnapshot, mount: &str, reader: Reader) -> Option<serde_json::Value> {
     let of_mount = || {
         snap.teams
             .iter()
@@ -187,7 +196,7 @@ pub fn team_json(snap: &ServerSnapshot, mount: &str) -> Option<serde_json::Value
     };
     let splitter = of_mount().find(|t| matches!(t, TeamState::Splitter { .. }));
     let peer = of_mount().find(|t| matches!(t, TeamState::Peer { .. }));
-    let json = |t| team_state_json(t, snap);
+    let json = |t| team_state_json(t, snap, reader);
     match (splitter, peer) {
         (Some(s), Some(p)) => {
             let mut v = json(s);
@@ -201,7 +210,7 @@ pub fn team_json(snap: &ServerSnapshot, mount: &str) -> Option<serde_json::Value
 }
 
 /// One team as `/api/status` shows it (documented at [`ApiMount::p2psp`]).
-fn team_state_json(team: &TeamState, snap: &ServerSnapshot) -> serde_json::Value {
+fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> serde_json::Value {
     match team {
         TeamState::Splitter { local, stats } => {
             let mut v = json!({ "role": "splitter", "endpoint": local.map(|a| a.to_string()) });
@@ -223,7 +232,8 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot) -> serde_json::Value
                     .map(|p| {
                         json!({
                             "id": p.id.0,
-                            "endpoint": p.addr.to_string(),
+                            // A listener's address: null unless the admin asks.
+                            "endpoint": (reader == Reader::Admin).then(|| p.addr.to_string()),
                             "monitor": p.role == Role::Monitor,
                             "chunks_sent": p.chunks_sent,
                             "bytes_sent": p.bytes_sent,

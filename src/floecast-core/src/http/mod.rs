@@ -5,6 +5,8 @@
 
 pub mod chunked;
 pub mod client;
+pub mod mount_name;
+pub mod proxy_protocol;
 pub mod request;
 pub mod response;
 pub mod url;
