@@ -76,6 +76,13 @@ enum Command {
     },
     /// Run the deterministic P2PSP network simulator (no sockets, virtual time).
     Simulate(floecast_sim::SimArgs),
+    /// Exit 0 if the server of this config (or at --url) answers `/api/status` with 200 within
+    /// 5 s, else 1: a container HEALTHCHECK without curl.
+    Healthcheck {
+        /// Check this URL instead of `/api/status` on the config's first listen socket.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,7 +90,10 @@ fn main() -> ExitCode {
     if let Some(Command::ImportIcecast { file }) = &cli.command {
         return import_icecast(file);
     }
-    let checking = matches!(cli.command, Some(Command::CheckConfig));
+    let checking = matches!(
+        cli.command,
+        Some(Command::CheckConfig | Command::Healthcheck { .. })
+    );
     // Logging comes first, so that what loading the config reports (every icecast.xml
     // option that does not carry over) is seen, at start-up and by check-config.
     let log = Log::init(checking);
@@ -131,6 +141,12 @@ fn main() -> ExitCode {
             run(serve(config, Role::Peer(args, team_socket)))
         }
         Command::Simulate(args) => floecast_sim::run_cli(args),
+        Command::Healthcheck { url } => {
+            if let Some(port) = cli.port {
+                set_port(&mut config, port);
+            }
+            healthcheck(&config, url.as_deref())
+        }
         Command::CheckConfig => {
             if let Some(port) = cli.port {
                 set_port(&mut config, port);
@@ -343,16 +359,22 @@ async fn serve(config: Config, role: Role) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    floecast::systemd::ready();
     loop {
         tokio::select! {
-            _ = hup.recv() => match app.reload() {
-                Ok(()) => tracing::info!("config reloaded"),
-                Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
-            },
+            _ = hup.recv() => {
+                floecast::systemd::reloading();
+                match app.reload() {
+                    Ok(()) => tracing::info!("config reloaded"),
+                    Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
+                }
+                floecast::systemd::ready();
+            }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    floecast::systemd::stopping();
     tracing::info!("shutting down");
     app.shutdown(Duration::from_secs(5)).await;
     if let Some(p) = &pidfile {
@@ -416,6 +438,38 @@ fn peer_config(mut config: Config, args: &PeerArgs) -> Result<(Config, TeamSocke
         }
     }
     Ok((config, team))
+}
+
+/// `floecast healthcheck`: 0 when the server answers, 1 (with the reason) when it does not.
+fn healthcheck(config: &Config, url: Option<&str>) -> ExitCode {
+    let target = match floecast::healthcheck::target(config, url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("floecast healthcheck: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("floecast healthcheck: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown = format!("http://{}{}", target.authority(), target.path);
+    match runtime.block_on(floecast::healthcheck::check(&target)) {
+        Ok(()) => {
+            println!("healthy: {shown}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("floecast healthcheck: {shown}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `floecast import-icecast FILE`: the converted TOML on stdout, exit 2 if it cannot be read
