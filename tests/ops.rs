@@ -1,8 +1,10 @@
 //! Running floecast for real: the systemd unit (checked by `systemd-analyze verify`) and its
 //! readiness protocol spoken to a notify socket this test binds, the logrotate config rotating
-//! a live access log through SIGHUP without losing a line, and `floecast healthcheck`.
+//! a live access log through SIGHUP without losing a line, `floecast healthcheck`, and the
+//! three nodes of docker/compose.yaml run from its own commands and config files.
 
 mod common;
+mod interop_support;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -66,7 +68,8 @@ fn signal(pid: u32, sig: &str) {
     assert!(ok.success());
 }
 
-/// One blocking HTTP/1.0 GET against 127.0.0.1:`port`; the status code (0 if none).
+/// One blocking HTTP/1.0 GET against 127.0.0.1:`port`; the status code (0 if none). Only
+/// the head is read, so a stream answers at once.
 fn get(port: u16, path: &str) -> u16 {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -75,7 +78,13 @@ fn get(port: u16, path: &str) -> u16 {
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = write!(s, "GET {path} HTTP/1.0\r\nUser-Agent: ops-test/1.0\r\n\r\n");
     let mut reply = Vec::new();
-    let _ = s.read_to_end(&mut reply);
+    let mut buf = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+        }
+    }
     split_reply(&reply).0
 }
 
@@ -217,19 +226,26 @@ fn lines_of(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Requests `/rotate-<tag>-<i>` for i in 0..n; each leaves one access-log line.
+/// Requests `/rotate-<tag>-<i>` for i in 0..n, each read to its end; each leaves one
+/// access-log line.
 fn requests(port: u16, tag: &str, n: usize) {
+    use std::io::{Read, Write};
     for i in 0..n {
-        assert_eq!(get(port, &format!("/rotate-{tag}-{i}")), 404);
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /rotate-{tag}-{i} HTTP/1.0\r\n\r\n").unwrap();
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        assert_eq!(split_reply(&reply).0, 404);
     }
 }
 
-/// Wait until `path` holds `n` lines.
-fn wait_lines(path: &Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// Wait (up to 10 s) until `path` holds `n` lines containing `what`.
+fn wait_lines(path: &Path, what: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let lines = lines_of(path);
-        if lines.len() >= n || Instant::now() > deadline {
+        if lines.iter().filter(|l| l.contains(what)).count() >= n || Instant::now() > deadline {
             return lines;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -286,7 +302,11 @@ fn logrotate_rotates_the_access_log_through_sighup() {
     let _proc = spawn(&config, &[]);
     wait_accepting(port);
     requests(port, "before", 5);
-    assert_eq!(wait_lines(&log, 5).len(), 5, "access log before rotation");
+    assert_eq!(
+        wait_lines(&log, "/rotate-before-", 5).len(),
+        5,
+        "access log before rotation"
+    );
     // A config being edited when logrotate runs must not keep the log in the old file.
     std::fs::write(&config, "[limits]\nclinets = 1\n").unwrap();
 
@@ -316,12 +336,12 @@ fn logrotate_rotates_the_access_log_through_sighup() {
     }
     let probes_before = lines_of(&rotated).len() + lines_of(&log).len() - 5;
     requests(port, "after", 5);
-    let new = wait_lines(&log, 5);
+    let new = wait_lines(&log, "/rotate-after-", 5);
+    let old = lines_of(&rotated);
     assert!(
         new.iter().filter(|l| l.contains("/rotate-after-")).count() == 5,
-        "new lines must go to the new file: {new:?}"
+        "new lines must go to the new file: {new:#?}\nrotated file: {old:#?}"
     );
-    let old = lines_of(&rotated);
     assert_eq!(
         old.iter().filter(|l| l.contains("/rotate-before-")).count(),
         5,
@@ -369,4 +389,205 @@ fn healthcheck_answers_for_a_running_server_only() {
     let out = check(&["--url", &url]);
     assert_eq!(out.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// One service of docker/compose.yaml: its `command:` and its healthcheck's command.
+struct Service {
+    command: Vec<String>,
+    health: Vec<String>,
+}
+
+/// The `command:` and healthcheck `test:` (after "CMD") of `name` in compose.yaml. The file
+/// keeps both as one-line JSON arrays, which YAML reads the same.
+fn compose_service(compose: &str, name: &str) -> Service {
+    let body: Vec<&str> = compose
+        .lines()
+        .skip_while(|l| *l != format!("  {name}:"))
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .collect();
+    let array = |key: &str| -> Vec<String> {
+        let line = body
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("{name} has no {key} line"));
+        serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{name} {key} {e}"))
+    };
+    let mut health = array("test:");
+    assert_eq!(health.remove(0), "CMD");
+    Service {
+        command: array("command:"),
+        health,
+    }
+}
+
+/// A compose config with its container addresses replaced by loopback ones: `hosts` maps a
+/// service's (name, port) to the local port standing in for it.
+fn localise(text: &str, listen: u16, team: Option<u16>, hosts: &[(&str, u16, u16)]) -> String {
+    let mut t: toml::Table = text.parse().expect("compose config parses");
+    let local = |host: &str, port: u16| {
+        hosts
+            .iter()
+            .find(|(h, p, _)| *h == host && *p == port)
+            .map(|(_, _, local)| *local)
+            .unwrap_or_else(|| panic!("no stand-in for {host}:{port}"))
+    };
+    for l in t["listen"].as_array_mut().expect("[[listen]]") {
+        l["port"] = toml::Value::Integer(listen.into());
+        l.as_table_mut()
+            .expect("table")
+            .insert("bind-address".into(), "127.0.0.1".into());
+    }
+    for m in t
+        .get_mut("mount")
+        .and_then(|m| m.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        let Some(p2psp) = m.get_mut("p2psp").and_then(|p| p.as_table_mut()) else {
+            continue;
+        };
+        if let Some(team) = team.filter(|_| p2psp["role"].as_str() == Some("splitter")) {
+            p2psp.insert("port".into(), toml::Value::Integer(team.into()));
+            p2psp.insert("bind-address".into(), "127.0.0.1".into());
+        }
+        if let Some(splitter) = p2psp.get("splitter").and_then(|s| s.as_str()) {
+            let (host, port) = splitter.rsplit_once(':').expect("host:port");
+            let port = local(host, port.parse().expect("port"));
+            p2psp.insert("splitter".into(), format!("127.0.0.1:{port}").into());
+        }
+    }
+    for r in t
+        .get_mut("relay")
+        .and_then(|r| r.as_array_mut())
+        .into_iter()
+        .flatten()
+    {
+        let host = r["server"].as_str().expect("server").to_string();
+        let port = local(&host, r["port"].as_integer().expect("port") as u16);
+        r["server"] = "127.0.0.1".into();
+        r["port"] = toml::Value::Integer(port.into());
+    }
+    toml::to_string(&t).expect("config serialises")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_tree_decodes_on_the_relay_node() {
+    use interop_support::{Proc, TempDir, assert_decodes, ffmpeg, have_all};
+    if !have_all("compose_tree_decodes_on_the_relay_node", &["ffmpeg"]) {
+        return;
+    }
+    let docker = Path::new(REPO).join("docker");
+    let compose = std::fs::read_to_string(docker.join("compose.yaml")).unwrap();
+    let dir = TempDir::new("compose");
+    let (origin, peer, relay) = (free_port(), free_port(), free_port());
+    let team = free_tcp_udp_port();
+    let hosts = [
+        ("origin", 8001, team),
+        ("peer", 8000, peer),
+        ("origin", 8000, origin),
+    ];
+    let mut procs = Vec::new();
+    let mut healths = Vec::new();
+    for (name, port, team) in [
+        ("origin", origin, Some(team)),
+        ("peer", peer, None),
+        ("relay", relay, None),
+    ] {
+        let service = compose_service(&compose, name);
+        // The volume maps ./NAME.toml to /etc/floecast/NAME.toml: the same file, localised.
+        let in_container = format!("/etc/floecast/{name}.toml");
+        assert!(
+            compose.contains(&format!("./{name}.toml:{in_container}:ro")),
+            "{name}'s config volume"
+        );
+        let text = std::fs::read_to_string(docker.join(format!("{name}.toml"))).unwrap();
+        let local = dir.join(&format!("{name}.toml"));
+        std::fs::write(&local, localise(&text, port, team, &hosts)).unwrap();
+        let args = |cmd: &[String]| -> Vec<String> {
+            cmd.iter()
+                .map(|a| {
+                    if *a == in_container {
+                        local.display().to_string()
+                    } else {
+                        a.clone()
+                    }
+                })
+                .collect()
+        };
+        assert!(service.command.contains(&in_container));
+        let mut cmd = Command::new(BIN);
+        cmd.args(args(&service.command)).env("RUST_LOG", "info");
+        procs.push(Proc::spawn(name, cmd, dir.join(&format!("{name}.log"))));
+        // The healthcheck program is the image's floecast: run ours in its place.
+        let health = args(&service.health);
+        assert_eq!(health[0], "/usr/local/bin/floecast");
+        healths.push((name, health[1..].to_vec()));
+        wait_accepting(port);
+    }
+
+    // The source of the README, with the password of origin.toml.
+    let origin_conf: toml::Table = std::fs::read_to_string(docker.join("origin.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let password = origin_conf["authentication"]["source-password"]
+        .as_str()
+        .unwrap();
+    let url = format!("icecast://source:{password}@127.0.0.1:{origin}/live.ogg");
+    procs.push(Proc::spawn(
+        "ffmpeg source",
+        ffmpeg(&[
+            "-v",
+            "warning",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=40",
+            "-ac",
+            "2",
+            "-c:a",
+            "libvorbis",
+            "-content_type",
+            "application/ogg",
+            "-f",
+            "ogg",
+            &url,
+        ]),
+        dir.join("source.log"),
+    ));
+
+    // The relay node streams once the team and the relay have caught up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for p in procs.iter_mut() {
+            p.assert_running();
+        }
+        let status = tokio::task::spawn_blocking(move || get(relay, "/live.ogg"))
+            .await
+            .unwrap();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relay node does not serve /live.ogg; logs:\n{}",
+            procs
+                .iter()
+                .map(|p| p.log_text())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_decodes(&format!("http://127.0.0.1:{relay}/live.ogg"), 3).await;
+    for (name, health) in healths {
+        let out = Command::new(BIN).args(&health).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}'s healthcheck: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
