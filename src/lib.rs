@@ -13,6 +13,7 @@ pub mod app;
 pub mod banner;
 pub mod clock;
 pub mod config;
+pub mod error_log;
 pub mod healthcheck;
 pub mod ingest;
 pub mod listen;

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use floecast::app::App;
 use floecast::banner;
 use floecast::config::Config;
+use floecast::error_log::ErrorLog;
 use floecast::p2psp::Codec;
 use floecast::team::peer::TeamSocket;
 use tracing_subscriber::layer::SubscriberExt;
@@ -138,7 +139,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run(serve(config, Role::Peer(args, team_socket)))
+            run(serve(
+                config,
+                Role::Peer(args, team_socket),
+                log.error_log.clone(),
+            ))
         }
         Command::Simulate(args) => floecast_sim::run_cli(args),
         Command::Healthcheck { url } => {
@@ -162,7 +167,11 @@ fn main() -> ExitCode {
             if let Some(port) = cli.port {
                 set_port(&mut config, port);
             }
-            run(serve(config, Role::Server(cli.config)))
+            run(serve(
+                config,
+                Role::Server(cli.config),
+                log.error_log.clone(),
+            ))
         }
     }
 }
@@ -200,6 +209,8 @@ fn set_port(config: &mut Config, port: u16) {
 struct Log {
     filter: Option<reload::Handle<EnvFilter, Registry>>,
     warnings: Arc<AtomicUsize>,
+    /// Standard error, or the config's `error-log` file once it is known.
+    error_log: ErrorLog,
 }
 
 impl Log {
@@ -210,8 +221,9 @@ impl Log {
             reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new("info")));
         let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let warnings = Arc::new(AtomicUsize::new(0));
+        let error_log = ErrorLog::default();
         let fmt = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(error_log.clone())
             .with_ansi(ansi)
             .with_target(false);
         // check-config prints findings, not a running server's log: no timestamps.
@@ -228,6 +240,7 @@ impl Log {
         Log {
             filter: (!env_set).then_some(handle),
             warnings,
+            error_log,
         }
     }
 
@@ -275,7 +288,9 @@ struct PeerArgs {
     codec: Codec,
 }
 
-async fn serve(config: Config, role: Role) -> ExitCode {
+async fn serve(config: Config, role: Role, error_log: ErrorLog) -> ExitCode {
+    // A running server logs to its error-log file (check-config and the like do not).
+    error_log.set_path(config.logging.error_log.as_deref());
     let path = match &role {
         Role::Server(p) => p.clone(),
         Role::Peer(..) => None,
@@ -368,6 +383,8 @@ async fn serve(config: Config, role: Role) -> ExitCode {
                     Ok(()) => tracing::info!("config reloaded"),
                     Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
                 }
+                // Reopened on every HUP, as the access log is, for logrotate.
+                error_log.set_path(app.server.config().logging.error_log.as_deref());
                 floecast::systemd::ready();
             }
             _ = term.recv() => break,

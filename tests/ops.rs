@@ -1,6 +1,6 @@
 //! Running floecast for real: the systemd unit (checked by `systemd-analyze verify`) and its
 //! readiness protocol spoken to a notify socket this test binds, the logrotate config rotating
-//! a live access log through SIGHUP without losing a line, `floecast healthcheck`, and the
+//! a live server's access and error logs through SIGHUP without losing a line, `floecast healthcheck`, and the
 //! three nodes of docker/compose.yaml run from its own commands and config files.
 
 mod common;
@@ -104,6 +104,7 @@ fn spawn(config: &Path, env: &[(&str, &Path)]) -> Proc {
         .arg(config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .env("RUST_LOG", "info")
         .env_remove("NOTIFY_SOCKET");
     for (k, v) in env {
         cmd.env(k, v);
@@ -253,23 +254,26 @@ fn wait_lines(path: &Path, what: &str, n: usize) -> Vec<String> {
 }
 
 #[test]
-fn logrotate_rotates_the_access_log_through_sighup() {
+fn logrotate_rotates_both_logs_through_sighup() {
     if !have("logrotate") {
         return;
     }
     let dir = TempDir::new("logrotate");
     let log = dir.path("access.log");
+    let error_log = dir.path("error.log");
     let pidfile = dir.path("floecast.pid");
     let port = free_port();
     let config = config_file(
         &dir,
         port,
         &format!(
-            "[paths]\npidfile = {:?}\n[logging]\naccess-log = {:?}\n",
+            "[paths]\npidfile = {:?}\n[logging]\naccess-log = {:?}\nerror-log = {:?}\n",
             pidfile.display().to_string(),
-            log.display().to_string()
+            log.display().to_string(),
+            error_log.display().to_string()
         ),
     );
+    let good_config = std::fs::read_to_string(&config).unwrap();
     // The shipped config, with its paths moved into the temp dir (postrotate falls back
     // from `systemctl reload` to the pidfile, as it does on a host without the unit).
     let shipped =
@@ -299,7 +303,7 @@ fn logrotate_rotates_the_access_log_through_sighup() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let _proc = spawn(&config, &[]);
+    let proc = spawn(&config, &[]);
     wait_accepting(port);
     requests(port, "before", 5);
     assert_eq!(
@@ -350,6 +354,30 @@ fn logrotate_rotates_the_access_log_through_sighup() {
     assert!(!old.iter().any(|l| l.contains("/rotate-after-")));
     // Nothing lost: every request made is in one file or the other.
     assert_eq!(old.len() + new.len(), 5 + probes_before + 5);
+
+    // The error log was rotated with it: what the server said before the HUP (start-up, the
+    // refused config) is in the rotated file, what it says next goes to a new one.
+    let old_errors = std::fs::read_to_string(dir.path("error.log.1")).unwrap_or_default();
+    assert!(
+        old_errors.contains("listening on") && old_errors.contains("config reload failed"),
+        "{old_errors}"
+    );
+    std::fs::write(&config, good_config).unwrap();
+    signal(proc.0.id(), "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let new_errors = std::fs::read_to_string(&error_log).unwrap_or_default();
+        if new_errors.contains("config reloaded") {
+            assert!(!new_errors.contains("listening on"), "{new_errors}");
+            assert!(!new_errors.contains('\x1b'), "no colours in a file");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new error.log line after the HUP: {new_errors:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
