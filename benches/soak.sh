@@ -400,10 +400,12 @@ header = ("| date | commit (build) | length | RSS MiB after warm-up / end / max 
           "| witnesses received | lost bytes | decode errors | flaps / moves / reloads / churned |\n"
           "|---|---|---|---|---|---|---|---|---|\n")
 if start not in text:
-    text = text.rstrip("\n") + "\n\n## Soak\n\n`benches/soak.sh` (30 minutes; `--minutes N`): sources " \
-        "flapping, listeners churning, SIGHUP reloads and admin moves against one server. " \
-        "Witness listeners stay on a mount that is never moved: their lost bytes must be 0, " \
-        "and RSS and fds must stay flat after the warm-up.\n\n" + start + "\n" + header + end + "\n"
+    text = (text.rstrip("\n") + "\n\n## Soak\n\n"
+            "`benches/soak.sh` (30 minutes; `--minutes N`): sources flapping, listeners churning,\n"
+            "SIGHUP reloads and admin moves against one server (see the script's header). Witness\n"
+            "listeners stay on a mount that is never moved: their lost bytes must be 0, and RSS\n"
+            "and fds must stay flat after the warm-up. One row per run, newest last.\n\n"
+            + start + "\n" + header + end + "\n")
 before, rest = text.split(start, 1)
 body, after = rest.split(end, 1)
 body = body.strip("\n")

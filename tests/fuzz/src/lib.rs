@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use floecast_core::p2psp::Role;
+use floecast_core::p2psp::compat::CompatConfig;
+use floecast_core::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use floecast_core::p2psp::peer::{Peer, PeerConfig};
 use floecast_core::p2psp::splitter::{Splitter, SplitterConfig};
 use floecast_core::p2psp::wire::JoinRequest;
@@ -70,6 +72,25 @@ pub fn team(now: Instant) -> Option<(Splitter, Peer)> {
     cfg.start_delay = Duration::from_millis(10);
     let peer = Peer::new(cfg, reply, 7, now);
     Some((splitter, peer))
+}
+
+/// A Gen C peer of a reference team (chunks of 64 bytes), with the neighbours of [`sender`]
+/// that speak IPv4.
+pub fn gen_c_peer(now: Instant) -> CompatPeer {
+    let v4 = |i| match sender(i) {
+        SocketAddr::V4(a) => Some(a),
+        SocketAddr::V6(_) => None,
+    };
+    let config = CompatConfig {
+        source: std::net::SocketAddrV4::new([192, 0, 2, 1].into(), 8000),
+        channel: "live.ogg".into(),
+        header_size: 4,
+        chunk_size: 64,
+        buffer_size: 32,
+        number_of_monitors: 1,
+        peers: [1, 3].into_iter().filter_map(v4).collect(),
+    };
+    CompatPeer::new(CompatPeerConfig::new(splitter_addr()), &config, now)
 }
 
 /// One record of the machine target's input: `u8 sender, u8 milliseconds to advance,

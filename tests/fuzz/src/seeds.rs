@@ -133,6 +133,22 @@ fn main() {
         }
     }
     write("p2psp_machines", "chunks", &chunks);
+    // Gen C datagrams to the Gen C peer (sender bit 0x20): the splitter's chunks, a neighbour's
+    // hello and lost-chunk complaints.
+    let mut gen_c = Vec::new();
+    for no in 0..40u16 {
+        let chunk = CompatMessage::Chunk {
+            no,
+            payload: Bytes::from(vec![no as u8; 64]),
+        };
+        if let Ok(b) = compat::encode_datagram(&chunk, 64) {
+            gen_c.extend(record(0x20 | (no % 2) as u8, 10, &b));
+        }
+    }
+    if let Ok(b) = compat::encode_datagram(&CompatMessage::Hello, 64) {
+        gen_c.extend(record(0x23, 1, &b));
+    }
+    write("p2psp_machines", "gen-c", &gen_c);
 
     // Gen C: a configuration and its datagrams (chunk size 4 × 16).
     let config = CompatConfig {
