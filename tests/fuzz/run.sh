@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run every fuzz target for a bounded time (default 45 s each, two at a time on two cores),
-# seeding the corpora first: tests/fuzz/run.sh [SECONDS]. CI calls it from .ci/run. Needs
+# Run every fuzz target for a bounded time (default 45 s each, two at a time on two cores:
+# FUZZ_JOBS), seeding the corpora first: tests/fuzz/run.sh [SECONDS]. CI calls it from .ci/run. Needs
 # cargo-fuzz (`cargo install cargo-fuzz`) and ffmpeg (media seeds). On a stable toolchain
 # RUSTC_BOOTSTRAP=1 lets cargo-fuzz use the nightly flags it needs. A crash fails the run and
 # leaves its input under tests/fuzz/artifacts/<target>/ (reproduce: cargo fuzz run
@@ -17,6 +17,10 @@ export CARGO_INCREMENTAL=0
 
 targets=(http_request http_chunked http_response icy ogg mpeg webm p2psp_wire p2psp_gen_c
          p2psp_machines icecast_xml toml_config)
+# FUZZ_TARGETS="ogg webm" runs only those.
+if [ -n "${FUZZ_TARGETS:-}" ]; then
+    read -r -a targets <<< "$FUZZ_TARGETS"
+fi
 
 echo "==> building the fuzz targets"
 cargo fuzz build --fuzz-dir tests/fuzz -O
@@ -25,9 +29,11 @@ echo "==> seeding the corpora"
 corpus="$here/corpus"
 mkdir -p "$corpus"
 # `cargo fuzz build` built the seed writer with the targets (same flags, no second build).
-seeds="$(find tests/fuzz/target -path '*/release/seeds' -type f -perm -u+x | head -n 1)"
-[ -n "$seeds" ] || { echo "the seeds program was not built" >&2; exit 1; }
-"$seeds" "$corpus"
+# The targets are then run straight from there: `cargo fuzz run` would check the build again
+# for each, and two at a time would wait on each other's cargo lock.
+bin="$(dirname "$(find tests/fuzz/target -path '*/release/seeds' -type f -perm -u+x | head -n 1)")"
+[ -x "$bin/seeds" ] || { echo "the seeds program was not built" >&2; exit 1; }
+"$bin/seeds" "$corpus"
 media="$(mktemp -d)"
 trap 'rm -rf "$media"' EXIT
 if command -v ffmpeg >/dev/null 2>&1; then
@@ -71,7 +77,7 @@ mkdir -p "$logs"
 run_one() {
     local t="$1"
     mkdir -p "$corpus/$t" "$here/artifacts/$t"
-    if cargo fuzz run --fuzz-dir tests/fuzz -O "$t" "$corpus/$t" -- \
+    if "$bin/$t" "$corpus/$t" -artifact_prefix="$here/artifacts/$t/" \
         -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 >"$logs/$t.log" 2>&1; then
         printf '  %-16s ok   %s\n' "$t" "$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$logs/$t.log" | grep -o '[0-9]*$') runs"
@@ -82,7 +88,7 @@ run_one() {
     fi
 }
 export -f run_one
-export corpus here seconds logs
+export corpus here seconds logs bin
 failed=0
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}' || failed=1
 if [ "$failed" -ne 0 ]; then
