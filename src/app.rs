@@ -53,8 +53,21 @@ impl App {
         })
     }
 
-    /// Re-read the config file (SIGHUP). Errors keep the running config.
+    /// Re-read the config file (SIGHUP). Errors keep the running config. The access log is
+    /// reopened either way, so that logrotate's HUP always moves writing to the new file.
     pub fn reload(&self) -> Result<(), String> {
+        let result = self.reload_config();
+        if result.is_err() {
+            let config = self.server.config();
+            self.server
+                .access_log
+                .reopen(config.logging.access_log.as_deref());
+        }
+        result
+    }
+
+    /// The config part of [`App::reload`]; a new config reopens the access log as it is set in.
+    fn reload_config(&self) -> Result<(), String> {
         let Some(path) = self.server.config_path() else {
             return Err("no config file to reload (running on the embedded defaults)".into());
         };

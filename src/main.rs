@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use floecast::app::App;
 use floecast::banner;
 use floecast::config::Config;
+use floecast::error_log::ErrorLog;
 use floecast::p2psp::Codec;
 use floecast::team::peer::TeamSocket;
 use tracing_subscriber::layer::SubscriberExt;
@@ -76,6 +77,13 @@ enum Command {
     },
     /// Run the deterministic P2PSP network simulator (no sockets, virtual time).
     Simulate(floecast_sim::SimArgs),
+    /// Exit 0 if the server of this config (or at --url) answers `/api/status` with 200 within
+    /// 5 s, else 1: a container HEALTHCHECK without curl.
+    Healthcheck {
+        /// Check this URL instead of `/api/status` on the config's first listen socket.
+        #[arg(long)]
+        url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,7 +91,10 @@ fn main() -> ExitCode {
     if let Some(Command::ImportIcecast { file }) = &cli.command {
         return import_icecast(file);
     }
-    let checking = matches!(cli.command, Some(Command::CheckConfig));
+    let checking = matches!(
+        cli.command,
+        Some(Command::CheckConfig | Command::Healthcheck { .. })
+    );
     // Logging comes first, so that what loading the config reports (every icecast.xml
     // option that does not carry over) is seen, at start-up and by check-config.
     let log = Log::init(checking);
@@ -128,9 +139,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run(serve(config, Role::Peer(args, team_socket)))
+            run(serve(
+                config,
+                Role::Peer(args, team_socket),
+                log.error_log.clone(),
+            ))
         }
         Command::Simulate(args) => floecast_sim::run_cli(args),
+        Command::Healthcheck { url } => {
+            if let Some(port) = cli.port {
+                set_port(&mut config, port);
+            }
+            healthcheck(&config, url.as_deref())
+        }
         Command::CheckConfig => {
             if let Some(port) = cli.port {
                 set_port(&mut config, port);
@@ -146,7 +167,11 @@ fn main() -> ExitCode {
             if let Some(port) = cli.port {
                 set_port(&mut config, port);
             }
-            run(serve(config, Role::Server(cli.config)))
+            run(serve(
+                config,
+                Role::Server(cli.config),
+                log.error_log.clone(),
+            ))
         }
     }
 }
@@ -184,6 +209,8 @@ fn set_port(config: &mut Config, port: u16) {
 struct Log {
     filter: Option<reload::Handle<EnvFilter, Registry>>,
     warnings: Arc<AtomicUsize>,
+    /// Standard error, or the config's `error-log` file once it is known.
+    error_log: ErrorLog,
 }
 
 impl Log {
@@ -194,8 +221,9 @@ impl Log {
             reload::Layer::new(from_env.unwrap_or_else(|| EnvFilter::new("info")));
         let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let warnings = Arc::new(AtomicUsize::new(0));
+        let error_log = ErrorLog::default();
         let fmt = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(error_log.clone())
             .with_ansi(ansi)
             .with_target(false);
         // check-config prints findings, not a running server's log: no timestamps.
@@ -212,6 +240,7 @@ impl Log {
         Log {
             filter: (!env_set).then_some(handle),
             warnings,
+            error_log,
         }
     }
 
@@ -259,7 +288,9 @@ struct PeerArgs {
     codec: Codec,
 }
 
-async fn serve(config: Config, role: Role) -> ExitCode {
+async fn serve(config: Config, role: Role, error_log: ErrorLog) -> ExitCode {
+    // A running server logs to its error-log file (check-config and the like do not).
+    error_log.set_path(config.logging.error_log.as_deref());
     let path = match &role {
         Role::Server(p) => p.clone(),
         Role::Peer(..) => None,
@@ -343,16 +374,24 @@ async fn serve(config: Config, role: Role) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    floecast::systemd::ready();
     loop {
         tokio::select! {
-            _ = hup.recv() => match app.reload() {
-                Ok(()) => tracing::info!("config reloaded"),
-                Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
-            },
+            _ = hup.recv() => {
+                floecast::systemd::reloading();
+                match app.reload() {
+                    Ok(()) => tracing::info!("config reloaded"),
+                    Err(e) => tracing::error!("config reload failed, keeping the running config: {e}"),
+                }
+                // Reopened on every HUP, as the access log is, for logrotate.
+                error_log.set_path(app.server.config().logging.error_log.as_deref());
+                floecast::systemd::ready();
+            }
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }
     }
+    floecast::systemd::stopping();
     tracing::info!("shutting down");
     app.shutdown(Duration::from_secs(5)).await;
     if let Some(p) = &pidfile {
@@ -416,6 +455,38 @@ fn peer_config(mut config: Config, args: &PeerArgs) -> Result<(Config, TeamSocke
         }
     }
     Ok((config, team))
+}
+
+/// `floecast healthcheck`: 0 when the server answers, 1 (with the reason) when it does not.
+fn healthcheck(config: &Config, url: Option<&str>) -> ExitCode {
+    let target = match floecast::healthcheck::target(config, url) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("floecast healthcheck: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("floecast healthcheck: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown = format!("http://{}{}", target.authority(), target.path);
+    match runtime.block_on(floecast::healthcheck::check(&target)) {
+        Ok(()) => {
+            println!("healthy: {shown}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("floecast healthcheck: {shown}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `floecast import-icecast FILE`: the converted TOML on stdout, exit 2 if it cannot be read

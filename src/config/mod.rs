@@ -151,6 +151,8 @@ pub struct Paths {
 pub struct Logging {
     /// Icecast-format access log; `None` sends the lines to the tracing log (target `access`).
     pub access_log: Option<PathBuf>,
+    /// The server's own log (icecast's error log); `None` keeps it on standard error.
+    pub error_log: Option<PathBuf>,
     /// tracing filter, e.g. "info" or "floecast=debug".
     pub level: Option<String>,
 }

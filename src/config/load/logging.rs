@@ -1,4 +1,5 @@
-//! `[logging]`: the access log file and the log level (a `tracing` filter, checked here).
+//! `[logging]`: the access and error log files and the log level (a `tracing` filter, checked
+//! here).
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -11,6 +12,7 @@ use crate::config::Logging;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawLogging {
     access_log: Option<Spanned<String>>,
+    error_log: Option<Spanned<String>>,
     level: Option<Spanned<String>>,
 }
 
@@ -21,6 +23,9 @@ pub(super) fn apply(
 ) -> Result<(), ConfigError> {
     if let Some(p) = logging.access_log {
         out.access_log = Some(path(src, p, "logging.access-log")?);
+    }
+    if let Some(p) = logging.error_log {
+        out.error_log = Some(path(src, p, "logging.error-log")?);
     }
     if let Some(level) = logging.level {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(level.get_ref()) {

@@ -1,0 +1,77 @@
+//! `floecast healthcheck`: ask a running server for `/api/status` and exit 0 when it answers
+//! 200, 1 otherwise. For container HEALTHCHECKs, where a slim image has no curl; it only
+//! reads, needs no credentials, and gives up after a few seconds.
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::http::client::{Request, Version};
+use crate::http::url::Url;
+use crate::net::client::{self, Options};
+
+/// The whole check, connect included, takes at most this long.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// The status document is read only this far.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    #[error("no listen socket in the config")]
+    NoSocket,
+    #[error("not a usable http:// URL: {0:?}")]
+    Url(String),
+    #[error("{0}")]
+    Client(#[from] client::ClientError),
+    #[error("answered {0}")]
+    Status(String),
+    #[error("no answer within {TIMEOUT:?}")]
+    Timeout,
+}
+
+/// The URL checked: `url` if given, else `/api/status` on the config's first listen socket,
+/// through loopback unless the socket is bound to one address.
+pub fn target(config: &Config, url: Option<&str>) -> Result<Url, HealthError> {
+    if let Some(u) = url {
+        return Url::parse(u).ok_or_else(|| HealthError::Url(u.to_string()));
+    }
+    let socket = config.listen.first().ok_or(HealthError::NoSocket)?;
+    let host = match socket.bind_address.as_deref() {
+        None | Some("0.0.0.0") | Some("") => "127.0.0.1",
+        Some("::") | Some("[::]") => "::1",
+        Some(addr) => addr.trim_matches(|c| c == '[' || c == ']'),
+    };
+    Url::new(host, socket.port, "/api/status").ok_or_else(|| HealthError::Url(host.into()))
+}
+
+/// GET `url` and require a 200 with a complete body, within [`TIMEOUT`].
+pub async fn check(url: &Url) -> Result<(), HealthError> {
+    let opts = Options {
+        connect_timeout: TIMEOUT,
+        response_timeout: TIMEOUT,
+        ..Options::default()
+    };
+    let exchange = async {
+        let mut response = client::request(
+            url,
+            |u| {
+                Request::new("GET", &u.path, Version::Http11)
+                    .header("Host", &u.host_header())
+                    .header(
+                        "User-Agent",
+                        concat!("floecast-healthcheck/", env!("CARGO_PKG_VERSION")),
+                    )
+                    .header("Connection", "close")
+            },
+            &opts,
+        )
+        .await?;
+        if response.head.status != 200 {
+            return Err(HealthError::Status(response.head.status_line()));
+        }
+        response.body(MAX_BODY, TIMEOUT).await?;
+        Ok(())
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| HealthError::Timeout)?
+}
