@@ -28,4 +28,5 @@ pub mod status;
 pub mod supervisor;
 pub mod sync;
 pub mod team;
+pub mod tls;
 pub mod web;

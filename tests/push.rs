@@ -237,6 +237,7 @@ async fn start_on(addr: SocketAddr) -> TestServer {
         port: addr.port(),
         bind_address: Some(addr.ip().to_string()),
         shoutcast_mount: None,
+        tls: Default::default(),
     }];
     for _ in 0..100 {
         if let Ok(app) = floecast::app::App::start(c.clone(), None) {

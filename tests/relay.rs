@@ -267,6 +267,7 @@ async fn listeners_survive_an_upstream_restart() {
         port: a_addr.port(),
         bind_address: Some("127.0.0.1".into()),
         shoutcast_mount: None,
+        tls: Default::default(),
     }];
     let a2 = start(ca).await;
     // New audio, tagged from 100 on, so it cannot be confused with the old.

@@ -83,6 +83,9 @@ pub struct Config {
     pub master: Option<MasterConfig>,
     /// Default `on-demand` of relays (`relays-on-demand`).
     pub relays_on_demand: bool,
+    /// Certificates for TLS (`[[tls]]`), the first the default; SNI picks among them by the
+    /// names they carry. Empty: no TLS.
+    pub tls: Vec<CertificateFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +95,30 @@ pub struct ListenSocket {
     pub bind_address: Option<String>,
     /// When set, a SHOUTcast v1 source port is opened on `port + 1` feeding this mount.
     pub shoutcast_mount: Option<String>,
+    /// Whether this socket speaks TLS (`tls`); the SHOUTcast port beside it never does.
+    pub tls: TlsMode,
+}
+
+/// What a listen socket does with TLS (`tls` in `[[listen]]`; icecast.xml's `<ssl>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// TLS and plain HTTP on the same port, told apart by the first byte a client sends
+    /// (TLS while certificates are configured; otherwise plain HTTP only).
+    #[default]
+    Auto,
+    /// TLS only: a plain HTTP request gets a 400 that says so, then the connection closes.
+    Required,
+    /// Plain HTTP only, never a TLS handshake.
+    Off,
+}
+
+/// One certificate the server presents (`[[tls]]`): a PEM chain and its private key, or one
+/// combined PEM holding both (icecast2's `<ssl-certificate>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub certificate: PathBuf,
+    /// `None`: the key is in the certificate file.
+    pub private_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -515,6 +542,7 @@ impl Default for Config {
                 port: 8000,
                 bind_address: None,
                 shoutcast_mount: None,
+                tls: TlsMode::Auto,
             }],
             limits: Limits::default(),
             auth: Auth::default(),
@@ -532,6 +560,7 @@ impl Default for Config {
             relays: Vec::new(),
             master: None,
             relays_on_demand: false,
+            tls: Vec::new(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `[[listen]]`: the sockets the server listens on, each optionally with a SHOUTcast v1 source
-//! port at port + 1. The list replaces the default socket as a whole.
+//! port at port + 1 and a TLS mode. The list replaces the default socket as a whole.
 
 use std::net::IpAddr;
 
@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::value::{mount_name, port};
-use crate::config::ListenSocket;
+use crate::config::{ListenSocket, TlsMode};
 
 /// Most `[[listen]]` sockets a configuration may declare.
 const MAX_LISTEN_SOCKETS: usize = 16;
@@ -19,11 +19,13 @@ pub(super) struct RawListen {
     port: Spanned<u16>,
     bind_address: Option<Spanned<String>>,
     shoutcast_mount: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
 }
 
 pub(super) fn convert(
     src: &Source<'_>,
     listen: Spanned<Vec<Spanned<RawListen>>>,
+    have_certificates: bool,
 ) -> Result<Vec<ListenSocket>, ConfigError> {
     let span = listen.span();
     let listen = listen.into_inner();
@@ -68,13 +70,42 @@ pub(super) fn convert(
             }
             None => None,
         };
+        let tls = match l.tls {
+            Some(t) => tls_mode(src, t, &format!("{key}.tls"), have_certificates)?,
+            None => TlsMode::Auto,
+        };
         out.push(ListenSocket {
             port,
             bind_address,
             shoutcast_mount,
+            tls,
         });
     }
     Ok(out)
+}
+
+/// `tls = "auto" | "required" | "off"`; "required" needs a `[[tls]]` certificate.
+fn tls_mode(
+    src: &Source<'_>,
+    v: Spanned<String>,
+    key: &str,
+    have_certificates: bool,
+) -> Result<TlsMode, ConfigError> {
+    match v.get_ref().as_str() {
+        "auto" => Ok(TlsMode::Auto),
+        "off" => Ok(TlsMode::Off),
+        "required" if have_certificates => Ok(TlsMode::Required),
+        "required" => Err(src.invalid(
+            v.span(),
+            key,
+            "\"required\" needs a certificate: add a [[tls]] table with certificate (and private-key)",
+        )),
+        other => Err(src.invalid(
+            v.span(),
+            key,
+            format!("must be \"auto\", \"required\" or \"off\", not {other:?}"),
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod p2psp;
 mod paths;
 mod push;
 mod relay;
+mod tls;
 mod tuning;
 mod value;
 
@@ -116,6 +117,7 @@ struct RawConfig {
     relays_on_demand: Option<bool>,
     relay: Option<Vec<relay::RawRelay>>,
     master: Option<relay::RawMaster>,
+    tls: Option<Spanned<Vec<tls::RawTls>>>,
 }
 
 /// `[authentication]`: the source, relay and admin credentials (plain strings).
@@ -145,8 +147,11 @@ impl RawConfig {
         set(&mut cfg.admin, self.admin);
         set(&mut cfg.server_id, self.server_id);
 
+        if let Some(t) = self.tls {
+            cfg.tls = tls::convert(src, t)?;
+        }
         if let Some(l) = self.listen {
-            cfg.listen = listen::convert(src, l)?;
+            cfg.listen = listen::convert(src, l, !cfg.tls.is_empty())?;
         }
         if let Some(l) = self.limits {
             limits::apply(src, l, &mut cfg.limits)?;
@@ -198,7 +203,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{HttpHeader, ListenSocket, PushConfig, PushProtocol};
+    use crate::config::{HttpHeader, ListenSocket, PushConfig, PushProtocol, TlsMode};
 
     const EXAMPLE: &str = include_str!("../../../config/floecast.toml");
 
@@ -252,14 +257,18 @@ mod tests {
                     port: 8000,
                     bind_address: Some("::".into()),
                     shoutcast_mount: None,
+                    tls: TlsMode::Auto,
                 },
                 ListenSocket {
                     port: 8002,
                     bind_address: Some("127.0.0.1".into()),
                     shoutcast_mount: Some("/stream".into()),
+                    tls: TlsMode::Auto,
                 },
             ]
         );
+        assert_eq!(cfg.tls.len(), 2);
+        assert_eq!(cfg.tls[1].private_key, None);
         assert_eq!(
             cfg.paths.webroot.as_deref(),
             Some(Path::new("/usr/share/floecast/web"))
