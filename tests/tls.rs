@@ -1,0 +1,509 @@
+//! TLS end to end: certificates made by the `openssl` command for each test (a test CA and
+//! leaf certificates for `a.test` and `b.test`), served by floecast on the same port as
+//! plain HTTP, and used by real clients: curl (listener, admin, status, metrics, SNI, ALPN),
+//! ffmpeg (an `icecast://` source with `-tls 1`, and a TLS listener that decodes), and a
+//! rustls client that watches the certificate change under a streaming listener.
+
+mod common;
+mod interop_support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use floecast::config::{CertificateFiles, Config, ListenSocket, TlsMode};
+use interop_support::{Proc, TempDir, have_all, run, wait_live};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A test CA and the leaf certificates it signed, in a temp dir.
+struct Pki {
+    dir: TempDir,
+}
+
+impl Pki {
+    /// A CA plus leaves for `a.test` and `b.test` (both also valid for 127.0.0.1).
+    fn new(tag: &str) -> Pki {
+        let pki = Pki {
+            dir: TempDir::new(tag),
+        };
+        pki.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=floecast test CA",
+        ]);
+        pki.leaf("a.test", "a");
+        pki.leaf("b.test", "b");
+        pki
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `<file>.pem` and `<file>.key`: a fresh key and a certificate for `name` from the CA.
+    fn leaf(&self, name: &str, file: &str) {
+        let (key, csr, pem, ext) = (
+            format!("{file}.key"),
+            format!("{file}.csr"),
+            format!("{file}.pem"),
+            format!("{file}.ext"),
+        );
+        std::fs::write(
+            self.dir.join(&ext),
+            format!("subjectAltName=DNS:{name},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"),
+        )
+        .expect("write ext");
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    fn files(&self, file: &str) -> CertificateFiles {
+        CertificateFiles {
+            certificate: self.path(&format!("{file}.pem")),
+            private_key: Some(self.path(&format!("{file}.key"))),
+        }
+    }
+
+    /// The DER of the first certificate in `<file>.pem`.
+    fn der(&self, file: &str) -> Vec<u8> {
+        let pem = std::fs::read_to_string(self.path(&format!("{file}.pem"))).expect("read pem");
+        let body: String = pem
+            .lines()
+            .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("-----END"))
+            .collect();
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("base64")
+    }
+}
+
+/// The test config with `certs` as `[[tls]]` (first = default).
+fn tls_config(certs: Vec<CertificateFiles>) -> Config {
+    let mut c = common::test_config();
+    c.tls = certs;
+    c
+}
+
+/// Feed synthetic MP3 frames to `mount` from a plain in-process SOURCE client until dropped.
+async fn frame_feeder(addr: SocketAddr, mount: &str) -> tokio::task::JoinHandle<()> {
+    let mut s = common::source(addr, mount, "audio/mpeg", "").await;
+    tokio::spawn(async move {
+        loop {
+            if s.write_all(&common::mp3_frames(10)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
+
+/// `curl -sS --cacert ca.pem --resolve <host>:<port>:127.0.0.1` + `extra` + the URL; returns
+/// (exit code, stdout, stderr).
+async fn curl(
+    pki: &Pki,
+    host: &str,
+    port: u16,
+    extra: &[&str],
+    path: &str,
+) -> (i32, String, String) {
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "3", "--cacert"])
+        .arg(pki.path("ca.pem"))
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+        .args(extra)
+        .arg(format!("https://{host}:{port}{path}"));
+    let out = run(c, Duration::from_secs(10)).await;
+    (
+        out.status.and_then(|s| s.code()).unwrap_or(-1),
+        out.stdout_text(),
+        out.stderr_text(),
+    )
+}
+
+#[tokio::test]
+async fn curl_over_tls_and_plain_http_on_one_port() {
+    if !have_all("curl_over_tls", &["curl", "openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-curl");
+    let srv = common::start(tls_config(vec![pki.files("a"), pki.files("b")])).await;
+    let port = srv.addr.port();
+    let feeder = frame_feeder(srv.addr, "/live").await;
+
+    // SNI picks the certificate: curl verifies the host name against the CA-signed leaf, so
+    // each succeeds only with its own certificate. ALPN settles on http/1.1.
+    for host in ["a.test", "b.test"] {
+        let (code, out, err) = curl(&pki, host, port, &["-v"], "/status-json.xsl").await;
+        assert_eq!(code, 0, "curl https://{host}: {err}");
+        assert!(
+            err.contains(&format!("CN={host}")),
+            "{host} got another certificate: {err}"
+        );
+        assert!(err.contains("ALPN: server accepted http/1.1"), "{err}");
+        assert!(
+            out.contains(&format!("\"listenurl\":\"https://localhost:{port}/live\"")),
+            "listen URL over TLS: {out}"
+        );
+    }
+    // Plain HTTP on the same port still works, with http:// URLs.
+    let (status, _, body) = common::split_reply(
+        &common::exchange(
+            srv.addr,
+            b"GET /status-json.xsl HTTP/1.0\r\n\r\n",
+            Duration::from_secs(5),
+        )
+        .await,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&format!("\"listenurl\":\"http://localhost:{port}/live\"")),
+        "{body}"
+    );
+
+    // A listener over TLS gets the stream: MP3 frames, after icecast's head.
+    let (code, out, err) = curl(
+        &pki,
+        "a.test",
+        port,
+        &["-i", "--max-time", "2", "-o", "-"],
+        "/live",
+    )
+    .await;
+    assert_eq!(code, 28, "the stream runs until --max-time: {err}");
+    assert!(
+        out.starts_with("HTTP/1.0 200 OK\r\n"),
+        "{}",
+        &out[..out.len().min(200)]
+    );
+    // Admin, metrics, the playlist and /api/status, all over TLS.
+    let (code, out, err) = curl(
+        &pki,
+        "a.test",
+        port,
+        &["-u", "admin:hackme"],
+        "/admin/stats",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("<icestats>"), "{out}");
+    let (code, out, err) = curl(&pki, "a.test", port, &[], "/metrics").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("floecast_"), "{out}");
+    let (code, out, _) = curl(&pki, "a.test", port, &[], "/live.m3u").await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, &*format!("https://a.test:{port}/live"))
+    );
+    let (code, out, _) = curl(&pki, "b.test", port, &[], "/api/status").await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("https://localhost:{port}/live")),
+        "{out}"
+    );
+    feeder.abort();
+}
+
+#[tokio::test]
+async fn a_tls_only_socket_refuses_plain_http() {
+    if !have_all("tls_required", &["curl", "openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-required");
+    let mut config = tls_config(vec![pki.files("a")]);
+    config.listen.push(ListenSocket {
+        port: 0,
+        bind_address: Some("127.0.0.1".into()),
+        shoutcast_mount: None,
+        tls: TlsMode::Required,
+    });
+    let srv = common::start(config).await;
+    let tls_only = srv.app.http_addrs[1];
+    let reply = common::exchange(
+        tls_only,
+        b"GET /status-json.xsl HTTP/1.1\r\nHost: x\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let (status, _, body) = common::split_reply(&reply);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&reply));
+    assert!(body.contains("https://"), "{body}");
+    let (code, out, err) = curl(&pki, "a.test", tls_only.port(), &[], "/status-json.xsl").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("icestats"), "{out}");
+}
+
+/// A rustls client trusting only the test CA.
+fn client(pki: &Pki) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls_pki_types::CertificateDer::from(pki.der("ca")))
+        .expect("add CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// Connect over TLS as `a.test`; returns the stream and the server's leaf certificate.
+async fn tls_connect(
+    pki: &Pki,
+    addr: SocketAddr,
+) -> (tokio_rustls::client::TlsStream<TcpStream>, Vec<u8>) {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("a.test").expect("name");
+    let s = client(pki).connect(name, tcp).await.expect("TLS handshake");
+    let leaf = s.get_ref().1.peer_certificates().expect("certs")[0].to_vec();
+    (s, leaf)
+}
+
+/// Bytes that arrive on `s` within `within`.
+async fn read_for(s: &mut (impl AsyncReadExt + Unpin), within: Duration) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    let deadline = tokio::time::Instant::now() + within;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_certificate_swapped_on_disk_serves_new_connections_only() {
+    if !have_all("tls_swap", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-swap");
+    // The server's files: copies that the test replaces.
+    let live = CertificateFiles {
+        certificate: pki.path("live.pem"),
+        private_key: Some(pki.path("live.key")),
+    };
+    std::fs::copy(pki.path("a.pem"), pki.path("live.pem")).expect("copy");
+    std::fs::copy(pki.path("a.key"), pki.path("live.key")).expect("copy");
+    let srv = common::start(tls_config(vec![live])).await;
+    let feeder = frame_feeder(srv.addr, "/live").await;
+
+    let (mut listener, leaf) = tls_connect(&pki, srv.addr).await;
+    assert_eq!(leaf, pki.der("a"));
+    listener
+        .write_all(b"GET /live HTTP/1.0\r\nUser-Agent: tls-test\r\n\r\n")
+        .await
+        .expect("request");
+    assert!(read_for(&mut listener, Duration::from_millis(800)).await > 0);
+
+    // A new certificate for the same name, written as a renewal does: key, then chain.
+    pki.leaf("a.test", "renewed");
+    std::fs::copy(pki.path("renewed.key"), pki.path("live.key")).expect("copy");
+    std::fs::copy(pki.path("renewed.pem"), pki.path("live.pem")).expect("copy");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    loop {
+        let (_, leaf) = tls_connect(&pki, srv.addr).await;
+        if leaf == pki.der("renewed") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate was not picked up"
+        );
+        // The listener keeps streaming meanwhile.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let streamed = read_for(&mut listener, Duration::from_millis(1500)).await;
+    assert!(
+        streamed > 10_000,
+        "the TLS listener stalled after the swap: {streamed} bytes"
+    );
+
+    // A broken file (a key that does not fit the chain) is refused: the renewed one stays.
+    std::fs::copy(pki.path("b.key"), pki.path("live.key")).expect("copy");
+    tokio::time::sleep(floecast::tls::WATCH_INTERVAL * 2).await;
+    let (_, leaf) = tls_connect(&pki, srv.addr).await;
+    assert_eq!(
+        leaf,
+        pki.der("renewed"),
+        "a mismatched key must not replace the running certificate"
+    );
+    // Garbage in place of the chain, too.
+    std::fs::write(pki.path("live.pem"), b"not a certificate\n").expect("write");
+    tokio::time::sleep(floecast::tls::WATCH_INTERVAL * 2).await;
+    let (_, leaf) = tls_connect(&pki, srv.addr).await;
+    assert_eq!(leaf, pki.der("renewed"));
+    assert!(read_for(&mut listener, Duration::from_millis(1000)).await > 5_000);
+    feeder.abort();
+}
+
+#[tokio::test]
+async fn reload_reads_certificates_again() {
+    if !have_all("tls_reload", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-reload");
+    let port = common::free_port();
+    let toml = |file: &str| {
+        format!(
+            "[[listen]]\nport = {port}\nbind-address = \"127.0.0.1\"\n[[tls]]\ncertificate = {:?}\nprivate-key = {:?}\n",
+            pki.path(&format!("{file}.pem")),
+            pki.path(&format!("{file}.key"))
+        )
+    };
+    let config_path = pki.path("floecast.toml");
+    std::fs::write(&config_path, toml("a")).expect("write config");
+    let config = Config::load(&config_path).expect("config");
+    let app = floecast::app::App::start(config, Some(config_path.clone())).expect("start");
+    let addr = app.http_addrs[0];
+    assert_eq!(tls_connect(&pki, addr).await.1, pki.der("a"));
+    // The config now names b's files (valid for a.test? no: the client asks for a.test, and
+    // the only certificate is the default, so it gets b's) after a reload (SIGHUP's path).
+    std::fs::write(&config_path, toml("b")).expect("write config");
+    app.reload().expect("reload");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("b.test").expect("name");
+    let s = client(&pki).connect(name, tcp).await.expect("handshake");
+    assert_eq!(
+        s.get_ref().1.peer_certificates().expect("certs")[0].to_vec(),
+        pki.der("b")
+    );
+    // A reload naming a file that does not exist keeps the running certificate.
+    std::fs::write(&config_path, toml("missing")).expect("write config");
+    app.reload().expect("the config itself is fine");
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = rustls_pki_types::ServerName::try_from("b.test").expect("name");
+    let s = client(&pki).connect(name, tcp).await.expect("handshake");
+    assert_eq!(
+        s.get_ref().1.peer_certificates().expect("certs")[0].to_vec(),
+        pki.der("b")
+    );
+    app.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn ffmpeg_tls_source_decoded_by_a_tls_listener() {
+    if !have_all("ffmpeg_tls", &["ffmpeg", "openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-ffmpeg");
+    // TLS only on this socket, so the source and the listener cannot have come in plain.
+    let mut config = tls_config(vec![pki.files("a")]);
+    config.listen[0].tls = TlsMode::Required;
+    let srv = common::start(config).await;
+    let port = srv.addr.port();
+    let url = format!("icecast://source:hackme@127.0.0.1:{port}/tls.mp3");
+    let mut args = vec![
+        "-v",
+        "warning",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100:duration=30",
+        "-ac",
+        "2",
+    ];
+    args.extend_from_slice(interop_support::MP3_ARGS);
+    args.extend_from_slice(&["-tls", "1", &url]);
+    let mut source = Proc::spawn(
+        "ffmpeg TLS source",
+        interop_support::ffmpeg(&args),
+        pki.path("source.log"),
+    );
+    wait_live(
+        &srv.app.server,
+        "/tls.mp3",
+        &mut source,
+        Duration::from_secs(15),
+    )
+    .await;
+    let ca = pki.path("ca.pem");
+    let listen = format!("https://127.0.0.1:{port}/tls.mp3");
+    let out = run(
+        interop_support::ffmpeg(&[
+            "-v",
+            "error",
+            "-ca_file",
+            ca.to_str().expect("utf-8"),
+            "-tls_verify",
+            "1",
+            "-i",
+            &listen,
+            "-t",
+            "3",
+            "-f",
+            "null",
+            "-",
+        ]),
+        Duration::from_secs(25),
+    )
+    .await;
+    assert!(
+        out.success() && out.stderr.is_empty(),
+        "ffmpeg did not decode the TLS stream cleanly: {}",
+        out.describe()
+    );
+    source.assert_running();
+}
