@@ -89,6 +89,7 @@ fn relay_to(addr: SocketAddr, mount: &str, local: &str) -> RelayConfig {
         on_demand: false,
         bind: None,
         timing: RelayTiming::default(),
+        tls: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn relay(port: u16, mount: &str, local: &str) -> RelayConfig {
             grace_period: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(1),
         },
+        tls: Default::default(),
     }
 }
 

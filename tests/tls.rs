@@ -507,3 +507,77 @@ async fn ffmpeg_tls_source_decoded_by_a_tls_listener() {
     );
     source.assert_running();
 }
+
+#[tokio::test]
+async fn a_relay_pulls_from_a_tls_upstream_and_verifies_it() {
+    if !have_all("tls_relay", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-relay");
+    let mut up_config = tls_config(vec![pki.files("a")]);
+    up_config.listen[0].tls = TlsMode::Required;
+    let up = common::start(up_config).await;
+    let feeder = frame_feeder_tls(&pki, up.addr, "/live").await;
+    let relay = |local: &str, ca_file: Option<PathBuf>| floecast::config::RelayConfig {
+        server: "127.0.0.1".into(),
+        port: up.addr.port(),
+        mount: "/live".into(),
+        local_mount: local.into(),
+        username: None,
+        password: None,
+        relay_metadata: true,
+        on_demand: false,
+        bind: None,
+        timing: Default::default(),
+        tls: floecast::config::ClientTls {
+            enabled: true,
+            ca_file,
+        },
+    };
+    let mut down_config = common::test_config();
+    down_config.relays = vec![
+        relay("/relayed", Some(pki.path("ca.pem"))),
+        // The test CA is not among the system's roots: this one must refuse the upstream.
+        relay("/untrusted", None),
+    ];
+    let down = common::start(down_config).await;
+    common::wait_serving(down.addr, "/relayed", Duration::from_secs(10), String::new).await;
+    let (head, mut s) = common::listen(down.addr, "/relayed", "", Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    let body = common::read_at_least(&mut s, 8_000, Duration::from_secs(5)).await;
+    assert!(body.len() >= 8_000, "relayed {} bytes", body.len());
+    assert!(
+        body.windows(2).any(|w| w == [0xFF, 0xFB]),
+        "MP3 frames relayed"
+    );
+    assert!(
+        down.app
+            .server
+            .registry
+            .get("/untrusted")
+            .is_none_or(|m| m.is_ended()),
+        "a relay must not accept a certificate the system roots do not vouch for"
+    );
+    feeder.abort();
+}
+
+/// [`frame_feeder`] over TLS (for a TLS-only upstream).
+async fn frame_feeder_tls(pki: &Pki, addr: SocketAddr, mount: &str) -> tokio::task::JoinHandle<()> {
+    let (mut s, _) = tls_connect(pki, addr).await;
+    let req = format!(
+        "SOURCE {mount} HTTP/1.0\r\nAuthorization: Basic {}\r\nContent-Type: audio/mpeg\r\n\r\n",
+        common::SOURCE_AUTH
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut reply = [0u8; 19];
+    s.read_exact(&mut reply).await.expect("source reply");
+    assert_eq!(&reply, b"HTTP/1.0 200 OK\r\n\r\n");
+    tokio::spawn(async move {
+        loop {
+            if s.write_all(&common::mp3_frames(10)).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}

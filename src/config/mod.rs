@@ -497,6 +497,16 @@ pub struct RelayConfig {
     /// Local address to connect from.
     pub bind: Option<String>,
     pub timing: RelayTiming,
+    /// Connect over TLS (`https://`), and whom to trust.
+    pub tls: ClientTls,
+}
+
+/// TLS towards a server floecast connects to (`tls`, `ca-file` on a relay).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientTls {
+    pub enabled: bool,
+    /// Trust only the CAs in this PEM file, instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How a relay rides out a lost upstream and how long an idle on-demand relay lingers.

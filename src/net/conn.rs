@@ -55,6 +55,23 @@ impl Conn {
         }
     }
 
+    /// A read that never waits: plaintext now, `Ok(0)` at the end, or `WouldBlock`. For TLS,
+    /// records that carry no data (a session ticket) are taken in and give `WouldBlock`.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.try_read(buf),
+            Conn::Tls(s) => {
+                let mut cx = Context::from_waker(std::task::Waker::noop());
+                let mut rb = ReadBuf::new(buf);
+                match Pin::new(s.as_mut()).poll_read(&mut cx, &mut rb) {
+                    Poll::Ready(Ok(())) => Ok(rb.filled().len()),
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
+        }
+    }
+
     /// TLS records encrypted but not yet taken by the socket (always false for plain TCP).
     /// A writer that pauses between writes flushes them first.
     pub fn has_pending_output(&self) -> bool {

@@ -207,6 +207,7 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: Stop) {
                         on_demand: cfg.on_demand,
                         bind: None,
                         timing: cfg.timing,
+                        ca_file: None,
                     };
                     let listed = Listed {
                         missing_since: None,

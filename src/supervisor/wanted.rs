@@ -127,6 +127,7 @@ mod tests {
             on_demand: false,
             bind: None,
             timing: Default::default(),
+            tls: Default::default(),
         }
     }
 

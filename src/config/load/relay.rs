@@ -8,8 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
-use super::value::{ip_address, mount_name, port, ranged};
-use crate::config::{Config, MasterConfig, RelayConfig, RelayTiming};
+use super::value::{ip_address, mount_name, optional_path, port, ranged};
+use crate::config::{ClientTls, Config, MasterConfig, RelayConfig, RelayTiming};
 use crate::http::url::host_safe;
 
 /// Accepted `update-interval`, `grace-period` and `idle-timeout`, in seconds.
@@ -29,6 +29,8 @@ pub(super) struct RawRelay {
     bind: Option<Spanned<String>>,
     grace_period: Option<Spanned<u64>>,
     idle_timeout: Option<Spanned<u64>>,
+    tls: Option<bool>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +113,10 @@ fn convert_relay(
         on_demand: r.on_demand.unwrap_or(default_on_demand),
         bind,
         timing: timing(src, key, r.grace_period, r.idle_timeout)?,
+        tls: ClientTls {
+            enabled: r.tls.unwrap_or(false),
+            ca_file: optional_path(src, r.ca_file, &k("ca-file"))?,
+        },
     })
 }
 
