@@ -128,6 +128,7 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
         update_interval: Duration::from_secs(2),
         on_demand: false,
         timing: RelayTiming::default(),
+        tls: Default::default(),
     });
     let fc = start(c).await;
     for m in ["/relayed.mp3", "/live.mp3", "/live.ogg"] {

@@ -38,6 +38,7 @@ fn push_to(remote: SocketAddr, mount: &str, remote_mount: &str, password: &str) 
         password: password.into(),
         protocol: PushProtocol::Auto,
         bind: None,
+        tls: Default::default(),
     }
 }
 

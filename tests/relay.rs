@@ -540,6 +540,7 @@ async fn master_relay_all_follows_the_stream_list() {
             grace_period: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
         },
+        tls: Default::default(),
     });
     let b = start(cb).await;
     let (mut l, head, _) = listen_when_up(&b, "/one").await;

@@ -309,6 +309,9 @@ pub struct ListenerAuth {
     pub allow_duplicate_users: bool,
 }
 
+// One per configured mount, read at admission, never per listener: the size difference of
+// the variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthBackend {
     /// icecast2's `htpasswd`: a file of `user:md5hex(password)` lines (icecast's format, not
@@ -322,7 +325,7 @@ pub enum AuthBackend {
 /// icecast2's URL authenticator, listener side (`listener_add` / `listener_remove`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UrlAuth {
-    /// `http://` URL POSTed `action=listener_add&server&port&client&mount&user&pass&ip&agent`.
+    /// `http://` or `https://` URL POSTed `action=listener_add&server&port&client&mount&user&pass&ip&agent`.
     pub listener_add: String,
     /// Told `action=listener_remove&…&duration` when an accepted listener leaves.
     pub listener_remove: Option<String>,
@@ -338,6 +341,8 @@ pub struct UrlAuth {
     pub header_prefix: String,
     /// Longest wait for the backend; a listener it does not answer in time is refused.
     pub timeout: Duration,
+    /// For an `https://` backend: trust only the CAs in this PEM file, not the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ListenerAuth {
@@ -372,6 +377,7 @@ impl UrlAuth {
             headers: Vec::new(),
             header_prefix: "ClientHeader.".into(),
             timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -456,6 +462,8 @@ pub struct PushConfig {
     pub protocol: PushProtocol,
     /// Local IP address to connect from.
     pub bind: Option<String>,
+    /// Connect over TLS (`https://`), and whom to trust.
+    pub tls: ClientTls,
 }
 
 /// How a push relay logs in as a source.
@@ -501,7 +509,7 @@ pub struct RelayConfig {
     pub tls: ClientTls,
 }
 
-/// TLS towards a server floecast connects to (`tls`, `ca-file` on a relay).
+/// TLS towards a server floecast connects to (`tls`, `ca-file` on a relay or a push).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientTls {
     pub enabled: bool,
@@ -539,6 +547,17 @@ pub struct MasterConfig {
     pub update_interval: Duration,
     pub on_demand: bool,
     pub timing: RelayTiming,
+    /// Fetch the stream list over TLS (icecast-kh's `<master-ssl-port>`).
+    pub tls: MasterTls,
+}
+
+/// `tls-port` and `ca-file` of `[master]`: the stream list comes over TLS from that port; the
+/// relays it lists connect as the list says (`/m` lines plainly to `port`, as icecast-kh).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MasterTls {
+    pub port: Option<u16>,
+    /// Trust only the CAs in this PEM file, instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {

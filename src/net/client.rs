@@ -53,7 +53,7 @@ impl Default for Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("not a usable http:// URL: {0:?}")]
+    #[error("not a usable http:// or https:// URL: {0:?}")]
     Url(String),
     #[error("cannot resolve {0}")]
     Resolve(String),

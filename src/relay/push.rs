@@ -189,6 +189,7 @@ async fn login(
     let request = push_proto::source_request(method, target, &mount.info().stream, &mount.codec());
     let opts = Options {
         bind,
+        ca_file: target.tls.ca_file.clone(),
         response_timeout: REPLY_TIMEOUT,
         ..Options::default()
     };
@@ -511,6 +512,7 @@ async fn send_title(
     let exchange = async {
         let opts = Options {
             bind,
+            ca_file: target.tls.ca_file.clone(),
             response_timeout: REPLY_TIMEOUT,
             ..Options::default()
         };

@@ -408,6 +408,7 @@ mod tests {
                 password: "remote-source-password".into(),
                 protocol: PushProtocol::Auto,
                 bind: Some("0.0.0.0".into()),
+                tls: Default::default(),
             }]
         );
     }

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::value::{ip_address, mount_name, optional_path, port, ranged};
-use crate::config::{ClientTls, Config, MasterConfig, RelayConfig, RelayTiming};
+use crate::config::{ClientTls, Config, MasterConfig, MasterTls, RelayConfig, RelayTiming};
 use crate::http::url::host_safe;
 
 /// Accepted `update-interval`, `grace-period` and `idle-timeout`, in seconds.
@@ -44,6 +44,8 @@ pub(super) struct RawMaster {
     on_demand: Option<bool>,
     grace_period: Option<Spanned<u64>>,
     idle_timeout: Option<Spanned<u64>>,
+    tls_port: Option<Spanned<u16>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 pub(super) fn apply(
@@ -149,6 +151,13 @@ fn convert_master(
         update_interval,
         on_demand: m.on_demand.unwrap_or(default_on_demand),
         timing: timing(src, "master", m.grace_period, m.idle_timeout)?,
+        tls: MasterTls {
+            port: match m.tls_port {
+                Some(p) => Some(super::value::port(src, &p, "master.tls-port")?),
+                None => None,
+            },
+            ca_file: optional_path(src, m.ca_file, "master.ca-file")?,
+        },
     })
 }
 
