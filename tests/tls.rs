@@ -581,3 +581,137 @@ async fn frame_feeder_tls(pki: &Pki, addr: SocketAddr, mount: &str) -> tokio::ta
         }
     })
 }
+
+#[tokio::test]
+async fn a_push_logs_in_over_tls() {
+    if !have_all("tls_push", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-push");
+    let mut remote_config = tls_config(vec![pki.files("a")]);
+    remote_config.listen[0].tls = TlsMode::Required;
+    let remote = common::start(remote_config).await;
+    let mut local_config = common::test_config();
+    local_config.pushes = vec![floecast::config::PushConfig {
+        mount: "/live".into(),
+        server: "127.0.0.1".into(),
+        port: remote.addr.port(),
+        remote_mount: "/pushed".into(),
+        username: "source".into(),
+        password: "hackme".into(),
+        protocol: Default::default(),
+        bind: None,
+        tls: floecast::config::ClientTls {
+            enabled: true,
+            ca_file: Some(pki.path("ca.pem")),
+        },
+    }];
+    let local = common::start(local_config).await;
+    let feeder = frame_feeder(local.addr, "/live").await;
+    common::wait_for(
+        "the push to go live over TLS",
+        Duration::from_secs(10),
+        || {
+            remote
+                .app
+                .server
+                .registry
+                .get("/pushed")
+                .is_some_and(|m| !m.is_ended())
+        },
+    )
+    .await;
+    let (mut s, _) = tls_connect(&pki, remote.addr).await;
+    s.write_all(b"GET /pushed HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request");
+    assert!(read_for(&mut s, Duration::from_millis(1500)).await > 5_000);
+    feeder.abort();
+}
+
+/// A URL-auth backend over TLS (the `a.test` certificate) that accepts every listener;
+/// returns its address and the number of requests it answered.
+async fn tls_auth_backend(pki: &Pki) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use rustls_pki_types::pem::PemObject;
+    let chain = rustls_pki_types::CertificateDer::pem_file_iter(pki.path("a.pem"))
+        .expect("pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(pki.path("a.key")).expect("key");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocols")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, count) = (acceptor.clone(), count.clone());
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let reply = "HTTP/1.1 200 OK\r\nicecast-auth-user: 1\r\nContent-Length: 0\r\n\r\n";
+                let _ = s.write_all(reply.as_bytes()).await;
+                let _ = s.shutdown().await;
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+    });
+    (addr, answered)
+}
+
+#[tokio::test]
+async fn url_auth_asks_an_https_backend() {
+    if !have_all("tls_url_auth", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-auth");
+    let (backend, answered) = tls_auth_backend(&pki).await;
+    let auth = |ca_file: Option<PathBuf>| {
+        let mut url =
+            floecast::config::UrlAuth::new(format!("https://127.0.0.1:{}/add", backend.port()));
+        url.ca_file = ca_file;
+        Some(floecast::config::ListenerAuth {
+            backend: floecast::config::AuthBackend::Url(url),
+            allow_duplicate_users: true,
+        })
+    };
+    let mut config = common::test_config();
+    for (name, ca) in [("/trusted", Some(pki.path("ca.pem"))), ("/untrusted", None)] {
+        config.mounts.push(floecast::config::MountConfig {
+            name: name.into(),
+            authentication: auth(ca),
+            ..Default::default()
+        });
+    }
+    let srv = common::start(config).await;
+    let feeders = [
+        frame_feeder(srv.addr, "/trusted").await,
+        frame_feeder(srv.addr, "/untrusted").await,
+    ];
+    let login = "Authorization: Basic YWxpY2U6c2VjcmV0\r\n";
+    let (head, _s) = common::listen(srv.addr, "/trusted", login, Duration::from_secs(10)).await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    common::wait_for("the backend's answer", Duration::from_secs(5), || {
+        answered.load(std::sync::atomic::Ordering::Relaxed) == 1
+    })
+    .await;
+    // Without the CA the backend's certificate is not trusted: no answer, so 401.
+    let (head, _) = common::listen(srv.addr, "/untrusted", login, Duration::from_secs(10)).await;
+    assert!(head.starts_with("HTTP/1.0 401"), "{head}");
+    assert_eq!(answered.load(std::sync::atomic::Ordering::Relaxed), 1);
+    for f in feeders {
+        f.abort();
+    }
+}
