@@ -715,3 +715,79 @@ async fn url_auth_asks_an_https_backend() {
         f.abort();
     }
 }
+
+/// icecast2 2.4.4 (Debian, built with OpenSSL) serves TLS but has no TLS client: its
+/// `<relay>` and `<master-server>` speak plain HTTP only (the binary links no
+/// `SSL_connect`). So icecast2 relays floecast over plain HTTP from a socket that also takes
+/// TLS (the sniffing must not disturb it), serves that relay on its own `<ssl>1` socket,
+/// and floecast relays it from there over TLS: floecast → icecast2 → (TLS) → floecast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icecast2_relays_floecast_and_serves_it_to_floecast_over_tls() {
+    if !interop_support::icecast2_available("icecast2_tls")
+        || !have_all("icecast2_tls", &["openssl"])
+    {
+        return;
+    }
+    let pki = Pki::new("tls-icecast2");
+    // icecast2 wants one PEM with the chain and the key.
+    let mut bundle = std::fs::read(pki.path("a.pem")).expect("cert");
+    bundle.extend(std::fs::read(pki.path("a.key")).expect("key"));
+    std::fs::write(pki.path("bundle.pem"), bundle).expect("bundle");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        std::fs::set_permissions(pki.path("bundle.pem"), readable).expect("chmod");
+    }
+    let origin = common::start(tls_config(vec![pki.files("a")])).await;
+    let feeder = frame_feeder(origin.addr, "/live").await;
+    let tls_port = common::free_port();
+    let extra = format!(
+        "<listen-socket><port>{tls_port}</port><bind-address>127.0.0.1</bind-address><ssl>1</ssl></listen-socket>\
+         <paths><ssl-certificate>{}</ssl-certificate></paths>\
+         <relay><server>127.0.0.1</server><port>{}</port><mount>/live</mount>\
+         <local-mount>/relayed</local-mount></relay>",
+        pki.path("bundle.pem").display(),
+        origin.addr.port()
+    );
+    let Some(ice) = interop_support::Icecast2::start("icecast2_tls", &extra).await else {
+        return;
+    };
+    common::wait_serving(ice.addr, "/relayed", Duration::from_secs(15), || {
+        ice.error_log()
+    })
+    .await;
+
+    let mut edge_config = common::test_config();
+    edge_config.relays = vec![floecast::config::RelayConfig {
+        server: "127.0.0.1".into(),
+        port: tls_port,
+        mount: "/relayed".into(),
+        local_mount: "/edge".into(),
+        username: None,
+        password: None,
+        relay_metadata: true,
+        on_demand: false,
+        bind: None,
+        timing: Default::default(),
+        tls: floecast::config::ClientTls {
+            enabled: true,
+            ca_file: Some(pki.path("ca.pem")),
+        },
+    }];
+    let edge = common::start(edge_config).await;
+    common::wait_serving(edge.addr, "/edge", Duration::from_secs(15), || {
+        ice.error_log()
+    })
+    .await;
+    let (head, mut s) = common::listen(edge.addr, "/edge", "", Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    let body = common::read_at_least(&mut s, 8_000, Duration::from_secs(5)).await;
+    assert!(
+        body.len() >= 8_000,
+        "{} bytes through icecast2's TLS",
+        body.len()
+    );
+    feeder.abort();
+    let mut ice = ice;
+    ice.proc.assert_running();
+}
