@@ -791,3 +791,118 @@ async fn icecast2_relays_floecast_and_serves_it_to_floecast_over_tls() {
     let mut ice = ice;
     ice.proc.assert_running();
 }
+
+/// The page Chromium opens over https://: it plays the stream from the same server and
+/// reports its state twice a second as requests to that server (in the path: the access log
+/// leaves queries out), which land in its access log (a report to a plain http:// server
+/// would be blocked as mixed content).
+const HTTPS_PLAYER: &str = r#"<!doctype html><html><body>
+<audio id="m" autoplay muted src="/live.mp3"></audio>
+<script>
+const m = document.getElementById('m');
+const log = []; let start = null;
+m.addEventListener('error', () => log.push('ERROR ' + (m.error ? m.error.code : '?')));
+m.addEventListener('playing', () => { if (start === null) start = m.currentTime; log.push('playing'); });
+m.play().catch(e => log.push('rejected'));
+setInterval(() => {
+  const played = start === null ? 0 : m.currentTime - start;
+  const text = 'played=' + played.toFixed(2) + '_secure=' + window.isSecureContext + '_' + log.join('_');
+  fetch('/report/' + encodeURIComponent(text)).catch(() => {});
+}, 500);
+</script></body></html>
+"#;
+
+#[tokio::test]
+async fn chromium_plays_a_stream_from_an_https_page() {
+    if !have_all("tls_chromium", &["chromium", "ffmpeg", "openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-chromium");
+    let web = pki.path("web");
+    std::fs::create_dir_all(&web).expect("webroot");
+    std::fs::write(web.join("player.html"), HTTPS_PLAYER).expect("page");
+    let mut config = tls_config(vec![pki.files("a")]);
+    config.paths.webroot = Some(web);
+    config.logging.access_log = Some(pki.path("access.log"));
+    let srv = common::start(config).await;
+    let _source = interop_support::ffmpeg_source_live(
+        &srv,
+        "/live.mp3",
+        interop_support::MP3_ARGS,
+        pki.path("source.log"),
+    )
+    .await;
+    // Chromium trusts the test certificate by its key's hash, for this run only.
+    let spki = {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(
+                "openssl x509 -in a.pem -pubkey -noout | openssl pkey -pubin -outform der \
+                 | openssl dgst -sha256 -binary | openssl base64 -A",
+            )
+            .current_dir(pki.dir.path())
+            .output()
+            .expect("spki hash");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut browser = tokio::process::Command::new("chromium");
+    browser
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+        ])
+        .args([
+            "--autoplay-policy=no-user-gesture-required",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+        ])
+        .arg(format!("--ignore-certificate-errors-spki-list={spki}"))
+        .arg("--host-resolver-rules=MAP a.test 127.0.0.1")
+        .arg(format!("--user-data-dir={}", pki.path("profile").display()))
+        .arg(format!("https://a.test:{}/player.html", srv.addr.port()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = browser.spawn().expect("chromium starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    let played = |line: &str| -> f64 {
+        line.split("played%3D")
+            .nth(1)
+            .and_then(|s| s.split('_').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0)
+    };
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let log = std::fs::read_to_string(pki.path("access.log")).unwrap_or_default();
+        if let Some(l) = log.lines().rev().find(|l| l.contains("GET /report/")) {
+            last = l.to_string();
+        }
+        if last.contains("ERROR") || played(&last) >= 2.5 {
+            break;
+        }
+    }
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    assert!(
+        !last.is_empty(),
+        "the https page never reported (certificate not trusted?); access log:\n{}\nchromium:\n{}",
+        std::fs::read_to_string(pki.path("access.log")).unwrap_or_default(),
+        std::fs::read_to_string(pki.path("chromium.log")).unwrap_or_default()
+    );
+    assert!(
+        last.contains("secure%3Dtrue"),
+        "not a secure context: {last}"
+    );
+    assert!(
+        !last.contains("ERROR") && played(&last) >= 2.0,
+        "<audio> over https: {last}"
+    );
+}
