@@ -24,7 +24,8 @@ struct Pki {
 }
 
 impl Pki {
-    /// A CA plus leaves for `a.test` and `b.test` (both also valid for 127.0.0.1).
+    /// A CA plus leaves for `a.test` and `b.test` (both also valid for localhost and
+    /// 127.0.0.1).
     fn new(tag: &str) -> Pki {
         let pki = Pki {
             dir: TempDir::new(tag),
@@ -74,7 +75,9 @@ impl Pki {
         );
         std::fs::write(
             self.dir.join(&ext),
-            format!("subjectAltName=DNS:{name},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"),
+            format!(
+                "subjectAltName=DNS:{name},DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+            ),
         )
         .expect("write ext");
         self.openssl(&[
@@ -905,4 +908,112 @@ async fn chromium_plays_a_stream_from_an_https_page() {
         !last.contains("ERROR") && played(&last) >= 2.0,
         "<audio> over https: {last}"
     );
+}
+
+/// A TLS-only server with the `a` certificate, for sources that must come over TLS.
+async fn tls_only_server(pki: &Pki) -> common::TestServer {
+    let mut config = tls_config(vec![pki.files("a")]);
+    config.listen[0].tls = TlsMode::Required;
+    common::start(config).await
+}
+
+#[tokio::test]
+async fn libshout_sends_over_tls() {
+    if !have_all("tls_shout", &["shout", "ffmpeg", "openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-shout");
+    let srv = tls_only_server(&pki).await;
+    let media = pki.path("tone.ogg");
+    interop_support::make_tone(&media, 20, &["-c:a", "libvorbis"]).await;
+    let mut cmd = Command::new("shout");
+    cmd.args(["--format", "ogg", "-H", "localhost", "-P"])
+        .arg(srv.addr.port().to_string())
+        .args([
+            "--mount",
+            "/shout.ogg",
+            "--user",
+            "source",
+            "--pass",
+            "hackme",
+        ])
+        // TLS from the first byte (HTTPS), verified against the test CA.
+        .args(["--tls-mode", "rfc2818"])
+        .env("SSL_CERT_FILE", pki.path("ca.pem"));
+    let file = std::fs::File::open(&media).expect("open tone.ogg");
+    let mut shout = Proc::spawn_with(
+        "shout",
+        cmd,
+        pki.path("shout.log"),
+        std::process::Stdio::from(file),
+    );
+    wait_live(
+        &srv.app.server,
+        "/shout.ogg",
+        &mut shout,
+        Duration::from_secs(15),
+    )
+    .await;
+    let (mut s, _) = tls_connect(&pki, srv.addr).await;
+    s.write_all(b"GET /shout.ogg HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 16384];
+    while got.len() < 4096 {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let body = interop_support::find(&got, b"OggS")
+        .map(|i| &got[i..])
+        .unwrap_or(&[]);
+    assert!(
+        body.len() > 1000,
+        "an Ogg stream from libshout over TLS: {} bytes",
+        got.len()
+    );
+    shout.assert_running();
+}
+
+#[tokio::test]
+async fn liquidsoap_sends_over_https() {
+    let Some(mut cmd) = interop_support::unprivileged("tls_liquidsoap", "liquidsoap") else {
+        return;
+    };
+    if !have_all("tls_liquidsoap", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-liquidsoap");
+    let srv = tls_only_server(&pki).await;
+    let script = pki.path("source.liq");
+    std::fs::write(
+        &script,
+        format!(
+            "settings.log.stdout.set(true)\nsettings.log.file.set(false)\n\
+             output.icecast(%mp3(bitrate=128), host=\"localhost\", port={}, password=\"hackme\", \
+             mount=\"/liq.mp3\", protocol=\"https\", sine())\n",
+            srv.addr.port()
+        ),
+    )
+    .expect("script");
+    cmd.arg(&script)
+        .env("HOME", "/tmp")
+        .env("SSL_CERT_FILE", pki.path("ca.pem"));
+    let mut liq = Proc::spawn("liquidsoap", cmd, pki.path("liquidsoap.log"));
+    wait_live(
+        &srv.app.server,
+        "/liq.mp3",
+        &mut liq,
+        Duration::from_secs(20),
+    )
+    .await;
+    let (mut s, _) = tls_connect(&pki, srv.addr).await;
+    s.write_all(b"GET /liq.mp3 HTTP/1.0\r\n\r\n")
+        .await
+        .expect("request");
+    assert!(read_for(&mut s, Duration::from_millis(2000)).await > 8_000);
+    liq.assert_running();
 }
