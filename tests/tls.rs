@@ -1017,3 +1017,40 @@ async fn liquidsoap_sends_over_https() {
     assert!(read_for(&mut s, Duration::from_millis(2000)).await > 8_000);
     liq.assert_running();
 }
+
+#[tokio::test]
+async fn a_stalled_or_bogus_handshake_is_closed() {
+    if !have_all("tls_slowloris", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-slowloris");
+    let mut config = tls_config(vec![pki.files("a")]);
+    config.limits.header_timeout = Duration::from_secs(1);
+    let srv = common::start(config).await;
+    // The first bytes of a ClientHello record, then nothing: closed at the header timeout.
+    let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+    s.write_all(&[0x16, 0x03, 0x01, 0x02]).await.expect("write");
+    let started = tokio::time::Instant::now();
+    let got = common::read_until_close(&mut s, Duration::from_secs(5)).await;
+    let waited = started.elapsed();
+    assert!(got.is_empty(), "no reply to half a handshake: {got:?}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after {waited:?}, not at the 1 s header timeout"
+    );
+    // A record header announcing more than TLS allows: refused at once, never buffered.
+    let mut s = TcpStream::connect(srv.addr).await.expect("connect");
+    s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff])
+        .await
+        .expect("write");
+    let _ = s.write_all(&vec![0u8; 64 * 1024]).await;
+    let started = tokio::time::Instant::now();
+    let _ = common::read_until_close(&mut s, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "an oversized record is refused at once"
+    );
+    // The server still serves.
+    let (_, leaf) = tls_connect(&pki, srv.addr).await;
+    assert_eq!(leaf, pki.der("a"));
+}

@@ -97,11 +97,11 @@ impl Certificates {
         match build(files) {
             Ok(acceptor) => {
                 let on = acceptor.is_some();
-                *write(&self.live) = acceptor;
+                let was_on = std::mem::replace(&mut *write(&self.live), acceptor).is_some();
                 if on {
                     tracing::info!(certificates = files.len(), "TLS certificates loaded");
-                } else {
-                    tracing::info!("TLS off: no [[tls]] certificate configured");
+                } else if was_on {
+                    tracing::info!("TLS off: no [[tls]] certificate configured any more");
                 }
             }
             Err(e) => tracing::error!("TLS certificate refused, keeping the running one: {e}"),
