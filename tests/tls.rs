@@ -1054,3 +1054,44 @@ async fn a_stalled_or_bogus_handshake_is_closed() {
     let (_, leaf) = tls_connect(&pki, srv.addr).await;
     assert_eq!(leaf, pki.der("a"));
 }
+
+#[tokio::test]
+async fn a_master_stream_list_comes_over_tls() {
+    if !have_all("tls_master", &["openssl"]) {
+        return;
+    }
+    let pki = Pki::new("tls-master");
+    // The master takes TLS and plain on one port: the list over TLS (tls-port, icecast-kh's
+    // <master-ssl-port>), the listed "/m" relays plainly on port, as icecast-kh does.
+    let master = common::start(tls_config(vec![pki.files("a")])).await;
+    let feeder = frame_feeder(master.addr, "/one").await;
+    let mut config = common::test_config();
+    config.master = Some(floecast::config::MasterConfig {
+        server: "127.0.0.1".into(),
+        port: master.addr.port(),
+        username: "relay".into(),
+        password: "hackme".into(),
+        update_interval: Duration::from_secs(1),
+        on_demand: false,
+        timing: Default::default(),
+        tls: floecast::config::MasterTls {
+            port: Some(master.addr.port()),
+            ca_file: Some(pki.path("ca.pem")),
+        },
+    });
+    let slave = common::start(config).await;
+    common::wait_serving(slave.addr, "/one", Duration::from_secs(10), String::new).await;
+    // Without the CA, the list is refused: nothing is relayed.
+    let mut untrusting = common::test_config();
+    untrusting.master = slave.app.server.config().master.clone().map(|mut m| {
+        m.tls.ca_file = None;
+        m
+    });
+    let refused = common::start(untrusting).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        refused.app.server.registry.get("/one").is_none(),
+        "a stream list from an untrusted server must not start relays"
+    );
+    feeder.abort();
+}
