@@ -137,6 +137,9 @@ impl Certificates {
                 _ = tokio::time::sleep(WATCH_INTERVAL) => {}
                 _ = shutdown => return,
             }
+            if lock(&self.watched).files.is_empty() {
+                continue;
+            }
             // Reading and parsing the files is blocking file I/O; it is small and rare.
             let certs = self.clone();
             let _ = tokio::task::spawn_blocking(move || certs.check_files()).await;
