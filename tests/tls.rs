@@ -82,7 +82,22 @@ async fn curl_over_tls_and_plain_http_on_one_port() {
     )
     .await;
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("<icestats>"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "<listenurl>https://localhost:{port}/live</listenurl>"
+        )),
+        "{out}"
+    );
+    let (code, out, err) = curl(
+        &pki,
+        "a.test",
+        port,
+        &["-u", "admin:hackme"],
+        "/admin/buildm3u?mount=/live&username=u&password=p",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("https://u:p@localhost:{port}/live"));
     let (code, out, err) = curl(&pki, "a.test", port, &[], "/metrics").await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("floecast_"), "{out}");
