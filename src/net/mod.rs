@@ -134,13 +134,11 @@ pub struct SocketTls {
 /// Accept until shutdown. Accept errors (EMFILE under load) back off briefly instead of
 /// spinning or exiting: the clients already connected keep being served.
 pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket, certs: Arc<Certificates>) {
-    let kind = Arc::new((
-        socket.kind,
-        SocketTls {
-            mode: socket.tls,
-            certs,
-        },
-    ));
+    let kind = Arc::new(socket.kind);
+    let tls = Arc::new(SocketTls {
+        mode: socket.tls,
+        certs,
+    });
     loop {
         let shutdown = server.shutdown_notified();
         if server.is_shutting_down() {
@@ -153,9 +151,9 @@ pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket, certs: Arc<Ce
         match accepted {
             Ok((stream, peer)) => {
                 let server = server.clone();
-                let kind = kind.clone();
+                let (kind, tls) = (kind.clone(), tls.clone());
                 tokio::spawn(async move {
-                    handle_connection(server, stream, peer, &kind.0, &kind.1).await;
+                    handle_connection(server, stream, peer, &kind, &tls).await;
                 });
             }
             Err(e) => {
