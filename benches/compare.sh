@@ -2,16 +2,18 @@
 #! benches/compare.sh: run the same load against icecast2 and floecast, write BENCHMARKS.md.
 #
 # Usage: benches/compare.sh [--listeners "1000 10000 18000"] [--quick] [--keep DIR]
-#                           [--no-write]
+#                           [--no-write] [--tls-only] [--no-tls]
 #
 #   --listeners LIST  burst sizes for scenario (a) (default "1000 10000 18000";
 #                     with --quick "1000 3000")
 #   --quick           shorter holds and a smaller ramp, for checking the tooling
 #   --keep DIR        keep the raw generator JSON (one file per scenario and server) in DIR
 #   --no-write        print the table instead of writing it into BENCHMARKS.md
+#   --tls-only        run only scenario (d); --no-tls leaves it out
 #
 # Environment: FLOECAST and LOADGEN name other binaries than target/release's (an older
-# build, to compare versions back to back); NO_BUILD=1 skips `cargo build`.
+# build, to compare versions back to back); NO_BUILD=1 skips `cargo build`; TLS_N sets the
+# listener count of scenario (d).
 #
 # Scenarios, each run against icecast2 and then floecast, with a fresh server every time:
 #   (a) burst:   N listeners connecting at once on 1 mount, real-time 128 kbit/s source,
@@ -19,12 +21,16 @@
 #   (b) ramp:    1,000 connections/s up to 5,000 listeners (2,000 with --quick), 20 s hold
 #   (c) unpaced: 200 listeners on 1 mount joining at 200/s, then the source sends as fast as
 #                TCP allows, 10 s hold (5 s with --quick)
+#   (d) tls:     floecast only, one server with a certificate taking TLS and plain HTTP on one
+#                port, each measurement plain then TLS, reported as TLS/plain: connection
+#                churn (32 workers connect, HEAD the mount, close; 10 s, 5 s with --quick),
+#                and 5,000 listeners (1,000 with --quick) joining at 1,000/s, 20 s hold
 #
 # Each server runs on core 0 (taskset -c 0), the generator on core 1 (taskset -c 1), both
 # with `ulimit -n 20000`. The table goes between the `<!-- results:start -->` and
 # `<!-- results:end -->` markers of BENCHMARKS.md. If floecast cannot start (or does not
 # listen within 10 s), its column says "not run" and the icecast2 column is still produced.
-# Needs: cargo, jq, ss, taskset; icecast2 at /usr/bin/icecast2 (Debian package).
+# Needs: cargo, jq, ss, taskset, openssl (for (d)); icecast2 at /usr/bin/icecast2 (Debian package).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,13 +44,17 @@ LISTENERS=""
 QUICK=0
 KEEP=""
 WRITE=1
+TLS=1
+TLS_ONLY=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --listeners) LISTENERS=${2:?--listeners needs a value}; shift 2 ;;
         --quick) QUICK=1; shift ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
         --no-write) WRITE=0; shift ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^#!\{0,1\} \{0,1\}//'; exit 0 ;;
+        --tls-only) TLS_ONLY=1; shift ;;
+        --no-tls) TLS=0; shift ;;
+        -h|--help) sed -n '2,33p' "$0" | sed 's/^#!\{0,1\} \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -52,12 +62,15 @@ done
 if [[ $QUICK -eq 1 ]]; then
     LISTENERS=${LISTENERS:-"1000 3000"}
     HOLD=10; RAMP_N=2000; RAMP_RATE=1000; UNPACED_N=200; UNPACED_HOLD=5
+    TLS_N=${TLS_N:-1000}; CHURN_SECS=5
 else
     LISTENERS=${LISTENERS:-"1000 10000 18000"}
     HOLD=20; RAMP_N=5000; RAMP_RATE=1000; UNPACED_N=200; UNPACED_HOLD=10
+    TLS_N=${TLS_N:-5000}; CHURN_SECS=10
 fi
+[[ $TLS -eq 1 ]] || TLS_ONLY=0
 
-for tool in jq ss taskset cargo timeout; do
+for tool in jq ss taskset cargo timeout $([[ $TLS -eq 1 ]] && echo openssl); do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool is required" >&2; exit 2; }
 done
 [[ -x $ICECAST ]] || { echo "compare.sh: $ICECAST not found" >&2; exit 2; }
@@ -189,6 +202,21 @@ access-log = "$dir/access.log"
 EOF
 }
 
+# A self-signed ECDSA P-256 certificate for localhost in $WORK (made once).
+tls_certificate() {
+    [[ -f $WORK/tls.pem ]] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -keyout "$WORK/tls.key" -out "$WORK/tls.pem" -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost >/dev/null 2>&1
+}
+
+floecast_tls_config() { # dir port: floecast_config plus the certificate
+    floecast_config "$1" "$2"
+    tls_certificate
+    printf '\n[[tls]]\ncertificate = "%s"\nprivate-key = "%s"\n' \
+        "$WORK/tls.pem" "$WORK/tls.key" >>"$1/floecast.toml"
+}
+
 # start_server KIND PORT DIR: sets SERVER_PID; fails when the server is not listening in 10 s.
 start_server() {
     local kind=$1 port=$2 dir=$3 i rc
@@ -198,9 +226,13 @@ start_server() {
             (ulimit -n $FD_LIMIT && exec "${PIN_SERVER[@]}" "$ICECAST" -c "$dir/icecast.xml") \
                 >"$dir/stdout.log" 2>&1 &
             ;;
-        floecast)
+        floecast | floecast-tls)
             [[ -x $FLOECAST ]] || { log "floecast: $FLOECAST missing"; return 1; }
-            floecast_config "$dir" "$port"
+            if [[ $kind == floecast-tls ]]; then
+                floecast_tls_config "$dir" "$port"
+            else
+                floecast_config "$dir" "$port"
+            fi
             (ulimit -n $FD_LIMIT && exec "${PIN_SERVER[@]}" "$FLOECAST" --config "$dir/floecast.toml") \
                 >"$dir/stdout.log" 2>&1 &
             ;;
@@ -246,7 +278,11 @@ run_one() {
     GEN_PID=$!
     if wait "$GEN_PID" && jq -e . "$out.tmp" >/dev/null 2>&1; then
         jq -c '. + {status:"ok"}' "$out.tmp" >"$out"
-        log "$kind $name: $(jq -r '"connected \(.connected)/\(.listeners), failed \(.failed), dropped \(.dropped), ttfb p99 \(.ttfb_ms_p99) ms, cpu \(.server_cpu_pct_hold)%, gen cpu \(.gen_cpu_pct_hold)%"' "$out")"
+        if [[ $(jq -r '.mode // ""' "$out") == connections ]]; then
+            log "$kind $name: $(jq -r '"\(.connections_per_s) connections/s, \(.failed) failed, cpu \(.server_cpu_pct_hold)%, \(.server_cpu_ms_per_connection) ms per connection"' "$out")"
+        else
+            log "$kind $name: $(jq -r '"connected \(.connected)/\(.listeners), failed \(.failed), dropped \(.dropped), ttfb p99 \(.ttfb_ms_p99) ms, cpu \(.server_cpu_pct_hold)%, gen cpu \(.gen_cpu_pct_hold)%"' "$out")"
+        fi
     else
         log "$kind $name: generator failed: $(tail -n 3 "$dir/loadgen.err" | tr '\n' ' ')"
         jq -nc --arg e "$(tail -n 1 "$dir/loadgen.err")" '{status:"error",error:$e}' >"$out"
@@ -266,13 +302,30 @@ scenario() { # name args...: run against both servers
     run_one floecast "$name" "$@"
 }
 
-for n in $LISTENERS; do
-    scenario "burst-$n" --listeners "$n" --connect-rate 0 --duration "$HOLD"
-done
-scenario "ramp-$RAMP_N" --listeners "$RAMP_N" --connect-rate "$RAMP_RATE" --duration "$HOLD"
-# 200/s: the throughput scenario should not measure accept-queue overflows (see the burst).
-scenario "unpaced-$UNPACED_N" --listeners "$UNPACED_N" --connect-rate 200 --pace unpaced \
-    --duration "$UNPACED_HOLD"
+if [[ $TLS_ONLY -eq 0 ]]; then
+    for n in $LISTENERS; do
+        scenario "burst-$n" --listeners "$n" --connect-rate 0 --duration "$HOLD"
+    done
+    scenario "ramp-$RAMP_N" --listeners "$RAMP_N" --connect-rate "$RAMP_RATE" --duration "$HOLD"
+    # 200/s: the throughput scenario should not measure accept-queue overflows (see the burst).
+    scenario "unpaced-$UNPACED_N" --listeners "$UNPACED_N" --connect-rate 200 --pace unpaced \
+        --duration "$UNPACED_HOLD"
+fi
+
+# (d): floecast plain against floecast TLS, on one kind of server (a fresh one each run).
+TLS_SCENARIOS=()
+tls_scenario() { # name args...: plain, then --tls
+    local name=$1
+    shift
+    TLS_SCENARIOS+=("$name")
+    run_one floecast-tls "$name-plain" "$@"
+    run_one floecast-tls "$name-tls" "$@" --tls
+}
+if [[ $TLS -eq 1 ]]; then
+    tls_scenario "churn" --connections "$CHURN_SECS" --concurrency 32 --listeners 1
+    tls_scenario "listeners-$TLS_N" --listeners "$TLS_N" --connect-rate "$RAMP_RATE" \
+        --duration "$HOLD"
+fi
 
 # ---------------------------------------------------------------------------------------
 # The table.
@@ -312,6 +365,14 @@ describe() { # scenario: one line saying what it was
     esac
 }
 
+# tls_row scenario label expr digits: plain | TLS | TLS/plain
+tls_row() {
+    local s=$1 label=$2 expr=$3 digits=$4 a b
+    a=$(cell "$WORK/$s-plain.floecast-tls.json" "$expr" "$digits")
+    b=$(cell "$WORK/$s-tls.floecast-tls.json" "$expr" "$digits")
+    printf '| %s | %s | %s | %s |\n' "$label" "$a" "$b" "$(ratio "$a" "$b")"
+}
+
 TABLE="$WORK/table.md"
 {
     printf 'Run: %s%s. Machine: %s cores (%s), kernel %s. Versions: %s, floecast %s, %s.\n' \
@@ -320,7 +381,7 @@ TABLE="$WORK/table.md"
         "$(uname -r)" "$("$ICECAST" -v 2>&1 | head -n1)" \
         "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')" \
         "$(rustc --version 2>/dev/null | cut -d' ' -f1-2)"
-    for s in "${SCENARIOS[@]}"; do
+    for s in ${SCENARIOS[@]+"${SCENARIOS[@]}"}; do
         echo
         echo "### $s"
         echo
@@ -357,6 +418,37 @@ TABLE="$WORK/table.md"
                 ;;
         esac
         row "$s" "generator CPU, hold (% of a core)" '.gen_cpu_pct_hold' 1
+    done
+    for s in ${TLS_SCENARIOS[@]+"${TLS_SCENARIOS[@]}"}; do
+        echo
+        echo "### tls-$s"
+        echo
+        case "$s" in
+            churn) echo "floecast with a certificate: 32 workers connect, HEAD the mount, close, for ${CHURN_SECS} s, plain then TLS (ECDSA P-256, no resumption)." ;;
+            listeners-*) echo "floecast with a certificate: ${RAMP_RATE} connections/s up to ${s#listeners-} listeners, real-time 128 kbit/s source, ${HOLD} s hold, plain then TLS." ;;
+        esac
+        echo
+        echo "| metric | plain HTTP | TLS | TLS/plain |"
+        echo "|---|---:|---:|---:|"
+        case "$s" in
+            churn)
+                tls_row "$s" "connections (handshakes) per second" '.connections_per_s' 0
+                tls_row "$s" "failed" '.failed' 0
+                tls_row "$s" "server CPU (% of a core)" '.server_cpu_pct_hold' 1
+                tls_row "$s" "server CPU per connection (ms)" '.server_cpu_ms_per_connection' 3
+                ;;
+            listeners-*)
+                tls_row "$s" "connected" '.connected' 0
+                tls_row "$s" "failed" '.failed' 0
+                tls_row "$s" "TTFB p99 (ms)" '.ttfb_ms_p99' 0
+                tls_row "$s" "per-listener kbit/s p1" '.kbps_p1' 1
+                tls_row "$s" "server CPU, connect phase (% of a core)" '.server_cpu_pct_connect' 1
+                tls_row "$s" "server CPU, hold (% of a core)" '.server_cpu_pct_hold' 1
+                tls_row "$s" "server CPU per 1000 held (% of a core)" '.server_cpu_pct_per_1000' 2
+                tls_row "$s" "RSS per listener, delta (KiB)" '.rss_kib_per_listener_delta' 1
+                ;;
+        esac
+        tls_row "$s" "generator CPU (% of a core)" '.gen_cpu_pct_hold' 1
     done
 } >"$TABLE"
 

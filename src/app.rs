@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::net::{self, PortKind};
 use crate::server::Server;
 use crate::supervisor::Supervisor;
+use crate::tls::Certificates;
 
 pub struct App {
     pub server: Arc<Server>,
@@ -21,11 +22,15 @@ pub struct App {
     /// Bound SHOUTcast source addresses.
     pub icy_addrs: Vec<SocketAddr>,
     accept_loops: Vec<tokio::task::JoinHandle<()>>,
+    /// The TLS certificates, swapped on reload and when their files change.
+    certs: Arc<Certificates>,
 }
 
 impl App {
     /// Bind every socket of `config` and start accepting.
     pub fn start(config: Config, config_path: Option<PathBuf>) -> std::io::Result<App> {
+        let certs = Certificates::start(&config.tls)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
         let sockets = net::bind_all(&config)?;
         let server = Server::new(config, config_path);
         let mut http_addrs = Vec::new();
@@ -38,10 +43,11 @@ impl App {
             }
         }
         server.set_bound(http_addrs.clone());
-        let accept_loops = sockets
+        let mut accept_loops: Vec<_> = sockets
             .into_iter()
-            .map(|s| tokio::spawn(net::accept_loop(server.clone(), s)))
+            .map(|s| tokio::spawn(net::accept_loop(server.clone(), s, certs.clone())))
             .collect();
+        accept_loops.push(tokio::spawn(certs.clone().watch(server.clone())));
         let supervisor = Supervisor::new(server.clone());
         supervisor.reconcile();
         Ok(App {
@@ -50,6 +56,7 @@ impl App {
             http_addrs,
             icy_addrs,
             accept_loops,
+            certs,
         })
     }
 
@@ -81,6 +88,7 @@ impl App {
         if config.listen != self.server.config().listen {
             tracing::warn!("listen sockets changed; they take effect at the next restart");
         }
+        self.certs.reload(&config.tls);
         self.server.replace_config(config);
         self.supervisor.reconcile();
         self.server.metrics.config_reloaded(true);

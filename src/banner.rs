@@ -301,6 +301,7 @@ mod tests {
             on_demand: false,
             bind: None,
             timing: Default::default(),
+            tls: Default::default(),
         });
         let text = server(&c, &[addr("127.0.0.1:8100")], Secrets::Show);
         assert!(

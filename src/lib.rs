@@ -33,4 +33,5 @@ pub mod supervisor;
 pub mod sync;
 pub mod systemd;
 pub mod team;
+pub mod tls;
 pub mod web;

@@ -199,6 +199,7 @@ fn set_port(config: &mut Config, port: u16) {
             port,
             bind_address: None,
             shoutcast_mount: None,
+            tls: Default::default(),
         }),
     }
 }
@@ -444,6 +445,7 @@ fn peer_config(mut config: Config, args: &PeerArgs) -> Result<(Config, TeamSocke
         port: args.listen,
         bind_address: args.bind.clone(),
         shoutcast_mount: None,
+        tls: Default::default(),
     }];
     for password in [
         &mut config.auth.source_password,

@@ -54,6 +54,7 @@ pub fn identity(server: &Server, config: &Config) -> Identity {
         host: config.hostname.clone(),
         location: config.location.clone(),
         port: server.port(),
+        tls_port: None,
     }
 }
 

@@ -13,11 +13,12 @@ use axum::response::Response;
 use axum::routing::get;
 
 use crate::admin::param;
-use crate::documents::{api, pages, status_json};
+use crate::documents::{ServerSnapshot, api, pages, status_json};
 use crate::reply::IcecastReply;
 use crate::reply::json_reply;
 use crate::server::Server;
 use crate::snapshot::{capture, identity};
+use crate::web::Arrival;
 
 pub fn routes() -> Router {
     Router::new()
@@ -29,15 +30,22 @@ pub fn routes() -> Router {
 }
 
 /// `/status-json.xsl[?mount=/m]`.
-async fn status_json(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+async fn status_json(
+    Extension(server): Extension<Arc<Server>>,
+    Extension(arrival): Extension<Arrival>,
+    req: Request,
+) -> Response {
     let only = param(&req, "mount");
-    let body = status_json::status_json(&capture(&server, None), only.as_deref());
+    let body = status_json::status_json(&seen(&server, arrival), only.as_deref());
     IcecastReply::new(200, "application/json; charset=UTF-8", body).into()
 }
 
 /// `/status.xsl`: the public overview as XHTML, sent as `text/xml` like icecast's.
-async fn status_xsl(Extension(server): Extension<Arc<Server>>) -> Response {
-    let body = pages::status_page(&capture(&server, None));
+async fn status_xsl(
+    Extension(server): Extension<Arc<Server>>,
+    Extension(arrival): Extension<Arrival>,
+) -> Response {
+    let body = pages::status_page(&seen(&server, arrival));
     IcecastReply::new(200, "text/xml; charset=UTF-8", body).into()
 }
 
@@ -48,7 +56,11 @@ async fn server_version(Extension(server): Extension<Arc<Server>>) -> Response {
 }
 
 /// The `/api/status` document as server-sent events, one a second, for the live page.
-async fn api_events(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+async fn api_events(
+    Extension(server): Extension<Arc<Server>>,
+    Extension(arrival): Extension<Arrival>,
+    req: Request,
+) -> Response {
     use axum::response::IntoResponse;
     use axum::response::sse::{Event, KeepAlive, Sse};
     let reader = reader(&server, &req);
@@ -59,7 +71,7 @@ async fn api_events(Extension(server): Extension<Arc<Server>>, req: Request) -> 
         if server.is_shutting_down() {
             return None;
         }
-        let status = api::api_status(&capture(&server, None), reader);
+        let status = api::api_status(&seen(&server, arrival), reader);
         let data = serde_json::to_string(&status).unwrap_or_else(|_| "{}".into());
         Some((
             Ok::<_, std::convert::Infallible>(Event::default().data(data)),
@@ -71,14 +83,25 @@ async fn api_events(Extension(server): Extension<Arc<Server>>, req: Request) -> 
         .into_response()
 }
 
+/// The server now, as the reader sees it: listen URLs `https://` for a reader on TLS.
+fn seen(server: &Server, arrival: Arrival) -> ServerSnapshot {
+    let mut snap = capture(server, None);
+    snap.identity.tls_port = arrival.tls_port;
+    snap
+}
+
 /// How often the live page is updated.
 const EVENT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET /api/status`: stable field names, numbers as numbers, absent values `null` (schema
 /// in [`crate::documents::api`]).
-async fn api_status(Extension(server): Extension<Arc<Server>>, req: Request) -> Response {
+async fn api_status(
+    Extension(server): Extension<Arc<Server>>,
+    Extension(arrival): Extension<Arrival>,
+    req: Request,
+) -> Response {
     let reader = reader(&server, &req);
-    match serde_json::to_value(api::api_status(&capture(&server, None), reader)) {
+    match serde_json::to_value(api::api_status(&seen(&server, arrival), reader)) {
         Ok(v) => json_reply(&v),
         Err(e) => crate::reply::error(500, &format!("status encoding failed: {e}")),
     }

@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::net::Conn;
 use axum::Extension;
 use axum::Router;
 use axum::body::Body;
@@ -22,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::{Bytes, BytesMut};
 use hyper::body::{Frame, SizeHint};
-use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use crate::http::IcecastHead;
@@ -42,6 +42,13 @@ const LONG_LIVED: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
+/// How the request reached us, put into request extensions by the front door: over TLS,
+/// the local port it came to, so the URLs we hand back are `https://` there.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Arrival {
+    pub tls_port: Option<u16>,
+}
+
 /// The routes; the server itself arrives per request as an `Arc<Server>` extension, so one
 /// router serves any number of server instances (tests run several in one process).
 fn router() -> Router {
@@ -57,13 +64,19 @@ fn router() -> Router {
 /// Serve one request over hyper on a connection whose head we already read.
 pub async fn serve(
     server: Arc<Server>,
-    stream: TcpStream,
+    stream: Conn,
     raw_head: Bytes,
     rest: Bytes,
     peer: SocketAddr,
 ) {
     static ROUTER: OnceLock<Router> = OnceLock::new();
     let router = ROUTER.get_or_init(router).clone();
+    let arrival = Arrival {
+        tls_port: stream
+            .is_tls()
+            .then(|| stream.tcp().local_addr().ok().map(|a| a.port()))
+            .flatten(),
+    };
     let mut prefix = BytesMut::with_capacity(raw_head.len() + rest.len());
     prefix.extend_from_slice(&raw_head);
     prefix.extend_from_slice(&rest);
@@ -71,6 +84,7 @@ pub async fn serve(
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         let router = router.clone();
         req.extensions_mut().insert(Peer(peer));
+        req.extensions_mut().insert(arrival);
         req.extensions_mut().insert(server.clone());
         async move {
             Ok::<_, Infallible>(
@@ -266,8 +280,10 @@ async fn files(Extension(server): Extension<Arc<Server>>, req: Request) -> Respo
 }
 
 /// The stream URL for playlists: `http://<Host>/m` when Host carries a port, else
-/// `http://<hostname>:<port>/m`, as icecast builds it.
+/// `http://<hostname>:<port>/m`, as icecast builds it; `https://` (on the port the request
+/// came to) for a request that came over TLS.
 fn stream_url(server: &Server, req: &Request, mount: &str) -> String {
+    let tls_port = req.extensions().get::<Arrival>().and_then(|a| a.tls_port);
     let host = req
         .headers()
         .get(header::HOST)
@@ -280,9 +296,11 @@ fn stream_url(server: &Server, req: &Request, mount: &str) -> String {
     // The decoded name goes back out encoded: a name with spaces, `<`, `%` or line breaks
     // must not break the playlist line or the XML around it.
     let mount = &encode_path(mount);
-    match host {
-        Some(h) => format!("http://{h}{mount}"),
-        None => server.listen_url(mount),
+    match (host, tls_port) {
+        (Some(h), None) => format!("http://{h}{mount}"),
+        (Some(h), Some(_)) => format!("https://{h}{mount}"),
+        (None, None) => server.listen_url(mount),
+        (None, Some(port)) => format!("https://{}:{port}{mount}", server.config().hostname),
     }
 }
 

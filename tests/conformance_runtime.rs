@@ -864,6 +864,7 @@ async fn master_relay_keeps_listeners_while_the_upstream_source_restarts() {
             grace_period: Duration::from_secs(20),
             ..RelayTiming::default()
         },
+        tls: Default::default(),
     });
     let fc = start(c).await;
     wait_for("the master's mount relayed", T, || {

@@ -394,6 +394,7 @@ async fn liquidsoap_ogg_titles_follow_every_track_over_http_and_icy() {
         port: 0,
         bind_address: Some("127.0.0.1".into()),
         shoutcast_mount: Some("/liqicy.ogg".into()),
+        tls: Default::default(),
     }];
     let srv = common::start_with_icy_port(config).await;
     let port = srv.addr.port();

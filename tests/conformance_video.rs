@@ -299,6 +299,7 @@ fn relay_of(upstream: SocketAddr, mount: &str, local: &str) -> RelayConfig {
             grace_period: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(1),
         },
+        tls: Default::default(),
     }
 }
 

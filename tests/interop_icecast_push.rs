@@ -30,6 +30,7 @@ fn push(ice: &Icecast2, mount: &str, password: &str, protocol: PushProtocol) -> 
         password: password.into(),
         protocol,
         bind: None,
+        tls: Default::default(),
     }
 }
 

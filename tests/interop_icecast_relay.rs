@@ -89,6 +89,7 @@ fn relay_to(addr: SocketAddr, mount: &str, local: &str) -> RelayConfig {
         on_demand: false,
         bind: None,
         timing: RelayTiming::default(),
+        tls: Default::default(),
     }
 }
 
@@ -127,6 +128,7 @@ async fn icecast2_to_floecast_relay_master_and_on_demand() {
         update_interval: Duration::from_secs(2),
         on_demand: false,
         timing: RelayTiming::default(),
+        tls: Default::default(),
     });
     let fc = start(c).await;
     for m in ["/relayed.mp3", "/live.mp3", "/live.ogg"] {

@@ -238,6 +238,7 @@ async fn case_server(case: &SourceCase) -> common::TestServer {
             port: 0,
             bind_address: Some("127.0.0.1".into()),
             shoutcast_mount: Some(case.mount()),
+            tls: Default::default(),
         }];
         return common::start_with_icy_port(config).await;
     }

@@ -38,6 +38,7 @@ fn push_to(remote: SocketAddr, mount: &str, remote_mount: &str, password: &str) 
         password: password.into(),
         protocol: PushProtocol::Auto,
         bind: None,
+        tls: Default::default(),
     }
 }
 
@@ -237,6 +238,7 @@ async fn start_on(addr: SocketAddr) -> TestServer {
         port: addr.port(),
         bind_address: Some(addr.ip().to_string()),
         shoutcast_mount: None,
+        tls: Default::default(),
     }];
     for _ in 0..100 {
         if let Ok(app) = floecast::app::App::start(c.clone(), None) {

@@ -35,6 +35,7 @@ fn relay(port: u16, mount: &str, local: &str) -> RelayConfig {
             grace_period: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(1),
         },
+        tls: Default::default(),
     }
 }
 
@@ -267,6 +268,7 @@ async fn listeners_survive_an_upstream_restart() {
         port: a_addr.port(),
         bind_address: Some("127.0.0.1".into()),
         shoutcast_mount: None,
+        tls: Default::default(),
     }];
     let a2 = start(ca).await;
     // New audio, tagged from 100 on, so it cannot be confused with the old.
@@ -538,6 +540,7 @@ async fn master_relay_all_follows_the_stream_list() {
             grace_period: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
         },
+        tls: Default::default(),
     });
     let b = start(cb).await;
     let (mut l, head, _) = listen_when_up(&b, "/one").await;

@@ -21,10 +21,13 @@ use crate::server::Server;
 use crate::snapshot::{self, capture};
 
 /// `stats` / `stats.xml`: every stat, hidden mounts included (admin view).
-/// With a mount, only that mount, followed by its listeners.
-pub fn stats(server: &Server, mount: Option<&Mount>) -> Answer {
+/// With a mount, only that mount, followed by its listeners. Listen URLs are `https://` on
+/// `tls_port` for a request that came over TLS.
+pub fn stats(server: &Server, mount: Option<&Mount>, tls_port: Option<u16>) -> Answer {
     let only = mount.map(|m| m.name.as_str());
-    Answer::Doc(icestats::icestats(&capture(server, only), true, only))
+    let mut snap = capture(server, only);
+    snap.identity.tls_port = tls_port;
+    Answer::Doc(icestats::icestats(&snap, true, only))
 }
 
 /// `listmounts` and `streamlist`: the same document in icecast.
@@ -163,10 +166,18 @@ pub fn buildm3u(server: &Server, req: &Request, mount: &Mount) -> Answer {
     let (Some(user), Some(pass)) = (param(req, "username"), param(req, "password")) else {
         return Answer::Reply(error(400, "Missing parameter"));
     };
+    // Over TLS, the playlist points at the TLS port the request came to.
+    let tls_port = req
+        .extensions()
+        .get::<crate::web::Arrival>()
+        .and_then(|a| a.tls_port);
+    let (scheme, port) = match tls_port {
+        Some(p) => ("https", p),
+        None => ("http", server.port()),
+    };
     let body = format!(
-        "http://{user}:{pass}@{}:{}{}\r\n",
+        "{scheme}://{user}:{pass}@{}:{port}{}\r\n",
         server.config().hostname,
-        server.port(),
         mount.name
     );
     let mut resp: Response = IcecastReply::new(200, "audio/x-mpegurl", body).into();

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::net::Conn;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::documents::stats_events::{self, StatsTable};
 use crate::http::RequestHead;
@@ -55,7 +55,7 @@ impl Drop for Counted<'_> {
 
 /// Serve one `STATS <any path>` request (icecast ignores the path). Admin credentials only;
 /// anything else gets icecast's 401. The request's record logs it when it is done.
-pub async fn run(server: Arc<Server>, mut stream: TcpStream, head: RequestHead, peer: SocketAddr) {
+pub async fn run(server: Arc<Server>, mut stream: Conn, head: RequestHead, peer: SocketAddr) {
     let mut record = RequestRecord::for_head(&server, &head, &peer);
     let config = server.config();
     let admin = head

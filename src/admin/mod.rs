@@ -219,7 +219,13 @@ async fn admin(Extension(server): Extension<Arc<Server>>, req: Request) -> Respo
         _ => None,
     };
     let answer = match (cmd, mount) {
-        (Command::Stats, m) => commands::stats(&server, m.as_deref()),
+        (Command::Stats, m) => {
+            let tls_port = req
+                .extensions()
+                .get::<crate::web::Arrival>()
+                .and_then(|a| a.tls_port);
+            commands::stats(&server, m.as_deref(), tls_port)
+        }
         (Command::ListMounts | Command::StreamList, _) => commands::listmounts(&server),
         (Command::StreamListTxt, _) => commands::streamlist_txt(&server),
         (Command::ListClients, Some(m)) => commands::listclients(&server, &m),

@@ -84,6 +84,9 @@ pub struct Config {
     pub master: Option<MasterConfig>,
     /// Default `on-demand` of relays (`relays-on-demand`).
     pub relays_on_demand: bool,
+    /// Certificates for TLS (`[[tls]]`), the first the default; SNI picks among them by the
+    /// names they carry. Empty: no TLS.
+    pub tls: Vec<CertificateFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +96,30 @@ pub struct ListenSocket {
     pub bind_address: Option<String>,
     /// When set, a SHOUTcast v1 source port is opened on `port + 1` feeding this mount.
     pub shoutcast_mount: Option<String>,
+    /// Whether this socket speaks TLS (`tls`); the SHOUTcast port beside it never does.
+    pub tls: TlsMode,
+}
+
+/// What a listen socket does with TLS (`tls` in `[[listen]]`; icecast.xml's `<ssl>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// TLS and plain HTTP on the same port, told apart by the first byte a client sends
+    /// (TLS while certificates are configured; otherwise plain HTTP only).
+    #[default]
+    Auto,
+    /// TLS only: a plain HTTP request gets a 400 that says so, then the connection closes.
+    Required,
+    /// Plain HTTP only, never a TLS handshake.
+    Off,
+}
+
+/// One certificate the server presents (`[[tls]]`): a PEM chain and its private key, or one
+/// combined PEM holding both (icecast2's `<ssl-certificate>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    pub certificate: PathBuf,
+    /// `None`: the key is in the certificate file.
+    pub private_key: Option<PathBuf>,
 }
 
 /// `[access]`: who may connect, and whose word on the client's address is believed.
@@ -319,6 +346,9 @@ pub struct ListenerAuth {
     pub allow_duplicate_users: bool,
 }
 
+// One per configured mount, read at admission, never per listener: the size difference of
+// the variants costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AuthBackend {
     /// icecast2's `htpasswd`: a file of `user:md5hex(password)` lines (icecast's format, not
@@ -332,7 +362,7 @@ pub enum AuthBackend {
 /// icecast2's URL authenticator, listener side (`listener_add` / `listener_remove`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UrlAuth {
-    /// `http://` URL POSTed `action=listener_add&server&port&client&mount&user&pass&ip&agent`.
+    /// `http://` or `https://` URL POSTed `action=listener_add&server&port&client&mount&user&pass&ip&agent`.
     pub listener_add: String,
     /// Told `action=listener_remove&…&duration` when an accepted listener leaves.
     pub listener_remove: Option<String>,
@@ -348,6 +378,8 @@ pub struct UrlAuth {
     pub header_prefix: String,
     /// Longest wait for the backend; a listener it does not answer in time is refused.
     pub timeout: Duration,
+    /// For an `https://` backend: trust only the CAs in this PEM file, not the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ListenerAuth {
@@ -382,6 +414,7 @@ impl UrlAuth {
             headers: Vec::new(),
             header_prefix: "ClientHeader.".into(),
             timeout: Duration::from_secs(5),
+            ca_file: None,
         }
     }
 }
@@ -483,6 +516,8 @@ pub struct PushConfig {
     pub protocol: PushProtocol,
     /// Local IP address to connect from.
     pub bind: Option<String>,
+    /// Connect over TLS (`https://`), and whom to trust.
+    pub tls: ClientTls,
 }
 
 /// How a push relay logs in as a source.
@@ -524,6 +559,16 @@ pub struct RelayConfig {
     /// Local address to connect from.
     pub bind: Option<String>,
     pub timing: RelayTiming,
+    /// Connect over TLS (`https://`), and whom to trust.
+    pub tls: ClientTls,
+}
+
+/// TLS towards a server floecast connects to (`tls`, `ca-file` on a relay or a push).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientTls {
+    pub enabled: bool,
+    /// Trust only the CAs in this PEM file, instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How a relay rides out a lost upstream and how long an idle on-demand relay lingers.
@@ -556,6 +601,17 @@ pub struct MasterConfig {
     pub update_interval: Duration,
     pub on_demand: bool,
     pub timing: RelayTiming,
+    /// Fetch the stream list over TLS (icecast-kh's `<master-ssl-port>`).
+    pub tls: MasterTls,
+}
+
+/// `tls-port` and `ca-file` of `[master]`: the stream list comes over TLS from that port; the
+/// relays it lists connect as the list says (`/m` lines plainly to `port`, as icecast-kh).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MasterTls {
+    pub port: Option<u16>,
+    /// Trust only the CAs in this PEM file, instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -569,6 +625,7 @@ impl Default for Config {
                 port: 8000,
                 bind_address: None,
                 shoutcast_mount: None,
+                tls: TlsMode::Auto,
             }],
             limits: Limits::default(),
             access: Access::default(),
@@ -587,6 +644,7 @@ impl Default for Config {
             relays: Vec::new(),
             master: None,
             relays_on_demand: false,
+            tls: Vec::new(),
         }
     }
 }

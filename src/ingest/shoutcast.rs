@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::net::Conn;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::SourceSession;
 use crate::http::request::secret_eq;
@@ -21,7 +21,7 @@ const MAX_ICY_HEAD: usize = 8192;
 
 /// Read until `pred` finds an end in the buffer, under the cap and deadline.
 async fn read_until(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     buf: &mut BytesMut,
     deadline: tokio::time::Instant,
     find: impl Fn(&[u8]) -> Option<usize>,
@@ -50,7 +50,7 @@ fn line_end(b: &[u8]) -> Option<usize> {
 /// header block, then a free mount), the body (the stream) and done: once the header block
 /// is in, the request has a record, and dropping it writes the access-log line. A wrong
 /// password or an unfinished handshake is closed unlogged.
-pub async fn run(server: Arc<Server>, mut stream: TcpStream, peer: SocketAddr, mount: String) {
+pub async fn run(server: Arc<Server>, mut stream: Conn, peer: SocketAddr, mount: String) {
     let config = server.config();
     let deadline = tokio::time::Instant::now() + config.limits.header_timeout;
     let mut buf = BytesMut::with_capacity(1024);

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::Conn;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::{SourceSession, StartError};
 use crate::config::Config;
@@ -65,7 +65,7 @@ pub fn warn_refused(config: &Config, mount: &str, peer: &SocketAddr, why: Source
 /// happened, writes its access-log line.
 pub async fn run(
     server: Arc<Server>,
-    mut stream: TcpStream,
+    mut stream: Conn,
     head: RequestHead,
     rest: Bytes,
     peer: SocketAddr,

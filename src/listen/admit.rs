@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
+use crate::net::Conn;
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 use super::writer::IcyState;
 use super::{Session, client_gone};
@@ -50,7 +50,7 @@ async fn await_live(
     server: &Server,
     mut mount: Arc<Mount>,
     path: &str,
-    stream: &mut TcpStream,
+    stream: &mut Conn,
 ) -> Option<Arc<Mount>> {
     let deadline = tokio::time::Instant::now() + STANDBY_WAIT;
     while mount.is_standby() {
@@ -105,7 +105,7 @@ const NOT_FOUND: &str = "The file you requested could not be found";
 /// register the listener. Fills in the record's user; outcome metrics are counted here.
 pub(super) async fn admit(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     head: RequestHead,
     peer: SocketAddr,
     mount: Arc<Mount>,

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::net::Conn;
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 use crate::format::Block;
 use crate::http::RequestHead;
@@ -50,7 +50,7 @@ const REPLY_TIME: Duration = Duration::from_secs(5);
 /// request's record, dropped on the way out whatever happened, writes its access-log line.
 pub async fn serve(
     server: Arc<Server>,
-    mut stream: TcpStream,
+    mut stream: Conn,
     head: RequestHead,
     peer: SocketAddr,
     mount: Arc<Mount>,
@@ -141,10 +141,11 @@ fn coalesce_pause(flush_interval: Duration, last_pause: Duration, last_batch: us
 }
 
 /// Has the client hung up? Players send nothing after their request, so readability means
-/// EOF or an error; stray bytes are read and dropped.
-pub(crate) fn client_gone(stream: &TcpStream) -> bool {
+/// EOF or an error; stray bytes are read and dropped. Over TLS this looks at the TCP socket
+/// underneath: what a player sends there (a close_notify) is dropped the same way.
+pub(crate) fn client_gone(stream: &Conn) -> bool {
     let mut buf = [0u8; 256];
-    match stream.try_read(&mut buf) {
+    match stream.tcp().try_read(&mut buf) {
         Ok(0) => true,
         Ok(_) => false,
         Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
@@ -169,7 +170,7 @@ impl Session {
     async fn run(
         &mut self,
         server: &Server,
-        stream: &mut TcpStream,
+        stream: &mut Conn,
         response: Bytes,
         kick: &Kick,
         id: u64,
@@ -300,7 +301,7 @@ impl Session {
     }
 
     /// Wait until the mount has something new for us, or a reason to leave.
-    async fn wait_for_source(&self, stream: &TcpStream, kick: &Kick) -> Option<Exit> {
+    async fn wait_for_source(&self, stream: &Conn, kick: &Kick) -> Option<Exit> {
         // Register for the wake-up first, then look again, so a block pushed in between
         // is not missed.
         let notified = self.mount.notified();

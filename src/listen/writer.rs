@@ -5,9 +5,9 @@
 use std::io::IoSlice;
 use std::time::Duration;
 
+use crate::net::Conn;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::mount::{Mount, Seq};
 
@@ -83,7 +83,7 @@ pub enum WriteError {
 /// Write every buffer in order. While the socket is blocked, check every `lag_check` whether
 /// the queue has moved more than queue-size past `cursor`; if so the listener is dropped.
 pub async fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     bufs: &[Bytes],
     mount: &Mount,
     cursor: Seq,
@@ -101,7 +101,7 @@ pub async fn write_all(
         written = n;
         advance(bufs, &mut idx, &mut off, n);
     }
-    if idx == bufs.len() {
+    if idx == bufs.len() && !stream.has_pending_output() {
         return Ok(written);
     }
     // The waiting path is boxed: its timer and write future would otherwise be part of
@@ -119,7 +119,7 @@ pub async fn write_all(
 
 /// The rest of a write the socket could not take at once.
 async fn write_rest(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     bufs: &[Bytes],
     mount: &Mount,
     cursor: Seq,
@@ -142,6 +142,17 @@ async fn write_rest(
         }
         written += n;
         advance(bufs, &mut idx, &mut off, n);
+    }
+    // TLS records still in the send buffer go out before the listener pauses.
+    while stream.has_pending_output() {
+        tokio::select! {
+            r = stream.flush() => r.map_err(WriteError::Io)?,
+            _ = tokio::time::sleep(lag_check) => {
+                if mount.is_lagged(cursor) {
+                    return Err(WriteError::Lagged);
+                }
+            }
+        }
     }
     Ok(written)
 }

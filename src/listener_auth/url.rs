@@ -41,9 +41,11 @@ pub async fn post(
     body: &str,
     user_agent: &str,
     timeout: Duration,
+    ca_file: Option<std::path::PathBuf>,
 ) -> Result<ResponseHead, ClientError> {
     let url = Url::parse(url).ok_or_else(|| ClientError::Url(url.to_string()))?;
     let opts = Options {
+        ca_file,
         connect_timeout: timeout,
         response_timeout: timeout,
         ..Options::default()
@@ -82,6 +84,7 @@ pub struct Removal {
     after: String,
     user_agent: String,
     timeout: Duration,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Removal {
@@ -93,7 +96,15 @@ impl Removal {
                 .credentials
                 .as_ref()
                 .map(|(u, p)| (u.as_str(), p.as_str()));
-            if let Err(e) = post(&self.url, creds, &body, &self.user_agent, self.timeout).await {
+            let sent = post(
+                &self.url,
+                creds,
+                &body,
+                &self.user_agent,
+                self.timeout,
+                self.ca_file,
+            );
+            if let Err(e) = sent.await {
                 tracing::warn!(url = %self.url, "auth listener_remove failed: {e}");
             }
         });
@@ -145,6 +156,7 @@ pub async fn listener_add(
         &body,
         &config.server_id,
         auth.timeout,
+        auth.ca_file.clone(),
     )
     .await
     {
@@ -175,6 +187,7 @@ pub async fn listener_add(
             after: tail,
             user_agent: config.server_id.clone(),
             timeout: auth.timeout,
+            ca_file: auth.ca_file.clone(),
         })
     });
     Some(Login {

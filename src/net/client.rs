@@ -1,20 +1,25 @@
 //! The one HTTP/1 client's I/O, used by relays, the master poller, push relays, URL auth and
 //! Gen C header fetches: connect (from a bind address if asked) under a timeout, send a
 //! request, read the response head under its cap and a deadline, follow redirects, read
-//! bodies under a cap. Bytes and parsing are [`crate::http::client`]'s; this only moves them.
+//! bodies under a cap. `https://` URLs get TLS, verified against the system's roots or the
+//! target's own `ca-file` ([`crate::tls::client`]). Bytes and parsing are
+//! [`crate::http::client`]'s; this only moves them.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
+
+use super::Conn;
 
 use crate::http::client::{
     Body, BodyError, HeadError, RedirectError, RedirectPolicy, Request, ResponseHead,
     parse_response,
 };
-use crate::http::url::Url;
+use crate::http::url::{Scheme, Url};
 
 /// icecast's relay connect timeout; the default for every caller.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,8 +27,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How one exchange connects and waits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
+    /// For `https://`: trust only the CAs in this PEM file instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
     /// The local address to connect from; only remote addresses of its family are tried.
     pub bind: Option<IpAddr>,
     pub connect_timeout: Duration,
@@ -35,6 +42,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            ca_file: None,
             bind: None,
             connect_timeout: CONNECT_TIMEOUT,
             response_timeout: RESPONSE_TIMEOUT,
@@ -45,7 +53,7 @@ impl Default for Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("not a usable http:// URL: {0:?}")]
+    #[error("not a usable http:// or https:// URL: {0:?}")]
     Url(String),
     #[error("cannot resolve {0}")]
     Resolve(String),
@@ -55,6 +63,8 @@ pub enum ClientError {
     ConnectTimeout(String),
     #[error("connect to {0}: {1}")]
     Connect(String, std::io::Error),
+    #[error("TLS to {0}: {1}")]
+    Tls(String, String),
     #[error("sending the request: {0}")]
     Send(std::io::Error),
     #[error("timed out waiting for the response")]
@@ -81,7 +91,7 @@ pub struct Response {
     /// The URL finally answered (after redirects).
     pub url: Url,
     pub head: ResponseHead,
-    pub stream: TcpStream,
+    pub stream: Conn,
     pub peer: SocketAddr,
     /// Bytes that arrived after the head: the start of the body, or (after a `100
     /// Continue`) of the next head.
@@ -100,7 +110,7 @@ pub async fn request(
     let mut hops = 0;
     loop {
         let mut stream = connect(&url, opts).await?;
-        let peer = stream.peer_addr().map_err(ClientError::Receive)?;
+        let peer = stream.tcp().peer_addr().map_err(ClientError::Receive)?;
         let deadline = tokio::time::Instant::now() + opts.response_timeout;
         let bytes = build(&url).to_bytes();
         tokio::time::timeout_at(deadline, stream.write_all(&bytes))
@@ -126,8 +136,10 @@ pub async fn request(
     }
 }
 
-/// Connect to `url`'s host, trying each address, under the connect timeout.
-pub async fn connect(url: &Url, opts: &Options) -> Result<TcpStream, ClientError> {
+/// Connect to `url`'s host, trying each address, and for `https://` complete the TLS
+/// handshake (the server's certificate verified for the URL's host), all under the connect
+/// timeout.
+pub async fn connect(url: &Url, opts: &Options) -> Result<Conn, ClientError> {
     let authority = url.authority();
     let bind = opts.bind;
     let attempt = async {
@@ -152,7 +164,10 @@ pub async fn connect(url: &Url, opts: &Options) -> Result<TcpStream, ClientError
             match socket.connect(addr).await {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(s);
+                    return match url.scheme {
+                        Scheme::Http => Ok(Conn::Plain(s)),
+                        Scheme::Https => tls_connect(url, s, opts).await,
+                    };
                 }
                 Err(e) => last = ClientError::Connect(authority.clone(), e),
             }
@@ -164,9 +179,27 @@ pub async fn connect(url: &Url, opts: &Options) -> Result<TcpStream, ClientError
         .map_err(|_| ClientError::ConnectTimeout(authority.clone()))?
 }
 
+/// The TLS handshake with `url`'s host over `tcp`.
+async fn tls_connect(
+    url: &Url,
+    tcp: tokio::net::TcpStream,
+    opts: &Options,
+) -> Result<Conn, ClientError> {
+    let fail = |e: String| ClientError::Tls(url.authority(), e);
+    let config =
+        crate::tls::client::config(opts.ca_file.as_deref()).map_err(|e| fail(e.to_string()))?;
+    let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+        .map_err(|e| fail(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Conn::Tls(Box::new(tokio_rustls::TlsStream::Client(tls))))
+}
+
 /// Read until a complete head; returns it and the bytes after it.
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     deadline: tokio::time::Instant,
 ) -> Result<(ResponseHead, Bytes), ClientError> {
     let mut buf = BytesMut::with_capacity(1024);

@@ -3,9 +3,11 @@
 //! everything else to axum through a prefix-replaying IO (hyper cannot read bodies that run
 //! until close, nor send `100 Continue`). Every path takes its request through admission,
 //! reply head and body; the request's [`RequestRecord`] logs it when done. [`client`] is the
-//! outgoing side: the I/O of the one HTTP/1 client.
+//! outgoing side: the I/O of the one HTTP/1 client. Every connection, either way, is a
+//! [`Conn`]: plain TCP or TLS, told apart by the first byte a client sends ([`conn::open`]).
 
 pub mod client;
+pub mod conn;
 pub mod prefixed;
 pub mod record;
 
@@ -18,11 +20,14 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::{Config, HttpHeader};
+use crate::config::{Config, HttpHeader, TlsMode};
 use crate::http::{self, RequestHead};
 use crate::log_throttle::LogThrottle;
 use crate::server::{ClientGuard, Server};
+use crate::tls::Certificates;
 use crate::{admin, door, ingest, listen, web};
+pub use conn::Conn;
+use conn::Opened;
 pub use record::RequestRecord;
 
 /// What a bound socket speaks.
@@ -39,6 +44,8 @@ pub struct BoundSocket {
     pub kind: PortKind,
     /// Trusted proxies' connections start with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// TLS on this socket (always `Off` for a SHOUTcast port).
+    pub tls: TlsMode,
 }
 
 /// Bind every configured socket. A socket without `bind-address` listens on IPv6 `::` with
@@ -70,6 +77,7 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
                 listener,
                 kind: PortKind::Http,
                 proxy_protocol,
+                tls: l.tls,
             });
             if let Some(mount) = &l.shoutcast_mount {
                 // Validation refuses shoutcast-mount on port 65535, so port + 1 exists.
@@ -81,6 +89,7 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<BoundSocket>> {
                         mount: mount.clone(),
                     },
                     proxy_protocol,
+                    tls: TlsMode::Off,
                 });
             }
         }
@@ -121,13 +130,24 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// How one socket does TLS: its mode, and the live certificates.
+#[derive(Debug)]
+pub struct SocketTls {
+    pub mode: TlsMode,
+    pub certs: Arc<Certificates>,
+}
+
 /// Accept until shutdown. Accept errors (EMFILE under load) back off briefly instead of
 /// spinning or exiting: the clients already connected keep being served.
-pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket) {
+pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket, certs: Arc<Certificates>) {
     let kind = Arc::new(socket.kind);
     let proxy_protocol = socket.proxy_protocol;
     // At fd exhaustion accept fails every 50 ms: log the first, then one per interval.
     let accept_errors = LogThrottle::new(Duration::from_secs(10));
+    let tls = Arc::new(SocketTls {
+        mode: socket.tls,
+        certs,
+    });
     loop {
         let shutdown = server.shutdown_notified();
         if server.is_shutting_down() {
@@ -143,9 +163,9 @@ pub async fn accept_loop(server: Arc<Server>, socket: BoundSocket) {
                     tracing::warn!("accept works again; earlier failures{suppressed}");
                 }
                 let server = server.clone();
-                let kind = kind.clone();
+                let (kind, tls) = (kind.clone(), tls.clone());
                 tokio::spawn(async move {
-                    handle_connection(server, stream, peer, &kind, proxy_protocol).await;
+                    handle_connection(server, stream, peer, &kind, proxy_protocol, &tls).await;
                 });
             }
             Err(e) => {
@@ -177,6 +197,7 @@ async fn handle_connection(
     mut peer: SocketAddr,
     kind: &PortKind,
     proxy_protocol: bool,
+    tls: &SocketTls,
 ) {
     // Who is really there, from a trusted balancer's PROXY header (it precedes TLS and HTTP).
     // `peer` is reassigned, not shadowed: every copy would stay in the task's state.
@@ -187,7 +208,7 @@ async fn handle_connection(
     let config = server.config();
     let Some(_guard) = ClientGuard::admit(&server, config.limits.clients) else {
         Reply::error(&config, &[], 403, "Icecast connection limit reached")
-            .send(&mut stream, Duration::from_secs(2))
+            .send(&mut Conn::Plain(stream), Duration::from_secs(2))
             .await;
         return;
     };
@@ -198,29 +219,31 @@ async fn handle_connection(
         Ok(slot) => slot,
         Err(refusal) => {
             // On its own task: awaiting it here would enlarge every connection's task.
-            tokio::spawn(refuse(stream, refusal));
+            tokio::spawn(refuse(Conn::Plain(stream), refusal));
             return;
         }
     };
     if let PortKind::Shoutcast { mount } = kind {
         Box::pin(ingest::shoutcast::run(
             server.clone(),
-            stream,
+            Conn::Plain(stream),
             peer,
             mount.clone(),
         ))
         .await;
         return;
     }
-    let header_timeout = config.limits.header_timeout;
+    // One budget for the TLS handshake and the request head: a client that trickles either
+    // holds its task no longer than the header timeout.
+    let deadline = tokio::time::Instant::now() + config.limits.header_timeout;
     // Not held for as long as the request runs: a listener would keep an old config alive.
     drop(config);
-    let (head, raw, rest) = match read_head(&mut stream, header_timeout).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::debug!(%peer, "closing: {e}");
-            return;
-        }
+    // Boxed: the handshake's and the head reading's state would otherwise size every
+    // listener's task.
+    let Some((stream, head, raw, rest)) =
+        Box::pin(open_request(&server, stream, peer, tls, deadline)).await
+    else {
+        return;
     };
     // Behind a trusted proxy: the client's address (X-Forwarded-For) goes through the door.
     // From here on `peer` is the client's address everywhere.
@@ -277,6 +300,52 @@ async fn handle_connection(
     }
 }
 
+/// TLS or plain (by the first byte), then the request head, both by `deadline`. `None` when
+/// the connection is done: closed, timed out, or refused for plain HTTP on a TLS-only socket.
+async fn open_request(
+    server: &Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &SocketTls,
+    deadline: tokio::time::Instant,
+) -> Option<(Conn, RequestHead, Bytes, Bytes)> {
+    let mut stream = match conn::open(stream, tls.mode, &tls.certs, deadline).await {
+        Ok(Opened::Conn(c)) => c,
+        Ok(Opened::PlainRefused(tcp)) => {
+            refuse_plain(server, Conn::Plain(tcp), peer, deadline).await;
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(%peer, "closing: {e}");
+            return None;
+        }
+    };
+    match read_head(&mut stream, deadline).await {
+        Ok((head, raw, rest)) => Some((stream, head, raw, rest)),
+        Err(e) => {
+            tracing::debug!(%peer, "closing: {e}");
+            None
+        }
+    }
+}
+
+/// Plain HTTP on a `tls = "required"` socket: a 400 that says to use https://, logged with
+/// its request line (a client that sends no complete head is just closed).
+async fn refuse_plain(
+    server: &Arc<Server>,
+    mut stream: Conn,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+) {
+    let Ok((head, _, _)) = read_head(&mut stream, deadline).await else {
+        return;
+    };
+    let mut record = RequestRecord::for_head(server, &head, &peer);
+    let reply = Reply::error(&server.config(), &[], 400, conn::PLAIN_REFUSED);
+    record.status = reply.status;
+    reply_and_close(&mut stream, &reply.bytes).await;
+}
+
 /// A reply that ends a request before any body: a refusal, or a complete answer (HEAD,
 /// OPTIONS). The path that decided it sends it and puts its status in the request's record.
 #[derive(Debug)]
@@ -302,13 +371,13 @@ impl Reply {
     }
 
     /// Send it, giving up on a client that does not take it `within` that time.
-    pub async fn send(&self, stream: &mut TcpStream, within: Duration) {
+    pub async fn send(&self, stream: &mut Conn, within: Duration) {
         let _ = tokio::time::timeout(within, stream.write_all(&self.bytes)).await;
     }
 }
 
 /// Answer a refusal from the door, or close without a word.
-async fn refuse(mut stream: TcpStream, reply: Option<Reply>) {
+async fn refuse(mut stream: Conn, reply: Option<Reply>) {
     if let Some(reply) = reply {
         reply_and_close(&mut stream, &reply.bytes).await;
     }
@@ -324,7 +393,7 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 /// kernel send a reset, which can destroy the reply before the client reads it (the "403
 /// with an empty body"). So: reply, end our side, then read and drop what the client still
 /// sends until it closes, bounded in bytes and time.
-pub async fn reply_and_close(stream: &mut TcpStream, reply: &[u8]) {
+pub async fn reply_and_close(stream: &mut Conn, reply: &[u8]) {
     let drain = async {
         stream.write_all(reply).await?;
         stream.shutdown().await?;
@@ -357,15 +426,14 @@ pub enum HeadError {
     Io(#[from] std::io::Error),
 }
 
-/// Read one request head under the size cap and timeout. Returns the parsed head, its raw
+/// Read one request head under the size cap, by `deadline`. Returns the parsed head, its raw
 /// bytes and whatever arrived after it (audio sent together with a SOURCE head is kept).
 pub async fn read_head(
-    stream: &mut TcpStream,
-    timeout: Duration,
+    stream: &mut Conn,
+    deadline: tokio::time::Instant,
 ) -> Result<(RequestHead, Bytes, Bytes), HeadError> {
     // Players send a few hundred bytes; grow only for the rare large head.
     let mut buf = BytesMut::with_capacity(512);
-    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if let Some(end) = http::find_head_end(&buf) {
             let head = http::parse_head(&buf[..end])?;
@@ -407,14 +475,18 @@ mod tests {
             None,
         ));
         let head = http::parse_head(b"GET /m HTTP/1.0\r\n\r\n").unwrap();
-        let serve = listen::serve(server.clone(), stream, head, peer, mount);
+        let serve = listen::serve(server.clone(), Conn::Plain(stream), head, peer, mount);
         let serve_size = std::mem::size_of_val(&serve);
         drop(serve);
         let (stream, peer) = {
             let _c = TcpStream::connect(addr).await.unwrap();
             socket.accept().await.unwrap()
         };
-        let task = handle_connection(server, stream, peer, &PortKind::Http, false);
+        let tls = SocketTls {
+            mode: TlsMode::Auto,
+            certs: Default::default(),
+        };
+        let task = handle_connection(server, stream, peer, &PortKind::Http, false, &tls);
         let task_size = std::mem::size_of_val(&task);
         eprintln!("listen::serve future: {serve_size} bytes; connection task: {task_size} bytes");
         drop(client);

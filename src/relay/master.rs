@@ -34,10 +34,16 @@ fn streamlist_request(user: &str, password: &str) -> Request {
 /// Fetch the master's `/admin/streamlist.txt`. Only `HTTP/1.0 200` and `HTTP/1.1 200` count
 /// as success, as in icecast.
 async fn fetch_streamlist(cfg: &MasterConfig) -> Result<String, ClientError> {
-    let url = Url::new(&cfg.server, cfg.port, "/admin/streamlist.txt")
-        .ok_or_else(|| ClientError::Resolve(cfg.server.clone()))?;
+    let port = cfg.tls.port.unwrap_or(cfg.port);
+    let url = Url::new(&cfg.server, port, "/admin/streamlist.txt")
+        .ok_or_else(|| ClientError::Resolve(cfg.server.clone()))?
+        .with_tls(cfg.tls.port.is_some());
     let request = |_: &Url| streamlist_request(&cfg.username, &cfg.password);
-    let mut list = client::request(&url, request, &Options::default()).await?;
+    let opts = Options {
+        ca_file: cfg.tls.ca_file.clone(),
+        ..Options::default()
+    };
+    let mut list = client::request(&url, request, &opts).await?;
     if list.head.status != 200 || list.head.protocol == Protocol::Icy {
         return Err(ClientError::Status(list.head.status, list.head.reason));
     }
@@ -211,6 +217,7 @@ pub async fn run(server: Arc<Server>, cfg: MasterConfig, mut stop: Stop) {
                         on_demand: cfg.on_demand,
                         bind: None,
                         timing: cfg.timing,
+                        ca_file: None,
                     };
                     let listed = Listed {
                         missing_since: None,
@@ -277,6 +284,8 @@ mod tests {
                 Url::new("other.example", 9000, "/x.mp3").unwrap(),
             ),
             ("/y".into(), Url::new("third", 80, "/y").unwrap()),
+            // A master may list TLS upstreams.
+            ("/q".into(), Url::parse("https://z/q").unwrap()),
         ];
         assert_eq!(got, want);
         assert!(parse_streamlist("", "m", 1).is_empty());

@@ -50,6 +50,8 @@ pub struct PullRelay {
     pub on_demand: bool,
     pub bind: Option<IpAddr>,
     pub timing: RelayTiming,
+    /// For an `https://` upstream: trust only this CA file, not the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl PullRelay {
@@ -61,7 +63,8 @@ impl PullRelay {
         };
         Some(PullRelay {
             local_mount: r.local_mount.clone(),
-            url: Url::new(&r.server, r.port, &r.mount)?,
+            url: Url::new(&r.server, r.port, &r.mount)?.with_tls(r.tls.enabled),
+            ca_file: r.tls.ca_file.clone(),
             request: StreamRequest {
                 user_agent: server_id.to_string(),
                 icy_metadata: r.relay_metadata,
@@ -425,7 +428,7 @@ async fn open_unless_stopped(
         return None;
     }
     tokio::select! {
-        r = upstream::open(&relay.url, &relay.request, relay.bind) => Some(r),
+        r = upstream::open(&relay.url, &relay.request, relay.bind, relay.ca_file.clone()) => Some(r),
         _ = shutdown => None,
         _ = stop.requested() => None,
     }

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::net::Conn;
 use bytes::{Buf, Bytes};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::push_proto::{self, Login, MetadataReply, Method, ReplyTracker, Target, Verdict};
@@ -180,7 +180,7 @@ async fn login(
     mount: &Mount,
     method: Method,
     bind: Option<IpAddr>,
-) -> Result<(TcpStream, ReplyTracker), Failure> {
+) -> Result<(Conn, ReplyTracker), Failure> {
     state.count_attempt();
     let target = &state.target;
     let url = target
@@ -189,6 +189,7 @@ async fn login(
     let request = push_proto::source_request(method, target, &mount.info().stream, &mount.codec());
     let opts = Options {
         bind,
+        ca_file: target.tls.ca_file.clone(),
         response_timeout: REPLY_TIMEOUT,
         ..Options::default()
     };
@@ -303,7 +304,7 @@ async fn stream_to(
     server: &Server,
     state: &PushState,
     mount: &Arc<Mount>,
-    mut stream: TcpStream,
+    mut stream: Conn,
     mut tracker: ReplyTracker,
     f: &mut Follow,
     titles: &watch::Sender<Option<String>>,
@@ -365,7 +366,7 @@ async fn stream_to(
             _ = tokio::time::sleep(IDLE_TICK) => {}
             r = stream.readable() => {
                 if r.is_ok() {
-                    check_remote(&stream, &mut tracker)?;
+                    check_remote(&mut stream, &mut tracker)?;
                 }
             }
         }
@@ -374,7 +375,7 @@ async fn stream_to(
 
 /// Read what the remote sent while we stream: EOF or a late refusal ends the session, other
 /// bytes (icecast's `200 OK` after the 100) are dropped.
-fn check_remote(stream: &TcpStream, tracker: &mut ReplyTracker) -> Result<(), Failure> {
+fn check_remote(stream: &mut Conn, tracker: &mut ReplyTracker) -> Result<(), Failure> {
     let mut buf = [0u8; 1024];
     match stream.try_read(&mut buf) {
         Ok(0) => Err(Failure::new("remote closed the connection")),
@@ -395,7 +396,7 @@ fn check_remote(stream: &TcpStream, tracker: &mut ReplyTracker) -> Result<(), Fa
 /// `Bytes` handles (no copy). While blocked, give up when the mount's queue has moved past
 /// `cursor` (the remote is a queue behind) or nothing was accepted for WRITE_STALL.
 async fn write_out(
-    stream: &mut TcpStream,
+    stream: &mut Conn,
     out: &mut Vec<Bytes>,
     mount: &Mount,
     cursor: Seq,
@@ -443,6 +444,14 @@ async fn write_out(
                     )));
                 }
             }
+        }
+    }
+    // Over TLS, records the socket did not take yet go out before the push waits for more.
+    if stream.has_pending_output() {
+        match tokio::time::timeout(WRITE_STALL, stream.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::new(format!("write to the remote: {e}"))),
+            Err(_) => return Err(Failure::new("remote accepted no data")),
         }
     }
     out.clear();
@@ -503,6 +512,7 @@ async fn send_title(
     let exchange = async {
         let opts = Options {
             bind,
+            ca_file: target.tls.ca_file.clone(),
             response_timeout: REPLY_TIMEOUT,
             ..Options::default()
         };

@@ -36,6 +36,8 @@ pub struct Target {
     pub username: String,
     pub password: String,
     pub user_agent: String,
+    /// `https://`, and whom to trust.
+    pub tls: crate::config::ClientTls,
 }
 
 impl Target {
@@ -50,13 +52,15 @@ impl Target {
 
     /// The remote stream's URL without credentials, for logs and status.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.host_header(), self.mount)
+        let scheme = if self.tls.enabled { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.host_header(), self.mount)
     }
 
     /// Where to connect: the remote mount as a request path. `None` when the host is not
     /// one a URL can name.
     pub fn endpoint(&self) -> Option<Url> {
         Url::new(&self.host, self.port, &encode_path(&self.mount))
+            .map(|u| u.with_tls(self.tls.enabled))
     }
 }
 
@@ -342,6 +346,7 @@ mod tests {
             username: "source".into(),
             password: "hackme".into(),
             user_agent: "floecast/0.1.0".into(),
+            tls: Default::default(),
         }
     }
 

@@ -42,6 +42,7 @@ impl PushState {
             username: config.username.clone(),
             password: config.password.clone(),
             user_agent: format!("floecast/{}", env!("CARGO_PKG_VERSION")),
+            tls: config.tls.clone(),
         };
         PushState {
             config,

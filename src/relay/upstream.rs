@@ -39,9 +39,11 @@ pub async fn open(
     url: &Url,
     req: &StreamRequest,
     bind: Option<IpAddr>,
+    ca_file: Option<std::path::PathBuf>,
 ) -> Result<Response, ClientError> {
     let opts = Options {
         bind,
+        ca_file,
         redirects: RedirectPolicy::Follow(MAX_REDIRECTS),
         ..Options::default()
     };

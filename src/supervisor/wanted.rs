@@ -127,6 +127,7 @@ mod tests {
             on_demand: false,
             bind: None,
             timing: Default::default(),
+            tls: Default::default(),
         }
     }
 
@@ -165,6 +166,7 @@ mod tests {
             update_interval: std::time::Duration::from_secs(120),
             on_demand: false,
             timing: Default::default(),
+            tls: Default::default(),
         });
         let b = a.clone();
         assert_eq!(master(&a), master(&b));
@@ -238,6 +240,7 @@ mod tests {
             password: "pw".into(),
             protocol: Default::default(),
             bind: None,
+            tls: Default::default(),
         };
         a.pushes = vec![p.clone()];
         assert_eq!(pushes(&a)[0].0, "remote.example:8000/r");

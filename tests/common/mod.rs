@@ -42,6 +42,7 @@ pub fn test_config() -> Config {
             port: 0,
             bind_address: Some("127.0.0.1".into()),
             shoutcast_mount: None,
+            tls: Default::default(),
         }],
         ..Config::default()
     };

@@ -25,12 +25,6 @@ pub(super) fn top_level(w: &mut Writer<'_>, root: &Element) -> Result<(), Config
                 name,
                 "static files get their type from a built-in table",
             ),
-            "master-ssl-port" => w.ignored(
-                ROOT,
-                el,
-                name,
-                "an icecast-kh option: the master is polled over plain HTTP on master-server-port",
-            ),
             "master-bind" => w.ignored(
                 ROOT,
                 el,
@@ -58,6 +52,7 @@ pub(super) fn top_level(w: &mut Writer<'_>, root: &Element) -> Result<(), Config
             | "master-username"
             | "master-password"
             | "master-update-interval"
+            | "master-ssl-port"
             | "relay"
             | "limits"
             | "authentication"
@@ -220,15 +215,43 @@ pub(super) fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<()
                     w.set(access, &key, c.value(), c, &option);
                 }
                 "deny-ip" | "allow-ip" => w.ignored(id, c, &option, "empty"),
-                "ssl-certificate" | "ssl-allowed-ciphers" => w.ignored(
+                // Read below: one [[tls]] certificate from both.
+                "ssl-certificate" | "ssl-private-key" => {}
+                "ssl-allowed-ciphers" => w.ignored(
                     id,
                     c,
                     &option,
-                    "TLS is not supported yet; terminate TLS in a proxy",
+                    "rustls offers only its own modern cipher suites (TLS 1.2 and 1.3)",
                 ),
                 _ => w.ignored(id, c, &option, "unknown path option"),
             }
         }
+    }
+    // icecast2's <ssl-certificate> holds the chain and the key; icecast-kh's
+    // <ssl-private-key> names a separate key file.
+    let paths_last = |name: &str| {
+        root.children_named("paths")
+            .filter_map(|p| last(p, name))
+            .last()
+            .filter(|e| !e.value().is_empty())
+    };
+    match (paths_last("ssl-certificate"), paths_last("ssl-private-key")) {
+        (Some(cert), key) => {
+            let id = w
+                .doc
+                .push("tls", Origin::new(cert.line, "paths.ssl-certificate"));
+            w.text(id, "certificate", cert, "paths.ssl-certificate");
+            if let Some(key) = key {
+                w.text(id, "private-key", key, "paths.ssl-private-key");
+            }
+        }
+        (None, Some(key)) => w.ignored(
+            ROOT,
+            key,
+            "paths.ssl-private-key",
+            "there is no <ssl-certificate> for it",
+        ),
+        (None, None) => {}
     }
     for l in root.children_named("logging") {
         let id = w.doc.table("logging", Origin::new(l.line, "logging"));

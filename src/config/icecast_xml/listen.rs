@@ -1,5 +1,5 @@
 //! `<listen-socket>`s (and the legacy top-level `<port>` and `<shoutcast-mount>`) as
-//! `[[listen]]` tables; TLS-only sockets are refused loudly.
+//! `[[listen]]` tables; a socket with `<ssl>1` becomes `tls = "required"`.
 
 use super::writer::{ROOT, Writer};
 use super::xml::{Element, last};
@@ -77,13 +77,14 @@ fn write_sockets(w: &mut Writer<'_>, root: &Element) -> Result<bool, ConfigError
         if is_set(w, s, "shoutcast-compat")? {
             let mount = last(s, "shoutcast-mount").map(|m| m.value().to_string());
             compat_ports.push((port, mount));
-        } else if !is_set(w, s, "ssl")? {
+        } else {
             http_ports.push(port);
         }
     }
 
-    let mut opened = 0;
-    let mut first_tls: Option<&Element> = None;
+    let have_certificate = root
+        .children_named("paths")
+        .any(|p| last(p, "ssl-certificate").is_some_and(|c| !c.value().is_empty()));
     for s in &sockets {
         let port = match port_of(w, s)? {
             Some(p) => p,
@@ -98,21 +99,19 @@ fn write_sockets(w: &mut Writer<'_>, root: &Element) -> Result<bool, ConfigError
                 8000
             }
         };
-        if is_set(w, s, "ssl")? {
+        let tls = is_set(w, s, "ssl")? && !is_set(w, s, "shoutcast-compat")?;
+        if tls && !have_certificate {
             let ssl = last(s, "ssl").unwrap_or(s);
-            first_tls.get_or_insert(ssl);
-            w.danger(
-                ROOT,
-                ssl,
+            return Err(ConfigError::at(
+                w.origin,
+                Some(ssl.line),
                 "listen-socket.ssl",
                 format!(
-                    "TLS is not supported yet, so port {port} is NOT opened (floecast would \
-                     otherwise serve plain HTTP where clients expect TLS). Terminate TLS in a \
-                     proxy (nginx, haproxy, stunnel) on port {port} that forwards to a plain \
-                     <listen-socket>, or remove this socket."
+                    "port {port} is TLS-only (<ssl>1) but <paths> names no <ssl-certificate>: \
+                     add one (a PEM file with the certificate chain and its key, or with \
+                     <ssl-private-key> for a separate key)"
                 ),
-            );
-            continue;
+            ));
         }
         if is_set(w, s, "shoutcast-compat")? {
             if !http_ports.contains(&(port - 1)) {
@@ -145,6 +144,10 @@ fn write_sockets(w: &mut Writer<'_>, root: &Element) -> Result<bool, ConfigError
         let id = w.doc.push("listen", Origin::new(s.line, "listen-socket"));
         let port_el = last(s, "port").unwrap_or(s);
         w.set(id, "port", port, port_el, "listen-socket.port");
+        if tls {
+            let ssl = last(s, "ssl").unwrap_or(s);
+            w.set(id, "tls", "required", ssl, "listen-socket.ssl");
+        }
         for c in &s.children {
             let option = format!("listen-socket.{}", c.name);
             match c.name.as_str() {
@@ -171,19 +174,6 @@ fn write_sockets(w: &mut Writer<'_>, root: &Element) -> Result<bool, ConfigError
                     "listen-socket.shoutcast-compat",
                 );
             }
-        }
-        opened += 1;
-    }
-    if opened == 0 {
-        if let Some(tls) = first_tls {
-            return Err(ConfigError::at(
-                w.origin,
-                Some(tls.line),
-                "listen-socket.ssl",
-                "every <listen-socket> is TLS-only (<ssl>1), and floecast cannot serve TLS yet: \
-                 add a plain <listen-socket> (with a TLS proxy in front of it if needed)"
-                    .into(),
-            ));
         }
     }
     Ok(global_used)

@@ -100,8 +100,11 @@ pub(super) fn listener_auth(
                 continue;
             }
         };
-        if (key == "listener-add" || key == "listener-remove") && !value.starts_with("http://") {
-            let why = "only http:// backends are supported (floecast has no TLS client)";
+        if (key == "listener-add" || key == "listener-remove")
+            && !value.starts_with("http://")
+            && !value.starts_with("https://")
+        {
+            let why = "only http:// and https:// backends are supported";
             if key == "listener-add" {
                 w.danger(id, o, &named, format!("ignored: {why}; {open}"));
                 unusable = true;

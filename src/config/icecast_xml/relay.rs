@@ -13,6 +13,8 @@ pub(super) fn master(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigErr
         ("master-username", "username"),
         ("master-password", "password"),
         ("master-update-interval", "update-interval"),
+        // icecast-kh: the stream list comes over TLS from this port.
+        ("master-ssl-port", "tls-port"),
     ];
     let present: Vec<&Element> = root
         .children
@@ -46,7 +48,7 @@ pub(super) fn master(w: &mut Writer<'_>, root: &Element) -> Result<(), ConfigErr
             continue;
         };
         match *key {
-            "port" | "update-interval" => w.number(id, key, el, &el.name)?,
+            "port" | "update-interval" | "tls-port" => w.number(id, key, el, &el.name)?,
             _ => w.text(id, key, el, &el.name),
         }
     }

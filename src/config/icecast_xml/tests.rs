@@ -1,7 +1,7 @@
 //! Whole icecast.xml documents converted and loaded: every option mapped or warned about.
 
 use super::*;
-use crate::config::{Config, Severity};
+use crate::config::{CertificateFiles, Config, Severity, TlsMode};
 
 fn convert(xml: &str) -> Converted {
     to_toml(xml, "icecast.xml").unwrap_or_else(|e| panic!("{e}"))
@@ -82,7 +82,8 @@ fn rich_config_maps_every_option() {
   <mount type="default"><max-listeners>50</max-listeners></mount>
   <paths><basedir>/usr/share/icecast2</basedir><logdir>/var/log/icecast2</logdir>
 <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
-<pidfile>/run/icecast.pid</pidfile><alias source="/" destination="/status.xsl"/></paths>
+<pidfile>/run/icecast.pid</pidfile><alias source="/" destination="/status.xsl"/>
+<ssl-certificate>/etc/ssl/radio.pem</ssl-certificate><ssl-private-key>/etc/ssl/radio.key</ssl-private-key></paths>
   <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>4</loglevel>
 <logsize>10000</logsize></logging>
   <security><chroot>0</chroot></security>
@@ -98,16 +99,27 @@ fn rich_config_maps_every_option() {
     assert_eq!(config.limits.header_timeout.as_secs(), 20);
     assert_eq!(config.auth.admin_user, "boss");
     assert_eq!(config.auth.relay_user, "slave");
-    // The TLS socket is dropped with a warning; the others map.
+    // The TLS socket takes TLS only, with the certificate and KH's separate key.
     assert_eq!(
         config.listen.iter().map(|l| l.port).collect::<Vec<_>>(),
-        vec![8000, 9000]
+        vec![8000, 8443, 9000]
+    );
+    assert_eq!(
+        config.listen.iter().map(|l| l.tls).collect::<Vec<_>>(),
+        vec![TlsMode::Auto, TlsMode::Required, TlsMode::Auto]
+    );
+    assert_eq!(
+        config.tls,
+        vec![CertificateFiles {
+            certificate: "/etc/ssl/radio.pem".into(),
+            private_key: Some("/etc/ssl/radio.key".into()),
+        }]
     );
     assert_eq!(
         config.listen[0].shoutcast_mount.as_deref(),
         Some("/live.mp3")
     );
-    assert_eq!(config.listen[1].bind_address.as_deref(), Some("::1"));
+    assert_eq!(config.listen[2].bind_address.as_deref(), Some("::1"));
     assert_eq!(config.http_headers.len(), 2);
     assert_eq!(config.http_headers[1].status, Some(404));
     let live = config.mount("/live/a").expect("glob mount");
@@ -177,12 +189,14 @@ fn rich_config_maps_every_option() {
         ("master.example.org", 8010, "slave", "mpw")
     );
     assert_eq!(m.update_interval.as_secs(), 60);
+    assert_eq!(m.tls.port, Some(8443));
     assert!(!warned(&c, "<relay>") && !warned(&c, "<master-server>"));
+    assert!(!warned(&c, "<listen-socket.ssl") && !warned(&c, "<master-ssl-port"));
     for ignored in [
-        "listen-socket.ssl",
         "limits.client-timeout",
         "master-ssl-port",
         "mount.authentication",
+        "mount.max-listener-duration",
         "paths.adminroot",
         "paths.alias",
         "logging.errorlog",
@@ -355,6 +369,9 @@ fn listener_authentication_maps() {
   <mount type="normal"><mount-name>/tls.mp3</mount-name>
 <authentication type="url"><option name="listener_add" value="https://a/b"/></authentication>
   </mount>
+  <mount type="normal"><mount-name>/ftp.mp3</mount-name>
+<authentication type="url"><option name="listener_add" value="ftp://a/b"/></authentication>
+  </mount>
   <mount type="normal"><mount-name>/nofile.mp3</mount-name>
 <authentication type="htpasswd"/>
   </mount>
@@ -394,12 +411,20 @@ fn listener_authentication_maps() {
             allow_duplicate_users: false,
         })
     );
-    assert_eq!(auth("/tls.mp3"), None);
+    // An https:// backend maps (TLS verified against the system's roots); ftp:// does not.
+    assert_eq!(
+        auth("/tls.mp3"),
+        Some(crate::config::ListenerAuth {
+            backend: crate::config::AuthBackend::Url(crate::config::UrlAuth::new("https://a/b")),
+            allow_duplicate_users: false,
+        })
+    );
+    assert_eq!(auth("/ftp.mp3"), None);
     assert_eq!(auth("/nofile.mp3"), None);
     assert_eq!(auth("/ldap.mp3"), None);
     let warned = |needle: &str| warned(&c, needle);
     assert!(warned("name=\"mount_add\""), "{:?}", c.warnings);
-    assert!(warned("no TLS client"), "{:?}", c.warnings);
+    assert!(warned("only http:// and https://"), "{:?}", c.warnings);
     assert!(warned("THE MOUNT IS OPEN"), "{:?}", c.warnings);
     assert!(warned("without a filename"), "{:?}", c.warnings);
     assert!(warned("unknown type \"ldap\""), "{:?}", c.warnings);
@@ -553,35 +578,42 @@ fn load_errors_point_at_the_xml() {
 }
 
 #[test]
-fn tls_sockets_are_not_opened_and_said_so_loudly() {
+fn tls_sockets_take_tls_with_icecasts_certificate() {
     let c = convert(
         "<icecast><listen-socket><port>8000</port></listen-socket>\
-         <listen-socket><port>8443</port><ssl>1</ssl></listen-socket></icecast>",
+         <listen-socket><port>8443</port><ssl>1</ssl></listen-socket>\
+         <paths><ssl-certificate>/etc/icecast2/bundle.pem</ssl-certificate>\
+         <ssl-allowed-ciphers>HIGH</ssl-allowed-ciphers></paths></icecast>",
     );
     let config = c.load().expect("loads");
     assert_eq!(
-        config.listen.iter().map(|l| l.port).collect::<Vec<_>>(),
-        [8000]
+        config
+            .listen
+            .iter()
+            .map(|l| (l.port, l.tls))
+            .collect::<Vec<_>>(),
+        [(8000, TlsMode::Auto), (8443, TlsMode::Required)]
     );
-    let tls = c
-        .warnings
-        .iter()
-        .find(|w| w.option == "listen-socket.ssl")
-        .expect("a TLS warning");
-    assert_eq!(tls.severity, Severity::Danger);
-    assert!(tls.message.contains("8443 is NOT opened"), "{tls}");
-    assert!(tls.message.contains("proxy"), "{tls}");
+    // icecast2's combined PEM: the key is in the certificate file.
+    assert_eq!(
+        config.tls,
+        vec![CertificateFiles {
+            certificate: "/etc/icecast2/bundle.pem".into(),
+            private_key: None,
+        }]
+    );
     assert!(
-        c.toml.contains("# WARNING: line 1: <listen-socket.ssl>"),
-        "{}",
-        c.toml
+        c.warnings.iter().all(|w| w.severity != Severity::Danger),
+        "{:?}",
+        c.warnings
     );
-    // With no plain socket left, there is nothing to serve: an error, not port 8000.
+    assert!(warned(&c, "<paths.ssl-allowed-ciphers"));
+    // A TLS socket without a certificate cannot serve: an error at its <ssl>.
     let e = to_toml(
         "<icecast>\n<listen-socket><port>8443</port>\n<ssl>1</ssl></listen-socket></icecast>",
         "icecast.xml",
     )
-    .expect_err("TLS only");
+    .expect_err("no certificate");
     assert_eq!((e.line(), e.key()), (Some(3), Some("listen-socket.ssl")));
 }
 

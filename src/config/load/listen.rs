@@ -1,5 +1,5 @@
 //! `[[listen]]`: the sockets the server listens on, each optionally with a SHOUTcast v1 source
-//! port at port + 1. The list replaces the default socket as a whole.
+//! port at port + 1 and a TLS mode. The list replaces the default socket as a whole.
 
 use std::net::IpAddr;
 
@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::value::{mount_name, port};
-use crate::config::ListenSocket;
+use crate::config::{ListenSocket, TlsMode};
 
 /// Most `[[listen]]` sockets a configuration may declare.
 const MAX_LISTEN_SOCKETS: usize = 16;
@@ -21,6 +21,7 @@ pub(super) struct RawListen {
     shoutcast_mount: Option<Spanned<String>>,
     /// Expect a PROXY protocol header (v1 or v2) from `access.trusted-proxies`.
     proxy_protocol: Option<Spanned<bool>>,
+    tls: Option<Spanned<String>>,
 }
 
 /// The sockets, and the indices of those with `proxy-protocol = true` (which needs
@@ -29,6 +30,7 @@ pub(super) fn convert(
     src: &Source<'_>,
     listen: Spanned<Vec<Spanned<RawListen>>>,
     trusted: bool,
+    have_certificates: bool,
 ) -> Result<(Vec<ListenSocket>, Vec<usize>), ConfigError> {
     let span = listen.span();
     let listen = listen.into_inner();
@@ -86,13 +88,42 @@ pub(super) fn convert(
                 proxied.push(i);
             }
         }
+        let tls = match l.tls {
+            Some(t) => tls_mode(src, t, &format!("{key}.tls"), have_certificates)?,
+            None => TlsMode::Auto,
+        };
         out.push(ListenSocket {
             port,
             bind_address,
             shoutcast_mount,
+            tls,
         });
     }
     Ok((out, proxied))
+}
+
+/// `tls = "auto" | "required" | "off"`; "required" needs a `[[tls]]` certificate.
+fn tls_mode(
+    src: &Source<'_>,
+    v: Spanned<String>,
+    key: &str,
+    have_certificates: bool,
+) -> Result<TlsMode, ConfigError> {
+    match v.get_ref().as_str() {
+        "auto" => Ok(TlsMode::Auto),
+        "off" => Ok(TlsMode::Off),
+        "required" if have_certificates => Ok(TlsMode::Required),
+        "required" => Err(src.invalid(
+            v.span(),
+            key,
+            "\"required\" needs a certificate: add a [[tls]] table with certificate (and private-key)",
+        )),
+        other => Err(src.invalid(
+            v.span(),
+            key,
+            format!("must be \"auto\", \"required\" or \"off\", not {other:?}"),
+        )),
+    }
 }
 
 #[cfg(test)]

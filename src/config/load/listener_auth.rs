@@ -26,18 +26,17 @@ pub(super) struct RawListenerAuth {
     headers: Option<Vec<String>>,
     header_prefix: Option<String>,
     timeout: Option<Spanned<u64>>,
+    ca_file: Option<Spanned<String>>,
 }
 
-/// The URL auth backend is plain HTTP: floecast has no TLS client.
+/// The URL auth backend speaks HTTP, or HTTPS verified against the system's roots or
+/// `ca-file`.
 fn auth_url(src: &Source<'_>, v: Spanned<String>, key: &str) -> Result<String, ConfigError> {
-    if !v.get_ref().starts_with("http://") {
+    if !v.get_ref().starts_with("http://") && !v.get_ref().starts_with("https://") {
         return Err(src.invalid(
             v.span(),
             key,
-            format!(
-                "must be an http:// URL (got {:?}; https backends are not supported)",
-                v.get_ref()
-            ),
+            format!("must be an http:// or https:// URL (got {:?})", v.get_ref()),
         ));
     }
     Ok(v.into_inner())
@@ -105,6 +104,9 @@ pub(super) fn convert(
             if let Some(t) = raw.timeout {
                 u.timeout = timeout(src, t, &k("timeout"))?;
             }
+            if let Some(f) = raw.ca_file {
+                u.ca_file = Some(path(src, f, &k("ca-file"))?);
+            }
             AuthBackend::Url(u)
         }
         other => {
@@ -148,9 +150,21 @@ mod tests {
         );
         assert_eq!(e.key(), Some("mount[0].authentication.filename"));
         let e = err(
-            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", listener-add = \"https://a/b\" }\n",
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", listener-add = \"ftp://a/b\" }\n",
         );
         assert_eq!(e.key(), Some("mount[0].authentication.listener-add"));
+        let c = ok(
+            "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", listener-add = \"https://a/b\", ca-file = \"/ca.pem\" }\n",
+        );
+        let mut want = crate::config::UrlAuth::new("https://a/b");
+        want.ca_file = Some("/ca.pem".into());
+        assert_eq!(
+            c.mount("/m").and_then(|m| m.authentication.clone()),
+            Some(crate::config::ListenerAuth {
+                backend: crate::config::AuthBackend::Url(want),
+                allow_duplicate_users: false,
+            })
+        );
         let c = ok(
             "[[mount]]\nname = \"/m\"\nauthentication = { type = \"url\", listener-add = \"http://a/add\", \
                     listener-remove = \"http://a/rm\", headers = [\"referer\"], timeout = 2, allow-duplicate-users = true }\n",

@@ -24,6 +24,7 @@ mod p2psp;
 mod paths;
 mod push;
 mod relay;
+mod tls;
 mod tuning;
 mod value;
 
@@ -118,6 +119,7 @@ struct RawConfig {
     relays_on_demand: Option<bool>,
     relay: Option<Vec<relay::RawRelay>>,
     master: Option<relay::RawMaster>,
+    tls: Option<Spanned<Vec<tls::RawTls>>>,
 }
 
 /// `[authentication]`: the source, relay and admin credentials (plain strings).
@@ -147,13 +149,18 @@ impl RawConfig {
         set(&mut cfg.admin, self.admin);
         set(&mut cfg.server_id, self.server_id);
 
-        // Before the sockets: a PROXY protocol socket needs trusted proxies.
+        // Before the sockets: a PROXY protocol socket needs trusted proxies, and
+        // tls = "required" needs a certificate.
         if let Some(a) = self.access {
             access::apply(src, a, &mut cfg.access)?;
         }
+        if let Some(t) = self.tls {
+            cfg.tls = tls::convert(src, t)?;
+        }
         if let Some(l) = self.listen {
             let trusted = !cfg.access.trusted_proxies.is_empty();
-            (cfg.listen, cfg.access.proxy_protocol_sockets) = listen::convert(src, l, trusted)?;
+            (cfg.listen, cfg.access.proxy_protocol_sockets) =
+                listen::convert(src, l, trusted, !cfg.tls.is_empty())?;
         }
         if let Some(l) = self.limits {
             limits::apply(src, l, &mut cfg.limits)?;
@@ -205,7 +212,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{HttpHeader, ListenSocket, PushConfig, PushProtocol};
+    use crate::config::{HttpHeader, ListenSocket, PushConfig, PushProtocol, TlsMode};
 
     const EXAMPLE: &str = include_str!("../../../config/floecast.toml");
 
@@ -259,17 +266,21 @@ mod tests {
                     port: 8000,
                     bind_address: Some("::".into()),
                     shoutcast_mount: None,
+                    tls: TlsMode::Auto,
                 },
                 ListenSocket {
                     port: 8002,
                     bind_address: Some("127.0.0.1".into()),
                     shoutcast_mount: Some("/stream".into()),
+                    tls: TlsMode::Auto,
                 },
             ]
         );
         assert_eq!(cfg.access.proxy_protocol_sockets, [1]);
         assert_eq!(cfg.access.max_connections_per_ip, 0);
         assert_eq!(cfg.access.trusted_proxies.len(), 2);
+        assert_eq!(cfg.tls.len(), 2);
+        assert_eq!(cfg.tls[1].private_key, None);
         assert_eq!(
             cfg.paths.webroot.as_deref(),
             Some(Path::new("/usr/share/floecast/web"))
@@ -410,6 +421,7 @@ mod tests {
                 password: "remote-source-password".into(),
                 protocol: PushProtocol::Auto,
                 bind: Some("0.0.0.0".into()),
+                tls: Default::default(),
             }]
         );
     }

@@ -20,6 +20,8 @@ pub(super) struct RawPush {
     password: Spanned<String>,
     protocol: Option<Spanned<String>>,
     bind: Option<Spanned<String>>,
+    tls: Option<bool>,
+    ca_file: Option<Spanned<String>>,
 }
 
 /// The remote port a push uses when `port` is left out (icecast's default).
@@ -103,6 +105,10 @@ fn convert(src: &Source<'_>, p: RawPush, key: &str) -> Result<PushConfig, Config
         password: p.password.into_inner(),
         protocol,
         bind,
+        tls: crate::config::ClientTls {
+            enabled: p.tls.unwrap_or(false),
+            ca_file: super::value::optional_path(src, p.ca_file, &k("ca-file"))?,
+        },
     })
 }
 

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
-use super::value::{ip_address, mount_name, port, ranged};
-use crate::config::{Config, MasterConfig, RelayConfig, RelayTiming};
+use super::value::{ip_address, mount_name, optional_path, port, ranged};
+use crate::config::{ClientTls, Config, MasterConfig, MasterTls, RelayConfig, RelayTiming};
 use crate::http::url::host_safe;
 
 /// Accepted `update-interval`, `grace-period` and `idle-timeout`, in seconds.
@@ -29,6 +29,8 @@ pub(super) struct RawRelay {
     bind: Option<Spanned<String>>,
     grace_period: Option<Spanned<u64>>,
     idle_timeout: Option<Spanned<u64>>,
+    tls: Option<bool>,
+    ca_file: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +44,8 @@ pub(super) struct RawMaster {
     on_demand: Option<bool>,
     grace_period: Option<Spanned<u64>>,
     idle_timeout: Option<Spanned<u64>>,
+    tls_port: Option<Spanned<u16>>,
+    ca_file: Option<Spanned<String>>,
 }
 
 pub(super) fn apply(
@@ -128,6 +132,10 @@ fn convert_relay(
         on_demand: r.on_demand.unwrap_or(default_on_demand),
         bind,
         timing,
+        tls: ClientTls {
+            enabled: r.tls.unwrap_or(false),
+            ca_file: optional_path(src, r.ca_file, &k("ca-file"))?,
+        },
     })
 }
 
@@ -160,6 +168,13 @@ fn convert_master(
         update_interval,
         on_demand: m.on_demand.unwrap_or(default_on_demand),
         timing: timing(src, "master", m.grace_period, m.idle_timeout)?,
+        tls: MasterTls {
+            port: match m.tls_port {
+                Some(p) => Some(super::value::port(src, &p, "master.tls-port")?),
+                None => None,
+            },
+            ca_file: optional_path(src, m.ca_file, "master.ca-file")?,
+        },
     })
 }
 

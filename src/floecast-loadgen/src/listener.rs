@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpSocket;
 use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::tls::{Client, Stream};
 
 /// Not started yet.
 pub const PENDING: u8 = 0;
@@ -88,6 +89,8 @@ pub struct ListenerConfig {
     pub read_buf: usize,
     pub connect_timeout: Duration,
     pub head_timeout: Duration,
+    /// `--tls`: listeners connect over TLS (the handshake counts into the time to first byte).
+    pub tls: Option<Client>,
 }
 
 /// Longest response head accepted.
@@ -137,18 +140,8 @@ async fn start(
     shared: &Shared,
     t0: Instant,
     buf: &mut [u8],
-) -> Result<TcpStream, Fail> {
-    let socket = TcpSocket::new_v4().map_err(|_| Fail::Bind)?;
-    if cfg.local_addrs > 0 {
-        let host = 1 + (i % usize::from(cfg.local_addrs)) as u8;
-        let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), 0);
-        socket.bind(local).map_err(|_| Fail::Bind)?;
-    }
-    let mut stream = match timeout(cfg.connect_timeout, socket.connect(cfg.server)).await {
-        Err(_) => return Err(Fail::ConnectTimeout),
-        Ok(Err(_)) => return Err(Fail::ConnectError),
-        Ok(Ok(s)) => s,
-    };
+) -> Result<Stream, Fail> {
+    let mut stream = connect(i, cfg).await?;
     let deadline = Instant::now() + cfg.head_timeout;
     let mount = &cfg.mounts[i % cfg.mounts.len()];
     let req = format!(
@@ -195,6 +188,29 @@ async fn start(
             filled = 0;
             body_at = Some(0);
         }
+    }
+}
+
+/// Connects from the listener's local address (and handshakes, for `--tls`) within the
+/// connect timeout.
+pub async fn connect(i: usize, cfg: &ListenerConfig) -> Result<Stream, Fail> {
+    let socket = TcpSocket::new_v4().map_err(|_| Fail::Bind)?;
+    if cfg.local_addrs > 0 {
+        let host = 1 + (i % usize::from(cfg.local_addrs)) as u8;
+        let local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)), 0);
+        socket.bind(local).map_err(|_| Fail::Bind)?;
+    }
+    let open = async {
+        let tcp = socket.connect(cfg.server).await?;
+        match &cfg.tls {
+            Some(client) => client.handshake(tcp).await,
+            None => Ok(Stream::Plain(tcp)),
+        }
+    };
+    match timeout(cfg.connect_timeout, open).await {
+        Err(_) => Err(Fail::ConnectTimeout),
+        Ok(Err(_)) => Err(Fail::ConnectError),
+        Ok(Ok(s)) => Ok(s),
     }
 }
 

@@ -10,12 +10,17 @@
 //! Listeners bind 127.0.0.1 ..= 127.0.0.N (`--local-addrs`) before connecting so that tens of
 //! thousands of connections do not exhaust one address's ephemeral ports. The process needs
 //! one fd per listener: raise the limit first (`ulimit -n 20000`).
+//!
+//! `--tls` makes the listeners connect over TLS (sources stay plain: floecast takes both on
+//! one port); `--connections SECONDS` measures connection churn (handshakes) instead.
 
+mod connections;
 mod listener;
 mod mp3;
 mod procfs;
 mod report;
 mod source;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -96,6 +101,19 @@ struct Args {
     /// Free-form label copied into the report.
     #[arg(long, default_value = "")]
     label: String,
+    /// Listeners connect over TLS (any certificate accepted; handshake signatures checked).
+    #[arg(long)]
+    tls: bool,
+    /// Server name sent in the TLS handshake (SNI).
+    #[arg(long, default_value = "localhost")]
+    tls_name: String,
+    /// Measure connection churn for this many seconds instead of holding listeners: workers
+    /// connect, send HEAD for a mount, read the reply, close, again (see --concurrency).
+    #[arg(long)]
+    connections: Option<f64>,
+    /// Parallel workers of --connections.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
 }
 
 fn main() {
@@ -214,7 +232,17 @@ async fn run(args: &Args) -> Result<Report, String> {
         read_buf: args.read_buf,
         connect_timeout,
         head_timeout,
+        tls: if args.tls {
+            Some(tls::Client::new(&args.tls_name)?)
+        } else {
+            None
+        },
     });
+    if let Some(s) = args.connections {
+        let hold = secs(s, "connections")?;
+        let workers = args.concurrency.max(1);
+        return Ok(connections::run(cfg, workers, hold, args.pid, args.label.clone()).await);
+    }
     let before = Snapshot::take(args.pid, &shared, &source_stats);
     let start = Instant::now();
     let rate = args.connect_rate;

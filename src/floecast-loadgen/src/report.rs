@@ -215,6 +215,40 @@ impl Report {
         Report { fields: f }
     }
 
+    /// The report of a `--connections` run.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connections(
+        label: String,
+        tls: bool,
+        workers: usize,
+        secs: f64,
+        completed: u64,
+        failed: u64,
+        server_cpu_pct: Option<f64>,
+        gen_cpu_pct: Option<f64>,
+    ) -> Report {
+        let per_s = (secs > 0.0).then(|| completed as f64 / secs);
+        // CPU milliseconds the server spent per completed connection.
+        let cpu_ms = server_cpu_pct
+            .zip(per_s)
+            .and_then(|(cpu, rate)| (rate > 0.0).then(|| cpu / 100.0 / rate * 1000.0));
+        Report {
+            fields: vec![
+                ("label", Val::Str(label)),
+                ("mode", Val::Str("connections".into())),
+                ("tls", Val::Int(tls.into())),
+                ("concurrency", Val::Int(workers as u64)),
+                ("hold_s", Val::Num(Some(secs))),
+                ("completed", Val::Int(completed)),
+                ("failed", Val::Int(failed)),
+                ("connections_per_s", Val::Num(per_s)),
+                ("server_cpu_pct_hold", Val::Num(server_cpu_pct)),
+                ("server_cpu_ms_per_connection", Val::Num(cpu_ms)),
+                ("gen_cpu_pct_hold", Val::Num(gen_cpu_pct)),
+            ],
+        }
+    }
+
     /// One flat JSON object (keys are fixed identifiers; strings are escaped).
     pub fn to_json(&self) -> String {
         let mut out = String::from("{");

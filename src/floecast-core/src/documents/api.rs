@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::json;
 
-use super::icestats::{listen_url, visible_mounts};
+use super::icestats::visible_mounts;
 use super::snapshot::{PushSnapshot, RelaySnapshot, ServerSnapshot, TeamState};
 use super::{iso8601, seconds_between};
 use crate::p2psp::Role;
@@ -111,7 +111,7 @@ pub fn api_status(snap: &ServerSnapshot, reader: Reader) -> ApiStatus {
             let relay = snap.relays.iter().find(|r| r.mount == m.name);
             let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
             ApiMount {
-                listen_url: listen_url(&snap.identity.host, snap.identity.port, &m.name),
+                listen_url: snap.identity.listen_url(&m.name),
                 mount: m.name.clone(),
                 name: non_empty(&info.name),
                 description: non_empty(&info.description),

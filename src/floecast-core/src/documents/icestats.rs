@@ -123,10 +123,7 @@ pub fn mount_stats(snap: &ServerSnapshot, mount: &MountSnapshot) -> BTreeMap<Str
     }
     put("public", Value::Int(info.public.into()));
     let id = &snap.identity;
-    put(
-        "listenurl",
-        listen_url(&id.host, id.port, &mount.name).into(),
-    );
+    put("listenurl", id.listen_url(&mount.name).into());
     put("listeners", mount.listeners.into());
     // icecast sets it for on-demand relays only.
     if mount.on_demand {

@@ -46,6 +46,20 @@ pub struct Identity {
     pub location: String,
     /// The first bound port, for listen URLs (icecast uses its first listen socket).
     pub port: u16,
+    /// Set when the request being answered came over TLS: listen URLs are then `https://`
+    /// on the port it came to.
+    pub tls_port: Option<u16>,
+}
+
+impl Identity {
+    /// `mount`'s listen URL as the reader reached us: icecast's `listenurl`, or its
+    /// `https://` twin for a reader on TLS.
+    pub fn listen_url(&self, mount: &str) -> String {
+        match self.tls_port {
+            Some(port) => format!("https://{}:{port}{mount}", self.host),
+            None => super::icestats::listen_url(&self.host, self.port, mount),
+        }
+    }
 }
 
 /// Server-wide connection counters (icecast's global stats).

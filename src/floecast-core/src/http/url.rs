@@ -6,21 +6,25 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Http,
+    /// HTTP over TLS.
+    Https,
 }
 
 impl Scheme {
-    const ALL: [Scheme; 1] = [Scheme::Http];
+    const ALL: [Scheme; 2] = [Scheme::Http, Scheme::Https];
 
-    /// `http://`, as written before the authority.
+    /// `http://` or `https://`, as written before the authority.
     pub fn prefix(self) -> &'static str {
         match self {
             Scheme::Http => "http://",
+            Scheme::Https => "https://",
         }
     }
 
     pub fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
+            Scheme::Https => 443,
         }
     }
 }
@@ -91,6 +95,12 @@ impl Url {
             path: path.to_string(),
             port_written: true,
         })
+    }
+
+    /// The same URL over TLS (`https://`), or not, by `tls`.
+    pub fn with_tls(mut self, tls: bool) -> Url {
+        self.scheme = if tls { Scheme::Https } else { Scheme::Http };
+        self
     }
 
     /// `host:port` for connecting (IPv6 literals bracketed).
@@ -211,8 +221,13 @@ mod tests {
             Url::new("::1", 8000, "/a").unwrap().host_header(),
             "[::1]:8000"
         );
+        let u = Url::parse("HTTPS://radio.example/live").unwrap();
+        assert_eq!((u.scheme, u.port), (Scheme::Https, 443));
+        assert_eq!(u.to_string(), "https://radio.example:443/live");
+        let u = Url::new("h", 8443, "/a").unwrap().with_tls(true);
+        assert_eq!(u.to_string(), "https://h:8443/a");
         for bad in [
-            "https://a/b",
+            "ftp://a/b",
             "http://u:p@a/b",
             "http://a:0/b",
             "http://a:x/b",
