@@ -119,24 +119,28 @@ pub fn speaks_for_others(server: &Server, peer: &SocketAddr) -> bool {
 
 /// The door for one connection: without a head, as it arrives (a trusted proxy is let
 /// through, to be checked with its client's address); with the request head, the real
-/// address (`X-Forwarded-For` from a trusted proxy) goes into `peer`, then [`Door::check`]. A
-/// refusal comes back as the reply to send, or `None` to close without one (bans and the
-/// deny/allow files, as icecast2 closes those); the too-many refusal is logged, throttled,
-/// and written to the access log.
+/// address (`X-Forwarded-For` from a trusted proxy) is found, then [`Door::check`]. Admitted:
+/// the slot and the client's address. A refusal comes back as the reply to send, or `None`
+/// to close without one (bans and the deny/allow files, as icecast2 closes those); the
+/// too-many refusal is logged, throttled, and written to the access log.
+///
+/// The address goes in and comes back by value: a local whose address is taken stays in
+/// the connection task's state for its whole life, and that task exists once per listener.
 pub fn admit(
     server: &Arc<Server>,
-    peer: &mut SocketAddr,
+    peer: SocketAddr,
     head: Option<&RequestHead>,
-) -> Result<Slot, Option<Reply>> {
+) -> Result<(Slot, SocketAddr), Option<Reply>> {
     let config = server.config();
-    match head {
-        Some(head) => *peer = forwarded_for(&config, *peer, head),
-        None if config.access.is_trusted_proxy(peer.ip()) => return Ok(Slot { door: None }),
-        None => {}
-    }
-    let peer = *peer;
+    let peer = match head {
+        Some(head) => forwarded_for(&config, peer, head),
+        None if config.access.is_trusted_proxy(peer.ip()) => {
+            return Ok((Slot { door: None }, peer));
+        }
+        None => peer,
+    };
     match server.door.check(&config, peer.ip()) {
-        Ok(slot) => Ok(slot),
+        Ok(slot) => Ok((slot, peer)),
         Err(Refusal::TooMany(max)) => {
             if let Some(suppressed) = TOO_MANY_LOG.allow() {
                 tracing::warn!(

@@ -194,9 +194,6 @@ fn rich_config_maps_every_option() {
     assert!(!warned(&c, "<listen-socket.ssl") && !warned(&c, "<master-ssl-port"));
     for ignored in [
         "limits.client-timeout",
-        "master-ssl-port",
-        "mount.authentication",
-        "mount.max-listener-duration",
         "paths.adminroot",
         "paths.alias",
         "logging.errorlog",
