@@ -109,14 +109,13 @@ async fn icecast_xml_warnings_show_at_start_up_and_in_check_config() {
   <authentication><source-password>pw-source</source-password><relay-password>pw-relay</relay-password>
     <admin-user>admin</admin-user><admin-password>pw-admin</admin-password></authentication>
   <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  <listen-socket><port>{}</port><ssl>1</ssl></listen-socket>
+  <paths><ssl-allowed-ciphers>HIGH:!aNULL</ssl-allowed-ciphers></paths>
   <directory><yp-url>http://dir.xiph.org/cgi-bin/yp-cgi</yp-url></directory>
   <mount><mount-name>/members</mount-name>
-    <authentication type="url"><option name="listener_add" value="https://auth.example/add"/></authentication>
+    <authentication type="command"><option name="command" value="/usr/local/bin/auth"/></authentication>
   </mount>
 </icecast>
-"#,
-        free_port()
+"#
     );
     let file = tmp.join("icecast.xml");
     std::fs::write(&file, xml).unwrap();
