@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, TlsMode};
 use crate::http::client::{Request, Version};
 use crate::http::url::Url;
 use crate::net::client::{self, Options};
@@ -18,7 +18,11 @@ const MAX_BODY: usize = 64 * 1024;
 pub enum HealthError {
     #[error("no listen socket in the config")]
     NoSocket,
-    #[error("not a usable http:// URL: {0:?}")]
+    #[error(
+        "every listen socket requires TLS: pass --url https://<certificate name>:<port>/api/status"
+    )]
+    OnlyTls,
+    #[error("not a usable http:// or https:// URL: {0:?}")]
     Url(String),
     #[error("{0}")]
     Client(#[from] client::ClientError),
@@ -28,13 +32,22 @@ pub enum HealthError {
     Timeout,
 }
 
-/// The URL checked: `url` if given, else `/api/status` on the config's first listen socket,
-/// through loopback unless the socket is bound to one address.
+/// The URL checked: `url` if given, else `/api/status` on the config's first listen socket
+/// that takes plain HTTP, through loopback unless the socket is bound to one address. (Over
+/// loopback a certificate's name would not match, so TLS-only sockets need `--url`.)
 pub fn target(config: &Config, url: Option<&str>) -> Result<Url, HealthError> {
     if let Some(u) = url {
         return Url::parse(u).ok_or_else(|| HealthError::Url(u.to_string()));
     }
-    let socket = config.listen.first().ok_or(HealthError::NoSocket)?;
+    let socket = config
+        .listen
+        .iter()
+        .find(|s| s.tls != TlsMode::Required)
+        .ok_or(if config.listen.is_empty() {
+            HealthError::NoSocket
+        } else {
+            HealthError::OnlyTls
+        })?;
     let host = match socket.bind_address.as_deref() {
         None | Some("0.0.0.0") | Some("") => "127.0.0.1",
         Some("::") | Some("[::]") => "::1",
@@ -74,4 +87,31 @@ pub async fn check(url: &Url) -> Result<(), HealthError> {
     tokio::time::timeout(TIMEOUT, exchange)
         .await
         .map_err(|_| HealthError::Timeout)?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ListenSocket;
+
+    fn socket(port: u16, tls: TlsMode) -> ListenSocket {
+        ListenSocket {
+            port,
+            bind_address: None,
+            shoutcast_mount: None,
+            tls,
+        }
+    }
+
+    #[test]
+    fn checks_the_first_socket_that_takes_plain_http() {
+        let mut c = Config::default();
+        c.listen = vec![socket(8443, TlsMode::Required), socket(8000, TlsMode::Auto)];
+        let url = target(&c, None).expect("a plain socket");
+        assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 8000));
+        c.listen = vec![socket(8443, TlsMode::Required)];
+        assert!(matches!(target(&c, None), Err(HealthError::OnlyTls)));
+        c.listen.clear();
+        assert!(matches!(target(&c, None), Err(HealthError::NoSocket)));
+    }
 }
