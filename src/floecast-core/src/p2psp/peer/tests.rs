@@ -197,7 +197,9 @@ fn ten_peers_500_chunks_in_order_with_one_copy_egress() {
         assert!(net.skipped[k].is_empty());
     }
     let ratio = net.splitter_egress as f64 / pushed as f64;
-    assert!(ratio <= 1.05, "splitter egress {ratio}");
+    // One copy of the stream, plus the authentication: a 28-byte trailer per datagram and a
+    // signed Digest (362 bytes) per 16 chunks, about 51 bytes on these ~700-byte chunks.
+    assert!(ratio <= 1.12, "splitter egress {ratio}");
     // Everyone relays: each peer sent roughly (N-1)/N of the stream.
     for (_, p) in &net.peers {
         let s = p.stats();
@@ -389,14 +391,20 @@ fn ignores_foreign_and_garbage_datagrams() {
         .unwrap();
     let mut p = Peer::new(PeerConfig::new(splitter), reply, 1, now);
     while p.poll_transmit().is_some() {}
-    let forged = wire::encode(&Packet {
-        team: 98,
-        msg: Message::Chunk {
-            no: ChunkNo(0),
-            origin: PeerId(1),
-            payload: Bytes::from_static(b"evil"),
+    let forged = wire::seal(
+        &Packet {
+            team: 98,
+            msg: Message::Chunk {
+                no: ChunkNo(0),
+                origin: PeerId(1),
+                payload: Bytes::from_static(b"evil"),
+            },
         },
-    })
+        PeerId::NONE,
+        1,
+        &[0; 32],
+        None,
+    )
     .unwrap();
     p.handle_datagram(now, splitter, &forged);
     p.handle_datagram(now, splitter, b"\xF1\x0E\x01");
