@@ -323,11 +323,14 @@ async fn flush(splitter: &mut Splitter, udp: &UdpSocket, mount: &str) {
 }
 
 /// Accept TCP joins: read the request, hand it to the splitter task, write its answer. At
-/// most MAX_JOINING exchanges run at once, and MAX_JOINING_PER_IP from one address; a flood of
-/// connects is closed, not queued.
+/// most MAX_JOINING_PER_IP unfinished joins from one address (more are closed at once) and
+/// MAX_JOINING in all: when full, the oldest unfinished one is dropped for the newcomer, so
+/// idle connections from many addresses cannot keep an honest join (done in milliseconds)
+/// out either.
 async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec, secret: bool) {
-    let joining = Arc::new(tokio::sync::Semaphore::new(MAX_JOINING));
     let per_ip = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let unfinished: Unfinished = Arc::default();
+    let mut next_id = 0u64;
     loop {
         let Ok((mut stream, observed)) = tcp.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -337,16 +340,22 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec,
             tracing::debug!(%observed, "P2PSP join refused: too many unfinished joins from it");
             continue;
         };
-        let Ok(permit) = joining.clone().try_acquire_owned() else {
-            tracing::debug!(%observed, "P2PSP join refused: too many joins in progress");
-            continue;
-        };
+        // Held until the new join is listed, so that it cannot unlist itself first.
+        let mut u = crate::sync::lock(&unfinished);
+        while u.len() >= MAX_JOINING {
+            if let Some((_, oldest)) = u.pop_front() {
+                oldest.abort();
+            }
+        }
         let joins = joins.clone();
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        tokio::spawn(async move {
-            let _permit = permit;
+        next_id += 1;
+        let id = next_id;
+        let list = unfinished.clone();
+        let task = tokio::spawn(async move {
+            let listed = Unlist { list, id };
             let (request, proof) = match codec {
                 Codec::Native => match native_request(&mut stream, secret).await {
                     Ok(r) => r,
@@ -363,8 +372,10 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec,
                     }
                 },
             };
-            // The request is in: the slot of this address is free for its next join.
+            // The request is in: the slot of this address is free for its next join, and this
+            // join is no longer an unfinished one to evict.
             drop(slot);
+            drop(listed);
             let (reply, rx) = oneshot::channel();
             let join = Join {
                 observed,
@@ -391,6 +402,22 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<Join>, codec: Codec,
                 tracing::debug!(%observed, "P2PSP join answer failed: {e}");
             }
         });
+        u.push_back((id, task.abort_handle()));
+    }
+}
+
+/// Unfinished joins, oldest first, that a newcomer may evict.
+type Unfinished = Arc<Mutex<std::collections::VecDeque<(u64, tokio::task::AbortHandle)>>>;
+
+/// Takes join `id` off the unfinished list when dropped (done reading, or failed).
+struct Unlist {
+    list: Unfinished,
+    id: u64,
+}
+
+impl Drop for Unlist {
+    fn drop(&mut self) {
+        crate::sync::lock(&self.list).retain(|(i, _)| *i != self.id);
     }
 }
 

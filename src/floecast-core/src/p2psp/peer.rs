@@ -923,6 +923,8 @@ impl Peer {
             buffer_fill: self.buffer.fill(),
             max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
             neighbours: self.neighbours.len() as u32,
+            verified: self.stats.verified as u32,
+            rejected: self.stats.rejected as u32,
         }
     }
 }

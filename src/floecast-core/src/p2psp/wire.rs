@@ -16,7 +16,8 @@
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
 //! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Report
-//! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours`
+//! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
+//! u32 verified, u32 rejected`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
 //!
@@ -243,6 +244,9 @@ pub struct PeerReport {
     /// The largest debt any neighbour owes it (chunks sent to it minus received from it).
     pub max_debt: i32,
     pub neighbours: u32,
+    /// Chunks from other members a Digest vouched for, and forged ones it dropped.
+    pub verified: u32,
+    pub rejected: u32,
 }
 
 /// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
@@ -476,6 +480,8 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(r.buffer_fill);
             b.put_i32(r.max_debt);
             b.put_u32(r.neighbours);
+            b.put_u32(r.verified);
+            b.put_u32(r.rejected);
         }
         Message::Digest {
             first,
@@ -805,6 +811,8 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             buffer_fill: r.u32()?,
             max_debt: r.u32()? as i32,
             neighbours: r.u32()?,
+            verified: r.u32()?,
+            rejected: r.u32()?,
         }),
         ty::INFO => {
             let epoch = r.u32()?;

@@ -285,6 +285,8 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 buffer_fill: b / 3,
                 max_debt: d,
                 neighbours: a / 7,
+                verified: b / 5,
+                rejected: a % 3,
             })
         }),
         (
