@@ -581,7 +581,10 @@ async fn sock_puppet_monitors_cannot_get_honest_peers_expelled() {
     assert!(st["complaints_unblamed"].as_u64() > Some(100), "{st}");
     let now: Vec<String> = endpoints(&st);
     for h in &honest {
-        assert!(now.contains(h), "honest peer {h} is still in the team: {st}");
+        assert!(
+            now.contains(h),
+            "honest peer {h} is still in the team: {st}"
+        );
     }
     team.stop().await;
 }
@@ -593,7 +596,20 @@ fn spoof(from: SocketAddrV4, to: SocketAddrV4, payload: &[u8]) {
     s.set_header_included_v4(true).expect("IP_HDRINCL");
     let total = 20 + 8 + payload.len();
     let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&[
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ]);
     p.extend_from_slice(&from.ip().octets());
     p.extend_from_slice(&to.ip().octets());
     let mut sum = 0u32;
@@ -610,7 +626,8 @@ fn spoof(from: SocketAddrV4, to: SocketAddrV4, payload: &[u8]) {
     p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     p.extend_from_slice(&[0, 0]);
     p.extend_from_slice(payload);
-    s.send_to(&p, &SocketAddr::V4(to).into()).expect("send spoofed");
+    s.send_to(&p, &SocketAddr::V4(to).into())
+        .expect("send spoofed");
 }
 
 fn v4(s: &str) -> SocketAddrV4 {
@@ -635,7 +652,12 @@ async fn spoofed_goodbyes_are_ignored_both_ways() {
     let peers = endpoints(&st);
     let ids: Vec<u32> = st["peers"]
         .as_array()
-        .map(|ps| ps.iter().filter_map(|p| p["id"].as_u64()).map(|i| i as u32).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["id"].as_u64())
+                .map(|i| i as u32)
+                .collect()
+        })
         .unwrap_or_default();
     // The attacker knows the team cookie (anyone who joins does).
     let insider = Member::join(team.splitter_addr(), Role::Peer).await;

@@ -5,9 +5,13 @@
 //! | off | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `F1 0E` |
-//! | 2 | 1 | version (1) |
+//! | 2 | 1 | version (2) |
 //! | 3 | 1 | type |
 //! | 4 | 4 | team id: a random cookie the splitter hands out at join (0 in a JoinRequest) |
+//!
+//! Every UDP datagram ends with a 28-byte trailer, `u32 sender id, u64 sequence, 16-byte tag`
+//! ([`seal`] / [`open`]; the keys and what the tag covers are in [`super::auth`]). TCP frames
+//! have none: the join reply is signed instead ([`JoinReply::sign`]).
 //!
 //! All integers are big-endian, chunk numbers are 32-bit and wrap. Endpoints are
 //! `u8 family (4|6)`, 4 or 16 address bytes, `u16 port`. Strings are `u16 len` + UTF-8.
@@ -15,7 +19,9 @@
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
-//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Report
+//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Digest
+//! `u32 first, u16 n (≤ 64), n × 16-byte chunk hash, 64-byte Ed25519 signature`; Polluted
+//! ([`Evidence`]); Expel `u32 id`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
 //! u32 verified, u32 rejected`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
@@ -26,7 +32,9 @@
 //! epoch), so peer mounts re-serve the new content type and titles.
 //!
 //! TCP (join) bodies travel in frames of `u32 len` + message (see [`FrameDecoder`]):
-//! JoinRequest, JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
+//! JoinRequest, Challenge (`16-byte nonce`, only when the team has a secret), JoinProof
+//! (`32-byte proof`), JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
+//! A joiner of another version gets a JoinRefused in its own version's frame layout.
 //!
 //! Header updates: a chain change mid-stream is sent by the splitter over UDP as
 //! HeaderPiece datagrams (≤ 60000 bytes each, at most 1 MiB in all); the peer reassembles

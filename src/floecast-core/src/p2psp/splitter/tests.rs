@@ -477,3 +477,120 @@ fn a_silent_monitor_is_replaced_before_its_timeout() {
         [(addr(1), Role::Monitor), (addr(2), Role::Monitor)]
     );
 }
+
+#[test]
+fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        blame_quorum: None,
+        number_of_monitors: 2,
+        max_chunk_loss: 2,
+        trusted_monitors: vec![addr(9).ip()],
+        acs: false,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    for n in 1..=2 {
+        s.handle_join(t, addr(n), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+    }
+    join_peer(&mut s, t, 3).unwrap();
+    let mut to_p = vec![];
+    for k in 0..30u8 {
+        let no = s.push_chunk(t, Bytes::from(vec![k])).unwrap();
+        if decode_all(&mut s)
+            .iter()
+            .any(|(a, m)| *a == addr(3) && matches!(m, Message::Chunk { .. }))
+        {
+            to_p.push(no);
+        }
+    }
+    // Both untrusted monitors complain about everything sent to the peer: resends, no blame.
+    for no in &to_p {
+        for n in 1..=2 {
+            s.handle_datagram(t, addr(n), &enc(&s, n, 7, Message::LostChunk { no: *no }));
+        }
+    }
+    let st = s.stats();
+    assert!(st.lrs_resends > 0);
+    assert_eq!(st.expelled_losses, 0);
+    assert_eq!(s.peer_count(), 3);
+    assert!(st.peers.iter().all(|p| p.losses_total == 0));
+}
+
+#[test]
+fn a_trusted_monitor_blames_alone() {
+    let t = Instant::now();
+    let mut s = Splitter::new(
+        SplitterConfig {
+            blame_quorum: None,
+            max_chunk_loss: 1,
+            trusted_monitors: vec![addr(1).ip()],
+            acs: false,
+            ..Default::default()
+        },
+        7,
+        t,
+    );
+    // A joiner from a trusted address is a monitor whatever it asked for.
+    let (_, reply) = s
+        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    assert_eq!(reply.role, Role::Monitor);
+    let plain = SocketAddr::from(([10, 0, 0, 3], 4003));
+    s.handle_join(t, plain, &JoinRequest::new(Role::Peer))
+        .unwrap();
+    let mut to_p = vec![];
+    for k in 0..20u8 {
+        let no = s.push_chunk(t, Bytes::from(vec![k])).unwrap();
+        if decode_all(&mut s)
+            .iter()
+            .any(|(a, m)| *a == plain && matches!(m, Message::Chunk { .. }))
+        {
+            to_p.push(no);
+        }
+    }
+    for no in &to_p {
+        s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::LostChunk { no: *no }));
+    }
+    assert_eq!(s.stats().expelled_losses, 1);
+}
+
+#[test]
+fn a_team_secret_gates_joins_and_masks_the_keys() {
+    let t = Instant::now();
+    let secret = auth::secret_key("s3cret");
+    let cfg = SplitterConfig {
+        team_secret: Some(secret),
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    let req = JoinRequest {
+        nonce: [4; 16],
+        ..JoinRequest::new(Role::Peer)
+    };
+    assert_eq!(
+        s.handle_join(t, addr(1), &req).err(),
+        Some(JoinError::NotAdmitted)
+    );
+    let wrong = JoinProof {
+        challenge: [1; 16],
+        proof: auth::join_proof(&auth::secret_key("guess"), &[1; 16], &[4; 16]),
+    };
+    assert_eq!(
+        s.handle_join_proved(t, addr(1), &req, Some(&wrong)).err(),
+        Some(JoinError::NotAdmitted)
+    );
+    let right = JoinProof {
+        challenge: [1; 16],
+        proof: auth::join_proof(&secret, &[1; 16], &[4; 16]),
+    };
+    let (id, reply) = s
+        .handle_join_proved(t, addr(1), &req, Some(&right))
+        .unwrap();
+    assert!(reply.keys_masked && reply.verify(7, &[4; 16]));
+    let mut keys = [reply.peer_key];
+    auth::mask_keys(&secret, &[1; 16], &[4; 16], &mut keys);
+    assert_ne!(reply.peer_key, s.key_of(id), "not in clear");
+    assert_eq!(keys[0], s.key_of(id), "unmasked with the secret");
+}
