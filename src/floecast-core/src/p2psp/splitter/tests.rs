@@ -485,7 +485,8 @@ fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
         blame_quorum: None,
         number_of_monitors: 2,
         max_chunk_loss: 2,
-        trusted_monitors: vec![addr(9).ip()],
+        // Trusted: someone else (every addr(n) shares one IP).
+        trusted_monitors: vec!["192.0.2.9".parse().unwrap()],
         acs: false,
         ..Default::default()
     };
@@ -512,7 +513,8 @@ fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
         }
     }
     let st = s.stats();
-    assert!(st.lrs_resends > 0);
+    assert!(to_p.len() >= 5 && st.lrs_resends > 0);
+    assert_eq!(st.unblamed_complaints as usize, 2 * to_p.len());
     assert_eq!(st.expelled_losses, 0);
     assert_eq!(s.peer_count(), 3);
     assert!(st.peers.iter().all(|p| p.losses_total == 0));
