@@ -79,6 +79,15 @@ pub struct SimArgs {
     /// The peers' neighbour cap (0 = the PeerConfig default, 1024).
     #[arg(long = "max-neighbours", default_value_t = 0)]
     pub max_neighbours: usize,
+    /// Attack model: the last N peers are polluters (relay, and forge chunks ahead).
+    #[arg(long, default_value_t = 0)]
+    pub polluters: usize,
+    /// Attack model: the monitors are sock-puppets complaining about every chunk.
+    #[arg(long = "puppet-monitors")]
+    pub puppet_monitors: bool,
+    /// Attack model: an outsider spoofs goodbyes from the splitter's and peers' addresses.
+    #[arg(long)]
+    pub spoofer: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -173,6 +182,11 @@ impl SimArgs {
             seed: self.seed,
             arrivals,
             max_neighbours: self.max_neighbours.min(MAX_SIM_PEERS),
+            attack: crate::config::Attack {
+                polluters: self.polluters,
+                puppet_monitors: self.puppet_monitors,
+                spoofer: self.spoofer,
+            },
         })
     }
 }

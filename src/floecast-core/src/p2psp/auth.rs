@@ -10,7 +10,7 @@
 //!   feed the peer. The join reply is signed over its bytes plus a nonce the peer chose, so a
 //!   recorded reply cannot be replayed to a later joiner.
 //! - **Signed chunks, in batches.** Chunks leave the splitter at once; every [`BATCH_CHUNKS`]
-//!   chunks (or when the stream pauses) the splitter signs a Digest: the first chunk number and
+//!   chunks (or after [`BATCH_DELAY`]) the splitter signs a Digest: the first chunk number and
 //!   one 16-byte BLAKE3 hash per chunk, one Ed25519 signature for the batch (PPSPP's idea for
 //!   live streams, RFC 7574 §6.1, with a flat hash list in place of a Merkle tree: the list is
 //!   small and every peer needs every hash). The Digest is flooded like a splitter chunk, so
@@ -55,8 +55,13 @@ pub const TRAILER_LEN: usize = 4 + 8 + TAG_LEN;
 /// Ed25519 signature and public key sizes.
 pub const SIGNATURE_LEN: usize = 64;
 pub const PUBLIC_KEY_LEN: usize = 32;
-/// Chunks per signed Digest (fewer when the stream pauses).
-pub const BATCH_CHUNKS: usize = 16;
+/// Chunks per signed Digest (fewer when [`BATCH_DELAY`] passes first).
+pub const BATCH_CHUNKS: usize = 32;
+/// A Digest goes out at the latest this long after the first chunk it covers. Peers hold
+/// other members' chunks until then: monitors wait this much longer before they report a
+/// hole, and requests for holes come later still, so a chunk waiting for its Digest is not
+/// taken for a lost one. Longer batches cost less at low rates, and delay more.
+pub const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A chunk's 16-byte hash as a Digest lists it.
 pub type ChunkHash = [u8; DIGEST_HASH_LEN];

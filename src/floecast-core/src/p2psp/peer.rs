@@ -39,8 +39,11 @@ const MAX_EVENTS: usize = 1 << 16;
 
 /// A monitor reports a hole this long after first seeing it (well before playout skips it,
 /// so the splitter's resend can still arrive); a plain peer asks a neighbour a bit later.
-const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
-const REQUEST_AFTER: Duration = Duration::from_millis(600);
+/// Both wait out the Digest delay too: a chunk from another member is held (a hole to the
+/// buffer) until the Digest that vouches for it arrives.
+const COMPLAIN_AFTER: Duration = Duration::from_millis(300 + 250);
+const REQUEST_AFTER: Duration = Duration::from_millis(600 + 250);
+const _: () = assert!(super::auth::BATCH_DELAY.as_millis() == 250);
 
 /// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
 /// bindings commonly last 30 s or more.
@@ -833,6 +836,14 @@ impl Peer {
                     origin: s.origin,
                     payload: s.payload.clone(),
                 };
+                // With the Digest that vouches for it, which it may lack too.
+                if let Some(d) = self.trust.digest_for(no).cloned() {
+                    self.trust.stranger_tx += 1;
+                    let seq = self.trust.stranger_tx;
+                    if let Some(d) = self.seal(d, &key, seq, None) {
+                        self.queue(from, d);
+                    }
+                }
                 self.trust.stranger_tx += 1;
                 let seq = self.trust.stranger_tx;
                 let hash = self.trust.hash_of(no).copied();

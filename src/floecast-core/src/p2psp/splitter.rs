@@ -41,8 +41,6 @@ const INFO_REPEATS: u8 = 2;
 /// How many more times a Promote is sent after the first, a keepalive interval apart.
 const PROMOTE_REPEATS: u8 = 2;
 
-/// A Digest goes out at the latest this long after the first chunk it covers.
-pub const BATCH_DELAY: Duration = Duration::from_millis(100);
 /// Each Digest goes to this many peers, which flood it (a lost one is repaired by requests).
 const DIGEST_COPIES: usize = 1;
 
@@ -489,7 +487,12 @@ impl Splitter {
                 Some(&hash),
             );
         }
-        if self.batch.len() >= auth::BATCH_CHUNKS {
+        // Small buffers play soon after arrival: their batches are shorter, so that a chunk
+        // is vouched for well within the playout lag (half the buffer).
+        let batch = auth::BATCH_CHUNKS
+            .min(self.cfg.buffer_size as usize / 8)
+            .max(1);
+        if self.batch.len() >= batch {
             self.sign_batch();
         }
         Ok(no)
@@ -1083,7 +1086,10 @@ impl Splitter {
             }
             self.promote_replacement();
         }
-        if self.batch_since.is_some_and(|t| now >= t + BATCH_DELAY) {
+        if self
+            .batch_since
+            .is_some_and(|t| now >= t + auth::BATCH_DELAY)
+        {
             self.sign_batch();
         }
         if now >= self.next_tick {
@@ -1211,7 +1217,7 @@ impl Splitter {
                 t = t.min(h);
             }
             if let Some(b) = self.batch_since {
-                t = t.min(b + BATCH_DELAY);
+                t = t.min(b + auth::BATCH_DELAY);
             }
         }
         Some(t)

@@ -333,6 +333,26 @@ impl Peer {
         }
     }
 
+    /// `msg` sealed for `to` (the splitter or a neighbour) under this member's genuine keys,
+    /// as its next datagram to it; `None` for anyone else. For adversary models (the
+    /// simulator, tests): a member that turns bad sends forged content this way.
+    pub fn seal_for(&mut self, to: SocketAddr, msg: Message) -> Option<Bytes> {
+        let (key, seq) = if to == self.cfg.splitter {
+            self.trust.splitter_tx += 1;
+            (*self.trust.key(), self.trust.splitter_tx)
+        } else {
+            let i = self.neighbour_index(to)?;
+            self.neighbours[i].tx_seq += 1;
+            (self.neighbours[i].key, self.neighbours[i].tx_seq)
+        };
+        self.seal(msg, &key, seq, None)
+    }
+
+    /// The newest chunk number held (played or not).
+    pub fn newest_chunk(&self) -> Option<ChunkNo> {
+        self.buffer.newest()
+    }
+
     /// Held chunks that fell behind playout will never be played: forget them.
     pub(super) fn forget_unverified(&mut self) {
         let next = self.buffer.next_to_play();
