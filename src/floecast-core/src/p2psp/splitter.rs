@@ -82,8 +82,9 @@ pub struct SplitterConfig {
     /// of theirs is enough to blame a peer.
     pub trusted_monitors: Vec<IpAddr>,
     /// How many distinct monitors must report a chunk lost before the peer it went to is
-    /// blamed (losses, then expulsion). `None`: only trusted monitors blame; untrusted ones
-    /// still get the chunk resent (LRS) and slow the peer's share (ACS), nothing more.
+    /// blamed (losses and a smaller share under ACS, then expulsion). `None`: only trusted
+    /// monitors blame; untrusted ones still get the chunk resent (LRS), nothing more (a smaller
+    /// share for the accused would hand the accusers more chunks to withhold).
     pub blame_quorum: Option<usize>,
 }
 
@@ -296,6 +297,14 @@ pub struct Splitter {
 
 /// Recent Digests kept for resends.
 const KEPT_DIGESTS: usize = 64;
+
+fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Message {
+    Message::Digest {
+        first,
+        hashes: hashes.to_vec(),
+        signature,
+    }
+}
 
 impl Splitter {
     pub fn new(mut config: SplitterConfig, team_id: u32, now: Instant) -> Splitter {
@@ -536,13 +545,13 @@ impl Splitter {
             if self.is_suspect(i) && n > DIGEST_COPIES {
                 continue;
             }
-            let msg = Message::Digest {
-                first,
-                hashes: hashes.clone(),
-                signature,
-            };
-            self.send(i, msg);
+            self.send(i, digest_msg(first, &hashes, signature));
             sent += 1;
+        }
+        if sent == 0 {
+            // Everyone looks gone: one of them may not be.
+            let i = self.digest_rr % n;
+            self.send(i, digest_msg(first, &hashes, signature));
         }
         self.digest_rr = (self.digest_rr + 1) % n;
     }
@@ -899,7 +908,6 @@ impl Splitter {
         slot.resent = true;
         let complainer = self.members[monitor].id;
         let trusted = self.members[monitor].trusted;
-        let first_complaint = slot.complainers.is_empty();
         // A quorum of distinct monitors (or one trusted monitor) blames; sock-puppets that
         // hold fewer monitor slots than the quorum can only get chunks resent.
         let quorum = self.cfg.blame_quorum.unwrap_or(usize::MAX);
@@ -916,21 +924,8 @@ impl Splitter {
         if reached {
             slot.blamed = true;
         }
-        let slow = if first_complaint && !reached {
-            slot.dest
-        } else {
-            None
-        };
         if !reached {
             self.stats.unblamed_complaints += 1;
-        }
-        if let Some(si) = slow.and_then(|id| self.members.iter().position(|m| m.id == id))
-            && self.cfg.acs
-            && self.members[si].role != Role::Monitor
-        {
-            // Unproven complaints still lower the peer's share (ACS), never expel it.
-            let m = &mut self.members[si];
-            m.period = (m.period + 1).min(MAX_PERIOD);
         }
         // The chunk's Digest may have been lost too (given to a peer that vanished): the
         // monitor floods it with the chunk.
