@@ -359,5 +359,67 @@ mod tests {
         assert_eq!(e.key(), Some("mount[0].name"));
         let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"boss\" }\n");
         assert_eq!(e.key(), Some("mount[0].p2psp.role"));
+        // Native teams' security settings.
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let c = ok(&format!(
+            "[[mount]]\nname = \"/s\"\np2psp = {{ role = \"splitter\", port = 9, \
+             team-secret = \"x\", splitter-key-file = \"/tmp/k\", \
+             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2 }}\n\
+             [[mount]]\nname = \"/p\"\np2psp = {{ role = \"peer\", splitter = \"h:1\", \
+             splitter-key = \"{key}\", team-secret = \"x\" }}\n"
+        ));
+        let s = c
+            .mount("/s")
+            .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
+            .expect("splitter");
+        assert_eq!(s.auth.team_secret.as_deref(), Some("x"));
+        assert_eq!(s.auth.blame_quorum, Some(2));
+        assert_eq!(
+            s.auth.trusted_monitors,
+            vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        let Some(crate::config::P2pspConfig::Peer { auth, .. }) =
+            c.mount("/p").and_then(|m| m.p2psp.clone())
+        else {
+            panic!("a peer")
+        };
+        assert!(auth.splitter_key.is_some() && auth.team_secret.is_some());
+        for (bad, k) in [
+            (
+                "p2psp = { role = \"peer\", splitter = \"h:1\", splitter-key = \"zz\" }",
+                "splitter-key",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, splitter-key = \"zz\" }",
+                "splitter-key",
+            ),
+            (
+                "p2psp = { role = \"peer\", splitter = \"h:1\", trusted-monitors = [\"1.2.3.4\"] }",
+                "trusted-monitors",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, trusted-monitors = [\"nope\"] }",
+                "trusted-monitors",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, codec = \"gen-c\", team-secret = \"x\" }",
+                "team-secret",
+            ),
+            (
+                "p2psp = { role = \"peer\", splitter = \"h:1\", codec = \"gen-c\", team-secret = \"x\" }",
+                "team-secret",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, team-secret = \"\" }",
+                "team-secret",
+            ),
+        ] {
+            let e = err(&format!("[[mount]]\nname = \"/t\"\n{bad}\n"));
+            assert_eq!(
+                e.key(),
+                Some(format!("mount[0].p2psp.{k}").as_str()),
+                "{bad}"
+            );
+        }
     }
 }
