@@ -775,3 +775,29 @@ async fn honest_joins_succeed_during_an_idle_connection_flood() {
     assert!(took < Duration::from_secs(12), "the join took {took:?}");
     team.stop().await;
 }
+
+/// A peer of the old native format (version 1) gets a refusal it can decode, naming the
+/// version it must speak, not garbage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_peer_is_refused_in_words_it_can_read() {
+    let team = Team::start("v1", "").await;
+    let mut tcp = TcpStream::connect(team.splitter_addr())
+        .await
+        .expect("connect");
+    // A version-1 JoinRequest: header (magic, version 1, type, team 0), version, role, features.
+    let body = [
+        0xF1, 0x0E, 1, wire::ty::JOIN_REQUEST, 0, 0, 0, 0, 1, 1, 0, 0, 0, 15,
+    ];
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    tcp.write_all(&frame).await.expect("write");
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut got)).await;
+    assert!(got.len() > 12, "a refusal frame: {got:?}");
+    let body = &got[4..];
+    // Version 1's layout: magic, version 1, JOIN_REFUSED, team, reason, detail.
+    assert_eq!(&body[..4], &[0xF1, 0x0E, 1, wire::ty::JOIN_REFUSED]);
+    let text = String::from_utf8_lossy(body);
+    assert!(text.contains("version 2"), "{text}");
+    team.stop().await;
+}
