@@ -785,9 +785,9 @@ async fn a_version_1_peer_is_refused_in_words_it_can_read() {
         .await
         .expect("connect");
     // A version-1 JoinRequest: header (magic, version 1, type, team 0), version, role, features.
-    let body = [
-        0xF1, 0x0E, 1, wire::ty::JOIN_REQUEST, 0, 0, 0, 0, 1, 1, 0, 0, 0, 15,
-    ];
+    let mut body = vec![0xF1, 0x0E, 1, wire::ty::JOIN_REQUEST];
+    body.extend_from_slice(&[0; 4]);
+    body.extend_from_slice(&[1, 1, 0, 0, 0, 15]);
     let mut frame = (body.len() as u32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     tcp.write_all(&frame).await.expect("write");
