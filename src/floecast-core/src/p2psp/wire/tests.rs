@@ -2,6 +2,7 @@
 //! truncated datagrams are refused without panicking.
 
 use super::*;
+use crate::p2psp::auth::TRAILER_LEN;
 use proptest::prelude::*;
 
 fn sample_reply() -> JoinReply {
