@@ -217,6 +217,8 @@ pub struct SplitterStats {
     pub unproven_reports: u64,
     /// Complaints that got a resend but did not reach the blame quorum.
     pub unblamed_complaints: u64,
+    /// Resends untrusted complaints asked for beyond their budget (not sent).
+    pub resends_throttled: u64,
     /// The splitter's public key (hex), for operators to pin.
     pub public_key: String,
 }
@@ -293,10 +295,16 @@ pub struct Splitter {
     /// Recent Digests (first chunk, count, message, resent yet), for LRS: a complaint about a
     /// chunk whose Digest was lost with a vanished peer gets the Digest resent too.
     digests: VecDeque<(ChunkNo, u32, Message, bool)>,
+    /// Resends untrusted monitors' complaints may still cause (see `on_lost`).
+    resend_budget: f64,
 }
 
 /// Recent Digests kept for resends.
 const KEPT_DIGESTS: usize = 64;
+/// Resends that untrusted monitors' complaints may cause, per chunk pushed.
+const RESEND_SHARE: f64 = 0.5;
+/// ... and at the start, before any chunk earned them.
+const RESEND_BURST: f64 = 8.0;
 
 fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Message {
     Message::Digest {
@@ -343,6 +351,7 @@ impl Splitter {
             batch_since: None,
             digest_rr: 0,
             digests: VecDeque::new(),
+            resend_budget: RESEND_BURST,
         }
     }
 
@@ -458,6 +467,8 @@ impl Splitter {
         self.next_no = no.plus(1);
         self.last_push = Some(now);
         self.stats.chunks_pushed += 1;
+        self.resend_budget =
+            (self.resend_budget + RESEND_SHARE).min(f64::from(self.cfg.buffer_size / 2));
         self.stats.bytes_pushed += payload.len() as u64;
         let dest = self.pick();
         let slot = self.slot_index(no);
@@ -904,10 +915,23 @@ impl Splitter {
         };
         let payload = slot.payload.clone();
         let hash = slot.hash;
-        let resend = self.cfg.lrs && !slot.resent;
-        slot.resent = true;
         let complainer = self.members[monitor].id;
         let trusted = self.members[monitor].trusted;
+        // Untrusted monitors' resends draw on a budget (one per two chunks pushed): real
+        // losses stay well inside it, and sock-puppets complaining about everything cannot
+        // make the splitter send the stream twice.
+        let metered = !trusted && self.cfg.codec == Codec::Native;
+        let affordable = !metered || self.resend_budget >= 1.0;
+        let resend = self.cfg.lrs && !slot.resent && affordable;
+        if self.cfg.lrs && !slot.resent && !affordable {
+            self.stats.resends_throttled += 1;
+        }
+        if resend {
+            slot.resent = true;
+            if metered {
+                self.resend_budget -= 1.0;
+            }
+        }
         // A quorum of distinct monitors (or one trusted monitor) blames; sock-puppets that
         // hold fewer monitor slots than the quorum can only get chunks resent.
         let quorum = self.cfg.blame_quorum.unwrap_or(usize::MAX);
@@ -929,9 +953,11 @@ impl Splitter {
         }
         // The chunk's Digest may have been lost too (given to a peer that vanished): the
         // monitor floods it with the chunk.
-        if let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
-            !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
-        }) {
+        if resend
+            && let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
+                !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
+            })
+        {
             d.3 = true;
             let msg = d.2.clone();
             self.send(monitor, msg);

@@ -514,6 +514,8 @@ fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
     }
     let st = s.stats();
     assert!(to_p.len() >= 5 && st.lrs_resends > 0);
+    // Resends for untrusted complaints stay within one per two chunks pushed (and 8 to start).
+    assert!(st.lrs_resends <= 8 + 15, "{}", st.lrs_resends);
     assert_eq!(st.unblamed_complaints as usize, 2 * to_p.len());
     assert_eq!(st.expelled_losses, 0);
     assert_eq!(s.peer_count(), 3);
