@@ -801,3 +801,72 @@ async fn a_version_1_peer_is_refused_in_words_it_can_read() {
     assert!(text.contains("version 2"), "{text}");
     team.stop().await;
 }
+
+/// A team with a secret and a peer that pins the splitter's key: the right secret and key
+/// join and play the source's bytes; a wrong secret, or a wrong pinned key, never joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_secret_and_a_pinned_key_gate_joins() {
+    let mut team = Team::start("secret", ", team-secret = \"s3cret\"").await;
+    let mut key = String::new();
+    for _ in 0..50 {
+        key = team.splitter_status().await["public_key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !key.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(key.len(), 64, "the splitter shows its public key");
+    assert!(team.splitter.log_text().contains(&key), "and logs it");
+    team.add_peer(&format!(
+        ", team-secret = \"s3cret\", splitter-key = \"{key}\""
+    ))
+    .await;
+    // Another splitter's key: a host answering at the splitter's address with its own key.
+    let other = floecast::p2psp::auth::hex(
+        &floecast::p2psp::auth::SplitterKey::from_seed(&[9; 32]).public(),
+    );
+    let mut refused = Vec::new();
+    for (name, extra) in [
+        ("wrong-secret", ", team-secret = \"guess\"".to_string()),
+        ("no-secret", String::new()),
+        (
+            "wrong-key",
+            format!(", team-secret = \"s3cret\", splitter-key = \"{other}\""),
+        ),
+    ] {
+        let http = free_tcp_udp_port();
+        let p = server(
+            &team.dir,
+            name,
+            http,
+            &format!(
+                "[[mount]]\nname = \"/p.mp3\"\n\
+                 p2psp = {{ role = \"peer\", splitter = \"127.0.0.1:{}\"{extra} }}\n",
+                team.team_port
+            ),
+        );
+        refused.push((name, p, http));
+    }
+    let listeners = team.listen_all(Duration::from_secs(5)).await;
+    for l in listeners {
+        team.assert_identical(&l.await.expect("listener"), "the admitted peer", 40_000);
+    }
+    for (name, p, http) in &mut refused {
+        p.assert_running();
+        assert!(
+            capture(*http, Duration::from_millis(500)).await.is_empty(),
+            "{name} plays"
+        );
+        let log = p.log_text();
+        let why = match *name {
+            "wrong-key" => "is not the pinned splitter-key",
+            "no-secret" => "needs a team secret",
+            _ => "NotAdmitted",
+        };
+        assert!(log.contains(why), "{name}: {log}");
+    }
+    team.stop().await;
+}
