@@ -246,6 +246,8 @@ struct Member {
     tx_seq: u64,
     rx: ReplayWindow,
     trusted: bool,
+    /// Resends its complaints may still cause, untrusted monitors only (see `on_lost`).
+    resend_budget: f64,
 }
 
 #[derive(Debug)]
@@ -295,15 +297,13 @@ pub struct Splitter {
     /// Recent Digests (first chunk, count, message, resent yet), for LRS: a complaint about a
     /// chunk whose Digest was lost with a vanished peer gets the Digest resent too.
     digests: VecDeque<(ChunkNo, u32, Message, bool)>,
-    /// Resends untrusted monitors' complaints may still cause (see `on_lost`).
-    resend_budget: f64,
 }
 
 /// Recent Digests kept for resends.
 const KEPT_DIGESTS: usize = 64;
-/// Resends that untrusted monitors' complaints may cause, per chunk pushed.
+/// Resends that untrusted monitors' complaints may cause, per chunk pushed (all monitors).
 const RESEND_SHARE: f64 = 0.5;
-/// ... and at the start, before any chunk earned them.
+/// ... and each monitor at the start, before any chunk earned them.
 const RESEND_BURST: f64 = 8.0;
 
 fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Message {
@@ -351,7 +351,6 @@ impl Splitter {
             batch_since: None,
             digest_rr: 0,
             digests: VecDeque::new(),
-            resend_budget: RESEND_BURST,
         }
     }
 
@@ -467,8 +466,16 @@ impl Splitter {
         self.next_no = no.plus(1);
         self.last_push = Some(now);
         self.stats.chunks_pushed += 1;
-        self.resend_budget =
-            (self.resend_budget + RESEND_SHARE).min(f64::from(self.cfg.buffer_size / 2));
+        // Each monitor earns its share of resends (monitors head the list).
+        let share = RESEND_SHARE / self.cfg.number_of_monitors.max(1) as f64;
+        let cap = f64::from(self.cfg.buffer_size / 2);
+        for m in self
+            .members
+            .iter_mut()
+            .take_while(|m| m.role == Role::Monitor)
+        {
+            m.resend_budget = (m.resend_budget + share).min(cap);
+        }
         self.stats.bytes_pushed += payload.len() as u64;
         let dest = self.pick();
         let slot = self.slot_index(no);
@@ -770,6 +777,7 @@ impl Splitter {
             tx_seq: 0,
             rx: ReplayWindow::default(),
             trusted,
+            resend_budget: RESEND_BURST,
         };
         // Monitors first, as in every generation.
         let at = if role == Role::Monitor { monitors } else { n };
@@ -917,11 +925,12 @@ impl Splitter {
         let hash = slot.hash;
         let complainer = self.members[monitor].id;
         let trusted = self.members[monitor].trusted;
-        // Untrusted monitors' resends draw on a budget (one per two chunks pushed): real
-        // losses stay well inside it, and sock-puppets complaining about everything cannot
-        // make the splitter send the stream twice.
+        // Untrusted monitors' resends draw on their own budgets (one per two chunks pushed,
+        // shared among the monitor slots): real losses stay well inside them, sock-puppets
+        // complaining about everything cannot make the splitter send the stream twice, nor
+        // spend an honest monitor's share.
         let metered = !trusted && self.cfg.codec == Codec::Native;
-        let affordable = !metered || self.resend_budget >= 1.0;
+        let affordable = !metered || self.members[monitor].resend_budget >= 1.0;
         let resend = self.cfg.lrs && !slot.resent && affordable;
         if self.cfg.lrs && !slot.resent && !affordable {
             self.stats.resends_throttled += 1;
@@ -929,7 +938,7 @@ impl Splitter {
         if resend {
             slot.resent = true;
             if metered {
-                self.resend_budget -= 1.0;
+                self.members[monitor].resend_budget -= 1.0;
             }
         }
         // A quorum of distinct monitors (or one trusted monitor) blames; sock-puppets that
