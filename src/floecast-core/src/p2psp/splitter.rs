@@ -467,7 +467,7 @@ impl Splitter {
         self.last_push = Some(now);
         self.stats.chunks_pushed += 1;
         // Each monitor earns its share of resends (monitors head the list).
-        let share = RESEND_SHARE / self.cfg.number_of_monitors.max(1) as f64;
+        let share = RESEND_SHARE / self.monitor_count().max(1) as f64;
         let cap = f64::from(self.cfg.buffer_size / 2);
         for m in self
             .members
@@ -926,7 +926,7 @@ impl Splitter {
         let complainer = self.members[monitor].id;
         let trusted = self.members[monitor].trusted;
         // Untrusted monitors' resends draw on their own budgets (one per two chunks pushed,
-        // shared among the monitor slots): real losses stay well inside them, sock-puppets
+        // shared among the monitors): real losses stay well inside them, sock-puppets
         // complaining about everything cannot make the splitter send the stream twice, nor
         // spend an honest monitor's share.
         let metered = !trusted && self.cfg.codec == Codec::Native;
