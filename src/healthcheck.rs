@@ -105,8 +105,10 @@ mod tests {
 
     #[test]
     fn checks_the_first_socket_that_takes_plain_http() {
-        let mut c = Config::default();
-        c.listen = vec![socket(8443, TlsMode::Required), socket(8000, TlsMode::Auto)];
+        let mut c = Config {
+            listen: vec![socket(8443, TlsMode::Required), socket(8000, TlsMode::Auto)],
+            ..Config::default()
+        };
         let url = target(&c, None).expect("a plain socket");
         assert_eq!((url.host.as_str(), url.port), ("127.0.0.1", 8000));
         c.listen = vec![socket(8443, TlsMode::Required)];

@@ -68,6 +68,14 @@ enum Command {
         /// Wire format of the team: `native` (floecast) or `gen-c` (the 2018 C++ reference).
         #[arg(long, default_value = "native", value_parser = ["native", "gen-c"])]
         codec: String,
+        /// Pin the splitter's Ed25519 public key (64 hex digits or base64, as its log and
+        /// /api/status show it): a join answered with another key fails (native teams).
+        #[arg(long, value_parser = parse_splitter_key)]
+        splitter_key: Option<[u8; 32]>,
+        /// The team's secret, when its splitter requires one (native teams). Visible in the
+        /// process list: prefer `team-secret` in a config file on shared machines.
+        #[arg(long)]
+        team_secret: Option<String>,
     },
     /// Print the floecast TOML equivalent of an icecast2 `icecast.xml`, with comments on
     /// every option that does not carry over.
@@ -119,8 +127,15 @@ fn main() -> ExitCode {
             udp_port,
             mount,
             codec,
+            splitter_key,
+            team_secret,
         } => {
             let args = PeerArgs {
+                auth: floecast::config::TeamAuth {
+                    splitter_key,
+                    team_secret,
+                    ..Default::default()
+                },
                 splitter,
                 listen: cli.port.unwrap_or(listen),
                 bind,
@@ -141,7 +156,7 @@ fn main() -> ExitCode {
             };
             run(serve(
                 config,
-                Role::Peer(args, team_socket),
+                Role::Peer(Box::new(args), team_socket),
                 log.error_log.clone(),
             ))
         }
@@ -277,7 +292,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarnCounter {
 /// What `serve` runs: the server, or a stand-alone peer (and its P2PSP socket).
 enum Role {
     Server(Option<PathBuf>),
-    Peer(PeerArgs, TeamSocket),
+    Peer(Box<PeerArgs>, TeamSocket),
 }
 
 struct PeerArgs {
@@ -287,6 +302,12 @@ struct PeerArgs {
     udp_port: Option<u16>,
     mount: String,
     codec: Codec,
+    auth: floecast::config::TeamAuth,
+}
+
+fn parse_splitter_key(s: &str) -> Result<[u8; 32], String> {
+    floecast::p2psp::auth::parse_public_key(s)
+        .ok_or_else(|| "must be an Ed25519 public key: 64 hex digits or base64".to_string())
 }
 
 async fn serve(config: Config, role: Role, error_log: ErrorLog) -> ExitCode {
@@ -337,6 +358,7 @@ async fn serve(config: Config, role: Role, error_log: ErrorLog) -> ExitCode {
                     splitter: p.splitter.clone(),
                     codec: p.codec,
                     local: *team_socket,
+                    auth: p.auth.clone(),
                 },
             );
             println!(

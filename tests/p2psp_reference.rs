@@ -340,6 +340,7 @@ async fn a_gen_c_peer_says_goodbye_on_shutdown() {
             splitter: team.to_string(),
             serve: None,
             compat: true,
+            auth: Default::default(),
         }),
         ..Default::default()
     });
@@ -555,6 +556,7 @@ async fn a_native_peer_says_goodbye_on_shutdown() {
             splitter: team.to_string(),
             serve: None,
             compat: false,
+            auth: Default::default(),
         }),
         ..Default::default()
     });

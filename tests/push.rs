@@ -638,6 +638,7 @@ async fn a_p2psp_peer_mount_is_pushed() {
             compat: false,
             splitter: team.map(|t| t.to_string()).unwrap_or_default(),
             serve: None,
+            auth: Default::default(),
         }),
         ..Default::default()
     });

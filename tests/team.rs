@@ -173,6 +173,7 @@ fn peer_mount(name: &str, splitter: &str, serve: Option<SplitterSettings>) -> Mo
             compat: false,
             splitter: splitter.into(),
             serve,
+            auth: Default::default(),
         }),
         ..Default::default()
     }

@@ -165,6 +165,7 @@ async fn our_gen_c_peer_joins_a_reference_team() {
             splitter: team.to_string(),
             serve: None,
             compat: true,
+            auth: Default::default(),
         }),
         ..Default::default()
     });
@@ -297,6 +298,7 @@ async fn a_gen_c_team_of_two_floecasts_decodes() {
             splitter: team.to_string(),
             serve: None,
             compat: true,
+            auth: Default::default(),
         }),
         ..Default::default()
     });

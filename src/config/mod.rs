@@ -431,7 +431,27 @@ pub enum P2pspConfig {
         serve: Option<SplitterSettings>,
         /// The joined team speaks the 2018 C++ reference's format (Gen C).
         compat: bool,
+        /// The joined team's secret and the splitter key pinned (native teams).
+        auth: TeamAuth,
     },
+}
+
+/// How a native team is secured (see `p2psp::auth`). Gen C teams are open and unsigned, as
+/// the reference is: none of this applies to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeamAuth {
+    /// `team-secret`: joins prove it (a challenge-response; it never crosses the network).
+    /// A peer that also serves a team uses it for both.
+    pub team_secret: Option<String>,
+    /// `splitter-key` (peer): the splitter's Ed25519 public key, pinned.
+    pub splitter_key: Option<[u8; 32]>,
+    /// `splitter-key-file` (splitter): where its Ed25519 key lives (created when missing).
+    pub splitter_key_file: Option<PathBuf>,
+    /// `trusted-monitors` (splitter): joiners from these addresses are trusted monitors.
+    pub trusted_monitors: Vec<std::net::IpAddr>,
+    /// `blame-quorum` (splitter): distinct monitors whose loss reports blame a peer; `None`:
+    /// only trusted monitors blame.
+    pub blame_quorum: Option<usize>,
 }
 
 impl P2pspConfig {
@@ -460,6 +480,8 @@ pub struct SplitterSettings {
     pub monitors: usize,
     /// A native peer silent this long is dropped from the team.
     pub peer_timeout: Duration,
+    /// Team secret, splitter key, trusted monitors (native teams).
+    pub auth: TeamAuth,
 }
 
 impl SplitterSettings {
@@ -496,6 +518,7 @@ impl Default for SplitterSettings {
             compat: false,
             monitors: Self::DEFAULT_MONITORS,
             peer_timeout: Self::DEFAULT_PEER_TIMEOUT,
+            auth: TeamAuth::default(),
         }
     }
 }

@@ -68,6 +68,7 @@ struct Families {
     chunks_sent: IntCounterVec,
     chunks_received: IntCounterVec,
     chunks_lost: IntCounterVec,
+    chunks_checked: IntCounterVec,
     expelled: IntCounterVec,
     buffer: IntGaugeVec,
     relay_up: IntGaugeVec,
@@ -149,6 +150,12 @@ impl Families {
                 "P2PSP chunks received by a peer mount.",
                 &["mount", "from"],
             )?,
+            chunks_checked: counter(
+                "floecast_p2psp_chunks_checked_total",
+                "Chunks from other team members a peer mount checked against the splitter's \
+                 signed digests, by verdict (verified, rejected: forged and dropped).",
+                &["mount", "verdict"],
+            )?,
             chunks_lost: counter(
                 "floecast_p2psp_chunks_lost_total",
                 "P2PSP chunks a peer mount gave up on.",
@@ -202,7 +209,7 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 21] {
+    fn collectors(&self) -> [&dyn Collector; 22] {
         [
             &self.listeners,
             &self.sent,
@@ -216,6 +223,7 @@ impl Families {
             &self.chunks_sent,
             &self.chunks_received,
             &self.chunks_lost,
+            &self.chunks_checked,
             &self.expelled,
             &self.buffer,
             &self.relay_up,
@@ -288,6 +296,9 @@ impl Families {
                     self.expelled
                         .with_label_values(&[l, "freeriding"])
                         .inc_by(s.expelled_losses);
+                    self.expelled
+                        .with_label_values(&[l, "polluter"])
+                        .inc_by(s.expelled_polluters);
                 }
                 TeamState::Peer { stats: Some(s), .. } => {
                     self.team_peers
@@ -303,6 +314,12 @@ impl Families {
                         .with_label_values(&[l, "peers"])
                         .inc_by(s.from_peers);
                     self.chunks_lost.with_label_values(&[l]).inc_by(s.skipped);
+                    self.chunks_checked
+                        .with_label_values(&[l, "verified"])
+                        .inc_by(s.verified);
+                    self.chunks_checked
+                        .with_label_values(&[l, "rejected"])
+                        .inc_by(s.rejected);
                     self.buffer
                         .with_label_values(&[l])
                         .set(i64::from(s.buffer_fill));

@@ -84,9 +84,13 @@ pub fn peers(config: &Config) -> Vec<(String, PeerMount)> {
         .iter()
         .filter_map(|m| match m.p2psp.as_ref()? {
             P2pspConfig::Peer {
-                splitter, compat, ..
+                splitter,
+                compat,
+                auth,
+                ..
             } => {
                 let team = PeerMount {
+                    auth: auth.clone(),
                     splitter: splitter.clone(),
                     codec: if *compat {
                         Codec::CompatGenC
@@ -191,6 +195,7 @@ mod tests {
             splitter: "up:7000".into(),
             serve,
             compat: false,
+            auth: Default::default(),
         };
         let a = Config {
             mounts: vec![

@@ -128,12 +128,30 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Read one length-prefixed frame under `max` bytes and the join timeout.
 pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Packet> {
+    let body = read_frame_body(stream, max, JOIN_TIMEOUT).await?;
+    wire::decode(&body).map_err(invalid)
+}
+
+/// `n` random bytes from the kernel: keys and nonces of native teams.
+pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
+    use std::io::Read as _;
+    let mut b = [0u8; N];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(b)
+}
+
+/// Read one frame body (undecoded) under `max` bytes, within `deadline`.
+pub async fn read_frame_body(
+    stream: &mut TcpStream,
+    max: usize,
+    deadline: Duration,
+) -> std::io::Result<Bytes> {
     let mut decoder = FrameDecoder::new(max);
     let mut buf = vec![0u8; 16 * 1024];
     let fut = async {
         loop {
             match decoder.pop_frame() {
-                Ok(Some(frame)) => return wire::decode(&frame).map_err(invalid),
+                Ok(Some(frame)) => return Ok(frame),
                 Ok(None) => {}
                 Err(e) => return Err(invalid(e)),
             }
@@ -144,7 +162,7 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<P
             decoder.push(&buf[..n]).map_err(invalid)?;
         }
     };
-    tokio::time::timeout(JOIN_TIMEOUT, fut)
+    tokio::time::timeout(deadline, fut)
         .await
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }

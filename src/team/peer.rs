@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
-use super::{JOIN_TIMEOUT, gen_c, read_frame, splitter::STATS_EVERY, write_frame};
+use super::{JOIN_TIMEOUT, gen_c, random_bytes, read_frame, splitter::STATS_EVERY, write_frame};
 use crate::backoff::{Backoff, Jitter};
+use crate::config::TeamAuth;
 use crate::ingest::SourceSession;
 use crate::ingest::session::EndReason;
+use crate::p2psp::auth;
 use crate::p2psp::compat;
 use crate::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use crate::p2psp::peer::{Peer, PeerConfig, PeerEvent, PeerStats};
@@ -60,6 +62,8 @@ pub struct PeerMount {
     pub splitter: String,
     pub codec: Codec,
     pub local: TeamSocket,
+    /// The team secret and the pinned splitter key (native teams).
+    pub auth: TeamAuth,
 }
 
 /// Where a peer's P2PSP sockets bind: the UDP socket, and the TCP join from the same port
@@ -84,6 +88,12 @@ pub enum JoinFailed {
     Protocol,
     #[error("Gen C join: {0}")]
     GenC(#[from] gen_c::GenCError),
+    #[error("the team needs a team secret (team-secret)")]
+    NeedsSecret,
+    #[error("the join reply is not signed by the key it names")]
+    BadSignature,
+    #[error("the splitter's key {found} is not the pinned splitter-key")]
+    WrongSplitterKey { found: String },
 }
 
 /// What a join gives: the state machine of the team's wire format, the stream facts and the
@@ -106,21 +116,69 @@ async fn join_gen_c(tcp: &mut TcpStream, splitter: SocketAddr) -> Result<Joined,
 }
 
 /// The native join over `tcp`, offering to monitor: the splitter grants it to the first few
-/// peers, whose loss reports drive its lost-chunk recovery; the rest become plain peers.
-async fn join_native(tcp: &mut TcpStream, splitter: SocketAddr) -> Result<Joined, JoinFailed> {
+/// peers, whose loss reports drive its lost-chunk recovery; the rest become plain peers. The
+/// team secret answers the splitter's challenge; the reply must be signed over our nonce by
+/// the key it names, and that key must be the pinned one when there is one.
+async fn join_native(
+    tcp: &mut TcpStream,
+    splitter: SocketAddr,
+    team_auth: &TeamAuth,
+) -> Result<Joined, JoinFailed> {
+    let nonce: [u8; 16] = random_bytes()?;
     let request = Packet {
         team: 0,
-        msg: Message::JoinRequest(JoinRequest::new(Role::Monitor)),
+        msg: Message::JoinRequest(JoinRequest {
+            nonce,
+            ..JoinRequest::new(Role::Monitor)
+        }),
     };
     let frame = wire::encode_frame(&request).map_err(|_| JoinFailed::Protocol)?;
     write_frame(tcp, &frame).await?;
-    let reply: JoinReply = match read_frame(tcp, MAX_REPLY).await?.msg {
+    let secret = team_auth.team_secret.as_deref().map(auth::secret_key);
+    let mut answer = read_frame(tcp, MAX_REPLY).await?;
+    let mut challenge = None;
+    if let Message::Challenge { nonce: c } = answer.msg {
+        let secret = secret.as_ref().ok_or(JoinFailed::NeedsSecret)?;
+        let proof = auth::join_proof(secret, &c, &nonce);
+        let frame = wire::encode_frame(&Packet {
+            team: 0,
+            msg: Message::JoinProof { proof },
+        })
+        .map_err(|_| JoinFailed::Protocol)?;
+        write_frame(tcp, &frame).await?;
+        challenge = Some(c);
+        answer = read_frame(tcp, MAX_REPLY).await?;
+    }
+    let team = answer.team;
+    let mut reply: JoinReply = match answer.msg {
         Message::JoinReply(r) => *r,
         Message::JoinRefused { reason, detail } => {
             return Err(JoinFailed::Refused(format!("{reason:?}: {detail}")));
         }
         _ => return Err(JoinFailed::Protocol),
     };
+    if !reply.verify(team, &nonce) {
+        return Err(JoinFailed::BadSignature);
+    }
+    if let Some(pinned) = team_auth.splitter_key
+        && !auth::same(&pinned, &reply.splitter_key)
+    {
+        return Err(JoinFailed::WrongSplitterKey {
+            found: auth::hex(&reply.splitter_key),
+        });
+    }
+    if reply.keys_masked {
+        let (Some(secret), Some(c)) = (secret, challenge) else {
+            return Err(JoinFailed::Protocol);
+        };
+        let mut keys = Vec::with_capacity(reply.pair_keys.len() + 1);
+        keys.push(reply.peer_key);
+        keys.append(&mut reply.pair_keys);
+        auth::mask_keys(&secret, &c, &nonce, &mut keys);
+        reply.peer_key = keys[0];
+        reply.pair_keys = keys.split_off(1);
+    }
+    tracing::debug!(splitter_key = %auth::hex(&reply.splitter_key), "P2PSP join reply verified");
     let info = reply.info.clone();
     let header = reply.header.clone();
     let config = PeerConfig {
@@ -146,14 +204,16 @@ pub struct PeerLink {
 impl PeerLink {
     /// Join the team of the splitter at `addr` ("host:port") in the given wire format.
     pub async fn join(addr: &str, codec: Codec) -> Result<PeerLink, JoinFailed> {
-        Self::join_from(addr, codec, TeamSocket::default()).await
+        Self::join_from(addr, codec, TeamSocket::default(), &TeamAuth::default()).await
     }
 
-    /// [`PeerLink::join`] with the P2PSP sockets bound at `local`.
+    /// [`PeerLink::join`] with the P2PSP sockets bound at `local`, and the team secret and
+    /// pinned splitter key of `auth`.
     pub async fn join_from(
         addr: &str,
         codec: Codec,
         local: TeamSocket,
+        auth: &TeamAuth,
     ) -> Result<PeerLink, JoinFailed> {
         let mut found = tokio::net::lookup_host(addr).await?;
         // Gen C is IPv4 only (spec §1).
@@ -184,7 +244,7 @@ impl PeerLink {
         }
         let joined = match codec {
             Codec::CompatGenC => join_gen_c(&mut tcp, splitter).await,
-            Codec::Native => join_native(&mut tcp, splitter).await,
+            Codec::Native => join_native(&mut tcp, splitter, auth).await,
         };
         if let Err(JoinFailed::GenC(gen_c::GenCError::NtsSplitter(_))) = &joined {
             // An NTS splitter takes an offer to monitor into its team at once: take our
@@ -320,6 +380,7 @@ pub async fn run_mount(server: Arc<Server>, mount: String, team: PeerMount, mut 
         splitter,
         codec,
         local,
+        auth,
     } = team;
     let mut backoff = Backoff::new(
         BACKOFF_MIN,
@@ -335,7 +396,7 @@ pub async fn run_mount(server: Arc<Server>, mount: String, team: PeerMount, mut 
             break;
         }
         let joined = tokio::select! {
-            r = PeerLink::join_from(&splitter, codec, local) => r,
+            r = PeerLink::join_from(&splitter, codec, local, &auth) => r,
             _ = shutdown => break,
             _ = stop.requested() => break,
         };

@@ -7,20 +7,27 @@
 //! chain changes, as header updates. The task outlives source sessions: when the mount's
 //! source comes back (the registry announces it), the team carries on with the new stream.
 //! It runs until shutdown or until the supervisor stops it.
+//!
+//! Native joins are bounded: a joiner has [`JOIN_DEADLINE`] to send its request (and answer the
+//! team-secret challenge), and one address holds at most [`MAX_JOINING_PER_IP`] unfinished
+//! joins, so a flood of idle connections cannot keep honest peers out.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{gen_c, read_frame, write_frame};
-use crate::config::SplitterSettings;
+use super::{gen_c, random_bytes, read_frame_body, write_frame};
+use crate::config::{SplitterSettings, TeamAuth};
 use crate::format::Block;
 use crate::mount::{Cursor, Mount, ReadOutcome, SourceInfo};
-use crate::p2psp::splitter::{Splitter, SplitterConfig, SplitterEvent};
+use crate::p2psp::auth::{self, SplitterKey};
+use crate::p2psp::splitter::{JoinProof, Splitter, SplitterConfig, SplitterEvent};
 use crate::p2psp::wire::{self, JoinRequest, Message, Packet};
 use crate::p2psp::{Codec, StreamInfo};
 use crate::random::random_u64;
@@ -52,6 +59,8 @@ struct Join {
     request: JoinRequest,
     /// Joined with Gen C's role byte: answer with its configuration block.
     gen_c: bool,
+    /// The answer to the team-secret challenge (native teams with a secret).
+    proof: Option<JoinProof>,
     reply: oneshot::Sender<Bytes>,
 }
 
@@ -59,6 +68,10 @@ struct Join {
 const MAX_JOINING: usize = 256;
 /// Most join requests waiting at once; more are refused by closing.
 const JOIN_QUEUE: usize = 64;
+/// Most unfinished joins from one address: a flood from one host is closed at once.
+pub const MAX_JOINING_PER_IP: usize = 4;
+/// A native joiner must have sent its request (and its proof) within this.
+pub const JOIN_DEADLINE: Duration = Duration::from_secs(3);
 /// How often team state is published for the status page and metrics.
 pub(crate) const STATS_EVERY: Duration = Duration::from_millis(500);
 /// Serve the team of `mount_name` with `settings`, until shutdown or until asked to stop.
@@ -77,6 +90,7 @@ pub async fn run(
         compat,
         monitors,
         peer_timeout,
+        auth,
     } = settings;
     let ip: IpAddr = bind_address
         .and_then(|b| b.parse().ok())
@@ -89,7 +103,25 @@ pub async fn run(
         }
     };
     let local = udp.local_addr().ok();
-    tracing::info!(mount = %mount_name, ?local, "P2PSP splitter listening");
+    let (key, key_seed) = match team_keys(&auth) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(mount = %mount_name, "P2PSP splitter key: {e}");
+            return;
+        }
+    };
+    let public = key.public();
+    if compat {
+        tracing::info!(mount = %mount_name, ?local, "P2PSP splitter listening (Gen C: open and unsigned, as the reference)");
+    } else {
+        tracing::info!(
+            mount = %mount_name,
+            ?local,
+            splitter_key = %auth::hex(&public),
+            secret = auth.team_secret.is_some(),
+            "P2PSP splitter listening; peers can pin splitter-key"
+        );
+    }
     warn_above_mtu(&mount_name, max_chunk, compat);
     let config = SplitterConfig {
         max_peers,
@@ -105,6 +137,12 @@ pub async fn run(
         // Three missed reports by default. A vanished peer is passed over after 1.5 and its
         // monitor role handed on, but it stays listed (and counted) until this timeout.
         peer_timeout,
+        key,
+        key_seed,
+        team_secret: auth.team_secret.as_deref().map(auth::secret_key),
+        trusted_monitors: auth.trusted_monitors.clone(),
+        // Only trusted monitors (or the configured quorum) can get a peer expelled for losses.
+        blame_quorum: auth.blame_quorum,
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
@@ -117,7 +155,8 @@ pub async fn run(
     } else {
         Codec::Native
     };
-    let acceptor = tokio::spawn(accept_joins(tcp, join_tx, codec));
+    let secret = codec == Codec::Native && auth.team_secret.is_some();
+    let acceptor = tokio::spawn(accept_joins(tcp, join_tx, codec, secret));
     let mut attached: Option<Attached> = None;
     let mut buf = vec![0u8; 65_536];
     let mut last_stats = Instant::now();
@@ -228,7 +267,12 @@ fn answer_join(
     if join.gen_c {
         return offer_gen_c(server, mount, splitter, join, attached, joining);
     }
-    let reply = match splitter.handle_join(Instant::now(), observed, &join.request) {
+    let reply = match splitter.handle_join_proved(
+        Instant::now(),
+        observed,
+        &join.request,
+        join.proof.as_ref(),
+    ) {
         Ok((_, reply)) => reply,
         Err(e) => {
             // Anyone can knock: at most one line per interval.
@@ -361,50 +405,66 @@ async fn flush(splitter: &mut Splitter, udp: &UdpSocket, mount: &str) {
 }
 
 /// Accept TCP joins: read the request, hand it to the splitter task, write its answer. At
-/// most MAX_JOINING exchanges run at once; a flood of connects is closed, not queued.
-async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Codec) {
-    let joining = Arc::new(tokio::sync::Semaphore::new(MAX_JOINING));
+/// most MAX_JOINING_PER_IP unfinished joins from one address (more are closed at once) and
+/// MAX_JOINING in all: when full, the oldest unfinished one is dropped for the newcomer, so
+/// idle connections from many addresses cannot keep an honest join (done in milliseconds)
+/// out either.
+async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Codec, secret: bool) {
+    let per_ip = Arc::new(Mutex::new(HashMap::<IpAddr, usize>::new()));
+    let unfinished: Unfinished = Arc::default();
+    let mut next_id = 0u64;
     loop {
         let Ok((mut stream, observed)) = tcp.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(permit) = joining.clone().try_acquire_owned() else {
-            tracing::debug!(%observed, "P2PSP join refused: too many joins in progress");
+        let Some(slot) = JoinSlot::take(&per_ip, observed.ip()) else {
+            tracing::debug!(%observed, "P2PSP join refused: too many unfinished joins from it");
             continue;
         };
+        // Held until the new join is listed, so that it cannot unlist itself first.
+        let mut u = crate::sync::lock(&unfinished);
+        while u.len() >= MAX_JOINING {
+            if let Some((_, oldest)) = u.pop_front() {
+                oldest.abort();
+            }
+        }
         let joins = joins.clone();
         let Ok(local) = stream.local_addr() else {
             continue;
         };
-        tokio::spawn(async move {
-            let _permit = permit;
-            let request = match codec {
-                Codec::Native => match read_frame(&mut stream, 4096).await {
-                    Ok(Packet {
-                        msg: Message::JoinRequest(r),
-                        ..
-                    }) => r,
-                    Ok(_) => return,
+        next_id += 1;
+        let id = next_id;
+        let list = unfinished.clone();
+        let task = tokio::spawn(async move {
+            let listed = Unlist { list, id };
+            let (request, proof) = match codec {
+                Codec::Native => match native_request(&mut stream, secret).await {
+                    Ok(r) => r,
                     Err(e) => {
                         tracing::debug!(%observed, "P2PSP join read failed: {e}");
                         return;
                     }
                 },
                 Codec::CompatGenC => match gen_c::read_role(&mut stream).await {
-                    Ok(role) => JoinRequest::new(role),
+                    Ok(role) => (JoinRequest::new(role), None),
                     Err(e) => {
                         tracing::debug!(%observed, "P2PSP Gen C join read failed: {e}");
                         return;
                     }
                 },
             };
+            // The request is in: the slot of this address is free for its next join, and this
+            // join is no longer an unfinished one to evict.
+            drop(slot);
+            drop(listed);
             let (reply, rx) = oneshot::channel();
             let join = Join {
                 observed,
                 local,
                 request,
                 gen_c: codec == Codec::CompatGenC,
+                proof,
                 reply,
             };
             if joins.try_send(ToTask::Join(join)).is_err() {
@@ -443,6 +503,144 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Code
                 tracing::debug!(%observed, "P2PSP join not completed: {e}");
             }
         });
+        u.push_back((id, task.abort_handle()));
+    }
+}
+
+/// Unfinished joins, oldest first, that a newcomer may evict.
+type Unfinished = Arc<Mutex<std::collections::VecDeque<(u64, tokio::task::AbortHandle)>>>;
+
+/// Takes join `id` off the unfinished list when dropped (done reading, or failed).
+struct Unlist {
+    list: Unfinished,
+    id: u64,
+}
+
+impl Drop for Unlist {
+    fn drop(&mut self) {
+        crate::sync::lock(&self.list).retain(|(i, _)| *i != self.id);
+    }
+}
+
+/// One unfinished join counted against its address; the count drops with it.
+struct JoinSlot {
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl JoinSlot {
+    fn take(per_ip: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<JoinSlot> {
+        let mut m = crate::sync::lock(per_ip);
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_JOINING_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(JoinSlot {
+            per_ip: per_ip.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for JoinSlot {
+    fn drop(&mut self) {
+        let mut m = crate::sync::lock(&self.per_ip);
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The native join request, within [`JOIN_DEADLINE`]: a joiner of another wire version gets a
+/// refusal it can read; with a team secret, the joiner answers a fresh challenge.
+async fn native_request(
+    stream: &mut TcpStream,
+    secret: bool,
+) -> std::io::Result<(JoinRequest, Option<JoinProof>)> {
+    let started = tokio::time::Instant::now();
+    let left = || JOIN_DEADLINE.saturating_sub(started.elapsed());
+    let body = read_frame_body(stream, 4096, left()).await?;
+    if let Some(v) = wire::peek_version(&body).filter(|v| *v != wire::VERSION) {
+        let detail = format!(
+            "this splitter speaks native P2PSP wire version {} (signed chunks, authenticated \
+             datagrams); version {v} peers must be upgraded",
+            wire::VERSION
+        );
+        if let Ok(f) = wire::encode_refusal(v, &detail) {
+            let _ = write_frame(stream, &f).await;
+        }
+        return Err(std::io::Error::other(format!("wire version {v} refused")));
+    }
+    let request = match wire::decode(&body).map_err(std::io::Error::other)?.msg {
+        Message::JoinRequest(r) => r,
+        _ => return Err(std::io::Error::other("not a join request")),
+    };
+    if !secret {
+        return Ok((request, None));
+    }
+    let challenge: [u8; 16] = random_bytes()?;
+    let frame = wire::encode_frame(&Packet {
+        team: 0,
+        msg: Message::Challenge { nonce: challenge },
+    })
+    .map_err(std::io::Error::other)?;
+    write_frame(stream, &frame).await?;
+    let body = read_frame_body(stream, 4096, left()).await?;
+    match wire::decode(&body).map_err(std::io::Error::other)?.msg {
+        Message::JoinProof { proof } => Ok((request, Some(JoinProof { challenge, proof }))),
+        _ => Err(std::io::Error::other("not a join proof")),
+    }
+}
+
+/// The splitter's signing key (from `splitter-key-file`, created there when missing, or fresh
+/// for this run) and the seed its peers' keys derive from (fresh for every run).
+fn team_keys(auth: &TeamAuth) -> std::io::Result<(SplitterKey, [u8; 32])> {
+    let seed = match &auth.splitter_key_file {
+        Some(path) => load_or_create_key(path)?,
+        None => random_bytes()?,
+    };
+    Ok((SplitterKey::from_seed(&seed), random_bytes()?))
+}
+
+/// A key file holds the 32-byte Ed25519 secret as 64 hex digits. A missing one is created
+/// (readable by its owner only).
+fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
+    let bad = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {why}", path.display()),
+        )
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let t = text.trim();
+            if t.len() != 64 || !t.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad("must hold 64 hex digits (an Ed25519 secret key)"));
+            }
+            let mut seed = [0u8; 32];
+            for (i, b) in seed.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).map_err(|_| bad("not hex"))?;
+            }
+            Ok(seed)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let seed: [u8; 32] = random_bytes()?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| bad(&e.to_string()))?;
+            writeln!(f, "{}", auth::hex(&seed)).map_err(|e| bad(&e.to_string()))?;
+            Ok(seed)
+        }
+        Err(e) => Err(bad(&e.to_string())),
     }
 }
 

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::value::{ip_address, ranged};
-use crate::config::{P2pspConfig, SplitterSettings};
+use crate::config::{P2pspConfig, SplitterSettings, TeamAuth};
 
 /// `p2psp = { role = "splitter", port = 8001, ... }` or `{ role = "peer", splitter = "h:p" }`.
 #[derive(Debug, Deserialize)]
@@ -27,6 +27,11 @@ pub(super) struct RawP2psp {
     /// A peer that also serves a team: that team's codec (`codec` is the joined team's).
     serve_codec: Option<Spanned<String>>,
     splitter: Option<Spanned<String>>,
+    team_secret: Option<Spanned<String>>,
+    splitter_key: Option<Spanned<String>>,
+    splitter_key_file: Option<Spanned<String>>,
+    trusted_monitors: Option<Spanned<Vec<String>>>,
+    blame_quorum: Option<Spanned<usize>>,
 }
 
 pub(super) fn convert(
@@ -60,6 +65,95 @@ pub(super) fn convert(
         }
     };
     let peer = raw.role.get_ref() == "peer";
+    let team_secret = match &raw.team_secret {
+        Some(s) if s.get_ref().is_empty() => {
+            return Err(src.invalid(s.span(), &k("team-secret"), "must not be empty"));
+        }
+        s => s.as_ref().map(|s| s.get_ref().clone()),
+    };
+    // Keys that only a team's splitter has, or only a joining peer.
+    let splitter_only = [
+        (
+            "splitter-key-file",
+            raw.splitter_key_file.as_ref().map(|v| v.span()),
+        ),
+        (
+            "trusted-monitors",
+            raw.trusted_monitors.as_ref().map(|v| v.span()),
+        ),
+        ("blame-quorum", raw.blame_quorum.as_ref().map(|v| v.span())),
+    ];
+    if peer
+        && raw.port.is_none()
+        && let Some((name, Some(span))) = splitter_only.iter().find(|(_, s)| s.is_some())
+    {
+        return Err(src.invalid(span.clone(), &k(name), "only a team's splitter has this"));
+    }
+    if !peer && let Some(v) = &raw.splitter_key {
+        return Err(src.invalid(
+            v.span(),
+            &k("splitter-key"),
+            "a splitter has splitter-key-file; splitter-key pins a joined team's splitter",
+        ));
+    }
+    let splitter_key = raw
+        .splitter_key
+        .as_ref()
+        .map(|v| {
+            crate::p2psp::auth::parse_public_key(v.get_ref()).ok_or_else(|| {
+                src.invalid(
+                    v.span(),
+                    &k("splitter-key"),
+                    "must be an Ed25519 public key: 64 hex digits or base64",
+                )
+            })
+        })
+        .transpose()?;
+    let trusted_monitors = match &raw.trusted_monitors {
+        None => Vec::new(),
+        Some(v) => v
+            .get_ref()
+            .iter()
+            .map(|a| a.parse())
+            .collect::<Result<Vec<std::net::IpAddr>, _>>()
+            .map_err(|_| {
+                src.invalid(
+                    v.span(),
+                    &k("trusted-monitors"),
+                    "must be a list of IP addresses",
+                )
+            })?,
+    };
+    let blame_quorum = raw
+        .blame_quorum
+        .as_ref()
+        .map(|q| ranged(src, q, &k("blame-quorum"), 1..=32, ""))
+        .transpose()?;
+    let splitter_auth = TeamAuth {
+        team_secret: team_secret.clone(),
+        splitter_key: None,
+        splitter_key_file: raw.splitter_key_file.as_ref().map(|f| f.get_ref().into()),
+        trusted_monitors,
+        blame_quorum,
+    };
+    // A Gen C team is open and unsigned, as the reference is.
+    let gen_c_conflict = |field: &str, gen_c: bool| -> Result<(), ConfigError> {
+        let set = [
+            ("team-secret", raw.team_secret.as_ref().map(|v| v.span())),
+            ("splitter-key", raw.splitter_key.as_ref().map(|v| v.span())),
+        ];
+        if gen_c && let Some((name, Some(span))) = set.iter().find(|(_, s)| s.is_some()) {
+            return Err(src.invalid(
+                span.clone(),
+                &k(name),
+                format!(
+                    "{field} = \"gen-c\" teams are open and unsigned, as the reference is; \
+                     team secrets and splitter keys are for native teams"
+                ),
+            ));
+        }
+        Ok(())
+    };
     let serve = |raw: &RawP2psp, required: bool| -> Result<Option<SplitterSettings>, ConfigError> {
         let Some(port) = &raw.port else {
             if required {
@@ -113,6 +207,7 @@ pub(super) fn convert(
             compat,
             monitors,
             peer_timeout,
+            auth: splitter_auth.clone(),
         }))
     };
     if !peer && let Some(c) = &raw.serve_codec {
@@ -124,7 +219,10 @@ pub(super) fn convert(
     }
     match raw.role.get_ref().as_str() {
         "splitter" => match serve(&raw, true)? {
-            Some(s) => Ok(P2pspConfig::Splitter(s)),
+            Some(s) => {
+                gen_c_conflict("codec", s.compat)?;
+                Ok(P2pspConfig::Splitter(s))
+            }
             None => Err(src.invalid(raw.role.span(), &k("port"), "a splitter needs a port")),
         },
         "peer" => {
@@ -143,10 +241,20 @@ pub(super) fn convert(
             if !ok {
                 return Err(src.invalid(splitter.span(), &k("splitter"), "must be \"host:port\""));
             }
+            let compat = codec(&raw.codec, "codec")?;
+            gen_c_conflict("codec", compat)?;
+            if let Some(s) = &serve {
+                gen_c_conflict("serve-codec", s.compat && team_secret.is_some())?;
+            }
             Ok(P2pspConfig::Peer {
                 splitter: splitter.into_inner(),
                 serve,
-                compat: codec(&raw.codec, "codec")?,
+                compat,
+                auth: TeamAuth {
+                    team_secret,
+                    splitter_key,
+                    ..TeamAuth::default()
+                },
             })
         }
         other => Err(src.invalid(
@@ -183,7 +291,8 @@ mod tests {
                     max_chunk: 1200,
                     compat: false,
                     monitors: 3,
-                    peer_timeout: Duration::from_secs(3)
+                    peer_timeout: Duration::from_secs(3),
+                    auth: Default::default(),
                 }
             ))
         );
@@ -193,6 +302,7 @@ mod tests {
                 splitter: "a.example:8001".into(),
                 serve: None,
                 compat: false,
+                auth: Default::default(),
             })
         );
         // A Gen C peer that serves a native team further down the tree.
@@ -259,5 +369,67 @@ mod tests {
         assert_eq!(e.key(), Some("mount[0].name"));
         let e = err("[[mount]]\nname = \"/t\"\np2psp = { role = \"boss\" }\n");
         assert_eq!(e.key(), Some("mount[0].p2psp.role"));
+        // Native teams' security settings.
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let c = ok(&format!(
+            "[[mount]]\nname = \"/s\"\np2psp = {{ role = \"splitter\", port = 9, \
+             team-secret = \"x\", splitter-key-file = \"/tmp/k\", \
+             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2 }}\n\
+             [[mount]]\nname = \"/p\"\np2psp = {{ role = \"peer\", splitter = \"h:1\", \
+             splitter-key = \"{key}\", team-secret = \"x\" }}\n"
+        ));
+        let s = c
+            .mount("/s")
+            .and_then(|m| m.p2psp.as_ref()?.splitter().cloned())
+            .expect("splitter");
+        assert_eq!(s.auth.team_secret.as_deref(), Some("x"));
+        assert_eq!(s.auth.blame_quorum, Some(2));
+        assert_eq!(
+            s.auth.trusted_monitors,
+            vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        let Some(crate::config::P2pspConfig::Peer { auth, .. }) =
+            c.mount("/p").and_then(|m| m.p2psp.clone())
+        else {
+            panic!("a peer")
+        };
+        assert!(auth.splitter_key.is_some() && auth.team_secret.is_some());
+        for (bad, k) in [
+            (
+                "p2psp = { role = \"peer\", splitter = \"h:1\", splitter-key = \"zz\" }",
+                "splitter-key",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, splitter-key = \"zz\" }",
+                "splitter-key",
+            ),
+            (
+                "p2psp = { role = \"peer\", splitter = \"h:1\", trusted-monitors = [\"1.2.3.4\"] }",
+                "trusted-monitors",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, trusted-monitors = [\"nope\"] }",
+                "trusted-monitors",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, codec = \"gen-c\", team-secret = \"x\" }",
+                "team-secret",
+            ),
+            (
+                "p2psp = { role = \"peer\", splitter = \"h:1\", codec = \"gen-c\", team-secret = \"x\" }",
+                "team-secret",
+            ),
+            (
+                "p2psp = { role = \"splitter\", port = 9, team-secret = \"\" }",
+                "team-secret",
+            ),
+        ] {
+            let e = err(&format!("[[mount]]\nname = \"/t\"\n{bad}\n"));
+            assert_eq!(
+                e.key(),
+                Some(format!("mount[0].p2psp.{k}").as_str()),
+                "{bad}"
+            );
+        }
     }
 }

@@ -79,6 +79,15 @@ pub struct SimArgs {
     /// The peers' neighbour cap (0 = the PeerConfig default, 1024).
     #[arg(long = "max-neighbours", default_value_t = 0)]
     pub max_neighbours: usize,
+    /// Attack model: the last N peers are polluters (relay, and forge chunks ahead).
+    #[arg(long, default_value_t = 0)]
+    pub polluters: usize,
+    /// Attack model: the monitors are sock-puppets complaining about every chunk.
+    #[arg(long = "puppet-monitors")]
+    pub puppet_monitors: bool,
+    /// Attack model: an outsider spoofs goodbyes from the splitter's and peers' addresses.
+    #[arg(long)]
+    pub spoofer: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -173,6 +182,11 @@ impl SimArgs {
             seed: self.seed,
             arrivals,
             max_neighbours: self.max_neighbours.min(MAX_SIM_PEERS),
+            attack: crate::config::Attack {
+                polluters: self.polluters,
+                puppet_monitors: self.puppet_monitors,
+                spoofer: self.spoofer,
+            },
         })
     }
 }
@@ -223,20 +237,45 @@ fn timed(cfg: SimConfig) -> Result<Report, SimError> {
     })
 }
 
-/// The benchmark suite: every row run in turn and printed as it finishes, then the commands.
+/// The benchmark suite: every row run in turn and printed as it finishes, then the commands;
+/// then the attack table (issue 12 §3) the same way.
 fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
+    let a = run_table(
+        &suite::table_head(),
+        suite::rows(max_peers, seed),
+        suite::table_row,
+    );
+    println!();
+    let b = run_table(
+        &suite::attack_table_head(),
+        suite::attack_rows(max_peers, seed),
+        suite::attack_table_row,
+    );
+    if a && b {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Run `rows` and print them as a table; false when one failed.
+fn run_table(
+    head: &[&str; 2],
+    rows: Vec<(&'static str, String)>,
+    row: fn(&str, &Report) -> String,
+) -> bool {
     use clap::Parser;
     #[derive(Parser)]
     struct Wrap {
         #[command(flatten)]
         a: SimArgs,
     }
-    for line in suite::table_head() {
+    for line in head {
         println!("{line}");
     }
     let mut cmds = Vec::new();
     let mut failed = false;
-    for (label, flags) in suite::rows(max_peers, seed) {
+    for (label, flags) in rows {
         let argv = std::iter::once("simulate").chain(flags.split_whitespace());
         let cfg = match Wrap::try_parse_from(argv)
             .map_err(|e| e.to_string())
@@ -258,15 +297,11 @@ fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
                 continue;
             }
         };
-        println!("{}", suite::table_row(label, &r));
+        println!("{}", row(label, &r));
         cmds.push(flags);
     }
     println!("{}", suite::commands(&cmds));
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    !failed
 }
 
 #[cfg(test)]

@@ -28,6 +28,20 @@ pub struct Churn {
     pub polite: bool,
 }
 
+/// Adversaries in the team (issue 12 §3), as the simulator models them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Attack {
+    /// The last this-many peers are polluters: they relay like members and, every chunk
+    /// interval, send every neighbour forged chunks numbered just ahead, under their genuine
+    /// keys.
+    pub polluters: usize,
+    /// The monitors are sock-puppets: they relay, and complain about every recent chunk.
+    pub puppet_monitors: bool,
+    /// An outsider spoofs addresses: every chunk interval, a Goodbye "from the splitter" to a
+    /// peer and one "from a peer" to the splitter (it cannot know their keys).
+    pub spoofer: bool,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
     pub peers: usize,
@@ -68,6 +82,7 @@ pub struct SimConfig {
     pub timer_granularity: Duration,
     /// The peers' `max_neighbours`; 0 keeps `PeerConfig`'s default (1024).
     pub max_neighbours: usize,
+    pub attack: Attack,
 }
 
 impl Default for SimConfig {
@@ -98,6 +113,7 @@ impl Default for SimConfig {
             seed: 1,
             timer_granularity: Duration::from_millis(1),
             max_neighbours: 0,
+            attack: Attack::default(),
         }
     }
 }
@@ -134,6 +150,9 @@ impl SimConfig {
             && !(per_sec > 0.0 && per_sec.is_finite())
         {
             return invalid("Poisson arrival rate must be > 0".into());
+        }
+        if self.attack.polluters + self.monitors > self.peers {
+            return invalid("polluters and monitors must be fewer than the peers".into());
         }
         for c in &self.churn {
             if !(0.0..=1.0).contains(&c.fraction) || c.fraction.is_nan() {

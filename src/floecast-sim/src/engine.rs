@@ -9,6 +9,8 @@
 //! node stops and all its traffic, in flight or not, is dropped). It never reads a clock,
 //! prints, or touches a socket.
 
+mod attack;
+
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -153,6 +155,8 @@ impl Sim {
             number_of_monitors: cfg.monitors,
             acs: cfg.acs,
             lrs: cfg.lrs,
+            // As the runtime: only trusted monitors (none here) blame peers for losses.
+            blame_quorum: None,
             ..SplitterConfig::default()
         };
         let mut ctl_rng = XorShift::new(cfg.seed ^ 0xC0DE_C0DE_C0DE_C0DE);
@@ -370,8 +374,9 @@ impl Sim {
         }
         self.tx_scratch = tx;
         while let Some(e) = self.splitter.poll_event() {
-            // Counted from the splitter's stats at the end; nothing to do per event.
-            let _: SplitterEvent = e;
+            if let SplitterEvent::PeerLeft { addr, reason, .. } = e {
+                self.on_left(addr, reason);
+            }
             quiet = false;
         }
         if !(passive && quiet) {
@@ -493,6 +498,7 @@ impl Sim {
             self.error.get_or_insert(SimError::ChunkRefused);
         }
         self.after_splitter();
+        self.attack();
         let next = u64::from(self.next_push) * self.interval;
         if next <= self.end {
             self.push(next, Ev::Push);
@@ -659,7 +665,7 @@ impl Sim {
         let (mut cont_exp, mut cont_got) = (0u64, 0u64);
         let (mut up_sum, mut up_max, mut upc_sum) = (0f64, 0f64, 0f64);
         let mut dups = 0u64;
-        for n in self.nodes.iter().skip(1) {
+        for (k, n) in self.nodes.iter().enumerate().skip(1) {
             match n.state {
                 State::Refused => m.joins_refused += 1,
                 State::Waiting => {}
@@ -674,12 +680,19 @@ impl Sim {
             }
             m.order_errors += n.order_errors;
             m.corrupt += n.corrupt;
+            m.corrupt_bytes += n.corrupt * self.cfg.chunk_size as u64;
+            // Adversaries count for what they did (attack metrics), not as the audience.
+            if self.is_adversary(k as u32) {
+                continue;
+            }
             m.splitter_gone += n.splitter_gone;
             if let Some(p) = &n.peer {
                 let s = p.stats();
                 m.requests += s.requests_sent;
                 m.complaints += s.complaints_sent;
                 m.prunes += s.prunes_sent;
+                m.rejected += s.rejected;
+                m.unauthenticated += s.bad_mac + s.replays;
                 dups += s.duplicates;
             }
             // Present for the whole window, and not one of the churned.

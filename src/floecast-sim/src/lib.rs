@@ -107,8 +107,10 @@ mod tests {
         assert_eq!(m.loss_ratio, 0.0);
         assert_eq!(m.skip_ratio, 0.0);
         assert_eq!((m.order_errors, m.corrupt), (0, 0));
+        // One copy of the stream plus authentication: a 28-byte trailer per datagram and a
+        // signed Digest every 250 ms (about 8% at 128 kbit/s in 1 KiB chunks; BENCHMARKS.md).
         assert!(
-            m.splitter_egress_ratio <= 1.05,
+            m.splitter_egress_ratio <= 1.10,
             "{}",
             m.splitter_egress_ratio
         );
@@ -168,13 +170,15 @@ mod tests {
         });
         assert_eq!(m.splitter_gone, 0);
         assert!(m.loss_ratio == 0.0, "loss ratio {}", m.loss_ratio);
+        // One copy plus authentication (the Digest weighs most at 64 kbit/s).
         assert!(
-            m.splitter_egress_ratio <= 1.05,
+            m.splitter_egress_ratio <= 1.13,
             "egress {}",
             m.splitter_egress_ratio
         );
         // Keepalives between peers fill only the gaps between rounds' chunks.
-        assert!(m.upload_mean <= 1.05, "upload {}", m.upload_mean);
+        // (Plus the authentication, as for the splitter: each peer floods the Digests it gets.)
+        assert!(m.upload_mean <= 1.13, "upload {}", m.upload_mean);
     }
 
     #[test]

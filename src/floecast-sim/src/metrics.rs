@@ -66,4 +66,16 @@ pub struct Metrics {
     /// `handle_timeout` calls (splitter and peers).
     pub timeouts: u64,
     pub timer_retries: u64,
+    /// Attack models (zero without them): what the adversaries sent, and what came of it.
+    pub forged_chunks: u64,
+    pub false_complaints: u64,
+    pub spoofed: u64,
+    /// Forged chunks the peers proved and dropped; datagrams dropped unauthenticated.
+    pub rejected: u64,
+    pub unauthenticated: u64,
+    pub polluters_expelled: u64,
+    /// Non-adversary peers expelled (for losses or as polluters): the attacks' aim.
+    pub honest_expelled: u64,
+    /// Bytes of chunks delivered to players that are not the stream's.
+    pub corrupt_bytes: u64,
 }

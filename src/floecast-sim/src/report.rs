@@ -133,6 +133,22 @@ impl Report {
             "  splitter removals  goodbye {}, timeout {}, losses {}\n",
             m.left_goodbye, m.expelled_timeout, m.expelled_losses
         );
+        let a = self.config.attack;
+        if a.polluters > 0 || a.puppet_monitors || a.spoofer {
+            s += &format!(
+                "  attacks            forged chunks {}, false complaints {}, spoofed {}; \
+                 rejected {}, unauthenticated {}; polluters expelled {}, honest expelled {}, \
+                 corrupt bytes delivered {}\n",
+                m.forged_chunks,
+                m.false_complaints,
+                m.spoofed,
+                m.rejected,
+                m.unauthenticated,
+                m.polluters_expelled,
+                m.honest_expelled,
+                m.corrupt_bytes
+            );
+        }
         s += &format!(
             "  network            {} datagrams, {} lost, {} queue drops, {} undeliverable\n",
             m.datagrams, m.net_lost, m.queue_drops, m.undeliverable
@@ -187,7 +203,9 @@ mod tests {
              \"complaints\":0,\"requests\":0,\"prunes\":0,\"left_goodbye\":0,\
              \"expelled_timeout\":0,\"expelled_losses\":0,\"datagrams\":0,\"net_lost\":0,\
              \"queue_drops\":0,\"undeliverable\":0,\"events\":0,\"timeouts\":0,\
-             \"timer_retries\":0,\"wall_ms\":74.024}"
+             \"timer_retries\":0,\"forged_chunks\":0,\"false_complaints\":0,\"spoofed\":0,\
+             \"rejected\":0,\"unauthenticated\":0,\"polluters_expelled\":0,\
+             \"honest_expelled\":0,\"corrupt_bytes\":0,\"wall_ms\":74.024}"
         );
         let mut r = report();
         r.metrics.continuity = Some(1.0);

@@ -86,6 +86,63 @@ pub fn table_row(label: &str, r: &Report) -> String {
     )
 }
 
+/// The attack rows (issue 12 §3): polluters, sock-puppet monitors, a spoofer.
+pub fn attack_rows(max_peers: usize, seed: u64) -> Vec<(&'static str, String)> {
+    let rows: Vec<(&'static str, usize, &'static str)> = vec![
+        ("1 polluter", 10, "--duration 60 --polluters 1"),
+        ("10 polluters", 100, "--duration 60 --polluters 10"),
+        (
+            "3 sock-puppet monitors",
+            10,
+            "--duration 60 --monitors 3 --puppet-monitors",
+        ),
+        (
+            "3 sock-puppet monitors",
+            100,
+            "--duration 60 --monitors 3 --puppet-monitors",
+        ),
+        ("spoofed goodbyes", 10, "--duration 60 --spoofer"),
+        (
+            "all three, 1% loss",
+            100,
+            "--duration 60 --loss 1% --monitors 3 --puppet-monitors --polluters 5 --spoofer",
+        ),
+    ];
+    rows.into_iter()
+        .filter(|r| r.1 <= max_peers)
+        .map(|(l, n, f)| (l, format!("--peers {n} {f} --seed {seed}")))
+        .collect()
+}
+
+/// The attack table's header and separator lines.
+pub fn attack_table_head() -> [&'static str; 2] {
+    [
+        "| attack | N | forged chunks / false complaints / spoofed | rejected / unauthenticated | \
+         polluters expelled | honest peers expelled | corrupt bytes delivered | loss ratio | \
+         splitter egress ÷ stream |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+}
+
+/// The attack table line of one run.
+pub fn attack_table_row(label: &str, r: &Report) -> String {
+    let m = &r.metrics;
+    format!(
+        "| {label} | {} | {} / {} / {} | {} / {} | {} | {} | {} | {:.3}% | {:.3} |",
+        m.peers,
+        m.forged_chunks,
+        m.false_complaints,
+        m.spoofed,
+        m.rejected,
+        m.unauthenticated,
+        m.polluters_expelled,
+        m.honest_expelled,
+        m.corrupt_bytes,
+        m.loss_ratio * 100.0,
+        m.splitter_egress_ratio
+    )
+}
+
 /// What follows the table: the command of every row, in row order.
 pub fn commands(flags: &[String]) -> String {
     let mut s = String::from("\nCommands, in row order:\n\n```\n");

@@ -225,7 +225,13 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                     "goodbye": s.left_goodbye,
                     "timeout": s.expelled_timeout,
                     "losses": s.expelled_losses,
+                    "polluter": s.expelled_polluters,
                 });
+                // Native teams: the key peers can pin, and what authentication turned away.
+                v["public_key"] = json!(s.public_key);
+                v["digests_signed"] = json!(s.digests_signed);
+                v["datagrams_unauthenticated"] = json!(s.bad_mac + s.replays);
+                v["complaints_unblamed"] = json!(s.unblamed_complaints);
                 v["peers"] = s
                     .peers
                     .iter()
@@ -246,6 +252,8 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             "buffer_fill": p.report.map(|r| r.buffer_fill),
                             "debt": p.report.map(|r| r.max_debt),
                             "neighbours": p.report.map(|r| r.neighbours),
+                            "verified": p.report.map(|r| r.verified),
+                            "rejected": p.report.map(|r| r.rejected),
                         })
                     })
                     .collect();
@@ -265,6 +273,9 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["chunks_delivered"] = json!(s.delivered);
                 v["chunks_lost"] = json!(s.skipped);
                 v["duplicates"] = json!(s.duplicates);
+                v["chunks_verified"] = json!(s.verified);
+                v["chunks_rejected"] = json!(s.rejected);
+                v["datagrams_unauthenticated"] = json!(s.bad_mac + s.replays);
                 v["buffer_fill"] = json!(s.buffer_fill);
                 v["neighbours"] = json!(s.neighbours.len());
             }

@@ -18,6 +18,7 @@
 //!
 //! It must never panic on network input, and every queue it keeps is bounded.
 
+pub mod auth;
 pub mod buffer;
 pub mod compat;
 pub mod compat_peer;

@@ -12,8 +12,14 @@
 //! half-way to their play time; every peer asks a random neighbour (Request) a bit later; a
 //! repeated duplicate of a relayed chunk answers with Prune.
 //!
-//! It must never do I/O or read a clock, never accept datagrams without the team cookie, never
-//! replay stale data for a lost slot, and never let a queue grow without bound.
+//! Every datagram is authenticated and every chunk from another member verified against the
+//! splitter's signed Digests before it is played or forwarded ([`trust`]).
+//!
+//! It must never do I/O or read a clock, never accept datagrams without the team cookie and a
+//! valid tag, never play or forward an unverified chunk, never replay stale data for a lost
+//! slot, and never let a queue grow without bound.
+
+mod trust;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::auth::{Key, ReplayWindow};
 use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
 use super::wire::{self, JoinReply, Message, Packet};
 use super::{
@@ -32,8 +39,11 @@ const MAX_EVENTS: usize = 1 << 16;
 
 /// A monitor reports a hole this long after first seeing it (well before playout skips it,
 /// so the splitter's resend can still arrive); a plain peer asks a neighbour a bit later.
-const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
-const REQUEST_AFTER: Duration = Duration::from_millis(600);
+/// Both wait out the Digest delay too: a chunk from another member is held (a hole to the
+/// buffer) until the Digest that vouches for it arrives.
+const COMPLAIN_AFTER: Duration = Duration::from_millis(300 + 250);
+const REQUEST_AFTER: Duration = Duration::from_millis(600 + 250);
+const _: () = assert!(super::auth::BATCH_DELAY.as_millis() == 250);
 
 /// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
 /// bindings commonly last 30 s or more.
@@ -140,6 +150,19 @@ pub struct PeerStats {
     pub neighbours_dropped_debt: u64,
     pub neighbours_dropped_silence: u64,
     pub transmits_dropped: u64,
+    /// Chunks from members that a Digest vouched for, and forged ones dropped.
+    pub verified: u64,
+    pub rejected: u64,
+    /// Held chunks no Digest covered before their play time.
+    pub unverified_dropped: u64,
+    /// Datagrams dropped for a wrong tag or sender, replays, and from members known bad.
+    pub bad_mac: u64,
+    pub replays: u64,
+    pub from_bad_members: u64,
+    pub polluters_reported: u64,
+    /// Digests checked, and Digests with a wrong signature.
+    pub digests: u64,
+    pub bad_signatures: u64,
     pub buffer_fill: u32,
     pub neighbours: Vec<NeighbourStats>,
 }
@@ -179,6 +202,10 @@ struct Neighbour {
     last_tx: Instant,
     pending: VecDeque<ChunkNo>,
     pending_since: Option<Instant>,
+    /// Our pair key, the sequence of our datagrams to it, and its anti-replay window.
+    key: Key,
+    tx_seq: u64,
+    rx: ReplayWindow,
 }
 
 #[derive(Debug)]
@@ -236,12 +263,20 @@ pub struct Peer {
     events: VecDeque<PeerEvent>,
     stats: PeerStats,
     now: Instant,
+    trust: trust::Trust,
 }
 
 impl Peer {
     /// Build the peer from the splitter's handshake; schedules a Hello to the splitter (to
-    /// open NAT bindings) and to every listed peer, and plays the join burst at once.
+    /// open NAT bindings) and to every listed peer, and plays the join burst at once. The
+    /// caller has checked the reply's signature (and pinned key) and unmasked its keys.
     pub fn new(config: PeerConfig, reply: JoinReply, local_seed: u64, now: Instant) -> Peer {
+        let older = reply
+            .peers
+            .iter()
+            .zip(&reply.pair_keys)
+            .map(|((id, _), k)| (*id, *k))
+            .collect();
         let b = reply.buffer_size.clamp(4, 1 << 16);
         let lag = b / 2;
         let start = reply.burst.first().map_or(reply.next_chunk, |c| c.no);
@@ -291,19 +326,28 @@ impl Peer {
             events: VecDeque::new(),
             stats: PeerStats::default(),
             now,
+            trust: trust::Trust::new(reply.peer_key, reply.splitter_key, older, b),
             cfg: config,
         };
         let hello = Message::Hello { from: p.id };
         p.send_splitter(hello.clone());
-        for (id, addr) in reply.peers.iter().take(p.cfg.max_neighbours) {
+        for ((id, addr), key) in reply
+            .peers
+            .iter()
+            .zip(&reply.pair_keys)
+            .take(p.cfg.max_neighbours)
+        {
             if *addr != p.cfg.splitter && p.neighbour_index(*addr).is_none() {
-                p.add_neighbour(*id, *addr);
+                p.add_neighbour(*id, *addr, *key, None);
                 let i = p.neighbours.len() - 1;
                 p.send_to(i, hello.clone());
             }
         }
         for c in reply.burst {
-            // Burst chunks are old news for the team: store, never relay.
+            // Burst chunks are old news for the team: store, never relay. The splitter's
+            // signature over the reply vouches for them.
+            p.trust
+                .note_hash(c.no, super::auth::payload_hash(&c.payload));
             if p.buffer.insert(now, c.no, c.origin, c.payload) == Insert::New {
                 p.stats.from_splitter += 1;
             }
@@ -363,7 +407,15 @@ impl Peer {
         }
     }
 
-    fn add_neighbour(&mut self, id: PeerId, addr: SocketAddr) -> Option<usize> {
+    /// A new neighbour with our pair `key`; `seq` is the sequence of the datagram that
+    /// introduced it, if any (its anti-replay window starts there).
+    fn add_neighbour(
+        &mut self,
+        id: PeerId,
+        addr: SocketAddr,
+        key: Key,
+        seq: Option<u64>,
+    ) -> Option<usize> {
         if self.neighbours.len() >= self.cfg.max_neighbours {
             return None;
         }
@@ -378,6 +430,15 @@ impl Peer {
             last_tx: self.now,
             pending: VecDeque::new(),
             pending_since: None,
+            key,
+            tx_seq: 0,
+            rx: {
+                let mut w = ReplayWindow::default();
+                if let Some(s) = seq {
+                    w.accept(s);
+                }
+                w
+            },
         });
         self.event(PeerEvent::NeighbourAdded { id, addr });
         Some(self.neighbours.len() - 1)
@@ -410,12 +471,13 @@ impl Peer {
         push_bounded(&mut self.events, MAX_EVENTS, e);
     }
 
-    fn encode(&mut self, msg: Message) -> Option<Bytes> {
-        wire::encode(&Packet {
+    /// Seal `msg` for a receiver under `key`, as datagram `seq` of ours to it.
+    fn seal(&self, msg: Message, key: &Key, seq: u64, hash: Option<&[u8; 32]>) -> Option<Bytes> {
+        let p = Packet {
             team: self.team,
             msg,
-        })
-        .ok()
+        };
+        wire::seal(&p, self.id, seq, key, hash).ok()
     }
 
     fn queue(&mut self, to: SocketAddr, data: Bytes) {
@@ -425,7 +487,9 @@ impl Peer {
     }
 
     fn send_splitter(&mut self, msg: Message) {
-        if let Some(d) = self.encode(msg) {
+        self.trust.splitter_tx += 1;
+        let (key, seq) = (*self.trust.key(), self.trust.splitter_tx);
+        if let Some(d) = self.seal(msg, &key, seq, None) {
             self.splitter_last_tx = self.now;
             let to = self.cfg.splitter;
             self.queue(to, d);
@@ -433,7 +497,13 @@ impl Peer {
     }
 
     fn send_to(&mut self, i: usize, msg: Message) {
-        if let Some(d) = self.encode(msg) {
+        self.send_hashed(i, msg, None);
+    }
+
+    fn send_hashed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>) {
+        self.neighbours[i].tx_seq += 1;
+        let (key, seq) = (self.neighbours[i].key, self.neighbours[i].tx_seq);
+        if let Some(d) = self.seal(msg, &key, seq, hash) {
             self.neighbours[i].last_tx = self.now;
             let to = self.neighbours[i].addr;
             self.queue(to, d);
@@ -448,7 +518,8 @@ impl Peer {
             origin: s.origin,
             payload: s.payload.clone(),
         };
-        self.send_to(i, msg);
+        let hash = self.trust.hash_of(no).copied();
+        self.send_hashed(i, msg, hash.as_ref());
         self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
         if self.neighbours[i].debt > self.cfg.max_chunk_debt {
             self.nb_deadline = self.now;
@@ -497,11 +568,17 @@ impl Peer {
         }
     }
 
-    fn on_splitter_msg(&mut self, now: Instant, msg: Message) {
+    fn on_splitter_msg(&mut self, now: Instant, msg: Message, hash: Option<[u8; 32]>) {
         match msg {
+            Message::Digest { .. } => self.on_digest(now, msg, true),
+            Message::Expel { id } => self.on_expel(id),
             Message::Chunk { no, payload, .. } => {
                 self.stats.from_splitter += 1;
                 let me = self.id;
+                // The splitter's tag vouches for it: relay at once (no Digest wait).
+                if let Some(h) = hash {
+                    self.trust.note_hash(no, h);
+                }
                 match self.buffer.insert(now, no, me, payload) {
                     Insert::New => {
                         self.note_fresh_chunk(now, no);
@@ -603,17 +680,21 @@ impl Peer {
         }
     }
 
-    fn on_neighbour_msg(&mut self, now: Instant, from: SocketAddr, msg: Message) {
+    fn on_neighbour_msg(&mut self, now: Instant, from: SocketAddr, a: trust::Authentic) {
+        let trust::Authentic {
+            sender,
+            seq,
+            key,
+            msg,
+            evidence,
+            ..
+        } = a;
         let i = match self.neighbour_index(from) {
             Some(i) => i,
             None => {
                 // A new member greets us, or relays before its hello arrived (as in Gen C).
-                let id = match &msg {
-                    Message::Hello { from } => *from,
-                    _ => PeerId::NONE,
-                };
-                let Some(i) = self.add_neighbour(id, from) else {
-                    self.on_stranger_msg(now, from, msg);
+                let Some(i) = self.add_neighbour(sender, from, key, Some(seq)) else {
+                    self.on_stranger_msg(now, from, key, msg, evidence);
                     return;
                 };
                 // A newcomer missed our splitter chunks of the last round (its join burst
@@ -636,11 +717,8 @@ impl Peer {
         };
         self.neighbours[i].last_seen = now;
         match msg {
-            Message::Hello { from: id } | Message::KeepAlive { from: id } => {
-                if id != PeerId::NONE {
-                    self.neighbours[i].id = id;
-                }
-            }
+            // The sender's id is the authenticated one of the trailer, set at first contact.
+            Message::Hello { .. } | Message::KeepAlive { .. } => {}
             Message::Goodbye { .. } => self.remove_neighbour(i),
             Message::Chunk {
                 no,
@@ -649,21 +727,30 @@ impl Peer {
             } => {
                 let n = &mut self.neighbours[i];
                 n.debt = n.debt.saturating_sub(1);
-                let sender = n.id;
-                let inserted = self.insert_peer_chunk(now, from, no, origin, payload);
+                let Some(evidence) = evidence else { return };
+                let inserted = self.admit_member_chunk(now, from, no, origin, payload, evidence);
+                // The sender may be gone (a proven polluter).
+                let Some(i) = self.neighbour_index(from) else {
+                    return;
+                };
                 // A relayed copy of something we already get: cut that route.
-                if inserted == Insert::Duplicate && sender != origin && origin != self.id {
+                if inserted == Some(Insert::Duplicate) && sender != origin && origin != self.id {
                     self.stats.prunes_sent += 1;
                     self.send_to(i, Message::Prune { origin });
                 }
                 self.paced_send();
                 self.playout(now);
             }
+            Message::Digest { .. } => self.on_digest(now, msg, false),
             Message::Request { no } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
                     return;
                 };
                 self.stats.requests_served += 1;
+                // The requester may lack the Digest as well (a lost one leaves a hole).
+                if let Some(d) = self.trust.digest_for(no).cloned() {
+                    self.send_to(i, d);
+                }
                 self.send_chunk(i, no);
                 if origin != self.id && origin != self.neighbours[i].id {
                     self.add_route(origin, from);
@@ -721,17 +808,27 @@ impl Peer {
 
     /// A team member we have no room to track (`max_neighbours`): its chunks are still the
     /// stream and its requests are still served, only without debts, routes or keepalives.
-    fn on_stranger_msg(&mut self, now: Instant, from: SocketAddr, msg: Message) {
+    fn on_stranger_msg(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        key: Key,
+        msg: Message,
+        evidence: Option<wire::Evidence>,
+    ) {
         match msg {
             Message::Chunk {
                 no,
                 origin,
                 payload,
             } => {
-                self.insert_peer_chunk(now, from, no, origin, payload);
+                if let Some(e) = evidence {
+                    self.admit_member_chunk(now, from, no, origin, payload, e);
+                }
                 self.paced_send();
                 self.playout(now);
             }
+            Message::Digest { .. } => self.on_digest(now, msg, false),
             Message::Request { no } => {
                 let Some(s) = self.buffer.get(no) else { return };
                 let msg = Message::Chunk {
@@ -739,7 +836,18 @@ impl Peer {
                     origin: s.origin,
                     payload: s.payload.clone(),
                 };
-                if let Some(d) = self.encode(msg) {
+                // With the Digest that vouches for it, which it may lack too.
+                if let Some(d) = self.trust.digest_for(no).cloned() {
+                    self.trust.stranger_tx += 1;
+                    let seq = self.trust.stranger_tx;
+                    if let Some(d) = self.seal(d, &key, seq, None) {
+                        self.queue(from, d);
+                    }
+                }
+                self.trust.stranger_tx += 1;
+                let seq = self.trust.stranger_tx;
+                let hash = self.trust.hash_of(no).copied();
+                if let Some(d) = self.seal(msg, &key, seq, hash.as_ref()) {
                     self.stats.requests_served += 1;
                     self.stats.sent += 1;
                     self.queue(from, d);
@@ -783,6 +891,7 @@ impl Peer {
         }
         self.holes = holes;
         self.buffer.advance(now);
+        self.forget_unverified();
         while let Some(ev) = self.buffer.pop() {
             let no = match &ev {
                 Playout::Deliver { no, .. } | Playout::Skipped { no } => *no,
@@ -825,6 +934,8 @@ impl Peer {
             buffer_fill: self.buffer.fill(),
             max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
             neighbours: self.neighbours.len() as u32,
+            verified: self.stats.verified as u32,
+            rejected: self.stats.rejected as u32,
         }
     }
 }
@@ -832,20 +943,13 @@ impl Peer {
 impl PeerMachine for Peer {
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.now = now;
-        let p = match wire::decode(data) {
-            Ok(p) => p,
-            Err(_) => {
-                self.stats.garbage += 1;
-                return;
-            }
-        };
-        if p.team != self.team {
-            self.stats.bad_cookie += 1;
+        // Nothing unauthenticated goes further: not a goodbye, not a chunk.
+        let Some(a) = self.authenticate(from, data) else {
             return;
-        }
+        };
         if let Some(l) = &mut self.leaving {
             // Only the splitter's acknowledgement matters now.
-            if from == self.cfg.splitter && matches!(p.msg, Message::Goodbye { .. }) && !l.done {
+            if from == self.cfg.splitter && matches!(a.msg, Message::Goodbye { .. }) && !l.done {
                 l.done = true;
                 self.event(PeerEvent::Left);
             }
@@ -853,9 +957,9 @@ impl PeerMachine for Peer {
         }
         if from == self.cfg.splitter {
             self.last_splitter = now;
-            self.on_splitter_msg(now, p.msg);
+            self.on_splitter_msg(now, a.msg, a.hash);
         } else {
-            self.on_neighbour_msg(now, from, p.msg);
+            self.on_neighbour_msg(now, from, a);
         }
     }
 

@@ -4,21 +4,27 @@
 //! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
 //! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
 //!
+//! Native teams are authenticated ([`super::auth`] has the design): the splitter signs the
+//! stream in Digests, gives each peer its key at join (after the team-secret challenge when
+//! there is one), checks the tag and sequence of every datagram, expels a member on proof of a
+//! forged chunk, and lets only trusted monitors' complaints (or a quorum of monitors) expel.
+//!
 //! Egress is one copy of the stream (plus LRS resends and header updates), whatever the team
 //! size: keepalives go out only while the stream is idle, because fresh chunk numbers,
 //! flooded by the team, already prove to every peer that the splitter is alive. It must never do I/O, read a clock, send a chunk to more
 //! than one peer, or believe complaints from non-monitors or datagrams from unknown endpoints.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use thiserror::Error;
 
+use super::auth::{self, ChunkHash, Key, ReplayWindow, SplitterKey};
 use super::compat::{self, CompatMessage, Direction};
 use super::wire::{
-    self, BurstChunk, JoinReply, JoinRequest, Message, Packet, PeerReport, RefuseReason,
+    self, BurstChunk, Evidence, JoinReply, JoinRequest, Message, Packet, PeerReport, RefuseReason,
 };
 use super::{ChunkNo, Codec, PeerId, Role, StreamInfo, Transmit, push_bounded};
 
@@ -34,6 +40,16 @@ const INFO_REPEATS: u8 = 2;
 
 /// How many more times a Promote is sent after the first, a keepalive interval apart.
 const PROMOTE_REPEATS: u8 = 2;
+
+/// Each Digest goes to this many peers, which flood it (a lost one is repaired by requests).
+const DIGEST_COPIES: usize = 1;
+
+/// The proof of the team secret that came with a join (see [`super::auth::join_proof`]).
+#[derive(Debug, Clone, Copy)]
+pub struct JoinProof {
+    pub challenge: [u8; 16],
+    pub proof: [u8; 32],
+}
 
 #[derive(Debug, Clone)]
 pub struct SplitterConfig {
@@ -55,6 +71,21 @@ pub struct SplitterConfig {
     pub lrs: bool,
     pub burst_chunks_on_join: usize,
     pub codec: Codec,
+    /// Native: signs Digests and join replies. The runtime passes a random or loaded key; the
+    /// default is a fixed one, for tests and the simulator only.
+    pub key: SplitterKey,
+    /// Native: peers' keys derive from this (random per start, from the runtime).
+    pub key_seed: Key,
+    /// Native: joins must prove this secret ([`super::auth::secret_key`]); `None`: open team.
+    pub team_secret: Option<Key>,
+    /// Joiners from these addresses are monitors whatever the monitor count, and one complaint
+    /// of theirs is enough to blame a peer.
+    pub trusted_monitors: Vec<IpAddr>,
+    /// How many distinct monitors must report a chunk lost before the peer it went to is
+    /// blamed (losses and a smaller share under ACS, then expulsion). `None`: only trusted
+    /// monitors blame; untrusted ones still get the chunk resent (LRS), nothing more (a smaller
+    /// share for the accused would hand the accusers more chunks to withhold).
+    pub blame_quorum: Option<usize>,
 }
 
 impl Default for SplitterConfig {
@@ -71,6 +102,11 @@ impl Default for SplitterConfig {
             lrs: true,
             burst_chunks_on_join: 64,
             codec: Codec::Native,
+            key: SplitterKey::from_seed(&[0x5A; 32]),
+            key_seed: [0xA5; 32],
+            team_secret: None,
+            trusted_monitors: Vec::new(),
+            blame_quorum: Some(1),
         }
     }
 }
@@ -83,6 +119,8 @@ pub enum JoinError {
     BadVersion(u8),
     #[error("the compat codec is IPv4 only")]
     NotIpv4,
+    #[error("this team needs its team secret")]
+    NotAdmitted,
 }
 
 impl JoinError {
@@ -92,6 +130,7 @@ impl JoinError {
             JoinError::Full => RefuseReason::Full,
             JoinError::BadVersion(_) => RefuseReason::BadVersion,
             JoinError::NotIpv4 => RefuseReason::Other(3),
+            JoinError::NotAdmitted => RefuseReason::NotAdmitted,
         };
         Message::JoinRefused {
             reason,
@@ -115,6 +154,8 @@ pub enum LeaveReason {
     Goodbye,
     Timeout,
     Expelled,
+    /// Proven to have sent a forged chunk.
+    Polluter,
     /// The same endpoint joined again.
     Replaced,
 }
@@ -167,6 +208,19 @@ pub struct SplitterStats {
     pub bad_cookie: u64,
     pub ignored_complaints: u64,
     pub transmits_dropped: u64,
+    /// Datagrams dropped for a wrong tag or sender, and replays.
+    pub bad_mac: u64,
+    pub replays: u64,
+    pub digests_signed: u64,
+    pub expelled_polluters: u64,
+    /// Pollution reports that proved nothing (and were ignored).
+    pub unproven_reports: u64,
+    /// Complaints that got a resend but did not reach the blame quorum.
+    pub unblamed_complaints: u64,
+    /// Resends untrusted complaints asked for beyond their budget (not sent).
+    pub resends_throttled: u64,
+    /// The splitter's public key (hex), for operators to pin.
+    pub public_key: String,
 }
 
 #[derive(Debug)]
@@ -187,15 +241,25 @@ struct Member {
     promote_left: u8,
     promoted_at: Instant,
     report: Option<PeerReport>,
+    /// Its key, the sequence of our datagrams to it, and its anti-replay window.
+    key: Key,
+    tx_seq: u64,
+    rx: ReplayWindow,
+    trusted: bool,
+    /// Resends its complaints may still cause, untrusted monitors only (see `on_lost`).
+    resend_budget: f64,
 }
 
 #[derive(Debug)]
 struct RingSlot {
     no: ChunkNo,
     payload: Bytes,
+    hash: [u8; 32],
     dest: Option<PeerId>,
     resent: bool,
     blamed: bool,
+    /// The monitors that reported it lost (up to the quorum).
+    complainers: Vec<PeerId>,
 }
 
 #[derive(Debug)]
@@ -225,12 +289,36 @@ pub struct Splitter {
     stats: SplitterStats,
     /// The latest time any entry point was given (for calls that take no `now`).
     now: Instant,
+    /// The batch the next Digest signs: its first chunk, hashes, and when it began.
+    batch_first: ChunkNo,
+    batch: Vec<ChunkHash>,
+    batch_since: Option<Instant>,
+    digest_rr: usize,
+    /// Recent Digests (first chunk, count, message, resent yet), for LRS: a complaint about a
+    /// chunk whose Digest was lost with a vanished peer gets the Digest resent too.
+    digests: VecDeque<(ChunkNo, u32, Message, bool)>,
+}
+
+/// Recent Digests kept for resends.
+const KEPT_DIGESTS: usize = 64;
+/// Resends that untrusted monitors' complaints may cause, per chunk pushed (all monitors).
+const RESEND_SHARE: f64 = 0.5;
+/// ... and each monitor at the start, before any chunk earned them.
+const RESEND_BURST: f64 = 8.0;
+
+fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Message {
+    Message::Digest {
+        first,
+        hashes: hashes.to_vec(),
+        signature,
+    }
 }
 
 impl Splitter {
     pub fn new(mut config: SplitterConfig, team_id: u32, now: Instant) -> Splitter {
         config.buffer_size = config.buffer_size.clamp(2, 1 << 16);
         config.max_chunk_payload = config.max_chunk_payload.clamp(1, wire::MAX_CHUNK_PAYLOAD);
+        let public_key = auth::hex(&config.key.public());
         Splitter {
             ring: (0..config.buffer_size).map(|_| None).collect(),
             cfg: config,
@@ -253,9 +341,31 @@ impl Splitter {
             last_push: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            stats: SplitterStats::default(),
+            stats: SplitterStats {
+                public_key,
+                ..SplitterStats::default()
+            },
             now,
+            batch_first: ChunkNo(0),
+            batch: Vec::new(),
+            batch_since: None,
+            digest_rr: 0,
+            digests: VecDeque::new(),
         }
+    }
+
+    /// The splitter's Ed25519 public key, for operators to pin at their peers.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.cfg.key.public()
+    }
+
+    /// Member `id`'s key (derivable for any id, members past and present).
+    fn key_of(&self, id: PeerId) -> Key {
+        let mut h = blake3::Hasher::new_keyed(&self.cfg.key_seed);
+        h.update(b"floecast peer key v2");
+        h.update(&self.team.to_be_bytes());
+        h.update(&id.0.to_be_bytes());
+        *h.finalize().as_bytes()
     }
 
     pub fn team_id(&self) -> u32 {
@@ -356,29 +466,112 @@ impl Splitter {
         self.next_no = no.plus(1);
         self.last_push = Some(now);
         self.stats.chunks_pushed += 1;
+        // Each monitor earns its share of resends (monitors head the list).
+        let share = RESEND_SHARE / self.monitor_count().max(1) as f64;
+        let cap = f64::from(self.cfg.buffer_size / 2);
+        for m in self
+            .members
+            .iter_mut()
+            .take_while(|m| m.role == Role::Monitor)
+        {
+            m.resend_budget = (m.resend_budget + share).min(cap);
+        }
         self.stats.bytes_pushed += payload.len() as u64;
         let dest = self.pick();
         let slot = self.slot_index(no);
+        let native = self.cfg.codec == Codec::Native;
+        let hash = if native {
+            auth::payload_hash(&payload)
+        } else {
+            [0; 32]
+        };
         self.ring[slot] = Some(RingSlot {
             no,
             payload: payload.clone(),
+            hash,
             dest: dest.map(|i| self.members[i].id),
             resent: false,
             blamed: false,
+            complainers: Vec::new(),
         });
+        if native {
+            if self.batch.is_empty() {
+                self.batch_first = no;
+                self.batch_since = Some(now);
+            }
+            self.batch.push(auth::short(&hash));
+        }
         if let Some(i) = dest {
             let origin = self.members[i].id;
             self.members[i].chunks_sent += 1;
-            self.send(
+            self.send_hashed(
                 i,
                 Message::Chunk {
                     no,
                     origin,
                     payload,
                 },
+                Some(&hash),
             );
         }
+        // Small buffers play soon after arrival: their batches are shorter, so that a chunk
+        // is vouched for well within the playout lag (half the buffer).
+        let batch = auth::BATCH_CHUNKS
+            .min(self.cfg.buffer_size as usize / 8)
+            .max(1);
+        if self.batch.len() >= batch {
+            self.sign_batch();
+        }
         Ok(no)
+    }
+
+    /// Sign the hashes of the chunks since the last Digest and send the Digest to a couple of
+    /// peers, who flood it.
+    fn sign_batch(&mut self) {
+        let hashes = std::mem::take(&mut self.batch);
+        self.batch_since = None;
+        if hashes.is_empty() {
+            return;
+        }
+        let first = self.batch_first;
+        self.batch_first = first.plus(hashes.len() as u32);
+        let signature = self
+            .cfg
+            .key
+            .sign(&[&auth::digest_parts(self.team, first, &hashes)]);
+        self.stats.digests_signed += 1;
+        let digest = Message::Digest {
+            first,
+            hashes: hashes.clone(),
+            signature,
+        };
+        if self.digests.len() >= KEPT_DIGESTS {
+            self.digests.pop_front();
+        }
+        self.digests
+            .push_back((first, hashes.len() as u32, digest, false));
+        let n = self.members.len();
+        if n == 0 {
+            return;
+        }
+        let mut sent = 0;
+        for k in 0..n {
+            if sent == DIGEST_COPIES.min(n) {
+                break;
+            }
+            let i = (self.digest_rr + k) % n;
+            if self.is_suspect(i) && n > DIGEST_COPIES {
+                continue;
+            }
+            self.send(i, digest_msg(first, &hashes, signature));
+            sent += 1;
+        }
+        if sent == 0 {
+            // Everyone looks gone: one of them may not be.
+            let i = self.digest_rr % n;
+            self.send(i, digest_msg(first, &hashes, signature));
+        }
+        self.digest_rr = (self.digest_rr + 1) % n;
     }
 
     fn slot_index(&self, no: ChunkNo) -> usize {
@@ -441,8 +634,20 @@ impl Splitter {
         observed: SocketAddr,
         request: &JoinRequest,
     ) -> Result<(PeerId, JoinReply), JoinError> {
+        self.handle_join_proved(now, observed, request, None)
+    }
+
+    /// [`Splitter::handle_join`] with the joiner's proof of the team secret, which a team with
+    /// a secret requires (native codec).
+    pub fn handle_join_proved(
+        &mut self,
+        now: Instant,
+        observed: SocketAddr,
+        request: &JoinRequest,
+        proof: Option<&JoinProof>,
+    ) -> Result<(PeerId, JoinReply), JoinError> {
         self.now = now;
-        let r = self.try_join(now, observed, request);
+        let r = self.try_join(now, observed, request, proof);
         match &r {
             Ok(_) => self.stats.joins += 1,
             Err(_) => self.stats.joins_refused += 1,
@@ -455,9 +660,22 @@ impl Splitter {
         now: Instant,
         observed: SocketAddr,
         request: &JoinRequest,
+        proof: Option<&JoinProof>,
     ) -> Result<(PeerId, JoinReply), JoinError> {
         if request.version != wire::VERSION {
             return Err(JoinError::BadVersion(request.version));
+        }
+        let native = self.cfg.codec == Codec::Native;
+        if native && let Some(secret) = &self.cfg.team_secret {
+            let ok = proof.is_some_and(|p| {
+                auth::same(
+                    &auth::join_proof(secret, &p.challenge, &request.nonce),
+                    &p.proof,
+                )
+            });
+            if !ok {
+                return Err(JoinError::NotAdmitted);
+            }
         }
         let observed_v4 = compat::to_v4(observed);
         if self.cfg.codec == Codec::CompatGenC && observed_v4.is_err() {
@@ -471,13 +689,34 @@ impl Splitter {
             return Err(JoinError::Full);
         }
         let monitors = self.monitor_count();
-        let role = if request.role == Role::Monitor && monitors < self.cfg.number_of_monitors {
+        let trusted = self.cfg.trusted_monitors.contains(&observed.ip());
+        let role = if trusted
+            || (request.role == Role::Monitor && monitors < self.cfg.number_of_monitors)
+        {
             Role::Monitor
         } else {
             Role::Peer
         };
         let id = PeerId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1).max(1);
+        let key = self.key_of(id);
+        // Members are listed oldest first within each role; a pair key is the older member's
+        // key applied to the newcomer's id.
+        let mut pair_keys: Vec<Key> = self
+            .members
+            .iter()
+            .map(|m| auth::pair_key(&m.key, id))
+            .collect();
+        let mut peer_key = key;
+        let keys_masked = native && self.cfg.team_secret.is_some();
+        if let (true, Some(secret), Some(p)) = (keys_masked, &self.cfg.team_secret, proof) {
+            let mut all = Vec::with_capacity(pair_keys.len() + 1);
+            all.push(peer_key);
+            all.append(&mut pair_keys);
+            auth::mask_keys(secret, &p.challenge, &request.nonce, &mut all);
+            peer_key = all[0];
+            pair_keys = all.split_off(1);
+        }
         let mut granted = wire::features::HEADER_UPDATES | wire::features::REQUEST_PRUNE;
         if self.cfg.lrs {
             granted |= wire::features::LRS;
@@ -507,7 +746,17 @@ impl Splitter {
             header: self.header.clone(),
             next_chunk: self.next_no,
             burst: self.burst(),
+            splitter_key: self.cfg.key.public(),
+            peer_key,
+            keys_masked,
+            pair_keys,
+            signature: [0; 64],
         };
+        let mut reply = reply;
+        if native {
+            // Cannot fail: the reply was built within the format's caps.
+            let _ = reply.sign(self.team, &self.cfg.key, &request.nonce);
+        }
         let member = Member {
             id,
             addr: observed,
@@ -524,6 +773,11 @@ impl Splitter {
             promote_left: 0,
             promoted_at: now,
             report: None,
+            key,
+            tx_seq: 0,
+            rx: ReplayWindow::default(),
+            trusted,
+            resend_budget: RESEND_BURST,
         };
         // Monitors first, as in every generation.
         let at = if role == Role::Monitor { monitors } else { n };
@@ -589,11 +843,23 @@ impl Splitter {
             return;
         };
         let msg = match self.cfg.codec {
-            Codec::Native => match wire::decode(data) {
-                Ok(p) if p.team == self.team => p.msg,
-                Ok(_) => {
+            Codec::Native => match wire::open(data) {
+                Ok(o) if o.packet.team != self.team => {
                     self.stats.bad_cookie += 1;
                     return;
+                }
+                Ok(o) => {
+                    let m = &mut self.members[i];
+                    // The member's own key, its own id: a spoofed address alone is not enough.
+                    if o.sender != m.id || !o.verify(data, &m.key) {
+                        self.stats.bad_mac += 1;
+                        return;
+                    }
+                    if !m.rx.accept(o.seq) {
+                        self.stats.replays += 1;
+                        return;
+                    }
+                    o.packet.msg
                 }
                 Err(_) => {
                     self.stats.garbage += 1;
@@ -637,6 +903,7 @@ impl Splitter {
                     self.stats.ignored_complaints += 1;
                 }
             }
+            Message::Polluted(e) => self.on_polluted(i, &e),
             Message::HeaderAck { epoch } => {
                 if epoch == self.header_epoch {
                     self.members[i].header_acked = epoch;
@@ -655,21 +922,66 @@ impl Splitter {
             return;
         };
         let payload = slot.payload.clone();
-        let resend = self.cfg.lrs && !slot.resent;
-        slot.resent = true;
+        let hash = slot.hash;
+        let complainer = self.members[monitor].id;
+        let trusted = self.members[monitor].trusted;
+        // Untrusted monitors' resends draw on their own budgets (one per two chunks pushed,
+        // shared among the monitors): real losses stay well inside them, sock-puppets
+        // complaining about everything cannot make the splitter send the stream twice, nor
+        // spend an honest monitor's share.
+        let metered = !trusted && self.cfg.codec == Codec::Native;
+        let affordable = !metered || self.members[monitor].resend_budget >= 1.0;
+        let resend = self.cfg.lrs && !slot.resent && affordable;
+        if self.cfg.lrs && !slot.resent && !affordable {
+            self.stats.resends_throttled += 1;
+        }
+        if resend {
+            slot.resent = true;
+            if metered {
+                self.members[monitor].resend_budget -= 1.0;
+            }
+        }
+        // A quorum of distinct monitors (or one trusted monitor) blames; sock-puppets that
+        // hold fewer monitor slots than the quorum can only get chunks resent.
+        let quorum = self.cfg.blame_quorum.unwrap_or(usize::MAX);
+        if !slot.complainers.contains(&complainer) && slot.complainers.len() < 64 {
+            slot.complainers.push(complainer);
+        }
+        let reached = trusted || slot.complainers.len() >= quorum;
         // One blame per chunk, however many monitors complain.
-        let blame = if slot.blamed { None } else { slot.dest };
-        slot.blamed = true;
+        let blame = if slot.blamed || !reached {
+            None
+        } else {
+            slot.dest
+        };
+        if reached {
+            slot.blamed = true;
+        }
+        if !reached {
+            self.stats.unblamed_complaints += 1;
+        }
+        // The chunk's Digest may have been lost too (given to a peer that vanished): the
+        // monitor floods it with the chunk.
+        if resend
+            && let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
+                !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
+            })
+        {
+            d.3 = true;
+            let msg = d.2.clone();
+            self.send(monitor, msg);
+        }
         if resend {
             let origin = self.members[monitor].id;
             self.stats.lrs_resends += 1;
-            self.send(
+            self.send_hashed(
                 monitor,
                 Message::Chunk {
                     no,
                     origin,
                     payload,
                 },
+                Some(&hash),
             );
         }
         let Some(bi) = blame.and_then(|id| self.members.iter().position(|m| m.id == id)) else {
@@ -694,6 +1006,50 @@ impl Splitter {
         }
     }
 
+    /// Member `reporter` says member `e.sender` sent it a forged chunk. The splitter knows
+    /// their pair key, so it checks the tag (the sender really sent this), then the hash
+    /// against the chunk it numbered: proof expels the sender and tells every peer to drop it.
+    fn on_polluted(&mut self, reporter: usize, e: &Evidence) {
+        let reporter_id = self.members[reporter].id;
+        let Some(ci) = self.members.iter().position(|m| m.id == e.sender) else {
+            // Already gone (an earlier report, or it left): nothing to prove.
+            self.stats.unproven_reports += 1;
+            return;
+        };
+        if e.sender == reporter_id || e.sender == PeerId::NONE {
+            self.stats.unproven_reports += 1;
+            return;
+        }
+        let (older, newer) = if e.sender.0 < reporter_id.0 {
+            (e.sender, reporter_id)
+        } else {
+            (reporter_id, e.sender)
+        };
+        let pair = auth::pair_key(&self.key_of(older), newer);
+        if !auth::same(&wire::chunk_tag(&pair, self.team, e), &e.tag) {
+            self.stats.unproven_reports += 1;
+            return;
+        }
+        let forged = match self.ring[self.slot_index(e.no)]
+            .as_ref()
+            .filter(|s| s.no == e.no)
+        {
+            Some(slot) => slot.hash != e.hash,
+            // Numbered beyond anything we cut: it cannot be the stream.
+            None => !e.no.diff(self.next_no).is_negative(),
+        };
+        if !forged {
+            self.stats.unproven_reports += 1;
+            return;
+        }
+        let culprit = self.members[ci].id;
+        self.send(ci, Message::Goodbye { from: PeerId::NONE });
+        self.remove(ci, LeaveReason::Polluter);
+        for j in 0..self.members.len() {
+            self.send(j, Message::Expel { id: culprit });
+        }
+    }
+
     fn remove(&mut self, i: usize, reason: LeaveReason) {
         let m = self.members.remove(i);
         if i < self.rr {
@@ -706,6 +1062,7 @@ impl Splitter {
             LeaveReason::Goodbye => self.stats.left_goodbye += 1,
             LeaveReason::Timeout => self.stats.expelled_timeout += 1,
             LeaveReason::Expelled => self.stats.expelled_losses += 1,
+            LeaveReason::Polluter => self.stats.expelled_polluters += 1,
             LeaveReason::Replaced => {}
         }
         push_bounded(
@@ -762,6 +1119,12 @@ impl Splitter {
                 }
             }
             self.promote_replacement();
+        }
+        if self
+            .batch_since
+            .is_some_and(|t| now >= t + auth::BATCH_DELAY)
+        {
+            self.sign_batch();
         }
         if now >= self.next_tick {
             // Losses halve and ACS periods shrink once a second (§4.1, §4.4).
@@ -824,12 +1187,21 @@ impl Splitter {
     /// Encode per codec and queue; counts egress. Messages a Gen C peer cannot understand
     /// (keepalives, header pieces) are not sent in compat mode.
     fn send(&mut self, i: usize, msg: Message) {
+        self.send_hashed(i, msg, None);
+    }
+
+    /// [`Splitter::send`] of a chunk whose payload hash is known.
+    fn send_hashed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>) {
         let data = match self.cfg.codec {
-            Codec::Native => wire::encode(&Packet {
-                team: self.team,
-                msg,
-            })
-            .ok(),
+            Codec::Native => {
+                let m = &mut self.members[i];
+                m.tx_seq += 1;
+                let p = Packet {
+                    team: self.team,
+                    msg,
+                };
+                wire::seal(&p, PeerId::NONE, m.tx_seq, &m.key, hash).ok()
+            }
             Codec::CompatGenC => {
                 let cm = match msg {
                     Message::Chunk { no, payload, .. } => Some(CompatMessage::Chunk {
@@ -877,6 +1249,9 @@ impl Splitter {
             }
             if let Some(h) = self.info_repeat_at {
                 t = t.min(h);
+            }
+            if let Some(b) = self.batch_since {
+                t = t.min(b + auth::BATCH_DELAY);
             }
         }
         Some(t)

@@ -5,9 +5,13 @@
 //! | off | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `F1 0E` |
-//! | 2 | 1 | version (1) |
+//! | 2 | 1 | version (2) |
 //! | 3 | 1 | type |
 //! | 4 | 4 | team id: a random cookie the splitter hands out at join (0 in a JoinRequest) |
+//!
+//! Every UDP datagram ends with a 28-byte trailer, `u32 sender id, u64 sequence, 16-byte tag`
+//! ([`seal`] / [`open`]; the keys and what the tag covers are in [`super::auth`]). TCP frames
+//! have none: the join reply is signed instead ([`JoinReply::sign`]).
 //!
 //! All integers are big-endian, chunk numbers are 32-bit and wrap. Endpoints are
 //! `u8 family (4|6)`, 4 or 16 address bytes, `u16 port`. Strings are `u16 len` + UTF-8.
@@ -15,8 +19,11 @@
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
-//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Report
-//! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours`
+//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Digest
+//! `u32 first, u16 n (≤ 64), n × 16-byte chunk hash, 64-byte Ed25519 signature`; Polluted
+//! ([`Evidence`]); Expel `u32 id`; Report
+//! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
+//! u32 verified, u32 rejected`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
 //!
@@ -25,7 +32,9 @@
 //! epoch), so peer mounts re-serve the new content type and titles.
 //!
 //! TCP (join) bodies travel in frames of `u32 len` + message (see [`FrameDecoder`]):
-//! JoinRequest, JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
+//! JoinRequest, Challenge (`16-byte nonce`, only when the team has a secret), JoinProof
+//! (`32-byte proof`), JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
+//! A joiner of another version gets a JoinRefused in its own version's frame layout.
 //!
 //! Header updates: a chain change mid-stream is sent by the splitter over UDP as
 //! HeaderPiece datagrams (≤ 60000 bytes each, at most 1 MiB in all); the peer reassembles
@@ -41,10 +50,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
 
+use super::auth::{self, ChunkHash, Key, SIGNATURE_LEN, SplitterKey, TAG_LEN};
 use super::{ChunkNo, PeerId, Role, StreamInfo};
 
 pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
-pub const VERSION: u8 = 1;
+/// Version 2 added the datagram trailer (sender, sequence, MAC), signed Digests, the join
+/// challenge and the signed join reply ([`super::auth`]). A version-1 peer gets a refusal it
+/// can read ([`encode_refusal`]).
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 8;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -86,10 +99,18 @@ pub mod ty {
     pub const PROMOTE: u8 = 0x0A;
     pub const INFO: u8 = 0x0B;
     pub const REPORT: u8 = 0x0C;
+    pub const DIGEST: u8 = 0x0D;
+    pub const POLLUTED: u8 = 0x0E;
+    pub const EXPEL: u8 = 0x0F;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
+    pub const CHALLENGE: u8 = 0x23;
+    pub const JOIN_PROOF: u8 = 0x24;
 }
+
+/// Most chunk hashes in one Digest.
+pub const MAX_DIGEST_HASHES: usize = 64;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum WireError {
@@ -177,7 +198,27 @@ pub enum Message {
     },
     /// Peer → splitter, in place of a keepalive: how the peer is doing.
     Report(PeerReport),
+    /// Splitter-signed hashes of the chunks `first ..` (flooded like a splitter chunk).
+    Digest {
+        first: ChunkNo,
+        hashes: Vec<ChunkHash>,
+        signature: [u8; SIGNATURE_LEN],
+    },
+    /// Peer → splitter: this member sent me a chunk that no Digest vouches for, with its tag.
+    Polluted(Evidence),
+    /// Splitter → peer: member `id` is expelled (polluter): drop its datagrams.
+    Expel {
+        id: PeerId,
+    },
     JoinRequest(JoinRequest),
+    /// Splitter → joiner (team secret): prove it over this nonce.
+    Challenge {
+        nonce: [u8; 16],
+    },
+    /// Joiner → splitter: [`super::auth::join_proof`].
+    JoinProof {
+        proof: [u8; 32],
+    },
     JoinReply(Box<JoinReply>),
     JoinRefused {
         reason: RefuseReason,
@@ -190,7 +231,11 @@ impl Message {
     pub fn is_tcp(&self) -> bool {
         matches!(
             self,
-            Message::JoinRequest(_) | Message::JoinReply(_) | Message::JoinRefused { .. }
+            Message::JoinRequest(_)
+                | Message::JoinReply(_)
+                | Message::JoinRefused { .. }
+                | Message::Challenge { .. }
+                | Message::JoinProof { .. }
         )
     }
 }
@@ -207,14 +252,31 @@ pub struct PeerReport {
     /// The largest debt any neighbour owes it (chunks sent to it minus received from it).
     pub max_debt: i32,
     pub neighbours: u32,
+    /// Chunks from other members a Digest vouched for, and forged ones it dropped.
+    pub verified: u32,
+    pub rejected: u32,
 }
 
-/// Body: `u8 version, u8 role (0 peer, 1 monitor), u32 features`.
+/// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
+/// Body: `u32 sender, u32 no, u32 origin, u64 seq, 32 B hash, 16 B tag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evidence {
+    pub sender: PeerId,
+    pub no: ChunkNo,
+    pub origin: PeerId,
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub tag: [u8; TAG_LEN],
+}
+
+/// Body: `u8 version, u8 role (0 peer, 1 monitor), u32 features, 16 B nonce` (the nonce the
+/// splitter's signature over the reply covers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JoinRequest {
     pub version: u8,
     pub role: Role,
     pub features: u32,
+    pub nonce: [u8; 16],
 }
 
 impl JoinRequest {
@@ -223,6 +285,7 @@ impl JoinRequest {
             version: VERSION,
             role,
             features: features::ALL,
+            nonce: [0; 16],
         }
     }
 }
@@ -243,7 +306,9 @@ pub struct BurstChunk {
 /// str description, str genre, str url, str title, u8 has_bitrate, u32 bitrate,
 /// u32 info_epoch, u32 header_epoch,
 /// u32 header_len, header bytes, u32 next_chunk, u16 burst_n,
-/// burst_n × (u32 no, u32 origin, u32 len, payload)`.
+/// burst_n × (u32 no, u32 origin, u32 len, payload), 32 B splitter public key, 32 B peer key,
+/// u8 keys_masked, n × 32 B pair keys (one per listed peer), 64 B signature` (over everything
+/// before it and the request's nonce, [`JoinReply::sign`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinReply {
     pub version: u8,
@@ -270,12 +335,52 @@ pub struct JoinReply {
     pub next_chunk: ChunkNo,
     /// The most recent chunks, oldest first, ending at `next_chunk - 1`.
     pub burst: Vec<BurstChunk>,
+    /// The splitter's Ed25519 public key: Digests and this reply are signed with it.
+    pub splitter_key: [u8; 32],
+    /// This peer's own key ([`super::auth`]); masked with the team secret when `keys_masked`.
+    pub peer_key: Key,
+    pub keys_masked: bool,
+    /// The pair key with each listed peer, in the order of `peers`.
+    pub pair_keys: Vec<Key>,
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl JoinReply {
+    /// Sign the reply for the joiner that sent `nonce` (the signature field is ignored).
+    pub fn sign(
+        &mut self,
+        team: u32,
+        key: &SplitterKey,
+        nonce: &[u8; 16],
+    ) -> Result<(), WireError> {
+        let body = self.signed_bytes(team)?;
+        self.signature = key.sign(&[&body, nonce]);
+        Ok(())
+    }
+
+    /// True when `signature` is `splitter_key`'s over this reply and `nonce`.
+    pub fn verify(&self, team: u32, nonce: &[u8; 16]) -> bool {
+        self.signed_bytes(team).is_ok_and(|body| {
+            auth::verify_signature(&self.splitter_key, &[&body, nonce], &self.signature)
+        })
+    }
+
+    fn signed_bytes(&self, team: u32) -> Result<Bytes, WireError> {
+        let mut b = encode(&Packet {
+            team,
+            msg: Message::JoinReply(Box::new(self.clone())),
+        })?;
+        b.truncate(b.len() - SIGNATURE_LEN);
+        Ok(b)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefuseReason {
     Full,
     BadVersion,
+    /// The team secret was missing or wrong.
+    NotAdmitted,
     Other(u8),
 }
 
@@ -284,6 +389,7 @@ impl RefuseReason {
         match self {
             RefuseReason::Full => 1,
             RefuseReason::BadVersion => 2,
+            RefuseReason::NotAdmitted => 4,
             RefuseReason::Other(c) => c,
         }
     }
@@ -291,6 +397,7 @@ impl RefuseReason {
         match c {
             1 => RefuseReason::Full,
             2 => RefuseReason::BadVersion,
+            4 => RefuseReason::NotAdmitted,
             c => RefuseReason::Other(c),
         }
     }
@@ -381,12 +488,39 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(r.buffer_fill);
             b.put_i32(r.max_debt);
             b.put_u32(r.neighbours);
+            b.put_u32(r.verified);
+            b.put_u32(r.rejected);
         }
+        Message::Digest {
+            first,
+            hashes,
+            signature,
+        } => {
+            check_len("digest", hashes.len(), MAX_DIGEST_HASHES)?;
+            b.put_u32(first.0);
+            b.put_u16(hashes.len() as u16);
+            for h in hashes {
+                b.put_slice(h);
+            }
+            b.put_slice(signature);
+        }
+        Message::Polluted(e) => {
+            b.put_u32(e.sender.0);
+            b.put_u32(e.no.0);
+            b.put_u32(e.origin.0);
+            b.put_u64(e.seq);
+            b.put_slice(&e.hash);
+            b.put_slice(&e.tag);
+        }
+        Message::Expel { id } => b.put_u32(id.0),
         Message::JoinRequest(r) => {
             b.put_u8(r.version);
             b.put_u8(role_code(r.role));
             b.put_u32(r.features);
+            b.put_slice(&r.nonce);
         }
+        Message::Challenge { nonce } => b.put_slice(nonce),
+        Message::JoinProof { proof } => b.put_slice(proof),
         Message::JoinReply(r) => encode_reply(&mut b, r)?,
         Message::JoinRefused { reason, detail } => {
             b.put_u8(reason.code());
@@ -408,6 +542,9 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     check_len("burst", r.burst.len(), MAX_BURST_CHUNKS)?;
     if usize::from(r.number_of_monitors) > r.peers.len() {
         return Err(WireError::Invalid("more monitors than peers"));
+    }
+    if r.pair_keys.len() != r.peers.len() {
+        return Err(WireError::Invalid("one pair key per listed peer"));
     }
     let burst_bytes: usize = r.burst.iter().map(|c| c.payload.len()).sum();
     check_len("burst bytes", burst_bytes, MAX_BURST_BYTES)?;
@@ -444,6 +581,13 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
         b.put_u32(c.payload.len() as u32);
         b.put_slice(&c.payload);
     }
+    b.put_slice(&r.splitter_key);
+    b.put_slice(&r.peer_key);
+    b.put_u8(u8::from(r.keys_masked));
+    for k in &r.pair_keys {
+        b.put_slice(k);
+    }
+    b.put_slice(&r.signature);
     Ok(())
 }
 
@@ -492,7 +636,12 @@ fn type_of(m: &Message) -> u8 {
         Message::HeaderAck { .. } => ty::HEADER_ACK,
         Message::Info { .. } => ty::INFO,
         Message::Report(_) => ty::REPORT,
+        Message::Digest { .. } => ty::DIGEST,
+        Message::Polluted(_) => ty::POLLUTED,
+        Message::Expel { .. } => ty::EXPEL,
         Message::Promote => ty::PROMOTE,
+        Message::Challenge { .. } => ty::CHALLENGE,
+        Message::JoinProof { .. } => ty::JOIN_PROOF,
         Message::JoinRequest(_) => ty::JOIN_REQUEST,
         Message::JoinReply(_) => ty::JOIN_REPLY,
         Message::JoinRefused { .. } => ty::JOIN_REFUSED,
@@ -532,6 +681,14 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, WireError> {
         let s = self.take(4)?;
         Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, WireError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], WireError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
     }
     fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.buf)
@@ -595,7 +752,10 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
     }
     let t = head[3];
     let team = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    let tcp = matches!(t, ty::JOIN_REQUEST | ty::JOIN_REPLY | ty::JOIN_REFUSED);
+    let tcp = matches!(
+        t,
+        ty::JOIN_REQUEST | ty::JOIN_REPLY | ty::JOIN_REFUSED | ty::CHALLENGE | ty::JOIN_PROOF
+    );
     check_len(
         "message",
         data.len(),
@@ -659,6 +819,8 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             buffer_fill: r.u32()?,
             max_debt: r.u32()? as i32,
             neighbours: r.u32()?,
+            verified: r.u32()?,
+            rejected: r.u32()?,
         }),
         ty::INFO => {
             let epoch = r.u32()?;
@@ -667,6 +829,33 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
                 info: read_info(&mut r)?,
             }
         }
+        ty::DIGEST => {
+            let first = ChunkNo(r.u32()?);
+            let n = usize::from(r.u16()?);
+            check_len("digest", n, MAX_DIGEST_HASHES)?;
+            let mut hashes = Vec::with_capacity(n);
+            for _ in 0..n {
+                hashes.push(r.array()?);
+            }
+            Message::Digest {
+                first,
+                hashes,
+                signature: r.array()?,
+            }
+        }
+        ty::POLLUTED => Message::Polluted(Evidence {
+            sender: PeerId(r.u32()?),
+            no: ChunkNo(r.u32()?),
+            origin: PeerId(r.u32()?),
+            seq: r.u64()?,
+            hash: r.array()?,
+            tag: r.array()?,
+        }),
+        ty::EXPEL => Message::Expel {
+            id: PeerId(r.u32()?),
+        },
+        ty::CHALLENGE => Message::Challenge { nonce: r.array()? },
+        ty::JOIN_PROOF => Message::JoinProof { proof: r.array()? },
         ty::JOIN_REQUEST => {
             let version = r.u8()?;
             let role = match r.u8()? {
@@ -679,6 +868,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
                 version,
                 role,
                 features,
+                nonce: r.array()?,
             })
         }
         ty::JOIN_REPLY => Message::JoinReply(Box::new(decode_reply(&mut r)?)),
@@ -741,6 +931,18 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
             payload,
         });
     }
+    let splitter_key = r.array()?;
+    let peer_key = r.array()?;
+    let keys_masked = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(WireError::Invalid("keys_masked flag")),
+    };
+    let mut pair_keys = Vec::with_capacity(peers.len().min(r.remaining() / 32));
+    for _ in 0..peers.len() {
+        pair_keys.push(r.array()?);
+    }
+    let signature = r.array()?;
     Ok(JoinReply {
         version,
         features,
@@ -759,8 +961,18 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         header,
         next_chunk,
         burst,
+        splitter_key,
+        peer_key,
+        keys_masked,
+        pair_keys,
+        signature,
     })
 }
+
+// ---------------------------------------------------------------- datagrams (sealed)
+
+mod sealed;
+pub use sealed::{Opened, chunk_tag, encode_refusal, open, peek_version, seal};
 
 // ---------------------------------------------------------------- TCP framing
 

@@ -197,7 +197,9 @@ fn ten_peers_500_chunks_in_order_with_one_copy_egress() {
         assert!(net.skipped[k].is_empty());
     }
     let ratio = net.splitter_egress as f64 / pushed as f64;
-    assert!(ratio <= 1.05, "splitter egress {ratio}");
+    // One copy of the stream, plus the authentication: a 28-byte trailer per datagram and a
+    // signed Digest (362 bytes) per 16 chunks, about 51 bytes on these ~700-byte chunks.
+    assert!(ratio <= 1.12, "splitter egress {ratio}");
     // Everyone relays: each peer sent roughly (N-1)/N of the stream.
     for (_, p) in &net.peers {
         let s = p.stats();
@@ -389,14 +391,20 @@ fn ignores_foreign_and_garbage_datagrams() {
         .unwrap();
     let mut p = Peer::new(PeerConfig::new(splitter), reply, 1, now);
     while p.poll_transmit().is_some() {}
-    let forged = wire::encode(&Packet {
-        team: 98,
-        msg: Message::Chunk {
-            no: ChunkNo(0),
-            origin: PeerId(1),
-            payload: Bytes::from_static(b"evil"),
+    let forged = wire::seal(
+        &Packet {
+            team: 98,
+            msg: Message::Chunk {
+                no: ChunkNo(0),
+                origin: PeerId(1),
+                payload: Bytes::from_static(b"evil"),
+            },
         },
-    })
+        PeerId::NONE,
+        1,
+        &[0; 32],
+        None,
+    )
     .unwrap();
     p.handle_datagram(now, splitter, &forged);
     p.handle_datagram(now, splitter, b"\xF1\x0E\x01");
@@ -407,4 +415,91 @@ fn ignores_foreign_and_garbage_datagrams() {
     p.handle_timeout(now + Duration::from_secs(11));
     let ev: Vec<_> = std::iter::from_fn(|| p.poll_event()).collect();
     assert_eq!(ev, vec![PeerEvent::SplitterGone]);
+}
+
+/// A member seals `msg` to `victim` under their genuine pair key (it is a member: it has it).
+fn forge(net: &Net, member: usize, victim: usize, seq: u64, msg: Message) -> Bytes {
+    let (m, v) = (&net.peers[member].1, &net.peers[victim].1);
+    let key = m.trust.pair_key(m.id, v.id).expect("pair key");
+    let p = Packet { team: m.team, msg };
+    wire::seal(&p, m.id, seq, &key, None).unwrap()
+}
+
+#[test]
+fn a_forging_member_is_proven_expelled_and_nothing_forged_plays() {
+    let mut net = Net::new(team_cfg());
+    net.join(Role::Monitor);
+    for _ in 0..3 {
+        net.join(Role::Peer);
+    }
+    net.stream(20, Duration::from_millis(10));
+    // Peer 3 turns polluter: its own traffic stops, forged chunks numbered ahead go out.
+    let (bad_addr, bad_id) = (net.peers[3].0, net.peers[3].1.id);
+    net.dead.insert(bad_addr);
+    let mut seq = 1 << 20;
+    for round in 0..20u32 {
+        let next = net.splitter.next_chunk();
+        for v in 0..3 {
+            for ahead in 0..4 {
+                seq += 1;
+                let msg = Message::Chunk {
+                    no: next.plus(ahead),
+                    origin: bad_id,
+                    payload: Bytes::from(vec![0u8; 300]),
+                };
+                let d = forge(&net, 3, v, seq, msg);
+                let now = net.now;
+                net.peers[v].1.handle_datagram(now, bad_addr, &d);
+            }
+        }
+        net.stream(4 + round % 3, Duration::from_millis(10));
+    }
+    net.stream(100, Duration::from_millis(10));
+    net.settle();
+    assert!(net.splitter_events.iter().any(|e| matches!(
+        e,
+        SplitterEvent::PeerLeft { id, reason: LeaveReason::Polluter, .. } if *id == bad_id
+    )));
+    for k in 0..3 {
+        // Every played chunk is the splitter's (check_in_order compares payloads).
+        check_in_order(&net.delivered[k]);
+        assert!(net.delivered[k].len() >= 150, "peer {k}");
+        let s = net.peers[k].1.stats();
+        assert!(s.rejected > 0 && s.verified > 0, "peer {k}: {s:?}");
+        assert!(s.neighbours.iter().all(|n| n.id != bad_id));
+    }
+    // Known bad now: what it sends is dropped unread.
+    let d = forge(&net, 3, 0, seq + 1, Message::KeepAlive { from: bad_id });
+    let now = net.now;
+    let before = net.peers[0].1.stats().from_bad_members;
+    net.peers[0].1.handle_datagram(now, bad_addr, &d);
+    assert_eq!(net.peers[0].1.stats().from_bad_members, before + 1);
+}
+
+#[test]
+fn spoofed_and_replayed_splitter_datagrams_are_ignored() {
+    let mut net = Net::new(team_cfg());
+    net.join(Role::Monitor);
+    net.join(Role::Peer);
+    net.stream(10, Duration::from_millis(10));
+    let (saddr, team) = (net.saddr, net.splitter.team_id());
+    let goodbye = |key: &Key, seq| {
+        let p = Packet {
+            team,
+            msg: Message::Goodbye { from: PeerId::NONE },
+        };
+        wire::seal(&p, PeerId::NONE, seq, key, None).unwrap()
+    };
+    let now = net.now;
+    let p = &mut net.peers[1].1;
+    p.handle_datagram(now, saddr, &goodbye(&[1; 32], 1 << 30));
+    // The genuine key but an old sequence number: a replay.
+    let real = *p.trust.key();
+    p.handle_datagram(now, saddr, &goodbye(&real, 1));
+    let s = p.stats();
+    assert_eq!((s.bad_mac, s.replays), (1, 1));
+    assert!(std::iter::from_fn(|| p.poll_event()).all(|e| e != PeerEvent::SplitterGone));
+    net.stream(50, Duration::from_millis(10));
+    net.settle();
+    assert_eq!(net.delivered[1].len(), 60);
 }

@@ -9,7 +9,7 @@ fn addr(n: u16) -> SocketAddr {
 
 fn decode_all(s: &mut Splitter) -> Vec<(SocketAddr, Message)> {
     std::iter::from_fn(|| s.poll_transmit())
-        .map(|t| (t.to, wire::decode(&t.data).unwrap().msg))
+        .map(|t| (t.to, wire::open(&t.data).unwrap().packet.msg))
         .collect()
 }
 
@@ -18,8 +18,16 @@ fn join_peer(s: &mut Splitter, t: Instant, n: u16) -> Result<(PeerId, JoinReply)
     s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
 }
 
-fn enc(team: u32, msg: Message) -> Bytes {
-    wire::encode(&Packet { team, msg }).unwrap()
+/// `msg` as the member at `addr(n)` seals it (a stranger's key when there is none there).
+fn enc(s: &Splitter, n: u16, team: u32, msg: Message) -> Bytes {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (id, key) = s
+        .members
+        .iter()
+        .find(|m| m.addr == addr(n))
+        .map_or((PeerId(99), [0; 32]), |m| (m.id, m.key));
+    wire::seal(&Packet { team, msg }, id, seq, &key, None).unwrap()
 }
 
 #[test]
@@ -73,7 +81,7 @@ fn keepalives_only_while_the_stream_is_idle() {
             s.handle_datagram(
                 now,
                 addr(n),
-                &enc(42, Message::KeepAlive { from: PeerId(1) }),
+                &enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) }),
             );
         }
         s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
@@ -94,7 +102,7 @@ fn keepalives_only_while_the_stream_is_idle() {
         s.handle_datagram(
             idle,
             addr(n),
-            &enc(42, Message::KeepAlive { from: PeerId(1) }),
+            &enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) }),
         );
     }
     s.handle_timeout(idle);
@@ -136,7 +144,7 @@ fn info_changes_reach_every_peer_three_times() {
             s.handle_datagram(
                 now,
                 addr(n),
-                &enc(42, Message::KeepAlive { from: PeerId(1) }),
+                &enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) }),
             );
         }
         s.handle_timeout(now);
@@ -185,13 +193,13 @@ fn goodbye_timeout_cookie_and_garbage() {
     let (b, _) = join_peer(&mut s, t, 2).unwrap();
     while s.poll_event().is_some() {}
     // Wrong cookie, garbage, unknown sender: all ignored.
-    s.handle_datagram(t, addr(1), &enc(8, Message::Goodbye { from: a }));
+    s.handle_datagram(t, addr(1), &enc(&s, 1, 8, Message::Goodbye { from: a }));
     s.handle_datagram(t, addr(1), b"junk");
-    s.handle_datagram(t, addr(9), &enc(7, Message::Goodbye { from: a }));
+    s.handle_datagram(t, addr(9), &enc(&s, 9, 7, Message::Goodbye { from: a }));
     assert_eq!(s.peer_count(), 2);
     let st = s.stats();
     assert_eq!((st.bad_cookie, st.garbage, st.unknown_sender), (1, 1, 1));
-    s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: a }));
+    s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::Goodbye { from: a }));
     assert_eq!(s.peer_count(), 1);
     assert_eq!(
         s.poll_event(),
@@ -246,10 +254,18 @@ fn lrs_resend_blame_acs_and_expulsion() {
         })
         .collect();
     // A non-monitor's complaint is ignored.
-    s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: to_p[0] }));
+    s.handle_datagram(
+        t,
+        addr(2),
+        &enc(&s, 2, 7, Message::LostChunk { no: to_p[0] }),
+    );
     assert!(s.poll_transmit().is_none());
     // The monitor's complaint: resend to the monitor as its own chunk, blame p.
-    s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: to_p[0] }));
+    s.handle_datagram(
+        t,
+        addr(1),
+        &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
+    );
     let r = decode_all(&mut s);
     assert_eq!(
         r,
@@ -263,13 +279,17 @@ fn lrs_resend_blame_acs_and_expulsion() {
         )]
     );
     // A repeated complaint does not resend or blame again.
-    s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: to_p[0] }));
+    s.handle_datagram(
+        t,
+        addr(1),
+        &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
+    );
     assert!(s.poll_transmit().is_none());
     let st = s.stats();
     assert_eq!(st.peers[1].losses, 1);
     assert_eq!(st.peers[1].acs_period, 2);
     for no in &to_p[1..4] {
-        s.handle_datagram(t, addr(1), &enc(7, Message::LostChunk { no: *no }));
+        s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::LostChunk { no: *no }));
     }
     assert_eq!(s.peer_count(), 1);
     let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
@@ -317,7 +337,7 @@ fn header_update_is_sent_and_retried_until_acked() {
             .count()
             == 2
     );
-    s.handle_datagram(t, addr(1), &enc(7, Message::HeaderAck { epoch: 1 }));
+    s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::HeaderAck { epoch: 1 }));
     let _ = a;
     s.handle_timeout(t + Duration::from_secs(4));
     assert!(
@@ -386,9 +406,13 @@ fn a_departing_monitor_is_replaced_by_promotion() {
     join_peer(&mut s, t, 3).unwrap();
     while s.poll_transmit().is_some() {}
     // The monitor says goodbye: peer 2 (the oldest plain peer) is promoted and told so.
-    s.handle_datagram(t, addr(1), &enc(7, Message::Goodbye { from: PeerId(1) }));
+    s.handle_datagram(
+        t,
+        addr(1),
+        &enc(&s, 1, 7, Message::Goodbye { from: PeerId(1) }),
+    );
     let promotes: Vec<_> = std::iter::from_fn(|| s.poll_transmit())
-        .filter(|tx| wire::decode(&tx.data).is_ok_and(|p| p.msg == Message::Promote))
+        .filter(|tx| wire::open(&tx.data).is_ok_and(|o| o.packet.msg == Message::Promote))
         .map(|tx| tx.to)
         .collect();
     assert_eq!(promotes, vec![addr(2)]);
@@ -400,7 +424,11 @@ fn a_departing_monitor_is_replaced_by_promotion() {
     // Complaints from the new monitor now count (the resend goes to it).
     s.push_chunk(t, Bytes::from_static(b"abc")).unwrap();
     while s.poll_transmit().is_some() {}
-    s.handle_datagram(t, addr(2), &enc(7, Message::LostChunk { no: ChunkNo(0) }));
+    s.handle_datagram(
+        t,
+        addr(2),
+        &enc(&s, 2, 7, Message::LostChunk { no: ChunkNo(0) }),
+    );
     assert_eq!(s.stats().lrs_resends, 1);
 }
 
@@ -429,12 +457,12 @@ fn a_silent_monitor_is_replaced_before_its_timeout() {
             s.handle_datagram(
                 now,
                 addr(n),
-                &enc(7, Message::KeepAlive { from: PeerId(1) }),
+                &enc(&s, n, 7, Message::KeepAlive { from: PeerId(1) }),
             );
         }
         s.handle_timeout(now);
         if std::iter::from_fn(|| s.poll_transmit()).any(|tx| {
-            tx.to == addr(2) && wire::decode(&tx.data).is_ok_and(|p| p.msg == Message::Promote)
+            tx.to == addr(2) && wire::open(&tx.data).is_ok_and(|o| o.packet.msg == Message::Promote)
         }) {
             promoted = Some(ms);
             break;
@@ -448,4 +476,125 @@ fn a_silent_monitor_is_replaced_before_its_timeout() {
         roles[..2],
         [(addr(1), Role::Monitor), (addr(2), Role::Monitor)]
     );
+}
+
+#[test]
+fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        blame_quorum: None,
+        number_of_monitors: 2,
+        max_chunk_loss: 2,
+        // Trusted: someone else (every addr(n) shares one IP).
+        trusted_monitors: vec!["192.0.2.9".parse().unwrap()],
+        acs: false,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    for n in 1..=2 {
+        s.handle_join(t, addr(n), &JoinRequest::new(Role::Monitor))
+            .unwrap();
+    }
+    join_peer(&mut s, t, 3).unwrap();
+    let mut to_p = vec![];
+    for k in 0..30u8 {
+        let no = s.push_chunk(t, Bytes::from(vec![k])).unwrap();
+        if decode_all(&mut s)
+            .iter()
+            .any(|(a, m)| *a == addr(3) && matches!(m, Message::Chunk { .. }))
+        {
+            to_p.push(no);
+        }
+    }
+    // Both untrusted monitors complain about everything sent to the peer: resends, no blame.
+    for no in &to_p {
+        for n in 1..=2 {
+            s.handle_datagram(t, addr(n), &enc(&s, n, 7, Message::LostChunk { no: *no }));
+        }
+    }
+    let st = s.stats();
+    assert!(to_p.len() >= 5 && st.lrs_resends > 0);
+    // Resends for untrusted complaints stay within one per two chunks pushed (and 8 to start).
+    assert!(st.lrs_resends <= 8 + 15, "{}", st.lrs_resends);
+    assert_eq!(st.unblamed_complaints as usize, 2 * to_p.len());
+    assert_eq!(st.expelled_losses, 0);
+    assert_eq!(s.peer_count(), 3);
+    assert!(st.peers.iter().all(|p| p.losses_total == 0));
+}
+
+#[test]
+fn a_trusted_monitor_blames_alone() {
+    let t = Instant::now();
+    let mut s = Splitter::new(
+        SplitterConfig {
+            blame_quorum: None,
+            max_chunk_loss: 1,
+            trusted_monitors: vec![addr(1).ip()],
+            acs: false,
+            ..Default::default()
+        },
+        7,
+        t,
+    );
+    // A joiner from a trusted address is a monitor whatever it asked for.
+    let (_, reply) = s
+        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    assert_eq!(reply.role, Role::Monitor);
+    let plain = SocketAddr::from(([10, 0, 0, 3], 4003));
+    s.handle_join(t, plain, &JoinRequest::new(Role::Peer))
+        .unwrap();
+    let mut to_p = vec![];
+    for k in 0..20u8 {
+        let no = s.push_chunk(t, Bytes::from(vec![k])).unwrap();
+        if decode_all(&mut s)
+            .iter()
+            .any(|(a, m)| *a == plain && matches!(m, Message::Chunk { .. }))
+        {
+            to_p.push(no);
+        }
+    }
+    for no in &to_p {
+        s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::LostChunk { no: *no }));
+    }
+    assert_eq!(s.stats().expelled_losses, 1);
+}
+
+#[test]
+fn a_team_secret_gates_joins_and_masks_the_keys() {
+    let t = Instant::now();
+    let secret = auth::secret_key("s3cret");
+    let cfg = SplitterConfig {
+        team_secret: Some(secret),
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    let req = JoinRequest {
+        nonce: [4; 16],
+        ..JoinRequest::new(Role::Peer)
+    };
+    assert_eq!(
+        s.handle_join(t, addr(1), &req).err(),
+        Some(JoinError::NotAdmitted)
+    );
+    let wrong = JoinProof {
+        challenge: [1; 16],
+        proof: auth::join_proof(&auth::secret_key("guess"), &[1; 16], &[4; 16]),
+    };
+    assert_eq!(
+        s.handle_join_proved(t, addr(1), &req, Some(&wrong)).err(),
+        Some(JoinError::NotAdmitted)
+    );
+    let right = JoinProof {
+        challenge: [1; 16],
+        proof: auth::join_proof(&secret, &[1; 16], &[4; 16]),
+    };
+    let (id, reply) = s
+        .handle_join_proved(t, addr(1), &req, Some(&right))
+        .unwrap();
+    assert!(reply.keys_masked && reply.verify(7, &[4; 16]));
+    let mut keys = [reply.peer_key];
+    auth::mask_keys(&secret, &[1; 16], &[4; 16], &mut keys);
+    assert_ne!(reply.peer_key, s.key_of(id), "not in clear");
+    assert_eq!(keys[0], s.key_of(id), "unmasked with the secret");
 }

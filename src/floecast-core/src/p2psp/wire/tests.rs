@@ -2,6 +2,7 @@
 //! truncated datagrams are refused without panicking.
 
 use super::*;
+use crate::p2psp::auth::TRAILER_LEN;
 use proptest::prelude::*;
 
 fn sample_reply() -> JoinReply {
@@ -45,6 +46,11 @@ fn sample_reply() -> JoinReply {
                 payload: Bytes::new(),
             },
         ],
+        splitter_key: [9; 32],
+        peer_key: [8; 32],
+        keys_masked: true,
+        pair_keys: vec![[1; 32], [2; 32]],
+        signature: [7; 64],
     }
 }
 
@@ -115,7 +121,7 @@ fn chunk_layout_is_fixed() {
     assert_eq!(
         &e[..],
         &[
-            0xF1, 0x0E, 1, 1, 1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x',
+            0xF1, 0x0E, 2, 1, 1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x',
             b'y'
         ]
     );
@@ -138,8 +144,8 @@ fn rejects_malformed() {
     bad[0] = 0;
     assert_eq!(decode(&bad), Err(WireError::BadMagic));
     let mut bad = good.to_vec();
-    bad[2] = 2;
-    assert_eq!(decode(&bad), Err(WireError::BadVersion(2)));
+    bad[2] = 1;
+    assert_eq!(decode(&bad), Err(WireError::BadVersion(1)));
     let mut bad = good.to_vec();
     bad[3] = 0x7F;
     assert_eq!(decode(&bad), Err(WireError::UnknownType(0x7F)));
@@ -181,6 +187,7 @@ fn reply_length_fields_do_not_allocate() {
         team: 1,
         msg: Message::JoinReply(Box::new(JoinReply {
             peers: vec![],
+            pair_keys: vec![],
             number_of_monitors: 0,
             burst: vec![],
             ..sample_reply()
@@ -279,6 +286,8 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 buffer_fill: b / 3,
                 max_debt: d,
                 neighbours: a / 7,
+                verified: b / 5,
+                rejected: a % 3,
             })
         }),
         (
@@ -300,6 +309,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 version: v,
                 role: if m { Role::Monitor } else { Role::Peer },
                 features: f,
+                nonce: [v; 16],
             })
         }),
         (
@@ -313,6 +323,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         )
             .prop_map(|(peers, ep, s, br, header, burst, next)| {
                 let nm = (peers.len() / 2) as u16;
+                let pair_keys = peers.iter().map(|(i, _)| [*i as u8; 32]).collect();
                 Message::JoinReply(Box::new(JoinReply {
                     version: 1,
                     features: 5,
@@ -346,8 +357,34 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                             payload: p,
                         })
                         .collect(),
+                    splitter_key: [3; 32],
+                    peer_key: [4; 32],
+                    keys_masked: next % 2 == 0,
+                    pair_keys,
+                    signature: [5; 64],
                 }))
             }),
+        (
+            any::<u32>(),
+            proptest::collection::vec(any::<[u8; 16]>(), 0..64),
+            any::<u8>()
+        )
+            .prop_map(|(f, hashes, s)| Message::Digest {
+                first: ChunkNo(f),
+                hashes,
+                signature: [s; 64],
+            }),
+        (any::<u32>(), any::<u64>()).prop_map(|(n, q)| Message::Polluted(Evidence {
+            sender: PeerId(n),
+            no: ChunkNo(n ^ 5),
+            origin: PeerId(n / 2),
+            seq: q,
+            hash: [n as u8; 32],
+            tag: [q as u8; 16],
+        })),
+        any::<u32>().prop_map(|i| Message::Expel { id: PeerId(i) }),
+        any::<[u8; 16]>().prop_map(|nonce| Message::Challenge { nonce }),
+        any::<[u8; 32]>().prop_map(|proof| Message::JoinProof { proof }),
         (any::<u8>(), "[a-z]{0,40}").prop_map(|(c, d)| Message::JoinRefused {
             reason: RefuseReason::from_code(c),
             detail: d
@@ -390,4 +427,66 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn sealed_datagrams_open_and_verify_only_under_their_key() {
+    let key = [42u8; 32];
+    let p = Packet {
+        team: 77,
+        msg: Message::Chunk {
+            no: ChunkNo(5),
+            origin: PeerId(3),
+            payload: Bytes::from_static(b"the stream"),
+        },
+    };
+    let d = seal(&p, PeerId(3), 9, &key, None).unwrap();
+    let o = open(&d).unwrap();
+    assert_eq!(o.packet, p);
+    assert_eq!((o.sender, o.seq), (PeerId(3), 9));
+    assert!(o.verify(&d, &key));
+    assert!(!o.verify(&d, &[43; 32]));
+    // The evidence re-creates the tag (how the splitter checks a pollution report).
+    let e = o.evidence().unwrap();
+    assert_eq!(chunk_tag(&key, 77, &e), e.tag);
+    // Any flipped bit breaks the tag: payload, header, trailer.
+    for at in [1usize, 9, 20, d.len() - 20, d.len() - 1] {
+        let mut bad = d.to_vec();
+        bad[at] ^= 1;
+        if let Ok(o) = open(&bad) {
+            assert!(!o.verify(&bad, &key), "flip at {at}");
+        }
+    }
+    let g = Packet {
+        team: 77,
+        msg: Message::Goodbye { from: PeerId(0) },
+    };
+    let d = seal(&g, PeerId::NONE, 1, &key, None).unwrap();
+    assert_eq!(d.len(), HEADER_LEN + 4 + TRAILER_LEN);
+    assert!(open(&d).unwrap().verify(&d, &key));
+    // A 12-byte goodbye as the old format had it is not even a datagram now.
+    assert!(open(&d[..12]).is_err());
+}
+
+#[test]
+fn a_version_1_joiner_can_read_the_refusal() {
+    let f = encode_refusal(1, "speak version 2").unwrap();
+    let body = &f[4..];
+    assert_eq!(peek_version(body), Some(1));
+    assert_eq!(body[3], ty::JOIN_REFUSED);
+    assert!(String::from_utf8_lossy(body).contains("speak version 2"));
+}
+
+#[test]
+fn a_signed_reply_verifies_for_its_nonce_only() {
+    let k = SplitterKey::from_seed(&[1; 32]);
+    let mut r = sample_reply();
+    r.splitter_key = k.public();
+    r.sign(5, &k, &[3; 16]).unwrap();
+    assert!(r.verify(5, &[3; 16]));
+    assert!(!r.verify(5, &[4; 16]), "another joiner's nonce");
+    let mut t = r.clone();
+    t.peers.pop();
+    t.pair_keys.pop();
+    assert!(!t.verify(5, &[3; 16]), "a changed list");
 }
