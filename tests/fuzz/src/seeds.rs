@@ -223,6 +223,8 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
                 buffer_fill: 4,
                 max_debt: 2,
                 neighbours: 1,
+                verified: 9,
+                rejected: 0,
             })),
         ),
     ]
