@@ -949,9 +949,8 @@ impl Splitter {
         }
         // Gen C is open and unsigned, as the reference is: its monitors' reports count as
         // they come (compat_blame then expels only a member whose whole recent run is lost).
-        let reached = trusted
-            || self.cfg.codec == Codec::CompatGenC
-            || slot.complainers.len() >= quorum;
+        let reached =
+            trusted || self.cfg.codec == Codec::CompatGenC || slot.complainers.len() >= quorum;
         // One blame per chunk, however many monitors complain.
         let blame = if slot.blamed || !reached {
             None
