@@ -264,23 +264,10 @@ async fn ffmpeg_tls_source_decoded_by_a_tls_listener() {
     config.listen[0].tls = TlsMode::Required;
     let srv = common::start(config).await;
     let port = srv.addr.port();
-    let url = format!("icecast://source:hackme@127.0.0.1:{port}/tls.mp3");
-    let mut args = vec![
-        "-v",
-        "warning",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=30",
-        "-ac",
-        "2",
-    ];
-    args.extend_from_slice(interop_support::MP3_ARGS);
-    args.extend_from_slice(&["-tls", "1", &url]);
+    let codec: Vec<&str> = [interop_support::MP3_ARGS, &["-tls", "1"]].concat();
     let mut source = Proc::spawn(
         "ffmpeg TLS source",
-        interop_support::ffmpeg(&args),
+        interop_support::ffmpeg_source(srv.addr, "/tls.mp3", &codec),
         pki.path("source.log"),
     );
     wait_live(
