@@ -308,66 +308,18 @@ async fn a_reference_peer_reads_our_whole_ogg_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gen_c_peer_says_goodbye_on_shutdown() {
     let stream = mp3_frames(200);
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let SocketAddr::V4(source_at) = http.local_addr().unwrap() else {
-        unreachable!()
-    };
-    let served = stream.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = http.accept().await {
-            let served = served.clone();
-            tokio::spawn(async move {
-                let mut req = [0u8; 1024];
-                let _ = s.read(&mut req).await;
-                let _ = s
-                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n\r\n")
-                    .await;
-                let _ = s.write_all(&served[..4 * 417]).await;
-            });
-        }
-    });
-    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let SocketAddr::V4(other_at) = other.local_addr().unwrap() else {
-        unreachable!()
-    };
-    let splitter_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let team = splitter_tcp.local_addr().unwrap();
-    let splitter_udp = UdpSocket::bind(team).await.unwrap();
+    let head = b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n\r\n";
+    let team = ScriptedGenCTeam::new(&stream, head, 4 * 417).await;
+    let ScriptedGenCTeam {
+        ref other,
+        ref splitter_udp,
+        ..
+    } = team;
     let mut config = test_config();
-    config.mounts.push(MountConfig {
-        name: "/bye.mp3".into(),
-        p2psp: Some(P2pspConfig::Peer {
-            splitter: team.to_string(),
-            serve: None,
-            compat: true,
-            auth: Default::default(),
-        }),
-        ..Default::default()
-    });
+    config.mounts.push(team.peer_mount("/bye.mp3"));
     let srv = start(config).await;
-    let (mut tcp, peer_at) = tokio::time::timeout(Duration::from_secs(10), splitter_tcp.accept())
-        .await
-        .expect("our peer connects")
-        .unwrap();
-    let mut role = [0u8; 1];
-    tcp.read_exact(&mut role).await.unwrap();
-    let cfg = CompatConfig {
-        source: source_at,
-        channel: "bye.mp3".into(),
-        header_size: 1024,
-        chunk_size: C as u16,
-        buffer_size: 256,
-        number_of_monitors: 1,
-        peers: vec![other_at],
-    };
-    tcp.write_all(&compat::encode_config(&cfg).unwrap())
-        .await
-        .unwrap();
-    let mut ready = [0u8; 1];
-    tokio::time::timeout(T, tcp.read_exact(&mut ready))
-        .await
-        .expect("R")
-        .unwrap();
+    let (mut tcp, peer_at, _) = team.accept_join().await;
+    team.configure(&mut tcp, "bye.mp3", C as u16).await;
     drop(tcp);
     let chunk = |i: u16| {
         let mut dg = i.to_be_bytes().to_vec();

@@ -13,7 +13,7 @@ use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
 use floecast::p2psp::compat::{self, CompatConfig};
 use floecast::team::TeamState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio::net::{TcpSocket, UdpSocket};
 
 const T: Duration = Duration::from_secs(5);
 const C: usize = 1024;
@@ -134,75 +134,23 @@ async fn a_reference_peer_joins_our_gen_c_splitter() {
 async fn our_gen_c_peer_joins_a_reference_team() {
     let stream = mp3_frames(1500);
     // The "Icecast" the reference splitter names as its source: serves the stream head.
-    let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let source_at = http.local_addr().unwrap();
-    let served = stream.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = http.accept().await {
-            let served = served.clone();
-            tokio::spawn(async move {
-                let mut req = [0u8; 1024];
-                let _ = s.read(&mut req).await;
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\nicy-name: Ref\r\n\r\n",
-                    )
-                    .await;
-                let _ = s.write_all(&served[..8 * 417]).await;
-            });
-        }
-    });
-    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let other_at = other.local_addr().unwrap();
-    let splitter_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let team = splitter_tcp.local_addr().unwrap();
-    let splitter_udp = UdpSocket::bind(team).await.unwrap();
+    let head = b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\nicy-name: Ref\r\n\r\n";
+    let team = ScriptedGenCTeam::new(&stream, head, 8 * 417).await;
+    let ScriptedGenCTeam {
+        ref other,
+        ref splitter_udp,
+        ..
+    } = team;
 
     let mut config = test_config();
-    config.mounts.push(MountConfig {
-        name: "/ref.mp3".into(),
-        p2psp: Some(P2pspConfig::Peer {
-            splitter: team.to_string(),
-            serve: None,
-            compat: true,
-            auth: Default::default(),
-        }),
-        ..Default::default()
-    });
+    config.mounts.push(team.peer_mount("/ref.mp3"));
     let srv = start(config).await;
 
-    let (mut tcp, peer_at) = tokio::time::timeout(Duration::from_secs(10), splitter_tcp.accept())
-        .await
-        .expect("our peer connects")
-        .unwrap();
-    let mut role = [0u8; 1];
-    tcp.read_exact(&mut role).await.unwrap();
+    let (mut tcp, peer_at, role) = team.accept_join().await;
     // It offers to monitor: it will report lost chunks, which is how dead members go.
-    assert_eq!(role[0], b'M');
-    let SocketAddr::V4(other_v4) = other_at else {
-        unreachable!()
-    };
-    let SocketAddr::V4(source_v4) = source_at else {
-        unreachable!()
-    };
-    let cfg = CompatConfig {
-        source: source_v4,
-        channel: "ref.mp3".into(),
-        header_size: 1024,
-        chunk_size: C as u16,
-        buffer_size: 256,
-        number_of_monitors: 1,
-        peers: vec![other_v4],
-    };
-    tcp.write_all(&compat::encode_config(&cfg).unwrap())
-        .await
-        .unwrap();
-    let mut ready = [0u8; 1];
-    tokio::time::timeout(T, tcp.read_exact(&mut ready))
-        .await
-        .expect("R after the header fetch")
-        .unwrap();
-    assert_eq!(ready[0], b'R');
+    assert_eq!(role, b'M');
+    let ready = team.configure(&mut tcp, "ref.mp3", C as u16).await;
+    assert_eq!(ready, b'R');
     drop(tcp);
     // Hello to the listed member, from the UDP socket on the join's port.
     let mut d = vec![0u8; 65536];

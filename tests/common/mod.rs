@@ -327,3 +327,104 @@ pub async fn splitter_addr(srv: &TestServer, mount: &str) -> SocketAddr {
     .await;
     addr.expect("splitter address")
 }
+
+/// A Gen C team scripted with the 2018 reference's bytes, around one floecast peer mount: the
+/// "Icecast" the splitter names as its source (serving `head` then the first `served` bytes of
+/// the stream), one other listed member, and the splitter's TCP and UDP sockets on one port.
+pub struct ScriptedGenCTeam {
+    pub source_at: std::net::SocketAddrV4,
+    pub other: tokio::net::UdpSocket,
+    pub other_at: std::net::SocketAddrV4,
+    pub splitter_tcp: tokio::net::TcpListener,
+    pub splitter_udp: tokio::net::UdpSocket,
+    /// The splitter's address, for the peer mount's `splitter`.
+    pub team: SocketAddr,
+}
+
+impl ScriptedGenCTeam {
+    pub async fn new(stream: &[u8], head: &'static [u8], served: usize) -> ScriptedGenCTeam {
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let SocketAddr::V4(source_at) = http.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let served = bytes::Bytes::copy_from_slice(&stream[..served]);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = http.accept().await {
+                let served = served.clone();
+                tokio::spawn(async move {
+                    let mut req = [0u8; 1024];
+                    let _ = s.read(&mut req).await;
+                    let _ = s.write_all(head).await;
+                    let _ = s.write_all(&served).await;
+                });
+            }
+        });
+        let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let SocketAddr::V4(other_at) = other.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let splitter_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let team = splitter_tcp.local_addr().unwrap();
+        let splitter_udp = tokio::net::UdpSocket::bind(team).await.unwrap();
+        ScriptedGenCTeam {
+            source_at,
+            other,
+            other_at,
+            splitter_tcp,
+            splitter_udp,
+            team,
+        }
+    }
+
+    /// A floecast Gen C peer mount `name` of this team.
+    pub fn peer_mount(&self, name: &str) -> floecast::config::MountConfig {
+        floecast::config::MountConfig {
+            name: name.into(),
+            p2psp: Some(floecast::config::P2pspConfig::Peer {
+                splitter: self.team.to_string(),
+                serve: None,
+                compat: true,
+                auth: Default::default(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Accept the peer mount's join and read its role byte: the join connection, the peer's
+    /// address (its UDP endpoint too) and the role.
+    pub async fn accept_join(&self) -> (TcpStream, SocketAddr, u8) {
+        let (mut tcp, peer_at) =
+            tokio::time::timeout(Duration::from_secs(10), self.splitter_tcp.accept())
+                .await
+                .expect("our peer connects")
+                .unwrap();
+        let mut role = [0u8; 1];
+        tcp.read_exact(&mut role).await.unwrap();
+        (tcp, peer_at, role[0])
+    }
+
+    /// Send the reference's configuration for `channel` (1024-byte header, `chunk_size`-byte
+    /// chunks, 256 buffer, one monitor, the other member listed) and read the peer's ready
+    /// byte, which comes after its header fetch.
+    pub async fn configure(&self, tcp: &mut TcpStream, channel: &str, chunk_size: u16) -> u8 {
+        use floecast::p2psp::compat::{self, CompatConfig};
+        let cfg = CompatConfig {
+            source: self.source_at,
+            channel: channel.into(),
+            header_size: 1024,
+            chunk_size,
+            buffer_size: 256,
+            number_of_monitors: 1,
+            peers: vec![self.other_at],
+        };
+        tcp.write_all(&compat::encode_config(&cfg).unwrap())
+            .await
+            .unwrap();
+        let mut ready = [0u8; 1];
+        tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut ready))
+            .await
+            .expect("R after the header fetch")
+            .unwrap();
+        ready[0]
+    }
+}
