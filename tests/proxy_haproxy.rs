@@ -26,7 +26,7 @@ const PROXY: &str = "127.0.0.2";
 const STRANGER: &str = "127.0.0.3";
 
 /// floecast (socket 0 plain, socket 1 expecting PROXY headers; `127.0.0.2` trusted) behind
-/// one haproxy with four frontends.
+/// one haproxy with four frontends (the v2 backend health-checked over PROXY v2 `LOCAL`).
 struct Front {
     srv: TestServer,
     dir: TempDir,
@@ -67,7 +67,8 @@ impl Front {
             "global\n  maxconn 200\n  nbthread 1\n\
              defaults\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
              frontend v2\n  mode tcp\n  bind {v2}\n  default_backend v2\n\
-             backend v2\n  mode tcp\n  server f {proxied} source {PROXY} send-proxy-v2\n\
+             backend v2\n  mode tcp\n  option httpchk GET /server_version.xsl\n  server f {proxied} \
+             source {PROXY} send-proxy-v2 check inter 300\n\
              frontend v1\n  mode tcp\n  bind {v1}\n  default_backend v1\n\
              backend v1\n  mode tcp\n  server f {proxied} source {PROXY} send-proxy\n\
              frontend http\n  mode http\n  option forwardfor\n  bind {http}\n  default_backend http\n\
@@ -335,8 +336,13 @@ async fn haproxy_names_the_real_client() {
             "no {what} from {from}:\n{log}"
         );
     }
+    // haproxy's health checks (v2 `LOCAL`) are the only requests logged under its address.
+    let checks: Vec<&str> = log.lines().filter(|l| l.contains(PROXY)).collect();
+    assert!(!checks.is_empty(), "no health check logged:\n{log}");
     assert!(
-        !log.contains(PROXY),
+        checks
+            .iter()
+            .all(|l| l.starts_with(&format!("{PROXY} ")) && l.contains("GET /server_version.xsl")),
         "the proxy's own address is logged:\n{log}"
     );
     assert!(!log.contains("/untrusted"), "{log}");

@@ -267,17 +267,23 @@ mod tests {
     }
 
     /// What HAProxy 2.6 (Debian 12) sent for curl from 127.0.0.5, `send-proxy-v2` and
-    /// `send-proxy` to 127.0.0.1 (captured in a tests/proxy_haproxy.rs run): no TLVs, and
-    /// the request right after.
+    /// `send-proxy` to 127.0.0.1, and for its own `option httpchk` health check (v2 `LOCAL`),
+    /// captured in a tests/proxy_haproxy.rs set-up: no TLVs, the request right after.
     const HAPROXY_V2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\x7f\x00\x00\x05\x7f\x00\x00\x01\xae\x6c\x4a\x43GET /x HTTP/1.1\r\n";
     const HAPROXY_V1: &[u8] = b"PROXY TCP4 127.0.0.5 127.0.0.1 54942 19012\r\nGET /x HTTP/1.1\r\n";
+    const HAPROXY_V2_CHECK: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00GET /x HTTP/1.1\r\n";
 
     #[test]
     fn haproxy_headers() {
-        for (bytes, port, len) in [(HAPROXY_V2, 44652, 28), (HAPROXY_V1, 54942, 44)] {
+        let client = Some(SocketAddr::from(([127, 0, 0, 5], 44652)));
+        let v1_client = Some(SocketAddr::from(([127, 0, 0, 5], 54942)));
+        for (bytes, source, len) in [
+            (HAPROXY_V2, client, 28),
+            (HAPROXY_V1, v1_client, 44),
+            (HAPROXY_V2_CHECK, None, 16),
+        ] {
             let h = complete(bytes);
-            assert_eq!(h.source, Some(SocketAddr::from(([127, 0, 0, 5], port))));
-            assert_eq!(h.len, len);
+            assert_eq!((h.source, h.len), (source, len));
             assert_eq!(&bytes[h.len..], b"GET /x HTTP/1.1\r\n");
             // Byte by byte, the parser never asks past the header.
             let mut have = 0;
