@@ -1,7 +1,8 @@
 //! Running floecast for real: the systemd unit (checked by `systemd-analyze verify`, and its
 //! command run as an unprivileged user with the unit's one capability) and its readiness
 //! protocol spoken to a notify socket this test binds, the logrotate config rotating
-//! a live server's access and error logs through SIGHUP without losing a line, `floecast healthcheck`, and the
+//! a live server's access and error logs through SIGHUP without losing a line, `floecast
+//! healthcheck`, the Dockerfile's command and healthcheck on the config it copies, and the
 //! three nodes of docker/compose.yaml run from its own commands and config files.
 
 mod common;
@@ -596,6 +597,140 @@ fn healthcheck_answers_for_a_running_server_only() {
     let out = check(&["--url", &url]);
     assert_eq!(out.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// The JSON array after `key` on the Dockerfile's one line that starts with it (after
+/// `CMD` for `HEALTHCHECK`, whose options end with a line continuation).
+fn dockerfile_array(dockerfile: &str, key: &str) -> Vec<String> {
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("the Dockerfile has no {key}"));
+    let mut text = lines[at][key.len()..].to_string();
+    let mut next = at + 1;
+    while text.trim_end().ends_with('\\') {
+        text = format!("{} {}", text.trim_end().trim_end_matches('\\'), lines[next]);
+        next += 1;
+    }
+    let array = match text.split_once(" CMD ") {
+        Some((_, cmd)) if key == "HEALTHCHECK" => cmd,
+        _ => &text,
+    };
+    serde_json::from_str(array.trim()).unwrap_or_else(|e| panic!("{key} {array}: {e}"))
+}
+
+/// docker/Dockerfile's final image, outside a container: its context keeps what the build
+/// copies (and not target/ or tests/); the config it copies is the one ENTRYPOINT + CMD run
+/// (config/floecast.toml, moved to a free loopback port here), whose port it exposes with the
+/// P2PSP UDP port; its HEALTHCHECK command passes while that server runs and fails after.
+#[test]
+fn dockerfile_image_runs_and_checks_the_config_it_copies() {
+    let dockerfile = std::fs::read_to_string(Path::new(REPO).join("docker/Dockerfile")).unwrap();
+    let ignore = std::fs::read_to_string(Path::new(REPO).join(".dockerignore")).unwrap();
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for must in ["target/", "tests/", ".git/"] {
+        assert!(ignored.contains(&must), ".dockerignore lets {must} in");
+    }
+    // Every COPY from the context names something that exists and is not ignored.
+    let mut copies = Vec::new();
+    for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        if words[0].starts_with("--from") {
+            continue;
+        }
+        let (dest, sources) = words.split_last().unwrap();
+        for source in sources {
+            assert!(
+                Path::new(REPO).join(source).exists(),
+                "COPY {source}: missing"
+            );
+            let top = source.split('/').next().unwrap();
+            assert!(
+                !ignored
+                    .iter()
+                    .any(|i| i.trim_end_matches('/') == top || *i == *source),
+                "COPY {source}: excluded by .dockerignore"
+            );
+            copies.push((source.to_string(), dest.to_string()));
+        }
+    }
+    let entrypoint = dockerfile_array(&dockerfile, "ENTRYPOINT");
+    assert_eq!(entrypoint, ["/usr/local/bin/floecast"]);
+    let cmd = dockerfile_array(&dockerfile, "CMD");
+    let health = dockerfile_array(&dockerfile, "HEALTHCHECK");
+    assert_eq!(health[0], "/usr/local/bin/floecast");
+    // The config CMD names is the copied config/floecast.toml, and the healthcheck reads it.
+    let in_image = cmd
+        .iter()
+        .find(|a| a.ends_with(".toml"))
+        .expect("CMD names a config")
+        .clone();
+    let (source, _) = copies
+        .iter()
+        .find(|(_, dest)| *dest == in_image)
+        .unwrap_or_else(|| panic!("{in_image} is not copied into the image"));
+    assert_eq!(source, "config/floecast.toml");
+    assert!(health.contains(&in_image));
+    let shipped = std::fs::read_to_string(Path::new(REPO).join(source)).unwrap();
+    let t: toml::Table = shipped.parse().unwrap();
+    let port = t["listen"][0]["port"].as_integer().unwrap();
+    let expose: Vec<&str> = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .expect("EXPOSE")
+        .split_whitespace()
+        .collect();
+    assert!(expose.contains(&port.to_string().as_str()), "{expose:?}");
+    assert!(expose.contains(&"8001/udp"), "{expose:?}");
+
+    let dir = TempDir::new("dockerfile");
+    let local_port = free_port();
+    let config = dir.path("floecast.toml");
+    std::fs::write(&config, localise(&shipped, local_port, None, &[])).unwrap();
+    let local = |args: &[String]| -> Vec<String> {
+        args.iter()
+            .map(|a| {
+                if *a == in_image {
+                    config.display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect()
+    };
+    let healthcheck = || {
+        Command::new(BIN)
+            .args(&local(&health)[1..])
+            .output()
+            .unwrap()
+    };
+    let server = Proc(
+        Command::new(BIN)
+            .args(local(&cmd))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env_remove("NOTIFY_SOCKET")
+            .spawn()
+            .unwrap(),
+    );
+    wait_accepting(local_port);
+    let out = healthcheck();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    assert_eq!(
+        healthcheck().status.code(),
+        Some(1),
+        "healthy without a server"
+    );
 }
 
 /// One service of docker/compose.yaml: its `command:` and its healthcheck's command.
