@@ -39,6 +39,9 @@ struct Front {
     http: SocketAddr,
     /// TCP mode, `send-proxy-v2` to socket 1, but from the untrusted `127.0.0.3`.
     untrusted: SocketAddr,
+    /// The v2 frontend on `[::1]` too (clients' IPv6 addresses in PROXY v2), where the host
+    /// has IPv6 loopback.
+    v6: Option<SocketAddr>,
 }
 
 impl Front {
@@ -63,10 +66,14 @@ impl Front {
         let ports: Vec<SocketAddr> = (0..4)
             .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
             .collect();
+        let v6 = std::net::TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .ok();
+        let bind_v6 = v6.map(|a| format!("\n  bind {a}")).unwrap_or_default();
         let cfg = format!(
             "global\n  maxconn 200\n  nbthread 1\n\
              defaults\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
-             frontend v2\n  mode tcp\n  bind {v2}\n  default_backend v2\n\
+             frontend v2\n  mode tcp\n  bind {v2}{bind_v6}\n  default_backend v2\n\
              backend v2\n  mode tcp\n  option httpchk GET /server_version.xsl\n  server f {proxied} \
              source {PROXY} send-proxy-v2 check inter 300\n\
              frontend v1\n  mode tcp\n  bind {v1}\n  default_backend v1\n\
@@ -85,7 +92,7 @@ impl Front {
         let mut cmd = Command::new("haproxy");
         cmd.arg("-f").arg(&cfg_path).arg("-db");
         let mut haproxy = Proc::spawn("haproxy", cmd, dir.join("haproxy.log"));
-        for port in &ports {
+        for port in ports.iter().chain(&v6) {
             wait_accepting(&mut haproxy, *port).await;
         }
         Front {
@@ -96,6 +103,7 @@ impl Front {
             v1: ports[1],
             http: ports[2],
             untrusted: ports[3],
+            v6,
         }
     }
 
@@ -197,7 +205,8 @@ async fn trickle_source(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
 
 /// The real client's address, through PROXY v2, PROXY v1 and `X-Forwarded-For`: a curl PUT
 /// source from 127.0.0.6 (v1), curl listeners from 127.0.0.5 (v2), .7 (v1) and .8 (HTTP
-/// mode) in listclients and the access log, never the proxy's; a raw listener through v2
+/// mode) in listclients and the access log, and `::1` through v2 over IPv6, never the
+/// proxy's; a raw listener through v2
 /// gets the uploaded file's bytes verbatim, and ffmpeg decodes the stream through it. The
 /// untrusted haproxy's PROXY header is not believed: floecast closes without a reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,6 +310,13 @@ async fn haproxy_names_the_real_client() {
         let (code, status) = curl_from(from, &format!("http://{via}/status-json.xsl")).await;
         assert_eq!((code, status.as_str()), (Some(0), "200"), "via {via}");
     }
+    // An IPv6 client through PROXY v2 (haproxy's 36-byte TCP6 addresses).
+    if let Some(v6) = front.v6 {
+        let (code, status) = curl_from("::1", &format!("http://{v6}/status-json.xsl")).await;
+        assert_eq!((code, status.as_str()), (Some(0), "200"), "via {v6}");
+    } else {
+        eprintln!("no IPv6 loopback: the IPv6 client is left out");
+    }
     // The untrusted proxy's header is not believed: the connection is closed unanswered
     // (curl: 52, empty reply), and nothing is logged under the address it named.
     let (code, _) = curl_from(
@@ -329,7 +345,11 @@ async fn haproxy_names_the_real_client() {
         ("127.0.0.8", "GET /status-json.xsl"),
         ("127.0.0.6", "PUT /m.mp3"),
         ("127.0.0.9", "GET /m.mp3"),
+        ("::1", "GET /status-json.xsl"),
     ] {
+        if from == "::1" && front.v6.is_none() {
+            continue;
+        }
         assert!(
             log.lines()
                 .any(|l| l.starts_with(&format!("{from} ")) && l.contains(what)),
