@@ -206,9 +206,9 @@ async fn trickle_source(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
 /// The real client's address, through PROXY v2, PROXY v1 and `X-Forwarded-For`: a curl PUT
 /// source from 127.0.0.6 (v1), curl listeners from 127.0.0.5 (v2), .7 (v1) and .8 (HTTP
 /// mode) in listclients and the access log, and `::1` through v2 over IPv6, never the
-/// proxy's; a raw listener through v2
-/// gets the uploaded file's bytes verbatim, and ffmpeg decodes the stream through it. The
-/// untrusted haproxy's PROXY header is not believed: floecast closes without a reply.
+/// proxy's; a raw listener through v2 gets the uploaded file's bytes verbatim, and ffmpeg
+/// decodes the stream through it. The untrusted haproxy's PROXY header is not believed:
+/// floecast closes without a reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_names_the_real_client() {
     if !have_all(
