@@ -203,8 +203,8 @@ async fn trickle_source(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// The real client's address, through PROXY v2, PROXY v1 and `X-Forwarded-For`: a curl PUT
-/// source from 127.0.0.6 (v1), curl listeners from 127.0.0.5 (v2), .7 (v1) and .8 (HTTP
+/// The real client's address, through PROXY v2, PROXY v1 and `X-Forwarded-For`: curl PUT
+/// sources from 127.0.0.6 (v1, HTTP mode), curl listeners from 127.0.0.5 (v2), .7 (v1) and .8 (HTTP
 /// mode) in listclients and the access log, and `::1` through v2 over IPv6, never the
 /// proxy's; a raw listener through v2 gets the uploaded file's bytes verbatim, and ffmpeg
 /// decodes the stream through it. The untrusted haproxy's PROXY header is not believed:
@@ -326,6 +326,24 @@ async fn haproxy_names_the_real_client() {
     .await;
     assert_eq!(code, Some(52));
 
+    // A second source through HTTP mode: a chunked curl PUT from 127.0.0.6, which ends
+    // (and curl with it) at its last chunk.
+    let short = front.dir.join("short.mp3");
+    std::fs::write(&short, &original[..64 * 1024]).unwrap();
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--max-time", "5", "--interface", "127.0.0.6"])
+        .args([
+            "-H",
+            "Content-Type: audio/mpeg",
+            "-H",
+            "Transfer-Encoding: chunked",
+        ])
+        .arg("-T")
+        .arg(&short)
+        .arg(format!("http://source:hackme@{}/put.mp3", front.http));
+    let out = run(c, T).await;
+    assert!(out.success(), "{}", out.describe());
+
     let _ = done_tx.send(());
     writer.join().unwrap();
     let exit = curl.wait_exit(T).await;
@@ -344,6 +362,7 @@ async fn haproxy_names_the_real_client() {
         ("127.0.0.7", "GET /status-json.xsl"),
         ("127.0.0.8", "GET /status-json.xsl"),
         ("127.0.0.6", "PUT /m.mp3"),
+        ("127.0.0.6", "PUT /put.mp3"),
         ("127.0.0.9", "GET /m.mp3"),
         ("::1", "GET /status-json.xsl"),
     ] {
