@@ -63,38 +63,53 @@ impl Front {
         adjust(&mut config, &dir);
         let srv = start(config).await;
         let (plain, proxied) = (srv.app.http_addrs[0], srv.app.http_addrs[1]);
-        let ports: Vec<SocketAddr> = (0..4)
-            .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
-            .collect();
-        let v6 = std::net::TcpListener::bind("[::1]:0")
-            .and_then(|l| l.local_addr())
-            .ok();
-        let bind_v6 = v6.map(|a| format!("\n  bind {a}")).unwrap_or_default();
-        let cfg = format!(
-            "global\n  maxconn 200\n  nbthread 1\n\
-             defaults\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
-             frontend v2\n  mode tcp\n  bind {v2}{bind_v6}\n  default_backend v2\n\
-             backend v2\n  mode tcp\n  option httpchk GET /server_version.xsl\n  server f {proxied} \
-             source {PROXY} send-proxy-v2 check inter 300\n\
-             frontend v1\n  mode tcp\n  bind {v1}\n  default_backend v1\n\
-             backend v1\n  mode tcp\n  server f {proxied} source {PROXY} send-proxy\n\
-             frontend http\n  mode http\n  option forwardfor\n  bind {http}\n  default_backend http\n\
-             backend http\n  mode http\n  server f {plain} source {PROXY}\n\
-             frontend untrusted\n  mode tcp\n  bind {untrusted}\n  default_backend untrusted\n\
-             backend untrusted\n  mode tcp\n  server f {proxied} source {STRANGER} send-proxy-v2\n",
-            v2 = ports[0],
-            v1 = ports[1],
-            http = ports[2],
-            untrusted = ports[3],
-        );
-        let cfg_path = dir.join("haproxy.cfg");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let mut cmd = Command::new("haproxy");
-        cmd.arg("-f").arg(&cfg_path).arg("-db");
-        let mut haproxy = Proc::spawn("haproxy", cmd, dir.join("haproxy.log"));
-        for port in ports.iter().chain(&v6) {
-            wait_accepting(&mut haproxy, *port).await;
-        }
+        // A port picked here may be taken before haproxy binds it: then try other ones.
+        let mut attempt = 0;
+        let (haproxy, ports, v6) = loop {
+            attempt += 1;
+            let ports: Vec<SocketAddr> = (0..4)
+                .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
+                .collect();
+            let v6 = std::net::TcpListener::bind("[::1]:0")
+                .and_then(|l| l.local_addr())
+                .ok();
+            let bind_v6 = v6.map(|a| format!("\n  bind {a}")).unwrap_or_default();
+            let [v2, v1, http, untrusted] = [ports[0], ports[1], ports[2], ports[3]];
+            let cfg = [
+                "global\n  maxconn 200\n  nbthread 1".to_string(),
+                "defaults\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s".into(),
+                format!("frontend v2\n  mode tcp\n  bind {v2}{bind_v6}\n  default_backend v2"),
+                format!(
+                    "backend v2\n  mode tcp\n  option httpchk GET /server_version.xsl\n  \
+                     server f {proxied} source {PROXY} send-proxy-v2 check inter 300"
+                ),
+                format!("frontend v1\n  mode tcp\n  bind {v1}\n  default_backend v1"),
+                format!("backend v1\n  mode tcp\n  server f {proxied} source {PROXY} send-proxy"),
+                format!(
+                    "frontend http\n  mode http\n  option forwardfor\n  bind {http}\n  \
+                     default_backend http"
+                ),
+                format!("backend http\n  mode http\n  server f {plain} source {PROXY}"),
+                format!("frontend untrusted\n  mode tcp\n  bind {untrusted}\n  default_backend u"),
+                format!(
+                    "backend u\n  mode tcp\n  server f {proxied} source {STRANGER} send-proxy-v2"
+                ),
+            ]
+            .join("\n")
+                + "\n";
+            let cfg_path = dir.join("haproxy.cfg");
+            std::fs::write(&cfg_path, cfg).unwrap();
+            let mut cmd = Command::new("haproxy");
+            cmd.arg("-f").arg(&cfg_path).arg("-db");
+            let mut haproxy = Proc::spawn("haproxy", cmd, dir.join("haproxy.log"));
+            match wait_accepting(&mut haproxy, ports.iter().chain(&v6)).await {
+                Ok(()) => break (haproxy, ports, v6),
+                Err(log) if attempt < 3 => {
+                    eprintln!("haproxy did not start (attempt {attempt}); other ports: {log}")
+                }
+                Err(log) => panic!("haproxy did not start: {log}"),
+            }
+        };
         Front {
             srv,
             dir,
@@ -138,18 +153,26 @@ impl Front {
     }
 }
 
-/// Wait until haproxy accepts on `port`, failing early (with its output) if it exits.
-async fn wait_accepting(haproxy: &mut Proc, port: SocketAddr) {
+/// Wait until haproxy accepts on every one of `ports`; its output if it exits first.
+async fn wait_accepting(
+    haproxy: &mut Proc,
+    ports: impl Iterator<Item = &SocketAddr>,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + T;
-    while TcpStream::connect(port).await.is_err() {
-        haproxy.assert_running();
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "haproxy does not accept on {port}: {}",
-            haproxy.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for port in ports {
+        while TcpStream::connect(port).await.is_err() {
+            if haproxy.exited().is_some() {
+                return Err(haproxy.log_text());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "haproxy does not accept on {port}: {}",
+                haproxy.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
+    Ok(())
 }
 
 /// A TCP connection to `to` from the loopback address `from`.
