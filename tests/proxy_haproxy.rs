@@ -186,10 +186,19 @@ async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
 
 /// A listener on `mount` from `from` through `front` that has read its response head.
 async fn listen_from(from: &str, front: SocketAddr, mount: &str) -> (String, TcpStream) {
+    listen_with(from, front, mount, "").await
+}
+
+/// [`listen_from`] with extra header lines.
+async fn listen_with(
+    from: &str,
+    front: SocketAddr,
+    mount: &str,
+    headers: &str,
+) -> (String, TcpStream) {
     let mut s = connect_from(from, front).await;
-    s.write_all(format!("GET {mount} HTTP/1.0\r\nUser-Agent: test\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    let request = format!("GET {mount} HTTP/1.0\r\nUser-Agent: test\r\n{headers}\r\n");
+    s.write_all(request.as_bytes()).await.unwrap();
     let (head, _) = read_head(&mut s, T).await;
     (head, s)
 }
@@ -443,6 +452,16 @@ async fn door_rules_apply_to_the_client_behind_haproxy() {
     )
     .await;
     assert_eq!(status, "502", "denied through HTTP mode: haproxy's 502");
+    // Nor can it pass for someone else with an X-Forwarded-For of its own: behind a PROXY
+    // header it is not believed at all, and in HTTP mode haproxy's own line comes last.
+    for via in [front.v2, front.http] {
+        let (head, _) =
+            listen_with("127.0.0.5", via, "/m.mp3", "X-Forwarded-For: 127.0.0.9\r\n").await;
+        assert!(
+            !head.contains(" 200 "),
+            "denied via {via} despite its header: {head}"
+        );
+    }
 
     // 127.0.0.7 plays, twice, through v2 and HTTP mode; a third connection of its is refused.
     let (head, mut a) = listen_from("127.0.0.7", front.v2, "/m.mp3").await;
