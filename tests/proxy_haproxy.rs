@@ -31,7 +31,7 @@ struct Front {
     srv: TestServer,
     dir: TempDir,
     _haproxy: Proc,
-    /// TCP mode, `send-proxy-v2` to socket 1.
+    /// TCP mode, `send-proxy-v2` to socket 1, with two TLVs (a CRC32C and a unique id).
     v2: SocketAddr,
     /// TCP mode, `send-proxy` (v1) to socket 1.
     v1: SocketAddr,
@@ -78,10 +78,14 @@ impl Front {
             let cfg = [
                 "global\n  maxconn 200\n  nbthread 1".to_string(),
                 "defaults\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s".into(),
-                format!("frontend v2\n  mode tcp\n  bind {v2}{bind_v6}\n  default_backend v2"),
+                format!(
+                    "frontend v2\n  mode tcp\n  bind {v2}{bind_v6}\n  \
+                     unique-id-format %{{+X}}o%ci\n  default_backend v2"
+                ),
                 format!(
                     "backend v2\n  mode tcp\n  option httpchk GET /server_version.xsl\n  \
-                     server f {proxied} source {PROXY} send-proxy-v2 check inter 300"
+                     server f {proxied} source {PROXY} send-proxy-v2 \
+                     proxy-v2-options crc32c,unique-id check inter 300"
                 ),
                 format!("frontend v1\n  mode tcp\n  bind {v1}\n  default_backend v1"),
                 format!("backend v1\n  mode tcp\n  server f {proxied} source {PROXY} send-proxy"),
