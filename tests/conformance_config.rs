@@ -235,8 +235,9 @@ async fn default_and_specific_mounts_behave_as_on_icecast2() {
     let base = test_config();
     config.listen = base.listen;
     config.tuning = base.tuning;
-    // icecast2's own log directory stays icecast2's.
+    // icecast2's own log directory stays icecast2's (the error log is the binary's, below).
     config.logging.access_log = None;
+    config.logging.error_log = None;
     let floe = start(config).await;
 
     let dir = TempDir::new("conformance-config");
@@ -272,6 +273,75 @@ async fn default_and_specific_mounts_behave_as_on_icecast2() {
     assert_eq!(from_floecast, expected, "floecast differs from icecast2");
 }
 
+/// `<logging>`: icecast2 and the floecast binary run on the same icecast.xml, floecast's copy
+/// with only its `<port>` and `<logdir>` changed (so the two never share a file). Each writes
+/// its `<errorlog>` under its `<logdir>` at `<loglevel>4`, debug included; floecast's start-up
+/// warnings still go to standard error first, naming the file its log goes to from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_log_follows_logdir_and_loglevel_as_on_icecast2() {
+    let test = "error_log_follows_logdir_and_loglevel_as_on_icecast2";
+    let Some(ice) = Icecast2::start(test, "").await else {
+        return;
+    };
+    let xml = std::fs::read_to_string(ice.config_file()).expect("icecast2's icecast.xml");
+    let ice_logs = ice.config_file().with_file_name("log");
+    let dir = TempDir::new("errorlog");
+    let port = free_port();
+    let swap = |xml: String, tag: &str, from: String, to: String| {
+        let (from, to) = (
+            format!("<{tag}>{from}</{tag}>"),
+            format!("<{tag}>{to}</{tag}>"),
+        );
+        assert!(xml.contains(&from), "no {from} in {xml}");
+        xml.replace(&from, &to)
+    };
+    let ours = swap(xml, "port", ice.addr.port().to_string(), port.to_string());
+    let ours = swap(
+        ours,
+        "logdir",
+        ice_logs.display().to_string(),
+        dir.path().display().to_string(),
+    );
+    assert!(ours.contains("<errorlog>error.log</errorlog><loglevel>4</loglevel>"));
+    let file = dir.join("icecast.xml");
+    std::fs::write(&file, ours).unwrap();
+    let mut floecast = {
+        let mut c = floecast_bin();
+        c.arg("--config").arg(&file);
+        Proc::spawn("floecast", c, dir.join("stderr.log"))
+    };
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_for("floecast's error log", T, || {
+        std::fs::read_to_string(dir.join("error.log")).is_ok_and(|l| l.contains("listening on"))
+    })
+    .await;
+    // The same request on both: a mount that is not there.
+    for server in [ice.addr, addr] {
+        let (status, ..) =
+            split_reply(&exchange(server, b"GET /nothing.mp3 HTTP/1.0\r\n\r\n", T).await);
+        assert_eq!(status, 404, "{server}");
+    }
+    // A client that leaves without a request: a debug line.
+    drop(connect(addr).await);
+    wait_for("a debug line", T, || {
+        std::fs::read_to_string(dir.join("error.log")).is_ok_and(|l| l.contains(" DEBUG "))
+    })
+    .await;
+    floecast.assert_running();
+    let theirs = std::fs::read_to_string(ice_logs.join("error.log")).unwrap_or_default();
+    assert!(
+        theirs.contains("server started") && theirs.contains("DBUG"),
+        "icecast2's error log:\n{theirs}"
+    );
+    let log = std::fs::read_to_string(dir.join("error.log")).unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in the file:\n{log}");
+    let stderr = floecast.log_text();
+    assert!(
+        stderr.contains("icecast2's own error log") && !stderr.contains("listening on"),
+        "floecast's standard error:\n{stderr}"
+    );
+}
+
 /// An icecast.xml using options floecast does not honour, each with the warning it must draw
 /// (option, words of the reason, severity).
 const UNSUPPORTED_XML: &str = r#"<icecast>
@@ -301,7 +371,7 @@ const UNSUPPORTED_XML: &str = r#"<icecast>
   <paths><basedir>/usr/share/icecast2</basedir><adminroot>/a</adminroot>
     <alias source="/" destination="/status.xsl"/><deny-ip>/etc/deny</deny-ip><allow-ip>/etc/allow</allow-ip>
     <ssl-certificate>/etc/cert.pem</ssl-certificate><ssl-allowed-ciphers>HIGH</ssl-allowed-ciphers></paths>
-  <logging><errorlog>error.log</errorlog><playlistlog>playlist.log</playlistlog>
+  <logging><playlistlog>playlist.log</playlistlog>
     <logsize>10000</logsize><logarchive>1</logarchive></logging>
   <security><chroot>0</chroot></security>
 </icecast>
@@ -349,7 +419,6 @@ const EXPECTED_WARNINGS: &[(&str, &str, Severity)] = &[
         "cipher suites",
         Severity::Notice,
     ),
-    ("logging.errorlog", "standard error", Severity::Notice),
     ("logging.playlistlog", "not supported", Severity::Notice),
     ("logging.logsize", "logrotate", Severity::Notice),
     ("logging.logarchive", "logrotate", Severity::Notice),

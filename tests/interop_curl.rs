@@ -223,14 +223,15 @@ async fn curl_chunked_put_source() {
         mismatch.map(|m| String::from_utf8_lossy(&body[m..(m + 16).min(body.len())]).into_owned())
     );
 
-    // Closing curl's stdin ends the upload (0-size chunk): curl finishes and the mount goes.
+    // Closing curl's stdin ends the upload (0-size chunk): curl finishes and the mount goes,
+    // at once (not after the 10 s source timeout).
     let _ = close_tx.send(());
     writer.join().expect("writer thread");
-    let status = curl.wait_exit(Duration::from_secs(15)).await;
+    let status = curl.wait_exit(Duration::from_secs(3)).await;
     assert!(
         status.is_some_and(|s| s.success()),
         "curl did not finish cleanly after EOF ({status:?}): {}",
         curl.log_text()
     );
-    interop_support::wait_gone(&srv.app.server, "/curl.mp3", Duration::from_secs(10)).await;
+    interop_support::wait_gone(&srv.app.server, "/curl.mp3", Duration::from_secs(2)).await;
 }

@@ -1,6 +1,8 @@
-//! Running floecast for real: the systemd unit (checked by `systemd-analyze verify`) and its
-//! readiness protocol spoken to a notify socket this test binds, the logrotate config rotating
-//! a live server's access and error logs through SIGHUP without losing a line, `floecast healthcheck`, and the
+//! Running floecast for real: the systemd unit (checked by `systemd-analyze verify`, and its
+//! command run as an unprivileged user with the unit's one capability) and its readiness
+//! protocol spoken to a notify socket this test binds, the logrotate config rotating
+//! a live server's access and error logs through SIGHUP without losing a line, `floecast
+//! healthcheck`, the Dockerfile's command and healthcheck on the config it copies, and the
 //! three nodes of docker/compose.yaml run from its own commands and config files.
 
 mod common;
@@ -124,6 +126,8 @@ fn systemd_unit_verifies() {
         "Type=notify\n",
         "DynamicUser=yes\n",
         "LogsDirectory=floecast\n",
+        "StateDirectory=floecast\n",
+        "RuntimeDirectory=floecast\n",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE\n",
         "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
         "ProtectSystem=strict\n",
@@ -158,6 +162,178 @@ fn systemd_unit_verifies() {
         "systemd-analyze verify: {}\n{err}",
         out.status
     );
+}
+
+/// A free loopback port below 1024 (bound, then released), which only root or a holder of
+/// CAP_NET_BIND_SERVICE may bind.
+fn free_low_port() -> u16 {
+    (600..1000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 1024")
+}
+
+/// What the unit runs, the way it runs it, outside systemd: its ExecStart, as an unprivileged
+/// user holding only its AmbientCapabilities (also the bounding set, no new privileges), with
+/// the shipped config moved to a port below 1024. It serves there and writes only where the
+/// unit lets it (LogsDirectory: both logs; StateDirectory: a splitter's key file;
+/// RuntimeDirectory: the pidfile); ExecReload reloads it and SIGTERM ends it. Without the
+/// capability the same command cannot bind the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unit_command_runs_unprivileged_with_its_one_capability() {
+    use interop_support::{TEST_USER, run, running_as_root, user_ids};
+    if !have("setpriv") {
+        return;
+    }
+    let Some((uid, gid)) = user_ids(TEST_USER).filter(|_| running_as_root()) else {
+        skip(&format!(
+            "needs root and the user {TEST_USER} to drop privileges to (unit_command_runs_unprivileged_with_its_one_capability)"
+        ));
+        return;
+    };
+    let unit =
+        std::fs::read_to_string(Path::new(REPO).join("config/systemd/floecast.service")).unwrap();
+    let value = |key: &str| -> String {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the unit has no {key}"))
+            .to_string()
+    };
+    let cap = value("AmbientCapabilities=");
+    assert_eq!(cap, value("CapabilityBoundingSet="));
+    let cap = cap
+        .strip_prefix("CAP_")
+        .expect("one capability")
+        .to_lowercase();
+    let dir = interop_support::TempDir::new("unit-sandbox");
+    // /var/log/X, /var/lib/Y and /run/Z of LogsDirectory=X, StateDirectory=Y and
+    // RuntimeDirectory=Z, owned by the service's user, here under the temp dir.
+    let [logs, state, runtime] = [
+        ("log", "LogsDirectory="),
+        ("lib", "StateDirectory="),
+        ("run", "RuntimeDirectory="),
+    ]
+    .map(|(under, key)| {
+        let d = dir.join(under).join(value(key));
+        std::fs::create_dir_all(&d).unwrap();
+        std::os::unix::fs::chown(&d, Some(uid), Some(gid)).unwrap();
+        d
+    });
+    let shipped = std::fs::read_to_string(Path::new(REPO).join("config/floecast.toml")).unwrap();
+    // The config's examples of a key file and a pidfile lie in those directories.
+    for example in [
+        format!(
+            "splitter-key-file = \"/var/lib/{}/",
+            value("StateDirectory=")
+        ),
+        format!("#pidfile = \"/run/{}/", value("RuntimeDirectory=")),
+    ] {
+        assert!(
+            shipped.contains(&example),
+            "config/floecast.toml lacks {example}"
+        );
+    }
+    let port = free_low_port();
+    let team = free_tcp_udp_port();
+    let mut t: toml::Table = shipped.parse().unwrap();
+    let listen = t["listen"][0].as_table_mut().unwrap();
+    listen.insert("port".into(), i64::from(port).into());
+    listen.insert("bind-address".into(), "127.0.0.1".into());
+    let path = |p: &Path| toml::Value::from(p.display().to_string());
+    let mut logging = toml::Table::new();
+    logging.insert("access-log".into(), path(&logs.join("access.log")));
+    logging.insert("error-log".into(), path(&logs.join("error.log")));
+    t.insert("logging".into(), logging.into());
+    let mut paths = toml::Table::new();
+    paths.insert("pidfile".into(), path(&runtime.join("floecast.pid")));
+    t.insert("paths".into(), paths.into());
+    let key = state.join("team.key");
+    let mount: toml::Table = toml::from_str(&format!(
+        "name = \"/team.ogg\"\np2psp = {{ role = \"splitter\", port = {team}, bind-address = \"127.0.0.1\", splitter-key-file = {:?} }}\n",
+        key.display().to_string()
+    ))
+    .unwrap();
+    t.insert("mount".into(), toml::Value::Array(vec![mount.into()]));
+    let config = dir.join("floecast.toml");
+    std::fs::write(&config, toml::to_string(&t).unwrap()).unwrap();
+
+    let exec_start = value("ExecStart=");
+    assert!(exec_start.starts_with("/usr/local/bin/floecast --config /etc/floecast/floecast.toml"));
+    let command = |with_cap: bool| {
+        let mut c = Command::new("setpriv");
+        c.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups");
+        if with_cap {
+            for set in ["--inh-caps", "--ambient-caps", "--bounding-set"] {
+                c.arg(format!("{set}=-all,+{cap}"));
+            }
+        }
+        c.arg("--no-new-privs").arg("--");
+        for arg in exec_start.split_whitespace() {
+            match arg {
+                "/usr/local/bin/floecast" => c.arg(BIN),
+                "/etc/floecast/floecast.toml" => c.arg(&config),
+                other => c.arg(other),
+            };
+        }
+        c.env_remove("RUST_LOG").env_remove("NOTIFY_SOCKET");
+        c
+    };
+
+    // Without the capability: refused the port, and says so.
+    let out = run(command(false), Duration::from_secs(10)).await;
+    assert!(
+        out.status.is_some_and(|s| !s.success()) && out.stderr_text().contains("Permission denied"),
+        "{}",
+        out.describe()
+    );
+
+    let mut server =
+        interop_support::Proc::spawn("floecast", command(true), dir.join("output.log"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !accepts(port) {
+        server.assert_running();
+        assert!(Instant::now() < deadline, "nothing accepts on port {port}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(get(port, "/api/status"), 200);
+    let pid = server.pid();
+    let pidfile = std::fs::read_to_string(runtime.join("floecast.pid")).unwrap_or_default();
+    assert_eq!(pidfile.trim(), pid.to_string());
+    let meta = std::fs::metadata(&key).expect("the splitter's key file");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (meta.uid(), meta.permissions().mode() & 0o777),
+        (uid, 0o600)
+    );
+    assert_eq!(
+        wait_lines(&logs.join("access.log"), "GET /api/status", 1).len(),
+        1
+    );
+
+    // ExecReload, as systemd runs it.
+    let reload = value("ExecReload=").replace("$MAINPID", &pid.to_string());
+    let mut words = reload.split_whitespace();
+    let status = Command::new(words.next().unwrap())
+        .args(words)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let errors = wait_lines(&logs.join("error.log"), "config reloaded", 1);
+    assert!(
+        errors.iter().any(|l| l.contains("listening on"))
+            && errors.iter().any(|l| l.contains("config reloaded")),
+        "{errors:#?}"
+    );
+    assert!(
+        !errors.iter().any(|l| l.contains("ERROR")),
+        "{errors:#?}\n{}",
+        server.log_text()
+    );
+
+    signal(pid, "TERM");
+    let status = server.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
 
 /// The next notification, within `timeout`.
@@ -279,6 +455,10 @@ fn logrotate_rotates_both_logs_through_sighup() {
     let shipped =
         std::fs::read_to_string(Path::new(REPO).join("config/logrotate/floecast")).unwrap();
     assert!(shipped.contains("kill -HUP"), "postrotate must send HUP");
+    // Its pidfile is the one config/floecast.toml suggests (the unit's RuntimeDirectory).
+    let example = std::fs::read_to_string(Path::new(REPO).join("config/floecast.toml")).unwrap();
+    assert!(example.contains("#pidfile = \"/run/floecast/floecast.pid\"\n"));
+    assert!(shipped.contains("/run/floecast/floecast.pid"));
     let rotate_conf = dir.path("logrotate.conf");
     let rewritten = shipped
         .replace(
@@ -417,6 +597,140 @@ fn healthcheck_answers_for_a_running_server_only() {
     let out = check(&["--url", &url]);
     assert_eq!(out.status.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+/// The JSON array after `key` on the Dockerfile's one line that starts with it (after
+/// `CMD` for `HEALTHCHECK`, whose options end with a line continuation).
+fn dockerfile_array(dockerfile: &str, key: &str) -> Vec<String> {
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("the Dockerfile has no {key}"));
+    let mut text = lines[at][key.len()..].to_string();
+    let mut next = at + 1;
+    while text.trim_end().ends_with('\\') {
+        text = format!("{} {}", text.trim_end().trim_end_matches('\\'), lines[next]);
+        next += 1;
+    }
+    let array = match text.split_once(" CMD ") {
+        Some((_, cmd)) if key == "HEALTHCHECK" => cmd,
+        _ => &text,
+    };
+    serde_json::from_str(array.trim()).unwrap_or_else(|e| panic!("{key} {array}: {e}"))
+}
+
+/// docker/Dockerfile's final image, outside a container: its context keeps what the build
+/// copies (and not target/ or tests/); the config it copies is the one ENTRYPOINT + CMD run
+/// (config/floecast.toml, moved to a free loopback port here), whose port it exposes with the
+/// P2PSP UDP port; its HEALTHCHECK command passes while that server runs and fails after.
+#[test]
+fn dockerfile_image_runs_and_checks_the_config_it_copies() {
+    let dockerfile = std::fs::read_to_string(Path::new(REPO).join("docker/Dockerfile")).unwrap();
+    let ignore = std::fs::read_to_string(Path::new(REPO).join(".dockerignore")).unwrap();
+    let ignored: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for must in ["target/", "tests/", ".git/"] {
+        assert!(ignored.contains(&must), ".dockerignore lets {must} in");
+    }
+    // Every COPY from the context names something that exists and is not ignored.
+    let mut copies = Vec::new();
+    for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        if words[0].starts_with("--from") {
+            continue;
+        }
+        let (dest, sources) = words.split_last().unwrap();
+        for source in sources {
+            assert!(
+                Path::new(REPO).join(source).exists(),
+                "COPY {source}: missing"
+            );
+            let top = source.split('/').next().unwrap();
+            assert!(
+                !ignored
+                    .iter()
+                    .any(|i| i.trim_end_matches('/') == top || *i == *source),
+                "COPY {source}: excluded by .dockerignore"
+            );
+            copies.push((source.to_string(), dest.to_string()));
+        }
+    }
+    let entrypoint = dockerfile_array(&dockerfile, "ENTRYPOINT");
+    assert_eq!(entrypoint, ["/usr/local/bin/floecast"]);
+    let cmd = dockerfile_array(&dockerfile, "CMD");
+    let health = dockerfile_array(&dockerfile, "HEALTHCHECK");
+    assert_eq!(health[0], "/usr/local/bin/floecast");
+    // The config CMD names is the copied config/floecast.toml, and the healthcheck reads it.
+    let in_image = cmd
+        .iter()
+        .find(|a| a.ends_with(".toml"))
+        .expect("CMD names a config")
+        .clone();
+    let (source, _) = copies
+        .iter()
+        .find(|(_, dest)| *dest == in_image)
+        .unwrap_or_else(|| panic!("{in_image} is not copied into the image"));
+    assert_eq!(source, "config/floecast.toml");
+    assert!(health.contains(&in_image));
+    let shipped = std::fs::read_to_string(Path::new(REPO).join(source)).unwrap();
+    let t: toml::Table = shipped.parse().unwrap();
+    let port = t["listen"][0]["port"].as_integer().unwrap();
+    let expose: Vec<&str> = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPOSE "))
+        .expect("EXPOSE")
+        .split_whitespace()
+        .collect();
+    assert!(expose.contains(&port.to_string().as_str()), "{expose:?}");
+    assert!(expose.contains(&"8001/udp"), "{expose:?}");
+
+    let dir = TempDir::new("dockerfile");
+    let local_port = free_port();
+    let config = dir.path("floecast.toml");
+    std::fs::write(&config, localise(&shipped, local_port, None, &[])).unwrap();
+    let local = |args: &[String]| -> Vec<String> {
+        args.iter()
+            .map(|a| {
+                if *a == in_image {
+                    config.display().to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect()
+    };
+    let healthcheck = || {
+        Command::new(BIN)
+            .args(&local(&health)[1..])
+            .output()
+            .unwrap()
+    };
+    let server = Proc(
+        Command::new(BIN)
+            .args(local(&cmd))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .env_remove("NOTIFY_SOCKET")
+            .spawn()
+            .unwrap(),
+    );
+    wait_accepting(local_port);
+    let out = healthcheck();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+    assert_eq!(
+        healthcheck().status.code(),
+        Some(1),
+        "healthy without a server"
+    );
 }
 
 /// One service of docker/compose.yaml: its `command:` and its healthcheck's command.

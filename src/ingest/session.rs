@@ -204,6 +204,12 @@ impl SourceSession {
         };
         total += initial.len() as u64;
         while reason.is_none() {
+            // A chunked body's last chunk ends the stream, as closing would (curl `-T -`
+            // then waits for the close, and the mount would linger until the timeout).
+            if self.dechunk.as_ref().is_some_and(Dechunker::is_done) {
+                reason = Some(EndReason::Eof);
+                break;
+            }
             buf.clear();
             buf.reserve(READ_CHUNK);
             let shutdown = self.server.shutdown_notified();

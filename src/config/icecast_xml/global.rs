@@ -258,7 +258,20 @@ pub(super) fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<()
         for c in &l.children {
             let option = format!("logging.{}", c.name);
             match c.name.as_str() {
-                "accesslog" if !c.value().is_empty() => {
+                // icecast2's "-" is standard error, where floecast's log goes by default
+                // (and its access lines too, without an access-log file).
+                "accesslog" | "errorlog" if c.value() == "-" => w.note(
+                    id,
+                    c.line,
+                    &option,
+                    Severity::Notice,
+                    "\"-\": standard error, floecast's default".into(),
+                ),
+                "accesslog" | "errorlog" if !c.value().is_empty() => {
+                    let (key, what, ours) = match c.name.as_str() {
+                        "accesslog" => ("access-log", "access log", "access.log"),
+                        _ => ("error-log", "error log", "error.log"),
+                    };
                     let file = c.value();
                     let path = match &logdir {
                         Some(d) if !file.starts_with('/') => {
@@ -266,24 +279,30 @@ pub(super) fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<()
                         }
                         _ => file.to_string(),
                     };
-                    w.set(id, "access-log", path.as_str(), c, &option);
+                    w.set(id, key, path.as_str(), c, &option);
+                    let extra = if key == "error-log" {
+                        " floecast's log lines then go there, in floecast's own format, and \
+                         no longer to standard error (journald, docker logs)."
+                    } else {
+                        ""
+                    };
                     w.note(
                         id,
                         c.line,
                         &option,
                         Severity::Notice,
                         format!(
-                            "floecast appends to icecast2's own access log {path}. If icecast2 \
+                            "floecast appends to icecast2's own {what} {path}.{extra} If icecast2 \
                              still runs, both write to it; icecast2's logrotate rule signals only \
                              icecast2, so floecast keeps writing to the rotated file; and floecast \
                              started as root creates files owned by root in icecast2's log \
                              directory. Unless floecast replaces icecast2 for good, set \
-                             access-log to a file of floecast's own, e.g. \
-                             /var/log/floecast/access.log."
+                             {key} to a file of floecast's own, e.g. \
+                             /var/log/floecast/{ours}."
                         ),
                     );
                 }
-                "accesslog" => w.ignored(id, c, &option, "empty"),
+                "accesslog" | "errorlog" => w.ignored(id, c, &option, "empty"),
                 "loglevel" => {
                     let level = match w.int(c, &option)? {
                         ..=1 => "error",
@@ -293,12 +312,6 @@ pub(super) fn paths_and_logging(w: &mut Writer<'_>, root: &Element) -> Result<()
                     };
                     w.set(id, "level", level, c, &option);
                 }
-                "errorlog" => w.ignored(
-                    id,
-                    c,
-                    &option,
-                    "the error log goes to standard error (journald, docker logs)",
-                ),
                 "playlistlog" => w.ignored(id, c, &option, "not supported yet"),
                 "logsize" | "logarchive" => w.ignored(
                     id,

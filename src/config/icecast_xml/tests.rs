@@ -38,7 +38,14 @@ fn debian_sample_config_equals_the_embedded_defaults() {
             .as_deref()
             .is_some_and(|p| p.ends_with("access.log"))
     );
-    assert!(warned(&c, "<logging.errorlog> ignored"), "{:?}", c.warnings);
+    assert!(
+        config
+            .logging
+            .error_log
+            .as_deref()
+            .is_some_and(|p| p.ends_with("error.log"))
+    );
+    assert!(warned(&c, "icecast2's own error log"), "{:?}", c.warnings);
     assert!(warned(&c, "<security> ignored"), "{:?}", c.warnings);
 }
 
@@ -147,6 +154,10 @@ fn rich_config_maps_every_option() {
         config.logging.access_log.as_deref(),
         Some(Path::new("/var/log/icecast2/access.log"))
     );
+    assert_eq!(
+        config.logging.error_log.as_deref(),
+        Some(Path::new("/var/log/icecast2/error.log"))
+    );
     assert_eq!(config.logging.level.as_deref(), Some("debug"));
     assert_eq!(
         config.paths.webroot.as_deref(),
@@ -196,7 +207,6 @@ fn rich_config_maps_every_option() {
         "limits.client-timeout",
         "paths.adminroot",
         "paths.alias",
-        "logging.errorlog",
         "logging.logsize",
         "security",
     ] {
@@ -208,6 +218,39 @@ fn rich_config_maps_every_option() {
     }
     // Every warning is also a comment in the TOML.
     assert!(c.toml.contains("# line "), "{}", c.toml);
+}
+
+#[test]
+fn log_files_are_found_under_logdir_and_dash_is_standard_error() {
+    let logging = |paths: &str, logging: &str| {
+        load(&format!(
+            "<icecast><paths>{paths}</paths><logging>{logging}</logging></icecast>"
+        ))
+        .logging
+    };
+    let l = logging(
+        "<logdir>/srv/log/</logdir>",
+        "<errorlog>e.log</errorlog><accesslog>/abs/a.log</accesslog><loglevel>2</loglevel>",
+    );
+    assert_eq!(l.error_log.as_deref(), Some(Path::new("/srv/log/e.log")));
+    assert_eq!(l.access_log.as_deref(), Some(Path::new("/abs/a.log")));
+    assert_eq!(l.level.as_deref(), Some("warn"));
+    // Without <logdir>, as written; "-" (icecast2's standard error) leaves floecast's default.
+    let l = logging("", "<errorlog>e.log</errorlog><loglevel>1</loglevel>");
+    assert_eq!(l.error_log.as_deref(), Some(Path::new("e.log")));
+    assert_eq!(l.level.as_deref(), Some("error"));
+    let c = convert(
+        "<icecast><paths><logdir>/l</logdir></paths><logging><errorlog>-</errorlog>\
+         <accesslog>-</accesslog><loglevel>3</loglevel></logging></icecast>",
+    );
+    let l = c.load().unwrap().logging;
+    assert_eq!((l.error_log, l.access_log), (None, None));
+    assert_eq!(l.level.as_deref(), Some("info"));
+    assert!(
+        warned(&c, "<logging.errorlog> \"-\": standard error"),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]

@@ -287,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             cfg.paths.pidfile.as_deref(),
-            Some(Path::new("/run/floecast.pid"))
+            Some(Path::new("/run/floecast/floecast.pid"))
         );
         assert_eq!(
             cfg.logging.access_log.as_deref(),

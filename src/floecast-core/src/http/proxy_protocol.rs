@@ -266,6 +266,42 @@ mod tests {
         assert_eq!(complete(&v2(1, 0x00, &[])).source, None);
     }
 
+    /// What HAProxy 2.6 (Debian 12) sent for curl from 127.0.0.5, `send-proxy-v2` and
+    /// `send-proxy` to 127.0.0.1, and for its own `option httpchk` health check (v2 `LOCAL`),
+    /// captured in tests/proxy_haproxy.rs set-ups: the request right after.
+    const HAPROXY_V2: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\x7f\x00\x00\x05\x7f\x00\x00\x01\xae\x6c\x4a\x43GET /x HTTP/1.1\r\n";
+    const HAPROXY_V1: &[u8] = b"PROXY TCP4 127.0.0.5 127.0.0.1 54942 19012\r\nGET /x HTTP/1.1\r\n";
+    const HAPROXY_V2_CHECK: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00GET /x HTTP/1.1\r\n";
+    /// With `proxy-v2-options crc32c,unique-id` (and `unique-id-format %{+X}o%ci`): two TLVs.
+    const HAPROXY_V2_TLVS: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x1e\x7f\x00\x00\x05\x7f\x00\x00\x01\xb4\x92\x4a\x43\x03\x00\x04\x2e\xbb\xd0\x02\x05\x00\x087F000005GET /x HTTP/1.1\r\n";
+
+    #[test]
+    fn haproxy_headers() {
+        let client = Some(SocketAddr::from(([127, 0, 0, 5], 44652)));
+        let v1_client = Some(SocketAddr::from(([127, 0, 0, 5], 54942)));
+        for (bytes, source, len) in [
+            (HAPROXY_V2, client, 28),
+            (HAPROXY_V1, v1_client, 44),
+            (HAPROXY_V2_CHECK, None, 16),
+            (
+                HAPROXY_V2_TLVS,
+                Some(SocketAddr::from(([127, 0, 0, 5], 46226))),
+                46,
+            ),
+        ] {
+            let h = complete(bytes);
+            assert_eq!((h.source, h.len), (source, len));
+            assert_eq!(&bytes[h.len..], b"GET /x HTTP/1.1\r\n");
+            // Byte by byte, the parser never asks past the header.
+            let mut have = 0;
+            while let Ok(Parsed::Partial { need }) = parse(&bytes[..have]) {
+                assert!(need > have && need <= len, "{have} -> {need}");
+                have = need;
+            }
+            assert_eq!(have, len);
+        }
+    }
+
     #[test]
     fn v2_partial_bad_and_oversized() {
         let header = v2(1, 0x11, &[10, 0, 0, 1, 10, 0, 0, 2, 0, 1, 0, 2]);
