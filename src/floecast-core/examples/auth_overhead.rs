@@ -70,6 +70,7 @@ fn main() {
         ("128 kbit/s, 1024 B chunks", 128_000u64, 1024usize),
         ("128 kbit/s, 1400 B chunks", 128_000, 1400),
         ("2 Mbit/s, 1400 B chunks", 2_000_000, 1400),
+        ("24 kbit/s, 1200 B chunks", 24_000, 1200),
     ] {
         let (b, v1) = wire_bytes(rate, chunk);
         let per_s = rate as f64 / 8.0 / chunk as f64;
@@ -93,9 +94,9 @@ fn main() {
         let d = wire::seal(&p, PeerId(2), 7, &k, Some(&h)).unwrap();
         let open_us = time(20_000, || {
             let o = wire::open(&d).unwrap();
-            assert!(o.verify(&d, &k));
+            assert!(o.verify(&d, &k, 1));
         });
-        let hashes = vec![[1u8; 16]; 32];
+        let hashes = vec![[1u8; auth::DIGEST_HASH_LEN]; 32];
         let parts = auth::digest_parts(1, ChunkNo(0), &hashes);
         let sign_us = time(2_000, || {
             std::hint::black_box(key.sign(&[&parts]));
@@ -104,8 +105,9 @@ fn main() {
         let verify_us = time(2_000, || {
             assert!(auth::verify_signature(&pk, &[&parts], &sig));
         });
-        // Chunks per Digest at this rate: 32, or what 250 ms holds.
-        let batch = (per_s * 0.25).ceil().clamp(1.0, 32.0);
+        // Chunks per Digest at this rate: 32, or what the batch delay holds (B = 256).
+        let delay = auth::batch_delay(Some(Duration::from_secs_f64(1.0 / per_s)), 256);
+        let batch = (per_s * delay.as_secs_f64()).ceil().clamp(1.0, 32.0);
         // The splitter: hash, seal once; a signature per batch. A peer of a team of 10: open
         // and check each chunk once (the hash is part of opening), seal it for 9 neighbours
         // (over the hash: no re-hash) a tenth of the time, check a signature per batch.

@@ -10,8 +10,8 @@
 //!   feed the peer. The join reply is signed over its bytes plus a nonce the peer chose, so a
 //!   recorded reply cannot be replayed to a later joiner.
 //! - **Signed chunks, in batches.** Chunks leave the splitter at once; every [`BATCH_CHUNKS`]
-//!   chunks (or after [`BATCH_DELAY`]) the splitter signs a Digest: the first chunk number and
-//!   one 16-byte BLAKE3 hash per chunk, one Ed25519 signature for the batch (PPSPP's idea for
+//!   chunks (or after [`batch_delay`]: 1 to 4 s) the splitter signs a Digest: the first chunk
+//!   number and one 12-byte BLAKE3 hash per chunk, one Ed25519 signature for the batch (PPSPP's idea for
 //!   live streams, RFC 7574 §6.1, with a flat hash list in place of a Merkle tree: the list is
 //!   small and every peer needs every hash). The Digest is flooded like a splitter chunk, so
 //!   the splitter uploads one copy. A peer holds a chunk that came from another peer, unplayed
@@ -20,8 +20,8 @@
 //!   one signature check per batch.
 //! - **Per-peer keys and MACs.** At join the splitter gives each peer a random 32-byte key
 //!   (masked with the team secret when there is one). Every UDP datagram ends with a trailer:
-//!   `u32 sender id, u64 sequence, 16-byte tag`, the tag a keyed BLAKE3 over the datagram with a
-//!   chunk's payload replaced by its hash (so each chunk is hashed once however many
+//!   `u32 sender id, u64 sequence, 12-byte tag`, the tag a keyed BLAKE3 over the team id and
+//!   the datagram with a chunk's payload replaced by its hash (so each chunk is hashed once however many
 //!   neighbours get it). Splitter ↔ peer datagrams use the peer's key (the sender id, 0 for the
 //!   splitter, tells the directions apart). Peer ↔ peer datagrams use a pair key derived from
 //!   the older member's key and the newer member's id ([`pair_key`]): the older member derives
@@ -39,6 +39,7 @@
 //! on-path attacker is out of scope, as for plain HTTP streaming. Everything here is sans-IO.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier as _, VerifyingKey};
 
@@ -46,24 +47,36 @@ use super::{ChunkNo, PeerId};
 
 /// A symmetric key: a peer's own key, or a pair key.
 pub type Key = [u8; 32];
-/// Bytes of the tag that ends every native datagram.
-pub const TAG_LEN: usize = 16;
-/// Bytes of a chunk hash in a Digest.
-pub const DIGEST_HASH_LEN: usize = 16;
+/// Bytes of the tag that ends every native datagram: 96 bits, as AES-GCM's default tag (SRTP
+/// authenticates media with 80); a forger gets one try per datagram, with no offline attack.
+pub const TAG_LEN: usize = 12;
+/// Bytes of a chunk hash in a Digest: a forged chunk needs a second preimage of 96 bits of
+/// BLAKE3, within the chunk's few seconds of life.
+pub const DIGEST_HASH_LEN: usize = 12;
 /// The trailer of every native datagram: sender id, sequence number, tag.
 pub const TRAILER_LEN: usize = 4 + 8 + TAG_LEN;
 /// Ed25519 signature and public key sizes.
 pub const SIGNATURE_LEN: usize = 64;
 pub const PUBLIC_KEY_LEN: usize = 32;
-/// Chunks per signed Digest (fewer when [`BATCH_DELAY`] passes first).
+/// Chunks per signed Digest (fewer when [`batch_delay`] passes first).
 pub const BATCH_CHUNKS: usize = 32;
-/// A Digest goes out at the latest this long after the first chunk it covers. Peers hold
-/// other members' chunks until then: monitors wait this much longer before they report a
-/// hole, and requests for holes come later still, so a chunk waiting for its Digest is not
-/// taken for a lost one. Longer batches cost less at low rates, and delay more.
-pub const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Bounds of [`batch_delay`].
+pub const MIN_BATCH_DELAY: Duration = Duration::from_secs(1);
+pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(4);
 
-/// A chunk's 16-byte hash as a Digest lists it.
+/// How long a Digest may wait after the first chunk it covers, for a stream of one chunk per
+/// `chunk_interval` played `buffer / 2` chunks behind: an eighth of that lag, within 1–4 s.
+/// Peers hold other members' chunks until their Digest comes, so monitors and requesters wait
+/// this much longer before taking a hole for a lost chunk; the splitter and the peers compute
+/// it alike from the chunk rate. Longer batches cost fewer bytes (at 24 kbit/s a signature
+/// per chunk would be 10% of the stream) and delay verification more. Unknown rate: the most.
+pub fn batch_delay(chunk_interval: Option<Duration>, buffer: u32) -> Duration {
+    chunk_interval.map_or(MAX_BATCH_DELAY, |d| {
+        (d * (buffer / 2) / 8).clamp(MIN_BATCH_DELAY, MAX_BATCH_DELAY)
+    })
+}
+
+/// A chunk's 12-byte hash as a Digest lists it.
 pub type ChunkHash = [u8; DIGEST_HASH_LEN];
 
 /// The full BLAKE3 hash of a chunk payload (its first 16 bytes are the Digest entry).
@@ -414,7 +427,7 @@ mod tests {
         assert!(v.hold(ChunkNo(5), good, 2));
         assert!(!v.hold(ChunkNo(5), good, 3), "same copy twice");
         assert_eq!(v.check(ChunkNo(5), &good), Check::Unknown);
-        v.add_digest(ChunkNo(4), &[[0; 16], short(&good)]);
+        v.add_digest(ChunkNo(4), &[[0; 12], short(&good)]);
         let mut out = Vec::new();
         v.release(&mut out);
         let verdicts: Vec<(Check, u8)> = out.iter().map(|(c, h)| (*c, h.item)).collect();

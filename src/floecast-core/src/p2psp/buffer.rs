@@ -89,6 +89,11 @@ impl PlayoutBuffer {
     pub fn capacity(&self) -> u32 {
         self.cfg.capacity
     }
+    /// Give up a blocking head slot only after `d` from now on.
+    pub fn set_skip_after(&mut self, d: Duration) {
+        self.cfg.skip_after = d;
+    }
+
     pub fn next_to_play(&self) -> ChunkNo {
         self.next
     }
@@ -252,6 +257,11 @@ impl HoleScanner {
             delay,
             seen: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Report by time after `delay` from now on.
+    pub fn set_delay(&mut self, delay: Duration) {
+        self.delay = delay;
     }
 
     pub fn scan(&mut self, now: Instant, buf: &PlayoutBuffer, out: &mut Vec<ChunkNo>) {

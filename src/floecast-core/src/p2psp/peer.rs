@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::auth::{Key, ReplayWindow};
+use super::auth::{self, Key, ReplayWindow};
 use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
 use super::wire::{self, JoinReply, Message, Packet};
 use super::{
@@ -39,11 +39,11 @@ const MAX_EVENTS: usize = 1 << 16;
 
 /// A monitor reports a hole this long after first seeing it (well before playout skips it,
 /// so the splitter's resend can still arrive); a plain peer asks a neighbour a bit later.
-/// Both wait out the Digest delay too: a chunk from another member is held (a hole to the
-/// buffer) until the Digest that vouches for it arrives.
-const COMPLAIN_AFTER: Duration = Duration::from_millis(300 + 250);
-const REQUEST_AFTER: Duration = Duration::from_millis(600 + 250);
-const _: () = assert!(super::auth::BATCH_DELAY.as_millis() == 250);
+/// Both wait out the Digest delay too ([`auth::batch_delay`], from the chunk rate): a chunk
+/// from another member is held (a hole to the buffer) until the Digest that vouches for it
+/// arrives ([`Peer::retime_scanners`]).
+const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
+const REQUEST_AFTER: Duration = Duration::from_millis(600);
 
 /// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
 /// bindings commonly last 30 s or more.
@@ -142,7 +142,6 @@ pub struct PeerStats {
     pub late: u64,
     pub out_of_window: u64,
     pub garbage: u64,
-    pub bad_cookie: u64,
     pub complaints_sent: u64,
     pub requests_sent: u64,
     pub requests_served: u64,
@@ -291,7 +290,7 @@ impl Peer {
                 lag,
                 start_chunks,
                 start_delay: config.start_delay,
-                skip_after: config.skip_after,
+                skip_after: config.skip_after + auth::MAX_BATCH_DELAY,
             },
             start,
         );
@@ -307,9 +306,9 @@ impl Peer {
             forward: BTreeMap::new(),
             buffer,
             complain: (config.role == Role::Monitor)
-                .then(|| HoleScanner::with_delay(lag / 2, COMPLAIN_AFTER)),
+                .then(|| HoleScanner::with_delay(lag / 2, COMPLAIN_AFTER + auth::MAX_BATCH_DELAY)),
             monitor_horizon: lag / 2,
-            request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER),
+            request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER + auth::MAX_BATCH_DELAY),
             holes: Vec::new(),
             header_epoch: reply.header_epoch,
             info_epoch: reply.info_epoch,
@@ -400,11 +399,23 @@ impl Peer {
                         None => sample,
                     });
                     self.rate_mark = Some((no, now));
+                    self.retime_scanners();
                 }
             }
             Some(_) => {}
             None => self.rate_mark = Some((no, now)),
         }
+    }
+
+    /// Holes wait out the Digest delay, which follows the chunk rate; so does playout, before
+    /// it gives up a slot (the chunk may be held, waiting for its Digest).
+    fn retime_scanners(&mut self) {
+        let batch = auth::batch_delay(self.chunk_interval, self.buffer.capacity());
+        self.buffer.set_skip_after(self.cfg.skip_after + batch);
+        if let Some(c) = &mut self.complain {
+            c.set_delay(COMPLAIN_AFTER + batch);
+        }
+        self.request.set_delay(REQUEST_AFTER + batch);
     }
 
     /// A new neighbour with our pair `key`; `seq` is the sequence of the datagram that
@@ -618,8 +629,9 @@ impl Peer {
                 if self.complain.is_none() {
                     self.complain = Some(HoleScanner::with_delay(
                         self.monitor_horizon,
-                        COMPLAIN_AFTER,
+                        COMPLAIN_AFTER + auth::MAX_BATCH_DELAY,
                     ));
+                    self.retime_scanners();
                 }
             }
             _ => self.stats.garbage += 1,

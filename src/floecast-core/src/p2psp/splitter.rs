@@ -205,7 +205,6 @@ pub struct SplitterStats {
     pub joins_refused: u64,
     pub garbage: u64,
     pub unknown_sender: u64,
-    pub bad_cookie: u64,
     pub ignored_complaints: u64,
     pub transmits_dropped: u64,
     /// Datagrams dropped for a wrong tag or sender, and replays.
@@ -297,6 +296,8 @@ pub struct Splitter {
     /// Recent Digests (first chunk, count, message, resent yet), for LRS: a complaint about a
     /// chunk whose Digest was lost with a vanished peer gets the Digest resent too.
     digests: VecDeque<(ChunkNo, u32, Message, bool)>,
+    /// Time between pushed chunks (smoothed): sets how long a Digest batch may wait.
+    chunk_interval: Option<Duration>,
 }
 
 /// Recent Digests kept for resends.
@@ -351,6 +352,7 @@ impl Splitter {
             batch_since: None,
             digest_rr: 0,
             digests: VecDeque::new(),
+            chunk_interval: None,
         }
     }
 
@@ -464,6 +466,13 @@ impl Splitter {
         }
         let no = self.next_no;
         self.next_no = no.plus(1);
+        if let Some(last) = self.last_push {
+            let d = now.saturating_duration_since(last);
+            self.chunk_interval = Some(match self.chunk_interval {
+                Some(old) => (old * 7 + d) / 8,
+                None => d,
+            });
+        }
         self.last_push = Some(now);
         self.stats.chunks_pushed += 1;
         // Each monitor earns its share of resends (monitors head the list).
@@ -502,7 +511,8 @@ impl Splitter {
             self.batch.push(auth::short(&hash));
         }
         if let Some(i) = dest {
-            let origin = self.members[i].id;
+            // On the wire a splitter chunk's origin is its receiver, implied (4 bytes less).
+            let origin = PeerId::NONE;
             self.members[i].chunks_sent += 1;
             self.send_hashed(
                 i,
@@ -572,6 +582,11 @@ impl Splitter {
             self.send(i, digest_msg(first, &hashes, signature));
         }
         self.digest_rr = (self.digest_rr + 1) % n;
+    }
+
+    /// How long a Digest may wait for more chunks ([`auth::batch_delay`], as peers compute it).
+    fn batch_delay(&self) -> Duration {
+        auth::batch_delay(self.chunk_interval, self.cfg.buffer_size)
     }
 
     fn slot_index(&self, no: ChunkNo) -> usize {
@@ -844,14 +859,10 @@ impl Splitter {
         };
         let msg = match self.cfg.codec {
             Codec::Native => match wire::open(data) {
-                Ok(o) if o.packet.team != self.team => {
-                    self.stats.bad_cookie += 1;
-                    return;
-                }
                 Ok(o) => {
                     let m = &mut self.members[i];
                     // The member's own key, its own id: a spoofed address alone is not enough.
-                    if o.sender != m.id || !o.verify(data, &m.key) {
+                    if o.sender != m.id || !o.verify(data, &m.key, self.team) {
                         self.stats.bad_mac += 1;
                         return;
                     }
@@ -975,7 +986,7 @@ impl Splitter {
             self.send(monitor, msg);
         }
         if resend {
-            let origin = self.members[monitor].id;
+            let origin = PeerId::NONE;
             self.stats.lrs_resends += 1;
             self.send_hashed(
                 monitor,
@@ -1125,7 +1136,7 @@ impl Splitter {
         }
         if self
             .batch_since
-            .is_some_and(|t| now >= t + auth::BATCH_DELAY)
+            .is_some_and(|t| now >= t + self.batch_delay())
         {
             self.sign_batch();
         }
@@ -1254,7 +1265,7 @@ impl Splitter {
                 t = t.min(h);
             }
             if let Some(b) = self.batch_since {
-                t = t.min(b + auth::BATCH_DELAY);
+                t = t.min(b + self.batch_delay());
             }
         }
         Some(t)

@@ -1,26 +1,30 @@
-//! The native P2PSP wire format (floecast's default): versioned, typed, cookie-checked.
+//! The native P2PSP wire format (floecast's default): versioned, typed, authenticated.
 //!
-//! Every message, UDP datagram or TCP frame body, starts with the same 8 bytes:
+//! Every message, UDP datagram or TCP frame body, starts with the same 4 bytes:
 //!
 //! | off | size | field |
 //! |---|---|---|
 //! | 0 | 2 | magic `F1 0E` |
-//! | 2 | 1 | version (2) |
+//! | 2 | 1 | version (3) |
 //! | 3 | 1 | type |
-//! | 4 | 4 | team id: a random cookie the splitter hands out at join (0 in a JoinRequest) |
 //!
-//! Every UDP datagram ends with a 28-byte trailer, `u32 sender id, u64 sequence, 16-byte tag`
+//! The team id (a random cookie the splitter hands out at join) is not on the wire since
+//! version 3: every datagram's tag covers it, so another team's datagram fails authentication
+//! (version 2 carried it after the type, as version 1's only check).
+//!
+//! Every UDP datagram ends with a 24-byte trailer, `u32 sender id, u64 sequence, 12-byte tag`
 //! ([`seal`] / [`open`]; the keys and what the tag covers are in [`super::auth`]). TCP frames
 //! have none: the join reply is signed instead ([`JoinReply::sign`]).
 //!
 //! All integers are big-endian, chunk numbers are 32-bit and wrap. Endpoints are
 //! `u8 family (4|6)`, 4 or 16 address bytes, `u16 port`. Strings are `u16 len` + UTF-8.
 //!
-//! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; Hello / Goodbye /
+//! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; SplitterChunk (a Chunk
+//! from the splitter, whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
 //! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Digest
-//! `u32 first, u16 n (≤ 64), n × 16-byte chunk hash, 64-byte Ed25519 signature`; Polluted
+//! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
 //! ([`Evidence`]); Expel `u32 id`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
 //! u32 verified, u32 rejected`
@@ -55,10 +59,12 @@ use super::{ChunkNo, PeerId, Role, StreamInfo};
 
 pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// Version 2 added the datagram trailer (sender, sequence, MAC), signed Digests, the join
-/// challenge and the signed join reply ([`super::auth`]). A version-1 peer gets a refusal it
-/// can read ([`encode_refusal`]).
-pub const VERSION: u8 = 2;
-pub const HEADER_LEN: usize = 8;
+/// challenge and the signed join reply ([`super::auth`]); version 3 took the team id off the
+/// wire (into the tag), shortened tags and Digest hashes to 12 bytes and splitter chunks'
+/// headers by their origin: 16 bytes less per chunk. An older peer gets a refusal it can read
+/// ([`encode_refusal`]).
+pub const VERSION: u8 = 3;
+pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
 pub const MAX_CHUNK_PAYLOAD: usize = 60000;
@@ -102,6 +108,7 @@ pub mod ty {
     pub const DIGEST: u8 = 0x0D;
     pub const POLLUTED: u8 = 0x0E;
     pub const EXPEL: u8 = 0x0F;
+    pub const SPLITTER_CHUNK: u8 = 0x15;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -442,7 +449,6 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
     b.put_u8(VERSION);
     let t = type_of(&p.msg);
     b.put_u8(t);
-    b.put_u32(p.team);
     match &p.msg {
         Message::Chunk {
             no,
@@ -452,7 +458,9 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             check_len("chunk payload", payload.len(), MAX_CHUNK_PAYLOAD)?;
             b.reserve(8 + payload.len());
             b.put_u32(no.0);
-            b.put_u32(origin.0);
+            if t == ty::CHUNK {
+                b.put_u32(origin.0);
+            }
             b.put_slice(payload);
         }
         Message::Hello { from } | Message::Goodbye { from } | Message::KeepAlive { from } => {
@@ -625,6 +633,8 @@ fn read_info(r: &mut Reader<'_>) -> Result<StreamInfo, WireError> {
 
 fn type_of(m: &Message) -> u8 {
     match m {
+        // A chunk with no origin can only be the splitter's (members always name one).
+        Message::Chunk { origin, .. } if *origin == PeerId::NONE => ty::SPLITTER_CHUNK,
         Message::Chunk { .. } => ty::CHUNK,
         Message::Hello { .. } => ty::HELLO,
         Message::Goodbye { .. } => ty::GOODBYE,
@@ -751,7 +761,6 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         return Err(WireError::BadVersion(head[2]));
     }
     let t = head[3];
-    let team = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
     let tcp = matches!(
         t,
         ty::JOIN_REQUEST | ty::JOIN_REPLY | ty::JOIN_REFUSED | ty::CHALLENGE | ty::JOIN_PROOF
@@ -770,6 +779,16 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             Message::Chunk {
                 no,
                 origin,
+                payload: Bytes::copy_from_slice(payload),
+            }
+        }
+        ty::SPLITTER_CHUNK => {
+            let no = ChunkNo(r.u32()?);
+            let payload = r.rest();
+            check_len("chunk payload", payload.len(), MAX_CHUNK_PAYLOAD)?;
+            Message::Chunk {
+                no,
+                origin: PeerId::NONE,
                 payload: Bytes::copy_from_slice(payload),
             }
         }
@@ -880,7 +899,8 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         other => return Err(WireError::UnknownType(other)),
     };
     r.end()?;
-    Ok(Packet { team, msg })
+    // Not on the wire (see the module doc): the receiver knows its team.
+    Ok(Packet { team: 0, msg })
 }
 
 fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {

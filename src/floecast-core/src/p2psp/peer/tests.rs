@@ -409,7 +409,8 @@ fn ignores_foreign_and_garbage_datagrams() {
     p.handle_datagram(now, splitter, &forged);
     p.handle_datagram(now, splitter, b"\xF1\x0E\x01");
     let st = p.stats();
-    assert_eq!((st.bad_cookie, st.garbage, st.from_splitter), (1, 1, 0));
+    // Another team's (the tag covers the team id) and garbage.
+    assert_eq!((st.bad_mac, st.garbage, st.from_splitter), (1, 1, 0));
     assert!(p.poll_event().is_none());
     // The splitter falls silent: reported once.
     p.handle_timeout(now + Duration::from_secs(11));

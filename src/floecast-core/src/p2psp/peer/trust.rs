@@ -149,10 +149,6 @@ impl Peer {
                 return None;
             }
         };
-        if o.packet.team != self.team {
-            self.stats.bad_cookie += 1;
-            return None;
-        }
         let key = if from == self.cfg.splitter {
             if o.sender != PeerId::NONE {
                 self.stats.bad_mac += 1;
@@ -180,7 +176,7 @@ impl Peer {
                 },
             }
         };
-        if !o.verify(data, &key) {
+        if !o.verify(data, &key, self.team) {
             self.stats.bad_mac += 1;
             return None;
         }

@@ -106,9 +106,10 @@ fn keepalives_only_while_the_stream_is_idle() {
         );
     }
     s.handle_timeout(idle);
+    // Each hears a keepalive, or the last batch's Digest (signed at the same moment).
     let to: std::collections::HashSet<_> = decode_all(&mut s)
         .into_iter()
-        .filter(|(_, m)| matches!(m, Message::KeepAlive { .. }))
+        .filter(|(_, m)| matches!(m, Message::KeepAlive { .. } | Message::Digest { .. }))
         .map(|(a, _)| a)
         .collect();
     assert_eq!(to.len(), 40);
@@ -192,13 +193,14 @@ fn goodbye_timeout_cookie_and_garbage() {
     let (a, _) = join_peer(&mut s, t, 1).unwrap();
     let (b, _) = join_peer(&mut s, t, 2).unwrap();
     while s.poll_event().is_some() {}
-    // Wrong cookie, garbage, unknown sender: all ignored.
+    // Another team's datagram (its tag covers the team id), garbage, unknown sender: all
+    // ignored.
     s.handle_datagram(t, addr(1), &enc(&s, 1, 8, Message::Goodbye { from: a }));
     s.handle_datagram(t, addr(1), b"junk");
     s.handle_datagram(t, addr(9), &enc(&s, 9, 7, Message::Goodbye { from: a }));
     assert_eq!(s.peer_count(), 2);
     let st = s.stats();
-    assert_eq!((st.bad_cookie, st.garbage, st.unknown_sender), (1, 1, 1));
+    assert_eq!((st.bad_mac, st.garbage, st.unknown_sender), (1, 1, 1));
     s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::Goodbye { from: a }));
     assert_eq!(s.peer_count(), 1);
     assert_eq!(
@@ -238,8 +240,7 @@ fn lrs_resend_blame_acs_and_expulsion() {
         ..Default::default()
     };
     let mut s = Splitter::new(cfg, 7, t);
-    let (m, _) = s
-        .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
+    s.handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
         .unwrap();
     let (p, _) = join_peer(&mut s, t, 2).unwrap();
     for i in 0..10u8 {
@@ -271,9 +272,10 @@ fn lrs_resend_blame_acs_and_expulsion() {
         r,
         vec![(
             addr(1),
+            // The splitter's chunks name no origin: it is their receiver.
             Message::Chunk {
                 no: to_p[0],
-                origin: m,
+                origin: PeerId::NONE,
                 payload: Bytes::from(vec![to_p[0].0 as u8])
             }
         )]

@@ -25,16 +25,15 @@ pub struct Opened {
 }
 
 impl Opened {
-    /// True when the tag is right under `key` (`data` is the datagram this came from).
-    pub fn verify(&self, data: &[u8], key: &Key) -> bool {
+    /// True when the tag is right under `key` for team `team` (`data` is the datagram this
+    /// came from). The team id is not on the wire; the tag covers it.
+    pub fn verify(&self, data: &[u8], key: &Key, team: u32) -> bool {
         let Some(body) = data.len().checked_sub(TAG_LEN) else {
             return false;
         };
-        let expected = match (&self.packet.msg, &self.chunk_hash) {
-            (Message::Chunk { .. }, Some(h)) => {
-                auth::tag(key, &[&data[..16], h, &data[body - 12..body]])
-            }
-            _ => auth::tag(key, &[&data[..body]]),
+        let expected = match self.evidence() {
+            Some(e) => chunk_tag(key, team, &e),
+            None => auth::tag(key, &[&team.to_be_bytes(), &data[..body]]),
         };
         auth::same(&expected, &self.tag)
     }
@@ -61,7 +60,12 @@ pub fn chunk_tag(key: &Key, team: u32, e: &Evidence) -> [u8; TAG_LEN] {
     let mut head = [0u8; 16];
     head[0..2].copy_from_slice(&MAGIC);
     head[2] = VERSION;
-    head[3] = ty::CHUNK;
+    // The splitter's chunks (no origin) and members' are distinct messages.
+    head[3] = if e.origin == PeerId::NONE {
+        ty::SPLITTER_CHUNK
+    } else {
+        ty::CHUNK
+    };
     head[4..8].copy_from_slice(&team.to_be_bytes());
     head[8..12].copy_from_slice(&e.no.0.to_be_bytes());
     head[12..16].copy_from_slice(&e.origin.0.to_be_bytes());
@@ -102,7 +106,7 @@ pub fn seal(
             };
             chunk_tag(key, p.team, &e)
         }
-        _ => auth::tag(key, &[&b]),
+        _ => auth::tag(key, &[&p.team.to_be_bytes(), &b]),
     };
     b.put_slice(&t);
     check_len("datagram", b.len(), MAX_DATAGRAM)?;

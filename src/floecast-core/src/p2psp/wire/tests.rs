@@ -54,9 +54,10 @@ fn sample_reply() -> JoinReply {
     }
 }
 
+/// Encode and decode; the team id is not on the wire, so it comes back 0.
 fn rt(p: Packet) {
     let e = encode(&p).unwrap();
-    assert_eq!(decode(&e).unwrap(), p);
+    assert_eq!(decode(&e).unwrap(), Packet { team: 0, ..p });
 }
 
 #[test]
@@ -121,7 +122,31 @@ fn chunk_layout_is_fixed() {
     assert_eq!(
         &e[..],
         &[
-            0xF1, 0x0E, 2, 1, 1, 2, 3, 4, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x',
+            0xF1, 0x0E, 3, 1, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x', b'y'
+        ]
+    );
+    // The splitter's chunk: its receiver is the origin, so none is sent.
+    let e = encode(&Packet {
+        team: 0x01020304,
+        msg: Message::Chunk {
+            no: ChunkNo(0x0A0B0C0D),
+            origin: PeerId::NONE,
+            payload: Bytes::from_static(b"xy"),
+        },
+    })
+    .unwrap();
+    assert_eq!(
+        &e[..],
+        &[
+            0xF1,
+            0x0E,
+            3,
+            ty::SPLITTER_CHUNK,
+            0x0A,
+            0x0B,
+            0x0C,
+            0x0D,
+            b'x',
             b'y'
         ]
     );
@@ -366,7 +391,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             }),
         (
             any::<u32>(),
-            proptest::collection::vec(any::<[u8; 16]>(), 0..64),
+            proptest::collection::vec(any::<[u8; 12]>(), 0..64),
             any::<u8>()
         )
             .prop_map(|(f, hashes, s)| Message::Digest {
@@ -380,7 +405,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             origin: PeerId(n / 2),
             seq: q,
             hash: [n as u8; 32],
-            tag: [q as u8; 16],
+            tag: [q as u8; 12],
         })),
         any::<u32>().prop_map(|i| Message::Expel { id: PeerId(i) }),
         any::<[u8; 16]>().prop_map(|nonce| Message::Challenge { nonce }),
@@ -409,7 +434,7 @@ proptest! {
         t in any::<u8>(),
         data in proptest::collection::vec(any::<u8>(), 0..600),
     ) {
-        let mut v = vec![0xF1, 0x0E, 1, t, 0, 0, 0, 1];
+        let mut v = vec![0xF1, 0x0E, VERSION, t];
         v.extend_from_slice(&data);
         let _ = decode(&v);
     }
@@ -418,7 +443,7 @@ proptest! {
     fn encode_decode_round_trip(team in any::<u32>(), msg in arb_msg()) {
         let p = Packet { team, msg };
         let e = encode(&p).unwrap();
-        prop_assert_eq!(decode(&e).unwrap(), p.clone());
+        prop_assert_eq!(decode(&e).unwrap(), Packet { team: 0, ..p.clone() });
         // Any strict prefix is rejected, never mis-decoded (Chunk / HeaderPiece bodies
         // end in a "rest" field, so a prefix may still decode as a shorter payload).
         if !matches!(p.msg, Message::Chunk { .. } | Message::HeaderPiece { .. }) {
@@ -442,10 +467,12 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
     };
     let d = seal(&p, PeerId(3), 9, &key, None).unwrap();
     let o = open(&d).unwrap();
-    assert_eq!(o.packet, p);
+    // The team id is not on the wire: the tag covers it.
+    assert_eq!(o.packet.msg, p.msg);
     assert_eq!((o.sender, o.seq), (PeerId(3), 9));
-    assert!(o.verify(&d, &key));
-    assert!(!o.verify(&d, &[43; 32]));
+    assert!(o.verify(&d, &key, 77));
+    assert!(!o.verify(&d, &[43; 32], 77));
+    assert!(!o.verify(&d, &key, 78), "another team's datagram");
     // The evidence re-creates the tag (how the splitter checks a pollution report).
     let e = o.evidence().unwrap();
     assert_eq!(chunk_tag(&key, 77, &e), e.tag);
@@ -454,7 +481,7 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
         let mut bad = d.to_vec();
         bad[at] ^= 1;
         if let Ok(o) = open(&bad) {
-            assert!(!o.verify(&bad, &key), "flip at {at}");
+            assert!(!o.verify(&bad, &key, 77), "flip at {at}");
         }
     }
     let g = Packet {
@@ -463,7 +490,8 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
     };
     let d = seal(&g, PeerId::NONE, 1, &key, None).unwrap();
     assert_eq!(d.len(), HEADER_LEN + 4 + TRAILER_LEN);
-    assert!(open(&d).unwrap().verify(&d, &key));
+    assert!(open(&d).unwrap().verify(&d, &key, 77));
+    assert!(!open(&d).unwrap().verify(&d, &key, 76));
     // A 12-byte goodbye as the old format had it is not even a datagram now.
     assert!(open(&d[..12]).is_err());
 }
