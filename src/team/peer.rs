@@ -149,7 +149,6 @@ async fn join_native(
         challenge = Some(c);
         answer = read_frame(tcp, MAX_REPLY).await?;
     }
-    let team = answer.team;
     let mut reply: JoinReply = match answer.msg {
         Message::JoinReply(r) => *r,
         Message::JoinRefused { reason, detail } => {
@@ -157,7 +156,7 @@ async fn join_native(
         }
         _ => return Err(JoinFailed::Protocol),
     };
-    if !reply.verify(team, &nonce) {
+    if !reply.verify(reply.team_id, &nonce) {
         return Err(JoinFailed::BadSignature);
     }
     if let Some(pinned) = team_auth.splitter_key

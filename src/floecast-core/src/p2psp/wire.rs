@@ -353,7 +353,8 @@ pub struct JoinReply {
 }
 
 impl JoinReply {
-    /// Sign the reply for the joiner that sent `nonce` (the signature field is ignored).
+    /// Sign the reply of team `team` (its `team_id`) for the joiner that sent `nonce` (the
+    /// signature field is ignored). The team id is signed explicitly: frames do not carry it.
     pub fn sign(
         &mut self,
         team: u32,
@@ -361,20 +362,24 @@ impl JoinReply {
         nonce: &[u8; 16],
     ) -> Result<(), WireError> {
         let body = self.signed_bytes(team)?;
-        self.signature = key.sign(&[&body, nonce]);
+        self.signature = key.sign(&[&team.to_be_bytes(), &body, nonce]);
         Ok(())
     }
 
-    /// True when `signature` is `splitter_key`'s over this reply and `nonce`.
+    /// True when `signature` is `splitter_key`'s over this reply of team `team` and `nonce`.
     pub fn verify(&self, team: u32, nonce: &[u8; 16]) -> bool {
         self.signed_bytes(team).is_ok_and(|body| {
-            auth::verify_signature(&self.splitter_key, &[&body, nonce], &self.signature)
+            auth::verify_signature(
+                &self.splitter_key,
+                &[&team.to_be_bytes(), &body, nonce],
+                &self.signature,
+            )
         })
     }
 
     fn signed_bytes(&self, team: u32) -> Result<Bytes, WireError> {
         let mut b = encode(&Packet {
-            team,
+            team, // not encoded (see the module doc): signed explicitly by the callers
             msg: Message::JoinReply(Box::new(self.clone())),
         })?;
         b.truncate(b.len() - SIGNATURE_LEN);
