@@ -32,6 +32,7 @@ pub(super) struct RawP2psp {
     splitter_key_file: Option<Spanned<String>>,
     trusted_monitors: Option<Spanned<Vec<String>>>,
     blame_quorum: Option<Spanned<usize>>,
+    max_relayed: Option<Spanned<usize>>,
 }
 
 pub(super) fn convert(
@@ -82,6 +83,7 @@ pub(super) fn convert(
             raw.trusted_monitors.as_ref().map(|v| v.span()),
         ),
         ("blame-quorum", raw.blame_quorum.as_ref().map(|v| v.span())),
+        ("max-relayed", raw.max_relayed.as_ref().map(|v| v.span())),
     ];
     if peer
         && raw.port.is_none()
@@ -198,6 +200,10 @@ pub(super) fn convert(
             .clone()
             .map(|b| ip_address(src, b, &k("bind-address")))
             .transpose()?;
+        let max_relayed = match &raw.max_relayed {
+            Some(m) => ranged(src, m, &k("max-relayed"), 0..=1000, " peers")?,
+            None => SplitterSettings::DEFAULT_MAX_RELAYED,
+        };
         Ok(Some(SplitterSettings {
             port: *port.get_ref(),
             bind_address,
@@ -208,6 +214,7 @@ pub(super) fn convert(
             monitors,
             peer_timeout,
             auth: splitter_auth.clone(),
+            max_relayed,
         }))
     };
     if !peer && let Some(c) = &raw.serve_codec {
@@ -293,6 +300,7 @@ mod tests {
                     monitors: 3,
                     peer_timeout: Duration::from_secs(3),
                     auth: Default::default(),
+                    max_relayed: 8,
                 }
             ))
         );

@@ -52,6 +52,10 @@ const MAX_MESH_KEEPALIVE: Duration = Duration::from_secs(15);
 const RATE_SAMPLE_CHUNKS: u32 = 16;
 /// Splitter chunks remembered for late greeters (a round rarely holds more than one).
 const OWN_RECENT: usize = 8;
+/// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
+/// NATs the first Hellos of a pair are dropped until both sides have sent one.
+const HELLO_TRIES: u8 = 8;
+const HELLO_RETRY: Duration = Duration::from_millis(400);
 
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -72,6 +76,9 @@ pub struct PeerConfig {
     pub max_pending_delay: Duration,
     /// Goodbyes sent to the splitter on leave, until it acknowledges.
     pub goodbye_retries: u32,
+    /// The endpoint our team socket is bound at, when known: told to the splitter, which
+    /// compares it with the one it sees (a NAT maps one to the other).
+    pub local: Option<SocketAddr>,
 }
 
 impl PeerConfig {
@@ -89,6 +96,7 @@ impl PeerConfig {
             max_neighbours: wire::MAX_PEERS_IN_LIST,
             max_pending_delay: Duration::from_millis(50),
             goodbye_retries: 3,
+            local: None,
         }
     }
 }
@@ -126,6 +134,8 @@ pub enum PeerEvent {
 pub struct NeighbourStats {
     pub id: PeerId,
     pub addr: SocketAddr,
+    /// Whether it has been heard from (a greeted neighbour behind a closed NAT never is).
+    pub heard: bool,
     pub debt: i32,
     pub pending: usize,
     pub last_seen: Instant,
@@ -165,6 +175,10 @@ pub struct PeerStats {
     pub bad_signatures: u64,
     pub buffer_fill: u32,
     pub neighbours: Vec<NeighbourStats>,
+    /// Our UDP endpoint as the splitter sees it (our NAT's mapping), once it has said.
+    pub public_endpoint: Option<SocketAddr>,
+    /// Neighbours the splitter introduced (hole punching).
+    pub introductions: u64,
 }
 
 impl PeerStats {
@@ -206,6 +220,9 @@ struct Neighbour {
     key: Key,
     tx_seq: u64,
     rx: ReplayWindow,
+    /// Heard from at least once; until then greeted again, `hellos_left` more times.
+    heard: bool,
+    hellos_left: u8,
 }
 
 #[derive(Debug)]
@@ -423,6 +440,8 @@ impl Peer {
         let due = self.now + self.mesh_keepalive();
         self.nb_deadline = self.nb_deadline.min(due);
         self.neighbours.push(Neighbour {
+            heard: seq.is_some(),
+            hellos_left: if seq.is_some() { 0 } else { HELLO_TRIES - 1 },
             id,
             addr,
             debt: 0,
@@ -442,6 +461,28 @@ impl Peer {
         });
         self.event(PeerEvent::NeighbourAdded { id, addr });
         Some(self.neighbours.len() - 1)
+    }
+
+    /// The splitter introduces member `id` at `endpoint` (hole punching): greet it now, as it
+    /// greets us, and again until it is heard from.
+    fn on_introduce(&mut self, id: PeerId, endpoint: SocketAddr, masked: Key) {
+        if id == self.id || id == PeerId::NONE || endpoint == self.cfg.splitter {
+            return;
+        }
+        let mut key = masked;
+        super::auth::intro_mask(self.trust.key(), self.team, id, &mut key);
+        if id.0 < self.id.0 {
+            // An older member our reply did not list: its key comes only this way.
+            self.trust.learn_older(id, key);
+        }
+        if self.neighbours.iter().any(|n| n.id == id) || self.neighbour_index(endpoint).is_some() {
+            return;
+        }
+        self.stats.introductions += 1;
+        if let Some(i) = self.add_neighbour(id, endpoint, key, None) {
+            let me = self.id;
+            self.send_to(i, Message::Hello { from: me });
+        }
     }
 
     fn remove_neighbour(&mut self, i: usize) {
@@ -572,6 +613,13 @@ impl Peer {
         match msg {
             Message::Digest { .. } => self.on_digest(now, msg, true),
             Message::Expel { id } => self.on_expel(id),
+            Message::Introduce { id, endpoint, key } => self.on_introduce(id, endpoint, key),
+            Message::Endpoint { endpoint } => {
+                self.stats.public_endpoint = Some(endpoint);
+                if let Some(local) = self.cfg.local {
+                    self.send_splitter(Message::Endpoint { endpoint: local });
+                }
+            }
             Message::Chunk { no, payload, .. } => {
                 self.stats.from_splitter += 1;
                 let me = self.id;
@@ -692,6 +740,15 @@ impl Peer {
         let i = match self.neighbour_index(from) {
             Some(i) => i,
             None => {
+                // Greeted at the endpoint the splitter saw, it answers from another (its NAT
+                // maps each destination apart): it is known by where it speaks from.
+                if let Some(j) = self
+                    .neighbours
+                    .iter()
+                    .position(|n| n.id == sender && !n.heard)
+                {
+                    self.remove_neighbour(j);
+                }
                 // A new member greets us, or relays before its hello arrived (as in Gen C).
                 let Some(i) = self.add_neighbour(sender, from, key, Some(seq)) else {
                     self.on_stranger_msg(now, from, key, msg, evidence);
@@ -716,6 +773,7 @@ impl Peer {
             }
         };
         self.neighbours[i].last_seen = now;
+        self.neighbours[i].heard = true;
         match msg {
             // The sender's id is the authenticated one of the trailer, set at first contact.
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
@@ -915,6 +973,9 @@ impl Peer {
         let mut t = now + self.cfg.keepalive_interval;
         for n in &self.neighbours {
             t = t.min(n.last_tx + ka);
+            if !n.heard && n.hellos_left > 0 {
+                t = t.min(n.last_tx + HELLO_RETRY);
+            }
             t = t.min(n.last_seen + timeout);
             if let Some(p) = n.pending_since {
                 t = t.min(p + self.cfg.max_pending_delay);
@@ -933,7 +994,8 @@ impl Peer {
             lost: self.stats.skipped as u32,
             buffer_fill: self.buffer.fill(),
             max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
-            neighbours: self.neighbours.len() as u32,
+            // Those heard from: the splitter relays to a member no one reaches.
+            neighbours: self.neighbours.iter().filter(|n| n.heard).count() as u32,
             verified: self.stats.verified as u32,
             rejected: self.stats.rejected as u32,
         }
@@ -1010,7 +1072,11 @@ impl PeerMachine for Peer {
             {
                 self.flush(i);
             }
-            if now >= self.neighbours[i].last_tx + ka {
+            let n = &self.neighbours[i];
+            if !n.heard && n.hellos_left > 0 && now >= n.last_tx + HELLO_RETRY {
+                self.neighbours[i].hellos_left -= 1;
+                self.send_to(i, Message::Hello { from: id });
+            } else if now >= self.neighbours[i].last_tx + ka {
                 self.send_to(i, Message::KeepAlive { from: id });
             }
         }
@@ -1079,6 +1145,7 @@ impl PeerMachine for Peer {
             .map(|n| NeighbourStats {
                 id: n.id,
                 addr: n.addr,
+                heard: n.heard,
                 debt: n.debt,
                 pending: n.pending.len(),
                 last_seen: n.last_seen,
