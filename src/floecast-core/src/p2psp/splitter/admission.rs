@@ -86,8 +86,9 @@ impl Splitter {
 
     /// Member `i` (id `id`) was just admitted: tell it the endpoint we see it at; introduce
     /// it to the members admitted after its reply was built (it was not told of them, nor
-    /// they of it) and them to it; and to the members behind NATs, which must greet it at
-    /// the same time as it greets them for their NATs to let its datagrams in. Members that
+    /// they of it) and them to it; to the members behind NATs, which must greet it at the
+    /// same time as it greets them for their NATs to let its datagrams in; and to members of
+    /// the other address family. Members that
     /// are not behind NATs take its Hello as they get it; if it says it is behind a NAT
     /// itself, it is introduced to them as well ([`Splitter::on_endpoint`]).
     fn introduce(&mut self, i: usize, id: PeerId) {
@@ -101,7 +102,11 @@ impl Splitter {
             if self.members[j].admitted_no > listed_upto {
                 self.send_introduction(i, j);
                 self.send_introduction(j, i);
-            } else if self.members[j].nat == Some(true) {
+            } else if self.members[j].nat == Some(true)
+                || self.members[j].addr.is_ipv4() != endpoint.is_ipv4()
+            {
+                // Behind a NAT, or of the other address family (a dual-stack member can
+                // reach an IPv4-only one, not the other way round): it greets first.
                 self.send_introduction(i, j);
             }
         }
