@@ -270,6 +270,10 @@ pub struct Peer {
     /// splitter numbers chunks, so fresh ones prove it is alive however big the round).
     last_splitter: Instant,
     splitter_last_tx: Instant,
+    /// When our last Report went out: one is due every keepalive interval, whatever else we
+    /// send the splitter (a monitor's complaints must not starve it: the splitter decides
+    /// relaying and liveness on it).
+    last_report: Instant,
     /// Estimated time between consecutive chunk numbers, and the mark it is sampled from.
     chunk_interval: Option<Duration>,
     rate_mark: Option<(ChunkNo, Instant)>,
@@ -334,6 +338,7 @@ impl Peer {
             next_header: None,
             last_splitter: now,
             splitter_last_tx: now,
+            last_report: now,
             chunk_interval: None,
             rate_mark: None,
             splitter_gone: false,
@@ -1060,7 +1065,8 @@ impl PeerMachine for Peer {
             }
         }
         let id = self.id;
-        if now >= self.splitter_last_tx + self.cfg.keepalive_interval {
+        if now >= self.splitter_last_tx.min(self.last_report) + self.cfg.keepalive_interval {
+            self.last_report = now;
             // Our keepalive to the splitter says how we are doing.
             let report = self.report();
             self.send_splitter(Message::Report(report));
@@ -1116,7 +1122,7 @@ impl PeerMachine for Peer {
         if let Some(l) = &self.leaving {
             return l.deadline();
         }
-        let mut t = self.splitter_last_tx + self.cfg.keepalive_interval;
+        let mut t = self.splitter_last_tx.min(self.last_report) + self.cfg.keepalive_interval;
         if !self.splitter_gone {
             t = t.min(self.last_splitter + self.cfg.splitter_timeout);
         }
