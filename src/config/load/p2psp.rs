@@ -382,7 +382,7 @@ mod tests {
         let c = ok(&format!(
             "[[mount]]\nname = \"/s\"\np2psp = {{ role = \"splitter\", port = 9, \
              team-secret = \"x\", splitter-key-file = \"/tmp/k\", \
-             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2 }}\n\
+             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2, max-relayed = 3 }}\n\
              [[mount]]\nname = \"/p\"\np2psp = {{ role = \"peer\", splitter = \"h:1\", \
              splitter-key = \"{key}\", team-secret = \"x\" }}\n"
         ));
@@ -392,6 +392,7 @@ mod tests {
             .expect("splitter");
         assert_eq!(s.auth.team_secret.as_deref(), Some("x"));
         assert_eq!(s.auth.blame_quorum, Some(2));
+        assert_eq!(s.max_relayed, 3);
         assert_eq!(
             s.auth.trusted_monitors,
             vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
