@@ -445,7 +445,7 @@ impl Peer {
         let due = self.now + self.mesh_keepalive();
         self.nb_deadline = self.nb_deadline.min(due);
         self.neighbours.push(Neighbour {
-            heard: seq.is_some(),
+            heard: false,
             hellos_left: if seq.is_some() { 0 } else { HELLO_TRIES - 1 },
             id,
             addr,
@@ -778,9 +778,14 @@ impl Peer {
             }
         };
         self.neighbours[i].last_seen = now;
-        self.neighbours[i].heard = true;
+        let first_contact = !std::mem::replace(&mut self.neighbours[i].heard, true);
         match msg {
             // The sender's id is the authenticated one of the trailer, set at first contact.
+            // A first greeting is answered, so the greeter knows it is heard (and stops).
+            Message::Hello { .. } if first_contact => {
+                let me = self.id;
+                self.send_to(i, Message::KeepAlive { from: me });
+            }
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
             Message::Goodbye { .. } => self.remove_neighbour(i),
             Message::Chunk {

@@ -622,8 +622,10 @@ impl Splitter {
     fn pick(&mut self) -> Option<usize> {
         for _ in 0..self.members.len() {
             let i = self.pick_turn()?;
-            // A relayed member cannot pass its chunks on, and gets every chunk anyway.
-            if !self.is_suspect(i) && !self.members[i].relayed {
+            // A member that hears no one cannot pass its chunks on (a relayed one gets every
+            // chunk anyway).
+            let m = &self.members[i];
+            if !self.is_suspect(i) && !m.relayed && m.isolated_since.is_none() {
                 return Some(i);
             }
         }
