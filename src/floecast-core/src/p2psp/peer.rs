@@ -468,6 +468,21 @@ impl Peer {
         Some(self.neighbours.len() - 1)
     }
 
+    /// A random neighbour to ask for a missing chunk, passing over (if a few draws find
+    /// another) one greeted again and again and never heard: it is behind a closed NAT.
+    fn request_target(&mut self) -> usize {
+        let n = self.neighbours.len();
+        let mut i = self.rng.below(n);
+        for _ in 0..4 {
+            let nb = &self.neighbours[i];
+            if nb.heard || nb.hellos_left > 0 {
+                break;
+            }
+            i = self.rng.below(n);
+        }
+        i
+    }
+
     /// The splitter introduces member `id` at `endpoint` (hole punching): greet it now, as it
     /// greets us, and again until it is heard from.
     fn on_introduce(&mut self, id: PeerId, endpoint: SocketAddr, masked: Key) {
@@ -564,11 +579,17 @@ impl Peer {
             origin: s.origin,
             payload: s.payload.clone(),
         };
+        let own = s.origin == self.id;
         let hash = self.trust.hash_of(no).copied();
         self.send_hashed(i, msg, hash.as_ref());
-        self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
-        if self.neighbours[i].debt > self.cfg.max_chunk_debt {
-            self.nb_deadline = self.now;
+        // Debt counts the flood, which every live neighbour returns in kind (its own splitter
+        // chunks); chunks it asked for or routed to it are a service, not a debt: a neighbour
+        // that reaches only part of the team (a symmetric NAT) asks for many of them.
+        if own {
+            self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
+            if self.neighbours[i].debt > self.cfg.max_chunk_debt {
+                self.nb_deadline = self.now;
+            }
         }
         self.stats.sent += 1;
     }
@@ -921,6 +942,15 @@ impl Peer {
                     self.queue(from, d);
                 }
             }
+            // Reachable, if untracked: say so, or the greeter would take us for unreachable.
+            Message::Hello { .. } => {
+                self.trust.stranger_tx += 1;
+                let seq = self.trust.stranger_tx;
+                let me = self.id;
+                if let Some(d) = self.seal(Message::KeepAlive { from: me }, &key, seq, None) {
+                    self.queue(from, d);
+                }
+            }
             _ => {}
         }
     }
@@ -953,7 +983,7 @@ impl Peer {
             if self.neighbours.is_empty() {
                 break;
             }
-            let i = self.rng.below(self.neighbours.len());
+            let i = self.request_target();
             self.stats.requests_sent += 1;
             self.send_to(i, Message::Request { no });
         }
