@@ -435,6 +435,15 @@ async fn an_unreachable_peer_is_relayed_and_decodes() {
         let m = member(&members, ip).unwrap_or_else(|| panic!("no member at {ip}: {members:#?}"));
         assert_eq!(m["relayed"], false, "{ip}: {members:#?}");
     }
+    // ... and counted in the origin's /metrics.
+    let metrics = lab
+        .curl("pub", &format!("http://{ORIGIN}:8000/metrics"), 3, false)
+        .await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("floecast_p2psp_relayed_peers{mount=\"/nat.mp3\"} 1"),
+        "{metrics}"
+    );
     // What it missed before it was relayed has left the mounts' bursts by now.
     tokio::time::sleep(Duration::from_secs(5)).await;
     every_peer_mount_decodes(&lab, dir.path(), &procs).await;
