@@ -1,6 +1,7 @@
 //! The DBS splitter state machine: numbers the chunks the caller cut, sends each one to exactly
 //! one peer (round-robin, or ACS-weighted), keeps the last `buffer_size` for LRS resends and
-//! join bursts, admits peers (handshake built here, carried over TCP by the runtime), and keeps
+//! join bursts, admits peers (handshake built here, carried over TCP by the runtime; a native
+//! joiner is a member once its first datagram confirms it, see [`admission`]), and keeps
 //! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
 //! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
 //!

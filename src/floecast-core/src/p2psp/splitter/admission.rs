@@ -35,8 +35,8 @@ impl Splitter {
     }
 
     /// A datagram from an endpoint that is no member's: when it is sealed by an unconfirmed
-    /// joiner under its own key and id, that joiner becomes a member at this endpoint (its
-    /// NAT's mapping toward us). Returns its index; the datagram itself is then processed
+    /// joiner under its own key and id, and comes from the address it joined from, that joiner
+    /// becomes a member at this endpoint (its NAT's mapping toward us). Returns its index; the datagram itself is then processed
     /// as any member's (its sequence number is checked there).
     pub(super) fn confirm_join(
         &mut self,
@@ -52,6 +52,12 @@ impl Splitter {
             return None;
         }
         let j = self.joining.iter().position(|m| m.id == o.sender)?;
+        // From the address it joined from (a NAT may change the port, not the address): a
+        // joiner cannot point the team's traffic at someone else by spoofing its source.
+        if from.ip() != self.joining[j].addr.ip() {
+            self.stats.bad_mac += 1;
+            return None;
+        }
         if !o.verify(data, &self.joining[j].key) {
             return None;
         }

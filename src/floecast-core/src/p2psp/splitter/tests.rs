@@ -666,24 +666,23 @@ fn a_confirmed_joiner_is_listed_at_its_udp_source_and_introduced_when_natted() {
     let (old, _) = join_peer(&mut s, t, 1).unwrap();
     let tcp = addr(2);
     // Its NAT maps its UDP socket to another port than its TCP join.
-    let udp = SocketAddr::from(([198, 51, 100, 7], 61000));
+    let udp = SocketAddr::from(([10, 0, 0, 1], 61000));
     let (new, reply) = s
         .handle_join(t, tcp, &JoinRequest::new(Role::Peer))
         .unwrap();
     assert_eq!(reply.public_endpoint, tcp);
     let key = s.key_of(new);
-    let hello = wire::seal(
-        &Packet {
+    let hello = |seq| {
+        let p = Packet {
             team: 7,
             msg: Message::Hello { from: new },
-        },
-        new,
-        1,
-        &key,
-        None,
-    )
-    .unwrap();
-    s.handle_datagram(t, udp, &hello);
+        };
+        wire::seal(&p, new, seq, &key, None).unwrap()
+    };
+    // Sealed right, but from another address: a joiner cannot aim the team at a third party.
+    s.handle_datagram(t, SocketAddr::from(([192, 0, 2, 66], 61000)), &hello(1));
+    assert_eq!(s.peer_count(), 1);
+    s.handle_datagram(t, udp, &hello(2));
     let listed: Vec<_> = s.stats().peers.iter().map(|p| (p.id, p.addr)).collect();
     assert_eq!(listed, vec![(old, addr(1)), (new, udp)]);
     // It learns its mapping; the old member (not behind a NAT) takes its Hello as it comes.
@@ -698,7 +697,7 @@ fn a_confirmed_joiner_is_listed_at_its_udp_source_and_introduced_when_natted() {
             msg: Message::Endpoint { endpoint: local },
         },
         new,
-        2,
+        3,
         &key,
         None,
     )
