@@ -1,7 +1,7 @@
 //! The DBS splitter state machine: numbers the chunks the caller cut, sends each one to exactly
 //! one peer (round-robin, or ACS-weighted), keeps the last `buffer_size` for LRS resends and
 //! join bursts, admits peers (handshake built here, carried over TCP by the runtime; a native
-//! joiner is a member once its first datagram confirms it, see [`admission`]), and keeps
+//! joiner is a member once its first datagram confirms it, see `splitter/admission.rs`), and keeps
 //! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
 //! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
 //!
@@ -88,7 +88,7 @@ pub struct SplitterConfig {
     /// share for the accused would hand the accusers more chunks to withhold).
     pub blame_quorum: Option<usize>,
     /// Native: most members the splitter relays the whole stream to at once (members that no
-    /// other member can reach, as behind a symmetric or filtering NAT; see [`admission`]).
+    /// other member can reach, as behind a symmetric or filtering NAT; see `splitter/admission.rs`).
     pub max_relayed: usize,
 }
 
