@@ -56,6 +56,9 @@ const OWN_RECENT: usize = 8;
 /// NATs the first Hellos of a pair are dropped until both sides have sent one.
 const HELLO_TRIES: u8 = 8;
 const HELLO_RETRY: Duration = Duration::from_millis(400);
+/// A neighbour greeted [`HELLO_TRIES`] times and not heard this long after it was added is
+/// dropped (a little longer than the greetings take).
+const UNHEARD_GIVE_UP: Duration = Duration::from_millis(400 * (HELLO_TRIES as u64 + 2));
 
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -1016,6 +1019,9 @@ impl Peer {
             if !n.heard && n.hellos_left > 0 {
                 t = t.min(n.last_tx + HELLO_RETRY);
             }
+            if !n.heard {
+                t = t.min(n.last_seen + UNHEARD_GIVE_UP);
+            }
             t = t.min(n.last_seen + timeout);
             if let Some(p) = n.pending_since {
                 t = t.min(p + self.cfg.max_pending_delay);
@@ -1094,7 +1100,11 @@ impl PeerMachine for Peer {
             if n.debt > self.cfg.max_chunk_debt {
                 self.stats.neighbours_dropped_debt += 1;
                 self.remove_neighbour(i);
-            } else if now >= n.last_seen + timeout {
+            } else if now >= n.last_seen + timeout
+                || (!n.heard && n.hellos_left == 0 && now >= n.last_seen + UNHEARD_GIVE_UP)
+            {
+                // Silent, or greeted in vain (behind a closed NAT): no more chunks for it. It
+                // is taken back if it ever speaks.
                 self.stats.neighbours_dropped_silence += 1;
                 self.remove_neighbour(i);
             }

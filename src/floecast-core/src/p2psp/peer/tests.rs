@@ -569,7 +569,7 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
     let mut hellos = hellos_to(&mut p);
     assert_eq!(hellos, 1, "greeted at once");
     let mut now = t0;
-    for _ in 0..40 {
+    for _ in 0..36 {
         now += Duration::from_millis(100);
         from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
         if p.poll_timeout().is_some_and(|d| d <= now) {
@@ -579,8 +579,12 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
     }
     assert_eq!(hellos, 8, "greeted until the retries ran out");
     assert!(!p.stats().neighbours[0].heard);
-    // It answers (its datagram sealed under our pair key): heard, no more greetings, and kept
-    // alive while nothing streams.
+    // Never heard: given up (no chunks go into a closed NAT).
+    now += Duration::from_millis(400);
+    p.handle_timeout(now);
+    assert!(p.stats().neighbours.is_empty());
+    // It speaks at last (its datagram sealed under our pair key): taken back, heard, never
+    // greeted again, and kept alive while nothing streams.
     let mut their_seq = 0u64;
     let mut last_to_it = now;
     let mut widest = Duration::ZERO;
