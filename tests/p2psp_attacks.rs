@@ -874,3 +874,43 @@ async fn a_team_secret_and_a_pinned_key_gate_joins() {
     }
     team.stop().await;
 }
+
+/// A joiner that takes the join reply and goes away (or a stranger replaying a join) is not a
+/// member: it is never listed, never sent a chunk or anything else, and the splitter counts
+/// it as an unconfirmed join. Only a member's first authenticated datagram admits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_that_never_confirms_gets_nothing_and_is_not_listed() {
+    let mut team = Team::start("unconfirmed", "").await;
+    team.add_peer("").await;
+    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let local = udp.local_addr().expect("local");
+    let tcp = TcpSocket::new_v4().expect("tcp");
+    tcp.set_reuseaddr(true).expect("reuseaddr");
+    tcp.bind(local).expect("bind the join to the UDP port");
+    let mut tcp = tcp.connect(team.splitter_addr()).await.expect("connect");
+    let req = wire::encode_frame(&Packet {
+        team: 0,
+        msg: Message::JoinRequest(JoinRequest::new(Role::Peer)),
+    })
+    .expect("encode");
+    tcp.write_all(&req).await.expect("write");
+    let (_, reply) = read_reply(&mut tcp).await;
+    assert_eq!(reply.peers.len(), 1, "the honest member is listed to it");
+    drop(tcp);
+    // Chunks flow to the team meanwhile (the honest member's listener gets them); the ghost
+    // gets not one datagram, at its endpoint or anywhere the splitter could think it is.
+    let listener = tokio::spawn(capture(team.peer_http[0], Duration::from_secs(6)));
+    let mut buf = vec![0u8; 65536];
+    let got = tokio::time::timeout(Duration::from_secs(6), udp.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "the unconfirmed joiner was sent {got:?}");
+    team.assert_identical(&listener.await.expect("listener"), "peer mount", 20_000);
+    let status = team.splitter_status().await;
+    assert_eq!(
+        endpoints(&status).len(),
+        1,
+        "only the honest member is listed: {status}"
+    );
+    assert!(!endpoints(&status).contains(&local.to_string()), "{status}");
+    assert_eq!(status["joins_unconfirmed"], 1, "{status}");
+    team.stop().await;
+}

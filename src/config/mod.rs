@@ -482,10 +482,14 @@ pub struct SplitterSettings {
     pub peer_timeout: Duration,
     /// Team secret, splitter key, trusted monitors (native teams).
     pub auth: TeamAuth,
+    /// `max-relayed` (native): most members no other member reaches (behind symmetric or
+    /// filtering NATs) that the splitter sends the whole stream to.
+    pub max_relayed: usize,
 }
 
 impl SplitterSettings {
     pub const DEFAULT_MONITORS: usize = 3;
+    pub const DEFAULT_MAX_RELAYED: usize = 8;
     pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(3);
     /// Native chunk payload by default: with the native chunk header and IPv6+UDP headers a
     /// datagram stays near 1,264 bytes, under the ~1,400-byte path MTU of the internet (no IP
@@ -519,6 +523,7 @@ impl Default for SplitterSettings {
             monitors: Self::DEFAULT_MONITORS,
             peer_timeout: Self::DEFAULT_PEER_TIMEOUT,
             auth: TeamAuth::default(),
+            max_relayed: Self::DEFAULT_MAX_RELAYED,
         }
     }
 }

@@ -65,6 +65,7 @@ struct Families {
     info: IntGaugeVec,
     queued: IntGaugeVec,
     team_peers: IntGaugeVec,
+    relayed_peers: IntGaugeVec,
     chunks_sent: IntCounterVec,
     chunks_received: IntCounterVec,
     chunks_lost: IntCounterVec,
@@ -140,6 +141,12 @@ impl Families {
                 "Peers in the mount's team (splitter) or neighbours (peer).",
                 &["mount", "role"],
             )?,
+            relayed_peers: gauge(
+                "floecast_p2psp_relayed_peers",
+                "Members of the mount's team that no other member reaches (behind symmetric \
+                 or filtering NATs), to which the splitter sends the whole stream.",
+                &["mount"],
+            )?,
             chunks_sent: counter(
                 "floecast_p2psp_chunks_sent_total",
                 "P2PSP chunks sent by this server for the mount.",
@@ -209,7 +216,7 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 22] {
+    fn collectors(&self) -> [&dyn Collector; 23] {
         [
             &self.listeners,
             &self.sent,
@@ -220,6 +227,7 @@ impl Families {
             &self.info,
             &self.queued,
             &self.team_peers,
+            &self.relayed_peers,
             &self.chunks_sent,
             &self.chunks_received,
             &self.chunks_lost,
@@ -282,6 +290,9 @@ impl Families {
                     self.team_peers
                         .with_label_values(&[l, "splitter"])
                         .set(s.peers.len() as i64);
+                    self.relayed_peers
+                        .with_label_values(&[l])
+                        .set(s.relayed_peers as i64);
                     let sent: u64 =
                         s.peers.iter().map(|p| p.chunks_sent).sum::<u64>() + s.lrs_resends;
                     self.chunks_sent

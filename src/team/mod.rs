@@ -123,6 +123,13 @@ impl Teams {
     }
 }
 
+/// `addr` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack socket reports
+/// an IPv4 peer) written as the IPv4 address it is: a team names each member one way, and
+/// IPv4-only members can reach that form.
+pub fn canonical(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
 /// How long a join exchange may take over TCP.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 

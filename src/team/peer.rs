@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
-use super::{JOIN_TIMEOUT, gen_c, random_bytes, read_frame, splitter::STATS_EVERY, write_frame};
+use super::{
+    JOIN_TIMEOUT, canonical, gen_c, random_bytes, read_frame, splitter::STATS_EVERY, write_frame,
+};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::TeamAuth;
 use crate::ingest::SourceSession;
@@ -182,6 +184,8 @@ async fn join_native(
     let header = reply.header.clone();
     let config = PeerConfig {
         role: reply.role,
+        // Where we are bound, as the splitter would see us without a NAT.
+        local: tcp.local_addr().ok().map(canonical),
         ..PeerConfig::new(splitter)
     };
     let peer = Peer::new(config, reply, random_u64(), Instant::now());
@@ -252,7 +256,14 @@ impl PeerLink {
                 let _ = udp.send_to(&[compat::GOODBYE], splitter).await;
             }
         }
-        let (peer, info, header) = joined?;
+        let (mut peer, info, header) = joined?;
+        // Our Hellos (to the splitter: the datagram that makes us a member, at the endpoint our
+        // NAT maps us to; to the listed members: our side of the hole punch) go out now.
+        while let Some(t) = peer.poll_transmit() {
+            if let Err(e) = udp.send_to(&t.data, t.to).await {
+                tracing::debug!(to = %t.to, "P2PSP send failed: {e}");
+            }
+        }
         Ok(PeerLink {
             udp,
             peer,
@@ -284,7 +295,9 @@ impl PeerLink {
             let deadline = self.peer.poll_timeout().map(tokio::time::Instant::from_std);
             tokio::select! {
                 r = self.udp.recv_from(&mut self.buf) => match r {
-                    Ok((n, from)) => self.peer.handle_datagram(Instant::now(), from, &self.buf[..n]),
+                    Ok((n, from)) => {
+                        self.peer.handle_datagram(Instant::now(), canonical(from), &self.buf[..n])
+                    }
                     Err(e) => tracing::debug!("P2PSP receive error: {e}"),
                 },
                 _ = async {
@@ -321,7 +334,7 @@ impl PeerLink {
             tokio::select! {
                 r = self.udp.recv_from(&mut self.buf) => {
                     if let Ok((n, from)) = r {
-                        self.peer.handle_datagram(Instant::now(), from, &self.buf[..n]);
+                        self.peer.handle_datagram(Instant::now(), canonical(from), &self.buf[..n]);
                     }
                 }
                 _ = tokio::time::sleep_until(next) => {

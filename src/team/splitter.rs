@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{gen_c, random_bytes, read_frame_body, write_frame};
+use super::{canonical, gen_c, random_bytes, read_frame_body, write_frame};
 use crate::config::{SplitterSettings, TeamAuth};
 use crate::format::Block;
 use crate::mount::{Cursor, Mount, ReadOutcome, SourceInfo};
@@ -91,6 +91,7 @@ pub async fn run(
         monitors,
         peer_timeout,
         auth,
+        max_relayed,
     } = settings;
     let ip: IpAddr = bind_address
         .and_then(|b| b.parse().ok())
@@ -143,6 +144,7 @@ pub async fn run(
         trusted_monitors: auth.trusted_monitors.clone(),
         // Only trusted monitors (or the configured quorum) can get a peer expelled for losses.
         blame_quorum: auth.blame_quorum,
+        max_relayed,
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());
@@ -193,7 +195,7 @@ pub async fn run(
         let shutdown = server.shutdown_notified();
         tokio::select! {
             r = udp.recv_from(&mut buf) => match r {
-                Ok((n, from)) => splitter.handle_datagram(Instant::now(), from, &buf[..n]),
+                Ok((n, from)) => splitter.handle_datagram(Instant::now(), canonical(from), &buf[..n]),
                 Err(e) => tracing::debug!(mount = %mount_name, "P2PSP receive error: {e}"),
             },
             Some(step) = join_rx.recv() => match step {
@@ -418,6 +420,7 @@ async fn accept_joins(tcp: TcpListener, joins: mpsc::Sender<ToTask>, codec: Code
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
+        let observed = canonical(observed);
         let Some(slot) = JoinSlot::take(&per_ip, observed.ip()) else {
             tracing::debug!(%observed, "P2PSP join refused: too many unfinished joins from it");
             continue;

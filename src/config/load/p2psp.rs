@@ -32,6 +32,7 @@ pub(super) struct RawP2psp {
     splitter_key_file: Option<Spanned<String>>,
     trusted_monitors: Option<Spanned<Vec<String>>>,
     blame_quorum: Option<Spanned<usize>>,
+    max_relayed: Option<Spanned<usize>>,
 }
 
 pub(super) fn convert(
@@ -82,6 +83,7 @@ pub(super) fn convert(
             raw.trusted_monitors.as_ref().map(|v| v.span()),
         ),
         ("blame-quorum", raw.blame_quorum.as_ref().map(|v| v.span())),
+        ("max-relayed", raw.max_relayed.as_ref().map(|v| v.span())),
     ];
     if peer
         && raw.port.is_none()
@@ -198,6 +200,10 @@ pub(super) fn convert(
             .clone()
             .map(|b| ip_address(src, b, &k("bind-address")))
             .transpose()?;
+        let max_relayed = match &raw.max_relayed {
+            Some(m) => ranged(src, m, &k("max-relayed"), 0..=1000, " peers")?,
+            None => SplitterSettings::DEFAULT_MAX_RELAYED,
+        };
         Ok(Some(SplitterSettings {
             port: *port.get_ref(),
             bind_address,
@@ -208,6 +214,7 @@ pub(super) fn convert(
             monitors,
             peer_timeout,
             auth: splitter_auth.clone(),
+            max_relayed,
         }))
     };
     if !peer && let Some(c) = &raw.serve_codec {
@@ -293,6 +300,7 @@ mod tests {
                     monitors: 3,
                     peer_timeout: Duration::from_secs(3),
                     auth: Default::default(),
+                    max_relayed: 8,
                 }
             ))
         );
@@ -374,7 +382,7 @@ mod tests {
         let c = ok(&format!(
             "[[mount]]\nname = \"/s\"\np2psp = {{ role = \"splitter\", port = 9, \
              team-secret = \"x\", splitter-key-file = \"/tmp/k\", \
-             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2 }}\n\
+             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2, max-relayed = 3 }}\n\
              [[mount]]\nname = \"/p\"\np2psp = {{ role = \"peer\", splitter = \"h:1\", \
              splitter-key = \"{key}\", team-secret = \"x\" }}\n"
         ));
@@ -384,6 +392,7 @@ mod tests {
             .expect("splitter");
         assert_eq!(s.auth.team_secret.as_deref(), Some("x"));
         assert_eq!(s.auth.blame_quorum, Some(2));
+        assert_eq!(s.max_relayed, 3);
         assert_eq!(
             s.auth.trusted_monitors,
             vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]

@@ -8,9 +8,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use floecast_core::p2psp::auth::{self, SplitterKey};
+use floecast_core::p2psp::peer::{Peer, PeerConfig};
 use floecast_core::p2psp::splitter::{Splitter, SplitterConfig};
 use floecast_core::p2psp::wire::{self, JoinRequest, Message, Packet};
-use floecast_core::p2psp::{ChunkNo, PeerId, Role};
+use floecast_core::p2psp::{ChunkNo, PeerId, PeerMachine, Role};
+
+/// Where the peers think the splitter is (only datagrams to it are delivered).
+const SPLITTER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 254)),
+    8001,
+);
 
 /// Splitter egress per chunk in a team of 10 over 60 s of virtual time: (all bytes, bytes a
 /// v1 splitter would have sent: 16-byte header + payload).
@@ -29,7 +36,14 @@ fn wire_bytes(rate_bps: u64, chunk: usize) -> (f64, f64) {
     );
     for n in 0..10u16 {
         let a = SocketAddr::from(([10, 0, 0, 1], 5000 + n));
-        s.handle_join(t0, a, &JoinRequest::new(Role::Peer)).unwrap();
+        let (_, reply) = s.handle_join(t0, a, &JoinRequest::new(Role::Peer)).unwrap();
+        // Its first datagram (a Hello to the splitter) makes it a member.
+        let mut p = Peer::new(PeerConfig::new(SPLITTER), reply, u64::from(n), t0);
+        while let Some(t) = p.poll_transmit() {
+            if t.to == SPLITTER {
+                s.handle_datagram(t0, a, &t.data);
+            }
+        }
     }
     while s.poll_transmit().is_some() {}
     let interval = Duration::from_nanos(chunk as u64 * 8 * 1_000_000_000 / rate_bps);

@@ -88,6 +88,13 @@ pub struct SimArgs {
     /// Attack model: an outsider spoofs goodbyes from the splitter's and peers' addresses.
     #[arg(long)]
     pub spoofer: bool,
+    /// NAT model: this fraction of the peers sits behind filtering NATs (home routers: a
+    /// datagram gets in only from whom the peer sent to), e.g. 30%.
+    #[arg(long, default_value = "0", value_parser = parse_fraction)]
+    pub nat: f64,
+    /// NAT model: this fraction sits behind symmetric NATs (a new port per destination).
+    #[arg(long = "symmetric-nat", default_value = "0", value_parser = parse_fraction)]
+    pub symmetric_nat: f64,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -187,6 +194,8 @@ impl SimArgs {
                 puppet_monitors: self.puppet_monitors,
                 spoofer: self.spoofer,
             },
+            nat: self.nat,
+            symmetric_nat: self.symmetric_nat,
         })
     }
 }
@@ -238,7 +247,7 @@ fn timed(cfg: SimConfig) -> Result<Report, SimError> {
 }
 
 /// The benchmark suite: every row run in turn and printed as it finishes, then the commands;
-/// then the attack table (issue 12 §3) the same way.
+/// then the attack table (issue 12 §3) and the NAT table (§4) the same way.
 fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
     let a = run_table(
         &suite::table_head(),
@@ -251,7 +260,13 @@ fn run_suite(max_peers: usize, seed: u64) -> ExitCode {
         suite::attack_rows(max_peers, seed),
         suite::attack_table_row,
     );
-    if a && b {
+    println!();
+    let c = run_table(
+        &suite::nat_table_head(),
+        suite::nat_rows(max_peers, seed),
+        suite::nat_table_row,
+    );
+    if a && b && c {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

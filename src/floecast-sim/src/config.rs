@@ -83,6 +83,10 @@ pub struct SimConfig {
     /// The peers' `max_neighbours`; 0 keeps `PeerConfig`'s default (1024).
     pub max_neighbours: usize,
     pub attack: Attack,
+    /// Fractions of the peers behind a filtering NAT (a home router) and behind a symmetric
+    /// NAT (a new port for every destination): see the simulator's NAT model.
+    pub nat: f64,
+    pub symmetric_nat: f64,
 }
 
 impl Default for SimConfig {
@@ -114,6 +118,8 @@ impl Default for SimConfig {
             timer_granularity: Duration::from_millis(1),
             max_neighbours: 0,
             attack: Attack::default(),
+            nat: 0.0,
+            symmetric_nat: 0.0,
         }
     }
 }
@@ -153,6 +159,13 @@ impl SimConfig {
         }
         if self.attack.polluters + self.monitors > self.peers {
             return invalid("polluters and monitors must be fewer than the peers".into());
+        }
+        let fraction = |f: f64| (0.0..=1.0).contains(&f);
+        if !fraction(self.nat)
+            || !fraction(self.symmetric_nat)
+            || !fraction(self.nat + self.symmetric_nat)
+        {
+            return invalid("NAT fractions must be in 0..=1, and together at most 1".into());
         }
         for c in &self.churn {
             if !(0.0..=1.0).contains(&c.fraction) || c.fraction.is_nan() {

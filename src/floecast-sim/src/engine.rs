@@ -319,6 +319,10 @@ impl Sim {
             self.m.undeliverable += 1;
             return;
         };
+        if !self.net.nats.pass(self.now, from, to, t.to) {
+            self.m.nat_dropped += 1;
+            return;
+        }
         let arrive = match self.net.send(self.now, from, len) {
             Fate::Arrives(t) => t,
             Fate::QueueFull => {
@@ -510,7 +514,11 @@ impl Sim {
             self.m.undeliverable += 1;
             return;
         }
-        let from_addr = node_addr(from);
+        let from_addr = if from == 0 {
+            node_addr(0)
+        } else {
+            self.net.nats.source(from, to)
+        };
         let passive = matches!(
             wire::peek_type(&data),
             Some(wire::ty::HELLO | wire::ty::KEEPALIVE | wire::ty::REPORT)
@@ -600,6 +608,8 @@ impl Sim {
         let mut pc = PeerConfig::new(SPLITTER_ADDR);
         pc.role = self.nodes[k as usize].role;
         pc.skip_after = self.cfg.skip_after;
+        // As the runtime: the peer says where it is bound (a NAT's private side, or not).
+        pc.local = Some(self.net.nats.local(k));
         if self.cfg.max_neighbours > 0 {
             pc.max_neighbours = self.cfg.max_neighbours;
         }
@@ -607,12 +617,17 @@ impl Sim {
         let mut p = Box::new(Peer::new(pc, *reply, seed, now));
         // Datagrams that beat the reply were held by the (modelled) socket buffer.
         let early = std::mem::take(&mut self.nodes[k as usize].early);
+        for (from, data) in early {
+            let src = if from == 0 {
+                node_addr(0)
+            } else {
+                self.net.nats.source(from, k)
+            };
+            p.handle_datagram(now, src, &data);
+        }
         let n = &mut self.nodes[k as usize];
         n.state = State::Active;
         n.joined_at = Some(self.now);
-        for (from, data) in early {
-            p.handle_datagram(now, node_addr(from), &data);
-        }
         n.peer = Some(p);
         self.after_peer(k);
     }
@@ -656,6 +671,8 @@ impl Sim {
 
     fn finish(mut self) -> Metrics {
         let mut m = std::mem::take(&mut self.m);
+        (m.natted, m.symmetric) = self.net.nats.counts();
+        m.relayed = self.splitter.stats().relayed_peers;
         let window = u64::from(self.c_hi - self.c_lo);
         m.window_chunks = window;
         m.window_secs = (self.win_end - self.win_start) as f64 / 1e9;

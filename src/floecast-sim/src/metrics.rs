@@ -78,4 +78,10 @@ pub struct Metrics {
     pub honest_expelled: u64,
     /// Bytes of chunks delivered to players that are not the stream's.
     pub corrupt_bytes: u64,
+    /// NAT model (zero without it): peers behind filtering and symmetric NATs, datagrams
+    /// their NATs dropped, and members the splitter relays at the end of the run.
+    pub natted: usize,
+    pub symmetric: usize,
+    pub nat_dropped: u64,
+    pub relayed: usize,
 }

@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use super::nat::Nats;
 use super::{SimConfig, dur_ns};
 use floecast_core::p2psp::XorShift;
 
@@ -59,6 +60,7 @@ pub(super) struct Network {
     peers: usize,
     /// When each node's uplink is next free; index 0 is the splitter's.
     uplink_free: Vec<u64>,
+    pub(super) nats: Nats,
 }
 
 impl Network {
@@ -73,6 +75,7 @@ impl Network {
             queue_cap: cfg.uplink_queue_bytes,
             peers: cfg.peers,
             uplink_free: vec![0; cfg.peers + 1],
+            nats: Nats::new(cfg),
         }
     }
 
@@ -94,11 +97,12 @@ impl Network {
         }
         let IpAddr::V4(ip) = a.ip() else { return None };
         let o = ip.octets();
-        if o[0] != 10 || o[1] == 0 || a.port() != PEER_PORT {
+        if o[0] != 10 || o[1] == 0 {
             return None;
         }
         let k = (u32::from(o[1] - 1) << 16) | (u32::from(o[2]) << 8) | u32::from(o[3]);
-        (k >= 1 && k as usize <= self.peers).then_some(k)
+        let port_ok = a.port() == PEER_PORT || self.nats.maps(k, a.port());
+        (k >= 1 && k as usize <= self.peers && port_ok).then_some(k)
     }
 
     /// Send `len` payload bytes from node `from` at virtual time `now`.

@@ -149,6 +149,13 @@ impl Report {
                 m.corrupt_bytes
             );
         }
+        if m.natted + m.symmetric > 0 {
+            s += &format!(
+                "  NATs               {} peers behind filtering NATs, {} behind symmetric ones; \
+                 {} datagrams dropped by them; {} relayed by the splitter\n",
+                m.natted, m.symmetric, m.nat_dropped, m.relayed
+            );
+        }
         s += &format!(
             "  network            {} datagrams, {} lost, {} queue drops, {} undeliverable\n",
             m.datagrams, m.net_lost, m.queue_drops, m.undeliverable
@@ -205,7 +212,8 @@ mod tests {
              \"queue_drops\":0,\"undeliverable\":0,\"events\":0,\"timeouts\":0,\
              \"timer_retries\":0,\"forged_chunks\":0,\"false_complaints\":0,\"spoofed\":0,\
              \"rejected\":0,\"unauthenticated\":0,\"polluters_expelled\":0,\
-             \"honest_expelled\":0,\"corrupt_bytes\":0,\"wall_ms\":74.024}"
+             \"honest_expelled\":0,\"corrupt_bytes\":0,\"natted\":0,\"symmetric\":0,\
+             \"nat_dropped\":0,\"relayed\":0,\"wall_ms\":74.024}"
         );
         let mut r = report();
         r.metrics.continuity = Some(1.0);

@@ -143,6 +143,57 @@ pub fn attack_table_row(label: &str, r: &Report) -> String {
     )
 }
 
+/// The NAT rows (issue 12 §4): peers behind filtering and symmetric NATs.
+pub fn nat_rows(max_peers: usize, seed: u64) -> Vec<(&'static str, String)> {
+    let rows: Vec<(&'static str, usize, &'static str)> = vec![
+        ("30% behind NATs", 10, "--duration 60 --nat 30%"),
+        ("30% behind NATs", 100, "--duration 60 --nat 30%"),
+        (
+            "30% NATs, 10% symmetric",
+            100,
+            "--duration 60 --nat 30% --symmetric-nat 10%",
+        ),
+        (
+            "30% NATs, 10% symmetric, 1% loss",
+            100,
+            "--duration 60 --nat 30% --symmetric-nat 10% --loss 1%",
+        ),
+        ("50% symmetric", 10, "--duration 60 --symmetric-nat 50%"),
+    ];
+    rows.into_iter()
+        .filter(|r| r.1 <= max_peers)
+        .map(|(l, n, f)| (l, format!("--peers {n} {f} --seed {seed}")))
+        .collect()
+}
+
+/// The NAT table's header and separator lines.
+pub fn nat_table_head() -> [&'static str; 2] {
+    [
+        "| scenario | N | behind filtering / symmetric NATs | datagrams NATs dropped | \
+         relayed by the splitter | loss ratio | splitter egress ÷ stream | \
+         peer upload mean / max ÷ stream | requests |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+}
+
+/// The NAT table line of one run.
+pub fn nat_table_row(label: &str, r: &Report) -> String {
+    let m = &r.metrics;
+    format!(
+        "| {label} | {} | {} / {} | {} | {} | {:.3}% | {:.3} | {:.2} / {:.2} | {} |",
+        m.peers,
+        m.natted,
+        m.symmetric,
+        m.nat_dropped,
+        m.relayed,
+        m.loss_ratio * 100.0,
+        m.splitter_egress_ratio,
+        m.upload_mean,
+        m.upload_max,
+        m.requests
+    )
+}
+
 /// What follows the table: the command of every row, in row order.
 pub fn commands(flags: &[String]) -> String {
     let mut s = String::from("\nCommands, in row order:\n\n```\n");

@@ -10,7 +10,7 @@ use floecast_core::p2psp::compat::CompatConfig;
 use floecast_core::p2psp::compat_peer::{CompatPeer, CompatPeerConfig};
 use floecast_core::p2psp::peer::{Peer, PeerConfig};
 use floecast_core::p2psp::splitter::{Splitter, SplitterConfig};
-use floecast_core::p2psp::wire::JoinRequest;
+use floecast_core::p2psp::wire::{self, JoinRequest, Message, Packet};
 
 /// Cut `data` into consecutive pieces whose lengths follow `pattern` (each byte a length,
 /// 0 meaning "the rest"), as reads from a socket would: a parser fed in pieces must do what
@@ -62,12 +62,24 @@ pub fn splitter_addr() -> SocketAddr {
 /// neighbour): the machines the datagrams of `p2psp_machines` go to.
 pub fn team(now: Instant) -> Option<(Splitter, Peer)> {
     let mut splitter = Splitter::new(SplitterConfig::default(), TEAM_ID, now);
-    splitter
+    // Each joiner becomes a member with its first datagram, a Hello, as over the network.
+    let confirm = |s: &mut Splitter, at: SocketAddr, id, key| {
+        let hello = Packet {
+            team: TEAM_ID,
+            msg: Message::Hello { from: id },
+        };
+        if let Ok(d) = wire::seal(&hello, id, 1, &key, None) {
+            s.handle_datagram(now, at, &d);
+        }
+    };
+    let (id, first) = splitter
         .handle_join(now, sender(1), &JoinRequest::new(Role::Monitor))
         .ok()?;
-    let (_, reply) = splitter
+    confirm(&mut splitter, sender(1), id, first.peer_key);
+    let (id, reply) = splitter
         .handle_join(now, sender(2), &JoinRequest::new(Role::Peer))
         .ok()?;
+    confirm(&mut splitter, sender(2), id, reply.peer_key);
     let mut cfg = PeerConfig::new(splitter_addr());
     cfg.start_delay = Duration::from_millis(10);
     let peer = Peer::new(cfg, reply, 7, now);

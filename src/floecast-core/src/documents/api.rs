@@ -71,8 +71,11 @@ pub struct ApiMount {
     /// P2PSP team details when the mount splits for a team or is a team's peer: `role`
     /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint (null unless the
     /// reader is the admin), monitor,
-    /// chunks_sent, bytes_sent, losses, last_seen_ms), chunk and byte totals and `expelled`
-    /// counts; a peer's `splitter`, `joined` and chunk counters. A mount that is both (an
+    /// chunks_sent, bytes_sent, losses, last_seen_ms, `nat` (behind a NAT; null until it
+    /// says), `relayed` (no member reaches it: the splitter sends it the stream)), chunk and
+    /// byte totals, `expelled` counts, `joins_unconfirmed`, `relayed_peers`, `relayed_chunks`;
+    /// a peer's `splitter`, `joined`, chunk counters, `neighbours_heard`, `introductions` and
+    /// `public_endpoint` (as the splitter sees it; null unless the reader is the admin). A mount that is both (an
     /// inner node of a hybrid tree) shows its served team with the joined one as `upstream`.
     pub p2psp: Option<serde_json::Value>,
 }
@@ -232,6 +235,10 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["digests_signed"] = json!(s.digests_signed);
                 v["datagrams_unauthenticated"] = json!(s.bad_mac + s.replays);
                 v["complaints_unblamed"] = json!(s.unblamed_complaints);
+                // Reach: joins never confirmed over UDP, members relayed by the splitter.
+                v["joins_unconfirmed"] = json!(s.joins_unconfirmed);
+                v["relayed_peers"] = json!(s.relayed_peers);
+                v["relayed_chunks"] = json!(s.relayed_chunks);
                 v["peers"] = s
                     .peers
                     .iter()
@@ -254,6 +261,10 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             "neighbours": p.report.map(|r| r.neighbours),
                             "verified": p.report.map(|r| r.verified),
                             "rejected": p.report.map(|r| r.rejected),
+                            // Behind a NAT (the endpoint it is bound at is not the one we
+                            // see; null until it says), and relayed the stream by us.
+                            "nat": p.nat,
+                            "relayed": p.relayed,
                         })
                     })
                     .collect();
@@ -278,6 +289,14 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["datagrams_unauthenticated"] = json!(s.bad_mac + s.replays);
                 v["buffer_fill"] = json!(s.buffer_fill);
                 v["neighbours"] = json!(s.neighbours.len());
+                v["neighbours_heard"] = json!(s.neighbours.iter().filter(|n| n.heard).count());
+                v["introductions"] = json!(s.introductions);
+                // Our endpoint as the splitter sees it: an address, for the admin only.
+                v["public_endpoint"] = json!(
+                    s.public_endpoint
+                        .filter(|_| reader == Reader::Admin)
+                        .map(|a| a.to_string())
+                );
             }
             v
         }

@@ -131,6 +131,19 @@ pub fn mask_keys(secret: &Key, challenge: &[u8; 16], nonce: &[u8; 16], keys: &mu
     }
 }
 
+/// Mask (or unmask: XOR) the pair key that an Introduce carries to the member holding
+/// `recipient` about member `introduced`: only that member and the splitter know the mask, so
+/// the key is not readable on the wire.
+pub fn intro_mask(recipient: &Key, team: u32, introduced: PeerId, key: &mut Key) {
+    let mut h = blake3::Hasher::new_keyed(recipient);
+    h.update(b"floecast introduction mask v2");
+    h.update(&team.to_be_bytes());
+    h.update(&introduced.0.to_be_bytes());
+    for (b, x) in key.iter_mut().zip(h.finalize().as_bytes()) {
+        *b ^= x;
+    }
+}
+
 /// Equality in constant time (tags and proofs).
 pub fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -436,6 +436,7 @@ impl PeerMachine for CompatPeer {
             .map(|n| NeighbourStats {
                 id: PeerId::NONE,
                 addr: n.addr,
+                heard: true,
                 debt: n.debt,
                 pending: 0,
                 last_seen: n.last_seen,

@@ -52,6 +52,13 @@ const MAX_MESH_KEEPALIVE: Duration = Duration::from_secs(15);
 const RATE_SAMPLE_CHUNKS: u32 = 16;
 /// Splitter chunks remembered for late greeters (a round rarely holds more than one).
 const OWN_RECENT: usize = 8;
+/// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
+/// NATs the first Hellos of a pair are dropped until both sides have sent one.
+const HELLO_TRIES: u8 = 8;
+const HELLO_RETRY: Duration = Duration::from_millis(400);
+/// A neighbour greeted [`HELLO_TRIES`] times and not heard this long after it was added is
+/// dropped (a little longer than the greetings take).
+const UNHEARD_GIVE_UP: Duration = Duration::from_millis(400 * (HELLO_TRIES as u64 + 2));
 
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -72,6 +79,9 @@ pub struct PeerConfig {
     pub max_pending_delay: Duration,
     /// Goodbyes sent to the splitter on leave, until it acknowledges.
     pub goodbye_retries: u32,
+    /// The endpoint our team socket is bound at, when known: told to the splitter, which
+    /// compares it with the one it sees (a NAT maps one to the other).
+    pub local: Option<SocketAddr>,
 }
 
 impl PeerConfig {
@@ -89,6 +99,7 @@ impl PeerConfig {
             max_neighbours: wire::MAX_PEERS_IN_LIST,
             max_pending_delay: Duration::from_millis(50),
             goodbye_retries: 3,
+            local: None,
         }
     }
 }
@@ -126,6 +137,8 @@ pub enum PeerEvent {
 pub struct NeighbourStats {
     pub id: PeerId,
     pub addr: SocketAddr,
+    /// Whether it has been heard from (a greeted neighbour behind a closed NAT never is).
+    pub heard: bool,
     pub debt: i32,
     pub pending: usize,
     pub last_seen: Instant,
@@ -164,6 +177,10 @@ pub struct PeerStats {
     pub bad_signatures: u64,
     pub buffer_fill: u32,
     pub neighbours: Vec<NeighbourStats>,
+    /// Our UDP endpoint as the splitter sees it (our NAT's mapping), once it has said.
+    pub public_endpoint: Option<SocketAddr>,
+    /// Neighbours the splitter introduced (hole punching).
+    pub introductions: u64,
 }
 
 impl PeerStats {
@@ -205,6 +222,9 @@ struct Neighbour {
     key: Key,
     tx_seq: u64,
     rx: ReplayWindow,
+    /// Heard from at least once; until then greeted again, `hellos_left` more times.
+    heard: bool,
+    hellos_left: u8,
 }
 
 #[derive(Debug)]
@@ -252,6 +272,10 @@ pub struct Peer {
     /// splitter numbers chunks, so fresh ones prove it is alive however big the round).
     last_splitter: Instant,
     splitter_last_tx: Instant,
+    /// When our last Report went out: one is due every keepalive interval, whatever else we
+    /// send the splitter (a monitor's complaints must not starve it: the splitter decides
+    /// relaying and liveness on it).
+    last_report: Instant,
     /// Estimated time between consecutive chunk numbers, and the mark it is sampled from.
     chunk_interval: Option<Duration>,
     rate_mark: Option<(ChunkNo, Instant)>,
@@ -316,6 +340,7 @@ impl Peer {
             next_header: None,
             last_splitter: now,
             splitter_last_tx: now,
+            last_report: now,
             chunk_interval: None,
             rate_mark: None,
             splitter_gone: false,
@@ -434,6 +459,8 @@ impl Peer {
         let due = self.now + self.mesh_keepalive();
         self.nb_deadline = self.nb_deadline.min(due);
         self.neighbours.push(Neighbour {
+            heard: false,
+            hellos_left: if seq.is_some() { 0 } else { HELLO_TRIES - 1 },
             id,
             addr,
             debt: 0,
@@ -453,6 +480,43 @@ impl Peer {
         });
         self.event(PeerEvent::NeighbourAdded { id, addr });
         Some(self.neighbours.len() - 1)
+    }
+
+    /// A random neighbour to ask for a missing chunk, passing over (if a few draws find
+    /// another) one greeted again and again and never heard: it is behind a closed NAT.
+    fn request_target(&mut self) -> usize {
+        let n = self.neighbours.len();
+        let mut i = self.rng.below(n);
+        for _ in 0..4 {
+            let nb = &self.neighbours[i];
+            if nb.heard || nb.hellos_left > 0 {
+                break;
+            }
+            i = self.rng.below(n);
+        }
+        i
+    }
+
+    /// The splitter introduces member `id` at `endpoint` (hole punching): greet it now, as it
+    /// greets us, and again until it is heard from.
+    fn on_introduce(&mut self, id: PeerId, endpoint: SocketAddr, masked: Key) {
+        if id == self.id || id == PeerId::NONE || endpoint == self.cfg.splitter {
+            return;
+        }
+        let mut key = masked;
+        super::auth::intro_mask(self.trust.key(), self.team, id, &mut key);
+        if id.0 < self.id.0 {
+            // An older member our reply did not list: its key comes only this way.
+            self.trust.learn_older(id, key);
+        }
+        if self.neighbours.iter().any(|n| n.id == id) || self.neighbour_index(endpoint).is_some() {
+            return;
+        }
+        self.stats.introductions += 1;
+        if let Some(i) = self.add_neighbour(id, endpoint, key, None) {
+            let me = self.id;
+            self.send_to(i, Message::Hello { from: me });
+        }
     }
 
     fn remove_neighbour(&mut self, i: usize) {
@@ -529,11 +593,17 @@ impl Peer {
             origin: s.origin,
             payload: s.payload.clone(),
         };
+        let own = s.origin == self.id;
         let hash = self.trust.hash_of(no).copied();
         self.send_hashed(i, msg, hash.as_ref());
-        self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
-        if self.neighbours[i].debt > self.cfg.max_chunk_debt {
-            self.nb_deadline = self.now;
+        // Debt counts the flood, which every live neighbour returns in kind (its own splitter
+        // chunks); chunks it asked for or routed to it are a service, not a debt: a neighbour
+        // that reaches only part of the team (a symmetric NAT) asks for many of them.
+        if own {
+            self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
+            if self.neighbours[i].debt > self.cfg.max_chunk_debt {
+                self.nb_deadline = self.now;
+            }
         }
         self.stats.sent += 1;
     }
@@ -583,6 +653,13 @@ impl Peer {
         match msg {
             Message::Digest { .. } => self.on_digest(now, msg, true),
             Message::Expel { id } => self.on_expel(id),
+            Message::Introduce { id, endpoint, key } => self.on_introduce(id, endpoint, key),
+            Message::Endpoint { endpoint } => {
+                self.stats.public_endpoint = Some(endpoint);
+                if let Some(local) = self.cfg.local {
+                    self.send_splitter(Message::Endpoint { endpoint: local });
+                }
+            }
             Message::Chunk { no, payload, .. } => {
                 self.stats.from_splitter += 1;
                 let me = self.id;
@@ -704,6 +781,15 @@ impl Peer {
         let i = match self.neighbour_index(from) {
             Some(i) => i,
             None => {
+                // Greeted at the endpoint the splitter saw, it answers from another (its NAT
+                // maps each destination apart): it is known by where it speaks from.
+                if let Some(j) = self
+                    .neighbours
+                    .iter()
+                    .position(|n| n.id == sender && !n.heard)
+                {
+                    self.remove_neighbour(j);
+                }
                 // A new member greets us, or relays before its hello arrived (as in Gen C).
                 let Some(i) = self.add_neighbour(sender, from, key, Some(seq)) else {
                     self.on_stranger_msg(now, from, key, msg, evidence);
@@ -728,8 +814,14 @@ impl Peer {
             }
         };
         self.neighbours[i].last_seen = now;
+        let first_contact = !std::mem::replace(&mut self.neighbours[i].heard, true);
         match msg {
             // The sender's id is the authenticated one of the trailer, set at first contact.
+            // A first greeting is answered, so the greeter knows it is heard (and stops).
+            Message::Hello { .. } if first_contact => {
+                let me = self.id;
+                self.send_to(i, Message::KeepAlive { from: me });
+            }
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
             Message::Goodbye { .. } => self.remove_neighbour(i),
             Message::Chunk {
@@ -865,6 +957,15 @@ impl Peer {
                     self.queue(from, d);
                 }
             }
+            // Reachable, if untracked: say so, or the greeter would take us for unreachable.
+            Message::Hello { .. } => {
+                self.trust.stranger_tx += 1;
+                let seq = self.trust.stranger_tx;
+                let me = self.id;
+                if let Some(d) = self.seal(Message::KeepAlive { from: me }, &key, seq, None) {
+                    self.queue(from, d);
+                }
+            }
             _ => {}
         }
     }
@@ -897,7 +998,7 @@ impl Peer {
             if self.neighbours.is_empty() {
                 break;
             }
-            let i = self.rng.below(self.neighbours.len());
+            let i = self.request_target();
             self.stats.requests_sent += 1;
             self.send_to(i, Message::Request { no });
         }
@@ -927,6 +1028,12 @@ impl Peer {
         let mut t = now + self.cfg.keepalive_interval;
         for n in &self.neighbours {
             t = t.min(n.last_tx + ka);
+            if !n.heard && n.hellos_left > 0 {
+                t = t.min(n.last_tx + HELLO_RETRY);
+            }
+            if !n.heard {
+                t = t.min(n.last_seen + UNHEARD_GIVE_UP);
+            }
             t = t.min(n.last_seen + timeout);
             if let Some(p) = n.pending_since {
                 t = t.min(p + self.cfg.max_pending_delay);
@@ -945,7 +1052,8 @@ impl Peer {
             lost: self.stats.skipped as u32,
             buffer_fill: self.buffer.fill(),
             max_debt: self.neighbours.iter().map(|n| n.debt).max().unwrap_or(0),
-            neighbours: self.neighbours.len() as u32,
+            // Those heard from: the splitter relays to a member no one reaches.
+            neighbours: self.neighbours.iter().filter(|n| n.heard).count() as u32,
             verified: self.stats.verified as u32,
             rejected: self.stats.rejected as u32,
         }
@@ -1004,13 +1112,18 @@ impl PeerMachine for Peer {
             if n.debt > self.cfg.max_chunk_debt {
                 self.stats.neighbours_dropped_debt += 1;
                 self.remove_neighbour(i);
-            } else if now >= n.last_seen + timeout {
+            } else if now >= n.last_seen + timeout
+                || (!n.heard && n.hellos_left == 0 && now >= n.last_seen + UNHEARD_GIVE_UP)
+            {
+                // Silent, or greeted in vain (behind a closed NAT): no more chunks for it. It
+                // is taken back if it ever speaks.
                 self.stats.neighbours_dropped_silence += 1;
                 self.remove_neighbour(i);
             }
         }
         let id = self.id;
-        if now >= self.splitter_last_tx + self.cfg.keepalive_interval {
+        if now >= self.splitter_last_tx.min(self.last_report) + self.cfg.keepalive_interval {
+            self.last_report = now;
             // Our keepalive to the splitter says how we are doing.
             let report = self.report();
             self.send_splitter(Message::Report(report));
@@ -1022,7 +1135,11 @@ impl PeerMachine for Peer {
             {
                 self.flush(i);
             }
-            if now >= self.neighbours[i].last_tx + ka {
+            let n = &self.neighbours[i];
+            if !n.heard && n.hellos_left > 0 && now >= n.last_tx + HELLO_RETRY {
+                self.neighbours[i].hellos_left -= 1;
+                self.send_to(i, Message::Hello { from: id });
+            } else if now >= self.neighbours[i].last_tx + ka {
                 self.send_to(i, Message::KeepAlive { from: id });
             }
         }
@@ -1062,7 +1179,7 @@ impl PeerMachine for Peer {
         if let Some(l) = &self.leaving {
             return l.deadline();
         }
-        let mut t = self.splitter_last_tx + self.cfg.keepalive_interval;
+        let mut t = self.splitter_last_tx.min(self.last_report) + self.cfg.keepalive_interval;
         if !self.splitter_gone {
             t = t.min(self.last_splitter + self.cfg.splitter_timeout);
         }
@@ -1091,6 +1208,7 @@ impl PeerMachine for Peer {
             .map(|n| NeighbourStats {
                 id: n.id,
                 addr: n.addr,
+                heard: n.heard,
                 debt: n.debt,
                 pending: n.pending.len(),
                 last_seen: n.last_seen,

@@ -1,6 +1,7 @@
 //! The DBS splitter state machine: numbers the chunks the caller cut, sends each one to exactly
 //! one peer (round-robin, or ACS-weighted), keeps the last `buffer_size` for LRS resends and
-//! join bursts, admits peers (handshake built here, carried over TCP by the runtime), and keeps
+//! join bursts, admits peers (handshake built here, carried over TCP by the runtime; a native
+//! joiner is a member once its first datagram confirms it, see `splitter/admission.rs`), and keeps
 //! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
 //! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
 //!
@@ -86,6 +87,9 @@ pub struct SplitterConfig {
     /// monitors blame; untrusted ones still get the chunk resent (LRS), nothing more (a smaller
     /// share for the accused would hand the accusers more chunks to withhold).
     pub blame_quorum: Option<usize>,
+    /// Native: most members the splitter relays the whole stream to at once (members that no
+    /// other member can reach, as behind a symmetric or filtering NAT; see `splitter/admission.rs`).
+    pub max_relayed: usize,
 }
 
 impl Default for SplitterConfig {
@@ -107,6 +111,7 @@ impl Default for SplitterConfig {
             team_secret: None,
             trusted_monitors: Vec::new(),
             blame_quorum: Some(1),
+            max_relayed: 8,
         }
     }
 }
@@ -188,6 +193,11 @@ pub struct PeerStats {
     pub last_seen: Instant,
     /// What the peer last said of itself (native peers report every second).
     pub report: Option<PeerReport>,
+    /// Native: whether the endpoint we see it at differs from the one it is bound at (it is
+    /// behind a NAT); `None` until it has said.
+    pub nat: Option<bool>,
+    /// Native: no other member reaches it, so the splitter sends it the whole stream.
+    pub relayed: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -220,6 +230,11 @@ pub struct SplitterStats {
     pub resends_throttled: u64,
     /// The splitter's public key (hex), for operators to pin.
     pub public_key: String,
+    /// Native joins answered whose joiner never confirmed over UDP in time.
+    pub joins_unconfirmed: u64,
+    /// Chunks copied to relayed members, and how many members are relayed now.
+    pub relayed_chunks: u64,
+    pub relayed_peers: usize,
 }
 
 #[derive(Debug)]
@@ -247,6 +262,15 @@ struct Member {
     trusted: bool,
     /// Resends its complaints may still cause, untrusted monitors only (see `on_lost`).
     resend_budget: f64,
+    /// See [`PeerStats::nat`] and [`PeerStats::relayed`]; since when its reports have said
+    /// it has no neighbours while the team has other members.
+    nat: Option<bool>,
+    relayed: bool,
+    isolated_since: Option<Instant>,
+    /// Admission order: its reply listed the members admitted up to `listed_upto`, and it
+    /// was admitted as number `admitted_no` (see `admission::introduce`).
+    listed_upto: u64,
+    admitted_no: u64,
 }
 
 #[derive(Debug)]
@@ -266,6 +290,11 @@ pub struct Splitter {
     cfg: SplitterConfig,
     team: u32,
     members: Vec<Member>,
+    /// Native joiners that got their reply but have not confirmed over UDP yet (oldest
+    /// first, bounded); `addr` is still the TCP remote address.
+    joining: Vec<Member>,
+    /// Members admitted so far (numbers admissions in order).
+    admissions: u64,
     next_id: u32,
     ring: Vec<Option<RingSlot>>,
     next_no: ChunkNo,
@@ -325,6 +354,8 @@ impl Splitter {
             cfg: config,
             team: team_id,
             members: Vec::new(),
+            joining: Vec::new(),
+            admissions: 0,
             next_id: 1,
             next_no: ChunkNo(0),
             rr: 0,
@@ -519,10 +550,11 @@ impl Splitter {
                 Message::Chunk {
                     no,
                     origin,
-                    payload,
+                    payload: payload.clone(),
                 },
                 Some(&hash),
             );
+            self.relay_copies(i, no, &payload, &hash);
         }
         // Small buffers play soon after arrival: their batches are shorter, so that a chunk
         // is vouched for well within the playout lag (half the buffer).
@@ -570,7 +602,7 @@ impl Splitter {
                 break;
             }
             let i = (self.digest_rr + k) % n;
-            if self.is_suspect(i) && n > DIGEST_COPIES {
+            if (self.is_suspect(i) || self.members[i].relayed) && n > DIGEST_COPIES {
                 continue;
             }
             self.send(i, digest_msg(first, &hashes, signature));
@@ -580,6 +612,12 @@ impl Splitter {
             // Everyone looks gone: one of them may not be.
             let i = self.digest_rr % n;
             self.send(i, digest_msg(first, &hashes, signature));
+        }
+        // Members no one floods to get their own copy.
+        for i in 0..n {
+            if self.members[i].relayed {
+                self.send(i, digest_msg(first, &hashes, signature));
+            }
         }
         self.digest_rr = (self.digest_rr + 1) % n;
     }
@@ -600,7 +638,10 @@ impl Splitter {
     fn pick(&mut self) -> Option<usize> {
         for _ in 0..self.members.len() {
             let i = self.pick_turn()?;
-            if !self.is_suspect(i) {
+            // A member that hears no one cannot pass its chunks on (a relayed one gets every
+            // chunk anyway).
+            let m = &self.members[i];
+            if !self.is_suspect(i) && !m.relayed && m.isolated_since.is_none() {
                 return Some(i);
             }
         }
@@ -696,14 +737,25 @@ impl Splitter {
         if self.cfg.codec == Codec::CompatGenC && observed_v4.is_err() {
             return Err(JoinError::NotIpv4);
         }
-        if let Some(i) = self.members.iter().position(|m| m.addr == observed) {
+        if native {
+            // The same joiner again (a retry): the newer join replaces the unconfirmed one.
+            self.joining.retain(|m| m.addr != observed);
+        } else if let Some(i) = self.members.iter().position(|m| m.addr == observed) {
             self.remove(i, LeaveReason::Replaced);
         }
-        let n = self.members.len();
+        // A native member rejoining from its endpoint is replaced once the rejoin confirms.
+        let rejoin = usize::from(native && self.members.iter().any(|m| m.addr == observed));
+        let n = self.members.len() - rejoin;
         if n >= self.cfg.max_peers || n + 1 >= self.cfg.buffer_size as usize {
             return Err(JoinError::Full);
         }
-        let monitors = self.monitor_count();
+        // Unconfirmed monitors count: a burst of joins cannot all be granted the role.
+        let monitors = self.monitor_count()
+            + self
+                .joining
+                .iter()
+                .filter(|m| m.role == Role::Monitor)
+                .count();
         let trusted = self.cfg.trusted_monitors.contains(&observed.ip());
         let role = if trusted
             || (request.role == Role::Monitor && monitors < self.cfg.number_of_monitors)
@@ -753,7 +805,7 @@ impl Splitter {
             peer_id: id,
             role,
             public_endpoint: observed,
-            number_of_monitors: monitors as u16,
+            number_of_monitors: self.monitor_count() as u16,
             peers: self.members.iter().map(|m| (m.id, m.addr)).collect(),
             info: self.info.clone(),
             info_epoch: self.info_epoch,
@@ -793,23 +845,40 @@ impl Splitter {
             rx: ReplayWindow::default(),
             trusted,
             resend_budget: RESEND_BURST,
+            nat: None,
+            relayed: false,
+            isolated_since: None,
+            listed_upto: self.admissions,
+            admitted_no: 0,
         };
-        // Monitors first, as in every generation.
-        let at = if role == Role::Monitor { monitors } else { n };
+        if native {
+            // A member only once its first datagram proves it took the reply.
+            self.hold_joiner(member);
+        } else {
+            self.insert_member(member);
+        }
+        Ok((id, reply))
+    }
+
+    /// Add a member to the team (monitors first, as in every generation), and say so.
+    fn insert_member(&mut self, member: Member) -> usize {
+        let n = self.members.len();
+        let at = if member.role == Role::Monitor {
+            self.monitor_count()
+        } else {
+            n
+        };
         if at <= self.rr && n > 0 {
             self.rr += 1;
         }
+        let (id, addr, role) = (member.id, member.addr, member.role);
         self.members.insert(at, member);
         push_bounded(
             &mut self.events,
             MAX_EVENTS,
-            SplitterEvent::PeerJoined {
-                id,
-                addr: observed,
-                role,
-            },
+            SplitterEvent::PeerJoined { id, addr, role },
         );
-        Ok((id, reply))
+        at
     }
 
     fn monitor_count(&self) -> usize {
@@ -853,7 +922,12 @@ impl Splitter {
     /// One datagram from the team socket.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.now = now;
-        let Some(i) = self.members.iter().position(|m| m.addr == from) else {
+        let Some(i) = self
+            .members
+            .iter()
+            .position(|m| m.addr == from)
+            .or_else(|| self.confirm_join(now, from, data))
+        else {
             self.stats.unknown_sender += 1;
             return;
         };
@@ -901,7 +975,8 @@ impl Splitter {
         self.members[i].last_seen = now;
         match msg {
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
-            Message::Report(r) => self.members[i].report = Some(r),
+            Message::Report(r) => self.on_report(i, r),
+            Message::Endpoint { endpoint } => self.on_endpoint(i, endpoint),
             Message::Goodbye { .. } => {
                 // Acknowledge so the leaver can stop repeating, then drop it at once.
                 self.send(i, Message::Goodbye { from: PeerId::NONE });
@@ -1124,6 +1199,8 @@ impl Splitter {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         if self.cfg.codec == Codec::Native {
+            self.expire_joiners(now);
+            self.review_relays(now);
             let mut i = self.members.len();
             while i > 0 {
                 i -= 1;
@@ -1267,6 +1344,9 @@ impl Splitter {
             if let Some(b) = self.batch_since {
                 t = t.min(b + self.batch_delay());
             }
+            if let Some(j) = self.joining.first() {
+                t = t.min(j.last_seen + admission::CONFIRM_WITHIN);
+            }
         }
         Some(t)
     }
@@ -1287,8 +1367,11 @@ impl Splitter {
                 acs_period: m.period,
                 last_seen: m.last_seen,
                 report: m.report,
+                nat: m.nat,
+                relayed: m.relayed,
             })
             .collect();
+        s.relayed_peers = self.members.iter().filter(|m| m.relayed).count();
         s
     }
 
@@ -1319,6 +1402,7 @@ impl Splitter {
     }
 }
 
+mod admission;
 mod gen_c;
 
 #[cfg(test)]

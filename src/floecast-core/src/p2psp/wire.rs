@@ -25,7 +25,8 @@
 //! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
 //! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
-//! ([`Evidence`]); Expel `u32 id`; Report
+//! ([`Evidence`]); Expel `u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
+//! Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
 //! u32 verified, u32 rejected`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
@@ -108,6 +109,8 @@ pub mod ty {
     pub const DIGEST: u8 = 0x0D;
     pub const POLLUTED: u8 = 0x0E;
     pub const EXPEL: u8 = 0x0F;
+    pub const INTRODUCE: u8 = 0x10;
+    pub const ENDPOINT: u8 = 0x11;
     pub const SPLITTER_CHUNK: u8 = 0x15;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
@@ -213,6 +216,20 @@ pub enum Message {
     },
     /// Peer → splitter: this member sent me a chunk that no Digest vouches for, with its tag.
     Polluted(Evidence),
+    /// Splitter → peer: member `id` is in the team at `endpoint` (its UDP source as the
+    /// splitter saw it): greet it now, as it greets us, so that both NATs open (hole
+    /// punching). `key` is our pair key with it, masked with our own key
+    /// ([`super::auth::intro_mask`]): a member older than us cannot be derived.
+    Introduce {
+        id: PeerId,
+        endpoint: SocketAddr,
+        key: Key,
+    },
+    /// Splitter → peer: the UDP endpoint it sees us at (our NAT's mapping). Peer → splitter:
+    /// the endpoint we are bound at, so the splitter can tell whether we are behind a NAT.
+    Endpoint {
+        endpoint: SocketAddr,
+    },
     /// Splitter → peer: member `id` is expelled (polluter): drop its datagrams.
     Expel {
         id: PeerId,
@@ -526,6 +543,12 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_slice(&e.tag);
         }
         Message::Expel { id } => b.put_u32(id.0),
+        Message::Introduce { id, endpoint, key } => {
+            b.put_u32(id.0);
+            put_endpoint(&mut b, endpoint);
+            b.put_slice(key);
+        }
+        Message::Endpoint { endpoint } => put_endpoint(&mut b, endpoint),
         Message::JoinRequest(r) => {
             b.put_u8(r.version);
             b.put_u8(role_code(r.role));
@@ -654,6 +677,8 @@ fn type_of(m: &Message) -> u8 {
         Message::Digest { .. } => ty::DIGEST,
         Message::Polluted(_) => ty::POLLUTED,
         Message::Expel { .. } => ty::EXPEL,
+        Message::Introduce { .. } => ty::INTRODUCE,
+        Message::Endpoint { .. } => ty::ENDPOINT,
         Message::Promote => ty::PROMOTE,
         Message::Challenge { .. } => ty::CHALLENGE,
         Message::JoinProof { .. } => ty::JOIN_PROOF,
@@ -877,6 +902,14 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         }),
         ty::EXPEL => Message::Expel {
             id: PeerId(r.u32()?),
+        },
+        ty::INTRODUCE => Message::Introduce {
+            id: PeerId(r.u32()?),
+            endpoint: r.endpoint()?,
+            key: r.array()?,
+        },
+        ty::ENDPOINT => Message::Endpoint {
+            endpoint: r.endpoint()?,
         },
         ty::CHALLENGE => Message::Challenge { nonce: r.array()? },
         ty::JOIN_PROOF => Message::JoinProof { proof: r.array()? },

@@ -74,7 +74,8 @@ impl Net {
         self.delivered.push(vec![]);
         self.skipped.push(vec![]);
         self.headers.push(vec![]);
-        self.drain_events();
+        // Its Hello reaches the splitter, which admits it (and introduces it).
+        self.pump();
         k
     }
 
@@ -503,4 +504,124 @@ fn spoofed_and_replayed_splitter_datagrams_are_ignored() {
     net.stream(50, Duration::from_millis(10));
     net.settle();
     assert_eq!(net.delivered[1].len(), 60);
+}
+
+/// The splitter introduces a member that joined after us (hole punching): we greet it at once
+/// and again every 0.4 s until it is heard from, 8 greetings at most; once heard, it is kept
+/// alive at most 15 s apart (inside NAT timeouts) even while the stream is idle, and we tell
+/// the splitter where we are bound when it tells us where it sees us.
+#[test]
+fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
+    let t0 = Instant::now();
+    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
+    let mut s = Splitter::new(team_cfg(), 77, t0);
+    let (me, reply) = s
+        .handle_join(
+            t0,
+            "192.0.2.9:9".parse().unwrap(),
+            &JoinRequest::new(Role::Peer),
+        )
+        .unwrap();
+    let my_key = reply.peer_key;
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let mut cfg = PeerConfig::new(splitter);
+    cfg.local = Some(local);
+    let mut p = Peer::new(cfg, reply, 1, t0);
+    while p.poll_transmit().is_some() {}
+    let mut seq = 0u64;
+    let mut from_splitter = |p: &mut Peer, now: Instant, msg: Message| {
+        seq += 1;
+        let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, &my_key, None).unwrap();
+        p.handle_datagram(now, splitter, &d);
+    };
+    let seen: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    from_splitter(&mut p, t0, Message::Endpoint { endpoint: seen });
+    assert_eq!(p.stats().public_endpoint, Some(seen));
+    let said: Vec<Message> = std::iter::from_fn(|| p.poll_transmit())
+        .map(|t| wire::open(&t.data).unwrap().packet.msg)
+        .collect();
+    assert_eq!(said, vec![Message::Endpoint { endpoint: local }]);
+
+    let other = PeerId(me.0 + 1);
+    let at: SocketAddr = "203.0.113.5:50000".parse().unwrap();
+    let pair = crate::p2psp::auth::pair_key(&my_key, other);
+    let mut masked = pair;
+    crate::p2psp::auth::intro_mask(&my_key, 77, other, &mut masked);
+    from_splitter(
+        &mut p,
+        t0,
+        Message::Introduce {
+            id: other,
+            endpoint: at,
+            key: masked,
+        },
+    );
+    let hellos_to = |p: &mut Peer| {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| t.to == at)
+            .filter(|t| {
+                matches!(
+                    wire::open(&t.data).unwrap().packet.msg,
+                    Message::Hello { .. }
+                )
+            })
+            .count()
+    };
+    let mut hellos = hellos_to(&mut p);
+    assert_eq!(hellos, 1, "greeted at once");
+    let mut now = t0;
+    for _ in 0..36 {
+        now += Duration::from_millis(100);
+        from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        hellos += hellos_to(&mut p);
+    }
+    assert_eq!(hellos, 8, "greeted until the retries ran out");
+    assert!(!p.stats().neighbours[0].heard);
+    // Never heard: given up (no chunks go into a closed NAT).
+    now += Duration::from_millis(400);
+    p.handle_timeout(now);
+    assert!(p.stats().neighbours.is_empty());
+    // It speaks at last (its datagram sealed under our pair key): taken back, heard, never
+    // greeted again, and kept alive while nothing streams.
+    let mut their_seq = 0u64;
+    let mut last_to_it = now;
+    let mut widest = Duration::ZERO;
+    for k in 0..600 {
+        now += Duration::from_millis(100);
+        if k % 50 == 0 {
+            their_seq += 1;
+            let ka = Packet {
+                team: 77,
+                msg: Message::KeepAlive { from: other },
+            };
+            let d = wire::seal(&ka, other, their_seq, &pair, None).unwrap();
+            p.handle_datagram(now, at, &d);
+        }
+        from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        for t in std::iter::from_fn(|| p.poll_transmit()) {
+            if t.to == at {
+                let msg = wire::open(&t.data).unwrap().packet.msg;
+                assert!(
+                    !matches!(msg, Message::Hello { .. }),
+                    "no greetings once heard"
+                );
+                widest = widest.max(now - last_to_it);
+                last_to_it = now;
+            }
+        }
+    }
+    let st = p.stats();
+    assert!(st.neighbours[0].heard && st.neighbours[0].id == other);
+    assert!(
+        widest <= MAX_MESH_KEEPALIVE,
+        "{widest:?} between datagrams to it"
+    );
+    assert!(now - last_to_it <= MAX_MESH_KEEPALIVE);
+    assert_eq!(st.introductions, 1);
 }

@@ -100,6 +100,13 @@ impl Trust {
         }
     }
 
+    /// The pair key with an older member the splitter introduced after our join.
+    pub(super) fn learn_older(&mut self, id: PeerId, key: Key) {
+        if self.older.len() < wire::MAX_PEERS_IN_LIST || self.older.contains_key(&id) {
+            self.older.insert(id, key);
+        }
+    }
+
     fn hash_slot(&self, no: ChunkNo) -> usize {
         (no.0 as usize) % self.hashes.len()
     }

@@ -13,15 +13,52 @@ fn decode_all(s: &mut Splitter) -> Vec<(SocketAddr, Message)> {
         .collect()
 }
 
-/// A plain peer at `addr(n)` joins at `t`.
+/// A plain peer at `addr(n)` joins at `t` (and confirms, as its first datagram does).
 fn join_peer(s: &mut Splitter, t: Instant, n: u16) -> Result<(PeerId, JoinReply), JoinError> {
-    s.handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
+    join_at(s, t, addr(n), Role::Peer)
+}
+
+/// A peer at `at` asks for `role` at `t`, and confirms with a Hello from there.
+fn join_at(
+    s: &mut Splitter,
+    t: Instant,
+    at: SocketAddr,
+    role: Role,
+) -> Result<(PeerId, JoinReply), JoinError> {
+    let (id, reply) = s.handle_join(t, at, &JoinRequest::new(role))?;
+    confirm(s, t, id, at);
+    Ok((id, reply))
+}
+
+/// Joiner `id` sends its first datagram, a Hello, from `at`.
+fn confirm(s: &mut Splitter, t: Instant, id: PeerId, at: SocketAddr) {
+    if s.cfg.codec != Codec::Native {
+        return; // Gen C joins are admitted when they complete
+    }
+    let key = s.key_of(id);
+    let hello = Packet {
+        team: s.team,
+        msg: Message::Hello { from: id },
+    };
+    let d = wire::seal(&hello, id, next_seq(), &key, None).unwrap();
+    s.handle_datagram(t, at, &d);
+    // What admission sends (the observed endpoint, introductions) is tested on its own.
+    s.transmits.retain(|t| {
+        !matches!(
+            wire::open(&t.data).map(|o| o.packet.msg),
+            Ok(Message::Endpoint { .. } | Message::Introduce { .. })
+        )
+    });
+}
+
+fn next_seq() -> u64 {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// `msg` as the member at `addr(n)` seals it (a stranger's key when there is none there).
 fn enc(s: &Splitter, n: u16, team: u32, msg: Message) -> Bytes {
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seq = next_seq();
     let (id, key) = s
         .members
         .iter()
@@ -41,9 +78,7 @@ fn round_robin_one_copy_and_monitors_first() {
     assert_eq!(s.push_chunk(t, Bytes::from_static(b"x")), Ok(ChunkNo(0)));
     assert!(s.poll_transmit().is_none()); // no peers: stored only
     let (p1, _) = join_peer(&mut s, t, 1).unwrap();
-    let (m, r) = s
-        .handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
-        .unwrap();
+    let (m, r) = join_at(&mut s, t, addr(2), Role::Monitor).unwrap();
     assert_eq!(r.peers, vec![(p1, addr(1))]);
     assert_eq!(r.burst.len(), 1);
     assert_eq!(r.next_chunk, ChunkNo(1));
@@ -240,8 +275,7 @@ fn lrs_resend_blame_acs_and_expulsion() {
         ..Default::default()
     };
     let mut s = Splitter::new(cfg, 7, t);
-    s.handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
-        .unwrap();
+    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
     let (p, _) = join_peer(&mut s, t, 2).unwrap();
     for i in 0..10u8 {
         s.push_chunk(t, Bytes::from(vec![i])).unwrap();
@@ -362,9 +396,7 @@ fn compat_mode_speaks_gen_c() {
         ..Default::default()
     };
     let mut s = Splitter::new(cfg, 0, t);
-    let (_, _) = s
-        .handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
-        .unwrap();
+    let (_, _) = join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
     let (_, r) = join_peer(&mut s, t, 2).unwrap();
     let c = s
         .compat_config(&r, "127.0.0.1:8000".parse().unwrap(), "test.ogg", 8192)
@@ -401,10 +433,8 @@ fn a_departing_monitor_is_replaced_by_promotion() {
         7,
         t,
     );
-    s.handle_join(t, addr(1), &JoinRequest::new(Role::Monitor))
-        .unwrap();
-    s.handle_join(t, addr(2), &JoinRequest::new(Role::Monitor))
-        .unwrap();
+    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
+    join_at(&mut s, t, addr(2), Role::Monitor).unwrap();
     join_peer(&mut s, t, 3).unwrap();
     while s.poll_transmit().is_some() {}
     // The monitor says goodbye: peer 2 (the oldest plain peer) is promoted and told so.
@@ -447,8 +477,7 @@ fn a_silent_monitor_is_replaced_before_its_timeout() {
         t,
     );
     for n in 1..=3 {
-        s.handle_join(t, addr(n), &JoinRequest::new(Role::Monitor))
-            .unwrap();
+        join_at(&mut s, t, addr(n), Role::Monitor).unwrap();
     }
     while s.poll_transmit().is_some() {}
     // Peers 2 and 3 keep reporting; the monitor (1) vanishes without a word.
@@ -494,8 +523,7 @@ fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
     };
     let mut s = Splitter::new(cfg, 7, t);
     for n in 1..=2 {
-        s.handle_join(t, addr(n), &JoinRequest::new(Role::Monitor))
-            .unwrap();
+        join_at(&mut s, t, addr(n), Role::Monitor).unwrap();
     }
     join_peer(&mut s, t, 3).unwrap();
     let mut to_p = vec![];
@@ -539,13 +567,10 @@ fn a_trusted_monitor_blames_alone() {
         t,
     );
     // A joiner from a trusted address is a monitor whatever it asked for.
-    let (_, reply) = s
-        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
-        .unwrap();
+    let (_, reply) = join_at(&mut s, t, addr(1), Role::Peer).unwrap();
     assert_eq!(reply.role, Role::Monitor);
     let plain = SocketAddr::from(([10, 0, 0, 3], 4003));
-    s.handle_join(t, plain, &JoinRequest::new(Role::Peer))
-        .unwrap();
+    join_at(&mut s, t, plain, Role::Peer).unwrap();
     let mut to_p = vec![];
     for k in 0..20u8 {
         let no = s.push_chunk(t, Bytes::from(vec![k])).unwrap();
@@ -599,4 +624,205 @@ fn a_team_secret_gates_joins_and_masks_the_keys() {
     auth::mask_keys(&secret, &[1; 16], &[4; 16], &mut keys);
     assert_ne!(reply.peer_key, s.key_of(id), "not in clear");
     assert_eq!(keys[0], s.key_of(id), "unmasked with the secret");
+}
+
+#[test]
+fn a_native_joiner_is_a_member_only_once_its_first_datagram_arrives() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    let (old, _) = join_peer(&mut s, t, 1).unwrap();
+    // It took the reply over TCP from 10.0.0.1:4002, and says nothing over UDP.
+    let (ghost, _) = s
+        .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    assert_eq!(s.peer_count(), 1, "not admitted on its TCP exchange");
+    for k in 0..4u8 {
+        s.push_chunk(t, Bytes::from(vec![k])).unwrap();
+    }
+    assert!(decode_all(&mut s).iter().all(|(a, _)| *a == addr(1)));
+    // A stranger's datagram naming its id, or one under the wrong key, admits nobody.
+    let forged = wire::seal(
+        &Packet {
+            team: 7,
+            msg: Message::Hello { from: ghost },
+        },
+        ghost,
+        1,
+        &[9; 32],
+        None,
+    )
+    .unwrap();
+    s.handle_datagram(t, addr(2), &forged);
+    assert_eq!(s.peer_count(), 1);
+    // Past its deadline it is forgotten: a late Hello admits nothing.
+    s.handle_timeout(t + admission::CONFIRM_WITHIN);
+    assert_eq!(s.stats().joins_unconfirmed, 1);
+    confirm(&mut s, t + admission::CONFIRM_WITHIN, ghost, addr(2));
+    assert_eq!(s.peer_count(), 1);
+    assert!(s.stats().peers.iter().all(|p| p.id == old));
+}
+
+#[test]
+fn a_confirmed_joiner_is_listed_at_its_udp_source_and_introduced_when_natted() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    let (old, _) = join_peer(&mut s, t, 1).unwrap();
+    let tcp = addr(2);
+    // Its NAT maps its UDP socket to another port than its TCP join.
+    let udp = SocketAddr::from(([10, 0, 0, 1], 61000));
+    let (new, reply) = s
+        .handle_join(t, tcp, &JoinRequest::new(Role::Peer))
+        .unwrap();
+    assert_eq!(reply.public_endpoint, tcp);
+    let key = s.key_of(new);
+    let hello = |seq| {
+        let p = Packet {
+            team: 7,
+            msg: Message::Hello { from: new },
+        };
+        wire::seal(&p, new, seq, &key, None).unwrap()
+    };
+    // Sealed right, but from another address: a joiner cannot aim the team at a third party.
+    s.handle_datagram(t, SocketAddr::from(([192, 0, 2, 66], 61000)), &hello(1));
+    assert_eq!(s.peer_count(), 1);
+    s.handle_datagram(t, udp, &hello(2));
+    let listed: Vec<_> = s.stats().peers.iter().map(|p| (p.id, p.addr)).collect();
+    assert_eq!(listed, vec![(old, addr(1)), (new, udp)]);
+    // It learns its mapping; the old member (not behind a NAT) takes its Hello as it comes.
+    let sent = decode_all(&mut s);
+    assert_eq!(sent, vec![(udp, Message::Endpoint { endpoint: udp })]);
+    // It says where it is bound: behind a NAT. Now the old member greets it too (hole
+    // punching), with their pair key, masked so that only it can read it.
+    let local = SocketAddr::from(([192, 168, 1, 5], 5000));
+    let said = wire::seal(
+        &Packet {
+            team: 7,
+            msg: Message::Endpoint { endpoint: local },
+        },
+        new,
+        3,
+        &key,
+        None,
+    )
+    .unwrap();
+    s.handle_datagram(t, udp, &said);
+    let p = s.stats().peers.into_iter().find(|p| p.id == new).unwrap();
+    assert_eq!(p.nat, Some(true));
+    let sent = decode_all(&mut s);
+    let [(to, Message::Introduce { id, endpoint, key })] = sent.as_slice() else {
+        panic!("one introduction: {sent:?}");
+    };
+    let mut k = *key;
+    auth::intro_mask(&s.key_of(old), 7, new, &mut k);
+    assert_eq!((*to, *id, *endpoint), (addr(1), new, udp));
+    assert_eq!(k, auth::pair_key(&s.key_of(old), new));
+    // Chunks now go to its UDP endpoint, never to the TCP one.
+    for k in 0..4u8 {
+        s.push_chunk(t, Bytes::from(vec![k])).unwrap();
+    }
+    let dests: Vec<_> = decode_all(&mut s).into_iter().map(|(a, _)| a).collect();
+    assert!(dests.contains(&udp) && !dests.contains(&tcp), "{dests:?}");
+}
+
+#[test]
+fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        acs: false,
+        max_relayed: 1,
+        ..SplitterConfig::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    for n in 1..=4 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    let report = |s: &Splitter, n: u16, neighbours: u32| {
+        let id = s.members.iter().find(|m| m.addr == addr(n)).unwrap().id;
+        let r = wire::PeerReport {
+            from: id,
+            delivered: 0,
+            lost: 0,
+            buffer_fill: 0,
+            max_debt: 0,
+            neighbours,
+            verified: 0,
+            rejected: 0,
+        };
+        enc(s, n, 7, Message::Report(r))
+    };
+    // Peers 3 and 4 hear nobody, for longer than RELAY_AFTER; only one may be relayed.
+    let mut now = t;
+    while now <= t + admission::RELAY_AFTER + Duration::from_secs(1) {
+        for (n, nb) in [(1, 1), (2, 1), (3, 0), (4, 0)] {
+            let d = report(&s, n, nb);
+            s.handle_datagram(now, addr(n), &d);
+        }
+        s.handle_timeout(now);
+        now += Duration::from_millis(500);
+    }
+    let st = s.stats();
+    assert_eq!(st.relayed_peers, 1);
+    let relayed = st.peers.iter().find(|p| p.relayed).unwrap().addr;
+    assert_eq!(relayed, addr(3));
+    let _ = decode_all(&mut s);
+    for k in 0..8u8 {
+        s.push_chunk(now, Bytes::from(vec![k])).unwrap();
+    }
+    let chunks: Vec<_> = decode_all(&mut s)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Chunk { .. }))
+        .collect();
+    // Every chunk goes to one member that floods it, plus a copy to the relayed one.
+    let to_relayed = chunks.iter().filter(|(a, _)| *a == relayed).count();
+    assert_eq!((chunks.len(), to_relayed), (16, 8));
+    // Once it is heard by someone it is a member like any other.
+    let d = report(&s, 3, 1);
+    s.handle_datagram(now, addr(3), &d);
+    assert_eq!(s.stats().relayed_peers, 0);
+}
+
+#[test]
+fn joiners_that_overlapped_are_introduced_to_each_other() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    // A joins, then B joins before A has confirmed: neither reply lists the other.
+    let (a, _) = s
+        .handle_join(t, addr(1), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    let (b, rb) = s
+        .handle_join(t, addr(2), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    assert!(rb.peers.is_empty());
+    let hello = |s: &Splitter, id: PeerId| {
+        let p = Packet {
+            team: 7,
+            msg: Message::Hello { from: id },
+        };
+        wire::seal(&p, id, 1, &s.key_of(id), None).unwrap()
+    };
+    let hb = hello(&s, b);
+    s.handle_datagram(t, addr(2), &hb);
+    let _ = decode_all(&mut s);
+    let ha = hello(&s, a);
+    s.handle_datagram(t, addr(1), &ha);
+    let intros: Vec<_> = decode_all(&mut s)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Message::Introduce { id, endpoint, key } => Some((to, id, endpoint, key)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(intros.len(), 2, "{intros:?}");
+    // The older one (A) learns of B; B learns of A, with the key it cannot derive itself.
+    let pair = auth::pair_key(&s.key_of(a), b);
+    for (to, id, endpoint, key) in intros {
+        let (me, them, at) = if to == addr(1) {
+            (a, b, addr(2))
+        } else {
+            (b, a, addr(1))
+        };
+        let mut k = key;
+        auth::intro_mask(&s.key_of(me), 7, them, &mut k);
+        assert_eq!((id, endpoint, k), (them, at, pair));
+    }
 }

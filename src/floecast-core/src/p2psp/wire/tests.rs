@@ -408,6 +408,14 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             tag: [q as u8; 12],
         })),
         any::<u32>().prop_map(|i| Message::Expel { id: PeerId(i) }),
+        (any::<u32>(), any::<[u8; 32]>()).prop_map(|(i, key)| Message::Introduce {
+            id: PeerId(i),
+            endpoint: SocketAddr::from(([192, 0, 2, 7], i as u16)),
+            key,
+        }),
+        any::<u16>().prop_map(|p| Message::Endpoint {
+            endpoint: SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], p)),
+        }),
         any::<[u8; 16]>().prop_map(|nonce| Message::Challenge { nonce }),
         any::<[u8; 32]>().prop_map(|proof| Message::JoinProof { proof }),
         (any::<u8>(), "[a-z]{0,40}").prop_map(|(c, d)| Message::JoinRefused {
