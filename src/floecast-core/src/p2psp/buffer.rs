@@ -239,8 +239,13 @@ pub struct HoleScanner {
     cursor: Option<ChunkNo>,
     horizon: u32,
     delay: Duration,
-    /// Holes seen and not yet reported, oldest first, with when they were first seen.
-    seen: std::collections::VecDeque<(ChunkNo, Instant)>,
+    /// Holes seen and not reported for the last time, oldest first, with when they were
+    /// first seen and how often they have been reported.
+    seen: std::collections::VecDeque<(ChunkNo, Instant, u8)>,
+    /// A hole still open is reported again this many times, this far apart (a report or
+    /// its answer may be lost too).
+    retries: u8,
+    retry_every: Duration,
 }
 
 impl HoleScanner {
@@ -256,7 +261,24 @@ impl HoleScanner {
             horizon,
             delay,
             seen: std::collections::VecDeque::new(),
+            retries: 0,
+            retry_every: Duration::MAX,
         }
+    }
+
+    /// Report a hole that stays open `retries` more times, `every` apart.
+    pub fn with_retries(mut self, retries: u8, every: Duration) -> HoleScanner {
+        self.retries = retries;
+        self.retry_every = every;
+        self
+    }
+
+    /// When a hole first seen at `first` and reported `n` times is due (by time).
+    fn due_at(&self, first: Instant, n: u8) -> Option<Instant> {
+        let wait = self
+            .delay
+            .checked_add(self.retry_every.checked_mul(u32::from(n))?)?;
+        first.checked_add(wait)
     }
 
     /// Report by time after `delay` from now on.
@@ -269,7 +291,7 @@ impl HoleScanner {
         let start = buf.next_to_play();
         // Forget holes that were filled or played past.
         self.seen
-            .retain(|(c, _)| !start.is_after(*c) && buf.get(*c).is_none());
+            .retain(|(c, _, _)| !start.is_after(*c) && buf.get(*c).is_none());
         let mut c = match self.cursor {
             Some(c) if !start.is_after(c) => c,
             _ => start,
@@ -280,28 +302,44 @@ impl HoleScanner {
                 if self.seen.len() >= buf.capacity() as usize {
                     self.seen.pop_front();
                 }
-                self.seen.push_back((c, now));
+                self.seen.push_back((c, now, 0));
             }
             c = c.plus(1);
             steps += 1;
         }
         self.cursor = Some(c);
         let limit = newest.minus(self.horizon);
-        let delay = self.delay;
-        self.seen.retain(|&(c, first)| {
-            let due = !c.is_after(limit) || now.saturating_duration_since(first) >= delay;
+        let mut seen = std::mem::take(&mut self.seen);
+        seen.retain_mut(|(c, first, n)| {
+            let due = if *n == 0 {
+                !c.is_after(limit) || self.due_at(*first, 0).is_none_or(|t| now >= t)
+            } else {
+                self.due_at(*first, *n).is_some_and(|t| now >= t)
+            };
             if due {
-                out.push(c);
+                out.push(*c);
+                *n += 1;
             }
-            !due
+            *n <= self.retries
         });
+        self.seen = seen;
     }
 
     /// When the oldest unreported hole becomes due by time, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.seen
-            .front()
-            .and_then(|(_, t)| t.checked_add(self.delay))
+        // First reports come in order; retries may not (holes are few: a scan is fine).
+        let first = self
+            .seen
+            .iter()
+            .find(|(_, _, n)| *n == 0)
+            .and_then(|(_, t, _)| self.due_at(*t, 0));
+        let retry = self
+            .seen
+            .iter()
+            .filter(|(_, _, n)| *n > 0)
+            .filter_map(|(_, t, n)| self.due_at(*t, *n))
+            .min();
+        first.into_iter().chain(retry).min()
     }
 }
 
@@ -396,6 +434,36 @@ mod tests {
         assert_eq!(ev.len(), 5);
         assert!(matches!(ev[0], Playout::Deliver { .. }));
         assert!(b.fill() == 1);
+    }
+
+    #[test]
+    fn an_open_hole_is_reported_again_then_given_up() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = PlayoutBuffer::new(cfg(), ChunkNo(0));
+        let mut sc = HoleScanner::with_delay(100, ms(300)).with_retries(2, ms(500));
+        let mut holes = vec![];
+        b.insert(t, ChunkNo(0), PeerId(1), p(0));
+        b.insert(t, ChunkNo(2), PeerId(1), p(2));
+        sc.scan(t, &b, &mut holes);
+        for (at, want) in [(300, 1), (700, 1), (800, 2), (1300, 3), (5000, 3)] {
+            if at == 800 {
+                assert_eq!(sc.next_deadline(), Some(t + ms(800)));
+            }
+            sc.scan(t + ms(at), &b, &mut holes);
+            assert_eq!(holes.len(), want, "at {at} ms");
+        }
+        assert_eq!(sc.next_deadline(), None, "given up after two retries");
+        // Filled before a retry: not reported again.
+        let mut sc = HoleScanner::with_delay(100, ms(300)).with_retries(2, ms(500));
+        let mut holes = vec![];
+        b.insert(t, ChunkNo(4), PeerId(1), p(4));
+        sc.scan(t, &b, &mut holes);
+        sc.scan(t + ms(300), &b, &mut holes);
+        b.insert(t, ChunkNo(3), PeerId(1), p(3));
+        b.insert(t, ChunkNo(1), PeerId(1), p(1));
+        sc.scan(t + ms(2000), &b, &mut holes);
+        assert_eq!(holes, vec![ChunkNo(1), ChunkNo(3)], "each once");
     }
 
     #[test]

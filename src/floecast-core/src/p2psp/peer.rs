@@ -44,6 +44,17 @@ const MAX_EVENTS: usize = 1 << 16;
 /// arrives ([`Peer::retime_scanners`]).
 const COMPLAIN_AFTER: Duration = Duration::from_millis(300);
 const REQUEST_AFTER: Duration = Duration::from_millis(600);
+/// A hole still open is reported (or asked for, of another neighbour) again, this often: a
+/// complaint, a request or its answer may be lost as well.
+const HOLE_RETRIES: u8 = 2;
+const COMPLAIN_RETRY: Duration = Duration::from_millis(500);
+const REQUEST_RETRY: Duration = Duration::from_millis(700);
+
+/// A monitor's hole scanner (its delay follows the chunk rate: see `retime_scanners`).
+fn monitor_scanner(horizon: u32) -> HoleScanner {
+    HoleScanner::with_delay(horizon, COMPLAIN_AFTER + auth::MAX_BATCH_DELAY)
+        .with_retries(HOLE_RETRIES, COMPLAIN_RETRY)
+}
 
 /// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
 /// bindings commonly last 30 s or more.
@@ -329,10 +340,10 @@ impl Peer {
             rr: 0,
             forward: BTreeMap::new(),
             buffer,
-            complain: (config.role == Role::Monitor)
-                .then(|| HoleScanner::with_delay(lag / 2, COMPLAIN_AFTER + auth::MAX_BATCH_DELAY)),
+            complain: (config.role == Role::Monitor).then(|| monitor_scanner(lag / 2)),
             monitor_horizon: lag / 2,
-            request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER + auth::MAX_BATCH_DELAY),
+            request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER + auth::MAX_BATCH_DELAY)
+                .with_retries(HOLE_RETRIES, REQUEST_RETRY),
             holes: Vec::new(),
             header_epoch: reply.header_epoch,
             info_epoch: reply.info_epoch,
@@ -704,10 +715,7 @@ impl Peer {
             // A monitor left and the splitter chose us: start reporting lost chunks.
             Message::Promote => {
                 if self.complain.is_none() {
-                    self.complain = Some(HoleScanner::with_delay(
-                        self.monitor_horizon,
-                        COMPLAIN_AFTER + auth::MAX_BATCH_DELAY,
-                    ));
+                    self.complain = Some(monitor_scanner(self.monitor_horizon));
                     self.retime_scanners();
                 }
             }

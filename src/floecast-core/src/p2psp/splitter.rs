@@ -279,7 +279,9 @@ struct RingSlot {
     payload: Bytes,
     hash: [u8; 32],
     dest: Option<PeerId>,
-    resent: bool,
+    /// When it was last resent (LRS), and how often.
+    resent_at: Option<Instant>,
+    resends: u8,
     blamed: bool,
     /// The monitors that reported it lost (up to the quorum).
     complainers: Vec<PeerId>,
@@ -335,6 +337,9 @@ const KEPT_DIGESTS: usize = 64;
 const RESEND_SHARE: f64 = 0.5;
 /// ... and each monitor at the start, before any chunk earned them.
 const RESEND_BURST: f64 = 8.0;
+/// A chunk is resent at most this often, and again only this long after the last time.
+const MAX_RESENDS: u8 = 3;
+const RESEND_AGAIN_AFTER: Duration = Duration::from_millis(400);
 
 fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Message {
     Message::Digest {
@@ -530,7 +535,8 @@ impl Splitter {
             payload: payload.clone(),
             hash,
             dest: dest.map(|i| self.members[i].id),
-            resent: false,
+            resent_at: None,
+            resends: 0,
             blamed: false,
             complainers: Vec::new(),
         });
@@ -1017,12 +1023,19 @@ impl Splitter {
         // spend an honest monitor's share.
         let metered = !trusted && self.cfg.codec == Codec::Native;
         let affordable = !metered || self.members[monitor].resend_budget >= 1.0;
-        let resend = self.cfg.lrs && !slot.resent && affordable;
-        if self.cfg.lrs && !slot.resent && !affordable {
+        // Once, and again if a monitor still misses it a while later (the resend or its
+        // complaint may have been lost too).
+        let due = slot.resends < MAX_RESENDS
+            && slot
+                .resent_at
+                .is_none_or(|t| self.now.saturating_duration_since(t) >= RESEND_AGAIN_AFTER);
+        let resend = self.cfg.lrs && due && affordable;
+        if self.cfg.lrs && due && !affordable {
             self.stats.resends_throttled += 1;
         }
         if resend {
-            slot.resent = true;
+            slot.resent_at = Some(self.now);
+            slot.resends += 1;
             if metered {
                 self.members[monitor].resend_budget -= 1.0;
             }

@@ -314,13 +314,25 @@ fn lrs_resend_blame_acs_and_expulsion() {
             }
         )]
     );
-    // A repeated complaint does not resend or blame again.
+    // A repeated complaint at once does not resend or blame again...
     s.handle_datagram(
         t,
         addr(1),
         &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
     );
     assert!(s.poll_transmit().is_none());
+    // ... a while later it resends (the first resend may have been lost), but blames no more.
+    let later = t + Duration::from_millis(400);
+    s.handle_datagram(
+        later,
+        addr(1),
+        &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
+    );
+    assert!(
+        decode_all(&mut s)
+            .iter()
+            .any(|(a, m)| *a == addr(1) && matches!(m, Message::Chunk { no, .. } if *no == to_p[0]))
+    );
     let st = s.stats();
     assert_eq!(st.peers[1].losses, 1);
     assert_eq!(st.peers[1].acs_period, 2);
