@@ -10,7 +10,7 @@
 //!   feed the peer. The join reply is signed over its bytes plus a nonce the peer chose, so a
 //!   recorded reply cannot be replayed to a later joiner.
 //! - **Signed chunks, in batches.** Chunks leave the splitter at once; every [`BATCH_CHUNKS`]
-//!   chunks (or after [`batch_delay`]: 1 to 4 s) the splitter signs a Digest: the first chunk
+//!   chunks (or after [`batch_delay`]: 250 ms to 4 s) the splitter signs a Digest: the first chunk
 //!   number and one 12-byte BLAKE3 hash per chunk, one Ed25519 signature for the batch (PPSPP's idea for
 //!   live streams, RFC 7574 §6.1, with a flat hash list in place of a Merkle tree: the list is
 //!   small and every peer needs every hash). The Digest is flooded like a splitter chunk, so
@@ -61,18 +61,26 @@ pub const PUBLIC_KEY_LEN: usize = 32;
 /// Chunks per signed Digest (fewer when [`batch_delay`] passes first).
 pub const BATCH_CHUNKS: usize = 32;
 /// Bounds of [`batch_delay`].
-pub const MIN_BATCH_DELAY: Duration = Duration::from_secs(1);
+pub const MIN_BATCH_DELAY: Duration = Duration::from_millis(250);
 pub const MAX_BATCH_DELAY: Duration = Duration::from_secs(4);
 
+/// Chunks a Digest is meant to cover when time, not [`BATCH_CHUNKS`], closes it.
+const BATCH_TARGET_CHUNKS: u32 = 16;
+
 /// How long a Digest may wait after the first chunk it covers, for a stream of one chunk per
-/// `chunk_interval` played `buffer / 2` chunks behind: an eighth of that lag, within 1–4 s.
+/// `chunk_interval` played `buffer / 2` chunks behind: the time 16 chunks take (enough to
+/// spread the signature thin), within 250 ms – 4 s and at most a quarter of the playout lag.
 /// Peers hold other members' chunks until their Digest comes, so monitors and requesters wait
-/// this much longer before taking a hole for a lost chunk; the splitter and the peers compute
-/// it alike from the chunk rate. Longer batches cost fewer bytes (at 24 kbit/s a signature
-/// per chunk would be 10% of the stream) and delay verification more. Unknown rate: the most.
+/// this much longer before taking a hole for a lost chunk, and playout before skipping one;
+/// the splitter and the peers compute it alike from the chunk rate. At 128 kbit/s in 1 KiB
+/// chunks that is 1 s; at 24 kbit/s, 4 s (a signature per chunk there would cost 10% of the
+/// stream). Unknown rate: the most.
 pub fn batch_delay(chunk_interval: Option<Duration>, buffer: u32) -> Duration {
     chunk_interval.map_or(MAX_BATCH_DELAY, |d| {
-        (d * (buffer / 2) / 8).clamp(MIN_BATCH_DELAY, MAX_BATCH_DELAY)
+        let lag = d * (buffer / 2);
+        (d * BATCH_TARGET_CHUNKS)
+            .min(lag / 4)
+            .clamp(MIN_BATCH_DELAY, MAX_BATCH_DELAY)
     })
 }
 
