@@ -42,6 +42,45 @@ pub fn rows(max_peers: usize, seed: u64) -> Vec<(&'static str, String)> {
             100,
             "--duration 60 --chunk-size 8192 --rate-kbps 1000",
         ),
+        // Low rates, where Digests and control weigh most (issue 12 §2). The tail covers the
+        // 4 s Digest delay at this rate (chunks from other peers play that much later).
+        (
+            "24 kbit/s speech, 1200 B chunks",
+            10,
+            "--duration 60 --rate-kbps 24 --chunk-size 1200 --tail 10",
+        ),
+        (
+            "24 kbit/s speech, 1200 B chunks",
+            100,
+            "--duration 60 --rate-kbps 24 --chunk-size 1200 --tail 10",
+        ),
+        (
+            "32 kbit/s speech, 1200 B chunks",
+            100,
+            "--duration 60 --rate-kbps 32 --chunk-size 1200 --tail 10",
+        ),
+        // Real uplinks (issue 12 §2): every peer's uplink at 3x and 1.25x the stream, with a
+        // 64 KiB router queue.
+        (
+            "uplinks 3x stream, 64 KiB queues",
+            10,
+            "--duration 60 --bandwidth-kbps 384 --queue-kib 64",
+        ),
+        (
+            "uplinks 3x stream, 64 KiB queues",
+            100,
+            "--duration 60 --bandwidth-kbps 384 --queue-kib 64",
+        ),
+        (
+            "uplinks 1.25x stream, 64 KiB queues",
+            10,
+            "--duration 60 --bandwidth-kbps 160 --queue-kib 64",
+        ),
+        (
+            "uplinks 1.25x stream, 64 KiB queues",
+            100,
+            "--duration 60 --bandwidth-kbps 160 --queue-kib 64",
+        ),
     ];
     rows.into_iter()
         .filter(|r| r.1 <= max_peers)
@@ -211,7 +250,7 @@ mod tests {
     #[test]
     fn rows_carry_the_seed_and_respect_the_size_cap() {
         let all = rows(2000, 1);
-        assert_eq!(all.len(), 13);
+        assert_eq!(all.len(), 20);
         assert_eq!(all[0].1, "--peers 10 --duration 60 --seed 1");
         assert!(
             rows(10, 7)
