@@ -262,22 +262,10 @@ async fn start_team(lab: &NatLab, dir: &TempDir) -> Vec<Proc> {
         ),
     )];
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let url = format!("icecast://source:hackme@{ORIGIN}:8000/nat.mp3");
-    let mut args = vec![
-        "-nostdin",
-        "-hide_banner",
-        "-v",
-        "warning",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=60",
-        "-ac",
-        "2",
-    ];
-    args.extend_from_slice(MP3_ARGS);
-    args.push(&url);
+    // The shared source command (60 s of tone), run inside the public namespace.
+    let origin = format!("{ORIGIN}:8000").parse().expect("origin address");
+    let source = interop_support::ffmpeg_source_for(origin, "/nat.mp3", MP3_ARGS, 60);
+    let args: Vec<&str> = source.get_args().filter_map(|a| a.to_str()).collect();
     procs.push(Proc::spawn(
         "ffmpeg",
         lab.command("pub", "ffmpeg", &args),

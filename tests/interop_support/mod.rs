@@ -297,17 +297,20 @@ pub async fn make_tone(path: &Path, seconds: u32, codec_args: &[&str]) {
 
 /// The ffmpeg command that streams a 30 s real-time 440 Hz stereo tone to `mount`.
 pub fn ffmpeg_source(addr: SocketAddr, mount: &str, codec_args: &[&str]) -> Command {
+    ffmpeg_source_for(addr, mount, codec_args, 30)
+}
+
+/// [`ffmpeg_source`] streaming for `seconds`.
+pub fn ffmpeg_source_for(
+    addr: SocketAddr,
+    mount: &str,
+    codec_args: &[&str],
+    seconds: u32,
+) -> Command {
     let url = format!("icecast://source:hackme@{addr}{mount}");
+    let tone = format!("sine=frequency=440:sample_rate=44100:duration={seconds}");
     let mut args = vec![
-        "-v",
-        "warning",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100:duration=30",
-        "-ac",
-        "2",
+        "-v", "warning", "-re", "-f", "lavfi", "-i", &tone, "-ac", "2",
     ];
     args.extend_from_slice(codec_args);
     args.push(&url);

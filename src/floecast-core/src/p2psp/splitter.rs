@@ -340,6 +340,8 @@ const RESEND_BURST: f64 = 8.0;
 /// A chunk is resent at most this often, and again only this long after the last time.
 const MAX_RESENDS: u8 = 3;
 const RESEND_AGAIN_AFTER: Duration = Duration::from_millis(400);
+/// Budget an untrusted monitor must have left for a repeated resend (one is still spent).
+const REPEAT_RESERVE: f64 = 4.0;
 
 fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Message {
     Message::Digest {
@@ -1022,7 +1024,14 @@ impl Splitter {
         // complaining about everything cannot make the splitter send the stream twice, nor
         // spend an honest monitor's share.
         let metered = !trusted && self.cfg.codec == Codec::Native;
-        let affordable = !metered || self.members[monitor].resend_budget >= 1.0;
+        // A repeat of a resend needs a budget to spare: a monitor complaining about
+        // everything spends its share on first resends, which real losses need.
+        let need = if slot.resends == 0 {
+            1.0
+        } else {
+            REPEAT_RESERVE
+        };
+        let affordable = !metered || self.members[monitor].resend_budget >= need;
         // Once, and again if a monitor still misses it a while later (the resend or its
         // complaint may have been lost too).
         let due = slot.resends < MAX_RESENDS
