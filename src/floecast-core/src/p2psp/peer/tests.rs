@@ -428,6 +428,30 @@ fn forge(net: &Net, member: usize, victim: usize, seq: u64, msg: Message) -> Byt
 }
 
 #[test]
+fn a_member_cannot_pass_a_chunk_off_as_the_splitters() {
+    let mut net = Net::new(team_cfg());
+    for _ in 0..2 {
+        net.join(Role::Peer);
+    }
+    net.stream(8, Duration::from_millis(10));
+    let (addr, next) = (net.peers[1].0, net.splitter.next_chunk());
+    // Under its genuine pair key, but in the splitter's format (no origin).
+    let msg = Message::Chunk {
+        no: next,
+        origin: PeerId::NONE,
+        payload: Bytes::from(vec![0u8; 100]),
+    };
+    let d = forge(&net, 1, 0, 1 << 30, msg);
+    let now = net.now;
+    let before = net.peers[0].1.stats().garbage;
+    net.peers[0].1.handle_datagram(now, addr, &d);
+    assert_eq!(net.peers[0].1.stats().garbage, before + 1);
+    net.stream(40, Duration::from_millis(10));
+    net.settle();
+    check_in_order(&net.delivered[0]);
+}
+
+#[test]
 fn a_forging_member_is_proven_expelled_and_nothing_forged_plays() {
     let mut net = Net::new(team_cfg());
     net.join(Role::Monitor);

@@ -187,6 +187,13 @@ impl Peer {
             self.stats.bad_mac += 1;
             return None;
         }
+        // A chunk without an origin is the splitter's own kind: no member may send one.
+        if from != self.cfg.splitter
+            && matches!(&o.packet.msg, Message::Chunk { origin, .. } if *origin == PeerId::NONE)
+        {
+            self.stats.garbage += 1;
+            return None;
+        }
         let fresh = if from == self.cfg.splitter {
             self.trust.splitter_rx.accept(o.seq)
         } else if let Some(i) = self.neighbour_index(from) {
