@@ -692,17 +692,7 @@ fn dockerfile_image_runs_and_checks_the_config_it_copies() {
     let local_port = free_port();
     let config = dir.path("floecast.toml");
     std::fs::write(&config, localise(&shipped, local_port, None, &[])).unwrap();
-    let local = |args: &[String]| -> Vec<String> {
-        args.iter()
-            .map(|a| {
-                if *a == in_image {
-                    config.display().to_string()
-                } else {
-                    a.clone()
-                }
-            })
-            .collect()
-    };
+    let local = |args: &[String]| with_local_config(args, &in_image, &config);
     let healthcheck = || {
         Command::new(BIN)
             .args(&local(&health)[1..])
@@ -846,17 +836,7 @@ async fn compose_tree_decodes_on_the_relay_node() {
         let text = std::fs::read_to_string(docker.join(format!("{name}.toml"))).unwrap();
         let local = dir.join(&format!("{name}.toml"));
         std::fs::write(&local, localise(&text, port, team, &hosts)).unwrap();
-        let args = |cmd: &[String]| -> Vec<String> {
-            cmd.iter()
-                .map(|a| {
-                    if *a == in_container {
-                        local.display().to_string()
-                    } else {
-                        a.clone()
-                    }
-                })
-                .collect()
-        };
+        let args = |cmd: &[String]| with_local_config(cmd, &in_container, &local);
         assert!(service.command.contains(&in_container));
         let mut cmd = Command::new(BIN);
         cmd.args(args(&service.command)).env("RUST_LOG", "info");
@@ -932,4 +912,18 @@ async fn compose_tree_decodes_on_the_relay_node() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `args` (a command of the Dockerfile or the compose file) with the config path it names
+/// inside the image or container, `inside`, replaced by the local copy `local`.
+fn with_local_config(args: &[String], inside: &str, local: &std::path::Path) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            if a == inside {
+                local.display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
 }
