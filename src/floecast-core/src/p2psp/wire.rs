@@ -152,7 +152,9 @@ pub enum WireError {
     BufferFull,
 }
 
-/// One decoded message plus the team cookie it carried.
+/// One message and the team it belongs to. The team id is not encoded since version 3: `seal`
+/// covers it with the tag (and the join reply's signature names it), and `decode` leaves it 0,
+/// since the receiver knows its own team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packet {
     pub team: u32,
