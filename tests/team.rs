@@ -2,6 +2,8 @@
 //! which must reassemble the source's bytes exactly while the splitter sends one copy.
 
 mod common;
+mod interop_support;
+mod media;
 
 use std::time::Duration;
 
@@ -66,7 +68,7 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
                 match tokio::time::timeout(Duration::from_secs(3), link.next()).await {
                     Ok(Output::Data(d)) => got.extend_from_slice(&d),
                     Ok(Output::Skipped) => skipped += 1,
-                    Ok(Output::Header(_) | Output::Info(_)) => {}
+                    Ok(Output::Info(_)) => {}
                     Ok(Output::Gone) | Err(_) => break,
                 }
             }
@@ -303,7 +305,7 @@ async fn churn(monitors_too: bool, min_continuity: f64) {
                 match tokio::time::timeout(Duration::from_secs(3), link.next()).await {
                     Ok(Output::Data(_)) => data += 1,
                     Ok(Output::Skipped) => skipped += 1,
-                    Ok(Output::Header(_) | Output::Info(_)) => {}
+                    Ok(Output::Info(_)) => {}
                     Ok(Output::Gone) | Err(_) => return (data, skipped),
                 }
             }
@@ -495,4 +497,143 @@ async fn a_reload_starts_restarts_and_stops_teams() {
         .expect("the listener is still connected");
     feeder.abort();
     reader.abort();
+}
+
+/// Offsets of the chains' first pages (BOS pages that follow a non-BOS page) in an Ogg file.
+fn chain_starts(ogg: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut in_bos = false;
+    let mut at = 0;
+    while at + 27 <= ogg.len() && &ogg[at..at + 4] == b"OggS" {
+        let segs = usize::from(ogg[at + 26]);
+        let body: usize = ogg[at + 27..at + 27 + segs]
+            .iter()
+            .map(|&s| usize::from(s))
+            .sum();
+        let bos = ogg[at + 5] & 2 != 0;
+        if bos && !in_bos {
+            starts.push(at);
+        }
+        in_bos = bos;
+        at += 27 + segs + body;
+    }
+    starts
+}
+
+/// A chained Ogg stream (a new chain at every track, as liquidsoap, ices2 and ezstream send)
+/// crosses a team with each chain's header in the stream: every peer's bytes are the source's
+/// from its join on, a peer mount re-serves every chain to its listener, and the splitter still
+/// sends one copy (header updates sent to each peer cost it a header per peer per track).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chained_ogg_crosses_the_team_in_the_stream_at_one_copy() {
+    if !have("ffmpeg") {
+        skip("chained_ogg_crosses_the_team: ffmpeg makes the chained Ogg");
+        return;
+    }
+    let media = media::Media::new();
+    let file = std::fs::read(media.get(media::Kind::ChainedVorbis).await).unwrap();
+    let starts = chain_starts(&file);
+    assert_eq!(starts.len(), media::TRACKS * media::CHAIN_ROUNDS);
+    let mut ca = test_config();
+    ca.mounts.push(splitter_mount("/chain.ogg"));
+    let a = start(ca).await;
+    let team = splitter_addr(&a, "/chain.ogg").await.to_string();
+    let mut cb = test_config();
+    cb.mounts.push(peer_mount("/chain.ogg", &team, None));
+    let b = start(cb).await;
+    let mut src = source(a.addr, "/chain.ogg", "application/ogg", "").await;
+    // Three times real time: a chain change every 1.3 s.
+    let per_10ms =
+        file.len() / (media::TRACKS * media::CHAIN_ROUNDS) / media::TRACK_SECONDS as usize * 3
+            / 100;
+    let mut sent = 0;
+    let mut push_to = async |src: &mut tokio::net::TcpStream, upto: usize| {
+        while sent < upto {
+            let end = (sent + per_10ms).min(upto);
+            src.write_all(&file[sent..end]).await.unwrap();
+            sent = end;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    // Half of the first track, then eight peers join.
+    push_to(&mut src, starts[1] / 2).await;
+    let mut collectors = Vec::new();
+    for _ in 0..8 {
+        let mut link = PeerLink::join(&team, Codec::Native).await.expect("join");
+        // Idle for longer than a Digest may take (chunks from other peers wait for it: up to
+        // 4 s with big Ogg pages), then the stream is over.
+        collectors.push(tokio::spawn(async move {
+            let mut got = link.header.to_vec();
+            let header_len = got.len();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(6), link.next()).await {
+                    Ok(Output::Data(d)) => got.extend_from_slice(&d),
+                    Ok(Output::Skipped) => panic!("a chunk was lost"),
+                    Ok(Output::Info(_)) => {}
+                    Ok(Output::Gone) | Err(_) => break,
+                }
+            }
+            link.leave(Duration::from_secs(2)).await;
+            (got, header_len)
+        }));
+    }
+    wait_for("B live", Duration::from_secs(10), || {
+        b.app.server.registry.contains("/chain.ogg")
+    })
+    .await;
+    let mut l = connect(b.addr).await;
+    l.write_all(b"GET /chain.ogg HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let (head, mut heard) = read_head(&mut l, T).await;
+    assert!(head.contains("Content-Type: application/ogg"), "{head}");
+    let reader = tokio::spawn(async move {
+        heard.extend(read_until_close(&mut l, Duration::from_secs(15)).await);
+        heard
+    });
+    // Six more chains.
+    push_to(&mut src, starts[7]).await;
+    drop(src);
+    for (i, c) in collectors.into_iter().enumerate() {
+        let (got, header_len) = c.await.unwrap();
+        // The header at join, then the source's bytes from the join on, chain headers included.
+        let body = &got[header_len..];
+        let at = file
+            .windows(64)
+            .position(|w| w == &body[..64])
+            .expect("peer data is from the stream");
+        assert_bytes(body, &file[at..at + body.len()], &format!("peer {i}"));
+        assert!(at < starts[1], "peer {i} joined at byte {at}");
+        assert_eq!(at + body.len(), starts[7], "peer {i} stopped early");
+        assert_eq!(
+            &got[..header_len],
+            &file[..header_len],
+            "peer {i}'s join header"
+        );
+    }
+    // B's listener got every chain, each with its own headers and titles.
+    let heard = reader.await.unwrap();
+    let pages = interop_support::ogg_pages(&heard);
+    assert!(pages.iter().all(|p| p.crc_ok));
+    let titles: Vec<String> = pages
+        .iter()
+        .filter(|p| p.body.starts_with(b"\x03vorbis"))
+        .map(|p| {
+            let t = interop_support::find(&p.body, b"title=Pink Title ").expect("title tag");
+            String::from_utf8_lossy(&p.body[t + 6..t + 18]).into_owned()
+        })
+        .collect();
+    assert!(titles.len() >= 7, "{titles:?}");
+    for w in titles.windows(2) {
+        assert_ne!(w[0], w[1], "chains repeat a title: {titles:?}");
+    }
+    let stats = match a.app.server.tasks.teams.get("/chain.ogg") {
+        Some(TeamState::Splitter { stats: Some(s), .. }) => s,
+        other => panic!("no splitter stats: {other:?}"),
+    };
+    let ratio = stats.bytes_sent as f64 / starts[7] as f64;
+    assert!(
+        ratio <= 1.05,
+        "splitter egress {ratio:.3}x the stream with 9 peers"
+    );
 }

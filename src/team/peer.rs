@@ -47,8 +47,6 @@ const STOP_REMOVED: &str = "P2PSP team removed";
 pub enum Output {
     /// The next bytes of the stream, in order.
     Data(Bytes),
-    /// A new stream header (a new Ogg chain): it precedes the data that follows.
-    Header(Bytes),
     /// A chunk was lost for good; the stream skips it.
     Skipped,
     /// The stream's facts or now-playing title changed at the splitter.
@@ -285,7 +283,6 @@ impl PeerLink {
             while let Some(event) = self.peer.poll_event() {
                 match event {
                     PeerEvent::Deliver { payload, .. } => return Output::Data(payload),
-                    PeerEvent::HeaderChanged(h) => return Output::Header(h),
                     PeerEvent::Skipped { .. } => return Output::Skipped,
                     PeerEvent::InfoChanged(i) => return Output::Info(i),
                     PeerEvent::SplitterGone | PeerEvent::Left => return Output::Gone,
@@ -471,7 +468,7 @@ async fn serve_team(
             _ = stop.requested() => { reason = EndReason::Stopped(STOP_REMOVED); break; }
         };
         let fed = match out {
-            Output::Data(d) | Output::Header(d) => match session.as_mut() {
+            Output::Data(d) => match session.as_mut() {
                 Some(s) => s.ingest(&d),
                 // No stream yet: nothing to frame it as.
                 None => Ok(()),

@@ -4,8 +4,9 @@
 //! to the next peer in its round, which floods it to the rest of the team. Blocks are cut on
 //! container boundaries already (Ogg pages, MP3 frame runs, WebM clusters); larger ones are
 //! split to the team's chunk size. The stream header travels in the join reply and, when the
-//! chain changes, as header updates. The task outlives source sessions: when the mount's
-//! source comes back (the registry announces it), the team carries on with the new stream.
+//! chain changes, in the stream itself (as chunks ahead of the new chain's data). The task
+//! outlives source sessions: when the mount's source comes back (the registry announces it),
+//! the team carries on with the new stream.
 //! It runs until shutdown or until the supervisor stops it.
 //!
 //! Native joins are bounded: a joiner has [`JOIN_DEADLINE`] to send its request (and answer the
@@ -672,29 +673,44 @@ impl Attached {
         }
         let now = Instant::now();
         for block in blocks {
+            // A new chain's header goes into the stream ahead of its data, as a listener gets
+            // it: flooded and signed like any chunk, one copy from us whatever the team size.
             if let Some(h) = self.cursor.new_header(&block) {
+                let h = h.clone();
                 self.header_len = h.len();
-                if let Err(e) = splitter.set_header(h.clone()) {
-                    tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}");
+                match splitter.set_header(h.clone()) {
+                    Ok(()) => self.push(splitter, now, h, max_chunk, codec),
+                    Err(e) => tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}"),
                 }
             }
-            if codec == Codec::CompatGenC {
-                // Gen C chunks are exactly chunk-size bytes, blind to the container (§3).
-                self.carry.extend_from_slice(&block.data);
-                while self.carry.len() >= max_chunk {
-                    let piece = self.carry.split_to(max_chunk).freeze();
-                    if let Err(e) = splitter.push_chunk(now, piece) {
-                        tracing::warn!(mount = %self.mount.name, "P2PSP chunk refused: {e}");
-                    }
-                }
-                continue;
-            }
-            let mut data = block.data;
-            while !data.is_empty() {
-                let piece = data.split_to(data.len().min(max_chunk));
+            self.push(splitter, now, block.data, max_chunk, codec);
+        }
+    }
+
+    /// Cut `data` into chunks and push them.
+    fn push(
+        &mut self,
+        splitter: &mut Splitter,
+        now: Instant,
+        mut data: Bytes,
+        max_chunk: usize,
+        codec: Codec,
+    ) {
+        if codec == Codec::CompatGenC {
+            // Gen C chunks are exactly chunk-size bytes, blind to the container (§3).
+            self.carry.extend_from_slice(&data);
+            while self.carry.len() >= max_chunk {
+                let piece = self.carry.split_to(max_chunk).freeze();
                 if let Err(e) = splitter.push_chunk(now, piece) {
                     tracing::warn!(mount = %self.mount.name, "P2PSP chunk refused: {e}");
                 }
+            }
+            return;
+        }
+        while !data.is_empty() {
+            let piece = data.split_to(data.len().min(max_chunk));
+            if let Err(e) = splitter.push_chunk(now, piece) {
+                tracing::warn!(mount = %self.mount.name, "P2PSP chunk refused: {e}");
             }
         }
     }

@@ -202,17 +202,6 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
         ("lost", p(Message::LostChunk { no: ChunkNo(2) })),
         ("request", p(Message::Request { no: ChunkNo(1) })),
         ("prune", p(Message::Prune { origin: PeerId(1) })),
-        (
-            "header-piece",
-            p(Message::HeaderPiece {
-                epoch: 2,
-                first_chunk: ChunkNo(5),
-                total_len: 8,
-                offset: 0,
-                data: Bytes::from_static(b"OggShead"),
-            }),
-        ),
-        ("header-ack", p(Message::HeaderAck { epoch: 2 })),
         ("promote", p(Message::Promote)),
         (
             "report",

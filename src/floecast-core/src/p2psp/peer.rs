@@ -126,8 +126,6 @@ pub enum PeerEvent {
     Skipped {
         no: ChunkNo,
     },
-    /// A new stream header; emitted right before the first chunk of the new chain.
-    HeaderChanged(Bytes),
     /// The stream's facts or title changed at the splitter.
     InfoChanged(super::StreamInfo),
     NeighbourAdded {
@@ -239,15 +237,6 @@ struct Neighbour {
 }
 
 #[derive(Debug)]
-struct HeaderAssembly {
-    epoch: u32,
-    first: ChunkNo,
-    total: usize,
-    data: Vec<u8>,
-    got: Vec<bool>,
-}
-
-#[derive(Debug)]
 pub struct Peer {
     cfg: PeerConfig,
     id: PeerId,
@@ -274,11 +263,7 @@ pub struct Peer {
     monitor_horizon: u32,
     request: HoleScanner,
     holes: Vec<ChunkNo>,
-    header_epoch: u32,
     info_epoch: u32,
-    assembling: Option<HeaderAssembly>,
-    /// A header waiting for its first chunk to be played.
-    next_header: Option<(ChunkNo, Bytes)>,
     /// The last sign of a live splitter: a datagram from it, or a chunk new to us (only the
     /// splitter numbers chunks, so fresh ones prove it is alive however big the round).
     last_splitter: Instant,
@@ -345,10 +330,7 @@ impl Peer {
             request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER + auth::MAX_BATCH_DELAY)
                 .with_retries(HOLE_RETRIES, REQUEST_RETRY),
             holes: Vec::new(),
-            header_epoch: reply.header_epoch,
             info_epoch: reply.info_epoch,
-            assembling: None,
-            next_header: None,
             last_splitter: now,
             splitter_last_tx: now,
             last_report: now,
@@ -697,21 +679,8 @@ impl Peer {
                     self.event(PeerEvent::SplitterGone);
                 }
             }
-            Message::HeaderPiece {
-                epoch,
-                first_chunk,
-                total_len,
-                offset,
-                data,
-            } => self.header_piece(epoch, first_chunk, total_len, offset, data),
             Message::KeepAlive { .. } | Message::Hello { .. } => {}
-            Message::Info { epoch, info } => {
-                // Repeats and reordered older ones are ignored.
-                if epoch.wrapping_sub(self.info_epoch) as i32 > 0 {
-                    self.info_epoch = epoch;
-                    self.event(PeerEvent::InfoChanged(info));
-                }
-            }
+            Message::Info { .. } => self.on_info(msg, true),
             // A monitor left and the splitter chose us: start reporting lost chunks.
             Message::Promote => {
                 if self.complain.is_none() {
@@ -720,60 +689,6 @@ impl Peer {
                 }
             }
             _ => self.stats.garbage += 1,
-        }
-    }
-
-    fn header_piece(&mut self, epoch: u32, first: ChunkNo, total: u32, off: u32, data: Bytes) {
-        // Acknowledge the current epoch again (our ack may have been lost); ignore older ones.
-        if epoch == self.header_epoch {
-            self.send_splitter(Message::HeaderAck { epoch });
-            return;
-        }
-        if (epoch.wrapping_sub(self.header_epoch) as i32) < 0 {
-            return;
-        }
-        let total = total as usize;
-        let piece = wire::MAX_HEADER_PIECE;
-        let pieces = total.div_ceil(piece).max(1);
-        if self
-            .assembling
-            .as_ref()
-            .is_none_or(|a| a.epoch != epoch || a.total != total)
-        {
-            self.assembling = Some(HeaderAssembly {
-                epoch,
-                first,
-                total,
-                data: vec![0; total],
-                got: vec![false; pieces],
-            });
-        }
-        let Some(a) = self.assembling.as_mut() else {
-            return;
-        };
-        let off = off as usize;
-        // The splitter cuts at fixed piece boundaries; anything else is malformed.
-        let k = off / piece;
-        if off % piece != 0 || k >= pieces || data.len() != (total - off).min(piece) {
-            self.stats.garbage += 1;
-            return;
-        }
-        a.data[off..off + data.len()].copy_from_slice(&data);
-        a.got[k] = true;
-        if a.got.iter().all(|g| *g) {
-            let done = std::mem::take(&mut a.data);
-            let first = a.first;
-            self.assembling = None;
-            self.header_epoch = epoch;
-            self.send_splitter(Message::HeaderAck { epoch });
-            let h = Bytes::from(done);
-            if first.is_after(self.buffer.next_to_play()) {
-                self.next_header = Some((first, h));
-            } else {
-                // Its chain already started playing: switch now.
-                self.next_header = None;
-                self.event(PeerEvent::HeaderChanged(h));
-            }
         }
     }
 
@@ -854,6 +769,7 @@ impl Peer {
                 self.playout(now);
             }
             Message::Digest { .. } => self.on_digest(now, msg, false),
+            Message::Info { .. } => self.on_info(msg, false),
             Message::Request { no } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
                     return;
@@ -965,6 +881,7 @@ impl Peer {
                     self.queue(from, d);
                 }
             }
+            Message::Info { .. } => self.on_info(msg, false),
             // Reachable, if untracked: say so, or the greeter would take us for unreachable.
             Message::Hello { .. } => {
                 self.trust.stranger_tx += 1;
@@ -1014,15 +931,6 @@ impl Peer {
         self.buffer.advance(now);
         self.forget_unverified();
         while let Some(ev) = self.buffer.pop() {
-            let no = match &ev {
-                Playout::Deliver { no, .. } | Playout::Skipped { no } => *no,
-            };
-            if let Some((first, _)) = &self.next_header
-                && no.diff(*first) >= 0
-                && let Some((_, h)) = self.next_header.take()
-            {
-                self.event(PeerEvent::HeaderChanged(h));
-            }
             let e = self.stats.count_playout(ev);
             self.event(e);
         }

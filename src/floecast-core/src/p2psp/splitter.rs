@@ -10,8 +10,8 @@
 //! there is one), checks the tag and sequence of every datagram, expels a member on proof of a
 //! forged chunk, and lets only trusted monitors' complaints (or a quorum of monitors) expel.
 //!
-//! Egress is one copy of the stream (plus LRS resends and header updates), whatever the team
-//! size: keepalives go out only while the stream is idle, because fresh chunk numbers,
+//! Egress is one copy of the stream (plus LRS resends; header updates are chunks), whatever
+//! the team size: keepalives go out only while the stream is idle, because fresh chunk numbers,
 //! flooded by the team, already prove to every peer that the splitter is alive. It must never do I/O, read a clock, send a chunk to more
 //! than one peer, or believe complaints from non-monitors or datagrams from unknown endpoints.
 
@@ -33,11 +33,14 @@ use super::{ChunkNo, Codec, PeerId, Role, StreamInfo, Transmit, push_bounded};
 pub const MAX_PERIOD: u32 = 32;
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 4096;
-const HEADER_RETRIES: u32 = 5;
+/// Header changes remembered for join replies (a join burst spans a few seconds; chains last
+/// minutes).
+const HEADER_HISTORY: usize = 4;
 const TICK: Duration = Duration::from_secs(1);
 
-/// How many more times an Info is sent after the first, a keepalive interval apart.
-const INFO_REPEATS: u8 = 2;
+/// How many peers get a new Info from us (each floods it to the team): three independent
+/// floods, so a peer misses it only if all three lose it.
+const INFO_FANOUT: usize = 3;
 
 /// How many more times a Promote is sent after the first, a keepalive interval apart.
 const PROMOTE_REPEATS: u8 = 2;
@@ -237,6 +240,15 @@ pub struct SplitterStats {
     pub relayed_peers: usize,
 }
 
+/// A chain's stream header and the chunks that carry it (`first..end`; `end` grows as its
+/// bytes are pushed).
+#[derive(Debug)]
+struct HeaderChange {
+    first: ChunkNo,
+    end: ChunkNo,
+    header: Bytes,
+}
+
 #[derive(Debug)]
 struct Member {
     id: PeerId,
@@ -250,7 +262,6 @@ struct Member {
     losses_total: u64,
     period: u32,
     period_left: u32,
-    header_acked: u32,
     /// Promote messages still to repeat (UDP may lose one), and when the last went out.
     promote_left: u8,
     promoted_at: Instant,
@@ -303,14 +314,13 @@ pub struct Splitter {
     rr: usize,
     info: StreamInfo,
     info_epoch: u32,
-    info_repeats_left: u8,
-    info_repeat_at: Option<Instant>,
-    header: Bytes,
+    /// Where the next Info fan-out starts in the member list (so it rotates).
+    info_rr: usize,
+    /// The stream headers of the last chains, oldest first; the last is the current one.
+    headers: VecDeque<HeaderChange>,
     header_epoch: u32,
-    header_first_chunk: ChunkNo,
-    header_retry_at: Option<Instant>,
-    header_retry_due: bool,
-    header_retries_left: u32,
+    /// Bytes of the newest header still to come through `push_chunk`.
+    header_bytes_left: usize,
     next_tick: Instant,
     /// When the last chunk was pushed: keepalives are only needed while the stream is idle.
     last_push: Option<Instant>,
@@ -368,14 +378,14 @@ impl Splitter {
             rr: 0,
             info: StreamInfo::default(),
             info_epoch: 0,
-            info_repeats_left: 0,
-            info_repeat_at: None,
-            header: Bytes::new(),
+            info_rr: 0,
+            headers: VecDeque::from([HeaderChange {
+                first: ChunkNo(0),
+                end: ChunkNo(0),
+                header: Bytes::new(),
+            }]),
             header_epoch: 0,
-            header_first_chunk: ChunkNo(0),
-            header_retry_at: None,
-            header_retry_due: false,
-            header_retries_left: 0,
+            header_bytes_left: 0,
             next_tick: now + TICK,
             last_push: None,
             transmits: VecDeque::new(),
@@ -418,70 +428,75 @@ impl Splitter {
         self.members.len()
     }
 
-    /// The stream's facts and title. A change reaches native peers at once as Info (repeated
-    /// twice, since UDP may lose one); newcomers get it in their join reply.
+    /// The stream's facts and title. A change reaches native peers at once as a signed Info
+    /// sent to [`INFO_FANOUT`] of them, which flood it; newcomers get it in their join reply.
     pub fn set_stream_info(&mut self, info: StreamInfo) {
         if info == self.info {
             return;
         }
         self.info = info;
         self.info_epoch = self.info_epoch.wrapping_add(1);
-        if self.cfg.codec == Codec::Native && !self.members.is_empty() {
-            self.broadcast_info();
-            self.info_repeats_left = INFO_REPEATS;
-            self.info_repeat_at = Some(self.now + self.cfg.keepalive_interval);
+        if self.cfg.codec != Codec::Native || self.members.is_empty() {
+            return;
         }
-    }
-
-    fn broadcast_info(&mut self) {
-        for i in 0..self.members.len() {
+        // Cannot fail for an info that fits a join reply; if it did, peers learn it at join.
+        let Ok(parts) = wire::info_parts(self.team, self.info_epoch, &self.info) else {
+            return;
+        };
+        let signature = self.cfg.key.sign(&[&parts]);
+        let n = self.members.len();
+        for k in 0..INFO_FANOUT.min(n) {
+            let i = (self.info_rr + k) % n;
             let msg = Message::Info {
                 epoch: self.info_epoch,
                 info: self.info.clone(),
+                signature,
             };
             self.send(i, msg);
         }
+        self.info_rr = (self.info_rr + INFO_FANOUT) % n;
     }
 
-    /// A new stream header (chain change). It applies from the next pushed chunk on; native
-    /// peers get it as HeaderPiece datagrams, repeated until acknowledged.
+    /// A new stream header (chain change). The caller pushes the header's bytes next, as
+    /// chunks ahead of the new chain's data: peers get it in the stream, flooded and signed
+    /// like any chunk, so a chain change costs the splitter one copy whatever the team size.
+    /// Recorded here for join replies, which carry the header in effect at the joiner's start.
     pub fn set_header(&mut self, header: Bytes) -> Result<(), PushError> {
         if header.len() > wire::MAX_HEADER {
             return Err(PushError::HeaderTooBig(header.len()));
         }
-        self.header = header;
         self.header_epoch = self.header_epoch.wrapping_add(1);
-        self.header_first_chunk = self.next_no;
-        if self.cfg.codec == Codec::Native && !self.members.is_empty() {
-            for i in 0..self.members.len() {
-                self.send_header_to(i);
-            }
-            self.header_retries_left = HEADER_RETRIES;
-            self.header_retry_due = true;
-            self.header_retry_at = None;
-        }
+        self.header_bytes_left = header.len();
+        push_bounded(
+            &mut self.headers,
+            HEADER_HISTORY,
+            HeaderChange {
+                first: self.next_no,
+                end: self.next_no,
+                header,
+            },
+        );
         Ok(())
     }
 
-    fn send_header_to(&mut self, i: usize) {
-        let total = self.header.len() as u32;
-        let mut off = 0usize;
-        // An empty header still needs one (empty) piece to announce it.
-        loop {
-            let end = (off + wire::MAX_HEADER_PIECE).min(self.header.len());
-            let msg = Message::HeaderPiece {
-                epoch: self.header_epoch,
-                first_chunk: self.header_first_chunk,
-                total_len: total,
-                offset: off as u32,
-                data: self.header.slice(off..end),
-            };
-            self.send(i, msg);
-            off = end;
-            if off >= self.header.len() {
-                break;
+    /// The header a joiner starting at `burst`'s first chunk (or the next one) needs, with the
+    /// burst cut so that it never begins inside a header's own chunks.
+    fn join_header(&self, burst: &mut Vec<BurstChunk>) -> Bytes {
+        let mut start = burst.first().map_or(self.next_no, |c| c.no);
+        let mut header = self.headers.front().map(|h| h.header.clone());
+        for h in &self.headers {
+            // Starting in the middle of its header chunks: start after them instead.
+            if start.diff(h.first) >= 0 && h.end.diff(start) > 0 {
+                start = h.end;
+            }
+            // Its chunks are all behind the start: the joiner needs it from us. Later ones
+            // it reads in the stream.
+            if start.diff(h.end) >= 0 {
+                header = Some(h.header.clone());
             }
         }
+        burst.retain(|c| c.no.diff(start) >= 0);
+        header.unwrap_or_default()
     }
 
     /// Number the next chunk, keep it, and send it to one peer. Returns its number.
@@ -504,6 +519,12 @@ impl Splitter {
         }
         let no = self.next_no;
         self.next_no = no.plus(1);
+        if self.header_bytes_left > 0 {
+            self.header_bytes_left = self.header_bytes_left.saturating_sub(payload.len());
+            if let Some(h) = self.headers.back_mut() {
+                h.end = self.next_no;
+            }
+        }
         if let Some(last) = self.last_push {
             let d = now.saturating_duration_since(last);
             self.chunk_interval = Some(match self.chunk_interval {
@@ -799,6 +820,8 @@ impl Splitter {
         if self.cfg.acs {
             granted |= wire::features::ACS;
         }
+        let mut burst = self.burst();
+        let header = self.join_header(&mut burst);
         let reply = JoinReply {
             version: wire::VERSION,
             features: request.features & granted,
@@ -818,9 +841,9 @@ impl Splitter {
             info: self.info.clone(),
             info_epoch: self.info_epoch,
             header_epoch: self.header_epoch,
-            header: self.header.clone(),
+            header,
             next_chunk: self.next_no,
-            burst: self.burst(),
+            burst,
             splitter_key: self.cfg.key.public(),
             peer_key,
             keys_masked,
@@ -844,7 +867,6 @@ impl Splitter {
             losses_total: 0,
             period: 1,
             period_left: 1,
-            header_acked: self.header_epoch,
             promote_left: 0,
             promoted_at: now,
             report: None,
@@ -998,11 +1020,6 @@ impl Splitter {
                 }
             }
             Message::Polluted(e) => self.on_polluted(i, &e),
-            Message::HeaderAck { epoch } => {
-                if epoch == self.header_epoch {
-                    self.members[i].header_acked = epoch;
-                }
-            }
             _ => self.stats.garbage += 1,
         }
     }
@@ -1265,28 +1282,6 @@ impl Splitter {
                     self.send(i, Message::Promote);
                 }
             }
-            if self.info_repeat_at.is_some_and(|t| now >= t) {
-                self.broadcast_info();
-                self.info_repeats_left = self.info_repeats_left.saturating_sub(1);
-                self.info_repeat_at =
-                    (self.info_repeats_left > 0).then(|| now + self.cfg.keepalive_interval);
-            }
-            if self.header_retry_due {
-                self.header_retry_due = false;
-                self.header_retry_at = Some(now + self.cfg.keepalive_interval);
-            } else if self.header_retry_at.is_some_and(|t| now >= t) {
-                for i in 0..self.members.len() {
-                    if self.members[i].header_acked != self.header_epoch {
-                        self.send_header_to(i);
-                    }
-                }
-                self.header_retries_left = self.header_retries_left.saturating_sub(1);
-                self.header_retry_at = if self.header_retries_left == 0 {
-                    None
-                } else {
-                    Some(now + self.cfg.keepalive_interval)
-                };
-            }
         }
     }
 
@@ -1298,7 +1293,7 @@ impl Splitter {
     }
 
     /// Encode per codec and queue; counts egress. Messages a Gen C peer cannot understand
-    /// (keepalives, header pieces) are not sent in compat mode.
+    /// (keepalives, Info) are not sent in compat mode.
     fn send(&mut self, i: usize, msg: Message) {
         self.send_hashed(i, msg, None);
     }
@@ -1356,12 +1351,6 @@ impl Splitter {
                 if m.promote_left > 0 {
                     t = t.min(m.promoted_at + self.cfg.keepalive_interval);
                 }
-            }
-            if let Some(h) = self.header_retry_at {
-                t = t.min(h);
-            }
-            if let Some(h) = self.info_repeat_at {
-                t = t.min(h);
             }
             if let Some(b) = self.batch_since {
                 t = t.min(b + self.batch_delay());

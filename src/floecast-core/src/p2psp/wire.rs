@@ -22,8 +22,7 @@
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; SplitterChunk (a Chunk
 //! from the splitter, whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
-//! HeaderPiece `u32 epoch, u32 first_chunk, u32 total_len, u32 offset, data (rest)`;
-//! HeaderAck `u32 epoch`; Info `u32 epoch` + stream info (as in [`JoinReply`]); Digest
+//! Info `u32 epoch` + stream info (as in [`JoinReply`]) + 64-byte Ed25519 signature; Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
 //! ([`Evidence`]); Expel `u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
 //! Endpoint `endpoint`; Report
@@ -33,18 +32,20 @@
 //! every peer's health).
 //!
 //! Stream info updates: when the source's facts or the now-playing title change, the splitter
-//! sends Info to every peer (three times, a keepalive interval apart: it is idempotent by
-//! epoch), so peer mounts re-serve the new content type and titles.
+//! signs an Info and sends it to a few peers, each of which floods it to its neighbours (it
+//! is idempotent by epoch), so peer mounts re-serve the new content type and titles and the
+//! splitter pays a few copies per title change, not one per peer.
 //!
 //! TCP (join) bodies travel in frames of `u32 len` + message (see [`FrameDecoder`]):
 //! JoinRequest, Challenge (`16-byte nonce`, only when the team has a secret), JoinProof
 //! (`32-byte proof`), JoinReply, JoinRefused; layouts at [`JoinRequest`] and [`JoinReply`].
 //! A joiner of another version gets a JoinRefused in its own version's frame layout.
 //!
-//! Header updates: a chain change mid-stream is sent by the splitter over UDP as
-//! HeaderPiece datagrams (≤ 60000 bytes each, at most 1 MiB in all); the peer reassembles
-//! by epoch, answers HeaderAck, and the splitter repeats unacknowledged pieces. The update
-//! names the first chunk of the new chain so the peer can switch headers in stream order.
+//! Header updates travel in the stream: at a chain change the splitter numbers the new
+//! header's bytes as ordinary chunks ahead of the chain's data, so they are flooded, signed
+//! and repaired like any chunk and the splitter uploads one copy, whatever the team size. The
+//! join reply carries the header in effect at the joiner's first chunk. (Types 0x08 and 0x09,
+//! version 3's HeaderPiece and HeaderAck, are retired.)
 //!
 //! Decoding never panics, checks every length against what is left before allocating, and
 //! rejects trailing bytes, oversize fields and unknown types. It must never trust a length
@@ -76,8 +77,6 @@ pub const MAX_BURST_CHUNKS: usize = 1024;
 pub const MAX_BURST_BYTES: usize = 4 << 20;
 /// Largest TCP frame body: a full header, a full burst and a full peer list fit.
 pub const MAX_FRAME: usize = MAX_HEADER + MAX_BURST_BYTES + (1 << 20);
-/// Largest piece of a header carried in one HeaderPiece datagram.
-pub const MAX_HEADER_PIECE: usize = MAX_CHUNK_PAYLOAD;
 
 /// Feature bits offered in a JoinRequest and granted in a JoinReply.
 pub mod features {
@@ -85,7 +84,7 @@ pub mod features {
     pub const LRS: u32 = 1;
     /// Adaptive chunk rate at the splitter.
     pub const ACS: u32 = 2;
-    /// HeaderPiece / HeaderAck.
+    /// Header updates reach the peer (in the stream, since HeaderPiece was retired).
     pub const HEADER_UPDATES: u32 = 4;
     /// Request / Prune topology repair between peers.
     pub const REQUEST_PRUNE: u32 = 8;
@@ -101,8 +100,7 @@ pub mod ty {
     pub const LOST_CHUNK: u8 = 0x05;
     pub const REQUEST: u8 = 0x06;
     pub const PRUNE: u8 = 0x07;
-    pub const HEADER_PIECE: u8 = 0x08;
-    pub const HEADER_ACK: u8 = 0x09;
+    // 0x08 and 0x09 were HeaderPiece and HeaderAck (headers now travel in the stream).
     pub const PROMOTE: u8 = 0x0A;
     pub const INFO: u8 = 0x0B;
     pub const REPORT: u8 = 0x0C;
@@ -190,23 +188,14 @@ pub enum Message {
     Prune {
         origin: PeerId,
     },
-    /// Splitter → peer: part of a new stream header that applies from `first_chunk` on.
-    HeaderPiece {
-        epoch: u32,
-        first_chunk: ChunkNo,
-        total_len: u32,
-        offset: u32,
-        data: Bytes,
-    },
-    HeaderAck {
-        epoch: u32,
-    },
     /// Splitter → peer: you are a monitor now (a monitor left). Monitors report lost chunks.
     Promote,
-    /// Splitter → peer: the stream's facts or title changed (newer `epoch` wins).
+    /// The stream's facts or title changed (newer `epoch` wins). Signed by the splitter
+    /// ([`info_parts`]): it sends one to a few peers, which flood it to the team.
     Info {
         epoch: u32,
         info: StreamInfo,
+        signature: [u8; SIGNATURE_LEN],
     },
     /// Peer → splitter, in place of a keepalive: how the peer is doing.
     Report(PeerReport),
@@ -492,26 +481,15 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         }
         Message::LostChunk { no } | Message::Request { no } => b.put_u32(no.0),
         Message::Prune { origin } => b.put_u32(origin.0),
-        Message::HeaderPiece {
-            epoch,
-            first_chunk,
-            total_len,
-            offset,
-            data,
-        } => {
-            check_len("header piece", data.len(), MAX_HEADER_PIECE)?;
-            check_len("header", *total_len as usize, MAX_HEADER)?;
-            b.put_u32(*epoch);
-            b.put_u32(first_chunk.0);
-            b.put_u32(*total_len);
-            b.put_u32(*offset);
-            b.put_slice(data);
-        }
-        Message::HeaderAck { epoch } => b.put_u32(*epoch),
         Message::Promote => {}
-        Message::Info { epoch, info } => {
+        Message::Info {
+            epoch,
+            info,
+            signature,
+        } => {
             b.put_u32(*epoch);
             put_info(&mut b, info)?;
+            b.put_slice(signature);
         }
         Message::Report(r) => {
             b.put_u32(r.from.0);
@@ -641,6 +619,16 @@ fn put_info(b: &mut BytesMut, i: &StreamInfo) -> Result<(), WireError> {
     Ok(())
 }
 
+/// What an Info's signature covers: the team, the epoch and the info as encoded.
+pub fn info_parts(team: u32, epoch: u32, info: &StreamInfo) -> Result<Vec<u8>, WireError> {
+    let mut b = BytesMut::new();
+    b.put_slice(b"info");
+    b.put_u32(team);
+    b.put_u32(epoch);
+    put_info(&mut b, info)?;
+    Ok(b.to_vec())
+}
+
 fn read_info(r: &mut Reader<'_>) -> Result<StreamInfo, WireError> {
     Ok(StreamInfo {
         content_type: r.string()?,
@@ -672,8 +660,6 @@ fn type_of(m: &Message) -> u8 {
         Message::LostChunk { .. } => ty::LOST_CHUNK,
         Message::Request { .. } => ty::REQUEST,
         Message::Prune { .. } => ty::PRUNE,
-        Message::HeaderPiece { .. } => ty::HEADER_PIECE,
-        Message::HeaderAck { .. } => ty::HEADER_ACK,
         Message::Info { .. } => ty::INFO,
         Message::Report(_) => ty::REPORT,
         Message::Digest { .. } => ty::DIGEST,
@@ -842,26 +828,6 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         ty::PRUNE => Message::Prune {
             origin: PeerId(r.u32()?),
         },
-        ty::HEADER_PIECE => {
-            let epoch = r.u32()?;
-            let first_chunk = ChunkNo(r.u32()?);
-            let total_len = r.u32()?;
-            let offset = r.u32()?;
-            let data = r.rest();
-            check_len("header", total_len as usize, MAX_HEADER)?;
-            check_len("header piece", data.len(), MAX_HEADER_PIECE)?;
-            if u64::from(offset) + data.len() as u64 > u64::from(total_len) {
-                return Err(WireError::Invalid("header piece beyond total length"));
-            }
-            Message::HeaderPiece {
-                epoch,
-                first_chunk,
-                total_len,
-                offset,
-                data: Bytes::copy_from_slice(data),
-            }
-        }
-        ty::HEADER_ACK => Message::HeaderAck { epoch: r.u32()? },
         ty::PROMOTE => Message::Promote,
         ty::REPORT => Message::Report(PeerReport {
             from: PeerId(r.u32()?),
@@ -878,6 +844,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             Message::Info {
                 epoch,
                 info: read_info(&mut r)?,
+                signature: r.array()?,
             }
         }
         ty::DIGEST => {

@@ -2,6 +2,7 @@
 //! events out, with the clock read here as the driver would.
 
 use super::*;
+use crate::p2psp::StreamInfo;
 use crate::p2psp::splitter::{LeaveReason, Splitter, SplitterConfig, SplitterEvent};
 use crate::p2psp::wire::JoinRequest;
 use std::collections::HashSet;
@@ -16,7 +17,7 @@ struct Net {
     peers: Vec<(SocketAddr, Peer)>,
     delivered: Vec<Vec<(ChunkNo, Bytes)>>,
     skipped: Vec<Vec<ChunkNo>>,
-    headers: Vec<Vec<(usize, Bytes)>>,
+    titles: Vec<Vec<String>>,
     splitter_events: Vec<SplitterEvent>,
     dead: HashSet<SocketAddr>,
     splitter_egress: u64,
@@ -38,7 +39,7 @@ impl Net {
             peers: vec![],
             delivered: vec![],
             skipped: vec![],
-            headers: vec![],
+            titles: vec![],
             splitter_events: vec![],
             dead: HashSet::new(),
             splitter_egress: 0,
@@ -73,7 +74,7 @@ impl Net {
         self.peers.push((addr, p));
         self.delivered.push(vec![]);
         self.skipped.push(vec![]);
-        self.headers.push(vec![]);
+        self.titles.push(vec![]);
         // Its Hello reaches the splitter, which admits it (and introduces it).
         self.pump();
         k
@@ -88,9 +89,7 @@ impl Net {
                 match e {
                     PeerEvent::Deliver { no, payload } => self.delivered[k].push((no, payload)),
                     PeerEvent::Skipped { no } => self.skipped[k].push(no),
-                    PeerEvent::HeaderChanged(h) => {
-                        self.headers[k].push((self.delivered[k].len(), h))
-                    }
+                    PeerEvent::InfoChanged(i) => self.titles[k].push(i.title),
                     _ => {}
                 }
             }
@@ -362,19 +361,37 @@ fn join_burst_plays_at_once() {
 }
 
 #[test]
-fn header_change_arrives_in_stream_order() {
+fn header_change_travels_in_the_stream_at_one_copy() {
     let mut net = Net::new(team_cfg());
-    for _ in 0..4 {
+    for _ in 0..8 {
         net.join(Role::Peer);
     }
     net.stream(40, Duration::from_millis(10));
-    let h = Bytes::from(vec![0x4F; 100_000]); // two pieces
+    let h = Bytes::from((0..6000u32).map(|i| (i * 7) as u8).collect::<Vec<_>>());
+    let before = net.splitter_egress;
     net.splitter.set_header(h.clone()).unwrap();
+    let first = net.splitter.next_chunk();
+    for piece in h.chunks(1500) {
+        let now = net.now;
+        net.splitter
+            .push_chunk(now, Bytes::copy_from_slice(piece))
+            .unwrap();
+        net.pump();
+        net.advance(Duration::from_millis(10));
+    }
+    // One copy (plus datagram overhead), where a copy per peer would be 8 × 6000 bytes.
+    let header_egress = net.splitter_egress - before;
+    assert!(header_egress < h.len() as u64 * 11 / 10, "{header_egress}");
     net.stream(40, Duration::from_millis(10));
     net.settle();
-    for k in 0..4 {
-        assert_eq!(net.headers[k], vec![(40, h.clone())], "peer {k}");
-        assert_eq!(net.delivered[k].len(), 80);
+    for k in 0..8 {
+        let d = &net.delivered[k];
+        assert_eq!(d.len(), 84, "peer {k}");
+        let at = d.iter().position(|(no, _)| *no == first).unwrap();
+        let got: Vec<u8> = d[at..at + 4].iter().flat_map(|(_, p)| p.to_vec()).collect();
+        assert_eq!(got, h.to_vec(), "peer {k}");
+        check_in_order(&d[..at]);
+        check_in_order(&d[at + 4..]);
     }
 }
 
@@ -425,6 +442,44 @@ fn forge(net: &Net, member: usize, victim: usize, seq: u64, msg: Message) -> Byt
     let key = m.trust.pair_key(m.id, v.id).expect("pair key");
     let p = Packet { team: m.team, msg };
     wire::seal(&p, m.id, seq, &key, None).unwrap()
+}
+
+#[test]
+fn a_title_change_reaches_every_peer_once_through_the_team_and_forged_ones_do_not() {
+    let mut net = Net::new(team_cfg());
+    for _ in 0..8 {
+        net.join(Role::Peer);
+    }
+    net.stream(8, Duration::from_millis(10));
+    let before = net.splitter_egress;
+    net.splitter.set_stream_info(StreamInfo {
+        title: "Floe - One".into(),
+        ..StreamInfo::default()
+    });
+    net.pump();
+    // Three signed copies from the splitter; the peers flood them.
+    let info_egress = net.splitter_egress - before;
+    assert!(info_egress < 3 * 200, "{info_egress}");
+    net.settle();
+    for k in 0..8 {
+        assert_eq!(net.titles[k], vec!["Floe - One".to_string()], "peer {k}");
+    }
+    // A member's Info under its genuine pair key but without the splitter's signature.
+    let (addr, epoch) = (net.peers[1].0, net.peers[0].1.info_epoch);
+    let msg = Message::Info {
+        epoch: epoch + 1,
+        info: StreamInfo {
+            title: "Forged".into(),
+            ..StreamInfo::default()
+        },
+        signature: [7; 64],
+    };
+    let d = forge(&net, 1, 0, 1 << 30, msg);
+    let now = net.now;
+    net.peers[0].1.handle_datagram(now, addr, &d);
+    net.settle();
+    assert_eq!(net.titles[0], vec!["Floe - One".to_string()]);
+    assert_eq!(net.peers[0].1.stats().bad_signatures, 1);
 }
 
 #[test]

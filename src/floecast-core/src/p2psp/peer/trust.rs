@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{Insert, Peer};
+use super::{Insert, Peer, PeerEvent};
 use crate::p2psp::auth::{self, Check, ChunkHash, Key, ReplayWindow, Verifier};
 use crate::p2psp::wire::{self, Evidence, Message};
 use crate::p2psp::{ChunkNo, PeerId};
@@ -328,6 +328,36 @@ impl Peer {
         }
         self.paced_send();
         self.playout(now);
+    }
+
+    /// A signed Info: news (a newer epoch) is applied and, when the splitter sent it to us,
+    /// flooded to our neighbours. Repeats, older epochs and bad signatures are dropped.
+    pub(super) fn on_info(&mut self, msg: Message, from_splitter: bool) {
+        let Message::Info {
+            epoch,
+            info,
+            signature,
+        } = &msg
+        else {
+            return;
+        };
+        if epoch.wrapping_sub(self.info_epoch) as i32 <= 0 {
+            return;
+        }
+        let Ok(parts) = wire::info_parts(self.team, *epoch, info) else {
+            return;
+        };
+        if !auth::verify_signature(&self.trust.splitter_key, &[&parts], signature) {
+            self.stats.bad_signatures += 1;
+            return;
+        }
+        self.info_epoch = *epoch;
+        self.event(PeerEvent::InfoChanged(info.clone()));
+        if from_splitter {
+            for i in 0..self.neighbours.len() {
+                self.send_to(i, msg.clone());
+            }
+        }
     }
 
     /// The splitter expelled member `id` (proven polluter): drop it and whatever it sends.

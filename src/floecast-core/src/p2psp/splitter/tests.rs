@@ -151,10 +151,10 @@ fn keepalives_only_while_the_stream_is_idle() {
 }
 
 #[test]
-fn info_changes_reach_every_peer_three_times() {
+fn info_changes_go_signed_to_three_peers_in_turn() {
     let t = Instant::now();
     let mut s = Splitter::new(SplitterConfig::default(), 42, t);
-    for n in 1..=3 {
+    for n in 1..=5 {
         join_peer(&mut s, t, n).unwrap();
     }
     let info = StreamInfo {
@@ -162,33 +162,48 @@ fn info_changes_reach_every_peer_three_times() {
         title: "A - B".into(),
         ..StreamInfo::default()
     };
-    let infos = |s: &mut Splitter| {
+    let public = s.cfg.key.public();
+    let team = s.team;
+    let infos = |s: &mut Splitter| -> Vec<SocketAddr> {
         decode_all(s)
             .into_iter()
-            .filter(|(_, m)| matches!(m, Message::Info { epoch: 1, info: i } if i.title == "A - B"))
-            .count()
+            .filter_map(|(to, m)| match m {
+                Message::Info {
+                    epoch,
+                    info,
+                    signature,
+                } => {
+                    let parts = wire::info_parts(team, epoch, &info).unwrap();
+                    assert!(auth::verify_signature(&public, &[&parts], &signature));
+                    Some(to)
+                }
+                _ => None,
+            })
+            .collect()
     };
     s.set_stream_info(info.clone());
-    assert_eq!(infos(&mut s), 3);
-    // The same info again is no change.
+    let first = infos(&mut s);
+    assert_eq!(first.len(), 3);
+    // The same info again is no change; nothing is repeated later (the peers flood it).
     s.set_stream_info(info);
-    assert_eq!(infos(&mut s), 0);
-    let mut repeats = 0;
+    assert!(infos(&mut s).is_empty());
     for k in 1..=5u64 {
-        let now = t + Duration::from_secs(k);
-        for n in 1..=3 {
-            s.handle_datagram(
-                now,
-                addr(n),
-                &enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) }),
-            );
-        }
-        s.handle_timeout(now);
-        repeats += infos(&mut s);
+        s.handle_timeout(t + Duration::from_secs(k));
+        assert!(infos(&mut s).is_empty());
     }
-    assert_eq!(repeats, 6, "two repeats to each of 3 peers");
+    // The next change goes to the next three.
+    s.set_stream_info(StreamInfo {
+        title: "C - D".into(),
+        ..StreamInfo::default()
+    });
+    let second = infos(&mut s);
+    assert_eq!(second.len(), 3);
+    assert!(
+        second.iter().any(|a| !first.contains(a)),
+        "{first:?} {second:?}"
+    );
     let (_, reply) = join_peer(&mut s, t, 9).unwrap();
-    assert_eq!((reply.info_epoch, reply.info.title.as_str()), (1, "A - B"));
+    assert_eq!((reply.info_epoch, reply.info.title.as_str()), (2, "C - D"));
 }
 
 #[test]
@@ -367,32 +382,53 @@ fn acs_serves_lossy_peers_less() {
 }
 
 #[test]
-fn header_update_is_sent_and_retried_until_acked() {
+fn join_reply_carries_the_header_in_effect_at_the_joiners_first_chunk() {
     let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    let (a, _) = join_peer(&mut s, t, 1).unwrap();
-    s.set_header(Bytes::from(vec![1u8; 70000])).unwrap();
-    let pieces = decode_all(&mut s);
-    assert_eq!(pieces.len(), 2);
-    s.handle_timeout(t + Duration::from_millis(10));
-    let _ = decode_all(&mut s);
-    s.handle_timeout(t + Duration::from_secs(2));
-    let again = decode_all(&mut s);
-    assert!(
-        again
-            .iter()
-            .filter(|(_, m)| matches!(m, Message::HeaderPiece { .. }))
-            .count()
-            == 2
-    );
-    s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::HeaderAck { epoch: 1 }));
-    let _ = a;
-    s.handle_timeout(t + Duration::from_secs(4));
-    assert!(
-        !decode_all(&mut s)
-            .iter()
-            .any(|(_, m)| matches!(m, Message::HeaderPiece { .. }))
-    );
+    let cfg = SplitterConfig {
+        burst_chunks_on_join: 8,
+        max_chunk_payload: 100,
+        ..SplitterConfig::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    // The caller pushes a header's bytes as the next chunks, as src/team/splitter.rs does.
+    let chain = |s: &mut Splitter, h: &Bytes| {
+        s.set_header(h.clone()).unwrap();
+        for piece in h.chunks(100) {
+            s.push_chunk(t, Bytes::copy_from_slice(piece)).unwrap();
+        }
+    };
+    let data = |s: &mut Splitter, n: usize| {
+        for _ in 0..n {
+            s.push_chunk(t, Bytes::from_static(b"data")).unwrap();
+        }
+    };
+    let (h1, h2) = (Bytes::from(vec![1u8; 150]), Bytes::from(vec![2u8; 250]));
+    let join = |s: &mut Splitter, n: u16| {
+        let (_, r) = s
+            .handle_join(t, addr(n), &JoinRequest::new(Role::Peer))
+            .unwrap();
+        let burst: Vec<Bytes> = r.burst.iter().map(|c| c.payload.clone()).collect();
+        (r.header, burst)
+    };
+    chain(&mut s, &h1);
+    data(&mut s, 20);
+    // Its header chunks are behind the burst: the reply carries it.
+    let (h, burst) = join(&mut s, 1);
+    assert_eq!((h, burst.len()), (h1.clone(), 8));
+    chain(&mut s, &h2);
+    data(&mut s, 2);
+    // The burst begins before the new header's 3 chunks: the joiner reads that one in the
+    // stream and needs the old one from us.
+    let (h, burst) = join(&mut s, 2);
+    assert_eq!(h, h1);
+    assert_eq!(burst.len(), 8);
+    assert_eq!(burst[3..6].concat(), h2.to_vec());
+    // The burst would begin inside the header's chunks: it starts after them instead.
+    data(&mut s, 4);
+    let (h, burst) = join(&mut s, 3);
+    assert_eq!(h, h2);
+    assert_eq!(burst.len(), 6);
+    assert!(burst.iter().all(|b| &b[..] == b"data"));
     assert!(
         s.set_header(Bytes::from(vec![0u8; wire::MAX_HEADER + 1]))
             .is_err()

@@ -75,14 +75,6 @@ fn round_trips() {
         Message::LostChunk { no: ChunkNo(5) },
         Message::Request { no: ChunkNo(6) },
         Message::Prune { origin: PeerId(9) },
-        Message::HeaderPiece {
-            epoch: 2,
-            first_chunk: ChunkNo(77),
-            total_len: 10,
-            offset: 5,
-            data: Bytes::from_static(b"abcde"),
-        },
-        Message::HeaderAck { epoch: 2 },
         Message::JoinRequest(JoinRequest::new(Role::Monitor)),
         Message::JoinReply(Box::new(sample_reply())),
         Message::JoinRefused {
@@ -188,21 +180,13 @@ fn rejects_malformed() {
     raw[3] = 1;
     raw.extend_from_slice(&[0u8; 8 + MAX_CHUNK_PAYLOAD + 1]);
     assert!(matches!(decode(&raw), Err(WireError::TooLong { .. })));
-    // A header piece pointing past its header.
-    let hp = encode(&Packet {
-        team: 0,
-        msg: Message::HeaderPiece {
-            epoch: 1,
-            first_chunk: ChunkNo(0),
-            total_len: 4,
-            offset: 0,
-            data: Bytes::from_static(b"abcd"),
-        },
-    })
-    .unwrap();
-    let mut hp = hp.to_vec();
-    hp[19] = 1; // offset = 1 → piece ends at 5 > 4
-    assert!(matches!(decode(&hp), Err(WireError::Invalid(_))));
+    // The retired HeaderPiece / HeaderAck types are unknown now.
+    for t in [0x08u8, 0x09] {
+        let mut raw = good[..4].to_vec();
+        raw[3] = t;
+        raw.extend_from_slice(&[0u8; 16]);
+        assert!(decode(&raw).is_err(), "type {t:#x}");
+    }
 }
 
 #[test]
@@ -292,16 +276,6 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(|x| Message::LostChunk { no: ChunkNo(x) }),
         any::<u32>().prop_map(|x| Message::Request { no: ChunkNo(x) }),
         any::<u32>().prop_map(|x| Message::Prune { origin: PeerId(x) }),
-        (any::<u32>(), any::<u32>(), arb_bytes(300), 0u32..1000).prop_map(|(e, f, d, extra)| {
-            Message::HeaderPiece {
-                epoch: e,
-                first_chunk: ChunkNo(f),
-                total_len: d.len() as u32 + extra,
-                offset: extra,
-                data: d,
-            }
-        }),
-        any::<u32>().prop_map(|e| Message::HeaderAck { epoch: e }),
         Just(Message::Promote),
         (any::<u32>(), any::<u32>(), any::<i32>()).prop_map(|(a, b, d)| {
             Message::Report(PeerReport {
@@ -328,6 +302,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                     bitrate: br,
                     ..StreamInfo::default()
                 },
+                signature: [epoch as u8; 64],
             }),
         (any::<u8>(), any::<bool>(), any::<u32>()).prop_map(|(v, m, f)| {
             Message::JoinRequest(JoinRequest {
@@ -452,9 +427,9 @@ proptest! {
         let p = Packet { team, msg };
         let e = encode(&p).unwrap();
         prop_assert_eq!(decode(&e).unwrap(), Packet { team: 0, ..p.clone() });
-        // Any strict prefix is rejected, never mis-decoded (Chunk / HeaderPiece bodies
-        // end in a "rest" field, so a prefix may still decode as a shorter payload).
-        if !matches!(p.msg, Message::Chunk { .. } | Message::HeaderPiece { .. }) {
+        // Any strict prefix is rejected, never mis-decoded (a Chunk body ends in a "rest"
+        // field, so a prefix may still decode as a shorter payload).
+        if !matches!(p.msg, Message::Chunk { .. }) {
             for cut in [0, e.len() / 2, e.len() - 1] {
                 prop_assert!(decode(&e[..cut]).is_err());
             }
