@@ -63,9 +63,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// Version 2 added the datagram trailer (sender, sequence, MAC), signed Digests, the join
 /// challenge and the signed join reply ([`super::auth`]); version 3 took the team id off the
 /// wire (into the tag), shortened tags and Digest hashes to 12 bytes and splitter chunks'
-/// headers by their origin: 16 bytes less per chunk. An older peer gets a refusal it can read
-/// ([`encode_refusal`]).
-pub const VERSION: u8 = 3;
+/// headers by their origin: 16 bytes less per chunk. Version 4 carries chain headers in the
+/// stream (HeaderPiece and HeaderAck retired) and signs Info. An older peer gets a refusal it
+/// can read ([`encode_refusal`]).
+pub const VERSION: u8 = 4;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;

@@ -114,7 +114,7 @@ fn chunk_layout_is_fixed() {
     assert_eq!(
         &e[..],
         &[
-            0xF1, 0x0E, 3, 1, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x', b'y'
+            0xF1, 0x0E, VERSION, 1, 0x0A, 0x0B, 0x0C, 0x0D, 0x11, 0x12, 0x13, 0x14, b'x', b'y'
         ]
     );
     // The splitter's chunk: its receiver is the origin, so none is sent.
@@ -132,7 +132,7 @@ fn chunk_layout_is_fixed() {
         &[
             0xF1,
             0x0E,
-            3,
+            VERSION,
             ty::SPLITTER_CHUNK,
             0x0A,
             0x0B,
