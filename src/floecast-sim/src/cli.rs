@@ -95,6 +95,12 @@ pub struct SimArgs {
     /// NAT model: this fraction sits behind symmetric NATs (a new port per destination).
     #[arg(long = "symmetric-nat", default_value = "0", value_parser = parse_fraction)]
     pub symmetric_nat: f64,
+    /// Mixed uplinks: this fraction of the peers has `--slow-bandwidth-kbps` instead of
+    /// `--bandwidth-kbps`, e.g. 50%.
+    #[arg(long = "slow-peers", default_value = "0", value_parser = parse_fraction)]
+    pub slow_peers: f64,
+    #[arg(long = "slow-bandwidth-kbps", default_value_t = 0)]
+    pub slow_bandwidth_kbps: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -196,6 +202,8 @@ impl SimArgs {
             },
             nat: self.nat,
             symmetric_nat: self.symmetric_nat,
+            slow_peers: self.slow_peers,
+            slow_uplink_bps: self.slow_bandwidth_kbps * 1000,
         })
     }
 }

@@ -87,6 +87,10 @@ pub struct SimConfig {
     /// NAT (a new port for every destination): see the simulator's NAT model.
     pub nat: f64,
     pub symmetric_nat: f64,
+    /// This fraction of the peers (every so many, by node number) has an uplink of
+    /// `slow_uplink_bps` instead of `peer_uplink_bps`: mixed capacities.
+    pub slow_peers: f64,
+    pub slow_uplink_bps: u64,
 }
 
 impl Default for SimConfig {
@@ -120,6 +124,8 @@ impl Default for SimConfig {
             attack: Attack::default(),
             nat: 0.0,
             symmetric_nat: 0.0,
+            slow_peers: 0.0,
+            slow_uplink_bps: 0,
         }
     }
 }
@@ -161,6 +167,9 @@ impl SimConfig {
             return invalid("polluters and monitors must be fewer than the peers".into());
         }
         let fraction = |f: f64| (0.0..=1.0).contains(&f);
+        if !fraction(self.slow_peers) || (self.slow_peers > 0.0 && self.slow_uplink_bps == 0) {
+            return invalid("--slow-peers needs a fraction and --slow-bandwidth-kbps".into());
+        }
         if !fraction(self.nat)
             || !fraction(self.symmetric_nat)
             || !fraction(self.nat + self.symmetric_nat)

@@ -56,6 +56,8 @@ pub(super) struct Network {
     loss: f64,
     splitter_bps: u64,
     peer_bps: u64,
+    slow_peers: f64,
+    slow_bps: u64,
     queue_cap: u64,
     peers: usize,
     /// When each node's uplink is next free; index 0 is the splitter's.
@@ -72,6 +74,8 @@ impl Network {
             loss: cfg.loss,
             splitter_bps: cfg.splitter_uplink_bps,
             peer_bps: cfg.peer_uplink_bps,
+            slow_peers: cfg.slow_peers,
+            slow_bps: cfg.slow_uplink_bps,
             queue_cap: cfg.uplink_queue_bytes,
             peers: cfg.peers,
             uplink_free: vec![0; cfg.peers + 1],
@@ -105,10 +109,19 @@ impl Network {
         (k >= 1 && k as usize <= self.peers && port_ok).then_some(k)
     }
 
+    /// Peer `k` is one of the `slow_peers` fraction: spread evenly over the node numbers
+    /// (so over arrival order and roles alike).
+    pub(super) fn is_slow(&self, k: u32) -> bool {
+        let f = self.slow_peers;
+        f > 0.0 && (f64::from(k) * f).floor() != (f64::from(k - 1) * f).floor()
+    }
+
     /// Send `len` payload bytes from node `from` at virtual time `now`.
     pub(super) fn send(&mut self, now: u64, from: u32, len: u64) -> Fate {
         let bw = if from == 0 {
             self.splitter_bps
+        } else if self.is_slow(from) {
+            self.slow_bps
         } else {
             self.peer_bps
         };
@@ -167,5 +180,24 @@ mod tests {
         assert_eq!(net.send(500_000_000, 1, 972), Fate::QueueFull);
         // The splitter's uplink is unlimited here.
         assert_eq!(net.send(0, 0, 972), Fate::Arrives(0));
+    }
+
+    #[test]
+    fn slow_peers_are_spread_and_use_their_own_uplink() {
+        let net = Network::new(&SimConfig {
+            peers: 10,
+            slow_peers: 0.5,
+            slow_uplink_bps: 8000,
+            peer_uplink_bps: 80_000,
+            latency: std::time::Duration::ZERO,
+            jitter: std::time::Duration::ZERO,
+            ..SimConfig::default()
+        });
+        let slow: Vec<u32> = (1..=10).filter(|k| net.is_slow(*k)).collect();
+        assert_eq!(slow, vec![2, 4, 6, 8, 10]);
+        let mut net = net;
+        // 1000 bytes on the wire: 1 s at 8 kbit/s, 0.1 s at 80 kbit/s.
+        assert_eq!(net.send(0, 2, 972), Fate::Arrives(1_000_000_000));
+        assert_eq!(net.send(0, 1, 972), Fate::Arrives(100_000_000));
     }
 }

@@ -81,6 +81,30 @@ pub fn rows(max_peers: usize, seed: u64) -> Vec<(&'static str, String)> {
             100,
             "--duration 60 --bandwidth-kbps 160 --queue-kib 64",
         ),
+        // Mixed capacities: half the peers at 0.5x the stream, half at 3x.
+        (
+            "half 0.5x, half 3x uplinks, 64 KiB queues",
+            10,
+            "--duration 60 --bandwidth-kbps 384 --slow-peers 50% --slow-bandwidth-kbps 64 \
+             --queue-kib 64",
+        ),
+        (
+            "half 0.5x, half 3x uplinks, 64 KiB queues",
+            100,
+            "--duration 60 --bandwidth-kbps 384 --slow-peers 50% --slow-bandwidth-kbps 64 \
+             --queue-kib 64",
+        ),
+        // 2 Mbit/s video on uplinks at 1.25x.
+        (
+            "2 Mbit/s, uplinks 1.25x, 64 KiB queues",
+            10,
+            "--duration 60 --rate-kbps 2000 --bandwidth-kbps 2500 --queue-kib 64",
+        ),
+        (
+            "2 Mbit/s, uplinks 1.25x, 64 KiB queues",
+            100,
+            "--duration 60 --rate-kbps 2000 --bandwidth-kbps 2500 --queue-kib 64",
+        ),
     ];
     rows.into_iter()
         .filter(|r| r.1 <= max_peers)
@@ -250,7 +274,7 @@ mod tests {
     #[test]
     fn rows_carry_the_seed_and_respect_the_size_cap() {
         let all = rows(2000, 1);
-        assert_eq!(all.len(), 20);
+        assert_eq!(all.len(), 24);
         assert_eq!(all[0].1, "--peers 10 --duration 60 --seed 1");
         assert!(
             rows(10, 7)
