@@ -1,5 +1,5 @@
 //! The peer's side of [`crate::p2psp::auth`]: which datagrams are authentic, which chunks the
-//! splitter's Digests vouch for, and who is known bad.
+//! splitter's Digests vouch for, which stream Info it signed, and who is known bad.
 //!
 //! Every datagram is opened and its tag checked with the key its sender id calls for (the
 //! splitter's datagrams under our own key, a member's under our pair key) before anything else
