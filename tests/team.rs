@@ -181,19 +181,26 @@ fn peer_mount(name: &str, splitter: &str, serve: Option<SplitterSettings>) -> Mo
     }
 }
 
+/// Server A with a splitter mount `mount`, the team's address, and server B with a peer mount
+/// of the same name joined to it.
+async fn splitter_and_peer_servers(mount: &str) -> (TestServer, String, TestServer) {
+    let mut ca = test_config();
+    ca.mounts.push(splitter_mount(mount));
+    let a = start(ca).await;
+    let team = splitter_addr(&a, mount).await.to_string();
+    let mut cb = test_config();
+    cb.mounts.push(peer_mount(mount, &team, None));
+    let b = start(cb).await;
+    (a, team, b)
+}
+
 /// A peer mount joined before the splitter's mount had a source: it goes live with the right
 /// content type once the source connects, and titles set on the splitter's mount reach its
 /// ICY listeners (the splitter pushes Info messages; MP3 carries no titles in-band).
 /// (The hybrid tree of separate processes, with ffmpeg decoding, is tests/hybrid_tree.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_mount_follows_the_splitters_stream_info_and_titles() {
-    let mut ca = test_config();
-    ca.mounts.push(splitter_mount("/info.mp3"));
-    let a = start(ca).await;
-    let team = splitter_addr(&a, "/info.mp3").await.to_string();
-    let mut cb = test_config();
-    cb.mounts.push(peer_mount("/info.mp3", &team, None));
-    let b = start(cb).await;
+    let (a, _, b) = splitter_and_peer_servers("/info.mp3").await;
     wait_for("B joined", T, || {
         matches!(
             b.app.server.tasks.teams.get("/info.mp3"),
@@ -534,13 +541,7 @@ async fn chained_ogg_crosses_the_team_in_the_stream_at_one_copy() {
     let file = std::fs::read(media.get(media::Kind::ChainedVorbis).await).unwrap();
     let starts = chain_starts(&file);
     assert_eq!(starts.len(), media::TRACKS * media::CHAIN_ROUNDS);
-    let mut ca = test_config();
-    ca.mounts.push(splitter_mount("/chain.ogg"));
-    let a = start(ca).await;
-    let team = splitter_addr(&a, "/chain.ogg").await.to_string();
-    let mut cb = test_config();
-    cb.mounts.push(peer_mount("/chain.ogg", &team, None));
-    let b = start(cb).await;
+    let (a, team, b) = splitter_and_peer_servers("/chain.ogg").await;
     let mut src = source(a.addr, "/chain.ogg", "application/ogg", "").await;
     // Three times real time: a chain change every 1.3 s.
     let per_10ms =
