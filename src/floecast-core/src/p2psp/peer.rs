@@ -264,6 +264,10 @@ pub struct Peer {
     request: HoleScanner,
     holes: Vec<ChunkNo>,
     info_epoch: u32,
+    /// A verified Info waiting for playout to reach its first chunk.
+    next_info: Option<(ChunkNo, super::StreamInfo)>,
+    /// The content type of the newest Info (or the join reply's).
+    content_type: String,
     /// The last sign of a live splitter: a datagram from it, or a chunk new to us (only the
     /// splitter numbers chunks, so fresh ones prove it is alive however big the round).
     last_splitter: Instant,
@@ -331,6 +335,8 @@ impl Peer {
                 .with_retries(HOLE_RETRIES, REQUEST_RETRY),
             holes: Vec::new(),
             info_epoch: reply.info_epoch,
+            next_info: None,
+            content_type: reply.info.content_type.clone(),
             last_splitter: now,
             splitter_last_tx: now,
             last_report: now,
@@ -931,6 +937,17 @@ impl Peer {
         self.buffer.advance(now);
         self.forget_unverified();
         while let Some(ev) = self.buffer.pop() {
+            let no = match &ev {
+                Playout::Deliver { no, .. } | Playout::Skipped { no } => *no,
+            };
+            if self
+                .next_info
+                .as_ref()
+                .is_some_and(|(f, _)| no.diff(*f) >= 0)
+                && let Some((_, info)) = self.next_info.take()
+            {
+                self.event(PeerEvent::InfoChanged(info));
+            }
             let e = self.stats.count_playout(ev);
             self.event(e);
         }

@@ -440,7 +440,10 @@ impl Splitter {
             return;
         }
         // Cannot fail for an info that fits a join reply; if it did, peers learn it at join.
-        let Ok(parts) = wire::info_parts(self.team, self.info_epoch, &self.info) else {
+        // It belongs with the chunks pushed from now on; peers play those a while later.
+        let first_chunk = self.next_no;
+        let Ok(parts) = wire::info_parts(self.team, self.info_epoch, first_chunk, &self.info)
+        else {
             return;
         };
         let signature = self.cfg.key.sign(&[&parts]);
@@ -449,6 +452,7 @@ impl Splitter {
             let i = (self.info_rr + k) % n;
             let msg = Message::Info {
                 epoch: self.info_epoch,
+                first_chunk,
                 info: self.info.clone(),
                 signature,
             };

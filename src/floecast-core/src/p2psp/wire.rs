@@ -22,7 +22,8 @@
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; SplitterChunk (a Chunk
 //! from the splitter, whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
-//! Info `u32 epoch` + stream info (as in [`JoinReply`]) + 64-byte Ed25519 signature; Digest
+//! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
+//! signature; Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
 //! ([`Evidence`]); Expel `u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
 //! Endpoint `endpoint`; Report
@@ -193,8 +194,11 @@ pub enum Message {
     Promote,
     /// The stream's facts or title changed (newer `epoch` wins). Signed by the splitter
     /// ([`info_parts`]): it sends one to a few peers, which flood it to the team.
+    /// It applies from chunk `first_chunk` on (the splitter is ahead of its peers' playout by
+    /// the team's latency, so a title must wait for the chunks it belongs to).
     Info {
         epoch: u32,
+        first_chunk: ChunkNo,
         info: StreamInfo,
         signature: [u8; SIGNATURE_LEN],
     },
@@ -485,10 +489,12 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         Message::Promote => {}
         Message::Info {
             epoch,
+            first_chunk,
             info,
             signature,
         } => {
             b.put_u32(*epoch);
+            b.put_u32(first_chunk.0);
             put_info(&mut b, info)?;
             b.put_slice(signature);
         }
@@ -620,12 +626,19 @@ fn put_info(b: &mut BytesMut, i: &StreamInfo) -> Result<(), WireError> {
     Ok(())
 }
 
-/// What an Info's signature covers: the team, the epoch and the info as encoded.
-pub fn info_parts(team: u32, epoch: u32, info: &StreamInfo) -> Result<Vec<u8>, WireError> {
+/// What an Info's signature covers: the team, the epoch, its first chunk and the info as
+/// encoded.
+pub fn info_parts(
+    team: u32,
+    epoch: u32,
+    first_chunk: ChunkNo,
+    info: &StreamInfo,
+) -> Result<Vec<u8>, WireError> {
     let mut b = BytesMut::new();
     b.put_slice(b"info");
     b.put_u32(team);
     b.put_u32(epoch);
+    b.put_u32(first_chunk.0);
     put_info(&mut b, info)?;
     Ok(b.to_vec())
 }
@@ -844,6 +857,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             let epoch = r.u32()?;
             Message::Info {
                 epoch,
+                first_chunk: ChunkNo(r.u32()?),
                 info: read_info(&mut r)?,
                 signature: r.array()?,
             }

@@ -17,7 +17,8 @@ struct Net {
     peers: Vec<(SocketAddr, Peer)>,
     delivered: Vec<Vec<(ChunkNo, Bytes)>>,
     skipped: Vec<Vec<ChunkNo>>,
-    titles: Vec<Vec<String>>,
+    /// Titles seen, each with how many chunks had been delivered when it came.
+    titles: Vec<Vec<(usize, String)>>,
     splitter_events: Vec<SplitterEvent>,
     dead: HashSet<SocketAddr>,
     splitter_egress: u64,
@@ -89,7 +90,9 @@ impl Net {
                 match e {
                     PeerEvent::Deliver { no, payload } => self.delivered[k].push((no, payload)),
                     PeerEvent::Skipped { no } => self.skipped[k].push(no),
-                    PeerEvent::InfoChanged(i) => self.titles[k].push(i.title),
+                    PeerEvent::InfoChanged(i) => {
+                        self.titles[k].push((self.delivered[k].len(), i.title))
+                    }
                     _ => {}
                 }
             }
@@ -460,14 +463,19 @@ fn a_title_change_reaches_every_peer_once_through_the_team_and_forged_ones_do_no
     // Three signed copies from the splitter; the peers flood them.
     let info_egress = net.splitter_egress - before;
     assert!(info_egress < 3 * 200, "{info_egress}");
+    net.stream(8, Duration::from_millis(10));
     net.settle();
+    // Each peer takes the title right before the first chunk pushed after it (chunk 8), not
+    // when the Info came: its playout is behind the splitter.
+    let one = || vec![(8, "Floe - One".to_string())];
     for k in 0..8 {
-        assert_eq!(net.titles[k], vec!["Floe - One".to_string()], "peer {k}");
+        assert_eq!(net.titles[k], one(), "peer {k}");
     }
     // A member's Info under its genuine pair key but without the splitter's signature.
     let (addr, epoch) = (net.peers[1].0, net.peers[0].1.info_epoch);
     let msg = Message::Info {
         epoch: epoch + 1,
+        first_chunk: ChunkNo(0),
         info: StreamInfo {
             title: "Forged".into(),
             ..StreamInfo::default()
@@ -478,7 +486,7 @@ fn a_title_change_reaches_every_peer_once_through_the_team_and_forged_ones_do_no
     let now = net.now;
     net.peers[0].1.handle_datagram(now, addr, &d);
     net.settle();
-    assert_eq!(net.titles[0], vec!["Floe - One".to_string()]);
+    assert_eq!(net.titles[0], one());
     assert_eq!(net.peers[0].1.stats().bad_signatures, 1);
 }
 

@@ -330,11 +330,14 @@ impl Peer {
         self.playout(now);
     }
 
-    /// A signed Info: news (a newer epoch) is applied and, when the splitter sent it to us,
-    /// flooded to our neighbours. Repeats, older epochs and bad signatures are dropped.
+    /// A signed Info: news (a newer epoch) is applied when playout reaches its first chunk (a
+    /// change of content type at once)
+    /// and, when the splitter sent it to us, flooded to our neighbours. Repeats, older epochs
+    /// and bad signatures are dropped.
     pub(super) fn on_info(&mut self, msg: Message, from_splitter: bool) {
         let Message::Info {
             epoch,
+            first_chunk,
             info,
             signature,
         } = &msg
@@ -344,7 +347,7 @@ impl Peer {
         if epoch.wrapping_sub(self.info_epoch) as i32 <= 0 {
             return;
         }
-        let Ok(parts) = wire::info_parts(self.team, *epoch, info) else {
+        let Ok(parts) = wire::info_parts(self.team, *epoch, *first_chunk, info) else {
             return;
         };
         if !auth::verify_signature(&self.trust.splitter_key, &[&parts], signature) {
@@ -352,7 +355,16 @@ impl Peer {
             return;
         }
         self.info_epoch = *epoch;
-        self.event(PeerEvent::InfoChanged(info.clone()));
+        // A new content type starts a new stream (the peer mount goes live on it): at once.
+        // A title waits for the chunks it belongs to.
+        let same_stream = info.content_type == self.content_type;
+        self.content_type = info.content_type.clone();
+        if same_stream && first_chunk.is_after(self.buffer.next_to_play()) {
+            self.next_info = Some((*first_chunk, info.clone()));
+        } else {
+            self.next_info = None;
+            self.event(PeerEvent::InfoChanged(info.clone()));
+        }
         if from_splitter {
             for i in 0..self.neighbours.len() {
                 self.send_to(i, msg.clone());

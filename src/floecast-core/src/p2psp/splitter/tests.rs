@@ -170,10 +170,11 @@ fn info_changes_go_signed_to_three_peers_in_turn() {
             .filter_map(|(to, m)| match m {
                 Message::Info {
                     epoch,
+                    first_chunk,
                     info,
                     signature,
                 } => {
-                    let parts = wire::info_parts(team, epoch, &info).unwrap();
+                    let parts = wire::info_parts(team, epoch, first_chunk, &info).unwrap();
                     assert!(auth::verify_signature(&public, &[&parts], &signature));
                     Some(to)
                 }

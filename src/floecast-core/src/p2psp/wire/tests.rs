@@ -296,6 +296,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         )
             .prop_map(|(epoch, s, br)| Message::Info {
                 epoch,
+                first_chunk: ChunkNo(epoch ^ 0x55),
                 info: StreamInfo {
                     content_type: s.clone(),
                     title: s,
