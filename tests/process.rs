@@ -271,7 +271,12 @@ async fn runs_directly_from_an_icecast_xml() {
         Duration::from_secs(2),
     )
     .await;
-    assert!(String::from_utf8_lossy(&r).starts_with("HTTP/1.0 401"));
+    // (Once, in a loaded full run, this saw something else; say what, should it recur.)
+    assert!(
+        String::from_utf8_lossy(&r).starts_with("HTTP/1.0 401"),
+        "{:?}",
+        String::from_utf8_lossy(&r)
+    );
     let mut s = connect(addr).await;
     // source:xmlpw
     s.write_all(b"SOURCE /x.mp3 HTTP/1.0\r\nAuthorization: Basic c291cmNlOnhtbHB3\r\nContent-Type: audio/mpeg\r\n\r\n").await.unwrap();

@@ -72,6 +72,8 @@ struct Families {
     chunks_checked: IntCounterVec,
     expelled: IntCounterVec,
     buffer: IntGaugeVec,
+    pace_rate: IntGaugeVec,
+    uplink_delay: IntGaugeVec,
     relay_up: IntGaugeVec,
     relay_attempts: IntCounterVec,
     relay_failures: IntCounterVec,
@@ -178,6 +180,16 @@ impl Families {
                 "Chunks held in a peer mount's playout buffer.",
                 &["mount"],
             )?,
+            pace_rate: gauge(
+                "floecast_p2psp_pace_rate_bytes_per_second",
+                "The rate a peer mount's pacer sends relayed chunks at (its uplink's share).",
+                &["mount"],
+            )?,
+            uplink_delay: gauge(
+                "floecast_p2psp_uplink_queue_delay_milliseconds",
+                "The queueing delay on a peer mount's uplink, as its neighbours last measured it.",
+                &["mount"],
+            )?,
             relay_up: gauge(
                 "floecast_relay_up",
                 "1 while the relay receives its upstream stream.",
@@ -216,7 +228,7 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 23] {
+    fn collectors(&self) -> [&dyn Collector; 25] {
         [
             &self.listeners,
             &self.sent,
@@ -234,6 +246,8 @@ impl Families {
             &self.chunks_checked,
             &self.expelled,
             &self.buffer,
+            &self.pace_rate,
+            &self.uplink_delay,
             &self.relay_up,
             &self.relay_attempts,
             &self.relay_failures,
@@ -334,6 +348,12 @@ impl Families {
                     self.buffer
                         .with_label_values(&[l])
                         .set(i64::from(s.buffer_fill));
+                    self.pace_rate
+                        .with_label_values(&[l])
+                        .set(s.pace_rate.min(i64::MAX as u64) as i64);
+                    self.uplink_delay
+                        .with_label_values(&[l])
+                        .set(s.queue_delay.as_millis().min(i64::MAX as u128) as i64);
                 }
                 _ => {}
             }

@@ -64,6 +64,9 @@ pub struct SimArgs {
     /// Peers' skip_after (how long a missing head slot may block playout).
     #[arg(long = "skip-after-ms", default_value_t = 2000)]
     pub skip_after_ms: u64,
+    /// Peers' first pacing rate, in streams (0 = the peers' default).
+    #[arg(long = "pace-start", default_value_t = 0.0)]
+    pub pace_start: f64,
     /// Seconds the source streams before the first arrival (fills the join burst).
     #[arg(long, default_value_t = 2.0)]
     pub preroll: f64,
@@ -187,6 +190,7 @@ impl SimArgs {
             lrs: !self.no_lrs,
             acs: !self.no_acs,
             skip_after: Duration::from_millis(self.skip_after_ms.min(3_600_000)),
+            pace_start: self.pace_start,
             timer_granularity: ms(self.timer_ms, "timer granularity")?,
             preroll: parse_secs(&self.preroll.to_string())?,
             warmup: parse_secs(&self.warmup.to_string())?,

@@ -67,6 +67,8 @@ pub struct SimConfig {
     pub acs: bool,
     /// The peers' `skip_after` (how long a missing head slot may block).
     pub skip_after: Duration,
+    /// Peers' first pacing rate in streams (0: their default).
+    pub pace_start: f64,
     /// The source streams alone this long before the first arrival (fills the join burst).
     pub preroll: Duration,
     pub arrivals: Arrivals,
@@ -111,6 +113,7 @@ impl Default for SimConfig {
             lrs: true,
             acs: true,
             skip_after: Duration::from_secs(2),
+            pace_start: 0.0,
             preroll: Duration::from_secs(2),
             arrivals: Arrivals::FlashCrowd {
                 spread: Duration::from_secs(1),
@@ -136,7 +139,8 @@ impl SimConfig {
         if self.buffer != 0 {
             return self.buffer;
         }
-        let want = (2 * self.peers.max(1)).next_power_of_two();
+        // Two rounds of lag: paced floods on uplinks near the stream rate take most of one.
+        let want = (4 * self.peers.max(1)).next_power_of_two();
         want.clamp(256, 1 << 16) as u32
     }
 

@@ -608,6 +608,9 @@ impl Sim {
         let mut pc = PeerConfig::new(SPLITTER_ADDR);
         pc.role = self.nodes[k as usize].role;
         pc.skip_after = self.cfg.skip_after;
+        if self.cfg.pace_start > 0.0 {
+            pc.pace_start = self.cfg.pace_start;
+        }
         // As the runtime: the peer says where it is bound (a NAT's private side, or not).
         pc.local = Some(self.net.nats.local(k));
         if self.cfg.max_neighbours > 0 {
@@ -679,6 +682,7 @@ impl Sim {
         let stream_win = (window * self.cfg.chunk_size as u64).max(1) as f64;
         let mut startups = Vec::new();
         let (mut expected, mut delivered, mut skipped) = (0u64, 0u64, 0u64);
+        let (mut pending, mut lags) = (0u64, Vec::new());
         let (mut cont_exp, mut cont_got) = (0u64, 0u64);
         let (mut up_sum, mut up_max, mut upc_sum) = (0f64, 0f64, 0f64);
         let mut dups = 0u64;
@@ -721,6 +725,19 @@ impl Sim {
             }
             m.measured += 1;
             expected += window;
+            // Window chunks the peer's playout has not reached yet are not lost: a paced team
+            // plays a flood's time behind the splitter. (The buffer skips any slot `lag`
+            // behind the newest chunk, so this cannot hide a stalled peer for long; the lag
+            // itself is reported.)
+            let played_to = n
+                .last_played
+                .map_or(u64::from(self.c_lo), |l| u64::from(l.0) + 1);
+            pending += u64::from(self.c_hi).saturating_sub(played_to.max(u64::from(self.c_lo)));
+            lags.push(
+                u64::from(self.splitter.next_chunk().0).saturating_sub(played_to) as f64
+                    * self.cfg.chunk_interval_ns() as f64
+                    / 1e9,
+            );
             delivered += n.delivered_win;
             skipped += n.skipped_win;
             let up = n.up_bytes_win as f64 / stream_win;
@@ -734,7 +751,11 @@ impl Sim {
             }
         }
         if expected > 0 {
-            m.loss_ratio = 1.0 - delivered as f64 / expected as f64;
+            m.loss_ratio = 1.0 - (delivered + pending) as f64 / expected as f64;
+            m.pending_ratio = pending as f64 / expected as f64;
+            lags.sort_by(f64::total_cmp);
+            m.playout_lag_p50_s = lags[lags.len() / 2];
+            m.playout_lag_max_s = lags[lags.len() - 1];
             m.skip_ratio = skipped as f64 / expected as f64;
         }
         if m.measured > 0 {

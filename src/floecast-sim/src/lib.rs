@@ -133,7 +133,11 @@ mod tests {
         });
         assert!(m.net_lost > 50);
         assert!(m.lrs_resends > 0 && m.requests > 0);
-        assert!(m.loss_ratio <= 0.001, "loss ratio {}", m.loss_ratio);
+        // 0.2%: with paced floods (issue 12) holes wait out the floods' lateness too, but a
+        // 2 s window still skips at its end, so a little recovery time is lost (measured
+        // 0.03-0.15% over seeds 1-4; 0.000% before pacing). B=64 is a deliberately small
+        // buffer; the default one loses nothing (the next test).
+        assert!(m.loss_ratio <= 0.002, "loss ratio {}", m.loss_ratio);
         assert_eq!((m.order_errors, m.corrupt), (0, 0));
     }
 

@@ -19,11 +19,16 @@ pub struct Metrics {
     pub window_chunks: u64,
     #[serde(rename = "window_s")]
     pub window_secs: f64,
-    /// 1 − delivered ÷ expected over the measured peers and the window's chunks (skipped and
-    /// never-played chunks both count as lost).
+    /// 1 − (delivered + pending) ÷ expected over the measured peers and the window's chunks:
+    /// skipped chunks and chunks behind the playout point that never came are lost.
     pub loss_ratio: f64,
     /// The skipped part of it.
     pub skip_ratio: f64,
+    /// Window chunks still ahead of a peer's playout at the end (not counted as lost).
+    pub pending_ratio: f64,
+    /// How far behind the splitter's newest chunk the measured peers play at the end (s).
+    pub playout_lag_p50_s: f64,
+    pub playout_lag_max_s: f64,
     /// Join request sent → first Deliver, over all peers that started.
     pub startup_p50_ms: f64,
     pub startup_p99_ms: f64,

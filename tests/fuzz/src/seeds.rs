@@ -214,7 +214,17 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
                 neighbours: 1,
                 verified: 9,
                 rejected: 0,
+                pace_rate: 20_000,
+                backlog_ms: 300,
             })),
+        ),
+        ("probe", p(Message::Probe { sent_ms: 12_345 })),
+        (
+            "queue-delay",
+            p(Message::QueueDelay {
+                sent_ms: 12_345,
+                ms: 40,
+            }),
         ),
     ]
 }

@@ -261,6 +261,12 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             "neighbours": p.report.map(|r| r.neighbours),
                             "verified": p.report.map(|r| r.verified),
                             "rejected": p.report.map(|r| r.rejected),
+                            // Its pacer: the rate its relayed copies go at (bytes/s), the
+                            // wait of the oldest one queued, and the share of the splitter's
+                            // chunks its uplink allows (1 = a full share; 3 = one turn in 3).
+                            "pace_rate": p.report.map(|r| r.pace_rate),
+                            "pace_backlog_ms": p.report.map(|r| r.backlog_ms),
+                            "share_period": p.capacity_period,
                             // Behind a NAT (the endpoint it is bound at is not the one we
                             // see; null until it says), and relayed the stream by us.
                             "nat": p.nat,
@@ -291,6 +297,12 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["neighbours"] = json!(s.neighbours.len());
                 v["neighbours_heard"] = json!(s.neighbours.iter().filter(|n| n.heard).count());
                 v["introductions"] = json!(s.introductions);
+                // The pacer: its rate (bytes/s), the queueing delay receivers last saw on our
+                // uplink, copies dropped unsent, and how long holes are waited for.
+                v["pace_rate"] = json!(s.pace_rate);
+                v["uplink_queue_delay_ms"] = json!(s.queue_delay.as_millis() as u64);
+                v["copies_dropped"] = json!(s.copies_dropped);
+                v["lateness_ms"] = json!(s.lateness.as_millis() as u64);
                 // Our endpoint as the splitter sees it: an address, for the admin only.
                 v["public_endpoint"] = json!(
                     s.public_endpoint

@@ -2,15 +2,14 @@
 //! team, stores everyone's chunks in a [`PlayoutBuffer`], and emits the stream in chunk-number
 //! order.
 //!
-//! Relaying follows Gen D: a splitter chunk is queued on the pending list of every neighbour
-//! (`forward[me]` = all neighbours); a peer chunk is queued for `forward[origin]` (empty until a
-//! neighbour asks with Request). After each received chunk the peer flushes the pending list
-//! of the next neighbour (round-robin) that has one: "send only after receiving", so upload
-//! follows the arrival rate. A pending list older than `max_pending_delay` is flushed on a
-//! timer so the tail of a stream is not held back. Debts (+1 sent, −1 received) drop dead
-//! neighbours; silence drops them too. Monitors complain (LostChunk) about slots still empty
-//! half-way to their play time; every peer asks a random neighbour (Request) a bit later; a
-//! repeated duplicate of a relayed chunk answers with Prune.
+//! Relaying follows Gen D: a splitter chunk is copied to every neighbour (`forward[me]` = all
+//! neighbours, in an order that rotates); a peer chunk to `forward[origin]` (empty until a
+//! neighbour asks with Request). The copies leave through the [`pacer`], at the rate our uplink
+//! takes without queueing (receivers tell us its queueing delay), so a flood never overflows a
+//! router queue. Holes are waited for as long as a flood takes at that rate. Debts (+1 sent,
+//! −1 received) drop dead neighbours; silence drops them too. Monitors complain (LostChunk)
+//! about slots still empty half-way to their play time; every peer asks a random neighbour
+//! (Request) a bit later; a repeated duplicate of a relayed chunk answers with Prune.
 //!
 //! Every datagram is authenticated and every chunk from another member verified against the
 //! splitter's signed Digests before it is played or forwarded ([`trust`]).
@@ -19,6 +18,7 @@
 //! valid tag, never play or forward an unverified chunk, never replay stale data for a lost
 //! slot, and never let a queue grow without bound.
 
+mod pacer;
 mod trust;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -59,8 +59,20 @@ fn monitor_scanner(horizon: u32) -> HoleScanner {
 /// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
 /// bindings commonly last 30 s or more.
 const MAX_MESH_KEEPALIVE: Duration = Duration::from_secs(15);
+/// A neighbour's fastest Probe is remembered over one to two of these (LEDBAT keeps minutes
+/// of minima too): long enough to see an empty queue, short enough for clocks to drift.
+const BASE_WINDOW: Duration = Duration::from_secs(60);
+/// The lateness holes are waited for decays by this factor a second (a minute halves it
+/// about twice), so one slow flood does not slow recovery for good.
+const LATENESS_DECAY: f64 = 0.98;
+/// Probes go to this many neighbours (the first in our list).
+const PROBE_BUDDIES: usize = 3;
+/// A Request is served only while the oldest copy our pacer holds has waited less than this.
+const SERVE_BACKLOG: Duration = Duration::from_millis(500);
 /// The chunk rate is sampled each time the newest chunk number advances this far.
 const RATE_SAMPLE_CHUNKS: u32 = 16;
+/// ... or when this long has passed since the last sample (small shares).
+const RATE_SAMPLE_SPAN: Duration = Duration::from_secs(2);
 /// Splitter chunks remembered for late greeters (a round rarely holds more than one).
 const OWN_RECENT: usize = 8;
 /// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
@@ -87,12 +99,15 @@ pub struct PeerConfig {
     /// Give up a missing head slot that blocks later data for this long.
     pub skip_after: Duration,
     pub max_neighbours: usize,
-    pub max_pending_delay: Duration,
     /// Goodbyes sent to the splitter on leave, until it acknowledges.
     pub goodbye_retries: u32,
     /// The endpoint our team socket is bound at, when known: told to the splitter, which
     /// compares it with the one it sees (a NAT maps one to the other).
     pub local: Option<SocketAddr>,
+    /// The pacer's first rate, in streams: it grows while the uplink's queue stays short.
+    /// Starting above the uplink overflows its queue while the team joins, and a team on
+    /// uplinks a quarter above the stream never recovers from that (see BENCHMARKS.md).
+    pub pace_start: f64,
 }
 
 impl PeerConfig {
@@ -108,9 +123,9 @@ impl PeerConfig {
             start_delay: Duration::from_millis(500),
             skip_after: Duration::from_secs(2),
             max_neighbours: wire::MAX_PEERS_IN_LIST,
-            max_pending_delay: Duration::from_millis(50),
             goodbye_retries: 3,
             local: None,
+            pace_start: pacer::START_OVER_STREAM,
         }
     }
 }
@@ -167,6 +182,8 @@ pub struct PeerStats {
     pub complaints_sent: u64,
     pub requests_sent: u64,
     pub requests_served: u64,
+    /// Requests left unanswered because our pacer had a backlog.
+    pub requests_declined: u64,
     pub prunes_sent: u64,
     pub neighbours_dropped_debt: u64,
     pub neighbours_dropped_silence: u64,
@@ -190,6 +207,13 @@ pub struct PeerStats {
     pub public_endpoint: Option<SocketAddr>,
     /// Neighbours the splitter introduced (hole punching).
     pub introductions: u64,
+    /// The pacer: its rate (bytes/s), the queueing delay receivers last reported, and relayed
+    /// copies dropped unsent (too late to matter).
+    pub pace_rate: u64,
+    pub queue_delay: Duration,
+    pub copies_dropped: u64,
+    /// How late members' flood copies come (recent worst): holes are waited for this long.
+    pub lateness: Duration,
 }
 
 impl PeerStats {
@@ -225,8 +249,12 @@ struct Neighbour {
     debt: i32,
     last_seen: Instant,
     last_tx: Instant,
-    pending: VecDeque<ChunkNo>,
-    pending_since: Option<Instant>,
+    /// Its Probes' one-way delay (its clock to ours, ms, wrapping) at their fastest: over
+    /// the last minute or two (`base`), and in this minute (`base_next`), so that clock drift
+    /// never reads as queueing.
+    base_owd: Option<u32>,
+    base_next: Option<u32>,
+    base_since: Instant,
     /// Our pair key, the sequence of our datagrams to it, and its anti-replay window.
     key: Key,
     tx_seq: u64,
@@ -245,16 +273,27 @@ pub struct Peer {
     /// Neighbour position by endpoint: every datagram is looked up here, so it must not be a
     /// scan (teams run to thousands of peers).
     index: HashMap<SocketAddr, usize>,
-    /// How many neighbours have a non-empty pending list, so that pacing with nothing to
-    /// send costs nothing.
-    pending_lists: usize,
+    /// Relayed copies wait here and leave at the rate our uplink takes.
+    pacer: pacer::Pacer,
+    /// Mean payload of the chunks we get (bytes), for the stream rate and a flood's size.
+    chunk_bytes: f64,
+    /// Our clock for Probes: milliseconds since this instant.
+    clock0: Instant,
+    /// Our latest splitter chunk and when it came: the stream's clock, which tells when any
+    /// other chunk number left the splitter.
+    own_ref: Option<(ChunkNo, Instant)>,
+    probe_turn: usize,
+    /// How late chunks from other members come (after the splitter sent them, Digest wait
+    /// included): the recent worst, decaying by [`LATENESS_DECAY`] a second. Holes are
+    /// waited for this long before they are asked for, reported or skipped.
+    lateness: Duration,
+    lateness_at: Instant,
     /// The last few chunks the splitter gave us, for neighbours that greet us late.
     own_recent: VecDeque<ChunkNo>,
     /// No neighbour deadline (keepalive, silence, pending delay, debt) falls before this. It
     /// is recomputed by `handle_timeout` and only ever lowered in between, so that
     /// `poll_timeout` is O(1) rather than a walk over thousands of neighbours per datagram.
     nb_deadline: Instant,
-    rr: usize,
     /// Gen D forwarding table for chunks of other origins: who asked for them.
     forward: BTreeMap<PeerId, Vec<SocketAddr>>,
     buffer: PlayoutBuffer,
@@ -323,10 +362,15 @@ impl Peer {
             team: reply.team_id,
             neighbours: Vec::new(),
             index: HashMap::new(),
-            pending_lists: 0,
+            pacer: pacer::Pacer::new(config.pace_start),
+            chunk_bytes: 0.0,
+            clock0: now,
+            own_ref: None,
+            probe_turn: 0,
+            lateness: Duration::ZERO,
+            lateness_at: now,
             own_recent: VecDeque::new(),
             nb_deadline: now + config.keepalive_interval,
-            rr: 0,
             forward: BTreeMap::new(),
             buffer,
             complain: (config.role == Role::Monitor).then(|| monitor_scanner(lag / 2)),
@@ -371,10 +415,25 @@ impl Peer {
             // signature over the reply vouches for them.
             p.trust
                 .note_hash(c.no, super::auth::payload_hash(&c.payload));
+            let len = c.payload.len();
             if p.buffer.insert(now, c.no, c.origin, c.payload) == Insert::New {
+                p.note_chunk_bytes(len);
                 p.stats.from_splitter += 1;
             }
         }
+        // The splitter's own measure of the stream: our pacer, Digest waits and hole timers
+        // start right, long before our own samples (from its chunks to us) could say.
+        if reply.chunk_interval_us > 0 {
+            let iv = Duration::from_micros(u64::from(reply.chunk_interval_us));
+            p.chunk_interval = Some(iv);
+            // Until floods have been measured, expect them as late as a paced flood at the
+            // stream's rate can be: a round (each member floods once per round). Waiting less
+            // would ask for copies still queued at their origins, on uplinks with no room.
+            let round = iv * (reply.peers.len() as u32 + 1).min(1 << 16);
+            p.lateness = round.min(p.copy_deadline());
+            p.lateness_at = now;
+        }
+        p.retime_scanners();
         p.playout(now);
         p
     }
@@ -409,16 +468,33 @@ impl Peer {
         self.cfg.neighbour_timeout.max(self.mesh_keepalive() * 3)
     }
 
-    /// A chunk new to us arrived: the splitter is alive, and the chunk rate can be sampled.
-    fn note_fresh_chunk(&mut self, now: Instant, no: ChunkNo) {
+    /// A chunk new to us arrived: the splitter is alive.
+    fn note_fresh_chunk(&mut self, now: Instant, len: usize) {
         self.last_splitter = now;
+        self.note_chunk_bytes(len);
+    }
+
+    fn note_chunk_bytes(&mut self, len: usize) {
+        self.chunk_bytes = if self.chunk_bytes == 0.0 {
+            len as f64
+        } else {
+            (self.chunk_bytes * 15.0 + len as f64) / 16.0
+        };
+    }
+
+    /// A splitter chunk new to us: the splitter sends each chunk as the source makes it, so
+    /// its chunks to us are the stream's clock, and the chunk rate is sampled from them.
+    /// (Chunks from members are not: the join burst and floods that ran late come in far
+    /// faster than the stream, and made a pacer start many times too fast.)
+    fn sample_chunk_rate(&mut self, now: Instant, no: ChunkNo) {
         match self.rate_mark {
             Some((mark, at)) if no.is_after(mark) => {
                 let d = no.diff(mark) as u32;
-                if d >= RATE_SAMPLE_CHUNKS {
-                    let sample = now.saturating_duration_since(at) / d;
+                let span = now.saturating_duration_since(at);
+                if d >= RATE_SAMPLE_CHUNKS || span >= RATE_SAMPLE_SPAN {
+                    let sample = span / d;
                     self.chunk_interval = Some(match self.chunk_interval {
-                        // Smooth over a few samples: arrivals are bursty.
+                        // Smooth over a few samples: the splitter's sends jitter.
                         Some(old) => (old * 3 + sample) / 4,
                         None => sample,
                     });
@@ -431,15 +507,44 @@ impl Peer {
         }
     }
 
-    /// Holes wait out the Digest delay, which follows the chunk rate; so does playout, before
-    /// it gives up a slot (the chunk may be held, waiting for its Digest).
+    /// A member's chunk `no` came: how long after the splitter sent it (by the stream's
+    /// clock, our own splitter chunks) feeds the lateness holes are waited for.
+    fn note_lateness(&mut self, now: Instant, no: ChunkNo) {
+        let (Some((r, t)), Some(iv)) = (self.own_ref, self.chunk_interval) else {
+            return;
+        };
+        let ahead = no.diff(r);
+        let sent = if ahead >= 0 {
+            t + iv * ahead.min(1 << 16) as u32
+        } else {
+            t.checked_sub(iv * (-ahead).min(1 << 16) as u32)
+                .unwrap_or(t)
+        };
+        let late = now.saturating_duration_since(sent);
+        let decay = now
+            .saturating_duration_since(self.lateness_at)
+            .as_secs_f64();
+        let decayed = self.lateness.mul_f64(LATENESS_DECAY.powf(decay.min(600.0)));
+        self.lateness_at = now;
+        // Capped by the lag: a hole is skipped then anyway.
+        self.lateness = decayed.max(late).min(self.copy_deadline());
+    }
+
+    /// Holes wait out the Digest delay, which follows the chunk rate, and the lateness of
+    /// members' chunks (a flood takes as long as its sender's uplink needs); so does playout,
+    /// before it gives up a slot.
     fn retime_scanners(&mut self) {
-        let batch = auth::batch_delay(self.chunk_interval, self.buffer.capacity());
-        self.buffer.set_skip_after(self.cfg.skip_after + batch);
-        if let Some(c) = &mut self.complain {
-            c.set_delay(COMPLAIN_AFTER + batch);
+        if let Some(d) = self.chunk_interval.filter(|d| !d.is_zero()) {
+            self.pacer
+                .set_stream_rate(self.chunk_bytes / d.as_secs_f64());
         }
-        self.request.set_delay(REQUEST_AFTER + batch);
+        let batch = auth::batch_delay(self.chunk_interval, self.buffer.capacity());
+        let wait = batch.max(self.lateness);
+        self.buffer.set_skip_after(self.cfg.skip_after + wait);
+        if let Some(c) = &mut self.complain {
+            c.set_delay(COMPLAIN_AFTER + wait);
+        }
+        self.request.set_delay(REQUEST_AFTER + wait);
     }
 
     /// A new neighbour with our pair `key`; `seq` is the sequence of the datagram that
@@ -465,8 +570,9 @@ impl Peer {
             debt: 0,
             last_seen: self.now,
             last_tx: self.now,
-            pending: VecDeque::new(),
-            pending_since: None,
+            base_owd: None,
+            base_next: None,
+            base_since: self.now,
             key,
             tx_seq: 0,
             rx: {
@@ -521,15 +627,9 @@ impl Peer {
     fn remove_neighbour(&mut self, i: usize) {
         let n = self.neighbours.remove(i);
         self.index.remove(&n.addr);
-        if !n.pending.is_empty() {
-            self.pending_lists -= 1;
-        }
         // Removals are rare (goodbyes, timeouts); re-number what moved down.
         for (k, m) in self.neighbours.iter().enumerate().skip(i) {
             self.index.insert(m.addr, k);
-        }
-        if i < self.rr {
-            self.rr -= 1;
         }
         for list in self.forward.values_mut() {
             list.retain(|a| *a != n.addr);
@@ -554,7 +654,23 @@ impl Peer {
         wire::seal(&p, self.id, seq, key, hash).ok()
     }
 
+    /// Send a sealed datagram: to the splitter at once (rare, small, and its Reports and
+    /// goodbyes must not wait behind a flood), to anyone else through the pacer.
     fn queue(&mut self, to: SocketAddr, data: Bytes) {
+        if to != self.cfg.splitter {
+            self.pacer.push_control(to, data);
+            return;
+        }
+        self.transmit(to, data);
+    }
+
+    fn transmit(&mut self, to: SocketAddr, data: Bytes) {
+        // Every datagram uses the uplink, with its IP and UDP headers.
+        self.pacer.charge(data.len() + pacer::UDP_IP_HEADERS);
+        self.push_transmit(to, data);
+    }
+
+    fn push_transmit(&mut self, to: SocketAddr, data: Bytes) {
         if push_bounded(&mut self.transmits, MAX_TRANSMITS, Transmit { to, data }) {
             self.stats.transmits_dropped += 1;
         }
@@ -574,18 +690,28 @@ impl Peer {
         self.send_hashed(i, msg, None);
     }
 
+    /// Seal `msg` for neighbour `i` and queue it (or, `now`, transmit it: the pacer let it go).
     fn send_hashed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>) {
+        self.send_sealed(i, msg, hash, false);
+    }
+
+    fn send_sealed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>, now: bool) {
         self.neighbours[i].tx_seq += 1;
         let (key, seq) = (self.neighbours[i].key, self.neighbours[i].tx_seq);
         if let Some(d) = self.seal(msg, &key, seq, hash) {
             self.neighbours[i].last_tx = self.now;
             let to = self.neighbours[i].addr;
-            self.queue(to, d);
+            if now {
+                self.transmit(to, d);
+            } else {
+                self.queue(to, d);
+            }
         }
     }
 
-    /// Send held chunk `no` to neighbour `i` (if still held); counts the debt.
-    fn send_chunk(&mut self, i: usize, no: ChunkNo) {
+    /// Send held chunk `no` to neighbour `i` (if still held); counts the debt. A paced copy
+    /// goes `now`; anything else queues ahead of the copies.
+    fn send_chunk(&mut self, i: usize, no: ChunkNo, now: bool) {
         let Some(s) = self.buffer.get(no) else { return };
         let msg = Message::Chunk {
             no,
@@ -594,7 +720,7 @@ impl Peer {
         };
         let own = s.origin == self.id;
         let hash = self.trust.hash_of(no).copied();
-        self.send_hashed(i, msg, hash.as_ref());
+        self.send_sealed(i, msg, hash.as_ref(), now);
         // Debt counts the flood, which every live neighbour returns in kind (its own splitter
         // chunks); chunks it asked for or routed to it are a service, not a debt: a neighbour
         // that reaches only part of the team (a symmetric NAT) asks for many of them.
@@ -607,45 +733,76 @@ impl Peer {
         self.stats.sent += 1;
     }
 
-    fn flush(&mut self, i: usize) {
-        let pending = std::mem::take(&mut self.neighbours[i].pending);
-        if !pending.is_empty() {
-            self.pending_lists -= 1;
-        }
-        self.neighbours[i].pending_since = None;
-        for no in pending {
-            self.send_chunk(i, no);
-        }
-    }
-
+    /// Queue a copy of held chunk `no` for neighbour `i`; the pacer sends it.
     fn enqueue(&mut self, i: usize, no: ChunkNo) {
-        let cap = self.buffer.capacity() as usize;
-        let n = &mut self.neighbours[i];
-        if n.pending.is_empty() {
-            self.pending_lists += 1;
-        }
-        // Anything older than a buffer is useless to the receiver anyway.
-        push_bounded(&mut n.pending, cap, no);
-        if n.pending_since.is_none() {
-            n.pending_since = Some(self.now);
-            self.nb_deadline = self.nb_deadline.min(self.now + self.cfg.max_pending_delay);
-        }
+        let to = self.neighbours[i].addr;
+        self.pacer.push(pacer::Copy {
+            to,
+            no,
+            at: self.now,
+        });
     }
 
-    /// "Only if I have received a chunk, I send": flush the next non-empty pending list.
-    fn paced_send(&mut self) {
-        if self.pending_lists == 0 {
-            return;
+    /// How long a queued copy stays worth sending: its receivers play it about a lag after
+    /// the splitter sent it, and ask others for it before that.
+    fn copy_deadline(&self) -> Duration {
+        let lag = self.buffer.capacity() / 2;
+        self.chunk_interval
+            .map_or(Duration::from_secs(10), |d| d * lag * 3 / 4)
+    }
+
+    /// Send the copies the pacer lets go now; a Probe follows every few.
+    fn send_paced(&mut self) {
+        let now = self.now;
+        while let Some((to, d)) = self.pacer.next_control(now) {
+            self.push_transmit(to, d);
         }
-        let n = self.neighbours.len();
-        for k in 0..n {
-            let i = (self.rr + k) % n;
-            if !self.neighbours[i].pending.is_empty() {
-                self.rr = (i + 1) % n;
-                self.flush(i);
-                return;
+        let stale = now.checked_sub(self.copy_deadline()).unwrap_or(self.clock0);
+        while let Some(c) = self.pacer.next_due(now, stale) {
+            let Some(i) = self.neighbour_index(c.to) else {
+                continue;
+            };
+            if self.buffer.get(c.no).is_none() {
+                continue;
+            }
+            self.send_chunk(i, c.no, true);
+            if self.pacer.sent_copy(now) {
+                // Probes queue behind the copy whoever they go to: the same few neighbours
+                // get them all, so each sees enough of them to know our uplink's bare delay.
+                self.probe_turn = self.probe_turn.wrapping_add(1);
+                let b = self.probe_turn % PROBE_BUDDIES.min(self.neighbours.len());
+                let sent_ms = self.clock_ms(now);
+                self.send_sealed(b, Message::Probe { sent_ms }, None, true);
             }
         }
+    }
+
+    /// Our Probe clock: milliseconds since we started (wraps after 49 days; only differences
+    /// are used).
+    fn clock_ms(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.clock0).as_millis() as u32
+    }
+
+    /// A Probe from neighbour `i`: how much longer than its fastest this one took to come is
+    /// its uplink's queueing delay; tell it.
+    fn on_probe(&mut self, now: Instant, i: usize, sent_ms: u32) {
+        let owd = self.clock_ms(now).wrapping_sub(sent_ms);
+        let n = &mut self.neighbours[i];
+        // Wrapping comparisons: only differences of nearby values mean anything.
+        let lower = |a: u32, b: Option<u32>| b.is_none_or(|b| (a.wrapping_sub(b) as i32) < 0);
+        if now.saturating_duration_since(n.base_since) >= BASE_WINDOW {
+            n.base_owd = n.base_next.or(n.base_owd);
+            n.base_next = None;
+            n.base_since = now;
+        }
+        if lower(owd, n.base_next) {
+            n.base_next = Some(owd);
+        }
+        if lower(owd, n.base_owd) {
+            n.base_owd = Some(owd);
+        }
+        let q = n.base_owd.map_or(0, |b| owd.wrapping_sub(b));
+        self.send_to(i, Message::QueueDelay { sent_ms, ms: q });
     }
 
     fn on_splitter_msg(&mut self, now: Instant, msg: Message, hash: Option<[u8; 32]>) {
@@ -666,17 +823,27 @@ impl Peer {
                 if let Some(h) = hash {
                     self.trust.note_hash(no, h);
                 }
+                let len = payload.len();
                 match self.buffer.insert(now, no, me, payload) {
                     Insert::New => {
-                        self.note_fresh_chunk(now, no);
+                        self.note_fresh_chunk(now, len);
+                        self.sample_chunk_rate(now, no);
+                        self.own_ref = Some((no, now));
                         push_bounded(&mut self.own_recent, OWN_RECENT, no);
-                        for i in 0..self.neighbours.len() {
-                            self.enqueue(i, no);
+                        // A new order each flood: each neighbour is sometimes among the first
+                        // (its Probes then show our uplink's bare delay).
+                        let n = self.neighbours.len();
+                        let first = if n > 0 {
+                            (self.rng.next_u64() % n as u64) as usize
+                        } else {
+                            0
+                        };
+                        for k in 0..n {
+                            self.enqueue((first + k) % n, no);
                         }
                     }
                     other => self.stats.count_insert(other),
                 }
-                self.paced_send();
                 self.playout(now);
             }
             Message::Goodbye { .. } => {
@@ -771,21 +938,32 @@ impl Peer {
                     self.stats.prunes_sent += 1;
                     self.send_to(i, Message::Prune { origin });
                 }
-                self.paced_send();
                 self.playout(now);
             }
             Message::Digest { .. } => self.on_digest(now, msg, false),
             Message::Info { .. } => self.on_info(msg, false),
+            Message::Probe { sent_ms } => self.on_probe(now, i, sent_ms),
+            Message::QueueDelay { sent_ms, ms } => {
+                let q = Duration::from_millis(u64::from(ms.min(60_000)));
+                let clock = self.clock_ms(now);
+                self.pacer.on_queue_delay(now, clock, sent_ms, q);
+            }
             Message::Request { no } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
                     return;
                 };
+                // Recovery must not take the uplink from the floods, or losses breed requests
+                // that breed losses: with a backlog, the requester asks someone else.
+                if self.pacer.backlog(now) > SERVE_BACKLOG {
+                    self.stats.requests_declined += 1;
+                    return;
+                }
                 self.stats.requests_served += 1;
                 // The requester may lack the Digest as well (a lost one leaves a hole).
                 if let Some(d) = self.trust.digest_for(no).cloned() {
                     self.send_to(i, d);
                 }
-                self.send_chunk(i, no);
+                self.send_chunk(i, no, false);
                 if origin != self.id && origin != self.neighbours[i].id {
                     self.add_route(origin, from);
                 }
@@ -813,10 +991,24 @@ impl Peer {
         payload: Bytes,
     ) -> Insert {
         self.stats.from_peers += 1;
+        let len = payload.len();
         let inserted = self.buffer.insert(now, no, origin, payload);
         match inserted {
             Insert::New => {
-                self.note_fresh_chunk(now, no);
+                self.note_fresh_chunk(now, len);
+                // A team that has just started (the splitter could not tell us the rate):
+                // members' chunks give a first, rougher rate until the splitter's do.
+                if self.chunk_interval.is_none() {
+                    self.sample_chunk_rate(now, no);
+                }
+                // Flood copies (from their origin) tell how long floods take; a chunk that
+                // came on request or by a route is late because something went wrong.
+                if self
+                    .neighbour_index(from)
+                    .is_some_and(|i| self.neighbours[i].id == origin)
+                {
+                    self.note_lateness(now, no);
+                }
                 self.route(no, origin, from);
             }
             other => self.stats.count_insert(other),
@@ -859,7 +1051,6 @@ impl Peer {
                 if let Some(e) = evidence {
                     self.admit_member_chunk(now, from, no, origin, payload, e);
                 }
-                self.paced_send();
                 self.playout(now);
             }
             Message::Digest { .. } => self.on_digest(now, msg, false),
@@ -968,9 +1159,6 @@ impl Peer {
                 t = t.min(n.last_seen + UNHEARD_GIVE_UP);
             }
             t = t.min(n.last_seen + timeout);
-            if let Some(p) = n.pending_since {
-                t = t.min(p + self.cfg.max_pending_delay);
-            }
             if n.debt > self.cfg.max_chunk_debt {
                 t = t.min(now);
             }
@@ -989,6 +1177,12 @@ impl Peer {
             neighbours: self.neighbours.iter().filter(|n| n.heard).count() as u32,
             verified: self.stats.verified as u32,
             rejected: self.stats.rejected as u32,
+            pace_rate: self.pacer.rate().min(f64::from(u32::MAX)) as u32,
+            backlog_ms: self
+                .pacer
+                .backlog(self.now)
+                .as_millis()
+                .min(u128::from(u32::MAX)) as u32,
         }
     }
 }
@@ -1014,6 +1208,7 @@ impl PeerMachine for Peer {
         } else {
             self.on_neighbour_msg(now, from, a);
         }
+        self.send_paced();
     }
 
     fn handle_timeout(&mut self, now: Instant) {
@@ -1062,12 +1257,6 @@ impl PeerMachine for Peer {
             self.send_splitter(Message::Report(report));
         }
         for i in 0..self.neighbours.len() {
-            if self.neighbours[i]
-                .pending_since
-                .is_some_and(|t| now >= t + self.cfg.max_pending_delay)
-            {
-                self.flush(i);
-            }
             let n = &self.neighbours[i];
             if !n.heard && n.hellos_left > 0 && now >= n.last_tx + HELLO_RETRY {
                 self.neighbours[i].hellos_left -= 1;
@@ -1077,6 +1266,7 @@ impl PeerMachine for Peer {
             }
         }
         self.playout(now);
+        self.send_paced();
         self.nb_deadline = self.neighbour_deadline(now);
     }
 
@@ -1088,9 +1278,14 @@ impl PeerMachine for Peer {
             return;
         }
         let id = self.id;
+        // What is still queued stays unsent: a burst now would only overflow the uplink.
+        self.pacer.clear();
         for i in 0..self.neighbours.len() {
-            self.flush(i);
             self.send_to(i, Message::Goodbye { from: id });
+        }
+        let goodbyes: Vec<_> = self.pacer.drain_control().collect();
+        for (to, d) in goodbyes {
+            self.push_transmit(to, d);
         }
         self.send_splitter(Message::Goodbye { from: id });
         self.leaving = Some(Leaving::new(
@@ -1117,6 +1312,9 @@ impl PeerMachine for Peer {
             t = t.min(self.last_splitter + self.cfg.splitter_timeout);
         }
         t = t.min(self.nb_deadline);
+        if let Some(p) = self.pacer.next_at(self.now) {
+            t = t.min(p);
+        }
         for d in [
             self.complain.as_ref().and_then(HoleScanner::next_deadline),
             self.request.next_deadline(),
@@ -1134,6 +1332,11 @@ impl PeerMachine for Peer {
 
     fn stats(&self) -> PeerStats {
         let mut s = self.stats.clone();
+        let queued = self.pacer.queued_per_receiver();
+        s.pace_rate = self.pacer.rate() as u64;
+        s.queue_delay = self.pacer.queue_delay;
+        s.copies_dropped = self.pacer.dropped;
+        s.lateness = self.lateness;
         s.buffer_fill = self.buffer.fill();
         s.neighbours = self
             .neighbours
@@ -1143,7 +1346,7 @@ impl PeerMachine for Peer {
                 addr: n.addr,
                 heard: n.heard,
                 debt: n.debt,
-                pending: n.pending.len(),
+                pending: queued.get(&n.addr).copied().unwrap_or(0),
                 last_seen: n.last_seen,
             })
             .collect();

@@ -31,6 +31,10 @@ use super::{ChunkNo, Codec, PeerId, Role, StreamInfo, Transmit, push_bounded};
 
 /// ACS periods never grow past this, so a weighted round always ends.
 pub const MAX_PERIOD: u32 = 32;
+/// A member silent this long is not trusted to be flooding what it was given.
+const ORIGIN_SILENCE: Duration = Duration::from_millis(1500);
+/// What relaying a full share of the stream costs a peer's uplink, in streams.
+const FULL_SHARE: f64 = 1.15;
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 4096;
 /// Header changes remembered for join replies (a join burst spans a few seconds; chains last
@@ -201,6 +205,8 @@ pub struct PeerStats {
     pub nat: Option<bool>,
     /// Native: no other member reaches it, so the splitter sends it the whole stream.
     pub relayed: bool,
+    /// The least ACS period its uplink allows (1 = a full share), from its pacer's rate.
+    pub capacity_period: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -262,6 +268,8 @@ struct Member {
     losses_total: u64,
     period: u32,
     period_left: u32,
+    /// The least period its uplink allows (from its pacer's rate; 1 = a full share).
+    capacity_period: u32,
     /// Promote messages still to repeat (UDP may lose one), and when the last went out.
     promote_left: u8,
     promoted_at: Instant,
@@ -339,6 +347,8 @@ pub struct Splitter {
     digests: VecDeque<(ChunkNo, u32, Message, bool)>,
     /// Time between pushed chunks (smoothed): sets how long a Digest batch may wait.
     chunk_interval: Option<Duration>,
+    /// Mean chunk payload (bytes): with the interval, the stream's rate.
+    chunk_bytes: f64,
 }
 
 /// Recent Digests kept for resends.
@@ -401,6 +411,7 @@ impl Splitter {
             digest_rr: 0,
             digests: VecDeque::new(),
             chunk_interval: None,
+            chunk_bytes: 0.0,
         }
     }
 
@@ -529,6 +540,11 @@ impl Splitter {
                 h.end = self.next_no;
             }
         }
+        self.chunk_bytes = if self.chunk_bytes == 0.0 {
+            payload.len() as f64
+        } else {
+            (self.chunk_bytes * 15.0 + payload.len() as f64) / 16.0
+        };
         if let Some(last) = self.last_push {
             let d = now.saturating_duration_since(last);
             self.chunk_interval = Some(match self.chunk_interval {
@@ -658,6 +674,58 @@ impl Splitter {
     /// How long a Digest may wait for more chunks ([`auth::batch_delay`], as peers compute it).
     fn batch_delay(&self) -> Duration {
         auth::batch_delay(self.chunk_interval, self.cfg.buffer_size)
+    }
+
+    /// Capacity-aware shares (ACS): a full share costs a peer about [`FULL_SHARE`] times the
+    /// stream on its uplink (copies, their headers, Digests, probes). A peer whose pacer
+    /// says its uplink takes less gets one chunk every that-many turns instead, so that it
+    /// relays what it gets in time and the faster peers take the rest.
+    fn weigh_capacity(&mut self, i: usize, r: &PeerReport) {
+        let Some(d) = self.chunk_interval.filter(|d| !d.is_zero()) else {
+            return;
+        };
+        if !self.cfg.acs || r.pace_rate == 0 || self.chunk_bytes == 0.0 {
+            return;
+        }
+        let need = FULL_SHARE * self.chunk_bytes / d.as_secs_f64();
+        let rate = f64::from(r.pace_rate);
+        // A little short is what the pacer's probing looks like on an uplink that fits.
+        let p = if rate >= need * 0.85 {
+            1
+        } else {
+            ((need / rate).ceil() as u32).clamp(1, MAX_PERIOD)
+        };
+        let m = &mut self.members[i];
+        m.capacity_period = p;
+        if m.period < p {
+            m.period = p;
+            m.period_left = m.period_left.min(p);
+        }
+    }
+
+    /// Whether member `id` sent us anything within [`ORIGIN_SILENCE`] (members report every
+    /// keepalive interval, a second by default).
+    fn spoke_lately(&self, id: Option<PeerId>) -> bool {
+        id.and_then(|id| self.members.iter().find(|m| m.id == id))
+            .is_some_and(|m| self.now.saturating_duration_since(m.last_seen) <= ORIGIN_SILENCE)
+    }
+
+    /// Whether the median member's pacer holds copies older than half a round.
+    fn team_floods_late(&self) -> bool {
+        let Some(d) = self.chunk_interval else {
+            return false;
+        };
+        let round_ms = (d * self.members.len() as u32).as_millis();
+        let mut b: Vec<u32> = self
+            .members
+            .iter()
+            .filter_map(|m| m.report.map(|r| r.backlog_ms))
+            .collect();
+        if b.is_empty() {
+            return false;
+        }
+        b.sort_unstable();
+        u128::from(b[b.len() / 2]) * 2 > round_ms
     }
 
     fn slot_index(&self, no: ChunkNo) -> usize {
@@ -847,6 +915,9 @@ impl Splitter {
             header_epoch: self.header_epoch,
             header,
             next_chunk: self.next_no,
+            chunk_interval_us: self
+                .chunk_interval
+                .map_or(0, |d| d.as_micros().min(u128::from(u32::MAX)) as u32),
             burst,
             splitter_key: self.cfg.key.public(),
             peer_key,
@@ -871,6 +942,7 @@ impl Splitter {
             losses_total: 0,
             period: 1,
             period_left: 1,
+            capacity_period: 1,
             promote_left: 0,
             promoted_at: now,
             report: None,
@@ -1009,7 +1081,10 @@ impl Splitter {
         self.members[i].last_seen = now;
         match msg {
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
-            Message::Report(r) => self.on_report(i, r),
+            Message::Report(r) => {
+                self.on_report(i, r);
+                self.weigh_capacity(i, &r);
+            }
             Message::Endpoint { endpoint } => self.on_endpoint(i, endpoint),
             Message::Goodbye { .. } => {
                 // Acknowledge so the leaver can stop repeating, then drop it at once.
@@ -1028,12 +1103,25 @@ impl Splitter {
         }
     }
 
-    /// LRS + blame: resend the kept chunk to the complaining monitor (which floods it as its
-    /// own), charge the loss to the peer the chunk was sent to, expel it over the limit.
+    /// LRS + blame: resend the kept chunk to the next peer in the round (which floods it as
+    /// its own), charge the loss to the peer the chunk was sent to, expel it over the limit.
     fn on_lost(&mut self, monitor: usize, no: ChunkNo) {
         let si = self.slot_index(no);
-        let Some(slot) = self.ring[si].as_mut().filter(|s| s.no == no) else {
+        let Some(dest) = self.ring[si]
+            .as_ref()
+            .filter(|s| s.no == no)
+            .map(|s| s.dest)
+        else {
             self.stats.ignored_complaints += 1;
+            return;
+        };
+        // While the team's floods run late (paced uplinks near full), a hole is a copy still
+        // queued at its origin: a resend would be one more flood on uplinks with no room;
+        // unless the peer it went to fell silent (a dead origin floods nothing). (Judged by
+        // that peer's own reported backlog instead, it resent more and lost more: in the
+        // simulator and in tests/team.rs's churn.)
+        let late = self.team_floods_late() && self.spoke_lately(dest);
+        let Some(slot) = self.ring[si].as_mut() else {
             return;
         };
         let payload = slot.payload.clone();
@@ -1059,7 +1147,7 @@ impl Splitter {
             && slot
                 .resent_at
                 .is_none_or(|t| self.now.saturating_duration_since(t) >= RESEND_AGAIN_AFTER);
-        let resend = self.cfg.lrs && due && affordable;
+        let resend = self.cfg.lrs && due && affordable && !late;
         if self.cfg.lrs && due && !affordable {
             self.stats.resends_throttled += 1;
         }
@@ -1080,8 +1168,10 @@ impl Splitter {
         // they come (compat_blame then expels only a member whose whole recent run is lost).
         let reached =
             trusted || self.cfg.codec == Codec::CompatGenC || slot.complainers.len() >= quorum;
-        // One blame per chunk, however many monitors complain.
-        let blame = if slot.blamed || !reached {
+        // One blame per chunk, however many monitors complain; none while floods run late
+        // (the chunk's copies are likely still queued at a live origin; a dead one falls
+        // silent and times out).
+        let blame = if slot.blamed || !reached || late {
             None
         } else {
             slot.dest
@@ -1092,8 +1182,16 @@ impl Splitter {
         if !reached {
             self.stats.unblamed_complaints += 1;
         }
-        // The chunk's Digest may have been lost too (given to a peer that vanished): the
-        // monitor floods it with the chunk.
+        // The resend goes to the next peer in the round, which floods it as its own: always
+        // the monitor, it would carry a whole extra flood per loss, on top of its share.
+        // (Gen C keeps the monitor: its members cannot be told apart from dead ones.)
+        let target = if resend && self.cfg.codec == Codec::Native {
+            self.pick().unwrap_or(monitor)
+        } else {
+            monitor
+        };
+        // The chunk's Digest may have been lost too (given to a peer that vanished): it is
+        // flooded with the chunk.
         if resend
             && let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
                 !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
@@ -1101,13 +1199,13 @@ impl Splitter {
         {
             d.3 = true;
             let msg = d.2.clone();
-            self.send(monitor, msg);
+            self.send(target, msg);
         }
         if resend {
             let origin = PeerId::NONE;
             self.stats.lrs_resends += 1;
             self.send_hashed(
-                monitor,
+                target,
                 Message::Chunk {
                     no,
                     origin,
@@ -1264,7 +1362,7 @@ impl Splitter {
             // Losses halve and ACS periods shrink once a second (§4.1, §4.4).
             for m in &mut self.members {
                 m.losses /= 2;
-                m.period = m.period.saturating_sub(1).max(1);
+                m.period = m.period.saturating_sub(1).max(m.capacity_period);
                 m.period_left = m.period_left.min(m.period);
             }
             self.next_tick += TICK;
@@ -1384,6 +1482,7 @@ impl Splitter {
                 report: m.report,
                 nat: m.nat,
                 relayed: m.relayed,
+                capacity_period: m.capacity_period,
             })
             .collect();
         s.relayed_peers = self.members.iter().filter(|m| m.relayed).count();

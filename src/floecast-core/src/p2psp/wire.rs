@@ -28,7 +28,8 @@
 //! ([`Evidence`]); Expel `u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
 //! Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
-//! u32 verified, u32 rejected`
+//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms`; Probe `u32 sent_ms`;
+//! QueueDelay `u32 sent_ms, u32 ms`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
 //!
@@ -65,9 +66,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// challenge and the signed join reply ([`super::auth`]); version 3 took the team id off the
 /// wire (into the tag), shortened tags and Digest hashes to 12 bytes and splitter chunks'
 /// headers by their origin: 16 bytes less per chunk. Version 4 carries chain headers in the
-/// stream (HeaderPiece and HeaderAck retired) and signs Info. An older peer gets a refusal it
-/// can read ([`encode_refusal`]).
-pub const VERSION: u8 = 4;
+/// stream (HeaderPiece and HeaderAck retired) and signs Info; version 5 adds the pacer's Probe
+/// and QueueDelay and two Report fields. An older peer gets a refusal it can read
+/// ([`encode_refusal`]).
+pub const VERSION: u8 = 5;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -112,6 +114,8 @@ pub mod ty {
     pub const INTRODUCE: u8 = 0x10;
     pub const ENDPOINT: u8 = 0x11;
     pub const SPLITTER_CHUNK: u8 = 0x15;
+    pub const PROBE: u8 = 0x16;
+    pub const QUEUE_DELAY: u8 = 0x17;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -226,6 +230,17 @@ pub enum Message {
     Endpoint {
         endpoint: SocketAddr,
     },
+    /// Peer → peer, sent right behind a relayed chunk: our clock (ms) as it left, so the
+    /// receiver can tell how long our uplink queued it ([`super::peer`]'s pacer).
+    Probe {
+        sent_ms: u32,
+    },
+    /// Peer → peer, the answer to the Probe sent at `sent_ms`: how much longer than the
+    /// sender's fastest one it took to come (ms).
+    QueueDelay {
+        sent_ms: u32,
+        ms: u32,
+    },
     /// Splitter → peer: member `id` is expelled (polluter): drop its datagrams.
     Expel {
         id: PeerId,
@@ -275,6 +290,10 @@ pub struct PeerReport {
     /// Chunks from other members a Digest vouched for, and forged ones it dropped.
     pub verified: u32,
     pub rejected: u32,
+    /// The rate its pacer sends relayed chunks at (bytes/s), and how long the oldest one it
+    /// has queued has waited (ms): the splitter gives a peer that falls behind fewer chunks.
+    pub pace_rate: u32,
+    pub backlog_ms: u32,
 }
 
 /// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
@@ -325,7 +344,7 @@ pub struct BurstChunk {
 /// u32 n, n × (u32 id, endpoint)` (monitors first), `str content_type, str name,
 /// str description, str genre, str url, str title, u8 has_bitrate, u32 bitrate,
 /// u32 info_epoch, u32 header_epoch,
-/// u32 header_len, header bytes, u32 next_chunk, u16 burst_n,
+/// u32 header_len, header bytes, u32 next_chunk, u32 chunk_interval_us, u16 burst_n,
 /// burst_n × (u32 no, u32 origin, u32 len, payload), 32 B splitter public key, 32 B peer key,
 /// u8 keys_masked, n × 32 B pair keys (one per listed peer), 64 B signature` (over everything
 /// before it and the request's nonce, [`JoinReply::sign`]).
@@ -353,6 +372,9 @@ pub struct JoinReply {
     pub header: Bytes,
     /// The number the splitter will give the next chunk it pushes.
     pub next_chunk: ChunkNo,
+    /// The splitter's smoothed time between chunks, in µs (0: not known yet): the stream's
+    /// rate from the first moment, which the joiner's pacer needs before it could measure it.
+    pub chunk_interval_us: u32,
     /// The most recent chunks, oldest first, ending at `next_chunk - 1`.
     pub burst: Vec<BurstChunk>,
     /// The splitter's Ed25519 public key: Digests and this reply are signed with it.
@@ -507,6 +529,8 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(r.neighbours);
             b.put_u32(r.verified);
             b.put_u32(r.rejected);
+            b.put_u32(r.pace_rate);
+            b.put_u32(r.backlog_ms);
         }
         Message::Digest {
             first,
@@ -536,6 +560,11 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_slice(key);
         }
         Message::Endpoint { endpoint } => put_endpoint(&mut b, endpoint),
+        Message::Probe { sent_ms } => b.put_u32(*sent_ms),
+        Message::QueueDelay { sent_ms, ms } => {
+            b.put_u32(*sent_ms);
+            b.put_u32(*ms);
+        }
         Message::JoinRequest(r) => {
             b.put_u8(r.version);
             b.put_u8(role_code(r.role));
@@ -596,6 +625,7 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     b.put_u32(r.header.len() as u32);
     b.put_slice(&r.header);
     b.put_u32(r.next_chunk.0);
+    b.put_u32(r.chunk_interval_us);
     b.put_u16(r.burst.len() as u16);
     for c in &r.burst {
         check_len("burst chunk", c.payload.len(), MAX_CHUNK_PAYLOAD)?;
@@ -681,6 +711,8 @@ fn type_of(m: &Message) -> u8 {
         Message::Expel { .. } => ty::EXPEL,
         Message::Introduce { .. } => ty::INTRODUCE,
         Message::Endpoint { .. } => ty::ENDPOINT,
+        Message::Probe { .. } => ty::PROBE,
+        Message::QueueDelay { .. } => ty::QUEUE_DELAY,
         Message::Promote => ty::PROMOTE,
         Message::Challenge { .. } => ty::CHALLENGE,
         Message::JoinProof { .. } => ty::JOIN_PROOF,
@@ -852,6 +884,8 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             neighbours: r.u32()?,
             verified: r.u32()?,
             rejected: r.u32()?,
+            pace_rate: r.u32()?,
+            backlog_ms: r.u32()?,
         }),
         ty::INFO => {
             let epoch = r.u32()?;
@@ -894,6 +928,11 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         },
         ty::ENDPOINT => Message::Endpoint {
             endpoint: r.endpoint()?,
+        },
+        ty::PROBE => Message::Probe { sent_ms: r.u32()? },
+        ty::QUEUE_DELAY => Message::QueueDelay {
+            sent_ms: r.u32()?,
+            ms: r.u32()?,
         },
         ty::CHALLENGE => Message::Challenge { nonce: r.array()? },
         ty::JOIN_PROOF => Message::JoinProof { proof: r.array()? },
@@ -957,6 +996,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
     let header_epoch = r.u32()?;
     let header = r.blob("header", MAX_HEADER)?;
     let next_chunk = ChunkNo(r.u32()?);
+    let chunk_interval_us = r.u32()?;
     let bn = usize::from(r.u16()?);
     check_len("burst", bn, MAX_BURST_CHUNKS)?;
     let mut burst = Vec::with_capacity(bn.min(r.remaining() / 12));
@@ -1002,6 +1042,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         header_epoch,
         header,
         next_chunk,
+        chunk_interval_us,
         burst,
         splitter_key,
         peer_key,

@@ -70,6 +70,9 @@ impl Net {
             panic!()
         };
         let mut cfg = PeerConfig::new(self.saddr);
+        // Links here have no capacity limit and no delay: these tests are about the protocol,
+        // the pacer has tests of its own.
+        cfg.pace_start = 8.0;
         cfg.role = role;
         let p = Peer::new(cfg, *reply, k as u64 + 1, self.now);
         self.peers.push((addr, p));

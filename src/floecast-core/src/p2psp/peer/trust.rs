@@ -326,7 +326,6 @@ impl Peer {
                 _ => self.reject(h.item.from, h.item.evidence),
             }
         }
-        self.paced_send();
         self.playout(now);
     }
 

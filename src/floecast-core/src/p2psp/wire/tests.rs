@@ -34,6 +34,7 @@ fn sample_reply() -> JoinReply {
         header_epoch: 3,
         header: Bytes::from_static(b"OggS header"),
         next_chunk: ChunkNo(10),
+        chunk_interval_us: 62_500,
         burst: vec![
             BurstChunk {
                 no: ChunkNo(8),
@@ -287,8 +288,12 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 neighbours: a / 7,
                 verified: b / 5,
                 rejected: a % 3,
+                pace_rate: b ^ 5,
+                backlog_ms: a / 11,
             })
         }),
+        any::<u32>().prop_map(|x| Message::Probe { sent_ms: x }),
+        (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Message::QueueDelay { sent_ms: a, ms: b }),
         (
             any::<u32>(),
             "[a-zé/ ]{0,30}",
@@ -350,6 +355,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                     header_epoch: next ^ 1,
                     header,
                     next_chunk: ChunkNo(next),
+                    chunk_interval_us: 62_500,
                     burst: burst
                         .into_iter()
                         .map(|(n, p)| BurstChunk {
