@@ -104,9 +104,10 @@ pub struct PeerConfig {
     /// The endpoint our team socket is bound at, when known: told to the splitter, which
     /// compares it with the one it sees (a NAT maps one to the other).
     pub local: Option<SocketAddr>,
-    /// The pacer's first rate, in streams: it grows while the uplink's queue stays short.
-    /// Starting above the uplink overflows its queue while the team joins, and a team on
-    /// uplinks a quarter above the stream never recovers from that (see BENCHMARKS.md).
+    /// The pacer's first rate, in streams: it grows while the uplink's queue stays short and
+    /// is cut when it does not. Too low, and every flood on a fast uplink lasts a round while
+    /// the rate grows; above the uplink, the first floods overfill its queue while the team
+    /// joins (BENCHMARKS.md, "Real uplinks", has both).
     pub pace_start: f64,
 }
 
