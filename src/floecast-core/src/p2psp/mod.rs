@@ -195,6 +195,16 @@ pub(crate) fn push_bounded<T>(q: &mut std::collections::VecDeque<T>, cap: usize,
     dropped
 }
 
+/// The running mean chunk payload (bytes; 0 = none yet) after a chunk of `len` bytes: over
+/// about the last 16 chunks, so the splitter and its peers size the stream alike.
+pub(crate) fn mean_chunk_bytes(mean: f64, len: usize) -> f64 {
+    if mean == 0.0 {
+        len as f64
+    } else {
+        (mean * 15.0 + len as f64) / 16.0
+    }
+}
+
 /// A tiny deterministic PRNG (xorshift64*). Not cryptographic: it only picks neighbours for
 /// requests. The seed comes from the caller so tests are reproducible.
 #[derive(Debug, Clone)]

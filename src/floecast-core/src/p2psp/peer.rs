@@ -476,11 +476,7 @@ impl Peer {
     }
 
     fn note_chunk_bytes(&mut self, len: usize) {
-        self.chunk_bytes = if self.chunk_bytes == 0.0 {
-            len as f64
-        } else {
-            (self.chunk_bytes * 15.0 + len as f64) / 16.0
-        };
+        self.chunk_bytes = super::mean_chunk_bytes(self.chunk_bytes, len);
     }
 
     /// A splitter chunk new to us: the splitter sends each chunk as the source makes it, so

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::p2psp::ChunkNo;
+use crate::p2psp::{ChunkNo, push_bounded};
 
 /// The queueing delay aimed at (RFC 6817 says at most 100 ms). Below the depth of any real
 /// router queue at the rates of a stream, well above a path's jitter.
@@ -88,8 +88,6 @@ pub(super) struct Pacer {
     start: f64,
     /// The stream's rate (bytes/s), for the rate's bounds.
     stream_rate: f64,
-    /// No queue seen yet: stream-rate estimates raise the rate to the starting multiple.
-    fresh: bool,
     /// The stream's rate has been measured. Until then copies go at [`UNKNOWN_STREAM_RATE`]:
     /// a team that has just started cannot tell, and a pacer slower than the stream would
     /// starve it.
@@ -99,7 +97,8 @@ pub(super) struct Pacer {
     queue: VecDeque<Copy>,
     /// Sealed control datagrams, sent before any copy.
     control: VecDeque<(SocketAddr, bytes::Bytes)>,
-    /// When (our Probe clock, ms) the rate was last cut.
+    /// When (our Probe clock, ms) the rate was last cut. Never cut (no queue seen yet):
+    /// stream-rate estimates raise the rate to the starting multiple.
     last_cut: Option<u32>,
     /// When the bucket last held a copy back: growth is for a rate that limits us, not one
     /// that idles between floods.
@@ -126,7 +125,6 @@ impl Pacer {
             rate: UNKNOWN_STREAM_RATE,
             start,
             stream_rate: DEFAULT_STREAM_RATE,
-            fresh: true,
             stream_known: false,
             tokens: BURST_BYTES,
             last_refill: None,
@@ -158,38 +156,53 @@ impl Pacer {
         if !self.stream_known {
             self.stream_known = true;
             self.rate = bytes_per_sec * self.start;
-        } else if self.fresh {
+        } else if self.last_cut.is_none() {
             self.rate = self.rate.max(bytes_per_sec * self.start);
         }
-        self.rate = self.rate.clamp(
-            bytes_per_sec * MIN_OVER_STREAM,
-            bytes_per_sec * MAX_OVER_STREAM,
-        );
+        self.bound();
+    }
+
+    /// Keep the rate within its multiples of the stream (of the default stream, and at most
+    /// the unknown-stream rate, before it is measured).
+    fn bound(&mut self) {
+        self.rate = if self.stream_known {
+            self.rate.clamp(
+                self.stream_rate * MIN_OVER_STREAM,
+                self.stream_rate * MAX_OVER_STREAM,
+            )
+        } else {
+            self.rate
+                .clamp(DEFAULT_STREAM_RATE * MIN_OVER_STREAM, UNKNOWN_STREAM_RATE)
+        };
     }
 
     pub(super) fn push(&mut self, c: Copy) {
-        if self.queue.len() >= MAX_QUEUED {
-            self.queue.pop_front();
+        if push_bounded(&mut self.queue, MAX_QUEUED, c) {
             self.dropped += 1;
         }
-        self.queue.push_back(c);
     }
 
     /// Queue a sealed control datagram; it leaves before every copy.
     pub(super) fn push_control(&mut self, to: SocketAddr, data: bytes::Bytes) {
-        if self.control.len() >= MAX_QUEUED {
-            self.control.pop_front();
+        push_bounded(&mut self.control, MAX_QUEUED, (to, data));
+    }
+
+    /// Whether the bucket lets a datagram go now; when it does not and `waiting` holds
+    /// one back, the rate is what limits us.
+    fn allows(&mut self, now: Instant, waiting: bool) -> bool {
+        self.refill(now);
+        if self.tokens < 0.0 {
+            if waiting {
+                self.limited_at = Some(now);
+            }
+            return false;
         }
-        self.control.push_back((to, data));
+        true
     }
 
     /// The next control datagram due now, if the bucket allows one (charged here).
     pub(super) fn next_control(&mut self, now: Instant) -> Option<(SocketAddr, bytes::Bytes)> {
-        self.refill(now);
-        if self.tokens < 0.0 {
-            if !self.control.is_empty() {
-                self.limited_at = Some(now);
-            }
+        if !self.allows(now, !self.control.is_empty()) {
             return None;
         }
         let c = self.control.pop_front()?;
@@ -233,7 +246,6 @@ impl Pacer {
     /// The next copy due now, if the bucket allows one; copies queued before `stale` are
     /// dropped on the way.
     pub(super) fn next_due(&mut self, now: Instant, stale: Instant) -> Option<Copy> {
-        self.refill(now);
         while let Some(c) = self.queue.front() {
             if c.at >= stale {
                 break;
@@ -241,17 +253,14 @@ impl Pacer {
             self.queue.pop_front();
             self.dropped += 1;
         }
-        if self.tokens < 0.0 {
-            if !self.queue.is_empty() {
-                self.limited_at = Some(now);
-            }
+        if !self.allows(now, !self.queue.is_empty()) {
             return None;
         }
         self.queue.pop_front()
     }
 
     /// A copy went out: true when a Probe should follow it (every few copies, and at least
-    /// every [`PROBE_GAP`] while copies go: a slow start sends few).
+    /// every [`PROBE_GAP`] while copies go: a low rate sends few).
     pub(super) fn sent_copy(&mut self, now: Instant) -> bool {
         self.since_probe += 1;
         let due = self
@@ -306,7 +315,6 @@ impl Pacer {
             }
             self.grown_at = Some(now);
         } else {
-            self.fresh = false;
             self.last_cut = Some(now_ms);
             // A queue many targets deep means a rate far past the uplink's: halve it.
             let cut = if q > TARGET * 8 {
@@ -316,16 +324,7 @@ impl Pacer {
             };
             self.rate *= 1.0 - cut;
         }
-        if self.stream_known {
-            self.rate = self.rate.clamp(
-                self.stream_rate * MIN_OVER_STREAM,
-                self.stream_rate * MAX_OVER_STREAM,
-            );
-        } else {
-            self.rate = self
-                .rate
-                .clamp(DEFAULT_STREAM_RATE * MIN_OVER_STREAM, UNKNOWN_STREAM_RATE);
-        }
+        self.bound();
     }
 
     /// How many copies wait for each receiver (for status; a walk over the queue).

@@ -330,9 +330,8 @@ impl Peer {
     }
 
     /// A signed Info: news (a newer epoch) is applied when playout reaches its first chunk (a
-    /// change of content type at once)
-    /// and, when the splitter sent it to us, flooded to our neighbours. Repeats, older epochs
-    /// and bad signatures are dropped.
+    /// change of content type at once) and, when the splitter sent it to us, flooded to our
+    /// neighbours. Repeats, older epochs and bad signatures are dropped.
     pub(super) fn on_info(&mut self, msg: Message, from_splitter: bool) {
         let Message::Info {
             epoch,
