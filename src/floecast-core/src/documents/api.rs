@@ -266,6 +266,9 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             // chunks its uplink allows (1 = a full share; 3 = one turn in 3).
                             "pace_rate": p.report.map(|r| r.pace_rate),
                             "pace_backlog_ms": p.report.map(|r| r.backlog_ms),
+                            // What its uplink carries as its pacer measured it (0 = not
+                            // yet): a share is sized by this.
+                            "uplink_rate": p.report.map(|r| r.uplink_rate),
                             "share_period": p.capacity_period,
                             // Behind a NAT (the endpoint it is bound at is not the one we
                             // see; null until it says), and relayed the stream by us.
@@ -301,6 +304,7 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 // uplink, copies dropped unsent, and how long holes are waited for.
                 v["pace_rate"] = json!(s.pace_rate);
                 v["uplink_queue_delay_ms"] = json!(s.queue_delay.as_millis() as u64);
+                v["uplink_rate"] = json!(s.uplink_rate);
                 v["copies_dropped"] = json!(s.copies_dropped);
                 v["lateness_ms"] = json!(s.lateness.as_millis() as u64);
                 // Our endpoint as the splitter sees it: an address, for the admin only.

@@ -6,8 +6,11 @@
 //! neighbours, in an order that rotates); a peer chunk to `forward[origin]` (empty until a
 //! neighbour asks with Request). The copies leave through the [`pacer`], at the rate our uplink
 //! takes without queueing (receivers tell us its queueing delay), so a flood never overflows a
-//! router queue. Holes are waited for as long as a flood takes at that rate. Debts (+1 sent,
-//! −1 received) drop dead neighbours; silence drops them too. Monitors complain (LostChunk)
+//! router queue. Holes are waited for as long as a flood takes at that rate. Silence drops
+//! dead neighbours. Debts (+1 sent, −1 received) are only shown: the splitter gives an uplink
+//! that cannot relay a full share fewer chunks or none, so a live neighbour may well return
+//! less than it gets, by design (DBS drops it; that would cut the slow half of a team off the
+//! mesh). Monitors complain (LostChunk)
 //! about slots still empty half-way to their play time; every peer asks a random neighbour
 //! (Request) a bit later; a repeated duplicate of a relayed chunk answers with Prune.
 //!
@@ -87,8 +90,6 @@ const UNHEARD_GIVE_UP: Duration = Duration::from_millis(400 * (HELLO_TRIES as u6
 pub struct PeerConfig {
     pub splitter: SocketAddr,
     pub role: Role,
-    /// Drop a neighbour that owes us more than this many chunks.
-    pub max_chunk_debt: i32,
     pub neighbour_timeout: Duration,
     pub splitter_timeout: Duration,
     pub keepalive_interval: Duration,
@@ -116,7 +117,6 @@ impl PeerConfig {
         PeerConfig {
             splitter,
             role: Role::Peer,
-            max_chunk_debt: 128,
             neighbour_timeout: Duration::from_secs(10),
             splitter_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(1),
@@ -186,8 +186,9 @@ pub struct PeerStats {
     /// Requests left unanswered because our pacer had a backlog.
     pub requests_declined: u64,
     pub prunes_sent: u64,
-    pub neighbours_dropped_debt: u64,
     pub neighbours_dropped_silence: u64,
+    /// Gen C (DBS rule): neighbours dropped for owing too many chunks.
+    pub neighbours_dropped_debt: u64,
     pub transmits_dropped: u64,
     /// Chunks from members that a Digest vouched for, and forged ones dropped.
     pub verified: u64,
@@ -212,6 +213,8 @@ pub struct PeerStats {
     /// copies dropped unsent (too late to matter).
     pub pace_rate: u64,
     pub queue_delay: Duration,
+    /// What our uplink carries (bytes/s), as the pacer measured it lately.
+    pub uplink_rate: Option<u64>,
     pub copies_dropped: u64,
     /// How late members' flood copies come (recent worst): holes are waited for this long.
     pub lateness: Duration,
@@ -256,6 +259,8 @@ struct Neighbour {
     base_owd: Option<u32>,
     base_next: Option<u32>,
     base_since: Instant,
+    /// We sent it a Probe (as a probe buddy).
+    probed: bool,
     /// Our pair key, the sequence of our datagrams to it, and its anti-replay window.
     key: Key,
     tx_seq: u64,
@@ -284,6 +289,9 @@ pub struct Peer {
     /// other chunk number left the splitter.
     own_ref: Option<(ChunkNo, Instant)>,
     probe_turn: usize,
+    /// Our probe buddies are the neighbours from this index on (drawn at start, so that the
+    /// team's answers to Probes spread over it instead of falling on its first members).
+    probe_offset: usize,
     /// How late chunks from other members come (after the splitter sent them, Digest wait
     /// included): the recent worst, decaying by [`LATENESS_DECAY`] a second. Holes are
     /// waited for this long before they are asked for, reported or skipped.
@@ -368,6 +376,7 @@ impl Peer {
             clock0: now,
             own_ref: None,
             probe_turn: 0,
+            probe_offset: 0,
             lateness: Duration::ZERO,
             lateness_at: now,
             own_recent: VecDeque::new(),
@@ -397,6 +406,7 @@ impl Peer {
             trust: trust::Trust::new(reply.peer_key, reply.splitter_key, older, b),
             cfg: config,
         };
+        p.probe_offset = p.rng.below(1 << 16);
         let hello = Message::Hello { from: p.id };
         p.send_splitter(hello.clone());
         for ((id, addr), key) in reply
@@ -570,6 +580,7 @@ impl Peer {
             base_owd: None,
             base_next: None,
             base_since: self.now,
+            probed: false,
             key,
             tx_seq: 0,
             rx: {
@@ -718,14 +729,10 @@ impl Peer {
         let own = s.origin == self.id;
         let hash = self.trust.hash_of(no).copied();
         self.send_sealed(i, msg, hash.as_ref(), now);
-        // Debt counts the flood, which every live neighbour returns in kind (its own splitter
-        // chunks); chunks it asked for or routed to it are a service, not a debt: a neighbour
-        // that reaches only part of the team (a symmetric NAT) asks for many of them.
+        // Debt counts the flood (shown in status and Reports); chunks it asked for or routed
+        // to it are a service, not a debt.
         if own {
             self.neighbours[i].debt = self.neighbours[i].debt.saturating_add(1);
-            if self.neighbours[i].debt > self.cfg.max_chunk_debt {
-                self.nb_deadline = self.now;
-            }
         }
         self.stats.sent += 1;
     }
@@ -763,12 +770,33 @@ impl Peer {
                 continue;
             }
             self.send_chunk(i, c.no, true);
-            if self.pacer.sent_copy(now) {
-                // Probes queue behind the copy whoever they go to: the same few neighbours
-                // get them all, so each sees enough of them to know our uplink's bare delay.
-                self.probe_turn = self.probe_turn.wrapping_add(1);
-                let b = self.probe_turn % PROBE_BUDDIES.min(self.neighbours.len());
-                let sent_ms = self.clock_ms(now);
+            // Probes queue behind the copy whoever they go to: the same few neighbours
+            // get them all, so each sees enough of them to know our uplink's bare delay.
+            // A buddy never probed gets one after the next copy, while our uplink is likely
+            // still quiet: its fastest Probe from us is its measure of our uplink's bare delay,
+            // and a first one that came behind a queue makes every later queue look shorter.
+            let sent_ms = self.clock_ms(now);
+            let n = self.neighbours.len();
+            let buddies = PROBE_BUDDIES.min(n);
+            let buddy = |j: usize| (self.probe_offset + j) % n;
+            // Until the uplink is measured, Probes go to one buddy: a measurement takes two
+            // answers from the same one, and a slow uplink sends a Probe a second.
+            let first = (0..buddies)
+                .map(buddy)
+                .find(|&j| !self.neighbours[j].probed);
+            let b = match first {
+                Some(j) => j,
+                None if !self.pacer.measured() => buddy(0),
+                None => buddy(self.probe_turn.wrapping_add(1) % buddies),
+            };
+            if self
+                .pacer
+                .sent_copy(now, sent_ms, self.neighbours[b].addr, first.is_some())
+            {
+                self.neighbours[b].probed = true;
+                if first.is_none() {
+                    self.probe_turn = self.probe_turn.wrapping_add(1);
+                }
                 self.send_sealed(b, Message::Probe { sent_ms }, None, true);
             }
         }
@@ -821,10 +849,16 @@ impl Peer {
                     self.trust.note_hash(no, h);
                 }
                 let len = payload.len();
+                // The splitter's newest chunk is newer than all we hold; an older one is a
+                // resend (LRS) of a chunk it pushed a while ago, no clock for the stream (one
+                // resend seconds late read as a chunk interval of seconds).
+                let fresh = self.buffer.newest().is_none_or(|n| no.is_after(n));
                 match self.buffer.insert(now, no, me, payload) {
                     Insert::New => {
                         self.note_fresh_chunk(now, len);
-                        self.sample_chunk_rate(now, no);
+                        if fresh {
+                            self.sample_chunk_rate(now, no);
+                        }
                         self.own_ref = Some((no, now));
                         push_bounded(&mut self.own_recent, OWN_RECENT, no);
                         // A new order each flood: each neighbour is sometimes among the first
@@ -889,8 +923,12 @@ impl Peer {
                     return;
                 };
                 // A newcomer missed our splitter chunks of the last round (its join burst
-                // ended before them, and we did not know it yet): queue those for it.
-                if let Some(newest) = self.buffer.newest() {
+                // ended before them, and we did not know it yet): queue those for it, unless
+                // our uplink is behind already (a flash crowd on a tight uplink: a copy per
+                // newcomer is a whole extra flood, on top of floods already late; it asks
+                // others for what it misses).
+                let behind = self.pacer.backlog(now) > SERVE_BACKLOG;
+                if let Some(newest) = self.buffer.newest().filter(|_| !behind) {
                     let round = (self.neighbours.len() as u32 + 1).min(self.buffer.capacity() / 2);
                     let oldest = newest.minus(round);
                     let recent: Vec<ChunkNo> = self
@@ -943,7 +981,7 @@ impl Peer {
             Message::QueueDelay { sent_ms, ms } => {
                 let q = Duration::from_millis(u64::from(ms.min(60_000)));
                 let clock = self.clock_ms(now);
-                self.pacer.on_queue_delay(now, clock, sent_ms, q);
+                self.pacer.on_queue_delay(now, clock, from, sent_ms, q);
             }
             Message::Request { no } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
@@ -1156,9 +1194,6 @@ impl Peer {
                 t = t.min(n.last_seen + UNHEARD_GIVE_UP);
             }
             t = t.min(n.last_seen + timeout);
-            if n.debt > self.cfg.max_chunk_debt {
-                t = t.min(now);
-            }
         }
         t
     }
@@ -1180,6 +1215,10 @@ impl Peer {
                 .backlog(self.now)
                 .as_millis()
                 .min(u128::from(u32::MAX)) as u32,
+            uplink_rate: self
+                .pacer
+                .capacity(self.now)
+                .map_or(0, |u| u.clamp(1.0, f64::from(u32::MAX)) as u32),
         }
     }
 }
@@ -1234,10 +1273,7 @@ impl PeerMachine for Peer {
         while i > 0 {
             i -= 1;
             let n = &self.neighbours[i];
-            if n.debt > self.cfg.max_chunk_debt {
-                self.stats.neighbours_dropped_debt += 1;
-                self.remove_neighbour(i);
-            } else if now >= n.last_seen + timeout
+            if now >= n.last_seen + timeout
                 || (!n.heard && n.hellos_left == 0 && now >= n.last_seen + UNHEARD_GIVE_UP)
             {
                 // Silent, or greeted in vain (behind a closed NAT): no more chunks for it. It
@@ -1331,6 +1367,7 @@ impl PeerMachine for Peer {
         let mut s = self.stats.clone();
         let queued = self.pacer.queued_per_receiver();
         s.pace_rate = self.pacer.rate() as u64;
+        s.uplink_rate = self.pacer.capacity(self.now).map(|u| u as u64);
         s.queue_delay = self.pacer.queue_delay;
         s.copies_dropped = self.pacer.dropped;
         s.lateness = self.lateness;

@@ -1,5 +1,6 @@
 //! The DBS splitter state machine: numbers the chunks the caller cut, sends each one to exactly
-//! one peer (round-robin, or ACS-weighted), keeps the last `buffer_size` for LRS resends and
+//! one peer (round-robin, or ACS-weighted: a native peer's share follows the uplink rate its
+//! pacer measured, and one too slow to flood a chunk within a round gets none), keeps the last `buffer_size` for LRS resends and
 //! join bursts, admits peers (handshake built here, carried over TCP by the runtime; a native
 //! joiner is a member once its first datagram confirms it, see `splitter/admission.rs`), and keeps
 //! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
@@ -35,6 +36,14 @@ pub const MAX_PERIOD: u32 = 32;
 const ORIGIN_SILENCE: Duration = Duration::from_millis(1500);
 /// What relaying a full share of the stream costs a peer's uplink, in streams.
 const FULL_SHARE: f64 = 1.15;
+/// Below this measured uplink rate, in streams, a peer's flood of one chunk to the team takes
+/// over 4/3 of a round (a one-level flood takes `1 / rate` rounds whatever its share), so
+/// chunks it originates come late everywhere: it gets no share ([`NO_SHARE`]), only receives.
+const MIN_RELAY_RATE: f64 = 0.75;
+/// A peer back above this (hysteresis over [`MIN_RELAY_RATE`]) gets shares again.
+const RELAY_AGAIN_RATE: f64 = 0.9;
+/// The capacity period of a peer whose uplink cannot flood a chunk in time.
+pub const NO_SHARE: u32 = 0;
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 4096;
 /// Header changes remembered for join replies (a join burst spans a few seconds; chains last
@@ -647,7 +656,11 @@ impl Splitter {
                 break;
             }
             let i = (self.digest_rr + k) % n;
-            if (self.is_suspect(i) || self.members[i].relayed) && n > DIGEST_COPIES {
+            if (self.is_suspect(i)
+                || self.members[i].relayed
+                || self.members[i].capacity_period == NO_SHARE)
+                && n > DIGEST_COPIES
+            {
                 continue;
             }
             self.send(i, digest_msg(first, &hashes, signature));
@@ -674,25 +687,37 @@ impl Splitter {
 
     /// Capacity-aware shares (ACS): a full share costs a peer about [`FULL_SHARE`] times the
     /// stream on its uplink (copies, their headers, Digests, probes). A peer whose pacer
-    /// says its uplink takes less gets one chunk every that-many turns instead, so that it
-    /// relays what it gets in time and the faster peers take the rest.
+    /// measured an uplink that takes less gets one chunk every that-many turns instead, so
+    /// that it relays what it gets in time and the faster peers take the rest; one under
+    /// [`MIN_RELAY_RATE`] gets none (and no Digests to flood). A peer that has not measured
+    /// its uplink (no queue ever stood on it) keeps the share it has.
     fn weigh_capacity(&mut self, i: usize, r: &PeerReport) {
         let Some(d) = self.chunk_interval.filter(|d| !d.is_zero()) else {
             return;
         };
-        if !self.cfg.acs || r.pace_rate == 0 || self.chunk_bytes == 0.0 {
+        if !self.cfg.acs || r.uplink_rate == 0 || self.chunk_bytes == 0.0 {
             return;
         }
-        let need = FULL_SHARE * self.chunk_bytes / d.as_secs_f64();
-        let rate = f64::from(r.pace_rate);
+        let stream = self.chunk_bytes / d.as_secs_f64();
+        let rate = f64::from(r.uplink_rate) / stream;
+        let m = &mut self.members[i];
+        let floor = if m.capacity_period == NO_SHARE {
+            RELAY_AGAIN_RATE
+        } else {
+            MIN_RELAY_RATE
+        };
         // A little short is what the pacer's probing looks like on an uplink that fits.
-        let p = if rate >= need * 0.85 {
+        let p = if rate < floor {
+            NO_SHARE
+        } else if rate >= FULL_SHARE * 0.85 {
             1
         } else {
-            ((need / rate).ceil() as u32).clamp(1, MAX_PERIOD)
+            ((FULL_SHARE / rate).ceil() as u32).clamp(1, MAX_PERIOD)
         };
-        let m = &mut self.members[i];
         m.capacity_period = p;
+        if p == NO_SHARE {
+            return;
+        }
         if m.period < p {
             m.period = p;
             m.period_left = m.period_left.min(p);
@@ -767,11 +792,16 @@ impl Splitter {
             self.rr = (i + 1) % n;
             return Some(i);
         }
+        // Peers that cannot flood in time are passed over, unless no one can.
+        let anyone_relays = self.members.iter().any(|m| m.capacity_period != NO_SHARE);
         // Each visit lowers a counter, so within MAX_PERIOD passes someone is due.
         for _ in 0..n * (MAX_PERIOD as usize + 1) {
             let i = self.rr % n;
             self.rr = (i + 1) % n;
             let m = &mut self.members[i];
+            if anyone_relays && m.capacity_period == NO_SHARE {
+                continue;
+            }
             if m.period_left <= 1 {
                 m.period_left = m.period;
                 return Some(i);

@@ -28,7 +28,8 @@
 //! ([`Evidence`]); Expel `u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
 //! Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
-//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms`; Probe `u32 sent_ms`;
+//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate`; Probe
+//! `u32 sent_ms`;
 //! QueueDelay `u32 sent_ms, u32 ms`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
@@ -67,9 +68,9 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// wire (into the tag), shortened tags and Digest hashes to 12 bytes and splitter chunks'
 /// headers by their origin: 16 bytes less per chunk. Version 4 carries chain headers in the
 /// stream (HeaderPiece and HeaderAck retired) and signs Info; version 5 adds the pacer's Probe
-/// and QueueDelay and two Report fields. An older peer gets a refusal it can read
-/// ([`encode_refusal`]).
-pub const VERSION: u8 = 5;
+/// and QueueDelay and two Report fields; version 6 the measured uplink rate in Reports. An
+/// older peer gets a refusal it can read ([`encode_refusal`]).
+pub const VERSION: u8 = 6;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -294,6 +295,9 @@ pub struct PeerReport {
     /// has queued has waited (ms): the splitter gives a peer that falls behind fewer chunks.
     pub pace_rate: u32,
     pub backlog_ms: u32,
+    /// What its uplink carries (bytes/s) as its pacer measured it, 0 until measured: the
+    /// splitter sizes its share by this (see the splitter's ACS).
+    pub uplink_rate: u32,
 }
 
 /// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
@@ -531,6 +535,7 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(r.rejected);
             b.put_u32(r.pace_rate);
             b.put_u32(r.backlog_ms);
+            b.put_u32(r.uplink_rate);
         }
         Message::Digest {
             first,
@@ -886,6 +891,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             rejected: r.u32()?,
             pace_rate: r.u32()?,
             backlog_ms: r.u32()?,
+            uplink_rate: r.u32()?,
         }),
         ty::INFO => {
             let epoch = r.u32()?;

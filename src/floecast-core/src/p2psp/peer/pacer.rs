@@ -16,13 +16,21 @@
 //!
 //! It starts at twice the stream ([`START_OVER_STREAM`]): most uplinks are many times a
 //! stream, and a pacer at the stream's own rate makes every flood last a round, late enough
-//! for holes to be reported. Uplinks barely above the stream pay for that start with some
-//! loss while the team joins (BENCHMARKS.md has both).
+//! for holes to be reported. Until the first answer that finds a queue, growth is fast (a
+//! slow start).
+//!
+//! Delay alone is slow to undo a start above a slow uplink: a home router's 64 KiB at
+//! 64 kbit/s is 8 s of queue, and answers come that late. So the pacer also *measures* the
+//! uplink: two answers from one buddy that both found a queue, with nothing lost and no idle
+//! spell between their Probes, say the uplink sent every byte charged between the Probes in
+//! the time between their arrivals ([`Pacer::capacity`]). The rate is then held under that
+//! (at once while the queue is past the target), growth stops a little past it, and our
+//! Reports carry it to the splitter, which sizes our share by it: an uplink that cannot flood
+//! a chunk to the team in time gets no share and only receives.
 //!
 //! Copies that waited longer than the caller's deadline are dropped unsent: they could no
 //! longer be played, and their receivers ask someone else. The backlog (how long the oldest
-//! copy has waited) goes to the splitter in our Reports, which gives a peer that cannot keep
-//! up fewer chunks to relay.
+//! copy has waited) goes to the splitter in our Reports too.
 //!
 //! Sans-IO like the rest: time comes in as an argument.
 
@@ -44,6 +52,12 @@ const PROBE_GAP: Duration = Duration::from_millis(500);
 /// nearer the target; an answer after a long silence counts for at most this long.
 const GROWTH_PER_SEC: f64 = 0.5;
 const GROWTH_STEP_MAX: f64 = 1.0;
+/// Until the first queue (an answer [`QUEUED`] deep) the rate grows this much faster, each
+/// answer by at most [`SLOW_START_STEP_MAX`] seconds' worth: a start under the uplink finds
+/// it in a few round trips, and a start over it fills a router queue whose answers come
+/// seconds late (64 KiB at 64 kbit/s is 8 s).
+const SLOW_START_PER_SEC: f64 = 4.0;
+const SLOW_START_STEP_MAX: f64 = 0.25;
 /// A cut per answer past the target, in proportion to how far past (`CUT` at twice the
 /// target), and at most `MAX_CUT`: teams run uplinks a few per cent above their need, so
 /// deep cuts would leave a backlog that never drains. Answers to Probes sent before the last
@@ -71,6 +85,39 @@ const BURST_TIME: f64 = 0.005;
 pub const UDP_IP_HEADERS: usize = 28;
 /// Most copies queued; the oldest go first when it overflows.
 pub const MAX_QUEUED: usize = 1 << 16;
+/// Two answers both this deep in the queue say what the uplink delivered between their Probes
+/// (the queue never ran dry in between)...
+const QUEUED: Duration = Duration::from_millis(20);
+/// ... over at least this long (shorter spans are mostly the path's jitter).
+const MEASURE_SPAN: f64 = 0.2;
+/// A queue this deep (in time) with a measurement this close to our sending rate was full.
+const FULL_QUEUE: Duration = Duration::from_secs(1);
+const FULL_RATE: f64 = 0.9;
+/// With the uplink's rate measured, a cut leaves the rate between these fractions of it:
+/// under it so the queue drains, and never so far under that one deep queue (a queue of
+/// seconds answers late, and many answers in a row say "too deep") starves the floods.
+const DRAIN_RATE: f64 = 0.9;
+const MIN_DRAIN_RATE: f64 = 0.5;
+/// Growth stops this far past a measured uplink rate (a queue a few per cent over keeps the
+/// uplink busy, and grows slowly enough for the delay to tell).
+const UPLINK_HEADROOM: f64 = 1.05;
+/// Probes remembered for the measurement (answers come within a round trip).
+const SENT_PROBES: usize = 64;
+/// A measured uplink rate stands for this long (an uplink that got faster shows no queue to
+/// measure it by).
+const UPLINK_FRESH: Duration = Duration::from_secs(60);
+
+/// What we knew when a Probe left.
+#[derive(Debug, Clone, Copy)]
+struct SentProbe {
+    to: SocketAddr,
+    sent_ms: u32,
+    charged: u64,
+    idle_spells: u64,
+    /// Our rate then (bytes/s).
+    rate: f64,
+    answered: bool,
+}
 
 /// A chunk copy waiting to go to a neighbour.
 #[derive(Debug, Clone, Copy)]
@@ -105,11 +152,26 @@ pub(super) struct Pacer {
     limited_at: Option<Instant>,
     /// When growth was last applied.
     grown_at: Option<Instant>,
+    /// No answer has found a queue yet: growth is fast.
+    slow_start: bool,
     last_probe: Option<Instant>,
     /// Copies sent since the last Probe.
     since_probe: u32,
     /// The last queueing delay a receiver reported, for status.
     pub queue_delay: Duration,
+    /// Bytes charged since we started; how many times we ran out of things to send; both
+    /// at each recent Probe (our clock, ms).
+    charged: u64,
+    idle_spells: u64,
+    sent_probes: VecDeque<SentProbe>,
+    /// Per probe buddy, its last answer deep in the queue and that delay (a buddy's delays
+    /// count from its own idea of our fastest Probe, so only its own differ meaningfully).
+    queued_answers: Vec<(SentProbe, Duration)>,
+    /// Buddies that have answered: a buddy's first answer is its base, "no queue" whatever
+    /// the queue, and says nothing.
+    answered_by: VecDeque<SocketAddr>,
+    /// What the uplink delivers (bytes/s), measured while a queue stood on it, and when.
+    uplink: Option<(f64, Instant)>,
     /// Copies dropped unsent: too old, or the queue overflowed.
     pub dropped: u64,
 }
@@ -133,9 +195,16 @@ impl Pacer {
             last_cut: None,
             limited_at: None,
             grown_at: None,
+            slow_start: true,
             since_probe: 0,
             last_probe: None,
             queue_delay: Duration::ZERO,
+            charged: 0,
+            idle_spells: 0,
+            sent_probes: VecDeque::new(),
+            queued_answers: Vec::new(),
+            answered_by: VecDeque::new(),
+            uplink: None,
             dropped: 0,
         }
     }
@@ -143,6 +212,21 @@ impl Pacer {
     /// The rate (bytes/s) copies go at now.
     pub(super) fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// Whether our uplink's rate has ever been measured.
+    pub(super) fn measured(&self) -> bool {
+        self.uplink.is_some()
+    }
+
+    /// What our uplink carries (bytes/s), measured within [`UPLINK_FRESH`]; `None` when no
+    /// queue has stood on it long enough to tell. The splitter sizes our share by it, not by
+    /// the pacing rate, which dips under the uplink while a queue drains and grows past it
+    /// on sparse sends (a few answers to requests) that never build a queue.
+    pub(super) fn capacity(&self, now: Instant) -> Option<f64> {
+        self.uplink
+            .filter(|(_, at)| now.saturating_duration_since(*at) <= UPLINK_FRESH)
+            .map(|(u, _)| u)
     }
 
     /// The stream's rate was measured: the rate's bounds follow, and so does the rate itself
@@ -241,6 +325,7 @@ impl Pacer {
     /// A datagram of `bytes` went out (paced or not: it used the uplink all the same).
     pub(super) fn charge(&mut self, bytes: usize) {
         self.tokens -= bytes as f64;
+        self.charged += bytes as u64;
     }
 
     /// The next copy due now, if the bucket allows one; copies queued before `stale` are
@@ -253,25 +338,109 @@ impl Pacer {
             self.queue.pop_front();
             self.dropped += 1;
         }
+        if self.queue.is_empty() && self.control.is_empty() {
+            self.idle_spells += 1;
+        }
         if !self.allows(now, !self.queue.is_empty()) {
             return None;
         }
         self.queue.pop_front()
     }
 
-    /// A copy went out: true when a Probe should follow it (every few copies, and at least
-    /// every [`PROBE_GAP`] while copies go: a low rate sends few).
-    pub(super) fn sent_copy(&mut self, now: Instant) -> bool {
+    /// A copy went out: true when a Probe stamped `now_ms` should follow it to `buddy`
+    /// (every few copies, at least every [`PROBE_GAP`] while copies go: a low rate sends few,
+    /// and whenever the caller says so).
+    pub(super) fn sent_copy(
+        &mut self,
+        now: Instant,
+        now_ms: u32,
+        buddy: SocketAddr,
+        force: bool,
+    ) -> bool {
         self.since_probe += 1;
         let due = self
             .last_probe
             .is_none_or(|t| now.saturating_duration_since(t) >= PROBE_GAP);
-        if self.since_probe >= PROBE_EVERY || due {
+        if self.since_probe >= PROBE_EVERY || due || force {
             self.since_probe = 0;
             self.last_probe = Some(now);
+            let p = SentProbe {
+                to: buddy,
+                sent_ms: now_ms,
+                charged: self.charged,
+                idle_spells: self.idle_spells,
+                rate: self.rate,
+                answered: false,
+            };
+            push_bounded(&mut self.sent_probes, SENT_PROBES, p);
             return true;
         }
         false
+    }
+
+    /// Measure the uplink from an answer: between two Probes that both found a queue, with
+    /// something to send all the while (so the queue never ran dry) and every Probe between
+    /// them answered (so the queue never overflowed: what it drops was charged but never
+    /// sent), the uplink sent every byte charged in between, in the time between their
+    /// arrivals (the time between their sending plus the growth of the queue).
+    fn measure(&mut self, now: Instant, from: SocketAddr, sent_ms: u32, q: Duration) {
+        let Some(k) = self
+            .sent_probes
+            .iter()
+            .position(|p| p.sent_ms == sent_ms && p.to == from)
+        else {
+            return;
+        };
+        self.sent_probes[k].answered = true;
+        let p2 = self.sent_probes[k];
+        let lost_between = |p1: &SentProbe| {
+            self.sent_probes
+                .range(..k)
+                .rev()
+                .take_while(|p| p.sent_ms != p1.sent_ms)
+                .any(|p| !p.answered)
+        };
+        let last = self.queued_answers.iter().position(|(p, _)| p.to == from);
+        let Some((p1, q1)) = last.map(|j| self.queued_answers[j]).filter(|(p1, q1)| {
+            q >= QUEUED
+                // A queue that shrank a lot may have run dry and refilled in between.
+                && q * 2 >= *q1
+                && p1.idle_spells == p2.idle_spells
+                && p2.charged >= p1.charged
+                && !lost_between(p1)
+        }) else {
+            if let Some(j) = last {
+                self.queued_answers.swap_remove(j);
+            }
+            if q >= QUEUED && self.queued_answers.len() < SENT_PROBES {
+                self.queued_answers.push((p2, q));
+            }
+            return;
+        };
+        let sent_gap = f64::from(sent_ms.wrapping_sub(p1.sent_ms) as i32) / 1000.0;
+        if sent_gap <= 0.0 {
+            return;
+        }
+        let span = sent_gap + q.as_secs_f64() - q1.as_secs_f64();
+        if span < MEASURE_SPAN {
+            return;
+        }
+        let u = (p2.charged - p1.charged) as f64 / span;
+        // A queue seconds deep means we sent faster than the uplink; a measurement near our
+        // own rate then says the queue was full, and what it dropped (charged, never sent)
+        // reads as a fast uplink.
+        if q > FULL_QUEUE && u > FULL_RATE * p1.rate.min(p2.rate) {
+            return;
+        }
+        self.uplink = Some((u, now));
+        if let Some(j) = last {
+            self.queued_answers[j] = (p2, q);
+        }
+        if q > TARGET {
+            // Known now, not a round trip (of a deep queue) later.
+            self.rate = self.rate.min(u * DRAIN_RATE);
+            self.bound();
+        }
     }
 
     /// When the next copy may go, if any is queued.
@@ -287,12 +456,32 @@ impl Pacer {
 
     /// A receiver says our Probe sent at `sent_ms` (our clock, ms; `now_ms` is now) queued
     /// `q` longer than our fastest to it.
-    pub(super) fn on_queue_delay(&mut self, now: Instant, now_ms: u32, sent_ms: u32, q: Duration) {
-        // Wrapping: a Probe older than the cut (or from the future: garbage) is ignored.
+    pub(super) fn on_queue_delay(
+        &mut self,
+        now: Instant,
+        now_ms: u32,
+        from: SocketAddr,
+        sent_ms: u32,
+        q: Duration,
+    ) {
+        // Wrapping: a Probe from the future is garbage.
+        if (now_ms.wrapping_sub(sent_ms) as i32) < 0 {
+            return;
+        }
+        if !self.answered_by.contains(&from) {
+            push_bounded(&mut self.answered_by, SENT_PROBES, from);
+            return;
+        }
+        // Every answer measures (a queue seconds deep answers seconds late, long after the
+        // cut it caused)...
+        self.measure(now, from, sent_ms, q);
+        if q >= QUEUED {
+            self.slow_start = false;
+        }
+        // ... but one to a Probe older than the last cut tells of the queue that cut drains.
         if self
             .last_cut
             .is_some_and(|c| (sent_ms.wrapping_sub(c) as i32) < 0)
-            || (now_ms.wrapping_sub(sent_ms) as i32) < 0
         {
             return;
         }
@@ -307,11 +496,22 @@ impl Pacer {
                 // Growth per second, not per answer: at a high rate answers come many to a
                 // round trip, and growth per answer would compound before the first of them
                 // could tell of a queue.
+                let (per_sec, step_max) = if self.slow_start {
+                    (SLOW_START_PER_SEC, SLOW_START_STEP_MAX)
+                } else {
+                    (GROWTH_PER_SEC, GROWTH_STEP_MAX)
+                };
                 let dt = self
                     .grown_at
                     .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64())
-                    .min(GROWTH_STEP_MAX);
-                self.rate *= 1.0 + GROWTH_PER_SEC * dt * off;
+                    .min(step_max);
+                let before = self.rate;
+                self.rate *= 1.0 + per_sec * dt * off;
+                // Past a measured uplink, growth only fills its queue; once the measurement
+                // is stale the rate may find out whether the uplink got faster.
+                if let Some(u) = self.capacity(now) {
+                    self.rate = self.rate.min((u * UPLINK_HEADROOM).max(before));
+                }
             }
             self.grown_at = Some(now);
         } else {
@@ -323,6 +523,9 @@ impl Pacer {
                 (-off * CUT).min(MAX_CUT)
             };
             self.rate *= 1.0 - cut;
+            if let Some((u, _)) = self.uplink {
+                self.rate = self.rate.clamp(u * MIN_DRAIN_RATE, u * DRAIN_RATE);
+            }
         }
         self.bound();
     }
@@ -346,6 +549,10 @@ impl Pacer {
 #[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock
 mod tests {
     use super::*;
+
+    fn buddy(k: u8) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, k], 4000))
+    }
 
     fn copy(at: Instant, no: u32) -> Copy {
         Copy {
@@ -383,6 +590,7 @@ mod tests {
     #[test]
     fn delay_under_the_target_grows_and_over_it_cuts_once_per_probe_round() {
         let t0 = Instant::now();
+        let b = buddy(1);
         let mut p = Pacer::new(START_OVER_STREAM);
         p.set_stream_rate(10_000.0);
         p.push(copy(t0, 1));
@@ -391,35 +599,43 @@ mod tests {
         assert!(p.next_due(t0, t0).is_none());
         let r0 = p.rate();
         assert!((r0 - 10_000.0 * START_OVER_STREAM).abs() < 1e-6);
+        // A buddy's first answer is its base ("no queue" whatever the queue): nothing.
+        p.on_queue_delay(t0, 60, b, 50, Duration::ZERO);
+        assert_eq!(p.rate(), r0);
         // A quiet uplink: growth by the time since the last answer (the first only starts
-        // the clock).
-        p.on_queue_delay(t0, 100, 90, Duration::ZERO);
+        // the clock), fast until the first queue (slow start).
+        p.on_queue_delay(t0, 100, b, 90, Duration::ZERO);
         assert_eq!(p.rate(), r0);
         let t = t0 + Duration::from_millis(200);
-        p.on_queue_delay(t, 300, 290, Duration::ZERO);
-        assert!((p.rate() - r0 * (1.0 + GROWTH_PER_SEC * 0.2)).abs() < 1e-6);
-        // Past the target: a cut in proportion.
+        p.on_queue_delay(t, 300, b, 290, Duration::ZERO);
+        assert!((p.rate() - r0 * (1.0 + SLOW_START_PER_SEC * 0.2)).abs() < 1e-6);
+        // Past the target: slow start is over, and a cut in proportion.
         let r1 = p.rate();
-        p.on_queue_delay(t, 310, 300, TARGET * 2);
+        p.on_queue_delay(t, 310, b, 300, TARGET * 2);
         assert!((p.rate() - r1 * (1.0 - CUT)).abs() < 1e-6);
         let r2 = p.rate();
         // Answers to Probes sent before that change nothing.
-        p.on_queue_delay(t, 330, 305, TARGET * 4);
+        p.on_queue_delay(t, 330, b, 305, TARGET * 4);
         assert_eq!(p.rate(), r2);
         // Far past the target (a queue many targets deep): halved, once per round of Probes.
-        p.on_queue_delay(t, 400, 320, TARGET * 10);
+        p.on_queue_delay(t, 400, b, 320, TARGET * 10);
         assert!((p.rate() - r2 * 0.5).abs() < 1e-6);
         let r3 = p.rate();
-        p.on_queue_delay(t, 500, 350, TARGET * 10);
-        p.on_queue_delay(t, 500, 399, Duration::ZERO);
+        p.on_queue_delay(t, 500, b, 350, TARGET * 10);
+        p.on_queue_delay(t, 500, b, 399, Duration::ZERO);
         assert_eq!(p.rate(), r3);
+        // Growth after slow start is the slow kind.
+        let t2 = t + Duration::from_millis(100);
+        p.on_queue_delay(t2, 600, b, 590, Duration::ZERO);
+        assert!((p.rate() - r3 * (1.0 + GROWTH_PER_SEC * 0.1)).abs() < 1e-6);
+        let r4 = p.rate();
         // Not held back lately: no growth on good news.
         let late = t0 + LIMITED_LATELY * 2;
-        p.on_queue_delay(late, 2500, 2450, Duration::ZERO);
-        assert_eq!(p.rate(), r3);
+        p.on_queue_delay(late, 2500, b, 2450, Duration::ZERO);
+        assert_eq!(p.rate(), r4);
         // Never below the floor, never above the ceiling.
         for k in 0..100u32 {
-            p.on_queue_delay(late, 3000 + k * 10, 3000 + k * 10, TARGET * 10);
+            p.on_queue_delay(late, 3000 + k * 10, b, 3000 + k * 10, TARGET * 10);
         }
         assert!((p.rate() - 10_000.0 * MIN_OVER_STREAM).abs() < 1e-6);
         let mut now = late;
@@ -427,9 +643,84 @@ mod tests {
             now += Duration::from_millis(100);
             p.charge(100_000);
             assert!(p.next_due(now, t0).is_none());
-            p.on_queue_delay(now, 5000 + k * 10, 5000 + k * 10, Duration::ZERO);
+            p.on_queue_delay(now, 5000 + k * 10, b, 5000 + k * 10, Duration::ZERO);
         }
         assert!((p.rate() - 10_000.0 * MAX_OVER_STREAM).abs() < 1e-6);
+    }
+
+    /// Sends `bytes` in copies of 1000 from `at` on (the bucket ignored), a Probe to `to`
+    /// after the last: returns its stamp.
+    fn send(p: &mut Pacer, at: Instant, ms: u32, bytes: usize, to: SocketAddr) -> u32 {
+        for k in 0..bytes / 1000 {
+            p.push(copy(at, k as u32));
+            p.tokens = f64::MAX / 4.0;
+            assert!(p.next_due(at, at).is_some());
+            p.charge(1000);
+        }
+        assert!(p.sent_copy(at, ms, to, true));
+        ms
+    }
+
+    #[test]
+    fn the_uplink_is_measured_through_a_standing_queue_and_only_then() {
+        let t0 = Instant::now();
+        let (a, b) = (buddy(1), buddy(2));
+        let mut p = Pacer::new(START_OVER_STREAM);
+        p.set_stream_rate(10_000.0);
+        assert!(!p.measured());
+        // Each buddy's first answer is its base.
+        p.on_queue_delay(t0, 10, a, 0, Duration::ZERO);
+        p.on_queue_delay(t0, 10, b, 0, Duration::ZERO);
+        // 20 kB go between two Probes to `a` 1 s apart, and the queue grows by 1 s: the
+        // uplink took 2 s for them, 10 kB/s. A Probe to `b` in between was answered.
+        p.push(copy(t0, 0)); // always something to send: never idle
+        let s1 = send(&mut p, t0, 1000, 1000, a);
+        let mid = send(&mut p, t0, 1500, 10_000, b);
+        let s2 = send(&mut p, t0, 2000, 10_000, a);
+        p.on_queue_delay(t0, 1600, a, s1, Duration::from_millis(500));
+        p.on_queue_delay(t0, 2500, b, mid, Duration::from_millis(900));
+        assert!(!p.measured(), "one answer from `a` is not a measurement");
+        p.on_queue_delay(t0, 3600, a, s2, Duration::from_millis(1500));
+        let u = p.capacity(t0).expect("measured");
+        assert!((u - 10_000.0).abs() < 1.0, "{u}");
+        // Known at once: a queue past the target has the rate cut under the uplink.
+        assert!(p.rate() <= u * DRAIN_RATE + 1e-6);
+        // It stands for a while, then no longer says anything.
+        assert!(
+            p.capacity(t0 + UPLINK_FRESH + Duration::from_secs(1))
+                .is_none()
+        );
+
+        // No measurement across a lost Probe (the queue overflowed: bytes charged were
+        // dropped), nor across an idle spell (the queue may have run dry), nor from a queue
+        // that shrank by half or more, nor from one seconds deep that says the uplink took
+        // about our own rate (it was full: it dropped what did not fit).
+        for case in 0..4 {
+            let mut p = Pacer::new(START_OVER_STREAM);
+            p.set_stream_rate(10_000.0);
+            p.rate = 10_000.0;
+            p.on_queue_delay(t0, 10, a, 0, Duration::ZERO);
+            p.push(copy(t0, 0));
+            let s1 = send(&mut p, t0, 1000, 1000, a);
+            let lost = send(&mut p, t0, 1500, 10_000, b);
+            if case == 1 {
+                p.queue.clear();
+                assert!(p.next_due(t0, t0).is_none()); // idle
+                p.push(copy(t0, 0));
+            }
+            let s2 = send(&mut p, t0, 2000, 10_000, a);
+            if case != 0 {
+                p.on_queue_delay(t0, 2500, b, lost, Duration::ZERO);
+            }
+            let (q1, q2) = match case {
+                2 => (3000, 1400),
+                3 => (5000, 5020),
+                _ => (500, 1500),
+            };
+            p.on_queue_delay(t0, 1600, a, s1, Duration::from_millis(q1));
+            p.on_queue_delay(t0, 3600, a, s2, Duration::from_millis(q2));
+            assert!(!p.measured(), "case {case}");
+        }
     }
 
     #[test]

@@ -715,3 +715,36 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
     assert!(now - last_to_it <= MAX_MESH_KEEPALIVE);
     assert_eq!(st.introductions, 1);
 }
+
+#[test]
+fn a_neighbour_that_returns_no_chunks_but_talks_is_kept() {
+    // The splitter gives an uplink too slow to flood no share: such a neighbour returns
+    // nothing for what we send it (a debt far past DBS's 128), yet it is alive and must keep
+    // getting our chunks. Here peer 2's copies to peer 0 are lost; peer 0 asks others.
+    let mut net = Net::new(team_cfg());
+    for _ in 0..3 {
+        net.join(Role::Peer);
+    }
+    let (a0, a2) = (net.peers[0].0, net.peers[2].0);
+    net.drop = Some(Box::new(move |from, t| {
+        from == a2 && t.to == a0 && wire::peek_type(&t.data) == Some(wire::ty::CHUNK)
+    }));
+    net.stream(600, Duration::from_millis(10));
+    for _ in 0..5 {
+        net.settle();
+    }
+    let s = net.peers[0].1.stats();
+    let n2 = s
+        .neighbours
+        .iter()
+        .find(|n| n.addr == a2)
+        .expect("still a neighbour");
+    assert!(n2.debt > 150, "debt {}", n2.debt);
+    // Past the first round trips of requests, nothing is lost.
+    assert_eq!(net.delivered[0].len() + net.skipped[0].len(), 600);
+    assert!(
+        net.skipped[0].iter().all(|no| no.0 < 50),
+        "skipped {:?}",
+        net.skipped[0]
+    );
+}

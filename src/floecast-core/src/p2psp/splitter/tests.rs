@@ -800,6 +800,7 @@ fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
             rejected: 0,
             pace_rate: 0,
             backlog_ms: 0,
+            uplink_rate: 0,
         };
         enc(s, n, 7, Message::Report(r))
     };
@@ -878,4 +879,109 @@ fn joiners_that_overlapped_are_introduced_to_each_other() {
         auth::intro_mask(&s.key_of(me), 7, them, &mut k);
         assert_eq!((id, endpoint, k), (them, at, pair));
     }
+}
+
+#[test]
+fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    for n in 1..=4 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    // 1000-byte chunks every 64 ms: the stream is 15,625 bytes/s.
+    let clock = std::cell::Cell::new(t);
+    let push = |s: &mut Splitter, k: usize| {
+        for _ in 0..k {
+            clock.set(clock.get() + Duration::from_millis(64));
+            s.push_chunk(clock.get(), Bytes::from(vec![0u8; 1000]))
+                .unwrap();
+        }
+        clock.get()
+    };
+    push(&mut s, 40);
+    // Member 3 measured its uplink at `streams` times the stream (0 = not measured).
+    let report = |s: &mut Splitter, now: Instant, streams: f64| {
+        let id = s.members.iter().find(|m| m.addr == addr(3)).unwrap().id;
+        let r = wire::PeerReport {
+            from: id,
+            delivered: 0,
+            lost: 0,
+            buffer_fill: 0,
+            max_debt: 0,
+            neighbours: 3,
+            verified: 0,
+            rejected: 0,
+            pace_rate: 0,
+            backlog_ms: 0,
+            uplink_rate: (15_625.0 * streams) as u32,
+        };
+        let d = enc(s, 3, 7, Message::Report(r));
+        s.handle_datagram(now, addr(3), &d);
+    };
+    // Who gets the next 160 chunks, and who gets Digests to flood.
+    let turns = |s: &mut Splitter| {
+        let _ = decode_all(s);
+        let mut sent = Vec::new();
+        for _ in 0..16 {
+            // Everyone keeps talking (a silent member gets no Digests to flood).
+            for n in 1..=4 {
+                let d = enc(
+                    s,
+                    n,
+                    7,
+                    Message::KeepAlive {
+                        from: PeerId(n.into()),
+                    },
+                );
+                s.handle_datagram(clock.get(), addr(n), &d);
+            }
+            push(s, 10);
+            sent.extend(decode_all(s));
+        }
+        let to = |a: SocketAddr, digest: bool| {
+            sent.iter()
+                .filter(|(to, m)| {
+                    *to == a
+                        && if digest {
+                            matches!(m, Message::Digest { .. })
+                        } else {
+                            matches!(m, Message::Chunk { .. })
+                        }
+                })
+                .count()
+        };
+        (to(addr(3), false), to(addr(3), true), to(addr(1), false))
+    };
+    let now0 = push(&mut s, 0);
+    report(&mut s, now0, 0.0);
+    let (chunks, digests, _) = turns(&mut s);
+    assert!(
+        chunks >= 36 && digests > 0,
+        "unmeasured keeps its share: {chunks} {digests}"
+    );
+    // Half the stream: its flood of one chunk would take two rounds.
+    let now1 = push(&mut s, 0);
+    report(&mut s, now1, 0.5);
+    assert_eq!(s.stats().peers[2].capacity_period, NO_SHARE);
+    let (chunks, digests, others) = turns(&mut s);
+    assert_eq!((chunks, digests), (0, 0));
+    assert!(others >= 50, "the others take its share: {others}");
+    // Hysteresis: 0.8 of the stream is not enough to get a share back; 1.2 is.
+    let now2 = push(&mut s, 0);
+    report(&mut s, now2, 0.8);
+    assert_eq!(turns(&mut s).0, 0);
+    let now3 = push(&mut s, 0);
+    report(&mut s, now3, 1.2);
+    assert!(turns(&mut s).0 >= 36);
+    // If no one can flood in time, chunks still go out.
+    for m in &mut s.members {
+        m.capacity_period = NO_SHARE;
+    }
+    let _ = decode_all(&mut s);
+    push(&mut s, 8);
+    let chunks = decode_all(&mut s)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Chunk { .. }))
+        .count();
+    assert_eq!(chunks, 8);
 }

@@ -290,6 +290,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 rejected: a % 3,
                 pace_rate: b ^ 5,
                 backlog_ms: a / 11,
+                uplink_rate: b / 3,
             })
         }),
         any::<u32>().prop_map(|x| Message::Probe { sent_ms: x }),
