@@ -216,6 +216,7 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
                 rejected: 0,
                 pace_rate: 20_000,
                 backlog_ms: 300,
+                uplink_rate: 18_000,
             })),
         ),
         ("probe", p(Message::Probe { sent_ms: 12_345 })),
