@@ -70,7 +70,8 @@ const BASE_WINDOW: Duration = Duration::from_secs(60);
 const LATENESS_DECAY: f64 = 0.98;
 /// Probes go to this many neighbours (the first in our list).
 const PROBE_BUDDIES: usize = 3;
-/// A Request is served only while the oldest copy our pacer holds has waited less than this.
+/// Our uplink is behind while the oldest copy our pacer holds has waited longer than this:
+/// Requests are then declined and newcomers get no catch-up copies.
 const SERVE_BACKLOG: Duration = Duration::from_millis(500);
 /// The chunk rate is sampled each time the newest chunk number advances this far.
 const RATE_SAMPLE_CHUNKS: u32 = 16;
@@ -802,6 +803,11 @@ impl Peer {
         }
     }
 
+    /// Our floods are late ([`SERVE_BACKLOG`]): extra copies would only delay them more.
+    fn uplink_behind(&self, now: Instant) -> bool {
+        self.pacer.backlog(now) > SERVE_BACKLOG
+    }
+
     /// Our Probe clock: milliseconds since we started (wraps after 49 days; only differences
     /// are used).
     fn clock_ms(&self, now: Instant) -> u32 {
@@ -927,7 +933,7 @@ impl Peer {
                 // our uplink is behind already (a flash crowd on a tight uplink: a copy per
                 // newcomer is a whole extra flood, on top of floods already late; it asks
                 // others for what it misses).
-                let behind = self.pacer.backlog(now) > SERVE_BACKLOG;
+                let behind = self.uplink_behind(now);
                 if let Some(newest) = self.buffer.newest().filter(|_| !behind) {
                     let round = (self.neighbours.len() as u32 + 1).min(self.buffer.capacity() / 2);
                     let oldest = newest.minus(round);
@@ -989,7 +995,7 @@ impl Peer {
                 };
                 // Recovery must not take the uplink from the floods, or losses breed requests
                 // that breed losses: with a backlog, the requester asks someone else.
-                if self.pacer.backlog(now) > SERVE_BACKLOG {
+                if self.uplink_behind(now) {
                     self.stats.requests_declined += 1;
                     return;
                 }

@@ -1,10 +1,11 @@
 //! The DBS splitter state machine: numbers the chunks the caller cut, sends each one to exactly
 //! one peer (round-robin, or ACS-weighted: a native peer's share follows the uplink rate its
-//! pacer measured, and one too slow to flood a chunk within a round gets none), keeps the last `buffer_size` for LRS resends and
-//! join bursts, admits peers (handshake built here, carried over TCP by the runtime; a native
-//! joiner is a member once its first datagram confirms it, see `splitter/admission.rs`), and keeps
-//! the team alive: goodbyes take effect at once, silent peers are timed out, lossy peers
-//! (blamed through monitor complaints) are expelled. Team-id cookies gate every datagram.
+//! pacer measured, and one too slow to flood a chunk within a round gets none), keeps the last
+//! `buffer_size` for LRS resends and join bursts, admits peers (handshake built here, carried
+//! over TCP by the runtime; a native joiner is a member once its first datagram confirms it,
+//! see `splitter/admission.rs`), and keeps the team alive: goodbyes take effect at once, silent
+//! peers are timed out, lossy peers (blamed through monitor complaints) are expelled. Team-id
+//! cookies gate every datagram.
 //!
 //! Native teams are authenticated ([`super::auth`] has the design): the splitter signs the
 //! stream in Digests, gives each peer its key at join (after the team-secret challenge when
@@ -299,6 +300,13 @@ struct Member {
     /// was admitted as number `admitted_no` (see `admission::introduce`).
     listed_upto: u64,
     admitted_no: u64,
+}
+
+impl Member {
+    /// Its uplink can flood a chunk in time: it gets splitter chunks (and Digests) to relay.
+    fn has_share(&self) -> bool {
+        self.capacity_period != NO_SHARE
+    }
 }
 
 #[derive(Debug)]
@@ -656,9 +664,7 @@ impl Splitter {
                 break;
             }
             let i = (self.digest_rr + k) % n;
-            if (self.is_suspect(i)
-                || self.members[i].relayed
-                || self.members[i].capacity_period == NO_SHARE)
+            if (self.is_suspect(i) || self.members[i].relayed || !self.members[i].has_share())
                 && n > DIGEST_COPIES
             {
                 continue;
@@ -701,7 +707,7 @@ impl Splitter {
         let stream = self.chunk_bytes / d.as_secs_f64();
         let rate = f64::from(r.uplink_rate) / stream;
         let m = &mut self.members[i];
-        let floor = if m.capacity_period == NO_SHARE {
+        let floor = if !m.has_share() {
             RELAY_AGAIN_RATE
         } else {
             MIN_RELAY_RATE
@@ -793,13 +799,13 @@ impl Splitter {
             return Some(i);
         }
         // Peers that cannot flood in time are passed over, unless no one can.
-        let anyone_relays = self.members.iter().any(|m| m.capacity_period != NO_SHARE);
+        let anyone_relays = self.members.iter().any(Member::has_share);
         // Each visit lowers a counter, so within MAX_PERIOD passes someone is due.
         for _ in 0..n * (MAX_PERIOD as usize + 1) {
             let i = self.rr % n;
             self.rr = (i + 1) % n;
             let m = &mut self.members[i];
-            if anyone_relays && m.capacity_period == NO_SHARE {
+            if anyone_relays && !m.has_share() {
                 continue;
             }
             if m.period_left <= 1 {

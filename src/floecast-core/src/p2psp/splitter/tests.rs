@@ -67,6 +67,26 @@ fn enc(s: &Splitter, n: u16, team: u32, msg: Message) -> Bytes {
     wire::seal(&Packet { team, msg }, id, seq, &key, None).unwrap()
 }
 
+/// Member `addr(n)`'s Report (sealed as it would send it) saying it hears `neighbours` and
+/// measured its uplink at `uplink_rate` bytes/s (0 = not measured).
+fn report(s: &Splitter, n: u16, team: u32, neighbours: u32, uplink_rate: u32) -> Bytes {
+    let id = s.members.iter().find(|m| m.addr == addr(n)).unwrap().id;
+    let r = wire::PeerReport {
+        from: id,
+        delivered: 0,
+        lost: 0,
+        buffer_fill: 0,
+        max_debt: 0,
+        neighbours,
+        verified: 0,
+        rejected: 0,
+        pace_rate: 0,
+        backlog_ms: 0,
+        uplink_rate,
+    };
+    enc(s, n, team, Message::Report(r))
+}
+
 #[test]
 fn round_robin_one_copy_and_monitors_first() {
     let t = Instant::now();
@@ -787,28 +807,11 @@ fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
     for n in 1..=4 {
         join_peer(&mut s, t, n).unwrap();
     }
-    let report = |s: &Splitter, n: u16, neighbours: u32| {
-        let id = s.members.iter().find(|m| m.addr == addr(n)).unwrap().id;
-        let r = wire::PeerReport {
-            from: id,
-            delivered: 0,
-            lost: 0,
-            buffer_fill: 0,
-            max_debt: 0,
-            neighbours,
-            verified: 0,
-            rejected: 0,
-            pace_rate: 0,
-            backlog_ms: 0,
-            uplink_rate: 0,
-        };
-        enc(s, n, 7, Message::Report(r))
-    };
     // Peers 3 and 4 hear nobody, for longer than RELAY_AFTER; only one may be relayed.
     let mut now = t;
     while now <= t + admission::RELAY_AFTER + Duration::from_secs(1) {
         for (n, nb) in [(1, 1), (2, 1), (3, 0), (4, 0)] {
-            let d = report(&s, n, nb);
+            let d = report(&s, n, 7, nb, 0);
             s.handle_datagram(now, addr(n), &d);
         }
         s.handle_timeout(now);
@@ -830,7 +833,7 @@ fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
     let to_relayed = chunks.iter().filter(|(a, _)| *a == relayed).count();
     assert_eq!((chunks.len(), to_relayed), (16, 8));
     // Once it is heard by someone it is a member like any other.
-    let d = report(&s, 3, 1);
+    let d = report(&s, 3, 7, 1, 0);
     s.handle_datagram(now, addr(3), &d);
     assert_eq!(s.stats().relayed_peers, 0);
 }
@@ -900,22 +903,8 @@ fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
     };
     push(&mut s, 40);
     // Member 3 measured its uplink at `streams` times the stream (0 = not measured).
-    let report = |s: &mut Splitter, now: Instant, streams: f64| {
-        let id = s.members.iter().find(|m| m.addr == addr(3)).unwrap().id;
-        let r = wire::PeerReport {
-            from: id,
-            delivered: 0,
-            lost: 0,
-            buffer_fill: 0,
-            max_debt: 0,
-            neighbours: 3,
-            verified: 0,
-            rejected: 0,
-            pace_rate: 0,
-            backlog_ms: 0,
-            uplink_rate: (15_625.0 * streams) as u32,
-        };
-        let d = enc(s, 3, 7, Message::Report(r));
+    let measured = |s: &mut Splitter, now: Instant, streams: f64| {
+        let d = report(s, 3, 7, 3, (15_625.0 * streams) as u32);
         s.handle_datagram(now, addr(3), &d);
     };
     // Who gets the next 160 chunks, and who gets Digests to flood.
@@ -953,7 +942,7 @@ fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
         (to(addr(3), false), to(addr(3), true), to(addr(1), false))
     };
     let now0 = push(&mut s, 0);
-    report(&mut s, now0, 0.0);
+    measured(&mut s, now0, 0.0);
     let (chunks, digests, _) = turns(&mut s);
     assert!(
         chunks >= 36 && digests > 0,
@@ -961,17 +950,17 @@ fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
     );
     // Half the stream: its flood of one chunk would take two rounds.
     let now1 = push(&mut s, 0);
-    report(&mut s, now1, 0.5);
+    measured(&mut s, now1, 0.5);
     assert_eq!(s.stats().peers[2].capacity_period, NO_SHARE);
     let (chunks, digests, others) = turns(&mut s);
     assert_eq!((chunks, digests), (0, 0));
     assert!(others >= 50, "the others take its share: {others}");
     // Hysteresis: 0.8 of the stream is not enough to get a share back; 1.2 is.
     let now2 = push(&mut s, 0);
-    report(&mut s, now2, 0.8);
+    measured(&mut s, now2, 0.8);
     assert_eq!(turns(&mut s).0, 0);
     let now3 = push(&mut s, 0);
-    report(&mut s, now3, 1.2);
+    measured(&mut s, now3, 1.2);
     assert!(turns(&mut s).0 >= 36);
     // If no one can flood in time, chunks still go out.
     for m in &mut s.members {
