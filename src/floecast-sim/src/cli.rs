@@ -82,6 +82,10 @@ pub struct SimArgs {
     /// The peers' neighbour cap (0 = the PeerConfig default, 1024).
     #[arg(long = "max-neighbours", default_value_t = 0)]
     pub max_neighbours: usize,
+    /// The team size from which peers flood in two levels, through √N relays (0 = the
+    /// PeerConfig default, 256).
+    #[arg(long = "relay-from", default_value_t = 0)]
+    pub relay_from: usize,
     /// Attack model: the last N peers are polluters (relay, and forge chunks ahead).
     #[arg(long, default_value_t = 0)]
     pub polluters: usize,
@@ -199,6 +203,7 @@ impl SimArgs {
             seed: self.seed,
             arrivals,
             max_neighbours: self.max_neighbours.min(MAX_SIM_PEERS),
+            relay_from: self.relay_from,
             attack: crate::config::Attack {
                 polluters: self.polluters,
                 puppet_monitors: self.puppet_monitors,

@@ -84,6 +84,9 @@ pub struct SimConfig {
     pub timer_granularity: Duration,
     /// The peers' `max_neighbours`; 0 keeps `PeerConfig`'s default (1024).
     pub max_neighbours: usize,
+    /// The peers' `relay_from` (two-level floods from this team size on); 0 keeps
+    /// `PeerConfig`'s default.
+    pub relay_from: usize,
     pub attack: Attack,
     /// Fractions of the peers behind a filtering NAT (a home router) and behind a symmetric
     /// NAT (a new port for every destination): see the simulator's NAT model.
@@ -124,6 +127,7 @@ impl Default for SimConfig {
             seed: 1,
             timer_granularity: Duration::from_millis(1),
             max_neighbours: 0,
+            relay_from: 0,
             attack: Attack::default(),
             nat: 0.0,
             symmetric_nat: 0.0,

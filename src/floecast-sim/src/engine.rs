@@ -616,6 +616,9 @@ impl Sim {
         if self.cfg.max_neighbours > 0 {
             pc.max_neighbours = self.cfg.max_neighbours;
         }
+        if self.cfg.relay_from > 0 {
+            pc.relay_from = self.cfg.relay_from;
+        }
         let seed = self.cfg.seed ^ u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut p = Box::new(Peer::new(pc, *reply, seed, now));
         // Datagrams that beat the reply were held by the (modelled) socket buffer.

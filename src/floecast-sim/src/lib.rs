@@ -219,6 +219,23 @@ mod tests {
         assert_eq!(m.continuity, Some(1.0));
     }
 
+    /// Two-level floods (`relay_from`, 256 members by default) at a size a test can run:
+    /// the team plays everything, and neither the splitter nor the peers pay more for it.
+    #[test]
+    fn a_team_flooding_in_two_levels_plays_everything_at_one_copy() {
+        let m = run(SimConfig {
+            relay_from: 16,
+            ..small(64, 20)
+        });
+        assert_eq!(m.measured, 64);
+        assert_eq!(m.loss_ratio, 0.0, "{m:?}");
+        assert_eq!((m.order_errors, m.corrupt), (0, 0));
+        assert!(m.splitter_egress_ratio <= 1.10, "{m:?}");
+        assert!(m.upload_mean <= 1.2, "{m:?}");
+        // A flood waits behind about 3√N copies, not N: played within a second.
+        assert!(m.playout_lag_max_s < 1.5, "{m:?}");
+    }
+
     #[test]
     fn uplink_queue_cap_drops_and_refusals_do_not_panic() {
         // 10 peers on 100 kbit/s uplinks cannot relay a 128 kbit/s stream: the 8 KiB queue

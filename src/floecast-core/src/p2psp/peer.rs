@@ -4,9 +4,10 @@
 //!
 //! Relaying follows Gen D: a splitter chunk is copied to every neighbour (`forward[me]` = all
 //! neighbours, in an order that rotates); a peer chunk to `forward[origin]` (empty until a
-//! neighbour asks with Request). The copies leave through the [`pacer`], at the rate our uplink
-//! takes without queueing (receivers tell us its queueing delay), so a flood never overflows a
-//! router queue. Holes are waited for as long as a flood takes at that rate. Silence drops
+//! neighbour asks with Request). From [`RELAY_FROM`] members on, floods go in two levels
+//! instead, through √N relays ([`relay`]), and so do the splitter's Digests and Infos. The
+//! copies leave through the [`pacer`], at the rate our uplink takes without queueing
+//! (receivers tell us its queueing delay), so a flood never overflows a router queue. Holes are waited for as long as a flood takes at that rate. Silence drops
 //! dead neighbours. Debts (+1 sent, −1 received) are only shown: the splitter gives an uplink
 //! that cannot relay a full share fewer chunks or none, so a live neighbour may well return
 //! less than it gets, by design (DBS drops it; that would cut the slow half of a team off the
@@ -22,7 +23,10 @@
 //! slot, and never let a queue grow without bound.
 
 mod pacer;
+mod relay;
 mod trust;
+
+use trust::SignedFrom;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -59,9 +63,13 @@ fn monitor_scanner(horizon: u32) -> HoleScanner {
         .with_retries(HOLE_RETRIES, COMPLAIN_RETRY)
 }
 
-/// Keepalives between peers are sent at most this far apart, however long the round: UDP NAT
-/// bindings commonly last 30 s or more.
+/// Keepalives from a peer behind a NAT are sent at most this far apart, however long the
+/// round: UDP NAT bindings commonly last 30 s or more.
 const MAX_MESH_KEEPALIVE: Duration = Duration::from_secs(15);
+/// ... and from a peer with a public endpoint, at most this far apart: they only tell that it
+/// lives. In a team of 1000 a round is a minute at 128 kbit/s, and keepalives every 15 s to
+/// every member cost 17% of the stream, more than a 1.25 × uplink has to spare.
+const MAX_PUBLIC_KEEPALIVE: Duration = Duration::from_secs(60);
 /// A neighbour's fastest Probe is remembered over one to two of these (LEDBAT keeps minutes
 /// of minima too): long enough to see an empty queue, short enough for clocks to drift.
 const BASE_WINDOW: Duration = Duration::from_secs(60);
@@ -83,6 +91,9 @@ const OWN_RECENT: usize = 8;
 /// NATs the first Hellos of a pair are dropped until both sides have sent one.
 const HELLO_TRIES: u8 = 8;
 const HELLO_RETRY: Duration = Duration::from_millis(400);
+/// The team size from which floods go in two levels: a round at 128 kbit/s in 1 KiB chunks is
+/// then 16 s, and a one-level flood on a 1.25 × uplink would come 13 s late.
+pub const RELAY_FROM: usize = 256;
 /// A neighbour greeted [`HELLO_TRIES`] times and not heard this long after it was added is
 /// dropped (a little longer than the greetings take).
 const UNHEARD_GIVE_UP: Duration = Duration::from_millis(400 * (HELLO_TRIES as u64 + 2));
@@ -111,6 +122,10 @@ pub struct PeerConfig {
     /// the rate grows; above the uplink, the first floods overfill its queue while the team
     /// joins (BENCHMARKS.md, "Real uplinks", has both).
     pub pace_start: f64,
+    /// From this many members on (us included), the team floods in two levels ([`relay`]):
+    /// a one-level flood's last copy leaves a round after the splitter's chunk on a tight
+    /// uplink, and a round grows with the team. Every member of a team must use the same.
+    pub relay_from: usize,
 }
 
 impl PeerConfig {
@@ -128,6 +143,7 @@ impl PeerConfig {
             goodbye_retries: 3,
             local: None,
             pace_start: pacer::START_OVER_STREAM,
+            relay_from: RELAY_FROM,
         }
     }
 }
@@ -217,6 +233,8 @@ pub struct PeerStats {
     /// What our uplink carries (bytes/s), as the pacer measured it lately.
     pub uplink_rate: Option<u64>,
     pub copies_dropped: u64,
+    /// Chunks we copied to our group as its relay (two-level floods, [`relay`]).
+    pub group_relays: u64,
     /// How late members' flood copies come (recent worst): holes are waited for this long.
     pub lateness: Duration,
 }
@@ -441,7 +459,12 @@ impl Peer {
             // Until floods have been measured, expect them as late as a paced flood at the
             // stream's rate can be: a round (each member floods once per round). Waiting less
             // would ask for copies still queued at their origins, on uplinks with no room.
-            let round = iv * (reply.peers.len() as u32 + 1).min(1 << 16);
+            // In two levels, a flood waits behind about three groups' worth of copies.
+            let members = reply.peers.len() + 1;
+            let copies = relay::groups(members, p.cfg.relay_from)
+                .map_or(members as u32, |k| 3 * k)
+                .min(1 << 16);
+            let round = iv * copies;
             p.lateness = round.min(p.copy_deadline());
             p.lateness_at = now;
         }
@@ -468,16 +491,35 @@ impl Peer {
     /// Keepalives to a neighbour only fill the gaps between the chunks we relay to it, once a
     /// round; in big teams a fixed 1 s would be an N² mesh of datagrams bigger than the stream.
     fn mesh_keepalive(&self) -> Duration {
+        let most = if self.behind_nat() {
+            MAX_MESH_KEEPALIVE
+        } else {
+            MAX_PUBLIC_KEEPALIVE
+        };
         self.round_estimate().clamp(
             self.cfg.keepalive_interval,
-            MAX_MESH_KEEPALIVE.max(self.cfg.keepalive_interval),
+            most.max(self.cfg.keepalive_interval),
         )
     }
 
-    /// Silence after which a neighbour is dropped: three of its keepalive gaps (which it
-    /// derives from the same round as we do), never less than the configured timeout.
+    /// Whether a NAT may stand between us and the team: the splitter sees us elsewhere than
+    /// where we are bound, or has not said yet (bound to a wildcard address counts as NATed).
+    fn behind_nat(&self) -> bool {
+        !matches!(
+            (self.stats.public_endpoint, self.cfg.local),
+            (Some(public), Some(local)) if public == local
+        )
+    }
+
+    /// Silence after which a neighbour is dropped: three of its longest keepalive gaps (which
+    /// it derives from the same round as we do: a public neighbour's), never less than the
+    /// configured timeout.
     fn neighbour_timeout(&self) -> Duration {
-        self.cfg.neighbour_timeout.max(self.mesh_keepalive() * 3)
+        let gap = self.round_estimate().clamp(
+            self.cfg.keepalive_interval,
+            MAX_PUBLIC_KEEPALIVE.max(self.cfg.keepalive_interval),
+        );
+        self.cfg.neighbour_timeout.max(gap * 3)
     }
 
     /// A chunk new to us arrived: the splitter is alive.
@@ -596,14 +638,19 @@ impl Peer {
         Some(self.neighbours.len() - 1)
     }
 
-    /// A random neighbour to ask for a missing chunk, passing over (if a few draws find
-    /// another) one greeted again and again and never heard: it is behind a closed NAT.
-    fn request_target(&mut self) -> usize {
+    /// A random neighbour to ask for missing chunk `no`, passing over (if a few draws find
+    /// another) one greeted again and again and never heard (it is behind a closed NAT), and
+    /// in a two-level team one of our group for `no` (when its relay failed us, it failed them
+    /// too).
+    fn request_target(&mut self, no: ChunkNo) -> usize {
         let n = self.neighbours.len();
+        let groups = self.relay_groups();
         let mut i = self.rng.below(n);
         for _ in 0..4 {
             let nb = &self.neighbours[i];
-            if nb.heard || nb.hellos_left > 0 {
+            let reachable = nb.heard || nb.hellos_left > 0;
+            let elsewhere = groups.is_none_or(|k| relay::relays(self.id, nb.id, no.0, k));
+            if reachable && elsewhere {
                 break;
             }
             i = self.rng.below(n);
@@ -748,6 +795,92 @@ impl Peer {
         });
     }
 
+    /// The groups our team floods in, if it is large enough for two levels ([`relay`]).
+    fn relay_groups(&self) -> Option<u32> {
+        relay::groups(self.neighbours.len() + 1, self.cfg.relay_from)
+    }
+
+    fn neighbour_ids(&self) -> Vec<PeerId> {
+        self.neighbours.iter().map(|n| n.id).collect()
+    }
+
+    /// Our flood of splitter chunk `no`: a copy to every neighbour, or in a large team to our
+    /// group and one relay of each other group, relays first.
+    fn flood_own(&mut self, no: ChunkNo) {
+        let n = self.neighbours.len();
+        if n == 0 {
+            return;
+        }
+        if let Some(k) = self.relay_groups() {
+            let ids = self.neighbour_ids();
+            let rng = &mut self.rng;
+            let targets = relay::origin_targets(self.id, no.0, k, &ids, |m| rng.below(m));
+            for i in targets {
+                self.enqueue(i, no);
+            }
+            return;
+        }
+        // A new order each flood: each neighbour is sometimes among the first (its Probes
+        // then show our uplink's bare delay).
+        let first = self.rng.below(n);
+        for k in 0..n {
+            self.enqueue((first + k) % n, no);
+        }
+    }
+
+    /// A chunk `no` new to us came straight from its origin `sender` (neighbour `i`) of another
+    /// group: we are that group's relay, so copy it to the rest of our group.
+    fn relay_to_group(&mut self, i: usize, no: ChunkNo) {
+        let Some(k) = self.relay_groups() else { return };
+        if !relay::relays(self.id, self.neighbours[i].id, no.0, k) {
+            return;
+        }
+        self.stats.group_relays += 1;
+        let ids = self.neighbour_ids();
+        for j in relay::own_group(self.id, no.0, k, &ids, Some(i)) {
+            self.enqueue(j, no);
+        }
+    }
+
+    /// A signed message from the splitter (a Digest, keyed by its first chunk; an Info, by
+    /// its epoch) to the team: like our own chunks ([`Peer::flood_own`]), in one level or two.
+    fn flood_signed(&mut self, msg: &Message, key: u32) {
+        let targets: Vec<usize> = match self.relay_groups() {
+            Some(k) => {
+                let ids = self.neighbour_ids();
+                let rng = &mut self.rng;
+                relay::origin_targets(self.id, key, k, &ids, |m| rng.below(m))
+            }
+            None => (0..self.neighbours.len()).collect(),
+        };
+        for i in targets {
+            self.send_to(i, msg.clone());
+        }
+    }
+
+    /// A signed message new to us from neighbour `i`: if `i` is of another group, we are our
+    /// group's relay for it.
+    fn relay_signed(&mut self, i: usize, msg: &Message, key: u32) {
+        let Some(k) = self.relay_groups() else { return };
+        if !relay::relays(self.id, self.neighbours[i].id, key, k) {
+            return;
+        }
+        let ids = self.neighbour_ids();
+        for j in relay::own_group(self.id, key, k, &ids, Some(i)) {
+            self.send_to(j, msg.clone());
+        }
+    }
+
+    /// Whether neighbour `i`'s copy of `no` is part of a flood (straight from its origin, or
+    /// from our group's relay), not a repair: its lateness is a flood's.
+    fn is_flood_copy(&self, i: usize, no: ChunkNo, origin: PeerId) -> bool {
+        let sender = self.neighbours[i].id;
+        sender == origin
+            || self
+                .relay_groups()
+                .is_some_and(|k| !relay::relays(self.id, sender, no.0, k))
+    }
+
     /// How long a queued copy stays worth sending: its receivers play it about a lag after
     /// the splitter sent it, and ask others for it before that.
     fn copy_deadline(&self) -> Duration {
@@ -838,7 +971,7 @@ impl Peer {
 
     fn on_splitter_msg(&mut self, now: Instant, msg: Message, hash: Option<[u8; 32]>) {
         match msg {
-            Message::Digest { .. } => self.on_digest(now, msg, true),
+            Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Splitter),
             Message::Expel { id } => self.on_expel(id),
             Message::Introduce { id, endpoint, key } => self.on_introduce(id, endpoint, key),
             Message::Endpoint { endpoint } => {
@@ -867,17 +1000,7 @@ impl Peer {
                         }
                         self.own_ref = Some((no, now));
                         push_bounded(&mut self.own_recent, OWN_RECENT, no);
-                        // A new order each flood: each neighbour is sometimes among the first
-                        // (its Probes then show our uplink's bare delay).
-                        let n = self.neighbours.len();
-                        let first = if n > 0 {
-                            (self.rng.next_u64() % n as u64) as usize
-                        } else {
-                            0
-                        };
-                        for k in 0..n {
-                            self.enqueue((first + k) % n, no);
-                        }
+                        self.flood_own(no);
                     }
                     other => self.stats.count_insert(other),
                 }
@@ -890,7 +1013,7 @@ impl Peer {
                 }
             }
             Message::KeepAlive { .. } | Message::Hello { .. } => {}
-            Message::Info { .. } => self.on_info(msg, true),
+            Message::Info { .. } => self.on_info(msg, SignedFrom::Splitter),
             // A monitor left and the splitter chose us: start reporting lost chunks.
             Message::Promote => {
                 if self.complain.is_none() {
@@ -974,15 +1097,16 @@ impl Peer {
                 let Some(i) = self.neighbour_index(from) else {
                     return;
                 };
-                // A relayed copy of something we already get: cut that route.
+                // A relayed copy of something we already get: cut that route (a group
+                // relay keeps no route; a Prune to one costs a datagram and changes nothing).
                 if inserted == Some(Insert::Duplicate) && sender != origin && origin != self.id {
                     self.stats.prunes_sent += 1;
                     self.send_to(i, Message::Prune { origin });
                 }
                 self.playout(now);
             }
-            Message::Digest { .. } => self.on_digest(now, msg, false),
-            Message::Info { .. } => self.on_info(msg, false),
+            Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Neighbour(i)),
+            Message::Info { .. } => self.on_info(msg, SignedFrom::Neighbour(i)),
             Message::Probe { sent_ms } => self.on_probe(now, i, sent_ms),
             Message::QueueDelay { sent_ms, ms } => {
                 let q = Duration::from_millis(u64::from(ms.min(60_000)));
@@ -1042,13 +1166,16 @@ impl Peer {
                 if self.chunk_interval.is_none() {
                     self.sample_chunk_rate(now, no);
                 }
-                // Flood copies (from their origin) tell how long floods take; a chunk that
-                // came on request or by a route is late because something went wrong.
-                if self
-                    .neighbour_index(from)
-                    .is_some_and(|i| self.neighbours[i].id == origin)
-                {
-                    self.note_lateness(now, no);
+                // Flood copies (from their origin or our group's relay) tell how long floods
+                // take; a chunk that came on request or by a route is late because something
+                // went wrong.
+                if let Some(i) = self.neighbour_index(from) {
+                    if self.is_flood_copy(i, no, origin) {
+                        self.note_lateness(now, no);
+                    }
+                    if self.neighbours[i].id == origin {
+                        self.relay_to_group(i, no);
+                    }
                 }
                 self.route(no, origin, from);
             }
@@ -1094,7 +1221,7 @@ impl Peer {
                 }
                 self.playout(now);
             }
-            Message::Digest { .. } => self.on_digest(now, msg, false),
+            Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Stranger),
             Message::Request { no } => {
                 let Some(s) = self.buffer.get(no) else { return };
                 let msg = Message::Chunk {
@@ -1119,7 +1246,7 @@ impl Peer {
                     self.queue(from, d);
                 }
             }
-            Message::Info { .. } => self.on_info(msg, false),
+            Message::Info { .. } => self.on_info(msg, SignedFrom::Stranger),
             // Reachable, if untracked: say so, or the greeter would take us for unreachable.
             Message::Hello { .. } => {
                 self.trust.stranger_tx += 1;
@@ -1161,7 +1288,7 @@ impl Peer {
             if self.neighbours.is_empty() {
                 break;
             }
-            let i = self.request_target();
+            let i = self.request_target(no);
             self.stats.requests_sent += 1;
             self.send_to(i, Message::Request { no });
         }
@@ -1191,12 +1318,16 @@ impl Peer {
         let ka = self.mesh_keepalive();
         let timeout = self.neighbour_timeout();
         let mut t = now + self.cfg.keepalive_interval;
+        // While control datagrams wait, the pacer wakes us as they go; greeting again waits
+        // for them (see `handle_timeout`), so its deadline must not (or we would spin).
+        let greet_again = self.pacer.control_backlog() < HELLO_RETRY;
         for n in &self.neighbours {
             t = t.min(n.last_tx + ka);
-            if !n.heard && n.hellos_left > 0 {
+            if !n.heard && n.hellos_left > 0 && greet_again {
                 t = t.min(n.last_tx + HELLO_RETRY);
             }
-            if !n.heard {
+            // Given up once its greetings ran out (see `handle_timeout`).
+            if !n.heard && n.hellos_left == 0 {
                 t = t.min(n.last_seen + UNHEARD_GIVE_UP);
             }
             t = t.min(n.last_seen + timeout);
@@ -1295,9 +1426,16 @@ impl PeerMachine for Peer {
             let report = self.report();
             self.send_splitter(Message::Report(report));
         }
+        // Greet again only when the last greetings are about to leave: a team of hundreds
+        // greets as many newcomers at once, and a retry every 400 ms on top of Hellos still
+        // queued multiplied them (and their answers came too late all the same).
+        let greet_again = self.pacer.control_backlog() < HELLO_RETRY;
         for i in 0..self.neighbours.len() {
             let n = &self.neighbours[i];
             if !n.heard && n.hellos_left > 0 && now >= n.last_tx + HELLO_RETRY {
+                if !greet_again {
+                    continue;
+                }
                 self.neighbours[i].hellos_left -= 1;
                 self.send_to(i, Message::Hello { from: id });
             } else if now >= self.neighbours[i].last_tx + ka {

@@ -68,9 +68,11 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// wire (into the tag), shortened tags and Digest hashes to 12 bytes and splitter chunks'
 /// headers by their origin: 16 bytes less per chunk. Version 4 carries chain headers in the
 /// stream (HeaderPiece and HeaderAck retired) and signs Info; version 5 adds the pacer's Probe
-/// and QueueDelay and two Report fields; version 6 the measured uplink rate in Reports. An
-/// older peer gets a refusal it can read ([`encode_refusal`]).
-pub const VERSION: u8 = 6;
+/// and QueueDelay and two Report fields; version 6 the measured uplink rate in Reports;
+/// version 7 changes no byte but how large teams flood (in two levels, through relays that
+/// every member must play: `peer::RELAY_FROM`), so a version-6 peer would leave its group
+/// without. An older peer gets a refusal it can read ([`encode_refusal`]).
+pub const VERSION: u8 = 7;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;

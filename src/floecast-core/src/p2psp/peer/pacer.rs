@@ -144,6 +144,8 @@ pub(super) struct Pacer {
     queue: VecDeque<Copy>,
     /// Sealed control datagrams, sent before any copy.
     control: VecDeque<(SocketAddr, bytes::Bytes)>,
+    /// The bytes in `control`.
+    control_bytes: usize,
     /// When (our Probe clock, ms) the rate was last cut. Never cut (no queue seen yet):
     /// stream-rate estimates raise the rate to the starting multiple.
     last_cut: Option<u32>,
@@ -192,6 +194,7 @@ impl Pacer {
             last_refill: None,
             queue: VecDeque::new(),
             control: VecDeque::new(),
+            control_bytes: 0,
             last_cut: None,
             limited_at: None,
             grown_at: None,
@@ -268,7 +271,13 @@ impl Pacer {
 
     /// Queue a sealed control datagram; it leaves before every copy.
     pub(super) fn push_control(&mut self, to: SocketAddr, data: bytes::Bytes) {
-        push_bounded(&mut self.control, MAX_QUEUED, (to, data));
+        if self.control.len() >= MAX_QUEUED
+            && let Some((_, d)) = self.control.pop_front()
+        {
+            self.control_bytes -= d.len();
+        }
+        self.control_bytes += data.len();
+        self.control.push_back((to, data));
     }
 
     /// Whether the bucket lets a datagram go now; when it does not and `waiting` holds
@@ -290,6 +299,7 @@ impl Pacer {
             return None;
         }
         let c = self.control.pop_front()?;
+        self.control_bytes -= c.1.len();
         self.charge(c.1.len() + UDP_IP_HEADERS);
         Some(c)
     }
@@ -298,7 +308,13 @@ impl Pacer {
     pub(super) fn drain_control(
         &mut self,
     ) -> impl Iterator<Item = (SocketAddr, bytes::Bytes)> + '_ {
+        self.control_bytes = 0;
         self.control.drain(..)
+    }
+
+    /// How long the control datagrams still queued take to leave at the current rate.
+    pub(super) fn control_backlog(&self) -> Duration {
+        self.time_for((self.control_bytes + self.control.len() * UDP_IP_HEADERS) as f64)
     }
 
     /// How long the oldest queued copy has waited.

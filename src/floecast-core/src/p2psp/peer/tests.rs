@@ -23,6 +23,8 @@ struct Net {
     dead: HashSet<SocketAddr>,
     splitter_egress: u64,
     drop: Option<DropFn>,
+    /// Peers' `relay_from` (two-level floods), when a test sets one.
+    relay_from: Option<usize>,
 }
 
 fn payload(n: u32) -> Bytes {
@@ -45,6 +47,7 @@ impl Net {
             dead: HashSet::new(),
             splitter_egress: 0,
             drop: None,
+            relay_from: None,
         }
     }
 
@@ -74,6 +77,9 @@ impl Net {
         // the pacer has tests of its own.
         cfg.pace_start = 8.0;
         cfg.role = role;
+        if let Some(r) = self.relay_from {
+            cfg.relay_from = r;
+        }
         let p = Peer::new(cfg, *reply, k as u64 + 1, self.now);
         self.peers.push((addr, p));
         self.delivered.push(vec![]);
@@ -747,4 +753,244 @@ fn a_neighbour_that_returns_no_chunks_but_talks_is_kept() {
         "skipped {:?}",
         net.skipped[0]
     );
+}
+
+/// A team from `relay_from` members on floods in two levels: everyone still plays every chunk
+/// in order, everyone relays for its group, and an origin sends far fewer copies than N − 1.
+#[test]
+fn a_large_team_floods_in_two_levels_and_everyone_plays_everything() {
+    let mut net = Net::new(team_cfg());
+    net.relay_from = Some(16);
+    net.join(Role::Monitor);
+    for _ in 0..19 {
+        net.join(Role::Peer);
+    }
+    net.pump();
+    net.stream(300, Duration::from_millis(10));
+    net.settle();
+    let mut requests = 0;
+    for k in 0..20 {
+        assert_eq!(net.delivered[k].len(), 300, "peer {k}");
+        check_in_order(&net.delivered[k]);
+        assert!(
+            net.skipped[k].is_empty(),
+            "peer {k} skipped {:?}",
+            net.skipped[k]
+        );
+        let s = net.peers[k].1.stats();
+        assert!(s.group_relays > 0, "peer {k} never relayed for its group");
+        requests += s.requests_sent;
+        // Each peer still carries about (N − 1)/N of the stream: 5 groups of 4, an origin
+        // sends to its group and 4 relays, each relay to the 3 others of its group.
+        assert!(s.sent > 200 && s.sent < 400, "peer {k} sent {}", s.sent);
+    }
+    // The groups agree (every member knows the whole team): nothing needs asking for.
+    assert!(requests < 20, "{requests} requests");
+    // A title goes through the groups as well (the splitter sends it to a few members).
+    net.splitter.set_stream_info(StreamInfo {
+        title: "Floe - Two".into(),
+        ..StreamInfo::default()
+    });
+    net.pump();
+    net.stream(8, Duration::from_millis(10));
+    net.settle();
+    for k in 0..20 {
+        let titles: Vec<&str> = net.titles[k].iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(titles, ["Floe - Two"], "peer {k}");
+    }
+    // An origin's own flood: about 2√N copies, not N − 1. Count one chunk's copies from its
+    // origin with a drop filter that only looks.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(HashMap::<SocketAddr, u32>::new()));
+    let log = seen.clone();
+    let saddr = net.saddr;
+    net.drop = Some(Box::new(move |from, t| {
+        if from != saddr
+            && let Ok(o) = wire::open(&t.data)
+            && let Message::Chunk {
+                no: ChunkNo(318),
+                origin,
+                ..
+            } = o.packet.msg
+            && origin == o.sender
+        {
+            *log.borrow_mut().entry(from).or_default() += 1;
+        }
+        false
+    }));
+    net.stream(20, Duration::from_millis(10));
+    net.settle();
+    let copies: Vec<u32> = seen.borrow().values().copied().collect();
+    assert_eq!(copies.len(), 1, "one origin: {copies:?}");
+    assert!(
+        copies[0] < 12,
+        "the origin sent {} copies of its chunk",
+        copies[0]
+    );
+}
+
+/// A relay that never passes chunks on (a free rider, or one whose uplink died): its group
+/// asks others for what it withheld, and nobody skips anything.
+#[test]
+fn a_relay_that_withholds_costs_its_group_requests_not_chunks() {
+    // A real buffer (B = 256 is 16 s at this rate): a hole is asked for a second or two after
+    // its flood should have come, and the asked neighbour may lack it too.
+    let mut net = Net::new(SplitterConfig {
+        buffer_size: 256,
+        ..team_cfg()
+    });
+    net.relay_from = Some(16);
+    net.join(Role::Monitor);
+    for _ in 0..19 {
+        net.join(Role::Peer);
+    }
+    net.pump();
+    let rider = net.peers[7].0;
+    net.drop = Some(Box::new(move |from, t| {
+        from == rider
+            && wire::open(&t.data).is_ok_and(|o| matches!(o.packet.msg, Message::Chunk { .. }))
+    }));
+    net.stream(300, Duration::from_millis(64));
+    for _ in 0..12 {
+        net.settle();
+    }
+    let mut requests = 0;
+    for k in 0..20 {
+        assert_eq!(net.delivered[k].len(), 300, "peer {k}");
+        check_in_order(&net.delivered[k]);
+        assert!(
+            net.skipped[k].is_empty(),
+            "peer {k} skipped {:?}",
+            net.skipped[k]
+        );
+        requests += net.peers[k].1.stats().requests_sent;
+    }
+    assert!(
+        requests > 20,
+        "the rider's groups asked only {requests} times"
+    );
+}
+
+/// A newcomer greets hundreds of members at once, more than its uplink sends in a retry
+/// interval: each member is greeted again only once the first greetings have gone, so members
+/// that answer at once are greeted once (a retry every 400 ms on top of Hellos still queued
+/// greeted each of 1000 members eight times while the team joined on 1.25 × uplinks).
+#[test]
+fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
+    let t0 = Instant::now();
+    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
+    let mut s = Splitter::new(team_cfg(), 77, t0);
+    // A stream the joiner learns the rate of (the pacer's rate follows it).
+    let mut now = t0;
+    for n in 0..20 {
+        s.push_chunk(now, payload(n)).unwrap();
+        now += Duration::from_millis(64);
+    }
+    let (me, reply) = s
+        .handle_join(
+            now,
+            "192.0.2.9:9".parse().unwrap(),
+            &JoinRequest::new(Role::Peer),
+        )
+        .unwrap();
+    let my_key = reply.peer_key;
+    let mut cfg = PeerConfig::new(splitter);
+    // The slowest pacer: 200 Hellos take seconds to leave.
+    cfg.pace_start = 0.0;
+    let mut p = Peer::new(cfg, reply, 1, now);
+    while p.poll_transmit().is_some() {}
+    let mut seq = 0u64;
+    let members: Vec<(PeerId, SocketAddr, Key)> = (0..200u32)
+        .map(|j| {
+            let id = PeerId(me.0 + 1 + j);
+            let at: SocketAddr = format!("203.0.113.{}:{}", 1 + j % 200, 50_000 + j)
+                .parse()
+                .unwrap();
+            (id, at, crate::p2psp::auth::pair_key(&my_key, id))
+        })
+        .collect();
+    for (id, at, pair) in &members {
+        let mut masked = *pair;
+        crate::p2psp::auth::intro_mask(&my_key, 77, *id, &mut masked);
+        seq += 1;
+        let msg = Message::Introduce {
+            id: *id,
+            endpoint: *at,
+            key: masked,
+        };
+        let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, &my_key, None).unwrap();
+        p.handle_datagram(now, splitter, &d);
+    }
+    let mut hellos = 0;
+    let mut answered = HashSet::new();
+    // A minute: the greetings take about 15 s to leave at this rate, and any repeats queued
+    // behind them go after.
+    for _ in 0..6000 {
+        now += Duration::from_millis(10);
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        let out: Vec<Transmit> = std::iter::from_fn(|| p.poll_transmit()).collect();
+        for t in out {
+            let Ok(o) = wire::open(&t.data) else { continue };
+            let Message::Hello { .. } = o.packet.msg else {
+                continue;
+            };
+            hellos += 1;
+            let Some((id, at, pair)) = members.iter().find(|m| m.1 == t.to) else {
+                continue;
+            };
+            // The member answers at once (its first datagram to us).
+            if answered.insert(*id) {
+                let ka = Packet {
+                    team: 77,
+                    msg: Message::KeepAlive { from: *id },
+                };
+                let d = wire::seal(&ka, *id, 1, pair, None).unwrap();
+                p.handle_datagram(now, *at, &d);
+            }
+        }
+    }
+    assert_eq!(answered.len(), 200, "every member was greeted");
+    assert!(hellos < 220, "{hellos} Hellos for 200 members");
+    assert!(p.stats().neighbours.iter().all(|n| n.heard));
+}
+
+/// Keepalive gaps follow the round: at most 15 s apart from behind a NAT (its mappings expire),
+/// at most a minute from a public endpoint (they only say we live), and a neighbour is given
+/// up after three of the longer gaps, whichever kind it is.
+#[test]
+fn keepalives_are_sparser_from_a_public_endpoint() {
+    let t0 = Instant::now();
+    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
+    let mut s = Splitter::new(team_cfg(), 77, t0);
+    let bound: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let (_, reply) = s
+        .handle_join(t0, bound, &JoinRequest::new(Role::Peer))
+        .unwrap();
+    let my_key = reply.peer_key;
+    let mut cfg = PeerConfig::new(splitter);
+    cfg.local = Some(bound);
+    let mut p = Peer::new(cfg, reply, 1, t0);
+    // A round of 40 s (one chunk every 40 s, and no neighbours yet).
+    p.chunk_interval = Some(Duration::from_secs(40));
+    assert!(p.behind_nat(), "until the splitter says where it sees us");
+    assert_eq!(p.mesh_keepalive(), MAX_MESH_KEEPALIVE);
+    let d = wire::seal(
+        &Packet {
+            team: 77,
+            msg: Message::Endpoint { endpoint: bound },
+        },
+        PeerId::NONE,
+        1,
+        &my_key,
+        None,
+    )
+    .unwrap();
+    p.handle_datagram(t0, splitter, &d);
+    assert!(!p.behind_nat());
+    assert_eq!(p.mesh_keepalive(), Duration::from_secs(40));
+    assert_eq!(p.neighbour_timeout(), Duration::from_secs(120));
+    p.chunk_interval = Some(Duration::from_secs(100));
+    assert_eq!(p.mesh_keepalive(), MAX_PUBLIC_KEEPALIVE);
+    assert_eq!(p.neighbour_timeout(), MAX_PUBLIC_KEEPALIVE * 3);
 }

@@ -33,6 +33,14 @@ pub(super) struct HeldChunk {
     evidence: Evidence,
 }
 
+/// Who a signed message (a Digest, an Info) came from: the splitter's copy is flooded, a
+/// neighbour's may be relayed to our group ([`super::relay`]), a stranger's is not passed on.
+pub(super) enum SignedFrom {
+    Splitter,
+    Neighbour(usize),
+    Stranger,
+}
+
 /// Keys, windows and verdicts of one peer.
 #[derive(Debug)]
 pub(super) struct Trust {
@@ -282,7 +290,7 @@ impl Peer {
 
     /// A Digest (from the splitter or flooded by a member): checked once, its hashes noted,
     /// the chunks it vouches for released. One from the splitter goes on to every neighbour.
-    pub(super) fn on_digest(&mut self, now: Instant, msg: Message, from_splitter: bool) {
+    pub(super) fn on_digest(&mut self, now: Instant, msg: Message, from: SignedFrom) {
         let Message::Digest {
             first,
             hashes,
@@ -308,10 +316,12 @@ impl Peer {
         self.trust
             .digests
             .push_back((*first, hashes.len() as u32, msg.clone()));
-        if from_splitter {
-            for i in 0..self.neighbours.len() {
-                self.send_to(i, msg.clone());
-            }
+        // The splitter's copy is flooded like our own chunks; a relay's copy goes on to our
+        // group.
+        match from {
+            SignedFrom::Splitter => self.flood_signed(&msg, first.0),
+            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg, first.0),
+            SignedFrom::Stranger => {}
         }
         let mut out = Vec::new();
         self.trust.verifier.release(&mut out);
@@ -332,7 +342,7 @@ impl Peer {
     /// A signed Info: news (a newer epoch) is applied when playout reaches its first chunk (a
     /// change of content type at once) and, when the splitter sent it to us, flooded to our
     /// neighbours. Repeats, older epochs and bad signatures are dropped.
-    pub(super) fn on_info(&mut self, msg: Message, from_splitter: bool) {
+    pub(super) fn on_info(&mut self, msg: Message, from: SignedFrom) {
         let Message::Info {
             epoch,
             first_chunk,
@@ -363,10 +373,10 @@ impl Peer {
             self.next_info = None;
             self.event(PeerEvent::InfoChanged(info.clone()));
         }
-        if from_splitter {
-            for i in 0..self.neighbours.len() {
-                self.send_to(i, msg.clone());
-            }
+        match from {
+            SignedFrom::Splitter => self.flood_signed(&msg, *epoch),
+            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg, *epoch),
+            SignedFrom::Stranger => {}
         }
     }
 

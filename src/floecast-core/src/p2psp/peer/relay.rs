@@ -1,0 +1,179 @@
+//! Two-level floods for large teams: who relays a chunk (or a Digest) to whom.
+//!
+//! A one-level flood costs its origin a copy per member, so on an uplink of 1.25 × the stream
+//! a chunk reaches the last of N members 0.8 of a round after the splitter sent it, and a
+//! round is N chunk intervals: at N = 1000 and 128 kbit/s, 50 s. Peers would need buffers of
+//! minutes. From [`PeerConfig::relay_from`](super::PeerConfig) members on, a team floods in
+//! two levels instead: for each chunk the team falls into `k = ⌈√N⌉` groups (a hash of the
+//! member id and the chunk number, so every chunk groups the team afresh and the relaying
+//! spreads evenly); the origin sends to the members of its own group and to one member of each
+//! other group, and a member that got a chunk straight from an origin of another group copies
+//! it to its own group. A chunk then waits behind about 2√N copies, not N, and every member
+//! still uploads about one stream (it relays for √N origins a round, to √N members each).
+//!
+//! Nothing on the wire says who relays: every member computes the groups from the ids it
+//! knows, so a member whose view of the team differs (a join not yet heard of) may miss a
+//! copy, which it asks for like any hole. The same rule spreads the splitter's Digests.
+
+use crate::p2psp::PeerId;
+
+/// The number of groups a team of `members` (us included) floods in, or `None` below
+/// `relay_from` (one level: everyone copies to everyone).
+pub(super) fn groups(members: usize, relay_from: usize) -> Option<u32> {
+    if members < relay_from.max(4) {
+        return None;
+    }
+    let mut k = (members as f64).sqrt().ceil() as u32;
+    // Float rounding: the smallest k with k² ≥ members.
+    while k > 1 && u64::from(k - 1) * u64::from(k - 1) >= members as u64 {
+        k -= 1;
+    }
+    Some(k.max(2))
+}
+
+/// The group of member `id` for the chunk (or Digest) numbered `no`, of `k`.
+pub(super) fn group(id: PeerId, no: u32, k: u32) -> u32 {
+    // splitmix64's finaliser: ids and chunk numbers are small and sequential, the groups must
+    // not be.
+    let mut z = (u64::from(id.0) << 32 | u64::from(no)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z % u64::from(k.max(1))) as u32
+}
+
+/// An origin's two-level flood of `no` over `ids` (its neighbours, by index): the relays (one
+/// per other group, drawn with `pick`, which gets the group's size and returns an index below
+/// it) and then the members of its own group. Relays come first: each has a group waiting.
+pub(super) fn origin_targets(
+    me: PeerId,
+    no: u32,
+    k: u32,
+    ids: &[PeerId],
+    mut pick: impl FnMut(usize) -> usize,
+) -> Vec<usize> {
+    let mine = group(me, no, k);
+    let k = k as usize;
+    // Reservoir sampling: one pass, a candidate and a count per group.
+    let mut chosen: Vec<Option<usize>> = vec![None; k];
+    let mut seen = vec![0usize; k];
+    let mut own = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let g = group(*id, no, k as u32);
+        if g == mine {
+            own.push(i);
+            continue;
+        }
+        let g = g as usize;
+        seen[g] += 1;
+        if pick(seen[g]) == 0 {
+            chosen[g] = Some(i);
+        }
+    }
+    let mut out: Vec<usize> = chosen.into_iter().flatten().collect();
+    out.extend(own);
+    out
+}
+
+/// Whether a member that got `no` from `sender` copies it on to its own group: only a copy
+/// from another group's member can be a relay's (copies within a group are its last level).
+pub(super) fn relays(me: PeerId, sender: PeerId, no: u32, k: u32) -> bool {
+    group(me, no, k) != group(sender, no, k)
+}
+
+/// The members (by index into `ids`) of our group for `no`, but `except`.
+pub(super) fn own_group(
+    me: PeerId,
+    no: u32,
+    k: u32,
+    ids: &[PeerId],
+    except: Option<usize>,
+) -> Vec<usize> {
+    let mine = group(me, no, k);
+    ids.iter()
+        .enumerate()
+        .filter(|(i, id)| Some(*i) != except && group(**id, no, k) == mine)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_teams_flood_in_one_level() {
+        assert_eq!(groups(100, 256), None);
+        assert_eq!(groups(255, 256), None);
+        assert_eq!(groups(256, 256), Some(16));
+        assert_eq!(groups(257, 256), Some(17));
+        assert_eq!(groups(1000, 256), Some(32));
+        assert_eq!(groups(1024, 256), Some(32));
+        assert_eq!(groups(1025, 256), Some(33));
+        assert_eq!(
+            groups(3, 0),
+            None,
+            "a team of three has no groups to speak of"
+        );
+    }
+
+    #[test]
+    fn groups_are_even_and_change_with_the_chunk() {
+        let k = 32;
+        let mut sizes = vec![0u32; k as usize];
+        for id in 1..=1000u32 {
+            sizes[group(PeerId(id), 7, k) as usize] += 1;
+        }
+        // About 31 each; a fair hash stays well within 2×.
+        assert!(sizes.iter().all(|&s| (10..=60).contains(&s)), "{sizes:?}");
+        let moved = (1..=1000u32)
+            .filter(|&id| group(PeerId(id), 7, k) != group(PeerId(id), 8, k))
+            .count();
+        assert!(
+            moved > 900,
+            "the next chunk regroups the team: {moved} moved"
+        );
+    }
+
+    /// Every member is reached exactly once: from the origin (its group, and one relay per
+    /// other group) or from its group's relay, who copies to everyone else of its group.
+    #[test]
+    fn every_member_gets_exactly_one_copy_in_two_levels() {
+        let team: Vec<PeerId> = (1..=1000u32).map(PeerId).collect();
+        for no in [0u32, 1, 99, 4_000_000_000] {
+            let origin = team[(no % 1000) as usize];
+            let k = groups(team.len(), 256).unwrap_or(1);
+            let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
+            let mut got = vec![0u32; team.len() + 1];
+            let mut seed = no as usize;
+            let first = origin_targets(origin, no, k, &others, |n| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (seed >> 33) % n
+            });
+            assert!(
+                first.len() < 2 * k as usize + 20,
+                "origin sends {}",
+                first.len()
+            );
+            for &i in &first {
+                let relay = others[i];
+                got[relay.0 as usize] += 1;
+                if relays(relay, origin, no, k) {
+                    // The relay's neighbours: everyone but itself.
+                    let theirs: Vec<PeerId> =
+                        team.iter().copied().filter(|&m| m != relay).collect();
+                    let from = theirs.iter().position(|&m| m == origin);
+                    for j in own_group(relay, no, k, &theirs, from) {
+                        let leaf = theirs[j];
+                        got[leaf.0 as usize] += 1;
+                        assert!(!relays(leaf, relay, no, k), "a leaf never relays");
+                    }
+                }
+            }
+            for m in &team {
+                let want = u32::from(*m != origin);
+                assert_eq!(got[m.0 as usize], want, "member {} for chunk {no}", m.0);
+            }
+        }
+    }
+}
