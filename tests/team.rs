@@ -38,8 +38,26 @@ fn splitter_settings() -> SplitterSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
+    fifty_peers(SplitterSettings::DEFAULT_RELAY_FROM).await;
+}
+
+/// The same team told by its splitter to flood in two levels (8 groups of about 6): the same
+/// bytes reach every peer, and every peer relays for its group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_peers_flooding_in_two_levels_reassemble_the_stream() {
+    fifty_peers(16).await;
+}
+
+async fn fifty_peers(relay_from: u32) {
     let mut config = test_config();
-    config.mounts.push(splitter_mount("/team.mp3"));
+    config.mounts.push(MountConfig {
+        name: "/team.mp3".into(),
+        p2psp: Some(P2pspConfig::Splitter(SplitterSettings {
+            relay_from,
+            ..splitter_settings()
+        })),
+        ..Default::default()
+    });
     let srv = start(config).await;
     let addr = splitter_addr(&srv, "/team.mp3").await.to_string();
     let mut src = source(
@@ -72,8 +90,9 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
                     Ok(Output::Gone) | Err(_) => break,
                 }
             }
+            let relayed = link.stats().group_relays;
             link.leave(Duration::from_secs(2)).await;
-            (got, skipped)
+            (got, skipped, relayed)
         }));
     }
     // The team is visible in /metrics and /api/status.
@@ -133,8 +152,11 @@ async fn fifty_peers_reassemble_the_stream_and_the_splitter_sends_one_copy() {
     .await;
     let pushed_after = confirmed(after).len();
     for (i, c) in collectors.into_iter().enumerate() {
-        let (got, skipped) = c.await.unwrap();
+        let (got, skipped, relayed) = c.await.unwrap();
         assert_eq!(skipped, 0, "peer {i} lost chunks");
+        // Two levels (or one): each peer relayed for its group (or never did).
+        let two_levels = relay_from as usize <= 50;
+        assert_eq!(relayed > 0, two_levels, "peer {i} relayed {relayed} chunks");
         // Byte-identical: one contiguous slice of the source's stream.
         let start = stream
             .windows(got.len().min(64))

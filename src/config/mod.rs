@@ -485,11 +485,15 @@ pub struct SplitterSettings {
     /// `max-relayed` (native): most members no other member reaches (behind symmetric or
     /// filtering NATs) that the splitter sends the whole stream to.
     pub max_relayed: usize,
+    /// `relay-from` (native): the team size from which members flood in two levels, through
+    /// √N relays (0: never). The splitter tells every joiner, so the whole team agrees.
+    pub relay_from: u32,
 }
 
 impl SplitterSettings {
     pub const DEFAULT_MONITORS: usize = 3;
     pub const DEFAULT_MAX_RELAYED: usize = 8;
+    pub const DEFAULT_RELAY_FROM: u32 = crate::p2psp::peer::RELAY_FROM as u32;
     pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(3);
     /// Native chunk payload by default: with the native chunk header and IPv6+UDP headers a
     /// datagram stays near 1,264 bytes, under the ~1,400-byte path MTU of the internet (no IP
@@ -524,6 +528,7 @@ impl Default for SplitterSettings {
             peer_timeout: Self::DEFAULT_PEER_TIMEOUT,
             auth: TeamAuth::default(),
             max_relayed: Self::DEFAULT_MAX_RELAYED,
+            relay_from: Self::DEFAULT_RELAY_FROM,
         }
     }
 }

@@ -93,6 +93,7 @@ pub async fn run(
         peer_timeout,
         auth,
         max_relayed,
+        relay_from,
     } = settings;
     let ip: IpAddr = bind_address
         .and_then(|b| b.parse().ok())
@@ -146,6 +147,7 @@ pub async fn run(
         // Only trusted monitors (or the configured quorum) can get a peer expelled for losses.
         blame_quorum: auth.blame_quorum,
         max_relayed,
+        relay_from,
         ..SplitterConfig::default()
     };
     let mut splitter = Splitter::new(config, random_u64() as u32, Instant::now());

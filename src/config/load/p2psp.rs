@@ -33,6 +33,7 @@ pub(super) struct RawP2psp {
     trusted_monitors: Option<Spanned<Vec<String>>>,
     blame_quorum: Option<Spanned<usize>>,
     max_relayed: Option<Spanned<usize>>,
+    relay_from: Option<Spanned<u32>>,
 }
 
 pub(super) fn convert(
@@ -84,6 +85,7 @@ pub(super) fn convert(
         ),
         ("blame-quorum", raw.blame_quorum.as_ref().map(|v| v.span())),
         ("max-relayed", raw.max_relayed.as_ref().map(|v| v.span())),
+        ("relay-from", raw.relay_from.as_ref().map(|v| v.span())),
     ];
     if peer
         && raw.port.is_none()
@@ -204,6 +206,18 @@ pub(super) fn convert(
             Some(m) => ranged(src, m, &k("max-relayed"), 0..=1000, " peers")?,
             None => SplitterSettings::DEFAULT_MAX_RELAYED,
         };
+        let relay_from = match &raw.relay_from {
+            // 0 turns two-level floods off; a team of 3 has nothing to group.
+            Some(r) if *r.get_ref() == 0 => 0,
+            Some(r) => ranged(
+                src,
+                r,
+                &k("relay-from"),
+                4..=65_536,
+                " members (or 0: never)",
+            )?,
+            None => SplitterSettings::DEFAULT_RELAY_FROM,
+        };
         Ok(Some(SplitterSettings {
             port: *port.get_ref(),
             bind_address,
@@ -215,6 +229,7 @@ pub(super) fn convert(
             peer_timeout,
             auth: splitter_auth.clone(),
             max_relayed,
+            relay_from,
         }))
     };
     if !peer && let Some(c) = &raw.serve_codec {
@@ -301,6 +316,7 @@ mod tests {
                     peer_timeout: Duration::from_secs(3),
                     auth: Default::default(),
                     max_relayed: 8,
+                    relay_from: 256,
                 }
             ))
         );
@@ -382,7 +398,8 @@ mod tests {
         let c = ok(&format!(
             "[[mount]]\nname = \"/s\"\np2psp = {{ role = \"splitter\", port = 9, \
              team-secret = \"x\", splitter-key-file = \"/tmp/k\", \
-             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2, max-relayed = 3 }}\n\
+             trusted-monitors = [\"192.0.2.1\"], blame-quorum = 2, max-relayed = 3, \
+             relay-from = 64 }}\n\
              [[mount]]\nname = \"/p\"\np2psp = {{ role = \"peer\", splitter = \"h:1\", \
              splitter-key = \"{key}\", team-secret = \"x\" }}\n"
         ));
@@ -393,6 +410,21 @@ mod tests {
         assert_eq!(s.auth.team_secret.as_deref(), Some("x"));
         assert_eq!(s.auth.blame_quorum, Some(2));
         assert_eq!(s.max_relayed, 3);
+        assert_eq!(s.relay_from, 64);
+        for (v, ok) in [("0", true), ("3", false), ("70000", false)] {
+            let r = crate::config::Config::from_toml_str(
+                &format!(
+                    "[[mount]]\nname = \"/s\"\np2psp = {{ role = \"splitter\", port = 9, relay-from = {v} }}\n"
+                ),
+                "floecast.toml",
+            );
+            assert_eq!(r.is_ok(), ok, "relay-from = {v}");
+        }
+        // A joining peer learns it from its splitter.
+        let e = err(
+            "[[mount]]\nname = \"/p\"\np2psp = { role = \"peer\", splitter = \"h:1\", relay-from = 9 }\n",
+        );
+        assert_eq!(e.key(), Some("mount[0].p2psp.relay-from"));
         assert_eq!(
             s.auth.trusted_monitors,
             vec!["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]

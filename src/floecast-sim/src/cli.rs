@@ -83,7 +83,7 @@ pub struct SimArgs {
     #[arg(long = "max-neighbours", default_value_t = 0)]
     pub max_neighbours: usize,
     /// The team size from which peers flood in two levels, through √N relays (0 = the
-    /// PeerConfig default, 256).
+    /// default, 256).
     #[arg(long = "relay-from", default_value_t = 0)]
     pub relay_from: usize,
     /// Attack model: the last N peers are polluters (relay, and forge chunks ahead).

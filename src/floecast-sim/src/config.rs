@@ -84,8 +84,8 @@ pub struct SimConfig {
     pub timer_granularity: Duration,
     /// The peers' `max_neighbours`; 0 keeps `PeerConfig`'s default (1024).
     pub max_neighbours: usize,
-    /// The peers' `relay_from` (two-level floods from this team size on); 0 keeps
-    /// `PeerConfig`'s default.
+    /// The splitter's `relay_from` (its team floods in two levels from this size on); 0 keeps
+    /// the default (`peer::RELAY_FROM`).
     pub relay_from: usize,
     pub attack: Attack,
     /// Fractions of the peers behind a filtering NAT (a home router) and behind a symmetric

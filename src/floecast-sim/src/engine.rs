@@ -157,6 +157,11 @@ impl Sim {
             lrs: cfg.lrs,
             // As the runtime: only trusted monitors (none here) blame peers for losses.
             blame_quorum: None,
+            relay_from: if cfg.relay_from > 0 {
+                u32::try_from(cfg.relay_from).unwrap_or(u32::MAX)
+            } else {
+                SplitterConfig::default().relay_from
+            },
             ..SplitterConfig::default()
         };
         let mut ctl_rng = XorShift::new(cfg.seed ^ 0xC0DE_C0DE_C0DE_C0DE);
@@ -615,9 +620,6 @@ impl Sim {
         pc.local = Some(self.net.nats.local(k));
         if self.cfg.max_neighbours > 0 {
             pc.max_neighbours = self.cfg.max_neighbours;
-        }
-        if self.cfg.relay_from > 0 {
-            pc.relay_from = self.cfg.relay_from;
         }
         let seed = self.cfg.seed ^ u64::from(k).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut p = Box::new(Peer::new(pc, *reply, seed, now));

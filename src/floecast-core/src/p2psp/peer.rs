@@ -91,8 +91,9 @@ const OWN_RECENT: usize = 8;
 /// NATs the first Hellos of a pair are dropped until both sides have sent one.
 const HELLO_TRIES: u8 = 8;
 const HELLO_RETRY: Duration = Duration::from_millis(400);
-/// The team size from which floods go in two levels: a round at 128 kbit/s in 1 KiB chunks is
-/// then 16 s, and a one-level flood on a 1.25 × uplink would come 13 s late.
+/// The team size from which floods go in two levels by default (the splitter tells its
+/// joiners its own setting): a round at 128 kbit/s in 1 KiB chunks is then 16 s, and a
+/// one-level flood on a 1.25 × uplink would come 13 s late.
 pub const RELAY_FROM: usize = 256;
 /// A neighbour greeted [`HELLO_TRIES`] times and not heard this long after it was added is
 /// dropped (a little longer than the greetings take).
@@ -122,10 +123,6 @@ pub struct PeerConfig {
     /// the rate grows; above the uplink, the first floods overfill its queue while the team
     /// joins (BENCHMARKS.md, "Real uplinks", has both).
     pub pace_start: f64,
-    /// From this many members on (us included), the team floods in two levels ([`relay`]):
-    /// a one-level flood's last copy leaves a round after the splitter's chunk on a tight
-    /// uplink, and a round grows with the team. Every member of a team must use the same.
-    pub relay_from: usize,
 }
 
 impl PeerConfig {
@@ -143,7 +140,6 @@ impl PeerConfig {
             goodbye_retries: 3,
             local: None,
             pace_start: pacer::START_OVER_STREAM,
-            relay_from: RELAY_FROM,
         }
     }
 }
@@ -324,6 +320,9 @@ pub struct Peer {
     nb_deadline: Instant,
     /// Gen D forwarding table for chunks of other origins: who asked for them.
     forward: BTreeMap<PeerId, Vec<SocketAddr>>,
+    /// The team size from which the team floods in two levels ([`relay`]), as the splitter
+    /// said (`usize::MAX`: never).
+    relay_from: usize,
     buffer: PlayoutBuffer,
     complain: Option<HoleScanner>,
     /// How far ahead of playout a monitor reports a hole (set by role or promotion).
@@ -401,6 +400,10 @@ impl Peer {
             own_recent: VecDeque::new(),
             nb_deadline: now + config.keepalive_interval,
             forward: BTreeMap::new(),
+            relay_from: match reply.relay_from {
+                0 => usize::MAX,
+                n => n as usize,
+            },
             buffer,
             complain: (config.role == Role::Monitor).then(|| monitor_scanner(lag / 2)),
             monitor_horizon: lag / 2,
@@ -461,7 +464,7 @@ impl Peer {
             // would ask for copies still queued at their origins, on uplinks with no room.
             // In two levels, a flood waits behind about three groups' worth of copies.
             let members = reply.peers.len() + 1;
-            let copies = relay::groups(members, p.cfg.relay_from)
+            let copies = relay::groups(members, p.relay_from)
                 .map_or(members as u32, |k| 3 * k)
                 .min(1 << 16);
             let round = iv * copies;
@@ -797,7 +800,7 @@ impl Peer {
 
     /// The groups our team floods in, if it is large enough for two levels ([`relay`]).
     fn relay_groups(&self) -> Option<u32> {
-        relay::groups(self.neighbours.len() + 1, self.cfg.relay_from)
+        relay::groups(self.neighbours.len() + 1, self.relay_from)
     }
 
     fn neighbour_ids(&self) -> Vec<PeerId> {

@@ -107,6 +107,9 @@ pub struct SplitterConfig {
     /// Native: most members the splitter relays the whole stream to at once (members that no
     /// other member can reach, as behind a symmetric or filtering NAT; see `splitter/admission.rs`).
     pub max_relayed: usize,
+    /// Native: the team size from which members flood in two levels (told to each joiner;
+    /// 0: never). See [`super::peer::RELAY_FROM`].
+    pub relay_from: u32,
 }
 
 impl Default for SplitterConfig {
@@ -129,6 +132,7 @@ impl Default for SplitterConfig {
             trusted_monitors: Vec::new(),
             blame_quorum: Some(1),
             max_relayed: 8,
+            relay_from: super::peer::RELAY_FROM as u32,
         }
     }
 }
@@ -952,6 +956,7 @@ impl Splitter {
             chunk_interval_us: self
                 .chunk_interval
                 .map_or(0, |d| d.as_micros().min(u128::from(u32::MAX)) as u32),
+            relay_from: self.cfg.relay_from,
             burst,
             splitter_key: self.cfg.key.public(),
             peer_key,

@@ -69,9 +69,8 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// headers by their origin: 16 bytes less per chunk. Version 4 carries chain headers in the
 /// stream (HeaderPiece and HeaderAck retired) and signs Info; version 5 adds the pacer's Probe
 /// and QueueDelay and two Report fields; version 6 the measured uplink rate in Reports;
-/// version 7 changes no byte but how large teams flood (in two levels, through relays that
-/// every member must play: `peer::RELAY_FROM`), so a version-6 peer would leave its group
-/// without. An older peer gets a refusal it can read ([`encode_refusal`]).
+/// version 7 floods large teams in two levels, through relays every member must play, from
+/// the team size the join reply's `relay_from` says. An older peer gets a refusal it can read ([`encode_refusal`]).
 pub const VERSION: u8 = 7;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
@@ -350,7 +349,8 @@ pub struct BurstChunk {
 /// u32 n, n × (u32 id, endpoint)` (monitors first), `str content_type, str name,
 /// str description, str genre, str url, str title, u8 has_bitrate, u32 bitrate,
 /// u32 info_epoch, u32 header_epoch,
-/// u32 header_len, header bytes, u32 next_chunk, u32 chunk_interval_us, u16 burst_n,
+/// u32 header_len, header bytes, u32 next_chunk, u32 chunk_interval_us, u32 relay_from,
+/// u16 burst_n,
 /// burst_n × (u32 no, u32 origin, u32 len, payload), 32 B splitter public key, 32 B peer key,
 /// u8 keys_masked, n × 32 B pair keys (one per listed peer), 64 B signature` (over everything
 /// before it and the request's nonce, [`JoinReply::sign`]).
@@ -381,6 +381,9 @@ pub struct JoinReply {
     /// The splitter's smoothed time between chunks, in µs (0: not known yet): the stream's
     /// rate from the first moment, which the joiner's pacer needs before it could measure it.
     pub chunk_interval_us: u32,
+    /// The team size from which members flood in two levels (`peer::relay`; 0: never). A
+    /// team-wide setting: members that grouped the team differently would miss copies.
+    pub relay_from: u32,
     /// The most recent chunks, oldest first, ending at `next_chunk - 1`.
     pub burst: Vec<BurstChunk>,
     /// The splitter's Ed25519 public key: Digests and this reply are signed with it.
@@ -633,6 +636,7 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     b.put_slice(&r.header);
     b.put_u32(r.next_chunk.0);
     b.put_u32(r.chunk_interval_us);
+    b.put_u32(r.relay_from);
     b.put_u16(r.burst.len() as u16);
     for c in &r.burst {
         check_len("burst chunk", c.payload.len(), MAX_CHUNK_PAYLOAD)?;
@@ -1005,6 +1009,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
     let header = r.blob("header", MAX_HEADER)?;
     let next_chunk = ChunkNo(r.u32()?);
     let chunk_interval_us = r.u32()?;
+    let relay_from = r.u32()?;
     let bn = usize::from(r.u16()?);
     check_len("burst", bn, MAX_BURST_CHUNKS)?;
     let mut burst = Vec::with_capacity(bn.min(r.remaining() / 12));
@@ -1051,6 +1056,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         header,
         next_chunk,
         chunk_interval_us,
+        relay_from,
         burst,
         splitter_key,
         peer_key,

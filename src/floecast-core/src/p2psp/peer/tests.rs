@@ -23,8 +23,6 @@ struct Net {
     dead: HashSet<SocketAddr>,
     splitter_egress: u64,
     drop: Option<DropFn>,
-    /// Peers' `relay_from` (two-level floods), when a test sets one.
-    relay_from: Option<usize>,
 }
 
 fn payload(n: u32) -> Bytes {
@@ -47,7 +45,6 @@ impl Net {
             dead: HashSet::new(),
             splitter_egress: 0,
             drop: None,
-            relay_from: None,
         }
     }
 
@@ -77,9 +74,6 @@ impl Net {
         // the pacer has tests of its own.
         cfg.pace_start = 8.0;
         cfg.role = role;
-        if let Some(r) = self.relay_from {
-            cfg.relay_from = r;
-        }
         let p = Peer::new(cfg, *reply, k as u64 + 1, self.now);
         self.peers.push((addr, p));
         self.delivered.push(vec![]);
@@ -759,8 +753,11 @@ fn a_neighbour_that_returns_no_chunks_but_talks_is_kept() {
 /// in order, everyone relays for its group, and an origin sends far fewer copies than N − 1.
 #[test]
 fn a_large_team_floods_in_two_levels_and_everyone_plays_everything() {
-    let mut net = Net::new(team_cfg());
-    net.relay_from = Some(16);
+    // The splitter tells its joiners the team's setting.
+    let mut net = Net::new(SplitterConfig {
+        relay_from: 16,
+        ..team_cfg()
+    });
     net.join(Role::Monitor);
     for _ in 0..19 {
         net.join(Role::Peer);
@@ -836,9 +833,9 @@ fn a_relay_that_withholds_costs_its_group_requests_not_chunks() {
     // its flood should have come, and the asked neighbour may lack it too.
     let mut net = Net::new(SplitterConfig {
         buffer_size: 256,
+        relay_from: 16,
         ..team_cfg()
     });
-    net.relay_from = Some(16);
     net.join(Role::Monitor);
     for _ in 0..19 {
         net.join(Role::Peer);

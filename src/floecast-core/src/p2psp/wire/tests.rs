@@ -35,6 +35,7 @@ fn sample_reply() -> JoinReply {
         header: Bytes::from_static(b"OggS header"),
         next_chunk: ChunkNo(10),
         chunk_interval_us: 62_500,
+        relay_from: 256,
         burst: vec![
             BurstChunk {
                 no: ChunkNo(8),
@@ -357,6 +358,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                     header,
                     next_chunk: ChunkNo(next),
                     chunk_interval_us: 62_500,
+                    relay_from: 0,
                     burst: burst
                         .into_iter()
                         .map(|(n, p)| BurstChunk {
