@@ -798,6 +798,13 @@ impl Peer {
         });
     }
 
+    /// Greet unheard neighbours again only when the last greetings are about to leave: a
+    /// newcomer greets the whole team at once, and a retry every [`HELLO_RETRY`] on top of
+    /// Hellos still queued multiplied them (their answers came too late all the same).
+    fn may_greet_again(&self) -> bool {
+        self.pacer.control_backlog() < HELLO_RETRY
+    }
+
     /// The groups our team floods in, if it is large enough for two levels ([`relay`]).
     fn relay_groups(&self) -> Option<u32> {
         relay::groups(self.neighbours.len() + 1, self.relay_from)
@@ -807,17 +814,32 @@ impl Peer {
         self.neighbours.iter().map(|n| n.id).collect()
     }
 
-    /// Our flood of splitter chunk `no`: a copy to every neighbour, or in a large team to our
-    /// group and one relay of each other group, relays first.
-    fn flood_own(&mut self, no: ChunkNo) {
-        let n = self.neighbours.len();
-        if n == 0 {
-            return;
+    /// In a large team, who gets our flood of the chunk (or signed message) numbered `key`:
+    /// our group and one relay of each other group, relays first ([`relay`]).
+    fn two_level_targets(&mut self, key: u32) -> Option<Vec<usize>> {
+        let k = self.relay_groups()?;
+        let ids = self.neighbour_ids();
+        let rng = &mut self.rng;
+        Some(relay::origin_targets(self.id, key, k, &ids, |m| {
+            rng.below(m)
+        }))
+    }
+
+    /// In a large team, when neighbour `i` is of another group for `key` (so what it sent us
+    /// straight from the splitter or its origin makes us our group's relay): the rest of our
+    /// group.
+    fn group_relay_targets(&self, i: usize, key: u32) -> Option<Vec<usize>> {
+        let k = self.relay_groups()?;
+        if !relay::relays(self.id, self.neighbours[i].id, key, k) {
+            return None;
         }
-        if let Some(k) = self.relay_groups() {
-            let ids = self.neighbour_ids();
-            let rng = &mut self.rng;
-            let targets = relay::origin_targets(self.id, no.0, k, &ids, |m| rng.below(m));
+        let ids = self.neighbour_ids();
+        Some(relay::own_group(self.id, key, k, &ids, Some(i)))
+    }
+
+    /// Our flood of splitter chunk `no`: a copy to every neighbour, or in two levels.
+    fn flood_own(&mut self, no: ChunkNo) {
+        if let Some(targets) = self.two_level_targets(no.0) {
             for i in targets {
                 self.enqueue(i, no);
             }
@@ -825,57 +847,45 @@ impl Peer {
         }
         // A new order each flood: each neighbour is sometimes among the first (its Probes
         // then show our uplink's bare delay).
+        let n = self.neighbours.len();
         let first = self.rng.below(n);
         for k in 0..n {
             self.enqueue((first + k) % n, no);
         }
     }
 
-    /// A chunk `no` new to us came straight from its origin `sender` (neighbour `i`) of another
-    /// group: we are that group's relay, so copy it to the rest of our group.
+    /// Chunk `no`, new to us, came straight from its origin, neighbour `i`: if it is of another
+    /// group, copy the chunk to the rest of ours.
     fn relay_to_group(&mut self, i: usize, no: ChunkNo) {
-        let Some(k) = self.relay_groups() else { return };
-        if !relay::relays(self.id, self.neighbours[i].id, no.0, k) {
+        let Some(targets) = self.group_relay_targets(i, no.0) else {
             return;
-        }
+        };
         self.stats.group_relays += 1;
-        let ids = self.neighbour_ids();
-        for j in relay::own_group(self.id, no.0, k, &ids, Some(i)) {
+        for j in targets {
             self.enqueue(j, no);
         }
     }
 
     /// A signed message from the splitter (a Digest, keyed by its first chunk; an Info, by
-    /// its epoch) to the team: like our own chunks ([`Peer::flood_own`]), in one level or two.
+    /// its epoch) to the team, as our own chunks go ([`Peer::flood_own`]).
     fn flood_signed(&mut self, msg: &Message, key: u32) {
-        let targets: Vec<usize> = match self.relay_groups() {
-            Some(k) => {
-                let ids = self.neighbour_ids();
-                let rng = &mut self.rng;
-                relay::origin_targets(self.id, key, k, &ids, |m| rng.below(m))
-            }
-            None => (0..self.neighbours.len()).collect(),
-        };
+        let targets = self
+            .two_level_targets(key)
+            .unwrap_or_else(|| (0..self.neighbours.len()).collect());
         for i in targets {
             self.send_to(i, msg.clone());
         }
     }
 
-    /// A signed message new to us from neighbour `i`: if `i` is of another group, we are our
-    /// group's relay for it.
+    /// A signed message new to us from neighbour `i`: on to our group if we are its relay.
     fn relay_signed(&mut self, i: usize, msg: &Message, key: u32) {
-        let Some(k) = self.relay_groups() else { return };
-        if !relay::relays(self.id, self.neighbours[i].id, key, k) {
-            return;
-        }
-        let ids = self.neighbour_ids();
-        for j in relay::own_group(self.id, key, k, &ids, Some(i)) {
+        for j in self.group_relay_targets(i, key).unwrap_or_default() {
             self.send_to(j, msg.clone());
         }
     }
 
     /// Whether neighbour `i`'s copy of `no` is part of a flood (straight from its origin, or
-    /// from our group's relay), not a repair: its lateness is a flood's.
+    /// from a member of our group: its relay), not a repair: its lateness is a flood's.
     fn is_flood_copy(&self, i: usize, no: ChunkNo, origin: PeerId) -> bool {
         let sender = self.neighbours[i].id;
         sender == origin
@@ -1322,8 +1332,8 @@ impl Peer {
         let timeout = self.neighbour_timeout();
         let mut t = now + self.cfg.keepalive_interval;
         // While control datagrams wait, the pacer wakes us as they go; greeting again waits
-        // for them (see `handle_timeout`), so its deadline must not (or we would spin).
-        let greet_again = self.pacer.control_backlog() < HELLO_RETRY;
+        // for them, so its deadline must not (or we would spin).
+        let greet_again = self.may_greet_again();
         for n in &self.neighbours {
             t = t.min(n.last_tx + ka);
             if !n.heard && n.hellos_left > 0 && greet_again {
@@ -1429,10 +1439,7 @@ impl PeerMachine for Peer {
             let report = self.report();
             self.send_splitter(Message::Report(report));
         }
-        // Greet again only when the last greetings are about to leave: a team of hundreds
-        // greets as many newcomers at once, and a retry every 400 ms on top of Hellos still
-        // queued multiplied them (and their answers came too late all the same).
-        let greet_again = self.pacer.control_backlog() < HELLO_RETRY;
+        let greet_again = self.may_greet_again();
         for i in 0..self.neighbours.len() {
             let n = &self.neighbours[i];
             if !n.heard && n.hellos_left > 0 && now >= n.last_tx + HELLO_RETRY {
