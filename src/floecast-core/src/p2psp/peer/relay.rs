@@ -8,8 +8,9 @@
 //! member id and the chunk number, so every chunk groups the team afresh and the relaying
 //! spreads evenly); the origin sends to the members of its own group and to one member of each
 //! other group, and a member that got a chunk straight from an origin of another group copies
-//! it to its own group. A chunk then waits behind about 2√N copies, not N, and every member
-//! still uploads about one stream (it relays for √N origins a round, to √N members each).
+//! it to its own group. A chunk then waits behind about 3√N copies (2√N at its origin, √N at
+//! the relay), not N, and every member still uploads about one stream (it relays for √N
+//! origins a round, to √N members each).
 //!
 //! Nothing on the wire says who relays: every member computes the groups from the ids it
 //! knows, so a member whose view of the team differs (a join not yet heard of) may miss a
