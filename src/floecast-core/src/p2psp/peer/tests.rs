@@ -160,6 +160,27 @@ impl Net {
         }
     }
 
+    /// A monitor and `n - 1` plain peers, joined one after another.
+    fn join_team(&mut self, n: usize) {
+        self.join(Role::Monitor);
+        for _ in 1..n {
+            self.join(Role::Peer);
+        }
+        self.pump();
+    }
+
+    /// Peer `k` played `n` chunks, consecutive and each as the splitter had it, and skipped
+    /// nothing.
+    fn assert_played_everything(&self, k: usize, n: usize) {
+        assert_eq!(self.delivered[k].len(), n, "peer {k}");
+        check_in_order(&self.delivered[k]);
+        assert!(
+            self.skipped[k].is_empty(),
+            "peer {k} skipped {:?}",
+            self.skipped[k]
+        );
+    }
+
     fn settle(&mut self) {
         for _ in 0..50 {
             self.advance(Duration::from_millis(20));
@@ -197,10 +218,8 @@ fn ten_peers_500_chunks_in_order_with_one_copy_egress() {
     net.settle();
     let pushed = net.splitter.stats().bytes_pushed;
     for k in 0..10 {
-        assert_eq!(net.delivered[k].len(), 500, "peer {k}");
+        net.assert_played_everything(k, 500);
         assert_eq!(net.delivered[k][0].0, ChunkNo(0));
-        check_in_order(&net.delivered[k]);
-        assert!(net.skipped[k].is_empty());
     }
     let ratio = net.splitter_egress as f64 / pushed as f64;
     // One copy of the stream, plus the authentication: a 28-byte trailer per datagram and a
@@ -758,22 +777,12 @@ fn a_large_team_floods_in_two_levels_and_everyone_plays_everything() {
         relay_from: 16,
         ..team_cfg()
     });
-    net.join(Role::Monitor);
-    for _ in 0..19 {
-        net.join(Role::Peer);
-    }
-    net.pump();
+    net.join_team(20);
     net.stream(300, Duration::from_millis(10));
     net.settle();
     let mut requests = 0;
     for k in 0..20 {
-        assert_eq!(net.delivered[k].len(), 300, "peer {k}");
-        check_in_order(&net.delivered[k]);
-        assert!(
-            net.skipped[k].is_empty(),
-            "peer {k} skipped {:?}",
-            net.skipped[k]
-        );
+        net.assert_played_everything(k, 300);
         let s = net.peers[k].1.stats();
         assert!(s.group_relays > 0, "peer {k} never relayed for its group");
         requests += s.requests_sent;
@@ -836,11 +845,7 @@ fn a_relay_that_withholds_costs_its_group_requests_not_chunks() {
         relay_from: 16,
         ..team_cfg()
     });
-    net.join(Role::Monitor);
-    for _ in 0..19 {
-        net.join(Role::Peer);
-    }
-    net.pump();
+    net.join_team(20);
     let rider = net.peers[7].0;
     net.drop = Some(Box::new(move |from, t| {
         from == rider
@@ -852,13 +857,7 @@ fn a_relay_that_withholds_costs_its_group_requests_not_chunks() {
     }
     let mut requests = 0;
     for k in 0..20 {
-        assert_eq!(net.delivered[k].len(), 300, "peer {k}");
-        check_in_order(&net.delivered[k]);
-        assert!(
-            net.skipped[k].is_empty(),
-            "peer {k} skipped {:?}",
-            net.skipped[k]
-        );
+        net.assert_played_everything(k, 300);
         requests += net.peers[k].1.stats().requests_sent;
     }
     assert!(
