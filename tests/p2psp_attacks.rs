@@ -496,6 +496,7 @@ async fn a_polluter_is_expelled_and_no_forged_byte_reaches_a_listener() {
                         Message::Chunk {
                             no,
                             origin: polluter.id,
+                            relay: None,
                             payload,
                         },
                     )

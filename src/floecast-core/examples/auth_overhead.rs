@@ -97,6 +97,7 @@ fn main() {
             msg: Message::Chunk {
                 no: ChunkNo(9),
                 origin: PeerId(2),
+                relay: None,
                 payload: payload.clone(),
             },
         };

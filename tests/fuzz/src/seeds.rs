@@ -125,6 +125,7 @@ fn main() {
             msg: Message::Chunk {
                 no: ChunkNo(no),
                 origin: PeerId(1 + no % 2),
+                relay: None,
                 payload: Bytes::from(vec![no as u8; 64]),
             },
         };
@@ -193,6 +194,7 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
             p(Message::Chunk {
                 no: ChunkNo(3),
                 origin: PeerId(1),
+                relay: None,
                 payload: Bytes::from_static(b"OggS chunk payload"),
             }),
         ),

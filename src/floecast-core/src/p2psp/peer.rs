@@ -768,13 +768,15 @@ impl Peer {
         }
     }
 
-    /// Send held chunk `no` to neighbour `i` (if still held); counts the debt. A paced copy
-    /// goes `now`; anything else queues ahead of the copies.
-    fn send_chunk(&mut self, i: usize, no: ChunkNo, now: bool) {
+    /// Send held chunk `no` to neighbour `i` (if still held), asking it to `relay` it to its
+    /// group; counts the debt. A paced copy goes `now`; anything else queues ahead of the
+    /// copies.
+    fn send_chunk(&mut self, i: usize, no: ChunkNo, relay: Option<u16>, now: bool) {
         let Some(s) = self.buffer.get(no) else { return };
         let msg = Message::Chunk {
             no,
             origin: s.origin,
+            relay,
             payload: s.payload.clone(),
         };
         let own = s.origin == self.id;
@@ -790,11 +792,18 @@ impl Peer {
 
     /// Queue a copy of held chunk `no` for neighbour `i`; the pacer sends it.
     fn enqueue(&mut self, i: usize, no: ChunkNo) {
+        self.enqueue_relay(i, no, None);
+    }
+
+    /// Queue a copy of held chunk `no` for neighbour `i`, which copies it on to its group when
+    /// `relay` names the groups of our two-level flood.
+    fn enqueue_relay(&mut self, i: usize, no: ChunkNo, relay: Option<u16>) {
         let to = self.neighbours[i].addr;
         self.pacer.push(pacer::Copy {
             to,
             no,
             at: self.now,
+            relay,
         });
     }
 
@@ -814,20 +823,21 @@ impl Peer {
         self.neighbours.iter().map(|n| n.id).collect()
     }
 
-    /// In a large team, who gets our flood of the chunk (or signed message) numbered `key`:
-    /// our group and one relay of each other group, relays first ([`relay`]).
-    fn two_level_targets(&mut self, key: u32) -> Option<Vec<usize>> {
+    /// In a large team, who gets our flood of the chunk (or signed message) numbered `key`,
+    /// in how many groups: one relay of each other group, then our group ([`relay`]).
+    fn two_level_targets(&mut self, key: u32) -> Option<(u32, relay::Targets)> {
         let k = self.relay_groups()?;
         let ids = self.neighbour_ids();
         let rng = &mut self.rng;
-        Some(relay::origin_targets(self.id, key, k, &ids, |m| {
-            rng.below(m)
-        }))
+        Some((
+            k,
+            relay::origin_targets(self.id, key, k, &ids, |m| rng.below(m)),
+        ))
     }
 
-    /// In a large team, when neighbour `i` is of another group for `key` (so what it sent us
-    /// straight from the splitter or its origin makes us our group's relay): the rest of our
-    /// group.
+    /// In a large team, when neighbour `i` is of another group for `key` (so the splitter's
+    /// Digest or Info it passed on to us makes us our group's relay): the rest of our group.
+    /// (Signed messages carry no relay mark: the splitter's signature covers them whole.)
     fn group_relay_targets(&self, i: usize, key: u32) -> Option<Vec<usize>> {
         let k = self.relay_groups()?;
         if !relay::relays(self.id, self.neighbours[i].id, key, k) {
@@ -837,10 +847,15 @@ impl Peer {
         Some(relay::own_group(self.id, key, k, &ids, Some(i)))
     }
 
-    /// Our flood of splitter chunk `no`: a copy to every neighbour, or in two levels.
+    /// Our flood of splitter chunk `no`: a copy to every neighbour, or in two levels (the
+    /// relays' copies say so, with our group count).
     fn flood_own(&mut self, no: ChunkNo) {
-        if let Some(targets) = self.two_level_targets(no.0) {
-            for i in targets {
+        if let Some((k, t)) = self.two_level_targets(no.0) {
+            let k = u16::try_from(k).unwrap_or(u16::MAX);
+            for i in t.relays {
+                self.enqueue_relay(i, no, Some(k));
+            }
+            for i in t.own {
                 self.enqueue(i, no);
             }
             return;
@@ -854,12 +869,24 @@ impl Peer {
         }
     }
 
-    /// Chunk `no`, new to us, came straight from its origin, neighbour `i`: if it is of another
-    /// group, copy the chunk to the rest of ours.
-    fn relay_to_group(&mut self, i: usize, no: ChunkNo) {
-        let Some(targets) = self.group_relay_targets(i, no.0) else {
-            return;
+    /// Chunk `no`, new to us, came straight from its origin, neighbour `i`, which made us the
+    /// relay of our group among `k`: copy it to the rest of the group. The origin's count
+    /// groups alike whatever our view of the team; one that would make our group much larger
+    /// than in our view (an origin that asks for few groups, a flood to all) counts for ours.
+    fn relay_to_group(&mut self, i: usize, no: ChunkNo, k: u16) {
+        let members = self.neighbours.len() + 1;
+        let k = match relay::plausible_groups(k, members) {
+            Some(k) => k,
+            None => {
+                self.stats.garbage += 1;
+                match self.relay_groups() {
+                    Some(k) => k,
+                    None => return,
+                }
+            }
         };
+        let ids = self.neighbour_ids();
+        let targets = relay::own_group(self.id, no.0, k, &ids, Some(i));
         self.stats.group_relays += 1;
         for j in targets {
             self.enqueue(j, no);
@@ -871,7 +898,8 @@ impl Peer {
     fn flood_signed(&mut self, msg: &Message, key: u32) {
         let targets = self
             .two_level_targets(key)
-            .unwrap_or_else(|| (0..self.neighbours.len()).collect());
+            .map(|(_, t)| t.relays.into_iter().chain(t.own).collect())
+            .unwrap_or_else(|| (0..self.neighbours.len()).collect::<Vec<_>>());
         for i in targets {
             self.send_to(i, msg.clone());
         }
@@ -916,7 +944,7 @@ impl Peer {
             if self.buffer.get(c.no).is_none() {
                 continue;
             }
-            self.send_chunk(i, c.no, true);
+            self.send_chunk(i, c.no, c.relay, true);
             // Probes queue behind the copy whoever they go to: the same few neighbours
             // get them all, so each sees enough of them to know our uplink's bare delay.
             // A buddy never probed gets one after the next copy, while our uplink is likely
@@ -1101,9 +1129,11 @@ impl Peer {
                 no,
                 origin,
                 payload,
+                ..
             } => {
                 let n = &mut self.neighbours[i];
                 n.debt = n.debt.saturating_sub(1);
+                // The evidence carries the relay count too (the tag covers it).
                 let Some(evidence) = evidence else { return };
                 let inserted = self.admit_member_chunk(now, from, no, origin, payload, evidence);
                 // The sender may be gone (a proven polluter).
@@ -1141,7 +1171,7 @@ impl Peer {
                 if let Some(d) = self.trust.digest_for(no).cloned() {
                     self.send_to(i, d);
                 }
-                self.send_chunk(i, no, false);
+                self.send_chunk(i, no, None, false);
                 if origin != self.id && origin != self.neighbours[i].id {
                     self.add_route(origin, from);
                 }
@@ -1166,6 +1196,7 @@ impl Peer {
         from: SocketAddr,
         no: ChunkNo,
         origin: PeerId,
+        relay: Option<u16>,
         payload: Bytes,
     ) -> Insert {
         self.stats.from_peers += 1;
@@ -1186,8 +1217,9 @@ impl Peer {
                     if self.is_flood_copy(i, no, origin) {
                         self.note_lateness(now, no);
                     }
-                    if self.neighbours[i].id == origin {
-                        self.relay_to_group(i, no);
+                    // Only the origin names relays (a repair or a routed copy never does).
+                    if let Some(k) = relay.filter(|_| self.neighbours[i].id == origin) {
+                        self.relay_to_group(i, no, k);
                     }
                 }
                 self.route(no, origin, from);
@@ -1228,6 +1260,7 @@ impl Peer {
                 no,
                 origin,
                 payload,
+                ..
             } => {
                 if let Some(e) = evidence {
                     self.admit_member_chunk(now, from, no, origin, payload, e);
@@ -1240,6 +1273,7 @@ impl Peer {
                 let msg = Message::Chunk {
                     no,
                     origin: s.origin,
+                    relay: None,
                     payload: s.payload.clone(),
                 };
                 // With the Digest that vouches for it, which it may lack too.

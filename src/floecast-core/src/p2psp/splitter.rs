@@ -616,6 +616,7 @@ impl Splitter {
                 Message::Chunk {
                     no,
                     origin,
+                    relay: None,
                     payload: payload.clone(),
                 },
                 Some(&hash),
@@ -1248,6 +1249,7 @@ impl Splitter {
                 Message::Chunk {
                     no,
                     origin,
+                    relay: None,
                     payload,
                 },
                 Some(&hash),

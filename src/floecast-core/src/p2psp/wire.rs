@@ -19,8 +19,10 @@
 //! All integers are big-endian, chunk numbers are 32-bit and wrap. Endpoints are
 //! `u8 family (4|6)`, 4 or 16 address bytes, `u16 port`. Strings are `u16 len` + UTF-8.
 //!
-//! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; SplitterChunk (a Chunk
-//! from the splitter, whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
+//! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; RelayChunk (a Chunk its
+//! origin asks the receiver to copy on to its group: [`Message::Chunk`]'s `relay`) `u32 no,
+//! u32 origin, u16 groups, payload`; SplitterChunk (a Chunk from the splitter, whose origin is
+//! its receiver) `u32 no, payload`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
@@ -70,8 +72,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// stream (HeaderPiece and HeaderAck retired) and signs Info; version 5 adds the pacer's Probe
 /// and QueueDelay and two Report fields; version 6 the measured uplink rate in Reports;
 /// version 7 floods large teams in two levels, through relays every member must play, from
-/// the team size the join reply's `relay_from` says. An older peer gets a refusal it can read ([`encode_refusal`]).
-pub const VERSION: u8 = 7;
+/// the team size the join reply's `relay_from` says; version 8 names the relays (RelayChunk),
+/// so a copy that is not a relay's is never relayed again. An older peer gets a refusal it can
+/// read ([`encode_refusal`]).
+pub const VERSION: u8 = 8;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -118,6 +122,7 @@ pub mod ty {
     pub const SPLITTER_CHUNK: u8 = 0x15;
     pub const PROBE: u8 = 0x16;
     pub const QUEUE_DELAY: u8 = 0x17;
+    pub const RELAY_CHUNK: u8 = 0x18;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -170,9 +175,13 @@ pub struct Packet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A piece of the stream. `origin` is the peer the splitter gave it to (the flood root).
+    /// `relay`: in a two-level flood, the origin's copy to one member of another group carries
+    /// the number of groups (≥ 2) it flooded in, and that member copies it on to its group
+    /// ([`super::peer`]'s relay module); every other copy carries `None`.
     Chunk {
         no: ChunkNo,
         origin: PeerId,
+        relay: Option<u16>,
         payload: Bytes,
     },
     Hello {
@@ -302,12 +311,15 @@ pub struct PeerReport {
 }
 
 /// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
-/// Body: `u32 sender, u32 no, u32 origin, u64 seq, 32 B hash, 16 B tag`.
+/// Body: `u32 sender, u32 no, u32 origin, u16 relay groups (0: none), u64 seq, 32 B hash,
+/// 12 B tag`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evidence {
     pub sender: PeerId,
     pub no: ChunkNo,
     pub origin: PeerId,
+    /// The chunk's `relay` (its tag covers it).
+    pub relay: Option<u16>,
     pub seq: u64,
     pub hash: [u8; 32],
     pub tag: [u8; TAG_LEN],
@@ -461,6 +473,14 @@ impl RefuseReason {
 
 // ---------------------------------------------------------------- encoding
 
+/// A RelayChunk's group count: two at least (one group is a one-level flood, which no
+/// member relays).
+fn relay_groups(relay: Option<u16>) -> Result<u16, WireError> {
+    relay
+        .filter(|k| *k >= 2)
+        .ok_or(WireError::Invalid("relay chunk with fewer than two groups"))
+}
+
 fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
     if len > max {
         Err(WireError::TooLong { what, len, max })
@@ -502,13 +522,17 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         Message::Chunk {
             no,
             origin,
+            relay,
             payload,
         } => {
             check_len("chunk payload", payload.len(), MAX_CHUNK_PAYLOAD)?;
-            b.reserve(8 + payload.len());
+            b.reserve(10 + payload.len());
             b.put_u32(no.0);
-            if t == ty::CHUNK {
+            if t != ty::SPLITTER_CHUNK {
                 b.put_u32(origin.0);
+            }
+            if t == ty::RELAY_CHUNK {
+                b.put_u16(relay_groups(*relay)?);
             }
             b.put_slice(payload);
         }
@@ -559,6 +583,8 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(e.sender.0);
             b.put_u32(e.no.0);
             b.put_u32(e.origin.0);
+            // 0: no relay (a relay's group count is ≥ 2).
+            b.put_u16(e.relay.unwrap_or(0));
             b.put_u64(e.seq);
             b.put_slice(&e.hash);
             b.put_slice(&e.tag);
@@ -708,6 +734,7 @@ fn type_of(m: &Message) -> u8 {
     match m {
         // A chunk with no origin can only be the splitter's (members always name one).
         Message::Chunk { origin, .. } if *origin == PeerId::NONE => ty::SPLITTER_CHUNK,
+        Message::Chunk { relay: Some(_), .. } => ty::RELAY_CHUNK,
         Message::Chunk { .. } => ty::CHUNK,
         Message::Hello { .. } => ty::HELLO,
         Message::Goodbye { .. } => ty::GOODBYE,
@@ -846,14 +873,23 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         if tcp { MAX_FRAME } else { MAX_DATAGRAM },
     )?;
     let msg = match t {
-        ty::CHUNK => {
+        ty::CHUNK | ty::RELAY_CHUNK => {
             let no = ChunkNo(r.u32()?);
             let origin = PeerId(r.u32()?);
+            if origin == PeerId::NONE {
+                return Err(WireError::Invalid("member chunk without an origin"));
+            }
+            let relay = if t == ty::RELAY_CHUNK {
+                Some(relay_groups(Some(r.u16()?))?)
+            } else {
+                None
+            };
             let payload = r.rest();
             check_len("chunk payload", payload.len(), MAX_CHUNK_PAYLOAD)?;
             Message::Chunk {
                 no,
                 origin,
+                relay,
                 payload: Bytes::copy_from_slice(payload),
             }
         }
@@ -864,6 +900,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             Message::Chunk {
                 no,
                 origin: PeerId::NONE,
+                relay: None,
                 payload: Bytes::copy_from_slice(payload),
             }
         }
@@ -926,6 +963,10 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             sender: PeerId(r.u32()?),
             no: ChunkNo(r.u32()?),
             origin: PeerId(r.u32()?),
+            relay: match r.u16()? {
+                0 => None,
+                k => Some(relay_groups(Some(k))?),
+            },
             seq: r.u64()?,
             hash: r.array()?,
             tag: r.array()?,

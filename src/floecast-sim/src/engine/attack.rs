@@ -66,6 +66,7 @@ impl Sim {
                 let msg = Message::Chunk {
                     no: newest.plus(ahead),
                     origin: id,
+                    relay: None,
                     payload: Bytes::from(vec![0u8; size]),
                 };
                 if let Some(data) = p.seal_for(to, msg) {

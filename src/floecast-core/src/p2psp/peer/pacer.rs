@@ -125,6 +125,8 @@ pub(super) struct Copy {
     pub to: SocketAddr,
     pub no: ChunkNo,
     pub at: Instant,
+    /// A two-level flood's copy to another group's relay: the groups it floods in.
+    pub relay: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -575,6 +577,7 @@ mod tests {
             to: "192.0.2.1:4000".parse().unwrap(),
             no: ChunkNo(no),
             at,
+            relay: None,
         }
     }
 

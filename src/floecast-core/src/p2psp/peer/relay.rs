@@ -12,9 +12,16 @@
 //! the relay), not N, and every member still uploads about one stream (it relays for √N
 //! origins a round, to √N members each).
 //!
-//! Nothing on the wire says who relays: every member computes the groups from the ids it
-//! knows, so a member whose view of the team differs (a join not yet heard of) may miss a
-//! copy, which it asks for like any hole. The same rule spreads the splitter's Digests.
+//! The origin's copies to relays say so, with its group count (a RelayChunk), and only those
+//! are relayed: a copy that is a repair, a routed one, or a one-level flood from a newcomer
+//! that knows part of the team is never copied on again (relaying by "the sender is of
+//! another group" made each of those a flood to a whole group, 0.08 duplicates a chunk in a
+//! 1000-member flash crowd), and a relay groups the team with the origin's count whatever its
+//! own view (views of a forming team differ in size, and groups of different counts share
+//! nothing). A member whose view differs may still miss a copy, which it asks for like any
+//! hole. The splitter's Digests and Infos spread by the same groups, relayed by a member that
+//! got them straight from a member of another group (their signature is the splitter's, and
+//! nothing of the sender's may be added to it).
 
 use crate::p2psp::PeerId;
 
@@ -43,16 +50,26 @@ pub(super) fn group(id: PeerId, no: u32, k: u32) -> u32 {
     (z % u64::from(k.max(1))) as u32
 }
 
+/// Who an origin sends its two-level flood to, by index into its neighbours.
+#[derive(Debug, Default)]
+pub(super) struct Targets {
+    /// One member of each other group, which copies it on to its group. They go first: each
+    /// has a group waiting.
+    pub relays: Vec<usize>,
+    /// The members of the origin's own group.
+    pub own: Vec<usize>,
+}
+
 /// An origin's two-level flood of `no` over `ids` (its neighbours, by index): the relays (one
 /// per other group, drawn with `pick`, which gets the group's size and returns an index below
-/// it) and then the members of its own group. Relays come first: each has a group waiting.
+/// it) and the members of its own group.
 pub(super) fn origin_targets(
     me: PeerId,
     no: u32,
     k: u32,
     ids: &[PeerId],
     mut pick: impl FnMut(usize) -> usize,
-) -> Vec<usize> {
+) -> Targets {
     let mine = group(me, no, k);
     let k = k as usize;
     // Reservoir sampling: one pass, a candidate and a count per group.
@@ -71,9 +88,23 @@ pub(super) fn origin_targets(
             chosen[g] = Some(i);
         }
     }
-    let mut out: Vec<usize> = chosen.into_iter().flatten().collect();
-    out.extend(own);
-    out
+    Targets {
+        relays: chosen.into_iter().flatten().collect(),
+        own,
+    }
+}
+
+/// An origin's group count `k`, as a relay that knows `members` members (itself included)
+/// takes it: `None` when it is under 2, or so small that our group would be more than twice
+/// as large as the largest group in any two-level team of our size (a member of the team
+/// cannot make a relay flood a large part of it).
+pub(super) fn plausible_groups(k: u16, members: usize) -> Option<u32> {
+    let k = u32::from(k);
+    // Groups of ⌈√N⌉ in teams of N: at most ≈ √members each, and twice that is allowed for
+    // views that lag the origin's.
+    (k >= 2
+        && (members as u64).div_ceil(u64::from(k)) <= 2 * (members as f64).sqrt().ceil() as u64 + 2)
+        .then_some(k)
 }
 
 /// Whether a member that got `no` from `sender` copies it on to its own group: only a copy
@@ -147,19 +178,22 @@ mod tests {
             let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
             let mut got = vec![0u32; team.len() + 1];
             let mut seed = no as usize;
-            let first = origin_targets(origin, no, k, &others, |n| {
+            let t = origin_targets(origin, no, k, &others, |n| {
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
                 (seed >> 33) % n
             });
+            assert_eq!(t.relays.len(), k as usize - 1, "a relay per other group");
             assert!(
-                first.len() < 2 * k as usize + 20,
-                "origin sends {}",
-                first.len()
+                t.own.len() < k as usize + 20,
+                "origin's group {}",
+                t.own.len()
             );
-            for &i in &first {
+            for &i in t.relays.iter().chain(&t.own) {
                 let relay = others[i];
                 got[relay.0 as usize] += 1;
-                if relays(relay, origin, no, k) {
+                let named = t.relays.contains(&i);
+                assert_eq!(named, relays(relay, origin, no, k), "only relays are named");
+                if named {
                     // The relay's neighbours: everyone but itself.
                     let theirs: Vec<PeerId> =
                         team.iter().copied().filter(|&m| m != relay).collect();
@@ -176,5 +210,23 @@ mod tests {
                 assert_eq!(got[m.0 as usize], want, "member {} for chunk {no}", m.0);
             }
         }
+    }
+
+    #[test]
+    fn a_relay_takes_the_origins_group_count_within_bounds() {
+        // A team of 1000 floods in 32 groups; a view of 600 or of 1500 takes it as it is.
+        assert_eq!(plausible_groups(32, 1000), Some(32));
+        assert_eq!(plausible_groups(32, 600), Some(32));
+        assert_eq!(plausible_groups(32, 1500), Some(32));
+        assert_eq!(
+            plausible_groups(1000, 1000),
+            Some(1000),
+            "many small groups cost nothing"
+        );
+        // Few groups would make us flood a large part of the team.
+        assert_eq!(plausible_groups(1, 1000), None);
+        assert_eq!(plausible_groups(2, 1000), None);
+        assert_eq!(plausible_groups(8, 1000), None);
+        assert_eq!(plausible_groups(2, 4), Some(2));
     }
 }

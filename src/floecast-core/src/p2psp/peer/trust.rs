@@ -245,7 +245,7 @@ impl Peer {
             Check::Good => {
                 self.stats.verified += 1;
                 self.trust.note_hash(no, evidence.hash);
-                Some(self.insert_peer_chunk(now, from, no, origin, payload))
+                Some(self.insert_peer_chunk(now, from, no, origin, evidence.relay, payload))
             }
             Check::Bad => {
                 self.reject(from, evidence);
@@ -331,7 +331,8 @@ impl Peer {
                     self.stats.verified += 1;
                     self.trust.note_hash(h.no, h.hash);
                     let c = h.item;
-                    self.insert_peer_chunk(now, c.from, h.no, c.origin, c.payload);
+                    let relay = c.evidence.relay;
+                    self.insert_peer_chunk(now, c.from, h.no, c.origin, relay, c.payload);
                 }
                 _ => self.reject(h.item.from, h.item.evidence),
             }

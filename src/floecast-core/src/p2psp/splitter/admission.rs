@@ -199,6 +199,7 @@ impl Splitter {
                 let msg = Message::Chunk {
                     no,
                     origin,
+                    relay: None,
                     payload: payload.clone(),
                 };
                 self.send_hashed(j, msg, Some(hash));

@@ -347,6 +347,7 @@ fn lrs_resend_blame_acs_and_expulsion() {
             Message::Chunk {
                 no: to_p[0],
                 origin: PeerId::NONE,
+                relay: None,
                 payload: Bytes::from(vec![to_p[0].0 as u8])
             }
         )]

@@ -41,10 +41,16 @@ impl Opened {
     /// What proves this chunk came from `sender` (chunks only).
     pub fn evidence(&self) -> Option<Evidence> {
         match (&self.packet.msg, self.chunk_hash) {
-            (Message::Chunk { no, origin, .. }, Some(hash)) => Some(Evidence {
+            (
+                Message::Chunk {
+                    no, origin, relay, ..
+                },
+                Some(hash),
+            ) => Some(Evidence {
                 sender: self.sender,
                 no: *no,
                 origin: *origin,
+                relay: *relay,
                 seq: self.seq,
                 hash,
                 tag: self.tag,
@@ -57,18 +63,21 @@ impl Opened {
 /// The tag of a Chunk datagram, from the fields it covers: how [`seal`] makes it, and how the
 /// splitter checks [`Evidence`].
 pub fn chunk_tag(key: &Key, team: u32, e: &Evidence) -> [u8; TAG_LEN] {
-    let mut head = [0u8; 16];
+    let mut head = [0u8; 18];
     head[0..2].copy_from_slice(&MAGIC);
     head[2] = VERSION;
-    // The splitter's chunks (no origin) and members' are distinct messages.
-    head[3] = if e.origin == PeerId::NONE {
-        ty::SPLITTER_CHUNK
-    } else {
-        ty::CHUNK
+    // The splitter's chunks (no origin), members' and relays' are distinct messages.
+    head[3] = match (e.origin, e.relay) {
+        (PeerId::NONE, _) => ty::SPLITTER_CHUNK,
+        (_, Some(_)) => ty::RELAY_CHUNK,
+        _ => ty::CHUNK,
     };
     head[4..8].copy_from_slice(&team.to_be_bytes());
     head[8..12].copy_from_slice(&e.no.0.to_be_bytes());
     head[12..16].copy_from_slice(&e.origin.0.to_be_bytes());
+    // Who relays is covered too: a forged count would make a member copy a chunk to the wrong
+    // members, or to none.
+    head[16..18].copy_from_slice(&e.relay.unwrap_or(0).to_be_bytes());
     let mut trailer = [0u8; 12];
     trailer[..4].copy_from_slice(&e.sender.0.to_be_bytes());
     trailer[4..].copy_from_slice(&e.seq.to_be_bytes());
@@ -93,6 +102,7 @@ pub fn seal(
         Message::Chunk {
             no,
             origin,
+            relay,
             payload,
         } => {
             let h = hash.copied().unwrap_or_else(|| auth::payload_hash(payload));
@@ -100,6 +110,7 @@ pub fn seal(
                 sender,
                 no: *no,
                 origin: *origin,
+                relay: *relay,
                 seq,
                 hash: h,
                 tag: [0; TAG_LEN],

@@ -69,6 +69,7 @@ fn round_trips() {
         Message::Chunk {
             no: ChunkNo(u32::MAX),
             origin: PeerId(3),
+            relay: None,
             payload: Bytes::from(vec![0u8; MAX_CHUNK_PAYLOAD]),
         },
         Message::Hello { from: PeerId(1) },
@@ -109,6 +110,7 @@ fn chunk_layout_is_fixed() {
         msg: Message::Chunk {
             no: ChunkNo(0x0A0B0C0D),
             origin: PeerId(0x11121314),
+            relay: None,
             payload: Bytes::from_static(b"xy"),
         },
     })
@@ -125,6 +127,7 @@ fn chunk_layout_is_fixed() {
         msg: Message::Chunk {
             no: ChunkNo(0x0A0B0C0D),
             origin: PeerId::NONE,
+            relay: None,
             payload: Bytes::from_static(b"xy"),
         },
     })
@@ -143,6 +146,66 @@ fn chunk_layout_is_fixed() {
             b'x',
             b'y'
         ]
+    );
+}
+
+#[test]
+fn relay_chunk_layout_is_fixed() {
+    let e = encode(&Packet {
+        team: 1,
+        msg: Message::Chunk {
+            no: ChunkNo(0x0A0B0C0D),
+            origin: PeerId(0x11121314),
+            relay: Some(0x0120),
+            payload: Bytes::from_static(b"xy"),
+        },
+    })
+    .unwrap();
+    assert_eq!(
+        &e[..],
+        &[
+            0xF1,
+            0x0E,
+            VERSION,
+            ty::RELAY_CHUNK,
+            0x0A,
+            0x0B,
+            0x0C,
+            0x0D,
+            0x11,
+            0x12,
+            0x13,
+            0x14,
+            0x01,
+            0x20,
+            b'x',
+            b'y'
+        ]
+    );
+    // Fewer than two groups is no two-level flood, and a member chunk names its origin.
+    let mut one = e.to_vec();
+    one[12..14].copy_from_slice(&[0, 1]);
+    assert_eq!(
+        decode(&one),
+        Err(WireError::Invalid("relay chunk with fewer than two groups"))
+    );
+    let mut orphan = e.to_vec();
+    orphan[8..12].copy_from_slice(&[0; 4]);
+    assert!(decode(&orphan).is_err());
+    let mut plain = orphan;
+    plain[3] = ty::CHUNK;
+    assert!(decode(&plain).is_err(), "a member chunk without an origin");
+    assert!(
+        encode(&Packet {
+            team: 1,
+            msg: Message::Chunk {
+                no: ChunkNo(1),
+                origin: PeerId(2),
+                relay: Some(1),
+                payload: Bytes::new(),
+            },
+        })
+        .is_err()
     );
 }
 
@@ -172,6 +235,7 @@ fn rejects_malformed() {
     let big = Message::Chunk {
         no: ChunkNo(0),
         origin: PeerId(0),
+        relay: None,
         payload: Bytes::from(vec![0u8; MAX_CHUNK_PAYLOAD + 1]),
     };
     assert!(matches!(
@@ -181,6 +245,7 @@ fn rejects_malformed() {
     let mut raw = good[..8].to_vec();
     raw[3] = 1;
     raw.extend_from_slice(&[0u8; 8 + MAX_CHUNK_PAYLOAD + 1]);
+    raw[11] = 1; // an origin
     assert!(matches!(decode(&raw), Err(WireError::TooLong { .. })));
     // The retired HeaderPiece / HeaderAck types are unknown now.
     for t in [0x08u8, 0x09] {
@@ -270,7 +335,16 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         (any::<u32>(), any::<u32>(), arb_bytes(2000)).prop_map(|(n, o, p)| Message::Chunk {
             no: ChunkNo(n),
             origin: PeerId(o),
+            relay: None,
             payload: p
+        }),
+        (any::<u32>(), 1..u32::MAX, 2..=u16::MAX, arb_bytes(2000)).prop_map(|(n, o, k, p)| {
+            Message::Chunk {
+                no: ChunkNo(n),
+                origin: PeerId(o),
+                relay: Some(k),
+                payload: p,
+            }
         }),
         any::<u32>().prop_map(|x| Message::Hello { from: PeerId(x) }),
         any::<u32>().prop_map(|x| Message::Goodbye { from: PeerId(x) }),
@@ -388,6 +462,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             sender: PeerId(n),
             no: ChunkNo(n ^ 5),
             origin: PeerId(n / 2),
+            relay: (n % 3 != 0).then_some(2 + (n % 1000) as u16),
             seq: q,
             hash: [n as u8; 32],
             tag: [q as u8; 12],
@@ -455,6 +530,7 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
         msg: Message::Chunk {
             no: ChunkNo(5),
             origin: PeerId(3),
+            relay: None,
             payload: Bytes::from_static(b"the stream"),
         },
     };
@@ -477,6 +553,33 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
             assert!(!o.verify(&bad, &key, 77), "flip at {at}");
         }
     }
+    // A relay's copy: its group count is covered, in the datagram and in the evidence.
+    let r = Packet {
+        team: 77,
+        msg: Message::Chunk {
+            no: ChunkNo(5),
+            origin: PeerId(3),
+            relay: Some(32),
+            payload: Bytes::from_static(b"the stream"),
+        },
+    };
+    let d = seal(&r, PeerId(3), 10, &key, None).unwrap();
+    let o = open(&d).unwrap();
+    assert!(o.verify(&d, &key, 77));
+    let e = o.evidence().unwrap();
+    assert_eq!((e.relay, chunk_tag(&key, 77, &e)), (Some(32), e.tag));
+    let mut other = d.to_vec();
+    other[13] ^= 1; // 32 groups become 33
+    assert!(!open(&other).unwrap().verify(&other, &key, 77));
+    let mut unnamed = d.to_vec();
+    unnamed[3] = ty::CHUNK;
+    unnamed.drain(12..14);
+    let o = open(&unnamed).unwrap();
+    assert_eq!(o.evidence().map(|e| e.relay), Some(None));
+    assert!(
+        !o.verify(&unnamed, &key, 77),
+        "a relay's copy passed off as a plain one"
+    );
     let g = Packet {
         team: 77,
         msg: Message::Goodbye { from: PeerId(0) },
