@@ -315,7 +315,11 @@ impl Sim {
             } else {
                 let n = &mut self.nodes[from as usize];
                 n.up_bytes_win += len;
-                if wire::peek_type(&t.data) == Some(wire::ty::CHUNK) {
+                // A member's chunk, plain or to a relay (the splitter's are counted apart).
+                if matches!(
+                    wire::peek_type(&t.data),
+                    Some(wire::ty::CHUNK | wire::ty::RELAY_CHUNK)
+                ) {
                     n.up_chunk_bytes_win += len;
                 }
             }
