@@ -94,6 +94,11 @@ impl PlayoutBuffer {
         self.cfg.skip_after = d;
     }
 
+    /// How long a blocking head slot is waited for.
+    pub fn skip_after(&self) -> Duration {
+        self.cfg.skip_after
+    }
+
     pub fn next_to_play(&self) -> ChunkNo {
         self.next
     }
@@ -279,6 +284,11 @@ impl HoleScanner {
             .delay
             .checked_add(self.retry_every.checked_mul(u32::from(n))?)?;
         first.checked_add(wait)
+    }
+
+    /// How long a hole waits before it is first reported (by time).
+    pub fn delay(&self) -> Duration {
+        self.delay
     }
 
     /// Report by time after `delay` from now on.

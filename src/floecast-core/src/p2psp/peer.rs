@@ -76,6 +76,10 @@ const BASE_WINDOW: Duration = Duration::from_secs(60);
 /// The lateness holes are waited for decays by this factor a second (a minute halves it
 /// about twice), so one slow flood does not slow recovery for good.
 const LATENESS_DECAY: f64 = 0.98;
+/// When the chunk rate has not retimed holes for this long, they follow the lateness
+/// whenever it moves by an eighth, and this much.
+const RETIME_STALE: Duration = Duration::from_secs(20);
+const RETIME_SLACK: Duration = Duration::from_millis(100);
 /// Probes go to this many neighbours (the first in our list).
 const PROBE_BUDDIES: usize = 3;
 /// Our uplink is behind while the oldest copy our pacer holds has waited longer than this:
@@ -312,6 +316,10 @@ pub struct Peer {
     /// waited for this long before they are asked for, reported or skipped.
     lateness: Duration,
     lateness_at: Instant,
+    /// The wait holes were last given ([`Peer::set_hole_waits`]).
+    hole_wait: Duration,
+    /// When the chunk rate's samples last retimed them.
+    rate_retimed_at: Instant,
     /// The last few chunks the splitter gave us, for neighbours that greet us late.
     own_recent: VecDeque<ChunkNo>,
     /// No neighbour deadline (keepalive, silence, pending delay, debt) falls before this. It
@@ -396,6 +404,8 @@ impl Peer {
             probe_turn: 0,
             probe_offset: 0,
             lateness: Duration::ZERO,
+            hole_wait: Duration::ZERO,
+            rate_retimed_at: now,
             lateness_at: now,
             own_recent: VecDeque::new(),
             nb_deadline: now + config.keepalive_interval,
@@ -581,6 +591,18 @@ impl Peer {
         self.lateness_at = now;
         // Capped by the lag: a hole is skipped then anyway.
         self.lateness = decayed.max(late).min(self.copy_deadline());
+        // Holes are retimed with the chunk rate's samples, taken from our own splitter
+        // chunks: once a round, seconds apart in a small team. Where those are stale (a round
+        // of 1000 members is a minute, a member with no share gets none), holes follow the
+        // lateness whenever it moves: while a large team formed on tight uplinks and its
+        // floods grew late, holes kept the first minute's wait, every member asked for nearly
+        // every chunk (2.5 million Requests in 120 s at N = 1000, 7% of every uplink) and
+        // skipped chunks still on their way. (Following it at once in small teams too lost
+        // more under attack: LRS resends and repairs then raise the waits step by step.)
+        let stale = now.saturating_duration_since(self.rate_retimed_at) >= RETIME_STALE;
+        if stale && self.lateness.abs_diff(self.hole_wait) > self.hole_wait / 8 + RETIME_SLACK {
+            self.set_hole_waits();
+        }
     }
 
     /// Holes wait out the Digest delay, which follows the chunk rate, and the lateness of
@@ -591,6 +613,14 @@ impl Peer {
             self.pacer
                 .set_stream_rate(self.chunk_bytes / d.as_secs_f64());
         }
+        self.rate_retimed_at = self.now;
+        self.set_hole_waits();
+    }
+
+    /// How long a hole waits (for a request, a complaint, a skip): the Digest delay or the
+    /// floods' lateness, whichever is longer.
+    fn set_hole_waits(&mut self) {
+        self.hole_wait = self.lateness;
         let batch = auth::batch_delay(self.chunk_interval, self.buffer.capacity());
         let wait = batch.max(self.lateness);
         self.buffer.set_skip_after(self.cfg.skip_after + wait);

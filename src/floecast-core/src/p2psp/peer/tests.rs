@@ -837,6 +837,52 @@ fn a_large_team_floods_in_two_levels_and_everyone_plays_everything() {
     );
 }
 
+/// Holes wait as long as floods have lately come late. The chunk rate's samples retime them,
+/// but those come with our own splitter chunks, a minute apart in a team of 1000: where they
+/// are stale, the holes follow the floods' lateness as it moves. (While a large team formed on
+/// tight uplinks and its floods grew late, holes kept the first minute's wait, and every
+/// member asked for nearly every chunk.)
+#[test]
+fn hole_waits_follow_late_floods_when_the_rate_is_not_sampled() {
+    // A lag of 512 chunks at 64 ms (holes wait at most 3/4 of it: 24 s).
+    let mut net = Net::new(SplitterConfig {
+        buffer_size: 1024,
+        ..team_cfg()
+    });
+    net.join_team(3);
+    net.stream(40, Duration::from_millis(64));
+    net.settle();
+    let p = &mut net.peers[1].1;
+    let skip_after = p.cfg.skip_after;
+    let (r, _) = p.own_ref.expect("a splitter chunk");
+    let first = p.request.delay();
+    assert!(first < Duration::from_secs(2));
+    // A member's copy of a chunk the splitter sent 5 s ago, right after our own splitter
+    // chunks retimed the holes: they keep their wait until the next sample.
+    let soon = net.now + Duration::from_secs(4);
+    p.note_lateness(soon, r);
+    assert!(p.lateness >= Duration::from_secs(4));
+    assert_eq!(p.request.delay(), first);
+    // Half a minute without a splitter chunk: a late copy retimes the holes at once.
+    let now = net.now + Duration::from_secs(30);
+    p.note_lateness(now, r.plus(1));
+    assert!(p.lateness >= Duration::from_secs(20));
+    assert!(
+        p.request.delay() >= REQUEST_AFTER + p.lateness,
+        "{:?}",
+        p.request.delay()
+    );
+    assert!(p.buffer.skip_after() >= skip_after + p.lateness);
+    // Small changes leave them be; a flood on time a while later shortens them again.
+    let set = p.request.delay();
+    p.note_lateness(now + Duration::from_millis(50), r.plus(2));
+    assert_eq!(p.request.delay(), set);
+    let later = now + Duration::from_secs(120);
+    p.own_ref = Some((r.plus(2000), later));
+    p.note_lateness(later, r.plus(2000));
+    assert!(p.request.delay() < set / 2, "{:?}", p.request.delay());
+}
+
 /// Only a copy its origin marked as a relay's makes a member copy it on to its group: a plain
 /// copy from the origin (a repair it asked for, or a newcomer's flood to the part of the team
 /// it knows) is the member's alone. Relaying every copy from another group's origin made each
