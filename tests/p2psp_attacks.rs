@@ -289,15 +289,28 @@ struct Member {
     newest: Option<ChunkNo>,
 }
 
+/// A UDP socket and a TCP socket on the same fresh local port (the splitter takes the join's
+/// source port as the member's UDP endpoint). A fresh UDP port may be in use on the TCP side
+/// (a flake seen in CI: "Address already in use"), so a few are tried, as `bind_pair` in the
+/// peer runtime does.
+fn bind_pair() -> (std::net::UdpSocket, TcpSocket) {
+    for _ in 0..16 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let local = udp.local_addr().expect("local");
+        let tcp = TcpSocket::new_v4().expect("tcp");
+        tcp.set_reuseaddr(true).expect("reuseaddr");
+        if tcp.bind(local).is_ok() {
+            return (udp, tcp);
+        }
+    }
+    panic!("no local port free for both UDP and TCP in 16 tries");
+}
+
 impl Member {
     /// Join the team at `splitter` over TCP (native v2), from a UDP port of our own.
     async fn join(splitter: SocketAddr, role: Role) -> Member {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let local = udp.local_addr().expect("local");
+        let (udp, tcp) = bind_pair();
         udp.set_nonblocking(true).expect("nonblocking");
-        let tcp = TcpSocket::new_v4().expect("tcp");
-        tcp.set_reuseaddr(true).expect("reuseaddr");
-        tcp.bind(local).expect("bind the join to the UDP port");
         let mut tcp = tcp.connect(splitter).await.expect("connect");
         let nonce = [7u8; 16];
         let req = wire::encode_frame(&Packet {
@@ -883,11 +896,10 @@ async fn a_team_secret_and_a_pinned_key_gate_joins() {
 async fn a_joiner_that_never_confirms_gets_nothing_and_is_not_listed() {
     let mut team = Team::start("unconfirmed", "").await;
     team.add_peer("").await;
-    let udp = UdpSocket::bind("127.0.0.1:0").await.expect("udp");
+    let (udp, tcp) = bind_pair();
+    udp.set_nonblocking(true).expect("nonblocking");
+    let udp = UdpSocket::from_std(udp).expect("udp");
     let local = udp.local_addr().expect("local");
-    let tcp = TcpSocket::new_v4().expect("tcp");
-    tcp.set_reuseaddr(true).expect("reuseaddr");
-    tcp.bind(local).expect("bind the join to the UDP port");
     let mut tcp = tcp.connect(team.splitter_addr()).await.expect("connect");
     let req = wire::encode_frame(&Packet {
         team: 0,
