@@ -90,9 +90,11 @@ pub const MAX_QUEUED: usize = 1 << 16;
 const QUEUED: Duration = Duration::from_millis(20);
 /// ... over at least this long (shorter spans are mostly the path's jitter).
 const MEASURE_SPAN: f64 = 0.2;
-/// A queue this deep (in time) with a measurement this close to our sending rate was full.
+/// A queue this deep (in time) with a measurement this close to our sending rate was full
+/// (not closer: the path's jitter between two answers alone, 25 ms over a 0.3 s span, reads
+/// a full queue at 0.9 of our rate).
 const FULL_QUEUE: Duration = Duration::from_secs(1);
-const FULL_RATE: f64 = 0.9;
+const FULL_RATE: f64 = 0.8;
 /// With the uplink's rate measured, a cut leaves the rate between these fractions of it:
 /// under it so the queue drains, and never so far under that one deep queue (a queue of
 /// seconds answers late, and many answers in a row say "too deep") starves the floods.
@@ -444,10 +446,16 @@ impl Pacer {
             return;
         }
         let u = (p2.charged - p1.charged) as f64 / span;
-        // A queue seconds deep means we sent faster than the uplink; a measurement near our
+        // A queue seconds deep means we sent faster than the uplink. A measurement near our
         // own rate then says the queue was full, and what it dropped (charged, never sent)
-        // reads as a fast uplink.
-        if q > FULL_QUEUE && u > FULL_RATE * p1.rate.min(p2.rate) {
+        // reads as a fast uplink: a full queue drops copies while the small Probes between
+        // them still fit, so no Probe need be lost. Nor can such a queue say the uplink is
+        // faster than we measured it: it would not stand that deep. (A slow uplink read at
+        // 3.6 times its rate this way got a full share of the splitter's chunks, and its
+        // floods came seconds late to the whole team.)
+        if q > FULL_QUEUE
+            && (u > FULL_RATE * p1.rate.min(p2.rate) || self.capacity(now).is_some_and(|c| u > c))
+        {
             return;
         }
         self.uplink = Some((u, now));
@@ -740,6 +748,43 @@ mod tests {
             p.on_queue_delay(t0, 3600, a, s2, Duration::from_millis(q2));
             assert!(!p.measured(), "case {case}");
         }
+    }
+
+    #[test]
+    fn a_deep_queue_never_raises_the_measured_uplink() {
+        // A 5 kB/s uplink under a pacer at 20 kB/s: its 64 KiB router queue fills, drops the
+        // copies that do not fit and lets the small Probes through, so the bytes charged
+        // between two Probes read as a faster uplink than the one measured while it filled.
+        let t0 = Instant::now();
+        let a = buddy(1);
+        let mut p = Pacer::new(START_OVER_STREAM);
+        p.set_stream_rate(10_000.0); // 20 kB/s
+        p.on_queue_delay(t0, 10, a, 0, Duration::ZERO);
+        p.push(copy(t0, 0));
+        let s1 = send(&mut p, t0, 1000, 1000, a);
+        let s2 = send(&mut p, t0, 2000, 20_000, a);
+        p.on_queue_delay(t0, 1600, a, s1, Duration::from_millis(500));
+        // 20 kB in 1 s + 3 s of queue growth: 5 kB/s.
+        p.on_queue_delay(t0, 5600, a, s2, Duration::from_millis(3500));
+        let u = p.capacity(t0).expect("measured");
+        assert!((u - 5000.0).abs() < 1.0, "{u}");
+        // The Probes that follow left before the cut, at 20 kB/s.
+        p.rate = 20_000.0;
+        // 10 kB in 0.5 s, the queue 0.5 s deeper: 10 kB/s, half our rate (not "about our
+        // rate", so not caught as a full queue by that alone), and twice the measurement.
+        let s3 = send(&mut p, t0, 2500, 10_000, a);
+        p.on_queue_delay(t0, 6600, a, s3, Duration::from_millis(4000));
+        let u = p.capacity(t0).expect("measured");
+        assert!(
+            (u - 5000.0).abs() < 1.0,
+            "a full queue raised the uplink to {u}"
+        );
+        // A deep queue may still say the uplink is slower than we thought: 12 kB since the
+        // second Probe, in 1 s + 2 s of growth.
+        let s4 = send(&mut p, t0, 3000, 2_000, a);
+        p.on_queue_delay(t0, 8600, a, s4, Duration::from_millis(5500));
+        let u = p.capacity(t0).expect("measured");
+        assert!((u - 4000.0).abs() < 1.0, "{u}");
     }
 
     #[test]
