@@ -12,7 +12,9 @@
 //! that cannot relay a full share fewer chunks or none, so a live neighbour may well return
 //! less than it gets, by design (DBS drops it; that would cut the slow half of a team off the
 //! mesh). Monitors complain (LostChunk)
-//! about slots still empty half-way to their play time; every peer asks a random neighbour
+//! about slots still empty half-way to their play time, and so do the few members that
+//! witness each chunk (so that a chunk the whole team misses is resent even when the
+//! monitors are sock-puppets); every peer asks a random neighbour
 //! (Request) a bit later; a repeated duplicate of a relayed chunk answers with Prune.
 //!
 //! Every datagram is authenticated and every chunk from another member verified against the
@@ -23,7 +25,7 @@
 //! slot, and never let a queue grow without bound.
 
 mod pacer;
-mod relay;
+pub(crate) mod relay;
 mod trust;
 
 use trust::SignedFrom;
@@ -332,9 +334,10 @@ pub struct Peer {
     /// said (`usize::MAX`: never).
     relay_from: usize,
     buffer: PlayoutBuffer,
-    complain: Option<HoleScanner>,
-    /// How far ahead of playout a monitor reports a hole (set by role or promotion).
-    monitor_horizon: u32,
+    /// Holes we tell the splitter of: all of them as a monitor, else those we witness
+    /// ([`relay::witnesses`]).
+    complain: HoleScanner,
+    monitor: bool,
     request: HoleScanner,
     holes: Vec<ChunkNo>,
     info_epoch: u32,
@@ -415,8 +418,8 @@ impl Peer {
                 n => n as usize,
             },
             buffer,
-            complain: (config.role == Role::Monitor).then(|| monitor_scanner(lag / 2)),
-            monitor_horizon: lag / 2,
+            complain: monitor_scanner(lag / 2),
+            monitor: config.role == Role::Monitor,
             request: HoleScanner::with_delay(lag * 3 / 4, REQUEST_AFTER + auth::MAX_BATCH_DELAY)
                 .with_retries(HOLE_RETRIES, REQUEST_RETRY),
             holes: Vec::new(),
@@ -624,9 +627,7 @@ impl Peer {
         let batch = auth::batch_delay(self.chunk_interval, self.buffer.capacity());
         let wait = batch.max(self.lateness);
         self.buffer.set_skip_after(self.cfg.skip_after + wait);
-        if let Some(c) = &mut self.complain {
-            c.set_delay(COMPLAIN_AFTER + wait);
-        }
+        self.complain.set_delay(COMPLAIN_AFTER + wait);
         self.request.set_delay(REQUEST_AFTER + wait);
     }
 
@@ -1086,12 +1087,7 @@ impl Peer {
             Message::KeepAlive { .. } | Message::Hello { .. } => {}
             Message::Info { .. } => self.on_info(msg, SignedFrom::Splitter),
             // A monitor left and the splitter chose us: start reporting lost chunks.
-            Message::Promote => {
-                if self.complain.is_none() {
-                    self.complain = Some(monitor_scanner(self.monitor_horizon));
-                    self.retime_scanners();
-                }
-            }
+            Message::Promote => self.monitor = true,
             _ => self.stats.garbage += 1,
         }
     }
@@ -1351,10 +1347,11 @@ impl Peer {
     /// Deliver what the buffer allows, and raise complaints / requests for holes.
     fn playout(&mut self, now: Instant) {
         let mut holes = std::mem::take(&mut self.holes);
-        if let Some(sc) = &mut self.complain {
-            holes.clear();
-            sc.scan(now, &self.buffer, &mut holes);
-            for no in holes.iter().copied() {
+        holes.clear();
+        self.complain.scan(now, &self.buffer, &mut holes);
+        let members = self.neighbours.len() + 1;
+        for no in holes.iter().copied() {
+            if self.monitor || relay::witnesses(self.id, no.0, members) {
                 self.stats.complaints_sent += 1;
                 self.send_splitter(Message::LostChunk { no });
             }
@@ -1566,12 +1563,9 @@ impl PeerMachine for Peer {
         if let Some(p) = self.pacer.next_at(self.now) {
             t = t.min(p);
         }
-        for d in [
-            self.complain.as_ref().and_then(HoleScanner::next_deadline),
-            self.request.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
+        for d in [self.complain.next_deadline(), self.request.next_deadline()]
+            .into_iter()
+            .flatten()
         {
             t = t.min(d);
         }

@@ -26,6 +26,7 @@ use thiserror::Error;
 
 use super::auth::{self, ChunkHash, Key, ReplayWindow, SplitterKey};
 use super::compat::{self, CompatMessage, Direction};
+use super::peer::relay;
 use super::wire::{
     self, BurstChunk, Evidence, JoinReply, JoinRequest, Message, Packet, PeerReport, RefuseReason,
 };
@@ -325,6 +326,10 @@ struct RingSlot {
     blamed: bool,
     /// The monitors that reported it lost (up to the quorum).
     complainers: Vec<PeerId>,
+    /// Members that witness this chunk ([`Splitter::on_witness`]) and miss it, and whether
+    /// they got it resent.
+    witnesses: Vec<PeerId>,
+    witness_resent: bool,
 }
 
 #[derive(Debug)]
@@ -363,6 +368,8 @@ pub struct Splitter {
     batch: Vec<ChunkHash>,
     batch_since: Option<Instant>,
     digest_rr: usize,
+    /// Resends witnesses may still cause ([`Splitter::on_witness`]).
+    witness_budget: f64,
     /// Recent Digests (first chunk, count, message, resent yet), for LRS: a complaint about a
     /// chunk whose Digest was lost with a vanished peer gets the Digest resent too.
     digests: VecDeque<(ChunkNo, u32, Message, bool)>,
@@ -378,6 +385,11 @@ const KEPT_DIGESTS: usize = 64;
 const RESEND_SHARE: f64 = 0.5;
 /// ... and each monitor at the start, before any chunk earned them.
 const RESEND_BURST: f64 = 8.0;
+/// Resends that witnesses may cause, per chunk pushed, and at most this many at once.
+const WITNESS_SHARE: f64 = 0.05;
+const WITNESS_BURST: f64 = 8.0;
+/// Distinct witnesses of a chunk that must miss it for a resend.
+const WITNESS_QUORUM: usize = 2;
 /// A chunk is resent at most this often, and again only this long after the last time.
 const MAX_RESENDS: u8 = 3;
 const RESEND_AGAIN_AFTER: Duration = Duration::from_millis(400);
@@ -430,6 +442,7 @@ impl Splitter {
             batch: Vec::new(),
             batch_since: None,
             digest_rr: 0,
+            witness_budget: WITNESS_BURST,
             digests: VecDeque::new(),
             chunk_interval: None,
             chunk_bytes: 0.0,
@@ -581,6 +594,7 @@ impl Splitter {
         {
             m.resend_budget = (m.resend_budget + share).min(cap);
         }
+        self.witness_budget = (self.witness_budget + WITNESS_SHARE).min(WITNESS_BURST);
         self.stats.bytes_pushed += payload.len() as u64;
         let dest = self.pick();
         let slot = self.slot_index(no);
@@ -599,6 +613,8 @@ impl Splitter {
             resends: 0,
             blamed: false,
             complainers: Vec::new(),
+            witnesses: Vec::new(),
+            witness_resent: false,
         });
         if native {
             if self.batch.is_empty() {
@@ -1134,6 +1150,8 @@ impl Splitter {
             Message::LostChunk { no } => {
                 if self.members[i].role == Role::Monitor {
                     self.on_lost(i, no);
+                } else if self.cfg.codec == Codec::Native {
+                    self.on_witness(i, no);
                 } else {
                     self.stats.ignored_complaints += 1;
                 }
@@ -1141,6 +1159,90 @@ impl Splitter {
             Message::Polluted(e) => self.on_polluted(i, &e),
             _ => self.stats.garbage += 1,
         }
+    }
+
+    /// Send chunk `no` again (LRS). It goes to the next peer in the round, which floods it as
+    /// its own: always the complainer, it would carry a whole extra flood per loss, on top of
+    /// its share. (Gen C keeps the complainer: its members cannot be told apart from dead
+    /// ones.)
+    fn resend(&mut self, no: ChunkNo, payload: Bytes, hash: [u8; 32], complainer: usize) {
+        let target = if self.cfg.codec == Codec::Native {
+            self.pick().unwrap_or(complainer)
+        } else {
+            complainer
+        };
+        // The chunk's Digest may have been lost too (given to a peer that vanished): it is
+        // flooded with the chunk.
+        if let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
+            !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
+        }) {
+            d.3 = true;
+            let msg = d.2.clone();
+            self.send(target, msg);
+        }
+        self.stats.lrs_resends += 1;
+        self.send_hashed(
+            target,
+            Message::Chunk {
+                no,
+                origin: PeerId::NONE,
+                relay: None,
+                payload,
+            },
+            Some(&hash),
+        );
+    }
+
+    /// A member that is no monitor says it misses chunk `no`. Only the few members that
+    /// witness `no` ([`relay::witnesses`]) are heard, and only [`WITNESS_QUORUM`] of them
+    /// together get it resent, from a budget of their own: monitors are few and may be
+    /// sock-puppets that complain about what they like, and a chunk the splitter's datagram to
+    /// its origin lost is missed by the whole team, which nothing else repairs. Witnesses
+    /// never blame: they cannot get anyone expelled.
+    fn on_witness(&mut self, i: usize, no: ChunkNo) {
+        let id = self.members[i].id;
+        if !relay::witnesses(id, no.0, self.members.len()) {
+            self.stats.ignored_complaints += 1;
+            return;
+        }
+        let si = self.slot_index(no);
+        let dest = match self.ring[si].as_ref() {
+            Some(s) if s.no == no => s.dest,
+            _ => {
+                self.stats.ignored_complaints += 1;
+                return;
+            }
+        };
+        let late = self.team_floods_late() && self.spoke_lately(dest);
+        let now = self.now;
+        let Some(slot) = self.ring[si].as_mut() else {
+            return;
+        };
+        if slot.witness_resent {
+            return;
+        }
+        if !slot.witnesses.contains(&id) && slot.witnesses.len() < WITNESS_QUORUM * 4 {
+            slot.witnesses.push(id);
+        }
+        // Once per chunk, and not right after a monitor's resend; it spends none of the
+        // monitors' resends (witnesses complaining early would use them up on a flood that
+        // was merely late, and leave none for a monitor that still misses the chunk later).
+        let due = slot
+            .resent_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AGAIN_AFTER);
+        let resend = self.cfg.lrs
+            && due
+            && !late
+            && slot.witnesses.len() >= WITNESS_QUORUM
+            && self.witness_budget >= 1.0;
+        if !resend {
+            return;
+        }
+        slot.resent_at = Some(now);
+        slot.witness_resent = true;
+        let (payload, hash) = (slot.payload.clone(), slot.hash);
+        self.witness_budget -= 1.0;
+        self.resend(no, payload, hash, i);
     }
 
     /// LRS + blame: resend the kept chunk to the next peer in the round (which floods it as
@@ -1222,38 +1324,8 @@ impl Splitter {
         if !reached {
             self.stats.unblamed_complaints += 1;
         }
-        // The resend goes to the next peer in the round, which floods it as its own: always
-        // the monitor, it would carry a whole extra flood per loss, on top of its share.
-        // (Gen C keeps the monitor: its members cannot be told apart from dead ones.)
-        let target = if resend && self.cfg.codec == Codec::Native {
-            self.pick().unwrap_or(monitor)
-        } else {
-            monitor
-        };
-        // The chunk's Digest may have been lost too (given to a peer that vanished): it is
-        // flooded with the chunk.
-        if resend
-            && let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
-                !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
-            })
-        {
-            d.3 = true;
-            let msg = d.2.clone();
-            self.send(target, msg);
-        }
         if resend {
-            let origin = PeerId::NONE;
-            self.stats.lrs_resends += 1;
-            self.send_hashed(
-                target,
-                Message::Chunk {
-                    no,
-                    origin,
-                    relay: None,
-                    payload,
-                },
-                Some(&hash),
-            );
+            self.resend(no, payload, hash, monitor);
         }
         let Some(bi) = blame.and_then(|id| self.members.iter().position(|m| m.id == id)) else {
             return;

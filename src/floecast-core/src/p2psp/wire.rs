@@ -90,7 +90,7 @@ pub const MAX_FRAME: usize = MAX_HEADER + MAX_BURST_BYTES + (1 << 20);
 
 /// Feature bits offered in a JoinRequest and granted in a JoinReply.
 pub mod features {
-    /// Lost-chunk recovery (monitors complain, the splitter resends).
+    /// Lost-chunk recovery (monitors and the chunk's witnesses complain, the splitter resends).
     pub const LRS: u32 = 1;
     /// Adaptive chunk rate at the splitter.
     pub const ACS: u32 = 2;

@@ -975,3 +975,86 @@ fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
         .count();
     assert_eq!(chunks, 8);
 }
+
+#[test]
+fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
+    use crate::p2psp::peer::relay;
+    let t = Instant::now();
+    let cfg = SplitterConfig {
+        blame_quorum: None,
+        number_of_monitors: 1,
+        max_chunk_loss: 1,
+        acs: false,
+        ..Default::default()
+    };
+    let mut s = Splitter::new(cfg, 7, t);
+    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
+    let mut ids = vec![];
+    // Witnesses start at 32 members (below, the team's own monitors are many enough).
+    for n in 2..=40 {
+        ids.push((join_peer(&mut s, t, n).unwrap().0, n));
+    }
+    let members = s.peer_count();
+    let mut pushed = vec![];
+    for k in 0..40u8 {
+        pushed.push(s.push_chunk(t, Bytes::from(vec![k])).unwrap());
+    }
+    decode_all(&mut s);
+    let witnesses_of = |no: ChunkNo, yes: bool| -> Vec<u16> {
+        ids.iter()
+            .filter(|(id, _)| relay::witnesses(*id, no.0, members) == yes)
+            .map(|(_, n)| *n)
+            .collect()
+    };
+    // A chunk with two witnesses or more (about four witness each chunk).
+    let no = *pushed
+        .iter()
+        .find(|no| witnesses_of(**no, true).len() >= 2)
+        .expect("a chunk with two witnesses");
+    let (w, others) = (witnesses_of(no, true), witnesses_of(no, false));
+    let lost = |s: &mut Splitter, n: u16| {
+        s.handle_datagram(t, addr(n), &enc(s, n, 7, Message::LostChunk { no }));
+    };
+    let resent = |s: &mut Splitter| {
+        decode_all(s)
+            .iter()
+            .filter(|(_, m)| matches!(m, Message::Chunk { no: c, .. } if *c == no))
+            .count()
+    };
+    // Members that do not witness the chunk are not heard, however many.
+    for n in &others {
+        lost(&mut s, *n);
+    }
+    assert_eq!(resent(&mut s), 0);
+    assert_eq!(s.stats().ignored_complaints as usize, others.len());
+    // One witness, even twice, is no quorum; a second one is.
+    lost(&mut s, w[0]);
+    lost(&mut s, w[0]);
+    assert_eq!(resent(&mut s), 0);
+    lost(&mut s, w[1]);
+    assert_eq!(resent(&mut s), 1);
+    assert_eq!(s.stats().lrs_resends, 1);
+    // Witnesses never blame: the chunk's origin is still there, charged with nothing.
+    assert_eq!(s.stats().expelled_losses, 0);
+    assert_eq!(s.peer_count(), members);
+    assert!(s.stats().peers.iter().all(|p| p.losses_total == 0));
+
+    // Witnesses complaining together about everything get at most their budget resent: a
+    // few to start and one per twenty chunks pushed.
+    assert!(!relay::witnesses(ids[0].0, no.0, relay::WITNESSES_FROM - 1));
+    let before = s.stats().lrs_resends;
+    let t2 = t + Duration::from_secs(1);
+    for no in &pushed {
+        for (id, n) in &ids {
+            if relay::witnesses(*id, no.0, members) {
+                s.handle_datagram(
+                    t2,
+                    addr(*n),
+                    &enc(&s, *n, 7, Message::LostChunk { no: *no }),
+                );
+            }
+        }
+    }
+    let spent = s.stats().lrs_resends - before;
+    assert!(spent > 0 && spent as f64 <= WITNESS_BURST, "{spent}");
+}
