@@ -1193,6 +1193,26 @@ impl Splitter {
         );
     }
 
+    /// The ring slot of chunk `no`, which a member says it misses, and whether the team's
+    /// floods run late for it; `None` (the complaint is ignored) when `no` is no longer kept.
+    fn complained_of(&mut self, no: ChunkNo) -> Option<(usize, bool)> {
+        let si = self.slot_index(no);
+        let Some(dest) = self.ring[si]
+            .as_ref()
+            .filter(|s| s.no == no)
+            .map(|s| s.dest)
+        else {
+            self.stats.ignored_complaints += 1;
+            return None;
+        };
+        // While the team's floods run late (paced uplinks near full), a hole is a copy still
+        // queued at its origin: a resend would be one more flood on uplinks with no room;
+        // unless the peer it went to fell silent (a dead origin floods nothing). (Judged by
+        // that peer's own reported backlog instead, it resent more and lost more: in the
+        // simulator and in tests/team.rs's churn.)
+        Some((si, self.team_floods_late() && self.spoke_lately(dest)))
+    }
+
     /// A member that is no monitor says it misses chunk `no`. Only the few members that
     /// witness `no` ([`relay::witnesses`]) are heard, and only [`WITNESS_QUORUM`] of them
     /// together get it resent, from a budget of their own: monitors are few and may be
@@ -1205,15 +1225,9 @@ impl Splitter {
             self.stats.ignored_complaints += 1;
             return;
         }
-        let si = self.slot_index(no);
-        let dest = match self.ring[si].as_ref() {
-            Some(s) if s.no == no => s.dest,
-            _ => {
-                self.stats.ignored_complaints += 1;
-                return;
-            }
+        let Some((si, late)) = self.complained_of(no) else {
+            return;
         };
-        let late = self.team_floods_late() && self.spoke_lately(dest);
         let now = self.now;
         let Some(slot) = self.ring[si].as_mut() else {
             return;
@@ -1248,21 +1262,9 @@ impl Splitter {
     /// LRS + blame: resend the kept chunk to the next peer in the round (which floods it as
     /// its own), charge the loss to the peer the chunk was sent to, expel it over the limit.
     fn on_lost(&mut self, monitor: usize, no: ChunkNo) {
-        let si = self.slot_index(no);
-        let Some(dest) = self.ring[si]
-            .as_ref()
-            .filter(|s| s.no == no)
-            .map(|s| s.dest)
-        else {
-            self.stats.ignored_complaints += 1;
+        let Some((si, late)) = self.complained_of(no) else {
             return;
         };
-        // While the team's floods run late (paced uplinks near full), a hole is a copy still
-        // queued at its origin: a resend would be one more flood on uplinks with no room;
-        // unless the peer it went to fell silent (a dead origin floods nothing). (Judged by
-        // that peer's own reported backlog instead, it resent more and lost more: in the
-        // simulator and in tests/team.rs's churn.)
-        let late = self.team_floods_late() && self.spoke_lately(dest);
         let Some(slot) = self.ring[si].as_mut() else {
             return;
         };
