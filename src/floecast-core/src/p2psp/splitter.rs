@@ -370,9 +370,9 @@ pub struct Splitter {
     digest_rr: usize,
     /// Resends witnesses may still cause ([`Splitter::on_witness`]).
     witness_budget: f64,
-    /// Recent Digests (first chunk, count, message, resent yet), for LRS: a complaint about a
-    /// chunk whose Digest was lost with a vanished peer gets the Digest resent too.
-    digests: VecDeque<(ChunkNo, u32, Message, bool)>,
+    /// Recent Digests, for LRS: a complaint about a chunk whose Digest was lost gets the
+    /// Digest resent too.
+    digests: VecDeque<KeptDigest>,
     /// Time between pushed chunks (smoothed): sets how long a Digest batch may wait.
     chunk_interval: Option<Duration>,
     /// Mean chunk payload (bytes): with the interval, the stream's rate.
@@ -381,6 +381,20 @@ pub struct Splitter {
 
 /// Recent Digests kept for resends.
 const KEPT_DIGESTS: usize = 64;
+
+/// A Digest the splitter signed, kept for resends.
+#[derive(Debug)]
+struct KeptDigest {
+    first: ChunkNo,
+    count: u32,
+    msg: Message,
+    /// Times resent, and when last. A Digest goes to one member ([`DIGEST_COPIES`]); if that
+    /// copy is lost the whole batch is held unplayed everywhere, so it is resent with a chunk
+    /// resend as a chunk is: up to [`MAX_RESENDS`] times, [`RESEND_AGAIN_AFTER`] apart (once
+    /// ever let a sock-puppet's complaint about a chunk that was not lost use the only resend).
+    resends: u8,
+    resent_at: Option<Instant>,
+}
 /// Resends that untrusted monitors' complaints may cause, per chunk pushed (all monitors).
 const RESEND_SHARE: f64 = 0.5;
 /// ... and each monitor at the start, before any chunk earned them.
@@ -673,8 +687,13 @@ impl Splitter {
         if self.digests.len() >= KEPT_DIGESTS {
             self.digests.pop_front();
         }
-        self.digests
-            .push_back((first, hashes.len() as u32, digest, false));
+        self.digests.push_back(KeptDigest {
+            first,
+            count: hashes.len() as u32,
+            msg: digest,
+            resends: 0,
+            resent_at: None,
+        });
         let n = self.members.len();
         if n == 0 {
             return;
@@ -1171,13 +1190,19 @@ impl Splitter {
         } else {
             complainer
         };
-        // The chunk's Digest may have been lost too (given to a peer that vanished): it is
-        // flooded with the chunk.
-        if let Some(d) = self.digests.iter_mut().find(|(first, n, _, resent)| {
-            !resent && no.diff(*first) >= 0 && no.diff(*first) < i64::from(*n)
+        // The chunk's Digest may have been lost too (its one copy, or with a peer that
+        // vanished): it is flooded with the chunk.
+        let now = self.now;
+        if let Some(d) = self.digests.iter_mut().find(|d| {
+            no.diff(d.first) >= 0
+                && no.diff(d.first) < i64::from(d.count)
+                && d.resends < MAX_RESENDS
+                && d.resent_at
+                    .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AGAIN_AFTER)
         }) {
-            d.3 = true;
-            let msg = d.2.clone();
+            d.resends += 1;
+            d.resent_at = Some(now);
+            let msg = d.msg.clone();
             self.send(target, msg);
         }
         self.stats.lrs_resends += 1;

@@ -334,6 +334,41 @@ fn dropped_splitter_datagram_is_recovered() {
     assert_eq!(net.splitter.stats().lrs_resends, 1);
 }
 
+/// A lost Digest holds its whole batch unplayed at every peer; the monitor's complaints get
+/// it resent with the chunks, again if a resend is lost too.
+#[test]
+fn a_lost_digest_is_resent_until_it_arrives() {
+    let mut net = Net::new(team_cfg());
+    net.join(Role::Monitor);
+    for _ in 0..4 {
+        net.join(Role::Peer);
+    }
+    let saddr = net.saddr;
+    let mut dropped = 0;
+    net.drop = Some(Box::new(move |from, t| {
+        if from == saddr
+            && dropped < 2
+            && wire::peek_type(&t.data) == Some(wire::ty::DIGEST)
+            // Less its trailer (sender, sequence, tag).
+            && let Ok(p) = wire::decode(&t.data[..t.data.len() - crate::p2psp::auth::TRAILER_LEN])
+            && let Message::Digest { first, hashes, .. } = p.msg
+            && first.0 <= 30
+            && 30 < first.0 + hashes.len() as u32
+        {
+            dropped += 1;
+            return true;
+        }
+        false
+    }));
+    // Resends come 400 ms apart: chunks 50 ms apart are played 1.6 s (32 chunks) late.
+    net.stream(200, Duration::from_millis(50));
+    net.settle();
+    for k in 0..5 {
+        assert_eq!(net.delivered[k].len(), 200, "peer {k}");
+        check_in_order(&net.delivered[k]);
+    }
+}
+
 #[test]
 fn request_recovers_without_lrs() {
     // No LRS: a chunk one neighbour missed is fetched from another with Request.
