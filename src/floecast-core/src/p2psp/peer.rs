@@ -82,8 +82,11 @@ const LATENESS_DECAY: f64 = 0.98;
 /// whenever it moves by an eighth, and this much.
 const RETIME_STALE: Duration = Duration::from_secs(20);
 const RETIME_SLACK: Duration = Duration::from_millis(100);
-/// Probes go to this many neighbours (the first in our list).
+/// Probes go to this many neighbours ([`Peer::probe_buddies`]).
 const PROBE_BUDDIES: usize = 3;
+/// A probe buddy that left this many Probes in a row unanswered is replaced (8 s of Probes
+/// at the slowest; a buddy whose own queue holds its answers that long is no measure).
+const SILENT_BUDDY: u16 = 16;
 /// Our uplink is behind while the oldest copy our pacer holds has waited longer than this:
 /// Requests are then declined and newcomers get no catch-up copies.
 const SERVE_BACKLOG: Duration = Duration::from_millis(500);
@@ -280,8 +283,9 @@ struct Neighbour {
     base_owd: Option<u32>,
     base_next: Option<u32>,
     base_since: Instant,
-    /// We sent it a Probe (as a probe buddy).
+    /// We sent it a Probe (as a probe buddy), and how many since its last answer.
     probed: bool,
+    unanswered: u16,
     /// Our pair key, the sequence of our datagrams to it, and its anti-replay window.
     key: Key,
     tx_seq: u64,
@@ -310,9 +314,12 @@ pub struct Peer {
     /// other chunk number left the splitter.
     own_ref: Option<(ChunkNo, Instant)>,
     probe_turn: usize,
-    /// Our probe buddies are the neighbours from this index on (drawn at start, so that the
-    /// team's answers to Probes spread over it instead of falling on its first members).
-    probe_offset: usize,
+    /// Our probe buddies: neighbours drawn at random (so that the team's answers to Probes
+    /// spread over it), each kept until it leaves. A buddy's measure of our uplink is its
+    /// fastest Probe from us, so a new buddy takes a new base, most likely behind a queue by
+    /// then; buddies that were list positions changed with every newcomer of a joining
+    /// crowd, and a slow uplink read a queue seconds deep as none.
+    probe_buddies: Vec<SocketAddr>,
     /// How late chunks from other members come (after the splitter sent them, Digest wait
     /// included): the recent worst, decaying by [`LATENESS_DECAY`] a second. Holes are
     /// waited for this long before they are asked for, reported or skipped.
@@ -405,7 +412,7 @@ impl Peer {
             clock0: now,
             own_ref: None,
             probe_turn: 0,
-            probe_offset: 0,
+            probe_buddies: Vec::new(),
             lateness: Duration::ZERO,
             hole_wait: Duration::ZERO,
             rate_retimed_at: now,
@@ -441,7 +448,6 @@ impl Peer {
             trust: trust::Trust::new(reply.peer_key, reply.splitter_key, older, b),
             cfg: config,
         };
-        p.probe_offset = p.rng.below(1 << 16);
         let hello = Message::Hello { from: p.id };
         p.send_splitter(hello.clone());
         for ((id, addr), key) in reply
@@ -658,6 +664,7 @@ impl Peer {
             base_next: None,
             base_since: self.now,
             probed: false,
+            unanswered: 0,
             key,
             tx_seq: 0,
             rx: {
@@ -982,17 +989,25 @@ impl Peer {
             // still quiet: its fastest Probe from us is its measure of our uplink's bare delay,
             // and a first one that came behind a queue makes every later queue look shorter.
             let sent_ms = self.clock_ms(now);
-            let n = self.neighbours.len();
-            let buddies = PROBE_BUDDIES.min(n);
-            let buddy = |j: usize| (self.probe_offset + j) % n;
+            self.keep_probe_buddies();
+            let buddies = self.probe_buddies.len();
+            if buddies == 0 {
+                continue;
+            }
+            let buddy = |j: usize| self.index.get(&self.probe_buddies[j]).copied().unwrap_or(0);
             // Until the uplink is measured, Probes go to one buddy: a measurement takes two
-            // answers from the same one, and a slow uplink sends a Probe a second.
+            // answers from the same one, and a slow uplink sends a Probe a second. One whose
+            // answers come late is passed over: its own uplink's queue holds them (a slow
+            // buddy's came 7.6 s after our Probe), and our first measurement with them.
             let first = (0..buddies)
                 .map(buddy)
                 .find(|&j| !self.neighbours[j].probed);
             let b = match first {
                 Some(j) => j,
-                None if !self.pacer.measured() => buddy(0),
+                None if !self.pacer.measured() => (0..buddies)
+                    .map(buddy)
+                    .find(|&j| !self.pacer.answers_late(sent_ms, self.neighbours[j].addr))
+                    .unwrap_or(buddy(0)),
                 None => buddy(self.probe_turn.wrapping_add(1) % buddies),
             };
             if self
@@ -1000,11 +1015,42 @@ impl Peer {
                 .sent_copy(now, sent_ms, self.neighbours[b].addr, first.is_some())
             {
                 self.neighbours[b].probed = true;
+                self.neighbours[b].unanswered = self.neighbours[b].unanswered.saturating_add(1);
                 if first.is_none() {
                     self.probe_turn = self.probe_turn.wrapping_add(1);
                 }
                 self.send_sealed(b, Message::Probe { sent_ms }, None, true);
             }
+        }
+    }
+
+    /// Forget probe buddies that left or never answer (without answers the pacer cannot
+    /// tell a queue, and keeps its starting rate however slow the uplink), and draw new ones
+    /// (up to [`PROBE_BUDDIES`]).
+    fn keep_probe_buddies(&mut self) {
+        let (index, neighbours) = (&self.index, &self.neighbours);
+        let answers = |i: usize| neighbours[i].unanswered < SILENT_BUDDY;
+        self.probe_buddies
+            .retain(|a| index.get(a).is_some_and(|&i| answers(i)));
+        let n = self.neighbours.len();
+        while self.probe_buddies.len() < PROBE_BUDDIES.min(n) {
+            let start = self.rng.below(n);
+            let Some(a) = (0..n)
+                .map(|k| (start + k) % n)
+                .filter(|&i| answers(i))
+                .map(|i| self.neighbours[i].addr)
+                .find(|a| !self.probe_buddies.contains(a))
+            else {
+                break;
+            };
+            self.probe_buddies.push(a);
+        }
+        if self.probe_buddies.is_empty() && n > 0 {
+            // Every neighbour went quiet: start over rather than probe no one.
+            for nb in &mut self.neighbours {
+                nb.unanswered = 0;
+            }
+            self.keep_probe_buddies();
         }
     }
 
@@ -1181,6 +1227,7 @@ impl Peer {
                 let q = Duration::from_millis(u64::from(ms.min(60_000)));
                 let clock = self.clock_ms(now);
                 self.pacer.on_queue_delay(now, clock, from, sent_ms, q);
+                self.neighbours[i].unanswered = 0;
             }
             Message::Request { no } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {

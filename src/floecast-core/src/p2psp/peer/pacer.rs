@@ -105,6 +105,10 @@ const MIN_DRAIN_RATE: f64 = 0.5;
 const UPLINK_HEADROOM: f64 = 1.05;
 /// Probes remembered for the measurement (answers come within a round trip).
 const SENT_PROBES: usize = 64;
+/// A buddy answers late when two of our Probes to it waited this much longer than the queue
+/// its last answer told of, and not so long that they were lost.
+const ANSWER_SLACK: Duration = Duration::from_secs(1);
+const ANSWER_LOST: Duration = Duration::from_secs(10);
 /// A measured uplink rate stands for this long (an uplink that got faster shows no queue to
 /// measure it by).
 const UPLINK_FRESH: Duration = Duration::from_secs(60);
@@ -165,6 +169,9 @@ pub(super) struct Pacer {
     since_probe: u32,
     /// The last queueing delay a receiver reported, for status.
     pub queue_delay: Duration,
+    /// The queueing delay the last answer (any buddy's) told of: what a Probe's answer may
+    /// take on our side, for [`Pacer::answers_late`].
+    last_answer_q: Duration,
     /// Bytes charged since we started; how many times we ran out of things to send; both
     /// at each recent Probe (our clock, ms).
     charged: u64,
@@ -206,6 +213,7 @@ impl Pacer {
             since_probe: 0,
             last_probe: None,
             queue_delay: Duration::ZERO,
+            last_answer_q: Duration::ZERO,
             charged: 0,
             idle_spells: 0,
             sent_probes: VecDeque::new(),
@@ -224,6 +232,21 @@ impl Pacer {
     /// Whether our uplink's rate has ever been measured.
     pub(super) fn measured(&self) -> bool {
         self.uplink.is_some()
+    }
+
+    /// Whether buddy `to` leaves our Probes unanswered longer than our own queue explains
+    /// (two of them; `now_ms` is our Probe clock): its answers wait in its own uplink's queue.
+    pub(super) fn answers_late(&self, now_ms: u32, to: SocketAddr) -> bool {
+        let late = (self.last_answer_q + ANSWER_SLACK).as_millis();
+        let lost = late + ANSWER_LOST.as_millis();
+        self.sent_probes
+            .iter()
+            .filter(|p| {
+                let age = u128::from(now_ms.wrapping_sub(p.sent_ms));
+                p.to == to && !p.answered && age > late && age < lost
+            })
+            .nth(1)
+            .is_some()
     }
 
     /// What our uplink carries (bytes/s), measured within [`UPLINK_FRESH`]; `None` when no
@@ -494,6 +517,16 @@ impl Pacer {
         if (now_ms.wrapping_sub(sent_ms) as i32) < 0 {
             return;
         }
+        // Every answer counts as one (for answers_late), the first from a buddy too, though
+        // it only sets that buddy's base.
+        if let Some(p) = self
+            .sent_probes
+            .iter_mut()
+            .find(|p| p.sent_ms == sent_ms && p.to == from)
+        {
+            p.answered = true;
+        }
+        self.last_answer_q = q;
         if !self.answered_by.contains(&from) {
             push_bounded(&mut self.answered_by, SENT_PROBES, from);
             return;
@@ -835,5 +868,25 @@ mod tests {
         let c = p.next_due(now, t0 + Duration::from_secs(1)).unwrap();
         assert_eq!((c.no, p.dropped), (ChunkNo(2), 1));
         assert_eq!(p.backlog(now), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_buddy_whose_answers_wait_past_our_own_queue_answers_late() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(START_OVER_STREAM);
+        let (slow, quick) = (buddy(1), buddy(2));
+        // Both answer a first Probe (their base), the quick one again 300 ms deep.
+        for (ms, to) in [(0, slow), (10, quick), (500, slow), (510, slow), (520, quick)] {
+            assert!(p.sent_copy(t0 + Duration::from_millis(ms), ms as u32, to, true));
+        }
+        p.on_queue_delay(t0, 100, slow, 0, Duration::ZERO);
+        p.on_queue_delay(t0, 110, quick, 10, Duration::ZERO);
+        p.on_queue_delay(t0, 900, quick, 520, Duration::from_millis(300));
+        // 1.2 s after they left, two Probes to `slow` wait past 300 ms + 1 s: not yet.
+        assert!(!p.answers_late(1_700, slow));
+        assert!(p.answers_late(1_900, slow));
+        assert!(!p.answers_late(1_900, quick));
+        // Ten seconds on they count as lost, not late.
+        assert!(!p.answers_late(12_000, slow));
     }
 }

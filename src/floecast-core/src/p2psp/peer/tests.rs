@@ -1153,3 +1153,66 @@ fn keepalives_are_sparser_from_a_public_endpoint() {
     assert_eq!(p.mesh_keepalive(), MAX_PUBLIC_KEEPALIVE);
     assert_eq!(p.neighbour_timeout(), MAX_PUBLIC_KEEPALIVE * 3);
 }
+
+/// A peer's probe buddies stay who they were while a crowd joins after it: each takes its
+/// first Probe as the bare delay of our uplink, so a buddy replaced by a newcomer (list
+/// positions that shifted as the list grew) would measure a later queue from a base already
+/// behind one.
+#[test]
+fn probe_buddies_stay_the_same_while_a_crowd_joins() {
+    let mut net = Net::new(team_cfg());
+    net.join_team(4);
+    let a1 = net.peers[1].0;
+    let probed = std::rc::Rc::new(std::cell::RefCell::new(HashSet::new()));
+    let seen = probed.clone();
+    net.drop = Some(Box::new(move |from, t| {
+        if from == a1 && wire::peek_type(&t.data) == Some(wire::ty::PROBE) {
+            seen.borrow_mut().insert(t.to);
+        }
+        false
+    }));
+    net.stream(40, Duration::from_millis(20));
+    let buddies = net.peers[1].1.probe_buddies.clone();
+    assert_eq!(buddies.len(), PROBE_BUDDIES);
+    // Twenty more members, one every few chunks, while peer 1 floods and probes.
+    for _ in 0..20 {
+        net.join(Role::Peer);
+        net.stream(8, Duration::from_millis(20));
+    }
+    net.settle();
+    assert_eq!(net.peers[1].1.probe_buddies, buddies);
+    let probed = probed.borrow();
+    assert!(
+        probed.iter().all(|a| buddies.contains(a)),
+        "Probes went to {} members, buddies {buddies:?}",
+        probed.len()
+    );
+    assert!(net.peers[1].1.stats().neighbours.len() >= 22);
+}
+
+/// Probe buddies that never answer (gone quiet, or hostile) are replaced: without answers the
+/// pacer could never see a queue on our uplink.
+#[test]
+fn probe_buddies_that_never_answer_are_replaced() {
+    let mut net = Net::new(team_cfg());
+    net.join_team(8);
+    net.stream(40, Duration::from_millis(20));
+    let a1 = net.peers[1].0;
+    let mute = net.peers[1].1.probe_buddies.clone();
+    let answers = std::rc::Rc::new(std::cell::Cell::new(0));
+    let count = answers.clone();
+    net.drop = Some(Box::new(move |from, t| {
+        if t.to != a1 || wire::peek_type(&t.data) != Some(wire::ty::QUEUE_DELAY) {
+            return false;
+        }
+        if mute.contains(&from) {
+            return true;
+        }
+        count.set(count.get() + 1);
+        false
+    }));
+    net.stream(400, Duration::from_millis(20));
+    let buddies = &net.peers[1].1.probe_buddies;
+    assert_eq!(buddies.len(), PROBE_BUDDIES);
+    assert!(answers.get() >= 5, "{} answers", answers.get());
+}
