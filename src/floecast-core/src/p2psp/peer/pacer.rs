@@ -876,7 +876,13 @@ mod tests {
         let mut p = Pacer::new(START_OVER_STREAM);
         let (slow, quick) = (buddy(1), buddy(2));
         // Both answer a first Probe (their base), the quick one again 300 ms deep.
-        for (ms, to) in [(0, slow), (10, quick), (500, slow), (510, slow), (520, quick)] {
+        for (ms, to) in [
+            (0, slow),
+            (10, quick),
+            (500, slow),
+            (510, slow),
+            (520, quick),
+        ] {
             assert!(p.sent_copy(t0 + Duration::from_millis(ms), ms as u32, to, true));
         }
         p.on_queue_delay(t0, 100, slow, 0, Duration::ZERO);
