@@ -1396,9 +1396,9 @@ impl Peer {
         let mut holes = std::mem::take(&mut self.holes);
         holes.clear();
         self.complain.scan(now, &self.buffer, &mut holes);
-        let members = self.neighbours.len() + 1;
         for no in holes.iter().copied() {
-            if self.monitor || relay::witnesses(self.id, no.0, members) {
+            let others = self.neighbours.iter().map(|n| n.id);
+            if self.monitor || relay::witnesses(self.id, no.0, others) {
                 self.stats.complaints_sent += 1;
                 self.send_splitter(Message::LostChunk { no });
             }

@@ -1246,7 +1246,8 @@ impl Splitter {
     /// never blame: they cannot get anyone expelled.
     fn on_witness(&mut self, i: usize, no: ChunkNo) {
         let id = self.members[i].id;
-        if !relay::witnesses(id, no.0, self.members.len()) {
+        let others = self.members.iter().map(|m| m.id);
+        if !relay::witnesses(id, no.0, others) {
             self.stats.ignored_complaints += 1;
             return;
         }

@@ -41,17 +41,20 @@ pub(super) fn groups(members: usize, relay_from: usize) -> Option<u32> {
 
 /// The group of member `id` for the chunk (or Digest) numbered `no`, of `k`.
 pub(super) fn group(id: PeerId, no: u32, k: u32) -> u32 {
-    // splitmix64's finaliser: ids and chunk numbers are small and sequential, the groups must
-    // not be.
+    (mix(id, no) % u64::from(k.max(1))) as u32
+}
+
+/// A hash of member `id` and number `no`: splitmix64's finaliser (ids and chunk numbers are
+/// small and sequential; groups and witnesses must not be).
+fn mix(id: PeerId, no: u32) -> u64 {
     let mut z = (u64::from(id.0) << 32 | u64::from(no)).wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z % u64::from(k.max(1))) as u32
+    z ^ (z >> 31)
 }
 
-/// About this many members of a team witness each chunk: missing it, they tell the splitter,
-/// which resends it when two of them do (see the splitter's `on_witness`)...
+/// This many members of a team witness each chunk: missing it, they tell the splitter, which
+/// resends it when two of them do (see the splitter's `on_witness`)...
 pub(crate) const WITNESSES: usize = 4;
 /// ... in teams of this many members or more. In smaller ones the monitors are a tenth of the
 /// team or more, and witnesses (a third of a team of ten) made things worse where half the
@@ -59,11 +62,23 @@ pub(crate) const WITNESSES: usize = 4;
 /// 0.76%; the extra resends are floods those uplinks have no room for).
 pub(crate) const WITNESSES_FROM: usize = 32;
 
-/// Whether member `id` of a team of `members` witnesses chunk `no`. Members and splitter
-/// compute it alike (their counts of the team may differ a little: a complaint then goes
-/// unheard, and the chunk's other witnesses remain).
-pub(crate) fn witnesses(id: PeerId, no: u32, members: usize) -> bool {
-    members >= WITNESSES_FROM && group(id, no, (members / WITNESSES) as u32) == 0
+/// Whether member `id` witnesses chunk `no` in `team` (with or without `id`): it is among the
+/// [`WITNESSES`] members whose hash with `no` is lowest. Exactly that many, not each member
+/// with a chance of [`WITNESSES`] in N: with a chance, one chunk in eleven had fewer than the
+/// two a resend needs (on real sockets, a 35-member team lost such chunks whole). Members and
+/// splitter compute it alike from their views of the team (views may differ a little: a
+/// complaint then goes unheard, and the chunk's other witnesses remain). O(N), for a hole or
+/// a complaint.
+pub(crate) fn witnesses(id: PeerId, no: u32, team: impl IntoIterator<Item = PeerId>) -> bool {
+    let mine = (mix(id, no), id.0);
+    let (mut others, mut lower) = (0, 0);
+    for o in team.into_iter().filter(|o| *o != id) {
+        others += 1;
+        if (mix(o, no), o.0) < mine {
+            lower += 1;
+        }
+    }
+    others + 1 >= WITNESSES_FROM && lower < WITNESSES
 }
 
 /// Who an origin sends its two-level flood to, by index into its neighbours.

@@ -995,6 +995,7 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
         ids.push((join_peer(&mut s, t, n).unwrap().0, n));
     }
     let members = s.peer_count();
+    let all: Vec<PeerId> = ids.iter().map(|(id, _)| *id).collect();
     let mut pushed = vec![];
     for k in 0..40u8 {
         pushed.push(s.push_chunk(t, Bytes::from(vec![k])).unwrap());
@@ -1002,15 +1003,15 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     decode_all(&mut s);
     let witnesses_of = |no: ChunkNo, yes: bool| -> Vec<u16> {
         ids.iter()
-            .filter(|(id, _)| relay::witnesses(*id, no.0, members) == yes)
+            .filter(|(id, _)| relay::witnesses(*id, no.0, all.iter().copied()) == yes)
             .map(|(_, n)| *n)
             .collect()
     };
-    // A chunk with two witnesses or more (about four witness each chunk).
-    let no = *pushed
-        .iter()
-        .find(|no| witnesses_of(**no, true).len() >= 2)
-        .expect("a chunk with two witnesses");
+    // Exactly four witness each chunk.
+    for no in &pushed {
+        assert_eq!(witnesses_of(*no, true).len(), relay::WITNESSES);
+    }
+    let no = pushed[0];
     let (w, others) = (witnesses_of(no, true), witnesses_of(no, false));
     let lost = |s: &mut Splitter, n: u16| {
         s.handle_datagram(t, addr(n), &enc(s, n, 7, Message::LostChunk { no }));
@@ -1041,12 +1042,13 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
 
     // Witnesses complaining together about everything get at most their budget resent: a
     // few to start and one per twenty chunks pushed.
-    assert!(!relay::witnesses(ids[0].0, no.0, relay::WITNESSES_FROM - 1));
+    let few = all[..relay::WITNESSES_FROM - 2].iter().copied();
+    assert!(!relay::witnesses(all[0], no.0, few));
     let before = s.stats().lrs_resends;
     let t2 = t + Duration::from_secs(1);
     for no in &pushed {
         for (id, n) in &ids {
-            if relay::witnesses(*id, no.0, members) {
+            if relay::witnesses(*id, no.0, all.iter().copied()) {
                 s.handle_datagram(
                     t2,
                     addr(*n),
