@@ -287,6 +287,13 @@ struct Member {
     seqs: HashMap<SocketAddr, u64>,
     /// The newest chunk number seen.
     newest: Option<ChunkNo>,
+    /// Complaints to the splitter are not sent (a monitor that never reports a loss).
+    mute_complaints: bool,
+    /// The splitter's first copy of every chunk numbered a multiple of this is lost on the
+    /// way to its member (0: none); the numbers lost so far, shared by the members that lose
+    /// them (a resend to one of them gets through).
+    lose_every: u32,
+    lost: Arc<Mutex<std::collections::HashSet<u32>>>,
 }
 
 /// A UDP socket and a TCP socket on the same fresh local port (the splitter takes the join's
@@ -353,6 +360,9 @@ impl Member {
             older,
             seqs: HashMap::new(),
             newest: None,
+            mute_complaints: false,
+            lose_every: 0,
+            lost: Arc::default(),
         }
     }
 
@@ -396,7 +406,10 @@ impl Member {
         loop {
             while let Some(t) = self.machine.poll_transmit() {
                 if let Ok(o) = wire::open(&t.data) {
-                    self.send(t.to, o.packet.msg).await;
+                    let complaint = matches!(o.packet.msg, Message::LostChunk { .. });
+                    if !(complaint && self.mute_complaints && t.to == self.splitter) {
+                        self.send(t.to, o.packet.msg).await;
+                    }
                 }
             }
             while self.machine.poll_event().is_some() {}
@@ -407,6 +420,9 @@ impl Member {
                 .min(end);
             tokio::select! {
                 r = self.udp.recv_from(&mut buf) => if let Ok((n, from)) = r {
+                    if self.loses(from, &buf[..n]) {
+                        continue;
+                    }
                     self.note(from, &buf[..n]);
                     self.machine.handle_datagram(Instant::now(), from, &buf[..n]);
                 },
@@ -415,6 +431,19 @@ impl Member {
             if tokio::time::Instant::now() >= end {
                 return;
             }
+        }
+    }
+
+    /// Whether this datagram is one [`Member::lose_every`] says is lost.
+    fn loses(&mut self, from: SocketAddr, data: &[u8]) -> bool {
+        if self.lose_every == 0 || from != self.splitter {
+            return false;
+        }
+        match wire::open(data).map(|o| o.packet.msg) {
+            Ok(Message::Chunk { no, .. }) => {
+                no.0 % self.lose_every == 0 && self.lost.lock().expect("lost").insert(no.0)
+            }
+            _ => false,
         }
     }
 
@@ -925,5 +954,82 @@ async fn a_joiner_that_never_confirms_gets_nothing_and_is_not_listed() {
     );
     assert!(!endpoints(&status).contains(&local.to_string()), "{status}");
     assert_eq!(status["joins_unconfirmed"], 1, "{status}");
+    team.stop().await;
+}
+
+/// From 32 members on, the few members that witness a chunk complain of it when they miss it,
+/// as a monitor would. Here the monitor slots are held by members that never complain, and
+/// the splitter's copy of some chunks is lost on the way to the member it gave them to: the
+/// whole team misses those chunks, and only the witnesses can get them resent. The listeners
+/// of two peer mounts still get every byte of the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnesses_get_resent_what_the_splitter_lost_on_the_way_to_an_origin() {
+    let mut team = Team::start("witnesses", "").await;
+    let splitter = team.splitter_addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawn = |mut m: Member| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                m.run_for(Duration::from_millis(100)).await;
+            }
+            m
+        })
+    };
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let mut m = Member::join(splitter, Role::Monitor).await;
+        m.mute_complaints = true;
+        members.push(spawn(m));
+    }
+    team.add_peer("").await;
+    team.add_peer("").await;
+    let lost = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    for _ in 0..30 {
+        let mut m = Member::join(splitter, Role::Peer).await;
+        m.lose_every = 20;
+        m.lost = lost.clone();
+        members.push(spawn(m));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let st = loop {
+        let st = team.splitter_status().await;
+        if st["peers"].as_array().map(|p| p.len()) == Some(35) {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "35 members: {st}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let monitors = st["peers"]
+        .as_array()
+        .map(|ps| ps.iter().filter(|p| p["monitor"] == true).count())
+        .unwrap_or(0);
+    assert_eq!(
+        monitors, 3,
+        "the silent members hold every monitor slot: {st}"
+    );
+    // Settle: the newcomers' first chunks are behind us.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let resent_before = team.splitter_status().await["lrs_resends"]
+        .as_u64()
+        .unwrap_or(0);
+    let listeners = team.listen_all(Duration::from_secs(12)).await;
+    for (k, l) in listeners.into_iter().enumerate() {
+        let got = l.await.expect("listener");
+        team.assert_identical(&got, &format!("peer mount {k}"), 150_000);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for m in members {
+        m.await.expect("member");
+    }
+    let lost = lost.lock().expect("lost").len();
+    let st = team.splitter_status().await;
+    let resent = st["lrs_resends"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(resent_before);
+    assert!(lost >= 5, "only {lost} splitter chunks were lost");
+    assert!(resent >= 3, "{resent} resends for {lost} lost chunks: {st}");
+    assert_eq!(st["expelled"]["losses"], 0, "{st}");
     team.stop().await;
 }
