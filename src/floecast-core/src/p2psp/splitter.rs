@@ -395,6 +395,7 @@ struct KeptDigest {
     resends: u8,
     resent_at: Option<Instant>,
 }
+
 /// Resends that untrusted monitors' complaints may cause, per chunk pushed (all monitors).
 const RESEND_SHARE: f64 = 0.5;
 /// ... and each monitor at the start, before any chunk earned them.
