@@ -339,10 +339,7 @@ fn dropped_splitter_datagram_is_recovered() {
 #[test]
 fn a_lost_digest_is_resent_until_it_arrives() {
     let mut net = Net::new(team_cfg());
-    net.join(Role::Monitor);
-    for _ in 0..4 {
-        net.join(Role::Peer);
-    }
+    net.join_team(5);
     let saddr = net.saddr;
     let mut dropped = 0;
     net.drop = Some(Box::new(move |from, t| {
@@ -364,8 +361,7 @@ fn a_lost_digest_is_resent_until_it_arrives() {
     net.stream(200, Duration::from_millis(50));
     net.settle();
     for k in 0..5 {
-        assert_eq!(net.delivered[k].len(), 200, "peer {k}");
-        check_in_order(&net.delivered[k]);
+        net.assert_played_everything(k, 200);
     }
 }
 
