@@ -243,6 +243,45 @@ mod tests {
         }
     }
 
+    /// Past the neighbour cap (1024) a member knows part of the team. It still knows it is
+    /// a witness whenever it is one: fewer than four of the whole team hash lower, so fewer
+    /// of any part do. It may think itself one when it is not; the splitter, which knows the
+    /// whole team, does not count those complaints. (Scaled down: 1500 members, views of 600.)
+    #[test]
+    fn a_partial_view_never_misses_a_witness() {
+        let team: Vec<PeerId> = (1..=1500u32).map(PeerId).collect();
+        let mut seed = 7u64;
+        let mut extra = 0usize;
+        for no in 0..20u32 {
+            let mut order: Vec<(u64, u32)> = team.iter().map(|m| (mix(*m, no), m.0)).collect();
+            order.sort_unstable();
+            let truly: Vec<PeerId> = order[..WITNESSES]
+                .iter()
+                .map(|(_, id)| PeerId(*id))
+                .collect();
+            for m in &truly {
+                assert!(
+                    witnesses(*m, no, team.iter().copied()),
+                    "the whole team agrees"
+                );
+            }
+            for &m in &team {
+                let view = team.iter().copied().filter(|&o| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    o != m && (seed >> 33) % 1500 < 600
+                });
+                let thinks = witnesses(m, no, view);
+                let is = truly.contains(&m);
+                assert!(thinks || !is, "member {} misses chunk {no}", m.0);
+                extra += usize::from(thinks && !is);
+            }
+        }
+        // About 4 × 1500 / 600 − 4 = 6 a chunk think they are witnesses and are not.
+        assert!((20..20 * 12).contains(&extra), "{extra} false witnesses");
+    }
+
     #[test]
     fn a_relay_takes_the_origins_group_count_within_bounds() {
         // A team of 1000 floods in 32 groups; a view of 600 or of 1500 takes it as it is.
