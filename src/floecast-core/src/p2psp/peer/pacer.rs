@@ -47,7 +47,7 @@ use crate::p2psp::{ChunkNo, push_bounded};
 pub const TARGET: Duration = Duration::from_millis(60);
 /// A Probe follows every this many paced copies, and one at least this often while copies go.
 pub const PROBE_EVERY: u32 = 8;
-const PROBE_GAP: Duration = Duration::from_millis(500);
+pub(super) const PROBE_GAP: Duration = Duration::from_millis(500);
 /// Growth per second while the rate limits us at zero queueing delay, proportionally less
 /// nearer the target; an answer after a long silence counts for at most this long.
 const GROWTH_PER_SEC: f64 = 0.5;
@@ -390,17 +390,19 @@ impl Pacer {
         self.queue.pop_front()
     }
 
-    /// A copy went out: true when a Probe stamped `now_ms` should follow it to `buddy`
-    /// (every few copies, at least every [`PROBE_GAP`] while copies go: a low rate sends few,
-    /// and whenever the caller says so).
-    pub(super) fn sent_copy(
+    /// A paced datagram went out (a chunk copy when `copy`, else control): true when a Probe
+    /// stamped `now_ms` should follow it to `buddy` (every few copies, at least every
+    /// [`PROBE_GAP`] while datagrams go: a low rate sends few copies; and whenever the
+    /// caller says so).
+    pub(super) fn sent(
         &mut self,
         now: Instant,
         now_ms: u32,
         buddy: SocketAddr,
+        copy: bool,
         force: bool,
     ) -> bool {
-        self.since_probe += 1;
+        self.since_probe += u32::from(copy);
         let due = self
             .last_probe
             .is_none_or(|t| now.saturating_duration_since(t) >= PROBE_GAP);
@@ -550,8 +552,8 @@ impl Pacer {
             .is_some_and(|t| now.saturating_duration_since(t) <= LIMITED_LATELY);
         let off = (TARGET.as_secs_f64() - q.as_secs_f64()) / TARGET.as_secs_f64();
         if off >= 0.0 {
-            // Grow only while the rate is what limits us (it held a copy back lately).
-            if limited && !self.queue.is_empty() {
+            // Grow only while the rate is what limits us (it held a datagram back lately).
+            if limited && !(self.queue.is_empty() && self.control.is_empty()) {
                 // Growth per second, not per answer: at a high rate answers come many to a
                 // round trip, and growth per answer would compound before the first of them
                 // could tell of a queue.
@@ -717,7 +719,7 @@ mod tests {
             assert!(p.next_due(at, at).is_some());
             p.charge(1000);
         }
-        assert!(p.sent_copy(at, ms, to, true));
+        assert!(p.sent(at, ms, to, true, true));
         ms
     }
 
@@ -883,7 +885,7 @@ mod tests {
             (510, slow),
             (520, quick),
         ] {
-            assert!(p.sent_copy(t0 + Duration::from_millis(ms), ms as u32, to, true));
+            assert!(p.sent(t0 + Duration::from_millis(ms), ms as u32, to, true, true));
         }
         p.on_queue_delay(t0, 100, slow, 0, Duration::ZERO);
         p.on_queue_delay(t0, 110, quick, 10, Duration::ZERO);

@@ -1025,12 +1025,11 @@ fn a_relay_that_withholds_costs_its_group_requests_not_chunks() {
     );
 }
 
-/// A newcomer greets hundreds of members at once, more than its uplink sends in a retry
-/// interval: each member is greeted again only once the first greetings have gone, so members
-/// that answer at once are greeted once (a retry every 400 ms on top of Hellos still queued
-/// greeted each of 1000 members eight times while the team joined on 1.25 × uplinks).
-#[test]
-fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
+type Member = (PeerId, SocketAddr, Key);
+
+/// A peer that has just joined on the slowest pacer (its rate starts at a tenth of the stream)
+/// and is introduced to `n` members, whom it greets.
+fn greeting_newcomer(n: u32) -> (Peer, Vec<Member>, Instant) {
     let t0 = Instant::now();
     let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
     let mut s = Splitter::new(team_cfg(), 77, t0);
@@ -1049,12 +1048,11 @@ fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
         .unwrap();
     let my_key = reply.peer_key;
     let mut cfg = PeerConfig::new(splitter);
-    // The slowest pacer: 200 Hellos take seconds to leave.
     cfg.pace_start = 0.0;
     let mut p = Peer::new(cfg, reply, 1, now);
     while p.poll_transmit().is_some() {}
     let mut seq = 0u64;
-    let members: Vec<(PeerId, SocketAddr, Key)> = (0..200u32)
+    let members: Vec<Member> = (0..n)
         .map(|j| {
             let id = PeerId(me.0 + 1 + j);
             let at: SocketAddr = format!("203.0.113.{}:{}", 1 + j % 200, 50_000 + j)
@@ -1075,6 +1073,17 @@ fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
         let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, &my_key, None).unwrap();
         p.handle_datagram(now, splitter, &d);
     }
+    (p, members, now)
+}
+
+/// A newcomer greets hundreds of members at once, more than its uplink sends in a retry
+/// interval: each member is greeted again only once the first greetings have gone, so members
+/// that answer at once are greeted once (a retry every 400 ms on top of Hellos still queued
+/// greeted each of 1000 members eight times while the team joined on 1.25 × uplinks).
+#[test]
+fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
+    // The slowest pacer: 200 Hellos take seconds to leave.
+    let (mut p, members, mut now) = greeting_newcomer(200);
     let mut hellos = 0;
     let mut answered = HashSet::new();
     // A minute: the greetings take about 15 s to leave at this rate, and any repeats queued
@@ -1108,6 +1117,64 @@ fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
     assert_eq!(answered.len(), 200, "every member was greeted");
     assert!(hellos < 220, "{hellos} Hellos for 200 members");
     assert!(p.stats().neighbours.iter().all(|n| n.heard));
+}
+
+/// A newcomer's greetings to a large team are seconds of control at its starting rate, and
+/// the rate grows only on Probes' answers: Probes follow the greetings while a second's worth
+/// waits, so on a fast uplink (answers find no queue) the rate grows and the greetings leave
+/// in a fraction of the time the starting rate needs. (Probes followed only chunk copies, and
+/// a 1000-member flash crowd passed its first seconds greeting at twice the stream: floods
+/// stalled, and the first window's uploads were 1.22 × the stream.)
+#[test]
+fn probes_follow_a_crowd_of_greetings_and_the_rate_grows() {
+    let (mut p, members, mut now) = greeting_newcomer(300);
+    let start = now;
+    let (mut hellos, mut probes_among_hellos, mut last_hello) = (0, 0, start);
+    let mut answered = HashSet::new();
+    for _ in 0..3000 {
+        now += Duration::from_millis(10);
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        let out: Vec<Transmit> = std::iter::from_fn(|| p.poll_transmit()).collect();
+        for t in out {
+            let Ok(o) = wire::open(&t.data) else { continue };
+            let Some((id, at, pair)) = members.iter().find(|m| m.1 == t.to) else {
+                continue;
+            };
+            let answer = match o.packet.msg {
+                Message::Hello { .. } => {
+                    hellos += 1;
+                    last_hello = now;
+                    answered
+                        .insert(*id)
+                        .then_some(Message::KeepAlive { from: *id })
+                }
+                // A fast uplink: every Probe comes without queueing delay.
+                Message::Probe { sent_ms } => {
+                    probes_among_hellos += usize::from(hellos < members.len());
+                    Some(Message::QueueDelay { sent_ms, ms: 0 })
+                }
+                _ => None,
+            };
+            if let Some(msg) = answer {
+                let d = wire::seal(
+                    &Packet { team: 77, msg },
+                    *id,
+                    1 + hellos as u64,
+                    pair,
+                    None,
+                )
+                .unwrap();
+                p.handle_datagram(now, *at, &d);
+            }
+        }
+    }
+    assert_eq!(answered.len(), 300, "every member was greeted");
+    assert!(probes_among_hellos >= 3, "{probes_among_hellos} Probes");
+    // 300 greetings at the starting rate (a tenth of a 128 kbit/s stream) take about 14 s.
+    let took = last_hello.saturating_duration_since(start);
+    assert!(took < Duration::from_secs(6), "the greetings took {took:?}");
 }
 
 /// Keepalive gaps follow the round: at most 15 s apart from behind a NAT (its mappings expire),
