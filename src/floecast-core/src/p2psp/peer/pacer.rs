@@ -10,8 +10,10 @@
 //! The rate follows a delay-based controller in the spirit of LEDBAT (RFC 6817): every few
 //! copies a Probe follows the copy to one of a few fixed "probe buddies", which answers how
 //! much longer than its fastest Probe from us this one took: our uplink's queueing delay.
-//! Under [`TARGET`] the rate grows by up to half a second (while the rate is what holds
-//! copies back), past it the rate is cut in proportion, so a team uses the uplink it shares
+//! (Probes follow control datagrams too while a second's worth of control waits: a newcomer's
+//! greetings to a large team would otherwise hold the starting rate for seconds.) Under
+//! [`TARGET`] the rate grows by up to half a second (while the rate is what holds datagrams
+//! back), past it the rate is cut in proportion, so a team uses the uplink it shares
 //! without filling the router's queue, and floods go as fast as the uplink allows.
 //!
 //! It starts at twice the stream ([`START_OVER_STREAM`]): most uplinks are many times a
@@ -45,7 +47,8 @@ use crate::p2psp::{ChunkNo, push_bounded};
 /// The queueing delay aimed at (RFC 6817 says at most 100 ms). Below the depth of any real
 /// router queue at the rates of a stream, well above a path's jitter.
 pub const TARGET: Duration = Duration::from_millis(60);
-/// A Probe follows every this many paced copies, and one at least this often while copies go.
+/// A Probe follows every this many paced copies, and one at least this often while datagrams
+/// go (control too, while a second's worth of it waits: see the peer's `send_paced`).
 pub const PROBE_EVERY: u32 = 8;
 pub(super) const PROBE_GAP: Duration = Duration::from_millis(500);
 /// Growth per second while the rate limits us at zero queueing delay, proportionally less
