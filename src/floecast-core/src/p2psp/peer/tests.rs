@@ -1076,19 +1076,18 @@ fn greeting_newcomer(n: u32) -> (Peer, Vec<Member>, Instant) {
     (p, members, now)
 }
 
-/// A newcomer greets hundreds of members at once, more than its uplink sends in a retry
-/// interval: each member is greeted again only once the first greetings have gone, so members
-/// that answer at once are greeted once (a retry every 400 ms on top of Hellos still queued
-/// greeted each of 1000 members eight times while the team joined on 1.25 × uplinks).
-#[test]
-fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
-    // The slowest pacer: 200 Hellos take seconds to leave.
-    let (mut p, members, mut now) = greeting_newcomer(200);
-    let mut hellos = 0;
-    let mut answered = HashSet::new();
-    // A minute: the greetings take about 15 s to leave at this rate, and any repeats queued
-    // behind them go after.
-    for _ in 0..6000 {
+/// Drive `p` for `ticks` steps of 10 ms from `now`; each datagram it sends to one of
+/// `members` goes to `answer` (when, who, what), and what that returns comes back to `p`
+/// from that member. Returns the time at the end.
+fn drive_newcomer(
+    p: &mut Peer,
+    members: &[Member],
+    mut now: Instant,
+    ticks: u32,
+    mut answer: impl FnMut(Instant, PeerId, Message) -> Option<Message>,
+) -> Instant {
+    let mut seqs: HashMap<PeerId, u64> = HashMap::new();
+    for _ in 0..ticks {
         now += Duration::from_millis(10);
         if p.poll_timeout().is_some_and(|d| d <= now) {
             p.handle_timeout(now);
@@ -1096,24 +1095,42 @@ fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
         let out: Vec<Transmit> = std::iter::from_fn(|| p.poll_transmit()).collect();
         for t in out {
             let Ok(o) = wire::open(&t.data) else { continue };
-            let Message::Hello { .. } = o.packet.msg else {
-                continue;
-            };
-            hellos += 1;
             let Some((id, at, pair)) = members.iter().find(|m| m.1 == t.to) else {
                 continue;
             };
-            // The member answers at once (its first datagram to us).
-            if answered.insert(*id) {
-                let ka = Packet {
-                    team: 77,
-                    msg: Message::KeepAlive { from: *id },
-                };
-                let d = wire::seal(&ka, *id, 1, pair, None).unwrap();
+            if let Some(msg) = answer(now, *id, o.packet.msg) {
+                let seq = seqs.entry(*id).or_insert(0);
+                *seq += 1;
+                let d = wire::seal(&Packet { team: 77, msg }, *id, *seq, pair, None).unwrap();
                 p.handle_datagram(now, *at, &d);
             }
         }
     }
+    now
+}
+
+/// A newcomer greets hundreds of members at once, more than its uplink sends in a retry
+/// interval: each member is greeted again only once the first greetings have gone, so members
+/// that answer at once are greeted once (a retry every 400 ms on top of Hellos still queued
+/// greeted each of 1000 members eight times while the team joined on 1.25 × uplinks).
+#[test]
+fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
+    // The slowest pacer: 200 Hellos take seconds to leave.
+    let (mut p, members, now) = greeting_newcomer(200);
+    let mut hellos = 0;
+    let mut answered = HashSet::new();
+    // A minute: the greetings take about 15 s to leave at this rate, and any repeats queued
+    // behind them go after.
+    drive_newcomer(&mut p, &members, now, 6000, |_, id, msg| {
+        let Message::Hello { .. } = msg else {
+            return None;
+        };
+        hellos += 1;
+        // The member answers at once (its first datagram to us).
+        answered
+            .insert(id)
+            .then_some(Message::KeepAlive { from: id })
+    });
     assert_eq!(answered.len(), 200, "every member was greeted");
     assert!(hellos < 220, "{hellos} Hellos for 200 members");
     assert!(p.stats().neighbours.iter().all(|n| n.heard));
@@ -1127,49 +1144,24 @@ fn many_greetings_on_a_slow_uplink_are_not_repeated_while_they_wait() {
 /// stalled, and the first window's uploads were 1.22 × the stream.)
 #[test]
 fn probes_follow_a_crowd_of_greetings_and_the_rate_grows() {
-    let (mut p, members, mut now) = greeting_newcomer(300);
-    let start = now;
+    let (mut p, members, start) = greeting_newcomer(300);
     let (mut hellos, mut probes_among_hellos, mut last_hello) = (0, 0, start);
     let mut answered = HashSet::new();
-    for _ in 0..3000 {
-        now += Duration::from_millis(10);
-        if p.poll_timeout().is_some_and(|d| d <= now) {
-            p.handle_timeout(now);
+    drive_newcomer(&mut p, &members, start, 3000, |now, id, msg| match msg {
+        Message::Hello { .. } => {
+            hellos += 1;
+            last_hello = now;
+            answered
+                .insert(id)
+                .then_some(Message::KeepAlive { from: id })
         }
-        let out: Vec<Transmit> = std::iter::from_fn(|| p.poll_transmit()).collect();
-        for t in out {
-            let Ok(o) = wire::open(&t.data) else { continue };
-            let Some((id, at, pair)) = members.iter().find(|m| m.1 == t.to) else {
-                continue;
-            };
-            let answer = match o.packet.msg {
-                Message::Hello { .. } => {
-                    hellos += 1;
-                    last_hello = now;
-                    answered
-                        .insert(*id)
-                        .then_some(Message::KeepAlive { from: *id })
-                }
-                // A fast uplink: every Probe comes without queueing delay.
-                Message::Probe { sent_ms } => {
-                    probes_among_hellos += usize::from(hellos < members.len());
-                    Some(Message::QueueDelay { sent_ms, ms: 0 })
-                }
-                _ => None,
-            };
-            if let Some(msg) = answer {
-                let d = wire::seal(
-                    &Packet { team: 77, msg },
-                    *id,
-                    1 + hellos as u64,
-                    pair,
-                    None,
-                )
-                .unwrap();
-                p.handle_datagram(now, *at, &d);
-            }
+        // A fast uplink: every Probe comes without queueing delay.
+        Message::Probe { sent_ms } => {
+            probes_among_hellos += usize::from(hellos < 300);
+            Some(Message::QueueDelay { sent_ms, ms: 0 })
         }
-    }
+        _ => None,
+    });
     assert_eq!(answered.len(), 300, "every member was greeted");
     assert!(probes_among_hellos >= 3, "{probes_among_hellos} Probes");
     // 300 greetings at the starting rate (a tenth of a 128 kbit/s stream) take about 14 s.
