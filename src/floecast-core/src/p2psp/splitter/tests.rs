@@ -387,6 +387,47 @@ fn lrs_resend_blame_acs_and_expulsion() {
     }));
 }
 
+/// A resend is a chunk's last chance: it never goes to a member late with its Report, though
+/// the round still counts that one as live. (Without the rule, half of these resends went to
+/// the silent members.)
+#[test]
+fn resends_go_to_members_not_late_with_their_reports() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
+    for n in 2..=11 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    while s.poll_transmit().is_some() {}
+    // 1.3 s on, members 2..=6 have reported; 7..=11 vanished at `t` (silent for less than
+    // the 1.5 keepalive intervals after which the round passes over them, but their Reports
+    // are overdue).
+    let now = t + Duration::from_millis(1300);
+    for n in 2..=6 {
+        s.handle_datagram(now, addr(n), &report(&s, n, 7, 10, 0));
+    }
+    let mut resent_to = Vec::new();
+    for i in 0..10u8 {
+        let no = s.push_chunk(now, Bytes::from(vec![i])).unwrap();
+        while s.poll_transmit().is_some() {}
+        s.handle_datagram(now, addr(1), &enc(&s, 1, 7, Message::LostChunk { no }));
+        for (to, msg) in decode_all(&mut s) {
+            if matches!(msg, Message::Chunk { no: c, .. } if c == no) {
+                resent_to.push(to);
+            }
+        }
+    }
+    assert_eq!(resent_to.len(), 10, "one resend per complaint");
+    let silent: Vec<_> = (7..=11).map(addr).collect();
+    assert!(
+        resent_to.iter().all(|a| !silent.contains(a)),
+        "resends to silent members: {resent_to:?}"
+    );
+    // The round still goes on through the live ones, not all to one member.
+    let distinct: std::collections::HashSet<_> = resent_to.iter().collect();
+    assert!(distinct.len() >= 3, "{resent_to:?}");
+}
+
 #[test]
 fn acs_serves_lossy_peers_less() {
     let t = Instant::now();
