@@ -610,6 +610,7 @@ async fn sock_puppet_monitors_cannot_get_honest_peers_expelled() {
                     splitter,
                     Message::LostChunk {
                         no: newest.minus(back),
+                        digest: true,
                     },
                 )
                 .await;

@@ -201,8 +201,20 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
         ("hello", p(Message::Hello { from: PeerId(1) })),
         ("goodbye", p(Message::Goodbye { from: PeerId(2) })),
         ("keepalive", p(Message::KeepAlive { from: PeerId(1) })),
-        ("lost", p(Message::LostChunk { no: ChunkNo(2) })),
-        ("request", p(Message::Request { no: ChunkNo(1) })),
+        (
+            "lost",
+            p(Message::LostChunk {
+                no: ChunkNo(2),
+                digest: true,
+            }),
+        ),
+        (
+            "request",
+            p(Message::Request {
+                no: ChunkNo(1),
+                digest: true,
+            }),
+        ),
         ("prune", p(Message::Prune { origin: PeerId(1) })),
         ("promote", p(Message::Promote)),
         (

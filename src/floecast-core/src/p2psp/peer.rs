@@ -1246,7 +1246,7 @@ impl Peer {
                 self.pacer.on_queue_delay(now, clock, from, sent_ms, q);
                 self.neighbours[i].unanswered = 0;
             }
-            Message::Request { no } => {
+            Message::Request { no, digest } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
                     return;
                 };
@@ -1258,7 +1258,7 @@ impl Peer {
                 }
                 self.stats.requests_served += 1;
                 // The requester may lack the Digest as well (a lost one leaves a hole).
-                if let Some(d) = self.trust.digest_for(no).cloned() {
+                if digest && let Some(d) = self.trust.digest_for(no).cloned() {
                     self.send_to(i, d);
                 }
                 self.send_chunk(i, no, None, false);
@@ -1358,7 +1358,7 @@ impl Peer {
                 self.playout(now);
             }
             Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Stranger),
-            Message::Request { no } => {
+            Message::Request { no, digest } => {
                 let Some(s) = self.buffer.get(no) else { return };
                 let msg = Message::Chunk {
                     no,
@@ -1366,8 +1366,8 @@ impl Peer {
                     relay: None,
                     payload: s.payload.clone(),
                 };
-                // With the Digest that vouches for it, which it may lack too.
-                if let Some(d) = self.trust.digest_for(no).cloned() {
+                // With the Digest that vouches for it, if it lacks that too.
+                if digest && let Some(d) = self.trust.digest_for(no).cloned() {
                     self.trust.stranger_tx += 1;
                     let seq = self.trust.stranger_tx;
                     if let Some(d) = self.seal(d, &key, seq, None) {
@@ -1417,7 +1417,8 @@ impl Peer {
             let others = self.neighbours.iter().map(|n| n.id);
             if self.monitor || relay::witnesses(self.id, no.0, others) {
                 self.stats.complaints_sent += 1;
-                self.send_splitter(Message::LostChunk { no });
+                let digest = self.trust.digest_for(no).is_none();
+                self.send_splitter(Message::LostChunk { no, digest });
             }
         }
         holes.clear();
@@ -1428,7 +1429,9 @@ impl Peer {
             }
             let i = self.request_target(no);
             self.stats.requests_sent += 1;
-            self.send_to(i, Message::Request { no });
+            // A Digest we hold vouches for it already: no need of another copy.
+            let digest = self.trust.digest_for(no).is_none();
+            self.send_to(i, Message::Request { no, digest });
         }
         self.holes = holes;
         self.buffer.advance(now);

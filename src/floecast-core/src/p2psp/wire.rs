@@ -23,7 +23,7 @@
 //! origin asks the receiver to copy on to its group: [`Message::Chunk`]'s `relay`) `u32 no,
 //! u32 origin, u16 groups, payload`; SplitterChunk (a Chunk from the splitter, whose origin is
 //! its receiver) `u32 no, payload`; Hello / Goodbye /
-//! KeepAlive `u32 sender id`; LostChunk / Request `u32 no`; Prune `u32 origin`;
+//! KeepAlive `u32 sender id`; LostChunk / Request `u32 no, u8 digest (0|1)`; Prune `u32 origin`;
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
@@ -73,9 +73,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// and QueueDelay and two Report fields; version 6 the measured uplink rate in Reports;
 /// version 7 floods large teams in two levels, through relays every member must play, from
 /// the team size the join reply's `relay_from` says; version 8 names the relays (RelayChunk),
-/// so a copy that is not a relay's is never relayed again. An older peer gets a refusal it can
-/// read ([`encode_refusal`]).
-pub const VERSION: u8 = 8;
+/// so a copy that is not a relay's is never relayed again; version 9 says in a Request or a
+/// LostChunk whether the asker needs the Digest too (answers to Requests carried one each, and
+/// each resend a flood of one). An older peer gets a refusal it can read ([`encode_refusal`]).
+pub const VERSION: u8 = 9;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -196,10 +197,14 @@ pub enum Message {
     /// Monitor → splitter: slot `no` is still empty close to its play time.
     LostChunk {
         no: ChunkNo,
+        /// The complainer has no Digest for it either (a resend then brings one).
+        digest: bool,
     },
-    /// Peer → peer: please send me chunk `no` (and keep sending that origin's chunks).
+    /// Peer → peer: please send me chunk `no` (and keep sending that origin's chunks), with
+    /// the Digest that vouches for it if `digest` (the asker has none for it).
     Request {
         no: ChunkNo,
+        digest: bool,
     },
     /// Peer → peer: stop relaying chunks of `origin` to me (I get them elsewhere).
     Prune {
@@ -539,7 +544,10 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         Message::Hello { from } | Message::Goodbye { from } | Message::KeepAlive { from } => {
             b.put_u32(from.0)
         }
-        Message::LostChunk { no } | Message::Request { no } => b.put_u32(no.0),
+        Message::LostChunk { no, digest } | Message::Request { no, digest } => {
+            b.put_u32(no.0);
+            b.put_u8(u8::from(*digest));
+        }
         Message::Prune { origin } => b.put_u32(origin.0),
         Message::Promote => {}
         Message::Info {
@@ -915,9 +923,11 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         },
         ty::LOST_CHUNK => Message::LostChunk {
             no: ChunkNo(r.u32()?),
+            digest: r.u8()? != 0,
         },
         ty::REQUEST => Message::Request {
             no: ChunkNo(r.u32()?),
+            digest: r.u8()? != 0,
         },
         ty::PRUNE => Message::Prune {
             origin: PeerId(r.u32()?),

@@ -89,8 +89,10 @@ impl Sim {
         };
         let mut tx = Vec::new();
         for back in 0..COMPLAINTS {
+            // Claiming no Digest, so that each resend they cause floods one too.
             let msg = Message::LostChunk {
                 no: newest.minus(back),
+                digest: true,
             };
             if let Some(data) = p.seal_for(SPLITTER_ADDR, msg) {
                 tx.push(Transmit {

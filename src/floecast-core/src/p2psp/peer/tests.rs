@@ -397,6 +397,62 @@ fn request_recovers_without_lrs() {
     assert!(net.peers[2].1.stats().requests_sent >= 1);
 }
 
+/// A Request asks for the Digest too only when the asker lacks the one that vouches for the
+/// chunk (answers used to carry one each, a few percent of every uplink under loss); then the
+/// answer brings it, and the hole is filled.
+#[test]
+fn a_request_asks_for_the_digest_only_when_it_lacks_it() {
+    for lose_digest in [false, true] {
+        let mut net = Net::new(SplitterConfig {
+            lrs: false,
+            ..team_cfg()
+        });
+        for _ in 0..4 {
+            net.join(Role::Peer);
+        }
+        let victim = net.peers[2].0;
+        let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = asked.clone();
+        let (mut chunk_dropped, mut digest_dropped) = (false, !lose_digest);
+        net.drop = Some(Box::new(move |from, t| {
+            let Ok(p) = wire::decode(&t.data[..t.data.len() - crate::p2psp::auth::TRAILER_LEN])
+            else {
+                return false;
+            };
+            match p.msg {
+                Message::Request { no, digest } if from == victim => {
+                    seen.borrow_mut().push((no, digest));
+                    false
+                }
+                Message::Chunk {
+                    no: ChunkNo(41), ..
+                } if t.to == victim && !chunk_dropped => {
+                    chunk_dropped = true;
+                    true
+                }
+                Message::Digest { first, hashes, .. }
+                    if t.to == victim
+                        && !digest_dropped
+                        && first.0 <= 41
+                        && 41 < first.0 + hashes.len() as u32 =>
+                {
+                    digest_dropped = true;
+                    true
+                }
+                _ => false,
+            }
+        }));
+        net.stream(150, Duration::from_millis(10));
+        net.settle();
+        net.assert_played_everything(2, 150);
+        let asked = asked.borrow();
+        assert!(
+            !asked.is_empty() && asked.iter().all(|(no, d)| *d == lose_digest || no.0 != 41),
+            "lost the Digest too: {lose_digest}; asked {asked:?}"
+        );
+    }
+}
+
 #[test]
 fn join_burst_plays_at_once() {
     let mut net = Net::new(team_cfg());

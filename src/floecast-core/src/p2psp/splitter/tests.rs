@@ -241,10 +241,10 @@ fn refuses_when_full_and_bad_version() {
     // A rejoin from a known endpoint replaces the old entry.
     assert!(join_peer(&mut s, t, 2).is_ok());
     let mut req = JoinRequest::new(Role::Peer);
-    req.version = 9;
+    req.version = wire::VERSION + 1;
     assert_eq!(
         s.handle_join(t, addr(4), &req),
-        Err(JoinError::BadVersion(9))
+        Err(JoinError::BadVersion(wire::VERSION + 1))
     );
     // |T| ≤ B - 1.
     let cfg = SplitterConfig {
@@ -328,7 +328,15 @@ fn lrs_resend_blame_acs_and_expulsion() {
     s.handle_datagram(
         t,
         addr(2),
-        &enc(&s, 2, 7, Message::LostChunk { no: to_p[0] }),
+        &enc(
+            &s,
+            2,
+            7,
+            Message::LostChunk {
+                no: to_p[0],
+                digest: true,
+            },
+        ),
     );
     assert!(s.poll_transmit().is_none());
     // The monitor's complaint: resend to the next peer in the round (the monitor, here) as
@@ -336,7 +344,15 @@ fn lrs_resend_blame_acs_and_expulsion() {
     s.handle_datagram(
         t,
         addr(1),
-        &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
+        &enc(
+            &s,
+            1,
+            7,
+            Message::LostChunk {
+                no: to_p[0],
+                digest: true,
+            },
+        ),
     );
     let r = decode_all(&mut s);
     assert_eq!(
@@ -356,7 +372,15 @@ fn lrs_resend_blame_acs_and_expulsion() {
     s.handle_datagram(
         t,
         addr(1),
-        &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
+        &enc(
+            &s,
+            1,
+            7,
+            Message::LostChunk {
+                no: to_p[0],
+                digest: true,
+            },
+        ),
     );
     assert!(s.poll_transmit().is_none());
     // ... a while later it resends (the first resend may have been lost), but blames no more.
@@ -364,7 +388,15 @@ fn lrs_resend_blame_acs_and_expulsion() {
     s.handle_datagram(
         later,
         addr(1),
-        &enc(&s, 1, 7, Message::LostChunk { no: to_p[0] }),
+        &enc(
+            &s,
+            1,
+            7,
+            Message::LostChunk {
+                no: to_p[0],
+                digest: true,
+            },
+        ),
     );
     // (To the peer whose turn it is now: the resend's flood is shared out like the stream.)
     assert!(
@@ -376,7 +408,19 @@ fn lrs_resend_blame_acs_and_expulsion() {
     assert_eq!(st.peers[1].losses, 1);
     assert_eq!(st.peers[1].acs_period, 2);
     for no in &to_p[1..4] {
-        s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::LostChunk { no: *no }));
+        s.handle_datagram(
+            t,
+            addr(1),
+            &enc(
+                &s,
+                1,
+                7,
+                Message::LostChunk {
+                    no: *no,
+                    digest: true,
+                },
+            ),
+        );
     }
     assert_eq!(s.peer_count(), 1);
     let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
@@ -410,7 +454,11 @@ fn resends_go_to_members_not_late_with_their_reports() {
     for i in 0..10u8 {
         let no = s.push_chunk(now, Bytes::from(vec![i])).unwrap();
         while s.poll_transmit().is_some() {}
-        s.handle_datagram(now, addr(1), &enc(&s, 1, 7, Message::LostChunk { no }));
+        s.handle_datagram(
+            now,
+            addr(1),
+            &enc(&s, 1, 7, Message::LostChunk { no, digest: true }),
+        );
         for (to, msg) in decode_all(&mut s) {
             if matches!(msg, Message::Chunk { no: c, .. } if c == no) {
                 resent_to.push(to);
@@ -426,6 +474,36 @@ fn resends_go_to_members_not_late_with_their_reports() {
     // The round still goes on through the live ones, not all to one member.
     let distinct: std::collections::HashSet<_> = resent_to.iter().collect();
     assert!(distinct.len() >= 3, "{resent_to:?}");
+}
+
+/// A resend brings the chunk's Digest only when the complainer says it has none: a flood
+/// of the Digest with every resend was half the Digest traffic of a lossy team.
+#[test]
+fn a_resend_brings_the_digest_only_to_those_without_it() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
+    join_peer(&mut s, t, 2).unwrap();
+    // A whole batch, signed.
+    for i in 0..auth::BATCH_CHUNKS as u8 {
+        s.push_chunk(t, Bytes::from(vec![i])).unwrap();
+    }
+    assert!(s.stats().digests_signed >= 1);
+    while s.poll_transmit().is_some() {}
+    let resend = |s: &mut Splitter, no: u32, digest: bool| {
+        let no = ChunkNo(no);
+        s.handle_datagram(t, addr(1), &enc(s, 1, 7, Message::LostChunk { no, digest }));
+        let sent = decode_all(s);
+        let chunk = sent
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Chunk { no: c, .. } if *c == no));
+        let digest = sent
+            .iter()
+            .any(|(_, m)| matches!(m, Message::Digest { .. }));
+        (chunk, digest)
+    };
+    assert_eq!(resend(&mut s, 3, false), (true, false));
+    assert_eq!(resend(&mut s, 4, true), (true, true));
 }
 
 #[test]
@@ -572,7 +650,15 @@ fn a_departing_monitor_is_replaced_by_promotion() {
     s.handle_datagram(
         t,
         addr(2),
-        &enc(&s, 2, 7, Message::LostChunk { no: ChunkNo(0) }),
+        &enc(
+            &s,
+            2,
+            7,
+            Message::LostChunk {
+                no: ChunkNo(0),
+                digest: true,
+            },
+        ),
     );
     assert_eq!(s.stats().lrs_resends, 1);
 }
@@ -652,7 +738,19 @@ fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
     // Both untrusted monitors complain about everything sent to the peer: resends, no blame.
     for no in &to_p {
         for n in 1..=2 {
-            s.handle_datagram(t, addr(n), &enc(&s, n, 7, Message::LostChunk { no: *no }));
+            s.handle_datagram(
+                t,
+                addr(n),
+                &enc(
+                    &s,
+                    n,
+                    7,
+                    Message::LostChunk {
+                        no: *no,
+                        digest: true,
+                    },
+                ),
+            );
         }
     }
     let st = s.stats();
@@ -695,7 +793,19 @@ fn a_trusted_monitor_blames_alone() {
         }
     }
     for no in &to_p {
-        s.handle_datagram(t, addr(1), &enc(&s, 1, 7, Message::LostChunk { no: *no }));
+        s.handle_datagram(
+            t,
+            addr(1),
+            &enc(
+                &s,
+                1,
+                7,
+                Message::LostChunk {
+                    no: *no,
+                    digest: true,
+                },
+            ),
+        );
     }
     assert_eq!(s.stats().expelled_losses, 1);
 }
@@ -1055,7 +1165,11 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     let no = pushed[0];
     let (w, others) = (witnesses_of(no, true), witnesses_of(no, false));
     let lost = |s: &mut Splitter, n: u16| {
-        s.handle_datagram(t, addr(n), &enc(s, n, 7, Message::LostChunk { no }));
+        s.handle_datagram(
+            t,
+            addr(n),
+            &enc(s, n, 7, Message::LostChunk { no, digest: true }),
+        );
     };
     let resent = |s: &mut Splitter| {
         decode_all(s)
@@ -1093,7 +1207,15 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
                 s.handle_datagram(
                     t2,
                     addr(*n),
-                    &enc(&s, *n, 7, Message::LostChunk { no: *no }),
+                    &enc(
+                        &s,
+                        *n,
+                        7,
+                        Message::LostChunk {
+                            no: *no,
+                            digest: true,
+                        },
+                    ),
                 );
             }
         }

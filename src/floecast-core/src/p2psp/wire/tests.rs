@@ -75,8 +75,14 @@ fn round_trips() {
         Message::Hello { from: PeerId(1) },
         Message::Goodbye { from: PeerId(2) },
         Message::KeepAlive { from: PeerId(3) },
-        Message::LostChunk { no: ChunkNo(5) },
-        Message::Request { no: ChunkNo(6) },
+        Message::LostChunk {
+            no: ChunkNo(5),
+            digest: false,
+        },
+        Message::Request {
+            no: ChunkNo(6),
+            digest: true,
+        },
         Message::Prune { origin: PeerId(9) },
         Message::JoinRequest(JoinRequest::new(Role::Monitor)),
         Message::JoinReply(Box::new(sample_reply())),
@@ -349,8 +355,14 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(|x| Message::Hello { from: PeerId(x) }),
         any::<u32>().prop_map(|x| Message::Goodbye { from: PeerId(x) }),
         any::<u32>().prop_map(|x| Message::KeepAlive { from: PeerId(x) }),
-        any::<u32>().prop_map(|x| Message::LostChunk { no: ChunkNo(x) }),
-        any::<u32>().prop_map(|x| Message::Request { no: ChunkNo(x) }),
+        (any::<u32>(), any::<bool>()).prop_map(|(x, digest)| Message::LostChunk {
+            no: ChunkNo(x),
+            digest
+        }),
+        (any::<u32>(), any::<bool>()).prop_map(|(x, digest)| Message::Request {
+            no: ChunkNo(x),
+            digest
+        }),
         any::<u32>().prop_map(|x| Message::Prune { origin: PeerId(x) }),
         Just(Message::Promote),
         (any::<u32>(), any::<u32>(), any::<i32>()).prop_map(|(a, b, d)| {
