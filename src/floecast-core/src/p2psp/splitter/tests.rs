@@ -87,6 +87,12 @@ fn report(s: &Splitter, n: u16, team: u32, neighbours: u32, uplink_rate: u32) ->
     enc(s, n, team, Message::Report(r))
 }
 
+/// Member `addr(n)`'s complaint that it misses chunk `no` and has no Digest for it either
+/// (sealed as it would send it).
+fn complaint(s: &Splitter, n: u16, no: ChunkNo) -> Bytes {
+    enc(s, n, 7, Message::LostChunk { no, digest: true })
+}
+
 #[test]
 fn round_robin_one_copy_and_monitors_first() {
     let t = Instant::now();
@@ -325,35 +331,11 @@ fn lrs_resend_blame_acs_and_expulsion() {
         })
         .collect();
     // A non-monitor's complaint is ignored.
-    s.handle_datagram(
-        t,
-        addr(2),
-        &enc(
-            &s,
-            2,
-            7,
-            Message::LostChunk {
-                no: to_p[0],
-                digest: true,
-            },
-        ),
-    );
+    s.handle_datagram(t, addr(2), &complaint(&s, 2, to_p[0]));
     assert!(s.poll_transmit().is_none());
     // The monitor's complaint: resend to the next peer in the round (the monitor, here) as
     // its own chunk, blame p.
-    s.handle_datagram(
-        t,
-        addr(1),
-        &enc(
-            &s,
-            1,
-            7,
-            Message::LostChunk {
-                no: to_p[0],
-                digest: true,
-            },
-        ),
-    );
+    s.handle_datagram(t, addr(1), &complaint(&s, 1, to_p[0]));
     let r = decode_all(&mut s);
     assert_eq!(
         r,
@@ -369,35 +351,11 @@ fn lrs_resend_blame_acs_and_expulsion() {
         )]
     );
     // A repeated complaint at once does not resend or blame again...
-    s.handle_datagram(
-        t,
-        addr(1),
-        &enc(
-            &s,
-            1,
-            7,
-            Message::LostChunk {
-                no: to_p[0],
-                digest: true,
-            },
-        ),
-    );
+    s.handle_datagram(t, addr(1), &complaint(&s, 1, to_p[0]));
     assert!(s.poll_transmit().is_none());
     // ... a while later it resends (the first resend may have been lost), but blames no more.
     let later = t + Duration::from_millis(400);
-    s.handle_datagram(
-        later,
-        addr(1),
-        &enc(
-            &s,
-            1,
-            7,
-            Message::LostChunk {
-                no: to_p[0],
-                digest: true,
-            },
-        ),
-    );
+    s.handle_datagram(later, addr(1), &complaint(&s, 1, to_p[0]));
     // (To the peer whose turn it is now: the resend's flood is shared out like the stream.)
     assert!(
         decode_all(&mut s)
@@ -408,19 +366,7 @@ fn lrs_resend_blame_acs_and_expulsion() {
     assert_eq!(st.peers[1].losses, 1);
     assert_eq!(st.peers[1].acs_period, 2);
     for no in &to_p[1..4] {
-        s.handle_datagram(
-            t,
-            addr(1),
-            &enc(
-                &s,
-                1,
-                7,
-                Message::LostChunk {
-                    no: *no,
-                    digest: true,
-                },
-            ),
-        );
+        s.handle_datagram(t, addr(1), &complaint(&s, 1, *no));
     }
     assert_eq!(s.peer_count(), 1);
     let ev: Vec<_> = std::iter::from_fn(|| s.poll_event()).collect();
@@ -454,11 +400,7 @@ fn resends_go_to_members_not_late_with_their_reports() {
     for i in 0..10u8 {
         let no = s.push_chunk(now, Bytes::from(vec![i])).unwrap();
         while s.poll_transmit().is_some() {}
-        s.handle_datagram(
-            now,
-            addr(1),
-            &enc(&s, 1, 7, Message::LostChunk { no, digest: true }),
-        );
+        s.handle_datagram(now, addr(1), &complaint(&s, 1, no));
         for (to, msg) in decode_all(&mut s) {
             if matches!(msg, Message::Chunk { no: c, .. } if c == no) {
                 resent_to.push(to);
@@ -647,19 +589,7 @@ fn a_departing_monitor_is_replaced_by_promotion() {
     // Complaints from the new monitor now count (the resend goes to it).
     s.push_chunk(t, Bytes::from_static(b"abc")).unwrap();
     while s.poll_transmit().is_some() {}
-    s.handle_datagram(
-        t,
-        addr(2),
-        &enc(
-            &s,
-            2,
-            7,
-            Message::LostChunk {
-                no: ChunkNo(0),
-                digest: true,
-            },
-        ),
-    );
+    s.handle_datagram(t, addr(2), &complaint(&s, 2, ChunkNo(0)));
     assert_eq!(s.stats().lrs_resends, 1);
 }
 
@@ -738,19 +668,7 @@ fn untrusted_monitors_get_resends_but_only_a_trusted_one_blames() {
     // Both untrusted monitors complain about everything sent to the peer: resends, no blame.
     for no in &to_p {
         for n in 1..=2 {
-            s.handle_datagram(
-                t,
-                addr(n),
-                &enc(
-                    &s,
-                    n,
-                    7,
-                    Message::LostChunk {
-                        no: *no,
-                        digest: true,
-                    },
-                ),
-            );
+            s.handle_datagram(t, addr(n), &complaint(&s, n, *no));
         }
     }
     let st = s.stats();
@@ -793,19 +711,7 @@ fn a_trusted_monitor_blames_alone() {
         }
     }
     for no in &to_p {
-        s.handle_datagram(
-            t,
-            addr(1),
-            &enc(
-                &s,
-                1,
-                7,
-                Message::LostChunk {
-                    no: *no,
-                    digest: true,
-                },
-            ),
-        );
+        s.handle_datagram(t, addr(1), &complaint(&s, 1, *no));
     }
     assert_eq!(s.stats().expelled_losses, 1);
 }
@@ -1165,11 +1071,7 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     let no = pushed[0];
     let (w, others) = (witnesses_of(no, true), witnesses_of(no, false));
     let lost = |s: &mut Splitter, n: u16| {
-        s.handle_datagram(
-            t,
-            addr(n),
-            &enc(s, n, 7, Message::LostChunk { no, digest: true }),
-        );
+        s.handle_datagram(t, addr(n), &complaint(s, n, no));
     };
     let resent = |s: &mut Splitter| {
         decode_all(s)
@@ -1204,19 +1106,7 @@ fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     for no in &pushed {
         for (id, n) in &ids {
             if relay::witnesses(*id, no.0, all.iter().copied()) {
-                s.handle_datagram(
-                    t2,
-                    addr(*n),
-                    &enc(
-                        &s,
-                        *n,
-                        7,
-                        Message::LostChunk {
-                            no: *no,
-                            digest: true,
-                        },
-                    ),
-                );
+                s.handle_datagram(t2, addr(*n), &complaint(&s, *n, *no));
             }
         }
     }
