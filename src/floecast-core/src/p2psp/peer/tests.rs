@@ -365,9 +365,8 @@ fn a_lost_digest_is_resent_until_it_arrives() {
     }
 }
 
-#[test]
-fn request_recovers_without_lrs() {
-    // No LRS: a chunk one neighbour missed is fetched from another with Request.
+/// Four plain peers in a team whose splitter resends nothing: holes are the peers' to fill.
+fn four_peers_without_lrs() -> Net {
     let mut net = Net::new(SplitterConfig {
         lrs: false,
         ..team_cfg()
@@ -375,6 +374,13 @@ fn request_recovers_without_lrs() {
     for _ in 0..4 {
         net.join(Role::Peer);
     }
+    net
+}
+
+#[test]
+fn request_recovers_without_lrs() {
+    // No LRS: a chunk one neighbour missed is fetched from another with Request.
+    let mut net = four_peers_without_lrs();
     let victim = net.peers[2].0;
     let mut dropped = false;
     net.drop = Some(Box::new(move |_, t| {
@@ -403,13 +409,7 @@ fn request_recovers_without_lrs() {
 #[test]
 fn a_request_asks_for_the_digest_only_when_it_lacks_it() {
     for lose_digest in [false, true] {
-        let mut net = Net::new(SplitterConfig {
-            lrs: false,
-            ..team_cfg()
-        });
-        for _ in 0..4 {
-            net.join(Role::Peer);
-        }
+        let mut net = four_peers_without_lrs();
         let victim = net.peers[2].0;
         let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let seen = asked.clone();
