@@ -812,14 +812,19 @@ impl Splitter {
     fn pick(&mut self) -> Option<usize> {
         for _ in 0..self.members.len() {
             let i = self.pick_turn()?;
-            // A member that hears no one cannot pass its chunks on (a relayed one gets every
-            // chunk anyway).
-            let m = &self.members[i];
-            if !self.is_suspect(i) && !m.relayed && m.isolated_since.is_none() {
+            if self.may_flood(i) {
                 return Some(i);
             }
         }
         self.pick_turn()
+    }
+
+    /// Whether member `i` looks able to flood what it is given: not silent, and heard by the
+    /// team (one that hears no one cannot pass its chunks on; a relayed one gets every chunk
+    /// anyway).
+    fn may_flood(&self, i: usize) -> bool {
+        let m = &self.members[i];
+        !self.is_suspect(i) && !m.relayed && m.isolated_since.is_none()
     }
 
     fn is_suspect(&self, i: usize) -> bool {
@@ -1209,13 +1214,15 @@ impl Splitter {
         // otherwise: a flood of it with every resend was half the team's Digest traffic at
         // N = 1000 and 1% loss.)
         let now = self.now;
-        if let Some(d) = self.digests.iter_mut().filter(|_| digest).find(|d| {
-            no.diff(d.first) >= 0
-                && no.diff(d.first) < i64::from(d.count)
-                && d.resends < MAX_RESENDS
-                && d.resent_at
-                    .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AGAIN_AFTER)
-        }) {
+        if digest
+            && let Some(d) = self.digests.iter_mut().find(|d| {
+                no.diff(d.first) >= 0
+                    && no.diff(d.first) < i64::from(d.count)
+                    && d.resends < MAX_RESENDS
+                    && d.resent_at
+                        .is_none_or(|t| now.saturating_duration_since(t) >= RESEND_AGAIN_AFTER)
+            })
+        {
             d.resends += 1;
             d.resent_at = Some(now);
             let msg = d.msg.clone();
@@ -1256,12 +1263,9 @@ impl Splitter {
         (1..n)
             .map(|k| (t + k) % n)
             .find(|&i| {
-                let m = &self.members[i];
                 !self.late_reporting(i)
-                    && !self.is_suspect(i)
-                    && !m.relayed
-                    && m.isolated_since.is_none()
-                    && (m.has_share() || !anyone_relays)
+                    && self.may_flood(i)
+                    && (self.members[i].has_share() || !anyone_relays)
             })
             .unwrap_or(t)
     }
