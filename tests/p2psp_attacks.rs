@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{SOURCE_AUTH, free_tcp_udp_port};
+use common::{SOURCE_AUTH, free_tcp_udp_port, udp_tcp_pair};
 use floecast::p2psp::auth::{self, Key};
 use floecast::p2psp::peer::{Peer, PeerConfig};
 use floecast::p2psp::wire::{self, FrameDecoder, JoinReply, JoinRequest, Message, Packet};
@@ -296,28 +296,10 @@ struct Member {
     lost: Arc<Mutex<std::collections::HashSet<u32>>>,
 }
 
-/// A UDP socket and a TCP socket on the same fresh local port (the splitter takes the join's
-/// source port as the member's UDP endpoint). A fresh UDP port may be in use on the TCP side
-/// (a flake seen in CI: "Address already in use"), so a few are tried, as `bind_pair` in the
-/// peer runtime does.
-fn bind_pair() -> (std::net::UdpSocket, TcpSocket) {
-    for _ in 0..16 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-        let local = udp.local_addr().expect("local");
-        let tcp = TcpSocket::new_v4().expect("tcp");
-        tcp.set_reuseaddr(true).expect("reuseaddr");
-        if tcp.bind(local).is_ok() {
-            return (udp, tcp);
-        }
-    }
-    panic!("no local port free for both UDP and TCP in 16 tries");
-}
-
 impl Member {
     /// Join the team at `splitter` over TCP (native v2), from a UDP port of our own.
     async fn join(splitter: SocketAddr, role: Role) -> Member {
-        let (udp, tcp) = bind_pair();
-        udp.set_nonblocking(true).expect("nonblocking");
+        let (udp, tcp) = udp_tcp_pair();
         let mut tcp = tcp.connect(splitter).await.expect("connect");
         let nonce = [7u8; 16];
         let req = wire::encode_frame(&Packet {
@@ -350,7 +332,7 @@ impl Member {
         };
         let machine = Peer::new(config, reply, 99, Instant::now());
         Member {
-            udp: UdpSocket::from_std(udp).expect("tokio udp"),
+            udp,
             machine,
             id,
             key,
@@ -926,9 +908,7 @@ async fn a_team_secret_and_a_pinned_key_gate_joins() {
 async fn a_joiner_that_never_confirms_gets_nothing_and_is_not_listed() {
     let mut team = Team::start("unconfirmed", "").await;
     team.add_peer("").await;
-    let (udp, tcp) = bind_pair();
-    udp.set_nonblocking(true).expect("nonblocking");
-    let udp = UdpSocket::from_std(udp).expect("udp");
+    let (udp, tcp) = udp_tcp_pair();
     let local = udp.local_addr().expect("local");
     let mut tcp = tcp.connect(team.splitter_addr()).await.expect("connect");
     let req = wire::encode_frame(&Packet {

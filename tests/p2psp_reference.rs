@@ -19,7 +19,7 @@ use floecast::p2psp::compat::{self, CompatConfig};
 use floecast::team::TeamState;
 use floecast::team::peer::PeerLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 const T: Duration = Duration::from_secs(5);
 const C: usize = 1024;
@@ -57,9 +57,7 @@ fn members(srv: &TestServer, mount: &str) -> Option<usize> {
 /// The reference peer's first steps: UDP and TCP on one local port, the role byte, the
 /// configuration block.
 async fn reference_join(team: SocketAddr, role: u8) -> (UdpSocket, TcpStream, CompatConfig) {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let tcp = TcpSocket::new_v4().unwrap();
-    tcp.bind(udp.local_addr().unwrap()).unwrap();
+    let (udp, tcp) = udp_tcp_pair();
     let mut tcp = tcp.connect(team).await.unwrap();
     tcp.write_all(&[role]).await.unwrap();
     let mut buf = Vec::new();

@@ -13,7 +13,6 @@ use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
 use floecast::p2psp::compat::{self, CompatConfig};
 use floecast::team::TeamState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, UdpSocket};
 
 const T: Duration = Duration::from_secs(5);
 const C: usize = 1024;
@@ -50,9 +49,7 @@ async fn a_reference_peer_joins_our_gen_c_splitter() {
     wait_for("queued", T, || mount.queued_bytes() > 50_000).await;
 
     // UDP and TCP on the same local port (the reference's ListenToTheTeam).
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let tcp = TcpSocket::new_v4().unwrap();
-    tcp.bind(udp.local_addr().unwrap()).unwrap();
+    let (udp, tcp) = udp_tcp_pair();
     let mut tcp = tcp.connect(team).await.unwrap();
     tcp.write_all(b"P").await.unwrap();
     let mut buf = Vec::new();

@@ -35,6 +35,25 @@ pub fn free_tcp_udp_port() -> u16 {
     }
 }
 
+/// A UDP socket and a TCP socket on the same fresh loopback port, as a P2PSP member holds
+/// them (the splitter takes the TCP join's source port as the member's UDP endpoint). A fresh
+/// UDP port may be in use on the TCP side (CI flaked with "Address already in use"), so a few
+/// are tried, as `bind_pair` in the peer runtime does. Call inside a Tokio runtime.
+pub fn udp_tcp_pair() -> (tokio::net::UdpSocket, tokio::net::TcpSocket) {
+    for _ in 0..16 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let local = udp.local_addr().expect("local");
+        let tcp = tokio::net::TcpSocket::new_v4().expect("tcp");
+        tcp.set_reuseaddr(true).expect("reuseaddr");
+        if tcp.bind(local).is_ok() {
+            udp.set_nonblocking(true).expect("nonblocking");
+            let udp = tokio::net::UdpSocket::from_std(udp).expect("tokio udp");
+            return (udp, tcp);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP in 16 tries");
+}
+
 /// A config listening on an ephemeral loopback port, with quick timeouts for tests.
 pub fn test_config() -> Config {
     let mut c = Config {
