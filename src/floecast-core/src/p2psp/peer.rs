@@ -681,18 +681,17 @@ impl Peer {
         Some(self.neighbours.len() - 1)
     }
 
-    /// A random neighbour to ask for missing chunk `no`, passing over (if a few draws find
+    /// A random neighbour to ask for a missing chunk, passing over (if a few draws find
     /// another) one greeted again and again and never heard (it is behind a closed NAT), and
-    /// in a two-level team one of our group for `no` (when its relay failed us, it failed them
-    /// too).
-    fn request_target(&mut self, no: ChunkNo) -> usize {
+    /// in a two-level team one of our group (when its relay failed us, it failed them too).
+    fn request_target(&mut self) -> usize {
         let n = self.neighbours.len();
         let groups = self.relay_groups();
         let mut i = self.rng.below(n);
         for _ in 0..4 {
             let nb = &self.neighbours[i];
             let reachable = nb.heard || nb.hellos_left > 0;
-            let elsewhere = groups.is_none_or(|k| relay::relays(self.id, nb.id, no.0, k));
+            let elsewhere = groups.is_none_or(|k| relay::relays(self.id, nb.id, k));
             if reachable && elsewhere {
                 break;
             }
@@ -865,26 +864,22 @@ impl Peer {
 
     /// In a large team, who gets our flood of the chunk (or signed message) numbered `key`,
     /// in how many groups: one relay of each other group, then our group ([`relay`]).
-    fn two_level_targets(&mut self, key: u32) -> Option<(u32, relay::Targets)> {
+    fn two_level_targets(&self, key: u32) -> Option<(u32, relay::Targets)> {
         let k = self.relay_groups()?;
         let ids = self.neighbour_ids();
-        let rng = &mut self.rng;
-        Some((
-            k,
-            relay::origin_targets(self.id, key, k, &ids, |m| rng.below(m)),
-        ))
+        Some((k, relay::origin_targets(self.id, key, k, &ids)))
     }
 
-    /// In a large team, when neighbour `i` is of another group for `key` (so the splitter's
-    /// Digest or Info it passed on to us makes us our group's relay): the rest of our group.
-    /// (Signed messages carry no relay mark: the splitter's signature covers them whole.)
-    fn group_relay_targets(&self, i: usize, key: u32) -> Option<Vec<usize>> {
+    /// In a large team, when neighbour `i` is of another group (so the splitter's Digest or
+    /// Info it passed on to us makes us our group's relay): the rest of our group. (Signed
+    /// messages carry no relay mark: the splitter's signature covers them whole.)
+    fn group_relay_targets(&self, i: usize) -> Option<Vec<usize>> {
         let k = self.relay_groups()?;
-        if !relay::relays(self.id, self.neighbours[i].id, key, k) {
+        if !relay::relays(self.id, self.neighbours[i].id, k) {
             return None;
         }
         let ids = self.neighbour_ids();
-        Some(relay::own_group(self.id, key, k, &ids, Some(i)))
+        Some(relay::own_group(self.id, k, &ids, Some(i)))
     }
 
     /// Our flood of splitter chunk `no`: a copy to every neighbour, or in two levels (the
@@ -926,7 +921,7 @@ impl Peer {
             }
         };
         let ids = self.neighbour_ids();
-        let targets = relay::own_group(self.id, no.0, k, &ids, Some(i));
+        let targets = relay::own_group(self.id, k, &ids, Some(i));
         self.stats.group_relays += 1;
         for j in targets {
             self.enqueue(j, no);
@@ -946,20 +941,20 @@ impl Peer {
     }
 
     /// A signed message new to us from neighbour `i`: on to our group if we are its relay.
-    fn relay_signed(&mut self, i: usize, msg: &Message, key: u32) {
-        for j in self.group_relay_targets(i, key).unwrap_or_default() {
+    fn relay_signed(&mut self, i: usize, msg: &Message) {
+        for j in self.group_relay_targets(i).unwrap_or_default() {
             self.send_to(j, msg.clone());
         }
     }
 
     /// Whether neighbour `i`'s copy of `no` is part of a flood (straight from its origin, or
     /// from a member of our group: its relay), not a repair: its lateness is a flood's.
-    fn is_flood_copy(&self, i: usize, no: ChunkNo, origin: PeerId) -> bool {
+    fn is_flood_copy(&self, i: usize, origin: PeerId) -> bool {
         let sender = self.neighbours[i].id;
         sender == origin
             || self
                 .relay_groups()
-                .is_some_and(|k| !relay::relays(self.id, sender, no.0, k))
+                .is_some_and(|k| !relay::relays(self.id, sender, k))
     }
 
     /// How long a queued copy stays worth sending: its receivers play it about a lag after
@@ -1304,7 +1299,7 @@ impl Peer {
                 // take; a chunk that came on request or by a route is late because something
                 // went wrong.
                 if let Some(i) = self.neighbour_index(from) {
-                    if self.is_flood_copy(i, no, origin) {
+                    if self.is_flood_copy(i, origin) {
                         self.note_lateness(now, no);
                     }
                     // Only the origin names relays (a repair or a routed copy never does).
@@ -1427,7 +1422,7 @@ impl Peer {
             if self.neighbours.is_empty() {
                 break;
             }
-            let i = self.request_target(no);
+            let i = self.request_target();
             self.stats.requests_sent += 1;
             // A Digest we hold vouches for it already: no need of another copy.
             let digest = self.trust.digest_for(no).is_none();

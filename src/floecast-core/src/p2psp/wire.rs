@@ -75,8 +75,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// the team size the join reply's `relay_from` says; version 8 names the relays (RelayChunk),
 /// so a copy that is not a relay's is never relayed again; version 9 says in a Request or a
 /// LostChunk whether the asker needs the Digest too (answers to Requests carried one each, and
-/// each resend a flood of one). An older peer gets a refusal it can read ([`encode_refusal`]).
-pub const VERSION: u8 = 9;
+/// each resend a flood of one); version 10 keeps a two-level team's groups while its group
+/// count stays and has the relays take turns (members of different versions would group the
+/// team apart). An older peer gets a refusal it can read ([`encode_refusal`]).
+pub const VERSION: u8 = 10;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;

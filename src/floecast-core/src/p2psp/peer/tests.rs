@@ -1011,8 +1011,8 @@ fn only_the_copies_an_origin_marks_are_relayed() {
                 .iter()
                 .position(|(_, p)| p.buffer.get(no).is_some_and(|s| s.origin == p.id));
             let ids = net.peers[m].1.neighbour_ids();
-            let group = relay::own_group(m_id, no.0, k, &ids, None).len();
-            if let Some(o) = origin.filter(|&o| relay::relays(m_id, net.peers[o].1.id, no.0, k))
+            let group = relay::own_group(m_id, k, &ids, None).len();
+            if let Some(o) = origin.filter(|&o| relay::relays(m_id, net.peers[o].1.id, k))
                 && group > 0
             {
                 found = Some((no, o, group));

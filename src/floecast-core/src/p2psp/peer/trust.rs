@@ -320,7 +320,7 @@ impl Peer {
         // group.
         match from {
             SignedFrom::Splitter => self.flood_signed(&msg, first.0),
-            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg, first.0),
+            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg),
             SignedFrom::Stranger => {}
         }
         let mut out = Vec::new();
@@ -376,7 +376,7 @@ impl Peer {
         }
         match from {
             SignedFrom::Splitter => self.flood_signed(&msg, *epoch),
-            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg, *epoch),
+            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg),
             SignedFrom::Stranger => {}
         }
     }
