@@ -947,8 +947,9 @@ impl Peer {
         }
     }
 
-    /// Whether neighbour `i`'s copy of `no` is part of a flood (straight from its origin, or
-    /// from a member of our group: its relay), not a repair: its lateness is a flood's.
+    /// Whether neighbour `i`'s copy of a chunk of `origin` is part of a flood (straight from
+    /// its origin, or from a member of our group: its relay), not a repair: its lateness is a
+    /// flood's.
     fn is_flood_copy(&self, i: usize, origin: PeerId) -> bool {
         let sender = self.neighbours[i].id;
         sender == origin
