@@ -272,6 +272,15 @@ impl PeerStats {
     }
 }
 
+/// Where a sealed datagram to a neighbour goes: out at once (the pacer let it go), to the
+/// back of the control queue, or to its front.
+#[derive(Clone, Copy)]
+enum Lane {
+    Now,
+    Control,
+    First,
+}
+
 #[derive(Debug)]
 struct Neighbour {
     id: PeerId,
@@ -717,8 +726,16 @@ impl Peer {
         }
         self.stats.introductions += 1;
         if let Some(i) = self.add_neighbour(id, endpoint, key, None) {
-            let me = self.id;
-            self.send_to(i, Message::Hello { from: me });
+            // A newer member greets us itself (we are in its reply's list), and a public
+            // endpoint needs no greeting to let its chunks in: in a team large enough to
+            // flood in two levels (where greeting each other doubles a flash crowd's
+            // control, seconds of every uplink) we greet it only if its greeting has not
+            // come by our next check of the neighbours (the retries of an unheard one).
+            // Behind a NAT, our greeting opens our side at once.
+            if id.0 < self.id.0 || self.behind_nat() || self.relay_groups().is_none() {
+                let me = self.id;
+                self.send_to(i, Message::Hello { from: me });
+            }
         }
     }
 
@@ -788,21 +805,22 @@ impl Peer {
         self.send_hashed(i, msg, None);
     }
 
-    /// Seal `msg` for neighbour `i` and queue it (or, `now`, transmit it: the pacer let it go).
+    /// Seal `msg` for neighbour `i` and queue it behind the control already queued.
     fn send_hashed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>) {
-        self.send_sealed(i, msg, hash, false);
+        self.send_sealed(i, msg, hash, Lane::Control);
     }
 
-    fn send_sealed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>, now: bool) {
+    /// Seal `msg` for neighbour `i` and send it by `lane`.
+    fn send_sealed(&mut self, i: usize, msg: Message, hash: Option<&[u8; 32]>, lane: Lane) {
         self.neighbours[i].tx_seq += 1;
         let (key, seq) = (self.neighbours[i].key, self.neighbours[i].tx_seq);
         if let Some(d) = self.seal(msg, &key, seq, hash) {
             self.neighbours[i].last_tx = self.now;
             let to = self.neighbours[i].addr;
-            if now {
-                self.transmit(to, d);
-            } else {
-                self.queue(to, d);
+            match lane {
+                Lane::Now => self.transmit(to, d),
+                Lane::Control => self.queue(to, d),
+                Lane::First => self.pacer.push_control_first(to, d),
             }
         }
     }
@@ -820,7 +838,8 @@ impl Peer {
         };
         let own = s.origin == self.id;
         let hash = self.trust.hash_of(no).copied();
-        self.send_sealed(i, msg, hash.as_ref(), now);
+        let lane = if now { Lane::Now } else { Lane::Control };
+        self.send_sealed(i, msg, hash.as_ref(), lane);
         // Debt counts the flood (shown in status and Reports); chunks it asked for or routed
         // to it are a service, not a debt.
         if own {
@@ -1033,7 +1052,7 @@ impl Peer {
             if first.is_none() {
                 self.probe_turn = self.probe_turn.wrapping_add(1);
             }
-            self.send_sealed(b, Message::Probe { sent_ms }, None, true);
+            self.send_sealed(b, Message::Probe { sent_ms }, None, Lane::Now);
         }
     }
 
@@ -1097,7 +1116,8 @@ impl Peer {
             n.base_owd = Some(owd);
         }
         let q = n.base_owd.map_or(0, |b| owd.wrapping_sub(b));
-        self.send_to(i, Message::QueueDelay { sent_ms, ms: q });
+        // The prober's rate waits on this: it goes ahead of any control queued.
+        self.send_sealed(i, Message::QueueDelay { sent_ms, ms: q }, None, Lane::First);
     }
 
     fn on_splitter_msg(&mut self, now: Instant, msg: Message, hash: Option<[u8; 32]>) {

@@ -5,7 +5,8 @@
 //! charged to. Control messages to neighbours (Digests and Infos we flood, hellos, keepalives,
 //! Probe answers) queue here too, ahead of every copy: a Digest flooded to 100 neighbours at
 //! once is 30 KB, more than a second of a home uplink, and the router queue it fills delays
-//! every Probe behind it.
+//! every Probe behind it. Answers to others' Probes go ahead of all other control: the
+//! prober's rate waits on them.
 //!
 //! The rate follows a delay-based controller in the spirit of LEDBAT (RFC 6817): every few
 //! copies a Probe follows the copy to one of a few fixed "probe buddies", which answers how
@@ -308,6 +309,16 @@ impl Pacer {
         }
         self.control_bytes += data.len();
         self.control.push_back((to, data));
+    }
+
+    /// Queue a sealed control datagram ahead of all other control: an answer to a Probe,
+    /// which the prober's rate waits on (behind a newcomer's greetings to a large team it
+    /// would come seconds late, and every pacer that waits on it stays at its start).
+    pub(super) fn push_control_first(&mut self, to: SocketAddr, data: bytes::Bytes) {
+        self.push_control(to, data);
+        if let Some(last) = self.control.pop_back() {
+            self.control.push_front(last);
+        }
     }
 
     /// Whether the bucket lets a datagram go now; when it does not and `waiting` holds

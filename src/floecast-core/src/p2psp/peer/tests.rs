@@ -825,6 +825,120 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
     assert_eq!(st.introductions, 1);
 }
 
+/// A public member of a team that floods in two levels, introduced to newer members, leaves
+/// the greeting to them (their replies list us): it answers the greeting that comes, and greets only a newcomer whose greeting has not
+/// come by its next check of the neighbours (a keepalive gap; the greeting may be lost). Both sides greeting
+/// each other doubled a flash crowd's control: 1000 newcomers each sent and answered 2000
+/// greetings, seconds of their uplinks.
+#[test]
+fn a_public_member_leaves_the_greeting_to_a_newer_member() {
+    let t0 = Instant::now();
+    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
+    // Teams from four members flood in two levels.
+    let mut s = Splitter::new(
+        SplitterConfig {
+            relay_from: 4,
+            ..team_cfg()
+        },
+        77,
+        t0,
+    );
+    let (me, reply) = s
+        .handle_join(
+            t0,
+            "198.51.100.9:40000".parse().unwrap(),
+            &JoinRequest::new(Role::Peer),
+        )
+        .unwrap();
+    let my_key = reply.peer_key;
+    // Bound where the splitter sees us: a public endpoint.
+    let local: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let mut cfg = PeerConfig::new(splitter);
+    cfg.local = Some(local);
+    let mut p = Peer::new(cfg, reply, 1, t0);
+    while p.poll_transmit().is_some() {}
+    let mut seq = 0u64;
+    let mut from_splitter = |p: &mut Peer, now: Instant, msg: Message| {
+        seq += 1;
+        let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, &my_key, None).unwrap();
+        p.handle_datagram(now, splitter, &d);
+    };
+    from_splitter(&mut p, t0, Message::Endpoint { endpoint: local });
+    while p.poll_transmit().is_some() {}
+    let newcomer = |k: u32| {
+        let id = PeerId(me.0 + k);
+        let at: SocketAddr = format!("203.0.113.{k}:50000").parse().unwrap();
+        (id, at, crate::p2psp::auth::pair_key(&my_key, id))
+    };
+    // `greeter` greets us; `silent` never does. Three others before them make the team
+    // large enough.
+    let (greeter, greeter_at, greeter_key) = newcomer(4);
+    let (silent, silent_at, _) = newcomer(5);
+    for (id, at, _) in (1..=5).map(newcomer) {
+        let mut masked = crate::p2psp::auth::pair_key(&my_key, id);
+        crate::p2psp::auth::intro_mask(&my_key, 77, id, &mut masked);
+        from_splitter(
+            &mut p,
+            t0,
+            Message::Introduce {
+                id,
+                endpoint: at,
+                key: masked,
+            },
+        );
+    }
+    let said = |p: &mut Peer| -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| p.poll_transmit())
+            .map(|t| (t.to, wire::open(&t.data).unwrap().packet.msg))
+            .collect()
+    };
+    let is_hello = |m: &Message| matches!(m, Message::Hello { .. });
+    assert!(
+        !said(&mut p)
+            .iter()
+            .any(|(to, m)| (*to == greeter_at || *to == silent_at) && is_hello(m)),
+        "no greeting at once"
+    );
+    let hello = Packet {
+        team: 77,
+        msg: Message::Hello { from: greeter },
+    };
+    let d = wire::seal(&hello, greeter, 1, &greeter_key, None).unwrap();
+    p.handle_datagram(t0, greeter_at, &d);
+    assert!(
+        said(&mut p)
+            .iter()
+            .any(|(to, m)| *to == greeter_at && matches!(m, Message::KeepAlive { .. })),
+        "the newcomer's greeting is answered"
+    );
+    let mut now = t0;
+    let mut first_to_silent = None;
+    for _ in 0..((MAX_MESH_KEEPALIVE.as_millis() / 100) as usize + 1) {
+        now += Duration::from_millis(100);
+        from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        for (to, m) in said(&mut p) {
+            assert!(!(to == greeter_at && is_hello(&m)), "the greeter is heard");
+            if to == silent_at && is_hello(&m) {
+                first_to_silent = first_to_silent.or(Some(now - t0));
+            }
+        }
+        if first_to_silent.is_some() {
+            break;
+        }
+    }
+    let first = first_to_silent.expect("the silent newcomer is greeted");
+    assert!(
+        (HELLO_RETRY..=MAX_MESH_KEEPALIVE).contains(&first),
+        "greeted after {first:?}"
+    );
+    let st = p.stats();
+    assert!(st.neighbours.iter().any(|n| n.id == greeter && n.heard));
+    assert!(st.neighbours.iter().any(|n| n.id == silent && !n.heard));
+}
+
 #[test]
 fn a_neighbour_that_returns_no_chunks_but_talks_is_kept() {
     // The splitter gives an uplink too slow to flood no share: such a neighbour returns
@@ -1233,6 +1347,41 @@ fn probes_follow_a_crowd_of_greetings_and_the_rate_grows() {
     // 300 greetings at the starting rate (a tenth of a 128 kbit/s stream) take about 14 s.
     let took = last_hello.saturating_duration_since(start);
     assert!(took < Duration::from_secs(6), "the greetings took {took:?}");
+}
+
+/// An answer to a Probe leaves ahead of control already queued: the prober's rate grows only
+/// on answers. (Behind a newcomer's greetings to a large team it left seconds late; in the
+/// simulator's 1000-member flash crowd every pacer then sat at its starting rate for the first
+/// seconds, and the floods' backlog was still draining when the measurement window opened.)
+#[test]
+fn a_probe_is_answered_ahead_of_queued_greetings() {
+    // The slowest pacer: 300 greetings take about 14 s to leave.
+    let (mut p, members, start) = greeting_newcomer(300);
+    let (id, at, pair) = members[150];
+    let probe = Packet {
+        team: 77,
+        msg: Message::Probe { sent_ms: 1234 },
+    };
+    let d = wire::seal(&probe, id, 1, &pair, None).unwrap();
+    p.handle_datagram(start, at, &d);
+    let (mut hellos_before, mut answered) = (0, None);
+    drive_newcomer(&mut p, &members, start, 2000, |now, who, msg| {
+        match msg {
+            Message::Hello { .. } if answered.is_none() => hellos_before += 1,
+            Message::QueueDelay { sent_ms: 1234, .. } if who == id => {
+                answered = answered.or(Some(now));
+            }
+            _ => {}
+        }
+        None
+    });
+    let answered = answered.expect("the Probe was answered");
+    assert!(
+        answered.saturating_duration_since(start) <= Duration::from_millis(100),
+        "answered after {:?}",
+        answered.saturating_duration_since(start)
+    );
+    assert!(hellos_before < 150, "{hellos_before} greetings left first");
 }
 
 /// Keepalive gaps follow the round: at most 15 s apart from behind a NAT (its mappings expire),
