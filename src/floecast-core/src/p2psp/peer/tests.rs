@@ -705,6 +705,60 @@ fn spoofed_and_replayed_splitter_datagrams_are_ignored() {
     assert_eq!(net.delivered[1].len(), 60);
 }
 
+/// A peer that joined a splitter alone (bound at `local`), and the splitter's side of their
+/// channel: messages sealed as the splitter's, introductions of newer members.
+struct Joined {
+    p: Peer,
+    me: PeerId,
+    key: Key,
+    seq: u64,
+}
+
+impl Joined {
+    const SPLITTER: &str = "192.0.2.1:8001";
+
+    fn new(cfg: SplitterConfig, seen: SocketAddr, local: SocketAddr, t0: Instant) -> Joined {
+        let splitter: SocketAddr = Self::SPLITTER.parse().unwrap();
+        let mut s = Splitter::new(cfg, 77, t0);
+        let (me, reply) = s
+            .handle_join(t0, seen, &JoinRequest::new(Role::Peer))
+            .unwrap();
+        let key = reply.peer_key;
+        let mut cfg = PeerConfig::new(splitter);
+        cfg.local = Some(local);
+        let mut p = Peer::new(cfg, reply, 1, t0);
+        while p.poll_transmit().is_some() {}
+        Joined { p, me, key, seq: 0 }
+    }
+
+    fn splitter_says(&mut self, now: Instant, msg: Message) {
+        self.seq += 1;
+        let d = wire::seal(
+            &Packet { team: 77, msg },
+            PeerId::NONE,
+            self.seq,
+            &self.key,
+            None,
+        );
+        let splitter: SocketAddr = Self::SPLITTER.parse().unwrap();
+        self.p.handle_datagram(now, splitter, &d.unwrap());
+    }
+
+    /// The splitter introduces member `id` at `at`; returns our pair key with it.
+    fn introduce(&mut self, now: Instant, id: PeerId, at: SocketAddr) -> Key {
+        let pair = crate::p2psp::auth::pair_key(&self.key, id);
+        let mut masked = pair;
+        crate::p2psp::auth::intro_mask(&self.key, 77, id, &mut masked);
+        let msg = Message::Introduce {
+            id,
+            endpoint: at,
+            key: masked,
+        };
+        self.splitter_says(now, msg);
+        pair
+    }
+}
+
 /// The splitter introduces a member that joined after us (hole punching): we greet it at once
 /// and again every 0.4 s until it is heard from, 8 greetings at most; once heard, it is kept
 /// alive at most 15 s apart (inside NAT timeouts) even while the stream is idle, and we tell
@@ -712,49 +766,19 @@ fn spoofed_and_replayed_splitter_datagrams_are_ignored() {
 #[test]
 fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
     let t0 = Instant::now();
-    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
-    let mut s = Splitter::new(team_cfg(), 77, t0);
-    let (me, reply) = s
-        .handle_join(
-            t0,
-            "192.0.2.9:9".parse().unwrap(),
-            &JoinRequest::new(Role::Peer),
-        )
-        .unwrap();
-    let my_key = reply.peer_key;
     let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
-    let mut cfg = PeerConfig::new(splitter);
-    cfg.local = Some(local);
-    let mut p = Peer::new(cfg, reply, 1, t0);
-    while p.poll_transmit().is_some() {}
-    let mut seq = 0u64;
-    let mut from_splitter = |p: &mut Peer, now: Instant, msg: Message| {
-        seq += 1;
-        let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, &my_key, None).unwrap();
-        p.handle_datagram(now, splitter, &d);
-    };
+    let mut j = Joined::new(team_cfg(), "192.0.2.9:9".parse().unwrap(), local, t0);
     let seen: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-    from_splitter(&mut p, t0, Message::Endpoint { endpoint: seen });
-    assert_eq!(p.stats().public_endpoint, Some(seen));
-    let said: Vec<Message> = std::iter::from_fn(|| p.poll_transmit())
+    j.splitter_says(t0, Message::Endpoint { endpoint: seen });
+    assert_eq!(j.p.stats().public_endpoint, Some(seen));
+    let said: Vec<Message> = std::iter::from_fn(|| j.p.poll_transmit())
         .map(|t| wire::open(&t.data).unwrap().packet.msg)
         .collect();
     assert_eq!(said, vec![Message::Endpoint { endpoint: local }]);
 
-    let other = PeerId(me.0 + 1);
+    let other = PeerId(j.me.0 + 1);
     let at: SocketAddr = "203.0.113.5:50000".parse().unwrap();
-    let pair = crate::p2psp::auth::pair_key(&my_key, other);
-    let mut masked = pair;
-    crate::p2psp::auth::intro_mask(&my_key, 77, other, &mut masked);
-    from_splitter(
-        &mut p,
-        t0,
-        Message::Introduce {
-            id: other,
-            endpoint: at,
-            key: masked,
-        },
-    );
+    let pair = j.introduce(t0, other, at);
     let hellos_to = |p: &mut Peer| {
         std::iter::from_fn(|| p.poll_transmit())
             .filter(|t| t.to == at)
@@ -766,23 +790,23 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
             })
             .count()
     };
-    let mut hellos = hellos_to(&mut p);
+    let mut hellos = hellos_to(&mut j.p);
     assert_eq!(hellos, 1, "greeted at once");
     let mut now = t0;
     for _ in 0..36 {
         now += Duration::from_millis(100);
-        from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
-        if p.poll_timeout().is_some_and(|d| d <= now) {
-            p.handle_timeout(now);
+        j.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
         }
-        hellos += hellos_to(&mut p);
+        hellos += hellos_to(&mut j.p);
     }
     assert_eq!(hellos, 8, "greeted until the retries ran out");
-    assert!(!p.stats().neighbours[0].heard);
+    assert!(!j.p.stats().neighbours[0].heard);
     // Never heard: given up (no chunks go into a closed NAT).
     now += Duration::from_millis(400);
-    p.handle_timeout(now);
-    assert!(p.stats().neighbours.is_empty());
+    j.p.handle_timeout(now);
+    assert!(j.p.stats().neighbours.is_empty());
     // It speaks at last (its datagram sealed under our pair key): taken back, heard, never
     // greeted again, and kept alive while nothing streams.
     let mut their_seq = 0u64;
@@ -797,13 +821,13 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
                 msg: Message::KeepAlive { from: other },
             };
             let d = wire::seal(&ka, other, their_seq, &pair, None).unwrap();
-            p.handle_datagram(now, at, &d);
+            j.p.handle_datagram(now, at, &d);
         }
-        from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
-        if p.poll_timeout().is_some_and(|d| d <= now) {
-            p.handle_timeout(now);
+        j.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
         }
-        for t in std::iter::from_fn(|| p.poll_transmit()) {
+        for t in std::iter::from_fn(|| j.p.poll_transmit()) {
             if t.to == at {
                 let msg = wire::open(&t.data).unwrap().packet.msg;
                 assert!(
@@ -815,7 +839,7 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
             }
         }
     }
-    let st = p.stats();
+    let st = j.p.stats();
     assert!(st.neighbours[0].heard && st.neighbours[0].id == other);
     assert!(
         widest <= MAX_MESH_KEEPALIVE,
@@ -826,67 +850,41 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
 }
 
 /// A public member of a team that floods in two levels, introduced to newer members, leaves
-/// the greeting to them (their replies list us): it answers the greeting that comes, and greets only a newcomer whose greeting has not
-/// come by its next check of the neighbours (a keepalive gap; the greeting may be lost). Both sides greeting
-/// each other doubled a flash crowd's control: 1000 newcomers each sent and answered 2000
-/// greetings, seconds of their uplinks.
+/// the greeting to them (their replies list us): it answers the greeting that comes, and
+/// greets only a newcomer whose greeting has not come by its next check of the neighbours (a
+/// keepalive gap; the greeting may be lost). Both sides greeting each other doubled a flash
+/// crowd's control: 1000 newcomers each sent and answered 2000 greetings, seconds of their
+/// uplinks.
 #[test]
 fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let t0 = Instant::now();
-    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
-    // Teams from four members flood in two levels.
-    let mut s = Splitter::new(
-        SplitterConfig {
-            relay_from: 4,
-            ..team_cfg()
-        },
-        77,
-        t0,
-    );
-    let (me, reply) = s
-        .handle_join(
-            t0,
-            "198.51.100.9:40000".parse().unwrap(),
-            &JoinRequest::new(Role::Peer),
-        )
-        .unwrap();
-    let my_key = reply.peer_key;
-    // Bound where the splitter sees us: a public endpoint.
-    let local: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-    let mut cfg = PeerConfig::new(splitter);
-    cfg.local = Some(local);
-    let mut p = Peer::new(cfg, reply, 1, t0);
-    while p.poll_transmit().is_some() {}
-    let mut seq = 0u64;
-    let mut from_splitter = |p: &mut Peer, now: Instant, msg: Message| {
-        seq += 1;
-        let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, &my_key, None).unwrap();
-        p.handle_datagram(now, splitter, &d);
+    // Teams from four members flood in two levels. Bound where the splitter sees us: a
+    // public endpoint.
+    let cfg = SplitterConfig {
+        relay_from: 4,
+        ..team_cfg()
     };
-    from_splitter(&mut p, t0, Message::Endpoint { endpoint: local });
-    while p.poll_transmit().is_some() {}
+    let local: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let mut j = Joined::new(cfg, local, local, t0);
+    j.splitter_says(t0, Message::Endpoint { endpoint: local });
+    while j.p.poll_transmit().is_some() {}
+    let me = j.me;
     let newcomer = |k: u32| {
-        let id = PeerId(me.0 + k);
         let at: SocketAddr = format!("203.0.113.{k}:50000").parse().unwrap();
-        (id, at, crate::p2psp::auth::pair_key(&my_key, id))
+        (PeerId(me.0 + k), at)
     };
     // `greeter` greets us; `silent` never does. Three others before them make the team
     // large enough.
-    let (greeter, greeter_at, greeter_key) = newcomer(4);
-    let (silent, silent_at, _) = newcomer(5);
-    for (id, at, _) in (1..=5).map(newcomer) {
-        let mut masked = crate::p2psp::auth::pair_key(&my_key, id);
-        crate::p2psp::auth::intro_mask(&my_key, 77, id, &mut masked);
-        from_splitter(
-            &mut p,
-            t0,
-            Message::Introduce {
-                id,
-                endpoint: at,
-                key: masked,
-            },
-        );
+    let (greeter, greeter_at) = newcomer(4);
+    let (silent, silent_at) = newcomer(5);
+    let mut greeter_key = None;
+    for (id, at) in (1..=5).map(newcomer) {
+        let pair = j.introduce(t0, id, at);
+        if id == greeter {
+            greeter_key = Some(pair);
+        }
     }
+    let greeter_key = greeter_key.unwrap();
     let said = |p: &mut Peer| -> Vec<(SocketAddr, Message)> {
         std::iter::from_fn(|| p.poll_transmit())
             .map(|t| (t.to, wire::open(&t.data).unwrap().packet.msg))
@@ -894,7 +892,7 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     };
     let is_hello = |m: &Message| matches!(m, Message::Hello { .. });
     assert!(
-        !said(&mut p)
+        !said(&mut j.p)
             .iter()
             .any(|(to, m)| (*to == greeter_at || *to == silent_at) && is_hello(m)),
         "no greeting at once"
@@ -904,9 +902,9 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
         msg: Message::Hello { from: greeter },
     };
     let d = wire::seal(&hello, greeter, 1, &greeter_key, None).unwrap();
-    p.handle_datagram(t0, greeter_at, &d);
+    j.p.handle_datagram(t0, greeter_at, &d);
     assert!(
-        said(&mut p)
+        said(&mut j.p)
             .iter()
             .any(|(to, m)| *to == greeter_at && matches!(m, Message::KeepAlive { .. })),
         "the newcomer's greeting is answered"
@@ -915,11 +913,11 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let mut first_to_silent = None;
     for _ in 0..((MAX_MESH_KEEPALIVE.as_millis() / 100) as usize + 1) {
         now += Duration::from_millis(100);
-        from_splitter(&mut p, now, Message::KeepAlive { from: PeerId::NONE });
-        if p.poll_timeout().is_some_and(|d| d <= now) {
-            p.handle_timeout(now);
+        j.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
         }
-        for (to, m) in said(&mut p) {
+        for (to, m) in said(&mut j.p) {
             assert!(!(to == greeter_at && is_hello(&m)), "the greeter is heard");
             if to == silent_at && is_hello(&m) {
                 first_to_silent = first_to_silent.or(Some(now - t0));
@@ -934,7 +932,7 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
         (HELLO_RETRY..=MAX_MESH_KEEPALIVE).contains(&first),
         "greeted after {first:?}"
     );
-    let st = p.stats();
+    let st = j.p.stats();
     assert!(st.neighbours.iter().any(|n| n.id == greeter && n.heard));
     assert!(st.neighbours.iter().any(|n| n.id == silent && !n.heard));
 }
