@@ -850,12 +850,16 @@ impl Splitter {
         self.pick_turn()
     }
 
-    /// Whether member `i` looks able to flood what it is given: not silent, and heard by the
-    /// team (one that hears no one cannot pass its chunks on; a relayed one gets every chunk
-    /// anyway).
+    /// Whether member `i` looks able to flood what it is given: not silent, its Report not
+    /// overdue, and heard by the team (one that hears no one cannot pass its chunks on; a
+    /// relayed one gets every chunk anyway). Reports cross the member's own uplink: an uplink
+    /// slower than its pacer's start fills its router queue in its first seconds, and its
+    /// Reports come late long before one carries the measured rate that takes its share
+    /// away (half the members at 0.5 × the stream, half at 3 ×: measured 13–26 s after the
+    /// start, and the chunks it was given until then were what the team lost).
     fn may_flood(&self, i: usize) -> bool {
         let m = &self.members[i];
-        !self.is_suspect(i) && !m.relayed && m.isolated_since.is_none()
+        !self.is_suspect(i) && !self.late_reporting(i) && !m.relayed && m.isolated_since.is_none()
     }
 
     fn is_suspect(&self, i: usize) -> bool {
@@ -1303,12 +1307,15 @@ impl Splitter {
             .unwrap_or(t)
     }
 
-    /// Whether member `i`'s Report is overdue by a quarter of an interval.
+    /// Whether member `i`'s Report is overdue by a quarter of an interval (Gen C members send
+    /// none).
     fn late_reporting(&self, i: usize) -> bool {
         let ka = self.cfg.keepalive_interval;
-        self.now
-            .saturating_duration_since(self.members[i].reported_at)
-            > ka + ka / 4
+        self.cfg.codec == Codec::Native
+            && self
+                .now
+                .saturating_duration_since(self.members[i].reported_at)
+                > ka + ka / 4
     }
 
     /// The ring slot of chunk `no`, which a member says it misses, and whether the team's

@@ -418,6 +418,41 @@ fn resends_go_to_members_not_late_with_their_reports() {
     assert!(distinct.len() >= 3, "{resent_to:?}");
 }
 
+/// A member whose Report is overdue gets no chunks to flood until it reports again: its
+/// uplink's queue may hold its Reports back (a slow uplink in its first seconds), and a
+/// chunk sent to it alone would reach the team late.
+#[test]
+fn chunks_go_to_members_not_late_with_their_reports() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    for n in 1..=4 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    let _ = decode_all(&mut s);
+    // 1.3 s on, all but member 3 have reported: it is not silent for long enough to look
+    // gone, but its Report is overdue.
+    let now = t + Duration::from_millis(1300);
+    for n in [1, 2, 4] {
+        s.handle_datagram(now, addr(n), &report(&s, n, 7, 3, 0));
+    }
+    let to = |s: &mut Splitter, now: Instant| -> Vec<SocketAddr> {
+        for k in 0..8u8 {
+            s.push_chunk(now, Bytes::from(vec![k])).unwrap();
+        }
+        decode_all(s)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::Chunk { .. }))
+            .map(|(a, _)| a)
+            .collect()
+    };
+    let sent = to(&mut s, now);
+    assert_eq!(sent.len(), 8);
+    assert!(!sent.contains(&addr(3)), "{sent:?}");
+    // Its Report comes: it takes turns again.
+    s.handle_datagram(now, addr(3), &report(&s, 3, 7, 3, 0));
+    assert_eq!(to(&mut s, now).iter().filter(|a| **a == addr(3)).count(), 2);
+}
+
 /// A resend brings the chunk's Digest only when the complainer says it has none: a flood
 /// of the Digest with every resend was half the Digest traffic of a lossy team.
 #[test]
