@@ -1124,6 +1124,14 @@ impl Peer {
         match msg {
             Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Splitter),
             Message::Expel { id } => self.on_expel(id),
+            Message::Gone { ids } => {
+                for id in ids {
+                    if let Some(i) = self.neighbours.iter().position(|n| n.id == id) {
+                        self.stats.neighbours_dropped_silence += 1;
+                        self.remove_neighbour(i);
+                    }
+                }
+            }
             Message::Introduce { id, endpoint, key } => self.on_introduce(id, endpoint, key),
             Message::Endpoint { endpoint } => {
                 self.stats.public_endpoint = Some(endpoint);

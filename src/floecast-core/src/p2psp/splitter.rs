@@ -361,6 +361,8 @@ pub struct Splitter {
     info_epoch: u32,
     /// Where the next Info fan-out starts in the member list (so it rotates).
     info_rr: usize,
+    /// Members dropped for silence since the last tick: the team is told at the next one.
+    gone: Vec<PeerId>,
     /// The stream headers of the last chains, oldest first; the last is the current one.
     headers: VecDeque<HeaderChange>,
     header_epoch: u32,
@@ -448,6 +450,7 @@ impl Splitter {
             info: StreamInfo::default(),
             info_epoch: 0,
             info_rr: 0,
+            gone: Vec::new(),
             headers: VecDeque::from([HeaderChange {
                 first: ChunkNo(0),
                 end: ChunkNo(0),
@@ -1521,6 +1524,23 @@ impl Splitter {
         }
     }
 
+    /// Tell every member which members were dropped for silence since the last tick. A
+    /// member times a silent neighbour out only after three of its keepalive gaps (a round or
+    /// more each), and floods its chunks to it until then: after 30% of a team of 100 vanished,
+    /// 0.145 of every survivor's upload went to the vanished for 17 s. Once a tick, so a
+    /// crowd that vanishes together costs a datagram per member.
+    fn tell_gone(&mut self) {
+        if self.gone.is_empty() {
+            return;
+        }
+        let gone = std::mem::take(&mut self.gone);
+        for ids in gone.chunks(wire::MAX_GONE_IDS) {
+            for i in 0..self.members.len() {
+                self.send(i, Message::Gone { ids: ids.to_vec() });
+            }
+        }
+    }
+
     fn remove(&mut self, i: usize, reason: LeaveReason) {
         let m = self.members.remove(i);
         if i < self.rr {
@@ -1588,7 +1608,12 @@ impl Splitter {
                 i -= 1;
                 if now.saturating_duration_since(self.members[i].last_seen) >= self.cfg.peer_timeout
                 {
+                    let id = self.members[i].id;
                     self.remove(i, LeaveReason::Timeout);
+                    // Beyond a few datagrams' worth, members time the rest out themselves.
+                    if self.gone.len() < 4 * wire::MAX_GONE_IDS {
+                        self.gone.push(id);
+                    }
                 }
             }
             self.promote_replacement();
@@ -1610,6 +1635,7 @@ impl Splitter {
             if self.next_tick <= now {
                 self.next_tick = now + TICK;
             }
+            self.tell_gone();
         }
         if self.cfg.codec == Codec::Native {
             for i in 0..self.members.len() {

@@ -27,7 +27,7 @@
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
-//! ([`Evidence`]); Expel `u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
+//! ([`Evidence`]); Expel `u32 id`; Gone `u16 n (≤ 256), n × u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
 //! Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
 //! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate`; Probe
@@ -126,6 +126,7 @@ pub mod ty {
     pub const PROBE: u8 = 0x16;
     pub const QUEUE_DELAY: u8 = 0x17;
     pub const RELAY_CHUNK: u8 = 0x18;
+    pub const GONE: u8 = 0x19;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -135,6 +136,8 @@ pub mod ty {
 
 /// Most chunk hashes in one Digest.
 pub const MAX_DIGEST_HASHES: usize = 64;
+/// Most member ids in one Gone.
+pub const MAX_GONE_IDS: usize = 256;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum WireError {
@@ -262,6 +265,11 @@ pub enum Message {
     /// Splitter → peer: member `id` is expelled (polluter): drop its datagrams.
     Expel {
         id: PeerId,
+    },
+    /// Splitter → peer: these members fell silent and were dropped from the team: send them
+    /// nothing more (a member that speaks again is taken back).
+    Gone {
+        ids: Vec<PeerId>,
     },
     JoinRequest(JoinRequest),
     /// Splitter → joiner (team secret): prove it over this nonce.
@@ -600,6 +608,13 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_slice(&e.tag);
         }
         Message::Expel { id } => b.put_u32(id.0),
+        Message::Gone { ids } => {
+            check_len("gone ids", ids.len(), MAX_GONE_IDS)?;
+            b.put_u16(ids.len() as u16);
+            for id in ids {
+                b.put_u32(id.0);
+            }
+        }
         Message::Introduce { id, endpoint, key } => {
             b.put_u32(id.0);
             put_endpoint(&mut b, endpoint);
@@ -757,6 +772,7 @@ fn type_of(m: &Message) -> u8 {
         Message::Digest { .. } => ty::DIGEST,
         Message::Polluted(_) => ty::POLLUTED,
         Message::Expel { .. } => ty::EXPEL,
+        Message::Gone { .. } => ty::GONE,
         Message::Introduce { .. } => ty::INTRODUCE,
         Message::Endpoint { .. } => ty::ENDPOINT,
         Message::Probe { .. } => ty::PROBE,
@@ -986,6 +1002,15 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         ty::EXPEL => Message::Expel {
             id: PeerId(r.u32()?),
         },
+        ty::GONE => {
+            let n = usize::from(r.u16()?);
+            check_len("gone ids", n, MAX_GONE_IDS)?;
+            let mut ids = Vec::with_capacity(n);
+            for _ in 0..n {
+                ids.push(PeerId(r.u32()?));
+            }
+            Message::Gone { ids }
+        }
         ty::INTRODUCE => Message::Introduce {
             id: PeerId(r.u32()?),
             endpoint: r.endpoint()?,

@@ -759,6 +759,34 @@ impl Joined {
     }
 }
 
+/// The splitter says which members it dropped for silence: we drop them too, instead of
+/// flooding to them for three of their keepalive gaps. Only the splitter is heard on it.
+#[test]
+fn members_the_splitter_dropped_for_silence_are_dropped() {
+    let t0 = Instant::now();
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let mut j = Joined::new(team_cfg(), local, local, t0);
+    let (a, b) = (PeerId(j.me.0 + 1), PeerId(j.me.0 + 2));
+    j.introduce(t0, a, "203.0.113.5:50000".parse().unwrap());
+    j.introduce(t0, b, "203.0.113.6:50000".parse().unwrap());
+    let ids = |p: &Peer| {
+        p.stats()
+            .neighbours
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&j.p), vec![a, b]);
+    j.splitter_says(
+        t0,
+        Message::Gone {
+            ids: vec![a, PeerId(999)],
+        },
+    );
+    assert_eq!(ids(&j.p), vec![b]);
+    assert_eq!(j.p.stats().neighbours_dropped_silence, 1);
+}
+
 /// The splitter introduces a member that joined after us (hole punching): we greet it at once
 /// and again every 0.4 s until it is heard from, 8 greetings at most; once heard, it is kept
 /// alive at most 15 s apart (inside NAT timeouts) even while the stream is idle, and we tell

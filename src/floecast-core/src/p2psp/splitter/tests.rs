@@ -453,6 +453,41 @@ fn chunks_go_to_members_not_late_with_their_reports() {
     assert_eq!(to(&mut s, now).iter().filter(|a| **a == addr(3)).count(), 2);
 }
 
+/// Members dropped for silence are named to the rest of the team, together at the next
+/// tick (one datagram each, however many vanished in that second).
+#[test]
+fn members_dropped_for_silence_are_named_to_the_team() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        ids.push(join_peer(&mut s, t, n).unwrap().0);
+    }
+    let _ = decode_all(&mut s);
+    // Members 1 and 2 report every second; 3 and 4 vanished at `t`.
+    let mut gone = Vec::new();
+    let mut now = t;
+    while now < t + Duration::from_secs(12) {
+        now += Duration::from_millis(250);
+        for n in [1, 2] {
+            s.handle_datagram(now, addr(n), &report(&s, n, 7, 3, 0));
+        }
+        s.handle_timeout(now);
+        for (to, m) in decode_all(&mut s) {
+            if let Message::Gone { ids } = m {
+                gone.push((now, to, ids));
+            }
+        }
+    }
+    assert_eq!(s.peer_count(), 2);
+    assert_eq!(gone.len(), 2, "{gone:?}");
+    for (at, to, named) in &gone {
+        assert!(*at >= t + s.cfg.peer_timeout, "{at:?}");
+        assert!([addr(1), addr(2)].contains(to));
+        assert_eq!(named, &vec![ids[3], ids[2]]);
+    }
+}
+
 /// A resend brings the chunk's Digest only when the complainer says it has none: a flood
 /// of the Digest with every resend was half the Digest traffic of a lossy team.
 #[test]

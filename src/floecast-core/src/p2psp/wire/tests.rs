@@ -480,6 +480,9 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             tag: [q as u8; 12],
         })),
         any::<u32>().prop_map(|i| Message::Expel { id: PeerId(i) }),
+        proptest::collection::vec(any::<u32>(), 0..=MAX_GONE_IDS).prop_map(|ids| Message::Gone {
+            ids: ids.into_iter().map(PeerId).collect(),
+        }),
         (any::<u32>(), any::<[u8; 32]>()).prop_map(|(i, key)| Message::Introduce {
             id: PeerId(i),
             endpoint: SocketAddr::from(([192, 0, 2, 7], i as u16)),
