@@ -51,6 +51,29 @@ fn confirm(s: &mut Splitter, t: Instant, id: PeerId, at: SocketAddr) {
     });
 }
 
+/// A splitter (team 7) with a monitor at `addr(1)` and plain peers at `addr(2..=size)`,
+/// joined at `t`; what it sent them is discarded.
+fn monitored_team(t: Instant, size: u16) -> Splitter {
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
+    team_joins(&mut s, t, 2..=size);
+    s
+}
+
+/// The same with plain peers only, at `addr(1..=size)`.
+fn plain_team(t: Instant, size: u16) -> Splitter {
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    team_joins(&mut s, t, 1..=size);
+    s
+}
+
+fn team_joins(s: &mut Splitter, t: Instant, peers: std::ops::RangeInclusive<u16>) {
+    for n in peers {
+        join_peer(s, t, n).unwrap();
+    }
+    while s.poll_transmit().is_some() {}
+}
+
 fn next_seq() -> u64 {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -383,12 +406,7 @@ fn lrs_resend_blame_acs_and_expulsion() {
 #[test]
 fn resends_go_to_members_not_late_with_their_reports() {
     let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
-    for n in 2..=11 {
-        join_peer(&mut s, t, n).unwrap();
-    }
-    while s.poll_transmit().is_some() {}
+    let mut s = monitored_team(t, 11);
     // 1.3 s on, members 2..=6 have reported; 7..=11 vanished at `t` (silent for less than
     // the 1.5 keepalive intervals after which the round passes over them, but their Reports
     // are overdue).
@@ -424,11 +442,7 @@ fn resends_go_to_members_not_late_with_their_reports() {
 #[test]
 fn chunks_go_to_members_not_late_with_their_reports() {
     let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    for n in 1..=4 {
-        join_peer(&mut s, t, n).unwrap();
-    }
-    let _ = decode_all(&mut s);
+    let mut s = plain_team(t, 4);
     // 1.3 s on, all but member 3 have reported: it is not silent for long enough to look
     // gone, but its Report is overdue.
     let now = t + Duration::from_millis(1300);
@@ -458,12 +472,8 @@ fn chunks_go_to_members_not_late_with_their_reports() {
 #[test]
 fn members_dropped_for_silence_are_named_to_the_team() {
     let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    let mut ids = Vec::new();
-    for n in 1..=4 {
-        ids.push(join_peer(&mut s, t, n).unwrap().0);
-    }
-    let _ = decode_all(&mut s);
+    let mut s = plain_team(t, 4);
+    let ids: Vec<PeerId> = s.stats().peers.iter().map(|p| p.id).collect();
     // Members 1 and 2 report every second; 3 and 4 vanished at `t`.
     let mut gone = Vec::new();
     let mut now = t;
@@ -493,9 +503,7 @@ fn members_dropped_for_silence_are_named_to_the_team() {
 #[test]
 fn a_resend_brings_the_digest_only_to_those_without_it() {
     let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
-    join_peer(&mut s, t, 2).unwrap();
+    let mut s = monitored_team(t, 2);
     // A whole batch, signed.
     for i in 0..auth::BATCH_CHUNKS as u8 {
         s.push_chunk(t, Bytes::from(vec![i])).unwrap();
@@ -973,11 +981,7 @@ fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
 #[test]
 fn the_splitters_floods_start_at_public_members() {
     let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
-    join_at(&mut s, t, addr(1), Role::Monitor).unwrap();
-    for n in 2..=10 {
-        join_peer(&mut s, t, n).unwrap();
-    }
+    let mut s = monitored_team(t, 10);
     // Who gets Digests, Infos and resent chunks over four batches, four title changes and
     // eight complaints.
     let floods = |s: &mut Splitter| {
