@@ -231,6 +231,7 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
                 pace_rate: 20_000,
                 backlog_ms: 300,
                 uplink_rate: 18_000,
+                sent_ms: 61_000,
             })),
         ),
         ("probe", p(Message::Probe { sent_ms: 12_345 })),

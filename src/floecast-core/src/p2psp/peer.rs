@@ -1521,6 +1521,7 @@ impl Peer {
                 .pacer
                 .capacity(self.now)
                 .map_or(0, |u| u.clamp(1.0, f64::from(u32::MAX)) as u32),
+            sent_ms: self.clock_ms(self.now),
         }
     }
 }

@@ -36,6 +36,57 @@ use super::{ChunkNo, Codec, PeerId, Role, StreamInfo, Transmit, push_bounded};
 pub const MAX_PERIOD: u32 = 32;
 /// A member silent this long is not trusted to be flooding what it was given.
 const ORIGIN_SILENCE: Duration = Duration::from_millis(1500);
+
+/// A member whose Reports wait longer than this behind its uplink's queue gets no chunk turns
+/// until the queue drains (see [`ReportDelay`]).
+const REPORT_QUEUE_MAX: Duration = Duration::from_secs(1);
+/// The least delay of a member's Reports is remembered over one to two of these (as the
+/// peers' pacers keep their Probes' least delay): clocks drift apart, a little.
+const REPORT_BASE_WINDOW: Duration = Duration::from_secs(60);
+
+/// How long a member's latest Report waited behind the queue on its uplink: how much later it
+/// came, by its sender's clock against ours, than the earliest of them lately (LEDBAT's base
+/// delay, RFC 6817; the clocks need not agree, only tick alike). An uplink slower than its
+/// pacer's start fills its router queue in its first seconds (a 64 KiB queue at 64 kbit/s
+/// holds 8 s), and a chunk given to it then floods seconds late; the measured uplink that
+/// takes its share away crosses the same queue. Once that queue is full, the Reports come
+/// regularly again, only late: this is what tells.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReportDelay {
+    /// Least (our ms − its ms), wrapping, in the current window and in the one before.
+    base_now: Option<u32>,
+    base_before: Option<u32>,
+    window_from: Option<Instant>,
+    queue_ms: u32,
+}
+
+impl ReportDelay {
+    fn on_report(&mut self, now: Instant, our_ms: u32, sent_ms: u32) {
+        let offset = our_ms.wrapping_sub(sent_ms);
+        let earlier = |a: u32, b: u32| (a.wrapping_sub(b) as i32) < 0;
+        if self
+            .window_from
+            .is_none_or(|t| now.saturating_duration_since(t) >= REPORT_BASE_WINDOW)
+        {
+            self.base_before = self.base_now.take();
+            self.window_from = Some(now);
+        }
+        let base_now = match self.base_now {
+            Some(b) if !earlier(offset, b) => b,
+            _ => offset,
+        };
+        self.base_now = Some(base_now);
+        let base = match self.base_before {
+            Some(b) if earlier(b, base_now) => b,
+            _ => base_now,
+        };
+        self.queue_ms = offset.wrapping_sub(base);
+    }
+
+    fn queued(&self) -> Duration {
+        Duration::from_millis(u64::from(self.queue_ms))
+    }
+}
 /// What relaying a full share of the stream costs a peer's uplink, in streams.
 const FULL_SHARE: f64 = 1.15;
 /// Below this measured uplink rate, in streams, a peer's flood of one chunk to the team takes
@@ -292,6 +343,7 @@ struct Member {
     /// When its last Report came (its join, before the first): members report once a
     /// keepalive interval whatever else they send.
     reported_at: Instant,
+    report_delay: ReportDelay,
     /// Its key, the sequence of our datagrams to it, and its anti-replay window.
     key: Key,
     tx_seq: u64,
@@ -369,6 +421,10 @@ pub struct Splitter {
     /// Bytes of the newest header still to come through `push_chunk`.
     header_bytes_left: usize,
     next_tick: Instant,
+    /// Our clock's start, for [`ReportDelay`].
+    clock0: Instant,
+    /// The Report queue past which a member gets no chunk turns (updated each tick).
+    report_queue_bar: Duration,
     /// When the last chunk was pushed: keepalives are only needed while the stream is idle.
     last_push: Option<Instant>,
     transmits: VecDeque<Transmit>,
@@ -459,6 +515,8 @@ impl Splitter {
             header_epoch: 0,
             header_bytes_left: 0,
             next_tick: now + TICK,
+            clock0: now,
+            report_queue_bar: REPORT_QUEUE_MAX,
             last_push: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -862,7 +920,28 @@ impl Splitter {
     /// start, and the chunks it was given until then were what the team lost).
     fn may_flood(&self, i: usize) -> bool {
         let m = &self.members[i];
-        !self.is_suspect(i) && !self.late_reporting(i) && !m.relayed && m.isolated_since.is_none()
+        !self.is_suspect(i)
+            && !self.late_reporting(i)
+            && m.report_delay.queued() <= self.report_queue_bar
+            && !m.relayed
+            && m.isolated_since.is_none()
+    }
+
+    /// [`REPORT_QUEUE_MAX`], or twice the median member's Report queue if that is more: while
+    /// most of a team queues (a flash crowd's greetings on tight uplinks), passing over all
+    /// of them would pile every chunk on the few that do not.
+    fn report_queue_bar(&self) -> Duration {
+        let mut q: Vec<u32> = self
+            .members
+            .iter()
+            .map(|m| m.report_delay.queue_ms)
+            .collect();
+        if q.is_empty() {
+            return REPORT_QUEUE_MAX;
+        }
+        let mid = q.len() / 2;
+        let (_, median, _) = q.select_nth_unstable(mid);
+        REPORT_QUEUE_MAX.max(Duration::from_millis(u64::from(*median) * 2))
     }
 
     fn is_suspect(&self, i: usize) -> bool {
@@ -1069,6 +1148,7 @@ impl Splitter {
             promoted_at: now,
             report: None,
             reported_at: now,
+            report_delay: ReportDelay::default(),
             key,
             tx_seq: 0,
             rx: ReplayWindow::default(),
@@ -1207,6 +1287,10 @@ impl Splitter {
             Message::Hello { .. } | Message::KeepAlive { .. } => {}
             Message::Report(r) => {
                 self.members[i].reported_at = now;
+                let our_ms = now.saturating_duration_since(self.clock0).as_millis() as u32;
+                self.members[i]
+                    .report_delay
+                    .on_report(now, our_ms, r.sent_ms);
                 self.on_report(i, r);
                 self.weigh_capacity(i, &r);
             }
@@ -1636,6 +1720,7 @@ impl Splitter {
                 self.next_tick = now + TICK;
             }
             self.tell_gone();
+            self.report_queue_bar = self.report_queue_bar();
         }
         if self.cfg.codec == Codec::Native {
             for i in 0..self.members.len() {

@@ -30,7 +30,7 @@
 //! ([`Evidence`]); Expel `u32 id`; Gone `u16 n (≤ 256), n × u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
 //! Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
-//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate`; Probe
+//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate, u32 sent_ms`; Probe
 //! `u32 sent_ms`;
 //! QueueDelay `u32 sent_ms, u32 ms`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
@@ -77,8 +77,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// LostChunk whether the asker needs the Digest too (answers to Requests carried one each, and
 /// each resend a flood of one); version 10 keeps a two-level team's groups while its group
 /// count stays and has the relays take turns (members of different versions would group the
-/// team apart). An older peer gets a refusal it can read ([`encode_refusal`]).
-pub const VERSION: u8 = 10;
+/// team apart); version 11 stamps Reports with the peer's clock (the splitter reads the queue
+/// on a member's uplink from how late they come). An older peer gets a refusal it can read
+/// ([`encode_refusal`]).
+pub const VERSION: u8 = 11;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -323,6 +325,9 @@ pub struct PeerReport {
     /// What its uplink carries (bytes/s) as its pacer measured it, 0 until measured: the
     /// splitter sizes its share by this (see the splitter's ACS).
     pub uplink_rate: u32,
+    /// The peer's clock when it sent this (ms, from any start): the splitter takes how much
+    /// later than the earliest one lately a Report comes as the queue on the peer's uplink.
+    pub sent_ms: u32,
 }
 
 /// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
@@ -583,6 +588,7 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(r.pace_rate);
             b.put_u32(r.backlog_ms);
             b.put_u32(r.uplink_rate);
+            b.put_u32(r.sent_ms);
         }
         Message::Digest {
             first,
@@ -963,6 +969,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             pace_rate: r.u32()?,
             backlog_ms: r.u32()?,
             uplink_rate: r.u32()?,
+            sent_ms: r.u32()?,
         }),
         ty::INFO => {
             let epoch = r.u32()?;

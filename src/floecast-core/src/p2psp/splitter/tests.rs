@@ -90,9 +90,30 @@ fn enc(s: &Splitter, n: u16, team: u32, msg: Message) -> Bytes {
     wire::seal(&Packet { team, msg }, id, seq, &key, None).unwrap()
 }
 
-/// Member `addr(n)`'s Report (sealed as it would send it) saying it hears `neighbours` and
-/// measured its uplink at `uplink_rate` bytes/s (0 = not measured).
-fn report(s: &Splitter, n: u16, team: u32, neighbours: u32, uplink_rate: u32) -> Bytes {
+/// Member `addr(n)`'s Report (sealed as it would send it) at `now`, saying it hears
+/// `neighbours` and measured its uplink at `uplink_rate` bytes/s (0 = not measured); its
+/// clock agrees with the splitter's and nothing queues on its uplink.
+fn report(
+    s: &Splitter,
+    now: Instant,
+    n: u16,
+    team: u32,
+    neighbours: u32,
+    uplink_rate: u32,
+) -> Bytes {
+    let sent_ms = now.saturating_duration_since(s.clock0).as_millis() as u32;
+    report_sent(s, n, team, neighbours, uplink_rate, sent_ms)
+}
+
+/// The same, stamped `sent_ms` by its own clock.
+fn report_sent(
+    s: &Splitter,
+    n: u16,
+    team: u32,
+    neighbours: u32,
+    uplink_rate: u32,
+    sent_ms: u32,
+) -> Bytes {
     let id = s.members.iter().find(|m| m.addr == addr(n)).unwrap().id;
     let r = wire::PeerReport {
         from: id,
@@ -106,6 +127,7 @@ fn report(s: &Splitter, n: u16, team: u32, neighbours: u32, uplink_rate: u32) ->
         pace_rate: 0,
         backlog_ms: 0,
         uplink_rate,
+        sent_ms,
     };
     enc(s, n, team, Message::Report(r))
 }
@@ -412,7 +434,7 @@ fn resends_go_to_members_not_late_with_their_reports() {
     // are overdue).
     let now = t + Duration::from_millis(1300);
     for n in 2..=6 {
-        s.handle_datagram(now, addr(n), &report(&s, n, 7, 10, 0));
+        s.handle_datagram(now, addr(n), &report(&s, now, n, 7, 10, 0));
     }
     let mut resent_to = Vec::new();
     for i in 0..10u8 {
@@ -447,7 +469,7 @@ fn chunks_go_to_members_not_late_with_their_reports() {
     // gone, but its Report is overdue.
     let now = t + Duration::from_millis(1300);
     for n in [1, 2, 4] {
-        s.handle_datagram(now, addr(n), &report(&s, n, 7, 3, 0));
+        s.handle_datagram(now, addr(n), &report(&s, now, n, 7, 3, 0));
     }
     let to = |s: &mut Splitter, now: Instant| -> Vec<SocketAddr> {
         for k in 0..8u8 {
@@ -463,8 +485,77 @@ fn chunks_go_to_members_not_late_with_their_reports() {
     assert_eq!(sent.len(), 8);
     assert!(!sent.contains(&addr(3)), "{sent:?}");
     // Its Report comes: it takes turns again.
-    s.handle_datagram(now, addr(3), &report(&s, 3, 7, 3, 0));
+    s.handle_datagram(now, addr(3), &report(&s, now, 3, 7, 3, 0));
     assert_eq!(to(&mut s, now).iter().filter(|a| **a == addr(3)).count(), 2);
+}
+
+/// A member whose Reports come late by its own clock (they wait behind a queue on its uplink)
+/// gets no chunk turns while the queue stands: a chunk given to it would flood seconds late.
+/// Its Reports come as regularly as anyone's, so lateness of arrival alone does not tell.
+#[test]
+fn chunks_pass_over_members_whose_reports_wait_behind_a_queue() {
+    let t = Instant::now();
+    let mut s = plain_team(t, 4);
+    // Each member's clock started at a different time; member 3's Reports sent from 2 s on
+    // wait behind a queue that grows to 1.5 s.
+    let stamped = |s: &Splitter, n: u16, sent_ms: u32| report_sent(s, n, 7, 3, 0, sent_ms);
+    let turns = |s: &mut Splitter, now: Instant| {
+        for k in 0..8u8 {
+            s.push_chunk(now, Bytes::from(vec![k])).unwrap();
+        }
+        decode_all(s)
+            .into_iter()
+            .filter(|(a, m)| *a == addr(3) && matches!(m, Message::Chunk { .. }))
+            .count()
+    };
+    for k in 1..=6u32 {
+        let now = t + Duration::from_secs(u64::from(k));
+        let queue = if k >= 2 { 500 * (k - 2).min(3) } else { 0 };
+        for n in 1..=4u16 {
+            let clock0 = 100_000 * u32::from(n);
+            let sent = clock0 + 1000 * k - if n == 3 { queue } else { 0 };
+            s.handle_datagram(now, addr(n), &stamped(&s, n, sent));
+        }
+        let got = turns(&mut s, now);
+        // 0, 0.5 and 1 s of queue: its turns; 1.5 s: none.
+        assert_eq!(
+            got,
+            if queue > 1000 { 0 } else { 2 },
+            "at {k} s, queue {queue} ms"
+        );
+    }
+    // The queue drains: it takes turns again.
+    let now = t + Duration::from_secs(7);
+    for n in 1..=4u16 {
+        s.handle_datagram(now, addr(n), &stamped(&s, n, 100_000 * u32::from(n) + 7000));
+    }
+    assert_eq!(turns(&mut s, now), 2);
+}
+
+/// A Report's queue is its delay over the least one of the last one to two minutes, across
+/// either clock's wrap (u32 milliseconds wrap every 49.7 days).
+#[test]
+fn report_delay_follows_the_least_delay_across_wraps() {
+    let t = Instant::now();
+    let mut d = ReportDelay::default();
+    let at = |s: u64| t + Duration::from_secs(s);
+    // Its clock is about to wrap; ours is young.
+    let theirs = u32::MAX - 1500;
+    d.on_report(at(0), 1000, theirs);
+    assert_eq!(d.queued(), Duration::ZERO);
+    d.on_report(at(1), 2300, theirs.wrapping_add(1000));
+    assert_eq!(d.queued(), Duration::from_millis(300));
+    d.on_report(at(2), 3000, theirs.wrapping_add(2000));
+    assert_eq!(d.queued(), Duration::ZERO);
+    // A path 200 ms faster from 61 s on: the old least delay is kept a window more, then
+    // forgotten.
+    d.on_report(at(61), 61_800, theirs.wrapping_add(61_000));
+    assert_eq!(d.queued(), Duration::ZERO);
+    d.on_report(at(122), 122_800, theirs.wrapping_add(122_000));
+    d.on_report(at(123), 123_800, theirs.wrapping_add(123_000));
+    assert_eq!(d.queued(), Duration::ZERO);
+    d.on_report(at(124), 125_300, theirs.wrapping_add(124_000));
+    assert_eq!(d.queued(), Duration::from_millis(500));
 }
 
 /// Members dropped for silence are named to the rest of the team, together at the next
@@ -480,7 +571,7 @@ fn members_dropped_for_silence_are_named_to_the_team() {
     while now < t + Duration::from_secs(12) {
         now += Duration::from_millis(250);
         for n in [1, 2] {
-            s.handle_datagram(now, addr(n), &report(&s, n, 7, 3, 0));
+            s.handle_datagram(now, addr(n), &report(&s, now, n, 7, 3, 0));
         }
         s.handle_timeout(now);
         for (to, m) in decode_all(&mut s) {
@@ -947,7 +1038,7 @@ fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
     let mut now = t;
     while now <= t + admission::RELAY_AFTER + Duration::from_secs(1) {
         for (n, nb) in [(1, 1), (2, 1), (3, 0), (4, 0)] {
-            let d = report(&s, n, 7, nb, 0);
+            let d = report(&s, now, n, 7, nb, 0);
             s.handle_datagram(now, addr(n), &d);
         }
         s.handle_timeout(now);
@@ -969,7 +1060,7 @@ fn a_member_no_one_reaches_is_relayed_the_whole_stream() {
     let to_relayed = chunks.iter().filter(|(a, _)| *a == relayed).count();
     assert_eq!((chunks.len(), to_relayed), (16, 8));
     // Once it is heard by someone it is a member like any other.
-    let d = report(&s, 3, 7, 1, 0);
+    let d = report(&s, now, 3, 7, 1, 0);
     s.handle_datagram(now, addr(3), &d);
     assert_eq!(s.stats().relayed_peers, 0);
 }
@@ -1107,7 +1198,7 @@ fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
     push(&mut s, 40);
     // Member 3 measured its uplink at `streams` times the stream (0 = not measured).
     let measured = |s: &mut Splitter, now: Instant, streams: f64| {
-        let d = report(s, 3, 7, 3, (15_625.0 * streams) as u32);
+        let d = report(s, now, 3, 7, 3, (15_625.0 * streams) as u32);
         s.handle_datagram(now, addr(3), &d);
     };
     // Who gets the next 160 chunks, and who gets Digests to flood.

@@ -378,6 +378,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 pace_rate: b ^ 5,
                 backlog_ms: a / 11,
                 uplink_rate: b / 3,
+                sent_ms: a ^ 0x55,
             })
         }),
         any::<u32>().prop_map(|x| Message::Probe { sent_ms: x }),
