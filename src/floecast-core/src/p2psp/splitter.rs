@@ -87,6 +87,17 @@ impl ReportDelay {
         Duration::from_millis(u64::from(self.queue_ms))
     }
 }
+
+/// The median of `v` (the upper one of an even count), in linear time; `None` when empty.
+fn median(mut v: Vec<u32>) -> Option<u32> {
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable(mid);
+    Some(*m)
+}
+
 /// What relaying a full share of the stream costs a peer's uplink, in streams.
 const FULL_SHARE: f64 = 1.15;
 /// Below this measured uplink rate, in streams, a peer's flood of one chunk to the team takes
@@ -879,18 +890,13 @@ impl Splitter {
             return false;
         };
         let round_ms = (d * self.members.len() as u32).as_millis();
-        let mut b: Vec<u32> = self
+        // Asked at every complaint: the median alone, in linear time.
+        let backlogs = self
             .members
             .iter()
             .filter_map(|m| m.report.map(|r| r.backlog_ms))
             .collect();
-        if b.is_empty() {
-            return false;
-        }
-        // Asked at every complaint: the median alone, in linear time.
-        let mid = b.len() / 2;
-        let (_, median, _) = b.select_nth_unstable(mid);
-        u128::from(*median) * 2 > round_ms
+        median(backlogs).is_some_and(|m| u128::from(m) * 2 > round_ms)
     }
 
     fn slot_index(&self, no: ChunkNo) -> usize {
@@ -911,13 +917,14 @@ impl Splitter {
         self.pick_turn()
     }
 
-    /// Whether member `i` looks able to flood what it is given: not silent, its Report not
-    /// overdue, and heard by the team (one that hears no one cannot pass its chunks on; a
-    /// relayed one gets every chunk anyway). Reports cross the member's own uplink: an uplink
-    /// slower than its pacer's start fills its router queue in its first seconds, and its
-    /// Reports come late long before one carries the measured rate that takes its share
-    /// away (half the members at 0.5 × the stream, half at 3 ×: measured 13–26 s after the
-    /// start, and the chunks it was given until then were what the team lost).
+    /// Whether member `i` looks able to flood what it is given: not silent, its Report neither
+    /// overdue nor queued past the bar ([`ReportDelay`]), and heard by the team (one that
+    /// hears no one cannot pass its chunks on; a relayed one gets every chunk anyway).
+    /// Reports cross the member's own uplink: an uplink slower than its pacer's start fills
+    /// its router queue in its first seconds, and its Reports come late long before one
+    /// carries the measured rate that takes its share away (half the members at 0.5 × the
+    /// stream, half at 3 ×: measured 13–26 s after the start, and the chunks it was given
+    /// until then were what the team lost).
     fn may_flood(&self, i: usize) -> bool {
         let m = &self.members[i];
         !self.is_suspect(i)
@@ -930,18 +937,14 @@ impl Splitter {
     /// [`REPORT_QUEUE_MAX`], or twice the median member's Report queue if that is more: while
     /// most of a team queues (a flash crowd's greetings on tight uplinks), passing over all
     /// of them would pile every chunk on the few that do not.
-    fn report_queue_bar(&self) -> Duration {
-        let mut q: Vec<u32> = self
-            .members
-            .iter()
-            .map(|m| m.report_delay.queue_ms)
-            .collect();
-        if q.is_empty() {
-            return REPORT_QUEUE_MAX;
-        }
-        let mid = q.len() / 2;
-        let (_, median, _) = q.select_nth_unstable(mid);
-        REPORT_QUEUE_MAX.max(Duration::from_millis(u64::from(*median) * 2))
+    fn current_report_queue_bar(&self) -> Duration {
+        let median = median(
+            self.members
+                .iter()
+                .map(|m| m.report_delay.queue_ms)
+                .collect(),
+        );
+        REPORT_QUEUE_MAX.max(Duration::from_millis(u64::from(median.unwrap_or(0)) * 2))
     }
 
     fn is_suspect(&self, i: usize) -> bool {
@@ -1365,8 +1368,9 @@ impl Splitter {
 
     /// Who floods a resend: the next member in the round, unless it is late with its Report
     /// (members report once a keepalive interval) or behind a NAT while a public member
-    /// could flood it; then the first after it that is neither, without taking turns. A resend is a chunk's last chance, and `pick` trusts a member
-    /// until it has been silent for 1.5 intervals: in tests/team.rs's churn, a third of the
+    /// could flood it; then the first after it that is neither, without taking turns. A
+    /// resend is a chunk's last chance, and `pick` once trusted a member until it had been
+    /// silent for 1.5 intervals: in tests/team.rs's churn, a third of the
     /// resends made in the second after 30% of the team vanished went to vanished members,
     /// and their chunks were skipped by everyone. Measured in the simulator and not kept:
     /// preferring members heard from within half an interval, passing the others' turns
@@ -1378,9 +1382,8 @@ impl Splitter {
             return complainer;
         };
         let anyone_relays = self.members.iter().any(Member::has_share);
-        let able = |s: &Self, i: usize| {
-            !s.late_reporting(i) && s.may_flood(i) && (s.members[i].has_share() || !anyone_relays)
-        };
+        let able =
+            |s: &Self, i: usize| s.may_flood(i) && (s.members[i].has_share() || !anyone_relays);
         // The flood must reach those that missed the chunk (see `reaches_all`).
         let public_only = self.public_floods(able);
         let fits = |s: &Self, i: usize| !public_only || s.members[i].reaches_all();
@@ -1720,7 +1723,7 @@ impl Splitter {
                 self.next_tick = now + TICK;
             }
             self.tell_gone();
-            self.report_queue_bar = self.report_queue_bar();
+            self.report_queue_bar = self.current_report_queue_bar();
         }
         if self.cfg.codec == Codec::Native {
             for i in 0..self.members.len() {

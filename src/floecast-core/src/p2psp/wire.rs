@@ -27,11 +27,11 @@
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
-//! ([`Evidence`]); Expel `u32 id`; Gone `u16 n (≤ 256), n × u32 id`; Introduce `u32 id, endpoint, 32-byte masked pair key`;
-//! Endpoint `endpoint`; Report
+//! ([`Evidence`]); Expel `u32 id`; Gone `u16 n (≤ 256), n × u32 id`; Introduce `u32 id,
+//! endpoint, 32-byte masked pair key`; Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
-//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate, u32 sent_ms`; Probe
-//! `u32 sent_ms`;
+//! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate, u32 sent_ms`;
+//! Probe `u32 sent_ms`;
 //! QueueDelay `u32 sent_ms, u32 ms`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
