@@ -1416,32 +1416,15 @@ fn a_probe_is_answered_ahead_of_queued_greetings() {
 #[test]
 fn keepalives_are_sparser_from_a_public_endpoint() {
     let t0 = Instant::now();
-    let splitter: SocketAddr = "192.0.2.1:8001".parse().unwrap();
-    let mut s = Splitter::new(team_cfg(), 77, t0);
     let bound: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-    let (_, reply) = s
-        .handle_join(t0, bound, &JoinRequest::new(Role::Peer))
-        .unwrap();
-    let my_key = reply.peer_key;
-    let mut cfg = PeerConfig::new(splitter);
-    cfg.local = Some(bound);
-    let mut p = Peer::new(cfg, reply, 1, t0);
+    let mut j = Joined::new(team_cfg(), bound, bound, t0);
+    let p = &mut j.p;
     // A round of 40 s (one chunk every 40 s, and no neighbours yet).
     p.chunk_interval = Some(Duration::from_secs(40));
     assert!(p.behind_nat(), "until the splitter says where it sees us");
     assert_eq!(p.mesh_keepalive(), MAX_MESH_KEEPALIVE);
-    let d = wire::seal(
-        &Packet {
-            team: 77,
-            msg: Message::Endpoint { endpoint: bound },
-        },
-        PeerId::NONE,
-        1,
-        &my_key,
-        None,
-    )
-    .unwrap();
-    p.handle_datagram(t0, splitter, &d);
+    j.splitter_says(t0, Message::Endpoint { endpoint: bound });
+    let p = &mut j.p;
     assert!(!p.behind_nat());
     assert_eq!(p.mesh_keepalive(), Duration::from_secs(40));
     assert_eq!(p.neighbour_timeout(), Duration::from_secs(120));
