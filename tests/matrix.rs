@@ -1262,7 +1262,7 @@ async fn play(
             .arg(format!("--ao-pcm-file={w}"))
             .arg(url)
             .env("HOME", dir);
-            let out = run_for(cmd, Duration::from_secs(5)).await;
+            let out = run_for(cmd, Decoded::pcm(&wav, 2.5)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
             // "Invalid audio PTS" is mpv noticing that guess (on icecast2 too); it plays on.
             let errors: Vec<String> =
@@ -1299,7 +1299,7 @@ async fn play(
             .args(["-ao", &format!("pcm:fast:file={w}")])
             .arg(url)
             .env("HOME", dir);
-            let out = run_for(cmd, Duration::from_secs(5)).await;
+            let out = run_for(cmd, Decoded::pcm(&wav, 2.0)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
             // mplayer's SIGTERM interrupts a read ("Interrupted system call"), it tries to
             // seek back in every stream it opens, and its own Ogg demuxer hands the Opus
@@ -1359,7 +1359,7 @@ async fn play(
             let raw = dir.join("out.raw");
             let mut cmd = Command::new("ogg123");
             cmd.args(["-q", "-d", "raw", "-f"]).arg(&raw).arg(url);
-            let out = run_for(cmd, Duration::from_secs(5)).await;
+            let out = run_for(cmd, Decoded::pcm(&raw, 2.0)).await;
             let text = format!("{}{}", out.stdout_text(), out.stderr_text());
             let errors = error_lines(&text, &["error", "corrupt", "failed"]);
             if !errors.is_empty() {
@@ -1552,9 +1552,37 @@ setInterval(() => {
 </script></body></html>
 "#;
 
-/// Run `cmd` for `play` of wall-clock time, then stop it with SIGTERM (so it finishes its
-/// output file) and collect what it printed; killed if it does not stop within 5 s.
-async fn run_for(cmd: Command, play: Duration) -> interop_support::Output {
+/// How long a player writing decoded sound may keep playing past [`PLAY`] for its output to
+/// reach [`Decoded::want`]: a loaded CI machine starts a player seconds late (mpv once decoded
+/// 1.5 s of WebM in 5 s, on icecast2 too), and a wall-clock cut alone then fails the case.
+const PLAY_LIMIT: Duration = Duration::from_secs(20);
+
+/// A player's wall-clock play time once its output holds enough.
+const PLAY: Duration = Duration::from_secs(5);
+
+/// The file a player decodes into and the size it must reach before it is stopped.
+struct Decoded<'a> {
+    file: &'a std::path::Path,
+    want: u64,
+}
+
+impl<'a> Decoded<'a> {
+    /// `seconds` of 16-bit stereo PCM at 44.1 kHz, plus half a second and a WAV header: the
+    /// check afterwards wants `seconds`.
+    fn pcm(file: &'a std::path::Path, seconds: f32) -> Self {
+        let want = ((seconds + 0.5) * 44_100.0 * 4.0) as u64 + 44;
+        Self { file, want }
+    }
+
+    fn holds_enough(&self) -> bool {
+        std::fs::metadata(self.file).is_ok_and(|m| m.len() >= self.want)
+    }
+}
+
+/// Run `cmd` for [`PLAY`] of wall-clock time, and on until `output` holds enough (at most
+/// [`PLAY_LIMIT`]), then stop it with SIGTERM (so it finishes its output file) and collect what
+/// it printed; killed if it does not stop within 5 s.
+async fn run_for(cmd: Command, output: Decoded<'_>) -> interop_support::Output {
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1585,9 +1613,20 @@ async fn run_for(cmd: Command, play: Duration) -> interop_support::Output {
     };
     let out = collect(child.stdout.take().map(|p| Box::new(p) as _));
     let err = collect(child.stderr.take().map(|p| Box::new(p) as _));
-    let status = match tokio::time::timeout(play, child.wait()).await {
-        Ok(s) => s.ok(),
-        Err(_) => {
+    let started = Instant::now();
+    let exited = loop {
+        let left = PLAY_LIMIT.saturating_sub(started.elapsed());
+        if left.is_zero() || (started.elapsed() >= PLAY && output.holds_enough()) {
+            break None;
+        }
+        let step = left.min(Duration::from_millis(250));
+        if let Ok(s) = tokio::time::timeout(step, child.wait()).await {
+            break Some(s.ok());
+        }
+    };
+    let status = match exited {
+        Some(s) => s,
+        None => {
             if let Some(pid) = child.id() {
                 let _ = Command::new("kill")
                     .args(["-TERM", &pid.to_string()])
