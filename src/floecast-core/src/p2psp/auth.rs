@@ -350,6 +350,14 @@ impl<T> Verifier<T> {
         }
     }
 
+    /// The copy of chunk `no` with payload hash `hash` already held, if any.
+    pub fn held_copy(&self, no: ChunkNo, hash: &[u8; 32]) -> Option<&T> {
+        self.held
+            .iter()
+            .find(|h| h.no == no && h.hash == *hash)
+            .map(|h| &h.item)
+    }
+
     /// Hold a chunk until a Digest covers it. Returns false when it was not held (too many
     /// copies of that number already).
     pub fn hold(&mut self, no: ChunkNo, hash: [u8; 32], item: T) -> bool {

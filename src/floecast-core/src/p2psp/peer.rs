@@ -98,6 +98,8 @@ const RATE_SAMPLE_CHUNKS: u32 = 16;
 const RATE_SAMPLE_SPAN: Duration = Duration::from_secs(2);
 /// Splitter chunks remembered for late greeters (a round rarely holds more than one).
 const OWN_RECENT: usize = 8;
+/// Chunks remembered as having reached us first as a repair ([`Peer::repaired_from`]).
+const REPAIRED_FROM: usize = 256;
 /// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
 /// NATs the first Hellos of a pair are dropped until both sides have sent one.
 const HELLO_TRIES: u8 = 8;
@@ -348,6 +350,10 @@ pub struct Peer {
     nb_deadline: Instant,
     /// Gen D forwarding table for chunks of other origins: who asked for them.
     forward: BTreeMap<PeerId, Vec<SocketAddr>>,
+    /// Recent chunks whose first copy reached us as a repair (an answer to our Request, or
+    /// routed to us since), and who sent it: when the origin's own copy follows, its flood
+    /// reaches us and that route is pruned ([`Peer::on_duplicate`]).
+    repaired_from: VecDeque<(ChunkNo, SocketAddr)>,
     /// The team size from which the team floods in two levels ([`relay`]), as the splitter
     /// said (`usize::MAX`: never).
     relay_from: usize,
@@ -431,6 +437,7 @@ impl Peer {
             own_recent: VecDeque::new(),
             nb_deadline: now + config.keepalive_interval,
             forward: BTreeMap::new(),
+            repaired_from: VecDeque::new(),
             relay_from: match reply.relay_from {
                 0 => usize::MAX,
                 n => n as usize,
@@ -1255,9 +1262,12 @@ impl Peer {
                 };
                 // A relayed copy of something we already get: cut that route (a group
                 // relay keeps no route; a Prune to one costs a datagram and changes nothing).
-                if inserted == Some(Insert::Duplicate) && sender != origin && origin != self.id {
-                    self.stats.prunes_sent += 1;
-                    self.send_to(i, Message::Prune { origin });
+                if inserted == Some(Insert::Duplicate) {
+                    if sender != origin && origin != self.id {
+                        self.stats.prunes_sent += 1;
+                        self.send_to(i, Message::Prune { origin });
+                    }
+                    self.on_duplicate(from, no, origin);
                 }
                 self.playout(now);
             }
@@ -1330,6 +1340,8 @@ impl Peer {
                 if let Some(i) = self.neighbour_index(from) {
                     if self.is_flood_copy(i, origin) {
                         self.note_lateness(now, no);
+                    } else {
+                        self.note_repair(from, no);
                     }
                     // Only the origin names relays (a repair or a routed copy never does).
                     if let Some(k) = relay.filter(|_| self.neighbours[i].id == origin) {
@@ -1341,6 +1353,36 @@ impl Peer {
             other => self.stats.count_insert(other),
         }
         inserted
+    }
+
+    /// Our first copy of chunk `no` came from `from` as a repair (not its origin's flood):
+    /// remembered for [`Peer::on_duplicate`].
+    fn note_repair(&mut self, from: SocketAddr, no: ChunkNo) {
+        if !self.repaired_from.iter().any(|(n, _)| *n == no) {
+            push_bounded(&mut self.repaired_from, REPAIRED_FROM, (no, from));
+        }
+    }
+
+    /// Neighbour `from` sent chunk `no` of `origin` again (we hold it, or a copy waits for
+    /// its Digest).
+    /// - From its origin, after a repair brought it: the origin's flood reaches us, so the
+    ///   route the repairer keeps for us is pruned. (A route copy that comes second is pruned
+    ///   by its own duplicate; one that came first, while the origin's flood ran late, left
+    ///   the route to carry the origin's next chunks too.)
+    fn on_duplicate(&mut self, from: SocketAddr, no: ChunkNo, origin: PeerId) {
+        let from_origin = self
+            .neighbour_index(from)
+            .is_some_and(|i| self.neighbours[i].id == origin);
+        if from_origin && let Some(k) = self.repaired_from.iter().position(|(n, _)| *n == no) {
+            let repairer = self.repaired_from.remove(k).map(|(_, a)| a);
+            if let Some(j) = repairer
+                .filter(|a| *a != from)
+                .and_then(|a| self.neighbour_index(a))
+            {
+                self.stats.prunes_sent += 1;
+                self.send_to(j, Message::Prune { origin });
+            }
+        }
     }
 
     /// Queue a new peer chunk for the neighbours that asked for its origin's chunks (Gen D's

@@ -1495,3 +1495,59 @@ fn probe_buddies_that_never_answer_are_replaced() {
     assert_eq!(buddies.len(), PROBE_BUDDIES);
     assert!(answers.get() >= 5, "{} answers", answers.get());
 }
+
+/// A member's chunk `no` of `origin`, sealed by member `sender` to us under our pair `key`.
+fn member_chunk(sender: PeerId, seq: u64, key: &Key, no: u32, origin: PeerId) -> Bytes {
+    let msg = Message::Chunk {
+        no: ChunkNo(no),
+        origin,
+        relay: None,
+        payload: payload(no),
+    };
+    wire::seal(&Packet { team: 77, msg }, sender, seq, key, None).unwrap()
+}
+
+/// Two copies of a member's chunk that both come before its Digest (a flood that runs late
+/// and the route a Request set up) are duplicates like any: the route is pruned whichever
+/// copy comes first.
+#[test]
+fn a_route_is_pruned_while_both_copies_wait_for_their_digest() {
+    let t0 = Instant::now();
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let mut j = Joined::new(team_cfg(), local, local, t0);
+    let (a, b) = (PeerId(j.me.0 + 1), PeerId(j.me.0 + 2));
+    let (a_at, b_at): (SocketAddr, SocketAddr) = (
+        "203.0.113.5:50000".parse().unwrap(),
+        "203.0.113.6:50000".parse().unwrap(),
+    );
+    let a_key = j.introduce(t0, a, a_at);
+    let b_key = j.introduce(t0, b, b_at);
+    j.splitter_says(
+        t0,
+        Message::Chunk {
+            no: ChunkNo(8),
+            origin: PeerId::NONE,
+            relay: None,
+            payload: payload(8),
+        },
+    );
+    while j.p.poll_transmit().is_some() {}
+    let prunes_to_a = |p: &mut Peer| {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| t.to == a_at)
+            .filter(|t| {
+                wire::open(&t.data).is_ok_and(|o| o.packet.msg == Message::Prune { origin: b })
+            })
+            .count()
+    };
+    // The route's copy first (held: no Digest yet), then the origin's own.
+    j.p.handle_datagram(t0, a_at, &member_chunk(a, 1, &a_key, 9, b));
+    assert_eq!(prunes_to_a(&mut j.p), 0);
+    j.p.handle_datagram(t0, b_at, &member_chunk(b, 1, &b_key, 9, b));
+    assert_eq!(prunes_to_a(&mut j.p), 1, "the origin's flood reaches us");
+    // The origin's copy first, then the route's.
+    j.p.handle_datagram(t0, b_at, &member_chunk(b, 2, &b_key, 10, b));
+    j.p.handle_datagram(t0, a_at, &member_chunk(a, 2, &a_key, 10, b));
+    assert_eq!(prunes_to_a(&mut j.p), 1, "the routed copy came second");
+    assert_eq!(j.p.stats().duplicates, 2);
+}

@@ -259,6 +259,20 @@ impl Peer {
                 } else if ahead >= 2 * i64::from(self.buffer.capacity()) {
                     self.stats.out_of_window += 1;
                 } else {
+                    // A second copy of one that waits for its Digest is a duplicate too:
+                    // floods and routes that overlap are told so as for a chunk held (both
+                    // copies of a routed chunk came inside one Digest's delay, and no route
+                    // was ever pruned).
+                    if let Some(first) = self.trust.verifier.held_copy(no, &evidence.hash) {
+                        let first = first.from;
+                        self.stats.duplicates += 1;
+                        if let Some(i) = self.neighbour_index(first)
+                            && !self.is_flood_copy(i, origin)
+                        {
+                            self.note_repair(first, no);
+                        }
+                        return Some(Insert::Duplicate);
+                    }
                     let held = HeldChunk {
                         from,
                         origin,
