@@ -301,11 +301,13 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["neighbours_heard"] = json!(s.neighbours.iter().filter(|n| n.heard).count());
                 v["introductions"] = json!(s.introductions);
                 // The pacer: its rate (bytes/s), the queueing delay receivers last saw on our
-                // uplink, copies dropped unsent, and how long holes are waited for.
+                // uplink, copies dropped unsent (too late, or overtaken by a resend's flood),
+                // and how long holes are waited for.
                 v["pace_rate"] = json!(s.pace_rate);
                 v["uplink_queue_delay_ms"] = json!(s.queue_delay.as_millis() as u64);
                 v["uplink_rate"] = json!(s.uplink_rate);
                 v["copies_dropped"] = json!(s.copies_dropped);
+                v["copies_overtaken"] = json!(s.copies_overtaken);
                 v["lateness_ms"] = json!(s.lateness.as_millis() as u64);
                 // Our endpoint as the splitter sees it: an address, for the admin only.
                 v["public_endpoint"] = json!(

@@ -300,6 +300,18 @@ impl Pacer {
         }
     }
 
+    /// Drop the queued copies of chunk `no` behind the first `keep` copies of the queue;
+    /// returns how many were dropped.
+    pub(super) fn cancel(&mut self, no: ChunkNo, keep: usize) -> usize {
+        let before = self.queue.len();
+        let mut position = 0;
+        self.queue.retain(|c| {
+            position += 1;
+            position <= keep || c.no != no
+        });
+        before - self.queue.len()
+    }
+
     /// Queue a sealed control datagram; it leaves before every copy.
     pub(super) fn push_control(&mut self, to: SocketAddr, data: bytes::Bytes) {
         if self.control.len() >= MAX_QUEUED
@@ -884,6 +896,20 @@ mod tests {
         let c = p.next_due(now, t0 + Duration::from_secs(1)).unwrap();
         assert_eq!((c.no, p.dropped), (ChunkNo(2), 1));
         assert_eq!(p.backlog(now), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_chunks_copies_behind_the_first_few_are_cancelled() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(START_OVER_STREAM);
+        for no in [1, 2, 1, 2, 1, 2] {
+            p.push(copy(t0, no));
+        }
+        // The first three queued stay, whatever their chunk; chunk 1's after them go.
+        assert_eq!(p.cancel(ChunkNo(1), 3), 1);
+        assert_eq!(p.cancel(ChunkNo(3), 0), 0);
+        let left: Vec<u32> = std::iter::from_fn(|| p.queue.pop_front().map(|c| c.no.0)).collect();
+        assert_eq!(left, vec![1, 2, 1, 2, 2]);
     }
 
     #[test]

@@ -1507,6 +1507,89 @@ fn member_chunk(sender: PeerId, seq: u64, key: &Key, no: u32, origin: PeerId) ->
     wire::seal(&Packet { team: 77, msg }, sender, seq, key, None).unwrap()
 }
 
+/// Copies of chunks `nos` that `p` sends from `now` until `until` (its timers run every
+/// 10 ms), per chunk.
+fn copies_sent(p: &mut Peer, mut now: Instant, until: Instant, nos: &[u32]) -> Vec<usize> {
+    let mut n = vec![0; nos.len()];
+    loop {
+        for t in std::iter::from_fn(|| p.poll_transmit()) {
+            if let Ok(o) = wire::open(&t.data)
+                && let Message::Chunk { no, .. } = o.packet.msg
+                && let Some(k) = nos.iter().position(|c| ChunkNo(*c) == no)
+            {
+                n[k] += 1;
+            }
+        }
+        if now >= until {
+            return n;
+        }
+        now += Duration::from_millis(10);
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+    }
+}
+
+/// The splitter resends a chunk it gave us (a monitor missed it while our flood of it was
+/// queued) and the member it went to floods it: its copy reaching us says the whole team gets
+/// it from there, and our copies still queued are dropped. A chunk nobody else floods still
+/// goes to everyone.
+#[test]
+fn a_resend_flooded_by_another_member_overtakes_our_queued_copies() {
+    let t0 = Instant::now();
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let mut j = Joined::new(team_cfg(), local, local, t0);
+    let mut members = Vec::new();
+    for k in 1..=20u32 {
+        let id = PeerId(j.me.0 + k);
+        let at: SocketAddr = format!("203.0.113.{k}:50000").parse().unwrap();
+        let key = j.introduce(t0, id, at);
+        // It greets us: heard, kept.
+        let hello = Packet {
+            team: 77,
+            msg: Message::KeepAlive { from: id },
+        };
+        j.p.handle_datagram(t0, at, &wire::seal(&hello, id, 1, &key, None).unwrap());
+        members.push((id, at, key));
+    }
+    let chunk = |no: u32, origin: PeerId| Message::Chunk {
+        no: ChunkNo(no),
+        origin,
+        relay: None,
+        payload: Bytes::from(vec![no as u8; 1000]),
+    };
+    // Two chunks of ours 50 ms apart; the second is resent through member r at once.
+    j.splitter_says(t0, chunk(5, PeerId::NONE));
+    let t1 = t0 + Duration::from_millis(50);
+    j.splitter_says(t1, chunk(6, PeerId::NONE));
+    let (r, r_at, r_key) = members[7];
+    let d = wire::seal(
+        &Packet {
+            team: 77,
+            msg: chunk(6, r),
+        },
+        r,
+        2,
+        &r_key,
+        None,
+    )
+    .unwrap();
+    j.p.handle_datagram(t1, r_at, &d);
+    let overtaken = j.p.stats().copies_overtaken as usize;
+    let sent = copies_sent(&mut j.p, t1, t0 + Duration::from_secs(3), &[5, 6]);
+    assert_eq!(
+        sent[0], 20,
+        "a chunk no one else floods goes to every neighbour"
+    );
+    assert!(overtaken > 10, "only {overtaken} copies dropped");
+    assert_eq!(
+        sent[1] + overtaken,
+        20,
+        "{sent:?} sent, {overtaken} dropped"
+    );
+    assert_eq!(j.p.stats().copies_overtaken as usize, overtaken);
+}
+
 /// Two copies of a member's chunk that both come before its Digest (a flood that runs late
 /// and the route a Request set up) are duplicates like any: the route is pruned whichever
 /// copy comes first.
