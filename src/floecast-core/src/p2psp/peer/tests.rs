@@ -744,6 +744,13 @@ impl Joined {
         self.p.handle_datagram(now, splitter, &d.unwrap());
     }
 
+    /// A peer the splitter sees where it is bound (no NAT between them), with the test
+    /// team's config.
+    fn seen_where_bound(t0: Instant) -> Joined {
+        let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+        Joined::new(team_cfg(), local, local, t0)
+    }
+
     /// The splitter introduces member `id` at `at`; returns our pair key with it.
     fn introduce(&mut self, now: Instant, id: PeerId, at: SocketAddr) -> Key {
         let pair = crate::p2psp::auth::pair_key(&self.key, id);
@@ -764,8 +771,7 @@ impl Joined {
 #[test]
 fn members_the_splitter_dropped_for_silence_are_dropped() {
     let t0 = Instant::now();
-    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
-    let mut j = Joined::new(team_cfg(), local, local, t0);
+    let mut j = Joined::seen_where_bound(t0);
     let (a, b) = (PeerId(j.me.0 + 1), PeerId(j.me.0 + 2));
     j.introduce(t0, a, "203.0.113.5:50000".parse().unwrap());
     j.introduce(t0, b, "203.0.113.6:50000".parse().unwrap());
@@ -1537,8 +1543,7 @@ fn copies_sent(p: &mut Peer, mut now: Instant, until: Instant, nos: &[u32]) -> V
 #[test]
 fn a_resend_flooded_by_another_member_overtakes_our_queued_copies() {
     let t0 = Instant::now();
-    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
-    let mut j = Joined::new(team_cfg(), local, local, t0);
+    let mut j = Joined::seen_where_bound(t0);
     let mut members = Vec::new();
     for k in 1..=20u32 {
         let id = PeerId(j.me.0 + k);
@@ -1596,8 +1601,7 @@ fn a_resend_flooded_by_another_member_overtakes_our_queued_copies() {
 #[test]
 fn a_route_is_pruned_while_both_copies_wait_for_their_digest() {
     let t0 = Instant::now();
-    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
-    let mut j = Joined::new(team_cfg(), local, local, t0);
+    let mut j = Joined::seen_where_bound(t0);
     let (a, b) = (PeerId(j.me.0 + 1), PeerId(j.me.0 + 2));
     let (a_at, b_at): (SocketAddr, SocketAddr) = (
         "203.0.113.5:50000".parse().unwrap(),
