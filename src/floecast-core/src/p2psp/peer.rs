@@ -1384,10 +1384,10 @@ impl Peer {
     ///   ones are kept, as the resend's flood, queued behind its sender's own, comes no
     ///   sooner (drop them all, and with uplinks at 1.25 × the stream, every member's queue
     ///   seconds deep, the resend came after copies that would have gone: 0.006% → 0.029%
-    ///   lost over 20 seeds). All are dropped while our router queue is deep ([`CONGESTED`]): a slow uplink
-    ///   flooding what it was given before the splitter learnt its rate, whose copies queue
-    ///   ahead of everything it sends, Reports and Probe answers too. Both floods used to go
-    ///   out in full.
+    ///   lost over 20 seeds). All are dropped while our router queue is deep
+    ///   ([`CONGESTED`]): a slow uplink flooding what it was given before the splitter learnt
+    ///   its rate, whose copies queue ahead of everything it sends, Reports and Probe answers
+    ///   too. Both floods used to go out in full.
     fn on_duplicate(&mut self, from: SocketAddr, no: ChunkNo, origin: PeerId) {
         let from_origin = self
             .neighbour_index(from)

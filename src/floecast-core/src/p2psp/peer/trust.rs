@@ -261,8 +261,8 @@ impl Peer {
                 } else {
                     // A second copy of one that waits for its Digest is a duplicate too:
                     // floods and routes that overlap are told so as for a chunk held (both
-                    // copies of a routed chunk came inside one Digest's delay, and no route
-                    // was ever pruned).
+                    // copies of a routed chunk usually come inside one Digest's delay, and
+                    // the route stayed).
                     if let Some(first) = self.trust.verifier.held_copy(no, &evidence.hash) {
                         let first = first.from;
                         self.stats.duplicates += 1;
