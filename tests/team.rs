@@ -129,6 +129,18 @@ async fn fifty_peers(relay_from: u32) {
         "{body}"
     );
     assert_eq!(team["peers"][0]["monitor"], true, "{body}");
+    // Why a member gets chunk turns or none: its Reports' queue, and the verdict.
+    let peers = team["peers"].as_array().cloned().unwrap_or_default();
+    assert!(
+        peers
+            .iter()
+            .all(|p| p["takes_turns"].is_boolean() && p["report_queue_ms"].is_u64()),
+        "{body}"
+    );
+    assert!(
+        peers.iter().any(|p| p["takes_turns"] == true),
+        "no member takes turns: {body}"
+    );
 
     // The rest of the stream, at a steady pace, once everyone is in.
     for part in after.chunks(417 * 10) {

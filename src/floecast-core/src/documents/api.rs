@@ -270,6 +270,11 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             // yet): a share is sized by this.
                             "uplink_rate": p.report.map(|r| r.uplink_rate),
                             "share_period": p.capacity_period,
+                            // Whether it gets chunk turns now, and how long its Reports
+                            // wait behind its uplink's queue (past a second, or twice the
+                            // median member's, it gets none).
+                            "takes_turns": p.takes_turns,
+                            "report_queue_ms": p.report_queue.as_millis() as u64,
                             // Behind a NAT (the endpoint it is bound at is not the one we
                             // see; null until it says), and relayed the stream by us.
                             "nat": p.nat,

@@ -284,6 +284,12 @@ pub struct PeerStats {
     pub relayed: bool,
     /// The least ACS period its uplink allows (1 = a full share), from its pacer's rate.
     pub capacity_period: u32,
+    /// Native: how much later than its earliest lately its Reports come (the queue on its
+    /// uplink, as [`ReportDelay`] reads it).
+    pub report_queue: Duration,
+    /// Whether it gets chunk turns now: heard lately, its Report neither overdue nor queued
+    /// past the bar, heard by the team (see `may_flood`).
+    pub takes_turns: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1824,7 +1830,8 @@ impl Splitter {
         s.peers = self
             .members
             .iter()
-            .map(|m| PeerStats {
+            .enumerate()
+            .map(|(i, m)| PeerStats {
                 id: m.id,
                 addr: m.addr,
                 role: m.role,
@@ -1838,6 +1845,8 @@ impl Splitter {
                 nat: m.nat,
                 relayed: m.relayed,
                 capacity_period: m.capacity_period,
+                report_queue: m.report_delay.queued(),
+                takes_turns: self.may_flood(i),
             })
             .collect();
         s.relayed_peers = self.members.iter().filter(|m| m.relayed).count();
