@@ -1557,7 +1557,7 @@ setInterval(() => {
 /// 1.5 s of WebM in 5 s, on icecast2 too), and a wall-clock cut alone then fails the case.
 const PLAY_LIMIT: Duration = Duration::from_secs(20);
 
-/// A player's wall-clock play time once its output holds enough.
+/// The least wall-clock time a player plays, however soon its output holds enough.
 const PLAY: Duration = Duration::from_secs(5);
 
 /// The file a player decodes into and the size it must reach before it is stopped.

@@ -285,7 +285,7 @@ pub struct PeerStats {
     /// The least ACS period its uplink allows (1 = a full share), from its pacer's rate.
     pub capacity_period: u32,
     /// Native: how much later than its earliest lately its Reports come (the queue on its
-    /// uplink, as [`ReportDelay`] reads it).
+    /// uplink, as the splitter reads it from their own clock).
     pub report_queue: Duration,
     /// Whether it gets chunk turns now: heard lately, its Report neither overdue nor queued
     /// past the bar, heard by the team (see `may_flood`).
