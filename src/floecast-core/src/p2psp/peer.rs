@@ -28,6 +28,7 @@ mod pacer;
 pub(crate) mod relay;
 mod trust;
 
+pub(crate) use pacer::UDP_IP_HEADERS;
 use trust::SignedFrom;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -108,6 +109,16 @@ const CONGESTED: Duration = Duration::from_millis(500);
 const REPAIRED_FROM: usize = 256;
 /// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
 /// NATs the first Hellos of a pair are dropped until both sides have sent one.
+/// A Train ([`Message::Train`]): this many datagrams of [`TRAIN_BYTES`], back to back, so the
+/// splitter measures our uplink from their spacing before it gives us chunks to flood. Four
+/// gaps, of which it reads the narrowest: other traffic that widens one does not slow the
+/// reading.
+pub const TRAIN_LEN: u8 = 5;
+/// One Train datagram's UDP payload: as large as a chunk copy, and under any path's MTU.
+pub const TRAIN_BYTES: usize = 1200;
+/// A peer that got no chunk from the splitter since its last Train sends another after this
+/// long (its uplink is otherwise idle, and the first one may have read it slow by chance).
+const TRAIN_AGAIN: Duration = Duration::from_secs(30);
 const HELLO_TRIES: u8 = 8;
 const HELLO_RETRY: Duration = Duration::from_millis(400);
 /// The team size from which floods go in two levels by default (the splitter tells its
@@ -204,6 +215,8 @@ pub struct NeighbourStats {
 #[derive(Debug, Clone, Default)]
 pub struct PeerStats {
     pub from_splitter: u64,
+    /// Trains sent to the splitter (see [`TRAIN_LEN`]).
+    pub trains: u64,
     pub from_peers: u64,
     pub sent: u64,
     pub delivered: u64,
@@ -386,6 +399,9 @@ pub struct Peer {
     /// send the splitter (a monitor's complaints must not starve it: the splitter decides
     /// relaying and liveness on it).
     last_report: Instant,
+    /// When our last Train went out, and how many splitter chunks we had then.
+    train_at: Instant,
+    train_mark: u64,
     /// Estimated time between consecutive chunk numbers, and the mark it is sampled from.
     chunk_interval: Option<Duration>,
     rate_mark: Option<(ChunkNo, Instant)>,
@@ -463,6 +479,8 @@ impl Peer {
             last_splitter: now,
             splitter_last_tx: now,
             last_report: now,
+            train_at: now,
+            train_mark: 0,
             chunk_interval: None,
             rate_mark: None,
             splitter_gone: false,
@@ -518,8 +536,30 @@ impl Peer {
             p.lateness_at = now;
         }
         p.retime_scanners();
+        // While our uplink is idle, ahead of the greetings the pacer holds: the splitter
+        // sizes our share by it. The pacer's bucket starts now, in debt for it.
+        p.pacer.start(now);
+        p.send_train();
         p.playout(now);
         p
+    }
+
+    /// A Train to the splitter: [`TRAIN_LEN`] datagrams at once, ahead of anything queued.
+    /// The pacer is charged for it like any datagram (left out of its account, the Train's
+    /// 6 KB stood in the router queue of a 1.25 × uplink ahead of our first copies:
+    /// simulated flash crowds of 100 on such uplinks lost 0.022% instead of 0.006%).
+    fn send_train(&mut self) {
+        let pad = (TRAIN_BYTES - wire::HEADER_LEN - 2 - super::auth::TRAILER_LEN) as u16;
+        for seq in 0..TRAIN_LEN {
+            self.send_splitter(Message::Train {
+                seq,
+                count: TRAIN_LEN,
+                pad,
+            });
+        }
+        self.stats.trains += 1;
+        self.train_at = self.now;
+        self.train_mark = self.stats.from_splitter;
     }
 
     pub fn id(&self) -> PeerId {
@@ -1662,6 +1702,16 @@ impl PeerMachine for Peer {
             // Our keepalive to the splitter says how we are doing.
             let report = self.report();
             self.send_splitter(Message::Report(report));
+            // No chunk to flood for a while: the splitter judged us too slow (or has too few
+            // chunks to go round); let it measure again.
+            if now >= self.train_at + TRAIN_AGAIN {
+                if self.stats.from_splitter == self.train_mark {
+                    self.send_train();
+                } else {
+                    self.train_at = now;
+                    self.train_mark = self.stats.from_splitter;
+                }
+            }
         }
         let greet_again = self.may_greet_again();
         for i in 0..self.neighbours.len() {

@@ -26,7 +26,7 @@ use thiserror::Error;
 
 use super::auth::{self, ChunkHash, Key, ReplayWindow, SplitterKey};
 use super::compat::{self, CompatMessage, Direction};
-use super::peer::relay;
+use super::peer::{UDP_IP_HEADERS, relay};
 use super::wire::{
     self, BurstChunk, Evidence, JoinReply, JoinRequest, Message, Packet, PeerReport, RefuseReason,
 };
@@ -284,6 +284,8 @@ pub struct PeerStats {
     pub relayed: bool,
     /// The least ACS period its uplink allows (1 = a full share), from its pacer's rate.
     pub capacity_period: u32,
+    /// Native: its uplink as its latest Train read it (bytes/s), `None` before one came.
+    pub train_rate: Option<u32>,
     /// Native: how much later than its earliest lately its Reports come (the queue on its
     /// uplink, as the splitter reads it from their own clock).
     pub report_queue: Duration,
@@ -353,6 +355,10 @@ struct Member {
     period_left: u32,
     /// The least period its uplink allows (from its pacer's rate; 1 = a full share).
     capacity_period: u32,
+    /// Its latest Train, the rate it read (bytes/s), and when its join was answered.
+    train: train::Train,
+    train_rate: Option<u32>,
+    joined_at: Instant,
     /// Promote messages still to repeat (UDP may lose one), and when the last went out.
     promote_left: u8,
     promoted_at: Instant,
@@ -849,17 +855,22 @@ impl Splitter {
     /// measured an uplink that takes less gets one chunk every that-many turns instead, so
     /// that it relays what it gets in time and the faster peers take the rest; one under
     /// [`MIN_RELAY_RATE`] gets none (and no Digests to flood). A peer that has not measured
-    /// its uplink (no queue ever stood on it) keeps the share it has.
-    fn weigh_capacity(&mut self, i: usize, r: &PeerReport) {
+    /// its uplink (no queue ever stood on it) is sized by its Train ([`train`]), and without
+    /// one keeps the share it has.
+    fn weigh_capacity(&mut self, i: usize) {
         let Some(d) = self.chunk_interval.filter(|d| !d.is_zero()) else {
             return;
         };
-        if !self.cfg.acs || r.uplink_rate == 0 || self.chunk_bytes == 0.0 {
+        let m = &mut self.members[i];
+        let uplink = match m.report.map_or(0, |r| r.uplink_rate) {
+            0 => m.train_rate.unwrap_or(0),
+            measured => measured,
+        };
+        if !self.cfg.acs || uplink == 0 || self.chunk_bytes == 0.0 {
             return;
         }
         let stream = self.chunk_bytes / d.as_secs_f64();
-        let rate = f64::from(r.uplink_rate) / stream;
-        let m = &mut self.members[i];
+        let rate = f64::from(uplink) / stream;
         let floor = if !m.has_share() {
             RELAY_AGAIN_RATE
         } else {
@@ -933,7 +944,8 @@ impl Splitter {
     /// until then were what the team lost).
     fn may_flood(&self, i: usize) -> bool {
         let m = &self.members[i];
-        !self.is_suspect(i)
+        !self.awaits_train(i)
+            && !self.is_suspect(i)
             && !self.late_reporting(i)
             && m.report_delay.queued() <= self.report_queue_bar
             && !m.relayed
@@ -951,6 +963,15 @@ impl Splitter {
                 .collect(),
         );
         REPORT_QUEUE_MAX.max(Duration::from_millis(u64::from(median.unwrap_or(0)) * 2))
+    }
+
+    /// A native member whose Train has not come yet, within [`train::TRAIN_WAIT`] of its join:
+    /// its uplink is about to be known.
+    fn awaits_train(&self, i: usize) -> bool {
+        let m = &self.members[i];
+        self.cfg.codec == Codec::Native
+            && m.train_rate.is_none()
+            && self.now.saturating_duration_since(m.joined_at) < train::TRAIN_WAIT
     }
 
     fn is_suspect(&self, i: usize) -> bool {
@@ -1153,6 +1174,9 @@ impl Splitter {
             period: 1,
             period_left: 1,
             capacity_period: 1,
+            train: train::Train::default(),
+            train_rate: None,
+            joined_at: now,
             promote_left: 0,
             promoted_at: now,
             report: None,
@@ -1301,7 +1325,15 @@ impl Splitter {
                     .report_delay
                     .on_report(now, our_ms, r.sent_ms);
                 self.on_report(i, r);
-                self.weigh_capacity(i, &r);
+                self.weigh_capacity(i);
+            }
+            Message::Train { seq, count, .. } if self.cfg.codec == Codec::Native => {
+                let bytes = data.len() + UDP_IP_HEADERS;
+                let m = &mut self.members[i];
+                if let Some((rate, _)) = m.train.on_datagram(now, seq, count, bytes) {
+                    m.train_rate = Some(rate);
+                    self.weigh_capacity(i);
+                }
             }
             Message::Endpoint { endpoint } => self.on_endpoint(i, endpoint),
             Message::Goodbye { .. } => {
@@ -1845,6 +1877,7 @@ impl Splitter {
                 nat: m.nat,
                 relayed: m.relayed,
                 capacity_period: m.capacity_period,
+                train_rate: m.train_rate,
                 report_queue: m.report_delay.queued(),
                 takes_turns: self.may_flood(i),
             })
@@ -1882,6 +1915,7 @@ impl Splitter {
 
 mod admission;
 mod gen_c;
+mod train;
 
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests stand in for the driver: they read the clock

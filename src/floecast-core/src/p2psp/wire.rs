@@ -32,7 +32,8 @@
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
 //! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate, u32 sent_ms`;
 //! Probe `u32 sent_ms`;
-//! QueueDelay `u32 sent_ms, u32 ms`
+//! QueueDelay `u32 sent_ms, u32 ms`; Train `u8 seq, u8 count`, then padding (≤ [`MAX_TRAIN_PAD`]
+//! bytes)
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
 //!
@@ -78,9 +79,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// each resend a flood of one); version 10 keeps a two-level team's groups while its group
 /// count stays and has the relays take turns (members of different versions would group the
 /// team apart); version 11 stamps Reports with the peer's clock (the splitter reads the queue
-/// on a member's uplink from how late they come). An older peer gets a refusal it can read
-/// ([`encode_refusal`]).
-pub const VERSION: u8 = 11;
+/// on a member's uplink from how late they come); version 12 adds the joiner's Train (the
+/// splitter measures its uplink before giving it chunks). An older peer gets a refusal it can
+/// read ([`encode_refusal`]).
+pub const VERSION: u8 = 12;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -129,6 +131,7 @@ pub mod ty {
     pub const QUEUE_DELAY: u8 = 0x17;
     pub const RELAY_CHUNK: u8 = 0x18;
     pub const GONE: u8 = 0x19;
+    pub const TRAIN: u8 = 0x1A;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -140,6 +143,8 @@ pub mod ty {
 pub const MAX_DIGEST_HASHES: usize = 64;
 /// Most member ids in one Gone.
 pub const MAX_GONE_IDS: usize = 256;
+/// Most padding bytes in a Train datagram (it must fit one unfragmented datagram).
+pub const MAX_TRAIN_PAD: usize = 1400;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum WireError {
@@ -257,6 +262,15 @@ pub enum Message {
     /// receiver can tell how long our uplink queued it ([`super::peer`]'s pacer).
     Probe {
         sent_ms: u32,
+    },
+    /// Peer → splitter: datagram `seq` of `count` sent back to back, `pad` bytes of padding
+    /// each, when the peer joins (and again while it gets no chunks): their spacing on arrival
+    /// is how fast its uplink serialises them, what the splitter sizes its first share by
+    /// (packet-train dispersion).
+    Train {
+        seq: u8,
+        count: u8,
+        pad: u16,
     },
     /// Peer → peer, the answer to the Probe sent at `sent_ms`: how much longer than the
     /// sender's fastest one it took to come (ms).
@@ -628,6 +642,13 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         }
         Message::Endpoint { endpoint } => put_endpoint(&mut b, endpoint),
         Message::Probe { sent_ms } => b.put_u32(*sent_ms),
+        Message::Train { seq, count, pad } => {
+            let pad = usize::from(*pad);
+            check_len("train padding", pad, MAX_TRAIN_PAD)?;
+            b.put_u8(*seq);
+            b.put_u8(*count);
+            b.put_bytes(0, pad);
+        }
         Message::QueueDelay { sent_ms, ms } => {
             b.put_u32(*sent_ms);
             b.put_u32(*ms);
@@ -783,6 +804,7 @@ fn type_of(m: &Message) -> u8 {
         Message::Endpoint { .. } => ty::ENDPOINT,
         Message::Probe { .. } => ty::PROBE,
         Message::QueueDelay { .. } => ty::QUEUE_DELAY,
+        Message::Train { .. } => ty::TRAIN,
         Message::Promote => ty::PROMOTE,
         Message::Challenge { .. } => ty::CHALLENGE,
         Message::JoinProof { .. } => ty::JOIN_PROOF,
@@ -1027,6 +1049,17 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             endpoint: r.endpoint()?,
         },
         ty::PROBE => Message::Probe { sent_ms: r.u32()? },
+        ty::TRAIN => {
+            let seq = r.u8()?;
+            let count = r.u8()?;
+            let pad = r.rest().len();
+            check_len("train padding", pad, MAX_TRAIN_PAD)?;
+            Message::Train {
+                seq,
+                count,
+                pad: pad as u16,
+            }
+        }
         ty::QUEUE_DELAY => Message::QueueDelay {
             sent_ms: r.u32()?,
             ms: r.u32()?,

@@ -228,6 +228,12 @@ impl Pacer {
         }
     }
 
+    /// The bucket fills from `now` on (a peer's join): what is charged before the first paced
+    /// send (a joiner's Train) is paid off from then on.
+    pub(super) fn start(&mut self, now: Instant) {
+        self.last_refill = Some(now);
+    }
+
     /// The rate (bytes/s) copies go at now.
     pub(super) fn rate(&self) -> f64 {
         self.rate

@@ -720,13 +720,15 @@ impl Joined {
     fn new(cfg: SplitterConfig, seen: SocketAddr, local: SocketAddr, t0: Instant) -> Joined {
         let splitter: SocketAddr = Self::SPLITTER.parse().unwrap();
         let mut s = Splitter::new(cfg, 77, t0);
+        // It joined a second ago: its Train has left (the pacer holds the greetings for it).
+        let joined = t0 - Duration::from_secs(1);
         let (me, reply) = s
-            .handle_join(t0, seen, &JoinRequest::new(Role::Peer))
+            .handle_join(joined, seen, &JoinRequest::new(Role::Peer))
             .unwrap();
         let key = reply.peer_key;
         let mut cfg = PeerConfig::new(splitter);
         cfg.local = Some(local);
-        let mut p = Peer::new(cfg, reply, 1, t0);
+        let mut p = Peer::new(cfg, reply, 1, joined);
         while p.poll_transmit().is_some() {}
         Joined { p, me, key, seq: 0 }
     }
@@ -1263,6 +1265,14 @@ fn greeting_newcomer(n: u32) -> (Peer, Vec<Member>, Instant) {
     cfg.pace_start = 0.0;
     let mut p = Peer::new(cfg, reply, 1, now);
     while p.poll_transmit().is_some() {}
+    // The introductions come once its Train has left (about 3 s at this rate).
+    for _ in 0..500 {
+        now += Duration::from_millis(10);
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        while p.poll_transmit().is_some() {}
+    }
     let mut seq = 0u64;
     let members: Vec<Member> = (0..n)
         .map(|j| {
@@ -1637,4 +1647,97 @@ fn a_route_is_pruned_while_both_copies_wait_for_their_digest() {
     j.p.handle_datagram(t0, a_at, &member_chunk(a, 2, &a_key, 10, b));
     assert_eq!(prunes_to_a(&mut j.p), 1, "the routed copy came second");
     assert_eq!(j.p.stats().duplicates, 2);
+}
+
+/// A joiner's first datagrams to the splitter are its Hello and its Train ([`TRAIN_LEN`] of
+/// [`TRAIN_BYTES`]). Through a 64 kbit/s uplink the splitter reads half the stream from them and gives
+/// the joiner no share; while no chunk comes from the splitter the peer sends another Train
+/// every 30 s, and one that gets chunks sends none.
+#[test]
+fn a_joiner_trains_its_uplink_to_the_splitter_and_again_while_it_gets_no_chunks() {
+    let t0 = Instant::now();
+    let splitter: SocketAddr = Joined::SPLITTER.parse().unwrap();
+    let mut s = Splitter::new(team_cfg(), 77, t0);
+    // 1000-byte chunks every 64 ms: the stream is 15,625 bytes/s.
+    let mut t1 = t0;
+    for _ in 0..20 {
+        t1 += Duration::from_millis(64);
+        s.push_chunk(t1, Bytes::from(vec![0u8; 1000])).unwrap();
+    }
+    let seen: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let (id, reply) = s
+        .handle_join(t1, seen, &JoinRequest::new(Role::Peer))
+        .unwrap();
+    let key = reply.peer_key;
+    let mut p = Peer::new(PeerConfig::new(splitter), reply, 1, t1);
+    let to_splitter: Vec<Bytes> = std::iter::from_fn(|| p.poll_transmit())
+        .filter(|t| t.to == splitter)
+        .map(|t| t.data)
+        .collect();
+    let kinds: Vec<Message> = to_splitter
+        .iter()
+        .map(|d| wire::open(d).unwrap().packet.msg)
+        .collect();
+    assert!(matches!(kinds[0], Message::Hello { .. }), "{kinds:?}");
+    assert_eq!(kinds.len(), 1 + usize::from(TRAIN_LEN), "{kinds:?}");
+    for (seq, m) in kinds[1..].iter().enumerate() {
+        assert!(
+            matches!(m, Message::Train { seq: s, count: TRAIN_LEN, .. } if usize::from(*s) == seq),
+            "{kinds:?}"
+        );
+        assert_eq!(to_splitter[1 + seq].len(), TRAIN_BYTES);
+    }
+    // They leave one after the other through 64 kbit/s (8,000 bytes/s with IP and UDP).
+    let mut at = t1;
+    for d in &to_splitter {
+        at += Duration::from_secs_f64((d.len() + 28) as f64 / 8_000.0);
+        s.handle_datagram(at, seen, d);
+    }
+    let st = s.stats().peers.into_iter().find(|m| m.id == id).unwrap();
+    assert!(
+        st.train_rate.is_some_and(|r| (7_900..8_100).contains(&r)),
+        "{:?}",
+        st.train_rate
+    );
+    assert_eq!(st.capacity_period, crate::p2psp::splitter::NO_SHARE);
+
+    // Then, once a second, the splitter's keepalive (and, for `fed`, a chunk).
+    let trains_over_a_minute = |p: &mut Peer, k: &Key, fed: bool| {
+        let mut seq = 1_000;
+        let mut trains = Vec::new();
+        for sec in 1..=65u32 {
+            let now = t1 + Duration::from_secs(sec.into());
+            seq += 1;
+            let msg = if fed {
+                Message::Chunk {
+                    no: ChunkNo(100 + sec),
+                    origin: PeerId::NONE,
+                    relay: None,
+                    payload: Bytes::from(vec![1u8; 1000]),
+                }
+            } else {
+                Message::KeepAlive { from: PeerId::NONE }
+            };
+            let d = wire::seal(&Packet { team: 77, msg }, PeerId::NONE, seq, k, None).unwrap();
+            p.handle_datagram(now, splitter, &d);
+            while p.poll_timeout().is_some_and(|d| d <= now) {
+                p.handle_timeout(now);
+            }
+            for t in std::iter::from_fn(|| p.poll_transmit()) {
+                if let Ok(Message::Train { seq: 0, .. }) = wire::open(&t.data).map(|o| o.packet.msg)
+                {
+                    trains.push(now.saturating_duration_since(t1).as_secs());
+                }
+            }
+        }
+        trains
+    };
+    let again = trains_over_a_minute(&mut p, &key, false);
+    assert_eq!(again, vec![30, 60], "a Train every 30 s without chunks");
+    assert_eq!(p.stats().trains, 3);
+    let mut j = Joined::seen_where_bound(t1);
+    let k = j.key;
+    assert_eq!(trains_over_a_minute(&mut j.p, &k, true), Vec::<u64>::new());
+    assert!(j.p.stats().from_splitter >= 60);
+    assert_eq!(j.p.stats().trains, 1);
 }

@@ -30,8 +30,15 @@ fn join_at(
     Ok((id, reply))
 }
 
-/// Joiner `id` sends its first datagram, a Hello, from `at`.
+/// Joiner `id` sends its first datagram, a Hello, from `at`, then a Train (from an uplink too
+/// fast to space it).
 fn confirm(s: &mut Splitter, t: Instant, id: PeerId, at: SocketAddr) {
+    confirm_without_train(s, t, id, at);
+    send_train(s, t, at, &[Duration::ZERO; 2]);
+}
+
+/// The same without the Train.
+fn confirm_without_train(s: &mut Splitter, t: Instant, id: PeerId, at: SocketAddr) {
     if s.cfg.codec != Codec::Native {
         return; // Gen C joins are admitted when they complete
     }
@@ -49,6 +56,34 @@ fn confirm(s: &mut Splitter, t: Instant, id: PeerId, at: SocketAddr) {
             Ok(Message::Endpoint { .. } | Message::Introduce { .. })
         )
     });
+}
+
+/// The member at `at` sends a Train whose datagrams arrive `gaps` apart (`gaps.len() + 1` of
+/// them, 1228 bytes each on the wire).
+fn send_train(s: &mut Splitter, t: Instant, at: SocketAddr, gaps: &[Duration]) {
+    let Some((id, key)) = s
+        .members
+        .iter()
+        .find(|m| m.addr == at)
+        .map(|m| (m.id, m.key))
+    else {
+        return; // not a member (yet)
+    };
+    let count = gaps.len() as u8 + 1;
+    let mut now = t;
+    for seq in 0..count {
+        if seq > 0 {
+            now += gaps[usize::from(seq) - 1];
+        }
+        let msg = Message::Train {
+            seq,
+            count,
+            pad: 1200 - 4 - 2 - 24,
+        };
+        let d = wire::seal(&Packet { team: s.team, msg }, id, next_seq(), &key, None).unwrap();
+        assert_eq!(d.len(), 1200);
+        s.handle_datagram(now, at, &d);
+    }
 }
 
 /// A splitter (team 7) with a monitor at `addr(1)` and plain peers at `addr(2..=size)`,
@@ -1014,7 +1049,8 @@ fn a_confirmed_joiner_is_listed_at_its_udp_source_and_introduced_when_natted() {
     auth::intro_mask(&s.key_of(old), 7, new, &mut k);
     assert_eq!((*to, *id, *endpoint), (addr(1), new, udp));
     assert_eq!(k, auth::pair_key(&s.key_of(old), new));
-    // Chunks now go to its UDP endpoint, never to the TCP one.
+    // Chunks now go to its UDP endpoint (its Train came from there), never to the TCP one.
+    send_train(&mut s, t, udp, &[Duration::ZERO]);
     for k in 0..4u8 {
         s.push_chunk(t, Bytes::from(vec![k])).unwrap();
     }
@@ -1267,6 +1303,86 @@ fn an_uplink_too_slow_to_flood_in_time_gets_no_share_and_no_digests_to_flood() {
         .filter(|(_, m)| matches!(m, Message::Chunk { .. }))
         .count();
     assert_eq!(chunks, 8);
+}
+
+/// A joiner's Train says how fast its uplink is before it is given anything: one at half the
+/// stream gets no chunk turns from the start, one at three times gets its share, and one whose
+/// Train never comes gets turns once [`train::TRAIN_WAIT`] has passed. The pacer's own
+/// measurement, when one comes, outweighs the Train.
+#[test]
+fn a_joiners_train_sizes_its_first_share() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    for n in 1..=4 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    // 1000-byte chunks every 64 ms: the stream is 15,625 bytes/s.
+    let mut now = t;
+    // Every member reports (member 5 its pacer's measurement `up5`, 0 = none yet).
+    let mut push = |s: &mut Splitter, k: usize, members: u16, up5: u32| {
+        let mut sent = Vec::new();
+        for c in 0..k {
+            now += Duration::from_millis(64);
+            if c % 10 == 0 {
+                for n in 1..=members {
+                    let d = report(s, now, n, 7, 3, if n == 5 { up5 } else { 0 });
+                    s.handle_datagram(now, addr(n), &d);
+                }
+            }
+            s.push_chunk(now, Bytes::from(vec![0u8; 1000])).unwrap();
+            sent.extend(
+                decode_all(s)
+                    .into_iter()
+                    .filter(|(_, m)| matches!(m, Message::Chunk { .. }))
+                    .map(|(to, _)| to),
+            );
+        }
+        (now, sent)
+    };
+    let (t1, _) = push(&mut s, 40, 4, 0);
+    let count = |sent: &[SocketAddr], n: u16| sent.iter().filter(|a| **a == addr(n)).count();
+    // Member 5's 1228-byte datagrams come 157 ms apart: 7,822 bytes/s, half the stream.
+    let (id5, _) = s
+        .handle_join(t1, addr(5), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    confirm_without_train(&mut s, t1, id5, addr(5));
+    send_train(&mut s, t1, addr(5), &[Duration::from_millis(157); 4]);
+    let p5 = s.stats().peers.into_iter().find(|p| p.id == id5).unwrap();
+    assert!(
+        p5.train_rate.is_some_and(|r| (7_700..7_900).contains(&r)),
+        "{:?}",
+        p5.train_rate
+    );
+    assert_eq!(p5.capacity_period, NO_SHARE);
+    // Member 6's come 26 ms apart: three times the stream.
+    let (id6, _) = s
+        .handle_join(t1, addr(6), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    confirm_without_train(&mut s, t1, id6, addr(6));
+    send_train(&mut s, t1, addr(6), &[Duration::from_millis(26); 4]);
+    // Member 7's Train is lost.
+    let (id7, _) = s
+        .handle_join(t1, addr(7), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    confirm_without_train(&mut s, t1, id7, addr(7));
+    // In its first 1.9 s member 7 gets nothing; member 6 its share.
+    let (_, sent) = push(&mut s, 30, 7, 0);
+    assert_eq!(count(&sent, 7), 0, "{sent:?}");
+    assert!(count(&sent, 6) >= 4, "{sent:?}");
+    let (_, sent) = push(&mut s, 120, 7, 0);
+    assert_eq!(
+        count(&sent, 5),
+        0,
+        "the slow joiner gets no turns: {sent:?}"
+    );
+    assert!(count(&sent, 6) >= 15, "{sent:?}");
+    assert!(
+        count(&sent, 7) >= 15,
+        "no Train, turns after the wait: {sent:?}"
+    );
+    // Its pacer measures its uplink at 1.2 × the stream: that outweighs the Train.
+    let (_, sent) = push(&mut s, 60, 7, 18_750);
+    assert!(count(&sent, 5) >= 5, "{sent:?}");
 }
 
 #[test]

@@ -253,6 +253,23 @@ fn rejects_malformed() {
     raw.extend_from_slice(&[0u8; 8 + MAX_CHUNK_PAYLOAD + 1]);
     raw[11] = 1; // an origin
     assert!(matches!(decode(&raw), Err(WireError::TooLong { .. })));
+    // A Train padded past one unfragmented datagram, both directions.
+    let long_train = Message::Train {
+        seq: 0,
+        count: 4,
+        pad: MAX_TRAIN_PAD as u16 + 1,
+    };
+    assert!(matches!(
+        encode(&Packet {
+            team: 0,
+            msg: long_train
+        }),
+        Err(WireError::TooLong { .. })
+    ));
+    let mut raw = good[..4].to_vec();
+    raw[3] = ty::TRAIN;
+    raw.extend_from_slice(&[0u8; 2 + MAX_TRAIN_PAD + 1]);
+    assert!(matches!(decode(&raw), Err(WireError::TooLong { .. })));
     // The retired HeaderPiece / HeaderAck types are unknown now.
     for t in [0x08u8, 0x09] {
         let mut raw = good[..4].to_vec();
@@ -382,6 +399,8 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             })
         }),
         any::<u32>().prop_map(|x| Message::Probe { sent_ms: x }),
+        (any::<u8>(), any::<u8>(), 0..=MAX_TRAIN_PAD as u16)
+            .prop_map(|(seq, count, pad)| Message::Train { seq, count, pad }),
         (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Message::QueueDelay { sent_ms: a, ms: b }),
         (
             any::<u32>(),
@@ -528,9 +547,9 @@ proptest! {
         let p = Packet { team, msg };
         let e = encode(&p).unwrap();
         prop_assert_eq!(decode(&e).unwrap(), Packet { team: 0, ..p.clone() });
-        // Any strict prefix is rejected, never mis-decoded (a Chunk body ends in a "rest"
-        // field, so a prefix may still decode as a shorter payload).
-        if !matches!(p.msg, Message::Chunk { .. }) {
+        // Any strict prefix is rejected, never mis-decoded (Chunk and Train bodies end in a
+        // "rest" field, so a prefix may still decode as a shorter payload or padding).
+        if !matches!(p.msg, Message::Chunk { .. } | Message::Train { .. }) {
             for cut in [0, e.len() / 2, e.len() - 1] {
                 prop_assert!(decode(&e[..cut]).is_err());
             }
