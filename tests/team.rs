@@ -137,6 +137,13 @@ async fn fifty_peers(relay_from: u32) {
             .all(|p| p["takes_turns"].is_boolean() && p["report_queue_ms"].is_u64()),
         "{body}"
     );
+    // Every joiner's Train came over the sockets and read its uplink (loopback: fast).
+    assert!(
+        peers
+            .iter()
+            .all(|p| p["train_rate"].as_u64().is_some_and(|r| r > 100_000)),
+        "{body}"
+    );
     assert!(
         peers.iter().any(|p| p["takes_turns"] == true),
         "no member takes turns: {body}"

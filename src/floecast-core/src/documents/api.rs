@@ -269,6 +269,9 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             // What its uplink carries as its pacer measured it (0 = not
                             // yet): a share is sized by this.
                             "uplink_rate": p.report.map(|r| r.uplink_rate),
+                            // Its uplink as its latest Train read it on arrival (bytes/s;
+                            // null before one came): the share until the pacer measures.
+                            "train_rate": p.train_rate,
                             "share_period": p.capacity_period,
                             // Whether it gets chunk turns now, and how long its Reports
                             // wait behind its uplink's queue (past a second, or twice the
