@@ -4,10 +4,12 @@
 //! MASQUERADE, and a home router's firewall: nothing new comes in from outside), each running
 //! a peer floecast. curl inside each namespace fetches every peer mount's stream and ffmpeg
 //! decodes it without an error; the origin's /api/status shows who is behind a NAT, who hears
-//! whom (the NATed peers punched holes to each other) and who is relayed.
+//! whom (the NATed peers punched holes to each other) and who is relayed. One test shapes a
+//! private host's uplink with the kernel's token bucket (`tc`) to half the stream: the
+//! splitter reads it from the joiner's Train and gives it nothing to flood.
 //!
-//! Needs root (CAP_NET_ADMIN), `ip` (iproute2) and `iptables`; without them the tests say so
-//! loudly, and fail under FLOECAST_REQUIRE_CLIENTS=1.
+//! Needs root (CAP_NET_ADMIN), `ip` (iproute2), `iptables` and `tc`; without them the tests
+//! say so loudly, and fail under FLOECAST_REQUIRE_CLIENTS=1.
 
 mod common;
 mod interop_support;
@@ -435,4 +437,58 @@ async fn an_unreachable_peer_is_relayed_and_decodes() {
     // What it missed before it was relayed has left the mounts' bursts by now.
     tokio::time::sleep(Duration::from_secs(5)).await;
     every_peer_mount_decodes(&lab, dir.path(), &procs).await;
+}
+
+/// Private host B's uplink is shaped to 64 kbit/s, half the 128 kbit/s stream, with a 64 KiB
+/// queue (the kernel's token bucket filter, as a home router's): its peer's Train reads that
+/// on arrival at the splitter, which gives it no share from its join on and sends it no chunk
+/// to flood, while the unshaped peers read fast and take full shares. Its peer mount still
+/// decodes: it only receives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
+    let test = "a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share";
+    if !have_all(test, &["tc"]) {
+        return;
+    }
+    let Some(lab) = lab(test, "s", false) else {
+        return;
+    };
+    let shaped = [
+        "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "64kbit", "burst", "1600",
+        "limit", "65536",
+    ];
+    if let Err(e) = lab.exec("privB", &shaped) {
+        common::skip(&format!("{test}: CANNOT SHAPE AN UPLINK WITH tc: {e}"));
+        return;
+    }
+    let dir = TempDir::new("team-nat-slow");
+    let procs = start_team(&lab, &dir).await;
+    let members = wait_members(&lab, &procs, "every member's Train read", |m| {
+        m.len() == 3 && m.iter().all(|p| p["train_rate"].is_u64())
+    })
+    .await;
+    let slow = member(&members, NAT[1]).unwrap_or_else(|| panic!("no member B: {members:#?}"));
+    // 1200-byte datagrams (1242 on the wire) at 8,000 bytes/s.
+    assert!(
+        slow["train_rate"]
+            .as_u64()
+            .is_some_and(|r| (6_000..=10_000).contains(&r)),
+        "{members:#?}"
+    );
+    assert_eq!(slow["share_period"], 0, "{members:#?}");
+    for ip in [PUBLIC_PEER, NAT[0]] {
+        let m = member(&members, ip).unwrap_or_else(|| panic!("no member at {ip}: {members:#?}"));
+        assert!(
+            m["train_rate"].as_u64().is_some_and(|r| r > 100_000),
+            "{ip}: {members:#?}"
+        );
+        assert_eq!(m["share_period"], 1, "{ip}: {members:#?}");
+    }
+    every_peer_mount_decodes(&lab, dir.path(), &procs).await;
+    let members = lab.members().await;
+    let slow = member(&members, NAT[1]).unwrap_or_else(|| panic!("no member B: {members:#?}"));
+    assert_eq!(
+        slow["chunks_sent"], 0,
+        "the splitter gave the slow peer chunks to flood: {members:#?}"
+    );
 }
