@@ -86,7 +86,7 @@ async fn fifty_peers(relay_from: u32) {
                 match tokio::time::timeout(Duration::from_secs(3), link.next()).await {
                     Ok(Output::Data(d)) => got.extend_from_slice(&d),
                     Ok(Output::Skipped) => skipped += 1,
-                    Ok(Output::Info(_)) => {}
+                    Ok(Output::Info(_) | Output::Idle) => {}
                     Ok(Output::Gone) | Err(_) => break,
                 }
             }
@@ -356,7 +356,7 @@ async fn churn(monitors_too: bool, min_continuity: f64) {
                 match tokio::time::timeout(Duration::from_secs(3), link.next()).await {
                     Ok(Output::Data(_)) => data += 1,
                     Ok(Output::Skipped) => skipped.push(began.elapsed().as_millis()),
-                    Ok(Output::Info(_)) => {}
+                    Ok(Output::Info(_) | Output::Idle) => {}
                     Ok(Output::Gone) | Err(_) => return (data, skipped),
                 }
             }
@@ -617,7 +617,7 @@ async fn chained_ogg_crosses_the_team_in_the_stream_at_one_copy() {
                 match tokio::time::timeout(Duration::from_secs(6), link.next()).await {
                     Ok(Output::Data(d)) => got.extend_from_slice(&d),
                     Ok(Output::Skipped) => panic!("a chunk was lost"),
-                    Ok(Output::Info(_)) => {}
+                    Ok(Output::Info(_) | Output::Idle) => {}
                     Ok(Output::Gone) | Err(_) => break,
                 }
             }

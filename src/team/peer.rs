@@ -53,6 +53,8 @@ pub enum Output {
     Info(StreamInfo),
     /// The splitter is gone (or told us to go).
     Gone,
+    /// Nothing by the time asked for ([`PeerLink::next_before`]).
+    Idle,
 }
 
 /// The team a peer mount joins, and how.
@@ -273,7 +275,20 @@ impl PeerLink {
     }
 
     /// Drive the peer until it has something for us.
+    /// The next output (never [`Output::Idle`]).
     pub async fn next(&mut self) -> Output {
+        loop {
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            match self.next_before(far).await {
+                Output::Idle => continue,
+                o => return o,
+            }
+        }
+    }
+
+    /// The next output, or [`Output::Idle`] once `due` has passed without one (the caller's
+    /// own timer, without cancelling a send in flight here).
+    pub async fn next_before(&mut self, due: tokio::time::Instant) -> Output {
         loop {
             while let Some(t) = self.peer.poll_transmit() {
                 if let Err(e) = self.udp.send_to(&t.data, t.to).await {
@@ -289,7 +304,14 @@ impl PeerLink {
                     PeerEvent::NeighbourAdded { .. } | PeerEvent::NeighbourRemoved { .. } => {}
                 }
             }
-            let deadline = self.peer.poll_timeout().map(tokio::time::Instant::from_std);
+            if tokio::time::Instant::now() >= due {
+                return Output::Idle;
+            }
+            let deadline = self
+                .peer
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .map_or(due, |d| d.min(due));
             tokio::select! {
                 r = self.udp.recv_from(&mut self.buf) => match r {
                     Ok((n, from)) => {
@@ -297,12 +319,7 @@ impl PeerLink {
                     }
                     Err(e) => tracing::debug!("P2PSP receive error: {e}"),
                 },
-                _ = async {
-                    match deadline {
-                        Some(d) => tokio::time::sleep_until(d).await,
-                        None => tokio::time::sleep(Duration::from_secs(1)).await,
-                    }
-                } => self.peer.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(deadline) => self.peer.handle_timeout(Instant::now()),
             }
         }
     }
@@ -462,8 +479,11 @@ async fn serve_team(
             reason = EndReason::Shutdown;
             break;
         }
+        // The status follows the link even while nothing plays (a member that hears no one
+        // yet is what the status is there to show).
+        let stats_due = tokio::time::Instant::from_std(last_stats + STATS_EVERY);
         let out = tokio::select! {
-            o = link.next() => o,
+            o = link.next_before(stats_due) => o,
             _ = shutdown => { reason = EndReason::Shutdown; break; }
             _ = stop.requested() => { reason = EndReason::Stopped(STOP_REMOVED); break; }
         };
@@ -473,7 +493,7 @@ async fn serve_team(
                 // No stream yet: nothing to frame it as.
                 None => Ok(()),
             },
-            Output::Skipped => Ok(()),
+            Output::Skipped | Output::Idle => Ok(()),
             Output::Info(new) => {
                 if new.content_type != info.content_type {
                     tracing::info!(mount, content_type = %new.content_type, "P2PSP stream changed");
