@@ -274,8 +274,7 @@ impl PeerLink {
         })
     }
 
-    /// Drive the peer until it has something for us.
-    /// The next output (never [`Output::Idle`]).
+    /// Drive the peer until it has something for us (never [`Output::Idle`]).
     pub async fn next(&mut self) -> Output {
         loop {
             let far = tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -319,7 +318,13 @@ impl PeerLink {
                     }
                     Err(e) => tracing::debug!("P2PSP receive error: {e}"),
                 },
-                _ = tokio::time::sleep_until(deadline) => self.peer.handle_timeout(Instant::now()),
+                _ = tokio::time::sleep_until(deadline) => {
+                    // Only the peer's own timers: `due` is the caller's.
+                    let now = Instant::now();
+                    if self.peer.poll_timeout().is_none_or(|d| d <= now) {
+                        self.peer.handle_timeout(now);
+                    }
+                }
             }
         }
     }

@@ -107,8 +107,6 @@ const COPY_OVERHEAD: f64 = 80.0;
 const CONGESTED: Duration = Duration::from_millis(500);
 /// Chunks remembered as having reached us first as a repair ([`Peer::repaired_from`]).
 const REPAIRED_FROM: usize = 256;
-/// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
-/// NATs the first Hellos of a pair are dropped until both sides have sent one.
 /// A Train ([`Message::Train`]): this many datagrams of [`TRAIN_BYTES`], back to back, so the
 /// splitter measures our uplink from their spacing before it gives us chunks to flood. Four
 /// gaps, of which it reads the narrowest: other traffic that widens one does not slow the
@@ -119,6 +117,8 @@ pub const TRAIN_BYTES: usize = 1200;
 /// A peer that got no chunk from the splitter since its last Train sends another after this
 /// long (its uplink is otherwise idle, and the first one may have read it slow by chance).
 const TRAIN_AGAIN: Duration = Duration::from_secs(30);
+/// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
+/// NATs the first Hellos of a pair are dropped until both sides have sent one.
 const HELLO_TRIES: u8 = 8;
 const HELLO_RETRY: Duration = Duration::from_millis(400);
 /// The team size from which floods go in two levels by default (the splitter tells its

@@ -1330,7 +1330,7 @@ impl Splitter {
             Message::Train { seq, count, .. } if self.cfg.codec == Codec::Native => {
                 let bytes = data.len() + UDP_IP_HEADERS;
                 let m = &mut self.members[i];
-                if let Some((rate, _)) = m.train.on_datagram(now, seq, count, bytes) {
+                if let Some(rate) = m.train.on_datagram(now, seq, count, bytes) {
                     m.train_rate = Some(rate);
                     self.weigh_capacity(i);
                 }

@@ -5,8 +5,9 @@
 //! for its first 10–25 s, and the team lost or re-flooded what it could not pass on in time.
 //! So a joiner sends a Train, a few datagrams back to back ([`Message::Train`]); the uplink
 //! serialises them one after the other, and their spacing on arrival is its rate
-//! (packet-train dispersion). Jitter moves only the ends, and cross traffic on the path only
-//! widens the gaps, so a train may read an uplink slower than it is, never much faster.
+//! (packet-train dispersion). The narrowest gap is read: cross traffic, or our own event loop
+//! reading late, only widens a gap, so a train reads slow only if every gap was widened (and
+//! the path's jitter, a few ms, narrows one by little).
 //!
 //! A member's measurement is its own word either way (as its Reports are): spacing its
 //! datagrams wider only takes turns away from itself.
@@ -30,18 +31,15 @@ pub(super) struct Train {
 
 impl Train {
     /// Datagram `seq` of `count` arrived at `now`, `bytes` long on the wire. Returns the rate
-    /// the train reads (bytes/s) once two of it have come, and whether this was its last.
-    ///
-    /// The rate is the narrowest gap's: the uplink spaces every gap alike, so a gap only
-    /// widens when something else got between two datagrams (cross traffic, or our own
-    /// event loop reading late), and a train reads slow only if every gap was widened.
+    /// the train reads (bytes/s) once two of it have come: its narrowest gap's (the uplink
+    /// spaces every gap alike).
     pub(super) fn on_datagram(
         &mut self,
         now: Instant,
         seq: u8,
         count: u8,
         bytes: usize,
-    ) -> Option<(u32, bool)> {
+    ) -> Option<u32> {
         if seq >= count {
             return None;
         }
@@ -62,7 +60,7 @@ impl Train {
             r.min(f64::from(u32::MAX)) as u32
         };
         self.best = self.best.max(rate);
-        Some((self.best, seq + 1 == count))
+        Some(self.best)
     }
 }
 
@@ -82,8 +80,7 @@ mod tests {
         for seq in 1..5u8 {
             got = t.on_datagram(t0 + gap * u32::from(seq), seq, 5, 1228);
         }
-        let (rate, done) = got.unwrap();
-        assert!(done);
+        let rate = got.unwrap();
         assert!((7_990..=8_010).contains(&rate), "{rate}");
     }
 
@@ -94,12 +91,8 @@ mod tests {
         let mut t = Train::default();
         // Datagram 0 and 3 lost: 1 → 4 is three gaps.
         assert_eq!(t.on_datagram(t0 + gap, 1, 5, 1000), None);
-        let (r, done) = t.on_datagram(t0 + gap * 2, 2, 5, 1000).unwrap();
-        assert!(!done);
-        assert_eq!(r, 100_000);
-        let (r, done) = t.on_datagram(t0 + gap * 4, 4, 5, 1000).unwrap();
-        assert!(done);
-        assert_eq!(r, 100_000);
+        assert_eq!(t.on_datagram(t0 + gap * 2, 2, 5, 1000), Some(100_000));
+        assert_eq!(t.on_datagram(t0 + gap * 4, 4, 5, 1000), Some(100_000));
     }
 
     #[test]
@@ -112,7 +105,7 @@ mod tests {
         for (seq, ms) in at.iter().enumerate() {
             got = t.on_datagram(t0 + Duration::from_millis(*ms), seq as u8, 5, 1000);
         }
-        assert_eq!(got, Some((100_000, true)));
+        assert_eq!(got, Some(100_000));
     }
 
     #[test]
@@ -125,13 +118,11 @@ mod tests {
         // A second Train 30 s later, at a tenth the rate.
         let t1 = t0 + Duration::from_secs(30);
         assert_eq!(t.on_datagram(t1, 0, 5, 1000), None);
-        let (r, _) = t
-            .on_datagram(t1 + Duration::from_millis(100), 1, 5, 1000)
-            .unwrap();
-        assert_eq!(r, 10_000);
+        let r = t.on_datagram(t1 + Duration::from_millis(100), 1, 5, 1000);
+        assert_eq!(r, Some(10_000));
         // All at one instant (a driver that read them in one batch): as fast as can be.
         let mut t = Train::default();
         t.on_datagram(t0, 0, 2, 1000);
-        assert_eq!(t.on_datagram(t0, 1, 2, 1000), Some((u32::MAX, true)));
+        assert_eq!(t.on_datagram(t0, 1, 2, 1000), Some(u32::MAX));
     }
 }
