@@ -450,7 +450,8 @@ async fn an_unreachable_peer_is_relayed_and_decodes() {
 /// Private host B's uplink is shaped to 64 kbit/s, half the 128 kbit/s stream, with a 64 KiB
 /// queue (the kernel's token bucket filter, as a home router's): its peer's Train reads that
 /// on arrival at the splitter, which gives it no share from its join on and sends it no chunk
-/// to flood, while the unshaped peers read fast and take full shares. Its peer mount still
+/// to flood, while the unshaped peers read fast and take full shares; the splitter tells the
+/// other peers so (their floods in two levels would not make it a relay). Its peer mount still
 /// decodes: it only receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
@@ -491,6 +492,20 @@ async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
             "{ip}: {members:#?}"
         );
         assert_eq!(m["share_period"], 1, "{ip}: {members:#?}");
+    }
+    // The splitter told the team: the two other peers know one member too slow to relay.
+    for (n, ip) in [("pp", PUBLIC_PEER), ("privA", PRIVATE[0])] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let url = format!("http://{ip}:8000/api/status");
+            let body = lab.curl(n, &url, 3, true).await;
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if v["mounts"][0]["p2psp"]["slow_members"] == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{n}: {v:#}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
     }
     every_peer_mount_decodes(&lab, dir.path(), &procs).await;
     let members = lab.members().await;

@@ -308,6 +308,8 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["neighbours"] = json!(s.neighbours.len());
                 v["neighbours_heard"] = json!(s.neighbours.iter().filter(|n| n.heard).count());
                 v["introductions"] = json!(s.introductions);
+                // Members the splitter says are too slow to relay: not our floods' relays.
+                v["slow_members"] = json!(s.slow_members);
                 // The pacer: its rate (bytes/s), the queueing delay receivers last saw on our
                 // uplink, copies dropped unsent (too late, or overtaken by a resend's flood),
                 // and how long holes are waited for.

@@ -31,7 +31,7 @@ mod trust;
 pub(crate) use pacer::UDP_IP_HEADERS;
 use trust::SignedFrom;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -232,6 +232,8 @@ pub struct PeerStats {
     pub requests_declined: u64,
     pub prunes_sent: u64,
     pub neighbours_dropped_silence: u64,
+    /// Members the splitter said are too slow to relay ([`Message::Uplinks`]), as we know them.
+    pub slow_members: usize,
     /// Gen C (DBS rule): neighbours dropped for owing too many chunks.
     pub neighbours_dropped_debt: u64,
     pub transmits_dropped: u64,
@@ -399,6 +401,9 @@ pub struct Peer {
     /// send the splitter (a monitor's complaints must not starve it: the splitter decides
     /// relaying and liveness on it).
     last_report: Instant,
+    /// Members whose uplinks the splitter says are too slow to relay: our two-level floods
+    /// pass them over as relays (at most [`wire::MAX_PEERS_IN_LIST`]).
+    slow: HashSet<PeerId>,
     /// When our last Train went out, and how many splitter chunks we had then.
     train_at: Instant,
     train_mark: u64,
@@ -479,6 +484,12 @@ impl Peer {
             last_splitter: now,
             splitter_last_tx: now,
             last_report: now,
+            slow: reply
+                .slow
+                .iter()
+                .copied()
+                .take(wire::MAX_PEERS_IN_LIST)
+                .collect(),
             train_at: now,
             train_mark: 0,
             chunk_interval: None,
@@ -938,11 +949,13 @@ impl Peer {
     }
 
     /// In a large team, who gets our flood of the chunk (or signed message) numbered `key`,
-    /// in how many groups: one relay of each other group, then our group ([`relay`]).
+    /// in how many groups: one relay of each other group (not one the splitter says is too
+    /// slow, while its group has another), then our group ([`relay`]).
     fn two_level_targets(&self, key: u32) -> Option<(u32, relay::Targets)> {
         let k = self.relay_groups()?;
         let ids = self.neighbour_ids();
-        Some((k, relay::origin_targets(self.id, key, k, &ids)))
+        let able = |i: usize| !self.slow.contains(&ids[i]);
+        Some((k, relay::origin_targets(self.id, key, k, &ids, able)))
     }
 
     /// In a large team, when neighbour `i` is of another group (so the splitter's Digest or
@@ -1180,8 +1193,19 @@ impl Peer {
         match msg {
             Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Splitter),
             Message::Expel { id } => self.on_expel(id),
+            Message::Uplinks { slow, able } => {
+                for id in able {
+                    self.slow.remove(&id);
+                }
+                for id in slow {
+                    if self.slow.len() < wire::MAX_PEERS_IN_LIST {
+                        self.slow.insert(id);
+                    }
+                }
+            }
             Message::Gone { ids } => {
                 for id in ids {
+                    self.slow.remove(&id);
                     if let Some(i) = self.neighbours.iter().position(|n| n.id == id) {
                         self.stats.neighbours_dropped_silence += 1;
                         self.remove_neighbour(i);
@@ -1797,6 +1821,7 @@ impl PeerMachine for Peer {
         s.copies_dropped = self.pacer.dropped;
         s.lateness = self.lateness;
         s.buffer_fill = self.buffer.fill();
+        s.slow_members = self.slow.len();
         s.neighbours = self
             .neighbours
             .iter()

@@ -108,6 +108,8 @@ const MIN_RELAY_RATE: f64 = 0.75;
 const RELAY_AGAIN_RATE: f64 = 0.9;
 /// The capacity period of a peer whose uplink cannot flood a chunk in time.
 pub const NO_SHARE: u32 = 0;
+/// Share changes remembered between two ticks (each member's last one counts).
+const MAX_UPLINK_CHANGES: usize = 1 << 16;
 const MAX_TRANSMITS: usize = 1 << 16;
 const MAX_EVENTS: usize = 4096;
 /// Header changes remembered for join replies (a join burst spans a few seconds; chains last
@@ -438,6 +440,9 @@ pub struct Splitter {
     info_rr: usize,
     /// Members dropped for silence since the last tick: the team is told at the next one.
     gone: Vec<PeerId>,
+    /// Members that lost their share (false) or got it back (true) since the last tick: the
+    /// team is told at the next one ([`Message::Uplinks`]).
+    uplink_changes: Vec<(PeerId, bool)>,
     /// The stream headers of the last chains, oldest first; the last is the current one.
     headers: VecDeque<HeaderChange>,
     header_epoch: u32,
@@ -530,6 +535,7 @@ impl Splitter {
             info_epoch: 0,
             info_rr: 0,
             gone: Vec::new(),
+            uplink_changes: Vec::new(),
             headers: VecDeque::from([HeaderChange {
                 first: ChunkNo(0),
                 end: ChunkNo(0),
@@ -884,7 +890,11 @@ impl Splitter {
         } else {
             ((FULL_SHARE / rate).ceil() as u32).clamp(1, MAX_PERIOD)
         };
+        let had_share = m.has_share();
         m.capacity_period = p;
+        if had_share != m.has_share() && self.uplink_changes.len() < MAX_UPLINK_CHANGES {
+            self.uplink_changes.push((m.id, m.has_share()));
+        }
         if p == NO_SHARE {
             return;
         }
@@ -1154,6 +1164,15 @@ impl Splitter {
             peer_key,
             keys_masked,
             pair_keys,
+            slow: if native {
+                self.members
+                    .iter()
+                    .filter(|m| !m.has_share())
+                    .map(|m| m.id)
+                    .collect()
+            } else {
+                Vec::new()
+            },
             signature: [0; 64],
         };
         let mut reply = reply;
@@ -1666,6 +1685,49 @@ impl Splitter {
         }
     }
 
+    /// Tell every member whose uplinks became too slow to relay, or fast enough again, since
+    /// the last tick (native teams): origins of two-level floods pass the slow over as
+    /// relays. Once a tick, as [`Splitter::tell_gone`]; a joiner gets the whole list in its
+    /// reply.
+    fn tell_uplinks(&mut self) {
+        if self.uplink_changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut self.uplink_changes);
+        if self.cfg.codec != Codec::Native {
+            return;
+        }
+        // The last word on each member that is still one.
+        let members: std::collections::HashSet<PeerId> =
+            self.members.iter().map(|m| m.id).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Vec<(PeerId, bool)> = Vec::new();
+        for (id, able) in changes.into_iter().rev() {
+            if members.contains(&id) && seen.insert(id) {
+                last.push((id, able));
+            }
+        }
+        let slow: Vec<PeerId> = last.iter().filter(|c| !c.1).map(|c| c.0).collect();
+        let able: Vec<PeerId> = last.iter().filter(|c| c.1).map(|c| c.0).collect();
+        let parts = slow.len().max(able.len()).div_ceil(wire::MAX_GONE_IDS);
+        for k in 0..parts {
+            let part = |v: &[PeerId]| -> Vec<PeerId> {
+                v.iter()
+                    .skip(k * wire::MAX_GONE_IDS)
+                    .take(wire::MAX_GONE_IDS)
+                    .copied()
+                    .collect()
+            };
+            let msg = Message::Uplinks {
+                slow: part(&slow),
+                able: part(&able),
+            };
+            for i in 0..self.members.len() {
+                self.send(i, msg.clone());
+            }
+        }
+    }
+
     fn remove(&mut self, i: usize, reason: LeaveReason) {
         let m = self.members.remove(i);
         if i < self.rr {
@@ -1761,6 +1823,7 @@ impl Splitter {
                 self.next_tick = now + TICK;
             }
             self.tell_gone();
+            self.tell_uplinks();
             self.report_queue_bar = self.current_report_queue_bar();
         }
         if self.cfg.codec == Codec::Native {

@@ -33,7 +33,7 @@
 //! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate, u32 sent_ms`;
 //! Probe `u32 sent_ms`;
 //! QueueDelay `u32 sent_ms, u32 ms`; Train `u8 seq, u8 count`, then padding (≤ [`MAX_TRAIN_PAD`]
-//! bytes)
+//! bytes); Uplinks `u16 n (≤ 256), n × u32 id, u16 m (≤ 256), m × u32 id`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
 //!
@@ -80,8 +80,9 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// count stays and has the relays take turns (members of different versions would group the
 /// team apart); version 11 stamps Reports with the peer's clock (the splitter reads the queue
 /// on a member's uplink from how late they come); version 12 adds the joiner's Train (the
-/// splitter measures its uplink before giving it chunks). An older peer gets a refusal it can
-/// read ([`encode_refusal`]).
+/// splitter measures its uplink before giving it chunks) and tells members whose uplinks are
+/// too slow to relay (Uplinks, and a list in the join reply). An older peer gets a refusal it
+/// can read ([`encode_refusal`]).
 pub const VERSION: u8 = 12;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
@@ -132,6 +133,7 @@ pub mod ty {
     pub const RELAY_CHUNK: u8 = 0x18;
     pub const GONE: u8 = 0x19;
     pub const TRAIN: u8 = 0x1A;
+    pub const UPLINKS: u8 = 0x1B;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -271,6 +273,13 @@ pub enum Message {
         seq: u8,
         count: u8,
         pad: u16,
+    },
+    /// Splitter → peer: these members' uplinks are too slow to flood a chunk in time (`slow`:
+    /// they get no share), these can again (`able`). An origin of a two-level flood passes the
+    /// slow over as its groups' relays: a relay copies to its whole group, about one stream.
+    Uplinks {
+        slow: Vec<PeerId>,
+        able: Vec<PeerId>,
     },
     /// Peer → peer, the answer to the Probe sent at `sent_ms`: how much longer than the
     /// sender's fastest one it took to come (ms).
@@ -439,6 +448,8 @@ pub struct JoinReply {
     pub keys_masked: bool,
     /// The pair key with each listed peer, in the order of `peers`.
     pub pair_keys: Vec<Key>,
+    /// Listed members whose uplinks are too slow to relay (see [`Message::Uplinks`]).
+    pub slow: Vec<PeerId>,
     pub signature: [u8; SIGNATURE_LEN],
 }
 
@@ -642,6 +653,15 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         }
         Message::Endpoint { endpoint } => put_endpoint(&mut b, endpoint),
         Message::Probe { sent_ms } => b.put_u32(*sent_ms),
+        Message::Uplinks { slow, able } => {
+            for ids in [slow, able] {
+                check_len("uplink ids", ids.len(), MAX_GONE_IDS)?;
+                b.put_u16(ids.len() as u16);
+                for id in ids {
+                    b.put_u32(id.0);
+                }
+            }
+        }
         Message::Train { seq, count, pad } => {
             let pad = usize::from(*pad);
             check_len("train padding", pad, MAX_TRAIN_PAD)?;
@@ -686,6 +706,7 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     if r.pair_keys.len() != r.peers.len() {
         return Err(WireError::Invalid("one pair key per listed peer"));
     }
+    check_len("slow list", r.slow.len(), MAX_PEERS_IN_LIST)?;
     let burst_bytes: usize = r.burst.iter().map(|c| c.payload.len()).sum();
     check_len("burst bytes", burst_bytes, MAX_BURST_BYTES)?;
     b.reserve(128 + r.peers.len() * 23 + r.header.len() + burst_bytes + r.burst.len() * 12);
@@ -728,6 +749,10 @@ fn encode_reply(b: &mut BytesMut, r: &JoinReply) -> Result<(), WireError> {
     b.put_u8(u8::from(r.keys_masked));
     for k in &r.pair_keys {
         b.put_slice(k);
+    }
+    b.put_u32(r.slow.len() as u32);
+    for id in &r.slow {
+        b.put_u32(id.0);
     }
     b.put_slice(&r.signature);
     Ok(())
@@ -805,6 +830,7 @@ fn type_of(m: &Message) -> u8 {
         Message::Probe { .. } => ty::PROBE,
         Message::QueueDelay { .. } => ty::QUEUE_DELAY,
         Message::Train { .. } => ty::TRAIN,
+        Message::Uplinks { .. } => ty::UPLINKS,
         Message::Promote => ty::PROMOTE,
         Message::Challenge { .. } => ty::CHALLENGE,
         Message::JoinProof { .. } => ty::JOIN_PROOF,
@@ -1049,6 +1075,19 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             endpoint: r.endpoint()?,
         },
         ty::PROBE => Message::Probe { sent_ms: r.u32()? },
+        ty::UPLINKS => {
+            let mut lists = [Vec::new(), Vec::new()];
+            for ids in &mut lists {
+                let n = usize::from(r.u16()?);
+                check_len("uplink ids", n, MAX_GONE_IDS)?;
+                ids.reserve(n.min(r.remaining() / 4));
+                for _ in 0..n {
+                    ids.push(PeerId(r.u32()?));
+                }
+            }
+            let [slow, able] = lists;
+            Message::Uplinks { slow, able }
+        }
         ty::TRAIN => {
             let seq = r.u8()?;
             let count = r.u8()?;
@@ -1155,6 +1194,12 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
     for _ in 0..peers.len() {
         pair_keys.push(r.array()?);
     }
+    let n = r.u32()? as usize;
+    check_len("slow list", n, MAX_PEERS_IN_LIST)?;
+    let mut slow = Vec::with_capacity(n.min(r.remaining() / 4));
+    for _ in 0..n {
+        slow.push(PeerId(r.u32()?));
+    }
     let signature = r.array()?;
     Ok(JoinReply {
         version,
@@ -1180,6 +1225,7 @@ fn decode_reply(r: &mut Reader<'_>) -> Result<JoinReply, WireError> {
         peer_key,
         keys_masked,
         pair_keys,
+        slow,
         signature,
     })
 }

@@ -103,9 +103,17 @@ pub(super) struct Targets {
 }
 
 /// An origin's two-level flood of `no` over `ids` (its neighbours, by index): each other
-/// group's relay for `no` (its member `no mod size`, in id order) and the members of the
-/// origin's own group.
-pub(super) fn origin_targets(me: PeerId, no: u32, k: u32, ids: &[PeerId]) -> Targets {
+/// group's relay for `no` (its member `no mod size` in id order, among the members `able` to
+/// relay when the group has any: a member whose uplink is under the stream cannot copy to a
+/// group of √N in turn, and in a team where half the uplinks were, floods fell a minute
+/// behind) and the members of the origin's own group.
+pub(super) fn origin_targets(
+    me: PeerId,
+    no: u32,
+    k: u32,
+    ids: &[PeerId],
+    able: impl Fn(usize) -> bool,
+) -> Targets {
     let mine = group(me, k) as usize;
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); k as usize];
     for (i, id) in ids.iter().enumerate() {
@@ -117,7 +125,16 @@ pub(super) fn origin_targets(me: PeerId, no: u32, k: u32, ids: &[PeerId]) -> Tar
         .filter(|g| !g.is_empty())
         .map(|mut g| {
             g.sort_unstable_by_key(|&i| ids[i]);
-            g[no as usize % g.len()]
+            let n_able = g.iter().filter(|&&i| able(i)).count();
+            if n_able == 0 {
+                g[no as usize % g.len()]
+            } else {
+                g.iter()
+                    .copied()
+                    .filter(|&i| able(i))
+                    .nth(no as usize % n_able)
+                    .unwrap_or(g[0])
+            }
         })
         .collect();
     Targets { relays, own }
@@ -194,7 +211,7 @@ mod tests {
             let k = groups(team.len(), 256).unwrap_or(1);
             let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
             let mut got = vec![0u32; team.len() + 1];
-            let t = origin_targets(origin, no, k, &others);
+            let t = origin_targets(origin, no, k, &others, |_| true);
             assert_eq!(t.relays.len(), k as usize - 1, "a relay per other group");
             assert!(
                 t.own.len() < k as usize + 20,
@@ -225,6 +242,43 @@ mod tests {
         }
     }
 
+    /// Members said to be too slow (every even id here) never relay while their group has
+    /// another member; the others take their turns between them, evenly; a group of slow
+    /// members alone still gets its copy through one of them.
+    #[test]
+    fn slow_members_are_passed_over_as_relays() {
+        let team: Vec<PeerId> = (1..=400u32).map(PeerId).collect();
+        let k = groups(team.len(), 256).unwrap_or(1);
+        let origin = PeerId(1);
+        let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
+        let slow = |i: usize| others[i].0 % 2 == 0;
+        let mut turns = vec![0u32; team.len() + 1];
+        for no in 0..4000u32 {
+            let t = origin_targets(origin, no, k, &others, |i| !slow(i));
+            assert_eq!(t.relays.len() as u32, k - 1, "one relay per other group");
+            for i in t.relays {
+                assert!(!slow(i), "chunk {no}: slow member {:?} relays", others[i]);
+                turns[others[i].0 as usize] += 1;
+            }
+        }
+        // Each able member of another group relays about 4000 / (able members in its group).
+        let mine = group(origin, k);
+        for m in others
+            .iter()
+            .filter(|m| m.0 % 2 == 1 && group(**m, k) != mine)
+        {
+            let able = others
+                .iter()
+                .filter(|o| o.0 % 2 == 1 && group(**o, k) == group(*m, k))
+                .count() as u32;
+            let t = turns[m.0 as usize];
+            assert!(t.abs_diff(4000 / able) <= 1, "{m:?}: {t} turns of {able}");
+        }
+        // All slow: the group still gets its relay.
+        let t = origin_targets(origin, 7, k, &others, |_| false);
+        assert_eq!(t.relays.len() as u32, k - 1);
+    }
+
     /// A member relays one chunk in its group's size, evenly spaced: chunk `no` when `no mod
     /// size` is its rank in the group, unless the origin is of its own group (and floods it
     /// itself). Drawn at random, as first built, turns came in clumps.
@@ -245,7 +299,7 @@ mod tests {
         for no in 0..2000u32 {
             let origin = team[(no % 1000) as usize];
             let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
-            for i in origin_targets(origin, no, k, &others).relays {
+            for i in origin_targets(origin, no, k, &others, |_| true).relays {
                 turns[others[i].0 as usize].push(no);
             }
         }

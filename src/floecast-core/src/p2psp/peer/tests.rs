@@ -1741,3 +1741,117 @@ fn a_joiner_trains_its_uplink_to_the_splitter_and_again_while_it_gets_no_chunks(
     assert!(j.p.stats().from_splitter >= 60);
     assert_eq!(j.p.stats().trains, 1);
 }
+
+/// The splitter says which members' uplinks are too slow to relay: in our two-level floods
+/// they are never a group's relay while the group has another member, and the splitter's word
+/// that one is fast again (or gone) counts. Only the splitter is heard on it.
+#[test]
+fn members_the_splitter_says_are_slow_never_relay_our_floods() {
+    let t0 = Instant::now();
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let cfg = SplitterConfig {
+        relay_from: 4,
+        ..team_cfg()
+    };
+    let mut j = Joined::new(cfg, local, local, t0);
+    let ids: Vec<PeerId> = (1..=15).map(|k| PeerId(j.me.0 + k)).collect();
+    let at = |k: usize| -> SocketAddr { format!("203.0.113.{}:50000", k + 1).parse().unwrap() };
+    let mut pairs = Vec::new();
+    for (k, id) in ids.iter().enumerate() {
+        pairs.push(j.introduce(t0, *id, at(k)));
+    }
+    // Every member speaks now and then (else it is dropped as silent).
+    let mut their_seq = 0u64;
+    let mut all_speak = |j: &mut Joined, now: Instant| {
+        their_seq += 1;
+        for (k, id) in ids.iter().enumerate() {
+            let ka = Packet {
+                team: 77,
+                msg: Message::KeepAlive { from: *id },
+            };
+            let d = wire::seal(&ka, *id, their_seq, &pairs[k], None).unwrap();
+            j.p.handle_datagram(now, at(k), &d);
+        }
+    };
+    all_speak(&mut j, t0);
+    let slow: Vec<PeerId> = ids.iter().copied().filter(|id| id.0 % 2 == 0).collect();
+    // A member's word is not the splitter's.
+    let (other, pair) = (ids[0], pairs[0]);
+    let forged = Packet {
+        team: 77,
+        msg: Message::Uplinks {
+            slow: ids.clone(),
+            able: vec![],
+        },
+    };
+    let d = wire::seal(&forged, other, 1_000_000, &pair, None).unwrap();
+    j.p.handle_datagram(t0, at(0), &d);
+    assert_eq!(j.p.stats().slow_members, 0);
+    j.splitter_says(
+        t0,
+        Message::Uplinks {
+            slow: slow.clone(),
+            able: vec![],
+        },
+    );
+    assert_eq!(j.p.stats().slow_members, slow.len());
+    // Our splitter chunks 0..40, flooded in two levels; after chunk 19 the splitter says the
+    // slow are fast again. Who gets the relays' copies of each chunk (they leave paced).
+    let addr_of: HashMap<SocketAddr, PeerId> =
+        j.p.stats()
+            .neighbours
+            .iter()
+            .map(|n| (n.addr, n.id))
+            .collect();
+    let mut relays: Vec<(u32, PeerId)> = Vec::new();
+    let mut now = t0;
+    for tick in 0..6000u32 {
+        now += Duration::from_millis(10);
+        if tick % 50 == 0 {
+            all_speak(&mut j, now);
+        }
+        if tick % 6 == 0 && tick / 6 < 40 {
+            let no = ChunkNo(tick / 6);
+            j.splitter_says(
+                now,
+                Message::Chunk {
+                    no,
+                    origin: PeerId::NONE,
+                    relay: None,
+                    payload: payload(no.0),
+                },
+            );
+            if no.0 == 19 {
+                j.splitter_says(
+                    now,
+                    Message::Uplinks {
+                        slow: vec![],
+                        able: slow.clone(),
+                    },
+                );
+                assert_eq!(j.p.stats().slow_members, 0);
+            }
+        }
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
+        }
+        for t in std::iter::from_fn(|| j.p.poll_transmit()) {
+            if let Ok(Message::Chunk {
+                relay: Some(_), no, ..
+            }) = wire::open(&t.data).map(|o| o.packet.msg)
+            {
+                relays.push((no.0, addr_of[&t.to]));
+            }
+        }
+    }
+    let (before, after): (Vec<_>, Vec<_>) = relays.iter().partition(|(no, _)| *no < 20);
+    // Three other groups: a relay each for every chunk (later ones may go stale in the
+    // pacer's queue here: this pacer never learns the stream's rate).
+    assert_eq!(before.len(), 60, "{relays:?}");
+    assert!(
+        before.iter().all(|(_, id)| !slow.contains(id)),
+        "slow members relayed: {before:?}"
+    );
+    // Fast again: they take their turns too.
+    assert!(after.iter().any(|(_, id)| slow.contains(id)), "{after:?}");
+}

@@ -1385,6 +1385,63 @@ fn a_joiners_train_sizes_its_first_share() {
     assert!(count(&sent, 5) >= 5, "{sent:?}");
 }
 
+/// A member whose Train reads too slow to relay is named to the whole team at the next tick
+/// (Uplinks), and in later joiners' replies; once its pacer measures it fast enough again,
+/// the team is told that too.
+#[test]
+fn the_team_is_told_whose_uplinks_are_too_slow_to_relay() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    for n in 1..=3 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    let mut now = t;
+    for _ in 0..40 {
+        now += Duration::from_millis(64);
+        s.push_chunk(now, Bytes::from(vec![0u8; 1000])).unwrap();
+    }
+    let _ = decode_all(&mut s);
+    let (id4, _) = s
+        .handle_join(now, addr(4), &JoinRequest::new(Role::Peer))
+        .unwrap();
+    confirm_without_train(&mut s, now, id4, addr(4));
+    send_train(&mut s, now, addr(4), &[Duration::from_millis(157); 4]);
+    let told = |s: &mut Splitter, at: Instant| {
+        s.handle_timeout(at);
+        decode_all(s)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Uplinks { slow, able } => Some((to, slow, able)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    let mut to: Vec<SocketAddr> = said.iter().map(|(a, _, _)| *a).collect();
+    to.sort();
+    assert_eq!(to, (1..=4).map(addr).collect::<Vec<_>>(), "{said:?}");
+    assert!(
+        said.iter()
+            .all(|(_, slow, able)| *slow == vec![id4] && able.is_empty())
+    );
+    // Said once: nothing new, nothing sent.
+    now += Duration::from_secs(1);
+    assert!(told(&mut s, now).is_empty());
+    let (_, reply) = join_peer(&mut s, now, 5).unwrap();
+    assert_eq!(reply.slow, vec![id4]);
+    // Its pacer measures 1.2 × the stream (15,625 bytes/s): it relays again.
+    let d = report(&s, now, 4, 7, 3, 18_750);
+    s.handle_datagram(now, addr(4), &d);
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    assert_eq!(said.len(), 5, "{said:?}");
+    assert!(
+        said.iter()
+            .all(|(_, slow, able)| slow.is_empty() && *able == vec![id4])
+    );
+}
+
 #[test]
 fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     use crate::p2psp::peer::relay;

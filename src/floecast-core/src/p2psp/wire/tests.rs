@@ -52,6 +52,7 @@ fn sample_reply() -> JoinReply {
         peer_key: [8; 32],
         keys_masked: true,
         pair_keys: vec![[1; 32], [2; 32]],
+        slow: vec![PeerId(2)],
         signature: [7; 64],
     }
 }
@@ -438,6 +439,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             .prop_map(|(peers, ep, s, br, header, burst, next)| {
                 let nm = (peers.len() / 2) as u16;
                 let pair_keys = peers.iter().map(|(i, _)| [*i as u8; 32]).collect();
+                let slow = peers.iter().step_by(3).map(|(i, _)| PeerId(*i)).collect();
                 Message::JoinReply(Box::new(JoinReply {
                     version: 1,
                     features: 5,
@@ -477,6 +479,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                     peer_key: [4; 32],
                     keys_masked: next % 2 == 0,
                     pair_keys,
+                    slow,
                     signature: [5; 64],
                 }))
             }),
@@ -503,6 +506,14 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         proptest::collection::vec(any::<u32>(), 0..=MAX_GONE_IDS).prop_map(|ids| Message::Gone {
             ids: ids.into_iter().map(PeerId).collect(),
         }),
+        (
+            proptest::collection::vec(any::<u32>(), 0..=MAX_GONE_IDS),
+            proptest::collection::vec(any::<u32>(), 0..=MAX_GONE_IDS),
+        )
+            .prop_map(|(s, a)| Message::Uplinks {
+                slow: s.into_iter().map(PeerId).collect(),
+                able: a.into_iter().map(PeerId).collect(),
+            }),
         (any::<u32>(), any::<[u8; 32]>()).prop_map(|(i, key)| Message::Introduce {
             id: PeerId(i),
             endpoint: SocketAddr::from(([192, 0, 2, 7], i as u16)),
