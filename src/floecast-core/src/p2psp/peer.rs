@@ -1208,6 +1208,9 @@ impl Peer {
                     }
                 }
             }
+            Message::TrainRead { bytes_per_sec } => {
+                self.pacer.on_train_read(now, f64::from(bytes_per_sec));
+            }
             Message::Gone { ids } => {
                 for id in ids {
                     self.slow.remove(&id);

@@ -1352,6 +1352,16 @@ impl Splitter {
                 if let Some(rate) = m.train.on_datagram(now, seq, count, bytes) {
                     m.train_rate = Some(rate);
                     self.weigh_capacity(i);
+                    // Once the whole Train came, its pacer starts from the reading: unpaced
+                    // by it, a slow joiner's greetings would stand seconds deep in its
+                    // router's queue. (Its last datagram lost, its own measurement comes
+                    // later.)
+                    if seq + 1 == count {
+                        let msg = Message::TrainRead {
+                            bytes_per_sec: rate,
+                        };
+                        self.send(i, msg);
+                    }
                 }
             }
             Message::Endpoint { endpoint } => self.on_endpoint(i, endpoint),

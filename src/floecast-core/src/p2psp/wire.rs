@@ -33,7 +33,8 @@
 //! u32 verified, u32 rejected, u32 pace_rate, u32 backlog_ms, u32 uplink_rate, u32 sent_ms`;
 //! Probe `u32 sent_ms`;
 //! QueueDelay `u32 sent_ms, u32 ms`; Train `u8 seq, u8 count`, then padding (≤ [`MAX_TRAIN_PAD`]
-//! bytes); Uplinks `u16 n (≤ 256), n × u32 id, u16 m (≤ 256), m × u32 id`
+//! bytes); TrainRead `u32 bytes_per_sec`; Uplinks `u16 n (≤ 256), n × u32 id, u16 m (≤ 256),
+//! m × u32 id`
 //! (a peer's keepalive to the splitter, with its counters, so the splitter's status shows
 //! every peer's health).
 //!
@@ -80,7 +81,8 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// count stays and has the relays take turns (members of different versions would group the
 /// team apart); version 11 stamps Reports with the peer's clock (the splitter reads the queue
 /// on a member's uplink from how late they come); version 12 adds the joiner's Train (the
-/// splitter measures its uplink before giving it chunks) and tells members whose uplinks are
+/// splitter measures its uplink before giving it chunks, and tells the joiner what it read)
+/// and tells members whose uplinks are
 /// too slow to relay (Uplinks, and a list in the join reply). An older peer gets a refusal it
 /// can read ([`encode_refusal`]).
 pub const VERSION: u8 = 12;
@@ -134,6 +136,7 @@ pub mod ty {
     pub const GONE: u8 = 0x19;
     pub const TRAIN: u8 = 0x1A;
     pub const UPLINKS: u8 = 0x1B;
+    pub const TRAIN_READ: u8 = 0x1C;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -273,6 +276,13 @@ pub enum Message {
         seq: u8,
         count: u8,
         pad: u16,
+    },
+    /// Splitter → peer: what our Train read (bytes/s on the wire, headers included). Our
+    /// pacer takes it as a measured uplink at once: before its own measurement, a slow joiner
+    /// sends its greetings at the pacer's starting rate, and its router queue stands seconds
+    /// deep behind them.
+    TrainRead {
+        bytes_per_sec: u32,
     },
     /// Splitter → peer: these members' uplinks are too slow to flood a chunk in time (`slow`:
     /// they get no share), these can again (`able`). An origin of a two-level flood passes the
@@ -662,6 +672,7 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
                 }
             }
         }
+        Message::TrainRead { bytes_per_sec } => b.put_u32(*bytes_per_sec),
         Message::Train { seq, count, pad } => {
             let pad = usize::from(*pad);
             check_len("train padding", pad, MAX_TRAIN_PAD)?;
@@ -831,6 +842,7 @@ fn type_of(m: &Message) -> u8 {
         Message::QueueDelay { .. } => ty::QUEUE_DELAY,
         Message::Train { .. } => ty::TRAIN,
         Message::Uplinks { .. } => ty::UPLINKS,
+        Message::TrainRead { .. } => ty::TRAIN_READ,
         Message::Promote => ty::PROMOTE,
         Message::Challenge { .. } => ty::CHALLENGE,
         Message::JoinProof { .. } => ty::JOIN_PROOF,
@@ -1088,6 +1100,9 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             let [slow, able] = lists;
             Message::Uplinks { slow, able }
         }
+        ty::TRAIN_READ => Message::TrainRead {
+            bytes_per_sec: r.u32()?,
+        },
         ty::TRAIN => {
             let seq = r.u8()?;
             let count = r.u8()?;

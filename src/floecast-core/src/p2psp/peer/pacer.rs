@@ -189,6 +189,11 @@ pub(super) struct Pacer {
     answered_by: VecDeque<SocketAddr>,
     /// What the uplink delivers (bytes/s), measured while a queue stood on it, and when.
     uplink: Option<(f64, Instant)>,
+    /// What the splitter read from our Train (bytes/s), and when: stands in for `uplink`
+    /// until we measure it ourselves.
+    train_read: Option<(f64, Instant)>,
+    /// When we joined, and what had been charged by then.
+    started: Option<(Instant, u64)>,
     /// Copies dropped unsent: too old, or the queue overflowed.
     pub dropped: u64,
 }
@@ -224,6 +229,8 @@ impl Pacer {
             queued_answers: Vec::new(),
             answered_by: VecDeque::new(),
             uplink: None,
+            train_read: None,
+            started: None,
             dropped: 0,
         }
     }
@@ -232,6 +239,35 @@ impl Pacer {
     /// send (a joiner's Train) is paid off from then on.
     pub(super) fn start(&mut self, now: Instant) {
         self.last_refill = Some(now);
+        self.started = Some((now, self.charged));
+    }
+
+    /// The splitter read our uplink from our Train (bytes/s): it stands for a measurement of
+    /// our own, which comes only once a queue stood on the uplink, seconds after the join.
+    /// A later Train's reading replaces it, and so does our own measurement (which, while
+    /// fresh, outweighs a Train). A reading under the rate cuts it at once: the greetings to
+    /// a large team, at the starting rate, would fill a slow uplink's queue.
+    pub(super) fn on_train_read(&mut self, now: Instant, bytes_per_sec: f64) {
+        let fresh = |m: Option<(f64, Instant)>| {
+            m.is_some_and(|(_, at)| now.saturating_duration_since(at) <= UPLINK_FRESH)
+        };
+        if !(bytes_per_sec.is_finite() && bytes_per_sec > 0.0) || fresh(self.uplink) {
+            return;
+        }
+        self.train_read = Some((bytes_per_sec, now));
+        self.rate = self.rate.min(bytes_per_sec * DRAIN_RATE);
+        self.bound();
+        // What we sent since the join past what such an uplink carried in that time still
+        // waits in the router's queue: send nothing more until it has left. (At the drain
+        // rate alone, the 20 KB a 64 kbit/s joiner's greetings left there took 20 s to go,
+        // and everything we sent waited behind them.)
+        if let Some((t0, c0)) = self.started {
+            let carried = now.saturating_duration_since(t0).as_secs_f64() * bytes_per_sec;
+            let queued = (self.charged - c0) as f64 - carried;
+            if queued > 0.0 {
+                self.tokens = self.tokens.min(0.0) - queued;
+            }
+        }
     }
 
     /// The rate (bytes/s) copies go at now.
@@ -239,9 +275,16 @@ impl Pacer {
         self.rate
     }
 
-    /// Whether our uplink's rate has ever been measured.
+    /// Whether we have ever measured our uplink's rate ourselves (a Train's reading does not
+    /// count: the pacer's own measurement still needs its Probes answered).
     pub(super) fn measured(&self) -> bool {
         self.uplink.is_some()
+    }
+
+    /// Our own measurement of the uplink, else the splitter's reading of our Train, however
+    /// old.
+    fn known_uplink(&self) -> Option<f64> {
+        self.uplink.or(self.train_read).map(|(u, _)| u)
     }
 
     /// Whether buddy `to` leaves our Probes unanswered longer than our own queue explains
@@ -264,8 +307,10 @@ impl Pacer {
     /// the pacing rate, which dips under the uplink while a queue drains and grows past it
     /// on sparse sends (a few answers to requests) that never build a queue.
     pub(super) fn capacity(&self, now: Instant) -> Option<f64> {
+        let fresh = |(_, at): &(f64, Instant)| now.saturating_duration_since(*at) <= UPLINK_FRESH;
         self.uplink
-            .filter(|(_, at)| now.saturating_duration_since(*at) <= UPLINK_FRESH)
+            .filter(fresh)
+            .or(self.train_read.filter(fresh))
             .map(|(u, _)| u)
     }
 
@@ -277,11 +322,17 @@ impl Pacer {
             return;
         }
         self.stream_rate = bytes_per_sec;
+        // Never raised past a measured uplink: it would only fill the router's queue.
+        let drain = self
+            .known_uplink()
+            .map_or(f64::INFINITY, |u| u * DRAIN_RATE);
         if !self.stream_known {
             self.stream_known = true;
-            self.rate = bytes_per_sec * self.start;
+            self.rate = (bytes_per_sec * self.start).min(drain);
         } else if self.last_cut.is_none() {
-            self.rate = self.rate.max(bytes_per_sec * self.start);
+            self.rate = self
+                .rate
+                .max((bytes_per_sec * self.start).min(drain.max(self.rate)));
         }
         self.bound();
     }
@@ -616,7 +667,7 @@ impl Pacer {
                 (-off * CUT).min(MAX_CUT)
             };
             self.rate *= 1.0 - cut;
-            if let Some((u, _)) = self.uplink {
+            if let Some(u) = self.known_uplink() {
                 self.rate = self.rate.clamp(u * MIN_DRAIN_RATE, u * DRAIN_RATE);
             }
         }
@@ -942,5 +993,68 @@ mod tests {
         assert!(!p.answers_late(1_900, quick));
         // Ten seconds on they count as lost, not late.
         assert!(!p.answers_late(12_000, slow));
+    }
+
+    /// The splitter's reading of our Train is taken as a measured uplink: the rate drops
+    /// under it at once, nothing more leaves until what we sent past it since the join has
+    /// left the router's queue, a new stream rate does not raise the rate past it, a later
+    /// Train's reading replaces it, and so does our own measurement (which, while fresh,
+    /// outweighs a Train).
+    #[test]
+    fn the_splitters_train_reading_paces_a_slow_joiner_at_once() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(START_OVER_STREAM);
+        p.set_stream_rate(16_000.0); // 32 kB/s to start
+        p.start(t0);
+        // The Train (6 kB, unpaced) and 10 kB of greetings go in the first 0.5 s.
+        p.charge(6_000);
+        for k in 0..10 {
+            p.push_control(buddy(1), bytes::Bytes::from(vec![k; 972]));
+        }
+        let mut now = t0;
+        let mut sent = 0;
+        while now < t0 + Duration::from_millis(500) {
+            while p.next_control(now).is_some() {
+                sent += 1;
+            }
+            now += Duration::from_millis(5);
+        }
+        assert_eq!(sent, 10);
+        // The Train read 8 kB/s: 4 kB of it left by now, 12 kB still queued at the router.
+        p.on_train_read(now, 8_000.0);
+        assert_eq!(p.capacity(now), Some(8_000.0));
+        assert!(
+            !p.measured(),
+            "not by us: Probes still go to one buddy until we measure"
+        );
+        assert!(
+            (p.rate() - 8_000.0 * DRAIN_RATE).abs() < 1.0,
+            "{}",
+            p.rate()
+        );
+        p.push_control(buddy(1), bytes::Bytes::from(vec![0; 972]));
+        let next = p.next_at(now).expect("queued");
+        let wait = next.saturating_duration_since(now).as_secs_f64();
+        assert!(
+            (12_000.0 / 8_000.0..14_000.0 / 7_200.0).contains(&wait),
+            "the next greeting waits {wait} s"
+        );
+        // A faster stream does not raise the rate past the uplink.
+        p.set_stream_rate(20_000.0);
+        assert!(p.rate() <= 8_000.0 * DRAIN_RATE + 1.0, "{}", p.rate());
+        // Nonsense is ignored.
+        p.on_train_read(now, f64::NAN);
+        p.on_train_read(now, 0.0);
+        p.on_train_read(now, -1.0);
+        assert_eq!(p.capacity(now), Some(8_000.0));
+        // A new Train's reading replaces it.
+        let later = now + Duration::from_secs(30);
+        p.on_train_read(later, 9_000.0);
+        assert_eq!(p.capacity(later), Some(9_000.0));
+        // Our own measurement replaces it, and outweighs a Train while it is fresh.
+        p.uplink = Some((12_000.0, later));
+        assert_eq!(p.capacity(later), Some(12_000.0));
+        p.on_train_read(later, 7_000.0);
+        assert_eq!(p.capacity(later), Some(12_000.0));
     }
 }

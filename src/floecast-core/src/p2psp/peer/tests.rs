@@ -1650,8 +1650,8 @@ fn a_route_is_pruned_while_both_copies_wait_for_their_digest() {
 }
 
 /// A joiner's first datagrams to the splitter are its Hello and its Train ([`TRAIN_LEN`] of
-/// [`TRAIN_BYTES`]). Through a 64 kbit/s uplink the splitter reads half the stream from them and gives
-/// the joiner no share; while no chunk comes from the splitter the peer sends another Train
+/// [`TRAIN_BYTES`]). Through a 64 kbit/s uplink the splitter reads half the stream from them,
+/// gives the joiner no share and tells it what it read (its pacer goes under that); while no chunk comes from the splitter the peer sends another Train
 /// every 30 s, and one that gets chunks sends none.
 #[test]
 fn a_joiner_trains_its_uplink_to_the_splitter_and_again_while_it_gets_no_chunks() {
@@ -1700,6 +1700,21 @@ fn a_joiner_trains_its_uplink_to_the_splitter_and_again_while_it_gets_no_chunks(
         st.train_rate
     );
     assert_eq!(st.capacity_period, crate::p2psp::splitter::NO_SHARE);
+    // The splitter tells the joiner what it read, and its pacer goes under that at once.
+    let read: Vec<Bytes> = std::iter::from_fn(|| s.poll_transmit())
+        .filter(|t| t.to == seen)
+        .map(|t| t.data)
+        .filter(|d| {
+            matches!(
+                wire::open(d).map(|o| o.packet.msg),
+                Ok(Message::TrainRead { bytes_per_sec }) if (7_900..8_100).contains(&bytes_per_sec)
+            )
+        })
+        .collect();
+    assert_eq!(read.len(), 1);
+    assert!(p.stats().pace_rate > 8_000, "{}", p.stats().pace_rate);
+    p.handle_datagram(at, splitter, &read[0]);
+    assert!(p.stats().pace_rate <= 7_300, "{}", p.stats().pace_rate);
 
     // Then, once a second, the splitter's keepalive (and, for `fed`, a chunk).
     let trains_over_a_minute = |p: &mut Peer, k: &Key, fed: bool| {

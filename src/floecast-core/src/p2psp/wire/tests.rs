@@ -402,6 +402,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
         any::<u32>().prop_map(|x| Message::Probe { sent_ms: x }),
         (any::<u8>(), any::<u8>(), 0..=MAX_TRAIN_PAD as u16)
             .prop_map(|(seq, count, pad)| Message::Train { seq, count, pad }),
+        any::<u32>().prop_map(|r| Message::TrainRead { bytes_per_sec: r }),
         (any::<u32>(), any::<u32>()).prop_map(|(a, b)| Message::QueueDelay { sent_ms: a, ms: b }),
         (
             any::<u32>(),
