@@ -748,7 +748,11 @@ impl Peer {
             probed: false,
             unanswered: 0,
             key,
-            tx_seq: 0,
+            // Our clock in µs, not 0: a member we dropped (silent, or gone) and took back
+            // may never have dropped us, and its replay window would refuse a count started
+            // over (a simulated team of 300 refused 5,000 datagrams so). A member gets far
+            // fewer than a million datagrams a second from us.
+            tx_seq: self.now.saturating_duration_since(self.clock0).as_micros() as u64,
             rx: {
                 let mut w = ReplayWindow::default();
                 if let Some(s) = seq {

@@ -795,6 +795,68 @@ fn members_the_splitter_dropped_for_silence_are_dropped() {
     assert_eq!(j.p.stats().neighbours_dropped_silence, 1);
 }
 
+/// A member we dropped and took back may never have dropped us: our datagrams to it count on
+/// from past every one we sent it before, or its replay window would refuse them all.
+#[test]
+fn a_member_taken_back_still_hears_us() {
+    let t0 = Instant::now();
+    let mut j = Joined::seen_where_bound(t0);
+    let a = PeerId(j.me.0 + 1);
+    let at: SocketAddr = "203.0.113.5:50000".parse().unwrap();
+    let pair = j.introduce(t0, a, at);
+    // The member's window of our datagrams, as it would keep it.
+    let mut window = ReplayWindow::default();
+    let mut heard = |p: &mut Peer, now: Instant| -> (usize, usize) {
+        while p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        let (mut ok, mut refused) = (0, 0);
+        for t in std::iter::from_fn(|| p.poll_transmit()).filter(|t| t.to == at) {
+            let o = wire::open(&t.data).unwrap();
+            assert!(o.verify(&t.data, &pair, 77));
+            if window.accept(o.seq) {
+                ok += 1;
+            } else {
+                refused += 1;
+            }
+        }
+        (ok, refused)
+    };
+    let mut now = t0;
+    let mut greeted = 0;
+    for _ in 0..300 {
+        now += Duration::from_millis(10);
+        greeted += heard(&mut j.p, now).0;
+    }
+    assert!(greeted >= 2, "{greeted}");
+    // The splitter says it is gone; then it speaks again, and we take it back.
+    j.splitter_says(now, Message::Gone { ids: vec![a] });
+    assert!(j.p.stats().neighbours.is_empty());
+    now += Duration::from_millis(500);
+    let d = wire::seal(
+        &Packet {
+            team: 77,
+            msg: Message::KeepAlive { from: a },
+        },
+        a,
+        1,
+        &pair,
+        None,
+    )
+    .unwrap();
+    j.p.handle_datagram(now, at, &d);
+    assert_eq!(j.p.stats().neighbours.len(), 1);
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..2000 {
+        now += Duration::from_millis(10);
+        let (o, r) = heard(&mut j.p, now);
+        ok += o;
+        refused += r;
+    }
+    assert!(ok >= 1, "nothing sent to the member taken back");
+    assert_eq!(refused, 0);
+}
+
 /// The splitter introduces a member that joined after us (hole punching): we greet it at once
 /// and again every 0.4 s until it is heard from, 8 greetings at most; once heard, it is kept
 /// alive at most 15 s apart (inside NAT timeouts) even while the stream is idle, and we tell
