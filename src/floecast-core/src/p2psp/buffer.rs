@@ -5,10 +5,11 @@
 //! join burst usually provides them at once), or `start_delay` after the first chunk, or when
 //! the window is already `lag` deep. After that a present head slot is delivered at once, and a
 //! missing head slot is skipped (never replayed from stale data, §5/§10) when the newest chunk
-//! is `lag` ahead of it, or when it has blocked later data for `skip_after`. A run of missing
-//! slots that were all behind the newest chunk when the first began to block has been missing
-//! as long as the first, and is given up with it: one wait a run, not one a slot (a lost Digest
-//! leaves sixteen chunks unplayable, and waiting for each in turn put peers minutes behind).
+//! is `lag` ahead of it, or when it has blocked later data for `skip_after`. A missing slot
+//! that was already behind the newest chunk when the head before it began to block has been
+//! missing as long as that head, and its wait counts from then: one wait a run of holes, not
+//! one a slot (a lost Digest leaves sixteen chunks unplayable, and waiting for each in turn put
+//! peers minutes behind), whether the head that blocked is given up or comes late.
 //!
 //! It must never hold more than `capacity` chunks, emit more than `capacity` events per call,
 //! or deliver out of order.
@@ -208,28 +209,30 @@ impl PlayoutBuffer {
         // deliveries are bounded by the slots held, so this ends within `capacity` steps.
         loop {
             let ahead = newest.diff(self.next);
-            // Present: deliver. Missing and `lag` behind the newest: skip.
-            if self.get(self.next).is_some() || ahead >= i64::from(self.cfg.lag) {
-                self.force_head();
-            } else if ahead > 0 {
+            let present = self.get(self.next).is_some();
+            // Present: deliver. Missing and `lag` behind the newest, or waited for long
+            // enough: skip.
+            let waited = !present && ahead > 0 && {
                 let since = *self.head_wait_since.get_or_insert(now);
-                let behind = *self.head_wait_newest.get_or_insert(newest);
-                if now >= since + self.cfg.skip_after {
-                    self.force_head();
-                    // The next slot, if missing, shares this wait when it was behind the
-                    // newest chunk as it began (missing all along); otherwise a hole that
-                    // came later gets its own.
-                    if self.next.is_after(behind) || self.next == behind {
-                        self.head_wait_since = Some(now);
-                    } else {
-                        self.head_wait_since = Some(since);
-                        self.head_wait_newest = Some(behind);
-                    }
-                } else {
-                    break;
-                }
-            } else {
+                self.head_wait_newest.get_or_insert(newest);
+                now >= since + self.cfg.skip_after
+            };
+            if !(present || ahead >= i64::from(self.cfg.lag) || waited) {
                 break;
+            }
+            let wait = self.head_wait_since.zip(self.head_wait_newest);
+            self.force_head();
+            // The next slot, if missing, has been missing as long as the wait that just
+            // ended when it was already behind the newest chunk as that wait began: it
+            // shares that wait, whether the slot that ended it came late or was given up.
+            // (Its own wait from now on put slow late joiners 37 s behind: a hole behind
+            // every late arrival waited the whole time again.) A hole that came later gets
+            // its own.
+            if let Some((since, behind)) = wait
+                && !self.next.is_after(behind)
+            {
+                self.head_wait_since = Some(since);
+                self.head_wait_newest = Some(behind);
             }
         }
     }
@@ -497,6 +500,52 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// A head that blocked and then came late does not start the wait over for the holes that
+    /// were already behind the newest chunk: they have been missing as long. (Each waited
+    /// afresh, and a slow late joiner whose first holes were filled late one by one played
+    /// 37 s behind.)
+    #[test]
+    fn holes_behind_a_head_that_came_late_keep_their_wait() {
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        let cfg = PlayoutConfig {
+            capacity: 64,
+            lag: 32,
+            ..cfg()
+        };
+        let mut b = PlayoutBuffer::new(cfg, ChunkNo(0));
+        for n in [0, 1, 3, 5, 6] {
+            b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
+        }
+        b.advance(t);
+        assert_eq!(drain(&mut b).len(), 2, "0 and 1; 2 blocks");
+        // 2 comes 1.5 s late: 2 and 3 play, 4 blocks, missing since the wait began.
+        b.insert(t + s(1) / 2 * 3, ChunkNo(2), PeerId(1), p(2));
+        b.advance(t + s(1) / 2 * 3);
+        assert_eq!(drain(&mut b).len(), 2);
+        assert_eq!(b.next_deadline(), Some(t + s(2)));
+        b.advance(t + s(2));
+        assert_eq!(
+            drain(&mut b),
+            vec![
+                Playout::Skipped { no: ChunkNo(4) },
+                Playout::Deliver {
+                    no: ChunkNo(5),
+                    payload: p(5)
+                },
+                Playout::Deliver {
+                    no: ChunkNo(6),
+                    payload: p(6)
+                }
+            ]
+        );
+        // 7 went missing after that wait began (8 is newer): a wait of its own.
+        b.insert(t + s(2), ChunkNo(8), PeerId(1), p(8));
+        b.advance(t + s(2));
+        assert!(drain(&mut b).is_empty());
+        assert_eq!(b.next_deadline(), Some(t + s(4)));
     }
 
     #[test]
