@@ -115,7 +115,9 @@ pub const TRAIN_LEN: u8 = 5;
 /// One Train datagram's UDP payload: as large as a chunk copy, and under any path's MTU.
 pub const TRAIN_BYTES: usize = 1200;
 /// A peer that got no chunk from the splitter since its last Train sends another after this
-/// long (its uplink is otherwise idle, and the first one may have read it slow by chance).
+/// long, or three rounds if longer (its uplink is otherwise idle, and the first one may have
+/// read it slow by chance; in a round of a large team at speech rates, a member whose turn is
+/// simply not due would send a Train, and the splitter its reading, several times).
 const TRAIN_AGAIN: Duration = Duration::from_secs(30);
 /// A neighbour not heard from yet is greeted this many times in all, this far apart: behind
 /// NATs the first Hellos of a pair are dropped until both sides have sent one.
@@ -590,6 +592,11 @@ impl Peer {
     fn round_estimate(&self) -> Duration {
         self.chunk_interval
             .map_or(Duration::ZERO, |d| d * (self.neighbours.len() as u32 + 1))
+    }
+
+    /// How long without a splitter chunk before we send another Train ([`TRAIN_AGAIN`]).
+    fn train_again(&self) -> Duration {
+        TRAIN_AGAIN.max(self.round_estimate() * 3)
     }
 
     /// Keepalives to a neighbour only fill the gaps between the chunks we relay to it, once a
@@ -1740,7 +1747,7 @@ impl PeerMachine for Peer {
             self.send_splitter(Message::Report(report));
             // No chunk to flood for a while: the splitter judged us too slow (or has too few
             // chunks to go round); let it measure again.
-            if now >= self.train_at + TRAIN_AGAIN {
+            if now >= self.train_at + self.train_again() {
                 if self.stats.from_splitter == self.train_mark {
                     self.send_train();
                 } else {

@@ -1819,6 +1819,19 @@ fn a_joiner_trains_its_uplink_to_the_splitter_and_again_while_it_gets_no_chunks(
     assert_eq!(j.p.stats().trains, 1);
 }
 
+/// In a large team at a low chunk rate a member's turn may simply not be due for 30 s: it
+/// sends another Train only after three rounds without a splitter chunk.
+#[test]
+fn a_member_of_a_large_slow_round_trains_again_only_after_three_rounds() {
+    let (p, _, _) = greeting_newcomer(300);
+    // 64 ms chunks: a round of 301 members is 19.3 s.
+    assert_eq!(p.chunk_interval, Some(Duration::from_millis(64)));
+    let again = p.train_again().as_secs_f64();
+    assert!((57.0..58.5).contains(&again), "{again}");
+    let (p, _, _) = greeting_newcomer(10);
+    assert_eq!(p.train_again(), TRAIN_AGAIN);
+}
+
 /// The splitter says which members' uplinks are too slow to relay: in our two-level floods
 /// they are never a group's relay while the group has another member, and the splitter's word
 /// that one is fast again (or gone) counts. Only the splitter is heard on it.
