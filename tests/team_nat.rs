@@ -450,8 +450,8 @@ async fn an_unreachable_peer_is_relayed_and_decodes() {
 /// Private host B's uplink is shaped to 64 kbit/s, half the 128 kbit/s stream, with a 64 KiB
 /// queue (the kernel's token bucket filter, as a home router's): its peer's Train reads that
 /// on arrival at the splitter, which gives it no share from its join on and sends it no chunk
-/// to flood, while the unshaped peers read fast and take full shares; the splitter tells the
-/// other peers so (their floods in two levels would not make it a relay). Its peer mount still
+/// to flood, and tells it what it read (its pacer holds under that), while the unshaped peers
+/// read fast and take full shares; the splitter tells the other peers so (their floods in two levels would not make it a relay). Its peer mount still
 /// decodes: it only receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
@@ -485,6 +485,22 @@ async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
         "{members:#?}"
     );
     assert_eq!(slow["share_period"], 0, "{members:#?}");
+    // The splitter told B what it read, and B's pacer holds under it from then on (before its
+    // own measurement, it would send at twice the stream into a queue 8 s deep).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let url = format!("http://{}:8000/api/status", PRIVATE[1]);
+        let body = lab.curl("privB", &url, 3, true).await;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let p = &v["mounts"][0]["p2psp"];
+        if let (Some(up), Some(pace)) = (p["uplink_rate"].as_u64(), p["pace_rate"].as_u64()) {
+            assert!((6_000..=10_000).contains(&up), "{p:#}");
+            assert!(pace <= up, "{p:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "B's pacer never learnt its uplink: {v:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for ip in [PUBLIC_PEER, NAT[0]] {
         let m = member(&members, ip).unwrap_or_else(|| panic!("no member at {ip}: {members:#?}"));
         assert!(
