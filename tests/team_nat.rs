@@ -498,7 +498,10 @@ async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
             assert!(pace <= up, "{p:#}");
             break;
         }
-        assert!(Instant::now() < deadline, "B's pacer never learnt its uplink: {v:#}");
+        assert!(
+            Instant::now() < deadline,
+            "B's pacer never learnt its uplink: {v:#}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for ip in [PUBLIC_PEER, NAT[0]] {
