@@ -451,8 +451,8 @@ async fn an_unreachable_peer_is_relayed_and_decodes() {
 /// queue (the kernel's token bucket filter, as a home router's): its peer's Train reads that
 /// on arrival at the splitter, which gives it no share from its join on and sends it no chunk
 /// to flood, and tells it what it read (its pacer holds under that), while the unshaped peers
-/// read fast and take full shares; the splitter tells the other peers so (their floods in two levels would not make it a relay). Its peer mount still
-/// decodes: it only receives.
+/// read fast and take full shares; the splitter tells the other peers so (their floods in two
+/// levels would not make it a relay). Its peer mount still decodes: it only receives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
     let test = "a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share";

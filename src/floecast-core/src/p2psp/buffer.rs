@@ -469,6 +469,22 @@ mod tests {
         assert_eq!(drain(&mut b).len(), 2); // skip 0, deliver 1
     }
 
+    /// A ring of 64 (lag 32) that holds 0, 1 and `later` at `t`: 0 and 1 played, 2 blocks.
+    fn blocked_at_2(t: Instant, later: &[u32]) -> PlayoutBuffer {
+        let cfg = PlayoutConfig {
+            capacity: 64,
+            lag: 32,
+            ..cfg()
+        };
+        let mut b = PlayoutBuffer::new(cfg, ChunkNo(0));
+        for &n in [0, 1].iter().chain(later) {
+            b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
+        }
+        b.advance(t);
+        assert_eq!(drain(&mut b).len(), 2, "0 and 1; 2 blocks");
+        b
+    }
+
     /// Missing slots that were all behind the newest chunk when the head began to block are
     /// given up together once it is (they have been missing as long); a hole that came later
     /// gets its own wait. Before, each waited in turn: eight holes, 16 s.
@@ -476,17 +492,7 @@ mod tests {
     fn a_run_of_holes_is_given_up_with_its_first() {
         let t = Instant::now();
         let s = Duration::from_secs;
-        let cfg = PlayoutConfig {
-            capacity: 64,
-            lag: 32,
-            ..cfg()
-        };
-        let mut b = PlayoutBuffer::new(cfg, ChunkNo(0));
-        for n in [0, 1, 10, 11, 12] {
-            b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
-        }
-        b.advance(t);
-        assert_eq!(drain(&mut b).len(), 2, "0 and 1; 2 blocks");
+        let mut b = blocked_at_2(t, &[10, 11, 12]);
         b.advance(t + s(1));
         assert!(drain(&mut b).is_empty());
         b.advance(t + s(2));
@@ -521,23 +527,13 @@ mod tests {
 
     /// A head that blocked and then came late does not start the wait over for the holes that
     /// were already behind the newest chunk: they have been missing as long, and get only a
-    /// short grace after it. (Each waited afresh, and a slow late joiner whose first holes were filled
-    /// late one by one played 37 s behind.)
+    /// short grace after it. (Each waited afresh, and a slow late joiner whose first holes were
+    /// filled late one by one played 37 s behind.)
     #[test]
     fn holes_behind_a_head_that_came_late_keep_their_wait() {
         let t = Instant::now();
         let s = Duration::from_secs;
-        let cfg = PlayoutConfig {
-            capacity: 64,
-            lag: 32,
-            ..cfg()
-        };
-        let mut b = PlayoutBuffer::new(cfg, ChunkNo(0));
-        for n in [0, 1, 3, 5, 6] {
-            b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
-        }
-        b.advance(t);
-        assert_eq!(drain(&mut b).len(), 2, "0 and 1; 2 blocks");
+        let mut b = blocked_at_2(t, &[3, 5, 6]);
         // 2 comes 1.5 s late: 2 and 3 play, 4 blocks, missing since the wait began; it is
         // given up a grace after 2 came (what was asked for with 2 may be on its way too).
         let ms = Duration::from_millis;

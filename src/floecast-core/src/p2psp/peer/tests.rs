@@ -1713,8 +1713,9 @@ fn a_route_is_pruned_while_both_copies_wait_for_their_digest() {
 
 /// A joiner's first datagrams to the splitter are its Hello and its Train ([`TRAIN_LEN`] of
 /// [`TRAIN_BYTES`]). Through a 64 kbit/s uplink the splitter reads half the stream from them,
-/// gives the joiner no share and tells it what it read (its pacer goes under that); while no chunk comes from the splitter the peer sends another Train
-/// every 30 s, and one that gets chunks sends none.
+/// gives the joiner no share and tells it what it read (its pacer goes under that); while no
+/// chunk comes from the splitter the peer sends another Train every 30 s, and one that gets
+/// chunks sends none.
 #[test]
 fn a_joiner_trains_its_uplink_to_the_splitter_and_again_while_it_gets_no_chunks() {
     let t0 = Instant::now();
