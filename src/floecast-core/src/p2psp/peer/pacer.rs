@@ -113,6 +113,9 @@ const SENT_PROBES: usize = 64;
 /// its last answer told of, and not so long that they were lost.
 const ANSWER_SLACK: Duration = Duration::from_secs(1);
 const ANSWER_LOST: Duration = Duration::from_secs(10);
+/// The longest a joiner's pacer holds its sends when the splitter's reading of its Train says
+/// its greetings stand in the router's queue ([`Pacer::on_train_read`]): 64 KiB at 64 kbit/s.
+const JOIN_HOLD: Duration = Duration::from_secs(8);
 /// A measured uplink rate stands for this long (an uplink that got faster shows no queue to
 /// measure it by).
 const UPLINK_FRESH: Duration = Duration::from_secs(60);
@@ -254,16 +257,20 @@ impl Pacer {
         if !(bytes_per_sec.is_finite() && bytes_per_sec > 0.0) || fresh(self.uplink) {
             return;
         }
+        let first = self.train_read.is_none();
         self.train_read = Some((bytes_per_sec, now));
         self.rate = self.rate.min(bytes_per_sec * DRAIN_RATE);
         self.bound();
-        // What we sent since the join past what such an uplink carried in that time still
-        // waits in the router's queue: send nothing more until it has left. (At the drain
-        // rate alone, the 20 KB a 64 kbit/s joiner's greetings left there took 20 s to go,
-        // and everything we sent waited behind them.)
-        if let Some((t0, c0)) = self.started {
+        // The join's reading: what we sent since the join past what such an uplink carried in
+        // that time still waits in the router's queue, so send nothing more until it has left
+        // (at most JOIN_HOLD's worth; a router queues no more). At the drain rate alone, the
+        // 20 KB a 64 kbit/s joiner's greetings left there took 20 s to go, and everything we
+        // sent waited behind them. (A later Train follows 30 s with no chunks to flood: no
+        // queue stands then, and a whole membership's sends would read as one.)
+        if first && let Some((t0, c0)) = self.started {
             let carried = now.saturating_duration_since(t0).as_secs_f64() * bytes_per_sec;
-            let queued = (self.charged - c0) as f64 - carried;
+            let queued =
+                ((self.charged - c0) as f64 - carried).min(bytes_per_sec * JOIN_HOLD.as_secs_f64());
             if queued > 0.0 {
                 self.tokens = self.tokens.min(0.0) - queued;
             }
@@ -998,8 +1005,8 @@ mod tests {
     /// The splitter's reading of our Train is taken as a measured uplink: the rate drops
     /// under it at once, nothing more leaves until what we sent past it since the join has
     /// left the router's queue, a new stream rate does not raise the rate past it, a later
-    /// Train's reading replaces it, and so does our own measurement (which, while fresh,
-    /// outweighs a Train).
+    /// Train's reading replaces it (and holds nothing back), and so does our own measurement
+    /// (which, while fresh, outweighs a Train).
     #[test]
     fn the_splitters_train_reading_paces_a_slow_joiner_at_once() {
         let t0 = Instant::now();
@@ -1047,10 +1054,15 @@ mod tests {
         p.on_train_read(now, 0.0);
         p.on_train_read(now, -1.0);
         assert_eq!(p.capacity(now), Some(8_000.0));
-        // A new Train's reading replaces it.
+        // A new Train's reading replaces it, and holds nothing back, however much was sent
+        // since the join (as if 20 kB/s over those 30 s).
         let later = now + Duration::from_secs(30);
+        while p.next_control(later).is_some() {}
+        p.charged += 600_000;
         p.on_train_read(later, 9_000.0);
         assert_eq!(p.capacity(later), Some(9_000.0));
+        p.push_control(buddy(1), bytes::Bytes::from(vec![0; 972]));
+        assert_eq!(p.next_at(later), Some(later));
         // Our own measurement replaces it, and outweighs a Train while it is fresh.
         p.uplink = Some((12_000.0, later));
         assert_eq!(p.capacity(later), Some(12_000.0));
