@@ -82,9 +82,8 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// team apart); version 11 stamps Reports with the peer's clock (the splitter reads the queue
 /// on a member's uplink from how late they come); version 12 adds the joiner's Train (the
 /// splitter measures its uplink before giving it chunks, and tells the joiner what it read)
-/// and tells members whose uplinks are
-/// too slow to relay (Uplinks, and a list in the join reply). An older peer gets a refusal it
-/// can read ([`encode_refusal`]).
+/// and tells members whose uplinks are too slow to relay (Uplinks, and a list in the join
+/// reply). An older peer gets a refusal it can read ([`encode_refusal`]).
 pub const VERSION: u8 = 12;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
