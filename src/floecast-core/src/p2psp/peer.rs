@@ -97,6 +97,9 @@ const SERVE_BACKLOG: Duration = Duration::from_millis(500);
 const RATE_SAMPLE_CHUNKS: u32 = 16;
 /// ... or when this long has passed since the last sample (small shares).
 const RATE_SAMPLE_SPAN: Duration = Duration::from_secs(2);
+/// The shortest chunk interval a rate sample may show (10,000 chunks a second); a shorter
+/// one is chunks that arrived together.
+const MIN_CHUNK_INTERVAL: Duration = Duration::from_micros(100);
 /// Splitter chunks remembered for late greeters (a round rarely holds more than one).
 const OWN_RECENT: usize = 8;
 /// A chunk copy's bytes on the uplink beyond its payload (about: our header and trailer, UDP
@@ -654,6 +657,13 @@ impl Peer {
                 let span = now.saturating_duration_since(at);
                 if d >= RATE_SAMPLE_CHUNKS || span >= RATE_SAMPLE_SPAN {
                     let sample = span / d;
+                    // Chunks that came together (read in one batch, at one instant) say
+                    // nothing of the rate: measure again from here. (An interval of 0 made
+                    // every queued copy stale at once: a whole flood was dropped unsent.)
+                    if sample < MIN_CHUNK_INTERVAL {
+                        self.rate_mark = Some((no, now));
+                        return;
+                    }
                     self.chunk_interval = Some(match self.chunk_interval {
                         // Smooth over a few samples: the splitter's sends jitter.
                         Some(old) => (old * 3 + sample) / 4,

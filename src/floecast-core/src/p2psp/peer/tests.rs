@@ -1946,3 +1946,46 @@ fn members_the_splitter_says_are_slow_never_relay_our_floods() {
     // Fast again: they take their turns too.
     assert!(after.iter().any(|(_, id)| slow.contains(id)), "{after:?}");
 }
+
+/// Splitter chunks that come together (read in one batch, at one instant) are no sample of
+/// the stream's rate: an interval of 0 made every copy we queued stale at once, and our whole
+/// flood of the next chunk was dropped unsent.
+#[test]
+fn chunks_that_come_together_do_not_stop_our_floods() {
+    let t0 = Instant::now();
+    let mut j = Joined::seen_where_bound(t0);
+    // Enough neighbours that each flood queues in the pacer.
+    for k in 1..=30 {
+        let at = format!("203.0.113.{k}:50000").parse().unwrap();
+        j.introduce(t0, PeerId(j.me.0 + k), at);
+    }
+    let chunk = |no: u32| Message::Chunk {
+        no: ChunkNo(no),
+        origin: PeerId::NONE,
+        relay: None,
+        payload: payload(no),
+    };
+    j.splitter_says(t0, chunk(0));
+    j.splitter_says(t0, chunk(16));
+    let mut now = t0;
+    let mut copies = 0;
+    for _ in 0..1000 {
+        now += Duration::from_millis(10);
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
+        }
+        if now == t0 + Duration::from_millis(500) {
+            j.splitter_says(now, chunk(17));
+        }
+        for t in std::iter::from_fn(|| j.p.poll_transmit()) {
+            copies += usize::from(
+                wire::open(&t.data).is_ok_and(|o| matches!(o.packet.msg, Message::Chunk { .. })),
+            );
+        }
+    }
+    assert_eq!(j.p.stats().copies_dropped, 0);
+    assert_eq!(
+        copies, 90,
+        "our copies of chunks 0, 16 and 17 to our 30 neighbours"
+    );
+}
