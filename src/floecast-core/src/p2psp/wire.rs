@@ -83,8 +83,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// on a member's uplink from how late they come); version 12 adds the joiner's Train (the
 /// splitter measures its uplink before giving it chunks, and tells the joiner what it read)
 /// and tells members whose uplinks are too slow to relay (Uplinks, and a list in the join
-/// reply). An older peer gets a refusal it can read ([`encode_refusal`]).
-pub const VERSION: u8 = 12;
+/// reply); version 13 groups the team by jump consistent hashing (members of different
+/// versions would group it apart). An older peer gets a refusal it can read
+/// ([`encode_refusal`]).
+pub const VERSION: u8 = 13;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;

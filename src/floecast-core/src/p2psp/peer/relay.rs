@@ -9,6 +9,13 @@
 //! that member copies it on to its own group. A chunk then waits behind about 3√N copies (2√N
 //! at its origin, √N at the relay), not N, and every member still uploads about one stream.
 //!
+//! The hash is a consistent one ([`group`]): from `k` to `k + 1` groups only a `(k + 1)`th
+//! of the members move, to the new group. Views of a forming team differ in size, so in group
+//! count too (in a flash crowd of 1000 a tenth of the members knew 961 or fewer: 31 groups,
+//! not 32); with `hash mod k` the two counts shared nothing, and each Digest was relayed by
+//! 127 members instead of 31 (a Digest goes on from anyone "of another group"): 6.9% of every
+//! member's upload.
+//!
 //! Each group's relays take turns: for chunk `no` it is the member `no mod size` of the group
 //! in id order, so a member relays one chunk in every `size`, evenly spaced, a steady beat its
 //! uplink can keep up with. Drawn at random for each chunk (as first built, over groups drawn
@@ -49,7 +56,19 @@ pub(super) fn groups(members: usize, relay_from: usize) -> Option<u32> {
 /// The group of member `id`, of `k`.
 pub(super) fn group(id: PeerId, k: u32) -> u32 {
     // A fixed second argument: no chunk number, so the groups stay while `k` does.
-    (mix(id, GROUP_SALT) % u64::from(k.max(1))) as u32
+    jump(mix(id, GROUP_SALT), k.max(1))
+}
+
+/// Jump consistent hashing (Lamping and Veach, 2014): bucket of `key` among `buckets`, such
+/// that going from `k` to `k + 1` buckets moves only a `1 / (k + 1)` share of the keys.
+fn jump(mut key: u64, buckets: u32) -> u32 {
+    let (mut b, mut j) = (-1i64, 0i64);
+    while j < i64::from(buckets) {
+        b = j;
+        key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
+        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+    }
+    b as u32
 }
 
 /// `mix`'s second argument for groups ("grp"): any fixed value does.
@@ -282,6 +301,29 @@ mod tests {
     /// A member relays one chunk in its group's size, evenly spaced: chunk `no` when `no mod
     /// size` is its rank in the group, unless the origin is of its own group (and floods it
     /// itself). Drawn at random, as first built, turns came in clumps.
+    #[test]
+    fn groups_stay_when_the_team_grows_past_a_square() {
+        // 961 = 31²: members who know 961 of a team of 1000 group it in 31, the rest in 32.
+        // Each group keeps its members but for about a 32nd, who start the new group (with
+        // groups by `hash mod k`, 97% of the team would have changed group).
+        let team: Vec<PeerId> = (1..=1000u32).map(PeerId).collect();
+        let moved = team
+            .iter()
+            .filter(|id| group(**id, 31) != group(**id, 32))
+            .count();
+        assert!(moved > 10 && moved < 60, "{moved} of 1000 changed group");
+        for id in &team {
+            let (a, b) = (group(*id, 31), group(*id, 32));
+            assert!(a == b || b == 31, "{id:?} moved from {a} to {b}");
+        }
+        // As even as a hash makes them.
+        let mut sizes = [0usize; 32];
+        for id in &team {
+            sizes[group(*id, 32) as usize] += 1;
+        }
+        assert!(sizes.iter().all(|&n| (12..=55).contains(&n)), "{sizes:?}");
+    }
+
     #[test]
     fn relays_take_turns_a_group_apart() {
         let team: Vec<PeerId> = (1..=1000u32).map(PeerId).collect();
