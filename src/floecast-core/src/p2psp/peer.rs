@@ -515,12 +515,17 @@ impl Peer {
         };
         let hello = Message::Hello { from: p.id };
         p.send_splitter(hello.clone());
-        for ((id, addr), key) in reply
-            .peers
-            .iter()
-            .zip(&reply.pair_keys)
-            .take(p.cfg.max_neighbours)
-        {
+        // Our own group first: its members relay chunks to us, and only to members they know
+        // (the greetings to a large team take seconds at the pacer's starting rate). Past
+        // our neighbour cap, it is the rest of the team we do not know.
+        let mut listed: Vec<_> = reply.peers.iter().zip(&reply.pair_keys).collect();
+        let known = listed.len().min(p.cfg.max_neighbours);
+        if let Some(k) = relay::groups(known + 1, p.relay_from) {
+            let ours = relay::group(p.id, k);
+            listed.sort_by_key(|((id, _), _)| relay::group(*id, k) != ours);
+        }
+        listed.truncate(p.cfg.max_neighbours);
+        for ((id, addr), key) in listed {
             if *addr != p.cfg.splitter && p.neighbour_index(*addr).is_none() {
                 p.add_neighbour(*id, *addr, *key, None);
                 let i = p.neighbours.len() - 1;

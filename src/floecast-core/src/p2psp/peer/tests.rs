@@ -1961,6 +1961,66 @@ fn members_the_splitter_says_are_slow_never_relay_our_floods() {
     assert!(after.iter().any(|(_, id)| slow.contains(id)), "{after:?}");
 }
 
+/// A joiner of a two-level team greets the members of its own group first: they relay chunks
+/// to it, and only once they know it (its greetings to the rest take seconds on a slow pacer).
+#[test]
+fn a_joiner_greets_its_own_group_first() {
+    let mut net = Net::new(SplitterConfig {
+        relay_from: 16,
+        ..team_cfg()
+    });
+    net.join_team(60);
+    let t0 = net.now;
+    let splitter = net.saddr;
+    let (me, reply) = net
+        .splitter
+        .handle_join(
+            t0,
+            "192.0.2.9:9".parse().unwrap(),
+            &JoinRequest::new(Role::Peer),
+        )
+        .unwrap();
+    let listed: HashMap<SocketAddr, PeerId> = reply.peers.iter().map(|(id, a)| (*a, *id)).collect();
+    let k = super::relay::groups(listed.len() + 1, 16)
+        .unwrap_or_else(|| panic!("{} listed", listed.len()));
+    let ours = super::relay::group(me, k);
+    let mut cfg = PeerConfig::new(splitter);
+    cfg.pace_start = 0.0;
+    let mut p = Peer::new(cfg, reply, 1, t0);
+    // The Hellos leave paced, in the order they were queued.
+    let mut greeted = Vec::new();
+    let mut now = t0;
+    while greeted.len() < listed.len() && now < t0 + Duration::from_secs(120) {
+        now += Duration::from_millis(10);
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        for t in std::iter::from_fn(|| p.poll_transmit()) {
+            let hello =
+                wire::open(&t.data).is_ok_and(|o| matches!(o.packet.msg, Message::Hello { .. }));
+            if hello && let Some(id) = listed.get(&t.to) {
+                greeted.push(*id);
+            }
+        }
+    }
+    assert_eq!(greeted.len(), listed.len(), "not everyone greeted");
+    let own = greeted
+        .iter()
+        .filter(|id| super::relay::group(**id, k) == ours)
+        .count();
+    assert!(own >= 2, "only {own} of 60 in our group");
+    assert!(
+        greeted[..own]
+            .iter()
+            .all(|id| super::relay::group(*id, k) == ours),
+        "own group not greeted first: {:?}",
+        greeted
+            .iter()
+            .map(|id| super::relay::group(*id, k) == ours)
+            .collect::<Vec<_>>()
+    );
+}
+
 /// Splitter chunks that come together (read in one batch, at one instant) are no sample of
 /// the stream's rate: an interval of 0 made every copy we queued stale at once, and our whole
 /// flood of the next chunk was dropped unsent.
