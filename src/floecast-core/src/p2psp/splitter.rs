@@ -1689,9 +1689,14 @@ impl Splitter {
         }
         let gone = std::mem::take(&mut self.gone);
         for ids in gone.chunks(wire::MAX_GONE_IDS) {
-            for i in 0..self.members.len() {
-                self.send(i, Message::Gone { ids: ids.to_vec() });
-            }
+            self.send_all(&Message::Gone { ids: ids.to_vec() });
+        }
+    }
+
+    /// `msg` to every member (news of the team, once a tick).
+    fn send_all(&mut self, msg: &Message) {
+        for i in 0..self.members.len() {
+            self.send(i, msg.clone());
         }
     }
 
@@ -1732,9 +1737,7 @@ impl Splitter {
                 slow: part(&slow),
                 able: part(&able),
             };
-            for i in 0..self.members.len() {
-                self.send(i, msg.clone());
-            }
+            self.send_all(&msg);
         }
     }
 

@@ -298,9 +298,7 @@ mod tests {
         assert_eq!(t.relays.len() as u32, k - 1);
     }
 
-    /// A member relays one chunk in its group's size, evenly spaced: chunk `no` when `no mod
-    /// size` is its rank in the group, unless the origin is of its own group (and floods it
-    /// itself). Drawn at random, as first built, turns came in clumps.
+    /// Groups keep their members as the count grows (views of a forming team differ in it).
     #[test]
     fn groups_stay_when_the_team_grows_past_a_square() {
         // 961 = 31²: members who know 961 of a team of 1000 group it in 31, the rest in 32.
@@ -324,6 +322,9 @@ mod tests {
         assert!(sizes.iter().all(|&n| (12..=55).contains(&n)), "{sizes:?}");
     }
 
+    /// A member relays one chunk in its group's size, evenly spaced: chunk `no` when `no mod
+    /// size` is its rank in the group, unless the origin is of its own group (and floods it
+    /// itself). Drawn at random, as first built, turns came in clumps.
     #[test]
     fn relays_take_turns_a_group_apart() {
         let team: Vec<PeerId> = (1..=1000u32).map(PeerId).collect();
