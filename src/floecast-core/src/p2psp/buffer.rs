@@ -22,8 +22,10 @@ use bytes::Bytes;
 use super::{ChunkNo, PeerId};
 
 /// A hole that shares the wait of a head that then came late is waited for at least this
-/// long after it.
-const LATE_HEAD_GRACE: Duration = Duration::from_secs(1);
+/// long after it: about a Request's answer behind a queued uplink. (1 s gave up holes whose
+/// answers were on their way: on 1.25 × uplinks a flash crowd of 1000 lost 0.25% in its
+/// first minute, 0.068% with 4 s; half-slow teams of 300 0.063% over 8 seeds, 0.013%.)
+const LATE_HEAD_GRACE: Duration = Duration::from_secs(4);
 
 #[derive(Debug, Clone)]
 pub struct PlayoutConfig {
@@ -243,7 +245,8 @@ impl PlayoutBuffer {
                 // too: the next is waited for a grace longer. Holes filled one by one keep
                 // playout waiting only while each comes within a grace of the last: on
                 // 1.25 x uplinks, where Requests fill holes in turn, a grace once a wait
-                // lost 0.054% over 8 seeds, one after every late head 0.009%.
+                // lost 0.054% over 8 seeds, one after every late head 0.009% (1 s) and
+                // 0.000% ([`LATE_HEAD_GRACE`]).
                 if present
                     && let Some(floor) = (now + LATE_HEAD_GRACE).checked_sub(self.cfg.skip_after)
                 {
@@ -471,9 +474,18 @@ mod tests {
 
     /// A ring of 64 (lag 32) that holds 0, 1 and `later` at `t`: 0 and 1 played, 2 blocks.
     fn blocked_at_2(t: Instant, later: &[u32]) -> PlayoutBuffer {
+        blocked_at_2_skipping_after(t, later, cfg().skip_after)
+    }
+
+    fn blocked_at_2_skipping_after(
+        t: Instant,
+        later: &[u32],
+        skip_after: Duration,
+    ) -> PlayoutBuffer {
         let cfg = PlayoutConfig {
             capacity: 64,
             lag: 32,
+            skip_after,
             ..cfg()
         };
         let mut b = PlayoutBuffer::new(cfg, ChunkNo(0));
@@ -532,18 +544,20 @@ mod tests {
     #[test]
     fn holes_behind_a_head_that_came_late_keep_their_wait() {
         let t = Instant::now();
-        let s = Duration::from_secs;
-        let mut b = blocked_at_2(t, &[3, 5, 6]);
-        // 2 comes 1.5 s late: 2 and 3 play, 4 blocks, missing since the wait began; it is
-        // given up a grace after 2 came (what was asked for with 2 may be on its way too).
         let ms = Duration::from_millis;
-        b.insert(t + ms(1500), ChunkNo(2), PeerId(1), p(2));
-        b.advance(t + ms(1500));
+        let g = LATE_HEAD_GRACE;
+        // Holes are given up 10 s after the head began to block (a grace is shorter).
+        let mut b = blocked_at_2_skipping_after(t, &[3, 5, 6], ms(10_000));
+        // 2 comes 7.5 s late: 2 and 3 play, 4 blocks, missing since the wait began; it is
+        // given up a grace after 2 came (what was asked for with 2 may be on its way too),
+        // not 10 s after.
+        b.insert(t + ms(7500), ChunkNo(2), PeerId(1), p(2));
+        b.advance(t + ms(7500));
         assert_eq!(drain(&mut b).len(), 2);
-        assert_eq!(b.next_deadline(), Some(t + ms(2500)));
-        b.advance(t + ms(2499));
+        assert_eq!(b.next_deadline(), Some(t + ms(7500) + g));
+        b.advance(t + ms(7499) + g);
         assert!(drain(&mut b).is_empty());
-        b.advance(t + ms(2500));
+        b.advance(t + ms(7500) + g);
         assert_eq!(
             drain(&mut b),
             vec![
@@ -560,24 +574,27 @@ mod tests {
         );
         // 7 went missing after that wait began (8 is newer): a wait of its own, which 9 and
         // 10 share (missing behind 11 as it began).
-        b.insert(t + s(3), ChunkNo(8), PeerId(1), p(8));
-        b.insert(t + s(3), ChunkNo(11), PeerId(1), p(11));
-        b.advance(t + s(3));
+        let t2 = t + ms(7500) + g;
+        b.insert(t2, ChunkNo(8), PeerId(1), p(8));
+        b.insert(t2, ChunkNo(11), PeerId(1), p(11));
+        b.advance(t2);
         assert!(drain(&mut b).is_empty());
-        assert_eq!(b.next_deadline(), Some(t + s(5)));
-        // 7 comes 1.9 s late, 8 plays, 9 gets a grace; 9 comes within it, and 10 gets a
+        assert_eq!(b.next_deadline(), Some(t2 + ms(10_000)));
+        // 7 comes 9.5 s late, 8 plays, 9 gets a grace; 9 comes within it, and 10 gets a
         // grace after 9, not a wait of its own.
-        b.insert(t + ms(4900), ChunkNo(7), PeerId(1), p(7));
-        b.advance(t + ms(4900));
+        let late7 = t2 + ms(9500);
+        b.insert(late7, ChunkNo(7), PeerId(1), p(7));
+        b.advance(late7);
         assert_eq!(drain(&mut b).len(), 2);
-        assert_eq!(b.next_deadline(), Some(t + ms(5900)));
-        b.insert(t + ms(5800), ChunkNo(9), PeerId(1), p(9));
-        b.advance(t + ms(5800));
+        assert_eq!(b.next_deadline(), Some(late7 + g));
+        let late9 = late7 + g - ms(100);
+        b.insert(late9, ChunkNo(9), PeerId(1), p(9));
+        b.advance(late9);
         assert_eq!(drain(&mut b).len(), 1);
-        assert_eq!(b.next_deadline(), Some(t + ms(6800)));
-        b.advance(t + ms(6799));
+        assert_eq!(b.next_deadline(), Some(late9 + g));
+        b.advance(late9 + g - ms(1));
         assert!(drain(&mut b).is_empty());
-        b.advance(t + ms(6800));
+        b.advance(late9 + g);
         assert_eq!(
             drain(&mut b),
             vec![
