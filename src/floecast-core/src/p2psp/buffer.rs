@@ -247,9 +247,9 @@ impl PlayoutBuffer {
                 // 1.25 x uplinks, where Requests fill holes in turn, a grace once a wait
                 // lost 0.054% over 8 seeds, one after every late head 0.009% (1 s) and
                 // 0.000% ([`LATE_HEAD_GRACE`]).
-                if present
-                    && let Some(floor) = (now + LATE_HEAD_GRACE).checked_sub(self.cfg.skip_after)
-                {
+                // (Never longer than a wait of its own.)
+                let grace = LATE_HEAD_GRACE.min(self.cfg.skip_after);
+                if present && let Some(floor) = (now + grace).checked_sub(self.cfg.skip_after) {
                     w.since = w.since.max(floor);
                 }
                 self.head_wait = Some(w);
@@ -477,6 +477,7 @@ mod tests {
         blocked_at_2_skipping_after(t, later, cfg().skip_after)
     }
 
+    /// As [`blocked_at_2`], with holes given up `skip_after` after the head began to block.
     fn blocked_at_2_skipping_after(
         t: Instant,
         later: &[u32],
@@ -605,6 +606,19 @@ mod tests {
                 }
             ]
         );
+    }
+
+    /// Where holes are given up sooner than the grace (a small team: a 2 s wait), a hole
+    /// behind a late head waits as long as a wait of its own, never longer.
+    #[test]
+    fn a_grace_is_never_longer_than_a_wait() {
+        let t = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = blocked_at_2(t, &[3, 5, 6]);
+        b.insert(t + ms(1500), ChunkNo(2), PeerId(1), p(2));
+        b.advance(t + ms(1500));
+        assert_eq!(drain(&mut b).len(), 2);
+        assert_eq!(b.next_deadline(), Some(t + ms(1500) + cfg().skip_after));
     }
 
     #[test]
