@@ -5,11 +5,13 @@
 //! join burst usually provides them at once), or `start_delay` after the first chunk, or when
 //! the window is already `lag` deep. After that a present head slot is delivered at once, and a
 //! missing head slot is skipped (never replayed from stale data, §5/§10) when the newest chunk
-//! is `lag` ahead of it, or when it has blocked later data for `skip_after`. A missing slot
-//! that was already behind the newest chunk when the head before it began to block has been
-//! missing as long as that head, and its wait counts from then: one wait a run of holes, not
-//! one a slot (a lost Digest leaves sixteen chunks unplayable, and waiting for each in turn put
-//! peers minutes behind), whether the head that blocked is given up or comes late.
+//! is `lag` ahead of it, or when it has blocked later data for `skip_after`. It has blocked
+//! since it became the head, or since [`MISSING_GRACE`] after the newest chunk passed it if that
+//! is sooner: a hole behind a head that blocked or came late has been missing as long, and does
+//! not wait the whole time again (a lost Digest leaves sixteen chunks unplayable, and waiting
+//! for each in turn put peers minutes behind; holes filled late one by one, each then waiting
+//! afresh, put slow members of a flash crowd a minute behind). After a head that came late, the
+//! holes behind it wait at least [`LATE_HEAD_GRACE`] more.
 //!
 //! It must never hold more than `capacity` chunks, emit more than `capacity` events per call,
 //! or deliver out of order.
@@ -21,11 +23,20 @@ use bytes::Bytes;
 
 use super::{ChunkNo, PeerId};
 
-/// A hole that shares the wait of a head that then came late is waited for at least this
-/// long after it: about a Request's answer behind a queued uplink. (1 s gave up holes whose
-/// answers were on their way: on 1.25 × uplinks a flash crowd of 1000 lost 0.25% in its
-/// first minute, 0.068% with 4 s; half-slow teams of 300 0.063% over 8 seeds, 0.013%.)
+/// A hole behind a head that came late is waited for at least this long after it: about a
+/// Request's answer behind a queued uplink. (1 s gave up holes whose answers were on their
+/// way: on 1.25 × uplinks a flash crowd of 1000 lost 0.25% in its first minute, 0.068% with
+/// 4 s; half-slow teams of 300 0.063% over 8 seeds, 0.013%.)
 const LATE_HEAD_GRACE: Duration = Duration::from_secs(4);
+
+/// A hole's wait counts from at most this long after the newest chunk passed it: time for its
+/// Requests and their retries to be answered across queued uplinks, beyond the lateness of
+/// floods that `skip_after` holds. (Counted from when it became the head, each hole behind
+/// another that blocked waited the whole time again: slow members of a half-slow flash crowd
+/// of 1000 played up to 55 s behind after a minute, 20 s with this. 8 s played 25 s behind
+/// but gave up Requests' answers still on their way: 1,000 members on 1.25 × uplinks lost
+/// 0.24% instead of 0.07%; with 16 s, 0.055%.)
+const MISSING_GRACE: Duration = Duration::from_secs(16);
 
 #[derive(Debug, Clone)]
 pub struct PlayoutConfig {
@@ -70,16 +81,15 @@ pub struct PlayoutBuffer {
     newest: Option<ChunkNo>,
     started: bool,
     first_at: Option<Instant>,
-    /// Since when the head (or a hole before it that it shares the wait of) blocks.
-    head_wait: Option<HeadWait>,
+    /// Since when the head blocks ([`Self::missing_since`]).
+    head_wait: Option<Instant>,
+    /// When the newest chunk became each of its values, from the play position on, oldest
+    /// first: slot n has been missing since the first entry at or after n. (At most one entry
+    /// a slot between the play position and the newest chunk.)
+    passed: VecDeque<(ChunkNo, Instant)>,
+    /// When the last head that had blocked came late ([`LATE_HEAD_GRACE`]).
+    late_head_at: Option<Instant>,
     out: VecDeque<Playout>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct HeadWait {
-    since: Instant,
-    /// The newest chunk when the wait began: missing slots before it were missing all along.
-    newest: ChunkNo,
 }
 
 impl PlayoutBuffer {
@@ -96,6 +106,8 @@ impl PlayoutBuffer {
             started: false,
             first_at: None,
             head_wait: None,
+            passed: VecDeque::new(),
+            late_head_at: None,
             out: VecDeque::new(),
         }
     }
@@ -172,6 +184,7 @@ impl PlayoutBuffer {
         });
         if self.newest.is_none_or(|n| no.is_after(n)) {
             self.newest = Some(no);
+            self.passed.push_back((no, now));
         }
         self.first_at.get_or_insert(now);
         Insert::New
@@ -190,6 +203,13 @@ impl PlayoutBuffer {
         self.out.push_back(ev);
         self.next = self.next.plus(1);
         self.head_wait = None;
+        while self
+            .passed
+            .front()
+            .is_some_and(|(n, _)| n.diff(self.next) < 0)
+        {
+            self.passed.pop_front();
+        }
         // Forcing means we are past start-up whatever the rules said.
         self.started = true;
     }
@@ -222,39 +242,34 @@ impl PlayoutBuffer {
             // Present: deliver. Missing and `lag` behind the newest, or waited for long
             // enough: skip.
             let waited = !present && ahead > 0 && {
-                let w = self
-                    .head_wait
-                    .get_or_insert(HeadWait { since: now, newest });
-                now >= w.since + self.cfg.skip_after
+                let since = match self.head_wait {
+                    Some(t) => t,
+                    None => *self.head_wait.insert(self.missing_since(now)),
+                };
+                now >= since + self.cfg.skip_after
             };
             if !(present || ahead >= i64::from(self.cfg.lag) || waited) {
                 break;
             }
-            let wait = self.head_wait;
-            self.force_head();
-            // The next slot, if missing, has been missing as long as the wait that just
-            // ended when it was already behind the newest chunk as that wait began: it
-            // shares that wait, whether the slot that ended it came late or was given up.
-            // (Its own wait from now on put slow late joiners 37 s behind: a hole behind
-            // every late arrival waited the whole time again.) A hole that came later gets
-            // its own.
-            if let Some(mut w) = wait
-                && !self.next.is_after(w.newest)
-            {
-                // After a head that came late, what was asked for with it may be on its way
-                // too: the next is waited for a grace longer. Holes filled one by one keep
-                // playout waiting only while each comes within a grace of the last: on
-                // 1.25 x uplinks, where Requests fill holes in turn, a grace once a wait
-                // lost 0.054% over 8 seeds, one after every late head 0.009% (1 s) and
-                // 0.000% ([`LATE_HEAD_GRACE`]).
-                // (Never longer than a wait of its own.)
-                let grace = LATE_HEAD_GRACE.min(self.cfg.skip_after);
-                if present && let Some(floor) = (now + grace).checked_sub(self.cfg.skip_after) {
-                    w.since = w.since.max(floor);
-                }
-                self.head_wait = Some(w);
+            if present && self.head_wait.is_some() {
+                self.late_head_at = Some(now);
             }
+            self.force_head();
         }
+    }
+
+    /// Since when the head, missing, blocks: since now, or since [`MISSING_GRACE`] after the
+    /// newest chunk passed it if that is sooner; but after a head that came late, what was
+    /// asked for with it may be on its way too: no sooner than its wait ends a
+    /// [`LATE_HEAD_GRACE`] after that head (never longer than a wait of its own).
+    fn missing_since(&self, now: Instant) -> Instant {
+        let i = self.passed.partition_point(|(n, _)| n.diff(self.next) < 0);
+        let passed = self.passed.get(i).map_or(now, |(_, t)| *t + MISSING_GRACE);
+        let grace = LATE_HEAD_GRACE.min(self.cfg.skip_after);
+        let floor = self
+            .late_head_at
+            .and_then(|t| (t + grace).checked_sub(self.cfg.skip_after));
+        passed.max(floor.unwrap_or(passed)).min(now)
     }
 
     pub fn pop(&mut self) -> Option<Playout> {
@@ -266,7 +281,7 @@ impl PlayoutBuffer {
         if !self.started {
             return self.first_at.map(|t| t + self.cfg.start_delay);
         }
-        self.head_wait.map(|w| w.since + self.cfg.skip_after)
+        self.head_wait.map(|since| since + self.cfg.skip_after)
     }
 }
 
@@ -498,114 +513,94 @@ mod tests {
         b
     }
 
-    /// Missing slots that were all behind the newest chunk when the head began to block are
-    /// given up together once it is (they have been missing as long); a hole that came later
-    /// gets its own wait. Before, each waited in turn: eight holes, 16 s.
-    #[test]
-    fn a_run_of_holes_is_given_up_with_its_first() {
-        let t = Instant::now();
-        let s = Duration::from_secs;
-        let mut b = blocked_at_2(t, &[10, 11, 12]);
-        b.advance(t + s(1));
-        assert!(drain(&mut b).is_empty());
-        b.advance(t + s(2));
-        let ev = drain(&mut b);
-        let skipped: Vec<u32> = ev
-            .iter()
+    fn skipped(ev: &[Playout]) -> Vec<u32> {
+        ev.iter()
             .filter_map(|e| match e {
                 Playout::Skipped { no } => Some(no.0),
                 Playout::Deliver { .. } => None,
             })
-            .collect();
-        assert_eq!(skipped, (2..10).collect::<Vec<_>>(), "{ev:?}");
-        assert_eq!(ev.len(), 11, "10..=12 delivered");
-        // 13 and 14 went missing after that wait began: a wait of their own, one for both.
-        b.insert(t + s(2), ChunkNo(15), PeerId(1), p(15));
-        b.advance(t + s(2));
-        b.advance(t + s(3));
-        assert!(drain(&mut b).is_empty());
-        b.advance(t + s(4));
-        assert_eq!(
-            drain(&mut b),
-            vec![
-                Playout::Skipped { no: ChunkNo(13) },
-                Playout::Skipped { no: ChunkNo(14) },
-                Playout::Deliver {
-                    no: ChunkNo(15),
-                    payload: p(15)
-                }
-            ]
-        );
+            .collect()
     }
 
-    /// A head that blocked and then came late does not start the wait over for the holes that
-    /// were already behind the newest chunk: they have been missing as long, and get only a
-    /// short grace after it. (Each waited afresh, and a slow late joiner whose first holes were
-    /// filled late one by one played 37 s behind.)
+    /// A run of holes all missing since the same moment waits at most [`MISSING_GRACE`] and
+    /// one wait from then, not a wait each in turn (twenty holes, 40 s).
     #[test]
-    fn holes_behind_a_head_that_came_late_keep_their_wait() {
+    fn a_run_of_holes_waits_from_going_missing() {
         let t = Instant::now();
-        let ms = Duration::from_millis;
-        let g = LATE_HEAD_GRACE;
-        // Holes are given up 10 s after the head began to block (a grace is shorter).
-        let mut b = blocked_at_2_skipping_after(t, &[3, 5, 6], ms(10_000));
-        // 2 comes 7.5 s late: 2 and 3 play, 4 blocks, missing since the wait began; it is
-        // given up a grace after 2 came (what was asked for with 2 may be on its way too),
-        // not 10 s after.
-        b.insert(t + ms(7500), ChunkNo(2), PeerId(1), p(2));
-        b.advance(t + ms(7500));
-        assert_eq!(drain(&mut b).len(), 2);
-        assert_eq!(b.next_deadline(), Some(t + ms(7500) + g));
-        b.advance(t + ms(7499) + g);
+        let skip = cfg().skip_after;
+        let end = t + MISSING_GRACE + skip;
+        let mut b = blocked_at_2(t, &[22, 23, 24]);
+        // 2 blocks from now; 3 from when 2 is given up, and so on, until the holes' waits
+        // count from a grace after they went missing: then the rest go at once.
+        let mut at = t;
+        let mut gone = vec![];
+        while at < end {
+            at += Duration::from_millis(100);
+            b.advance(at);
+            gone.extend(skipped(&drain(&mut b)));
+            if at < end {
+                assert!(gone.len() < 20, "{} given up by {at:?}", gone.len());
+            }
+        }
+        assert_eq!(gone, (2..22).collect::<Vec<_>>());
+        assert_eq!(b.next_to_play(), ChunkNo(25), "22..=24 delivered");
+    }
+
+    /// A hole that went missing while the head before it blocked has been missing since then:
+    /// its wait does not start over when it becomes the head. (It did, and a slow member of a
+    /// half-slow flash crowd of 1000, whose holes were filled late one by one, played 55 s
+    /// behind the splitter after a minute.)
+    #[test]
+    fn a_hole_waits_from_going_missing_not_from_becoming_the_head() {
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = blocked_at_2_skipping_after(t, &[3], s(20));
+        // 4 goes missing a second later (5 is newer).
+        b.insert(t + s(1), ChunkNo(5), PeerId(1), p(5));
+        b.advance(t + s(1));
+        b.advance(t + s(20));
+        assert_eq!(drain(&mut b).len(), 2, "2 given up, 3 played");
+        // Its wait counts from a grace after it went missing (17 s after the start), not from
+        // when it became the head (20 s).
+        assert_eq!(b.next_deadline(), Some(t + s(1) + MISSING_GRACE + s(20)));
+    }
+
+    /// After a head that came late, the hole behind it waits a grace more even where its own
+    /// wait, counted from going missing, would end sooner: what was asked for with the head
+    /// may be on its way too. (1 s instead of 4 s gave up holes whose answers were.)
+    #[test]
+    fn holes_behind_a_head_that_came_late_get_a_grace() {
+        let t = Instant::now();
+        let s = Duration::from_secs;
+        let skip = s(20);
+        let c = PlayoutConfig {
+            capacity: 64,
+            lag: 32,
+            skip_after: skip,
+            ..cfg()
+        };
+        let mut b = PlayoutBuffer::new(c, ChunkNo(0));
+        for n in [0, 3, 5] {
+            b.insert(t, ChunkNo(n), PeerId(1), p(n as u8));
+        }
+        // Playout starts (0 played); 1 blocks and is given up after a wait; 2, missing since
+        // the start, blocks until a grace and a wait after that.
+        let start = t + cfg().start_delay;
+        b.advance(start);
+        b.advance(start + skip);
+        assert_eq!(skipped(&drain(&mut b)), vec![1]);
+        assert_eq!(b.next_deadline(), Some(t + MISSING_GRACE + skip));
+        // 2 comes late: 4, missing as long, would be given up a second later, but gets a
+        // grace.
+        let late = t + MISSING_GRACE + skip - s(1);
+        b.insert(late, ChunkNo(2), PeerId(1), p(2));
+        b.advance(late);
+        assert_eq!(drain(&mut b).len(), 2, "2 and 3 played");
+        assert_eq!(b.next_deadline(), Some(late + LATE_HEAD_GRACE));
+        b.advance(late + LATE_HEAD_GRACE - Duration::from_millis(1));
         assert!(drain(&mut b).is_empty());
-        b.advance(t + ms(7500) + g);
-        assert_eq!(
-            drain(&mut b),
-            vec![
-                Playout::Skipped { no: ChunkNo(4) },
-                Playout::Deliver {
-                    no: ChunkNo(5),
-                    payload: p(5)
-                },
-                Playout::Deliver {
-                    no: ChunkNo(6),
-                    payload: p(6)
-                }
-            ]
-        );
-        // 7 went missing after that wait began (8 is newer): a wait of its own, which 9 and
-        // 10 share (missing behind 11 as it began).
-        let t2 = t + ms(7500) + g;
-        b.insert(t2, ChunkNo(8), PeerId(1), p(8));
-        b.insert(t2, ChunkNo(11), PeerId(1), p(11));
-        b.advance(t2);
-        assert!(drain(&mut b).is_empty());
-        assert_eq!(b.next_deadline(), Some(t2 + ms(10_000)));
-        // 7 comes 9.5 s late, 8 plays, 9 gets a grace; 9 comes within it, and 10 gets a
-        // grace after 9, not a wait of its own.
-        let late7 = t2 + ms(9500);
-        b.insert(late7, ChunkNo(7), PeerId(1), p(7));
-        b.advance(late7);
-        assert_eq!(drain(&mut b).len(), 2);
-        assert_eq!(b.next_deadline(), Some(late7 + g));
-        let late9 = late7 + g - ms(100);
-        b.insert(late9, ChunkNo(9), PeerId(1), p(9));
-        b.advance(late9);
-        assert_eq!(drain(&mut b).len(), 1);
-        assert_eq!(b.next_deadline(), Some(late9 + g));
-        b.advance(late9 + g - ms(1));
-        assert!(drain(&mut b).is_empty());
-        b.advance(late9 + g);
-        assert_eq!(
-            drain(&mut b),
-            vec![
-                Playout::Skipped { no: ChunkNo(10) },
-                Playout::Deliver {
-                    no: ChunkNo(11),
-                    payload: p(11)
-                }
-            ]
-        );
+        b.advance(late + LATE_HEAD_GRACE);
+        assert_eq!(skipped(&drain(&mut b)), vec![4]);
     }
 
     /// Where holes are given up sooner than the grace (a small team: a 2 s wait), a hole
