@@ -263,13 +263,13 @@ impl PlayoutBuffer {
     /// asked for with it may be on its way too: no sooner than its wait ends a
     /// [`LATE_HEAD_GRACE`] after that head (never longer than a wait of its own).
     fn missing_since(&self, now: Instant) -> Instant {
-        let i = self.passed.partition_point(|(n, _)| n.diff(self.next) < 0);
-        let passed = self.passed.get(i).map_or(now, |(_, t)| *t + MISSING_GRACE);
+        // `force_head` drops the entries behind the play position: the first is the head's.
+        let passed = self.passed.front().map_or(now, |(_, t)| *t + MISSING_GRACE);
         let grace = LATE_HEAD_GRACE.min(self.cfg.skip_after);
         let floor = self
             .late_head_at
             .and_then(|t| (t + grace).checked_sub(self.cfg.skip_after));
-        passed.max(floor.unwrap_or(passed)).min(now)
+        floor.map_or(passed, |f| passed.max(f)).min(now)
     }
 
     pub fn pop(&mut self) -> Option<Playout> {
