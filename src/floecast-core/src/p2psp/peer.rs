@@ -39,7 +39,7 @@ use bytes::Bytes;
 
 use super::auth::{self, Key, ReplayWindow};
 use super::buffer::{HoleScanner, Insert, Playout, PlayoutBuffer, PlayoutConfig};
-use super::wire::{self, JoinReply, Message, Packet};
+use super::wire::{self, JoinReply, Message, Packet, Relay};
 use super::{
     ChunkNo, LeaveStep, Leaving, PeerId, PeerMachine, Role, Transmit, XorShift, push_bounded,
 };
@@ -926,7 +926,7 @@ impl Peer {
     /// Send held chunk `no` to neighbour `i` (if still held), asking it to `relay` it to its
     /// group; counts the debt. A paced copy goes `now`; anything else queues ahead of the
     /// copies.
-    fn send_chunk(&mut self, i: usize, no: ChunkNo, relay: Option<u16>, now: bool) {
+    fn send_chunk(&mut self, i: usize, no: ChunkNo, relay: Option<Relay>, now: bool) {
         let Some(s) = self.buffer.get(no) else { return };
         let msg = Message::Chunk {
             no,
@@ -951,9 +951,9 @@ impl Peer {
         self.enqueue_relay(i, no, None);
     }
 
-    /// Queue a copy of held chunk `no` for neighbour `i`, which copies it on to its group when
-    /// `relay` names the groups of our two-level flood.
-    fn enqueue_relay(&mut self, i: usize, no: ChunkNo, relay: Option<u16>) {
+    /// Queue a copy of held chunk `no` for neighbour `i`, which copies it on to (a share of)
+    /// its group when `relay` names the groups of our two-level flood.
+    fn enqueue_relay(&mut self, i: usize, no: ChunkNo, relay: Option<Relay>) {
         let to = self.neighbours[i].addr;
         self.pacer.push(pacer::Copy {
             to,
@@ -986,7 +986,11 @@ impl Peer {
         let k = self.relay_groups()?;
         let ids = self.neighbour_ids();
         let able = |i: usize| !self.slow.contains(&ids[i]);
-        Some((k, relay::origin_targets(self.id, key, k, &ids, able)))
+        let me_able = !self.slow.contains(&self.id);
+        Some((
+            k,
+            relay::origin_targets(self.id, key, k, &ids, able, me_able),
+        ))
     }
 
     /// In a large team, when neighbour `i` is of another group (so the splitter's Digest or
@@ -1002,14 +1006,15 @@ impl Peer {
     }
 
     /// Our flood of splitter chunk `no`: a copy to every neighbour, or in two levels (the
-    /// relays' copies say so, with our group count).
+    /// relays' copies say so, with our group count and their share of their groups; the rest
+    /// of those groups we copy to ourselves, after our own group).
     fn flood_own(&mut self, no: ChunkNo) {
         if let Some((k, t)) = self.two_level_targets(no.0) {
-            let k = u16::try_from(k).unwrap_or(u16::MAX);
-            for i in t.relays {
-                self.enqueue_relay(i, no, Some(k));
+            let groups = u16::try_from(k).unwrap_or(u16::MAX);
+            for (i, share) in t.relays {
+                self.enqueue_relay(i, no, Some(Relay { groups, share }));
             }
-            for i in t.own {
+            for i in t.own.into_iter().chain(t.direct) {
                 self.enqueue(i, no);
             }
             return;
@@ -1024,12 +1029,13 @@ impl Peer {
     }
 
     /// Chunk `no`, new to us, came straight from its origin, neighbour `i`, which made us the
-    /// relay of our group among `k`: copy it to the rest of the group. The origin's count
-    /// groups alike whatever our view of the team; one that would make our group much larger
-    /// than in our view (an origin that asks for few groups, a flood to all) counts for ours.
-    fn relay_to_group(&mut self, i: usize, no: ChunkNo, k: u16) {
+    /// relay of our group among `r.groups`: copy it to the rest of the group, within the share
+    /// the origin gave us (it copies to the others). The origin's count groups alike whatever
+    /// our view of the team; one that would make our group much larger than in our view (an
+    /// origin that asks for few groups, a flood to all) counts for ours.
+    fn relay_to_group(&mut self, i: usize, no: ChunkNo, r: Relay) {
         let members = self.neighbours.len() + 1;
-        let k = match relay::plausible_groups(k, members) {
+        let k = match relay::plausible_groups(r.groups, members) {
             Some(k) => k,
             None => {
                 self.stats.garbage += 1;
@@ -1040,7 +1046,7 @@ impl Peer {
             }
         };
         let ids = self.neighbour_ids();
-        let targets = relay::own_group(self.id, k, &ids, Some(i));
+        let targets = relay::relay_share(self.id, no.0, k, r.share, &ids, Some(i));
         self.stats.group_relays += 1;
         for j in targets {
             self.enqueue(j, no);
@@ -1052,7 +1058,7 @@ impl Peer {
     fn flood_signed(&mut self, msg: &Message, key: u32) {
         let targets = self
             .two_level_targets(key)
-            .map(|(_, t)| t.relays.into_iter().chain(t.own).collect())
+            .map(|(_, t)| t.relays.into_iter().map(|(i, _)| i).chain(t.own).collect())
             .unwrap_or_else(|| (0..self.neighbours.len()).collect::<Vec<_>>());
         for i in targets {
             self.send_to(i, msg.clone());
@@ -1427,7 +1433,7 @@ impl Peer {
         from: SocketAddr,
         no: ChunkNo,
         origin: PeerId,
-        relay: Option<u16>,
+        relay: Option<Relay>,
         payload: Bytes,
     ) -> Insert {
         self.stats.from_peers += 1;

@@ -21,8 +21,8 @@
 //!
 //! UDP bodies: Chunk `u32 no, u32 origin, payload (rest, ≤ 60000)`; RelayChunk (a Chunk its
 //! origin asks the receiver to copy on to its group: [`Message::Chunk`]'s `relay`) `u32 no,
-//! u32 origin, u16 groups, payload`; SplitterChunk (a Chunk from the splitter, whose origin is
-//! its receiver) `u32 no, payload`; Hello / Goodbye /
+//! u32 origin, u16 groups, u16 share, payload`; SplitterChunk (a Chunk from the splitter,
+//! whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no, u8 digest (0|1)`; Prune `u32 origin`;
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
@@ -84,9 +84,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// splitter measures its uplink before giving it chunks, and tells the joiner what it read)
 /// and tells members whose uplinks are too slow to relay (Uplinks, and a list in the join
 /// reply); version 13 groups the team by jump consistent hashing (members of different
-/// versions would group it apart). An older peer gets a refusal it can read
+/// versions would group it apart); version 14 has a relay copy to a share of its group, the
+/// origin to the rest (RelayChunk's share). An older peer gets a refusal it can read
 /// ([`encode_refusal`]).
-pub const VERSION: u8 = 13;
+pub const VERSION: u8 = 14;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -195,12 +196,13 @@ pub struct Packet {
 pub enum Message {
     /// A piece of the stream. `origin` is the peer the splitter gave it to (the flood root).
     /// `relay`: in a two-level flood, the origin's copy to one member of another group carries
-    /// the number of groups (≥ 2) it flooded in, and that member copies it on to its group
-    /// ([`super::peer`]'s relay module); every other copy carries `None`.
+    /// the number of groups (≥ 2) it flooded in and the share of its group it copies to, and
+    /// that member copies it on ([`super::peer`]'s relay module); every other copy carries
+    /// `None`.
     Chunk {
         no: ChunkNo,
         origin: PeerId,
-        relay: Option<u16>,
+        relay: Option<Relay>,
         payload: Bytes,
     },
     Hello {
@@ -364,16 +366,40 @@ pub struct PeerReport {
     pub sent_ms: u32,
 }
 
+/// What an origin asks of the member it makes a relay (a RelayChunk): the number of groups
+/// it flooded in (≥ 2), and the share of the relay's group the relay copies to, in 65536ths
+/// ([`Relay::WHOLE`]: all of it). The origin copies to the rest of that group itself: a group
+/// with few members able to relay gets its fair share of the team's relay duty from them, no
+/// more ([`super::peer`]'s relay module says who is in which part).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    pub groups: u16,
+    pub share: u16,
+}
+
+impl Relay {
+    /// The whole group.
+    pub const WHOLE: u16 = u16::MAX;
+
+    /// A relay of the whole group, in `groups` groups.
+    pub fn whole(groups: u16) -> Relay {
+        Relay {
+            groups,
+            share: Relay::WHOLE,
+        }
+    }
+}
+
 /// What proves that a member sent a chunk: the fields its tag covers (see [`chunk_tag`]).
-/// Body: `u32 sender, u32 no, u32 origin, u16 relay groups (0: none), u64 seq, 32 B hash,
-/// 12 B tag`.
+/// Body: `u32 sender, u32 no, u32 origin, u16 relay groups (0: none), u16 relay share, u64
+/// seq, 32 B hash, 12 B tag`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Evidence {
     pub sender: PeerId,
     pub no: ChunkNo,
     pub origin: PeerId,
     /// The chunk's `relay` (its tag covers it).
-    pub relay: Option<u16>,
+    pub relay: Option<Relay>,
     pub seq: u64,
     pub hash: [u8; 32],
     pub tag: [u8; TAG_LEN],
@@ -531,10 +557,37 @@ impl RefuseReason {
 
 /// A RelayChunk's group count: two at least (one group is a one-level flood, which no
 /// member relays).
-fn relay_groups(relay: Option<u16>) -> Result<u16, WireError> {
-    relay
-        .filter(|k| *k >= 2)
-        .ok_or(WireError::Invalid("relay chunk with fewer than two groups"))
+fn relay_groups(k: u16) -> Result<u16, WireError> {
+    if k >= 2 {
+        Ok(k)
+    } else {
+        Err(WireError::Invalid("relay chunk with fewer than two groups"))
+    }
+}
+
+fn put_relay(b: &mut BytesMut, relay: Option<Relay>) -> Result<(), WireError> {
+    let r = relay.unwrap_or(Relay {
+        groups: 0,
+        share: 0,
+    });
+    if relay.is_some() {
+        relay_groups(r.groups)?;
+    }
+    b.put_u16(r.groups);
+    b.put_u16(r.share);
+    Ok(())
+}
+
+/// A RelayChunk's `u16 groups, u16 share` (`groups` 0: none, only where a field may be empty).
+fn get_relay(r: &mut Reader<'_>, optional: bool) -> Result<Option<Relay>, WireError> {
+    let (groups, share) = (r.u16()?, r.u16()?);
+    if optional && groups == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Relay {
+        groups: relay_groups(groups)?,
+        share,
+    }))
 }
 
 fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
@@ -588,7 +641,7 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
                 b.put_u32(origin.0);
             }
             if t == ty::RELAY_CHUNK {
-                b.put_u16(relay_groups(*relay)?);
+                put_relay(&mut b, *relay)?;
             }
             b.put_slice(payload);
         }
@@ -643,8 +696,8 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(e.sender.0);
             b.put_u32(e.no.0);
             b.put_u32(e.origin.0);
-            // 0: no relay (a relay's group count is ≥ 2).
-            b.put_u16(e.relay.unwrap_or(0));
+            // Groups 0: no relay (a relay's group count is ≥ 2).
+            put_relay(&mut b, e.relay)?;
             b.put_u64(e.seq);
             b.put_slice(&e.hash);
             b.put_slice(&e.tag);
@@ -973,7 +1026,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
                 return Err(WireError::Invalid("member chunk without an origin"));
             }
             let relay = if t == ty::RELAY_CHUNK {
-                Some(relay_groups(Some(r.u16()?))?)
+                get_relay(&mut r, false)?
             } else {
                 None
             };
@@ -1059,10 +1112,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             sender: PeerId(r.u32()?),
             no: ChunkNo(r.u32()?),
             origin: PeerId(r.u32()?),
-            relay: match r.u16()? {
-                0 => None,
-                k => Some(relay_groups(Some(k))?),
-            },
+            relay: get_relay(&mut r, true)?,
             seq: r.u64()?,
             hash: r.array()?,
             tag: r.array()?,

@@ -138,8 +138,9 @@ pub(super) struct Copy {
     pub to: SocketAddr,
     pub no: ChunkNo,
     pub at: Instant,
-    /// A two-level flood's copy to another group's relay: the groups it floods in.
-    pub relay: Option<u16>,
+    /// A two-level flood's copy to another group's relay: the groups it floods in, and the
+    /// relay's share of its group.
+    pub relay: Option<crate::p2psp::wire::Relay>,
 }
 
 #[derive(Debug)]

@@ -26,6 +26,16 @@
 //! team differ a little while it forms, and then two origins may give a member turns close
 //! together: a clump now and then, never a lost copy (the relay is named, below).
 //!
+//! Only members whose uplinks can carry it relay (the splitter names the others), and hashed
+//! groups differ in how many of those they have: with half the uplinks at half the stream, a
+//! group of 13 with 3 able members had each of them upload 2.86 × the stream (on uplinks of
+//! 3 ×), and their copies queued for seconds. So a relay copies to its group's fair share of
+//! the team's relay duty ([`share_of`]), and the origin to the rest of that group itself, a
+//! few copies more a flood (both sides tell the parts apart by a hash of each member,
+//! [`in_share`]). Simulated, mixed N = 1000 after two minutes: slow members played at most
+//! 12.5 s behind the splitter (p50 8.0 s) instead of 36 s (14.3 s), with the same loss and
+//! upload.
+//!
 //! The origin's copies to relays say so, with its group count (a RelayChunk), and only those
 //! are relayed: a copy that is a repair, a routed one, or a one-level flood from a newcomer
 //! that knows part of the team is never copied on again (relaying by "the sender is of
@@ -114,24 +124,69 @@ pub(crate) fn witnesses(id: PeerId, no: u32, team: impl IntoIterator<Item = Peer
 /// Who an origin sends its two-level flood to, by index into its neighbours.
 #[derive(Debug, Default)]
 pub(super) struct Targets {
-    /// One member of each other group, which copies it on to its group. They go first: each
-    /// has a group waiting.
-    pub relays: Vec<usize>,
+    /// One member of each other group, which copies it on to the share of its group given
+    /// with it (65536ths, [`Relay::WHOLE`](crate::p2psp::wire::Relay::WHOLE): all). They go
+    /// first: each has a group waiting.
+    pub relays: Vec<(usize, u16)>,
     /// The members of the origin's own group.
     pub own: Vec<usize>,
+    /// Members of other groups the origin copies to itself: the part of a group beyond its
+    /// relays' fair share ([`share_of`]).
+    pub direct: Vec<usize>,
+}
+
+/// Whether member `id` is in the part of its group a relay of chunk `no` with `share` copies
+/// to (the origin copies to the rest). A hash of the member alone, not a rank in the group:
+/// origin and relay may know the group a little differently, and each member still falls on
+/// the same side for both (ranked, such views lost copies: at N = 1000, 0.35% of chunks
+/// instead of 0.15%).
+pub(super) fn in_share(id: PeerId, no: u32, share: u16) -> bool {
+    share == WHOLE || (mix(id, no ^ SHARE_SALT) >> 48) < u64::from(share)
+}
+
+const WHOLE: u16 = crate::p2psp::wire::Relay::WHOLE;
+
+/// A group's relays take up to this much more than their fair share: the origin's copies to
+/// the rest wait behind the rest of its flood. Simulated (mixed N = 1000, first minute), at
+/// 1.0 × loss rose from 0.15% to 0.18% and peer upload to 1.21 × the stream; at 1.3 × 0.15%
+/// and 1.195 ×, with lag p50 / max 5.2 / 12.9 s against whole groups' 6.4 / 20.2 s; at 1.6 ×
+/// 6.7 / 14.8 s.
+const SHARE_SLACK: f64 = 1.3;
+
+/// `mix`'s second argument for shares ("shr"), apart from `GROUP_SALT` and chunk numbers.
+const SHARE_SALT: u32 = 0x0073_6872;
+
+/// The share (65536ths) of a group of `rest` members besides its relay that the relay copies
+/// to: the group's fair share of the team's relay duty (its `group_able` members able to relay
+/// times the team's `members` per `able` member, times [`SHARE_SLACK`]), or all of it when
+/// that is more. Where groups differ in able members (hashed, at N = 1000 with half the
+/// uplinks slow, 3 of 13 in one group and 11 of 13 in another), whole-group relaying loaded
+/// some members' uplinks at 2.9 × the stream on 3 × uplinks, their copies queued, and the slow
+/// half played 20–40 s behind.
+pub(super) fn share_of(rest: usize, group_able: usize, members: usize, able: usize) -> u16 {
+    if group_able == 0 || able == 0 {
+        return WHOLE;
+    }
+    let fair = (members * group_able) as f64 / able as f64 * SHARE_SLACK;
+    if rest as f64 <= fair {
+        return WHOLE;
+    }
+    ((fair / rest as f64) * f64::from(WHOLE)).floor() as u16
 }
 
 /// An origin's two-level flood of `no` over `ids` (its neighbours, by index): each other
 /// group's relay for `no` (its member `no mod size` in id order, among the members `able` to
 /// relay when the group has any: a member whose uplink is under the stream cannot copy to a
 /// group of √N in turn, and in a team where half the uplinks were, floods fell a minute
-/// behind) and the members of the origin's own group.
+/// behind) with its share of the group ([`share_of`], when we are `able` ourselves: else the
+/// whole group), the rest of each group, and the members of our own group.
 pub(super) fn origin_targets(
     me: PeerId,
     no: u32,
     k: u32,
     ids: &[PeerId],
     able: impl Fn(usize) -> bool,
+    me_able: bool,
 ) -> Targets {
     let mine = group(me, k) as usize;
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); k as usize];
@@ -139,13 +194,16 @@ pub(super) fn origin_targets(
         groups[group(*id, k) as usize].push(i);
     }
     let own = std::mem::take(&mut groups[mine]);
+    let members = ids.len() + 1;
+    let able_all = (0..ids.len()).filter(|&i| able(i)).count() + usize::from(me_able);
+    let mut direct = Vec::new();
     let relays = groups
         .into_iter()
         .filter(|g| !g.is_empty())
         .map(|mut g| {
             g.sort_unstable_by_key(|&i| ids[i]);
             let n_able = g.iter().filter(|&&i| able(i)).count();
-            if n_able == 0 {
+            let relay = if n_able == 0 {
                 g[no as usize % g.len()]
             } else {
                 g.iter()
@@ -153,10 +211,27 @@ pub(super) fn origin_targets(
                     .filter(|&i| able(i))
                     .nth(no as usize % n_able)
                     .unwrap_or(g[0])
+            };
+            let share = if me_able {
+                share_of(g.len() - 1, n_able, members, able_all)
+            } else {
+                WHOLE
+            };
+            if share != WHOLE {
+                direct.extend(
+                    g.iter()
+                        .copied()
+                        .filter(|&i| i != relay && !in_share(ids[i], no, share)),
+                );
             }
+            (relay, share)
         })
         .collect();
-    Targets { relays, own }
+    Targets {
+        relays,
+        own,
+        direct,
+    }
 }
 
 /// An origin's group count `k`, as a relay that knows `members` members (itself included)
@@ -187,6 +262,21 @@ pub(super) fn own_group(me: PeerId, k: u32, ids: &[PeerId], except: Option<usize
         .filter(|(i, id)| Some(*i) != except && group(**id, k) == mine)
         .map(|(i, _)| i)
         .collect()
+}
+
+/// The members (by index into `ids`) a relay of chunk `no` copies to: its group but `except`
+/// (the origin), within `share` ([`in_share`]).
+pub(super) fn relay_share(
+    me: PeerId,
+    no: u32,
+    k: u32,
+    share: u16,
+    ids: &[PeerId],
+    except: Option<usize>,
+) -> Vec<usize> {
+    let mut g = own_group(me, k, ids, except);
+    g.retain(|&i| in_share(ids[i], no, share));
+    g
 }
 
 #[cfg(test)]
@@ -230,17 +320,19 @@ mod tests {
             let k = groups(team.len(), 256).unwrap_or(1);
             let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
             let mut got = vec![0u32; team.len() + 1];
-            let t = origin_targets(origin, no, k, &others, |_| true);
+            let t = origin_targets(origin, no, k, &others, |_| true, true);
             assert_eq!(t.relays.len(), k as usize - 1, "a relay per other group");
+            assert!(t.direct.is_empty(), "every group relays all of itself");
             assert!(
                 t.own.len() < k as usize + 20,
                 "origin's group {}",
                 t.own.len()
             );
-            for &i in t.relays.iter().chain(&t.own) {
+            let named: Vec<usize> = t.relays.iter().map(|r| r.0).collect();
+            for &i in named.iter().chain(&t.own) {
                 let relay = others[i];
                 got[relay.0 as usize] += 1;
-                let named = t.relays.contains(&i);
+                let named = named.contains(&i);
                 assert_eq!(named, relays(relay, origin, k), "only relays are named");
                 if named {
                     // The relay's neighbours: everyone but itself.
@@ -273,9 +365,9 @@ mod tests {
         let slow = |i: usize| others[i].0 % 2 == 0;
         let mut turns = vec![0u32; team.len() + 1];
         for no in 0..4000u32 {
-            let t = origin_targets(origin, no, k, &others, |i| !slow(i));
+            let t = origin_targets(origin, no, k, &others, |i| !slow(i), true);
             assert_eq!(t.relays.len() as u32, k - 1, "one relay per other group");
-            for i in t.relays {
+            for (i, _) in t.relays {
                 assert!(!slow(i), "chunk {no}: slow member {:?} relays", others[i]);
                 turns[others[i].0 as usize] += 1;
             }
@@ -294,8 +386,104 @@ mod tests {
             assert!(t.abs_diff(4000 / able) <= 1, "{m:?}: {t} turns of {able}");
         }
         // All slow: the group still gets its relay.
-        let t = origin_targets(origin, 7, k, &others, |_| false);
+        let t = origin_targets(origin, 7, k, &others, |_| false, true);
         assert_eq!(t.relays.len() as u32, k - 1);
+        assert!(t.relays.iter().all(|r| r.1 == WHOLE) && t.direct.is_empty());
+    }
+
+    /// Where half the team is too slow to relay, a group's relays copy to its fair share of
+    /// the team's relay duty and the origin to the rest: still exactly one copy for every
+    /// member, also when the relay's view lacks members the origin knows (and so when a
+    /// relay ranks the group differently: a member's side is its own hash), and no member
+    /// able to relay carries more than its fair share. Relaying whole groups, the busiest
+    /// carried 1.3 × its share at N = 1000 (2.56 copies a chunk where 1.97 is fair), more at
+    /// N = 300: on uplinks of 3 × the stream, with its own floods and repairs on top, a
+    /// saturated one.
+    #[test]
+    fn shares_reach_every_member_once_and_spread_relay_duty_by_capacity() {
+        let team: Vec<PeerId> = (1..=300u32).map(PeerId).collect();
+        let k = groups(team.len(), 256).unwrap_or(1);
+        // Slow by a hash, so groups differ in how many of theirs can relay.
+        let slow = |m: PeerId| mix(m, 77) % 2 == 0;
+        let able_n = team.iter().filter(|m| !slow(**m)).count();
+        let fair = team.len() as f64 / able_n as f64;
+        let chunks = 1000u32;
+        let (mut load, mut whole_load) = (vec![0u32; 301], vec![0u32; 301]);
+        let fast: Vec<PeerId> = team.iter().copied().filter(|m| !slow(*m)).collect();
+        let mut directs = 0usize;
+        for no in 0..chunks {
+            let origin = fast[no as usize % fast.len()];
+            let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
+            let able = |i: usize| !slow(others[i]);
+            let t = origin_targets(origin, no, k, &others, able, true);
+            let w = origin_targets(origin, no, k, &others, able, false);
+            let mut got = vec![0u32; 301];
+            for &i in t.own.iter().chain(&t.direct) {
+                got[others[i].0 as usize] += 1;
+            }
+            directs += t.direct.len();
+            for (&(i, share), &(wi, wshare)) in t.relays.iter().zip(&w.relays) {
+                assert_eq!((i, wshare), (wi, WHOLE), "the same relays, whole when slow");
+                let relay = others[i];
+                got[relay.0 as usize] += 1;
+                // The relay knows everyone but itself, less a few the origin knows.
+                let theirs: Vec<PeerId> = team
+                    .iter()
+                    .copied()
+                    .filter(|&m| m != relay && (m == origin || m.0 % 97 != 5))
+                    .collect();
+                let from = theirs.iter().position(|&m| m == origin);
+                let copies = relay_share(relay, no, k, share, &theirs, from);
+                load[relay.0 as usize] += copies.len() as u32;
+                whole_load[relay.0 as usize] += own_group(relay, k, &theirs, from).len() as u32;
+                for j in copies {
+                    got[theirs[j].0 as usize] += 1;
+                }
+            }
+            for m in &team {
+                let unknown = m.0 % 97 == 5 && group(*m, k) != group(origin, k);
+                let missed_by_relay = unknown && got[m.0 as usize] == 0;
+                let want = u32::from(*m != origin && !missed_by_relay);
+                assert_eq!(got[m.0 as usize], want, "member {} for chunk {no}", m.0);
+            }
+        }
+        let per_chunk = |l: &[u32]| -> f64 {
+            f64::from(fast.iter().map(|m| l[m.0 as usize]).max().unwrap_or(0)) / f64::from(chunks)
+        };
+        let (max, max_whole) = (per_chunk(&load), per_chunk(&whole_load));
+        assert!(
+            max <= fair * SHARE_SLACK * 1.05 && max_whole > fair * SHARE_SLACK * 1.2,
+            "most relayed a chunk: {max:.2} in shares, {max_whole:.2} whole (fair {fair:.2})"
+        );
+        // The origins carry the difference: a few copies more a flood (here about 7 on top of
+        // 2√N = 35), not a group each.
+        let per_flood = directs as f64 / f64::from(chunks);
+        assert!(
+            per_flood > 2.0 && per_flood < 17.0,
+            "{per_flood:.1} direct copies a flood"
+        );
+    }
+
+    #[test]
+    fn a_group_with_enough_able_members_relays_all_of_itself() {
+        // 1000 members, 500 able: two copies a chunk each, with slack 2.6.
+        assert_eq!(share_of(30, 16, 1000, 500), WHOLE);
+        assert_eq!(share_of(31, 12, 1000, 500), WHOLE);
+        assert_ne!(share_of(32, 12, 1000, 500), WHOLE);
+        // 5 able of 31: 13 copies of 30.
+        let part = share_of(30, 5, 1000, 500);
+        assert!((28_350..=28_420).contains(&part), "{part}");
+        assert_eq!(
+            share_of(30, 0, 1000, 500),
+            WHOLE,
+            "none able: no fair share to take"
+        );
+        // A member falls inside a share about as often as the share says.
+        let inside = (1..=10_000u32)
+            .filter(|id| in_share(PeerId(*id), 9, part))
+            .count();
+        assert!((4_100..=4_570).contains(&inside), "{inside}");
+        assert!((1..=100u32).all(|id| in_share(PeerId(id), 9, WHOLE)));
     }
 
     /// Groups keep their members as the count grows (views of a forming team differ in it).
@@ -342,7 +530,7 @@ mod tests {
         for no in 0..2000u32 {
             let origin = team[(no % 1000) as usize];
             let others: Vec<PeerId> = team.iter().copied().filter(|&m| m != origin).collect();
-            for i in origin_targets(origin, no, k, &others, |_| true).relays {
+            for (i, _) in origin_targets(origin, no, k, &others, |_| true, true).relays {
                 turns[others[i].0 as usize].push(no);
             }
         }

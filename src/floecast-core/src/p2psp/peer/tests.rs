@@ -1198,7 +1198,7 @@ fn only_the_copies_an_origin_marks_are_relayed() {
     let (m_addr, m_id) = (net.peers[m].0, net.peers[m].1.id);
     let k = net.peers[m].1.relay_groups().expect("two levels");
     let mut relayed = Vec::new();
-    for mark in [None, Some(k as u16)] {
+    for mark in [None, Some(wire::Relay::whole(k as u16))] {
         // Chunks until one goes to an origin of another group than ours, none of whose copies
         // reach us: ours comes from the origin, by hand, marked or not. Our own copies of it
         // are counted.

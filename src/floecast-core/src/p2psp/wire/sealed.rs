@@ -63,7 +63,7 @@ impl Opened {
 /// The tag of a Chunk datagram, from the fields it covers: how [`seal`] makes it, and how the
 /// splitter checks [`Evidence`].
 pub fn chunk_tag(key: &Key, team: u32, e: &Evidence) -> [u8; TAG_LEN] {
-    let mut head = [0u8; 18];
+    let mut head = [0u8; 20];
     head[0..2].copy_from_slice(&MAGIC);
     head[2] = VERSION;
     // The splitter's chunks (no origin), members' and relays' are distinct messages.
@@ -75,9 +75,11 @@ pub fn chunk_tag(key: &Key, team: u32, e: &Evidence) -> [u8; TAG_LEN] {
     head[4..8].copy_from_slice(&team.to_be_bytes());
     head[8..12].copy_from_slice(&e.no.0.to_be_bytes());
     head[12..16].copy_from_slice(&e.origin.0.to_be_bytes());
-    // Who relays is covered too: a forged count would make a member copy a chunk to the wrong
-    // members, or to none.
-    head[16..18].copy_from_slice(&e.relay.unwrap_or(0).to_be_bytes());
+    // Who relays is covered too: a forged count or share would make a member copy a chunk to
+    // the wrong members, or to none.
+    let relay = e.relay.map_or((0, 0), |r| (r.groups, r.share));
+    head[16..18].copy_from_slice(&relay.0.to_be_bytes());
+    head[18..20].copy_from_slice(&relay.1.to_be_bytes());
     let mut trailer = [0u8; 12];
     trailer[..4].copy_from_slice(&e.sender.0.to_be_bytes());
     trailer[4..].copy_from_slice(&e.seq.to_be_bytes());

@@ -163,7 +163,10 @@ fn relay_chunk_layout_is_fixed() {
         msg: Message::Chunk {
             no: ChunkNo(0x0A0B0C0D),
             origin: PeerId(0x11121314),
-            relay: Some(0x0120),
+            relay: Some(Relay {
+                groups: 0x0120,
+                share: 0x8001,
+            }),
             payload: Bytes::from_static(b"xy"),
         },
     })
@@ -185,6 +188,8 @@ fn relay_chunk_layout_is_fixed() {
             0x14,
             0x01,
             0x20,
+            0x80,
+            0x01,
             b'x',
             b'y'
         ]
@@ -208,7 +213,7 @@ fn relay_chunk_layout_is_fixed() {
             msg: Message::Chunk {
                 no: ChunkNo(1),
                 origin: PeerId(2),
-                relay: Some(1),
+                relay: Some(Relay::whole(1)),
                 payload: Bytes::new(),
             },
         })
@@ -362,14 +367,19 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             relay: None,
             payload: p
         }),
-        (any::<u32>(), 1..u32::MAX, 2..=u16::MAX, arb_bytes(2000)).prop_map(|(n, o, k, p)| {
-            Message::Chunk {
+        (
+            any::<u32>(),
+            1..u32::MAX,
+            2..=u16::MAX,
+            any::<u16>(),
+            arb_bytes(2000)
+        )
+            .prop_map(|(n, o, groups, share, p)| Message::Chunk {
                 no: ChunkNo(n),
                 origin: PeerId(o),
-                relay: Some(k),
+                relay: Some(Relay { groups, share }),
                 payload: p,
-            }
-        }),
+            }),
         any::<u32>().prop_map(|x| Message::Hello { from: PeerId(x) }),
         any::<u32>().prop_map(|x| Message::Goodbye { from: PeerId(x) }),
         any::<u32>().prop_map(|x| Message::KeepAlive { from: PeerId(x) }),
@@ -498,7 +508,10 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             sender: PeerId(n),
             no: ChunkNo(n ^ 5),
             origin: PeerId(n / 2),
-            relay: (n % 3 != 0).then_some(2 + (n % 1000) as u16),
+            relay: (n % 3 != 0).then_some(Relay {
+                groups: 2 + (n % 1000) as u16,
+                share: (q >> 7) as u16,
+            }),
             seq: q,
             hash: [n as u8; 32],
             tag: [q as u8; 12],
@@ -600,13 +613,18 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
             assert!(!o.verify(&bad, &key, 77), "flip at {at}");
         }
     }
-    // A relay's copy: its group count is covered, in the datagram and in the evidence.
+    // A relay's copy: its group count and share are covered, in the datagram and in the
+    // evidence.
+    let relay = Relay {
+        groups: 32,
+        share: 0x4000,
+    };
     let r = Packet {
         team: 77,
         msg: Message::Chunk {
             no: ChunkNo(5),
             origin: PeerId(3),
-            relay: Some(32),
+            relay: Some(relay),
             payload: Bytes::from_static(b"the stream"),
         },
     };
@@ -614,13 +632,16 @@ fn sealed_datagrams_open_and_verify_only_under_their_key() {
     let o = open(&d).unwrap();
     assert!(o.verify(&d, &key, 77));
     let e = o.evidence().unwrap();
-    assert_eq!((e.relay, chunk_tag(&key, 77, &e)), (Some(32), e.tag));
+    assert_eq!((e.relay, chunk_tag(&key, 77, &e)), (Some(relay), e.tag));
     let mut other = d.to_vec();
     other[13] ^= 1; // 32 groups become 33
     assert!(!open(&other).unwrap().verify(&other, &key, 77));
+    let mut wider = d.to_vec();
+    wider[14] ^= 0x80; // a quarter of the group becomes three quarters
+    assert!(!open(&wider).unwrap().verify(&wider, &key, 77));
     let mut unnamed = d.to_vec();
     unnamed[3] = ty::CHUNK;
-    unnamed.drain(12..14);
+    unnamed.drain(12..16);
     let o = open(&unnamed).unwrap();
     assert_eq!(o.evidence().map(|e| e.relay), Some(None));
     assert!(
