@@ -86,6 +86,10 @@ struct Node {
     departed_at: Option<u64>,
     first_deliver: Option<u64>,
     last_played: Option<ChunkNo>,
+    /// When the playout last moved (a chunk played or skipped), ns.
+    last_progress: Option<u64>,
+    /// The longest stand-still of the playout inside the window so far, ns.
+    stall_max: u64,
     delivered_win: u64,
     skipped_win: u64,
     delivered_after_churn: u64,
@@ -226,6 +230,8 @@ impl Sim {
                 departed_at: None,
                 first_deliver: None,
                 last_played: None,
+                last_progress: None,
+                stall_max: 0,
                 delivered_win: 0,
                 skipped_win: 0,
                 delivered_after_churn: 0,
@@ -440,6 +446,7 @@ impl Sim {
             self.churn_lo,
             self.cfg.chunk_size,
         );
+        let (win_start, win_end) = (self.win_start, self.win_end);
         let n = &mut self.nodes[k as usize];
         let played = match &e {
             PeerEvent::Deliver { no, .. } | PeerEvent::Skipped { no } => Some(*no),
@@ -450,6 +457,11 @@ impl Sim {
                 n.order_errors += 1;
             }
             n.last_played = Some(no);
+            if (win_start..win_end).contains(&now) {
+                let from = n.last_progress.unwrap_or(win_start).max(win_start);
+                n.stall_max = n.stall_max.max(now - from);
+            }
+            n.last_progress = Some(now);
         }
         match e {
             PeerEvent::Deliver { no, payload } => {
@@ -695,6 +707,7 @@ impl Sim {
         let (mut cont_exp, mut cont_got) = (0u64, 0u64);
         let (mut up_sum, mut up_max, mut upc_sum) = (0f64, 0f64, 0f64);
         let mut dups = 0u64;
+        let mut stall_max = 0f64;
         for (k, n) in self.nodes.iter().enumerate().skip(1) {
             match n.state {
                 State::Refused => m.joins_refused += 1,
@@ -747,6 +760,16 @@ impl Sim {
                     * self.cfg.chunk_interval_ns() as f64
                     / 1e9,
             );
+            // The stand-still still going on at the window's end counts too.
+            let from = n
+                .last_progress
+                .unwrap_or(self.win_start)
+                .max(self.win_start);
+            let stall = n.stall_max.max(self.win_end.saturating_sub(from)) as f64 / 1e9;
+            stall_max = stall_max.max(stall);
+            if stall > crate::metrics::STALL_SECS {
+                m.stalled += 1;
+            }
             delivered += n.delivered_win;
             skipped += n.skipped_win;
             let up = n.up_bytes_win as f64 / stream_win;
@@ -765,6 +788,7 @@ impl Sim {
             lags.sort_by(f64::total_cmp);
             m.playout_lag_p50_s = lags[lags.len() / 2];
             m.playout_lag_max_s = lags[lags.len() - 1];
+            m.stall_max_s = stall_max;
             m.skip_ratio = skipped as f64 / expected as f64;
         }
         if m.measured > 0 {

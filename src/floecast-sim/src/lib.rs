@@ -66,6 +66,7 @@ fn dur_ns(d: Duration) -> u64 {
 mod tests {
     use super::*;
     use floecast_core::p2psp::wire::MAX_CHUNK_PAYLOAD;
+    use metrics::STALL_SECS;
 
     fn small(peers: usize, secs: u64) -> SimConfig {
         SimConfig {
@@ -202,6 +203,12 @@ mod tests {
         let c = m.continuity.expect("continuity");
         assert!(c >= 0.99, "continuity {c}");
         assert_eq!(m.order_errors, 0);
+        // The dead members' chunks hold the survivors' playouts up for a while (until the
+        // splitter learns they are gone), never for a stall a listener hears.
+        assert!(
+            m.stall_max_s > 0.5 && m.stall_max_s < STALL_SECS && m.stalled == 0,
+            "{m:?}"
+        );
     }
 
     #[test]
@@ -232,8 +239,10 @@ mod tests {
         assert_eq!((m.order_errors, m.corrupt), (0, 0));
         assert!(m.splitter_egress_ratio <= 1.10, "{m:?}");
         assert!(m.upload_mean <= 1.2, "{m:?}");
-        // A flood waits behind about 3√N copies, not N: played within a second.
+        // A flood waits behind about 3√N copies, not N: played within a second, and no
+        // playout stands still longer than a hole may block it (`skip_after`, 2 s).
         assert!(m.playout_lag_max_s < 1.5, "{m:?}");
+        assert!(m.stall_max_s < 2.0 && m.stalled == 0, "{m:?}");
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub struct Metrics {
     /// How far behind the splitter's newest chunk the measured peers play at the end (s).
     pub playout_lag_p50_s: f64,
     pub playout_lag_max_s: f64,
+    /// The longest time a measured peer's playout stood still in the window (no chunk played
+    /// or skipped), s. Pending chunks are not lost, so a peer stuck at a hole with the rest of
+    /// the stream in its buffer hides from `loss_ratio` (for up to the buffer's lag): this
+    /// shows it, as its listeners would hear it (silence).
+    pub stall_max_s: f64,
+    /// Measured peers whose playout stood still for more than [`STALL_SECS`] at once.
+    pub stalled: usize,
     /// Join request sent → first Deliver, over all peers that started.
     pub startup_p50_ms: f64,
     pub startup_p99_ms: f64,
@@ -90,3 +97,7 @@ pub struct Metrics {
     pub nat_dropped: u64,
     pub relayed: usize,
 }
+
+/// A playout that stands still this long is a stall its listeners hear ([`Metrics::stalled`]):
+/// longer than a player's usual buffer of a few seconds.
+pub const STALL_SECS: f64 = 5.0;
