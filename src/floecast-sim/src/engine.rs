@@ -90,6 +90,8 @@ struct Node {
     last_progress: Option<u64>,
     /// The longest stand-still of the playout inside the window so far, ns.
     stall_max: u64,
+    /// ... of those that began in the window's second half.
+    stall_max_late: u64,
     delivered_win: u64,
     skipped_win: u64,
     delivered_after_churn: u64,
@@ -232,6 +234,7 @@ impl Sim {
                 last_played: None,
                 last_progress: None,
                 stall_max: 0,
+                stall_max_late: 0,
                 delivered_win: 0,
                 skipped_win: 0,
                 delivered_after_churn: 0,
@@ -460,6 +463,9 @@ impl Sim {
             if (win_start..win_end).contains(&now) {
                 let from = n.last_progress.unwrap_or(win_start).max(win_start);
                 n.stall_max = n.stall_max.max(now - from);
+                if from >= win_start + (win_end - win_start) / 2 {
+                    n.stall_max_late = n.stall_max_late.max(now - from);
+                }
             }
             n.last_progress = Some(now);
         }
@@ -765,10 +771,16 @@ impl Sim {
                 .last_progress
                 .unwrap_or(self.win_start)
                 .max(self.win_start);
-            let stall = n.stall_max.max(self.win_end.saturating_sub(from)) as f64 / 1e9;
+            let open = self.win_end.saturating_sub(from);
+            let stall = n.stall_max.max(open) as f64 / 1e9;
             stall_max = stall_max.max(stall);
             if stall > crate::metrics::STALL_SECS {
                 m.stalled += 1;
+            }
+            let half = self.win_start + (self.win_end - self.win_start) / 2;
+            let late = if from >= half { open } else { 0 };
+            if n.stall_max_late.max(late) as f64 / 1e9 > crate::metrics::STALL_SECS {
+                m.stalled_late += 1;
             }
             delivered += n.delivered_win;
             skipped += n.skipped_win;

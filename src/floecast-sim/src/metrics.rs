@@ -36,6 +36,11 @@ pub struct Metrics {
     pub stall_max_s: f64,
     /// Measured peers whose playout stood still for more than [`STALL_SECS`] at once.
     pub stalled: usize,
+    /// ... such stand-stills that began in the window's second half: while a team forms its
+    /// floods grow late, and each peer's playout stands still once or twice as it falls back
+    /// behind them (a player's start-up buffering, spread out); later ones are a playout that
+    /// keeps stopping.
+    pub stalled_late: usize,
     /// Join request sent → first Deliver, over all peers that started.
     pub startup_p50_ms: f64,
     pub startup_p99_ms: f64,

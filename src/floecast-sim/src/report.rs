@@ -107,10 +107,11 @@ impl Report {
             m.pending_ratio * 100.0
         );
         s += &format!(
-            "  playout stalls     longest {:.1} s, {} peers stood still over {} s\n",
+            "  playout stalls     longest {:.1} s, {} peers stood still over {} s ({} in the second half)\n",
             m.stall_max_s,
             m.stalled,
-            crate::metrics::STALL_SECS
+            crate::metrics::STALL_SECS,
+            m.stalled_late
         );
         s += &format!(
             "  start-up           p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, never started {}\n",
@@ -213,7 +214,7 @@ mod tests {
             "{\"peers\":5,\"buffer\":256,\"loss\":0,\"latency_ms\":20,\"jitter_ms\":5,\
              \"chunk_size\":1024,\"rate_bps\":128000,\"duration_s\":60,\"seed\":1,\
              \"joined\":5,\"joins_refused\":0,\"measured\":0,\"window_chunks\":0,\
-             \"window_s\":6.125,\"loss_ratio\":0,\"skip_ratio\":0,\"pending_ratio\":0,\"playout_lag_p50_s\":0,\"playout_lag_max_s\":0,\"stall_max_s\":0,\"stalled\":0,\"startup_p50_ms\":null,\
+             \"window_s\":6.125,\"loss_ratio\":0,\"skip_ratio\":0,\"pending_ratio\":0,\"playout_lag_p50_s\":0,\"playout_lag_max_s\":0,\"stall_max_s\":0,\"stalled\":0,\"stalled_late\":0,\"startup_p50_ms\":null,\
              \"startup_p99_ms\":0,\"startup_max_ms\":0,\"never_started\":0,\
              \"splitter_egress_ratio\":0,\"join_bytes_ratio\":0,\
              \"upload_mean\":1.0937906901041667,\"upload_max\":0,\"upload_chunks_mean\":0,\
