@@ -103,6 +103,14 @@ struct Node {
     early: Vec<(u32, Bytes)>,
 }
 
+/// A playout that last moved at `last` (never: the window's start) and moves again at `to`:
+/// how long it stood still inside the window `start..end` (ns), and whether that began in the
+/// window's second half.
+fn stand_still(last: Option<u64>, to: u64, start: u64, end: u64) -> (u64, bool) {
+    let from = last.unwrap_or(start).max(start);
+    (to.saturating_sub(from), from >= start + (end - start) / 2)
+}
+
 /// The payload of chunk `no`: a pattern a receiver can check byte by byte without a copy.
 fn pattern_byte(no: u32, i: usize) -> u8 {
     let s = u64::from(no).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -461,10 +469,10 @@ impl Sim {
             }
             n.last_played = Some(no);
             if (win_start..win_end).contains(&now) {
-                let from = n.last_progress.unwrap_or(win_start).max(win_start);
-                n.stall_max = n.stall_max.max(now - from);
-                if from >= win_start + (win_end - win_start) / 2 {
-                    n.stall_max_late = n.stall_max_late.max(now - from);
+                let (len, late) = stand_still(n.last_progress, now, win_start, win_end);
+                n.stall_max = n.stall_max.max(len);
+                if late {
+                    n.stall_max_late = n.stall_max_late.max(len);
                 }
             }
             n.last_progress = Some(now);
@@ -767,19 +775,15 @@ impl Sim {
                     / 1e9,
             );
             // The stand-still still going on at the window's end counts too.
-            let from = n
-                .last_progress
-                .unwrap_or(self.win_start)
-                .max(self.win_start);
-            let open = self.win_end.saturating_sub(from);
+            let (open, late) =
+                stand_still(n.last_progress, self.win_end, self.win_start, self.win_end);
             let stall = n.stall_max.max(open) as f64 / 1e9;
             stall_max = stall_max.max(stall);
             if stall > crate::metrics::STALL_SECS {
                 m.stalled += 1;
             }
-            let half = self.win_start + (self.win_end - self.win_start) / 2;
-            let late = if from >= half { open } else { 0 };
-            if n.stall_max_late.max(late) as f64 / 1e9 > crate::metrics::STALL_SECS {
+            let late = n.stall_max_late.max(if late { open } else { 0 });
+            if late as f64 / 1e9 > crate::metrics::STALL_SECS {
                 m.stalled_late += 1;
             }
             delivered += n.delivered_win;

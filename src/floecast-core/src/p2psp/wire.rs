@@ -565,16 +565,15 @@ fn relay_groups(k: u16) -> Result<u16, WireError> {
     }
 }
 
+/// A RelayChunk's `u16 groups, u16 share`; `None` as groups 0 (only where a field may be
+/// empty: [`get_relay`]).
 fn put_relay(b: &mut BytesMut, relay: Option<Relay>) -> Result<(), WireError> {
-    let r = relay.unwrap_or(Relay {
-        groups: 0,
-        share: 0,
-    });
-    if relay.is_some() {
-        relay_groups(r.groups)?;
-    }
-    b.put_u16(r.groups);
-    b.put_u16(r.share);
+    let (groups, share) = match relay {
+        Some(r) => (relay_groups(r.groups)?, r.share),
+        None => (0, 0),
+    };
+    b.put_u16(groups);
+    b.put_u16(share);
     Ok(())
 }
 
