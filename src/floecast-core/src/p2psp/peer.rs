@@ -560,6 +560,10 @@ impl Peer {
             p.lateness = round.min(p.copy_deadline());
             p.lateness_at = now;
         }
+        // A steady playout starts from its schedule (see `keep_schedule`).
+        if p.relay_groups().is_none() {
+            p.buffer.await_schedule();
+        }
         p.retime_scanners();
         // While our uplink is idle, ahead of the greetings the pacer holds: the splitter
         // sizes our share by it. The pacer's bucket starts now, in debt for it.
@@ -722,12 +726,27 @@ impl Peer {
     /// members' chunks (a flood takes as long as its sender's uplink needs); so does playout,
     /// before it gives up a slot.
     fn retime_scanners(&mut self) {
+        if let Some((r, t)) = self.own_ref {
+            self.keep_schedule(r, t);
+        }
         if let Some(d) = self.chunk_interval.filter(|d| !d.is_zero()) {
             self.pacer
                 .set_stream_rate(self.chunk_bytes / d.as_secs_f64());
         }
         self.rate_retimed_at = self.now;
         self.set_hole_waits();
+    }
+
+    /// Playout keeps a steady delay after the splitter (the buffer's schedule, from our own
+    /// splitter chunk `no`, which came at `at`, and the chunk rate) in teams that flood in
+    /// one level. In two-level teams not yet: their floods' lateness swings with relay turns,
+    /// and a delay measured the same way (simulated, mixed N = 1000, seed 1) played 11.2 s
+    /// behind the splitter instead of 5.3 s, and as many peers stood still (592 against 591).
+    fn keep_schedule(&mut self, no: ChunkNo, at: Instant) {
+        match self.chunk_interval {
+            Some(iv) if self.relay_groups().is_none() => self.buffer.set_schedule(no, at, iv),
+            _ => self.buffer.clear_schedule(),
+        }
     }
 
     /// How long a hole waits (for a request, a complaint, a skip): the Digest delay or the
@@ -1276,6 +1295,7 @@ impl Peer {
                         self.note_fresh_chunk(now, len);
                         if fresh {
                             self.sample_chunk_rate(now, no);
+                            self.keep_schedule(no, now);
                         }
                         self.own_ref = Some((no, now));
                         push_bounded(&mut self.own_recent, OWN_RECENT, no);
