@@ -561,9 +561,7 @@ impl Peer {
             p.lateness_at = now;
         }
         // A steady playout starts from its schedule (see `keep_schedule`).
-        if p.relay_groups().is_none() {
-            p.buffer.await_schedule();
-        }
+        p.buffer.await_schedule();
         p.retime_scanners();
         // While our uplink is idle, ahead of the greetings the pacer holds: the splitter
         // sizes our share by it. The pacer's bucket starts now, in debt for it.
@@ -737,15 +735,12 @@ impl Peer {
         self.set_hole_waits();
     }
 
-    /// Playout keeps a steady delay after the splitter (the buffer's schedule, from our own
-    /// splitter chunk `no`, which came at `at`, and the chunk rate) in teams that flood in
-    /// one level. In two-level teams not yet: their floods' lateness swings with relay turns,
-    /// and a delay measured the same way (simulated, mixed N = 1000, seed 1) played 11.2 s
-    /// behind the splitter instead of 5.3 s, and as many peers stood still (592 against 591).
+    /// Playout keeps a steady delay after the splitter: the buffer's schedule, from our own
+    /// splitter chunk `no`, which came at `at`, and the chunk rate.
     fn keep_schedule(&mut self, no: ChunkNo, at: Instant) {
         match self.chunk_interval {
-            Some(iv) if self.relay_groups().is_none() => self.buffer.set_schedule(no, at, iv),
-            _ => self.buffer.clear_schedule(),
+            Some(iv) => self.buffer.set_schedule(no, at, iv),
+            None => self.buffer.clear_schedule(),
         }
     }
 
