@@ -539,6 +539,23 @@ async fn a_polluter_is_expelled_and_no_forged_byte_reaches_a_listener() {
     for port in team.peer_http.clone() {
         let p = status(port, "/p.mp3").await;
         assert!(p["chunks_verified"].as_u64() > Some(0), "{p}");
+        // The playout keeps a steady delay after the splitter: its clock is known, and the
+        // delay is no longer than a hole is waited for.
+        let delay = p["playout_delay_ms"].as_u64();
+        assert!(delay.is_some_and(|d| d <= 10_000), "{p}");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let metrics = common::exchange(
+            addr,
+            b"GET /metrics HTTP/1.0\r\n\r\n",
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(
+            String::from_utf8_lossy(&metrics)
+                .contains("floecast_p2psp_playout_delay_milliseconds{mount=\"/p.mp3\"}"),
+            "{}",
+            String::from_utf8_lossy(&metrics)
+        );
     }
     let rejected: u64 = st["peers"]
         .as_array()

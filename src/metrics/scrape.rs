@@ -74,6 +74,7 @@ struct Families {
     buffer: IntGaugeVec,
     pace_rate: IntGaugeVec,
     uplink_delay: IntGaugeVec,
+    playout_delay: IntGaugeVec,
     relay_up: IntGaugeVec,
     relay_attempts: IntCounterVec,
     relay_failures: IntCounterVec,
@@ -190,6 +191,12 @@ impl Families {
                 "The queueing delay on a peer mount's uplink, as its neighbours last measured it.",
                 &["mount"],
             )?,
+            playout_delay: gauge(
+                "floecast_p2psp_playout_delay_milliseconds",
+                "How long after the splitter sent a chunk a peer mount plays it (a steady delay \
+                 that grows to cover late chunks and melts slowly).",
+                &["mount"],
+            )?,
             relay_up: gauge(
                 "floecast_relay_up",
                 "1 while the relay receives its upstream stream.",
@@ -228,7 +235,7 @@ impl Families {
         })
     }
 
-    fn collectors(&self) -> [&dyn Collector; 25] {
+    fn collectors(&self) -> [&dyn Collector; 26] {
         [
             &self.listeners,
             &self.sent,
@@ -248,6 +255,7 @@ impl Families {
             &self.buffer,
             &self.pace_rate,
             &self.uplink_delay,
+            &self.playout_delay,
             &self.relay_up,
             &self.relay_attempts,
             &self.relay_failures,
@@ -354,6 +362,11 @@ impl Families {
                     self.uplink_delay
                         .with_label_values(&[l])
                         .set(s.queue_delay.as_millis().min(i64::MAX as u128) as i64);
+                    if let Some(d) = s.playout_delay {
+                        self.playout_delay
+                            .with_label_values(&[l])
+                            .set(d.as_millis().min(i64::MAX as u128) as i64);
+                    }
                 }
                 _ => {}
             }

@@ -319,6 +319,8 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["copies_dropped"] = json!(s.copies_dropped);
                 v["copies_overtaken"] = json!(s.copies_overtaken);
                 v["lateness_ms"] = json!(s.lateness.as_millis() as u64);
+                // How far behind the splitter our playout keeps (null until its clock is known).
+                v["playout_delay_ms"] = json!(s.playout_delay.map(|d| d.as_millis() as u64));
                 // Our endpoint as the splitter sees it: an address, for the admin only.
                 v["public_endpoint"] = json!(
                     s.public_endpoint

@@ -218,6 +218,11 @@ impl PlayoutBuffer {
         })
     }
 
+    /// The steady delay after the splitter, while there is a schedule.
+    pub fn playout_delay(&self) -> Option<Duration> {
+        self.schedule.map(|_| self.delay)
+    }
+
     /// When the head is due by the schedule, if there is one.
     fn due(&self) -> Option<Instant> {
         self.sent_at(self.next).map(|sent| sent + self.delay)

@@ -275,6 +275,9 @@ pub struct PeerStats {
     pub group_relays: u64,
     /// How late members' flood copies come (recent worst): holes are waited for this long.
     pub lateness: Duration,
+    /// How long after the splitter sent a chunk our playout plays it (a steady delay), once
+    /// the splitter's clock is known.
+    pub playout_delay: Option<Duration>,
 }
 
 impl PeerStats {
@@ -1875,6 +1878,7 @@ impl PeerMachine for Peer {
         s.queue_delay = self.pacer.queue_delay;
         s.copies_dropped = self.pacer.dropped;
         s.lateness = self.lateness;
+        s.playout_delay = self.buffer.playout_delay();
         s.buffer_fill = self.buffer.fill();
         s.slow_members = self.slow.len();
         s.neighbours = self
