@@ -86,6 +86,9 @@ pub enum Playout {
 /// against 25 at 1% loss, 44 against 31 behind NATs, summed over seeds.)
 pub const DELAY_MELT: f64 = 0.02;
 
+/// The longest chunk interval a schedule keeps.
+const MAX_SCHEDULE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// When the splitter sent chunk `no` (as a member reads it off its own splitter chunks), and
 /// the stream's chunk interval: the clock a steady playout keeps.
 #[derive(Debug, Clone, Copy)]
@@ -163,7 +166,8 @@ impl PlayoutBuffer {
     /// next late chunk stops it again: with 1% datagram loss peers of a team of 100 stood still
     /// for 5–10 s a few times a minute.
     pub fn set_schedule(&mut self, no: ChunkNo, sent: Instant, interval: Duration) {
-        if !interval.is_zero() {
+        // A chunk a minute is no stream's rate: a misread one, not a clock to keep.
+        if !interval.is_zero() && interval <= MAX_SCHEDULE_INTERVAL {
             self.schedule = Some(Schedule { no, sent, interval });
         }
     }
@@ -206,16 +210,16 @@ impl PlayoutBuffer {
         self.delay_at = Some(now);
     }
 
-    /// When the splitter sent chunk `no`, by the schedule.
+    /// When the splitter sent chunk `no`, by the schedule (none past what an `Instant` holds).
     fn sent_at(&self, no: ChunkNo) -> Option<Instant> {
         let s = self.schedule?;
         let n = no.diff(s.no).clamp(-(1 << 20), 1 << 20);
-        let steps = s.interval * n.unsigned_abs() as u32;
-        Some(if n >= 0 {
-            s.sent + steps
+        let steps = s.interval.saturating_mul(n.unsigned_abs() as u32);
+        if n >= 0 {
+            s.sent.checked_add(steps)
         } else {
-            s.sent.checked_sub(steps).unwrap_or(s.sent)
-        })
+            Some(s.sent.checked_sub(steps).unwrap_or(s.sent))
+        }
     }
 
     /// The steady delay after the splitter, while there is a schedule.
@@ -225,7 +229,7 @@ impl PlayoutBuffer {
 
     /// When the head is due by the schedule, if there is one.
     fn due(&self) -> Option<Instant> {
-        self.sent_at(self.next).map(|sent| sent + self.delay)
+        self.sent_at(self.next)?.checked_add(self.delay)
     }
 
     /// How long a blocking head slot is waited for.
@@ -361,8 +365,12 @@ impl PlayoutBuffer {
             let on_time = present
                 && (self.due().is_none_or(|d| now >= d)
                     || self.schedule.is_some_and(|s| {
-                        s.interval * u32::try_from(ahead.max(0)).unwrap_or(u32::MAX)
-                            > self.delay * 2 + self.cfg.skip_after
+                        s.interval
+                            .saturating_mul(u32::try_from(ahead.max(0)).unwrap_or(u32::MAX))
+                            > self
+                                .delay
+                                .saturating_mul(2)
+                                .saturating_add(self.cfg.skip_after)
                     }));
             if !(on_time || ahead >= i64::from(self.cfg.lag) || waited) {
                 break;
@@ -649,6 +657,14 @@ mod tests {
         b.insert(t1, ChunkNo(1), PeerId(1), p(1));
         b.advance(t1);
         assert_eq!(played(&drain(&mut b)), (1..36).collect::<Vec<u32>>());
+        // A misread rate is no clock; the slowest kept, far from its reference, no panic.
+        let mut b = PlayoutBuffer::new(steady_cfg(Duration::from_secs(1)), ChunkNo(0));
+        b.set_schedule(ChunkNo(0), t, Duration::from_secs(u64::MAX / 4));
+        assert_eq!(b.playout_delay(), None);
+        b.set_schedule(ChunkNo(u32::MAX / 2), t, Duration::from_secs(60));
+        b.insert(t, ChunkNo(0), PeerId(1), p(0));
+        b.advance(t);
+        assert_eq!(played(&drain(&mut b)), vec![0]);
         // No clock comes: a hole's wait after the first chunk, playout starts.
         let mut b = PlayoutBuffer::new(steady_cfg(Duration::from_secs(1)), ChunkNo(0));
         b.await_schedule();
