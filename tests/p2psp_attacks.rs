@@ -226,13 +226,17 @@ impl Team {
     }
 }
 
+/// The raw answer of the server on `port` to `request`.
+async fn ask(port: u16, request: &[u8]) -> Vec<u8> {
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    common::exchange(addr, request, Duration::from_secs(3)).await
+}
+
 /// `/api/status` of the server on `port`: the `p2psp` object of `mount`.
 async fn status(port: u16, mount: &str) -> serde_json::Value {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    let raw = common::exchange(
-        addr,
+    let raw = ask(
+        port,
         b"GET /api/status HTTP/1.0\r\nAuthorization: Basic YWRtaW46aGFja21l\r\n\r\n",
-        Duration::from_secs(3),
     )
     .await;
     let body = raw
@@ -543,13 +547,7 @@ async fn a_polluter_is_expelled_and_no_forged_byte_reaches_a_listener() {
         // delay is no longer than a hole is waited for.
         let delay = p["playout_delay_ms"].as_u64();
         assert!(delay.is_some_and(|d| d <= 10_000), "{p}");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let metrics = common::exchange(
-            addr,
-            b"GET /metrics HTTP/1.0\r\n\r\n",
-            Duration::from_secs(3),
-        )
-        .await;
+        let metrics = ask(port, b"GET /metrics HTTP/1.0\r\n\r\n").await;
         assert!(
             String::from_utf8_lossy(&metrics)
                 .contains("floecast_p2psp_playout_delay_milliseconds{mount=\"/p.mp3\"}"),
