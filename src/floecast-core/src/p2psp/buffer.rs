@@ -185,10 +185,13 @@ impl PlayoutBuffer {
         self.awaits_schedule = true;
     }
 
+    /// Waiting for a schedule that has not come (yet).
+    fn clockless(&self) -> bool {
+        self.awaits_schedule && self.schedule.is_none()
+    }
+
     fn awaiting_schedule(&self, now: Instant) -> bool {
-        self.awaits_schedule
-            && self.schedule.is_none()
-            && self.first_at.is_none_or(|t| now < t + self.cfg.skip_after)
+        self.clockless() && self.first_at.is_none_or(|t| now < t + self.cfg.skip_after)
     }
 
     /// A chunk that became playable `late` after the splitter sent it: the steady delay grows
@@ -403,7 +406,7 @@ impl PlayoutBuffer {
     /// When [`Self::advance`] would next do something on its own (a time rule), if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
         if !self.started {
-            let wait = if self.awaits_schedule && self.schedule.is_none() {
+            let wait = if self.clockless() {
                 self.cfg.skip_after.max(self.cfg.start_delay)
             } else {
                 self.cfg.start_delay
