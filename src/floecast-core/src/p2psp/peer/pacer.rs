@@ -5,8 +5,9 @@
 //! charged to. Control messages to neighbours (Digests and Infos we flood, hellos, keepalives,
 //! Probe answers) queue here too, ahead of every copy: a Digest flooded to 100 neighbours at
 //! once is 30 KB, more than a second of a home uplink, and the router queue it fills delays
-//! every Probe behind it. Answers to others' Probes go ahead of all other control: the
-//! prober's rate waits on them.
+//! every Probe behind it. Answers (to others' Probes, to first greetings) go ahead of all
+//! other control: the prober's rate waits on them, and a greeter greets again until
+//! answered.
 //!
 //! The rate follows a delay-based controller in the spirit of LEDBAT (RFC 6817): every few
 //! copies a Probe follows the copy to one of a few fixed "probe buddies", which answers how
@@ -158,8 +159,10 @@ pub(super) struct Pacer {
     tokens: f64,
     last_refill: Option<Instant>,
     queue: VecDeque<Copy>,
-    /// Sealed control datagrams, sent before any copy.
+    /// Sealed control datagrams, sent before any copy; the first `urgent` of them were
+    /// queued ahead of the rest ([`Pacer::push_control_first`]), in the order they came.
     control: VecDeque<(SocketAddr, bytes::Bytes)>,
+    urgent: usize,
     /// The bytes in `control`.
     control_bytes: usize,
     /// When (our Probe clock, ms) the rate was last cut. Never cut (no queue seen yet):
@@ -218,6 +221,7 @@ impl Pacer {
             last_refill: None,
             queue: VecDeque::new(),
             control: VecDeque::new(),
+            urgent: 0,
             control_bytes: 0,
             last_cut: None,
             limited_at: None,
@@ -383,18 +387,22 @@ impl Pacer {
             && let Some((_, d)) = self.control.pop_front()
         {
             self.control_bytes -= d.len();
+            self.urgent = self.urgent.saturating_sub(1);
         }
         self.control_bytes += data.len();
         self.control.push_back((to, data));
     }
 
-    /// Queue a sealed control datagram ahead of all other control: an answer to a Probe,
-    /// which the prober's rate waits on (behind a newcomer's greetings to a large team it
-    /// would come seconds late, and every pacer that waits on it stays at its start).
+    /// Queue a sealed control datagram ahead of all other control (behind what was queued
+    /// so before it): an answer, which someone waits on. The prober's rate waits on a
+    /// Probe's answer, a greeter greets again until its greeting is answered; behind a
+    /// newcomer's greetings to a large team either would come seconds late.
     pub(super) fn push_control_first(&mut self, to: SocketAddr, data: bytes::Bytes) {
         self.push_control(to, data);
         if let Some(last) = self.control.pop_back() {
-            self.control.push_front(last);
+            let at = self.urgent.min(self.control.len());
+            self.control.insert(at, last);
+            self.urgent = at + 1;
         }
     }
 
@@ -411,15 +419,25 @@ impl Pacer {
         true
     }
 
-    /// The next control datagram due now, if the bucket allows one (charged here).
-    pub(super) fn next_control(&mut self, now: Instant) -> Option<(SocketAddr, bytes::Bytes)> {
+    /// The next control datagram due now, if the bucket allows one (charged here). Those
+    /// the caller no longer wants (`wanted` says no) are dropped on the way, uncharged.
+    pub(super) fn next_control(
+        &mut self,
+        now: Instant,
+        mut wanted: impl FnMut(SocketAddr, &bytes::Bytes) -> bool,
+    ) -> Option<(SocketAddr, bytes::Bytes)> {
         if !self.allows(now, !self.control.is_empty()) {
             return None;
         }
-        let c = self.control.pop_front()?;
-        self.control_bytes -= c.1.len();
-        self.charge(c.1.len() + UDP_IP_HEADERS);
-        Some(c)
+        loop {
+            let c = self.control.pop_front()?;
+            self.control_bytes -= c.1.len();
+            self.urgent = self.urgent.saturating_sub(1);
+            if wanted(c.0, &c.1) {
+                self.charge(c.1.len() + UDP_IP_HEADERS);
+                return Some(c);
+            }
+        }
     }
 
     /// Every control datagram still queued, at once (we leave: goodbyes cannot wait).
@@ -427,6 +445,7 @@ impl Pacer {
         &mut self,
     ) -> impl Iterator<Item = (SocketAddr, bytes::Bytes)> + '_ {
         self.control_bytes = 0;
+        self.urgent = 0;
         self.control.drain(..)
     }
 
@@ -925,7 +944,7 @@ mod tests {
         }
         // The burst allowance lets a few go; the copy waits behind all of them.
         let mut n = 0;
-        while p.next_control(t0).is_some() {
+        while p.next_control(t0, |_, _| true).is_some() {
             n += 1;
         }
         assert!((1..10).contains(&n), "{n}");
@@ -935,7 +954,7 @@ mod tests {
         let mut t1 = t0;
         while t1 < t0 + Duration::from_secs(2) && p.next_due(t1, t0).is_none() {
             t1 += Duration::from_millis(10);
-            while p.next_control(t1).is_some() {
+            while p.next_control(t1, |_, _| true).is_some() {
                 n += 1;
             }
         }
@@ -948,6 +967,44 @@ mod tests {
         // Leaving: whatever control is queued goes at once.
         p.push_control(to, bytes::Bytes::from_static(b"bye"));
         assert_eq!(p.drain_control().count(), 1);
+    }
+
+    /// Answers go ahead of other control in the order they came, and control the caller no
+    /// longer wants is dropped on the way without using the uplink.
+    #[test]
+    fn answers_leave_first_in_order_and_unwanted_control_is_not_charged() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(START_OVER_STREAM);
+        p.set_stream_rate(10_000.0);
+        let to = |k: u8| -> SocketAddr { format!("192.0.2.{k}:4000").parse().unwrap() };
+        for k in 1..=4 {
+            p.push_control(to(k), bytes::Bytes::from(vec![k; 100]));
+        }
+        p.push_control_first(to(10), bytes::Bytes::from(vec![10; 100]));
+        p.push_control_first(to(11), bytes::Bytes::from(vec![11; 100]));
+        p.push_control(to(5), bytes::Bytes::from(vec![5; 100]));
+        let order: Vec<SocketAddr> = std::iter::from_fn(|| p.next_control(t0, |_, _| true))
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(order, [10, 11, 1, 2, 3, 4, 5].map(to));
+        // Once drained, answers queue ahead again; the bucket is charged only for what left.
+        let t1 = t0 + Duration::from_secs(1);
+        let before = {
+            p.refill(t1);
+            p.tokens
+        };
+        p.push_control(to(1), bytes::Bytes::from(vec![1; 400]));
+        p.push_control_first(to(12), bytes::Bytes::from(vec![12; 100]));
+        let left: Vec<SocketAddr> = std::iter::from_fn(|| p.next_control(t1, |a, _| a != to(1)))
+            .map(|(a, _)| a)
+            .collect();
+        assert_eq!(left, [to(12)]);
+        assert_eq!(p.control_backlog(), Duration::ZERO);
+        let charged = before - p.tokens;
+        assert!(
+            (charged - (100 + UDP_IP_HEADERS) as f64).abs() < 1.0,
+            "{charged}"
+        );
     }
 
     #[test]
@@ -1022,7 +1079,7 @@ mod tests {
         let mut now = t0;
         let mut sent = 0;
         while now < t0 + Duration::from_millis(500) {
-            while p.next_control(now).is_some() {
+            while p.next_control(now, |_, _| true).is_some() {
                 sent += 1;
             }
             now += Duration::from_millis(5);
@@ -1058,7 +1115,7 @@ mod tests {
         // A new Train's reading replaces it, and holds nothing back, however much was sent
         // since the join (as if 20 kB/s over those 30 s).
         let later = now + Duration::from_secs(30);
-        while p.next_control(later).is_some() {}
+        while p.next_control(later, |_, _| true).is_some() {}
         p.charged += 600_000;
         p.on_train_read(later, 9_000.0);
         assert_eq!(p.capacity(later), Some(9_000.0));

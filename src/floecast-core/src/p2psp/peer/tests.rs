@@ -718,6 +718,17 @@ impl Joined {
     const SPLITTER: &str = "192.0.2.1:8001";
 
     fn new(cfg: SplitterConfig, seen: SocketAddr, local: SocketAddr, t0: Instant) -> Joined {
+        Joined::new_with(cfg, seen, local, t0, |_| {})
+    }
+
+    /// As [`Joined::new`], with the peer's config changed by `peer_cfg`.
+    fn new_with(
+        cfg: SplitterConfig,
+        seen: SocketAddr,
+        local: SocketAddr,
+        t0: Instant,
+        peer_cfg: impl FnOnce(&mut PeerConfig),
+    ) -> Joined {
         let splitter: SocketAddr = Self::SPLITTER.parse().unwrap();
         let mut s = Splitter::new(cfg, 77, t0);
         // It joined a second ago: its Train has left (the pacer holds the greetings for it).
@@ -728,6 +739,7 @@ impl Joined {
         let key = reply.peer_key;
         let mut cfg = PeerConfig::new(splitter);
         cfg.local = Some(local);
+        peer_cfg(&mut cfg);
         let mut p = Peer::new(cfg, reply, 1, joined);
         while p.poll_transmit().is_some() {}
         Joined { p, me, key, seq: 0 }
@@ -1033,6 +1045,149 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let st = j.p.stats();
     assert!(st.neighbours.iter().any(|n| n.id == greeter && n.heard));
     assert!(st.neighbours.iter().any(|n| n.id == silent && !n.heard));
+}
+
+/// A joiner's greetings to a large team wait in its pacer. A member that greets it first is
+/// answered ahead of them, and the joiner's own greeting to that member, no longer needed,
+/// never leaves: a flash crowd's slow members answered behind seconds of their own greetings,
+/// and were greeted again and again meanwhile.
+#[test]
+fn a_greeting_is_answered_ahead_of_our_own_and_ours_to_the_greeter_is_dropped() {
+    let t0 = Instant::now();
+    let splitter: SocketAddr = Joined::SPLITTER.parse().unwrap();
+    let mut s = Splitter::new(team_cfg(), 77, t0);
+    let joined = t0 - Duration::from_secs(1);
+    for k in 1..=60 {
+        let at: SocketAddr = format!("203.0.113.{k}:5000").parse().unwrap();
+        let (id, r) = s
+            .handle_join(joined, at, &JoinRequest::new(Role::Peer))
+            .unwrap();
+        // Its Hello reaches the splitter, which admits it.
+        let hello = Packet {
+            team: 77,
+            msg: Message::Hello { from: id },
+        };
+        let d = wire::seal(&hello, id, 1, &r.peer_key, None).unwrap();
+        s.handle_datagram(joined, at, &d);
+    }
+    let local: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let (_, reply) = s
+        .handle_join(joined, local, &JoinRequest::new(Role::Peer))
+        .unwrap();
+    assert_eq!(reply.peers.len(), 60);
+    // A member late in the list greets us before our greeting to it has left.
+    let (greeter, greeter_at) = reply.peers[50];
+    let (last_at, pair) = (reply.peers[59].1, reply.pair_keys[50]);
+    let mut cfg = PeerConfig::new(splitter);
+    cfg.local = Some(local);
+    let mut p = Peer::new(cfg, reply, 1, joined);
+    let collect = |p: &mut Peer, said: &mut Vec<(SocketAddr, Message)>| {
+        said.extend(
+            std::iter::from_fn(|| p.poll_transmit())
+                .map(|t| (t.to, wire::open(&t.data).unwrap().packet.msg)),
+        )
+    };
+    let mut said = vec![];
+    collect(&mut p, &mut said);
+    assert!(
+        !said
+            .iter()
+            .any(|(to, _)| *to == greeter_at || *to == last_at),
+        "the greetings wait in the pacer"
+    );
+    let hello = Packet {
+        team: 77,
+        msg: Message::Hello { from: greeter },
+    };
+    let d = wire::seal(&hello, greeter, 1, &pair, None).unwrap();
+    p.handle_datagram(t0, greeter_at, &d);
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(3) {
+        now += Duration::from_millis(10);
+        if p.poll_timeout().is_some_and(|d| d <= now) {
+            p.handle_timeout(now);
+        }
+        collect(&mut p, &mut said);
+    }
+    let is_hello = |m: &Message| matches!(m, Message::Hello { .. });
+    let answer = said
+        .iter()
+        .position(|(to, m)| *to == greeter_at && matches!(m, Message::KeepAlive { .. }))
+        .expect("the greeting is answered");
+    let to_last = said
+        .iter()
+        .position(|(to, m)| *to == last_at && is_hello(m))
+        .expect("the last listed member is greeted");
+    assert!(answer < to_last, "answered ahead of our greetings");
+    assert!(
+        !said.iter().any(|(to, m)| *to == greeter_at && is_hello(m)),
+        "no greeting to a member heard from"
+    );
+    let greeted: HashSet<SocketAddr> = said
+        .iter()
+        .filter(|(_, m)| is_hello(m))
+        .map(|(to, _)| *to)
+        .collect();
+    assert_eq!(
+        greeted.len(),
+        60,
+        "every other member and the splitter are greeted"
+    );
+}
+
+/// From a public endpoint an unheard neighbour is greeted at doubling gaps (its answer waits
+/// behind a slow uplink; there is no hole to punch), and given up only once they ran out.
+#[test]
+fn a_public_member_greets_an_unheard_neighbour_less_and_less_often() {
+    let t0 = Instant::now();
+    // A neighbour silent for a minute is dropped as silent; it is given up sooner.
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let mut j = Joined::new_with(team_cfg(), local, local, t0, |c| {
+        c.neighbour_timeout = Duration::from_secs(60)
+    });
+    j.splitter_says(t0, Message::Endpoint { endpoint: local });
+    while j.p.poll_transmit().is_some() {}
+    let other = PeerId(j.me.0 + 1);
+    let at: SocketAddr = "203.0.113.5:50000".parse().unwrap();
+    j.introduce(t0, other, at);
+    let mut greetings = vec![];
+    let mut now = t0;
+    let mut gone_at = None;
+    while now < t0 + Duration::from_secs(25) && gone_at.is_none() {
+        for t in std::iter::from_fn(|| j.p.poll_transmit()) {
+            if t.to == at
+                && matches!(
+                    wire::open(&t.data).unwrap().packet.msg,
+                    Message::Hello { .. }
+                )
+            {
+                greetings.push(now - t0);
+            }
+        }
+        if j.p.stats().neighbours.is_empty() {
+            gone_at = Some(now - t0);
+        }
+        now += Duration::from_millis(100);
+        j.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
+        }
+    }
+    let gaps: Vec<u128> = greetings
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    assert_eq!(
+        gaps,
+        [400, 800, 1600, 3200, 3200, 3200, 3200],
+        "{greetings:?}"
+    );
+    let gone_at = gone_at.expect("given up");
+    assert_eq!(
+        gone_at,
+        Duration::from_millis(18_800),
+        "given up after the last gap"
+    );
 }
 
 #[test]
@@ -1440,14 +1595,16 @@ fn probes_follow_a_crowd_of_greetings_and_the_rate_grows() {
                 .insert(id)
                 .then_some(Message::KeepAlive { from: id })
         }
-        // A fast uplink: every Probe comes without queueing delay.
+        // A fast uplink: every Probe comes without queueing delay. (A buddy that answers
+        // before our greeting to it left is heard: the greeting is dropped.)
         Message::Probe { sent_ms } => {
             probes_among_hellos += usize::from(hellos < 300);
+            answered.insert(id);
             Some(Message::QueueDelay { sent_ms, ms: 0 })
         }
         _ => None,
     });
-    assert_eq!(answered.len(), 300, "every member was greeted");
+    assert_eq!(answered.len(), 300, "every member was greeted or heard");
     assert!(probes_among_hellos >= 3, "{probes_among_hellos} Probes");
     // 300 greetings at the starting rate (a tenth of a 128 kbit/s stream) take about 14 s.
     let took = last_hello.saturating_duration_since(start);
