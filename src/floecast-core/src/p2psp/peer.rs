@@ -1411,7 +1411,7 @@ impl Peer {
             // The sender's id is the authenticated one of the trailer, set at first contact.
             // A first greeting is answered, so the greeter knows it is heard (and stops).
             // Ahead of our own queued greetings (a newcomer's to a large team are seconds of
-            // a slow uplink): the greeter greets again every [`HELLO_RETRY`] until answered.
+            // a slow uplink): the greeter greets again until answered ([`Peer::hello_gap`]).
             Message::Hello { .. } if first_contact => {
                 let me = self.id;
                 self.send_sealed(i, Message::KeepAlive { from: me }, None, Lane::First);
