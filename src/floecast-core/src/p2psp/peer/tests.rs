@@ -23,6 +23,8 @@ struct Net {
     dead: HashSet<SocketAddr>,
     splitter_egress: u64,
     drop: Option<DropFn>,
+    /// The `skip_after` of the peers that join from now on.
+    skip_after: Duration,
 }
 
 fn payload(n: u32) -> Bytes {
@@ -45,6 +47,7 @@ impl Net {
             dead: HashSet::new(),
             splitter_egress: 0,
             drop: None,
+            skip_after: PeerConfig::new("192.0.2.1:8001".parse().unwrap()).skip_after,
         }
     }
 
@@ -74,6 +77,7 @@ impl Net {
         // the pacer has tests of its own.
         cfg.pace_start = 8.0;
         cfg.role = role;
+        cfg.skip_after = self.skip_after;
         let p = Peer::new(cfg, *reply, k as u64 + 1, self.now);
         self.peers.push((addr, p));
         self.delivered.push(vec![]);
@@ -401,6 +405,52 @@ fn request_recovers_without_lrs() {
     assert_eq!(net.delivered[2].len(), 150);
     check_in_order(&net.delivered[2]);
     assert!(net.peers[2].1.stats().requests_sent >= 1);
+}
+
+/// Only a chunk's origin holds it (its flood was lost everywhere): the others ask random
+/// neighbours, who mostly lack it too, again and again, and each that gets it can answer the
+/// next. (Asked three times, holes like these, of a flash crowd's chunks whose origins knew
+/// few members yet, waited for the splitter's resend.)
+#[test]
+fn a_chunk_only_its_origin_holds_is_found_by_asking_again() {
+    let mut net = Net::new(SplitterConfig {
+        lrs: false,
+        buffer_size: 1024,
+        ..team_cfg()
+    });
+    // Holes wait long enough to be asked for nine times (as in a forming team, whose floods'
+    // lateness lengthens the wait).
+    net.skip_after = Duration::from_secs(8);
+    for _ in 0..12 {
+        net.join(Role::Peer);
+    }
+    let splitter = net.saddr;
+    let mut flood = 0;
+    net.drop = Some(Box::new(move |from, t| {
+        let is_41 = wire::decode(&t.data).is_ok_and(|p| {
+            matches!(
+                p.msg,
+                Message::Chunk {
+                    no: ChunkNo(41),
+                    ..
+                }
+            )
+        });
+        // The origin's flood: the first copies that are not the splitter's.
+        if is_41 && from != splitter && flood < 11 {
+            flood += 1;
+            return true;
+        }
+        false
+    }));
+    net.stream(300, Duration::from_millis(20));
+    // The last holes may wait their whole 8 s.
+    for _ in 0..10 {
+        net.settle();
+    }
+    for k in 0..12 {
+        net.assert_played_everything(k, 300);
+    }
 }
 
 /// A Request asks for the Digest too only when the asker lacks the one that vouches for the
