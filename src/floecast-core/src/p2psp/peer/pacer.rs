@@ -251,7 +251,8 @@ impl Pacer {
     }
 
     /// The splitter read our uplink from our Train (bytes/s): it stands for a measurement of
-    /// our own, which comes only once a queue stood on the uplink, seconds after the join.
+    /// our own (which comes only once a queue stood on the uplink, seconds after the join) as
+    /// a ceiling on the rate, never as a floor (it may read a fast uplink too fast).
     /// A later Train's reading replaces it, and so does our own measurement (which, while
     /// fresh, outweighs a Train). A reading under the rate cuts it at once: the greetings to
     /// a large team, at the starting rate, would fill a slow uplink's queue.
@@ -694,8 +695,16 @@ impl Pacer {
                 (-off * CUT).min(MAX_CUT)
             };
             self.rate *= 1.0 - cut;
+            // A Train's reading bounds the rate from above only. It is the Train's fastest
+            // pair, which jitter may squeeze closer than the uplink spaced it (at 2.5 Mbit/s
+            // a datagram is 4 ms on the wire): it can read a fast uplink several times too
+            // fast, and as a floor it held the rate past the uplink. Our own measurement,
+            // through a standing queue, is the floor's.
             if let Some(u) = self.known_uplink() {
-                self.rate = self.rate.clamp(u * MIN_DRAIN_RATE, u * DRAIN_RATE);
+                self.rate = self.rate.min(u * DRAIN_RATE);
+            }
+            if let Some((u, _)) = self.uplink {
+                self.rate = self.rate.max(u * MIN_DRAIN_RATE);
             }
         }
         self.bound();
@@ -1126,5 +1135,42 @@ mod tests {
         assert_eq!(p.capacity(later), Some(12_000.0));
         p.on_train_read(later, 7_000.0);
         assert_eq!(p.capacity(later), Some(12_000.0));
+    }
+
+    /// A Train's reading may overstate a fast uplink (jitter squeezes a pair of its datagrams
+    /// closer: at 2.5 Mbit/s one datagram is 4 ms on the wire), so it caps the rate but never
+    /// holds it up: a queue still cuts the rate under it. Our own measurement, taken through a
+    /// standing queue, is the floor's reference.
+    #[test]
+    fn a_train_reading_caps_the_rate_but_never_holds_it_up() {
+        let t0 = Instant::now();
+        let b = buddy(1);
+        let mut p = Pacer::new(START_OVER_STREAM);
+        p.set_stream_rate(10_000.0);
+        p.start(t0);
+        // Read at 40 kB/s: the rate may not pass 36 kB/s from now on...
+        p.on_train_read(t0, 40_000.0);
+        assert!(p.rate() <= 40_000.0 * DRAIN_RATE);
+        p.on_queue_delay(t0, 10, b, 0, Duration::ZERO);
+        // ... and a queue many targets deep cuts it far under the reading's half.
+        for k in 0..20u32 {
+            p.on_queue_delay(t0, 100 + k * 10, b, 100 + k * 10, TARGET * 10);
+            assert!(p.rate() <= 40_000.0 * DRAIN_RATE);
+        }
+        assert!(
+            (p.rate() - 10_000.0 * MIN_OVER_STREAM).abs() < 1e-6,
+            "{}",
+            p.rate()
+        );
+        // Measured by us at 12 kB/s: cuts stop at half of that.
+        p.uplink = Some((12_000.0, t0));
+        for k in 0..20u32 {
+            p.on_queue_delay(t0, 1000 + k * 10, b, 1000 + k * 10, TARGET * 10);
+        }
+        assert!(
+            (p.rate() - 12_000.0 * MIN_DRAIN_RATE).abs() < 1e-6,
+            "{}",
+            p.rate()
+        );
     }
 }
