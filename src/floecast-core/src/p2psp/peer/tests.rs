@@ -35,9 +35,10 @@ fn payload(n: u32) -> Bytes {
 impl Net {
     fn new(cfg: SplitterConfig) -> Net {
         let now = Instant::now();
+        let saddr: SocketAddr = "192.0.2.1:8001".parse().unwrap();
         Net {
             now,
-            saddr: "192.0.2.1:8001".parse().unwrap(),
+            saddr,
             splitter: Splitter::new(cfg, 0x5EED_CAFE, now),
             peers: vec![],
             delivered: vec![],
@@ -47,7 +48,7 @@ impl Net {
             dead: HashSet::new(),
             splitter_egress: 0,
             drop: None,
-            skip_after: PeerConfig::new("192.0.2.1:8001".parse().unwrap()).skip_after,
+            skip_after: PeerConfig::new(saddr).skip_after,
         }
     }
 
