@@ -155,11 +155,8 @@ async fn an_nts_reference_peer_is_refused() {
     feeding.abort();
 }
 
-/// Issue 12 §1.7, peer side: a splitter built with the NTS rule set sends, after the common
-/// configuration, a monitors-only list and then the newcomer's 7-character ID. Our peer
-/// refuses that team with a message naming NTS, instead of joining it as a DBS team.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn our_peer_refuses_an_nts_splitter() {
+/// An HTTP source of MP3 frames, for the Gen C joins below to fetch a header from.
+async fn mp3_http_source() -> SocketAddrV4 {
     let stream = mp3_frames(20);
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let SocketAddr::V4(source_at) = http.local_addr().unwrap() else {
@@ -178,31 +175,58 @@ async fn our_peer_refuses_an_nts_splitter() {
             });
         }
     });
+    source_at
+}
+
+/// A splitter built with the NTS rule set, on `splitter`: to each joiner, the common
+/// configuration, the monitors as the list, then the newcomer's 7-character ID; it keeps the
+/// connection for the NAT traversal that follows. Returns how many joins it has seen.
+fn nts_splitter(
+    splitter: TcpListener,
+    source: SocketAddrV4,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    let joins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = joins.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = splitter.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut role = [0u8; 1];
+                if tcp.read_exact(&mut role).await.is_err() {
+                    return;
+                }
+                let monitor: SocketAddrV4 = "127.0.0.1:40001".parse().unwrap();
+                let cfg = CompatConfig {
+                    source,
+                    channel: "nts.mp3".into(),
+                    header_size: 1024,
+                    chunk_size: C as u16,
+                    buffer_size: 256,
+                    number_of_monitors: 1,
+                    peers: vec![monitor],
+                };
+                let _ = tcp.write_all(&compat::encode_config(&cfg).unwrap()).await;
+                let _ = tcp.write_all(b"Q7ZX0AB").await;
+                let mut rest = Vec::new();
+                let _ = tokio::time::timeout(T, tcp.read_to_end(&mut rest)).await;
+            });
+        }
+    });
+    (joins, task)
+}
+
+/// Issue 12 §1.7, peer side: a splitter built with the NTS rule set sends, after the common
+/// configuration, a monitors-only list and then the newcomer's 7-character ID. Our peer
+/// refuses that team with a message naming NTS, instead of joining it as a DBS team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_peer_refuses_an_nts_splitter() {
+    let source = mp3_http_source().await;
     let splitter = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let team = splitter.local_addr().unwrap();
-    let script = tokio::spawn(async move {
-        let (mut tcp, _) = splitter.accept().await.unwrap();
-        let mut role = [0u8; 1];
-        tcp.read_exact(&mut role).await.unwrap();
-        let monitor: SocketAddrV4 = "127.0.0.1:40001".parse().unwrap();
-        let cfg = CompatConfig {
-            source: source_at,
-            channel: "nts.mp3".into(),
-            header_size: 1024,
-            chunk_size: C as u16,
-            buffer_size: 256,
-            number_of_monitors: 1,
-            peers: vec![monitor],
-        };
-        // Splitter_NTS: the configuration, the monitors as the list, then the peer ID.
-        tcp.write_all(&compat::encode_config(&cfg).unwrap())
-            .await
-            .unwrap();
-        tcp.write_all(b"Q7ZX0AB").await.unwrap();
-        // Keeps the connection for the NAT traversal that follows.
-        let mut rest = Vec::new();
-        let _ = tokio::time::timeout(T, tcp.read_to_end(&mut rest)).await;
-    });
+    let (_, script) = nts_splitter(splitter, source);
     let err = match PeerLink::join(&team.to_string(), Codec::CompatGenC).await {
         Ok(_) => panic!("joined an NTS team"),
         Err(e) => e.to_string(),
@@ -211,6 +235,36 @@ async fn our_peer_refuses_an_nts_splitter() {
         err.contains("NTS") && err.contains("Q7ZX0AB") && err.contains("DBS"),
         "{err}"
     );
+    script.abort();
+}
+
+/// A peer mount refused by an NTS splitter tries again only after the refusal backoff (30 s
+/// at first), not the second of a lost splitter: nothing changes by the next second, and a
+/// reference NTS splitter keeps each refused try as a member that takes its share of chunks
+/// until it times out. (On the lost-splitter backoff it joined three times in 4 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_mount_refused_by_an_nts_splitter_keeps_away() {
+    let source = mp3_http_source().await;
+    let splitter = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let team = splitter.local_addr().unwrap();
+    let (joins, script) = nts_splitter(splitter, source);
+    let mut config = test_config();
+    config.mounts.push(MountConfig {
+        name: "/nts.mp3".into(),
+        p2psp: Some(P2pspConfig::Peer {
+            splitter: team.to_string(),
+            serve: None,
+            compat: true,
+            auth: Default::default(),
+        }),
+        ..Default::default()
+    });
+    let srv = start(config).await;
+    let count = || joins.load(std::sync::atomic::Ordering::SeqCst);
+    wait_for("the first join", Duration::from_secs(10), || count() >= 1).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(count(), 1, "joins of a team that refused us");
+    drop(srv);
     script.abort();
 }
 

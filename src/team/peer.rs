@@ -35,6 +35,11 @@ const MAX_REPLY: usize = 8 << 20;
 /// Rejoin backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Rejoin backoff after a refusal that only the splitter's operator or ours can lift (a team
+/// secret, a rule set, a pinned key): each try costs the splitter a join (a reference NTS
+/// splitter keeps every refused try as a stale member), and nothing changes by the next second.
+const REFUSED_MIN: Duration = Duration::from_secs(30);
+const REFUSED_MAX: Duration = Duration::from_secs(300);
 /// Rejoin jitter: spreads the rejoins of many peers after a splitter restart.
 const BACKOFF_JITTER: Duration = Duration::from_millis(500);
 /// How long a leaving peer keeps saying goodbye: well inside the server's shutdown grace.
@@ -84,8 +89,8 @@ pub enum JoinFailed {
     Bind(String),
     #[error("cannot reach the splitter: {0}")]
     Io(#[from] std::io::Error),
-    #[error("the splitter refused: {0}")]
-    Refused(String),
+    #[error("the splitter refused: {0:?}: {1}")]
+    Refused(wire::RefuseReason, String),
     #[error("unexpected answer from the splitter")]
     Protocol,
     #[error("Gen C join: {0}")]
@@ -96,6 +101,25 @@ pub enum JoinFailed {
     BadSignature,
     #[error("the splitter's key {found} is not the pinned splitter-key")]
     WrongSplitterKey { found: String },
+}
+
+impl JoinFailed {
+    /// Whether trying again soon is pointless: the splitter refused us for what we are (no
+    /// secret or a wrong one, another protocol version or rule set, a key we do not trust),
+    /// not for a passing state (a full team, a network error).
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            JoinFailed::Refused(reason, _) => !matches!(reason, wire::RefuseReason::Full),
+            JoinFailed::NeedsSecret
+            | JoinFailed::BadSignature
+            | JoinFailed::WrongSplitterKey { .. }
+            | JoinFailed::GenC(gen_c::GenCError::NtsSplitter(_)) => true,
+            JoinFailed::Bind(_)
+            | JoinFailed::Io(_)
+            | JoinFailed::Protocol
+            | JoinFailed::GenC(_) => false,
+        }
+    }
 }
 
 /// What a join gives: the state machine of the team's wire format, the stream facts and the
@@ -154,7 +178,7 @@ async fn join_native(
     let mut reply: JoinReply = match answer.msg {
         Message::JoinReply(r) => *r,
         Message::JoinRefused { reason, detail } => {
-            return Err(JoinFailed::Refused(format!("{reason:?}: {detail}")));
+            return Err(JoinFailed::Refused(reason, detail));
         }
         _ => return Err(JoinFailed::Protocol),
     };
@@ -418,7 +442,8 @@ pub async fn run_mount(server: Arc<Server>, mount: String, team: PeerMount, mut 
         BACKOFF_MAX,
         Jitter::UpTo(BACKOFF_JITTER),
         random_u64(),
-    );
+    )
+    .with_refused(REFUSED_MIN, REFUSED_MAX);
     let teams = &server.tasks.teams;
     teams.set_peer(&mount, &splitter, false, None);
     loop {
@@ -431,18 +456,32 @@ pub async fn run_mount(server: Arc<Server>, mount: String, team: PeerMount, mut 
             _ = shutdown => break,
             _ = stop.requested() => break,
         };
-        match joined {
+        let delay = match joined {
             Ok(link) => {
                 tracing::info!(mount, splitter, "joined the P2PSP team");
                 backoff.reset();
                 serve_team(&server, &mount, &splitter, link, &mut stop).await;
                 teams.set_peer(&mount, &splitter, false, None);
+                backoff.next_delay()
             }
-            Err(e) => tracing::warn!(mount, splitter, "P2PSP join failed: {e}"),
-        }
+            Err(e) if e.is_lasting() => {
+                let delay = backoff.next_refused_delay();
+                tracing::warn!(
+                    mount,
+                    splitter,
+                    "P2PSP join refused: {e}; trying again in {} s",
+                    delay.as_secs()
+                );
+                delay
+            }
+            Err(e) => {
+                tracing::warn!(mount, splitter, "P2PSP join failed: {e}");
+                backoff.next_delay()
+            }
+        };
         let shutdown = server.shutdown_notified();
         tokio::select! {
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = tokio::time::sleep(delay) => {}
             _ = shutdown => break,
             _ = stop.requested() => break,
         }
@@ -596,4 +635,23 @@ fn source_headers(info: &StreamInfo) -> Vec<(String, String)> {
         format!("floecast/{} P2PSP peer", env!("CARGO_PKG_VERSION")),
     ));
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full team may have room at the next try; a team that refused us for what we are
+    /// will refuse us again.
+    #[test]
+    fn only_refusals_for_what_we_are_last() {
+        let refused = |r| JoinFailed::Refused(r, String::new());
+        assert!(!refused(wire::RefuseReason::Full).is_lasting());
+        assert!(refused(wire::RefuseReason::NotAdmitted).is_lasting());
+        assert!(refused(wire::RefuseReason::BadVersion).is_lasting());
+        assert!(JoinFailed::NeedsSecret.is_lasting());
+        assert!(JoinFailed::GenC(gen_c::GenCError::NtsSplitter("Q7ZX0AB".into())).is_lasting());
+        assert!(!JoinFailed::GenC(gen_c::GenCError::Timeout).is_lasting());
+        assert!(!JoinFailed::Io(std::io::ErrorKind::ConnectionRefused.into()).is_lasting());
+    }
 }
