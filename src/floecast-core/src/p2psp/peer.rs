@@ -28,6 +28,7 @@ mod pacer;
 pub(crate) mod relay;
 mod trust;
 
+use pacer::SERVE_BACKLOG;
 pub(crate) use pacer::UDP_IP_HEADERS;
 use trust::SignedFrom;
 
@@ -97,9 +98,6 @@ const PROBE_BUDDIES: usize = 3;
 const SILENT_BUDDY: u16 = 16;
 /// While this much control waits in the pacer, Probes follow control datagrams too.
 const CONTROL_PROBES: Duration = Duration::from_secs(1);
-/// Our uplink is behind while the oldest copy our pacer holds has waited longer than this:
-/// Requests are then declined and newcomers get no catch-up copies.
-const SERVE_BACKLOG: Duration = Duration::from_millis(500);
 /// The chunk rate is sampled each time the newest chunk number advances this far.
 const RATE_SAMPLE_CHUNKS: u32 = 16;
 /// ... or when this long has passed since the last sample (small shares).
@@ -1391,10 +1389,10 @@ impl Peer {
                     return;
                 };
                 // A newcomer missed our splitter chunks of the last round (its join burst
-                // ended before them, and we did not know it yet): queue those for it, unless
-                // our uplink is behind already (a flash crowd on a tight uplink: a copy per
-                // newcomer is a whole extra flood, on top of floods already late; it asks
-                // others for what it misses).
+                // ended before them, and we did not know it yet): queue those for it as spare
+                // copies, which never make a flood late ([`pacer::SERVE_BACKLOG`]), and none
+                // while our uplink is behind already (a flash crowd on a tight uplink: a copy
+                // per newcomer is a whole extra flood; it asks others for what it misses).
                 let behind = self.uplink_behind(now);
                 if let Some(newest) = self.buffer.newest().filter(|_| !behind) {
                     let round = (self.neighbours.len() as u32 + 1).min(self.buffer.capacity() / 2);
@@ -1405,8 +1403,14 @@ impl Peer {
                         .copied()
                         .filter(|no| no.is_after(oldest) && self.buffer.get(*no).is_some())
                         .collect();
+                    let to = self.neighbours[i].addr;
                     for no in recent {
-                        self.enqueue(i, no);
+                        self.pacer.push_spare(pacer::Copy {
+                            to,
+                            no,
+                            at: now,
+                            relay: None,
+                        });
                     }
                 }
                 i

@@ -2235,3 +2235,95 @@ fn chunks_that_come_together_do_not_stop_our_floods() {
         "our copies of chunks 0, 16 and 17 to our 30 neighbours"
     );
 }
+
+/// A member catches each newcomer up on its own splitter chunks of the last round, but a
+/// crowd's greetings come together: queued among the floods, a hundred newcomers' catch-ups
+/// (800 copies) held our next flood back for seconds. Catch-ups are spare copies: they take
+/// their turn only while our floods are on time ([`SERVE_BACKLOG`]).
+#[test]
+fn a_crowd_of_newcomers_is_caught_up_without_holding_our_floods_back() {
+    let t0 = Instant::now();
+    let mut j = Joined::seen_where_bound(t0);
+    for k in 1..=30 {
+        let at = format!("203.0.113.{k}:50000").parse().unwrap();
+        j.introduce(t0, PeerId(j.me.0 + k), at);
+    }
+    let chunk = |no: u32| Message::Chunk {
+        no: ChunkNo(no),
+        origin: PeerId::NONE,
+        relay: None,
+        payload: payload(no),
+    };
+    let mut now = t0;
+    // Sends until `until`; returns when each copy left, and its chunk number, in order.
+    let run = |j: &mut Joined, now: &mut Instant, until: Instant| {
+        let mut sent = Vec::new();
+        while *now < until {
+            *now += Duration::from_millis(1);
+            if j.p.poll_timeout().is_some_and(|d| d <= *now) {
+                j.p.handle_timeout(*now);
+            }
+            for t in std::iter::from_fn(|| j.p.poll_transmit()) {
+                if let Ok(o) = wire::open(&t.data)
+                    && let Message::Chunk { no, .. } = o.packet.msg
+                {
+                    sent.push((*now, no.0));
+                }
+            }
+        }
+        sent
+    };
+    for no in 0..8 {
+        j.splitter_says(now, chunk(no));
+        let until = now + Duration::from_millis(64);
+        run(&mut j, &mut now, until);
+    }
+    assert_eq!(j.p.own_recent.len(), OWN_RECENT);
+    // A hundred newcomers greet us at once; the splitter's next chunk comes 10 ms later.
+    for k in 0..100u32 {
+        let id = PeerId(j.me.0 + 100 + k);
+        let from: SocketAddr = format!("198.51.100.{}:{}", 1 + k, 40_000 + k)
+            .parse()
+            .unwrap();
+        let pair = crate::p2psp::auth::pair_key(&j.key, id);
+        let hello = Packet {
+            team: 77,
+            msg: Message::Hello { from: id },
+        };
+        let d = wire::seal(&hello, id, 1, &pair, None).unwrap();
+        j.p.handle_datagram(now, from, &d);
+    }
+    assert_eq!(j.p.stats().neighbours.len(), 130);
+    let until = now + Duration::from_millis(10);
+    let mut sent = run(&mut j, &mut now, until);
+    let t8 = now;
+    j.splitter_says(now, chunk(8));
+    let until = now + Duration::from_secs(30);
+    sent.extend(run(&mut j, &mut now, until));
+    let flood: Vec<Instant> = sent
+        .iter()
+        .filter(|(_, no)| *no == 8)
+        .map(|(at, _)| *at)
+        .collect();
+    assert_eq!(flood.len(), 130, "chunk 8 to each of our 130 neighbours");
+    // Catch-ups queued first go first while the flood is on time, and none once it is late,
+    // until it has left.
+    let (late, done) = (t8 + SERVE_BACKLOG + Duration::from_millis(2), flood[129]);
+    let in_the_way = sent
+        .iter()
+        .filter(|(at, no)| *no != 8 && *at > late && *at < done)
+        .count();
+    assert_eq!(in_the_way, 0, "catch-ups sent while the flood was late");
+    assert!(
+        done < late + Duration::from_secs(1),
+        "the flood left {:?} after its chunk came",
+        done - t8
+    );
+    let caught_up = sent.len() - flood.len();
+    assert!(caught_up > 0, "newcomers are caught up");
+    assert_eq!(
+        caught_up as u64 + j.p.stats().copies_dropped,
+        100 * OWN_RECENT as u64,
+        "catch-ups sent or dropped stale"
+    );
+}
