@@ -1008,13 +1008,24 @@ impl Peer {
     /// Queue a copy of held chunk `no` for neighbour `i`, which copies it on to (a share of)
     /// its group when `relay` names the groups of our two-level flood.
     fn enqueue_relay(&mut self, i: usize, no: ChunkNo, relay: Option<Relay>) {
-        let to = self.neighbours[i].addr;
-        self.pacer.push(pacer::Copy {
-            to,
+        let c = self.copy_for(i, no, relay);
+        self.pacer.push(c);
+    }
+
+    /// Queue a spare copy of held chunk `no` for neighbour `i` (a newcomer's catch-up): it
+    /// never makes our floods late ([`SERVE_BACKLOG`]).
+    fn enqueue_spare(&mut self, i: usize, no: ChunkNo) {
+        let c = self.copy_for(i, no, None);
+        self.pacer.push_spare(c);
+    }
+
+    fn copy_for(&self, i: usize, no: ChunkNo, relay: Option<Relay>) -> pacer::Copy {
+        pacer::Copy {
+            to: self.neighbours[i].addr,
             no,
             at: self.now,
             relay,
-        });
+        }
     }
 
     /// Greet unheard neighbours again only when the last greetings are about to leave: a
@@ -1390,8 +1401,7 @@ impl Peer {
                 };
                 // A newcomer missed our splitter chunks of the last round (its join burst
                 // ended before them, and we did not know it yet): queue those for it as spare
-                // copies, which never make a flood late ([`pacer::SERVE_BACKLOG`]), and none
-                // while our uplink is behind already (a flash crowd on a tight uplink: a copy
+                // copies, and none while our uplink is behind already (a flash crowd on a tight uplink: a copy
                 // per newcomer is a whole extra flood; it asks others for what it misses).
                 let behind = self.uplink_behind(now);
                 if let Some(newest) = self.buffer.newest().filter(|_| !behind) {
@@ -1403,14 +1413,8 @@ impl Peer {
                         .copied()
                         .filter(|no| no.is_after(oldest) && self.buffer.get(*no).is_some())
                         .collect();
-                    let to = self.neighbours[i].addr;
                     for no in recent {
-                        self.pacer.push_spare(pacer::Copy {
-                            to,
-                            no,
-                            at: now,
-                            relay: None,
-                        });
+                        self.enqueue_spare(i, no);
                     }
                 }
                 i

@@ -33,15 +33,15 @@
 //! a chunk to the team in time gets no share and only receives.
 //!
 //! Copies that waited longer than the caller's deadline are dropped unsent: they could no
-//! longer be played, and their receivers ask someone else.
+//! longer be played, and their receivers ask someone else. The backlog (how long the oldest
+//! copy has waited) goes to the splitter in our Reports too.
 //!
 //! Spare copies (a newcomer's catch-up on chunks it missed before we knew it) wait in a lane
 //! of their own. They go in turn with the others while our floods are on time (the oldest
 //! copy waited under [`SERVE_BACKLOG`]), and only when no other copy waits once they are not:
 //! a flash crowd's greetings come together, and queued among the floods, 999 newcomers'
 //! catch-ups held the first joiners' floods back 14-37 s (a 1.25 x team of 1,000 stood still
-//! once a round on their chunks). The backlog (how long the oldest
-//! copy has waited) goes to the splitter in our Reports too.
+//! once a round on their chunks). They never count in the backlog.
 //!
 //! Sans-IO like the rest: time comes in as an argument.
 
@@ -170,7 +170,7 @@ pub(super) struct Pacer {
     tokens: f64,
     last_refill: Option<Instant>,
     queue: VecDeque<Copy>,
-    /// Spare copies: they go only while `queue` is empty.
+    /// Spare copies: in turn with `queue` while its oldest is on time, else after it.
     spare: VecDeque<Copy>,
     /// Sealed control datagrams, sent before any copy; the first `urgent` of them were
     /// queued ahead of the rest ([`Pacer::push_control_first`]), in the order they came.
