@@ -249,16 +249,9 @@ async fn a_peer_mount_refused_by_an_nts_splitter_keeps_away() {
     let team = splitter.local_addr().unwrap();
     let (joins, script) = nts_splitter(splitter, source);
     let mut config = test_config();
-    config.mounts.push(MountConfig {
-        name: "/nts.mp3".into(),
-        p2psp: Some(P2pspConfig::Peer {
-            splitter: team.to_string(),
-            serve: None,
-            compat: true,
-            auth: Default::default(),
-        }),
-        ..Default::default()
-    });
+    config
+        .mounts
+        .push(peer_mount_of("/nts.mp3", &team.to_string(), true));
     let srv = start(config).await;
     let count = || joins.load(std::sync::atomic::Ordering::SeqCst);
     wait_for("the first join", Duration::from_secs(10), || count() >= 1).await;
@@ -554,16 +547,9 @@ async fn a_native_peer_says_goodbye_on_shutdown() {
     let team = splitter_addr(&a, "/nat.mp3").await;
     let feeding = mp3_source(&a, "/nat.mp3").await;
     let mut config = test_config();
-    config.mounts.push(MountConfig {
-        name: "/nat.mp3".into(),
-        p2psp: Some(P2pspConfig::Peer {
-            splitter: team.to_string(),
-            serve: None,
-            compat: false,
-            auth: Default::default(),
-        }),
-        ..Default::default()
-    });
+    config
+        .mounts
+        .push(peer_mount_of("/nat.mp3", &team.to_string(), false));
     let b = start(config).await;
     wait_for("B joined", Duration::from_secs(10), || {
         members(&a, "/nat.mp3") == Some(1)

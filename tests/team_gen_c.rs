@@ -237,16 +237,8 @@ async fn a_gen_c_team_of_two_floecasts_decodes() {
     })
     .await;
     let mut cb = test_config();
-    cb.mounts.push(MountConfig {
-        name: "/g.mp3".into(),
-        p2psp: Some(P2pspConfig::Peer {
-            splitter: team.to_string(),
-            serve: None,
-            compat: true,
-            auth: Default::default(),
-        }),
-        ..Default::default()
-    });
+    cb.mounts
+        .push(peer_mount_of("/g.mp3", &team.to_string(), true));
     let b = start(cb).await;
     wait_for("B live", Duration::from_secs(15), || {
         b.app

@@ -397,16 +397,7 @@ impl ScriptedGenCTeam {
 
     /// A floecast Gen C peer mount `name` of this team.
     pub fn peer_mount(&self, name: &str) -> floecast::config::MountConfig {
-        floecast::config::MountConfig {
-            name: name.into(),
-            p2psp: Some(floecast::config::P2pspConfig::Peer {
-                splitter: self.team.to_string(),
-                serve: None,
-                compat: true,
-                auth: Default::default(),
-            }),
-            ..Default::default()
-        }
+        peer_mount_of(name, &self.team.to_string(), true)
     }
 
     /// Accept the peer mount's join and read its role byte: the join connection, the peer's
@@ -445,5 +436,20 @@ impl ScriptedGenCTeam {
             .expect("R after the header fetch")
             .unwrap();
         ready[0]
+    }
+}
+
+/// A peer mount `name` of the team at `splitter`, Gen C when `compat`, with default auth and
+/// no splitter of its own.
+pub fn peer_mount_of(name: &str, splitter: &str, compat: bool) -> floecast::config::MountConfig {
+    floecast::config::MountConfig {
+        name: name.into(),
+        p2psp: Some(floecast::config::P2pspConfig::Peer {
+            splitter: splitter.into(),
+            serve: None,
+            compat,
+            auth: Default::default(),
+        }),
+        ..Default::default()
     }
 }

@@ -816,6 +816,16 @@ impl Joined {
         Joined::new(team_cfg(), local, local, t0)
     }
 
+    /// A peer seen where it is bound, to which the splitter introduced `n` members.
+    fn with_neighbours(t0: Instant, n: u32) -> Joined {
+        let mut j = Joined::seen_where_bound(t0);
+        for k in 1..=n {
+            let at = format!("203.0.113.{k}:50000").parse().unwrap();
+            j.introduce(t0, PeerId(j.me.0 + k), at);
+        }
+        j
+    }
+
     /// The splitter introduces member `id` at `at`; returns our pair key with it.
     fn introduce(&mut self, now: Instant, id: PeerId, at: SocketAddr) -> Key {
         let pair = crate::p2psp::auth::pair_key(&self.key, id);
@@ -828,6 +838,16 @@ impl Joined {
         };
         self.splitter_says(now, msg);
         pair
+    }
+}
+
+/// Splitter chunk `no`, as the splitter sends it.
+fn splitter_chunk(no: u32) -> Message {
+    Message::Chunk {
+        no: ChunkNo(no),
+        origin: PeerId::NONE,
+        relay: None,
+        payload: payload(no),
     }
 }
 
@@ -2199,20 +2219,10 @@ fn a_joiner_greets_its_own_group_first() {
 #[test]
 fn chunks_that_come_together_do_not_stop_our_floods() {
     let t0 = Instant::now();
-    let mut j = Joined::seen_where_bound(t0);
     // Enough neighbours that each flood queues in the pacer.
-    for k in 1..=30 {
-        let at = format!("203.0.113.{k}:50000").parse().unwrap();
-        j.introduce(t0, PeerId(j.me.0 + k), at);
-    }
-    let chunk = |no: u32| Message::Chunk {
-        no: ChunkNo(no),
-        origin: PeerId::NONE,
-        relay: None,
-        payload: payload(no),
-    };
-    j.splitter_says(t0, chunk(0));
-    j.splitter_says(t0, chunk(16));
+    let mut j = Joined::with_neighbours(t0, 30);
+    j.splitter_says(t0, splitter_chunk(0));
+    j.splitter_says(t0, splitter_chunk(16));
     let mut now = t0;
     let mut copies = 0;
     for _ in 0..1000 {
@@ -2221,7 +2231,7 @@ fn chunks_that_come_together_do_not_stop_our_floods() {
             j.p.handle_timeout(now);
         }
         if now == t0 + Duration::from_millis(500) {
-            j.splitter_says(now, chunk(17));
+            j.splitter_says(now, splitter_chunk(17));
         }
         for t in std::iter::from_fn(|| j.p.poll_transmit()) {
             copies += usize::from(
@@ -2243,17 +2253,7 @@ fn chunks_that_come_together_do_not_stop_our_floods() {
 #[test]
 fn a_crowd_of_newcomers_is_caught_up_without_holding_our_floods_back() {
     let t0 = Instant::now();
-    let mut j = Joined::seen_where_bound(t0);
-    for k in 1..=30 {
-        let at = format!("203.0.113.{k}:50000").parse().unwrap();
-        j.introduce(t0, PeerId(j.me.0 + k), at);
-    }
-    let chunk = |no: u32| Message::Chunk {
-        no: ChunkNo(no),
-        origin: PeerId::NONE,
-        relay: None,
-        payload: payload(no),
-    };
+    let mut j = Joined::with_neighbours(t0, 30);
     let mut now = t0;
     // Sends until `until`; returns when each copy left, and its chunk number, in order.
     let run = |j: &mut Joined, now: &mut Instant, until: Instant| {
@@ -2274,7 +2274,7 @@ fn a_crowd_of_newcomers_is_caught_up_without_holding_our_floods_back() {
         sent
     };
     for no in 0..8 {
-        j.splitter_says(now, chunk(no));
+        j.splitter_says(now, splitter_chunk(no));
         let until = now + Duration::from_millis(64);
         run(&mut j, &mut now, until);
     }
@@ -2297,7 +2297,7 @@ fn a_crowd_of_newcomers_is_caught_up_without_holding_our_floods_back() {
     let until = now + Duration::from_millis(10);
     let mut sent = run(&mut j, &mut now, until);
     let t8 = now;
-    j.splitter_says(now, chunk(8));
+    j.splitter_says(now, splitter_chunk(8));
     let until = now + Duration::from_secs(30);
     sent.extend(run(&mut j, &mut now, until));
     let flood: Vec<Instant> = sent
