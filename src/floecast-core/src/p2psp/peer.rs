@@ -1002,14 +1002,15 @@ impl Peer {
 
     /// Queue a copy of held chunk `no` for neighbour `i`; the pacer sends it.
     fn enqueue(&mut self, i: usize, no: ChunkNo) {
-        self.enqueue_relay(i, no, None);
+        let c = self.copy_for(i, no, None);
+        self.pacer.push(c);
     }
 
-    /// Queue a copy of held chunk `no` for neighbour `i`, which copies it on to (a share of)
-    /// its group when `relay` names the groups of our two-level flood.
-    fn enqueue_relay(&mut self, i: usize, no: ChunkNo, relay: Option<Relay>) {
-        let c = self.copy_for(i, no, relay);
-        self.pacer.push(c);
+    /// Queue a first-level copy of our own chunk `no` for neighbour `i`, the relay of its
+    /// group among `relay`'s: it goes ahead of every other copy (the whole team waits on it).
+    fn enqueue_first(&mut self, i: usize, no: ChunkNo, relay: Relay) {
+        let c = self.copy_for(i, no, Some(relay));
+        self.pacer.push_first(c);
     }
 
     /// Queue a spare copy of held chunk `no` for neighbour `i` (a newcomer's catch-up): it
@@ -1077,7 +1078,7 @@ impl Peer {
         if let Some((k, t)) = self.two_level_targets(no.0) {
             let groups = u16::try_from(k).unwrap_or(u16::MAX);
             for (i, share) in t.relays {
-                self.enqueue_relay(i, no, Some(Relay { groups, share }));
+                self.enqueue_first(i, no, Relay { groups, share });
             }
             for i in t.own.into_iter().chain(t.direct) {
                 self.enqueue(i, no);

@@ -43,6 +43,12 @@
 //! catch-ups held the first joiners' floods back 14-37 s (a 1.25 x team of 1,000 stood still
 //! once a round on their chunks). They never count in the backlog.
 //!
+//! An origin's first-level copies (to the relays of the other groups of a two-level flood)
+//! go ahead of every other copy: they are the root of the chunk's tree, and the whole team
+//! waits on them, where a relay's copies hold back only its own group. Behind the relay
+//! duty queued on a 1.25 x uplink (median 2.5-4.5 s, up to 16 s in a team of 1,000) each
+//! origin's flood started that late, and the team stood still on it.
+//!
 //! Sans-IO like the rest: time comes in as an argument.
 
 use std::collections::VecDeque;
@@ -172,6 +178,8 @@ pub(super) struct Pacer {
     queue: VecDeque<Copy>,
     /// Spare copies: in turn with `queue` while its oldest is on time, else after it.
     spare: VecDeque<Copy>,
+    /// An origin's first-level copies: ahead of `queue` and `spare`.
+    first: VecDeque<Copy>,
     /// Sealed control datagrams, sent before any copy; the first `urgent` of them were
     /// queued ahead of the rest ([`Pacer::push_control_first`]), in the order they came.
     control: VecDeque<(SocketAddr, bytes::Bytes)>,
@@ -234,6 +242,7 @@ impl Pacer {
             last_refill: None,
             queue: VecDeque::new(),
             spare: VecDeque::new(),
+            first: VecDeque::new(),
             control: VecDeque::new(),
             urgent: 0,
             control_bytes: 0,
@@ -392,21 +401,36 @@ impl Pacer {
         }
     }
 
-    /// Nothing to send: no copy, spare or not, and no control.
+    /// Queue one of our own flood's first-level copies: it goes ahead of every other copy.
+    pub(super) fn push_first(&mut self, c: Copy) {
+        if push_bounded(&mut self.first, MAX_QUEUED, c) {
+            self.dropped += 1;
+        }
+    }
+
+    /// No copy waits, of any lane.
+    fn no_copies(&self) -> bool {
+        self.first.is_empty() && self.queue.is_empty() && self.spare.is_empty()
+    }
+
+    /// Nothing to send: no copy and no control.
     fn empty(&self) -> bool {
-        self.queue.is_empty() && self.spare.is_empty() && self.control.is_empty()
+        self.no_copies() && self.control.is_empty()
     }
 
     /// Drop the queued copies of chunk `no` behind the first `keep` copies of the queue;
     /// returns how many were dropped.
     pub(super) fn cancel(&mut self, no: ChunkNo, keep: usize) -> usize {
-        let before = self.queue.len();
+        let before = self.first.len() + self.queue.len();
         let mut position = 0;
-        self.queue.retain(|c| {
-            position += 1;
-            position <= keep || c.no != no
-        });
-        before - self.queue.len()
+        // In the order they would leave: first-level copies, then the rest.
+        for lane in [&mut self.first, &mut self.queue] {
+            lane.retain(|c| {
+                position += 1;
+                position <= keep || c.no != no
+            });
+        }
+        before - self.first.len() - self.queue.len()
     }
 
     /// Queue a sealed control datagram; it leaves before every copy.
@@ -482,11 +506,15 @@ impl Pacer {
         self.time_for((self.control_bytes + self.control.len() * UDP_IP_HEADERS) as f64)
     }
 
-    /// How long the oldest queued copy has waited.
+    /// How long the oldest queued copy (spare ones aside) has waited.
     pub(super) fn backlog(&self, now: Instant) -> Duration {
         self.queue
             .front()
-            .map_or(Duration::ZERO, |c| now.saturating_duration_since(c.at))
+            .into_iter()
+            .chain(self.first.front())
+            .map(|c| now.saturating_duration_since(c.at))
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// How long sending `bytes` takes at the current rate.
@@ -514,7 +542,7 @@ impl Pacer {
     /// plays past it; dropped after 2 s, the newcomers of 24 kbit/s speech, whose holes are
     /// asked for 4.6 s after they show, stood still 84 times instead of 14).
     pub(super) fn next_due(&mut self, now: Instant, stale: Instant) -> Option<Copy> {
-        for lane in [&mut self.queue, &mut self.spare] {
+        for lane in [&mut self.first, &mut self.queue, &mut self.spare] {
             while lane.front().is_some_and(|c| c.at < stale) {
                 lane.pop_front();
                 self.dropped += 1;
@@ -523,9 +551,11 @@ impl Pacer {
         if self.empty() {
             self.idle_spells += 1;
         }
-        let waiting = !(self.queue.is_empty() && self.spare.is_empty());
-        if !self.allows(now, waiting) {
+        if !self.allows(now, !self.no_copies()) {
             return None;
+        }
+        if let Some(c) = self.first.pop_front() {
+            return Some(c);
         }
         let spare_first = match (self.queue.front(), self.spare.front()) {
             (Some(c), Some(s)) => {
@@ -753,7 +783,7 @@ impl Pacer {
     /// How many copies wait for each receiver (for status; a walk over the queue).
     pub(super) fn queued_per_receiver(&self) -> HashMap<SocketAddr, usize> {
         let mut m = HashMap::new();
-        for c in self.queue.iter().chain(&self.spare) {
+        for c in self.first.iter().chain(&self.queue).chain(&self.spare) {
             *m.entry(c.to).or_insert(0) += 1;
         }
         m
@@ -761,6 +791,7 @@ impl Pacer {
 
     /// Drop every copy queued (we leave).
     pub(super) fn clear(&mut self) {
+        self.first.clear();
         self.queue.clear();
         self.spare.clear();
     }
@@ -1099,6 +1130,25 @@ mod tests {
         assert!(p.next_due(later, later - Duration::from_secs(1)).is_none());
         assert_eq!(p.dropped, 1);
         assert!(p.next_at(later).is_none());
+    }
+
+    #[test]
+    fn first_level_copies_go_first_count_in_the_backlog_and_can_be_cancelled() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(START_OVER_STREAM);
+        p.push(copy(t0, 1));
+        p.push_first(copy(t0 + Duration::from_millis(1), 2));
+        p.push(copy(t0 + Duration::from_millis(2), 2));
+        p.push_first(copy(t0 + Duration::from_millis(3), 3));
+        // Chunk 2's copies behind the first one to leave are dropped, in either lane.
+        assert_eq!(p.cancel(ChunkNo(2), 1), 1);
+        p.push_first(copy(t0 + Duration::from_millis(4), 2));
+        assert_eq!(p.cancel(ChunkNo(2), 1), 1);
+        let now = t0 + Duration::from_millis(10);
+        assert_eq!(p.backlog(now), Duration::from_millis(10));
+        let order: Vec<u32> = std::iter::from_fn(|| p.next_due(now, t0).map(|c| c.no.0)).collect();
+        assert_eq!(order, vec![2, 3, 1]);
+        assert_eq!(p.backlog(now), Duration::ZERO);
     }
 
     #[test]

@@ -826,6 +826,22 @@ impl Joined {
         j
     }
 
+    /// [`Joined::with_neighbours`] in a team that floods in two levels from `relay_from`
+    /// members.
+    fn two_level(t0: Instant, n: u32, relay_from: u32) -> Joined {
+        let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+        let cfg = SplitterConfig {
+            relay_from,
+            ..team_cfg()
+        };
+        let mut j = Joined::new(cfg, local, local, t0);
+        for k in 1..=n {
+            let at = format!("203.0.113.{k}:50000").parse().unwrap();
+            j.introduce(t0, PeerId(j.me.0 + k), at);
+        }
+        j
+    }
+
     /// The splitter introduces member `id` at `at`; returns our pair key with it.
     fn introduce(&mut self, now: Instant, id: PeerId, at: SocketAddr) -> Key {
         let pair = crate::p2psp::auth::pair_key(&self.key, id);
@@ -2326,4 +2342,51 @@ fn a_crowd_of_newcomers_is_caught_up_without_holding_our_floods_back() {
         100 * OWN_RECENT as u64,
         "catch-ups sent or dropped stale"
     );
+}
+
+/// In a two-level flood our copies to the other groups' relays are the root of the chunk's
+/// tree: the whole team waits on them, where the rest (our own group's copies, relay duty for
+/// others) holds back one group. So they go ahead of every copy queued before them: behind
+/// the relay duty queued on a 1.25 x uplink (up to 16 s in a team of 1,000), each origin's
+/// flood started that late and the team stood still on it.
+#[test]
+fn our_first_level_copies_go_ahead_of_the_rest() {
+    let t0 = Instant::now();
+    // 64 members, in 8 groups: 7 relays and our own group of 7 per flood.
+    let mut j = Joined::two_level(t0, 63, 16);
+    j.splitter_says(t0, splitter_chunk(0));
+    j.splitter_says(t0, splitter_chunk(1));
+    let mut now = t0;
+    let mut sent = Vec::new();
+    while now < t0 + Duration::from_secs(5) {
+        now += Duration::from_millis(1);
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
+        }
+        for t in std::iter::from_fn(|| j.p.poll_transmit()) {
+            if let Ok(o) = wire::open(&t.data)
+                && let Message::Chunk { no, relay, .. } = o.packet.msg
+            {
+                sent.push((no.0, relay.is_some()));
+            }
+        }
+    }
+    let firsts = |no: u32| sent.iter().filter(|&&c| c == (no, true)).count();
+    assert!(
+        firsts(0) >= 3 && firsts(1) >= 3,
+        "two-level floods: {sent:?}"
+    );
+    // Chunk 1's first level left before chunk 0's second level, but for the copies the
+    // bucket let go at once (a few datagrams' worth) as chunk 0 came.
+    let last_root_1 = sent.iter().rposition(|&c| c == (1, true)).unwrap();
+    let rest_0_before = sent[..last_root_1]
+        .iter()
+        .filter(|&&c| c == (0, false))
+        .count();
+    assert!(
+        rest_0_before <= 2,
+        "chunk 1's roots waited on chunk 0's group: {sent:?}"
+    );
+    let flood = |no: u32| sent.iter().filter(|c| c.0 == no).count();
+    assert_eq!(flood(0), flood(1), "both floods left whole: {sent:?}");
 }
