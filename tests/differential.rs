@@ -283,8 +283,9 @@ async fn compare_chained_titles(
 ) {
     let mount = Feed::Chained.mount();
     let mut seen: [Vec<(Option<String>, Option<String>)>; 2] = Default::default();
-    // Long enough for three track changes.
-    let until = Instant::now() + Duration::from_secs(media::TRACK_SECONDS as u64 * 3 + 2);
+    // Long enough for four track changes: three to compare, and one more in case a server
+    // is a track ahead of the other.
+    let until = Instant::now() + Duration::from_secs(media::TRACK_SECONDS as u64 * 4 + 2);
     while Instant::now() < until {
         for (i, addr) in [pair.ice, pair.floe].into_iter().enumerate() {
             let p = status_pair(addr, &mount).await;
@@ -294,31 +295,64 @@ async fn compare_chained_titles(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // The two sources started within a moment of each other; compare the first changes.
     let n = 3;
-    let (ice, floe) = (first_n(&seen[0], n), first_n(&seen[1], n));
-    if ice != floe {
+    if !same_titles_in_step(&seen[0], &seen[1], n) {
         diffs.add(
             "titles: chained-ogg status-json",
-            format!("(artist, title) sequence: icecast2 {ice:?}, floecast {floe:?}"),
+            format!(
+                "(artist, title) sequence: icecast2 {:?}, floecast {:?}",
+                first_n(&seen[0], n + 1),
+                first_n(&seen[1], n + 1)
+            ),
         );
     }
     let tags = |w: &TitleWatcher| {
         let mut v = w.log().ogg;
         v.dedup();
-        first_n(&v, n)
+        v
     };
     let (ice, floe) = (tags(ice_watch), tags(floe_watch));
-    if ice != floe {
+    if !same_titles_in_step(&ice, &floe, n) {
         diffs.add(
             "titles: chained-ogg in-stream",
-            format!("Ogg comment (ARTIST, TITLE) sequence: icecast2 {ice:?}, floecast {floe:?}"),
+            format!(
+                "Ogg comment (ARTIST, TITLE) sequence: icecast2 {:?}, floecast {:?}",
+                first_n(&ice, n + 1),
+                first_n(&floe, n + 1)
+            ),
         );
     }
 }
 
+/// Whether two servers showed the same `n` titles in the same order. The two sources start
+/// within a moment of each other, so when watching begins at a track change one server may
+/// already show the next track: a lead of one title either way is allowed, nothing more
+/// (a wrong, missing or reordered title still differs).
+fn same_titles_in_step<T: PartialEq>(ice: &[T], floe: &[T], n: usize) -> bool {
+    let (Some(ice_n), Some(floe_n)) = (ice.get(..n), floe.get(..n)) else {
+        // Fewer than n titles: in step only if both saw the very same few.
+        return ice == floe;
+    };
+    ice_n == floe_n
+        || floe.get(1..=n) == Some(ice_n)
+        || ice.get(1..=n) == Some(floe_n)
+}
+
 fn first_n<T: Clone>(v: &[T], n: usize) -> Vec<T> {
     v.iter().take(n).cloned().collect()
+}
+
+#[test]
+fn titles_in_step_allow_one_track_of_lead_and_nothing_else() {
+    let t = |v: &[u8]| v.to_vec();
+    assert!(same_titles_in_step(&t(&[1, 2, 3]), &t(&[1, 2, 3]), 3));
+    assert!(same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[2, 3, 1, 2]), 3));
+    assert!(same_titles_in_step(&t(&[2, 3, 1, 2]), &t(&[1, 2, 3, 1]), 3));
+    assert!(same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[3, 1, 2, 3]), 3));
+    assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[1, 2, 4, 1]), 3));
+    assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[1, 3, 2, 1]), 3));
+    assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[1, 2]), 3));
+    assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[2, 3]), 3));
 }
 
 /// Titles set with `/admin/metadata` (the three forms source clients use) on the MP3 mount,
