@@ -333,9 +333,7 @@ fn same_titles_in_step<T: PartialEq>(ice: &[T], floe: &[T], n: usize) -> bool {
         // Fewer than n titles: in step only if both saw the very same few.
         return ice == floe;
     };
-    ice_n == floe_n
-        || floe.get(1..=n) == Some(ice_n)
-        || ice.get(1..=n) == Some(floe_n)
+    ice_n == floe_n || floe.get(1..=n) == Some(ice_n) || ice.get(1..=n) == Some(floe_n)
 }
 
 fn first_n<T: Clone>(v: &[T], n: usize) -> Vec<T> {
@@ -349,8 +347,16 @@ fn titles_in_step_allow_one_track_of_lead_and_nothing_else() {
     assert!(same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[2, 3, 1, 2]), 3));
     assert!(same_titles_in_step(&t(&[2, 3, 1, 2]), &t(&[1, 2, 3, 1]), 3));
     assert!(same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[3, 1, 2, 3]), 3));
-    assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[1, 2, 4, 1]), 3));
-    assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[1, 3, 2, 1]), 3));
+    assert!(!same_titles_in_step(
+        &t(&[1, 2, 3, 1]),
+        &t(&[1, 2, 4, 1]),
+        3
+    ));
+    assert!(!same_titles_in_step(
+        &t(&[1, 2, 3, 1]),
+        &t(&[1, 3, 2, 1]),
+        3
+    ));
     assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[1, 2]), 3));
     assert!(!same_titles_in_step(&t(&[1, 2, 3, 1]), &t(&[2, 3]), 3));
 }

@@ -178,16 +178,19 @@ async fn mp3_http_source() -> SocketAddrV4 {
     source_at
 }
 
-/// A splitter built with the NTS rule set, on `splitter`: to each joiner, the common
+/// A splitter built with the NTS rule set, on a port of its own: to each joiner, the common
 /// configuration, the monitors as the list, then the newcomer's 7-character ID; it keeps the
-/// connection for the NAT traversal that follows. Returns how many joins it has seen.
-fn nts_splitter(
-    splitter: TcpListener,
+/// connection for the NAT traversal that follows. Returns the team's address, how many joins
+/// it has seen, and its task.
+async fn nts_splitter(
     source: SocketAddrV4,
 ) -> (
+    SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
     tokio::task::JoinHandle<()>,
 ) {
+    let splitter = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let team = splitter.local_addr().unwrap();
     let joins = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = joins.clone();
     let task = tokio::spawn(async move {
@@ -215,7 +218,7 @@ fn nts_splitter(
             });
         }
     });
-    (joins, task)
+    (team, joins, task)
 }
 
 /// Issue 12 §1.7, peer side: a splitter built with the NTS rule set sends, after the common
@@ -224,9 +227,7 @@ fn nts_splitter(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_peer_refuses_an_nts_splitter() {
     let source = mp3_http_source().await;
-    let splitter = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let team = splitter.local_addr().unwrap();
-    let (_, script) = nts_splitter(splitter, source);
+    let (team, _, script) = nts_splitter(source).await;
     let err = match PeerLink::join(&team.to_string(), Codec::CompatGenC).await {
         Ok(_) => panic!("joined an NTS team"),
         Err(e) => e.to_string(),
@@ -245,9 +246,7 @@ async fn our_peer_refuses_an_nts_splitter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_mount_refused_by_an_nts_splitter_keeps_away() {
     let source = mp3_http_source().await;
-    let splitter = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let team = splitter.local_addr().unwrap();
-    let (joins, script) = nts_splitter(splitter, source);
+    let (team, joins, script) = nts_splitter(source).await;
     let mut config = test_config();
     config
         .mounts

@@ -819,10 +819,7 @@ impl Joined {
     /// A peer seen where it is bound, to which the splitter introduced `n` members.
     fn with_neighbours(t0: Instant, n: u32) -> Joined {
         let mut j = Joined::seen_where_bound(t0);
-        for k in 1..=n {
-            let at = format!("203.0.113.{k}:50000").parse().unwrap();
-            j.introduce(t0, PeerId(j.me.0 + k), at);
-        }
+        j.introduce_members(t0, n);
         j
     }
 
@@ -835,11 +832,16 @@ impl Joined {
             ..team_cfg()
         };
         let mut j = Joined::new(cfg, local, local, t0);
+        j.introduce_members(t0, n);
+        j
+    }
+
+    /// The splitter introduces the `n` members after us, each at an address of its own.
+    fn introduce_members(&mut self, now: Instant, n: u32) {
         for k in 1..=n {
             let at = format!("203.0.113.{k}:50000").parse().unwrap();
-            j.introduce(t0, PeerId(j.me.0 + k), at);
+            self.introduce(now, PeerId(self.me.0 + k), at);
         }
-        j
     }
 
     /// The splitter introduces member `id` at `at`; returns our pair key with it.
