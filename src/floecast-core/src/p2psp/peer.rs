@@ -1402,8 +1402,9 @@ impl Peer {
                 };
                 // A newcomer missed our splitter chunks of the last round (its join burst
                 // ended before them, and we did not know it yet): queue those for it as spare
-                // copies, and none while our uplink is behind already (a flash crowd on a tight uplink: a copy
-                // per newcomer is a whole extra flood; it asks others for what it misses).
+                // copies, and none while our uplink is behind already (a flash crowd on a
+                // tight uplink: a copy per newcomer is a whole extra flood; it asks others for
+                // what it misses).
                 let behind = self.uplink_behind(now);
                 if let Some(newest) = self.buffer.newest().filter(|_| !behind) {
                     let round = (self.neighbours.len() as u32 + 1).min(self.buffer.capacity() / 2);

@@ -815,6 +815,12 @@ mod tests {
         }
     }
 
+    /// The chunk numbers of the copies `p` lets go at `now`, in order (older than `stale`
+    /// dropped).
+    fn sent_order(p: &mut Pacer, now: Instant, stale: Instant) -> Vec<u32> {
+        std::iter::from_fn(|| p.next_due(now, stale).map(|c| c.no.0)).collect()
+    }
+
     #[test]
     fn copies_leave_at_the_rate() {
         let t0 = Instant::now();
@@ -1111,7 +1117,7 @@ mod tests {
         p.push(copy(t0 + Duration::from_millis(3), 4));
         // On time: in the order queued (the bucket lets all four go at once).
         let t1 = t0 + Duration::from_millis(10);
-        let order: Vec<u32> = std::iter::from_fn(|| p.next_due(t1, t0).map(|c| c.no.0)).collect();
+        let order = sent_order(&mut p, t1, t0);
         assert_eq!(order, vec![1, 2, 3, 4]);
         // Late (the oldest flood copy waited past SERVE_BACKLOG): floods first, however
         // long the spare copies waited.
@@ -1121,7 +1127,7 @@ mod tests {
         p.push(copy(t1 + Duration::from_millis(3), 8));
         let late = t1 + SERVE_BACKLOG + Duration::from_millis(10);
         assert!(p.backlog(late) > SERVE_BACKLOG);
-        let order: Vec<u32> = std::iter::from_fn(|| p.next_due(late, t0).map(|c| c.no.0)).collect();
+        let order = sent_order(&mut p, late, t0);
         assert_eq!(order, vec![6, 8, 5, 7]);
         // Spare copies never count as the flood backlog, and go stale as any copy does.
         p.push_spare(copy(late, 9));
@@ -1146,7 +1152,7 @@ mod tests {
         assert_eq!(p.cancel(ChunkNo(2), 1), 1);
         let now = t0 + Duration::from_millis(10);
         assert_eq!(p.backlog(now), Duration::from_millis(10));
-        let order: Vec<u32> = std::iter::from_fn(|| p.next_due(now, t0).map(|c| c.no.0)).collect();
+        let order = sent_order(&mut p, now, t0);
         assert_eq!(order, vec![2, 3, 1]);
         assert_eq!(p.backlog(now), Duration::ZERO);
     }
