@@ -347,6 +347,12 @@ struct Neighbour {
     /// Heard from at least once; until then greeted again, `hellos_left` more times.
     heard: bool,
     hellos_left: u8,
+    /// It answers no greeting of ours ([`Peer::greets_without_answer`]): not greeted again,
+    /// and not given up for not answering. Its keepalives or copies are how we hear it.
+    no_answer_due: bool,
+    /// We took its first greeting without answering it: a second one means it waits for an
+    /// answer (it is behind a NAT, or its view of the team is one level), and gets one.
+    answer_held: bool,
 }
 
 #[derive(Debug)]
@@ -813,6 +819,8 @@ impl Peer {
         self.neighbours.push(Neighbour {
             heard: false,
             hellos_left: if seq.is_some() { 0 } else { HELLO_TRIES - 1 },
+            no_answer_due: false,
+            answer_held: false,
             id,
             addr,
             debt: 0,
@@ -850,7 +858,7 @@ impl Peer {
         let mut i = self.rng.below(n);
         for _ in 0..8 {
             let nb = &self.neighbours[i];
-            let reachable = nb.heard || nb.hellos_left > 0;
+            let reachable = nb.heard || nb.hellos_left > 0 || nb.no_answer_due;
             let elsewhere = groups.is_none_or(|k| relay::relays(self.id, nb.id, k));
             // A member too slow to relay answers behind seconds of queue, if at all.
             if reachable && elsewhere && !self.slow.contains(&nb.id) {
@@ -882,8 +890,9 @@ impl Peer {
             // endpoint needs no greeting to let its chunks in: in a team large enough to
             // flood in two levels (where greeting each other doubles a flash crowd's
             // control, seconds of every uplink) we greet it only if its greeting has not
-            // come by our next check of the neighbours (the retries of an unheard one).
-            // Behind a NAT, our greeting opens our side at once.
+            // come by our next check of the neighbours (the retries of an unheard one), and
+            // one of another group not at all ([`Peer::greets_without_answer`]). Behind a
+            // NAT, our greeting opens our side at once.
             if id.0 < self.id.0 || self.behind_nat() || self.relay_groups().is_none() {
                 let me = self.id;
                 self.send_to(i, Message::Hello { from: me });
@@ -1034,6 +1043,45 @@ impl Peer {
     /// Hellos still queued multiplied them (their answers came too late all the same).
     fn may_greet_again(&self) -> bool {
         self.pacer.control_backlog() < HELLO_RETRY
+    }
+
+    /// Whether greetings between us and member `other` go unanswered: in our two-level view
+    /// of the team, from our public endpoint, to or from a member of another group. Every
+    /// joiner greets the whole team, and answers went ahead of every copy: in a flash crowd
+    /// of 1000 on 1.25 × uplinks this handshake (64 B each way a pair, 3.2 s of such an
+    /// uplink) held every copy in the team back from 2.5 s to 5.5 s. A member of another
+    /// group needs no answer to be flooded to (its endpoint is public, or it greets again:
+    /// see `answer_held`); its keepalives, a round apart at most, tell us it is there.
+    /// Simulated, that flash crowd: 866 → 452 members stood still, p50 lag 16.3 → 9.7 s,
+    /// Requests 176k → 42k (BENCHMARKS.md). Behind a NAT greetings still go both ways: they
+    /// punch the holes.
+    fn greets_without_answer(&self, other: PeerId) -> bool {
+        !self.behind_nat()
+            && self
+                .relay_groups()
+                .is_some_and(|k| relay::group(other, k) != relay::group(self.id, k))
+    }
+
+    /// Unheard members we greet in vain ([`Peer::greets_without_answer`]) are greeted no
+    /// more, nor given up. Checked again as our view grows and once the splitter says where
+    /// it sees us: the first members of a crowd greet it while the team is one level, and
+    /// (without this check) gave up as unreachable the members that no longer answered;
+    /// their views shrank (simulated: to 733 of 999), and the relays left copied 22 times a
+    /// second, more than their uplinks carried.
+    fn expect_fewer_answers(&mut self) {
+        if self.behind_nat() {
+            return;
+        }
+        let Some(k) = self.relay_groups() else {
+            return;
+        };
+        let ours = relay::group(self.id, k);
+        for n in &mut self.neighbours {
+            if !n.heard && !n.no_answer_due && relay::group(n.id, k) != ours {
+                n.no_answer_due = true;
+                n.hellos_left = 0;
+            }
+        }
     }
 
     /// The groups our team floods in, if it is large enough for two levels ([`relay`]).
@@ -1426,10 +1474,15 @@ impl Peer {
         let first_contact = !std::mem::replace(&mut self.neighbours[i].heard, true);
         match msg {
             // The sender's id is the authenticated one of the trailer, set at first contact.
-            // A first greeting is answered, so the greeter knows it is heard (and stops).
+            // A first greeting is answered, so the greeter knows it is heard (and stops); across
+            // groups from a public endpoint only a second one ([`Peer::greets_without_answer`]).
             // Ahead of our own queued greetings (a newcomer's to a large team are seconds of
             // a slow uplink): the greeter greets again until answered ([`Peer::hello_gap`]).
-            Message::Hello { .. } if first_contact => {
+            Message::Hello { .. } if first_contact && self.greets_without_answer(sender) => {
+                self.neighbours[i].answer_held = true;
+            }
+            Message::Hello { .. } if first_contact || self.neighbours[i].answer_held => {
+                self.neighbours[i].answer_held = false;
                 let me = self.id;
                 self.send_sealed(i, Message::KeepAlive { from: me }, None, Lane::First);
             }
@@ -1748,7 +1801,7 @@ impl Peer {
                 t = t.min(n.last_tx + ka);
             }
             // Given up once its greetings ran out (see `handle_timeout`).
-            if !n.heard && n.hellos_left == 0 {
+            if !n.heard && n.hellos_left == 0 && !n.no_answer_due {
                 t = t.min(n.last_seen + give_up);
             }
             t = t.min(n.last_seen + timeout);
@@ -1829,12 +1882,16 @@ impl PeerMachine for Peer {
         let timeout = self.neighbour_timeout();
         let give_up = self.unheard_give_up();
         let ka = self.mesh_keepalive();
+        self.expect_fewer_answers();
         let mut i = self.neighbours.len();
         while i > 0 {
             i -= 1;
             let n = &self.neighbours[i];
             if now >= n.last_seen + timeout
-                || (!n.heard && n.hellos_left == 0 && now >= n.last_seen + give_up)
+                || (!n.heard
+                    && n.hellos_left == 0
+                    && !n.no_answer_due
+                    && now >= n.last_seen + give_up)
             {
                 // Silent, or greeted in vain (behind a closed NAT): no more chunks for it. It
                 // is taken back if it ever speaks.

@@ -836,6 +836,58 @@ impl Joined {
         j
     }
 
+    /// A peer with a public endpoint (the splitter said so) in a team that floods in two
+    /// levels from four members; a neighbour silent for a minute is dropped.
+    fn public_two_level(t0: Instant) -> Joined {
+        let local: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+        let mut j = Joined::new_with(two_level_from_4(), local, local, t0, |c| {
+            c.neighbour_timeout = Duration::from_secs(60)
+        });
+        j.splitter_says(t0, Message::Endpoint { endpoint: local });
+        j.said();
+        j
+    }
+
+    /// Ids after ours of our group (`ours`) or of another one, in a team of six flooding in
+    /// two levels (three groups).
+    fn newer_ids(&self, ours: bool) -> impl Iterator<Item = PeerId> + use<> {
+        let me = self.me;
+        let k = relay::groups(6, 4).unwrap();
+        (1..)
+            .map(move |x| PeerId(me.0 + x))
+            .filter(move |id| (relay::group(*id, k) == relay::group(me, k)) == ours)
+    }
+
+    /// What the peer sent since last asked: (to, message).
+    fn said(&mut self) -> Vec<(SocketAddr, Message)> {
+        std::iter::from_fn(|| self.p.poll_transmit())
+            .map(|t| (t.to, wire::open(&t.data).unwrap().packet.msg))
+            .collect()
+    }
+
+    /// The splitter is alive at `now` and the peer's timers run: what the peer sent.
+    fn tick(&mut self, now: Instant) -> Vec<(SocketAddr, Message)> {
+        self.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
+        if self.p.poll_timeout().is_some_and(|d| d <= now) {
+            self.p.handle_timeout(now);
+        }
+        self.said()
+    }
+
+    /// Member `id` at `at` sends `msg`, its datagram `seq` to us, sealed under our `pair` key.
+    fn neighbour_says(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        at: SocketAddr,
+        pair: &Key,
+        seq: u64,
+        msg: Message,
+    ) {
+        let d = wire::seal(&Packet { team: 77, msg }, id, seq, pair, None).unwrap();
+        self.p.handle_datagram(now, at, &d);
+    }
+
     /// The splitter introduces the `n` members after us, each at an address of its own.
     fn introduce_members(&mut self, now: Instant, n: u32) {
         for k in 1..=n {
@@ -857,6 +909,19 @@ impl Joined {
         self.splitter_says(now, msg);
         pair
     }
+}
+
+/// The test team's config, flooding in two levels from four members.
+fn two_level_from_4() -> SplitterConfig {
+    SplitterConfig {
+        relay_from: 4,
+        ..team_cfg()
+    }
+}
+
+/// A greeting from `from`.
+fn hello(from: PeerId) -> Message {
+    Message::Hello { from }
 }
 
 /// Splitter chunk `no`, as the splitter sends it.
@@ -1049,61 +1114,38 @@ fn an_introduced_member_is_greeted_until_heard_and_kept_alive_while_idle() {
 }
 
 /// A public member of a team that floods in two levels, introduced to newer members, leaves
-/// the greeting to them (their replies list us): it answers the greeting that comes, and
-/// greets only a newcomer whose greeting has not come by its next check of the neighbours (a
-/// keepalive gap; the greeting may be lost). Both sides greeting each other doubled a flash
-/// crowd's control: 1000 newcomers each sent and answered 2000 greetings, seconds of their
-/// uplinks.
+/// the greeting to them (their replies list us): it answers the greeting of a member of its
+/// group that comes, and greets only one whose greeting has not come by its next check of the
+/// neighbours (a keepalive gap; the greeting may be lost). Both sides greeting each other
+/// doubled a flash crowd's control: 1000 newcomers each sent and answered 2000 greetings,
+/// seconds of their uplinks.
 #[test]
 fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let t0 = Instant::now();
-    // Teams from four members flood in two levels. Bound where the splitter sees us: a
-    // public endpoint.
-    let cfg = SplitterConfig {
-        relay_from: 4,
-        ..team_cfg()
-    };
-    let local: SocketAddr = "198.51.100.9:40000".parse().unwrap();
-    let mut j = Joined::new(cfg, local, local, t0);
-    j.splitter_says(t0, Message::Endpoint { endpoint: local });
-    while j.p.poll_transmit().is_some() {}
-    let me = j.me;
-    let newcomer = |k: u32| {
-        let at: SocketAddr = format!("203.0.113.{k}:50000").parse().unwrap();
-        (PeerId(me.0 + k), at)
-    };
-    // `greeter` greets us; `silent` never does. Three others before them make the team
-    // large enough.
-    let (greeter, greeter_at) = newcomer(4);
-    let (silent, silent_at) = newcomer(5);
-    let mut greeter_key = None;
-    for (id, at) in (1..=5).map(newcomer) {
-        let pair = j.introduce(t0, id, at);
-        if id == greeter {
-            greeter_key = Some(pair);
-        }
+    let mut j = Joined::public_two_level(t0);
+    // `greeter` greets us; `silent` never does; both of our group. Three others before
+    // them make the team large enough.
+    let mates: Vec<PeerId> = j.newer_ids(true).take(2).collect();
+    let (greeter, silent) = (mates[0], mates[1]);
+    let others: Vec<PeerId> = j.newer_ids(false).take(3).collect();
+    let mut at = HashMap::new();
+    for (k, id) in others.iter().chain(&mates).enumerate() {
+        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
+        let pair = j.introduce(t0, *id, a);
+        at.insert(*id, (a, pair));
     }
-    let greeter_key = greeter_key.unwrap();
-    let said = |p: &mut Peer| -> Vec<(SocketAddr, Message)> {
-        std::iter::from_fn(|| p.poll_transmit())
-            .map(|t| (t.to, wire::open(&t.data).unwrap().packet.msg))
-            .collect()
-    };
+    let (greeter_at, greeter_key) = at[&greeter];
+    let silent_at = at[&silent].0;
     let is_hello = |m: &Message| matches!(m, Message::Hello { .. });
     assert!(
-        !said(&mut j.p)
+        !j.said()
             .iter()
             .any(|(to, m)| (*to == greeter_at || *to == silent_at) && is_hello(m)),
         "no greeting at once"
     );
-    let hello = Packet {
-        team: 77,
-        msg: Message::Hello { from: greeter },
-    };
-    let d = wire::seal(&hello, greeter, 1, &greeter_key, None).unwrap();
-    j.p.handle_datagram(t0, greeter_at, &d);
+    j.neighbour_says(t0, greeter, greeter_at, &greeter_key, 1, hello(greeter));
     assert!(
-        said(&mut j.p)
+        j.said()
             .iter()
             .any(|(to, m)| *to == greeter_at && matches!(m, Message::KeepAlive { .. })),
         "the newcomer's greeting is answered"
@@ -1112,11 +1154,7 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let mut first_to_silent = None;
     for _ in 0..((MAX_MESH_KEEPALIVE.as_millis() / 100) as usize + 1) {
         now += Duration::from_millis(100);
-        j.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
-        if j.p.poll_timeout().is_some_and(|d| d <= now) {
-            j.p.handle_timeout(now);
-        }
-        for (to, m) in said(&mut j.p) {
+        for (to, m) in j.tick(now) {
             assert!(!(to == greeter_at && is_hello(&m)), "the greeter is heard");
             if to == silent_at && is_hello(&m) {
                 first_to_silent = first_to_silent.or(Some(now - t0));
@@ -1134,6 +1172,170 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let st = j.p.stats();
     assert!(st.neighbours.iter().any(|n| n.id == greeter && n.heard));
     assert!(st.neighbours.iter().any(|n| n.id == silent && !n.heard));
+}
+
+/// From a public endpoint, in a team that floods in two levels, greetings between members of
+/// different groups go unanswered (in a flash crowd of 1000 the handshake held every copy back
+/// for seconds): a stranger's first greeting is not answered, its second is (it waits for an
+/// answer: it is behind a NAT, or its view is one level), a third is not; one of our group is
+/// answered at once. A member of another group that never speaks is never greeted, nor given
+/// up for not answering: it gets keepalives, and is dropped only once silent for the
+/// neighbour timeout.
+#[test]
+fn greetings_between_groups_go_unanswered_from_a_public_endpoint() {
+    let t0 = Instant::now();
+    let mut j = Joined::public_two_level(t0);
+    let mate = j.newer_ids(true).next().unwrap();
+    let others: Vec<PeerId> = j.newer_ids(false).take(4).collect();
+    let (stranger, silent) = (others[0], others[1]);
+    let mut at = HashMap::new();
+    for (k, id) in std::iter::once(&mate).chain(&others).enumerate() {
+        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
+        let pair = j.introduce(t0, *id, a);
+        at.insert(*id, (a, pair));
+    }
+    j.said();
+    let answers = |said: &[(SocketAddr, Message)], to: SocketAddr| {
+        said.iter()
+            .filter(|(t, m)| *t == to && matches!(m, Message::KeepAlive { .. }))
+            .count()
+    };
+    let (mate_at, mate_key) = at[&mate];
+    j.neighbour_says(t0, mate, mate_at, &mate_key, 1, hello(mate));
+    assert_eq!(answers(&j.said(), mate_at), 1, "our group is answered");
+    let (stranger_at, stranger_key) = at[&stranger];
+    let mut got = vec![];
+    for seq in 1..=3 {
+        j.neighbour_says(
+            t0,
+            stranger,
+            stranger_at,
+            &stranger_key,
+            seq,
+            hello(stranger),
+        );
+        got.push(answers(&j.said(), stranger_at));
+    }
+    assert_eq!(got, [0, 1, 0], "answers to a stranger's three greetings");
+
+    let silent_at = at[&silent].0;
+    let mut now = t0;
+    let mut keepalives = 0;
+    while now < t0 + Duration::from_secs(30) {
+        now += Duration::from_millis(100);
+        for (to, m) in j.tick(now) {
+            assert!(
+                !(to == silent_at && matches!(m, Message::Hello { .. })),
+                "a silent member of another group is not greeted"
+            );
+            keepalives += usize::from(to == silent_at);
+        }
+    }
+    // Greeted in vain, a member of our group would have been given up by now (about 19 s).
+    let listed = |j: &Joined, id| j.p.stats().neighbours.iter().any(|n| n.id == id);
+    assert!(listed(&j, silent), "not given up for not answering");
+    assert!(keepalives > 0, "kept alive");
+    // Silent for the neighbour timeout (the config's 60 s here): dropped as any.
+    while now < t0 + j.p.cfg.neighbour_timeout + Duration::from_secs(1) {
+        now += Duration::from_millis(100);
+        j.tick(now);
+    }
+    assert!(!listed(&j, silent), "dropped once silent for the timeout");
+}
+
+/// Behind a NAT greetings go both ways whatever the groups: they punch the holes. A stranger's
+/// first greeting is answered, and a member of another group that is not heard is greeted
+/// every 0.4 s until the greetings run out.
+#[test]
+fn behind_a_nat_greetings_between_groups_are_answered_and_repeated() {
+    let t0 = Instant::now();
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let seen: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let mut j = Joined::new(two_level_from_4(), seen, local, t0);
+    j.splitter_says(t0, Message::Endpoint { endpoint: seen });
+    j.said();
+    let others: Vec<PeerId> = j.newer_ids(false).take(5).collect();
+    let mut at = HashMap::new();
+    for (k, id) in others.iter().enumerate() {
+        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
+        at.insert(*id, (a, j.introduce(t0, *id, a)));
+    }
+    j.said();
+    let (stranger, silent) = (others[0], others[1]);
+    let (stranger_at, stranger_key) = at[&stranger];
+    j.neighbour_says(t0, stranger, stranger_at, &stranger_key, 1, hello(stranger));
+    assert!(
+        j.said()
+            .iter()
+            .any(|(to, m)| *to == stranger_at && matches!(m, Message::KeepAlive { .. })),
+        "answered at once"
+    );
+    let silent_at = at[&silent].0;
+    let mut greetings = 0;
+    let mut now = t0;
+    while now < t0 + UNHEARD_GIVE_UP {
+        now += Duration::from_millis(100);
+        greetings += j
+            .tick(now)
+            .iter()
+            .filter(|(to, m)| *to == silent_at && matches!(m, Message::Hello { .. }))
+            .count();
+    }
+    // The first went out with the introduction.
+    assert_eq!(greetings + 1, usize::from(HELLO_TRIES), "greeted again");
+    now += Duration::from_millis(500);
+    j.tick(now);
+    assert!(
+        !j.p.stats().neighbours.iter().any(|n| n.id == silent),
+        "given up"
+    );
+}
+
+/// A joiner does not know at first whether it is behind a NAT, and greets as if it were. Once
+/// the splitter says it is not, unheard members of other groups are greeted no more (and not
+/// given up), those of its own group still are.
+#[test]
+fn a_joiner_that_learns_its_endpoint_is_public_stops_greeting_other_groups() {
+    let t0 = Instant::now();
+    let local: SocketAddr = "10.0.0.9:9".parse().unwrap();
+    let mut j = Joined::new_with(two_level_from_4(), local, local, t0, |c| {
+        c.neighbour_timeout = Duration::from_secs(60)
+    });
+    let mates: Vec<PeerId> = j.newer_ids(true).take(2).collect();
+    let others: Vec<PeerId> = j.newer_ids(false).take(4).collect();
+    let mut at = HashMap::new();
+    for (k, id) in mates.iter().chain(&others).enumerate() {
+        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
+        at.insert(a, *id);
+        j.introduce(t0, *id, a);
+    }
+    let greeted = |said: Vec<(SocketAddr, Message)>| -> HashSet<PeerId> {
+        said.iter()
+            .filter(|(_, m)| matches!(m, Message::Hello { .. }))
+            .filter_map(|(to, _)| at.get(to).copied())
+            .collect()
+    };
+    let all: HashSet<PeerId> = mates.iter().chain(&others).copied().collect();
+    assert_eq!(greeted(j.said()), all, "all greeted at once");
+    let mut now = t0 + Duration::from_millis(500);
+    assert_eq!(greeted(j.tick(now)), all, "and again");
+    j.splitter_says(now, Message::Endpoint { endpoint: local });
+    let mut later = HashSet::new();
+    while now < t0 + Duration::from_secs(30) {
+        now += Duration::from_millis(100);
+        later.extend(greeted(j.tick(now)));
+    }
+    assert_eq!(
+        later,
+        mates.iter().copied().collect(),
+        "only our group again"
+    );
+    let listed: HashSet<PeerId> = j.p.stats().neighbours.iter().map(|n| n.id).collect();
+    assert_eq!(
+        listed,
+        others.iter().copied().collect(),
+        "other groups kept, our unheard group given up"
+    );
 }
 
 /// A joiner's greetings to a large team wait in its pacer. A member that greets it first is
