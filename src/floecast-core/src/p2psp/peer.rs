@@ -1053,7 +1053,7 @@ impl Peer {
     /// group needs no answer to be flooded to (its endpoint is public, or it greets again:
     /// see `answer_held`); its keepalives, a round apart at most, tell us it is there.
     /// Simulated, that flash crowd: 866 → 452 members stood still, p50 lag 16.3 → 9.7 s,
-    /// Requests 176k → 42k (BENCHMARKS.md). Behind a NAT greetings still go both ways: they
+    /// Requests 176k → 40k (BENCHMARKS.md). Behind a NAT greetings still go both ways: they
     /// punch the holes.
     fn greets_without_answer(&self, other: PeerId) -> bool {
         !self.behind_nat()
