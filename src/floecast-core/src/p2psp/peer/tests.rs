@@ -848,14 +848,29 @@ impl Joined {
         j
     }
 
-    /// Ids after ours of our group (`ours`) or of another one, in a team of six flooding in
-    /// two levels (three groups).
+    /// Ids after ours of our group (`ours`) or of another one, in a team of five to nine
+    /// members flooding in two levels (three groups).
     fn newer_ids(&self, ours: bool) -> impl Iterator<Item = PeerId> + use<> {
         let me = self.me;
         let k = relay::groups(6, 4).unwrap();
         (1..)
             .map(move |x| PeerId(me.0 + x))
             .filter(move |id| (relay::group(*id, k) == relay::group(me, k)) == ours)
+    }
+
+    /// The splitter introduces members `ids`, each at an address of its own: their addresses
+    /// and our pair keys with them.
+    fn introduce_all(
+        &mut self,
+        now: Instant,
+        ids: &[PeerId],
+    ) -> HashMap<PeerId, (SocketAddr, Key)> {
+        let mut at = HashMap::new();
+        for (k, id) in ids.iter().enumerate() {
+            let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
+            at.insert(*id, (a, self.introduce(now, *id, a)));
+        }
+        at
     }
 
     /// What the peer sent since last asked: (to, message).
@@ -890,10 +905,8 @@ impl Joined {
 
     /// The splitter introduces the `n` members after us, each at an address of its own.
     fn introduce_members(&mut self, now: Instant, n: u32) {
-        for k in 1..=n {
-            let at = format!("203.0.113.{k}:50000").parse().unwrap();
-            self.introduce(now, PeerId(self.me.0 + k), at);
-        }
+        let ids: Vec<PeerId> = (1..=n).map(|k| PeerId(self.me.0 + k)).collect();
+        self.introduce_all(now, &ids);
     }
 
     /// The splitter introduces member `id` at `at`; returns our pair key with it.
@@ -1128,12 +1141,7 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let mates: Vec<PeerId> = j.newer_ids(true).take(2).collect();
     let (greeter, silent) = (mates[0], mates[1]);
     let others: Vec<PeerId> = j.newer_ids(false).take(3).collect();
-    let mut at = HashMap::new();
-    for (k, id) in others.iter().chain(&mates).enumerate() {
-        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
-        let pair = j.introduce(t0, *id, a);
-        at.insert(*id, (a, pair));
-    }
+    let at = j.introduce_all(t0, &[others, mates].concat());
     let (greeter_at, greeter_key) = at[&greeter];
     let silent_at = at[&silent].0;
     let is_hello = |m: &Message| matches!(m, Message::Hello { .. });
@@ -1188,12 +1196,7 @@ fn greetings_between_groups_go_unanswered_from_a_public_endpoint() {
     let mate = j.newer_ids(true).next().unwrap();
     let others: Vec<PeerId> = j.newer_ids(false).take(4).collect();
     let (stranger, silent) = (others[0], others[1]);
-    let mut at = HashMap::new();
-    for (k, id) in std::iter::once(&mate).chain(&others).enumerate() {
-        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
-        let pair = j.introduce(t0, *id, a);
-        at.insert(*id, (a, pair));
-    }
+    let at = j.introduce_all(t0, &[vec![mate], others.clone()].concat());
     j.said();
     let answers = |said: &[(SocketAddr, Message)], to: SocketAddr| {
         said.iter()
@@ -1255,11 +1258,7 @@ fn behind_a_nat_greetings_between_groups_are_answered_and_repeated() {
     j.splitter_says(t0, Message::Endpoint { endpoint: seen });
     j.said();
     let others: Vec<PeerId> = j.newer_ids(false).take(5).collect();
-    let mut at = HashMap::new();
-    for (k, id) in others.iter().enumerate() {
-        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
-        at.insert(*id, (a, j.introduce(t0, *id, a)));
-    }
+    let at = j.introduce_all(t0, &others);
     j.said();
     let (stranger, silent) = (others[0], others[1]);
     let (stranger_at, stranger_key) = at[&stranger];
@@ -1303,16 +1302,12 @@ fn a_joiner_that_learns_its_endpoint_is_public_stops_greeting_other_groups() {
     });
     let mates: Vec<PeerId> = j.newer_ids(true).take(2).collect();
     let others: Vec<PeerId> = j.newer_ids(false).take(4).collect();
-    let mut at = HashMap::new();
-    for (k, id) in mates.iter().chain(&others).enumerate() {
-        let a: SocketAddr = format!("203.0.113.{}:50000", k + 1).parse().unwrap();
-        at.insert(a, *id);
-        j.introduce(t0, *id, a);
-    }
+    let at = j.introduce_all(t0, &[mates.clone(), others.clone()].concat());
+    let id_at: HashMap<SocketAddr, PeerId> = at.iter().map(|(id, (a, _))| (*a, *id)).collect();
     let greeted = |said: Vec<(SocketAddr, Message)>| -> HashSet<PeerId> {
         said.iter()
             .filter(|(_, m)| matches!(m, Message::Hello { .. }))
-            .filter_map(|(to, _)| at.get(to).copied())
+            .filter_map(|(to, _)| id_at.get(to).copied())
             .collect()
     };
     let all: HashSet<PeerId> = mates.iter().chain(&others).copied().collect();
