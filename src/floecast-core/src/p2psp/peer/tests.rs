@@ -880,6 +880,17 @@ impl Joined {
             .collect()
     }
 
+    /// Member `id`, introduced at `at` with pair key `key`, greets us with its datagram `seq`:
+    /// how many answers (KeepAlives to it) we sent.
+    fn answers_to_greeting(&mut self, id: PeerId, (at, key): (SocketAddr, Key), seq: u64) -> usize {
+        let now = self.p.now;
+        self.neighbour_says(now, id, at, &key, seq, hello(id));
+        self.said()
+            .iter()
+            .filter(|(to, m)| *to == at && matches!(m, Message::KeepAlive { .. }))
+            .count()
+    }
+
     /// The splitter is alive at `now` and the peer's timers run: what the peer sent.
     fn tick(&mut self, now: Instant) -> Vec<(SocketAddr, Message)> {
         self.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
@@ -1142,7 +1153,7 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
     let (greeter, silent) = (mates[0], mates[1]);
     let others: Vec<PeerId> = j.newer_ids(false).take(3).collect();
     let at = j.introduce_all(t0, &[others, mates].concat());
-    let (greeter_at, greeter_key) = at[&greeter];
+    let greeter_at = at[&greeter].0;
     let silent_at = at[&silent].0;
     let is_hello = |m: &Message| matches!(m, Message::Hello { .. });
     assert!(
@@ -1151,11 +1162,9 @@ fn a_public_member_leaves_the_greeting_to_a_newer_member() {
             .any(|(to, m)| (*to == greeter_at || *to == silent_at) && is_hello(m)),
         "no greeting at once"
     );
-    j.neighbour_says(t0, greeter, greeter_at, &greeter_key, 1, hello(greeter));
-    assert!(
-        j.said()
-            .iter()
-            .any(|(to, m)| *to == greeter_at && matches!(m, Message::KeepAlive { .. })),
+    assert_eq!(
+        j.answers_to_greeting(greeter, at[&greeter], 1),
+        1,
         "the newcomer's greeting is answered"
     );
     let mut now = t0;
@@ -1198,27 +1207,14 @@ fn greetings_between_groups_go_unanswered_from_a_public_endpoint() {
     let (stranger, silent) = (others[0], others[1]);
     let at = j.introduce_all(t0, &[vec![mate], others.clone()].concat());
     j.said();
-    let answers = |said: &[(SocketAddr, Message)], to: SocketAddr| {
-        said.iter()
-            .filter(|(t, m)| *t == to && matches!(m, Message::KeepAlive { .. }))
-            .count()
-    };
-    let (mate_at, mate_key) = at[&mate];
-    j.neighbour_says(t0, mate, mate_at, &mate_key, 1, hello(mate));
-    assert_eq!(answers(&j.said(), mate_at), 1, "our group is answered");
-    let (stranger_at, stranger_key) = at[&stranger];
-    let mut got = vec![];
-    for seq in 1..=3 {
-        j.neighbour_says(
-            t0,
-            stranger,
-            stranger_at,
-            &stranger_key,
-            seq,
-            hello(stranger),
-        );
-        got.push(answers(&j.said(), stranger_at));
-    }
+    assert_eq!(
+        j.answers_to_greeting(mate, at[&mate], 1),
+        1,
+        "our group is answered"
+    );
+    let got: Vec<usize> = (1..=3)
+        .map(|seq| j.answers_to_greeting(stranger, at[&stranger], seq))
+        .collect();
     assert_eq!(got, [0, 1, 0], "answers to a stranger's three greetings");
 
     let silent_at = at[&silent].0;
@@ -1261,12 +1257,9 @@ fn behind_a_nat_greetings_between_groups_are_answered_and_repeated() {
     let at = j.introduce_all(t0, &others);
     j.said();
     let (stranger, silent) = (others[0], others[1]);
-    let (stranger_at, stranger_key) = at[&stranger];
-    j.neighbour_says(t0, stranger, stranger_at, &stranger_key, 1, hello(stranger));
-    assert!(
-        j.said()
-            .iter()
-            .any(|(to, m)| *to == stranger_at && matches!(m, Message::KeepAlive { .. })),
+    assert_eq!(
+        j.answers_to_greeting(stranger, at[&stranger], 1),
+        1,
         "answered at once"
     );
     let silent_at = at[&silent].0;
