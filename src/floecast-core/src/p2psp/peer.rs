@@ -355,6 +355,14 @@ struct Neighbour {
     answer_held: bool,
 }
 
+impl Neighbour {
+    /// Greeted as often as we greet, never heard, and expected to answer: given up after
+    /// [`Peer::unheard_give_up`] (behind a closed NAT, or gone).
+    fn greeted_in_vain(&self) -> bool {
+        !self.heard && self.hellos_left == 0 && !self.no_answer_due
+    }
+}
+
 #[derive(Debug)]
 pub struct Peer {
     cfg: PeerConfig,
@@ -1069,15 +1077,10 @@ impl Peer {
     /// their views shrank (simulated: to 733 of 999), and the relays left copied 22 times a
     /// second, more than their uplinks carried.
     fn expect_fewer_answers(&mut self) {
-        if self.behind_nat() {
-            return;
-        }
-        let Some(k) = self.relay_groups() else {
-            return;
-        };
-        let ours = relay::group(self.id, k);
-        for n in &mut self.neighbours {
-            if !n.heard && !n.no_answer_due && relay::group(n.id, k) != ours {
+        for i in 0..self.neighbours.len() {
+            let n = &self.neighbours[i];
+            if !n.heard && !n.no_answer_due && self.greets_without_answer(n.id) {
+                let n = &mut self.neighbours[i];
                 n.no_answer_due = true;
                 n.hellos_left = 0;
             }
@@ -1801,7 +1804,7 @@ impl Peer {
                 t = t.min(n.last_tx + ka);
             }
             // Given up once its greetings ran out (see `handle_timeout`).
-            if !n.heard && n.hellos_left == 0 && !n.no_answer_due {
+            if n.greeted_in_vain() {
                 t = t.min(n.last_seen + give_up);
             }
             t = t.min(n.last_seen + timeout);
@@ -1887,11 +1890,7 @@ impl PeerMachine for Peer {
         while i > 0 {
             i -= 1;
             let n = &self.neighbours[i];
-            if now >= n.last_seen + timeout
-                || (!n.heard
-                    && n.hellos_left == 0
-                    && !n.no_answer_due
-                    && now >= n.last_seen + give_up)
+            if now >= n.last_seen + timeout || (n.greeted_in_vain() && now >= n.last_seen + give_up)
             {
                 // Silent, or greeted in vain (behind a closed NAT): no more chunks for it. It
                 // is taken back if it ever speaks.
