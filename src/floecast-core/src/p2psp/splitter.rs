@@ -513,6 +513,7 @@ fn digest_msg(first: ChunkNo, hashes: &[ChunkHash], signature: [u8; 64]) -> Mess
         first,
         hashes: hashes.to_vec(),
         signature,
+        relay: None,
     }
 }
 
@@ -625,6 +626,7 @@ impl Splitter {
                 first_chunk,
                 info: self.info.clone(),
                 signature,
+                relay: None,
             };
             self.send(i, msg);
         }
@@ -789,11 +791,7 @@ impl Splitter {
             .key
             .sign(&[&auth::digest_parts(self.team, first, &hashes)]);
         self.stats.digests_signed += 1;
-        let digest = Message::Digest {
-            first,
-            hashes: hashes.clone(),
-            signature,
-        };
+        let digest = digest_msg(first, &hashes, signature);
         if self.digests.len() >= KEPT_DIGESTS {
             self.digests.pop_front();
         }

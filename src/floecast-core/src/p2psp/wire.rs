@@ -26,7 +26,9 @@
 //! KeepAlive `u32 sender id`; LostChunk / Request `u32 no, u8 digest (0|1)`; Prune `u32 origin`;
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
-//! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; Polluted
+//! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; RelayDigest
+//! and RelayInfo (a flooder's copy to another group's relay: [`Message::Digest`]'s and
+//! [`Message::Info`]'s `relay`) `u16 groups`, then a Digest's or an Info's body; Polluted
 //! ([`Evidence`]); Expel `u32 id`; Gone `u16 n (≤ 256), n × u32 id`; Introduce `u32 id,
 //! endpoint, 32-byte masked pair key`; Endpoint `endpoint`; Report
 //! `u32 sender id, u32 delivered, u32 lost, u32 buffer_fill, i32 max_debt, u32 neighbours,
@@ -85,9 +87,10 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// and tells members whose uplinks are too slow to relay (Uplinks, and a list in the join
 /// reply); version 13 groups the team by jump consistent hashing (members of different
 /// versions would group it apart); version 14 has a relay copy to a share of its group, the
-/// origin to the rest (RelayChunk's share). An older peer gets a refusal it can read
-/// ([`encode_refusal`]).
-pub const VERSION: u8 = 14;
+/// origin to the rest (RelayChunk's share); version 15 names the relays of the splitter's
+/// Digests and Infos (RelayDigest, RelayInfo), as version 8 did for chunks. An older peer
+/// gets a refusal it can read ([`encode_refusal`]).
+pub const VERSION: u8 = 15;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -139,6 +142,8 @@ pub mod ty {
     pub const TRAIN: u8 = 0x1A;
     pub const UPLINKS: u8 = 0x1B;
     pub const TRAIN_READ: u8 = 0x1C;
+    pub const RELAY_DIGEST: u8 = 0x1D;
+    pub const RELAY_INFO: u8 = 0x1E;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -241,6 +246,8 @@ pub enum Message {
         first_chunk: ChunkNo,
         info: StreamInfo,
         signature: [u8; SIGNATURE_LEN],
+        /// On a flooder's copy to another group's relay (a RelayInfo): its group count.
+        relay: Option<u16>,
     },
     /// Peer → splitter, in place of a keepalive: how the peer is doing.
     Report(PeerReport),
@@ -249,6 +256,10 @@ pub enum Message {
         first: ChunkNo,
         hashes: Vec<ChunkHash>,
         signature: [u8; SIGNATURE_LEN],
+        /// On a flooder's copy to another group's relay (a RelayDigest): its group count, so
+        /// that only those copies are copied on, in the flooder's groups (outside the
+        /// signature, under the datagram's tag).
+        relay: Option<u16>,
     },
     /// Peer → splitter: this member sent me a chunk that no Digest vouches for, with its tag.
     Polluted(Evidence),
@@ -336,6 +347,23 @@ impl Message {
                 | Message::Challenge { .. }
                 | Message::JoinProof { .. }
         )
+    }
+
+    /// A Digest or an Info with its relay mark set to `relay` (other messages unchanged):
+    /// the mark is the flooder's, never part of what the splitter signed.
+    pub fn with_signed_relay(mut self, relay: Option<u16>) -> Message {
+        if let Message::Digest { relay: r, .. } | Message::Info { relay: r, .. } = &mut self {
+            *r = relay;
+        }
+        self
+    }
+
+    /// A Digest's or an Info's relay mark.
+    pub fn signed_relay(&self) -> Option<u16> {
+        match self {
+            Message::Digest { relay, .. } | Message::Info { relay, .. } => *relay,
+            _ => None,
+        }
     }
 }
 
@@ -555,13 +583,13 @@ impl RefuseReason {
 
 // ---------------------------------------------------------------- encoding
 
-/// A RelayChunk's group count: two at least (one group is a one-level flood, which no
+/// A relay's group count (RelayChunk, RelayDigest, RelayInfo): two at least (one group is a one-level flood, which no
 /// member relays).
 fn relay_groups(k: u16) -> Result<u16, WireError> {
     if k >= 2 {
         Ok(k)
     } else {
-        Err(WireError::Invalid("relay chunk with fewer than two groups"))
+        Err(WireError::Invalid("relay copy with fewer than two groups"))
     }
 }
 
@@ -587,6 +615,22 @@ fn get_relay(r: &mut Reader<'_>, optional: bool) -> Result<Option<Relay>, WireEr
         groups: relay_groups(groups)?,
         share,
     }))
+}
+
+/// A RelayDigest's or RelayInfo's `u16 groups` (written only on those types).
+fn put_signed_relay(b: &mut BytesMut, relay: Option<u16>) -> Result<(), WireError> {
+    if let Some(k) = relay {
+        b.put_u16(relay_groups(k)?);
+    }
+    Ok(())
+}
+
+/// A RelayDigest's or RelayInfo's `u16 groups`, if the type has one.
+fn get_signed_relay(r: &mut Reader<'_>, present: bool) -> Result<Option<u16>, WireError> {
+    if !present {
+        return Ok(None);
+    }
+    relay_groups(r.u16()?).map(Some)
 }
 
 fn check_len(what: &'static str, len: usize, max: usize) -> Result<(), WireError> {
@@ -658,7 +702,9 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             first_chunk,
             info,
             signature,
+            relay,
         } => {
+            put_signed_relay(&mut b, *relay)?;
             b.put_u32(*epoch);
             b.put_u32(first_chunk.0);
             put_info(&mut b, info)?;
@@ -682,8 +728,10 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             first,
             hashes,
             signature,
+            relay,
         } => {
             check_len("digest", hashes.len(), MAX_DIGEST_HASHES)?;
+            put_signed_relay(&mut b, *relay)?;
             b.put_u32(first.0);
             b.put_u16(hashes.len() as u16);
             for h in hashes {
@@ -883,8 +931,10 @@ fn type_of(m: &Message) -> u8 {
         Message::LostChunk { .. } => ty::LOST_CHUNK,
         Message::Request { .. } => ty::REQUEST,
         Message::Prune { .. } => ty::PRUNE,
+        Message::Info { relay: Some(_), .. } => ty::RELAY_INFO,
         Message::Info { .. } => ty::INFO,
         Message::Report(_) => ty::REPORT,
+        Message::Digest { relay: Some(_), .. } => ty::RELAY_DIGEST,
         Message::Digest { .. } => ty::DIGEST,
         Message::Polluted(_) => ty::POLLUTED,
         Message::Expel { .. } => ty::EXPEL,
@@ -1084,16 +1134,19 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             uplink_rate: r.u32()?,
             sent_ms: r.u32()?,
         }),
-        ty::INFO => {
+        ty::INFO | ty::RELAY_INFO => {
+            let relay = get_signed_relay(&mut r, t == ty::RELAY_INFO)?;
             let epoch = r.u32()?;
             Message::Info {
                 epoch,
                 first_chunk: ChunkNo(r.u32()?),
                 info: read_info(&mut r)?,
                 signature: r.array()?,
+                relay,
             }
         }
-        ty::DIGEST => {
+        ty::DIGEST | ty::RELAY_DIGEST => {
+            let relay = get_signed_relay(&mut r, t == ty::RELAY_DIGEST)?;
             let first = ChunkNo(r.u32()?);
             let n = usize::from(r.u16()?);
             check_len("digest", n, MAX_DIGEST_HASHES)?;
@@ -1105,6 +1158,7 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
                 first,
                 hashes,
                 signature: r.array()?,
+                relay,
             }
         }
         ty::POLLUTED => Message::Polluted(Evidence {

@@ -642,6 +642,7 @@ fn a_title_change_reaches_every_peer_once_through_the_team_and_forged_ones_do_no
             ..StreamInfo::default()
         },
         signature: [7; 64],
+        relay: None,
     };
     let d = forge(&net, 1, 0, 1 << 30, msg);
     let now = net.now;
@@ -1656,6 +1657,94 @@ fn only_the_copies_an_origin_marks_are_relayed() {
         relayed[1].0, relayed[1].1 as u32,
         "a marked one goes to all our group"
     );
+}
+
+/// The splitter's Digest `first` (one hash), signed as the test team's splitter signs, with
+/// a flooder's relay mark `relay`.
+fn signed_digest(first: u32, relay: Option<u16>) -> Message {
+    let (first, hashes) = (ChunkNo(first), vec![[first as u8; 12]]);
+    let signature = team_cfg()
+        .key
+        .sign(&[&auth::digest_parts(77, first, &hashes)]);
+    Message::Digest {
+        first,
+        hashes,
+        signature,
+        relay,
+    }
+}
+
+/// In a two-level team a Digest goes on to a group only from the member its flooder marked
+/// as that group's relay: a copy from another group that is not marked (a repair, a flood in
+/// one level, a flooder whose view groups the team otherwise) stays with us. And we mark our
+/// own flood's copies to the other groups' relays, not those to our group.
+#[test]
+fn only_a_flooders_marked_copies_of_a_digest_are_relayed() {
+    let t0 = Instant::now();
+    let mut j = Joined::public_two_level(t0);
+    let ours: Vec<PeerId> = j.newer_ids(true).take(2).collect();
+    let others: Vec<PeerId> = j.newer_ids(false).take(4).collect();
+    let at = j.introduce_all(t0, &[ours.clone(), others.clone()].concat());
+    for (id, (a, key)) in &at {
+        j.neighbour_says(t0, *id, *a, key, 1, hello(*id));
+    }
+    j.said();
+    let k = j.p.relay_groups().expect("two levels");
+    let group_of = |to: SocketAddr| {
+        let id = at.iter().find(|(_, (a, _))| *a == to).map(|(id, _)| *id);
+        relay::group(id.expect("a member"), k)
+    };
+    let digests_sent = |j: &mut Joined| -> Vec<(SocketAddr, Option<u16>)> {
+        let now = j.p.now + Duration::from_millis(500);
+        let mut d: Vec<_> = (j.tick(now).into_iter())
+            .filter_map(|(to, m)| {
+                matches!(m, Message::Digest { .. }).then(|| (to, m.signed_relay()))
+            })
+            .collect();
+        d.sort();
+        d
+    };
+    let ours_at = |relay: Option<u16>| {
+        let mut v: Vec<_> = ours.iter().map(|id| (at[id].0, relay)).collect();
+        v.sort();
+        v
+    };
+    let (sender, (from, key)) = (others[0], at[&others[0]]);
+
+    j.neighbour_says(j.p.now, sender, from, &key, 2, signed_digest(0, None));
+    assert_eq!(digests_sent(&mut j), [], "an unmarked copy stays with us");
+
+    let mark = Some(k as u16);
+    j.neighbour_says(j.p.now, sender, from, &key, 3, signed_digest(1, mark));
+    assert_eq!(
+        digests_sent(&mut j),
+        ours_at(None),
+        "a marked one goes to our group"
+    );
+    assert_eq!(
+        j.p.trust
+            .digest_for(ChunkNo(1))
+            .and_then(|d| d.signed_relay()),
+        None,
+        "kept unmarked"
+    );
+
+    j.splitter_says(j.p.now, signed_digest(2, None));
+    let flood = digests_sent(&mut j);
+    let (to_ours, to_others): (Vec<_>, Vec<_>) = flood
+        .into_iter()
+        .partition(|(to, _)| group_of(*to) == relay::group(j.me, k));
+    assert_eq!(to_ours, ours_at(None), "our group, unmarked");
+    let mut relays: Vec<_> = to_others
+        .iter()
+        .map(|(to, r)| (group_of(*to), *r))
+        .collect();
+    relays.sort();
+    let other_groups: Vec<_> = (0..k)
+        .filter(|g| *g != relay::group(j.me, k))
+        .map(|g| (g, mark))
+        .collect();
+    assert_eq!(relays, other_groups, "one marked copy to each other group");
 }
 
 /// A relay that never passes chunks on (a free rider, or one whose uplink died): its group

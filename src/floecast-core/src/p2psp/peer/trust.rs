@@ -305,10 +305,14 @@ impl Peer {
     /// A Digest (from the splitter or flooded by a member): checked once, its hashes noted,
     /// the chunks it vouches for released. One from the splitter goes on to every neighbour.
     pub(super) fn on_digest(&mut self, now: Instant, msg: Message, from: SignedFrom) {
+        // What we keep, pass on and answer with is the splitter's message, without the mark.
+        let relay = msg.signed_relay();
+        let msg = msg.with_signed_relay(None);
         let Message::Digest {
             first,
             hashes,
             signature,
+            ..
         } = &msg
         else {
             return;
@@ -330,11 +334,15 @@ impl Peer {
         self.trust
             .digests
             .push_back((*first, hashes.len() as u32, msg.clone()));
-        // The splitter's copy is flooded like our own chunks; a relay's copy goes on to our
-        // group.
+        // The splitter's copy is flooded like our own chunks; a flooder's copy that makes us
+        // our group's relay goes on to our group.
         match from {
             SignedFrom::Splitter => self.flood_signed(&msg, first.0),
-            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg),
+            SignedFrom::Neighbour(i) => {
+                if let Some(groups) = relay {
+                    self.relay_signed(i, &msg, groups);
+                }
+            }
             SignedFrom::Stranger => {}
         }
         let mut out = Vec::new();
@@ -358,11 +366,14 @@ impl Peer {
     /// change of content type at once) and, when the splitter sent it to us, flooded to our
     /// neighbours. Repeats, older epochs and bad signatures are dropped.
     pub(super) fn on_info(&mut self, msg: Message, from: SignedFrom) {
+        let relay = msg.signed_relay();
+        let msg = msg.with_signed_relay(None);
         let Message::Info {
             epoch,
             first_chunk,
             info,
             signature,
+            ..
         } = &msg
         else {
             return;
@@ -390,7 +401,11 @@ impl Peer {
         }
         match from {
             SignedFrom::Splitter => self.flood_signed(&msg, *epoch),
-            SignedFrom::Neighbour(i) => self.relay_signed(i, &msg),
+            SignedFrom::Neighbour(i) => {
+                if let Some(groups) = relay {
+                    self.relay_signed(i, &msg, groups);
+                }
+            }
             SignedFrom::Stranger => {}
         }
     }

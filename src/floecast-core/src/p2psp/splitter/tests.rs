@@ -286,6 +286,7 @@ fn info_changes_go_signed_to_three_peers_in_turn() {
                     first_chunk,
                     info,
                     signature,
+                    ..
                 } => {
                     let parts = wire::info_parts(team, epoch, first_chunk, &info).unwrap();
                     assert!(auth::verify_signature(&public, &[&parts], &signature));

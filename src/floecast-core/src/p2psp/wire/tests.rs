@@ -199,7 +199,7 @@ fn relay_chunk_layout_is_fixed() {
     one[12..14].copy_from_slice(&[0, 1]);
     assert_eq!(
         decode(&one),
-        Err(WireError::Invalid("relay chunk with fewer than two groups"))
+        Err(WireError::Invalid("relay copy with fewer than two groups"))
     );
     let mut orphan = e.to_vec();
     orphan[8..12].copy_from_slice(&[0; 4]);
@@ -429,6 +429,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                     ..StreamInfo::default()
                 },
                 signature: [epoch as u8; 64],
+                relay: (epoch % 2 == 0).then_some(2 + (epoch % 100) as u16),
             }),
         (any::<u8>(), any::<bool>(), any::<u32>()).prop_map(|(v, m, f)| {
             Message::JoinRequest(JoinRequest {
@@ -503,6 +504,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
                 first: ChunkNo(f),
                 hashes,
                 signature: [s; 64],
+                relay: (f % 3 != 0).then_some(2 + (f % 1000) as u16),
             }),
         (any::<u32>(), any::<u64>()).prop_map(|(n, q)| Message::Polluted(Evidence {
             sender: PeerId(n),
