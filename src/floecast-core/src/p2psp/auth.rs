@@ -397,6 +397,11 @@ impl<T> Verifier<T> {
     pub fn held(&self) -> usize {
         self.held.len()
     }
+
+    /// Whether a copy of chunk `no` waits here for its Digest.
+    pub fn holds(&self, no: ChunkNo) -> bool {
+        self.held.iter().any(|h| h.no == no)
+    }
 }
 
 #[cfg(test)]

@@ -938,6 +938,24 @@ impl Peer {
         wire::seal(&p, self.id, seq, key, hash).ok()
     }
 
+    /// Answer a member we do not track (sealed under our pair `key`, numbered in its own
+    /// sequence); false if it could not be sealed.
+    fn tell_stranger(
+        &mut self,
+        to: SocketAddr,
+        key: &Key,
+        msg: Message,
+        hash: Option<&[u8; 32]>,
+    ) -> bool {
+        self.trust.stranger_tx += 1;
+        let seq = self.trust.stranger_tx;
+        let Some(d) = self.seal(msg, key, seq, hash) else {
+            return false;
+        };
+        self.queue(to, d);
+        true
+    }
+
     /// Send a sealed datagram: to the splitter at once (rare, small, and its Reports and
     /// goodbyes must not wait behind a flood), to anyone else through the pacer.
     fn queue(&mut self, to: SocketAddr, data: Bytes) {
@@ -1556,6 +1574,17 @@ impl Peer {
                     self.add_route(origin, from);
                 }
             }
+            Message::DigestRequest { no } => {
+                let Some(d) = self.trust.digest_for(no).cloned() else {
+                    return;
+                };
+                if self.uplink_behind(now) {
+                    self.stats.requests_declined += 1;
+                    return;
+                }
+                self.stats.requests_served += 1;
+                self.send_to(i, d);
+            }
             Message::Prune { origin } => {
                 if let Some(l) = self.forward.get_mut(&origin) {
                     l.retain(|a| *a != from);
@@ -1710,30 +1739,26 @@ impl Peer {
                 };
                 // With the Digest that vouches for it, if it lacks that too.
                 if digest && let Some(d) = self.trust.digest_for(no).cloned() {
-                    self.trust.stranger_tx += 1;
-                    let seq = self.trust.stranger_tx;
-                    if let Some(d) = self.seal(d, &key, seq, None) {
-                        self.queue(from, d);
-                    }
+                    self.tell_stranger(from, &key, d, None);
                 }
-                self.trust.stranger_tx += 1;
-                let seq = self.trust.stranger_tx;
                 let hash = self.trust.hash_of(no).copied();
-                if let Some(d) = self.seal(msg, &key, seq, hash.as_ref()) {
+                if self.tell_stranger(from, &key, msg, hash.as_ref()) {
                     self.stats.requests_served += 1;
                     self.stats.sent += 1;
-                    self.queue(from, d);
+                }
+            }
+            Message::DigestRequest { no } => {
+                if let Some(d) = self.trust.digest_for(no).cloned()
+                    && self.tell_stranger(from, &key, d, None)
+                {
+                    self.stats.requests_served += 1;
                 }
             }
             Message::Info { .. } => self.on_info(msg, SignedFrom::Stranger),
             // Reachable, if untracked: say so, or the greeter would take us for unreachable.
             Message::Hello { .. } => {
-                self.trust.stranger_tx += 1;
-                let seq = self.trust.stranger_tx;
                 let me = self.id;
-                if let Some(d) = self.seal(Message::KeepAlive { from: me }, &key, seq, None) {
-                    self.queue(from, d);
-                }
+                self.tell_stranger(from, &key, Message::KeepAlive { from: me }, None);
             }
             _ => {}
         }
@@ -1771,9 +1796,19 @@ impl Peer {
             }
             let i = self.request_target();
             self.stats.requests_sent += 1;
-            // A Digest we hold vouches for it already: no need of another copy.
+            // A Digest we hold vouches for it already: no need of another copy. One we lack
+            // for a chunk we hold (a member's copy, waiting for it) is asked for alone: asked
+            // for with each chunk, a lost Digest brought its whole batch again (in a team of
+            // 1,000 behind NATs, whose relays do not reach every member of their groups,
+            // chunks' duplicates rose from 0.04 to 0.08 a chunk, simulated). The first answer
+            // releases the batch, so few of its holes come due before it.
             let digest = self.trust.digest_for(no).is_none();
-            self.send_to(i, Message::Request { no, digest });
+            let msg = if digest && self.trust.holds(no) {
+                Message::DigestRequest { no }
+            } else {
+                Message::Request { no, digest }
+            };
+            self.send_to(i, msg);
         }
         self.holes = holes;
         self.buffer.advance(now);

@@ -23,7 +23,8 @@
 //! origin asks the receiver to copy on to its group: [`Message::Chunk`]'s `relay`) `u32 no,
 //! u32 origin, u16 groups, u16 share, payload`; SplitterChunk (a Chunk from the splitter,
 //! whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
-//! KeepAlive `u32 sender id`; LostChunk / Request `u32 no, u8 digest (0|1)`; Prune `u32 origin`;
+//! KeepAlive `u32 sender id`; LostChunk / Request `u32 no, u8 digest (0|1)`; DigestRequest
+//! `u32 no`; Prune `u32 origin`;
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
 //! `u32 first, u16 n (≤ 64), n × 12-byte chunk hash, 64-byte Ed25519 signature`; RelayDigest
@@ -88,7 +89,8 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// reply); version 13 groups the team by jump consistent hashing (members of different
 /// versions would group it apart); version 14 has a relay copy to a share of its group, the
 /// origin to the rest (RelayChunk's share); version 15 names the relays of the splitter's
-/// Digests and Infos (RelayDigest, RelayInfo), as version 8 did for chunks. An older peer
+/// Digests and Infos (RelayDigest, RelayInfo), as version 8 did for chunks, and asks for a
+/// Digest alone (DigestRequest) for chunks the asker holds. An older peer
 /// gets a refusal it can read ([`encode_refusal`]).
 pub const VERSION: u8 = 15;
 pub const HEADER_LEN: usize = 4;
@@ -144,6 +146,7 @@ pub mod ty {
     pub const TRAIN_READ: u8 = 0x1C;
     pub const RELAY_DIGEST: u8 = 0x1D;
     pub const RELAY_INFO: u8 = 0x1E;
+    pub const DIGEST_REQUEST: u8 = 0x1F;
     pub const JOIN_REQUEST: u8 = 0x20;
     pub const JOIN_REPLY: u8 = 0x21;
     pub const JOIN_REFUSED: u8 = 0x22;
@@ -230,6 +233,11 @@ pub enum Message {
     Request {
         no: ChunkNo,
         digest: bool,
+    },
+    /// Peer → peer: the Digest that vouches for chunk `no`; the asker holds a member's copy
+    /// of the chunk, which waits for it (a Request would bring the chunk again).
+    DigestRequest {
+        no: ChunkNo,
     },
     /// Peer → peer: stop relaying chunks of `origin` to me (I get them elsewhere).
     Prune {
@@ -695,6 +703,7 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
             b.put_u32(no.0);
             b.put_u8(u8::from(*digest));
         }
+        Message::DigestRequest { no } => b.put_u32(no.0),
         Message::Prune { origin } => b.put_u32(origin.0),
         Message::Promote => {}
         Message::Info {
@@ -930,6 +939,7 @@ fn type_of(m: &Message) -> u8 {
         Message::KeepAlive { .. } => ty::KEEPALIVE,
         Message::LostChunk { .. } => ty::LOST_CHUNK,
         Message::Request { .. } => ty::REQUEST,
+        Message::DigestRequest { .. } => ty::DIGEST_REQUEST,
         Message::Prune { .. } => ty::PRUNE,
         Message::Info { relay: Some(_), .. } => ty::RELAY_INFO,
         Message::Info { .. } => ty::INFO,
@@ -1115,6 +1125,9 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
         ty::REQUEST => Message::Request {
             no: ChunkNo(r.u32()?),
             digest: r.u8()? != 0,
+        },
+        ty::DIGEST_REQUEST => Message::DigestRequest {
+            no: ChunkNo(r.u32()?),
         },
         ty::PRUNE => Message::Prune {
             origin: PeerId(r.u32()?),

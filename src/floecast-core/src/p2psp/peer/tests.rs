@@ -504,6 +504,59 @@ fn a_request_asks_for_the_digest_only_when_it_lacks_it() {
     }
 }
 
+/// A member that holds the chunks a lost Digest vouches for asks for that Digest alone (a
+/// Request for each held chunk brought the whole batch again), and plays them all once it
+/// comes; the first answer that arrives releases the rest of the batch.
+#[test]
+fn a_lost_digest_of_chunks_we_hold_is_asked_for_alone() {
+    let mut net = four_peers_without_lrs();
+    let victim = net.peers[2].0;
+    let lost = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (lost_w, seen) = (lost.clone(), asked.clone());
+    net.drop = Some(Box::new(move |from, t| {
+        let Ok(p) = wire::decode(&t.data[..t.data.len() - crate::p2psp::auth::TRAILER_LEN]) else {
+            return false;
+        };
+        match p.msg {
+            Message::Request { .. } | Message::DigestRequest { .. } if from == victim => {
+                seen.borrow_mut().push(p.msg);
+                false
+            }
+            Message::Digest { first, hashes, .. }
+                if t.to == victim && first.0 <= 41 && 41 < first.0 + hashes.len() as u32 =>
+            {
+                // The flood's copy and the first answer.
+                let mut l = lost_w.borrow_mut();
+                let (_, _, dropped) = l.get_or_insert((first, hashes.len() as u32, 0));
+                *dropped += 1;
+                *dropped <= 2
+            }
+            _ => false,
+        }
+    }));
+    net.stream(150, Duration::from_millis(10));
+    net.settle();
+    net.assert_played_everything(2, 150);
+    let (first, n, _) = lost.borrow().expect("the Digest was dropped");
+    let covered = |no: ChunkNo| (0..i64::from(n)).contains(&no.diff(first));
+    let asked = asked.borrow();
+    let digest_requests: Vec<_> = (asked.iter())
+        .filter_map(|m| match m {
+            Message::DigestRequest { no } => Some(*no),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        (asked.iter()).all(|m| !matches!(m, Message::Request { no, .. } if covered(*no))),
+        "no chunk of the batch asked for again: {asked:?}"
+    );
+    assert!(
+        (2..n as usize).contains(&digest_requests.len()),
+        "the Digest asked for again until it came, not for every chunk ({n}): {digest_requests:?}"
+    );
+}
+
 #[test]
 fn join_burst_plays_at_once() {
     let mut net = Net::new(team_cfg());

@@ -143,6 +143,11 @@ impl Trust {
     }
 
     /// The Digest that covers chunk `no`, if we still hold it.
+    /// Whether a member's copy of chunk `no` waits for its Digest.
+    pub(super) fn holds(&self, no: ChunkNo) -> bool {
+        self.verifier.holds(no)
+    }
+
     pub(super) fn digest_for(&self, no: ChunkNo) -> Option<&Message> {
         self.digests
             .iter()

@@ -391,6 +391,7 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             no: ChunkNo(x),
             digest
         }),
+        any::<u32>().prop_map(|x| Message::DigestRequest { no: ChunkNo(x) }),
         any::<u32>().prop_map(|x| Message::Prune { origin: PeerId(x) }),
         Just(Message::Promote),
         (any::<u32>(), any::<u32>(), any::<i32>()).prop_map(|(a, b, d)| {
