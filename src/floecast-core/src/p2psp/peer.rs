@@ -1153,9 +1153,8 @@ impl Peer {
 
     /// Chunk `no`, new to us, came straight from its origin, neighbour `i`, which made us the
     /// relay of our group among `r.groups`: copy it to the rest of the group, within the share
-    /// the origin gave us (it copies to the others). The origin's count groups alike whatever
-    /// our view of the team; one that would make our group much larger than in our view (an
-    /// origin that asks for few groups, a flood to all) counts for ours.
+    /// the origin gave us (it copies to the others), in the origin's groups
+    /// ([`Peer::groups_of_relay`]).
     fn relay_to_group(&mut self, i: usize, no: ChunkNo, r: Relay) {
         let Some(k) = self.groups_of_relay(r.groups) else {
             return;

@@ -591,8 +591,8 @@ impl RefuseReason {
 
 // ---------------------------------------------------------------- encoding
 
-/// A relay's group count (RelayChunk, RelayDigest, RelayInfo): two at least (one group is a one-level flood, which no
-/// member relays).
+/// A relay's group count (RelayChunk, RelayDigest, RelayInfo): two at least (one group is a
+/// one-level flood, which no member relays).
 fn relay_groups(k: u16) -> Result<u16, WireError> {
     if k >= 2 {
         Ok(k)

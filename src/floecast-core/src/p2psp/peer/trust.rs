@@ -142,12 +142,12 @@ impl Trust {
         }
     }
 
-    /// The Digest that covers chunk `no`, if we still hold it.
     /// Whether a member's copy of chunk `no` waits for its Digest.
     pub(super) fn holds(&self, no: ChunkNo) -> bool {
         self.verifier.holds(no)
     }
 
+    /// The Digest that covers chunk `no`, if we still hold it.
     pub(super) fn digest_for(&self, no: ChunkNo) -> Option<&Message> {
         self.digests
             .iter()
