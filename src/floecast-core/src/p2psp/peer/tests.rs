@@ -351,9 +351,8 @@ fn a_lost_digest_is_resent_until_it_arrives() {
         if from == saddr
             && dropped < 2
             && wire::peek_type(&t.data) == Some(wire::ty::DIGEST)
-            // Less its trailer (sender, sequence, tag).
-            && let Ok(p) = wire::decode(&t.data[..t.data.len() - crate::p2psp::auth::TRAILER_LEN])
-            && let Message::Digest { first, hashes, .. } = p.msg
+            && let Ok(o) = wire::open(&t.data)
+            && let Message::Digest { first, hashes, .. } = o.packet.msg
             && first.0 <= 30
             && 30 < first.0 + hashes.len() as u32
         {
@@ -466,11 +465,10 @@ fn a_request_asks_for_the_digest_only_when_it_lacks_it() {
         let seen = asked.clone();
         let (mut chunk_dropped, mut digest_dropped) = (false, !lose_digest);
         net.drop = Some(Box::new(move |from, t| {
-            let Ok(p) = wire::decode(&t.data[..t.data.len() - crate::p2psp::auth::TRAILER_LEN])
-            else {
+            let Ok(o) = wire::open(&t.data) else {
                 return false;
             };
-            match p.msg {
+            match o.packet.msg {
                 Message::Request { no, digest } if from == victim => {
                     seen.borrow_mut().push((no, digest));
                     false
@@ -515,12 +513,12 @@ fn a_lost_digest_of_chunks_we_hold_is_asked_for_alone() {
     let asked = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let (lost_w, seen) = (lost.clone(), asked.clone());
     net.drop = Some(Box::new(move |from, t| {
-        let Ok(p) = wire::decode(&t.data[..t.data.len() - crate::p2psp::auth::TRAILER_LEN]) else {
+        let Ok(o) = wire::open(&t.data) else {
             return false;
         };
-        match p.msg {
+        match o.packet.msg {
             Message::Request { .. } | Message::DigestRequest { .. } if from == victim => {
-                seen.borrow_mut().push(p.msg);
+                seen.borrow_mut().push(o.packet.msg);
                 false
             }
             Message::Digest { first, hashes, .. }
