@@ -246,7 +246,8 @@ pub struct PeerStats {
     pub requests_declined: u64,
     pub prunes_sent: u64,
     pub neighbours_dropped_silence: u64,
-    /// Members the splitter said are too slow to relay ([`Message::Uplinks`]), as we know them.
+    /// Members the splitter said do not relay, too slow or behind NATs ([`Message::Uplinks`]),
+    /// as we know them.
     pub slow_members: usize,
     /// Gen C (DBS rule): neighbours dropped for owing too many chunks.
     pub neighbours_dropped_debt: u64,
@@ -432,8 +433,9 @@ pub struct Peer {
     /// send the splitter (a monitor's complaints must not starve it: the splitter decides
     /// relaying and liveness on it).
     last_report: Instant,
-    /// Members whose uplinks the splitter says are too slow to relay: our two-level floods
-    /// pass them over as relays (at most [`wire::MAX_PEERS_IN_LIST`]).
+    /// Members the splitter says do not relay (their uplinks are too slow, or they are behind
+    /// NATs): our two-level floods pass them over as relays, and our requests go elsewhere
+    /// (at most [`wire::MAX_PEERS_IN_LIST`]).
     slow: HashSet<PeerId>,
     /// When our last Train went out, and how many splitter chunks we had then.
     train_at: Instant,
@@ -868,7 +870,8 @@ impl Peer {
             let nb = &self.neighbours[i];
             let reachable = nb.heard || nb.hellos_left > 0 || nb.no_answer_due;
             let elsewhere = groups.is_none_or(|k| relay::relays(self.id, nb.id, k));
-            // A member too slow to relay answers behind seconds of queue, if at all.
+            // A member too slow to relay answers behind seconds of queue, if at all; one
+            // behind a NAT may not reach us.
             if reachable && elsewhere && !self.slow.contains(&nb.id) {
                 break;
             }

@@ -90,7 +90,9 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// versions would group it apart); version 14 has a relay copy to a share of its group, the
 /// origin to the rest (RelayChunk's share); version 15 names the relays of the splitter's
 /// Digests and Infos (RelayDigest, RelayInfo), as version 8 did for chunks, and asks for a
-/// Digest alone (DigestRequest) for chunks the asker holds. An older peer
+/// Digest alone (DigestRequest) for chunks the asker holds (since then, with no change of
+/// format, Uplinks also names members behind NATs while the public ones can carry the relays).
+/// An older peer
 /// gets a refusal it can read ([`encode_refusal`]).
 pub const VERSION: u8 = 15;
 pub const HEADER_LEN: usize = 4;
@@ -306,9 +308,11 @@ pub enum Message {
     TrainRead {
         bytes_per_sec: u32,
     },
-    /// Splitter → peer: these members' uplinks are too slow to flood a chunk in time (`slow`:
-    /// they get no share), these can again (`able`). An origin of a two-level flood passes the
-    /// slow over as its groups' relays: a relay copies to its whole group, about one stream.
+    /// Splitter → peer: these members do not relay (`slow`: their uplinks are too slow to
+    /// flood a chunk in time, so they get no share, or they are behind NATs while the public
+    /// members can carry the team's relays), these may again (`able`). An origin of a two-level flood passes the slow over as its groups' relays: a
+    /// relay copies to its whole group, about one stream, and one behind a NAT reaches only
+    /// the members whose greetings opened it.
     Uplinks {
         slow: Vec<PeerId>,
         able: Vec<PeerId>,
@@ -521,7 +525,7 @@ pub struct JoinReply {
     pub keys_masked: bool,
     /// The pair key with each listed peer, in the order of `peers`.
     pub pair_keys: Vec<Key>,
-    /// Listed members whose uplinks are too slow to relay (see [`Message::Uplinks`]).
+    /// Listed members that do not relay: too slow, or behind NATs (see [`Message::Uplinks`]).
     pub slow: Vec<PeerId>,
     pub signature: [u8; SIGNATURE_LEN],
 }

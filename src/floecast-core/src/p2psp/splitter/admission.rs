@@ -121,7 +121,9 @@ impl Splitter {
     /// it (whose replies listed it, but who are unknown to it).
     pub(super) fn on_endpoint(&mut self, i: usize, local: SocketAddr) {
         let nat = local != self.members[i].addr;
+        let could_relay = self.may_relay(i);
         let was = self.members[i].nat.replace(nat);
+        self.note_relay_change(i, could_relay);
         if !nat || was == Some(true) {
             return;
         }

@@ -1450,6 +1450,93 @@ fn the_team_is_told_whose_uplinks_are_too_slow_to_relay() {
     );
 }
 
+/// Members that say they are bound elsewhere than where we see them (behind NATs) are named to
+/// the team as members that do not relay, as slow ones are, and in later joiners' replies,
+/// while the public members' uplinks can carry the team's relays alone; once one of those
+/// measures too slow for it, the team hears that the NATed members relay again. One bound
+/// where we see it is never named.
+#[test]
+fn members_behind_nats_leave_relaying_to_public_members_that_can_carry_it() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    // Trains from uplinks too fast to space them.
+    let ids: Vec<PeerId> = (1..=4)
+        .map(|n| join_peer(&mut s, t, n).unwrap().0)
+        .collect();
+    let mut now = t;
+    // 1000 bytes every 64 ms: a stream of 15,625 bytes/s.
+    for _ in 0..40 {
+        now += Duration::from_millis(64);
+        s.push_chunk(now, Bytes::from(vec![0u8; 1000])).unwrap();
+    }
+    let bound = |s: &mut Splitter, now: Instant, n: u16, local: SocketAddr| {
+        let (id, key) = (ids[usize::from(n) - 1], s.key_of(ids[usize::from(n) - 1]));
+        let p = Packet {
+            team: 7,
+            msg: Message::Endpoint { endpoint: local },
+        };
+        let d = wire::seal(&p, id, next_seq(), &key, None).unwrap();
+        s.handle_datagram(now, addr(n), &d);
+    };
+    bound(&mut s, now, 1, addr(1));
+    bound(&mut s, now, 2, addr(2));
+    bound(&mut s, now, 3, SocketAddr::from(([192, 168, 1, 5], 5000)));
+    bound(&mut s, now, 4, SocketAddr::from(([10, 0, 0, 9], 5000)));
+    let _ = decode_all(&mut s);
+    let told = |s: &mut Splitter, at: Instant| {
+        s.handle_timeout(at);
+        let mut said: Vec<_> = decode_all(s)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Uplinks { mut slow, mut able } => {
+                    slow.sort();
+                    able.sort();
+                    Some((to, slow, able))
+                }
+                _ => None,
+            })
+            .collect();
+        said.sort();
+        said
+    };
+    let natted = vec![ids[2], ids[3]];
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    assert_eq!(said.len(), 4, "to every member: {said:?}");
+    assert!(
+        said.iter()
+            .all(|(_, slow, able)| *slow == natted && able.is_empty()),
+        "{said:?}"
+    );
+    // Member 1 measures 1.9 × the stream: a full share, but the two public members would
+    // each relay for two members, 2.3 × the stream with its costs: the NATed relay again.
+    let d = report(&s, now, 1, 7, 3, 30_000);
+    s.handle_datagram(now, addr(1), &d);
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert!(
+        said.iter()
+            .all(|(_, slow, able)| slow.is_empty() && *able == natted),
+        "{said:?}"
+    );
+    // 6.4 × the stream: enough twice over.
+    let d = report(&s, now, 1, 7, 3, 100_000);
+    s.handle_datagram(now, addr(1), &d);
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    assert!(
+        said.len() == 4
+            && said
+                .iter()
+                .all(|(_, slow, able)| *slow == natted && able.is_empty()),
+        "{said:?}"
+    );
+    let (_, mut reply) = join_peer(&mut s, now, 5).unwrap();
+    reply.slow.sort();
+    assert_eq!(reply.slow, natted);
+}
+
 #[test]
 fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     use crate::p2psp::peer::relay;
