@@ -107,10 +107,20 @@ const MIN_RELAY_RATE: f64 = 0.75;
 /// A peer back above this (hysteresis over [`MIN_RELAY_RATE`]) gets shares again.
 const RELAY_AGAIN_RATE: f64 = 0.9;
 /// Members behind NATs leave relaying to public ones while nearly all of those can carry their
-/// part this many times over ([`Splitter::weigh_public_relays`]), and take it back under
+/// part this many times over ([`Splitter::weigh_relay_rule`]), and take it back under
 /// [`PUBLIC_RELAYS_OFF`] times.
 const PUBLIC_RELAYS_ON: f64 = 2.0;
 const PUBLIC_RELAYS_OFF: f64 = 1.5;
+/// The same for members behind NATs that hear few of the team ([`RelayRule::Reaching`]):
+/// passing them over takes relays away from few, and spares the team the Requests of the many
+/// such a relay does not reach, so the others need only carry their part with a little to
+/// spare.
+const REACHING_RELAYS_ON: f64 = 1.2;
+const REACHING_RELAYS_OFF: f64 = 1.0;
+/// A member behind a NAT that hears under this share of the team reaches too few to relay
+/// (one behind a symmetric NAT hears only the public members); over [`REACH_AGAIN`], enough.
+const REACH_POOR: f64 = 0.75;
+const REACH_AGAIN: f64 = 0.85;
 /// The capacity period of a peer whose uplink cannot flood a chunk in time.
 pub const NO_SHARE: u32 = 0;
 /// Share changes remembered between two ticks (each member's last one counts).
@@ -347,6 +357,23 @@ struct HeaderChange {
     header: Bytes,
 }
 
+/// Which members origins of two-level floods may make their groups' relays (with a share:
+/// [`Member::may_relay`]). A relay behind a NAT reaches only the members whose greetings opened
+/// it, and the rest ask for what it withheld: in a simulated team of 1,000 with 40% behind
+/// NATs, members played 7.7 s behind the splitter (p50) and sent 87,000 Requests in a minute,
+/// 4.5 s and 5,400 once only public members relayed. But the relays left carry `N / R`
+/// streams each: on uplinks of 1.56 × the stream at N = 300, public members alone could not,
+/// and the team lost 0.76% instead of 0.04%; there, passing over only the members behind
+/// symmetric NATs (they hear 60% of the team) is what the uplinks carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelayRule {
+    All,
+    /// Not members behind NATs that hear few of the team.
+    Reaching,
+    /// Only members not behind NATs.
+    Public,
+}
+
 #[derive(Debug)]
 struct Member {
     id: PeerId,
@@ -386,6 +413,9 @@ struct Member {
     nat: Option<bool>,
     relayed: bool,
     isolated_since: Option<Instant>,
+    /// Behind a NAT and, by its Reports, hearing under [`REACH_POOR`] of the team (until it
+    /// hears over [`REACH_AGAIN`]).
+    hears_few: bool,
     /// Admission order: its reply listed the members admitted up to `listed_upto`, and it
     /// was admitted as number `admitted_no` (see `admission::introduce`).
     listed_upto: u64,
@@ -398,12 +428,17 @@ impl Member {
         self.capacity_period != NO_SHARE
     }
 
-    /// Origins may make it their relay to its group: its uplink carries a share, and, while
-    /// the public members can carry the team's relays alone ([`Splitter::public_relays`]), it
-    /// is not behind a NAT. Unknown counts as not behind one until the member says where it is
-    /// bound.
-    fn may_relay(&self, public_relays: bool) -> bool {
-        self.has_share() && !(public_relays && self.nat == Some(true))
+    /// Origins may make it their relay to its group: its uplink carries a share, and `rule`
+    /// does not pass it over. Unknown counts as not behind a NAT until the member says where
+    /// it is bound.
+    fn may_relay(&self, rule: RelayRule) -> bool {
+        let natted = self.nat == Some(true);
+        self.has_share()
+            && match rule {
+                RelayRule::All => true,
+                RelayRule::Reaching => !(natted && self.hears_few),
+                RelayRule::Public => !natted,
+            }
     }
 
     /// Its uplink as best we know it (bytes/s; 0 unknown): what its pacer measured, else what
@@ -466,14 +501,8 @@ pub struct Splitter {
     /// may again (true) since the last tick: the team is told at the next one
     /// ([`Message::Uplinks`]).
     uplink_changes: Vec<(PeerId, bool)>,
-    /// Members behind NATs leave relaying to public members ([`Member::may_relay`]), while
-    /// those can carry it ([`Splitter::weigh_public_relays`]). A NATed relay reaches only the
-    /// members whose greetings opened its NAT, and the rest ask for what it withheld: in a
-    /// team of 1,000 with 40% behind NATs, simulated, members played 7.7 s behind the
-    /// splitter (p50) and sent 87,000 Requests in a minute, 4.5 s and 5,400 once NATed members
-    /// no longer relayed. But on uplinks of 1.56 times the stream at N = 300 the public
-    /// members could not carry N / R streams each, and the team lost 0.76% instead of 0.04%.
-    public_relays: bool,
+    /// Which members origins may make relays ([`Splitter::weigh_relay_rule`]).
+    relay_rule: RelayRule,
     /// The stream headers of the last chains, oldest first; the last is the current one.
     headers: VecDeque<HeaderChange>,
     header_epoch: u32,
@@ -568,7 +597,7 @@ impl Splitter {
             info_rr: 0,
             gone: Vec::new(),
             uplink_changes: Vec::new(),
-            public_relays: false,
+            relay_rule: RelayRule::All,
             headers: VecDeque::from([HeaderChange {
                 first: ChunkNo(0),
                 end: ChunkNo(0),
@@ -1193,7 +1222,7 @@ impl Splitter {
             slow: if native {
                 self.members
                     .iter()
-                    .filter(|m| !m.may_relay(self.public_relays))
+                    .filter(|m| !m.may_relay(self.relay_rule))
                     .map(|m| m.id)
                     .collect()
             } else {
@@ -1235,6 +1264,7 @@ impl Splitter {
             nat: None,
             relayed: false,
             isolated_since: None,
+            hears_few: false,
             listed_upto: self.admissions,
             admitted_no: 0,
         };
@@ -1721,7 +1751,7 @@ impl Splitter {
 
     /// Whether origins may make member `i` a relay ([`Member::may_relay`]).
     fn may_relay(&self, i: usize) -> bool {
-        self.members[i].may_relay(self.public_relays)
+        self.members[i].may_relay(self.relay_rule)
     }
 
     /// Note for the team's next news that member `i` may relay, or no longer may, when that
@@ -1733,47 +1763,61 @@ impl Splitter {
         }
     }
 
-    /// Whether members behind NATs should leave relaying to the public members
-    /// ([`Splitter::public_relays`]): yes while nearly all public members that relay (their
-    /// 10th percentile, of those whose uplinks we know) can carry their part of the team's
-    /// relays, `N / R` streams each for `R` of them, [`PUBLIC_RELAYS_ON`] times over (back to
-    /// every member under [`PUBLIC_RELAYS_OFF`] times). Once a tick; the team hears of the
+    /// Choose which members origins may make relays ([`RelayRule`]): the strictest rule under
+    /// which nearly all members left to relay (their 10th percentile, of those whose uplinks
+    /// we know) can carry their part of the team's relays, `N / R` streams each for `R` of
+    /// them, the rule's margin over (a lower margin to keep a rule than to take it up). Once a
+    /// tick, after each NATed member's reach is read from its Reports; the team hears of the
     /// members this moves at the same tick ([`Splitter::tell_uplinks`]).
-    fn weigh_public_relays(&mut self) {
+    fn weigh_relay_rule(&mut self) {
         let Some(d) = self.chunk_interval.filter(|d| !d.is_zero()) else {
             return;
         };
         if self.cfg.codec != Codec::Native || self.chunk_bytes == 0.0 {
             return;
         }
-        let stream = self.chunk_bytes / d.as_secs_f64();
-        let public = || {
-            self.members
-                .iter()
-                .filter(|m| m.has_share() && m.nat != Some(true))
-        };
-        let relays = public().count();
-        let mut known: Vec<f64> = public()
-            .map(|m| m.uplink())
-            .filter(|&u| u != 0)
-            .map(|u| f64::from(u) / stream)
-            .collect();
-        let margin = if self.public_relays {
-            PUBLIC_RELAYS_OFF
-        } else {
-            PUBLIC_RELAYS_ON
-        };
-        let duty = self.members.len() as f64 / relays.max(1) as f64 * FULL_SHARE;
-        let on = !known.is_empty() && {
-            let k = known.len() / 10;
-            let (_, tenth, _) = known.select_nth_unstable_by(k, f64::total_cmp);
-            *tenth >= duty * margin
-        };
-        if on == self.public_relays {
-            return;
-        }
         let could: Vec<bool> = (0..self.members.len()).map(|i| self.may_relay(i)).collect();
-        self.public_relays = on;
+        // Most of the team: what the member that hears the most hears (a peer hears at most
+        // its neighbour cap, in teams larger than that).
+        let heard = |m: &Member| m.report.map_or(0, |r| r.neighbours) as f64;
+        let others = self.members.iter().map(heard).fold(0.0, f64::max);
+        for m in &mut self.members {
+            let heard = heard(m);
+            if m.nat != Some(true) || heard > REACH_AGAIN * others {
+                m.hears_few = false;
+            } else if heard < REACH_POOR * others {
+                m.hears_few = true;
+            }
+        }
+        let stream = self.chunk_bytes / d.as_secs_f64();
+        let carries = |s: &Self, rule: RelayRule, on: f64, off: f64| {
+            let margin = if s.relay_rule == rule { off } else { on };
+            let relays = s.members.iter().filter(|m| m.may_relay(rule));
+            let mut known: Vec<f64> = relays
+                .clone()
+                .map(|m| m.uplink())
+                .filter(|&u| u != 0)
+                .map(|u| f64::from(u) / stream)
+                .collect();
+            let duty = s.members.len() as f64 / relays.count().max(1) as f64 * FULL_SHARE;
+            !known.is_empty() && {
+                let k = known.len() / 10;
+                let (_, tenth, _) = known.select_nth_unstable_by(k, f64::total_cmp);
+                *tenth >= duty * margin
+            }
+        };
+        self.relay_rule = if carries(self, RelayRule::Public, PUBLIC_RELAYS_ON, PUBLIC_RELAYS_OFF) {
+            RelayRule::Public
+        } else if carries(
+            self,
+            RelayRule::Reaching,
+            REACHING_RELAYS_ON,
+            REACHING_RELAYS_OFF,
+        ) {
+            RelayRule::Reaching
+        } else {
+            RelayRule::All
+        };
         for (i, could) in could.into_iter().enumerate() {
             self.note_relay_change(i, could);
         }
@@ -1922,7 +1966,7 @@ impl Splitter {
                 self.next_tick = now + TICK;
             }
             self.tell_gone();
-            self.weigh_public_relays();
+            self.weigh_relay_rule();
             self.tell_uplinks();
             self.report_queue_bar = self.current_report_queue_bar();
         }

@@ -1537,6 +1537,84 @@ fn members_behind_nats_leave_relaying_to_public_members_that_can_carry_it() {
     assert_eq!(reply.slow, natted);
 }
 
+/// Where the public members cannot carry the team's relays alone, members behind NATs that
+/// hear few of the team (behind symmetric NATs: only the public members) are the ones passed
+/// over, while the others can carry their part; once such a member hears most of the team, it
+/// relays again.
+#[test]
+fn members_behind_nats_that_hear_few_leave_relaying_to_the_rest() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 7, t);
+    let ids: Vec<PeerId> = (1..=6)
+        .map(|n| join_peer(&mut s, t, n).unwrap().0)
+        .collect();
+    let mut now = t;
+    // 1000 bytes every 64 ms: a stream of 15,625 bytes/s.
+    for _ in 0..40 {
+        now += Duration::from_millis(64);
+        s.push_chunk(now, Bytes::from(vec![0u8; 1000])).unwrap();
+    }
+    for n in 1..=6u16 {
+        let id = ids[usize::from(n) - 1];
+        let local = if n <= 4 {
+            addr(n)
+        } else {
+            SocketAddr::from(([192, 168, 1, n as u8], 5000))
+        };
+        let p = Packet {
+            team: 7,
+            msg: Message::Endpoint { endpoint: local },
+        };
+        let d = wire::seal(&p, id, next_seq(), &s.key_of(id), None).unwrap();
+        s.handle_datagram(now, addr(n), &d);
+    }
+    // Every uplink 2 × the stream: four public members would relay 1.5 streams each, 1.7
+    // with its costs, too much; five 1.4, which they carry.
+    let hear = |s: &mut Splitter, now: Instant, n: u16, heard: u32| {
+        let d = report(s, now, n, 7, heard, 31_250);
+        s.handle_datagram(now, addr(n), &d);
+    };
+    for n in 1..=4 {
+        hear(&mut s, now, n, 5);
+    }
+    hear(&mut s, now, 5, 4);
+    hear(&mut s, now, 6, 4 - 2);
+    let _ = decode_all(&mut s);
+    let told = |s: &mut Splitter, at: Instant| {
+        s.handle_timeout(at);
+        decode_all(s)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Uplinks { slow, able } => Some((to, slow, able)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    assert!(
+        said.len() == 6
+            && said
+                .iter()
+                .all(|(_, slow, able)| *slow == vec![ids[5]] && able.is_empty()),
+        "only the member that hears two of five: {said:?}"
+    );
+    let (_, reply) = join_peer(&mut s, now, 7).unwrap();
+    assert_eq!(reply.slow, vec![ids[5]]);
+    // Now of a team of seven.
+    hear(&mut s, now, 5, 6);
+    hear(&mut s, now, 6, 6);
+    now += Duration::from_secs(1);
+    let said = told(&mut s, now);
+    assert!(
+        !said.is_empty()
+            && said
+                .iter()
+                .all(|(_, slow, able)| slow.is_empty() && *able == vec![ids[5]]),
+        "{said:?}"
+    );
+}
+
 #[test]
 fn witnesses_that_miss_a_chunk_get_it_resent_but_never_blame() {
     use crate::p2psp::peer::relay;
