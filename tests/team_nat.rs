@@ -528,6 +528,21 @@ async fn a_slow_uplink_is_read_from_the_joiners_train_and_given_no_share() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
+    // The splitter shows it: only the public peer relays.
+    let members = lab.members().await;
+    for (ip, relays) in [(PUBLIC_PEER, true), (NAT[0], false), (NAT[1], false)] {
+        let m = member(&members, ip).unwrap_or_else(|| panic!("no member at {ip}: {members:#?}"));
+        assert_eq!(m["relays"], relays, "{ip}: {members:#?}");
+    }
+    let url = format!("http://{ORIGIN}:8000/api/status");
+    let v: serde_json::Value =
+        serde_json::from_slice(&lab.curl("pub", &url, 3, true).await).unwrap_or_default();
+    assert!(
+        v["mounts"]
+            .as_array()
+            .is_some_and(|ms| ms.iter().any(|m| m["p2psp"]["relay_rule"] == "public")),
+        "{v:#}"
+    );
     every_peer_mount_decodes(&lab, dir.path(), &procs).await;
     let members = lab.members().await;
     let slow = member(&members, NAT[1]).unwrap_or_else(|| panic!("no member B: {members:#?}"));

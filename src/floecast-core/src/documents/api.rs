@@ -72,8 +72,10 @@ pub struct ApiMount {
     /// ("splitter" or "peer"); a splitter's `endpoint`, `peers` (id, endpoint (null unless the
     /// reader is the admin), monitor,
     /// chunks_sent, bytes_sent, losses, last_seen_ms, `nat` (behind a NAT; null until it
-    /// says), `relayed` (no member reaches it: the splitter sends it the stream)), chunk and
-    /// byte totals, `expelled` counts, `joins_unconfirmed`, `relayed_peers`, `relayed_chunks`;
+    /// says), `relayed` (no member reaches it: the splitter sends it the stream), `relays`
+    /// (origins may make it a relay to its group)), chunk and byte totals, `expelled` counts,
+    /// `joins_unconfirmed`, `relayed_peers`, `relayed_chunks`, `relay_rule` ("all", "reaching":
+    /// not members behind NATs that hear few, "public": not members behind NATs);
     /// a peer's `splitter`, `joined`, chunk counters, `neighbours_heard`, `introductions` and
     /// `public_endpoint` (as the splitter sees it; null unless the reader is the admin). A mount that is both (an
     /// inner node of a hybrid tree) shows its served team with the joined one as `upstream`.
@@ -239,6 +241,7 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                 v["joins_unconfirmed"] = json!(s.joins_unconfirmed);
                 v["relayed_peers"] = json!(s.relayed_peers);
                 v["relayed_chunks"] = json!(s.relayed_chunks);
+                v["relay_rule"] = json!(s.relay_rule);
                 v["peers"] = s
                     .peers
                     .iter()
@@ -282,6 +285,9 @@ fn team_state_json(team: &TeamState, snap: &ServerSnapshot, reader: Reader) -> s
                             // see; null until it says), and relayed the stream by us.
                             "nat": p.nat,
                             "relayed": p.relayed,
+                            // Whether origins may make it a relay to its group now
+                            // (`relay_rule`).
+                            "relays": p.relays,
                         })
                     })
                     .collect();

@@ -299,6 +299,9 @@ pub struct PeerStats {
     pub nat: Option<bool>,
     /// Native: no other member reaches it, so the splitter sends it the whole stream.
     pub relayed: bool,
+    /// Native: origins may make it a relay to its group now (it has a share, and the team's
+    /// relay rule does not pass it over: [`SplitterStats::relay_rule`]).
+    pub relays: bool,
     /// The least ACS period its uplink allows (1 = a full share), from its pacer's rate.
     pub capacity_period: u32,
     /// Native: its uplink as its latest Train read it (bytes/s), `None` before one came.
@@ -346,6 +349,9 @@ pub struct SplitterStats {
     /// Chunks copied to relayed members, and how many members are relayed now.
     pub relayed_chunks: u64,
     pub relayed_peers: usize,
+    /// Which members may relay to their groups: `"all"` with a share, `"reaching"` all but
+    /// those behind NATs that hear few of the team, `"public"` only those not behind NATs.
+    pub relay_rule: &'static str,
 }
 
 /// A chain's stream header and the chunks that carry it (`first..end`; `end` grows as its
@@ -2083,6 +2089,7 @@ impl Splitter {
                 report: m.report,
                 nat: m.nat,
                 relayed: m.relayed,
+                relays: self.may_relay(i),
                 capacity_period: m.capacity_period,
                 train_rate: m.train_rate,
                 report_queue: m.report_delay.queued(),
@@ -2090,6 +2097,11 @@ impl Splitter {
             })
             .collect();
         s.relayed_peers = self.members.iter().filter(|m| m.relayed).count();
+        s.relay_rule = match self.relay_rule {
+            RelayRule::All => "all",
+            RelayRule::Reaching => "reaching",
+            RelayRule::Public => "public",
+        };
         s
     }
 

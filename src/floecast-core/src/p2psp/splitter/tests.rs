@@ -1508,6 +1508,11 @@ fn members_behind_nats_leave_relaying_to_public_members_that_can_carry_it() {
             .all(|(_, slow, able)| *slow == natted && able.is_empty()),
         "{said:?}"
     );
+    // And shows it (`/api/status`).
+    let st = s.stats();
+    assert_eq!(st.relay_rule, "public");
+    let relays: Vec<bool> = st.peers.iter().map(|p| p.relays).collect();
+    assert_eq!(relays, [true, true, false, false]);
     // Member 1 measures 1.9 × the stream: a full share, but the two public members would
     // each relay for two members, 2.3 × the stream with its costs: the NATed relay again.
     let d = report(&s, now, 1, 7, 3, 30_000);
