@@ -213,6 +213,7 @@ fn native_packets() -> Vec<(&'static str, Packet)> {
             p(Message::Request {
                 no: ChunkNo(1),
                 digest: true,
+                stalled: true,
             }),
         ),
         ("prune", p(Message::Prune { origin: PeerId(1) })),

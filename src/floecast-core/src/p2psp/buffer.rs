@@ -249,6 +249,10 @@ impl PlayoutBuffer {
     pub fn started(&self) -> bool {
         self.started
     }
+    /// Whether playout waits on chunk `no`: it is the head, missing, and blocks the rest.
+    pub fn blocked_on(&self, no: ChunkNo) -> bool {
+        self.head_wait.is_some() && no == self.next
+    }
 
     /// The held chunk `no`, if it is still in the ring (played or not).
     pub fn get(&self, no: ChunkNo) -> Option<&Slot> {

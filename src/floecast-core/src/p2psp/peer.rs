@@ -142,6 +142,11 @@ pub const RELAY_FROM: usize = 256;
 /// A neighbour greeted [`HELLO_TRIES`] times and not heard this long after it was added is
 /// dropped (a little longer than the greetings take), behind a NAT ([`Peer::unheard_give_up`]).
 const UNHEARD_GIVE_UP: Duration = Duration::from_millis(400 * (HELLO_TRIES as u64 + 2));
+/// Requests from members whose playout waits on the chunk are served this often (a second),
+/// and in bursts of up to [`STALLED_SERVE_BURST`], even while our floods are late
+/// ([`Peer::serve_stalled`]).
+const STALLED_SERVES_PER_SEC: f64 = 1.0;
+const STALLED_SERVE_BURST: f64 = 3.0;
 
 #[derive(Debug, Clone)]
 pub struct PeerConfig {
@@ -244,6 +249,9 @@ pub struct PeerStats {
     pub requests_served: u64,
     /// Requests left unanswered because our pacer had a backlog.
     pub requests_declined: u64,
+    /// Of the requests served, those served although our pacer had a backlog, because the
+    /// requester's playout waited on the chunk ([`Peer::serve_stalled`]).
+    pub stalled_served: u64,
     pub prunes_sent: u64,
     pub neighbours_dropped_silence: u64,
     /// Members the splitter said do not relay, too slow or behind NATs ([`Message::Uplinks`]),
@@ -445,6 +453,10 @@ pub struct Peer {
     rate_mark: Option<(ChunkNo, Instant)>,
     splitter_gone: bool,
     leaving: Option<Leaving>,
+    /// Tokens for serving stalled requesters while our floods are late, and when they were
+    /// last topped up ([`Peer::serve_stalled`]).
+    stalled_serves: f64,
+    stalled_at: Instant,
     rng: XorShift,
     transmits: VecDeque<Transmit>,
     events: VecDeque<PeerEvent>,
@@ -533,6 +545,8 @@ impl Peer {
             rate_mark: None,
             splitter_gone: false,
             leaving: None,
+            stalled_serves: STALLED_SERVE_BURST,
+            stalled_at: now,
             rng: XorShift::new(local_seed),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -1352,6 +1366,24 @@ impl Peer {
         self.pacer.backlog(now) > SERVE_BACKLOG
     }
 
+    /// Whether to serve a stalled member's Request (its playout waits on the chunk)
+    /// although our floods are late: yes, a few a second. In a flash crowd on 1.25 × uplinks
+    /// most members were behind most of the time, and a member whose copy of one chunk never
+    /// came asked nine of them in turn, each declining, and stood still for up to 19 s: one
+    /// copy weighs less than the stand-still it ends.
+    fn serve_stalled(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.stalled_at).as_secs_f64();
+        self.stalled_at = now;
+        self.stalled_serves =
+            (self.stalled_serves + dt * STALLED_SERVES_PER_SEC).min(STALLED_SERVE_BURST);
+        if self.stalled_serves < 1.0 {
+            return false;
+        }
+        self.stalled_serves -= 1.0;
+        self.stats.stalled_served += 1;
+        true
+    }
+
     /// Our Probe clock: milliseconds since we started (wraps after 49 days; only differences
     /// are used).
     fn clock_ms(&self, now: Instant) -> u32 {
@@ -1556,13 +1588,18 @@ impl Peer {
                 self.pacer.on_queue_delay(now, clock, from, sent_ms, q);
                 self.neighbours[i].unanswered = 0;
             }
-            Message::Request { no, digest } => {
+            Message::Request {
+                no,
+                digest,
+                stalled,
+            } => {
                 let Some(origin) = self.buffer.get(no).map(|s| s.origin) else {
                     return;
                 };
                 // Recovery must not take the uplink from the floods, or losses breed requests
-                // that breed losses: with a backlog, the requester asks someone else.
-                if self.uplink_behind(now) {
+                // that breed losses: with a backlog, the requester asks someone else (unless
+                // it stands still, and every member it asks may be as late).
+                if self.uplink_behind(now) && !(stalled && self.serve_stalled(now)) {
                     self.stats.requests_declined += 1;
                     return;
                 }
@@ -1731,7 +1768,7 @@ impl Peer {
                 self.playout(now);
             }
             Message::Digest { .. } => self.on_digest(now, msg, SignedFrom::Stranger),
-            Message::Request { no, digest } => {
+            Message::Request { no, digest, .. } => {
                 let Some(s) = self.buffer.get(no) else { return };
                 let msg = Message::Chunk {
                     no,
@@ -1808,7 +1845,12 @@ impl Peer {
             let msg = if digest && self.trust.holds(no) {
                 Message::DigestRequest { no }
             } else {
-                Message::Request { no, digest }
+                let stalled = self.buffer.blocked_on(no);
+                Message::Request {
+                    no,
+                    digest,
+                    stalled,
+                }
             };
             self.send_to(i, msg);
         }

@@ -23,7 +23,8 @@
 //! origin asks the receiver to copy on to its group: [`Message::Chunk`]'s `relay`) `u32 no,
 //! u32 origin, u16 groups, u16 share, payload`; SplitterChunk (a Chunk from the splitter,
 //! whose origin is its receiver) `u32 no, payload`; Hello / Goodbye /
-//! KeepAlive `u32 sender id`; LostChunk / Request `u32 no, u8 digest (0|1)`; DigestRequest
+//! KeepAlive `u32 sender id`; LostChunk `u32 no, u8 digest (0|1)`; Request `u32 no, u8 flags`
+//! (1: digest, 2: stalled); DigestRequest
 //! `u32 no`; Prune `u32 origin`;
 //! Info `u32 epoch, u32 first_chunk` + stream info (as in [`JoinReply`]) + 64-byte Ed25519
 //! signature; Digest
@@ -91,10 +92,11 @@ pub const MAGIC: [u8; 2] = [0xF1, 0x0E];
 /// origin to the rest (RelayChunk's share); version 15 names the relays of the splitter's
 /// Digests and Infos (RelayDigest, RelayInfo), as version 8 did for chunks, and asks for a
 /// Digest alone (DigestRequest) for chunks the asker holds (since then, with no change of
-/// format, Uplinks also names members behind NATs while the public ones can carry the relays).
-/// An older peer
-/// gets a refusal it can read ([`encode_refusal`]).
-pub const VERSION: u8 = 15;
+/// format, Uplinks also names members behind NATs while the public ones can carry the relays);
+/// version 16 says in a Request whether the asker's playout waits on the chunk (`stalled`:
+/// served even by members whose floods are late). An older peer gets a refusal it can read
+/// ([`encode_refusal`]).
+pub const VERSION: u8 = 16;
 pub const HEADER_LEN: usize = 4;
 /// Largest UDP payload over IPv4.
 pub const MAX_DATAGRAM: usize = 65507;
@@ -231,10 +233,12 @@ pub enum Message {
         digest: bool,
     },
     /// Peer → peer: please send me chunk `no` (and keep sending that origin's chunks), with
-    /// the Digest that vouches for it if `digest` (the asker has none for it).
+    /// the Digest that vouches for it if `digest` (the asker has none for it). `stalled`: the
+    /// asker's playout waits on it (it is served even by a member whose floods are late).
     Request {
         no: ChunkNo,
         digest: bool,
+        stalled: bool,
     },
     /// Peer → peer: the Digest that vouches for chunk `no`; the asker holds a member's copy
     /// of the chunk, which waits for it (a Request would bring the chunk again).
@@ -703,9 +707,17 @@ pub fn encode(p: &Packet) -> Result<Bytes, WireError> {
         Message::Hello { from } | Message::Goodbye { from } | Message::KeepAlive { from } => {
             b.put_u32(from.0)
         }
-        Message::LostChunk { no, digest } | Message::Request { no, digest } => {
+        Message::LostChunk { no, digest } => {
             b.put_u32(no.0);
             b.put_u8(u8::from(*digest));
+        }
+        Message::Request {
+            no,
+            digest,
+            stalled,
+        } => {
+            b.put_u32(no.0);
+            b.put_u8(u8::from(*digest) | u8::from(*stalled) << 1);
         }
         Message::DigestRequest { no } => b.put_u32(no.0),
         Message::Prune { origin } => b.put_u32(origin.0),
@@ -1126,10 +1138,15 @@ pub fn decode(data: &[u8]) -> Result<Packet, WireError> {
             no: ChunkNo(r.u32()?),
             digest: r.u8()? != 0,
         },
-        ty::REQUEST => Message::Request {
-            no: ChunkNo(r.u32()?),
-            digest: r.u8()? != 0,
-        },
+        ty::REQUEST => {
+            let no = ChunkNo(r.u32()?);
+            let flags = r.u8()?;
+            Message::Request {
+                no,
+                digest: flags & 1 != 0,
+                stalled: flags & 2 != 0,
+            }
+        }
         ty::DIGEST_REQUEST => Message::DigestRequest {
             no: ChunkNo(r.u32()?),
         },

@@ -469,7 +469,7 @@ fn a_request_asks_for_the_digest_only_when_it_lacks_it() {
                 return false;
             };
             match o.packet.msg {
-                Message::Request { no, digest } if from == victim => {
+                Message::Request { no, digest, .. } if from == victim => {
                     seen.borrow_mut().push((no, digest));
                     false
                 }
@@ -2673,6 +2673,127 @@ fn a_crowd_of_newcomers_is_caught_up_without_holding_our_floods_back() {
         caught_up as u64 + j.p.stats().copies_dropped,
         100 * OWN_RECENT as u64,
         "catch-ups sent or dropped stale"
+    );
+}
+
+/// A Request says whether our playout waits on the chunk (`stalled`): only the hole at the
+/// head of a blocked playout is, not the holes behind it.
+#[test]
+fn a_request_says_whether_our_playout_waits_on_the_chunk() {
+    let t0 = Instant::now();
+    let mut j = Joined::with_neighbours(t0, 3);
+    let mut now = t0;
+    // Requests for chunks, in order: (chunk, stalled).
+    let mut asked: Vec<(u32, bool)> = Vec::new();
+    for no in 0..120u32 {
+        // 20 and 22 are lost; 20 comes at its second Request.
+        if no != 20 && no != 22 {
+            j.splitter_says(now, splitter_chunk(no));
+        }
+        for _ in 0..4 {
+            now += Duration::from_millis(16);
+            if j.p.poll_timeout().is_some_and(|d| d <= now) {
+                j.p.handle_timeout(now);
+            }
+            for (_, m) in j.said() {
+                if let Message::Request { no, stalled, .. } = m {
+                    asked.push((no.0, stalled));
+                    if asked.iter().filter(|a| a.0 == 20).count() == 2 && no.0 == 20 {
+                        j.splitter_says(now, splitter_chunk(20));
+                    }
+                }
+            }
+        }
+    }
+    assert!(asked.iter().all(|(n, _)| *n == 20 || *n == 22), "{asked:?}");
+    // 20 is the head that blocks from the start; 22 waits behind it until 20 came, and then
+    // blocks in turn (until it is skipped).
+    let came = asked.iter().enumerate().filter(|(_, a)| a.0 == 20).nth(1);
+    let Some((came, _)) = came else {
+        panic!("chunk 20 asked for twice: {asked:?}")
+    };
+    let stalled = |n: u32, range: std::ops::Range<usize>| -> Vec<bool> {
+        asked[range]
+            .iter()
+            .filter(|a| a.0 == n)
+            .map(|a| a.1)
+            .collect()
+    };
+    assert_eq!(stalled(20, 0..asked.len()), [true, true], "{asked:?}");
+    let (behind, head) = (stalled(22, 0..came), stalled(22, came..asked.len()));
+    assert!(!behind.is_empty() && behind.iter().all(|s| !s), "{asked:?}");
+    assert!(!head.is_empty() && head.iter().all(|s| *s), "{asked:?}");
+    assert_eq!(j.p.stats().skipped, 1, "22 was skipped");
+}
+
+/// While our floods are late we decline Requests ([`SERVE_BACKLOG`]), but not a stalled
+/// member's (its playout waits on the chunk: in a flash crowd on 1.25 × uplinks, nine
+/// members declined in turn and the asker stood still for 19 s). Those are served, a few a
+/// second ([`STALLED_SERVES_PER_SEC`], [`STALLED_SERVE_BURST`]).
+#[test]
+fn a_stalled_member_is_served_while_our_floods_are_late() {
+    let t0 = Instant::now();
+    let mut j = Joined::with_neighbours(t0, 30);
+    let (asker, at) = (PeerId(j.me.0 + 1), "203.0.113.1:50000".parse().unwrap());
+    let pair = crate::p2psp::auth::pair_key(&j.key, asker);
+    let mut now = t0;
+    let mut no = 0;
+    // Chunks sent to the asker (our floods' copies, and what it asked for).
+    let mut to_asker: Vec<u32> = Vec::new();
+    let run = |j: &mut Joined, now: Instant, to_asker: &mut Vec<u32>| {
+        if j.p.poll_timeout().is_some_and(|d| d <= now) {
+            j.p.handle_timeout(now);
+        }
+        for (to, m) in j.said() {
+            if let (true, Message::Chunk { no, .. }) = (to == at, m) {
+                to_asker.push(no.0);
+            }
+        }
+    };
+    // Chunks come every 64 ms, each flooded to our 30 neighbours, until our floods wait
+    // longer than SERVE_BACKLOG.
+    while no < 10 || !j.p.uplink_behind(now) {
+        j.splitter_says(now, splitter_chunk(no));
+        no += 1;
+        now += Duration::from_millis(64);
+        run(&mut j, now, &mut to_asker);
+    }
+    let mut seq = 0;
+    // Whether the asker's Request for `no` is served (it is queued ahead of our copies).
+    let mut ask = |j: &mut Joined, now: Instant, no: u32, stalled: bool| {
+        let before = j.p.stats().requests_served;
+        seq += 1;
+        let msg = Message::Request {
+            no: ChunkNo(no),
+            digest: false,
+            stalled,
+        };
+        j.neighbour_says(now, asker, at, &pair, seq, msg);
+        j.p.stats().requests_served > before
+    };
+    assert!(
+        !ask(&mut j, now, 4, false),
+        "declined: the asker is not stalled"
+    );
+    // Stalled: served, three at once and then one a second.
+    let served: Vec<bool> = (5..9).map(|n| ask(&mut j, now, n, true)).collect();
+    assert_eq!(served, [true, true, true, false]);
+    assert!(j.p.uplink_behind(now), "our floods are still late");
+    assert!(!ask(&mut j, now + Duration::from_millis(500), 9, true));
+    assert!(ask(&mut j, now + Duration::from_millis(1010), 9, true));
+    assert_eq!(j.p.stats().stalled_served, 4);
+    assert_eq!(j.p.stats().requests_declined, 3);
+    // The asker gets the copies it asked for, besides our floods' (still queued).
+    for ms in 1..=3000 {
+        run(&mut j, now + Duration::from_millis(ms), &mut to_asker);
+    }
+    let copies: Vec<usize> = (4..10)
+        .map(|n| to_asker.iter().filter(|c| **c == n).count())
+        .collect();
+    assert_eq!(
+        copies,
+        [1, 2, 2, 2, 1, 2],
+        "copies of chunks 4 to 9 sent to the asker"
     );
 }
 

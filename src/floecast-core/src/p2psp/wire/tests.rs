@@ -83,6 +83,12 @@ fn round_trips() {
         Message::Request {
             no: ChunkNo(6),
             digest: true,
+            stalled: false,
+        },
+        Message::Request {
+            no: ChunkNo(7),
+            digest: false,
+            stalled: true,
         },
         Message::Prune { origin: PeerId(9) },
         Message::JoinRequest(JoinRequest::new(Role::Monitor)),
@@ -387,9 +393,12 @@ fn arb_msg() -> impl Strategy<Value = Message> {
             no: ChunkNo(x),
             digest
         }),
-        (any::<u32>(), any::<bool>()).prop_map(|(x, digest)| Message::Request {
-            no: ChunkNo(x),
-            digest
+        (any::<u32>(), any::<bool>(), any::<bool>()).prop_map(|(x, digest, stalled)| {
+            Message::Request {
+                no: ChunkNo(x),
+                digest,
+                stalled,
+            }
         }),
         any::<u32>().prop_map(|x| Message::DigestRequest { no: ChunkNo(x) }),
         any::<u32>().prop_map(|x| Message::Prune { origin: PeerId(x) }),
