@@ -14,7 +14,8 @@
 //!
 //! Egress is one copy of the stream (plus LRS resends; header updates are chunks), whatever
 //! the team size: keepalives go out only while the stream is idle, because fresh chunk numbers,
-//! flooded by the team, already prove to every peer that the splitter is alive. It must never do I/O, read a clock, send a chunk to more
+//! flooded by the team, already prove to every peer that the splitter is alive (a member that
+//! hears neither for a while asks, and is answered). It must never do I/O, read a clock, send a chunk to more
 //! than one peer, or believe complaints from non-monitors or datagrams from unknown endpoints.
 
 use std::collections::VecDeque;
@@ -1398,7 +1399,15 @@ impl Splitter {
         };
         self.members[i].last_seen = now;
         match msg {
-            Message::Hello { .. } | Message::KeepAlive { .. } => {}
+            Message::Hello { .. } => {}
+            // A member asks whether we are there: it has heard nothing from us, nor had a
+            // chunk new to it, for a while (`Peer::ask_splitter`). Answered unless we sent it
+            // something lately, so it costs a datagram per such member and interval at most.
+            Message::KeepAlive { .. } => {
+                if now >= self.members[i].last_tx + self.cfg.keepalive_interval {
+                    self.send(i, Message::KeepAlive { from: PeerId::NONE });
+                }
+            }
             Message::Report(r) => {
                 self.members[i].reported_at = now;
                 let our_ms = now.saturating_duration_since(self.clock0).as_millis() as u32;

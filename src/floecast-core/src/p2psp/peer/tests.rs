@@ -2726,6 +2726,56 @@ fn a_request_says_whether_our_playout_waits_on_the_chunk() {
     assert_eq!(j.p.stats().skipped, 1, "22 was skipped");
 }
 
+/// A member that hears nothing from the splitter, and gets no chunk new to it, asks the
+/// splitter whether it is there after 70% of the splitter timeout, once a keepalive interval:
+/// a live splitter's answer keeps it in the team; a gone one is given up as before.
+#[test]
+fn a_member_that_hears_nothing_asks_whether_the_splitter_is_there() {
+    for answered in [false, true] {
+        let t0 = Instant::now();
+        let mut j = Joined::seen_where_bound(t0);
+        let (silent_from, timeout) = (j.p.last_splitter, j.p.cfg.splitter_timeout);
+        let splitter: SocketAddr = Joined::SPLITTER.parse().unwrap();
+        let (mut asks, mut gone) = (Vec::new(), None);
+        let mut now = t0;
+        while now < silent_from + Duration::from_secs(60) {
+            now += Duration::from_millis(10);
+            if j.p.poll_timeout().is_some_and(|d| d <= now) {
+                j.p.handle_timeout(now);
+            }
+            let asked = j
+                .said()
+                .iter()
+                .any(|(to, m)| *to == splitter && matches!(m, Message::KeepAlive { .. }));
+            if asked {
+                asks.push(now - silent_from);
+                if answered {
+                    let msg = Message::KeepAlive { from: PeerId::NONE };
+                    j.splitter_says(now + Duration::from_millis(40), msg);
+                }
+            }
+            if std::iter::from_fn(|| j.p.poll_event()).any(|e| e == PeerEvent::SplitterGone) {
+                gone = Some(now - silent_from);
+            }
+        }
+        let secs: Vec<u64> = asks
+            .iter()
+            .map(|d| d.as_millis().div_ceil(1000) as u64)
+            .collect();
+        if answered {
+            assert_eq!(gone, None);
+            // Each answer restarts the wait: about every 7 s.
+            assert!(secs.len() >= 8 && secs[0] == 7, "asked at {asks:?}");
+        } else {
+            assert_eq!(
+                gone.map(|d| d.as_millis().div_ceil(1000)),
+                Some(timeout.as_secs() as u128)
+            );
+            assert_eq!(secs, [7, 8, 9], "asked at {asks:?}");
+        }
+    }
+}
+
 /// While our floods are late we decline Requests ([`SERVE_BACKLOG`]), but not a stalled
 /// member's (its playout waits on the chunk: in a flash crowd on 1.25 × uplinks, nine
 /// members declined in turn and the asker stood still for 19 s). Those are served, a few a

@@ -2,6 +2,7 @@
 //! events out, with the clock read here as the driver would.
 
 use super::*;
+use std::collections::{HashMap, HashSet};
 
 fn addr(n: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], 4000 + n))
@@ -229,7 +230,7 @@ fn keepalives_only_while_the_stream_is_idle() {
             s.handle_datagram(
                 now,
                 addr(n),
-                &enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) }),
+                &enc(&s, n, 42, Message::Hello { from: PeerId(1) }),
             );
         }
         s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
@@ -255,12 +256,59 @@ fn keepalives_only_while_the_stream_is_idle() {
     }
     s.handle_timeout(idle);
     // Each hears a keepalive, or the last batch's Digest (signed at the same moment).
-    let to: std::collections::HashSet<_> = decode_all(&mut s)
+    let to: HashSet<_> = decode_all(&mut s)
         .into_iter()
         .filter(|(_, m)| matches!(m, Message::KeepAlive { .. } | Message::Digest { .. }))
         .map(|(a, _)| a)
         .collect();
     assert_eq!(to.len(), 40);
+}
+
+/// While the stream flows a member that has heard nothing from us lately may ask whether we
+/// are there (a KeepAlive; `Peer::ask_splitter`): it is answered, unless we sent it something
+/// within a keepalive interval.
+#[test]
+fn a_member_that_asks_whether_we_are_there_is_answered() {
+    let t = Instant::now();
+    let mut s = Splitter::new(SplitterConfig::default(), 42, t);
+    for n in 1..=40 {
+        join_peer(&mut s, t, n).unwrap();
+    }
+    // 10 chunks a second: each member gets one every 4 s.
+    let mut heard = HashMap::new();
+    let mut now = t;
+    for k in 1..=100u32 {
+        now = t + Duration::from_millis(100 * u64::from(k));
+        for n in 1..=40 {
+            let hello = enc(&s, n, 42, Message::Hello { from: PeerId(1) });
+            s.handle_datagram(now, addr(n), &hello);
+        }
+        s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
+        s.handle_timeout(now);
+        for (to, _) in decode_all(&mut s) {
+            heard.insert(to, now);
+        }
+    }
+    let asked_at = now + Duration::from_millis(50);
+    for n in 1..=40 {
+        let ask = enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) });
+        s.handle_datagram(asked_at, addr(n), &ask);
+    }
+    let answered: HashSet<SocketAddr> = decode_all(&mut s)
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::KeepAlive { .. }))
+        .map(|(to, _)| to)
+        .collect();
+    let due: HashSet<SocketAddr> = (1..=40)
+        .map(addr)
+        .filter(|a| {
+            heard
+                .get(a)
+                .is_none_or(|h| asked_at >= *h + s.cfg.keepalive_interval)
+        })
+        .collect();
+    assert!(due.len() > 20 && due.len() < 40, "{} due", due.len());
+    assert_eq!(answered, due);
 }
 
 #[test]
