@@ -212,37 +212,39 @@ fn round_robin_one_copy_and_monitors_first() {
     assert_eq!(dests[0..3], dests[3..6]);
 }
 
-#[test]
-fn keepalives_only_while_the_stream_is_idle() {
-    let t = Instant::now();
+/// A splitter (team 42) streams 10 chunks a second for 10 s to a team of 40, whose members
+/// keep talking (Hellos) so that nobody times out: what it sent, when, and the end time.
+fn forty_members_streamed_10_s(
+    t: Instant,
+) -> (Splitter, Vec<(Instant, SocketAddr, Message)>, Instant) {
     let mut s = Splitter::new(SplitterConfig::default(), 42, t);
     for n in 1..=40 {
         join_peer(&mut s, t, n).unwrap();
     }
-    // 40 peers, 10 chunks a second: each peer gets a chunk every 4 s, yet no keepalive
-    // goes out (the flooded chunk numbers prove to the team that the splitter lives).
-    let mut keepalives = 0;
-    let mut chunks = 0;
+    let mut sent = Vec::new();
+    let mut now = t;
     for k in 1..=100u32 {
-        let now = t + Duration::from_millis(100 * u64::from(k));
-        // Peers keep talking so nobody times out.
+        now = t + Duration::from_millis(100 * u64::from(k));
         for n in 1..=40 {
-            s.handle_datagram(
-                now,
-                addr(n),
-                &enc(&s, n, 42, Message::Hello { from: PeerId(1) }),
-            );
+            let hello = enc(&s, n, 42, Message::Hello { from: PeerId(1) });
+            s.handle_datagram(now, addr(n), &hello);
         }
         s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
         s.handle_timeout(now);
-        for (_, m) in decode_all(&mut s) {
-            match m {
-                Message::KeepAlive { .. } => keepalives += 1,
-                Message::Chunk { .. } => chunks += 1,
-                _ => {}
-            }
-        }
+        sent.extend(decode_all(&mut s).into_iter().map(|(to, m)| (now, to, m)));
     }
+    (s, sent, now)
+}
+
+#[test]
+fn keepalives_only_while_the_stream_is_idle() {
+    let t = Instant::now();
+    // Each peer gets a chunk every 4 s, yet no keepalive goes out (the flooded chunk numbers
+    // prove to the team that the splitter lives).
+    let (mut s, sent, _) = forty_members_streamed_10_s(t);
+    let count = |f: fn(&Message) -> bool| sent.iter().filter(|(_, _, m)| f(m)).count();
+    let keepalives = count(|m| matches!(m, Message::KeepAlive { .. }));
+    let chunks = count(|m| matches!(m, Message::Chunk { .. }));
     assert_eq!((chunks, keepalives), (100, 0));
     // The source stops: one keepalive interval later every peer hears from us.
     let idle = t + Duration::from_millis(10_000) + s.cfg.keepalive_interval;
@@ -269,26 +271,9 @@ fn keepalives_only_while_the_stream_is_idle() {
 /// within a keepalive interval.
 #[test]
 fn a_member_that_asks_whether_we_are_there_is_answered() {
-    let t = Instant::now();
-    let mut s = Splitter::new(SplitterConfig::default(), 42, t);
-    for n in 1..=40 {
-        join_peer(&mut s, t, n).unwrap();
-    }
-    // 10 chunks a second: each member gets one every 4 s.
-    let mut heard = HashMap::new();
-    let mut now = t;
-    for k in 1..=100u32 {
-        now = t + Duration::from_millis(100 * u64::from(k));
-        for n in 1..=40 {
-            let hello = enc(&s, n, 42, Message::Hello { from: PeerId(1) });
-            s.handle_datagram(now, addr(n), &hello);
-        }
-        s.push_chunk(now, Bytes::from(vec![k as u8])).unwrap();
-        s.handle_timeout(now);
-        for (to, _) in decode_all(&mut s) {
-            heard.insert(to, now);
-        }
-    }
+    let (mut s, sent, now) = forty_members_streamed_10_s(Instant::now());
+    // When each member last heard from us.
+    let heard: HashMap<SocketAddr, Instant> = sent.iter().map(|(at, to, _)| (*to, *at)).collect();
     let asked_at = now + Duration::from_millis(50);
     for n in 1..=40 {
         let ask = enc(&s, n, 42, Message::KeepAlive { from: PeerId(1) });
@@ -1462,20 +1447,9 @@ fn the_team_is_told_whose_uplinks_are_too_slow_to_relay() {
         .unwrap();
     confirm_without_train(&mut s, now, id4, addr(4));
     send_train(&mut s, now, addr(4), &[Duration::from_millis(157); 4]);
-    let told = |s: &mut Splitter, at: Instant| {
-        s.handle_timeout(at);
-        decode_all(s)
-            .into_iter()
-            .filter_map(|(to, m)| match m {
-                Message::Uplinks { slow, able } => Some((to, slow, able)),
-                _ => None,
-            })
-            .collect::<Vec<_>>()
-    };
     now += Duration::from_secs(1);
-    let said = told(&mut s, now);
-    let mut to: Vec<SocketAddr> = said.iter().map(|(a, _, _)| *a).collect();
-    to.sort();
+    let said = uplinks_told(&mut s, now);
+    let to: Vec<SocketAddr> = said.iter().map(|(a, _, _)| *a).collect();
     assert_eq!(to, (1..=4).map(addr).collect::<Vec<_>>(), "{said:?}");
     assert!(
         said.iter()
@@ -1483,14 +1457,14 @@ fn the_team_is_told_whose_uplinks_are_too_slow_to_relay() {
     );
     // Said once: nothing new, nothing sent.
     now += Duration::from_secs(1);
-    assert!(told(&mut s, now).is_empty());
+    assert!(uplinks_told(&mut s, now).is_empty());
     let (_, reply) = join_peer(&mut s, now, 5).unwrap();
     assert_eq!(reply.slow, vec![id4]);
     // Its pacer measures 1.2 × the stream (15,625 bytes/s): it relays again.
     let d = report(&s, now, 4, 7, 3, 18_750);
     s.handle_datagram(now, addr(4), &d);
     now += Duration::from_secs(1);
-    let said = told(&mut s, now);
+    let said = uplinks_told(&mut s, now);
     assert_eq!(said.len(), 5, "{said:?}");
     assert!(
         said.iter()
