@@ -946,6 +946,11 @@ impl Joined {
     /// The splitter is alive at `now` and the peer's timers run: what the peer sent.
     fn tick(&mut self, now: Instant) -> Vec<(SocketAddr, Message)> {
         self.splitter_says(now, Message::KeepAlive { from: PeerId::NONE });
+        self.timers(now)
+    }
+
+    /// The peer's timers due by `now` run: what the peer sent since last asked.
+    fn timers(&mut self, now: Instant) -> Vec<(SocketAddr, Message)> {
         if self.p.poll_timeout().is_some_and(|d| d <= now) {
             self.p.handle_timeout(now);
         }
@@ -2692,10 +2697,7 @@ fn a_request_says_whether_our_playout_waits_on_the_chunk() {
         }
         for _ in 0..4 {
             now += Duration::from_millis(16);
-            if j.p.poll_timeout().is_some_and(|d| d <= now) {
-                j.p.handle_timeout(now);
-            }
-            for (_, m) in j.said() {
+            for (_, m) in j.timers(now) {
                 if let Message::Request { no, stalled, .. } = m {
                     asked.push((no.0, stalled));
                     if asked.iter().filter(|a| a.0 == 20).count() == 2 && no.0 == 20 {
@@ -2740,11 +2742,8 @@ fn a_member_that_hears_nothing_asks_whether_the_splitter_is_there() {
         let mut now = t0;
         while now < silent_from + Duration::from_secs(60) {
             now += Duration::from_millis(10);
-            if j.p.poll_timeout().is_some_and(|d| d <= now) {
-                j.p.handle_timeout(now);
-            }
             let asked = j
-                .said()
+                .timers(now)
                 .iter()
                 .any(|(to, m)| *to == splitter && matches!(m, Message::KeepAlive { .. }));
             if asked {
@@ -2791,10 +2790,7 @@ fn a_stalled_member_is_served_while_our_floods_are_late() {
     // Chunks sent to the asker (our floods' copies, and what it asked for).
     let mut to_asker: Vec<u32> = Vec::new();
     let run = |j: &mut Joined, now: Instant, to_asker: &mut Vec<u32>| {
-        if j.p.poll_timeout().is_some_and(|d| d <= now) {
-            j.p.handle_timeout(now);
-        }
-        for (to, m) in j.said() {
+        for (to, m) in j.timers(now) {
             if let (true, Message::Chunk { no, .. }) = (to == at, m) {
                 to_asker.push(no.0);
             }
