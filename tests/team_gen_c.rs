@@ -4,14 +4,18 @@
 //! Gen C team whose listeners decode with ffmpeg. The bytes follow spec §2–§3.
 
 mod common;
+mod interop_support;
+mod media;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
 use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
+use floecast::format::ogg::parse_page;
 use floecast::p2psp::compat::{self, CompatConfig};
 use floecast::team::TeamState;
+use media::{Kind, Media};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(5);
@@ -261,6 +265,118 @@ async fn a_gen_c_team_of_two_floecasts_decodes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.trim().is_empty(), "{err}");
     let _ = source.kill().await;
+}
+
+/// floecast → floecast in Gen C with Ogg Vorbis, B joining while A's source has sent its
+/// header pages and no data page yet, as a source that has just connected. A announces what
+/// its listeners get ahead of the stream: the response head and the Vorbis header pages. It
+/// used to announce the head alone until its team had carried a page: B then took part of the
+/// setup header, and its listeners got an undecodable stream for as long as the team lasted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gen_c_ogg_team_joined_before_the_first_data_page_decodes() {
+    if !have("ffmpeg") {
+        eprintln!(
+            "SKIP: ffmpeg not installed (a_gen_c_ogg_team_joined_before_the_first_data_page_decodes)"
+        );
+        return;
+    }
+    let media = Media::new();
+    let vorbis = std::fs::read(media.get(Kind::PinkVorbis).await).unwrap();
+    let header_len = ogg_header_len(&vorbis);
+    let mut ca = test_config();
+    ca.mounts.push(MountConfig {
+        name: "/g.ogg".into(),
+        p2psp: Some(P2pspConfig::Splitter(gen_c_splitter())),
+        ..Default::default()
+    });
+    let a = start(ca).await;
+    let team = splitter_addr(&a, "/g.ogg").await;
+    let mut src = source(a.addr, "/g.ogg", "application/ogg", "").await;
+    src.write_all(&vorbis[..header_len]).await.unwrap();
+    wait_for("the Vorbis headers framed", T, || {
+        a.app
+            .server
+            .registry
+            .get("/g.ogg")
+            .is_some_and(|m| m.codec().chains == 1)
+    })
+    .await;
+    let mount = a.app.server.registry.get("/g.ogg").unwrap();
+
+    // What a reference peer is told now (it hangs up without `R`: no member).
+    let mut tcp = connect(team).await;
+    tcp.write_all(b"P").await.unwrap();
+    let mut buf = Vec::new();
+    let offered = loop {
+        let mut b = [0u8; 512];
+        let n = tokio::time::timeout(T, tcp.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "splitter closed before its configuration");
+        buf.extend_from_slice(&b[..n]);
+        if let Ok((c, _)) = compat::decode_config(&buf) {
+            break usize::from(c.header_size);
+        }
+    };
+    drop(tcp);
+
+    // B asks for the header before any data page: its GET waits on A for the first one.
+    let mut cb = test_config();
+    cb.mounts
+        .push(peer_mount_of("/g.ogg", &team.to_string(), true));
+    let b = start(cb).await;
+    wait_for("B fetching the header", T, || mount.listener_count() == 1).await;
+    let rest = vorbis[header_len..].to_vec();
+    let feeder = tokio::spawn(async move {
+        // About twice the stream's rate: 4 KiB every 125 ms.
+        for piece in rest.chunks(4096) {
+            if src.write_all(piece).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(125)).await;
+        }
+    });
+    wait_for("B live", Duration::from_secs(15), || {
+        b.app
+            .server
+            .registry
+            .get("/g.ogg")
+            .is_some_and(|m| m.queued_bytes() > 32 * 1024)
+    })
+    .await;
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(format!("http://{}/g.ogg", b.addr))
+        .args(["-t", "3", "-f", "null", "-"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("ffmpeg finishes")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let head = exchange_head(a.addr, b"GET /g.ogg HTTP/1.1\r\n\r\n").await;
+    assert_eq!(
+        offered,
+        head.len() + header_len,
+        "header_size: the response head ({}) and the header pages ({header_len})",
+        head.len()
+    );
+    feeder.abort();
+}
+
+/// Bytes of the Ogg Vorbis header pages at the start of `file` (those with granule 0).
+fn ogg_header_len(file: &[u8]) -> usize {
+    let mut pos = 0;
+    while let Ok(Some((hdr, len))) = parse_page(&file[pos..]) {
+        if hdr.granule_position != 0 {
+            return pos;
+        }
+        pos += len;
+    }
+    panic!("no data page in the Vorbis file");
 }
 
 async fn exchange_head(addr: SocketAddr, req: &[u8]) -> String {

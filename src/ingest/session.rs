@@ -352,6 +352,8 @@ impl SourceSession {
             .push(data, &mut blocks)
             .map_err(|e| e.to_string())?;
         self.mount.push_blocks(blocks);
+        self.mount
+            .set_header_len(self.framer.header().map_or(0, |h| h.data.len()));
         let info = self.framer.info();
         self.mount.set_codec(info);
         // Each new Ogg chain's comment header sets the title and artist, as in icecast2

@@ -205,6 +205,8 @@ pub struct Mount {
 struct Description {
     info: RwLock<SourceInfo>,
     codec: RwLock<CodecInfo>,
+    /// Size of the framer's current stream header (0: none yet, or a format without one).
+    header_len: AtomicUsize,
 }
 
 /// The fan-out: the block queue and the signals its readers wait on. A reader takes the
@@ -302,6 +304,7 @@ impl Mount {
             description: Description {
                 info: RwLock::new(info),
                 codec: RwLock::new(CodecInfo::default()),
+                header_len: AtomicUsize::new(0),
             },
             titles: Titles {
                 current: RwLock::new(Metadata::new(None, None, None)),
@@ -421,6 +424,21 @@ impl Mount {
     pub fn set_codec(&self, codec: &CodecInfo) {
         if *read(&self.description.codec) != *codec {
             *write(&self.description.codec) = codec.clone();
+        }
+    }
+
+    /// Note the size of the framer's current stream header (see [`Mount::burst_header_len`]).
+    pub fn set_header_len(&self, len: usize) {
+        self.description.header_len.store(len, Ordering::Relaxed);
+    }
+
+    /// Size of the stream header a listener connecting now is sent ahead of its burst: that
+    /// of the block its burst starts on; before any is queued (a source that has sent only
+    /// its Ogg or WebM header), the framer's current one, which the first block will carry.
+    pub fn burst_header_len(&self) -> usize {
+        match lock(&self.feed.queue).burst_header() {
+            Some(header) => header.map_or(0, |h| h.data.len()),
+            None => self.description.header_len.load(Ordering::Relaxed),
         }
     }
 

@@ -307,8 +307,10 @@ fn answer_join(
 
 /// The Gen C configuration block for a joiner, without admitting it. Reference peers fetch the
 /// stream header from us over HTTP and count our response head in `header_size` (they copy
-/// bytes to their player until that many have passed), so it announces the head a plain
-/// `GET` gets now plus the stream header (Ogg/WebM header pages; none for MP3).
+/// bytes to their player until that many have passed), so it announces what a plain `GET`
+/// gets now ahead of the stream: the head, the mount's intro and the stream header (Ogg/WebM
+/// header pages; none for MP3). That is the mount's, not the one the team last carried: a
+/// joiner may come before the source's first data page, which is when the team gets it.
 fn offer_gen_c(
     server: &Server,
     mount: &str,
@@ -319,7 +321,10 @@ fn offer_gen_c(
 ) -> Bytes {
     let observed = join.observed;
     let header_size = attached.map_or(0, |a| {
-        crate::listen::listener_head_len(&server.config(), &a.mount) + a.header_len
+        let intro = a.mount.intro.as_ref().map_or(0, |i| i.len());
+        crate::listen::listener_head_len(&server.config(), &a.mount)
+            + intro
+            + a.mount.burst_header_len()
     });
     let header_size = header_size.clamp(1, usize::from(u16::MAX)) as u16;
     let source = gen_c::source_endpoint(join.local, server.port());
@@ -374,7 +379,6 @@ fn follow_mount(
                 splitter.set_stream_info(stream_info(&m));
                 Attached {
                     cursor: m.join_cursor(),
-                    header_len: 0,
                     carry: bytes::BytesMut::new(),
                     mount: m,
                 }
@@ -654,8 +658,6 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
 struct Attached {
     mount: Arc<Mount>,
     cursor: Cursor,
-    /// Size of the stream header last given to the splitter.
-    header_len: usize,
     /// Gen C: bytes waiting to fill the next fixed-size chunk.
     carry: bytes::BytesMut,
 }
@@ -679,7 +681,6 @@ impl Attached {
             // it: flooded and signed like any chunk, one copy from us whatever the team size.
             if let Some(h) = self.cursor.new_header(&block) {
                 let h = h.clone();
-                self.header_len = h.len();
                 match splitter.set_header(h.clone()) {
                     Ok(()) => self.push(splitter, now, h, max_chunk, codec),
                     Err(e) => tracing::warn!(mount = %self.mount.name, "P2PSP header refused: {e}"),

@@ -183,6 +183,14 @@ impl Queue {
         self.tail()
     }
 
+    /// The stream header a listener arriving now gets first: that of the block its burst
+    /// starts on (`Some(None)` for a format without one). `None` while no start point is
+    /// queued: the listener waits, and gets the header of whatever comes.
+    pub fn burst_header(&self) -> Option<Option<&Arc<StreamHeader>>> {
+        let i = self.burst_start().checked_sub(self.first)? as usize;
+        self.blocks.get(i).map(|b| b.header.as_ref())
+    }
+
     /// Is this position still in the queue (or at its tail)?
     pub fn holds(&self, seq: Seq) -> bool {
         seq >= self.first && seq <= self.tail()
@@ -647,6 +655,53 @@ mod tests {
             id,
             data: Bytes::from_static(data),
         }))
+    }
+
+    #[test]
+    fn the_burst_header_is_the_one_a_listener_arriving_now_is_sent() {
+        let mut q = Queue::new(100_000, 25);
+        assert!(q.burst_header().is_none(), "nothing queued: not known yet");
+        let (old, new) = (header(1, b"old chain"), header(2, b"new chain"));
+        push_all(
+            &mut q,
+            [Block::new(Bytes::from(vec![0u8; 10]), Start::Clean, None)],
+        );
+        assert_eq!(q.burst_header(), Some(None), "a format without headers");
+        push_all(
+            &mut q,
+            [
+                Block::new(Bytes::from(vec![0u8; 10]), Start::Clean, old.clone()),
+                Block::new(Bytes::from(vec![0u8; 10]), Start::Clean, old.clone()),
+            ],
+        );
+        assert_eq!(q.burst_header().flatten(), old.as_ref());
+        // Another chain began inside the burst: the burst still starts in the old one.
+        push_all(
+            &mut q,
+            [Block::new(
+                Bytes::from(vec![0u8; 10]),
+                Start::Clean,
+                new.clone(),
+            )],
+        );
+        assert_eq!(q.burst_header().flatten(), old.as_ref());
+        push_all(
+            &mut q,
+            [Block::new(
+                Bytes::from(vec![0u8; 10]),
+                Start::Clean,
+                new.clone(),
+            )],
+        );
+        assert_eq!(q.burst_header().flatten(), new.as_ref());
+        // No start point since: the listener waits for the next block, whose header is not
+        // known yet.
+        let mut q = Queue::new(100_000, 25);
+        push_all(
+            &mut q,
+            [Block::new(Bytes::from(vec![0u8; 10]), Start::Boundary, old)],
+        );
+        assert!(q.burst_header().is_none());
     }
 
     #[test]
