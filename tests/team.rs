@@ -235,6 +235,71 @@ async fn splitter_and_peer_servers(mount: &str) -> (TestServer, String, TestServ
     (a, team, b)
 }
 
+/// Live WebM (VP8 + Vorbis, encoded in real time as a webcast is) through a native team, to a
+/// peer mount that joins once the stream is seconds in, so that its first chunk lies inside a
+/// Cluster; ffmpeg decodes the peer mount's listener. The framer walks element sizes, so it
+/// must drop what comes before the next Cluster (`a_gap_resynchronises_on_the_next_cluster`
+/// pins that). It used to read the middle of a block as element headers: mostly it fell back
+/// into step by chance, but some joins ended the session ("WebM: bad element header"), and with
+/// it the peer mount's listeners. No team test carried WebM before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_mount_joining_a_live_webm_team_late_decodes() {
+    if !have("ffmpeg") {
+        eprintln!(
+            "SKIP: ffmpeg not installed (a_peer_mount_joining_a_live_webm_team_late_decodes)"
+        );
+        return;
+    }
+    let mut ca = test_config();
+    ca.mounts.push(splitter_mount("/live.webm"));
+    let a = start(ca).await;
+    let team = splitter_addr(&a, "/live.webm").await.to_string();
+    let mut args: Vec<String> = ["-v", "error"].map(String::from).to_vec();
+    args.extend(media::live_args(media::Kind::WebmVp8).expect("a live kind"));
+    args.extend(["-content_type", "video/webm", "-f", "webm"].map(String::from));
+    args.push(format!("icecast://source:hackme@{}/live.webm", a.addr));
+    let mut source = tokio::process::Command::new("ffmpeg")
+        .arg("-nostdin")
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg source");
+    wait_for("A seconds into the stream", Duration::from_secs(15), || {
+        a.app
+            .server
+            .registry
+            .get("/live.webm")
+            .is_some_and(|m| m.queued_bytes() > 128 * 1024)
+    })
+    .await;
+    let mut cb = test_config();
+    cb.mounts.push(peer_mount("/live.webm", &team, None));
+    let b = start(cb).await;
+    wait_for("B live", Duration::from_secs(20), || {
+        b.app
+            .server
+            .registry
+            .get("/live.webm")
+            .is_some_and(|m| m.queued_bytes() > 64 * 1024)
+    })
+    .await;
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
+        .arg(format!("http://{}/live.webm", b.addr))
+        .args(["-t", "3", "-f", "null", "-"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("ffmpeg finishes")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let _ = source.kill().await;
+}
+
 /// A peer mount joined before the splitter's mount had a source: it goes live with the right
 /// content type once the source connects, and titles set on the splitter's mount reach its
 /// ICY listeners (the splitter pushes Info messages; MP3 carries no titles in-band).

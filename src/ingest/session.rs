@@ -345,6 +345,12 @@ impl SourceSession {
         self.frame(data)
     }
 
+    /// The next bytes do not follow the last ones (a P2PSP peer's skipped chunk, or its first
+    /// chunk after the header): the framer resynchronises.
+    pub fn discontinuity(&mut self) {
+        self.framer.discontinuity();
+    }
+
     fn frame(&mut self, data: &[u8]) -> Result<(), String> {
         let mut blocks = Vec::new();
         self.follow_admin_title(&mut blocks);

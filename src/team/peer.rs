@@ -509,10 +509,12 @@ async fn serve_team(
             return;
         }
         let header = link.header.clone();
-        if let Some(s) = session.as_mut()
-            && let Err(e) = s.ingest(&header)
-        {
-            tracing::warn!(mount, "P2PSP stream header refused: {e}");
+        if let Some(s) = session.as_mut() {
+            if let Err(e) = s.ingest(&header) {
+                tracing::warn!(mount, "P2PSP stream header refused: {e}");
+            }
+            // Our first chunk is wherever the team's stream was when we joined.
+            s.discontinuity();
         }
         set_title(session.as_ref(), &info.title);
     }
@@ -537,7 +539,13 @@ async fn serve_team(
                 // No stream yet: nothing to frame it as.
                 None => Ok(()),
             },
-            Output::Skipped | Output::Idle => Ok(()),
+            Output::Skipped => {
+                if let Some(s) = session.as_mut() {
+                    s.discontinuity();
+                }
+                Ok(())
+            }
+            Output::Idle => Ok(()),
             Output::Info(new) => {
                 if new.content_type != info.content_type {
                     tracing::info!(mount, content_type = %new.content_type, "P2PSP stream changed");

@@ -184,6 +184,13 @@ pub trait Framer: Send {
     /// The current stream header, if any.
     fn header(&self) -> Option<Arc<StreamHeader>>;
 
+    /// The next bytes do not follow the last ones: a P2PSP peer's stream skipped a lost chunk,
+    /// or began at an arbitrary chunk after the header. Formats whose framing walks element
+    /// sizes (WebM) resynchronise on the next boundary they can recognise; the default, for
+    /// formats whose framing finds its own way back (Ogg's CRC and capture pattern, MP3 and
+    /// ADTS frame syncs), does nothing.
+    fn discontinuity(&mut self) {}
+
     /// Write an admin title update into the stream itself, where the format carries titles
     /// in-stream (a single-stream Ogg Vorbis chain: a new chain with a rebuilt comment
     /// header), appending any block that must go out first to `out`. Returns whether the

@@ -131,6 +131,9 @@ enum State {
     At(Level),
     /// Passing through the rest of a known-size element's content.
     Skip { left: u64, then: Level },
+    /// After a gap in the stream: looking for the next Cluster (or a new EBML header), where
+    /// element sizes can be trusted again.
+    Seek,
 }
 
 /// Framer for WebM/Matroska live streams.
@@ -225,15 +228,20 @@ impl WebmFramer {
         // an incomplete element header by its 12 bytes.
         self.state = State::Header { walked, in_segment };
         if done {
-            let header = Arc::new(StreamHeader {
-                id: self.next_id,
-                data: self.buf.split_to(walked).freeze(),
-            });
-            self.next_id += 1;
-            self.header = Some(header);
-            self.state = State::At(Level::Segment);
+            self.finish_header(walked);
         }
         Ok(done)
+    }
+
+    /// The first `walked` buffered bytes are the whole header: publish it.
+    fn finish_header(&mut self, walked: usize) {
+        let header = Arc::new(StreamHeader {
+            id: self.next_id,
+            data: self.buf.split_to(walked).freeze(),
+        });
+        self.next_id += 1;
+        self.header = Some(header);
+        self.state = State::At(Level::Segment);
     }
 
     fn emit(&mut self, len: usize, out: &mut Vec<Block>) {
@@ -352,6 +360,28 @@ impl WebmFramer {
                             then,
                         }
                     };
+                }
+                State::Seek => {
+                    let found = self.buf[pos..].windows(4).position(|w| {
+                        let id = u32::from_be_bytes([w[0], w[1], w[2], w[3]]);
+                        id == ID_EBML || (id == ID_CLUSTER && self.header.is_some())
+                    });
+                    // Bytes before the boundary cannot be walked: they are dropped. Keep a
+                    // tail that may be the start of an ID.
+                    let skip = found.unwrap_or(self.buf.len().saturating_sub(pos + 3));
+                    self.emit(pos, out);
+                    let _ = self.buf.split_to(skip);
+                    pos = 0;
+                    match found {
+                        None => break,
+                        Some(_) if self.buf.starts_with(&ID_EBML.to_be_bytes()) => {
+                            self.state = State::Header {
+                                walked: 0,
+                                in_segment: false,
+                            };
+                        }
+                        Some(_) => self.state = State::At(Level::Segment),
+                    }
                 }
                 State::At(Level::Cluster { left: Some(0) }) => {
                     self.state = State::At(Level::Segment);
@@ -631,6 +661,25 @@ impl Framer for WebmFramer {
 
     fn header(&self) -> Option<Arc<StreamHeader>> {
         self.header.clone()
+    }
+
+    fn discontinuity(&mut self) {
+        // Whole header elements inside the Segment are the header (a P2PSP peer is handed
+        // exactly that, with no Cluster after it to end it); a header cut short before its
+        // Segment is lost, and the next EBML header begins a new one. Anything else buffered
+        // is the start of an element the gap cut short.
+        if let State::Header {
+            walked,
+            in_segment: true,
+        } = self.state
+            && walked > 0
+            && self.failed.is_none()
+        {
+            self.finish_header(walked);
+        }
+        self.buf.clear();
+        self.next_start_head = None;
+        self.state = State::Seek;
     }
 }
 

@@ -482,3 +482,65 @@ proptest! {
         prop_assert_eq!(start_offsets(&out).len(), clusters.len());
     }
 }
+
+/// A P2PSP peer's stream: the header handed over whole (no Cluster after it to end it), then a
+/// gap, bytes from inside a Cluster, and after another gap more of them. Each time the framer
+/// drops what it cannot walk and goes on at the next Cluster, which it frames as usual.
+#[test]
+fn a_gap_resynchronises_on_the_next_cluster() {
+    let head = head(false);
+    let c1 = el(ID_CLUSTER, &cluster_body(0, 3, 50));
+    let c2 = el(ID_CLUSTER, &cluster_body(1, 2, 200));
+    let c3 = el(ID_CLUSTER, &cluster_body(2, 4, 100));
+    let mut f = WebmFramer::new();
+    let mut out = Vec::new();
+    f.push(&head, &mut out).unwrap();
+    assert!(f.header().is_none(), "no Cluster yet: the header may go on");
+    f.discontinuity();
+    assert_eq!(
+        &f.header().expect("the header, at the gap").data[..],
+        &head[..]
+    );
+    // Joined inside c1: its tail is not walkable (sizes from the middle of a block).
+    let mid = [&c1[c1.len() / 2..], &c2[..]].concat();
+    for piece in mid.chunks(7) {
+        f.push(piece, &mut out).unwrap();
+    }
+    // A chunk lost inside c2... then c3 whole, cut into datagram-sized pieces.
+    f.discontinuity();
+    let rest = [&c2[c2.len() / 3..], &c3[..]].concat();
+    for piece in rest.chunks(30) {
+        f.push(piece, &mut out).unwrap();
+    }
+    f.flush(&mut out);
+    let got: Vec<u8> = out.iter().flat_map(|b| b.data.to_vec()).collect();
+    assert_eq!(
+        got,
+        [c2.clone(), c3.clone()].concat(),
+        "c2 and c3 whole, nothing else"
+    );
+    assert_eq!(start_offsets(&out), [0, c2.len()]);
+    assert!(
+        out.iter()
+            .all(|b| b.header.as_deref() == f.header().as_deref())
+    );
+}
+
+/// A gap before the header's Segment began loses it: the framer waits for a new EBML header
+/// and takes nothing before it (not even a Cluster, which no listener could decode).
+#[test]
+fn a_gap_inside_the_head_waits_for_the_next_ebml_header() {
+    let head = head(true);
+    let c1 = el_unknown(ID_CLUSTER, &cluster_body(0, 3, 50));
+    let mut f = WebmFramer::new();
+    let mut out = Vec::new();
+    f.push(&head[..10], &mut out).unwrap();
+    f.discontinuity();
+    f.push(&c1, &mut out).unwrap();
+    assert!(out.is_empty() && f.header().is_none());
+    let input = [head.clone(), c1.clone()].concat();
+    f.push(&input, &mut out).unwrap();
+    f.flush(&mut out);
+    assert_eq!(&f.header().unwrap().data[..], &head[..]);
+    assert_eq!(reassemble(&out), input);
+}
