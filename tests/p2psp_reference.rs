@@ -19,7 +19,7 @@ use floecast::p2psp::compat::{self, CompatConfig};
 use floecast::team::TeamState;
 use floecast::team::peer::PeerLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 
 const T: Duration = Duration::from_secs(5);
 const C: usize = 1024;
@@ -54,28 +54,6 @@ fn members(srv: &TestServer, mount: &str) -> Option<usize> {
     }
 }
 
-/// The reference peer's first steps: UDP and TCP on one local port, the role byte, the
-/// configuration block.
-async fn reference_join(team: SocketAddr, role: u8) -> (UdpSocket, TcpStream, CompatConfig) {
-    let (udp, tcp) = udp_tcp_pair();
-    let mut tcp = tcp.connect(team).await.unwrap();
-    tcp.write_all(&[role]).await.unwrap();
-    let mut buf = Vec::new();
-    let cfg = loop {
-        let mut b = [0u8; 512];
-        let n = tokio::time::timeout(T, tcp.read(&mut b))
-            .await
-            .expect("the configuration")
-            .unwrap();
-        assert!(n > 0, "splitter closed before its configuration");
-        buf.extend_from_slice(&b[..n]);
-        if let Ok((c, _)) = compat::decode_config(&buf) {
-            break c;
-        }
-    };
-    (udp, tcp, cfg)
-}
-
 /// An MP3 source that keeps writing (about real time) until dropped.
 async fn mp3_source(srv: &TestServer, mount: &str) -> tokio::task::JoinHandle<()> {
     let mut src = source(srv.addr, mount, "audio/mpeg", "").await;
@@ -88,14 +66,7 @@ async fn mp3_source(srv: &TestServer, mount: &str) -> tokio::task::JoinHandle<()
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    wait_for("source live", T, || {
-        srv.app
-            .server
-            .registry
-            .get(mount)
-            .is_some_and(|m| m.queued_bytes() > 4096)
-    })
-    .await;
+    wait_queued(srv, mount, 4096, "source live", T).await;
     task
 }
 
@@ -279,13 +250,13 @@ async fn a_reference_peer_reads_our_whole_ogg_header() {
         .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg source");
-    wait_for("source queued", Duration::from_secs(10), || {
-        srv.app
-            .server
-            .registry
-            .get("/o.ogg")
-            .is_some_and(|m| m.queued_bytes() > 8192)
-    })
+    wait_queued(
+        &srv,
+        "/o.ogg",
+        8192,
+        "source queued",
+        Duration::from_secs(10),
+    )
     .await;
     let (udp, mut tcp, cfg) = reference_join(team, b'P').await;
     // Peer_core::RelayHeader: GET without Host, 128-byte reads until header_size passed.

@@ -12,6 +12,7 @@ use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
 use floecast::p2psp::Codec;
 use floecast::team::TeamState;
 use floecast::team::peer::{Output, PeerLink};
+use interop_support::{Proc, TempDir, assert_decodes, ffmpeg};
 use tokio::io::AsyncWriteExt;
 
 const T: Duration = Duration::from_secs(5);
@@ -254,50 +255,32 @@ async fn a_peer_mount_joining_a_live_webm_team_late_decodes() {
     ca.mounts.push(splitter_mount("/live.webm"));
     let a = start(ca).await;
     let team = splitter_addr(&a, "/live.webm").await.to_string();
-    let mut args: Vec<String> = ["-v", "error"].map(String::from).to_vec();
-    args.extend(media::live_args(media::Kind::WebmVp8).expect("a live kind"));
-    args.extend(["-content_type", "video/webm", "-f", "webm"].map(String::from));
-    args.push(format!("icecast://source:hackme@{}/live.webm", a.addr));
-    let mut source = tokio::process::Command::new("ffmpeg")
-        .arg("-nostdin")
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg source");
-    wait_for("A seconds into the stream", Duration::from_secs(15), || {
-        a.app
-            .server
-            .registry
-            .get("/live.webm")
-            .is_some_and(|m| m.queued_bytes() > 128 * 1024)
-    })
+    let dir = TempDir::new("webm-team");
+    let url = format!("icecast://source:hackme@{}/live.webm", a.addr);
+    let mut args = media::live_args(media::Kind::WebmVp8).expect("a live kind");
+    args.extend(["-content_type", "video/webm", "-f", "webm", &url].map(String::from));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _source = Proc::spawn("ffmpeg source", ffmpeg(&args), dir.join("source.log"));
+    wait_queued(
+        &a,
+        "/live.webm",
+        128 * 1024,
+        "A seconds into the stream",
+        Duration::from_secs(15),
+    )
     .await;
     let mut cb = test_config();
     cb.mounts.push(peer_mount("/live.webm", &team, None));
     let b = start(cb).await;
-    wait_for("B live", Duration::from_secs(20), || {
-        b.app
-            .server
-            .registry
-            .get("/live.webm")
-            .is_some_and(|m| m.queued_bytes() > 64 * 1024)
-    })
+    wait_queued(
+        &b,
+        "/live.webm",
+        64 * 1024,
+        "B live",
+        Duration::from_secs(20),
+    )
     .await;
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
-        .arg(format!("http://{}/live.webm", b.addr))
-        .args(["-t", "3", "-f", "null", "-"])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .expect("ffmpeg finishes")
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "{err}");
-    let _ = source.kill().await;
+    assert_decodes(&format!("http://{}/live.webm", b.addr), 3).await;
 }
 
 /// A peer mount joined before the splitter's mount had a source: it goes live with the right
@@ -333,14 +316,7 @@ async fn a_peer_mount_follows_the_splitters_stream_info_and_titles() {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     });
-    wait_for("B live", Duration::from_secs(10), || {
-        b.app
-            .server
-            .registry
-            .get("/info.mp3")
-            .is_some_and(|m| m.queued_bytes() > 8 * 1024)
-    })
-    .await;
+    wait_queued(&b, "/info.mp3", 8 * 1024, "B live", Duration::from_secs(10)).await;
     let mut l = connect(b.addr).await;
     l.write_all(b"GET /info.mp3 HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n")
         .await
@@ -540,13 +516,13 @@ async fn a_reload_starts_restarts_and_stops_teams() {
         None,
     ));
     let b = start(cb).await;
-    wait_for("B's peer mount live", Duration::from_secs(10), || {
-        b.app
-            .server
-            .registry
-            .get("/reload.mp3")
-            .is_some_and(|m| m.queued_bytes() > 4096)
-    })
+    wait_queued(
+        &b,
+        "/reload.mp3",
+        4096,
+        "B's peer mount live",
+        Duration::from_secs(10),
+    )
     .await;
     let team_size = |srv: &TestServer| match srv.app.server.tasks.teams.get("/reload.mp3") {
         Some(TeamState::Splitter { stats: Some(s), .. }) => Some(s.peers.len()),

@@ -13,10 +13,10 @@ use std::time::Duration;
 use common::*;
 use floecast::config::{MountConfig, P2pspConfig, SplitterSettings};
 use floecast::format::ogg::parse_page;
-use floecast::p2psp::compat::{self, CompatConfig};
 use floecast::team::TeamState;
+use interop_support::assert_decodes;
 use media::{Kind, Media};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 const T: Duration = Duration::from_secs(5);
 const C: usize = 1024;
@@ -53,23 +53,7 @@ async fn a_reference_peer_joins_our_gen_c_splitter() {
     wait_for("queued", T, || mount.queued_bytes() > 50_000).await;
 
     // UDP and TCP on the same local port (the reference's ListenToTheTeam).
-    let (udp, tcp) = udp_tcp_pair();
-    let mut tcp = tcp.connect(team).await.unwrap();
-    tcp.write_all(b"P").await.unwrap();
-    let mut buf = Vec::new();
-    let cfg: CompatConfig = loop {
-        let mut b = [0u8; 512];
-        let n = tokio::time::timeout(T, tcp.read(&mut b))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "splitter closed before its configuration");
-        buf.extend_from_slice(&b[..n]);
-        if let Ok((c, used)) = compat::decode_config(&buf) {
-            assert_eq!(used, buf.len(), "nothing after the configuration");
-            break c;
-        }
-    };
+    let (udp, mut tcp, cfg) = reference_join(team, b'P').await;
     assert_eq!(cfg.channel, "team.mp3");
     assert_eq!((cfg.chunk_size, cfg.buffer_size), (C as u16, 256));
     assert_eq!(*cfg.source.ip(), Ipv4Addr::LOCALHOST);
@@ -244,26 +228,8 @@ async fn a_gen_c_team_of_two_floecasts_decodes() {
     cb.mounts
         .push(peer_mount_of("/g.mp3", &team.to_string(), true));
     let b = start(cb).await;
-    wait_for("B live", Duration::from_secs(15), || {
-        b.app
-            .server
-            .registry
-            .get("/g.mp3")
-            .is_some_and(|m| m.queued_bytes() > 32 * 1024)
-    })
-    .await;
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(format!("http://{}/g.mp3", b.addr))
-        .args(["-t", "3", "-f", "null", "-"])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .expect("ffmpeg finishes")
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    wait_queued(&b, "/g.mp3", 32 * 1024, "B live", Duration::from_secs(15)).await;
+    assert_decodes(&format!("http://{}/g.mp3", b.addr), 3).await;
     let _ = source.kill().await;
 }
 
@@ -304,22 +270,7 @@ async fn a_gen_c_ogg_team_joined_before_the_first_data_page_decodes() {
     let mount = a.app.server.registry.get("/g.ogg").unwrap();
 
     // What a reference peer is told now (it hangs up without `R`: no member).
-    let mut tcp = connect(team).await;
-    tcp.write_all(b"P").await.unwrap();
-    let mut buf = Vec::new();
-    let offered = loop {
-        let mut b = [0u8; 512];
-        let n = tokio::time::timeout(T, tcp.read(&mut b))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "splitter closed before its configuration");
-        buf.extend_from_slice(&b[..n]);
-        if let Ok((c, _)) = compat::decode_config(&buf) {
-            break usize::from(c.header_size);
-        }
-    };
-    drop(tcp);
+    let offered = usize::from(reference_join(team, b'P').await.2.header_size);
 
     // B asks for the header before any data page: its GET waits on A for the first one.
     let mut cb = test_config();
@@ -337,26 +288,8 @@ async fn a_gen_c_ogg_team_joined_before_the_first_data_page_decodes() {
             tokio::time::sleep(Duration::from_millis(125)).await;
         }
     });
-    wait_for("B live", Duration::from_secs(15), || {
-        b.app
-            .server
-            .registry
-            .get("/g.ogg")
-            .is_some_and(|m| m.queued_bytes() > 32 * 1024)
-    })
-    .await;
-    let out = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(format!("http://{}/g.ogg", b.addr))
-        .args(["-t", "3", "-f", "null", "-"])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), out)
-        .await
-        .expect("ffmpeg finishes")
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    wait_queued(&b, "/g.ogg", 32 * 1024, "B live", Duration::from_secs(15)).await;
+    assert_decodes(&format!("http://{}/g.ogg", b.addr), 3).await;
     let head = exchange_head(a.addr, b"GET /g.ogg HTTP/1.1\r\n\r\n").await;
     assert_eq!(
         offered,

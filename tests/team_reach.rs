@@ -69,13 +69,13 @@ async fn team_decodes(test: &str, bind: &str, joins: &[&str]) -> Vec<std::net::S
         .await;
     }
     for (k, p) in peers.iter().enumerate() {
-        wait_for(&format!("peer mount {k} live"), T, || {
-            p.app
-                .server
-                .registry
-                .get("/reach.mp3")
-                .is_some_and(|m| m.queued_bytes() > 16 * 1024)
-        })
+        wait_queued(
+            p,
+            "/reach.mp3",
+            16 * 1024,
+            &format!("peer mount {k} live"),
+            T,
+        )
         .await;
     }
     // Every member hears every other (directly, not relayed by the splitter).

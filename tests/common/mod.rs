@@ -218,6 +218,55 @@ pub async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> b
     }
 }
 
+/// A reference (Gen C) peer's first steps against our splitter at `team`: UDP and TCP on one
+/// local port, the role byte, the configuration block, and nothing after it.
+pub async fn reference_join(
+    team: SocketAddr,
+    role: u8,
+) -> (
+    tokio::net::UdpSocket,
+    TcpStream,
+    floecast::p2psp::compat::CompatConfig,
+) {
+    let (udp, tcp) = udp_tcp_pair();
+    let mut tcp = tcp.connect(team).await.unwrap();
+    tcp.write_all(&[role]).await.unwrap();
+    let mut buf = Vec::new();
+    let cfg = loop {
+        let mut b = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut b))
+            .await
+            .expect("the configuration")
+            .unwrap();
+        assert!(n > 0, "splitter closed before its configuration");
+        buf.extend_from_slice(&b[..n]);
+        if let Ok((c, used)) = floecast::p2psp::compat::decode_config(&buf) {
+            assert_eq!(used, buf.len(), "nothing after the configuration");
+            break c;
+        }
+    };
+    (udp, tcp, cfg)
+}
+
+/// Wait until `mount` on `srv` is live with more than `bytes` queued; panics with `what` after
+/// `timeout`.
+pub async fn wait_queued(
+    srv: &TestServer,
+    mount: &str,
+    bytes: usize,
+    what: &str,
+    timeout: Duration,
+) {
+    wait_for(what, timeout, || {
+        srv.app
+            .server
+            .registry
+            .get(mount)
+            .is_some_and(|m| m.queued_bytes() > bytes)
+    })
+    .await;
+}
+
 /// Set the title of `mount` with `/admin/metadata` (`song` URL-encoded), authorized by the
 /// header line `auth` (e.g. [`ADMIN`]), and assert that the server took it.
 pub async fn set_title(addr: SocketAddr, mount: &str, song: &str, auth: &str, timeout: Duration) {

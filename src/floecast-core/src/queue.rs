@@ -659,48 +659,29 @@ mod tests {
 
     #[test]
     fn the_burst_header_is_the_one_a_listener_arriving_now_is_sent() {
+        let ten = |start, header| Block::new(Bytes::from(vec![0u8; 10]), start, header);
         let mut q = Queue::new(100_000, 25);
         assert!(q.burst_header().is_none(), "nothing queued: not known yet");
         let (old, new) = (header(1, b"old chain"), header(2, b"new chain"));
-        push_all(
-            &mut q,
-            [Block::new(Bytes::from(vec![0u8; 10]), Start::Clean, None)],
-        );
+        push_all(&mut q, [ten(Start::Clean, None)]);
         assert_eq!(q.burst_header(), Some(None), "a format without headers");
         push_all(
             &mut q,
             [
-                Block::new(Bytes::from(vec![0u8; 10]), Start::Clean, old.clone()),
-                Block::new(Bytes::from(vec![0u8; 10]), Start::Clean, old.clone()),
+                ten(Start::Clean, old.clone()),
+                ten(Start::Clean, old.clone()),
             ],
         );
         assert_eq!(q.burst_header().flatten(), old.as_ref());
         // Another chain began inside the burst: the burst still starts in the old one.
-        push_all(
-            &mut q,
-            [Block::new(
-                Bytes::from(vec![0u8; 10]),
-                Start::Clean,
-                new.clone(),
-            )],
-        );
+        push_all(&mut q, [ten(Start::Clean, new.clone())]);
         assert_eq!(q.burst_header().flatten(), old.as_ref());
-        push_all(
-            &mut q,
-            [Block::new(
-                Bytes::from(vec![0u8; 10]),
-                Start::Clean,
-                new.clone(),
-            )],
-        );
+        push_all(&mut q, [ten(Start::Clean, new.clone())]);
         assert_eq!(q.burst_header().flatten(), new.as_ref());
         // No start point since: the listener waits for the next block, whose header is not
         // known yet.
         let mut q = Queue::new(100_000, 25);
-        push_all(
-            &mut q,
-            [Block::new(Bytes::from(vec![0u8; 10]), Start::Boundary, old)],
-        );
+        push_all(&mut q, [ten(Start::Boundary, old)]);
         assert!(q.burst_header().is_none());
     }
 
